@@ -1,0 +1,24 @@
+/* leantrain command-line commands. Each takes the arguments after the program
+ * name (argv[0] is the command's own name) and returns the process exit code. */
+#ifndef LEANTRAIN_CLI_COMMANDS_H
+#define LEANTRAIN_CLI_COMMANDS_H
+
+/* `leantrain info FILE...`: prints each safetensors file's metadata and
+ * tensors (name, dtype, shape, bytes). Returns 0 when every file was read, 1
+ * when any could not be (the reason goes to stderr), 2 on a usage error. */
+int lt_cmd_info(int argc, char **argv);
+
+/* `leantrain replay FILE...`: checks the library against reference traces
+ * (optim-trace-1): one line per file, PASS or FAIL with the worst error and the
+ * tolerance. Returns 0 only when every file passes. */
+int lt_cmd_replay(int argc, char **argv);
+
+/* `leantrain optimizers`: one line per optim= name with its state bytes per parameter. */
+int lt_cmd_optimizers(int argc, char **argv);
+
+/* `leantrain bench optim [--optim NAME] [--params M] [--steps N]`: per
+ * optimizer ms per step, GB/s and the ratio to the copy bandwidth measured in
+ * the same run. */
+int lt_cmd_bench(int argc, char **argv);
+
+#endif

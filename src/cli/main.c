@@ -1,0 +1,36 @@
+/* leantrain: the command-line program. Dispatches to one command per file. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/commands.h"
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: leantrain COMMAND [ARGS]\n"
+            "commands:\n"
+            "  replay FILE...        check against reference traces (optim-trace-1); PASS/FAIL per file\n"
+            "  optimizers            list every optim= name with its state bytes per parameter\n"
+            "  bench optim [--optim NAME] [--params MILLIONS] [--steps N]\n"
+            "                        time each optimizer's step against the copy bandwidth\n"
+            "  info FILE...          list a safetensors file's metadata and tensors\n"
+            "  help                  this text\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "replay")) return lt_cmd_replay(argc - 1, argv + 1);
+    if (!strcmp(cmd, "optimizers")) return lt_cmd_optimizers(argc - 1, argv + 1);
+    if (!strcmp(cmd, "bench")) return lt_cmd_bench(argc - 1, argv + 1);
+    if (!strcmp(cmd, "info")) return lt_cmd_info(argc - 1, argv + 1);
+    if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
+        usage(stdout);
+        return 0;
+    }
+    fprintf(stderr, "leantrain: unknown command '%s'\n", cmd);
+    usage(stderr);
+    return 2;
+}

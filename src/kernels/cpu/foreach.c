@@ -1,0 +1,67 @@
+/* The CPU elementwise driver (see foreach.h). */
+#include "kernels/cpu/foreach.h"
+
+
+void lt_cpu_load_f32(lt_karr x, size_t off, float *out, size_t n) {
+    if (x.dt == LT_DTYPE_F32) {
+        const float *src = (const float *)x.ptr + off;
+        for (size_t i = 0; i < n; i++) out[i] = src[i];
+    } else if (x.dt == LT_DTYPE_BF16) {
+        const uint16_t *src = (const uint16_t *)x.ptr + off;
+        for (size_t i = 0; i < n; i++) out[i] = lt_bf16_to_f32(src[i]);
+    } else {
+        const uint16_t *src = (const uint16_t *)x.ptr + off;
+        for (size_t i = 0; i < n; i++) out[i] = lt_f16_to_f32(src[i]);
+    }
+}
+
+void lt_cpu_store_f32(lt_karr x, size_t off, const float *in, size_t n) {
+    if (x.dt == LT_DTYPE_F32) {
+        float *dst = (float *)x.ptr + off;
+        for (size_t i = 0; i < n; i++) dst[i] = in[i];
+    } else if (x.dt == LT_DTYPE_BF16) {
+        uint16_t *dst = (uint16_t *)x.ptr + off;
+        for (size_t i = 0; i < n; i++) dst[i] = lt_f32_to_bf16(in[i]);
+    } else {
+        uint16_t *dst = (uint16_t *)x.ptr + off;
+        for (size_t i = 0; i < n; i++) dst[i] = lt_f32_to_f16(in[i]);
+    }
+}
+
+/* Below this many elements a tensor is stepped by one thread: waking the team
+ * costs more than the work. */
+#define LT_CPU_PAR_MIN 65536
+
+void lt_cpu_foreach(const lt_ktensor *t, lt_chunk_fn fn, const void *h) {
+    const lt_karr *ops[6] = {&t->p, &t->g, &t->s[0], &t->s[1], &t->s[2], &t->s[3]};
+    size_t n = t->n, nchunks = (n + LT_CPU_CHUNK - 1) / LT_CPU_CHUNK;
+    int direct = 1; /* every operand f32: no buffers at all */
+    for (int k = 0; k < 6; k++)
+        if (ops[k]->ptr && ops[k]->dt != LT_DTYPE_F32) direct = 0;
+
+#pragma omp parallel for schedule(static) if (n >= LT_CPU_PAR_MIN)
+    for (size_t c = 0; c < nchunks; c++) {
+        size_t off = c * LT_CPU_CHUNK, len = n - off < LT_CPU_CHUNK ? n - off : LT_CPU_CHUNK;
+        float buf[6][LT_CPU_CHUNK];
+        float *a[6];
+        for (int k = 0; k < 6; k++) {
+            if (!ops[k]->ptr) {
+                a[k] = NULL;
+            } else if (direct || ops[k]->dt == LT_DTYPE_F32) {
+                a[k] = (float *)ops[k]->ptr + off;
+            } else {
+                lt_cpu_load_f32(*ops[k], off, buf[k], len);
+                a[k] = buf[k];
+            }
+        }
+        fn(a, len, t->gscale, h);
+        if (!direct)
+            for (int k = 0; k < 6; k++)
+                if (k != 1 && ops[k]->ptr && ops[k]->dt != LT_DTYPE_F32) lt_cpu_store_f32(*ops[k], off, buf[k], len);
+    }
+}
+
+void lt_kernel_copy(float *dst, const float *src, size_t n) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) dst[i] = src[i];
+}

@@ -1,0 +1,40 @@
+/* The CPU elementwise driver: splits a tensor into chunks, hands each chunk to a
+ * kernel as plain f32 arrays (converting bf16/f16 operands through a per-thread
+ * buffer), and writes converted operands back with one round-to-nearest-even.
+ * f32 operands are passed in place, so the f32 path is a single pass. */
+#ifndef LT_KERNELS_CPU_FOREACH_H
+#define LT_KERNELS_CPU_FOREACH_H
+
+#include "kernels/optim_kernels.h"
+
+#define LT_CPU_CHUNK 1024
+
+/* Hot loops are compiled twice on x86-64: for AVX2+FMA machines (wider vectors,
+ * and fmaf() becomes one instruction) and for the baseline, picked at load
+ * time. fmaf() is exactly rounded either way, so both give identical bits. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(LT_NO_CLONES)
+#define LT_KERNEL __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define LT_KERNEL
+#endif
+
+/* a[0] = p, a[1] = g (read only), a[2..5] = s[0..3]; NULL where the operand is absent. */
+typedef void (*lt_chunk_fn)(float *const *a, size_t n, float gscale, const void *h);
+
+/* Runs fn over every chunk of t in parallel. The parameter and the state arrays
+ * are written back; the gradient is only read. */
+void lt_cpu_foreach(const lt_ktensor *t, lt_chunk_fn fn, const void *h);
+
+/* Rounds x to what storing it as `dt` and reading it back gives. */
+static inline float lt_round_to(float x, lt_dtype dt) {
+    if (dt == LT_DTYPE_BF16) return lt_bf16_to_f32(lt_f32_to_bf16(x));
+    if (dt == LT_DTYPE_F16) return lt_f16_to_f32(lt_f32_to_f16(x));
+    return x;
+}
+
+/* Loads n elements of x (any float dtype) starting at element off into out. */
+void lt_cpu_load_f32(lt_karr x, size_t off, float *out, size_t n);
+/* Stores n f32 values into x (any float dtype) at element off, rounding once. */
+void lt_cpu_store_f32(lt_karr x, size_t off, const float *in, size_t n);
+
+#endif

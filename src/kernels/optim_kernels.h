@@ -1,0 +1,107 @@
+/* The hot loops of every optimizer, one interface for every backend.
+ *
+ * optim/ computes each step's scalars in double (bias corrections, step sizes)
+ * and passes them here as floats; a kernel makes one fused pass over a tensor
+ * (Adafactor: the fewest its reductions allow). Arrays may be stored as f32,
+ * bf16 or f16; the math is f32 and every stored value is rounded once. */
+#ifndef LT_KERNELS_OPTIM_KERNELS_H
+#define LT_KERNELS_OPTIM_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "leantrain/dtype.h"
+
+/* One array operand: storage pointer and dtype. ptr may be NULL when unused. */
+typedef struct lt_karr {
+    void *ptr;
+    lt_dtype dt;
+} lt_karr;
+
+/* The operands of an elementwise step: parameter, gradient (read as g*gscale)
+ * and up to four state arrays, all of n elements. */
+typedef struct lt_ktensor {
+    lt_karr p;
+    lt_karr g;
+    lt_karr s[4];
+    size_t n;
+    float gscale;
+} lt_ktensor;
+
+/* AdamW / Adam (L2) / AMSGrad: s[0] exp_avg, s[1] exp_avg_sq, s[2] max_exp_avg_sq (amsgrad). */
+typedef struct lt_kadam {
+    float decay;       /* 1 - lr*wd (AdamW), 1 otherwise */
+    float l2;          /* wd for Adam's L2 (g += wd*p), 0 otherwise */
+    float b1, omb1;    /* beta1, 1 - beta1 */
+    float b2, omb2;    /* beta2, 1 - beta2 */
+    float step_size;   /* lr / (1 - beta1^t) */
+    float bc2_sqrt;    /* sqrt(1 - beta2^t) */
+    float eps;
+    int amsgrad;
+} lt_kadam;
+void lt_kernel_adam(const lt_ktensor *t, const lt_kadam *h);
+
+/* AnyPrecisionAdamW: s[0] m, s[1] v (f32 or bf16), s[2] Kahan compensation (or NULL). */
+typedef struct lt_kanyprec {
+    float decay, b1, omb1, b2, omb2, step_size, bc2_sqrt, eps;
+} lt_kanyprec;
+void lt_kernel_anyprecision(const lt_ktensor *t, const lt_kanyprec *h);
+
+/* SGD: s[0] momentum_buffer (NULL when momentum = 0). first: buf = g this step. */
+typedef struct lt_ksgd {
+    float lr, wd, momentum, omdamp; /* omdamp = 1 - dampening */
+    int nesterov, first;
+} lt_ksgd;
+void lt_kernel_sgd(const lt_ktensor *t, const lt_ksgd *h);
+
+/* Adagrad: s[0] sum. */
+typedef struct lt_kadagrad {
+    float clr, wd, eps;
+} lt_kadagrad;
+void lt_kernel_adagrad(const lt_ktensor *t, const lt_kadagrad *h);
+
+/* RMSprop: s[0] square_avg, s[1] momentum_buffer (or NULL), s[2] grad_avg (centered, or NULL). */
+typedef struct lt_krmsprop {
+    float lr, wd, alpha, omalpha, eps, momentum;
+} lt_krmsprop;
+void lt_kernel_rmsprop(const lt_ktensor *t, const lt_krmsprop *h);
+
+/* Lion: s[0] exp_avg. */
+typedef struct lt_klion {
+    float decay, lr, b1, omb1, b2, omb2;
+} lt_klion;
+void lt_kernel_lion(const lt_ktensor *t, const lt_klion *h);
+
+/* Adafactor, in passes (see optim/adafactor.c for the order):
+ * sum of squares of an array (f32 or bf16/f16), in double. */
+double lt_kernel_sumsq(lt_karr x, size_t n);
+
+/* Factored second moment, pass 1: for each of `batch` matrices [rows, cols] of g,
+ * row_out[b*rows + r] = sum_c (g^2*gs^2 + eps1) and col_out[b*cols + c] = sum_r (...),
+ * accumulated in double. work: at least lt_kernel_adafactor_work(cols) doubles. */
+void lt_kernel_adafactor_rowcol(lt_karr g, float gscale, size_t batch, size_t rows, size_t cols, float eps1,
+                                float *row_out, float *col_out, double *work, size_t work_len);
+/* Doubles of workspace lt_kernel_adafactor_rowcol wants for `cols` columns (one column
+ * accumulator per thread); with less it uses fewer threads. */
+size_t lt_kernel_adafactor_work(size_t cols);
+
+/* Unfactored (1-D) second moment: V = b2t*V + (1-b2t)*(g^2*gs^2 + eps1); returns the
+ * sum over elements of (g*gs/sqrt(V))^2, the squared norm of the update before clipping. */
+double lt_kernel_adafactor_vec_v(lt_karr g, float gscale, float *V, size_t n, float b2t, float eps1);
+
+/* Pass 2 (factored): sum over all elements of (g*gs * rf[b,r] * cf[b,c])^2, the update
+ * before clipping, where rf, cf are the per-row and per-column factors. */
+double lt_kernel_adafactor_update_sumsq(lt_karr g, float gscale, size_t batch, size_t rows, size_t cols,
+                                        const float *rf, const float *cf);
+
+/* Pass 3: upd = g*gs*rf[b,r]*cf[b,c] (vector: rf = NULL, cf = V, upd = g*gs/sqrt(V), with
+ * batch = rows = 1, cols = n); upd = upd / clipdiv * lr_t; with m: m = b1*m + (1-b1)*upd,
+ * upd = m; p = p - wd_lr*p; p = p - upd. m.ptr may be NULL. */
+void lt_kernel_adafactor_apply(lt_karr p, lt_karr g, float *m, float gscale, size_t batch, size_t rows,
+                               size_t cols, const float *rf, const float *cf, float clipdiv, float lr_t,
+                               float b1, float wd_lr);
+
+/* Memory copy of n floats (the bandwidth yardstick of the benchmarks). */
+void lt_kernel_copy(float *dst, const float *src, size_t n);
+
+#endif

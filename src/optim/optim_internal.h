@@ -1,0 +1,144 @@
+/* Internals shared by the optimizer families, the registry, the argument
+ * parser and state save/load. Not a public header. */
+#ifndef LT_OPTIM_INTERNAL_H
+#define LT_OPTIM_INTERNAL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+
+#include "kernels/optim_kernels.h"
+#include "leantrain/optim.h"
+
+#define LT_MAX_STATES 4
+
+/* Every hyperparameter any family reads; a group owns one copy. Which keys a
+ * family accepts is listed in its lt_family.keys. */
+typedef struct lt_group_hp {
+    double lr, beta1, beta2, eps, weight_decay;
+    double momentum, dampening;               /* sgd, rmsprop (momentum) */
+    double alpha;                             /* rmsprop */
+    double lr_decay, initial_accumulator_value; /* adagrad */
+    double eps1, eps2, clip_threshold, decay_rate, af_beta1; /* adafactor; af_beta1 NaN = None */
+    bool nesterov, centered, amsgrad;
+    bool scale_parameter, relative_step, warmup_init;
+    bool kahan;                               /* anyprecision use_kahan_summation */
+    lt_dtype momentum_dtype, variance_dtype, compensation_dtype;
+} lt_group_hp;
+
+typedef struct lt_state {
+    char name[32];
+    lt_dtype dtype;
+    int ndim;
+    int64_t shape[LT_MAX_DIMS];
+    size_t numel;
+    void *data;
+} lt_state;
+
+typedef struct lt_param {
+    char *name;
+    void *data;
+    const void *grad;
+    lt_dtype dtype, grad_dtype;
+    int ndim;
+    int64_t shape[LT_MAX_DIMS];
+    size_t numel;
+    int group;
+    int64_t step;
+    int nstate;
+    lt_state st[LT_MAX_STATES];
+} lt_param;
+
+typedef struct lt_family lt_family;
+
+struct lt_optim {
+    const lt_family *fam;
+    char name[48];
+    char *optim_args;
+    lt_group_hp *groups;
+    int ngroups;
+    lt_param *params;
+    int nparams, cap;
+    double *work;       /* adafactor: column accumulators */
+    size_t work_len;
+    float *small;       /* adafactor: row/col factors, sized for the largest parameter */
+    size_t small_len;
+    char err[512];
+};
+
+/* Keys of optim_args / group overrides; a family accepts a subset. */
+enum {
+    K_LR = 1u << 0, K_BETA1 = 1u << 1, K_BETA2 = 1u << 2, K_EPS = 1u << 3, K_WD = 1u << 4,
+    K_MOMENTUM = 1u << 5, K_DAMPENING = 1u << 6, K_NESTEROV = 1u << 7, K_ALPHA = 1u << 8,
+    K_CENTERED = 1u << 9, K_LR_DECAY = 1u << 10, K_INIT_ACC = 1u << 11, K_AMSGRAD = 1u << 12,
+    K_EPS1 = 1u << 13, K_EPS2 = 1u << 14, K_CLIP = 1u << 15, K_DECAY_RATE = 1u << 16,
+    K_AF_BETA1 = 1u << 17, K_SCALE_PARAM = 1u << 18, K_RELATIVE = 1u << 19, K_WARMUP_INIT = 1u << 20,
+    K_KAHAN = 1u << 21, K_MOM_DTYPE = 1u << 22, K_VAR_DTYPE = 1u << 23, K_COMP_DTYPE = 1u << 24,
+};
+
+struct lt_family {
+    const char *family;
+    unsigned keys;      /* accepted optim_args keys */
+    unsigned base_keys; /* which of beta1, beta2, eps the base hyperparameters set (lr, wd always) */
+    /* sets the class defaults that differ from the zeroed/base values */
+    void (*defaults)(lt_group_hp *hp);
+    /* checks a group's hyperparameters; message via lt_optim_fail */
+    lt_status (*validate)(lt_optim *o, const lt_group_hp *hp);
+    /* declares the state tensors of a new parameter (names, dtypes, shapes) */
+    lt_status (*declare_state)(lt_optim *o, lt_param *p, const lt_group_hp *hp);
+    /* optional: fills freshly zeroed state (e.g. Adagrad's initial accumulator) */
+    void (*init_state)(lt_param *p, const lt_group_hp *hp);
+    /* one step of one parameter; p->step is already incremented */
+    lt_status (*step)(lt_optim *o, lt_param *p, const lt_group_hp *hp, float gscale);
+};
+
+/* A registered name: the family it runs and settings it forces. */
+typedef struct lt_name_entry {
+    lt_optim_info info;
+    const lt_family *fam;
+    const char *forced_args; /* applied before the user's optim_args, e.g. "l2=1" */
+} lt_name_entry;
+
+extern const lt_family lt_family_adam, lt_family_adamw, lt_family_sgd, lt_family_adagrad, lt_family_rmsprop,
+    lt_family_lion, lt_family_adafactor, lt_family_anyprecision;
+
+/* The registry entry for name (aliases included), or NULL. */
+const lt_name_entry *lt_registry_find(const char *name);
+
+/* Records a formatted message on o and returns code. */
+lt_status lt_optim_fail(lt_optim *o, lt_status code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Applies "k=v,k=v" to hp for family fam; on error writes err and returns LT_ERR_ARG.
+ * `what` names the string's origin in messages ("optim_args", "group 1"). */
+lt_status lt_hp_apply_args(const lt_family *fam, lt_group_hp *hp, const char *args, const char *what, char *err,
+                           size_t errlen);
+
+/* Sets one key from its text value. */
+lt_status lt_hp_set(const lt_family *fam, lt_group_hp *hp, const char *key, const char *value, char *err,
+                    size_t errlen);
+
+/* Writes hp as a JSON object of the keys the family accepts (for metadata). Returns a malloc'd string. */
+char *lt_hp_to_json(const lt_family *fam, const lt_group_hp *hp);
+
+/* Adds a state tensor of p with the given dtype and shape (allocated zeroed later). */
+lt_status lt_param_declare(lt_optim *o, lt_param *p, const char *name, lt_dtype dt, int ndim,
+                           const int64_t *shape);
+
+/* The state named `name` of p, or NULL. */
+lt_state *lt_param_state(lt_param *p, const char *name);
+
+
+/* The kernel view of p's parameter and gradient, with no state operands. */
+static inline lt_ktensor lt_param_ktensor(const lt_param *p, float gscale) {
+    lt_ktensor t = {{p->data, p->dtype}, {(void *)p->grad, p->grad_dtype}, {{0}}, p->numel, gscale};
+    for (int k = 0; k < 4; k++) t.s[k].dt = LT_DTYPE_F32;
+    return t;
+}
+
+/* The kernel operand of state `name` of p ({NULL} when absent). */
+static inline lt_karr lt_param_karr(lt_param *p, const char *name) {
+    lt_state *s = lt_param_state(p, name);
+    lt_karr a = {s ? s->data : NULL, s ? s->dtype : LT_DTYPE_F32};
+    return a;
+}
+
+#endif
