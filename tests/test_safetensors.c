@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "io/atomic_file.h"
+#include "io/safetensors_internal.h"
 #include "leantrain/safetensors.h"
 #include "testutil.h"
 
@@ -103,29 +104,36 @@ static void test_round_trip(void) {
     char err[512];
     lt_status rc = lt_st_writer_write(w, path, err, sizeof err);
     CHECK(rc == LT_OK, "write: %s", err);
-    lt_st_writer_free(w);
 
-    /* The data section starts 8-byte aligned. */
-    size_t flen = 0;
-    unsigned char *raw = read_all(path, &flen);
+    /* The data section starts 8-byte aligned, and the in-memory form is
+     * byte for byte the file. */
+    size_t flen = 0, mlen = 0;
+    unsigned char *raw = read_all(path, &flen), *mem = NULL;
     CHECK(raw != NULL && flen >= 8, "read back %s", path);
     if (raw && flen >= 8) {
         uint64_t n = 0;
         for (int i = 7; i >= 0; i--) n = (n << 8) | raw[i];
         CHECK((8 + n) % 8 == 0, "data section at %llu", (unsigned long long)(8 + n));
         CHECK(raw[8 + n - 1] == ' ' || raw[8 + n - 1] == '}', "padding");
+        CHECK(raw[8] == '{' && memcmp(raw + 9, "\"__metadata__\":{\"format\"", 22) == 0,
+              "metadata first, in insertion order");
     }
+    CHECK(lt_st_writer_to_memory(w, &mem, &mlen) == LT_OK, "to_memory");
+    CHECK(raw && mem && mlen == flen && memcmp(raw, mem, flen) == 0, "memory form == file");
+    free(mem);
     free(raw);
+    lt_st_writer_free(w);
 
     lt_st_file *f = NULL;
     rc = lt_st_open(path, &f, err, sizeof err);
     CHECK(rc == LT_OK && f != NULL, "open: %s", err);
     if (!f) return;
     CHECK(lt_st_count(f) == 11, "count %zu", lt_st_count(f));
-    /* Offset order, which for this writer is insertion order, except that
-     * empty tensors sit at the same offset as the next one, ordered by name. */
-    static const char *order[] = {"w",     "b.bf16", "h",    "codes",          "i32",  "step",
-                                  "empty", "empty2", "scalar", "deep", "n\"a\\m\xc3\xa9"};
+    /* Offset order, which for this writer is insertion order, except that an
+     * empty tensor sorts before a non-empty one starting at the same offset. */
+    static const char *order[] = {"w",    "b.bf16", "h",     "codes",  "i32",
+                                  "step", "scalar", "empty", "empty2", "deep",
+                                  "n\"a\\m\xc3\xa9"};
     for (size_t i = 0; i < 11 && i < lt_st_count(f); i++)
         CHECK(strcmp(lt_st_at(f, i)->name, order[i]) == 0, "tensor %zu is %s, expected %s", i,
               lt_st_at(f, i)->name, order[i]);
@@ -240,7 +248,7 @@ static void test_empty_files(void) {
 }
 
 static void test_golden(void) {
-    char path[1024], err[512];
+    char path[2048], err[512];
     snprintf(path, sizeof path, "%s/golden/adamw_torch.safetensors", lt_test_data_dir());
     lt_st_file *f = NULL;
     lt_status rc = lt_st_open(path, &f, err, sizeof err);

@@ -11,7 +11,14 @@
  * dtypes, negative or non-integer shape entries, shape x dtype size not equal
  * to the byte span, offsets out of bounds, unordered, overlapping or leaving
  * gaps, a data section not fully covered, duplicate tensor names, metadata
- * values that are not strings, and more than LT_ST_MAX_DIMS dimensions. */
+ * values that are not strings, and more than LT_ST_MAX_DIMS dimensions.
+ * Stricter than cJSON alone, it also rejects: a header that does not start
+ * with '{' (so a UTF-8 BOM too) or has anything but JSON whitespace after the
+ * object, invalid UTF-8, control characters, the \u0000 escape (a NUL would
+ * silently truncate a name), tensor entries with keys other than dtype, shape
+ * and data_offsets, duplicate keys anywhere, and sizes or offsets of 2^53 or
+ * more (the largest a JSON number is guaranteed to carry exactly). Numbers
+ * such as 4.0 or 4e0 are accepted as the integer 4. */
 #ifndef LEANTRAIN_SAFETENSORS_H
 #define LEANTRAIN_SAFETENSORS_H
 
@@ -84,17 +91,25 @@ typedef struct lt_st_writer lt_st_writer;
 lt_st_writer *lt_st_writer_new(void);
 
 /* Adds a tensor. `data` (nbytes = numel x dtype size) is referenced, not copied:
- * it must stay valid until lt_st_writer_write returns. Tensors are written in
- * the order added. Returns LT_ERR_ARG for a duplicate name or bad shape. */
+ * it must stay valid until lt_st_writer_write returns; it may be NULL when
+ * nbytes is 0. Tensors are written in the order added. Returns LT_ERR_ARG for
+ * a duplicate, empty, "__metadata__" or non-UTF-8 name, an unknown dtype, or a
+ * bad shape (negative, more than LT_ST_MAX_DIMS dims, a dimension >= 2^53, or
+ * a byte size that overflows size_t); the writer is unchanged then. */
 lt_status lt_st_writer_add(lt_st_writer *w, const char *name, lt_dtype dtype, int ndim,
                            const int64_t *shape, const void *data);
 
-/* Sets a metadata entry (both strings copied). A later value for the same key wins. */
+/* Sets a metadata entry (both strings copied). A later value for the same key
+ * wins. Returns LT_ERR_ARG when either string is not valid UTF-8. */
 lt_status lt_st_writer_meta(lt_st_writer *w, const char *key, const char *value);
 
 /* Writes the file atomically: `path`.tmp.<pid>, fsync, rename over `path`,
- * fsync of the directory. On failure no file is left at `path` or the
- * temporary name, and err names the file and the system error. */
+ * fsync of the directory. The header is padded with spaces so that the data
+ * section starts at an 8-byte aligned file offset. On failure (LT_ERR_IO) no
+ * file is left at the temporary name, `path` keeps its old content, and err
+ * reads "<path>: <what failed>: <system error>"; the one exception is a failed
+ * fsync of the directory, reported after the complete new file is in place.
+ * The writer can be written again (e.g. to another path). */
 lt_status lt_st_writer_write(lt_st_writer *w, const char *path, char *err, size_t errlen);
 
 /* Frees the writer (not the tensor data). NULL is a no-op. */

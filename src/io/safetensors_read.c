@@ -156,8 +156,14 @@ static const char *fmt_shape(char *buf, size_t len, const lt_st_tensor *t) {
 
 /* Describes a JSON value briefly for "is X, not Y" messages. */
 static const char *describe(const cJSON *v, char *buf, size_t len) {
-    if (cJSON_IsNumber(v)) snprintf(buf, len, "%.17g", v->valuedouble);
-    else if (cJSON_IsString(v)) snprintf(buf, len, "a string");
+    if (cJSON_IsNumber(v)) {
+        /* The shortest form that reads back as the same double: "0.1", not
+         * "0.10000000000000001". */
+        for (int prec = 1; prec <= 17; prec++) {
+            snprintf(buf, len, "%.*g", prec, v->valuedouble);
+            if (strtod(buf, NULL) == v->valuedouble) break;
+        }
+    } else if (cJSON_IsString(v)) snprintf(buf, len, "a string");
     else if (cJSON_IsArray(v)) snprintf(buf, len, "an array");
     else if (cJSON_IsObject(v)) snprintf(buf, len, "an object");
     else if (cJSON_IsBool(v)) snprintf(buf, len, "a boolean");
@@ -381,9 +387,10 @@ static lt_status parse_impl(const unsigned char *buf, size_t len, const st_ctx *
             strbytes += strlen(m->string) + 1 + strlen(m->valuestring) + 1;
         }
         if (nmeta) {
-            meta = malloc(nmeta * sizeof *meta);
-            f->meta_keys = malloc(nmeta * sizeof *f->meta_keys);
-            f->meta_vals = malloc(nmeta * sizeof *f->meta_vals);
+            /* calloc checks the count x size product for overflow. */
+            meta = calloc(nmeta, sizeof *meta);
+            f->meta_keys = calloc(nmeta, sizeof *f->meta_keys);
+            f->meta_vals = calloc(nmeta, sizeof *f->meta_vals);
             if (!meta || !f->meta_keys || !f->meta_vals) {
                 rc = fail(c, LT_ERR_NOMEM, "out of memory for %zu metadata entries", nmeta);
                 goto out;
@@ -401,8 +408,8 @@ static lt_status parse_impl(const unsigned char *buf, size_t len, const st_ctx *
 
     /* Tensors: each entry on its own, then names, then the layout. */
     if (ntens) {
-        f->entries = malloc(ntens * sizeof *f->entries);
-        f->by_name = malloc(ntens * sizeof *f->by_name);
+        f->entries = calloc(ntens, sizeof *f->entries);
+        f->by_name = calloc(ntens, sizeof *f->by_name);
         if (!f->entries || !f->by_name) {
             rc = fail(c, LT_ERR_NOMEM, "out of memory for %zu tensors", ntens);
             goto out;

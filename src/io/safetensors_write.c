@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "io/atomic_file.h"
+#include "io/safetensors_internal.h"
 #include "io/utf8.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -233,47 +234,57 @@ static size_t build_header(const lt_st_writer *w, sbuf *b, uint64_t *data_len) {
     return b->failed ? 0 : b->len;
 }
 
+/* Checks the sizes and builds the header and its 8-byte length prefix; on
+ * failure returns the code and writes "<label>: <reason>" into err. */
+static lt_status prepare(const lt_st_writer *w, const char *label, sbuf *b, unsigned char lenbuf[8],
+                         char *err, size_t errlen) {
+    uint64_t total = 0;
+    for (size_t i = 0; i < w->n; i++) {
+        if (w->t[i].nbytes >= ((uint64_t)1 << 53) - total) {
+            if (err && errlen)
+                snprintf(err, errlen, "%s: the tensors add up to more than 2^53 bytes", label);
+            return LT_ERR_ARG;
+        }
+        total += w->t[i].nbytes;
+    }
+    uint64_t data_len = 0;
+    size_t hlen = build_header(w, b, &data_len);
+    if (!hlen) {
+        if (err && errlen) snprintf(err, errlen, "%s: out of memory building the header", label);
+        return LT_ERR_NOMEM;
+    }
+    if (hlen > LT_ST_MAX_HEADER) {
+        if (err && errlen)
+            snprintf(err, errlen, "%s: header of %zu bytes exceeds the maximum of %u", label, hlen,
+                     LT_ST_MAX_HEADER);
+        return LT_ERR_ARG;
+    }
+    for (int i = 0; i < 8; i++) lenbuf[i] = (unsigned char)((uint64_t)hlen >> (8 * i));
+    return LT_OK;
+}
+
 lt_status lt_st_writer_write(lt_st_writer *w, const char *path, char *err, size_t errlen) {
     if (err && errlen) err[0] = 0;
     if (!w || !path || !*path) {
         if (err && errlen) snprintf(err, errlen, "lt_st_writer_write: no writer or path given");
         return LT_ERR_ARG;
     }
-    uint64_t total = 0;
-    for (size_t i = 0; i < w->n; i++) {
-        if (w->t[i].nbytes >= ((uint64_t)1 << 53) - total) {
-            if (err && errlen)
-                snprintf(err, errlen, "%s: the tensors add up to more than 2^53 bytes", path);
-            return LT_ERR_ARG;
-        }
-        total += w->t[i].nbytes;
-    }
     sbuf b = {0};
-    uint64_t data_len = 0;
-    size_t hlen = build_header(w, &b, &data_len);
-    if (!hlen) {
-        free(b.p);
-        if (err && errlen) snprintf(err, errlen, "%s: out of memory building the header", path);
-        return LT_ERR_NOMEM;
-    }
-    if (hlen > LT_ST_MAX_HEADER) {
-        free(b.p);
-        if (err && errlen)
-            snprintf(err, errlen, "%s: header of %zu bytes exceeds the maximum of %u", path, hlen,
-                     LT_ST_MAX_HEADER);
-        return LT_ERR_ARG;
-    }
     unsigned char lenbuf[8];
-    for (int i = 0; i < 8; i++) lenbuf[i] = (unsigned char)((uint64_t)hlen >> (8 * i));
-
+    lt_status rc = prepare(w, path, &b, lenbuf, err, errlen);
+    if (rc != LT_OK) {
+        free(b.p);
+        return rc;
+    }
     lt_atomic_file *af;
-    lt_status rc = lt_atomic_open(path, &af, err, errlen);
+    rc = lt_atomic_open(path, &af, err, errlen);
     if (rc != LT_OK) {
         free(b.p);
         return rc;
     }
     rc = lt_atomic_write(af, lenbuf, 8, err, errlen);
-    if (rc == LT_OK) rc = lt_atomic_write(af, b.p, hlen, err, errlen);
+    if (rc == LT_OK) rc = lt_atomic_write(af, b.p, b.len, err, errlen);
+    /* Tensor data goes straight from the caller's buffers: no second copy. */
     for (size_t i = 0; rc == LT_OK && i < w->n; i++)
         if (w->t[i].nbytes) rc = lt_atomic_write(af, w->t[i].data, w->t[i].nbytes, err, errlen);
     free(b.p);
@@ -282,4 +293,42 @@ lt_status lt_st_writer_write(lt_st_writer *w, const char *path, char *err, size_
         return rc;
     }
     return lt_atomic_commit(af, err, errlen);
+}
+
+lt_status lt_st_writer_to_memory(const lt_st_writer *w, unsigned char **out, size_t *len) {
+    if (!out || !len) return LT_ERR_ARG;
+    *out = NULL;
+    *len = 0;
+    if (!w) return LT_ERR_ARG;
+    sbuf b = {0};
+    unsigned char lenbuf[8];
+    lt_status rc = prepare(w, "memory", &b, lenbuf, NULL, 0);
+    if (rc != LT_OK) {
+        free(b.p);
+        return rc;
+    }
+    size_t total = 8 + b.len;
+    for (size_t i = 0; i < w->n; i++) {
+        if (w->t[i].nbytes > SIZE_MAX - total) { /* only possible with a 32-bit size_t */
+            free(b.p);
+            return LT_ERR_NOMEM;
+        }
+        total += w->t[i].nbytes;
+    }
+    unsigned char *p = malloc(total ? total : 1);
+    if (!p) {
+        free(b.p);
+        return LT_ERR_NOMEM;
+    }
+    memcpy(p, lenbuf, 8);
+    memcpy(p + 8, b.p, b.len);
+    size_t at = 8 + b.len;
+    for (size_t i = 0; i < w->n; i++) {
+        if (w->t[i].nbytes) memcpy(p + at, w->t[i].data, w->t[i].nbytes);
+        at += w->t[i].nbytes;
+    }
+    free(b.p);
+    *out = p;
+    *len = total;
+    return LT_OK;
 }

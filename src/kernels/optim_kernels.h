@@ -76,23 +76,22 @@ void lt_kernel_lion(const lt_ktensor *t, const lt_klion *h);
  * sum of squares of an array (f32 or bf16/f16), in double. */
 double lt_kernel_sumsq(lt_karr x, size_t n);
 
-/* Factored second moment, pass 1: for each of `batch` matrices [rows, cols] of g,
- * row_out[b*rows + r] = sum_c (g^2*gs^2 + eps1) and col_out[b*cols + c] = sum_r (...),
- * accumulated in double. work: at least lt_kernel_adafactor_work(cols) doubles. */
-void lt_kernel_adafactor_rowcol(lt_karr g, float gscale, size_t batch, size_t rows, size_t cols, float eps1,
-                                float *row_out, float *col_out, double *work, size_t work_len);
-/* Doubles of workspace lt_kernel_adafactor_rowcol wants for `cols` columns (one column
- * accumulator per thread); with less it uses fewer threads. */
+/* Factored pass 1 over one [rows, cols] matrix of g starting at element `off`
+ * (with u = (g*gs)^2 + eps1):
+ *   R[r] = fmaf(omb2t, rowsum(u)[r]/cols, R[r]*b2t)       the row second moment, updated in place
+ *   colsum[c] = sum_r u[r,c]                              for the caller's column update
+ *   w[c] = sum_r (g*gs)[r,c]^2 / R[r]  (double)           so that the squared norm of the
+ *          unclipped update is mean(R) * sum_c w[c] / C[c], with no second pass over g.
+ * Each row is read once from memory and once more from L1. work: at least
+ * lt_kernel_adafactor_work(cols) doubles; with less it uses fewer threads. */
+void lt_kernel_adafactor_rowcol(lt_karr g, size_t off, float gscale, size_t rows, size_t cols, float eps1, float *R,
+                                float b2t, float omb2t, float *colsum, double *w, double *work, size_t work_len);
+/* Doubles of workspace lt_kernel_adafactor_rowcol wants for `cols` columns. */
 size_t lt_kernel_adafactor_work(size_t cols);
 
-/* Unfactored (1-D) second moment: V = b2t*V + (1-b2t)*(g^2*gs^2 + eps1); returns the
+/* Unfactored (1-D) second moment: V = fmaf(1-b2t, g^2*gs^2 + eps1, V*b2t); returns the
  * sum over elements of (g*gs/sqrt(V))^2, the squared norm of the update before clipping. */
 double lt_kernel_adafactor_vec_v(lt_karr g, float gscale, float *V, size_t n, float b2t, float eps1);
-
-/* Pass 2 (factored): sum over all elements of (g*gs * rf[b,r] * cf[b,c])^2, the update
- * before clipping, where rf, cf are the per-row and per-column factors. */
-double lt_kernel_adafactor_update_sumsq(lt_karr g, float gscale, size_t batch, size_t rows, size_t cols,
-                                        const float *rf, const float *cf);
 
 /* Pass 3: upd = g*gs*rf[b,r]*cf[b,c] (vector: rf = NULL, cf = V, upd = g*gs/sqrt(V), with
  * batch = rows = 1, cols = n); upd = upd / clipdiv * lr_t; with m: m = b1*m + (1-b1)*upd,

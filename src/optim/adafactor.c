@@ -2,10 +2,11 @@
  * keep factored second moments over their last two dims (leading dims are a
  * batch); vectors keep a full one. Passes over a factored tensor:
  *   [p: sum of squares, only with scale_parameter]
- *   1. g: row and column sums of g^2 + eps1
- *   2. g: squared norm of the unclipped update (the clipping needs it first)
- *   3. g, p (, m): apply the clipped, scaled update
- * A vector needs passes 1+2 fused (its second moment is elementwise) and 3. */
+ *   1. g: row and column sums of g^2 + eps1, and the squared norm of the
+ *      unclipped update, which the clipping needs before anything is written
+ *      (see lt_kernel_adafactor_rowcol for how it avoids another pass)
+ *   2. g, p (, m): apply the clipped, scaled update
+ * A vector has the same two passes (its second moment is elementwise). */
 #include <math.h>
 #include <stdlib.h>
 
@@ -62,7 +63,7 @@ static lt_status af_declare(lt_optim *o, lt_param *p, const lt_group_hp *hp) {
     /* workspace for the step, sized for the largest factored parameter */
     size_t batch, rows, cols;
     af_view(p, &batch, &rows, &cols);
-    size_t need_work = lt_kernel_adafactor_work(cols), need_small = batch * (rows + cols);
+    size_t need_work = lt_kernel_adafactor_work(cols) + cols, need_small = batch * (rows + cols);
     if (need_work > o->work_len) {
         double *w = realloc(o->work, need_work * sizeof *w);
         if (!w) return lt_optim_fail(o, LT_ERR_NOMEM, "out of memory for Adafactor's workspace");
@@ -99,25 +100,27 @@ static lt_status af_step(lt_optim *o, lt_param *p, const lt_group_hp *hp, float 
         if (o->small_len < batch * (rows + cols))
             return lt_optim_fail(o, LT_ERR_STATE, "'%s': Adafactor workspace too small", p->name);
         float *R = lt_param_state(p, "exp_avg_sq_row")->data, *C = lt_param_state(p, "exp_avg_sq_col")->data;
+        double *w = o->work, *kwork = o->work + cols;
         rf = o->small;
         cf = o->small + batch * rows;
-        lt_kernel_adafactor_rowcol(grad, gs, batch, rows, cols, (float)hp->eps1, rf, cf, o->work, o->work_len);
+        sumsq = 0.0;
         for (size_t b = 0; b < batch; b++) {
+            float *Rb = R + b * rows, *Cb = C + b * cols, *rfb = rf + b * rows, *cfb = cf + b * cols;
+            lt_kernel_adafactor_rowcol(grad, b * rows * cols, gs, rows, cols, (float)hp->eps1, Rb, b2t, omb2t, cfb, w,
+                                       kwork, o->work_len - cols);
             double rsum = 0.0;
-            for (size_t r = 0; r < rows; r++) {
-                size_t i = b * rows + r;
-                R[i] = fmaf(omb2t, rf[i] / (float)cols, R[i] * b2t);
-                rsum += R[i];
-            }
+            for (size_t r = 0; r < rows; r++) rsum += Rb[r];
             const float rmean = (float)(rsum / (double)rows);
-            for (size_t r = 0; r < rows; r++) rf[b * rows + r] = 1.0f / sqrtf(R[b * rows + r] / rmean);
+            for (size_t r = 0; r < rows; r++) rfb[r] = 1.0f / sqrtf(Rb[r] / rmean);
+            /* |upd|^2 = sum_rc g^2 * rmean/R[r] / C[c] = rmean * sum_c w[c] / C[c] */
+            double wsum = 0.0;
             for (size_t c = 0; c < cols; c++) {
-                size_t i = b * cols + c;
-                C[i] = fmaf(omb2t, cf[i] / (float)rows, C[i] * b2t);
-                cf[i] = 1.0f / sqrtf(C[i]);
+                Cb[c] = fmaf(omb2t, cfb[c] / (float)rows, Cb[c] * b2t);
+                cfb[c] = 1.0f / sqrtf(Cb[c]);
+                wsum += w[c] / (double)Cb[c];
             }
+            sumsq += (double)rmean * wsum;
         }
-        sumsq = lt_kernel_adafactor_update_sumsq(grad, gs, batch, rows, cols, rf, cf);
     } else {
         cf = lt_param_state(p, "exp_avg_sq")->data;
         sumsq = lt_kernel_adafactor_vec_v(grad, gs, cf, p->numel, b2t, (float)hp->eps1);

@@ -16,54 +16,129 @@ static inline const float *seg_f32(lt_karr x, size_t off, size_t len, float *buf
     return buf;
 }
 
-size_t lt_kernel_adafactor_work(size_t cols) { return (size_t)omp_get_max_threads() * cols; }
+/* Per thread: double column sums of u and of g^2/R, and float partials of both
+ * (two float arrays in `cols` doubles). */
+size_t lt_kernel_adafactor_work(size_t cols) { return 3 * (size_t)omp_get_max_threads() * cols; }
 
-LT_KERNEL void lt_kernel_adafactor_rowcol(lt_karr g, float gs, size_t batch, size_t rows, size_t cols, float eps1,
-                                float *row_out, float *col_out, double *work, size_t work_len) {
-    size_t nt = work_len / cols;
-    size_t total = batch * rows * cols;
-    if (nt < 1) nt = 1; /* callers always give at least one column accumulator */
-    if (nt > (size_t)omp_get_max_threads()) nt = (size_t)omp_get_max_threads();
-    if (total < AF_PAR_MIN) nt = 1;
-    for (size_t b = 0; b < batch; b++) {
-        for (size_t k = 0; k < nt * cols; k++) work[k] = 0.0;
-#pragma omp parallel num_threads((int)nt)
-        {
-            double *colacc = work + (size_t)omp_get_thread_num() * cols;
-            float buf[LT_CPU_CHUNK];
-#pragma omp for schedule(static)
-            for (size_t r = 0; r < rows; r++) {
-                size_t base = (b * rows + r) * cols;
-                double rs = 0.0;
-                for (size_t c0 = 0; c0 < cols; c0 += LT_CPU_CHUNK) {
-                    size_t len = cols - c0 < LT_CPU_CHUNK ? cols - c0 : LT_CPU_CHUNK;
-                    const float *restrict gr = seg_f32(g, base + c0, len, buf);
-                    double *restrict ca = colacc + c0;
-                    float part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-                    size_t c = 0;
-                    for (; c + 8 <= len; c += 8)
-                        for (int k = 0; k < 8; k++) {
-                            float gi = gr[c + k] * gs;
-                            float u = gi * gi + eps1;
-                            part[k] += u;
-                            ca[c + k] += u;
-                        }
-                    for (; c < len; c++) {
-                        float gi = gr[c] * gs;
-                        float u = gi * gi + eps1;
-                        part[0] += u;
-                        ca[c] += u;
-                    }
-                    for (int k = 0; k < 8; k++) rs += part[k];
+/* Rows are taken NB at a time so each column partial is loaded and stored once
+ * per NB rows; the float partials are folded into double every FLUSH_ROWS rows. */
+#define AF_FLUSH_ROWS 64
+
+typedef struct {
+    lt_karr g;
+    size_t off, cols;
+    float gs, eps1, b2t, omb2t;
+    float *R;
+} rowcol_args;
+
+static inline __attribute__((always_inline)) void rowcol_block(const rowcol_args *A, size_t r0, const int NB,
+                                                               float *restrict colf, float *restrict wf,
+                                                               float (*buf)[LT_CPU_CHUNK]) {
+    const size_t cols = A->cols;
+    const float gs = A->gs, eps1 = A->eps1;
+    double rs[4] = {0, 0, 0, 0};
+    float inv[4];
+    const float *gr[4];
+    for (size_t c0 = 0; c0 < cols; c0 += LT_CPU_CHUNK) {
+        size_t len = cols - c0 < LT_CPU_CHUNK ? cols - c0 : LT_CPU_CHUNK;
+        for (int k = 0; k < NB; k++) gr[k] = seg_f32(A->g, A->off + (r0 + k) * cols + c0, len, buf[k]);
+        float part[4][8] = {{0}};
+        float *restrict cf = colf + c0;
+        size_t c = 0;
+        for (; c + 8 <= len; c += 8)
+            for (int j = 0; j < 8; j++) {
+                float sum = 0.0f;
+                for (int k = 0; k < NB; k++) {
+                    float gi = gr[k][c + j] * gs;
+                    float u = gi * gi + eps1;
+                    part[k][j] += u;
+                    sum += u;
                 }
-                row_out[b * rows + r] = (float)rs;
+                cf[c + j] += sum;
+            }
+        for (; c < len; c++) {
+            float sum = 0.0f;
+            for (int k = 0; k < NB; k++) {
+                float gi = gr[k][c] * gs;
+                float u = gi * gi + eps1;
+                part[k][0] += u;
+                sum += u;
+            }
+            cf[c] += sum;
+        }
+        for (int k = 0; k < NB; k++)
+            for (int j = 0; j < 8; j++) rs[k] += part[k][j];
+    }
+    for (int k = 0; k < NB; k++) {
+        float rn = fmaf(A->omb2t, (float)rs[k] / (float)cols, A->R[r0 + k] * A->b2t);
+        A->R[r0 + k] = rn;
+        inv[k] = 1.0f / rn;
+    }
+    /* second sweep: the rows are still in L1/L2 */
+    for (size_t c0 = 0; c0 < cols; c0 += LT_CPU_CHUNK) {
+        size_t len = cols - c0 < LT_CPU_CHUNK ? cols - c0 : LT_CPU_CHUNK;
+        for (int k = 0; k < NB; k++) gr[k] = seg_f32(A->g, A->off + (r0 + k) * cols + c0, len, buf[k]);
+        float *restrict wp = wf + c0;
+        for (size_t c = 0; c < len; c++) {
+            float sum = 0.0f;
+            for (int k = 0; k < NB; k++) {
+                float gi = gr[k][c] * gs;
+                sum += (gi * gi) * inv[k];
+            }
+            wp[c] += sum;
+        }
+    }
+}
+
+static void flush(float *restrict f, double *restrict d, size_t n) {
+    for (size_t c = 0; c < n; c++) {
+        d[c] += f[c];
+        f[c] = 0.0f;
+    }
+}
+
+LT_KERNEL void lt_kernel_adafactor_rowcol(lt_karr g, size_t off, float gs, size_t rows, size_t cols, float eps1,
+                                          float *R, float b2t, float omb2t, float *colsum, double *w, double *work,
+                                          size_t work_len) {
+    size_t nt = work_len / (3 * cols), maxt = (size_t)omp_get_max_threads();
+    if (nt < 1) nt = 1; /* callers always give at least one thread's accumulators */
+    if (nt > maxt) nt = maxt;
+    if (rows * cols < AF_PAR_MIN) nt = 1;
+    for (size_t k = 0; k < 3 * nt * cols; k++) work[k] = 0.0;
+    const rowcol_args A = {g, off, cols, gs, eps1, b2t, omb2t, R};
+    const size_t nblk = (rows + 3) / 4;
+#pragma omp parallel num_threads((int)nt)
+    {
+        double *colacc = work + (size_t)omp_get_thread_num() * 3 * cols, *wacc = colacc + cols;
+        float *colf = (float *)(wacc + cols), *wf = colf + cols;
+        float buf[4][LT_CPU_CHUNK];
+        size_t since_flush = 0;
+#pragma omp for schedule(static)
+        for (size_t blk = 0; blk < nblk; blk++) {
+            size_t r0 = blk * 4;
+            if (r0 + 4 <= rows) {
+                rowcol_block(&A, r0, 4, colf, wf, buf);
+            } else {
+                for (size_t r = r0; r < rows; r++) rowcol_block(&A, r, 1, colf, wf, buf);
+            }
+            since_flush += 4;
+            if (since_flush >= AF_FLUSH_ROWS) {
+                flush(colf, colacc, cols);
+                flush(wf, wacc, cols);
+                since_flush = 0;
             }
         }
-        for (size_t c = 0; c < cols; c++) {
-            double s = 0.0;
-            for (size_t t = 0; t < nt; t++) s += work[t * cols + c];
-            col_out[b * cols + c] = (float)s;
+        flush(colf, colacc, cols);
+        flush(wf, wacc, cols);
+    }
+    for (size_t c = 0; c < cols; c++) {
+        double s = 0.0, ws = 0.0;
+        for (size_t t = 0; t < nt; t++) {
+            s += work[t * 3 * cols + c];
+            ws += work[t * 3 * cols + cols + c];
         }
+        colsum[c] = (float)s;
+        w[c] = ws;
     }
 }
 
@@ -86,37 +161,6 @@ LT_KERNEL double lt_kernel_adafactor_vec_v(lt_karr g, float gs, float *V, size_t
             part += u * u;
         }
         total += part;
-    }
-    return total;
-}
-
-LT_KERNEL double lt_kernel_adafactor_update_sumsq(lt_karr g, float gs, size_t batch, size_t rows, size_t cols,
-                                        const float *rf, const float *cf) {
-    size_t nrows = batch * rows;
-    double total = 0.0;
-#pragma omp parallel for schedule(static) reduction(+ : total) if (nrows * cols >= AF_PAR_MIN)
-    for (size_t br = 0; br < nrows; br++) {
-        const float rfi = rf[br];
-        const float *restrict cfb = cf + (br / rows) * cols;
-        float buf[LT_CPU_CHUNK];
-        for (size_t c0 = 0; c0 < cols; c0 += LT_CPU_CHUNK) {
-            size_t len = cols - c0 < LT_CPU_CHUNK ? cols - c0 : LT_CPU_CHUNK;
-            const float *restrict gr = seg_f32(g, br * cols + c0, len, buf);
-            float part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-            size_t c = 0;
-            for (; c + 8 <= len; c += 8)
-                for (int k = 0; k < 8; k++) {
-                    float u = (rfi * cfb[c0 + c + k]) * (gr[c + k] * gs);
-                    part[k] += u * u;
-                }
-            for (; c < len; c++) {
-                float u = (rfi * cfb[c0 + c]) * (gr[c] * gs);
-                part[0] += u * u;
-            }
-            double s = 0.0;
-            for (int k = 0; k < 8; k++) s += part[k];
-            total += s;
-        }
     }
     return total;
 }

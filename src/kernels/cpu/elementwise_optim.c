@@ -51,29 +51,32 @@ void lt_kernel_adam(const lt_ktensor *t, const lt_kadam *h) { lt_cpu_foreach(t, 
 
 /* ---- AnyPrecisionAdamW ----
  * Like torchdistx, every intermediate that the reference stores (decayed p, m,
- * v, the compensation) is rounded to its storage dtype before it is used. */
+ * v, the compensation) is rounded to its storage dtype before it is used. The
+ * body is specialised per dtype combination so each loop vectorizes. */
 typedef struct {
     lt_kanyprec h;
     lt_dtype pdt, mdt, vdt, cdt;
+    int kahan;
 } anyprec_ctx;
 
-LT_KERNEL static void anyprec_chunk(float *const *a, size_t n, float gs, const void *cv) {
-    const anyprec_ctx *c = cv;
-    const lt_kanyprec *h = &c->h;
+static inline __attribute__((always_inline)) void anyprec_body(float *const *a, size_t n, float gs,
+                                                               const lt_kanyprec *h, const lt_dtype pdt,
+                                                               const lt_dtype mdt, const lt_dtype vdt,
+                                                               const lt_dtype cdt, const int kahan) {
     float *restrict p = a[0], *restrict m = a[2], *restrict v = a[3], *restrict comp = a[4];
     const float *restrict g = a[1];
     for (size_t i = 0; i < n; i++) {
         float gi = g[i] * gs;
-        float pi = lt_round_to(p[i] * h->decay, c->pdt);
-        float mi = lt_round_to(fmaf(h->omb1, gi, lt_round_to(m[i] * h->b1, c->mdt)), c->mdt);
-        float vi = lt_round_to(fmaf(h->omb2 * gi, gi, lt_round_to(v[i] * h->b2, c->vdt)), c->vdt);
+        float pi = lt_round_to(p[i] * h->decay, pdt);
+        float mi = lt_round_to(fmaf(h->omb1, gi, lt_round_to(m[i] * h->b1, mdt)), mdt);
+        float vi = lt_round_to(fmaf(h->omb2 * gi, gi, lt_round_to(v[i] * h->b2, vdt)), vdt);
         float den = sqrtf(vi) / h->bc2_sqrt + h->eps;
         float upd = (-h->step_size * mi) / den;
-        if (comp) {
-            float ci = lt_round_to(comp[i] + upd, c->cdt);
-            float pn = lt_round_to(pi + ci, c->pdt);
-            float back = lt_round_to(pi - pn, c->pdt);
-            comp[i] = lt_round_to(ci + back, c->cdt);
+        if (kahan) {
+            float ci = lt_round_to(comp[i] + upd, cdt);
+            float pn = lt_round_to(pi + ci, pdt);
+            float back = lt_round_to(pi - pn, pdt);
+            comp[i] = lt_round_to(ci + back, cdt);
             pi = pn;
         } else {
             pi = pi + upd;
@@ -84,8 +87,33 @@ LT_KERNEL static void anyprec_chunk(float *const *a, size_t n, float gs, const v
     }
 }
 
+#define F32 LT_DTYPE_F32
+#define BF16 LT_DTYPE_BF16
+LT_KERNEL static void anyprec_chunk(float *const *a, size_t n, float gs, const void *cv) {
+    const anyprec_ctx *c = cv;
+    const lt_kanyprec *h = &c->h;
+    /* the Trainer's default (all f32) and pure-bf16 training with bf16 or f32 states */
+    int key = (c->pdt == BF16) << 3 | (c->mdt == BF16) << 2 | (c->vdt == BF16) << 1 | c->kahan;
+    int special = (c->pdt == F32 || c->pdt == BF16) && c->cdt == BF16;
+    if (special) switch (key) {
+        case 0: anyprec_body(a, n, gs, h, F32, F32, F32, BF16, 0); return;
+        case 1: anyprec_body(a, n, gs, h, F32, F32, F32, BF16, 1); return;
+        case 6: anyprec_body(a, n, gs, h, F32, BF16, BF16, BF16, 0); return;
+        case 7: anyprec_body(a, n, gs, h, F32, BF16, BF16, BF16, 1); return;
+        case 8: anyprec_body(a, n, gs, h, BF16, F32, F32, BF16, 0); return;
+        case 9: anyprec_body(a, n, gs, h, BF16, F32, F32, BF16, 1); return;
+        case 14: anyprec_body(a, n, gs, h, BF16, BF16, BF16, BF16, 0); return;
+        case 15: anyprec_body(a, n, gs, h, BF16, BF16, BF16, BF16, 1); return;
+        default: break;
+        }
+    anyprec_body(a, n, gs, h, c->pdt, c->mdt, c->vdt, c->cdt, c->kahan);
+}
+#undef F32
+#undef BF16
+
 void lt_kernel_anyprecision(const lt_ktensor *t, const lt_kanyprec *h) {
-    anyprec_ctx c = {*h, t->p.dt, t->s[0].dt, t->s[1].dt, t->s[2].ptr ? t->s[2].dt : LT_DTYPE_F32};
+    anyprec_ctx c = {*h, t->p.dt, t->s[0].dt, t->s[1].dt, t->s[2].ptr ? t->s[2].dt : LT_DTYPE_BF16,
+                     t->s[2].ptr != NULL};
     lt_cpu_foreach(t, anyprec_chunk, &c);
 }
 
@@ -129,9 +157,10 @@ LT_KERNEL static void adagrad_chunk(float *const *a, size_t n, float gs, const v
 
 void lt_kernel_adagrad(const lt_ktensor *t, const lt_kadagrad *h) { lt_cpu_foreach(t, adagrad_chunk, h); }
 
-/* ---- RMSprop ---- */
-LT_KERNEL static void rmsprop_chunk(float *const *a, size_t n, float gs, const void *hv) {
-    const lt_krmsprop *h = hv;
+/* ---- RMSprop ---- (specialised on centered and momentum so each loop vectorizes) */
+static inline __attribute__((always_inline)) void rmsprop_body(float *const *a, size_t n, float gs,
+                                                               const lt_krmsprop *h, const int centered,
+                                                               const int mom) {
     float *restrict p = a[0], *restrict sq = a[2], *restrict buf = a[3], *restrict ga = a[4];
     const float *restrict g = a[1];
     const float nlr = -h->lr, wd = h->wd, al = h->alpha, omal = h->omalpha, eps = h->eps, mu = h->momentum;
@@ -140,14 +169,14 @@ LT_KERNEL static void rmsprop_chunk(float *const *a, size_t n, float gs, const v
         float s = fmaf(omal * gi, gi, sq[i] * al);
         sq[i] = s;
         float avg;
-        if (ga) {
+        if (centered) {
             float gai = fmaf(omal, gi, ga[i] * al);
             ga[i] = gai;
             avg = sqrtf(fmaf(-gai, gai, s)) + eps;
         } else {
             avg = sqrtf(s) + eps;
         }
-        if (buf) {
+        if (mom) {
             float b = buf[i] * mu + gi / avg;
             buf[i] = b;
             p[i] = fmaf(nlr, b, p[i]);
@@ -155,6 +184,14 @@ LT_KERNEL static void rmsprop_chunk(float *const *a, size_t n, float gs, const v
             p[i] = p[i] + (nlr * gi) / avg;
         }
     }
+}
+
+LT_KERNEL static void rmsprop_chunk(float *const *a, size_t n, float gs, const void *hv) {
+    const lt_krmsprop *h = hv;
+    if (a[4] && a[3]) rmsprop_body(a, n, gs, h, 1, 1);
+    else if (a[4]) rmsprop_body(a, n, gs, h, 1, 0);
+    else if (a[3]) rmsprop_body(a, n, gs, h, 0, 1);
+    else rmsprop_body(a, n, gs, h, 0, 0);
 }
 
 void lt_kernel_rmsprop(const lt_ktensor *t, const lt_krmsprop *h) { lt_cpu_foreach(t, rmsprop_chunk, h); }
