@@ -16,7 +16,7 @@ static const lt_name_entry NAMES[] = {
     {{"lion_32bit", "bitsandbytes Lion 32-bit (lion-pytorch math)", 4, "exp_avg f32"}, &lt_family_lion, NULL},
     {{"paged_lion_32bit", "bitsandbytes PagedLion 32-bit (on CPU the same as unpaged)", 4, "exp_avg f32"}, &lt_family_lion, NULL},
     /* 4096x4096 matrix: (4096 + 4096) f32 factors over 4096*4096 elements */
-    {{"adafactor", "transformers.optimization.Adafactor (Trainer: scale_parameter=False, relative_step=False)", 8.0 * 4096 * 4 / (4096.0 * 4096.0), "exp_avg_sq_row, exp_avg_sq_col f32 (1-D: exp_avg_sq; + exp_avg with beta1)"}, &lt_family_adafactor, NULL},
+    {{"adafactor", "transformers.optimization.Adafactor (Trainer: scale_parameter=False, relative_step=False)", (4096.0 + 4096.0) * 4 / (4096.0 * 4096.0), "exp_avg_sq_row, exp_avg_sq_col f32 (1-D: exp_avg_sq; + exp_avg with beta1)"}, &lt_family_adafactor, NULL},
 };
 #define NNAMES ((int)(sizeof NAMES / sizeof NAMES[0]))
 

@@ -50,9 +50,13 @@ LT_KERNEL static void adam_chunk(float *const *a, size_t n, float gs, const void
 void lt_kernel_adam(const lt_ktensor *t, const lt_kadam *h) { lt_cpu_foreach(t, adam_chunk, h); }
 
 /* ---- AnyPrecisionAdamW ----
- * Like torchdistx, every intermediate that the reference stores (decayed p, m,
- * v, the compensation) is rounded to its storage dtype before it is used. The
- * body is specialised per dtype combination so each loop vectorizes. */
+ * m, v and the compensation are rounded to their storage dtypes where
+ * torchdistx stores them. The parameter follows the one-rounding rule of every
+ * optimizer here: the decayed p stays f32 and is rounded once with the
+ * update, so with Kahan the decay's rounding error also lands in the
+ * compensation (torchdistx rounds the decayed bf16 p first; with weight
+ * decay 0, and for f32 p, the two agree exactly). The body is specialised per
+ * dtype combination so each loop vectorizes. */
 typedef struct {
     lt_kanyprec h;
     lt_dtype pdt, mdt, vdt, cdt;
@@ -67,7 +71,7 @@ static inline __attribute__((always_inline)) void anyprec_body(float *const *a, 
     const float *restrict g = a[1];
     for (size_t i = 0; i < n; i++) {
         float gi = g[i] * gs;
-        float pi = lt_round_to(p[i] * h->decay, pdt);
+        float pi = p[i] * h->decay;
         float mi = lt_round_to(fmaf(h->omb1, gi, lt_round_to(m[i] * h->b1, mdt)), mdt);
         float vi = lt_round_to(fmaf(h->omb2 * gi, gi, lt_round_to(v[i] * h->b2, vdt)), vdt);
         float den = sqrtf(vi) / h->bc2_sqrt + h->eps;
@@ -75,7 +79,7 @@ static inline __attribute__((always_inline)) void anyprec_body(float *const *a, 
         if (kahan) {
             float ci = lt_round_to(comp[i] + upd, cdt);
             float pn = lt_round_to(pi + ci, pdt);
-            float back = lt_round_to(pi - pn, pdt);
+            float back = pi - pn;
             comp[i] = lt_round_to(ci + back, cdt);
             pi = pn;
         } else {

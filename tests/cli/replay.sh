@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Every optim-trace-1 reference trace passes `leantrain replay`, one PASS line
+# each, exit 0; a trace whose recorded values were altered FAILs with exit 1.
+set -u
+BUILD=${BUILD:-build}
+LT="$BUILD/leantrain"
+tmp=${LT_TEST_TMP:-$BUILD/tmp}
+fail=0
+traces=$(grep -l 'optim-trace-1' tests/data/golden/*.safetensors)
+n=$(echo "$traces" | wc -l)
+[ "$n" -ge 13 ] || { echo "expected at least 13 optim traces, found $n"; exit 1; }
+out=$("$LT" replay $traces); rc=$?
+echo "$out"
+[ $rc -eq 0 ] || { echo "replay exited $rc"; fail=1; }
+[ "$(echo "$out" | grep -c '^PASS ')" -eq "$n" ] || { echo "not every trace printed PASS"; fail=1; }
+echo "$out" | grep -q '^FAIL' && { echo "a FAIL line"; fail=1; }
+
+# altered trace: overwrite the last 64 data bytes (recorded values) with large floats
+cp tests/data/golden/adamw_torch.safetensors "$tmp/altered.safetensors"
+size=$(stat -c %s "$tmp/altered.safetensors")
+printf '\x00\x00\x80\x7e%.0s' $(seq 16) | dd of="$tmp/altered.safetensors" bs=1 seek=$((size - 64)) conv=notrunc status=none
+out=$("$LT" replay "$tmp/altered.safetensors"); rc=$?
+echo "$out"
+[ $rc -eq 1 ] || { echo "altered trace: exit $rc, expected 1"; fail=1; }
+echo "$out" | grep -q '^FAIL ' || { echo "altered trace did not FAIL"; fail=1; }
+
+# a missing file is a FAIL line naming it, exit 1
+out=$("$LT" replay "$tmp/no-such-trace.safetensors"); rc=$?
+[ $rc -eq 1 ] && echo "$out" | grep -q "^FAIL  $tmp/no-such-trace.safetensors  error: .*cannot open" || {
+    echo "missing file: rc=$rc out=$out"; fail=1; }
+exit $fail
