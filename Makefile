@@ -9,12 +9,12 @@ CFLAGS  ?= $(OPT) -g
 LIBS    = -lcjson -lm -fopenmp
 
 # layers, lowest first (design.md): io, kernels, optim, cli
-LIB_SRC := $(wildcard src/io/*.c) $(wildcard src/kernels/cpu/*.c) $(wildcard src/optim/*.c) $(wildcard src/util/*.c)
+LIB_SRC := $(wildcard src/io/*.c) $(wildcard src/kernels/*.c) $(wildcard src/kernels/cpu/*.c) $(wildcard src/optim/*.c) $(wildcard src/util/*.c)
 CLI_SRC := $(wildcard src/cli/*.c)
 TEST_SRC := $(wildcard tests/test_*.c)
 EX_SRC  := $(wildcard examples/*.c)
 
-LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/quant_maps.o
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 EX_BIN  := $(EX_SRC:examples/%.c=$(BUILD)/examples/%)
@@ -23,6 +23,15 @@ EX_BIN  := $(EX_SRC:examples/%.c=$(BUILD)/examples/%)
 all: $(BUILD)/libleantrain.a $(BUILD)/libleantrain.so $(BUILD)/leantrain $(EX_BIN) $(TEST_BIN)
 
 $(BUILD)/obj/%.o: %.c $(wildcard include/leantrain/*.h) $(wildcard src/*/*.h) $(wildcard src/*/*/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) $(CFLAGS) -c $< -o $@
+
+# the quantization maps, generated from the shared table (never retyped)
+$(BUILD)/gen/quant_maps.c: src/kernels/dynamic-maps.txt scripts/gen-qmaps.awk
+	@mkdir -p $(dir $@)
+	awk -f scripts/gen-qmaps.awk $< > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/obj/gen/quant_maps.o: $(BUILD)/gen/quant_maps.c src/kernels/quant.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) $(CFLAGS) -c $< -o $@
 
