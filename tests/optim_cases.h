@@ -27,6 +27,14 @@ static const optim_case OPTIM_CASES[] = {
     {"adafactor", "", 1e-3},
     {"adafactor", "beta1=0.9,scale_parameter=True", 1e-3},
     {"adafactor", "relative_step=True,warmup_init=True,scale_parameter=True", -1},
+    {"adamw_bnb_8bit", "", 1e-3},
+    {"adamw_8bit", "block_size=128", 1e-3},
+    {"paged_adamw_8bit", "min_8bit_size=100", 1e-3},
+    {"lion_8bit", "", 1e-4},
+    {"paged_lion_8bit", "block_size=2048", 1e-4},
+    {"adamw_torch_8bit", "", 1e-3},
+    {"adamw_torch_4bit", "", 1e-3},
+    {"adamw_torch_4bit", "block_size=128", 1e-3},
 };
 #define N_OPTIM_CASES ((int)(sizeof OPTIM_CASES / sizeof OPTIM_CASES[0]))
 #endif

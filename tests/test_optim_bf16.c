@@ -12,7 +12,7 @@
 #include "optim_cases.h"
 #include "testutil.h"
 
-enum { N = 3000 };
+enum { N = 6144 }; /* 64x96: quantized by the low-bit optimizers */
 
 static lt_optim *make(const optim_case *c, void *p, lt_dtype dt, float *g, const int64_t *shape, int ndim) {
     char err[1024];
@@ -31,7 +31,7 @@ static lt_optim *make(const optim_case *c, void *p, lt_dtype dt, float *g, const
 static void test_one_rounding_and_scale(void) {
     static float pf[N], gf[N], g4[N], pg[N];
     static uint16_t pb[N];
-    const int64_t shape[2] = {50, 60};
+    const int64_t shape[2] = {64, 96};
     for (int ci = 0; ci < N_OPTIM_CASES; ci++) {
         const optim_case *c = &OPTIM_CASES[ci];
         for (int i = 0; i < N; i++) {

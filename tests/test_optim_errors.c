@@ -40,7 +40,8 @@ static void write_bytes(const char *path, const void *buf, size_t n) {
 int main(void) {
     expect_create_error("adamw_foo", "", "unknown optimizer name 'adamw_foo'; supported: adamw_torch adamw_torch_fused "
                         "adamw_apex_fused paged_adamw_32bit adam adamw_anyprecision sgd adagrad rmsprop lion_32bit "
-                        "paged_lion_32bit adafactor");
+                        "paged_lion_32bit adafactor adamw_bnb_8bit adamw_8bit paged_adamw_8bit lion_8bit paged_lion_8bit "
+                        "adamw_torch_8bit adamw_torch_4bit");
     expect_create_error("adamw_torch", "momentum=0.9",
                         "optim_args: unknown key 'momentum' for optimizer family adamw (accepted: lr, beta1, beta2, "
                         "eps, weight_decay, amsgrad)");
@@ -59,6 +60,13 @@ int main(void) {
                         "adafactor: cannot combine a manual lr (5e-05) with relative_step=True: pass lr=None or "
                         "relative_step=False");
     expect_create_error("adafactor", "warmup_init=True", "adafactor: warmup_init=True requires relative_step=True");
+    expect_create_error("adamw_torch_4bit", "block_size=100",
+                        "adamw_torch_4bit: invalid block_size 100: must be a power of two from 64 to 4096");
+    expect_create_error("adamw_bnb_8bit", "block_size=8192",
+                        "adamw_bnb_8bit: invalid block_size 8192: must be a power of two from 64 to 4096");
+    expect_create_error("adamw_torch_8bit", "min_8bit_size=10",
+                        "optim_args: unknown key 'min_8bit_size' for optimizer family torchao_adamw8bit (accepted: lr, "
+                        "beta1, beta2, eps, weight_decay, block_size)");
 
     /* API misuse */
     lt_optim *o = make("adamw_torch", "", 4, 5, W);

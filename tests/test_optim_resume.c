@@ -10,7 +10,8 @@
 #include "testutil.h"
 
 enum { NP = 4, STEPS = 7, SPLIT = 3 };
-static const int64_t SHAPES[NP][3] = {{48, 80, 0}, {80, 0, 0}, {3, 16, 24}, {1, 0, 0}};
+/* 64x96 is quantized by every low-bit name; 5x40x41 by bitsandbytes (partial last block) but not torchao */
+static const int64_t SHAPES[NP][3] = {{64, 96, 0}, {80, 0, 0}, {5, 40, 41}, {1, 0, 0}};
 static const int NDIM[NP] = {2, 1, 3, 1};
 
 static size_t numel(int i) {
@@ -109,11 +110,11 @@ int main(void) {
                 CHECK(lt_optim_param_step(a.o, i) == STEPS && lt_optim_param_step(b2.o, i) == STEPS,
                       "%s: step counts %lld/%lld", c->name, (long long)lt_optim_param_step(a.o, i),
                       (long long)lt_optim_param_step(b2.o, i));
-                const char *names[8];
-                int ns = lt_optim_state_names(a.o, i, names, 8);
+                const char *names[16];
+                int ns = lt_optim_state_names(a.o, i, names, 16);
                 for (int k = 0; k < ns; k++) {
                     size_t n = lt_optim_state_numel(a.o, i, names[k]);
-                    float *x = malloc(n * 4), *y = malloc(n * 4);
+                    float *x = malloc(n * 4 + 4), *y = malloc(n * 4 + 4);
                     lt_optim_read_state(a.o, i, names[k], x, n);
                     lt_optim_read_state(b2.o, i, names[k], y, n);
                     CHECK(memcmp(x, y, n * 4) == 0, "%s: state p%d.%s differs after resume", c->name, i, names[k]);
@@ -128,7 +129,8 @@ int main(void) {
                     expect_bytes += n * (bf16 ? 2 : 4);
                 }
             }
-            CHECK(lt_optim_state_bytes(a.o) == expect_bytes, "%s: state bytes %zu, expected %zu", c->name,
+            int lowbit = strstr(c->name, "8bit") || strstr(c->name, "4bit"); /* test_lowbit checks their formula */
+            CHECK(lowbit || lt_optim_state_bytes(a.o) == expect_bytes, "%s: state bytes %zu, expected %zu", c->name,
                   lt_optim_state_bytes(a.o), expect_bytes);
             teardown(&a), teardown(&b), teardown(&b2);
         }

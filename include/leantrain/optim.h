@@ -144,6 +144,12 @@ int lt_optim_state_names(const lt_optim *o, int index, const char **names, int c
 lt_status lt_optim_read_state(const lt_optim *o, int index, const char *state, float *out, size_t n);
 size_t lt_optim_state_numel(const lt_optim *o, int index, const char *state);
 
+/* Copies the first (which = 0) or second (which = 1) moment of parameter
+ * `index` as numel float32 values, dequantized for the low-bit optimizers
+ * (Adam's exp_avg / exp_avg_sq, bitsandbytes' state1 / state2, Lion's single
+ * moment as 0). LT_ERR_ARG when the optimizer keeps no such moment. */
+lt_status lt_optim_read_moment(const lt_optim *o, int index, int which, float *out, size_t n);
+
 /* Saves every state tensor as "<param>.<state>" (the reference's state names)
  * to a safetensors file written atomically, with metadata: format
  * "leantrain-optim-1", optim, optim_args, groups (JSON hyperparameters per

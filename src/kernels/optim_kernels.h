@@ -100,6 +100,48 @@ void lt_kernel_adafactor_apply(lt_karr p, lt_karr g, float *m, float gscale, siz
                                size_t cols, const float *rf, const float *cf, float clipdiv, float lr_t,
                                float b1, float wd_lr);
 
+/* ---- low-bit states (see kernels/quant.h for maps, rounding and packing) ---- */
+struct lt_qtable;
+
+/* One blockwise-quantized state: codes (one byte each, or 4-bit packed), one
+ * f32 scale per block, and the search table of its map. */
+typedef struct lt_kqstate {
+    uint8_t *codes;
+    float *scale;
+    const struct lt_qtable *tab;
+} lt_kqstate;
+
+/* bitsandbytes 8-bit blockwise Adam and Lion, and their 32-bit path for small tensors. */
+typedef struct lt_kbnb {
+    float b1, omb1, b2, omb2;
+    float step;        /* Adam: -lr * sqrt(1-b2^t) / (1-b1^t) */
+    float c2eps;       /* Adam: sqrt(1-b2^t) * eps */
+    float decay;       /* 1 - lr*wd: Adam applies it after the step (when wd > 0), Lion before */
+    float lr;          /* Lion */
+    int has_decay;
+    size_t block;
+} lt_kbnb;
+void lt_kernel_bnb8_adam(lt_karr p, lt_karr g, float gscale, size_t n, lt_kqstate m, lt_kqstate v, const lt_kbnb *h);
+void lt_kernel_bnb8_lion(lt_karr p, lt_karr g, float gscale, size_t n, lt_kqstate m, const lt_kbnb *h);
+/* s[0] state1, s[1] state2 (Adam) in f32; a non-finite gradient leaves its element untouched */
+void lt_kernel_bnb32_adam(const lt_ktensor *t, const lt_kbnb *h);
+void lt_kernel_bnb32_lion(const lt_ktensor *t, const lt_kbnb *h);
+
+/* torchao low-bit AdamW (8-bit maps, or 4-bit packed with bits = 4). */
+typedef struct lt_kao {
+    float lrwd;       /* lr * wd */
+    float omb1, omb2; /* lerp weights 1-b1, 1-b2 */
+    float lr, bc1, bc2_sqrt, eps;
+    size_t block;
+    int bits;
+} lt_kao;
+void lt_kernel_ao_adam(lt_karr p, lt_karr g, float gscale, size_t n, lt_kqstate m, lt_kqstate v, const lt_kao *h);
+/* the same step with unquantized states s[0], s[1] stored in the parameter's dtype */
+void lt_kernel_ao_adam_plain(const lt_ktensor *t, const lt_kao *h);
+
+/* Dequantizes n values of a state: out[i] = map[code_i] * scale[i / block]. */
+void lt_kernel_dequant(lt_kqstate s, size_t n, size_t block, int bits, float *out);
+
 /* Memory copy of n floats (the bandwidth yardstick of the benchmarks). */
 void lt_kernel_copy(float *dst, const float *src, size_t n);
 

@@ -137,11 +137,10 @@ static lt_status af_step(lt_optim *o, lt_param *p, const lt_group_hp *hp, float 
 }
 
 const lt_family lt_family_adafactor = {
-    "adafactor",
-    K_LR | K_WD | K_EPS1 | K_EPS2 | K_CLIP | K_DECAY_RATE | K_AF_BETA1 | K_SCALE_PARAM | K_RELATIVE | K_WARMUP_INIT,
-    0,
-    af_defaults,
-    af_validate,
-    af_declare,
-    NULL,
-    af_step};
+    .family = "adafactor",
+    .keys = K_LR | K_WD | K_EPS1 | K_EPS2 | K_CLIP | K_DECAY_RATE | K_AF_BETA1 | K_SCALE_PARAM | K_RELATIVE |
+            K_WARMUP_INIT,
+    .defaults = af_defaults,
+    .validate = af_validate,
+    .declare_state = af_declare,
+    .step = af_step};

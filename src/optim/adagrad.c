@@ -16,9 +16,11 @@ static lt_status adagrad_declare(lt_optim *o, lt_param *p, const lt_group_hp *hp
     return lt_param_declare(o, p, "sum", LT_DTYPE_F32, p->ndim, p->shape);
 }
 
-static void adagrad_init(lt_param *p, const lt_group_hp *hp) {
+static lt_status adagrad_init(lt_optim *o, lt_param *p, const lt_group_hp *hp) {
+    (void)o;
     float *sum = p->st[0].data;
     for (size_t i = 0; i < p->numel; i++) sum[i] = (float)hp->initial_accumulator_value;
+    return LT_OK;
 }
 
 static lt_status adagrad_step(lt_optim *o, lt_param *p, const lt_group_hp *hp, float gscale) {
@@ -31,5 +33,10 @@ static lt_status adagrad_step(lt_optim *o, lt_param *p, const lt_group_hp *hp, f
     return LT_OK;
 }
 
-const lt_family lt_family_adagrad = {"adagrad", K_LR | K_WD | K_EPS | K_LR_DECAY | K_INIT_ACC, 0, adagrad_defaults,
-                                     adagrad_validate, adagrad_declare, adagrad_init, adagrad_step};
+const lt_family lt_family_adagrad = {.family = "adagrad",
+                                     .keys = K_LR | K_WD | K_EPS | K_LR_DECAY | K_INIT_ACC,
+                                     .defaults = adagrad_defaults,
+                                     .validate = adagrad_validate,
+                                     .declare_state = adagrad_declare,
+                                     .init_state = adagrad_init,
+                                     .step = adagrad_step};

@@ -61,7 +61,19 @@ static lt_status adam_step(lt_optim *o, lt_param *p, const lt_group_hp *hp, floa
 
 #define ADAM_KEYS (K_LR | K_BETA1 | K_BETA2 | K_EPS | K_WD | K_AMSGRAD)
 
-const lt_family lt_family_adamw = {"adamw", ADAM_KEYS, K_BETA1 | K_BETA2 | K_EPS, adam_defaults, adam_validate,
-                                   adam_declare, NULL, adamw_step};
-const lt_family lt_family_adam = {"adam", ADAM_KEYS, K_BETA1 | K_BETA2 | K_EPS, adam_defaults, adam_validate,
-                                  adam_declare, NULL, adam_step};
+const lt_family lt_family_adamw = {.family = "adamw",
+                                   .keys = ADAM_KEYS,
+                                   .base_keys = K_BETA1 | K_BETA2 | K_EPS,
+                                   .defaults = adam_defaults,
+                                   .validate = adam_validate,
+                                   .declare_state = adam_declare,
+                                   .step = adamw_step,
+                                   .moment_names = {"exp_avg", "exp_avg_sq"}};
+const lt_family lt_family_adam = {.family = "adam",
+                                  .keys = ADAM_KEYS,
+                                  .base_keys = K_BETA1 | K_BETA2 | K_EPS,
+                                  .defaults = adam_defaults,
+                                  .validate = adam_validate,
+                                  .declare_state = adam_declare,
+                                  .step = adam_step,
+                                  .moment_names = {"exp_avg", "exp_avg_sq"}};

@@ -53,11 +53,11 @@ static lt_status anyprec_step(lt_optim *o, lt_param *p, const lt_group_hp *hp, f
 }
 
 const lt_family lt_family_anyprecision = {
-    "adamw_anyprecision",
-    K_LR | K_BETA1 | K_BETA2 | K_EPS | K_WD | K_KAHAN | K_MOM_DTYPE | K_VAR_DTYPE | K_COMP_DTYPE,
-    K_BETA1 | K_BETA2 | K_EPS,
-    anyprec_defaults,
-    anyprec_validate,
-    anyprec_declare,
-    NULL,
-    anyprec_step};
+    .family = "adamw_anyprecision",
+    .keys = K_LR | K_BETA1 | K_BETA2 | K_EPS | K_WD | K_KAHAN | K_MOM_DTYPE | K_VAR_DTYPE | K_COMP_DTYPE,
+    .base_keys = K_BETA1 | K_BETA2 | K_EPS,
+    .defaults = anyprec_defaults,
+    .validate = anyprec_validate,
+    .declare_state = anyprec_declare,
+    .step = anyprec_step,
+    .moment_names = {"exp_avg", "exp_avg_sq"}};

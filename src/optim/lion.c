@@ -29,5 +29,11 @@ static lt_status lion_step(lt_optim *o, lt_param *p, const lt_group_hp *hp, floa
     return LT_OK;
 }
 
-const lt_family lt_family_lion = {"lion", K_LR | K_BETA1 | K_BETA2 | K_WD, K_BETA1 | K_BETA2, lion_defaults,
-                                  lion_validate, lion_declare, NULL, lion_step};
+const lt_family lt_family_lion = {.family = "lion",
+                                  .keys = K_LR | K_BETA1 | K_BETA2 | K_WD,
+                                  .base_keys = K_BETA1 | K_BETA2,
+                                  .defaults = lion_defaults,
+                                  .validate = lion_validate,
+                                  .declare_state = lion_declare,
+                                  .step = lion_step,
+                                  .moment_names = {"exp_avg", NULL}};

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/quant.h"
 #include "optim/optim_internal.h"
 
 lt_status lt_optim_fail(lt_optim *o, lt_status code, const char *fmt, ...) {
@@ -75,6 +76,8 @@ lt_optim *lt_optim_create(const char *name, const char *optim_args, const lt_hpa
 
 void lt_optim_free(lt_optim *o) {
     if (!o) return;
+    for (int i = 0; i < o->nqtabs; i++) free(o->qtabs[i]);
+    free(o->qtabs);
     for (int i = 0; i < o->nparams; i++) {
         free(o->params[i].name);
         for (int k = 0; k < o->params[i].nstate; k++) free(o->params[i].st[k].data);
@@ -228,7 +231,10 @@ int lt_optim_add_param(lt_optim *o, const lt_param_desc *d) {
         }
         if (rounded) memset(p.st[k].data, 0, rounded);
     }
-    if (o->fam->init_state) o->fam->init_state(&p, &o->groups[d->group]);
+    if (o->fam->init_state && o->fam->init_state(o, &p, &o->groups[d->group]) != LT_OK) {
+        for (int k = 0; k < p.nstate; k++) free(p.st[k].data);
+        return -1;
+    }
     p.name = strdup(d->name);
     if (o->nparams == o->cap) {
         int ncap = o->cap ? o->cap * 2 : 16;
@@ -346,4 +352,38 @@ lt_status lt_optim_read_state(const lt_optim *o, int index, const char *state, f
         }
     }
     return LT_OK;
+}
+
+lt_status lt_optim_read_moment(const lt_optim *o, int index, int which, float *out, size_t n) {
+    lt_optim *mo = (lt_optim *)o; /* only the error buffer is written */
+    if (index < 0 || index >= o->nparams)
+        return lt_optim_fail(mo, LT_ERR_ARG, "read_moment: parameter index %d out of range", index);
+    lt_param *p = &o->params[index];
+    if (which < 0 || which > 1 || !o->fam->moment_names[which])
+        return lt_optim_fail(mo, LT_ERR_ARG, "read_moment: %s keeps no moment %d", o->name, which);
+    if (n != p->numel)
+        return lt_optim_fail(mo, LT_ERR_ARG, "read_moment: '%s' has %zu elements, not %zu", p->name, p->numel, n);
+    if (o->fam->moment) return o->fam->moment(mo, p, which, out);
+    return lt_optim_read_state(o, index, o->fam->moment_names[which], out, n);
+}
+
+int lt_optim_qtab(lt_optim *o, const float *map, int n) {
+    for (int i = 0; i < o->nqtabs; i++)
+        if (o->qtabs[i]->n == n && memcmp(o->qtabs[i]->map, map, (size_t)n * sizeof *map) == 0) return i;
+    lt_qtable *t = malloc(sizeof *t);
+    lt_qtable **nt = realloc(o->qtabs, (size_t)(o->nqtabs + 1) * sizeof *nt);
+    if (!t || !nt) {
+        free(t);
+        if (nt) o->qtabs = nt;
+        lt_optim_fail(o, LT_ERR_NOMEM, "out of memory for a quantization table");
+        return -1;
+    }
+    o->qtabs = nt;
+    if (lt_qtable_build(t, map, n) != 0) {
+        free(t);
+        lt_optim_fail(o, LT_ERR_FORMAT, "quantization map of %d values is not sorted ascending and finite", n);
+        return -1;
+    }
+    o->qtabs[o->nqtabs] = t;
+    return o->nqtabs++;
 }

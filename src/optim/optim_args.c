@@ -46,6 +46,8 @@ static const key_def KEYS[] = {
     {"momentum_dtype", K_MOM_DTYPE, T_DTYPE, F(momentum_dtype)},
     {"variance_dtype", K_VAR_DTYPE, T_DTYPE, F(variance_dtype)},
     {"compensation_buffer_dtype", K_COMP_DTYPE, T_DTYPE, F(compensation_dtype)},
+    {"block_size", K_BLOCK, T_FLOAT, F(block_size)},
+    {"min_8bit_size", K_MIN8, T_FLOAT, F(min_8bit_size)},
 };
 #undef F
 #define NKEYS (sizeof KEYS / sizeof KEYS[0])

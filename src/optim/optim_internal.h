@@ -9,7 +9,7 @@
 #include "kernels/optim_kernels.h"
 #include "leantrain/optim.h"
 
-#define LT_MAX_STATES 4
+#define LT_MAX_STATES 8
 
 /* Every hyperparameter any family reads; a group owns one copy. Which keys a
  * family accepts is listed in its lt_family.keys. */
@@ -23,6 +23,8 @@ typedef struct lt_group_hp {
     bool scale_parameter, relative_step, warmup_init;
     bool kahan;                               /* anyprecision use_kahan_summation */
     lt_dtype momentum_dtype, variance_dtype, compensation_dtype;
+    double block_size;                        /* low-bit: elements per quantization block */
+    double min_8bit_size;                     /* bitsandbytes: smaller tensors keep f32 state */
 } lt_group_hp;
 
 typedef struct lt_state {
@@ -46,6 +48,9 @@ typedef struct lt_param {
     int64_t step;
     int nstate;
     lt_state st[LT_MAX_STATES];
+    int quant;      /* low-bit families: 1 when this tensor's state is quantized */
+    size_t block;   /* low-bit families: its block size */
+    int qtab[2];    /* low-bit families: indexes into lt_optim.qtabs for its two maps */
 } lt_param;
 
 typedef struct lt_family lt_family;
@@ -62,6 +67,8 @@ struct lt_optim {
     size_t work_len;
     float *small;       /* adafactor: row/col factors, sized for the largest parameter */
     size_t small_len;
+    struct lt_qtable **qtabs; /* low-bit families: search tables of the maps in use */
+    int nqtabs;
     char err[512];
 };
 
@@ -73,6 +80,7 @@ enum {
     K_EPS1 = 1u << 13, K_EPS2 = 1u << 14, K_CLIP = 1u << 15, K_DECAY_RATE = 1u << 16,
     K_AF_BETA1 = 1u << 17, K_SCALE_PARAM = 1u << 18, K_RELATIVE = 1u << 19, K_WARMUP_INIT = 1u << 20,
     K_KAHAN = 1u << 21, K_MOM_DTYPE = 1u << 22, K_VAR_DTYPE = 1u << 23, K_COMP_DTYPE = 1u << 24,
+    K_BLOCK = 1u << 25, K_MIN8 = 1u << 26,
 };
 
 struct lt_family {
@@ -86,9 +94,21 @@ struct lt_family {
     /* declares the state tensors of a new parameter (names, dtypes, shapes) */
     lt_status (*declare_state)(lt_optim *o, lt_param *p, const lt_group_hp *hp);
     /* optional: fills freshly zeroed state (e.g. Adagrad's initial accumulator) */
-    void (*init_state)(lt_param *p, const lt_group_hp *hp);
+    lt_status (*init_state)(lt_optim *o, lt_param *p, const lt_group_hp *hp);
     /* one step of one parameter; p->step is already incremented */
     lt_status (*step)(lt_optim *o, lt_param *p, const lt_group_hp *hp, float gscale);
+    /* the names of the first and second moment states (NULL: none); read back
+     * dequantized by lt_optim_read_moment */
+    const char *moment_names[2];
+    /* optional: the dequantized moment `which` (0, 1) of p into out (numel values) */
+    lt_status (*moment)(lt_optim *o, lt_param *p, int which, float *out);
+    /* optional: checks a state tensor read from a file before it is loaded */
+    lt_status (*check_state)(lt_optim *o, const lt_param *p, const char *state, const void *data, size_t numel,
+                             const char *path);
+    /* optional: called after state was loaded (e.g. to adopt the file's maps) */
+    lt_status (*after_load)(lt_optim *o, lt_param *p);
+    /* save a "<param>.step" I64 tensor besides the metadata (bitsandbytes' state names) */
+    int step_tensor;
 };
 
 /* A registered name: the family it runs and settings it forces. */
@@ -99,7 +119,8 @@ typedef struct lt_name_entry {
 } lt_name_entry;
 
 extern const lt_family lt_family_adam, lt_family_adamw, lt_family_sgd, lt_family_adagrad, lt_family_rmsprop,
-    lt_family_lion, lt_family_adafactor, lt_family_anyprecision;
+    lt_family_lion, lt_family_adafactor, lt_family_anyprecision, lt_family_bnb_adam8, lt_family_bnb_lion8,
+    lt_family_ao_adam8, lt_family_ao_adam4;
 
 /* The registry entry for name (aliases included), or NULL. */
 const lt_name_entry *lt_registry_find(const char *name);
@@ -122,6 +143,11 @@ char *lt_hp_to_json(const lt_family *fam, const lt_group_hp *hp);
 /* Adds a state tensor of p with the given dtype and shape (allocated zeroed later). */
 lt_status lt_param_declare(lt_optim *o, lt_param *p, const char *name, lt_dtype dt, int ndim,
                            const int64_t *shape);
+
+/* Index into o->qtabs of the search table for `map` (n values), building it
+ * if no table of that map exists yet; -1 (with a message) for a map that is
+ * not sorted and finite. */
+int lt_optim_qtab(lt_optim *o, const float *map, int n);
 
 /* The state named `name` of p, or NULL. */
 lt_state *lt_param_state(lt_param *p, const char *name);

@@ -17,6 +17,13 @@ static const lt_name_entry NAMES[] = {
     {{"paged_lion_32bit", "bitsandbytes PagedLion 32-bit (on CPU the same as unpaged)", 4, "exp_avg f32"}, &lt_family_lion, NULL},
     /* 4096x4096 matrix: (4096 + 4096) f32 factors over 4096*4096 elements */
     {{"adafactor", "transformers.optimization.Adafactor (Trainer: scale_parameter=False, relative_step=False)", (4096.0 + 4096.0) * 4 / (4096.0 * 4096.0), "exp_avg_sq_row, exp_avg_sq_col f32 (1-D: exp_avg_sq; + exp_avg with beta1)"}, &lt_family_adafactor, NULL},
+    {{"adamw_bnb_8bit", "bitsandbytes AdamW8bit (blockwise, block 256)", 2 + 8.0 / 256, "state1, state2 u8 codes + absmax1, absmax2 f32 per block (f32 state under min_8bit_size)"}, &lt_family_bnb_adam8, NULL},
+    {{"adamw_8bit", "bitsandbytes AdamW8bit (the Trainer's alias)", 2 + 8.0 / 256, "state1, state2 u8 codes + absmax1, absmax2 f32 per block"}, &lt_family_bnb_adam8, NULL},
+    {{"paged_adamw_8bit", "bitsandbytes PagedAdamW8bit (on CPU the same as unpaged)", 2 + 8.0 / 256, "state1, state2 u8 codes + absmax1, absmax2 f32 per block"}, &lt_family_bnb_adam8, NULL},
+    {{"lion_8bit", "bitsandbytes Lion8bit (blockwise, block 256)", 1 + 4.0 / 256, "state1 u8 codes + absmax1 f32 per block"}, &lt_family_bnb_lion8, NULL},
+    {{"paged_lion_8bit", "bitsandbytes PagedLion8bit (on CPU the same as unpaged)", 1 + 4.0 / 256, "state1 u8 codes + absmax1 f32 per block"}, &lt_family_bnb_lion8, NULL},
+    {{"adamw_torch_8bit", "torchao AdamW8bit (block 256)", 2 + 8.0 / 256, "exp_avg, exp_avg_sq u8 codes + f32 scale per block"}, &lt_family_ao_adam8, NULL},
+    {{"adamw_torch_4bit", "torchao AdamW4bit (block 256 as under the Trainer)", 1 + 8.0 / 256, "exp_avg, exp_avg_sq 4-bit codes, two per byte + f32 scale per block"}, &lt_family_ao_adam4, NULL},
 };
 #define NNAMES ((int)(sizeof NAMES / sizeof NAMES[0]))
 

@@ -36,5 +36,9 @@ static lt_status rmsprop_step(lt_optim *o, lt_param *p, const lt_group_hp *hp, f
     return LT_OK;
 }
 
-const lt_family lt_family_rmsprop = {"rmsprop", K_LR | K_WD | K_EPS | K_ALPHA | K_MOMENTUM | K_CENTERED, 0,
-                                     rmsprop_defaults, rmsprop_validate, rmsprop_declare, NULL, rmsprop_step};
+const lt_family lt_family_rmsprop = {.family = "rmsprop",
+                                     .keys = K_LR | K_WD | K_EPS | K_ALPHA | K_MOMENTUM | K_CENTERED,
+                                     .defaults = rmsprop_defaults,
+                                     .validate = rmsprop_validate,
+                                     .declare_state = rmsprop_declare,
+                                     .step = rmsprop_step};

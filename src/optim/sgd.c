@@ -31,5 +31,9 @@ static lt_status sgd_step(lt_optim *o, lt_param *p, const lt_group_hp *hp, float
     return LT_OK;
 }
 
-const lt_family lt_family_sgd = {"sgd", K_LR | K_WD | K_MOMENTUM | K_DAMPENING | K_NESTEROV, 0, sgd_defaults,
-                                 sgd_validate, sgd_declare, NULL, sgd_step};
+const lt_family lt_family_sgd = {.family = "sgd",
+                                 .keys = K_LR | K_WD | K_MOMENTUM | K_DAMPENING | K_NESTEROV,
+                                 .defaults = sgd_defaults,
+                                 .validate = sgd_validate,
+                                 .declare_state = sgd_declare,
+                                 .step = sgd_step};

@@ -15,10 +15,11 @@ lt_status lt_optim_save(lt_optim *o, const char *path) {
     lt_st_writer *w = lt_st_writer_new();
     cJSON *params = cJSON_CreateArray(), *steps = cJSON_CreateObject(), *pgroup = cJSON_CreateObject();
     cJSON *groups = cJSON_CreateArray();
-    char **names = calloc((size_t)o->nparams * LT_MAX_STATES + 1, sizeof *names);
+    char **names = calloc((size_t)o->nparams * (LT_MAX_STATES + 1) + 1, sizeof *names);
+    int64_t *stepv = calloc((size_t)o->nparams + 1, sizeof *stepv);
     char *s_params = NULL, *s_steps = NULL, *s_pgroup = NULL, *s_groups = NULL;
     lt_status st = LT_ERR_NOMEM;
-    if (!w || !params || !steps || !pgroup || !groups || !names) goto out;
+    if (!w || !params || !steps || !pgroup || !groups || !names || !stepv) goto out;
     for (int g = 0; g < o->ngroups; g++) {
         char *js = lt_hp_to_json(o->fam, &o->groups[g]);
         cJSON *obj = js ? cJSON_Parse(js) : NULL;
@@ -41,6 +42,18 @@ lt_status lt_optim_save(lt_optim *o, const char *path) {
             nn++;
             if (st != LT_OK) {
                 lt_optim_fail(o, st, "%s: cannot add state tensor '%s.%s'", path, p->name, p->st[k].name);
+                goto out_keep;
+            }
+        }
+        if (o->fam->step_tensor) { /* bitsandbytes keeps the step among the state tensors */
+            size_t len = strlen(p->name) + 6;
+            names[nn] = malloc(len);
+            if (!names[nn]) goto out;
+            snprintf(names[nn], len, "%s.step", p->name);
+            stepv[i] = p->step;
+            st = lt_st_writer_add(w, names[nn++], LT_DTYPE_I64, 0, NULL, &stepv[i]);
+            if (st != LT_OK) {
+                lt_optim_fail(o, st, "%s: cannot add tensor '%s.step'", path, p->name);
                 goto out_keep;
             }
         }
@@ -68,6 +81,7 @@ out_keep:
     if (names)
         for (size_t i = 0; names[i]; i++) free(names[i]);
     free(names);
+    free(stepv);
     free(s_params), free(s_steps), free(s_pgroup), free(s_groups);
     cJSON_Delete(params), cJSON_Delete(steps), cJSON_Delete(pgroup), cJSON_Delete(groups);
     lt_st_writer_free(w);
@@ -179,6 +193,24 @@ lt_status lt_optim_load(lt_optim *o, const char *path) {
                 lt_optim_fail(o, st, "%s: state tensor '%s' has shape %s, expected %s", path, tname, got, want);
                 goto out;
             }
+            if (o->fam->check_state && o->fam->check_state(o, p, s->name, t->data, t->numel, path) != LT_OK) goto out;
+        }
+        if (o->fam->step_tensor) {
+            char tname[512];
+            snprintf(tname, sizeof tname, "%s.step", p->name);
+            const lt_st_tensor *t = lt_st_find(f, tname);
+            int64_t sv;
+            expected++;
+            if (!t || t->lt_type != LT_DTYPE_I64 || t->numel != 1) {
+                lt_optim_fail(o, st, "%s: tensor '%s' (I64, one element) is missing or malformed", path, tname);
+                goto out;
+            }
+            memcpy(&sv, t->data, sizeof sv);
+            if (sv != nsteps[i]) {
+                lt_optim_fail(o, st, "%s: tensor '%s' is %lld but the metadata says %lld", path, tname, (long long)sv,
+                              (long long)nsteps[i]);
+                goto out;
+            }
         }
     }
     if (lt_st_count(f) != expected) {
@@ -191,7 +223,8 @@ lt_status lt_optim_load(lt_optim *o, const char *path) {
                 snprintf(pn, sizeof pn, "%.*s", (int)(dot - tn), tn);
                 idx = lt_optim_find_param(o, pn);
             }
-            if (idx < 0 || !lt_param_state(&o->params[idx], dot + 1)) {
+            if (idx < 0 || (!lt_param_state(&o->params[idx], dot + 1) &&
+                             !(o->fam->step_tensor && !strcmp(dot + 1, "step")))) {
                 lt_optim_fail(o, st, "%s: tensor '%s' matches no registered parameter's state", path, tn);
                 goto out;
             }
@@ -208,6 +241,8 @@ lt_status lt_optim_load(lt_optim *o, const char *path) {
             const lt_st_tensor *t = lt_st_find(f, tname);
             memcpy(p->st[k].data, t->data, t->nbytes);
         }
+        /* the file's maps were checked above, so adopting them cannot fail on content */
+        if (o->fam->after_load && (st = o->fam->after_load(o, p)) != LT_OK) goto out;
     }
     st = LT_OK;
 out:

@@ -19,6 +19,13 @@ rmsprop - 1e-3
 lion_32bit - 1e-3
 paged_lion_32bit - 1e-3
 adafactor - 1e-2
+adamw_bnb_8bit min_8bit_size=64,block_size=64 1e-2
+adamw_8bit - 1e-2
+paged_adamw_8bit - 1e-2
+lion_8bit min_8bit_size=64,block_size=64 1e-3
+paged_lion_8bit - 1e-3
+adamw_torch_8bit - 1e-2
+adamw_torch_4bit - 1e-2
 LIST
 "$BUILD/examples/train_mlp" no_such_optim 2>/dev/null && { echo "unknown name accepted"; fail=1; }
 exit $fail

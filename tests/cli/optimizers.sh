@@ -16,4 +16,8 @@ expect rmsprop 4.0000
 expect lion_32bit 4.0000
 expect paged_lion_32bit 4.0000
 expect adafactor 0.0020
+for n in adamw_bnb_8bit adamw_8bit paged_adamw_8bit adamw_torch_8bit; do expect $n 2.0312; done
+expect lion_8bit 1.0156
+expect paged_lion_8bit 1.0156
+expect adamw_torch_4bit 1.0312
 exit $fail
