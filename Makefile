@@ -4,7 +4,7 @@ CC      ?= cc
 PREFIX  ?= /usr/local
 BUILD   ?= build
 OPT     ?= -O3
-CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -Wall -Wextra -fPIC -fopenmp -fno-math-errno -ffp-contract=off -Iinclude -Isrc $(shell pkg-config --cflags libcjson 2>/dev/null)
+CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -Wall -Wextra -fPIC -fopenmp -fno-math-errno -fno-trapping-math -ffp-contract=off -Iinclude -Isrc $(shell pkg-config --cflags libcjson 2>/dev/null)
 CFLAGS  ?= $(OPT) -g
 LIBS    = -lcjson -lm -fopenmp
 

@@ -1,5 +1,5 @@
 /* Blockwise quantization: the generated maps equal the shared table; the fast
- * search equals the plain search everywhere it can differ (every map entry,
+ * search (one table lookup and one compare) equals the plain search everywhere it can differ (every map entry,
  * every midpoint between neighbours and the floats around it, both ends of
  * every 16-bit bucket, and a dense sweep); ties go to the even index
  * (bitsandbytes) or up (torchao); 4-bit packing round-trips. */
@@ -34,11 +34,14 @@ static int load_shared_maps(float maps[4][256], int sizes[4]) {
     return t + 1;
 }
 
+static lt_qtable te, tu; /* one table per rule */
 static int fast_even_ok(const lt_qtable *t, float x) {
-    return lt_q_nearest_even(t, x) == lt_q_nearest_even_ref(t->map, t->n, x);
+    (void)t;
+    return lt_q_nearest(&te, x) == lt_q_nearest_even_ref(te.map, te.n, x);
 }
 static int fast_up_ok(const lt_qtable *t, float x) {
-    return lt_q_nearest_up(t, x) == lt_q_nearest_up_ref(t->map, t->n, x);
+    (void)t;
+    return lt_q_nearest(&tu, x) == lt_q_nearest_up_ref(tu.map, tu.n, x);
 }
 
 int main(void) {
@@ -57,13 +60,16 @@ int main(void) {
 
     static lt_qtable t;
     for (int m = 0; m < 4; m++) {
-        CHECK(lt_qtable_build(&t, gen[m], gen_n[m]) == 0, "map %d rejected", m);
+        CHECK(lt_qtable_build(&te, gen[m], gen_n[m], LT_Q_EVEN) == 0, "map %d rejected", m);
+        CHECK(lt_qtable_build(&tu, gen[m], gen_n[m], LT_Q_UP) == 0, "map %d rejected", m);
+        CHECK(te.fast && tu.fast, "map %d: the one-compare search is not exact for a shipped map", m);
+        t = te;
         int n = gen_n[m];
         long bad_even = 0, bad_up = 0, checked = 0;
         /* every entry quantizes to itself, under both rules */
         for (int i = 0; i < n; i++) {
-            CHECK(lt_q_nearest_even(&t, t.map[i]) == i, "map %d: entry %d does not quantize to itself", m, i);
-            CHECK(lt_q_nearest_up(&t, t.map[i]) == i, "map %d: entry %d (torchao rule)", m, i);
+            CHECK(lt_q_nearest(&te, t.map[i]) == i, "map %d: entry %d does not quantize to itself", m, i);
+            CHECK(lt_q_nearest(&tu, t.map[i]) == i, "map %d: entry %d (torchao rule)", m, i);
         }
         /* midpoints: exact (in double) ties go to the even index; floats around them */
         for (int i = 0; i + 1 < n; i++) {
@@ -71,9 +77,10 @@ int main(void) {
             float mf = (float)mid;
             if ((double)mf == mid) {
                 int want = (i & 1) ? i + 1 : i;
-                CHECK(lt_q_nearest_even(&t, mf) == want, "map %d: tie between %d and %d gave %d, want %d", m, i,
-                      i + 1, lt_q_nearest_even(&t, mf), want);
-                CHECK(lt_q_nearest_up(&t, mf) == i + 1, "map %d: torchao tie between %d and %d not up", m, i, i + 1);
+                CHECK(lt_q_nearest(&te, mf) == want, "map %d: tie between %d and %d gave %d, want %d", m, i, i + 1,
+                      lt_q_nearest(&te, mf), want);
+                CHECK(lt_q_nearest_even_ref(t.map, n, mf) == want, "map %d: reference tie %d/%d", m, i, i + 1);
+                CHECK(lt_q_nearest(&tu, mf) == i + 1, "map %d: torchao tie between %d and %d not up", m, i, i + 1);
             }
             for (int d = -3; d <= 3; d++) {
                 float x = from_bits(lt_f32_bits(mf) + (uint32_t)d);
@@ -112,16 +119,26 @@ int main(void) {
         printf("map %d: fast search equals the plain search on %ld values\n", m, checked);
     }
     /* the sign fix needs the signed map to straddle 0 at index 127 */
-    CHECK(lt_qtable_build(&t, lt_qmap_signed8, 256) == 0, "build");
-    CHECK(lt_q_nearest_even(&t, 1e-9f) == 127 && lt_q_nearest_even(&t, -1e-9f) == 127,
+    CHECK(lt_qtable_build(&t, lt_qmap_signed8, 256, LT_Q_EVEN) == 0, "build");
+    CHECK(lt_q_nearest(&t, 1e-9f) == 127 && lt_q_nearest(&t, -1e-9f) == 127,
           "tiny values round to the zero code before the sign fix");
     /* unsorted or non-finite maps are refused */
     float badmap[16];
     memcpy(badmap, lt_qmap_linear4, sizeof badmap);
     badmap[3] = badmap[2];
-    CHECK(lt_qtable_build(&t, badmap, 16) == -1, "unsorted map accepted");
+    CHECK(lt_qtable_build(&t, badmap, 16, LT_Q_EVEN) == -1, "unsorted map accepted");
     badmap[3] = NAN;
-    CHECK(lt_qtable_build(&t, badmap, 16) == -1, "NaN map accepted");
+    CHECK(lt_qtable_build(&t, badmap, 16, LT_Q_UP) == -1, "NaN map accepted");
+    /* a map too dense for 16-bit buckets falls back to the plain search, still exact */
+    float dense[256];
+    for (int i = 0; i < 256; i++) dense[i] = 0.5f + (float)i * 1e-6f;
+    CHECK(lt_qtable_build(&t, dense, 256, LT_Q_EVEN) == 0 && !t.fast, "dense map should not use the fast search");
+    int dense_ok = 1;
+    for (int i = 0; i < 1000; i++) {
+        float x = 0.5f + (float)i * 2.7e-7f;
+        dense_ok &= lt_q_nearest(&t, x) == lt_q_nearest_even_ref(dense, 256, x);
+    }
+    CHECK(dense_ok, "fallback search differs from the reference");
     /* 4-bit packing: element 2i high nibble, 2i+1 low nibble */
     uint8_t packed[3] = {0, 0, 0};
     int codes[5] = {0xa, 0x3, 0xf, 0x0, 0x7};

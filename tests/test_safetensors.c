@@ -475,6 +475,20 @@ static void test_corrupt(void) {
         {"control char outside strings", "{\x0b}", 0, "control character 0x0b"},
         {"invalid UTF-8", "{\"\xff\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]}}", 1,
          "header is not valid UTF-8 (byte 2)"},
+        {"leading zero", "{\"a\":{\"dtype\":\"U8\",\"shape\":[01],\"data_offsets\":[0,1]}}", 1,
+         "header has a malformed JSON number (byte 28)"},
+        {"bare minus", "{\"a\":{\"dtype\":\"U8\",\"shape\":[-],\"data_offsets\":[0,0]}}", 0,
+         "malformed JSON number"},
+        {"trailing dot", "{\"a\":{\"dtype\":\"U8\",\"shape\":[1.],\"data_offsets\":[0,1]}}", 1,
+         "malformed JSON number"},
+        {"dot exponent", "{\"a\":{\"dtype\":\"U8\",\"shape\":[1.e0],\"data_offsets\":[0,1]}}",
+         1, "malformed JSON number"},
+        {"empty exponent", "{\"a\":{\"dtype\":\"U8\",\"shape\":[1e+],\"data_offsets\":[0,1]}}",
+         1, "malformed JSON number"},
+        {"leading dot", "{\"a\":{\"dtype\":\"U8\",\"shape\":[.5],\"data_offsets\":[0,1]}}", 1,
+         "header is not valid JSON"},
+        {"huge number", "{\"a\":{\"dtype\":\"U8\",\"shape\":[1e999],\"data_offsets\":[0,1]}}",
+         1, "shape[0] is inf, not a non-negative integer"},
         {"lone surrogate", "{\"\\ud800\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]}}",
          1, "header is not valid JSON"},
     };
@@ -492,6 +506,7 @@ static void test_corrupt(void) {
         "{} \t\r\n",
         "{\"a\":{\"data_offsets\":[0,4],\"shape\":[1],\"dtype\":\"F32\"}}",
         "{\"a\":{\"dtype\":\"F32\",\"shape\":[1.0],\"data_offsets\":[-0,4e0]}}",
+        "{\"a\":{\"dtype\":\"F32\",\"shape\":[0.1e1],\"data_offsets\":[0E5,40E-1]}}",
         "{\"__metadata__\":{}, \"a\":{\"dtype\":\"BOOL\",\"shape\":[4],\"data_offsets\":[0,4]}}",
     };
     for (size_t i = 0; i < sizeof valid / sizeof valid[0]; i++) {

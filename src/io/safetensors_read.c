@@ -4,7 +4,8 @@
  *
  * The JSON header is parsed with cJSON, which is more lenient than the format
  * (it skips a UTF-8 BOM, treats every byte <= 0x20 as whitespace, accepts raw
- * control characters inside strings and keeps duplicate keys), so those cases
+ * control characters inside strings, numbers such as "007" or "1." and
+ * keeps duplicate keys), so those cases
  * are checked here before and after parsing. */
 #include "leantrain/safetensors.h"
 
@@ -97,10 +98,41 @@ static int is_json_space(unsigned char ch) {
     return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r';
 }
 
+static int is_digit(unsigned char ch) { return ch >= '0' && ch <= '9'; }
+
+/* The end of the JSON number starting at h[i], or 0 when it breaks the JSON
+ * grammar. cJSON hands anything made of [0-9.eE+-] to strtod, so it would
+ * take "007", "1." or "1.e5", which other readers reject. */
+static size_t json_number_end(const unsigned char *h, size_t n, size_t i) {
+    size_t j = i;
+    if (h[j] == '-') j++;
+    if (j < n && h[j] == '0') {
+        j++;
+    } else if (j < n && is_digit(h[j])) {
+        while (j < n && is_digit(h[j])) j++;
+    } else {
+        return 0;
+    }
+    if (j < n && h[j] == '.') {
+        if (++j >= n || !is_digit(h[j])) return 0;
+        while (j < n && is_digit(h[j])) j++;
+    }
+    if (j < n && (h[j] == 'e' || h[j] == 'E')) {
+        j++;
+        if (j < n && (h[j] == '+' || h[j] == '-')) j++;
+        if (j >= n || !is_digit(h[j])) return 0;
+        while (j < n && is_digit(h[j])) j++;
+    }
+    if (j < n && (is_digit(h[j]) || h[j] == '.' || h[j] == 'e' || h[j] == 'E' || h[j] == '+' ||
+                  h[j] == '-'))
+        return 0;
+    return j;
+}
+
 /* Rejects what the format forbids but cJSON would let through: invalid
  * UTF-8, control characters (raw NUL would silently cut a C string short) and
  * the \u0000 escape, which cJSON decodes into a NUL that truncates the name,
- * so "a\u0000b" would alias "a". */
+ * so "a\u0000b" would alias "a"; and numbers outside the JSON grammar. */
 static lt_status scan_header(const st_ctx *c, const unsigned char *h, size_t n) {
     size_t bad = lt_utf8_check(h, n);
     if (bad != n) return fail(c, LT_ERR_FORMAT, "header is not valid UTF-8 (byte %zu)", bad);
@@ -124,6 +156,12 @@ static lt_status scan_header(const st_ctx *c, const unsigned char *h, size_t n) 
             }
         } else if (ch == '"') {
             in_str = 1;
+        } else if (ch == '-' || is_digit(ch)) {
+            /* Outside strings a digit can only be part of a number. */
+            size_t j = json_number_end(h, n, i);
+            if (j == 0)
+                return fail(c, LT_ERR_FORMAT, "header has a malformed JSON number (byte %zu)", i);
+            i = j - 1;
         } else if (ch < 0x20 && !is_json_space(ch)) {
             return fail(c, LT_ERR_FORMAT, "header has control character 0x%02x (byte %zu)", ch, i);
         }

@@ -13,10 +13,14 @@
  *    take d+1 when (float)(x - map[d]) >= (float)(map[d+1] - map[d]) * 0.5f,
  *    in f32 arithmetic as torchao computes it (ties go up).
  *
- * Fast search: lt_qtable holds, for every value of a float's top 16 bits, the
- * largest code <= every float with those bits; a short forward scan finishes
- * it (for the shipped maps a bucket never holds two code values, so the scan
- * is at most one step). tests/test_quant.c proves it equal to the plain search.
+ * Fast search: each rule is a step function of x, so it is fully described by
+ * thresholds th[c] (code c+1 is chosen over c when x >= th[c]; computed from
+ * the exact rule, so ties and f32 rounding are already in them). lt_qtable
+ * holds, for every value of a float's top 16 bits, the code of the smallest
+ * float with those bits; when no bucket contains two thresholds (checked when
+ * the table is built, true for the shipped maps) one compare finishes the
+ * search: c = near[bits >> 16]; c += x >= th[c]. Otherwise the table falls back
+ * to the plain search. tests/test_quant.c proves the two equal.
  *
  * 4-bit packing: two codes per byte, element 2i in the high nibble and element
  * 2i+1 in the low nibble (torchao's order); an odd count leaves the last low
@@ -25,6 +29,8 @@
 #define LT_KERNELS_QUANT_H
 
 #include <stddef.h>
+/* lt_q_nearest_even_ref / lt_q_nearest_up_ref (declared below) are the two rules by a
+ * plain scan of the map: the reference the fast search is tested against. */
 #include <stdint.h>
 #include <string.h>
 
@@ -34,15 +40,21 @@ extern const float lt_qmap_unsigned8[256]; /* second moment, 8-bit */
 extern const float lt_qmap_signed4[16];    /* torchao 4-bit first moment */
 extern const float lt_qmap_linear4[16];    /* torchao 4-bit second moment: (i+1)/16 */
 
+typedef enum lt_qrule { LT_Q_EVEN = 0, LT_Q_UP = 1 } lt_qrule;
+
 typedef struct lt_qtable {
     float map[256];
     int n;                /* 16 or 256 */
-    uint8_t floor[65536]; /* by the top 16 bits of a float */
+    lt_qrule rule;
+    int fast;             /* 1 when the one-compare search is exact for this map */
+    float th[256];        /* th[c]: the smallest x that rounds to c+1 or above; +inf for the last code */
+    int nneg;             /* codes 0..nneg-1 have the sign bit set (the map is sorted) */
+    uint8_t near[65536];  /* by the top 16 bits of a float: 64 KiB, mostly cache-resident */
 } lt_qtable;
 
-/* Fills t for a sorted map of n (<= 256) finite values. Returns 0, or -1 when the
- * map is not sorted ascending or not finite. */
-int lt_qtable_build(lt_qtable *t, const float *map, int n);
+/* Fills t for a sorted map of n (2..256) finite values and a rounding rule.
+ * Returns 0, or -1 when the map is not sorted ascending or not finite. */
+int lt_qtable_build(lt_qtable *t, const float *map, int n, lt_qrule rule);
 
 static inline uint32_t lt_f32_bits(float x) {
     uint32_t u;
@@ -50,33 +62,18 @@ static inline uint32_t lt_f32_bits(float x) {
     return u;
 }
 
-/* Largest code whose value is <= x (0 when x is below map[0]). x must not be NaN. */
-static inline int lt_q_floor(const lt_qtable *t, float x) {
-    int i = t->floor[lt_f32_bits(x) >> 16];
-    while (i + 1 < t->n && x >= t->map[i + 1]) i++;
-    return i;
-}
-
-/* bitsandbytes' rule: nearest value, ties to the even index. */
-static inline int lt_q_nearest_even(const lt_qtable *t, float x) {
-    int i = lt_q_floor(t, x);
-    if (i + 1 >= t->n) return i;
-    double dlo = (double)x - (double)t->map[i], dhi = (double)t->map[i + 1] - (double)x;
-    if (dhi < dlo || (dhi == dlo && ((i + 1) & 1) == 0)) return i + 1;
-    return i;
-}
-
-/* torchao's rule (see the header comment). */
-static inline int lt_q_nearest_up(const lt_qtable *t, float x) {
-    int d = lt_q_floor(t, x);
-    int u = d + 1 < t->n ? d + 1 : d;
-    float res = x - t->map[d], half = (t->map[u] - t->map[d]) * 0.5f;
-    return res >= half ? u : d;
-}
-
-/* The same two rules by a plain scan of the map: the reference for tests. */
 int lt_q_nearest_even_ref(const float *map, int n, float x);
 int lt_q_nearest_up_ref(const float *map, int n, float x);
+
+/* The code of x under t's rule. x must not be NaN. */
+static inline int lt_q_nearest(const lt_qtable *t, float x) {
+    if (t->fast) {
+        int c = t->near[lt_f32_bits(x) >> 16];
+        return c + (x >= t->th[c]);
+    }
+    return t->rule == LT_Q_EVEN ? lt_q_nearest_even_ref(t->map, t->n, x) : lt_q_nearest_up_ref(t->map, t->n, x);
+}
+
 
 /* 4-bit packed codes. */
 static inline int lt_q4_get(const uint8_t *codes, size_t i) {

@@ -53,12 +53,12 @@ static lt_status bnb_lion_declare(lt_optim *o, lt_param *p, const lt_group_hp *h
 static lt_status bnb_init(lt_optim *o, lt_param *p, const lt_group_hp *hp) {
     (void)hp;
     if (!p->quant) return LT_OK;
-    if (lt_lowbit_init_map(o, p, "qmap1", lt_qmap_signed8, 256, 0)) return LT_ERR_NOMEM;
-    memset(lt_param_state(p, "state1")->data, lt_q_nearest_even(o->qtabs[p->qtab[0]], 0.0f), p->numel);
+    if (lt_lowbit_init_map(o, p, "qmap1", lt_qmap_signed8, 256, 0, LT_Q_EVEN)) return LT_ERR_NOMEM;
+    memset(lt_param_state(p, "state1")->data, lt_q_nearest(o->qtabs[p->qtab[0]], 0.0f), p->numel);
     lt_state *s2 = lt_param_state(p, "state2");
     if (s2) {
-        if (lt_lowbit_init_map(o, p, "qmap2", lt_qmap_unsigned8, 256, 1)) return LT_ERR_NOMEM;
-        memset(s2->data, lt_q_nearest_even(o->qtabs[p->qtab[1]], 0.0f), p->numel);
+        if (lt_lowbit_init_map(o, p, "qmap2", lt_qmap_unsigned8, 256, 1, LT_Q_EVEN)) return LT_ERR_NOMEM;
+        memset(s2->data, lt_q_nearest(o->qtabs[p->qtab[1]], 0.0f), p->numel);
     }
     return LT_OK;
 }
@@ -121,8 +121,8 @@ static lt_status bnb_check(lt_optim *o, const lt_param *p, const char *state, co
 
 static lt_status bnb_after_load(lt_optim *o, lt_param *p) {
     if (!p->quant) return LT_OK;
-    if (lt_lowbit_adopt_map(o, p, "qmap1", 0)) return LT_ERR_FORMAT;
-    if (lt_param_state(p, "qmap2") && lt_lowbit_adopt_map(o, p, "qmap2", 1)) return LT_ERR_FORMAT;
+    if (lt_lowbit_adopt_map(o, p, "qmap1", 0, LT_Q_EVEN)) return LT_ERR_FORMAT;
+    if (lt_param_state(p, "qmap2") && lt_lowbit_adopt_map(o, p, "qmap2", 1, LT_Q_EVEN)) return LT_ERR_FORMAT;
     return LT_OK;
 }
 

@@ -17,17 +17,17 @@ static inline int lt_check_block(lt_optim *o, double bs) {
 
 /* Copies `map` into the state tensor `state` of p and points qtab[slot] at its table. */
 static inline lt_status lt_lowbit_init_map(lt_optim *o, lt_param *p, const char *state, const float *map, int n,
-                                           int slot) {
+                                           int slot, lt_qrule rule) {
     lt_state *s = lt_param_state(p, state);
     memcpy(s->data, map, (size_t)n * sizeof *map);
-    p->qtab[slot] = lt_optim_qtab(o, map, n);
+    p->qtab[slot] = lt_optim_qtab(o, map, n, rule);
     return p->qtab[slot] < 0 ? LT_ERR_NOMEM : LT_OK;
 }
 
 /* Re-points qtab[slot] at the table of the map now stored in `state` (after a load). */
-static inline lt_status lt_lowbit_adopt_map(lt_optim *o, lt_param *p, const char *state, int slot) {
+static inline lt_status lt_lowbit_adopt_map(lt_optim *o, lt_param *p, const char *state, int slot, lt_qrule rule) {
     lt_state *s = lt_param_state(p, state);
-    p->qtab[slot] = lt_optim_qtab(o, s->data, (int)s->numel);
+    p->qtab[slot] = lt_optim_qtab(o, s->data, (int)s->numel, rule);
     return p->qtab[slot] < 0 ? LT_ERR_FORMAT : LT_OK;
 }
 

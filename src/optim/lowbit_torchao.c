@@ -51,8 +51,8 @@ static lt_status ao_init(lt_optim *o, lt_param *p, const lt_group_hp *hp) {
     (void)hp;
     if (!p->quant) return LT_OK;
     int four = ao_bits(o) == 4;
-    if (lt_lowbit_init_map(o, p, "exp_avg_qmap", four ? lt_qmap_signed4 : lt_qmap_signed8, four ? 16 : 256, 0) ||
-        lt_lowbit_init_map(o, p, "exp_avg_sq_qmap", four ? lt_qmap_linear4 : lt_qmap_unsigned8, four ? 16 : 256, 1))
+    if (lt_lowbit_init_map(o, p, "exp_avg_qmap", four ? lt_qmap_signed4 : lt_qmap_signed8, four ? 16 : 256, 0, LT_Q_UP) ||
+        lt_lowbit_init_map(o, p, "exp_avg_sq_qmap", four ? lt_qmap_linear4 : lt_qmap_unsigned8, four ? 16 : 256, 1, LT_Q_UP))
         return LT_ERR_NOMEM;
     return LT_OK;
 }
@@ -97,7 +97,8 @@ static lt_status ao_check(lt_optim *o, const lt_param *p, const char *state, con
 
 static lt_status ao_after_load(lt_optim *o, lt_param *p) {
     if (!p->quant) return LT_OK;
-    if (lt_lowbit_adopt_map(o, p, "exp_avg_qmap", 0) || lt_lowbit_adopt_map(o, p, "exp_avg_sq_qmap", 1))
+    if (lt_lowbit_adopt_map(o, p, "exp_avg_qmap", 0, LT_Q_UP) ||
+        lt_lowbit_adopt_map(o, p, "exp_avg_sq_qmap", 1, LT_Q_UP))
         return LT_ERR_FORMAT;
     return LT_OK;
 }

@@ -367,9 +367,11 @@ lt_status lt_optim_read_moment(const lt_optim *o, int index, int which, float *o
     return lt_optim_read_state(o, index, o->fam->moment_names[which], out, n);
 }
 
-int lt_optim_qtab(lt_optim *o, const float *map, int n) {
+int lt_optim_qtab(lt_optim *o, const float *map, int n, int rule) {
     for (int i = 0; i < o->nqtabs; i++)
-        if (o->qtabs[i]->n == n && memcmp(o->qtabs[i]->map, map, (size_t)n * sizeof *map) == 0) return i;
+        if (o->qtabs[i]->n == n && (int)o->qtabs[i]->rule == rule &&
+            memcmp(o->qtabs[i]->map, map, (size_t)n * sizeof *map) == 0)
+            return i;
     lt_qtable *t = malloc(sizeof *t);
     lt_qtable **nt = realloc(o->qtabs, (size_t)(o->nqtabs + 1) * sizeof *nt);
     if (!t || !nt) {
@@ -379,7 +381,7 @@ int lt_optim_qtab(lt_optim *o, const float *map, int n) {
         return -1;
     }
     o->qtabs = nt;
-    if (lt_qtable_build(t, map, n) != 0) {
+    if (lt_qtable_build(t, map, n, (lt_qrule)rule) != 0) {
         free(t);
         lt_optim_fail(o, LT_ERR_FORMAT, "quantization map of %d values is not sorted ascending and finite", n);
         return -1;

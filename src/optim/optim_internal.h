@@ -144,10 +144,10 @@ char *lt_hp_to_json(const lt_family *fam, const lt_group_hp *hp);
 lt_status lt_param_declare(lt_optim *o, lt_param *p, const char *name, lt_dtype dt, int ndim,
                            const int64_t *shape);
 
-/* Index into o->qtabs of the search table for `map` (n values), building it
- * if no table of that map exists yet; -1 (with a message) for a map that is
- * not sorted and finite. */
-int lt_optim_qtab(lt_optim *o, const float *map, int n);
+/* Index into o->qtabs of the search table for `map` (n values) under rounding
+ * rule `rule` (an lt_qrule), building it if no such table exists yet; -1 (with
+ * a message) for a map that is not sorted and finite. */
+int lt_optim_qtab(lt_optim *o, const float *map, int n, int rule);
 
 /* The state named `name` of p, or NULL. */
 lt_state *lt_param_state(lt_param *p, const char *name);
