@@ -142,7 +142,10 @@ void lt_kernel_ao_adam_plain(const lt_ktensor *t, const lt_kao *h);
 /* Dequantizes n values of a state: out[i] = map[code_i] * scale[i / block]. */
 void lt_kernel_dequant(lt_kqstate s, size_t n, size_t block, int bits, float *out);
 
-/* Memory copy of n floats (the bandwidth yardstick of the benchmarks). */
+/* The bandwidth yardsticks of the benchmarks: a copy of n floats (each thread
+ * memcpy's its share), and an in-place read-modify-write (x = -x), the access
+ * pattern of an optimizer's state. Both move 8 bytes per element. */
 void lt_kernel_copy(float *dst, const float *src, size_t n);
+void lt_kernel_negate(float *x, size_t n);
 
 #endif

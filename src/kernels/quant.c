@@ -56,6 +56,8 @@ int lt_qtable_build(lt_qtable *t, const float *map, int n, lt_qrule rule) {
         t->th[c] = of_key(hi);
     }
     for (int c = n - 1; c < 256; c++) t->th[c] = INFINITY;
+    /* -0 would key below +0: a threshold of exactly 0 must also admit -0, so key it as -0 */
+    for (int c = 0; c < 256; c++) t->thk[c] = t->th[c] == 0.0f ? lt_f32_key(-0.0f) : lt_f32_key(t->th[c]);
     t->fast = 1;
     for (uint32_t b = 0; b < 65536; b++) {
         /* the smallest and largest values a float with these top bits can have */

@@ -48,6 +48,7 @@ typedef struct lt_qtable {
     lt_qrule rule;
     int fast;             /* 1 when the one-compare search is exact for this map */
     float th[256];        /* th[c]: the smallest x that rounds to c+1 or above; +inf for the last code */
+    int32_t thk[256];     /* th as ordered integer keys (lt_f32_key), for a compare without NaN handling */
     int nneg;             /* codes 0..nneg-1 have the sign bit set (the map is sorted) */
     uint8_t near[65536];  /* by the top 16 bits of a float: 64 KiB, mostly cache-resident */
 } lt_qtable;
@@ -62,6 +63,14 @@ static inline uint32_t lt_f32_bits(float x) {
     return u;
 }
 
+/* A float's bits as an integer that orders like the float (for non-NaN values;
+ * -0 and +0 get different keys, and -0 < +0 in key order). */
+static inline int32_t lt_f32_key(float x) {
+    int32_t i;
+    memcpy(&i, &x, 4);
+    return i ^ ((i >> 31) & 0x7fffffff);
+}
+
 int lt_q_nearest_even_ref(const float *map, int n, float x);
 int lt_q_nearest_up_ref(const float *map, int n, float x);
 
@@ -69,7 +78,7 @@ int lt_q_nearest_up_ref(const float *map, int n, float x);
 static inline int lt_q_nearest(const lt_qtable *t, float x) {
     if (t->fast) {
         int c = t->near[lt_f32_bits(x) >> 16];
-        return c + (x >= t->th[c]);
+        return c + (lt_f32_key(x) >= t->thk[c]);
     }
     return t->rule == LT_Q_EVEN ? lt_q_nearest_even_ref(t->map, t->n, x) : lt_q_nearest_up_ref(t->map, t->n, x);
 }

@@ -7,11 +7,11 @@ LT="$BUILD/leantrain"
 fail=0
 out=$("$LT" bench optim --params 0.5 --steps 2) || { echo "exit $?"; exit 1; }
 echo "$out"
-echo "$out" | grep -Eq '^optim +ms_per_step +gb_per_s +bw_ratio +state_bytes_per_param$' || { echo "bad header"; fail=1; }
+echo "$out" | grep -Eq '^optim +ms_per_step +gb_per_s +bw_ratio +state_bytes_per_param +copy_gb_per_s$' || { echo "bad header"; fail=1; }
 rows=$(echo "$out" | grep -Ev '^(#|optim )' | wc -l)
 names=$("$LT" optimizers | tail -n +2 | wc -l)
 [ "$rows" -eq "$names" ] || { echo "$rows rows for $names optimizers"; fail=1; }
 one=$("$LT" bench optim --params 0.5 --steps 2 --optim adamw_torch | grep -Ev '^(#|optim )')
-echo "$one" | grep -Eq '^adamw_torch +[0-9.]+ +[0-9.]+ +[0-9.]+ +8\.0000$' || { echo "bad --optim row: $one"; fail=1; }
+echo "$one" | grep -Eq '^adamw_torch +[0-9.]+ +[0-9.]+ +[0-9.]+ +8\.0000 +[0-9.]+$' || { echo "bad --optim row: $one"; fail=1; }
 "$LT" bench optim --optim nope >/dev/null 2>&1; [ $? -eq 2 ] || { echo "unknown --optim not refused"; fail=1; }
 exit $fail

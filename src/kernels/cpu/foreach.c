@@ -75,3 +75,8 @@ void lt_kernel_copy(float *dst, const float *src, size_t n) {
         memcpy(dst + lo, src + lo, (hi - lo) * sizeof *dst);
     }
 }
+
+LT_KERNEL void lt_kernel_negate(float *x, size_t n) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) x[i] = -x[i];
+}

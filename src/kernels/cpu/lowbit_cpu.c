@@ -30,12 +30,11 @@ LT_BLOCK static void quantize_block(const lt_qtable *restrict t, const float *re
         for (size_t j = 0; j < len; j++) out[j] = lt_q_nearest(t, q[j]);
     } else {
         const uint8_t *restrict near = t->near;
-        const float *restrict th = t->th;
+        const int32_t *restrict thk = t->thk;
         for (size_t j = 0; j < len; j++) {
-            uint32_t b;
-            memcpy(&b, &q[j], 4);
-            int32_t c = near[b >> 16];
-            out[j] = c + (q[j] >= th[c]);
+            int32_t k = lt_f32_key(q[j]);
+            int32_t c = near[lt_f32_bits(q[j]) >> 16];
+            out[j] = c + (k >= thk[c]);
         }
     }
     if (signfix) {
