@@ -21,4 +21,9 @@ int lt_cmd_optimizers(int argc, char **argv);
  * the same run. */
 int lt_cmd_bench(int argc, char **argv);
 
+/* `leantrain bench quality [--steps N] [--learning_rate LR]`: final losses and state
+ * bytes of fp32 AdamW, Adafactor, Lion and the 8-bit and 4-bit optimizers on one
+ * small training problem. */
+int lt_cmd_bench_quality(int argc, char **argv);
+
 #endif

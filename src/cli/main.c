@@ -12,6 +12,8 @@ static void usage(FILE *f) {
             "  optimizers            list every optim= name with its state bytes per parameter\n"
             "  bench optim [--optim NAME] [--params MILLIONS] [--steps N]\n"
             "                        time each optimizer's step against the copy bandwidth\n"
+            "  bench quality [--steps N] [--learning_rate LR]\n"
+            "                        final losses of AdamW, Adafactor and the low-bit optimizers on one problem\n"
             "  info FILE...          list a safetensors file's metadata and tensors\n"
             "  help                  this text\n");
 }
