@@ -85,7 +85,7 @@ install: all
 fuzz: $(BUILD)/fuzz/fuzz_safetensors
 $(BUILD)/fuzz/fuzz_safetensors: fuzz/fuzz_safetensors.c $(wildcard src/io/*.c) $(wildcard src/util/*.c)
 	@mkdir -p $(dir $@)
-	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Isrc \
+	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Iinclude -Isrc \
 	  -o $@ $^ -lcjson -lm
 
 clean:
