@@ -54,6 +54,14 @@ static int hparams_to_args(const cJSON *obj, lt_hparams *hp, char *args, size_t 
         } else if (!strcmp(k, "eps") && cJSON_IsArray(kv) && cJSON_GetArraySize(kv) == 2) {
             append_arg(args, len, "eps1", cJSON_GetArrayItem(kv, 0));
             append_arg(args, len, "eps2", cJSON_GetArrayItem(kv, 1));
+        } else if (!strcmp(k, "foreach") || !strcmp(k, "fused") || !strcmp(k, "differentiable") ||
+                   !strcmp(k, "capturable") || !strcmp(k, "maximize")) {
+            /* torch's implementation switches: they pick a code path, not the math; maximize flips the
+               gradient, which no trainer here asks for */
+            if (!strcmp(k, "maximize") && cJSON_IsTrue(kv)) {
+                snprintf(err, errlen, "hyperparameter maximize=true is not supported");
+                return 0;
+            }
         } else if (!append_arg(args, len, k, kv)) {
             snprintf(err, errlen, "hyperparameter '%s' has a value that is not a number, bool or null", k);
             return 0;

@@ -15,6 +15,14 @@ echo "$out"
 [ "$(echo "$out" | grep -c '^PASS ')" -eq "$n" ] || { echo "not every trace printed PASS"; fail=1; }
 echo "$out" | grep -q '^FAIL' && { echo "a FAIL line"; fail=1; }
 
+# more traces, written by torch 2.15 / transformers 5.24 (scripts/make-optim-traces.py): other shapes (4-D, a
+# single row), seeds and hyperparameters (dampening, centered RMSprop with momentum, Adagrad's lr_decay,
+# AMSGrad with groups and a schedule, Adafactor with every option)
+n2=$(ls tests/data/torch2/*.safetensors | wc -l)
+out=$("$LT" replay tests/data/torch2/*.safetensors); rc=$?
+echo "$out"
+[ $rc -eq 0 ] && [ "$(echo "$out" | grep -c '^PASS ')" -eq "$n2" ] && [ "$n2" -ge 8 ] || { echo "torch2 traces did not all pass"; fail=1; }
+
 # traces written by the real torchao AdamW8bit / AdamW4bit (scripts/make-lowbit-traces.py). torchao runs its
 # step through torch.compile, whose fused kernels round a few ulps differently, and a 1-ulp difference can move a
 # value to the neighbouring code: the trace's tolerance (1e-4) is 2.5x the largest error measured (4.2e-5).
