@@ -9,7 +9,8 @@ CFLAGS  ?= $(OPT) -g
 LIBS    = -lcjson -lm -fopenmp
 
 # layers, lowest first (design.md): io, kernels, optim, cli
-LIB_SRC := $(wildcard src/io/*.c) $(wildcard src/kernels/*.c) $(wildcard src/kernels/cpu/*.c) $(wildcard src/optim/*.c) $(wildcard src/util/*.c)
+LIB_SRC := $(wildcard src/io/*.c) $(wildcard src/kernels/*.c) $(wildcard src/kernels/cpu/*.c) $(wildcard src/optim/*.c) \
+           $(wildcard src/util/*.c) $(wildcard src/model/*.c) $(wildcard src/train/*.c)
 CLI_SRC := $(wildcard src/cli/*.c)
 TEST_SRC := $(wildcard tests/test_*.c)
 EX_SRC  := $(wildcard examples/*.c)

@@ -1,0 +1,188 @@
+/* Learning-rate schedulers, following transformers.optimization's lambdas. */
+#include "train/schedule.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const struct {
+    const char *name;
+    lt_sched_type type;
+} NAMES[] = {
+    {"linear", LT_SCHED_LINEAR},
+    {"cosine", LT_SCHED_COSINE},
+    {"cosine_with_restarts", LT_SCHED_COSINE_WITH_RESTARTS},
+    {"polynomial", LT_SCHED_POLYNOMIAL},
+    {"constant", LT_SCHED_CONSTANT},
+    {"constant_with_warmup", LT_SCHED_CONSTANT_WITH_WARMUP},
+    {"inverse_sqrt", LT_SCHED_INVERSE_SQRT},
+    {"cosine_with_min_lr", LT_SCHED_COSINE_WITH_MIN_LR},
+    {"warmup_stable_decay", LT_SCHED_WARMUP_STABLE_DECAY},
+};
+#define NSCHED (sizeof NAMES / sizeof NAMES[0])
+
+const char *lt_sched_names(void) {
+    return "linear cosine cosine_with_restarts polynomial constant constant_with_warmup inverse_sqrt "
+           "cosine_with_min_lr warmup_stable_decay";
+}
+
+static int parse_num(const char *v, double *out) {
+    char *end;
+    errno = 0;
+    double d = strtod(v, &end);
+    if (!*v || *end || errno || !isfinite(d)) return 0;
+    *out = d;
+    return 1;
+}
+
+static lt_status apply_kw(lt_sched *s, const char *k, const char *v, char *err, size_t errlen) {
+    double d;
+    if (!strcmp(k, "decay_type") || !strcmp(k, "warmup_type")) {
+        int *dst = !strcmp(k, "decay_type") ? &s->decay_type : &s->warmup_type;
+        if (!strcmp(v, "linear")) *dst = 0;
+        else if (!strcmp(v, "cosine")) *dst = 1;
+        else if (!strcmp(v, "1-sqrt") || !strcmp(v, "1_sqrt")) *dst = 2;
+        else {
+            snprintf(err, errlen, "--lr_scheduler_kwargs: %s '%s': expected linear, cosine or 1-sqrt", k, v);
+            return LT_ERR_ARG;
+        }
+        return LT_OK;
+    }
+    if (!parse_num(v, &d)) {
+        snprintf(err, errlen, "--lr_scheduler_kwargs: bad value '%s' for '%s': expected a number", v, k);
+        return LT_ERR_ARG;
+    }
+    if (!strcmp(k, "num_cycles")) s->num_cycles = d;
+    else if (!strcmp(k, "power")) s->power = d;
+    else if (!strcmp(k, "lr_end")) s->lr_end = d;
+    else if (!strcmp(k, "timescale")) s->timescale = (long)d;
+    else if (!strcmp(k, "min_lr")) s->min_lr = d;
+    else if (!strcmp(k, "min_lr_rate")) s->min_lr_rate = d;
+    else if (!strcmp(k, "num_stable_steps")) s->num_stable = (long)d;
+    else if (!strcmp(k, "num_decay_steps")) s->num_decay = (long)d;
+    else if (!strcmp(k, "min_lr_ratio")) s->min_lr_ratio = d;
+    else {
+        snprintf(err, errlen, "--lr_scheduler_kwargs: unknown key '%s'", k);
+        return LT_ERR_ARG;
+    }
+    return LT_OK;
+}
+
+lt_status lt_sched_init(lt_sched *s, const char *name, long warmup, long total, double base_lr, const char *kwargs,
+                        char *err, size_t errlen) {
+    memset(s, 0, sizeof *s);
+    size_t i = 0;
+    while (i < NSCHED && strcmp(NAMES[i].name, name)) i++;
+    if (i == NSCHED) {
+        snprintf(err, errlen, "--lr_scheduler_type '%s' is not supported; choose one of: %s", name, lt_sched_names());
+        return LT_ERR_ARG;
+    }
+    if (warmup < 0 || total < 0) {
+        snprintf(err, errlen, "warmup steps (%ld) and total steps (%ld) must be >= 0", warmup, total);
+        return LT_ERR_ARG;
+    }
+    s->type = NAMES[i].type;
+    s->warmup = warmup;
+    s->total = total;
+    s->base_lr = base_lr;
+    s->num_cycles = s->type == LT_SCHED_COSINE_WITH_RESTARTS ? 1.0 : 0.5;
+    s->power = 1.0;
+    s->lr_end = 1e-7;
+    s->min_lr = -1;
+    s->min_lr_rate = -1;
+    s->num_stable = -1;
+    s->num_decay = -1;
+    s->decay_type = 1; /* transformers' get_wsd_schedule: cosine decay, linear warmup */
+    s->warmup_type = 0;
+    if (kwargs && *kwargs) {
+        char buf[512];
+        snprintf(buf, sizeof buf, "%s", kwargs);
+        char *save = NULL;
+        for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+            char *eq = strchr(tok, '=');
+            if (!eq) {
+                snprintf(err, errlen, "--lr_scheduler_kwargs: malformed entry '%s': expected key=value", tok);
+                return LT_ERR_ARG;
+            }
+            *eq = 0;
+            if (apply_kw(s, tok, eq + 1, err, errlen)) return LT_ERR_ARG;
+        }
+    }
+    if (s->type == LT_SCHED_COSINE_WITH_MIN_LR) {
+        if ((s->min_lr >= 0) == (s->min_lr_rate >= 0)) {
+            snprintf(err, errlen, "cosine_with_min_lr needs exactly one of min_lr or min_lr_rate in --lr_scheduler_kwargs");
+            return LT_ERR_ARG;
+        }
+        if (s->min_lr >= 0) s->min_lr_rate = base_lr > 0 ? s->min_lr / base_lr : 0;
+    }
+    if (s->type == LT_SCHED_POLYNOMIAL && !(base_lr > s->lr_end)) {
+        snprintf(err, errlen, "polynomial: lr_end (%g) must be smaller than the learning rate (%g)", s->lr_end, base_lr);
+        return LT_ERR_ARG;
+    }
+    if (s->type == LT_SCHED_WARMUP_STABLE_DECAY) {
+        if (s->num_decay < 0) {
+            snprintf(err, errlen, "warmup_stable_decay needs num_decay_steps in --lr_scheduler_kwargs");
+            return LT_ERR_ARG;
+        }
+        if (s->num_stable < 0) s->num_stable = total - warmup - s->num_decay;
+        if (s->num_stable < 0) s->num_stable = 0;
+    }
+    if (s->type == LT_SCHED_INVERSE_SQRT && s->timescale <= 0) s->timescale = warmup > 0 ? warmup : 10000;
+    return LT_OK;
+}
+
+static double lmax(double a, double b) { return a > b ? a : b; }
+
+double lt_sched_factor(const lt_sched *s, long step) {
+    const double W = (double)s->warmup, N = (double)s->total, t = (double)step;
+    if (s->type == LT_SCHED_CONSTANT) return 1.0;
+    if (step < s->warmup && s->type == LT_SCHED_WARMUP_STABLE_DECAY) {
+        double progress = t / lmax(1.0, W), f;
+        if (s->warmup_type == 0) f = progress;
+        else if (s->warmup_type == 1) f = 0.5 * (1.0 - cos(M_PI * progress));
+        else f = 1.0 - sqrt(1.0 - progress);
+        return lmax(0.0, f * (1.0 - s->min_lr_ratio) + s->min_lr_ratio);
+    }
+    if (step < s->warmup) return t / lmax(1.0, W);
+    switch (s->type) {
+    case LT_SCHED_LINEAR: return lmax(0.0, (N - t) / lmax(1.0, N - W));
+    case LT_SCHED_CONSTANT_WITH_WARMUP: return 1.0;
+    case LT_SCHED_COSINE: {
+        double progress = (t - W) / lmax(1.0, N - W);
+        return lmax(0.0, 0.5 * (1.0 + cos(M_PI * s->num_cycles * 2.0 * progress)));
+    }
+    case LT_SCHED_COSINE_WITH_MIN_LR: {
+        double progress = (t - W) / lmax(1.0, N - W);
+        double f = 0.5 * (1.0 + cos(M_PI * s->num_cycles * 2.0 * progress));
+        return lmax(0.0, f * (1.0 - s->min_lr_rate) + s->min_lr_rate);
+    }
+    case LT_SCHED_COSINE_WITH_RESTARTS: {
+        double progress = (t - W) / lmax(1.0, N - W);
+        if (progress >= 1.0) return 0.0;
+        return lmax(0.0, 0.5 * (1.0 + cos(M_PI * fmod(s->num_cycles * progress, 1.0))));
+    }
+    case LT_SCHED_POLYNOMIAL: {
+        if (step > s->total) return s->lr_end / s->base_lr;
+        double range = s->base_lr - s->lr_end, remaining = 1.0 - (t - W) / lmax(1.0, N - W);
+        return (range * pow(remaining, s->power) + s->lr_end) / s->base_lr;
+    }
+    case LT_SCHED_INVERSE_SQRT: {
+        double shift = (double)s->timescale - W;
+        return 1.0 / sqrt((t + shift) / (double)s->timescale);
+    }
+    case LT_SCHED_WARMUP_STABLE_DECAY: {
+        if (step < s->warmup + s->num_stable) return 1.0;
+        if (step < s->warmup + s->num_stable + s->num_decay) {
+            double progress = (t - W - (double)s->num_stable) / lmax(1.0, (double)s->num_decay), f;
+            if (s->decay_type == 0) f = 1.0 - progress;
+            else if (s->decay_type == 1) f = 0.5 * (1.0 + cos(M_PI * s->num_cycles * 2.0 * progress));
+            else f = 1.0 - sqrt(progress);
+            return lmax(0.0, f * (1.0 - s->min_lr_ratio) + s->min_lr_ratio);
+        }
+        return s->min_lr_ratio;
+    }
+    default: return 1.0;
+    }
+}

@@ -1,0 +1,55 @@
+/* Learning-rate schedulers: the Hugging Face Trainer's `lr_scheduler_type`
+ * values. Each gives the factor that multiplies the base learning rate at
+ * optimizer step s (0-based: the factor used by the (s+1)-th update). */
+#ifndef LT_TRAIN_SCHEDULE_H
+#define LT_TRAIN_SCHEDULE_H
+
+#include <stddef.h>
+
+#include "leantrain/status.h"
+
+typedef enum lt_sched_type {
+    LT_SCHED_LINEAR,
+    LT_SCHED_COSINE,
+    LT_SCHED_COSINE_WITH_RESTARTS,
+    LT_SCHED_POLYNOMIAL,
+    LT_SCHED_CONSTANT,
+    LT_SCHED_CONSTANT_WITH_WARMUP,
+    LT_SCHED_INVERSE_SQRT,
+    LT_SCHED_COSINE_WITH_MIN_LR,
+    LT_SCHED_WARMUP_STABLE_DECAY,
+} lt_sched_type;
+
+typedef struct lt_sched {
+    lt_sched_type type;
+    long warmup;         /* W, warmup steps */
+    long total;          /* N, total optimizer steps */
+    double base_lr;      /* the optimizer's lr (polynomial and cosine_with_min_lr need it) */
+    double num_cycles;   /* cosine: 0.5; cosine_with_restarts: 1 */
+    double power;        /* polynomial: 1 */
+    double lr_end;       /* polynomial: 1e-7 */
+    long timescale;      /* inverse_sqrt: 0 = W, or 10000 when W = 0 */
+    double min_lr;       /* cosine_with_min_lr: an absolute floor, or ... */
+    double min_lr_rate;  /* ... a fraction of base_lr (used when min_lr < 0) */
+    long num_stable;     /* warmup_stable_decay */
+    long num_decay;
+    int decay_type;      /* warmup_stable_decay: 0 linear, 1 cosine (default), 2 1-sqrt */
+    int warmup_type;     /* warmup_stable_decay: 0 linear (default), 1 cosine, 2 1-sqrt */
+    double min_lr_ratio; /* warmup_stable_decay */
+} lt_sched;
+
+/* Fills s for `name` with the Trainer's defaults for that scheduler, W and N.
+ * `kwargs` is "k=v,k=v" of the scheduler's options (num_cycles, power, lr_end,
+ * timescale, min_lr, min_lr_rate, num_stable_steps, num_decay_steps,
+ * decay_type, warmup_type, min_lr_ratio) or NULL. On error writes err (naming the flag or
+ * key) and returns LT_ERR_ARG. */
+lt_status lt_sched_init(lt_sched *s, const char *name, long warmup, long total, double base_lr, const char *kwargs,
+                        char *err, size_t errlen);
+
+/* The factor at optimizer step `step` (0-based). */
+double lt_sched_factor(const lt_sched *s, long step);
+
+/* The names accepted by lt_sched_init, space separated. */
+const char *lt_sched_names(void);
+
+#endif

@@ -1,0 +1,90 @@
+/* Learning-rate schedulers: every value transformers' get_scheduler produced
+ * (tests/data/schedules.json, scripts/make-schedule-reference.py) for every
+ * scheduler name, several warmup/total pairs and option sets, plus the
+ * formulas of optimizers.md at a few hand-computed points and the errors. */
+#include <cjson/cJSON.h>
+#include <math.h>
+
+#include "testutil.h"
+#include "train/schedule.h"
+
+static char *slurp(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc((size_t)n + 1);
+    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) n = 0;
+    if (b) b[n] = 0;
+    fclose(f);
+    return b;
+}
+
+int main(void) {
+    char path[512], err[512];
+    snprintf(path, sizeof path, "%s/schedules.json", lt_test_data_dir());
+    char *text = slurp(path);
+    CHECK(text != NULL, "cannot read %s", path);
+    cJSON *root = text ? cJSON_Parse(text) : NULL;
+    CHECK(root != NULL, "bad JSON in %s", path);
+    int nsched = 0, nvals = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItem(root, "schedules")) {
+        const char *name = cJSON_GetObjectItem(e, "name")->valuestring;
+        const char *kw = cJSON_GetObjectItem(e, "kwargs")->valuestring;
+        long W = (long)cJSON_GetObjectItem(e, "warmup")->valuedouble, N = (long)cJSON_GetObjectItem(e, "total")->valuedouble;
+        double lr = cJSON_GetObjectItem(e, "lr")->valuedouble;
+        lt_sched s;
+        if (lt_sched_init(&s, name, W, N, lr, kw, err, sizeof err) != LT_OK) {
+            CHECK(0, "%s [%s]: %s", name, kw, err);
+            continue;
+        }
+        double worst = 0;
+        long at = -1;
+        int step = 0;
+        const cJSON *v;
+        cJSON_ArrayForEach(v, cJSON_GetObjectItem(e, "lrs")) {
+            double ours = lr * lt_sched_factor(&s, step);
+            double d = fabs(ours - v->valuedouble);
+            if (d > worst) worst = d, at = step;
+            step++, nvals++;
+        }
+        /* the reference is the same double formula: only the last bits may differ */
+        CHECK(worst <= 1e-15, "%s W=%ld N=%ld [%s]: lr differs by %.3g at step %ld", name, W, N, kw, worst, at);
+        nsched++;
+    }
+    printf("schedules: %d runs, %d values match transformers\n", nsched, nvals);
+    CHECK(nsched >= 40, "only %d schedules in %s", nsched, path);
+    cJSON_Delete(root);
+    free(text);
+
+    /* the formulas at hand-computed points: W = 10, N = 110 */
+    lt_sched s;
+    lt_sched_init(&s, "linear", 10, 110, 1e-3, NULL, err, sizeof err);
+    CHECK(lt_sched_factor(&s, 0) == 0.0 && lt_sched_factor(&s, 5) == 0.5 && lt_sched_factor(&s, 10) == 1.0 &&
+              lt_sched_factor(&s, 60) == 0.5 && lt_sched_factor(&s, 110) == 0.0 && lt_sched_factor(&s, 200) == 0.0,
+          "linear");
+    lt_sched_init(&s, "cosine", 10, 110, 1e-3, NULL, err, sizeof err);
+    CHECK(fabs(lt_sched_factor(&s, 60) - 0.5) < 1e-15 && lt_sched_factor(&s, 10) == 1.0, "cosine midpoint");
+    lt_sched_init(&s, "inverse_sqrt", 10, 110, 1e-3, NULL, err, sizeof err);
+    CHECK(fabs(lt_sched_factor(&s, 40) - 0.5) < 1e-15, "inverse_sqrt: 1/sqrt(40/10) = 0.5");
+    lt_sched_init(&s, "constant_with_warmup", 10, 110, 1e-3, NULL, err, sizeof err);
+    CHECK(lt_sched_factor(&s, 3) == 0.3 && lt_sched_factor(&s, 50) == 1.0, "constant_with_warmup");
+    lt_sched_init(&s, "cosine_with_min_lr", 10, 110, 1e-3, "min_lr=1e-4", err, sizeof err);
+    CHECK(fabs(lt_sched_factor(&s, 110) - 0.1) < 1e-15, "cosine_with_min_lr ends at min_lr/lr");
+
+    /* errors name the flag */
+    CHECK(lt_sched_init(&s, "cosine_annealing", 0, 10, 1e-3, NULL, err, sizeof err) == LT_ERR_ARG &&
+              !strcmp(err, "--lr_scheduler_type 'cosine_annealing' is not supported; choose one of: linear cosine "
+                           "cosine_with_restarts polynomial constant constant_with_warmup inverse_sqrt "
+                           "cosine_with_min_lr warmup_stable_decay"),
+          "%s", err);
+    CHECK(lt_sched_init(&s, "polynomial", 0, 10, 1e-3, "power=x", err, sizeof err) == LT_ERR_ARG &&
+              !strcmp(err, "--lr_scheduler_kwargs: bad value 'x' for 'power': expected a number"),
+          "%s", err);
+    CHECK(lt_sched_init(&s, "warmup_stable_decay", 0, 10, 1e-3, NULL, err, sizeof err) == LT_ERR_ARG &&
+              !strcmp(err, "warmup_stable_decay needs num_decay_steps in --lr_scheduler_kwargs"),
+          "%s", err);
+    return lt_test_done("test_schedule");
+}
