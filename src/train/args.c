@@ -1,0 +1,210 @@
+/* TrainingArguments parsing: one table of flags, each with its type, field and help. */
+#include "train/args.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void lt_train_args_default(lt_train_args *a) {
+    memset(a, 0, sizeof *a);
+    snprintf(a->optim, sizeof a->optim, "adamw_torch_fused");
+    a->learning_rate = 5e-5;
+    a->weight_decay = 0.0;
+    a->adam_beta1 = 0.9;
+    a->adam_beta2 = 0.999;
+    a->adam_epsilon = 1e-8;
+    a->max_grad_norm = 1.0;
+    snprintf(a->lr_scheduler_type, sizeof a->lr_scheduler_type, "linear");
+    a->max_steps = -1;
+    a->num_train_epochs = 3.0;
+    a->per_device_train_batch_size = 8;
+    a->per_device_eval_batch_size = 8;
+    a->gradient_accumulation_steps = 1;
+    a->logging_steps = 500;
+    a->eval_steps = -1; /* the Trainer: eval_steps defaults to logging_steps */
+    a->save_steps = 500;
+    snprintf(a->output_dir, sizeof a->output_dir, "trainer_output");
+    a->seed = 42;
+    snprintf(a->model_preset, sizeof a->model_preset, "custom");
+    a->n_layer = 4;
+    a->n_embd = 128;
+    a->n_head = 4;
+    a->n_positions = 256;
+    a->vocab_size = 0; /* custom: from the data (256 for text) */
+    a->validation_split_percentage = 5.0;
+}
+
+typedef enum { A_STR, A_DOUBLE, A_LONG, A_INT, A_BOOL, A_U64 } arg_type;
+typedef struct {
+    const char *flag;
+    arg_type type;
+    size_t off, size;
+    const char *help;
+} arg_def;
+
+#define S(f) offsetof(lt_train_args, f), sizeof(((lt_train_args *)0)->f)
+static const arg_def ARGS[] = {
+    {"optim", A_STR, S(optim), "optimizer name (see `leantrain optimizers`) [adamw_torch_fused]"},
+    {"optim_args", A_STR, S(optim_args), "optimizer options k=v,k=v []"},
+    {"learning_rate", A_DOUBLE, S(learning_rate), "peak learning rate [5e-5]"},
+    {"weight_decay", A_DOUBLE, S(weight_decay), "decay of weights (not biases, LayerNorm weights) [0]"},
+    {"adam_beta1", A_DOUBLE, S(adam_beta1), "[0.9]"},
+    {"adam_beta2", A_DOUBLE, S(adam_beta2), "[0.999]"},
+    {"adam_epsilon", A_DOUBLE, S(adam_epsilon), "[1e-8]"},
+    {"max_grad_norm", A_DOUBLE, S(max_grad_norm), "clip the global gradient norm; 0 disables [1.0]"},
+    {"lr_scheduler_type", A_STR, S(lr_scheduler_type), "linear, cosine, constant, ... [linear]"},
+    {"lr_scheduler_kwargs", A_STR, S(lr_scheduler_kwargs), "scheduler options k=v,k=v []"},
+    {"warmup_steps", A_LONG, S(warmup_steps), "[0]"},
+    {"warmup_ratio", A_DOUBLE, S(warmup_ratio), "warmup as a fraction of the steps, if warmup_steps is 0 [0]"},
+    {"max_steps", A_LONG, S(max_steps), "optimizer steps; -1: from num_train_epochs [-1]"},
+    {"num_train_epochs", A_DOUBLE, S(num_train_epochs), "[3]"},
+    {"per_device_train_batch_size", A_INT, S(per_device_train_batch_size), "sequences per micro-batch [8]"},
+    {"per_device_eval_batch_size", A_INT, S(per_device_eval_batch_size), "[8]"},
+    {"gradient_accumulation_steps", A_INT, S(gradient_accumulation_steps), "micro-batches per step [1]"},
+    {"logging_steps", A_LONG, S(logging_steps), "[500]"},
+    {"eval_steps", A_LONG, S(eval_steps), "evaluate every N steps; default: logging_steps; 0: never"},
+    {"eval_max_batches", A_LONG, S(eval_max_batches), "cap on validation batches per evaluation; 0: all [0]"},
+    {"save_steps", A_LONG, S(save_steps), "checkpoint every N steps; 0: only at the end [500]"},
+    {"save_total_limit", A_INT, S(save_total_limit), "keep the newest N checkpoints; 0: all [0]"},
+    {"output_dir", A_STR, S(output_dir), "[trainer_output]"},
+    {"overwrite_output_dir", A_BOOL, S(overwrite_output_dir), "train into an output_dir that has checkpoints"},
+    {"resume_from_checkpoint", A_STR, S(resume_from_checkpoint), "a checkpoint directory, or latest"},
+    {"seed", A_U64, S(seed), "[42]"},
+    {"gradient_checkpointing", A_BOOL, S(gradient_checkpointing), "(not yet: memory methods issue)"},
+    {"bf16", A_BOOL, S(bf16), "(not yet: memory methods issue)"},
+    {"fp16", A_BOOL, S(fp16), "(not yet: memory methods issue)"},
+    {"model_name_or_path", A_STR, S(model_name_or_path), "folder with config.json and model.safetensors"},
+    {"model", A_STR, S(model_preset), "gpt2, gpt2-medium, gpt2-large, gpt2-xl or custom [custom]"},
+    {"n_layer", A_INT, S(n_layer), "custom model [4]"},
+    {"n_embd", A_INT, S(n_embd), "custom model [128]"},
+    {"n_head", A_INT, S(n_head), "custom model [4]"},
+    {"n_positions", A_INT, S(n_positions), "custom model [256]"},
+    {"vocab_size", A_INT, S(vocab_size), "custom model; 0: 256 for text, 50257 for token files [0]"},
+    {"train_file", A_STR, S(train_file), "UTF-8 text (read as bytes) or an llm.c token file"},
+    {"validation_file", A_STR, S(validation_file), "default: the last validation_split_percentage of train_file"},
+    {"validation_split_percentage", A_DOUBLE, S(validation_split_percentage), "[5]"},
+    {"block_size", A_INT, S(block_size), "tokens per sequence; 0: n_positions [0]"},
+    {"threads", A_INT, S(threads), "OpenMP threads; 0: all cores [0]"},
+};
+#undef S
+#define NARGS (sizeof ARGS / sizeof ARGS[0])
+
+void lt_train_args_usage(void *file) {
+    FILE *f = file;
+    fprintf(f, "usage: leantrain train [--flag value ...]\n");
+    for (size_t i = 0; i < NARGS; i++) fprintf(f, "  --%-30s %s\n", ARGS[i].flag, ARGS[i].help);
+}
+
+static lt_status set_value(lt_train_args *a, const arg_def *d, const char *v, char *err, size_t errlen) {
+    void *field = (char *)a + d->off;
+    char *end;
+    errno = 0;
+    switch (d->type) {
+    case A_STR:
+        if (strlen(v) >= d->size) {
+            snprintf(err, errlen, "--%s: value is longer than %zu characters", d->flag, d->size - 1);
+            return LT_ERR_ARG;
+        }
+        memcpy(field, v, strlen(v) + 1);
+        return LT_OK;
+    case A_DOUBLE: {
+        double x = strtod(v, &end);
+        if (!*v || *end || errno || !isfinite(x)) break;
+        *(double *)field = x;
+        return LT_OK;
+    }
+    case A_LONG:
+    case A_INT: {
+        long x = strtol(v, &end, 10);
+        if (!*v || *end || errno || (d->type == A_INT && (x > 2147483647L || x < -2147483647L))) break;
+        if (d->type == A_LONG) *(long *)field = x;
+        else *(int *)field = (int)x;
+        return LT_OK;
+    }
+    case A_U64: {
+        unsigned long long x = strtoull(v, &end, 10);
+        if (!*v || *end || errno || *v == '-') break;
+        *(unsigned long long *)field = x;
+        return LT_OK;
+    }
+    case A_BOOL:
+        if (!strcmp(v, "true") || !strcmp(v, "True") || !strcmp(v, "1")) *(int *)field = 1;
+        else if (!strcmp(v, "false") || !strcmp(v, "False") || !strcmp(v, "0")) *(int *)field = 0;
+        else break;
+        return LT_OK;
+    }
+    static const char *what[] = {"a string", "a number", "an integer", "an integer", "true or false",
+                                 "a non-negative integer"};
+    snprintf(err, errlen, "--%s: bad value '%s': expected %s", d->flag, v, what[d->type]);
+    return LT_ERR_ARG;
+}
+
+lt_status lt_train_args_parse(lt_train_args *a, int argc, char **argv, char *err, size_t errlen) {
+    for (int i = 0; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strncmp(arg, "--", 2)) {
+            snprintf(err, errlen, "unexpected argument '%s': flags start with -- (see leantrain train --help)", arg);
+            return LT_ERR_ARG;
+        }
+        char name[64];
+        const char *eq = strchr(arg + 2, '='), *val = NULL;
+        size_t nlen = eq ? (size_t)(eq - arg - 2) : strlen(arg + 2);
+        if (nlen >= sizeof name) nlen = sizeof name - 1;
+        memcpy(name, arg + 2, nlen);
+        name[nlen] = 0;
+        const arg_def *d = NULL;
+        for (size_t k = 0; k < NARGS; k++)
+            if (!strcmp(ARGS[k].flag, name)) d = &ARGS[k];
+        if (!d) {
+            snprintf(err, errlen, "unknown flag --%s (see leantrain train --help)", name);
+            return LT_ERR_ARG;
+        }
+        if (eq) {
+            val = eq + 1;
+        } else if (d->type == A_BOOL && (i + 1 >= argc || !strncmp(argv[i + 1], "--", 2))) {
+            val = "true";
+        } else {
+            if (i + 1 >= argc) {
+                snprintf(err, errlen, "--%s needs a value", name);
+                return LT_ERR_ARG;
+            }
+            val = argv[++i];
+        }
+        if (set_value(a, d, val, err, errlen)) return LT_ERR_ARG;
+    }
+    if (a->eval_steps < 0) a->eval_steps = a->logging_steps;
+    const struct {
+        int bad;
+        const char *msg;
+    } checks[] = {
+        {a->per_device_train_batch_size < 1, "--per_device_train_batch_size must be >= 1"},
+        {a->per_device_eval_batch_size < 1, "--per_device_eval_batch_size must be >= 1"},
+        {a->gradient_accumulation_steps < 1, "--gradient_accumulation_steps must be >= 1"},
+        {a->max_steps == 0 || a->max_steps < -1, "--max_steps must be >= 1, or -1 to use --num_train_epochs"},
+        {a->max_steps < 0 && !(a->num_train_epochs > 0), "--num_train_epochs must be > 0"},
+        {a->learning_rate < 0, "--learning_rate must be >= 0"},
+        {a->max_grad_norm < 0, "--max_grad_norm must be >= 0 (0 disables clipping)"},
+        {a->warmup_steps < 0, "--warmup_steps must be >= 0"},
+        {a->warmup_ratio < 0 || a->warmup_ratio > 1, "--warmup_ratio must be in [0, 1]"},
+        {a->logging_steps < 1, "--logging_steps must be >= 1"},
+        {a->eval_steps < 0, "--eval_steps must be >= 0"},
+        {a->save_steps < 0, "--save_steps must be >= 0"},
+        {a->save_total_limit < 0, "--save_total_limit must be >= 0"},
+        {a->block_size < 0, "--block_size must be >= 0"},
+        {a->validation_split_percentage < 0 || a->validation_split_percentage >= 100,
+         "--validation_split_percentage must be in [0, 100)"},
+        {a->gradient_checkpointing, "--gradient_checkpointing is not implemented yet (the memory methods issue)"},
+        {a->bf16, "--bf16 is not implemented yet (the memory methods issue)"},
+        {a->fp16, "--fp16 is not implemented yet (the memory methods issue)"},
+        {!a->output_dir[0], "--output_dir must not be empty"},
+    };
+    for (size_t k = 0; k < sizeof checks / sizeof checks[0]; k++)
+        if (checks[k].bad) {
+            snprintf(err, errlen, "%s", checks[k].msg);
+            return LT_ERR_ARG;
+        }
+    return LT_OK;
+}

@@ -1,0 +1,54 @@
+/* TrainingArguments: the Hugging Face Trainer's flags with its defaults, plus
+ * the model and data flags of `leantrain train` (design.md). */
+#ifndef LT_TRAIN_ARGS_H
+#define LT_TRAIN_ARGS_H
+
+#include <stddef.h>
+
+#include "leantrain/status.h"
+
+typedef struct lt_train_args {
+    /* optimizer */
+    char optim[48];
+    char optim_args[256];
+    double learning_rate, weight_decay, adam_beta1, adam_beta2, adam_epsilon, max_grad_norm;
+    /* schedule and length */
+    char lr_scheduler_type[48];
+    char lr_scheduler_kwargs[256];
+    long warmup_steps;
+    double warmup_ratio;
+    long max_steps;            /* -1: from num_train_epochs */
+    double num_train_epochs;
+    int per_device_train_batch_size, per_device_eval_batch_size, gradient_accumulation_steps;
+    /* logging, evaluation, checkpoints */
+    long logging_steps, eval_steps, save_steps;
+    int save_total_limit;      /* 0: keep all */
+    long eval_max_batches;     /* 0: the whole validation split */
+    char output_dir[512];
+    char resume_from_checkpoint[512]; /* "", a directory, or "latest" */
+    unsigned long long seed;
+    int overwrite_output_dir;
+    /* memory methods (issue 5): refused for now */
+    int gradient_checkpointing, bf16, fp16;
+    /* model */
+    char model_name_or_path[512]; /* a folder with config.json + model.safetensors, or empty */
+    char model_preset[48];        /* gpt2, gpt2-medium, ... or "custom" */
+    int n_layer, n_embd, n_head, n_positions, vocab_size;
+    /* data */
+    char train_file[512], validation_file[512];
+    double validation_split_percentage;
+    int block_size;               /* 0: the model's n_positions */
+    int threads;                  /* 0: OpenMP's default */
+} lt_train_args;
+
+/* The defaults (the Trainer's where it has them). */
+void lt_train_args_default(lt_train_args *a);
+
+/* Parses argv[0..argc) ("--flag value" or "--flag=value"; boolean flags may
+ * stand alone). On error writes one line naming the flag and returns LT_ERR_ARG. */
+lt_status lt_train_args_parse(lt_train_args *a, int argc, char **argv, char *err, size_t errlen);
+
+/* The usage text of every flag with its default. */
+void lt_train_args_usage(void *file);
+
+#endif

@@ -1,0 +1,39 @@
+/* Checkpoint folders, as the Trainer lays them out: output_dir/checkpoint-<step>/
+ * with config.json, model.safetensors, optimizer.safetensors and
+ * trainer_state.json.
+ *
+ * Crash safety: a checkpoint is written into output_dir/.tmp-checkpoint-<step>-<pid>/
+ * (each file fsync'ed), the folder is fsync'ed and renamed to checkpoint-<step>,
+ * then output_dir is fsync'ed. A process killed at any moment leaves either the
+ * complete new checkpoint or none under that name; lt_ckpt_latest only
+ * considers checkpoint-<N> folders, and lt_ckpt_clean_tmp removes leftovers. */
+#ifndef LT_TRAIN_CHECKPOINT_H
+#define LT_TRAIN_CHECKPOINT_H
+
+#include <stddef.h>
+
+#include "leantrain/optim.h"
+#include "model/gpt2.h"
+
+/* Writes checkpoint-<step> under output_dir (created if missing) and then
+ * deletes the oldest checkpoints beyond save_total_limit (0 keeps all). */
+lt_status lt_ckpt_save(const char *output_dir, long step, const lt_gpt2 *m, lt_optim *o, const char *trainer_state_json,
+                       int save_total_limit, char *err, size_t errlen);
+
+/* The newest complete checkpoint folder under output_dir into out; LT_ERR_IO
+ * with a message when there is none. */
+lt_status lt_ckpt_latest(const char *output_dir, char *out, size_t outlen, char *err, size_t errlen);
+
+/* Number of checkpoint-<N> folders under output_dir (0 when it does not exist). */
+int lt_ckpt_count(const char *output_dir);
+
+/* Removes .tmp-checkpoint-* folders that a killed run left in output_dir. */
+void lt_ckpt_clean_tmp(const char *output_dir);
+
+/* Writes a Hugging Face GPT-2 config.json for cfg to path, atomically. */
+lt_status lt_ckpt_write_config(const char *path, const lt_gpt2_config *cfg, char *err, size_t errlen);
+
+/* Reads a whole small file (trainer_state.json) into a malloc'd string. */
+char *lt_read_text_file(const char *path, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,403 @@
+/* The training loop (see trainer.h). */
+#include "train/trainer.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "leantrain/optim.h"
+#include "model/gpt2.h"
+#include "train/checkpoint.h"
+#include "train/data.h"
+#include "train/schedule.h"
+
+typedef struct {
+    const lt_train_args *a;
+    lt_gpt2 *m;
+    lt_optim *o;
+    lt_data data;
+    lt_sched sched;
+    int B, T, accum;
+    long total_steps, warmup, step;
+    int32_t *inputs, *targets;
+    cJSON *history; /* log history, as trainer_state.json keeps it */
+    FILE *jsonl;
+    double t_start, t_last;
+    long tokens_since;
+    double loss_sum;
+    int loss_count;
+    char err[1024];
+} run_t;
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static long peak_rss_mb(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss / 1024;
+}
+
+/* global L2 norm of the accumulated gradients, in double */
+static double grad_norm(const lt_gpt2 *m) {
+    double s = 0;
+#pragma omp parallel for reduction(+ : s) schedule(static)
+    for (size_t i = 0; i < m->memory_floats; i++) s += (double)m->grad_memory[i] * m->grad_memory[i];
+    return sqrt(s);
+}
+
+static cJSON *state_json(run_t *r) {
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddNumberToObject(j, "global_step", (double)r->step);
+    cJSON_AddNumberToObject(j, "epoch", lt_data_epoch_float(&r->data));
+    cJSON_AddNumberToObject(j, "max_steps", (double)r->total_steps);
+    cJSON *d = cJSON_AddObjectToObject(j, "data_position");
+    cJSON_AddNumberToObject(d, "epoch", (double)r->data.epoch);
+    cJSON_AddNumberToObject(d, "index", (double)r->data.index);
+    char seed[32];
+    snprintf(seed, sizeof seed, "%llu", r->a->seed);
+    cJSON_AddStringToObject(j, "seed", seed); /* the data order is a function of (seed, epoch): no other RNG */
+    cJSON *s = cJSON_AddObjectToObject(j, "lr_scheduler");
+    cJSON_AddStringToObject(s, "type", r->a->lr_scheduler_type);
+    cJSON_AddNumberToObject(s, "warmup_steps", (double)r->warmup);
+    cJSON_AddNumberToObject(s, "total_steps", (double)r->total_steps);
+    cJSON_AddNumberToObject(s, "last_step", (double)r->step);
+    cJSON_AddStringToObject(j, "optim", lt_optim_name(r->o));
+    cJSON_AddNumberToObject(j, "train_batch_size", r->B);
+    cJSON_AddNumberToObject(j, "gradient_accumulation_steps", r->accum);
+    cJSON_AddNumberToObject(j, "block_size", r->T);
+    cJSON_AddItemToObject(j, "log_history", cJSON_Duplicate(r->history, 1));
+    return j;
+}
+
+static int save(run_t *r) {
+    cJSON *j = state_json(r);
+    char *text = cJSON_Print(j);
+    cJSON_Delete(j);
+    if (!text) {
+        fprintf(stderr, "leantrain train: out of memory writing trainer_state.json\n");
+        return 1;
+    }
+    lt_status st = lt_ckpt_save(r->a->output_dir, r->step, r->m, r->o, text, r->a->save_total_limit, r->err,
+                                sizeof r->err);
+    free(text);
+    if (st) {
+        fprintf(stderr, "leantrain train: saving checkpoint-%ld: %s\n", r->step, r->err);
+        return 1;
+    }
+    printf("saved %s/checkpoint-%ld\n", r->a->output_dir, r->step);
+    return 0;
+}
+
+static void log_entry(run_t *r, cJSON *e) {
+    cJSON_AddItemToArray(r->history, e);
+    if (r->jsonl) {
+        char *line = cJSON_PrintUnformatted(e);
+        if (line) fprintf(r->jsonl, "%s\n", line), fflush(r->jsonl);
+        free(line);
+    }
+}
+
+static double evaluate(run_t *r, double *ppl) {
+    int EB = r->a->per_device_eval_batch_size;
+    size_t nb = (r->data.n_val_blocks + (size_t)EB - 1) / (size_t)EB;
+    if (r->a->eval_max_batches > 0 && nb > (size_t)r->a->eval_max_batches) nb = (size_t)r->a->eval_max_batches;
+    double sum = 0;
+    long rows_total = 0;
+    for (size_t k = 0; k < nb; k++) {
+        int rows = lt_data_val_batch(&r->data, EB, k, r->inputs, r->targets);
+        if (rows <= 0) break;
+        if (lt_gpt2_forward(r->m, r->inputs, r->targets, rows, r->T, r->err, sizeof r->err)) return NAN;
+        sum += (double)r->m->loss * rows;
+        rows_total += rows;
+    }
+    double loss = rows_total ? sum / (double)rows_total : NAN;
+    *ppl = exp(loss);
+    return loss;
+}
+
+static void progress(run_t *r, double loss) {
+    if (!isatty(STDOUT_FILENO)) return;
+    double el = now_s() - r->t_start, frac = (double)r->step / (double)r->total_steps;
+    double eta = r->step > 0 ? el / (double)r->step * (double)(r->total_steps - r->step) : 0;
+    int w = 30, filled = (int)(frac * w);
+    printf("\r[");
+    for (int i = 0; i < w; i++) putchar(i < filled ? '#' : '.');
+    printf("] %ld/%ld loss %.4f  %02d:%02d elapsed, ETA %02d:%02d ", r->step, r->total_steps, loss, (int)el / 60,
+           (int)el % 60, (int)eta / 60, (int)eta % 60);
+    fflush(stdout);
+}
+
+static int setup_model(run_t *r, const char *resume_dir, int data_vocab, lt_gpt2_config *cfg) {
+    const lt_train_args *a = r->a;
+    char path[1200];
+    if (resume_dir) {
+        snprintf(path, sizeof path, "%s/config.json", resume_dir);
+        if (lt_gpt2_config_load(path, cfg, r->err, sizeof r->err)) return 1;
+    } else if (a->model_name_or_path[0]) {
+        snprintf(path, sizeof path, "%s/config.json", a->model_name_or_path);
+        if (lt_gpt2_config_load(path, cfg, r->err, sizeof r->err)) return 1;
+    } else if (strcmp(a->model_preset, "custom")) {
+        if (lt_gpt2_config_preset(a->model_preset, cfg, r->err, sizeof r->err)) {
+            char e2[1024];
+            snprintf(e2, sizeof e2, "--model: %.1000s", r->err);
+            snprintf(r->err, sizeof r->err, "%s", e2);
+            return 1;
+        }
+    } else {
+        cfg->vocab_size = a->vocab_size > 0 ? a->vocab_size : data_vocab;
+        cfg->n_positions = a->n_positions;
+        cfg->n_embd = a->n_embd;
+        cfg->n_layer = a->n_layer;
+        cfg->n_head = a->n_head;
+        cfg->layer_norm_epsilon = 1e-5;
+        if (lt_gpt2_config_check(cfg, r->err, sizeof r->err)) return 1;
+    }
+    return 0;
+}
+
+int lt_train_run(const lt_train_args *a) {
+    run_t R;
+    memset(&R, 0, sizeof R);
+    run_t *r = &R;
+    r->a = a;
+    int rc = 1;
+    if (a->threads > 0) omp_set_num_threads(a->threads);
+    char resume[1200] = "";
+    cJSON *state = NULL;
+    if (a->resume_from_checkpoint[0]) {
+        if (!strcmp(a->resume_from_checkpoint, "latest")) {
+            if (lt_ckpt_latest(a->output_dir, resume, sizeof resume, r->err, sizeof r->err)) goto out;
+        } else {
+            snprintf(resume, sizeof resume, "%s", a->resume_from_checkpoint);
+        }
+    } else if (lt_ckpt_count(a->output_dir) > 0 && !a->overwrite_output_dir) {
+        snprintf(r->err, sizeof r->err,
+                 "--output_dir %s already holds checkpoints: pass --resume_from_checkpoint latest to continue, or "
+                 "--overwrite_output_dir to start over",
+                 a->output_dir);
+        goto out;
+    }
+    if (resume[0]) {
+        char path[1300];
+        snprintf(path, sizeof path, "%.1200s/trainer_state.json", resume);
+        char *text = lt_read_text_file(path, r->err, sizeof r->err);
+        if (!text) goto out;
+        state = cJSON_Parse(text);
+        free(text);
+        if (!state) {
+            snprintf(r->err, sizeof r->err, "%.1000s: not valid JSON", path);
+            goto out;
+        }
+    }
+    /* the model's vocabulary for a custom model: 256 for text, 50257 for token files */
+    int data_vocab = 256;
+    {
+        lt_tokens probe;
+        if (!a->train_file[0]) {
+            snprintf(r->err, sizeof r->err, "no training data: give --train_file (UTF-8 text or an llm.c token file)");
+            goto out;
+        }
+        if (lt_tokens_open(a->train_file, &probe, r->err, sizeof r->err)) goto out;
+        data_vocab = probe.bytes == 2 ? 50257 : 256;
+        lt_tokens_close(&probe);
+    }
+    lt_gpt2_config cfg;
+    if (setup_model(r, resume[0] ? resume : NULL, data_vocab, &cfg)) goto out;
+    r->T = a->block_size > 0 ? a->block_size : cfg.n_positions;
+    if (r->T > cfg.n_positions) {
+        snprintf(r->err, sizeof r->err, "--block_size %d is larger than the model's n_positions %d", r->T,
+                 cfg.n_positions);
+        goto out;
+    }
+    r->B = a->per_device_train_batch_size;
+    r->accum = a->gradient_accumulation_steps;
+    if (lt_data_open(&r->data, a->train_file, a->validation_file, a->validation_split_percentage, r->T,
+                     cfg.vocab_size, a->seed, r->err, sizeof r->err))
+        goto out;
+    if (lt_gpt2_create(&cfg, &r->m, r->err, sizeof r->err)) goto out;
+    int EB = a->per_device_eval_batch_size > r->B ? a->per_device_eval_batch_size : r->B;
+    if (lt_gpt2_set_batch(r->m, EB, r->T, r->err, sizeof r->err)) goto out;
+    r->inputs = malloc((size_t)EB * (size_t)r->T * sizeof(int32_t));
+    r->targets = malloc((size_t)EB * (size_t)r->T * sizeof(int32_t));
+    if (!r->inputs || !r->targets) {
+        snprintf(r->err, sizeof r->err, "out of memory for the batch buffers");
+        goto out;
+    }
+    char path[1300];
+    if (resume[0]) {
+        snprintf(path, sizeof path, "%s/model.safetensors", resume);
+        if (lt_gpt2_load(r->m, path, r->err, sizeof r->err)) goto out;
+    } else if (a->model_name_or_path[0]) {
+        snprintf(path, sizeof path, "%s/model.safetensors", a->model_name_or_path);
+        if (lt_gpt2_load(r->m, path, r->err, sizeof r->err)) goto out;
+    } else {
+        lt_gpt2_init_random(r->m, a->seed);
+    }
+    /* the optimizer: the Trainer's two groups (no decay on biases and LayerNorm weights) */
+    lt_hparams hp = {a->learning_rate, a->adam_beta1, a->adam_beta2, a->adam_epsilon, a->weight_decay};
+    r->o = lt_optim_create(a->optim, a->optim_args, &hp, r->err, sizeof r->err);
+    if (!r->o) {
+        char e2[1024];
+        snprintf(e2, sizeof e2, "--optim %s: %.900s", a->optim, r->err);
+        snprintf(r->err, sizeof r->err, "%s", e2);
+        goto out;
+    }
+    int nodecay = lt_optim_add_group(r->o, "weight_decay=0.0");
+    if (nodecay < 0) {
+        snprintf(r->err, sizeof r->err, "%s", lt_optim_error(r->o));
+        goto out;
+    }
+    for (int i = 0; i < r->m->num_tensors; i++) {
+        lt_gpt2_param *p = &r->m->params[i];
+        lt_param_desc d = {.name = p->name, .data = p->data, .grad = p->grad, .ndim = p->ndim,
+                           .group = p->weight_decay ? 0 : nodecay};
+        d.shape[0] = p->shape[0];
+        d.shape[1] = p->shape[1];
+        if (lt_optim_add_param(r->o, &d) < 0) {
+            snprintf(r->err, sizeof r->err, "%s", lt_optim_error(r->o));
+            goto out;
+        }
+    }
+    /* length and schedule */
+    long per_epoch = (long)(r->data.n_train_blocks / (size_t)r->B) / r->accum;
+    if (per_epoch < 1) per_epoch = 1;
+    r->total_steps = a->max_steps > 0 ? a->max_steps : (long)ceil(a->num_train_epochs * (double)per_epoch);
+    r->warmup = a->warmup_steps > 0 ? a->warmup_steps : (long)ceil(a->warmup_ratio * (double)r->total_steps);
+    if (lt_sched_init(&r->sched, a->lr_scheduler_type, r->warmup, r->total_steps, a->learning_rate,
+                      a->lr_scheduler_kwargs, r->err, sizeof r->err))
+        goto out;
+    r->history = cJSON_CreateArray();
+    if (state) {
+        snprintf(path, sizeof path, "%s/optimizer.safetensors", resume);
+        if (lt_optim_load(r->o, path)) {
+            snprintf(r->err, sizeof r->err, "%s", lt_optim_error(r->o));
+            goto out;
+        }
+        const cJSON *gs = cJSON_GetObjectItem(state, "global_step"), *dp = cJSON_GetObjectItem(state, "data_position");
+        if (!cJSON_IsNumber(gs) || !cJSON_IsNumber(cJSON_GetObjectItem(dp, "epoch")) ||
+            !cJSON_IsNumber(cJSON_GetObjectItem(dp, "index"))) {
+            snprintf(r->err, sizeof r->err, "%s/trainer_state.json: global_step or data_position missing", resume);
+            goto out;
+        }
+        r->step = (long)gs->valuedouble;
+        lt_data_seek(&r->data, (long)cJSON_GetObjectItem(dp, "epoch")->valuedouble,
+                     (size_t)cJSON_GetObjectItem(dp, "index")->valuedouble);
+        cJSON *h = cJSON_GetObjectItem(state, "log_history");
+        if (cJSON_IsArray(h)) {
+            cJSON_Delete(r->history);
+            r->history = cJSON_Duplicate(h, 1);
+        }
+    }
+    lt_ckpt_clean_tmp(a->output_dir);
+    {
+        char e2[1024];
+        struct stat sb;
+        if (stat(a->output_dir, &sb) != 0 && mkdir(a->output_dir, 0777) != 0 && errno != EEXIST) {
+            snprintf(r->err, sizeof r->err, "--output_dir %s: cannot create: %s", a->output_dir, strerror(errno));
+            goto out;
+        }
+        snprintf(e2, sizeof e2, "%s/log.jsonl", a->output_dir);
+        r->jsonl = fopen(e2, resume[0] ? "a" : "w");
+    }
+    printf("leantrain train: GPT-2 %d layers, %d embd, %d heads, vocab %d: %zu parameters; optimizer %s (%zu state "
+           "bytes)\n",
+           cfg.n_layer, cfg.n_embd, cfg.n_head, cfg.vocab_size, r->m->num_params, lt_optim_name(r->o),
+           lt_optim_state_bytes(r->o));
+    printf("data: %zu training blocks of %d tokens, %zu validation blocks; batch %d x %d accumulation; %ld steps "
+           "(%ld warmup), %d threads%s%s\n",
+           r->data.n_train_blocks, r->T, r->data.n_val_blocks, r->B, r->accum, r->total_steps, r->warmup,
+           omp_get_max_threads(), resume[0] ? "; resuming from " : "", resume);
+    fflush(stdout);
+    r->t_start = r->t_last = now_s();
+    while (r->step < r->total_steps) {
+        double lr = a->learning_rate * lt_sched_factor(&r->sched, r->step);
+        lt_optim_set_lr(r->o, -1, lr);
+        lt_gpt2_zero_grad(r->m);
+        double loss = 0;
+        for (int k = 0; k < r->accum; k++) {
+            lt_data_next(&r->data, r->B, r->inputs, r->targets);
+            if (lt_gpt2_forward(r->m, r->inputs, r->targets, r->B, r->T, r->err, sizeof r->err) ||
+                lt_gpt2_backward(r->m, r->err, sizeof r->err))
+                goto out;
+            loss += r->m->loss;
+        }
+        loss /= r->accum;
+        /* the gradient of the mean loss over the accumulated micro-batches, then clipping */
+        double norm = grad_norm(r->m) / r->accum;
+        double clip = a->max_grad_norm > 0 && norm > a->max_grad_norm ? a->max_grad_norm / (norm + 1e-6) : 1.0;
+        if (lt_optim_step(r->o, (float)(clip / r->accum)) != LT_OK) {
+            snprintf(r->err, sizeof r->err, "%s", lt_optim_error(r->o));
+            goto out;
+        }
+        r->step++;
+        r->loss_sum += loss;
+        r->loss_count++;
+        r->tokens_since += (long)r->B * r->T * r->accum;
+        if (!isfinite(loss)) {
+            snprintf(r->err, sizeof r->err, "the loss is %g at step %ld: lower --learning_rate", loss, r->step);
+            goto out;
+        }
+        if (r->step % a->logging_steps == 0 || r->step == r->total_steps) {
+            double t = now_s(), tps = (double)r->tokens_since / (t - r->t_last);
+            cJSON *e = cJSON_CreateObject();
+            cJSON_AddNumberToObject(e, "loss", r->loss_sum / r->loss_count);
+            cJSON_AddNumberToObject(e, "grad_norm", norm);
+            cJSON_AddNumberToObject(e, "learning_rate", lr);
+            cJSON_AddNumberToObject(e, "epoch", lt_data_epoch_float(&r->data));
+            cJSON_AddNumberToObject(e, "step", (double)r->step);
+            cJSON_AddNumberToObject(e, "tokens_per_s", tps);
+            if (isatty(STDOUT_FILENO)) printf("\n");
+            printf("step %ld/%ld  loss %.4f  grad_norm %.4f  learning_rate %.4e  epoch %.3f  tokens/s %.0f\n",
+                   r->step, r->total_steps, r->loss_sum / r->loss_count, norm, lr, lt_data_epoch_float(&r->data), tps);
+            log_entry(r, e);
+            r->loss_sum = 0, r->loss_count = 0, r->tokens_since = 0, r->t_last = now_s();
+        }
+        if (a->eval_steps > 0 && r->data.n_val_blocks > 0 &&
+            (r->step % a->eval_steps == 0 || r->step == r->total_steps)) {
+            double ppl = NAN, el = evaluate(r, &ppl);
+            if (isnan(el) && r->err[0]) goto out;
+            cJSON *e = cJSON_CreateObject();
+            cJSON_AddNumberToObject(e, "eval_loss", el);
+            cJSON_AddNumberToObject(e, "eval_perplexity", ppl);
+            cJSON_AddNumberToObject(e, "epoch", lt_data_epoch_float(&r->data));
+            cJSON_AddNumberToObject(e, "step", (double)r->step);
+            printf("step %ld/%ld  eval_loss %.4f  eval_perplexity %.3f\n", r->step, r->total_steps, el, ppl);
+            log_entry(r, e);
+            r->t_last = now_s();
+        }
+        if ((a->save_steps > 0 && r->step % a->save_steps == 0) || r->step == r->total_steps) {
+            if (save(r)) {
+                r->err[0] = 0; /* save() printed it */
+                goto out;
+            }
+            r->t_last = now_s();
+        }
+        progress(r, loss);
+    }
+    if (isatty(STDOUT_FILENO)) printf("\n");
+    printf("done: %ld steps in %.1f s; peak memory (RSS) %ld MiB; model in %s/checkpoint-%ld\n", r->step,
+           now_s() - r->t_start, peak_rss_mb(), a->output_dir, r->step);
+    rc = 0;
+out:
+    if (rc && r->err[0]) fprintf(stderr, "%sleantrain train: %s\n", r->t_start > 0 ? "\n" : "", r->err);
+    if (r->jsonl) fclose(r->jsonl);
+    cJSON_Delete(r->history);
+    lt_optim_free(r->o);
+    free(r->inputs), free(r->targets);
+    lt_gpt2_free(r->m);
+    lt_data_close(&r->data);
+    cJSON_Delete(state);
+    return rc;
+}
