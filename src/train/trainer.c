@@ -319,6 +319,14 @@ int lt_train_run(const lt_train_args *a) {
            "(%ld warmup), %d threads%s%s\n",
            r->data.n_train_blocks, r->T, r->data.n_val_blocks, r->B, r->accum, r->total_steps, r->warmup,
            omp_get_max_threads(), resume[0] ? "; resuming from " : "", resume);
+    if (r->data.train.bytes == 1) { /* the yardstick a byte-level model must beat: the unigram entropy */
+        double cnt[256] = {0}, H = 0;
+        for (size_t i = 0; i < r->data.train_len; i++) cnt[lt_tokens_get(&r->data.train, r->data.train_begin + i)]++;
+        for (int c = 0; c < 256; c++)
+            if (cnt[c] > 0) H -= cnt[c] / (double)r->data.train_len * log(cnt[c] / (double)r->data.train_len);
+        printf("unigram entropy of the training text: %.4f nats per byte (a model that learned nothing scores this)\n",
+               H);
+    }
     fflush(stdout);
     r->t_start = r->t_last = now_s();
     while (r->step < r->total_steps) {
