@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# leantrain train: resume is bit-identical to an uninterrupted run (fp32 AdamW, Adafactor, 8-bit AdamW, with
+# accumulation and clipping); a SIGKILL in the middle of writing a checkpoint leaves the previous one loadable
+# and no half checkpoint that resume would pick up; bad input fails with one clear line and no output files.
+set -u
+BUILD=${BUILD:-build}
+LT="$BUILD/leantrain"
+tmp=$(mktemp -d "${LT_TEST_TMP:-build/tmp}/train.XXXXXX")
+fail=0
+cc -std=c11 -O2 -o "$tmp/gen_corpus" scripts/gen_corpus.c || exit 1
+"$tmp/gen_corpus" "$tmp/text.txt" 60000 || exit 1
+SMALL=(--train_file "$tmp/text.txt" --n_layer 2 --n_embd 32 --n_head 2 --n_positions 32 --block_size 32
+       --per_device_train_batch_size 4 --gradient_accumulation_steps 2 --max_grad_norm 0.5 --learning_rate 3e-3
+       --weight_decay 0.1 --warmup_steps 3 --lr_scheduler_type cosine --max_steps 12 --save_steps 6
+       --logging_steps 4 --eval_steps 6 --eval_max_batches 2 --seed 3)
+
+for optim in adamw_torch adafactor adamw_bnb_8bit; do
+    args=("${SMALL[@]}" --optim "$optim")
+    [ "$optim" = adamw_bnb_8bit ] && args+=(--optim_args "min_8bit_size=256")
+    "$LT" train "${args[@]}" --output_dir "$tmp/full-$optim" > "$tmp/full-$optim.log" 2>&1 || { echo "$optim: run failed"; cat "$tmp/full-$optim.log"; fail=1; continue; }
+    mkdir -p "$tmp/res-$optim" && cp -r "$tmp/full-$optim/checkpoint-6" "$tmp/res-$optim/"
+    "$LT" train "${args[@]}" --output_dir "$tmp/res-$optim" --resume_from_checkpoint latest > "$tmp/res-$optim.log" 2>&1 || { echo "$optim: resume failed"; cat "$tmp/res-$optim.log"; fail=1; continue; }
+    for f in model.safetensors optimizer.safetensors; do
+        cmp -s "$tmp/full-$optim/checkpoint-12/$f" "$tmp/res-$optim/checkpoint-12/$f" || { echo "$optim: $f differs after resume"; fail=1; }
+    done
+    grep -q 'resuming from' "$tmp/res-$optim.log" || { echo "$optim: did not resume"; fail=1; }
+    echo "$optim: resumed run is bit-identical"
+done
+
+# the kill test: SIGKILL while checkpoint-12 is half written
+args=("${SMALL[@]}" --optim adamw_torch --output_dir "$tmp/kill")
+LT_TEST_KILL_DURING_SAVE=12 "$LT" train "${args[@]}" > "$tmp/kill.log" 2>&1; rc=$?
+[ $rc -eq 137 ] || { echo "kill test: expected death by SIGKILL (137), got $rc"; fail=1; }
+[ -d "$tmp/kill/checkpoint-6" ] || { echo "kill test: checkpoint-6 missing"; fail=1; }
+[ -e "$tmp/kill/checkpoint-12" ] && { echo "kill test: a half checkpoint-12 exists"; fail=1; }
+ls -a "$tmp/kill" | grep -q '^\.tmp-checkpoint-12-' || { echo "kill test: the half-written folder was not where expected"; fail=1; }
+"$LT" train "${args[@]}" --resume_from_checkpoint latest > "$tmp/kill2.log" 2>&1 || { echo "kill test: resume failed"; cat "$tmp/kill2.log"; fail=1; }
+grep -q "resuming from $tmp/kill/checkpoint-6" "$tmp/kill2.log" || { echo "kill test: did not resume from checkpoint-6"; fail=1; }
+ls -a "$tmp/kill" | grep -q '^\.tmp-checkpoint' && { echo "kill test: leftover temporary folder not cleaned"; fail=1; }
+cmp -s "$tmp/kill/checkpoint-12/model.safetensors" "$tmp/full-adamw_torch/checkpoint-12/model.safetensors" || { echo "kill test: resumed result differs"; fail=1; }
+echo "kill test done"
+
+# bad input: one line naming the thing, non-zero exit, no output folder
+bad() { # expected-message-substring, args...
+    local want="$1"; shift
+    rm -rf "$tmp/out"
+    out=$("$LT" train "$@" --output_dir "$tmp/out" 2>&1); rc=$?
+    if [ $rc -eq 0 ] || ! echo "$out" | grep -qF -- "$want" || [ -e "$tmp/out" ]; then
+        echo "bad input ($want): rc=$rc, output: $out"; [ -e "$tmp/out" ] && echo "  and $tmp/out was created"; fail=1
+    fi
+}
+bad "$tmp/missing.txt: cannot open: No such file or directory" --train_file "$tmp/missing.txt"
+printf 'hello' > "$tmp/empty.txt"; : > "$tmp/empty.txt"
+bad "the file is empty" --train_file "$tmp/empty.txt"
+# an llm.c header with the right magic, version 2
+python_free_header() { # magic version count -> 1024-byte header (little-endian int32), then count uint16 tokens
+    printf "$(printf '\\x%02x\\x%02x\\x%02x\\x%02x' $(( $1 & 255 )) $(( ($1 >> 8) & 255 )) $(( ($1 >> 16) & 255 )) $(( ($1 >> 24) & 255 )))"
+    printf "$(printf '\\x%02x\\x00\\x00\\x00' "$2")"
+    printf "$(printf '\\x%02x\\x%02x\\x00\\x00' $(( $3 & 255 )) $(( ($3 >> 8) & 255 )))"
+    head -c 1012 /dev/zero
+}
+{ python_free_header 20240520 2 100; head -c 200 /dev/zero; } > "$tmp/v2.bin"
+bad "token file version 2, expected 1" --train_file "$tmp/v2.bin"
+{ python_free_header 20240520 1 100; head -c 100 /dev/zero; } > "$tmp/short.bin"
+bad "header says 100 tokens (1224 bytes) but the file is 1124 bytes" --train_file "$tmp/short.bin"
+{ python_free_header 20240520 1 100; for i in $(seq 100); do printf '\x2c\x01'; done; } > "$tmp/big.bin"
+bad "token 0 has id 300, not below the model's vocab_size 256" --train_file "$tmp/big.bin" --vocab_size 256
+bad "--block_size 64 is larger than the model's n_positions 32" --train_file "$tmp/text.txt" --n_positions 32 --block_size 64
+bad "unknown flag --learning_rat" --train_file "$tmp/text.txt" --learning_rat 1e-3
+bad "--per_device_train_batch_size: bad value 'x': expected an integer" --train_file "$tmp/text.txt" --per_device_train_batch_size x
+bad "--optim adam_w: unknown optimizer name 'adam_w'" --train_file "$tmp/text.txt" --optim adam_w
+bad "--gradient_checkpointing is not implemented yet" --train_file "$tmp/text.txt" --gradient_checkpointing
+[ $fail -eq 0 ] && rm -rf "$tmp"
+exit $fail
