@@ -68,11 +68,13 @@ static double copy_bandwidth(float *dst, const float *src, size_t n, int reps) {
 static void usage(void) {
     fprintf(stderr, "usage: leantrain bench optim [--optim NAME] [--params MILLIONS (default 32)] [--steps N (default 10)]\n"
                     "                             [--optim_args K=V,...]\n"
-                    "       leantrain bench quality [--steps N] [--learning_rate LR]\n");
+                    "       leantrain bench quality [--steps N] [--learning_rate LR]\n"
+                    "       leantrain bench train [--steps N] [--small_only]\n");
 }
 
 int lt_cmd_bench(int argc, char **argv) {
     if (argc >= 2 && !strcmp(argv[1], "quality")) return lt_cmd_bench_quality(argc, argv);
+    if (argc >= 2 && !strcmp(argv[1], "train")) return lt_cmd_bench_train(argc, argv);
     if (argc < 2 || strcmp(argv[1], "optim")) {
         usage();
         return 2;

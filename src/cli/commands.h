@@ -3,15 +3,25 @@
 #ifndef LEANTRAIN_CLI_COMMANDS_H
 #define LEANTRAIN_CLI_COMMANDS_H
 
+#include "leantrain/safetensors.h"
+
 /* `leantrain info FILE...`: prints each safetensors file's metadata and
  * tensors (name, dtype, shape, bytes). Returns 0 when every file was read, 1
  * when any could not be (the reason goes to stderr), 2 on a usage error. */
 int lt_cmd_info(int argc, char **argv);
 
 /* `leantrain replay FILE...`: checks the library against reference traces
- * (optim-trace-1): one line per file, PASS or FAIL with the worst error and the
- * tolerance. Returns 0 only when every file passes. */
+ * (optim-trace-1, gpt2-trace-1): one line per file, PASS or FAIL with the
+ * worst error and the tolerance. Returns 0 only when every file passes. */
 int lt_cmd_replay(int argc, char **argv);
+
+/* Replays one opened gpt2-trace-1 file `f` (named `path` in the output):
+ * forward logits and loss, every weight gradient and the losses of the
+ * recorded AdamW steps, each against the trace's `tolerance` metadata. Prints
+ * exactly one line, "PASS  <path>  worst <x>  tol <y>  ..." (worst and tol of
+ * the comparison nearest its tolerance, then each check's worst/tol) or a
+ * FAIL line with the reason. Returns 1 on PASS, 0 otherwise. */
+int lt_replay_gpt2(const char *path, lt_st_file *f);
 
 /* `leantrain optimizers`: one line per optim= name with its state bytes per parameter. */
 int lt_cmd_optimizers(int argc, char **argv);
@@ -25,5 +35,16 @@ int lt_cmd_bench(int argc, char **argv);
  * bytes of fp32 AdamW, Adafactor, Lion and the 8-bit and 4-bit optimizers on one
  * small training problem. */
 int lt_cmd_bench_quality(int argc, char **argv);
+
+/* `leantrain bench train [--steps N] [--small_only]`: GPT-2 training tokens/s and FLOP/s against
+ * the sgemm rate measured in the same run. */
+int lt_cmd_bench_train(int argc, char **argv);
+
+/* `leantrain train [flags]`: trains GPT-2 with the Trainer's flags (leantrain train --help). */
+int lt_cmd_train(int argc, char **argv);
+
+/* `leantrain generate --model_name_or_path DIR [--prompt TEXT] [--max_new_tokens N] [--temperature T]
+ * [--top_k K] [--seed S]`: samples text from a trained model. */
+int lt_cmd_generate(int argc, char **argv);
 
 #endif
