@@ -248,7 +248,7 @@ out:
 
 int lt_cmd_replay(int argc, char **argv) {
     if (argc < 2) {
-        fprintf(stderr, "usage: leantrain replay FILE...   (optim-trace-1 safetensors files)\n");
+        fprintf(stderr, "usage: leantrain replay FILE...   (optim-trace-1 or gpt2-trace-1 safetensors files)\n");
         return 2;
     }
     int failed = 0;
@@ -263,8 +263,11 @@ int lt_cmd_replay(int argc, char **argv) {
         const char *fmt = lt_st_meta(f, "format");
         if (fmt && !strcmp(fmt, "optim-trace-1")) {
             failed += !replay_optim_trace(argv[i], f);
+        } else if (fmt && !strcmp(fmt, "gpt2-trace-1")) {
+            failed += !lt_replay_gpt2(argv[i], f);
         } else {
-            printf("FAIL  %s  error: trace format '%s' is not supported by this build (supported: optim-trace-1)\n",
+            printf("FAIL  %s  error: trace format '%s' is not supported by this build (supported: optim-trace-1, "
+                   "gpt2-trace-1)\n",
                    argv[i], fmt ? fmt : "(no format metadata)");
             failed++;
         }

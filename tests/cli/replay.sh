@@ -30,6 +30,21 @@ out=$("$LT" replay tests/data/lowbit/*.safetensors); rc=$?
 echo "$out"
 [ $rc -eq 0 ] && [ "$(echo "$out" | grep -c '^PASS ')" -eq 4 ] || { echo "torchao traces did not all pass"; fail=1; }
 
+# the GPT-2 trace (gpt2-trace-1): forward, gradients and AdamW training losses, one PASS line
+out=$("$LT" replay tests/data/golden/gpt2_tiny.safetensors); rc=$?
+echo "$out"
+[ $rc -eq 0 ] && echo "$out" | grep -q '^PASS  tests/data/golden/gpt2_tiny.safetensors  worst ' &&
+    [ "$(echo "$out" | wc -l)" -eq 1 ] || { echo "gpt2 trace did not PASS (rc=$rc)"; fail=1; }
+# altered weights (the last 64 bytes are the end of wte.weight) make it FAIL, exit 1
+cp tests/data/golden/gpt2_tiny.safetensors "$tmp/gpt2_altered.safetensors"
+chmod u+w "$tmp/gpt2_altered.safetensors"
+size=$(stat -c %s "$tmp/gpt2_altered.safetensors")
+printf '\x00\x00\x80\x3f%.0s' $(seq 16) | dd of="$tmp/gpt2_altered.safetensors" bs=1 seek=$((size - 64)) conv=notrunc status=none
+out=$("$LT" replay "$tmp/gpt2_altered.safetensors"); rc=$?
+echo "$out"
+[ $rc -eq 1 ] && echo "$out" | grep -q '^FAIL  .*gpt2_altered.safetensors  worst ' || {
+    echo "altered gpt2 trace: exit $rc, expected 1 and a FAIL line"; fail=1; }
+
 # altered trace: overwrite the last 64 data bytes (recorded values) with large floats
 cp tests/data/golden/adamw_torch.safetensors "$tmp/altered.safetensors"
 size=$(stat -c %s "$tmp/altered.safetensors")

@@ -1,0 +1,238 @@
+/* leantrain (internal, model layer): GPT-2 in C, with the Hugging Face GPT-2
+ * math and weight names (GPT2LMHeadModel: tied lm head, gelu_new, Conv1D
+ * weights stored [in, out]).
+ *
+ * Memory, llm.c style: one float allocation holds every parameter, one every
+ * gradient (each tensor is a pointer into it, listed in `params`); one holds
+ * the activations for up to (B, T) tokens and one the backward scratch, both
+ * made by lt_gpt2_set_batch. lt_gpt2_forward and lt_gpt2_backward allocate
+ * nothing; they use OpenBLAS for every matrix multiply and OpenMP loops for
+ * the rest.
+ *
+ *     lt_gpt2_config cfg;  lt_gpt2_config_preset("gpt2", &cfg, err, sizeof err);
+ *     lt_gpt2 *m;          lt_gpt2_create(&cfg, &m, err, sizeof err);
+ *     lt_gpt2_load(m, "model.safetensors", err, sizeof err);
+ *     lt_gpt2_set_batch(m, B, T, err, sizeof err);
+ *     for (...) {
+ *         lt_gpt2_zero_grad(m);
+ *         lt_gpt2_forward(m, inputs, targets, B, T, err, sizeof err);   // m->loss
+ *         lt_gpt2_backward(m, err, sizeof err);                         // m->params[i].grad
+ *         lt_optim_step(o, 1.0f);
+ *     }
+ *     lt_gpt2_free(m);
+ *
+ * Functions that can fail return an lt_status and write a message into
+ * err[errlen] (which may be NULL); nothing exits. No global state: two models
+ * are independent (one thread at a time per model). */
+#ifndef LEANTRAIN_MODEL_GPT2_H
+#define LEANTRAIN_MODEL_GPT2_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "leantrain/safetensors.h"
+#include "leantrain/status.h"
+
+/* The shape of a GPT-2 model. The lm head is always tied to wte and the
+ * activation is always gelu_new (the tanh approximation); configs asking for
+ * anything else are rejected when parsed. */
+typedef struct lt_gpt2_config {
+    int vocab_size;            /* V: tokens */
+    int n_positions;           /* P: longest sequence (rows of wpe) */
+    int n_embd;                /* C: channels */
+    int n_layer;               /* L: transformer blocks */
+    int n_head;                /* NH: attention heads; C % NH == 0 */
+    double layer_norm_epsilon; /* added to the variance in every layernorm */
+} lt_gpt2_config;
+
+/* The tensors of one block, in the order they sit in the parameter buffer;
+ * lt_gpt2.params[LT_GPT2_BLOCK_FIRST + LT_GPT2_PER_BLOCK * l + k] is tensor k
+ * of block l. */
+typedef enum lt_gpt2_block_tensor {
+    LT_GPT2_LN1_W,      /* h.<l>.ln_1.weight        [C]     */
+    LT_GPT2_LN1_B,      /* h.<l>.ln_1.bias          [C]     */
+    LT_GPT2_QKV_W,      /* h.<l>.attn.c_attn.weight [C, 3C] */
+    LT_GPT2_QKV_B,      /* h.<l>.attn.c_attn.bias   [3C]    */
+    LT_GPT2_ATTPROJ_W,  /* h.<l>.attn.c_proj.weight [C, C]  */
+    LT_GPT2_ATTPROJ_B,  /* h.<l>.attn.c_proj.bias   [C]     */
+    LT_GPT2_LN2_W,      /* h.<l>.ln_2.weight        [C]     */
+    LT_GPT2_LN2_B,      /* h.<l>.ln_2.bias          [C]     */
+    LT_GPT2_FC_W,       /* h.<l>.mlp.c_fc.weight    [C, 4C] */
+    LT_GPT2_FC_B,       /* h.<l>.mlp.c_fc.bias      [4C]    */
+    LT_GPT2_FCPROJ_W,   /* h.<l>.mlp.c_proj.weight  [4C, C] */
+    LT_GPT2_FCPROJ_B,   /* h.<l>.mlp.c_proj.bias    [C]     */
+    LT_GPT2_PER_BLOCK
+} lt_gpt2_block_tensor;
+
+/* params[0] is wte.weight [V, C], params[1] wpe.weight [P, C], then the
+ * blocks, then ln_f.weight and ln_f.bias. */
+enum { LT_GPT2_WTE = 0, LT_GPT2_WPE = 1, LT_GPT2_BLOCK_FIRST = 2 };
+
+/* One parameter tensor: what a trainer registers with the optimizer library. */
+typedef struct lt_gpt2_param {
+    char name[48];        /* Hugging Face name without the "transformer." prefix, e.g. "h.0.ln_1.weight" */
+    float *data;          /* into lt_gpt2.param_memory */
+    float *grad;          /* into lt_gpt2.grad_memory, same offset */
+    int ndim;             /* 1 or 2 */
+    int64_t shape[2];     /* row-major; Conv1D weights are [in, out] */
+    size_t numel;
+    int weight_decay;     /* 1 for matrices and embeddings; 0 for biases and ln_* weights (the Trainer's rule) */
+} lt_gpt2_param;
+
+/* Forward activations, pointers into one allocation sized for up to
+ * (max_B, max_T); a forward with B x T tokens uses the first B*T rows of
+ * each. Per-block buffers are arrays of L such slices. Shapes below use
+ * BT = max_B * max_T, the slice stride. */
+typedef struct lt_gpt2_acts {
+    float *encoded;   /* [BT, C]      wte[token] + wpe[position] */
+    float *ln1;       /* [L, BT, C]   ln_1 output */
+    float *ln1_mean;  /* [L, BT] */
+    float *ln1_rstd;  /* [L, BT]      1 / sqrt(var + eps) */
+    float *qkv;       /* [L, BT, 3C]  c_attn output: q | k | v, heads interleaved as in HF */
+    float *att;       /* [L, B, NH, T, T] softmax probabilities (lower triangle), slice stride max_B*NH*max_T^2 */
+    float *atty;      /* [L, BT, C]   attention output before c_proj */
+    float *residual2; /* [L, BT, C]   block input + attention branch */
+    float *ln2;       /* [L, BT, C] */
+    float *ln2_mean;  /* [L, BT] */
+    float *ln2_rstd;  /* [L, BT] */
+    float *fch;       /* [L, BT, 4C]  c_fc output (before gelu) */
+    float *fch_gelu;  /* [L, BT, 4C] */
+    float *residual3; /* [L, BT, C]   block output */
+    float *lnf;       /* [BT, C] */
+    float *lnf_mean;  /* [BT] */
+    float *lnf_rstd;  /* [BT] */
+    float *logits;    /* [BT, V]      after lt_gpt2_backward: d loss / d logits (overwritten in place) */
+    float *lse;       /* [BT]         log-sum-exp of each logits row */
+    float *losses;    /* [BT]         cross-entropy of each position */
+} lt_gpt2_acts;
+
+/* Backward scratch (one allocation): gradients of activations, reused by
+ * every block because the residual gradient flows through one buffer. */
+typedef struct lt_gpt2_dacts {
+    float *dres;  /* [BT, C]   d loss / d residual stream at the current point */
+    float *dln;   /* [BT, C]   d loss / d layernorm output */
+    float *dbig;  /* [BT, 4C]  d loss / d fch_gelu, then d fch in place */
+    float *dqkv;  /* [BT, 3C] */
+    float *datty; /* [BT, C] */
+    float *drow;  /* [max_B, NH, max_T] one attention row of d probs per (b, head) */
+} lt_gpt2_dacts;
+
+typedef struct lt_gpt2 {
+    lt_gpt2_config cfg;
+    int num_tensors;        /* 12 * L + 4 */
+    lt_gpt2_param *params;  /* num_tensors entries */
+    size_t num_params;      /* total parameters (sum of numel) */
+    float *param_memory;    /* every parameter (tensors 64-byte aligned, zero padding between) */
+    float *grad_memory;     /* every gradient, same layout */
+    size_t memory_floats;   /* floats in each of the two buffers, padding included */
+
+    int max_B, max_T;       /* capacity of the activation buffers (0 before lt_gpt2_set_batch) */
+    float *act_memory;
+    size_t act_floats;
+    lt_gpt2_acts acts;
+    float *dact_memory;
+    size_t dact_floats;
+    lt_gpt2_dacts dacts;
+    int32_t *tokens;        /* [2, max_B*max_T]: the last forward's inputs, then its targets */
+
+    int B, T;               /* of the last forward (0 before) */
+    int have_targets;       /* the last forward computed a loss, so backward may run */
+    float loss;             /* mean cross-entropy of the last forward (NaN without targets) */
+} lt_gpt2;
+
+/* ---- configuration (gpt2_config.c) ---- */
+
+/* Fills `cfg` with a Hugging Face preset: "gpt2" (124M: C 768, L 12, NH 12),
+ * "gpt2-medium" (1024, 24, 16), "gpt2-large" (1280, 36, 20), "gpt2-xl" (1600,
+ * 48, 25); all V 50257, P 1024, eps 1e-5. LT_ERR_ARG for another name. */
+lt_status lt_gpt2_config_preset(const char *name, lt_gpt2_config *cfg, char *err, size_t errlen);
+
+/* Parses a GPT-2 config from JSON text: a Hugging Face config.json or the
+ * `config` metadata of a gpt2-trace-1 file (same keys). Keys missing from the
+ * JSON take GPT2Config's defaults, as transformers does (save_pretrained
+ * leaves out values equal to the defaults). Rejected: a model_type other than
+ * "gpt2", activation_function other than gelu_new / gelu_pytorch_tanh,
+ * tie_word_embeddings false, n_inner other than null or 4 * n_embd,
+ * scale_attn_weights false, scale_attn_by_inverse_layer_idx or
+ * add_cross_attention true, a size that is not a positive integer, and
+ * n_embd not divisible by n_head. `label` names the source in messages
+ * ("<label>: ..."). */
+lt_status lt_gpt2_config_from_json(const char *json, const char *label, lt_gpt2_config *cfg, char *err,
+                                   size_t errlen);
+
+/* Reads and parses a Hugging Face config.json at `path` (as
+ * lt_gpt2_config_from_json, messages prefixed by the path). */
+lt_status lt_gpt2_config_load(const char *path, lt_gpt2_config *cfg, char *err, size_t errlen);
+
+/* Checks sizes: all positive, C % NH == 0, eps >= 0 and finite, and small
+ * enough that every tensor size fits. Called by the functions above and by
+ * lt_gpt2_create. */
+lt_status lt_gpt2_config_check(const lt_gpt2_config *cfg, char *err, size_t errlen);
+
+/* The number of parameters of a model of this shape (tied head counted
+ * once): V*C + P*C + L*(12*C^2 + 13*C) + 2*C; 124439808 for "gpt2". */
+size_t lt_gpt2_config_num_params(const lt_gpt2_config *cfg);
+
+/* ---- the model (gpt2.c) ---- */
+
+/* Allocates a model with zeroed parameters and gradients (two buffers of
+ * about num_params floats each) and fills its parameter table. *out is NULL
+ * on failure. */
+lt_status lt_gpt2_create(const lt_gpt2_config *cfg, lt_gpt2 **out, char *err, size_t errlen);
+
+/* Frees the model and all its buffers. NULL is a no-op. */
+void lt_gpt2_free(lt_gpt2 *m);
+
+/* Hugging Face's GPT-2 initialisation from `seed` (deterministic, any thread
+ * count): weights N(0, 0.02), c_proj weights N(0, 0.02 / sqrt(2 L)), biases 0,
+ * layernorm weights 1. */
+void lt_gpt2_init_random(lt_gpt2 *m, uint64_t seed);
+
+/* Allocates the activation and backward buffers for batches of up to B
+ * sequences of up to T tokens (T <= n_positions), replacing earlier ones.
+ * Call it once before a training loop, not per step. */
+lt_status lt_gpt2_set_batch(lt_gpt2 *m, int B, int T, char *err, size_t errlen);
+
+/* Sets every gradient to zero (backward accumulates into them). */
+void lt_gpt2_zero_grad(lt_gpt2 *m);
+
+/* Forward pass on inputs[B*T] (token ids, row-major [B, T]); B and T must fit
+ * the capacity set by lt_gpt2_set_batch. Logits land in m->acts.logits
+ * ([B, T, V] in the first B*T rows). With targets[B*T] (token ids) it also
+ * computes m->loss, the mean cross-entropy over all B*T positions, and
+ * enables lt_gpt2_backward; with targets NULL m->loss is NaN. Token ids out of
+ * [0, V) are LT_ERR_ARG (nothing computed). Allocates nothing. */
+lt_status lt_gpt2_forward(lt_gpt2 *m, const int32_t *inputs, const int32_t *targets, int B, int T, char *err,
+                          size_t errlen);
+
+/* Backward pass of the last forward (which must have had targets): adds
+ * d loss / d parameter into every gradient (wte's gets both the lm-head and
+ * the embedding contributions). Overwrites m->acts.logits with d loss /
+ * d logits. LT_ERR_STATE when no forward with targets preceded it. Allocates
+ * nothing. */
+lt_status lt_gpt2_backward(lt_gpt2 *m, char *err, size_t errlen);
+
+/* The index of the parameter called `name` (Hugging Face name, with or
+ * without "transformer."), or -1. */
+int lt_gpt2_find_param(const lt_gpt2 *m, const char *name);
+
+/* ---- weights in Hugging Face model.safetensors form (gpt2_io.c) ---- */
+
+/* Copies every parameter from an opened safetensors file. Names may carry a
+ * "transformer." prefix; "attn.bias" / "attn.masked_bias" buffers and
+ * tensors that are not GPT-2 weights (e.g. a trace's "grad.*") are ignored;
+ * "lm_head.weight", when present, must have wte's shape and equal wte (the
+ * head is tied). Every parameter must be present with exactly its shape, as
+ * F32, BF16 or F16 (converted to f32). Errors name `label` and the tensor,
+ * e.g. "<label>: tensor 'h.1.ln_2.bias' is missing"; on error the
+ * parameters are partly overwritten. */
+lt_status lt_gpt2_load_weights(lt_gpt2 *m, const lt_st_file *f, const char *label, char *err, size_t errlen);
+
+/* Opens `path` and calls lt_gpt2_load_weights. */
+lt_status lt_gpt2_load(lt_gpt2 *m, const char *path, char *err, size_t errlen);
+
+/* Writes every parameter as F32 under its Hugging Face name (no prefix, no
+ * lm_head: transformers re-ties it) with metadata format "pt", atomically. */
+lt_status lt_gpt2_save(const lt_gpt2 *m, const char *path, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,296 @@
+/* The GPT-2 layer kernels (see gpt2_layers.h). Loops are parallel over rows
+ * (or over (batch, head) pairs, or over column blocks for sums down the
+ * rows) so that no two threads write the same element and these loops'
+ * results do not depend on the thread count. (OpenBLAS's sgemm can change
+ * in the last bits with its thread count; at a fixed count a run repeats
+ * bit for bit.) */
+#include "model/gpt2_layers.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+/* Column sums run over blocks this wide: each thread owns a block of
+ * columns and keeps one double accumulator per column on its stack. */
+#define COL_BLOCK 64
+
+void lt_nn_encoder_forward(float *out, const int32_t *inp, const float *wte, const float *wpe, int B, int T, int C) {
+    size_t N = (size_t)B * (size_t)T;
+#pragma omp parallel for schedule(static)
+    for (size_t n = 0; n < N; n++) {
+        const float *e = wte + (size_t)inp[n] * (size_t)C, *p = wpe + (n % (size_t)T) * (size_t)C;
+        float *o = out + n * (size_t)C;
+        for (int c = 0; c < C; c++) o[c] = e[c] + p[c];
+    }
+}
+
+void lt_nn_encoder_backward(float *dwte, float *dwpe, const float *dout, const int32_t *inp, int B, int T, int C) {
+    /* positions: one thread per position, so its row of dwpe has one writer */
+#pragma omp parallel for schedule(static)
+    for (int t = 0; t < T; t++) {
+        float *d = dwpe + (size_t)t * (size_t)C;
+        for (int b = 0; b < B; b++) {
+            const float *g = dout + ((size_t)b * (size_t)T + (size_t)t) * (size_t)C;
+            for (int c = 0; c < C; c++) d[c] += g[c];
+        }
+    }
+    /* tokens repeat within a batch, so rows are not disjoint: split columns instead */
+    size_t N = (size_t)B * (size_t)T;
+    int nblk = (C + COL_BLOCK - 1) / COL_BLOCK;
+#pragma omp parallel for schedule(static)
+    for (int blk = 0; blk < nblk; blk++) {
+        int c0 = blk * COL_BLOCK, c1 = c0 + COL_BLOCK < C ? c0 + COL_BLOCK : C;
+        for (size_t n = 0; n < N; n++) {
+            float *d = dwte + (size_t)inp[n] * (size_t)C;
+            const float *g = dout + n * (size_t)C;
+            for (int c = c0; c < c1; c++) d[c] += g[c];
+        }
+    }
+}
+
+void lt_nn_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w, const float *b,
+                             size_t N, int C, double eps) {
+#pragma omp parallel for schedule(static)
+    for (size_t n = 0; n < N; n++) {
+        const float *x = inp + n * (size_t)C;
+        float *o = out + n * (size_t)C;
+        /* double statistics: the variance of float rows with a large mean
+         * would otherwise lose the digits the trace tolerances need */
+        double s = 0.0;
+        for (int c = 0; c < C; c++) s += x[c];
+        double mu = s / C, v = 0.0;
+        for (int c = 0; c < C; c++) {
+            double d = x[c] - mu;
+            v += d * d;
+        }
+        double rs = 1.0 / sqrt(v / C + eps);
+        for (int c = 0; c < C; c++) o[c] = (float)((x[c] - mu) * rs) * w[c] + b[c];
+        mean[n] = (float)mu;
+        rstd[n] = (float)rs;
+    }
+}
+
+void lt_nn_layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
+                              const float *mean, const float *rstd, size_t N, int C) {
+#pragma omp parallel for schedule(static)
+    for (size_t n = 0; n < N; n++) {
+        const float *x = inp + n * (size_t)C, *g = dout + n * (size_t)C;
+        float *d = dinp + n * (size_t)C;
+        float mu = mean[n], rs = rstd[n];
+        double m1 = 0.0, m2 = 0.0; /* means of dxhat and of dxhat * xhat */
+        for (int c = 0; c < C; c++) {
+            float xhat = (x[c] - mu) * rs, dxhat = g[c] * w[c];
+            m1 += dxhat;
+            m2 += (double)dxhat * xhat;
+        }
+        float a = (float)(m1 / C), bb = (float)(m2 / C);
+        for (int c = 0; c < C; c++) {
+            float xhat = (x[c] - mu) * rs, dxhat = g[c] * w[c];
+            d[c] += (dxhat - a - xhat * bb) * rs;
+        }
+    }
+    int nblk = (C + COL_BLOCK - 1) / COL_BLOCK;
+#pragma omp parallel for schedule(static)
+    for (int blk = 0; blk < nblk; blk++) {
+        int c0 = blk * COL_BLOCK, c1 = c0 + COL_BLOCK < C ? c0 + COL_BLOCK : C;
+        double sw[COL_BLOCK] = {0}, sb[COL_BLOCK] = {0};
+        for (size_t n = 0; n < N; n++) {
+            const float *x = inp + n * (size_t)C, *g = dout + n * (size_t)C;
+            float mu = mean[n], rs = rstd[n];
+            for (int c = c0; c < c1; c++) {
+                sw[c - c0] += (double)g[c] * ((x[c] - mu) * rs);
+                sb[c - c0] += g[c];
+            }
+        }
+        for (int c = c0; c < c1; c++) {
+            dw[c] += (float)sw[c - c0];
+            db[c] += (float)sb[c - c0];
+        }
+    }
+}
+
+void lt_nn_matmul_forward(float *out, const float *inp, const float *w, const float *bias, size_t N, int C, int OC) {
+    /* the bias goes in first and sgemm adds the product onto it (beta = 1),
+     * which is torch.addmm's order and saves a second pass over out */
+#pragma omp parallel for schedule(static)
+    for (size_t n = 0; n < N; n++) memcpy(out + n * (size_t)OC, bias, (size_t)OC * sizeof(float));
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)N, OC, C, 1.0f, inp, C, w, OC, 1.0f, out, OC);
+}
+
+void lt_nn_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp, const float *w,
+                           size_t N, int C, int OC) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, C, OC, 1.0f, dout, OC, w, OC, 0.0f, dinp, C);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, C, OC, (int)N, 1.0f, inp, C, dout, OC, 1.0f, dw, OC);
+    int nblk = (OC + COL_BLOCK - 1) / COL_BLOCK;
+#pragma omp parallel for schedule(static)
+    for (int blk = 0; blk < nblk; blk++) {
+        int o0 = blk * COL_BLOCK, o1 = o0 + COL_BLOCK < OC ? o0 + COL_BLOCK : OC;
+        double s[COL_BLOCK] = {0};
+        for (size_t n = 0; n < N; n++) {
+            const float *g = dout + n * (size_t)OC;
+            for (int o = o0; o < o1; o++) s[o - o0] += g[o];
+        }
+        for (int o = o0; o < o1; o++) dbias[o] += (float)s[o - o0];
+    }
+}
+
+void lt_nn_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH) {
+    int hs = C / NH;
+    size_t C3 = 3 * (size_t)C;
+    /* HF divides the scores by sqrt(hs) (not a multiply by its inverse) */
+    float scale = sqrtf((float)hs);
+#pragma omp parallel for collapse(3) schedule(dynamic, 8)
+    for (int b = 0; b < B; b++) {
+        for (int h = 0; h < NH; h++) {
+            for (int t = 0; t < T; t++) {
+                const float *q = qkv + ((size_t)b * T + t) * C3 + (size_t)h * hs;
+                float *a = att + (((size_t)b * NH + h) * T + t) * (size_t)T;
+                float mx = -INFINITY;
+                for (int t2 = 0; t2 <= t; t2++) {
+                    const float *k = qkv + ((size_t)b * T + t2) * C3 + (size_t)C + (size_t)h * hs;
+                    float s = 0.0f;
+                    for (int i = 0; i < hs; i++) s += q[i] * k[i];
+                    s /= scale;
+                    a[t2] = s;
+                    if (s > mx) mx = s;
+                }
+                double sum = 0.0;
+                for (int t2 = 0; t2 <= t; t2++) {
+                    a[t2] = expf(a[t2] - mx);
+                    sum += a[t2];
+                }
+                float inv = (float)(1.0 / sum);
+                for (int t2 = 0; t2 <= t; t2++) a[t2] *= inv;
+                for (int t2 = t + 1; t2 < T; t2++) a[t2] = 0.0f;
+                float *o = out + ((size_t)b * T + t) * (size_t)C + (size_t)h * hs;
+                for (int i = 0; i < hs; i++) o[i] = 0.0f;
+                for (int t2 = 0; t2 <= t; t2++) {
+                    const float *v = qkv + ((size_t)b * T + t2) * C3 + 2 * (size_t)C + (size_t)h * hs;
+                    float p = a[t2];
+                    for (int i = 0; i < hs; i++) o[i] += p * v[i];
+                }
+            }
+        }
+    }
+}
+
+void lt_nn_attention_backward(float *dqkv, float *drow, const float *dout, const float *qkv, const float *att, int B,
+                              int T, int C, int NH) {
+    int hs = C / NH;
+    size_t C3 = 3 * (size_t)C;
+    float scale = sqrtf((float)hs);
+    /* dk and dv of a position collect from every later query of the same
+     * head, so one thread takes a whole (b, h) pair: its slices of dqkv have
+     * no other writer */
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < B; b++) {
+        for (int h = 0; h < NH; h++) {
+            for (int t = 0; t < T; t++) {
+                float *dq = dqkv + ((size_t)b * T + t) * C3 + (size_t)h * hs;
+                for (int i = 0; i < hs; i++) {
+                    dq[i] = 0.0f;
+                    dq[C + i] = 0.0f;
+                    dq[2 * (size_t)C + i] = 0.0f;
+                }
+            }
+            float *dr = drow + ((size_t)b * NH + h) * (size_t)T;
+            for (int t = 0; t < T; t++) {
+                const float *a = att + (((size_t)b * NH + h) * T + t) * (size_t)T;
+                const float *g = dout + ((size_t)b * T + t) * (size_t)C + (size_t)h * hs;
+                const float *q = qkv + ((size_t)b * T + t) * C3 + (size_t)h * hs;
+                float *dq = dqkv + ((size_t)b * T + t) * C3 + (size_t)h * hs;
+                double dot = 0.0; /* sum over t2 of att * d att, the softmax's correction */
+                for (int t2 = 0; t2 <= t; t2++) {
+                    const float *v = qkv + ((size_t)b * T + t2) * C3 + 2 * (size_t)C + (size_t)h * hs;
+                    float *dv = dqkv + ((size_t)b * T + t2) * C3 + 2 * (size_t)C + (size_t)h * hs;
+                    float da = 0.0f, p = a[t2];
+                    for (int i = 0; i < hs; i++) {
+                        da += g[i] * v[i];
+                        dv[i] += p * g[i];
+                    }
+                    dr[t2] = da;
+                    dot += (double)p * da;
+                }
+                float fdot = (float)dot;
+                for (int t2 = 0; t2 <= t; t2++) {
+                    const float *k = qkv + ((size_t)b * T + t2) * C3 + (size_t)C + (size_t)h * hs;
+                    float *dk = dqkv + ((size_t)b * T + t2) * C3 + (size_t)C + (size_t)h * hs;
+                    float ds = a[t2] * (dr[t2] - fdot) / scale;
+                    for (int i = 0; i < hs; i++) {
+                        dq[i] += ds * k[i];
+                        dk[i] += ds * q[i];
+                    }
+                }
+            }
+        }
+    }
+}
+
+#define GELU_K 0.7978845608028654f /* sqrt(2 / pi) */
+#define GELU_A 0.044715f
+
+void lt_nn_gelu_forward(float *out, const float *inp, size_t n) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        float x = inp[i];
+        out[i] = 0.5f * x * (1.0f + tanhf(GELU_K * (x + GELU_A * x * x * x)));
+    }
+}
+
+void lt_nn_gelu_backward(float *dinout, const float *inp, size_t n) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        float x = inp[i];
+        float th = tanhf(GELU_K * (x + GELU_A * x * x * x));
+        float du = GELU_K * (1.0f + 3.0f * GELU_A * x * x);
+        dinout[i] *= 0.5f * (1.0f + th) + 0.5f * x * (1.0f - th * th) * du;
+    }
+}
+
+void lt_nn_residual_forward(float *out, const float *a, const float *b, size_t n) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
+}
+
+void lt_nn_lmhead_forward(float *logits, const float *inp, const float *wte, size_t N, int C, int V) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, V, C, 1.0f, inp, C, wte, C, 0.0f, logits, V);
+}
+
+void lt_nn_lmhead_backward(float *dinp, float *dwte, const float *dlogits, const float *inp, const float *wte,
+                           size_t N, int C, int V) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)N, C, V, 1.0f, dlogits, V, wte, C, 0.0f, dinp, C);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, C, (int)N, 1.0f, dlogits, V, inp, C, 1.0f, dwte, C);
+}
+
+double lt_nn_crossentropy_forward(float *losses, float *lse, const float *logits, const int32_t *targets, size_t N,
+                                  int V) {
+#pragma omp parallel for schedule(static)
+    for (size_t n = 0; n < N; n++) {
+        const float *l = logits + n * (size_t)V;
+        float mx = -INFINITY;
+        for (int v = 0; v < V; v++)
+            if (l[v] > mx) mx = l[v];
+        double s = 0.0;
+        for (int v = 0; v < V; v++) s += expf(l[v] - mx);
+        double z = (double)mx + log(s);
+        lse[n] = (float)z;
+        losses[n] = (float)(z - l[targets[n]]);
+    }
+    /* summed in a fixed order (an OpenMP reduction combines threads in
+     * arrival order, so the loss would change in its last bits run to run) */
+    double total = 0.0;
+    for (size_t n = 0; n < N; n++) total += losses[n];
+    return total;
+}
+
+void lt_nn_crossentropy_backward(float *dlogits, const float *logits, const float *lse, const int32_t *targets,
+                                 size_t N, int V, float scale) {
+#pragma omp parallel for schedule(static)
+    for (size_t n = 0; n < N; n++) {
+        const float *l = logits + n * (size_t)V;
+        float *d = dlogits + n * (size_t)V;
+        float z = lse[n];
+        for (int v = 0; v < V; v++) d[v] = expf(l[v] - z) * scale;
+        d[targets[n]] -= scale;
+    }
+}

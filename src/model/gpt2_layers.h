@@ -1,0 +1,82 @@
+/* leantrain (internal, model layer): the GPT-2 layer kernels, llm.c style:
+ * outputs first, every tensor's shape in the comment, row-major, N = B * T
+ * rows. Matrix multiplies go to OpenBLAS (cblas_sgemm); the rest are fused
+ * OpenMP loops. Reductions that decide accuracy (layernorm statistics, the
+ * log-sum-exp, bias and layernorm-weight gradients summed over N rows) use
+ * double accumulators; everything stored is float. None of them allocates.
+ *
+ * Gradient conventions: a `d<weight>` argument is accumulated into (+=); a
+ * `dinp` argument is overwritten, except layernorm_backward's, which adds
+ * (the residual stream's gradient is the sum of both branches). */
+#ifndef LEANTRAIN_MODEL_GPT2_LAYERS_H
+#define LEANTRAIN_MODEL_GPT2_LAYERS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* out[B,T,C] = wte[inp[b,t], :] + wpe[t, :]. Token ids must be in range. */
+void lt_nn_encoder_forward(float *out, const int32_t *inp, const float *wte, const float *wpe, int B, int T, int C);
+
+/* dwte[V,C] += dout rows at their tokens; dwpe[P,C] += dout rows at their
+ * positions. dout [B,T,C]. Deterministic: no atomics, fixed order. */
+void lt_nn_encoder_backward(float *dwte, float *dwpe, const float *dout, const int32_t *inp, int B, int T, int C);
+
+/* out[N,C] = (inp - mean) * rstd * w + b per row, with mean[N] and
+ * rstd[N] = 1 / sqrt(var + eps) (biased variance) stored for backward. */
+void lt_nn_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w, const float *b,
+                             size_t N, int C, double eps);
+
+/* dinp[N,C] += d loss / d inp; dw[C] += sum over rows of dout * xhat;
+ * db[C] += sum of dout. dout [N,C], inp [N,C] the forward input. */
+void lt_nn_layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
+                              const float *mean, const float *rstd, size_t N, int C);
+
+/* out[N,OC] = inp[N,C] @ w[C,OC] + bias[OC] (Hugging Face Conv1D layout). */
+void lt_nn_matmul_forward(float *out, const float *inp, const float *w, const float *bias, size_t N, int C, int OC);
+
+/* dinp[N,C] = dout[N,OC] @ w^T (overwritten); dw[C,OC] += inp^T @ dout;
+ * dbias[OC] += column sums of dout. */
+void lt_nn_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp, const float *w,
+                           size_t N, int C, int OC);
+
+/* Causal multi-head self-attention. qkv [B,T,3C] holds q | k | v, each C wide
+ * with head h at columns h*hs .. h*hs+hs-1 (hs = C / NH). Writes
+ * att[B,NH,T,T] = softmax over t2 <= t of q.k / sqrt(hs) (zero above the
+ * diagonal) and out[B,T,C] = att @ v, heads side by side. */
+void lt_nn_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH);
+
+/* dqkv[B,T,3C] = d loss / d qkv (overwritten) from dout [B,T,C] and the
+ * forward's qkv and att. drow [B,NH,T] is scratch. */
+void lt_nn_attention_backward(float *dqkv, float *drow, const float *dout, const float *qkv, const float *att, int B,
+                              int T, int C, int NH);
+
+/* out[n] = gelu_new(inp[n]) = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). */
+void lt_nn_gelu_forward(float *out, const float *inp, size_t n);
+
+/* dinout[n] *= gelu_new'(inp[n]), in place (dinout holds d loss / d out on
+ * entry and d loss / d inp on return). */
+void lt_nn_gelu_backward(float *dinout, const float *inp, size_t n);
+
+/* out[n] = a[n] + b[n]; out may alias a or b. */
+void lt_nn_residual_forward(float *out, const float *a, const float *b, size_t n);
+
+/* logits[N,V] = inp[N,C] @ wte[V,C]^T (the lm head tied to the embedding). */
+void lt_nn_lmhead_forward(float *logits, const float *inp, const float *wte, size_t N, int C, int V);
+
+/* dinp[N,C] = dlogits @ wte (overwritten); dwte[V,C] += dlogits^T @ inp. */
+void lt_nn_lmhead_backward(float *dinp, float *dwte, const float *dlogits, const float *inp, const float *wte,
+                           size_t N, int C, int V);
+
+/* Per row of logits [N,V]: lse[n] = log sum exp, losses[n] = lse - logit at
+ * targets[n] (targets in range). Returns the sum of the losses, in double and
+ * in a fixed order (deterministic for any thread count). */
+double lt_nn_crossentropy_forward(float *losses, float *lse, const float *logits, const int32_t *targets, size_t N,
+                                  int V);
+
+/* dlogits[N,V] = (softmax(logits) - onehot(targets)) * scale, from the
+ * forward's lse; dlogits may be logits itself (in place). scale is 1/N for a
+ * mean loss. */
+void lt_nn_crossentropy_backward(float *dlogits, const float *logits, const float *lse, const int32_t *targets,
+                                 size_t N, int V, float scale);
+
+#endif

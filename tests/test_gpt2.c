@@ -1,0 +1,567 @@
+/* The GPT-2 model: the gpt2-trace-1 reference trace (logits, loss, every
+ * gradient, AdamW training losses, by the trace's tolerances); gradients
+ * against central differences of an independent float64 forward; weight
+ * loading and its exact error messages; configs; and that forward/backward
+ * allocate nothing and repeat bit for bit. */
+#include <stdint.h>
+
+#include "leantrain/optim.h"
+#include "leantrain/safetensors.h"
+#include "model/gpt2.h"
+#include "testutil.h"
+
+/* ---------------------------------------------------------------- helpers */
+
+static uint64_t rng_state = 0x1234567u;
+static double urand(void) { /* uniform [0, 1), a test-local LCG so runs are reproducible */
+    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
+    return (double)(rng_state >> 11) * 0x1.0p-53;
+}
+
+static lt_gpt2 *make_model(const lt_gpt2_config *cfg, int B, int T) {
+    char err[512] = "";
+    lt_gpt2 *m = NULL;
+    CHECK(lt_gpt2_create(cfg, &m, err, sizeof err) == LT_OK, "create: %s", err);
+    if (!m) return NULL;
+    CHECK(lt_gpt2_set_batch(m, B, T, err, sizeof err) == LT_OK, "set_batch: %s", err);
+    return m;
+}
+
+/* Every parameter random and O(1) so that every nonlinearity is exercised:
+ * weights U(-0.5, 0.5), layernorm weights 1 +- 0.3, biases +- 0.2. */
+static void randomize(lt_gpt2 *m) {
+    for (int i = 0; i < m->num_tensors; i++) {
+        lt_gpt2_param *p = &m->params[i];
+        int bias = strstr(p->name, ".bias") != NULL, ln = strstr(p->name, "ln_") != NULL;
+        for (size_t k = 0; k < p->numel; k++) {
+            double u = urand() - 0.5;
+            p->data[k] = (float)(ln && !bias ? 1.0 + 0.6 * u : bias ? 0.4 * u : u);
+        }
+    }
+}
+
+/* ----------------------------------------------- the float64 reference */
+
+/* An independent, plainly written GPT-2 forward in double: w[i] is
+ * parameter i of the model's table as doubles. Returns the mean loss and
+ * fills logits[B*T*V] when given. */
+static double ref_forward(const lt_gpt2_config *c, double **w, const int32_t *in, const int32_t *tg, int B, int T,
+                          double *logits) {
+    int C = c->n_embd, V = c->vocab_size, L = c->n_layer, NH = c->n_head, hs = C / NH;
+    double eps = c->layer_norm_epsilon;
+    double *x = malloc(sizeof(double) * (size_t)T * C), *ln = malloc(sizeof(double) * (size_t)T * C);
+    double *qkv = malloc(sizeof(double) * (size_t)T * 3 * C), *y = malloc(sizeof(double) * (size_t)T * C);
+    double *h = malloc(sizeof(double) * (size_t)T * 4 * C), *sc = malloc(sizeof(double) * (size_t)T);
+    double *lg = malloc(sizeof(double) * (size_t)V);
+    double total = 0.0;
+#define W(l, k) w[LT_GPT2_BLOCK_FIRST + LT_GPT2_PER_BLOCK * (l) + (k)]
+    for (int b = 0; b < B; b++) {
+        for (int t = 0; t < T; t++)
+            for (int i = 0; i < C; i++) x[t * C + i] = w[LT_GPT2_WTE][in[b * T + t] * C + i] + w[LT_GPT2_WPE][t * C + i];
+        for (int l = 0; l <= L; l++) {
+            /* layernorm: ln_1 of block l, or ln_f after the last block */
+            const double *g = l < L ? W(l, LT_GPT2_LN1_W) : w[LT_GPT2_BLOCK_FIRST + LT_GPT2_PER_BLOCK * L];
+            const double *be = l < L ? W(l, LT_GPT2_LN1_B) : w[LT_GPT2_BLOCK_FIRST + LT_GPT2_PER_BLOCK * L + 1];
+            for (int t = 0; t < T; t++) {
+                double mu = 0, var = 0;
+                for (int i = 0; i < C; i++) mu += x[t * C + i] / C;
+                for (int i = 0; i < C; i++) var += (x[t * C + i] - mu) * (x[t * C + i] - mu) / C;
+                for (int i = 0; i < C; i++) ln[t * C + i] = (x[t * C + i] - mu) / sqrt(var + eps) * g[i] + be[i];
+            }
+            if (l == L) break;
+            for (int t = 0; t < T; t++)
+                for (int o = 0; o < 3 * C; o++) {
+                    double s = W(l, LT_GPT2_QKV_B)[o];
+                    for (int i = 0; i < C; i++) s += ln[t * C + i] * W(l, LT_GPT2_QKV_W)[i * 3 * C + o];
+                    qkv[t * 3 * C + o] = s;
+                }
+            for (int hd = 0; hd < NH; hd++)
+                for (int t = 0; t < T; t++) {
+                    double mx = -INFINITY, z = 0;
+                    for (int u = 0; u <= t; u++) {
+                        double s = 0;
+                        for (int i = 0; i < hs; i++) s += qkv[t * 3 * C + hd * hs + i] * qkv[u * 3 * C + C + hd * hs + i];
+                        sc[u] = s / sqrt((double)hs);
+                        mx = fmax(mx, sc[u]);
+                    }
+                    for (int u = 0; u <= t; u++) z += exp(sc[u] - mx);
+                    for (int i = 0; i < hs; i++) {
+                        double s = 0;
+                        for (int u = 0; u <= t; u++) s += exp(sc[u] - mx) / z * qkv[u * 3 * C + 2 * C + hd * hs + i];
+                        y[t * C + hd * hs + i] = s;
+                    }
+                }
+            for (int t = 0; t < T; t++)
+                for (int o = 0; o < C; o++) {
+                    double s = W(l, LT_GPT2_ATTPROJ_B)[o];
+                    for (int i = 0; i < C; i++) s += y[t * C + i] * W(l, LT_GPT2_ATTPROJ_W)[i * C + o];
+                    x[t * C + o] += s;
+                }
+            for (int t = 0; t < T; t++) {
+                double mu = 0, var = 0;
+                for (int i = 0; i < C; i++) mu += x[t * C + i] / C;
+                for (int i = 0; i < C; i++) var += (x[t * C + i] - mu) * (x[t * C + i] - mu) / C;
+                for (int i = 0; i < C; i++)
+                    ln[t * C + i] = (x[t * C + i] - mu) / sqrt(var + eps) * W(l, LT_GPT2_LN2_W)[i] + W(l, LT_GPT2_LN2_B)[i];
+            }
+            for (int t = 0; t < T; t++)
+                for (int o = 0; o < 4 * C; o++) {
+                    double s = W(l, LT_GPT2_FC_B)[o];
+                    for (int i = 0; i < C; i++) s += ln[t * C + i] * W(l, LT_GPT2_FC_W)[i * 4 * C + o];
+                    h[t * 4 * C + o] = 0.5 * s * (1 + tanh(sqrt(2 / M_PI) * (s + 0.044715 * s * s * s)));
+                }
+            for (int t = 0; t < T; t++)
+                for (int o = 0; o < C; o++) {
+                    double s = W(l, LT_GPT2_FCPROJ_B)[o];
+                    for (int i = 0; i < 4 * C; i++) s += h[t * 4 * C + i] * W(l, LT_GPT2_FCPROJ_W)[i * C + o];
+                    x[t * C + o] += s;
+                }
+        }
+        for (int t = 0; t < T; t++) {
+            double mx = -INFINITY, z = 0;
+            for (int v = 0; v < V; v++) {
+                double s = 0;
+                for (int i = 0; i < C; i++) s += ln[t * C + i] * w[LT_GPT2_WTE][v * C + i];
+                lg[v] = s;
+                mx = fmax(mx, s);
+            }
+            for (int v = 0; v < V; v++) z += exp(lg[v] - mx);
+            if (logits) memcpy(logits + ((size_t)b * T + t) * V, lg, sizeof(double) * V);
+            total += mx + log(z) - lg[tg[b * T + t]];
+        }
+    }
+#undef W
+    free(x), free(ln), free(qkv), free(y), free(h), free(sc), free(lg);
+    return total / ((double)B * T);
+}
+
+/* ------------------------------------------------------------ the trace */
+
+static void test_trace(void) {
+    char path[512], err[1024] = "";
+    snprintf(path, sizeof path, "%s/golden/gpt2_tiny.safetensors", lt_test_data_dir());
+    lt_st_file *f = NULL;
+    CHECK(lt_st_open(path, &f, err, sizeof err) == LT_OK, "%s", err);
+    if (!f) return;
+    lt_gpt2_config cfg;
+    CHECK(lt_gpt2_config_from_json(lt_st_meta(f, "config"), "config", &cfg, err, sizeof err) == LT_OK, "%s", err);
+    CHECK(cfg.vocab_size == 256 && cfg.n_positions == 64 && cfg.n_embd == 48 && cfg.n_layer == 2 && cfg.n_head == 4 &&
+              cfg.layer_norm_epsilon == 1e-5,
+          "config parsed wrong");
+    int B = atoi(lt_st_meta(f, "batch")), T = atoi(lt_st_meta(f, "seq_len"));
+    double tol_logits = 1e-5, tol_loss = 1e-5, tol_grad = 1e-5, tol_train = 1e-4; /* = the trace's, checked below */
+    const char *tol = lt_st_meta(f, "tolerance");
+    CHECK(tol && strstr(tol, "\"logits_max_abs\": 1e-05") && strstr(tol, "\"loss_abs\": 1e-05") &&
+              strstr(tol, "\"grad_max_abs_over_tensor_max_abs\": 1e-05") && strstr(tol, "\"train_losses_abs\": 0.0001"),
+          "trace tolerances changed: %s", tol ? tol : "(none)");
+    lt_gpt2 *m = make_model(&cfg, B, T);
+    CHECK(lt_gpt2_load_weights(m, f, path, err, sizeof err) == LT_OK, "%s", err);
+    size_t N = (size_t)B * T, V = (size_t)cfg.vocab_size;
+    int32_t *in = malloc(N * 4), *tg = malloc(N * 4);
+    float *ref = malloc(N * V * sizeof(float)), *buf = malloc(N * V * sizeof(float));
+    memcpy(in, lt_st_find(f, "inputs")->data, N * 4);
+    memcpy(tg, lt_st_find(f, "targets")->data, N * 4);
+
+    CHECK(lt_gpt2_forward(m, in, tg, B, T, err, sizeof err) == LT_OK, "%s", err);
+    lt_st_read_f32(lt_st_find(f, "logits"), ref, N * V, err, sizeof err);
+    double worst = 0;
+    for (size_t i = 0; i < N * V; i++) worst = fmax(worst, fabs((double)m->acts.logits[i] - ref[i]));
+    CHECK(worst <= tol_logits, "logits max abs error %.3e > %.0e", worst, tol_logits);
+    float loss_ref;
+    lt_st_read_f32(lt_st_find(f, "loss"), &loss_ref, 1, err, sizeof err);
+    CHECK(fabs(m->loss - loss_ref) <= tol_loss, "loss %.8f vs %.8f", m->loss, loss_ref);
+    printf("trace: logits max abs %.3e, loss abs %.3e\n", worst, fabs(m->loss - loss_ref));
+
+    lt_gpt2_zero_grad(m);
+    CHECK(lt_gpt2_backward(m, err, sizeof err) == LT_OK, "%s", err);
+    double gworst = 0;
+    for (int i = 0; i < m->num_tensors; i++) {
+        lt_gpt2_param *p = &m->params[i];
+        char name[80];
+        snprintf(name, sizeof name, "grad.%s", p->name);
+        const lt_st_tensor *t = lt_st_find(f, name);
+        CHECK(t && t->numel == p->numel, "%s missing or of another size", name);
+        if (!t || t->numel != p->numel) continue;
+        lt_st_read_f32(t, buf, p->numel, err, sizeof err);
+        double mref = 0, md = 0;
+        for (size_t k = 0; k < p->numel; k++) {
+            mref = fmax(mref, fabs(buf[k]));
+            md = fmax(md, fabs((double)p->grad[k] - buf[k]));
+        }
+        CHECK(md <= tol_grad * mref, "%s: max abs error %.3e > %.0e x max |ref| %.3e", name, md, tol_grad, mref);
+        CHECK(mref > 0, "%s: reference gradient is all zero", name);
+        gworst = fmax(gworst, md / mref);
+    }
+    printf("trace: worst gradient error / tensor max %.3e\n", gworst);
+
+    /* AdamW on the same batch, decay on matrices and embeddings only */
+    lt_hparams hp = {.lr = 3e-3, .beta1 = 0.9, .beta2 = 0.95, .eps = 1e-8, .weight_decay = 0.1};
+    CHECK(strstr(lt_st_meta(f, "train"), "\"lr\": 0.003") && strstr(lt_st_meta(f, "train"), "[0.9, 0.95]"),
+          "train metadata changed: %s", lt_st_meta(f, "train"));
+    lt_optim *o = lt_optim_create("adamw_torch", NULL, &hp, err, sizeof err);
+    CHECK(o != NULL, "%s", err);
+    int nd = lt_optim_add_group(o, "weight_decay=0.0");
+    int ndecay = 0;
+    for (int i = 0; i < m->num_tensors; i++) {
+        lt_gpt2_param *p = &m->params[i];
+        lt_param_desc d = {.name = p->name, .data = p->data, .grad = p->grad, .ndim = p->ndim,
+                           .shape = {p->shape[0], p->shape[1]}, .group = p->weight_decay ? 0 : nd};
+        CHECK(lt_optim_add_param(o, &d) == i, "%s", lt_optim_error(o));
+        ndecay += p->weight_decay;
+    }
+    CHECK(ndecay == 2 + 4 * cfg.n_layer, "%d tensors with weight decay", ndecay);
+    const lt_st_tensor *tl = lt_st_find(f, "train_losses");
+    int S = (int)tl->numel;
+    lt_st_read_f32(tl, buf, (size_t)S, err, sizeof err);
+    double tworst = 0;
+    for (int s = 0; s < S; s++) {
+        lt_gpt2_zero_grad(m);
+        CHECK(lt_gpt2_forward(m, in, tg, B, T, err, sizeof err) == LT_OK, "%s", err);
+        CHECK(fabs(m->loss - buf[s]) <= tol_train, "train loss %d: %.7f vs %.7f", s, m->loss, buf[s]);
+        tworst = fmax(tworst, fabs(m->loss - buf[s]));
+        CHECK(lt_gpt2_backward(m, err, sizeof err) == LT_OK, "%s", err);
+        CHECK(lt_optim_step(o, 1.0f) == LT_OK, "%s", lt_optim_error(o));
+    }
+    CHECK(buf[S - 1] < buf[0] - 0.1, "the trace's training does not lower the loss");
+    printf("trace: worst train loss error %.3e over %d steps\n", tworst, S);
+    lt_optim_free(o);
+    free(in), free(tg), free(ref), free(buf);
+    lt_gpt2_free(m);
+    lt_st_close(f);
+}
+
+/* ------------------------------------------------- finite differences */
+
+static const lt_gpt2_config TINY = {.vocab_size = 13, .n_positions = 9, .n_embd = 8, .n_layer = 2, .n_head = 2,
+                                    .layer_norm_epsilon = 1e-5};
+
+/* The float32 analytic gradient against central differences of the float64
+ * reference loss (step 1e-4: truncation error ~1e-8 relative, rounding
+ * ~1e-12). The float32 gradient itself carries roundoff of about 1e-6 of its
+ * tensor's largest element, so the bound is 1e-4 x that largest element:
+ * 100 times the roundoff, while a wrong formula misses by O(1). */
+static void test_finite_differences(void) {
+    enum { B = 2, T = 7 };
+    char err[512] = "";
+    lt_gpt2 *m = make_model(&TINY, B, T);
+    if (!m) return;
+    randomize(m);
+    int32_t in[B * T], tg[B * T];
+    for (int i = 0; i < B * T; i++) {
+        in[i] = (int32_t)(urand() * 11); /* token 11 and 12 never input: their wte rows get only the head's gradient */
+        tg[i] = (int32_t)(urand() * 13);
+    }
+    CHECK(lt_gpt2_forward(m, in, tg, B, T, err, sizeof err) == LT_OK, "%s", err);
+    double **w = calloc((size_t)m->num_tensors, sizeof *w);
+    for (int i = 0; i < m->num_tensors; i++) {
+        w[i] = malloc(m->params[i].numel * sizeof(double));
+        for (size_t k = 0; k < m->params[i].numel; k++) w[i][k] = m->params[i].data[k];
+    }
+    double *logits = malloc(sizeof(double) * B * T * TINY.vocab_size);
+    double loss = ref_forward(&TINY, w, in, tg, B, T, logits), lmax = 0;
+    for (int i = 0; i < B * T * TINY.vocab_size; i++) lmax = fmax(lmax, fabs(logits[i] - m->acts.logits[i]));
+    CHECK(fabs(loss - m->loss) < 1e-5, "forward loss %.9f vs float64 %.9f", m->loss, loss);
+    CHECK(lmax < 1e-5, "forward logits differ from float64 by %.3e", lmax);
+    lt_gpt2_zero_grad(m);
+    CHECK(lt_gpt2_backward(m, err, sizeof err) == LT_OK, "%s", err);
+    double worst = 0;
+    int checked = 0;
+    for (int i = 0; i < m->num_tensors; i++) {
+        lt_gpt2_param *p = &m->params[i];
+        double gmax = 0;
+        for (size_t k = 0; k < p->numel; k++) gmax = fmax(gmax, fabs(p->grad[k]));
+        CHECK(gmax > 0 || i == LT_GPT2_WPE, "%s: gradient all zero", p->name);
+        size_t idx[6] = {0, p->numel - 1, (size_t)(urand() * p->numel), (size_t)(urand() * p->numel), 0, 0};
+        int n = 4;
+        if (i == LT_GPT2_WTE) { /* an input token's row and a row only the lm head reads */
+            idx[n++] = (size_t)in[3] * TINY.n_embd + 5;
+            idx[n++] = 12 * (size_t)TINY.n_embd + 2;
+        } else if (i == LT_GPT2_WPE) { /* a used position and one past T (zero gradient) */
+            idx[n++] = 3 * (size_t)TINY.n_embd + 1;
+            idx[n++] = 8 * (size_t)TINY.n_embd + 4;
+        }
+        for (int j = 0; j < n; j++) {
+            size_t k = idx[j];
+            double keep = w[i][k], hstep = 1e-4;
+            w[i][k] = keep + hstep;
+            double lp = ref_forward(&TINY, w, in, tg, B, T, NULL);
+            w[i][k] = keep - hstep;
+            double lm = ref_forward(&TINY, w, in, tg, B, T, NULL);
+            w[i][k] = keep;
+            double fd = (lp - lm) / (2 * hstep), e = fabs(fd - p->grad[k]);
+            CHECK(e <= 1e-4 * fmax(gmax, 1e-6), "%s[%zu]: analytic %.9g vs finite difference %.9g (tensor max %.3g)",
+                  p->name, k, p->grad[k], fd, gmax);
+            worst = fmax(worst, e / fmax(gmax, 1e-6));
+            checked++;
+        }
+    }
+    printf("finite differences: %d elements of %d tensors, worst error / tensor max %.3e\n", checked, m->num_tensors,
+           worst);
+    for (int i = 0; i < m->num_tensors; i++) free(w[i]);
+    free(w), free(logits);
+    lt_gpt2_free(m);
+}
+
+/* ------------------------------------------ no allocation, determinism */
+
+static void test_repeat_and_capacity(void) {
+    lt_gpt2_config cfg = {.vocab_size = 97, .n_positions = 40, .n_embd = 64, .n_layer = 2, .n_head = 4,
+                          .layer_norm_epsilon = 1e-5};
+    enum { B = 3, T = 33 };
+    char err[512] = "";
+    lt_gpt2 *m = make_model(&cfg, B, T);
+    if (!m) return;
+    CHECK(m->num_params == lt_gpt2_config_num_params(&cfg), "num_params %zu", m->num_params);
+    lt_gpt2_init_random(m, 7);
+    int32_t in[B * T], tg[B * T];
+    for (int i = 0; i < B * T; i++) in[i] = (int32_t)(urand() * 97), tg[i] = (int32_t)(urand() * 97);
+    size_t nl = (size_t)B * T * 97;
+    float *logits1 = malloc(nl * 4), *grads1 = malloc(m->memory_floats * 4);
+    lt_gpt2_acts acts0 = m->acts;
+    lt_gpt2_dacts dacts0 = m->dacts;
+    float *am = m->act_memory, *dm = m->dact_memory, *pm = m->param_memory, *gm = m->grad_memory;
+    float loss1 = 0;
+    for (int rep = 0; rep < 2; rep++) {
+        lt_gpt2_zero_grad(m);
+        CHECK(lt_gpt2_forward(m, in, tg, B, T, err, sizeof err) == LT_OK, "%s", err);
+        if (rep == 0) {
+            memcpy(logits1, m->acts.logits, nl * 4);
+            loss1 = m->loss;
+        } else {
+            CHECK(memcmp(logits1, m->acts.logits, nl * 4) == 0, "logits differ between two identical forwards");
+            CHECK(memcmp(&loss1, &m->loss, 4) == 0, "loss %.9g then %.9g", loss1, m->loss);
+        }
+        CHECK(lt_gpt2_backward(m, err, sizeof err) == LT_OK, "%s", err);
+        if (rep == 0) memcpy(grads1, m->grad_memory, m->memory_floats * 4);
+        else CHECK(memcmp(grads1, m->grad_memory, m->memory_floats * 4) == 0, "gradients differ between two runs");
+    }
+    CHECK(am == m->act_memory && dm == m->dact_memory && pm == m->param_memory && gm == m->grad_memory &&
+              memcmp(&acts0, &m->acts, sizeof acts0) == 0 && memcmp(&dacts0, &m->dacts, sizeof dacts0) == 0,
+          "forward/backward moved a buffer");
+    CHECK(fabs(loss1 - log(97.0)) < 0.05, "loss at init %.4f, expected about ln(97) = %.4f", loss1, log(97.0));
+
+    /* a smaller batch inside the capacity gives exactly what a model sized for it gives */
+    lt_gpt2 *m2 = make_model(&cfg, 2, 20);
+    memcpy(m2->param_memory, m->param_memory, m->memory_floats * 4);
+    lt_gpt2_zero_grad(m), lt_gpt2_zero_grad(m2);
+    int32_t in2[40], tg2[40];
+    for (int b = 0; b < 2; b++)
+        for (int t = 0; t < 20; t++) in2[b * 20 + t] = in[b * T + t], tg2[b * 20 + t] = tg[b * T + t];
+    CHECK(lt_gpt2_forward(m, in2, tg2, 2, 20, err, sizeof err) == LT_OK, "%s", err);
+    CHECK(lt_gpt2_forward(m2, in2, tg2, 2, 20, err, sizeof err) == LT_OK, "%s", err);
+    CHECK(m->loss == m2->loss, "loss %.9g in a larger buffer vs %.9g", m->loss, m2->loss);
+    CHECK(memcmp(m->acts.logits, m2->acts.logits, 40 * 97 * 4) == 0, "logits differ in a larger buffer");
+    lt_gpt2_backward(m, err, sizeof err);
+    lt_gpt2_backward(m2, err, sizeof err);
+    CHECK(memcmp(m->grad_memory, m2->grad_memory, m->memory_floats * 4) == 0, "gradients differ in a larger buffer");
+
+    /* misuse */
+    CHECK(lt_gpt2_backward(m, err, sizeof err) == LT_ERR_STATE &&
+              !strcmp(err, "backward: needs a forward with targets since the last backward"),
+          "%s", err);
+    CHECK(lt_gpt2_forward(m, in, NULL, B, T, err, sizeof err) == LT_OK && isnan(m->loss), "forward without targets");
+    CHECK(lt_gpt2_backward(m, err, sizeof err) == LT_ERR_STATE, "backward after a forward without targets");
+    CHECK(lt_gpt2_forward(m, in, tg, B, T + 1, err, sizeof err) == LT_ERR_ARG &&
+              !strcmp(err, "forward: B 3, T 34 exceed the capacity set by lt_gpt2_set_batch (B 3, T 33)"),
+          "%s", err);
+    in[5] = 97;
+    CHECK(lt_gpt2_forward(m, in, tg, B, T, err, sizeof err) == LT_ERR_ARG &&
+              !strcmp(err, "forward: inputs[5] = 97 is not a token id (0 to 96)"),
+          "%s", err);
+    CHECK(lt_gpt2_set_batch(m, 1, 41, err, sizeof err) == LT_ERR_ARG &&
+              !strcmp(err, "set_batch: B 1, T 41: need B >= 1 and 1 <= T <= n_positions (40)"),
+          "%s", err);
+    lt_gpt2 *m3 = make_model(&cfg, 1, 1);
+    lt_gpt2_free(m3);
+    CHECK(lt_gpt2_create(&cfg, &m3, err, sizeof err) == LT_OK, "%s", err);
+    CHECK(lt_gpt2_forward(m3, in, tg, 1, 1, err, sizeof err) == LT_ERR_STATE &&
+              !strcmp(err, "forward: no activation buffers: call lt_gpt2_set_batch first"),
+          "%s", err);
+    lt_gpt2_free(m3);
+    free(logits1), free(grads1);
+    lt_gpt2_free(m), lt_gpt2_free(m2);
+}
+
+/* ------------------------------------------------------------ loading */
+
+enum variant { V_PLAIN, V_PREFIXED, V_BF16, V_MISSING, V_SHAPE, V_DTYPE, V_HEAD_DIFFERS, V_BOTH, V_DEEPER };
+
+/* Writes the model's weights as a Hugging Face file with one twist. */
+static void write_variant(const lt_gpt2 *m, const char *path, enum variant v) {
+    char err[512] = "";
+    lt_st_writer *w = lt_st_writer_new();
+    size_t nmax = m->memory_floats;
+    uint16_t *bf = malloc(nmax * 2);
+    float *junk = calloc(nmax + 1, sizeof(float));
+    int32_t ijunk[64] = {0};
+    size_t boff = 0;
+    char name[96];
+    for (int i = 0; i < m->num_tensors; i++) {
+        const lt_gpt2_param *p = &m->params[i];
+        snprintf(name, sizeof name, "%s%s", v == V_PREFIXED ? "transformer." : "", p->name);
+        if (v == V_MISSING && !strcmp(p->name, "h.1.ln_2.bias")) continue;
+        if (v == V_SHAPE && !strcmp(p->name, "h.0.attn.c_attn.weight")) {
+            int64_t s[2] = {p->shape[0], p->shape[1] - 4};
+            lt_st_writer_add(w, name, LT_DTYPE_F32, 2, s, junk);
+        } else if (v == V_DTYPE && !strcmp(p->name, "ln_f.bias")) {
+            lt_st_writer_add(w, name, LT_DTYPE_I32, p->ndim, p->shape, ijunk);
+        } else if (v == V_BF16) {
+            for (size_t k = 0; k < p->numel; k++) bf[boff + k] = lt_f32_to_bf16(p->data[k]);
+            lt_st_writer_add(w, name, LT_DTYPE_BF16, p->ndim, p->shape, bf + boff);
+            boff += p->numel;
+        } else {
+            lt_st_writer_add(w, name, LT_DTYPE_F32, p->ndim, p->shape, p->data);
+        }
+    }
+    const lt_gpt2_param *wte = &m->params[LT_GPT2_WTE];
+    int64_t mask[4] = {1, 1, m->cfg.n_positions, m->cfg.n_positions};
+    if (v == V_PREFIXED) { /* what GPT2LMHeadModel files carry besides the weights */
+        lt_st_writer_add(w, "transformer.h.0.attn.bias", LT_DTYPE_F32, 4, mask, junk);
+        lt_st_writer_add(w, "transformer.h.1.attn.masked_bias", LT_DTYPE_F32, 0, mask, junk);
+        lt_st_writer_add(w, "lm_head.weight", LT_DTYPE_F32, 2, wte->shape, wte->data);
+    }
+    if (v == V_HEAD_DIFFERS) lt_st_writer_add(w, "lm_head.weight", LT_DTYPE_F32, 2, wte->shape, junk);
+    if (v == V_BOTH) lt_st_writer_add(w, "transformer.wpe.weight", LT_DTYPE_F32, 2, m->params[1].shape, junk);
+    if (v == V_DEEPER) {
+        int64_t s[1] = {m->cfg.n_embd};
+        lt_st_writer_add(w, "h.2.ln_1.weight", LT_DTYPE_F32, 1, s, junk);
+    }
+    CHECK(lt_st_writer_write(w, path, err, sizeof err) == LT_OK, "%s", err);
+    lt_st_writer_free(w);
+    free(bf), free(junk);
+}
+
+static void expect_load_error(const lt_gpt2 *src, enum variant v, const char *want_after_path) {
+    char path[512], err[1024] = "", want[1024];
+    snprintf(path, sizeof path, "%s/gpt2_bad_%d.safetensors", lt_test_tmp_dir(), (int)v);
+    write_variant(src, path, v);
+    lt_gpt2 *m = NULL;
+    lt_gpt2_create(&src->cfg, &m, err, sizeof err);
+    lt_status st = lt_gpt2_load(m, path, err, sizeof err);
+    snprintf(want, sizeof want, "%s: %s", path, want_after_path);
+    CHECK(st == LT_ERR_FORMAT, "variant %d loaded (status %d)", (int)v, (int)st);
+    CHECK(!strcmp(err, want), "\n  got:  %s\n  want: %s", err, want);
+    lt_gpt2_free(m);
+    remove(path);
+}
+
+static void test_loading(void) {
+    char path[512], err[1024] = "";
+    lt_gpt2 *src = make_model(&TINY, 1, 4), *m = NULL;
+    if (!src) return;
+    randomize(src);
+    CHECK(lt_gpt2_create(&TINY, &m, err, sizeof err) == LT_OK, "%s", err);
+
+    /* lt_gpt2_save and back */
+    snprintf(path, sizeof path, "%s/gpt2_saved.safetensors", lt_test_tmp_dir());
+    CHECK(lt_gpt2_save(src, path, err, sizeof err) == LT_OK, "%s", err);
+    CHECK(lt_gpt2_load(m, path, err, sizeof err) == LT_OK, "%s", err);
+    CHECK(!memcmp(m->param_memory, src->param_memory, src->memory_floats * 4), "save/load changed the weights");
+    lt_st_file *f = NULL;
+    CHECK(lt_st_open(path, &f, err, sizeof err) == LT_OK, "%s", err);
+    CHECK(f && lt_st_count(f) == (size_t)src->num_tensors && lt_st_find(f, "h.1.mlp.c_proj.weight") &&
+              lt_st_find(f, "h.1.mlp.c_proj.weight")->shape[0] == 32 && !strcmp(lt_st_meta(f, "format"), "pt"),
+          "saved file has the wrong tensors or metadata");
+    lt_st_close(f);
+    remove(path);
+
+    /* "transformer." names, mask buffers and a tied lm_head */
+    snprintf(path, sizeof path, "%s/gpt2_prefixed.safetensors", lt_test_tmp_dir());
+    write_variant(src, path, V_PREFIXED);
+    memset(m->param_memory, 0, m->memory_floats * 4);
+    CHECK(lt_gpt2_load(m, path, err, sizeof err) == LT_OK, "%s", err);
+    CHECK(!memcmp(m->param_memory, src->param_memory, src->memory_floats * 4), "prefixed load changed the weights");
+    remove(path);
+
+    /* BF16 weights widen exactly */
+    snprintf(path, sizeof path, "%s/gpt2_bf16.safetensors", lt_test_tmp_dir());
+    write_variant(src, path, V_BF16);
+    CHECK(lt_gpt2_load(m, path, err, sizeof err) == LT_OK, "%s", err);
+    int same = 1;
+    for (int i = 0; i < m->num_tensors; i++)
+        for (size_t k = 0; k < m->params[i].numel; k++)
+            same &= m->params[i].data[k] == lt_bf16_to_f32(lt_f32_to_bf16(src->params[i].data[k]));
+    CHECK(same, "BF16 weights not converted exactly");
+    remove(path);
+
+    expect_load_error(src, V_MISSING, "tensor 'h.1.ln_2.bias' is missing");
+    expect_load_error(src, V_SHAPE, "tensor 'h.0.attn.c_attn.weight' has shape [8, 20], expected [8, 24]");
+    expect_load_error(src, V_DTYPE, "tensor 'ln_f.bias' has dtype I32, expected F32, BF16 or F16");
+    expect_load_error(src, V_HEAD_DIFFERS,
+                      "tensor 'lm_head.weight' differs from wte.weight, but this GPT-2 ties the lm head to wte");
+    expect_load_error(src, V_BOTH, "both 'wpe.weight' and 'transformer.wpe.weight' are present");
+    expect_load_error(src, V_DEEPER, "tensor 'h.2.ln_1.weight' is beyond the config's n_layer 2");
+
+    snprintf(path, sizeof path, "%s/gpt2_no_such_file.safetensors", lt_test_tmp_dir());
+    CHECK(lt_gpt2_load(m, path, err, sizeof err) == LT_ERR_IO && strstr(err, path), "%s", err);
+    lt_gpt2_free(m);
+    lt_gpt2_free(src);
+}
+
+/* ------------------------------------------------------------ configs */
+
+static void expect_config_error(const char *json, const char *want) {
+    char err[512] = "";
+    lt_gpt2_config c;
+    CHECK(lt_gpt2_config_from_json(json, "config.json", &c, err, sizeof err) != LT_OK, "accepted %s", json);
+    CHECK(!strcmp(err, want), "%s\n  got:  %s\n  want: %s", json, err, want);
+}
+
+static void test_configs(void) {
+    char err[512] = "", path[512];
+    lt_gpt2_config c;
+    const char *names[] = {"gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl"};
+    const size_t counts[] = {124439808u, 354823168u, 774030080u, 1557611200u}; /* transformers' num_parameters() */
+    for (int i = 0; i < 4; i++) {
+        CHECK(lt_gpt2_config_preset(names[i], &c, err, sizeof err) == LT_OK, "%s", err);
+        CHECK(lt_gpt2_config_num_params(&c) == counts[i], "%s: %zu parameters", names[i], lt_gpt2_config_num_params(&c));
+    }
+    CHECK(lt_gpt2_config_preset("gpt3", &c, err, sizeof err) == LT_ERR_ARG &&
+              !strcmp(err, "unknown GPT-2 preset 'gpt3' (known: gpt2, gpt2-medium, gpt2-large, gpt2-xl)"),
+          "%s", err);
+
+    /* a real config.json, as transformers writes it for gpt2-medium */
+    snprintf(path, sizeof path, "%s/gpt2_config.json", lt_test_tmp_dir());
+    FILE *f = fopen(path, "w");
+    fputs("{\"activation_function\": \"gelu_new\", \"architectures\": [\"GPT2LMHeadModel\"], \"attn_pdrop\": 0.1,\n"
+          " \"bos_token_id\": 50256, \"embd_pdrop\": 0.1, \"eos_token_id\": 50256, \"initializer_range\": 0.02,\n"
+          " \"layer_norm_epsilon\": 1e-05, \"model_type\": \"gpt2\", \"n_ctx\": 1024, \"n_embd\": 1024, \"n_head\": 16,\n"
+          " \"n_inner\": null, \"n_layer\": 24, \"n_positions\": 1024, \"n_special\": 0, \"predict_special_tokens\": true,\n"
+          " \"reorder_and_upcast_attn\": false, \"resid_pdrop\": 0.1, \"scale_attn_by_inverse_layer_idx\": false,\n"
+          " \"scale_attn_weights\": true, \"summary_activation\": null, \"task_specific_params\": {},\n"
+          " \"transformers_version\": \"4.40.0\", \"use_cache\": true, \"vocab_size\": 50257}\n",
+          f);
+    fclose(f);
+    CHECK(lt_gpt2_config_load(path, &c, err, sizeof err) == LT_OK, "%s", err);
+    CHECK(c.n_embd == 1024 && c.n_layer == 24 && c.n_head == 16 && c.vocab_size == 50257 && c.n_positions == 1024,
+          "config.json parsed wrong");
+    remove(path);
+    CHECK(lt_gpt2_config_load(path, &c, err, sizeof err) == LT_ERR_IO && strstr(err, "cannot open"), "%s", err);
+    /* absent keys are GPT2Config's defaults */
+    CHECK(lt_gpt2_config_from_json("{\"n_layer\": 2}", "x", &c, err, sizeof err) == LT_OK && c.n_layer == 2 &&
+              c.n_embd == 768 && c.vocab_size == 50257 && c.layer_norm_epsilon == 1e-5,
+          "defaults");
+    expect_config_error("{\"activation_function\": \"relu\"}",
+                        "config.json: activation_function 'relu' is not supported (gelu_new)");
+    expect_config_error("{\"tie_word_embeddings\": false}",
+                        "config.json: tie_word_embeddings=false is not supported (the lm head is tied to wte)");
+    expect_config_error("{\"n_embd\": 10, \"n_head\": 3}", "config.json: n_embd 10 is not divisible by n_head 3");
+    expect_config_error("{\"n_layer\": 0}", "config.json: n_layer must be a positive integer, got 0");
+    expect_config_error("{\"n_head\": \"12\"}", "config.json: n_head must be a positive integer, got \"12\"");
+    expect_config_error("{\"model_type\": \"bert\"}", "config.json: model_type bert is not gpt2");
+    expect_config_error("{\"n_inner\": 100}", "config.json: n_inner must be null or 4 * n_embd (3072)");
+    expect_config_error("{\"scale_attn_by_inverse_layer_idx\": true}",
+                        "config.json: scale_attn_by_inverse_layer_idx=true is not supported (no per-layer score "
+                        "scaling)");
+    expect_config_error("[1, 2]", "config.json: not a JSON object");
+    expect_config_error("{\"vocab_size\": 50257", "config.json: not a JSON object");
+}
+
+int main(void) {
+    test_configs();
+    test_loading();
+    test_finite_differences();
+    test_repeat_and_capacity();
+    test_trace();
+    return lt_test_done("test_gpt2");
+}
