@@ -8,7 +8,7 @@ CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -Wall -Wextra -fPIC -fopenmp -fno-math-errn
 CFLAGS  ?= $(OPT) -g
 LIBS    = -lopenblas -lcjson -lm -fopenmp
 
-# layers, lowest first (design.md): io, kernels, optim, cli
+# layers, lowest first (design.md): util, io, kernels, optim, model, train; cli on top
 LIB_SRC := $(wildcard src/io/*.c) $(wildcard src/kernels/*.c) $(wildcard src/kernels/cpu/*.c) $(wildcard src/optim/*.c) \
            $(wildcard src/util/*.c) $(wildcard src/model/*.c) $(wildcard src/train/*.c)
 CLI_SRC := $(wildcard src/cli/*.c)

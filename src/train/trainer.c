@@ -141,7 +141,7 @@ static void progress(run_t *r, double loss) {
 
 static int setup_model(run_t *r, const char *resume_dir, int data_vocab, lt_gpt2_config *cfg) {
     const lt_train_args *a = r->a;
-    char path[1200];
+    char path[1300];
     if (resume_dir) {
         snprintf(path, sizeof path, "%s/config.json", resume_dir);
         if (lt_gpt2_config_load(path, cfg, r->err, sizeof r->err)) return 1;
@@ -288,7 +288,7 @@ int lt_train_run(const lt_train_args *a) {
         const cJSON *gs = cJSON_GetObjectItem(state, "global_step"), *dp = cJSON_GetObjectItem(state, "data_position");
         if (!cJSON_IsNumber(gs) || !cJSON_IsNumber(cJSON_GetObjectItem(dp, "epoch")) ||
             !cJSON_IsNumber(cJSON_GetObjectItem(dp, "index"))) {
-            snprintf(r->err, sizeof r->err, "%s/trainer_state.json: global_step or data_position missing", resume);
+            snprintf(r->err, sizeof r->err, "%.900s/trainer_state.json: global_step or data_position missing", resume);
             goto out;
         }
         r->step = (long)gs->valuedouble;
