@@ -48,6 +48,19 @@ int main(void) {
     CHECK(fabs(loss - big_loss) <= 1e-6 * fabs(big_loss), "loss: %.9g vs %.9g", loss, (double)big_loss);
     /* fp32 rounding of sums over a few hundred terms: 1e-5 of the largest gradient */
     CHECK(worst <= 1e-5 * gmax, "accumulated gradients differ by %.3g (max |grad| %.3g)", worst, gmax);
+
+    /* gradient checkpointing: the same gradients, bit for bit, from fewer stored activations */
+    size_t full_acts = m->act_floats;
+    lt_gpt2_set_checkpointing(m, 1);
+    CHECK(lt_gpt2_set_batch(m, K * B, T, err, sizeof err) == LT_OK, "%s", err);
+    lt_gpt2_zero_grad(m);
+    CHECK(lt_gpt2_forward(m, in, tg, K * B, T, err, sizeof err) == LT_OK, "%s", err);
+    CHECK(m->loss == big_loss, "checkpointed loss %.9g vs %.9g", (double)m->loss, (double)big_loss);
+    CHECK(lt_gpt2_backward(m, err, sizeof err) == LT_OK, "%s", err);
+    CHECK(memcmp(m->grad_memory, ref, m->memory_floats * sizeof *ref) == 0,
+          "gradients with checkpointing differ from those without");
+    printf("checkpointing: activation floats %zu -> %zu\n", full_acts, m->act_floats);
+    CHECK(m->act_floats < full_acts, "checkpointing did not reduce the activation memory");
     free(ref);
     lt_gpt2_free(m);
 

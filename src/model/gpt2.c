@@ -101,6 +101,7 @@ lt_status lt_gpt2_create(const lt_gpt2_config *cfg, lt_gpt2 **out, char *err, si
         off += padded(m->params[i].numel);
     }
     m->memory_floats = off;
+    m->grad_floats = off;
     m->param_memory = alloc_floats(off);
     m->grad_memory = alloc_floats(off);
     if (!m->param_memory || !m->grad_memory) goto nomem;
@@ -172,9 +173,11 @@ lt_status lt_gpt2_set_batch(lt_gpt2 *m, int B, int T, char *err, size_t errlen) 
         return LT_ERR_ARG;
     }
     size_t L = (size_t)c->n_layer, C = (size_t)c->n_embd, NH = (size_t)c->n_head, V = (size_t)c->vocab_size;
+    /* with checkpointing a block's internals exist for one block at a time; the block outputs for all */
+    size_t LS = m->checkpointing ? 1 : L, LR = L;
     size_t BT = (size_t)B * (size_t)T, att1 = 0, att = 0, big = 0;
     /* every BLAS dimension is an int; the largest matrix row count is BT */
-    if (BT > (size_t)1 << 30 || !mul_ok(BT, T, &att1) || !mul_ok(att1, NH, &att1) || !mul_ok(att1, L, &att) ||
+    if (BT > (size_t)1 << 30 || !mul_ok(BT, T, &att1) || !mul_ok(att1, NH, &att1) || !mul_ok(att1, LS, &att) ||
         !mul_ok(BT, V, &big)) {
         msg(err, errlen, "set_batch: B %d x T %d is too large for this model", B, T);
         return LT_ERR_ARG;
@@ -182,19 +185,19 @@ lt_status lt_gpt2_set_batch(lt_gpt2 *m, int B, int T, char *err, size_t errlen) 
     /* forward activations, in the order of lt_gpt2_acts */
     size_t sizes[] = {
         BT * C,          /* encoded */
-        L * BT * C,      /* ln1 */
-        L * BT,          /* ln1_mean */
-        L * BT,          /* ln1_rstd */
-        L * BT * 3 * C,  /* qkv */
+        LS * BT * C,     /* ln1 */
+        LS * BT,         /* ln1_mean */
+        LS * BT,         /* ln1_rstd */
+        LS * BT * 3 * C, /* qkv */
         att,             /* att */
-        L * BT * C,      /* atty */
-        L * BT * C,      /* residual2 */
-        L * BT * C,      /* ln2 */
-        L * BT,          /* ln2_mean */
-        L * BT,          /* ln2_rstd */
-        L * BT * 4 * C,  /* fch */
-        L * BT * 4 * C,  /* fch_gelu */
-        L * BT * C,      /* residual3 */
+        LS * BT * C,     /* atty */
+        LS * BT * C,     /* residual2 */
+        LS * BT * C,     /* ln2 */
+        LS * BT,         /* ln2_mean */
+        LS * BT,         /* ln2_rstd */
+        LS * BT * 4 * C, /* fch */
+        LS * BT * 4 * C, /* fch_gelu */
+        LR * BT * C,     /* residual3: every block's output (the next block's input) */
         BT * C,          /* lnf */
         BT,              /* lnf_mean */
         BT,              /* lnf_rstd */
@@ -247,7 +250,46 @@ lt_status lt_gpt2_set_batch(lt_gpt2 *m, int B, int T, char *err, size_t errlen) 
     return LT_OK;
 }
 
-void lt_gpt2_zero_grad(lt_gpt2 *m) { memset(m->grad_memory, 0, m->memory_floats * sizeof(float)); }
+void lt_gpt2_set_checkpointing(lt_gpt2 *m, int on) {
+    m->checkpointing = on != 0;
+    free(m->act_memory), free(m->dact_memory), free(m->tokens);
+    m->act_memory = m->dact_memory = NULL;
+    m->tokens = NULL;
+    m->max_B = m->max_T = 0;
+}
+
+void lt_gpt2_zero_grad(lt_gpt2 *m) { memset(m->grad_memory, 0, m->grad_floats * sizeof(float)); }
+
+lt_status lt_gpt2_set_grad_per_block(lt_gpt2 *m, int on, char *err, size_t errlen) {
+    int L = m->cfg.n_layer, first_block = LT_GPT2_BLOCK_FIRST, after = LT_GPT2_BLOCK_FIRST + LT_GPT2_PER_BLOCK * L;
+    size_t n = 0;
+    for (int i = 0; i < m->num_tensors; i++) {
+        int in_block = i >= first_block && i < after;
+        if (!on || !in_block || i < first_block + LT_GPT2_PER_BLOCK) n += padded(m->params[i].numel);
+    }
+    float *g = alloc_floats(n);
+    if (!g) {
+        msg(err, errlen, "out of memory for %zu MiB of gradients", n * sizeof(float) >> 20);
+        return LT_ERR_NOMEM;
+    }
+    memset(g, 0, n * sizeof *g);
+    free(m->grad_memory);
+    m->grad_memory = g;
+    m->grad_floats = n;
+    m->grad_per_block = on != 0;
+    size_t off = 0;
+    for (int i = 0; i < m->num_tensors; i++) {
+        int in_block = i >= first_block && i < after;
+        if (on && in_block && i >= first_block + LT_GPT2_PER_BLOCK) {
+            /* tensor k of every block shares block 0's slot */
+            m->params[i].grad = m->params[first_block + (i - first_block) % LT_GPT2_PER_BLOCK].grad;
+            continue;
+        }
+        m->params[i].grad = g + off;
+        off += padded(m->params[i].numel);
+    }
+    return LT_OK;
+}
 
 int lt_gpt2_find_param(const lt_gpt2 *m, const char *name) {
     if (strncmp(name, "transformer.", 12) == 0) name += 12;
@@ -275,6 +317,36 @@ static int tokens_ok(const int32_t *tok, size_t n, int V, const char *what, char
     return 1;
 }
 
+/* Where block l keeps its internal activations: its own slice, or with
+ * checkpointing the one slice every block shares (recomputed in backward). */
+static size_t slot(const lt_gpt2 *m, int l) { return m->checkpointing ? 0 : (size_t)l; }
+
+/* Block l's forward from its input `residual` ([B*T, C]) to residual3[l]. */
+static void block_forward(lt_gpt2 *m, int l, const float *residual, int B, int T) {
+    const lt_gpt2_config *c = &m->cfg;
+    int C = c->n_embd, NH = c->n_head;
+    size_t N = (size_t)B * (size_t)T, cap = (size_t)m->max_B * (size_t)m->max_T;
+    size_t att_stride = cap * (size_t)NH * (size_t)m->max_T;
+    const lt_gpt2_acts *a = &m->acts;
+    size_t o1 = slot(m, l) * cap, oc = o1 * (size_t)C, orr = (size_t)l * cap * (size_t)C;
+    float *ln1 = a->ln1 + oc, *qkv = a->qkv + 3 * oc, *att = a->att + slot(m, l) * att_stride;
+    float *atty = a->atty + oc, *res2 = a->residual2 + oc, *ln2 = a->ln2 + oc;
+    float *fch = a->fch + 4 * oc, *fchg = a->fch_gelu + 4 * oc, *res3 = a->residual3 + orr;
+    lt_nn_layernorm_forward(ln1, a->ln1_mean + o1, a->ln1_rstd + o1, residual, bw(m, l, LT_GPT2_LN1_W),
+                            bw(m, l, LT_GPT2_LN1_B), N, C, c->layer_norm_epsilon);
+    lt_nn_matmul_forward(qkv, ln1, bw(m, l, LT_GPT2_QKV_W), bw(m, l, LT_GPT2_QKV_B), N, C, 3 * C);
+    lt_nn_attention_forward(atty, att, qkv, B, T, C, NH);
+    /* c_proj writes into residual2, then the block input is added in place */
+    lt_nn_matmul_forward(res2, atty, bw(m, l, LT_GPT2_ATTPROJ_W), bw(m, l, LT_GPT2_ATTPROJ_B), N, C, C);
+    lt_nn_residual_forward(res2, res2, residual, N * (size_t)C);
+    lt_nn_layernorm_forward(ln2, a->ln2_mean + o1, a->ln2_rstd + o1, res2, bw(m, l, LT_GPT2_LN2_W),
+                            bw(m, l, LT_GPT2_LN2_B), N, C, c->layer_norm_epsilon);
+    lt_nn_matmul_forward(fch, ln2, bw(m, l, LT_GPT2_FC_W), bw(m, l, LT_GPT2_FC_B), N, C, 4 * C);
+    lt_nn_gelu_forward(fchg, fch, N * 4 * (size_t)C);
+    lt_nn_matmul_forward(res3, fchg, bw(m, l, LT_GPT2_FCPROJ_W), bw(m, l, LT_GPT2_FCPROJ_B), N, 4 * C, C);
+    lt_nn_residual_forward(res3, res3, res2, N * (size_t)C);
+}
+
 lt_status lt_gpt2_forward(lt_gpt2 *m, const int32_t *inputs, const int32_t *targets, int B, int T, char *err,
                           size_t errlen) {
     const lt_gpt2_config *c = &m->cfg;
@@ -293,9 +365,8 @@ lt_status lt_gpt2_forward(lt_gpt2 *m, const int32_t *inputs, const int32_t *targ
         if (!inputs) msg(err, errlen, "forward: no inputs given");
         return LT_ERR_ARG;
     }
-    int L = c->n_layer, C = c->n_embd, NH = c->n_head, V = c->vocab_size;
+    int L = c->n_layer, C = c->n_embd, V = c->vocab_size;
     size_t cap = (size_t)m->max_B * (size_t)m->max_T; /* per-layer slice stride */
-    size_t att_stride = cap * (size_t)NH * (size_t)m->max_T;
     int32_t *in = m->tokens, *tg = m->tokens + cap;
     memcpy(in, inputs, N * sizeof *in);
     if (targets) memcpy(tg, targets, N * sizeof *tg);
@@ -306,24 +377,8 @@ lt_status lt_gpt2_forward(lt_gpt2 *m, const int32_t *inputs, const int32_t *targ
     lt_nn_encoder_forward(a->encoded, in, m->params[LT_GPT2_WTE].data, m->params[LT_GPT2_WPE].data, B, T, C);
     const float *residual = a->encoded;
     for (int l = 0; l < L; l++) {
-        size_t o1 = (size_t)l * cap, oc = o1 * (size_t)C;
-        float *ln1 = a->ln1 + oc, *qkv = a->qkv + 3 * oc, *att = a->att + (size_t)l * att_stride;
-        float *atty = a->atty + oc, *res2 = a->residual2 + oc, *ln2 = a->ln2 + oc;
-        float *fch = a->fch + 4 * oc, *fchg = a->fch_gelu + 4 * oc, *res3 = a->residual3 + oc;
-        lt_nn_layernorm_forward(ln1, a->ln1_mean + o1, a->ln1_rstd + o1, residual, bw(m, l, LT_GPT2_LN1_W),
-                                bw(m, l, LT_GPT2_LN1_B), N, C, c->layer_norm_epsilon);
-        lt_nn_matmul_forward(qkv, ln1, bw(m, l, LT_GPT2_QKV_W), bw(m, l, LT_GPT2_QKV_B), N, C, 3 * C);
-        lt_nn_attention_forward(atty, att, qkv, B, T, C, NH);
-        /* c_proj writes into residual2, then the block input is added in place */
-        lt_nn_matmul_forward(res2, atty, bw(m, l, LT_GPT2_ATTPROJ_W), bw(m, l, LT_GPT2_ATTPROJ_B), N, C, C);
-        lt_nn_residual_forward(res2, res2, residual, N * (size_t)C);
-        lt_nn_layernorm_forward(ln2, a->ln2_mean + o1, a->ln2_rstd + o1, res2, bw(m, l, LT_GPT2_LN2_W),
-                                bw(m, l, LT_GPT2_LN2_B), N, C, c->layer_norm_epsilon);
-        lt_nn_matmul_forward(fch, ln2, bw(m, l, LT_GPT2_FC_W), bw(m, l, LT_GPT2_FC_B), N, C, 4 * C);
-        lt_nn_gelu_forward(fchg, fch, N * 4 * (size_t)C);
-        lt_nn_matmul_forward(res3, fchg, bw(m, l, LT_GPT2_FCPROJ_W), bw(m, l, LT_GPT2_FCPROJ_B), N, 4 * C, C);
-        lt_nn_residual_forward(res3, res3, res2, N * (size_t)C);
-        residual = res3;
+        block_forward(m, l, residual, B, T);
+        residual = a->residual3 + (size_t)l * cap * (size_t)C;
     }
     int lnf = LT_GPT2_BLOCK_FIRST + LT_GPT2_PER_BLOCK * L;
     lt_nn_layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, residual, m->params[lnf].data, m->params[lnf + 1].data,
@@ -338,7 +393,9 @@ lt_status lt_gpt2_forward(lt_gpt2 *m, const int32_t *inputs, const int32_t *targ
     return LT_OK;
 }
 
-lt_status lt_gpt2_backward(lt_gpt2 *m, char *err, size_t errlen) {
+lt_status lt_gpt2_backward(lt_gpt2 *m, char *err, size_t errlen) { return lt_gpt2_backward_cb(m, NULL, NULL, err, errlen); }
+
+lt_status lt_gpt2_backward_cb(lt_gpt2 *m, lt_gpt2_grad_ready ready, void *ctx, char *err, size_t errlen) {
     if (!m->have_targets) {
         msg(err, errlen, "backward: needs a forward with targets since the last backward");
         return LT_ERR_STATE;
@@ -362,9 +419,17 @@ lt_status lt_gpt2_backward(lt_gpt2 *m, char *err, size_t errlen) {
     memset(d->dres, 0, N * (size_t)C * sizeof(float));
     lt_nn_layernorm_backward(d->dres, m->params[lnf].grad, m->params[lnf + 1].grad, d->dln, last,
                              m->params[lnf].data, a->lnf_mean, a->lnf_rstd, N, C);
+    lt_status st;
+    if (ready && (st = ready(ctx, lnf, 2)) != LT_OK) return st;
     for (int l = L - 1; l >= 0; l--) {
-        size_t o1 = (size_t)l * cap, oc = o1 * (size_t)C;
-        const float *residual = l == 0 ? a->encoded : a->residual3 + oc - cap * (size_t)C;
+        if (m->grad_per_block) { /* the previous block's gradients were consumed by `ready` */
+            const lt_gpt2_param *p0 = &m->params[LT_GPT2_BLOCK_FIRST], *pl = p0 + LT_GPT2_PER_BLOCK - 1;
+            memset(p0->grad, 0, (size_t)(pl->grad + pl->numel - p0->grad) * sizeof(float));
+        }
+        const float *residual = l == 0 ? a->encoded : a->residual3 + (size_t)(l - 1) * cap * (size_t)C;
+        /* checkpointing: the block's internals were overwritten; the same computation restores them exactly */
+        if (m->checkpointing) block_forward(m, l, residual, B, T);
+        size_t o1 = slot(m, l) * cap, oc = o1 * (size_t)C;
         /* dres is d block output: it flows unchanged to residual2 and into the mlp */
         lt_nn_matmul_backward(d->dbig, bg(m, l, LT_GPT2_FCPROJ_W), bg(m, l, LT_GPT2_FCPROJ_B), d->dres,
                               a->fch_gelu + 4 * oc, bw(m, l, LT_GPT2_FCPROJ_W), N, 4 * C, C);
@@ -377,14 +442,17 @@ lt_status lt_gpt2_backward(lt_gpt2 *m, char *err, size_t errlen) {
         /* now dres is d residual2: on to the block input and into the attention */
         lt_nn_matmul_backward(d->datty, bg(m, l, LT_GPT2_ATTPROJ_W), bg(m, l, LT_GPT2_ATTPROJ_B), d->dres,
                               a->atty + oc, bw(m, l, LT_GPT2_ATTPROJ_W), N, C, C);
-        lt_nn_attention_backward(d->dqkv, d->drow, d->datty, a->qkv + 3 * oc, a->att + (size_t)l * att_stride, B, T,
+        lt_nn_attention_backward(d->dqkv, d->drow, d->datty, a->qkv + 3 * oc, a->att + slot(m, l) * att_stride, B, T,
                                  C, NH);
         lt_nn_matmul_backward(d->dln, bg(m, l, LT_GPT2_QKV_W), bg(m, l, LT_GPT2_QKV_B), d->dqkv, a->ln1 + oc,
                               bw(m, l, LT_GPT2_QKV_W), N, C, 3 * C);
         lt_nn_layernorm_backward(d->dres, bg(m, l, LT_GPT2_LN1_W), bg(m, l, LT_GPT2_LN1_B), d->dln, residual,
                                  bw(m, l, LT_GPT2_LN1_W), a->ln1_mean + o1, a->ln1_rstd + o1, N, C);
+        if (ready && (st = ready(ctx, LT_GPT2_BLOCK_FIRST + LT_GPT2_PER_BLOCK * l, LT_GPT2_PER_BLOCK)) != LT_OK)
+            return st;
     }
     lt_nn_encoder_backward(wte->grad, wpe->grad, d->dres, in, B, T, C);
+    if (ready && (st = ready(ctx, LT_GPT2_WTE, 2)) != LT_OK) return st;
     (void)err, (void)errlen;
     return LT_OK;
 }

@@ -123,8 +123,10 @@ typedef struct lt_gpt2 {
     lt_gpt2_param *params;  /* num_tensors entries */
     size_t num_params;      /* total parameters (sum of numel) */
     float *param_memory;    /* every parameter (tensors 64-byte aligned, zero padding between) */
-    float *grad_memory;     /* every gradient, same layout */
-    size_t memory_floats;   /* floats in each of the two buffers, padding included */
+    float *grad_memory;     /* every gradient, same layout (per-block mode: see lt_gpt2_set_grad_per_block) */
+    size_t memory_floats;   /* floats in param_memory, padding included */
+    size_t grad_floats;     /* floats in grad_memory: memory_floats, or fewer in per-block mode */
+    int grad_per_block;     /* the blocks share one gradient buffer (stepping inside backward) */
 
     int max_B, max_T;       /* capacity of the activation buffers (0 before lt_gpt2_set_batch) */
     float *act_memory;
@@ -135,6 +137,7 @@ typedef struct lt_gpt2 {
     lt_gpt2_dacts dacts;
     int32_t *tokens;        /* [2, max_B*max_T]: the last forward's inputs, then its targets */
 
+    int checkpointing;      /* keep only each block's output; recompute its internals in backward */
     int B, T;               /* of the last forward (0 before) */
     int have_targets;       /* the last forward computed a loss, so backward may run */
     float loss;             /* mean cross-entropy of the last forward (NaN without targets) */
@@ -192,6 +195,33 @@ void lt_gpt2_init_random(lt_gpt2 *m, uint64_t seed);
  * sequences of up to T tokens (T <= n_positions), replacing earlier ones.
  * Call it once before a training loop, not per step. */
 lt_status lt_gpt2_set_batch(lt_gpt2 *m, int B, int T, char *err, size_t errlen);
+
+/* Gradient checkpointing: forward keeps only each block's output (the next
+ * block's input) and backward recomputes a block's internals just before its
+ * backward, so the activation memory of the blocks' internals is one block's
+ * instead of L blocks'. Gradients are bit-identical to the run without it.
+ * Takes effect at the next lt_gpt2_set_batch (which must follow). */
+void lt_gpt2_set_checkpointing(lt_gpt2 *m, int on);
+
+/* Per-block gradients, for stepping the optimizer inside backward: every
+ * block's parameters share ONE block-sized gradient buffer (their .grad
+ * pointers all point into it); wte, wpe and ln_f keep their own. A gradient
+ * then lives only until lt_gpt2_backward_cb hands it to its callback, and the
+ * gradient memory is that of the embeddings, ln_f and one block instead of the
+ * whole model. on = 0 restores one gradient per parameter. Reallocates the
+ * gradient buffer (zeroed). */
+lt_status lt_gpt2_set_grad_per_block(lt_gpt2 *m, int on, char *err, size_t errlen);
+
+/* Called by lt_gpt2_backward_cb when the gradients of parameters
+ * first .. first+count-1 are final: ln_f's after its layernorm, block l's after
+ * block l, then wte's and wpe's at the very end. */
+typedef lt_status (*lt_gpt2_grad_ready)(void *ctx, int first, int count);
+
+/* lt_gpt2_backward that calls `ready` as each group of gradients becomes final
+ * (in per-block mode the block buffer is zeroed before each block, since the
+ * previous block's gradients were consumed). A callback error stops the
+ * backward and is returned. */
+lt_status lt_gpt2_backward_cb(lt_gpt2 *m, lt_gpt2_grad_ready ready, void *ctx, char *err, size_t errlen);
 
 /* Sets every gradient to zero (backward accumulates into them). */
 void lt_gpt2_zero_grad(lt_gpt2 *m);

@@ -28,8 +28,8 @@ typedef struct lt_train_args {
     char resume_from_checkpoint[512]; /* "", a directory, or "latest" */
     unsigned long long seed;
     int overwrite_output_dir;
-    /* memory methods (issue 5): refused for now */
-    int gradient_checkpointing, bf16, fp16;
+    /* memory methods */
+    int gradient_checkpointing, optim_in_backward, bf16, fp16;
     /* model */
     char model_name_or_path[512]; /* a folder with config.json + model.safetensors, or empty */
     char model_preset[48];        /* gpt2, gpt2-medium, ... or "custom" */

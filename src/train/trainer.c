@@ -53,8 +53,22 @@ static long peak_rss_mb(void) {
 static double grad_norm(const lt_gpt2 *m) {
     double s = 0;
 #pragma omp parallel for reduction(+ : s) schedule(static)
-    for (size_t i = 0; i < m->memory_floats; i++) s += (double)m->grad_memory[i] * m->grad_memory[i];
+    for (size_t i = 0; i < m->grad_floats; i++) s += (double)m->grad_memory[i] * m->grad_memory[i];
     return sqrt(s);
+}
+
+/* --optim_in_backward: steps parameters first..first+count-1 (their gradients are final). Block
+ * parameters share one gradient buffer, so each is pointed at it right before its step. */
+static lt_status step_in_backward(void *ctx, int first, int count) {
+    run_t *r = ctx;
+    for (int i = first; i < first + count; i++) {
+        if (lt_optim_set_grad(r->o, i, r->m->params[i].grad, LT_DTYPE_F32) != LT_OK ||
+            lt_optim_step_param(r->o, i, 1.0f) != LT_OK) {
+            snprintf(r->err, sizeof r->err, "%s", lt_optim_error(r->o));
+            return LT_ERR_STATE;
+        }
+    }
+    return LT_OK;
 }
 
 static cJSON *state_json(run_t *r) {
@@ -228,6 +242,8 @@ int lt_train_run(const lt_train_args *a) {
         goto out;
     if (lt_gpt2_create(&cfg, &r->m, r->err, sizeof r->err)) goto out;
     int EB = a->per_device_eval_batch_size > r->B ? a->per_device_eval_batch_size : r->B;
+    if (a->gradient_checkpointing) lt_gpt2_set_checkpointing(r->m, 1);
+    if (a->optim_in_backward && lt_gpt2_set_grad_per_block(r->m, 1, r->err, sizeof r->err)) goto out;
     if (lt_gpt2_set_batch(r->m, EB, r->T, r->err, sizeof r->err)) goto out;
     r->inputs = malloc((size_t)EB * (size_t)r->T * sizeof(int32_t));
     r->targets = malloc((size_t)EB * (size_t)r->T * sizeof(int32_t));
@@ -334,20 +350,30 @@ int lt_train_run(const lt_train_args *a) {
         lt_optim_set_lr(r->o, -1, lr);
         lt_gpt2_zero_grad(r->m);
         double loss = 0;
-        for (int k = 0; k < r->accum; k++) {
+        double norm = NAN;
+        if (a->optim_in_backward) {
+            /* each parameter group is stepped by the callback as soon as backward finishes it */
             lt_data_next(&r->data, r->B, r->inputs, r->targets);
             if (lt_gpt2_forward(r->m, r->inputs, r->targets, r->B, r->T, r->err, sizeof r->err) ||
-                lt_gpt2_backward(r->m, r->err, sizeof r->err))
+                lt_gpt2_backward_cb(r->m, step_in_backward, r, r->err, sizeof r->err))
                 goto out;
-            loss += r->m->loss;
-        }
-        loss /= r->accum;
-        /* the gradient of the mean loss over the accumulated micro-batches, then clipping */
-        double norm = grad_norm(r->m) / r->accum;
-        double clip = a->max_grad_norm > 0 && norm > a->max_grad_norm ? a->max_grad_norm / (norm + 1e-6) : 1.0;
-        if (lt_optim_step(r->o, (float)(clip / r->accum)) != LT_OK) {
-            snprintf(r->err, sizeof r->err, "%s", lt_optim_error(r->o));
-            goto out;
+            loss = r->m->loss;
+        } else {
+            for (int k = 0; k < r->accum; k++) {
+                lt_data_next(&r->data, r->B, r->inputs, r->targets);
+                if (lt_gpt2_forward(r->m, r->inputs, r->targets, r->B, r->T, r->err, sizeof r->err) ||
+                    lt_gpt2_backward(r->m, r->err, sizeof r->err))
+                    goto out;
+                loss += r->m->loss;
+            }
+            loss /= r->accum;
+            /* the gradient of the mean loss over the accumulated micro-batches, then clipping */
+            norm = grad_norm(r->m) / r->accum;
+            double clip = a->max_grad_norm > 0 && norm > a->max_grad_norm ? a->max_grad_norm / (norm + 1e-6) : 1.0;
+            if (lt_optim_step(r->o, (float)(clip / r->accum)) != LT_OK) {
+                snprintf(r->err, sizeof r->err, "%s", lt_optim_error(r->o));
+                goto out;
+            }
         }
         r->step++;
         r->loss_sum += loss;
@@ -361,7 +387,7 @@ int lt_train_run(const lt_train_args *a) {
             double t = now_s(), tps = (double)r->tokens_since / (t - r->t_last);
             cJSON *e = cJSON_CreateObject();
             cJSON_AddNumberToObject(e, "loss", r->loss_sum / r->loss_count);
-            cJSON_AddNumberToObject(e, "grad_norm", norm);
+            if (!isnan(norm)) cJSON_AddNumberToObject(e, "grad_norm", norm);
             cJSON_AddNumberToObject(e, "learning_rate", lr);
             cJSON_AddNumberToObject(e, "epoch", lt_data_epoch_float(&r->data));
             cJSON_AddNumberToObject(e, "step", (double)r->step);
