@@ -134,6 +134,12 @@ int64_t lt_optim_param_step(const lt_optim *o, int index);
 /* Exact bytes of optimizer state allocated for the registered parameters. */
 size_t lt_optim_state_bytes(const lt_optim *o);
 
+/* The state bytes lt_optim_add_param would allocate for `desc`, without
+ * allocating or registering anything (data and grad may be NULL): for
+ * planning memory before training. Returns (size_t)-1 on a bad desc (message
+ * in lt_optim_error). */
+size_t lt_optim_plan_param(lt_optim *o, const lt_param_desc *desc);
+
 /* Names of the state tensors of parameter `index` (e.g. "exp_avg",
  * "exp_avg_sq"); returns the count and writes up to `cap` names. */
 int lt_optim_state_names(const lt_optim *o, int index, const char **names, int cap);

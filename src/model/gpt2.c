@@ -166,24 +166,16 @@ void lt_gpt2_init_random(lt_gpt2 *m, uint64_t seed) {
     }
 }
 
-lt_status lt_gpt2_set_batch(lt_gpt2 *m, int B, int T, char *err, size_t errlen) {
-    const lt_gpt2_config *c = &m->cfg;
-    if (B < 1 || T < 1 || T > c->n_positions) {
-        msg(err, errlen, "set_batch: B %d, T %d: need B >= 1 and 1 <= T <= n_positions (%d)", B, T, c->n_positions);
-        return LT_ERR_ARG;
-    }
-    size_t L = (size_t)c->n_layer, C = (size_t)c->n_embd, NH = (size_t)c->n_head, V = (size_t)c->vocab_size;
+/* The float counts of every activation buffer (lt_gpt2_acts order) and backward
+ * buffer (lt_gpt2_dacts order) for batches of B x T; att and big are the
+ * attention-probability and logits sizes the caller computed with overflow checks. */
+enum { LT_GPT2_NACTS = 20, LT_GPT2_NDACTS = 6 };
+static void act_sizes(const lt_gpt2_config *c, int B, int T, int checkpointing, size_t att, size_t big, size_t *sizes,
+                      size_t *dsizes) {
+    size_t L = (size_t)c->n_layer, C = (size_t)c->n_embd, NH = (size_t)c->n_head;
     /* with checkpointing a block's internals exist for one block at a time; the block outputs for all */
-    size_t LS = m->checkpointing ? 1 : L, LR = L;
-    size_t BT = (size_t)B * (size_t)T, att1 = 0, att = 0, big = 0;
-    /* every BLAS dimension is an int; the largest matrix row count is BT */
-    if (BT > (size_t)1 << 30 || !mul_ok(BT, T, &att1) || !mul_ok(att1, NH, &att1) || !mul_ok(att1, LS, &att) ||
-        !mul_ok(BT, V, &big)) {
-        msg(err, errlen, "set_batch: B %d x T %d is too large for this model", B, T);
-        return LT_ERR_ARG;
-    }
-    /* forward activations, in the order of lt_gpt2_acts */
-    size_t sizes[] = {
+    size_t LS = checkpointing ? 1 : L, LR = L, BT = (size_t)B * (size_t)T;
+    size_t s[LT_GPT2_NACTS] = {
         BT * C,          /* encoded */
         LS * BT * C,     /* ln1 */
         LS * BT,         /* ln1_mean */
@@ -205,8 +197,86 @@ lt_status lt_gpt2_set_batch(lt_gpt2 *m, int B, int T, char *err, size_t errlen) 
         BT,              /* lse */
         BT,              /* losses */
     };
-    size_t dsizes[] = {BT * C, BT * C, BT * 4 * C, BT * 3 * C, BT * C, (size_t)B * NH * (size_t)T};
-    enum { NA = sizeof sizes / sizeof sizes[0], ND = sizeof dsizes / sizeof dsizes[0] };
+    size_t d[LT_GPT2_NDACTS] = {BT * C, BT * C, BT * 4 * C, BT * 3 * C, BT * C, (size_t)B * NH * (size_t)T};
+    memcpy(sizes, s, sizeof s);
+    memcpy(dsizes, d, sizeof d);
+}
+
+lt_status lt_gpt2_param_table(const lt_gpt2_config *c, lt_gpt2_param **out, int *n, char *err, size_t errlen) {
+    lt_status st = lt_gpt2_config_check(c, err, errlen);
+    if (st) return st;
+    lt_gpt2 tmp;
+    memset(&tmp, 0, sizeof tmp);
+    tmp.cfg = *c;
+    tmp.num_tensors = LT_GPT2_PER_BLOCK * c->n_layer + 4;
+    tmp.params = calloc((size_t)tmp.num_tensors, sizeof *tmp.params);
+    if (!tmp.params) {
+        msg(err, errlen, "out of memory");
+        return LT_ERR_NOMEM;
+    }
+    fill_table(&tmp);
+    *out = tmp.params;
+    *n = tmp.num_tensors;
+    return LT_OK;
+}
+
+lt_status lt_gpt2_memory_plan(const lt_gpt2_config *c, int B, int T, int checkpointing, int grad_per_block,
+                              lt_gpt2_memory *out, char *err, size_t errlen) {
+    lt_status st = lt_gpt2_config_check(c, err, errlen);
+    if (st) return st;
+    size_t L = (size_t)c->n_layer, NH = (size_t)c->n_head, V = (size_t)c->vocab_size;
+    size_t BT = (size_t)B * (size_t)T, att = BT * (size_t)T * NH * (checkpointing ? 1 : L), big = BT * V;
+    size_t sizes[LT_GPT2_NACTS], dsizes[LT_GPT2_NDACTS], na = 0, nd = 0;
+    act_sizes(c, B, T, checkpointing, att, big, sizes, dsizes);
+    for (int i = 0; i < LT_GPT2_NACTS; i++) na += padded(sizes[i]);
+    for (int i = 0; i < LT_GPT2_NDACTS; i++) nd += padded(dsizes[i]);
+    /* the parameter table, without allocating it */
+    lt_gpt2 tmp;
+    memset(&tmp, 0, sizeof tmp);
+    tmp.cfg = *c;
+    tmp.num_tensors = LT_GPT2_PER_BLOCK * c->n_layer + 4;
+    lt_gpt2_param *params = calloc((size_t)tmp.num_tensors, sizeof *params);
+    if (!params) {
+        msg(err, errlen, "out of memory");
+        return LT_ERR_NOMEM;
+    }
+    tmp.params = params;
+    fill_table(&tmp);
+    size_t w = 0, g = 0, np = 0;
+    int after = LT_GPT2_BLOCK_FIRST + LT_GPT2_PER_BLOCK * c->n_layer;
+    for (int i = 0; i < tmp.num_tensors; i++) {
+        w += padded(params[i].numel);
+        np += params[i].numel;
+        int shared = grad_per_block && i >= LT_GPT2_BLOCK_FIRST + LT_GPT2_PER_BLOCK && i < after;
+        if (!shared) g += padded(params[i].numel);
+    }
+    free(params);
+    out->num_params = np;
+    out->weight_bytes = w * sizeof(float);
+    out->grad_bytes = g * sizeof(float);
+    out->activation_bytes = (na + nd) * sizeof(float);
+    out->token_bytes = 2 * BT * sizeof(int32_t);
+    return LT_OK;
+}
+
+lt_status lt_gpt2_set_batch(lt_gpt2 *m, int B, int T, char *err, size_t errlen) {
+    const lt_gpt2_config *c = &m->cfg;
+    if (B < 1 || T < 1 || T > c->n_positions) {
+        msg(err, errlen, "set_batch: B %d, T %d: need B >= 1 and 1 <= T <= n_positions (%d)", B, T, c->n_positions);
+        return LT_ERR_ARG;
+    }
+    size_t L = (size_t)c->n_layer, NH = (size_t)c->n_head, V = (size_t)c->vocab_size;
+    size_t LS = m->checkpointing ? 1 : L; /* see act_sizes */
+    size_t BT = (size_t)B * (size_t)T, att1 = 0, att = 0, big = 0;
+    /* every BLAS dimension is an int; the largest matrix row count is BT */
+    if (BT > (size_t)1 << 30 || !mul_ok(BT, T, &att1) || !mul_ok(att1, NH, &att1) || !mul_ok(att1, LS, &att) ||
+        !mul_ok(BT, V, &big)) {
+        msg(err, errlen, "set_batch: B %d x T %d is too large for this model", B, T);
+        return LT_ERR_ARG;
+    }
+    size_t sizes[LT_GPT2_NACTS], dsizes[LT_GPT2_NDACTS];
+    act_sizes(c, B, T, m->checkpointing, att, big, sizes, dsizes);
+    enum { NA = LT_GPT2_NACTS, ND = LT_GPT2_NDACTS };
     _Static_assert(sizeof(lt_gpt2_acts) == NA * sizeof(float *), "sizes[] lists every activation");
     _Static_assert(sizeof(lt_gpt2_dacts) == ND * sizeof(float *), "dsizes[] lists every backward buffer");
     size_t na = 0, nd = 0;

@@ -196,6 +196,23 @@ void lt_gpt2_init_random(lt_gpt2 *m, uint64_t seed);
  * Call it once before a training loop, not per step. */
 lt_status lt_gpt2_set_batch(lt_gpt2 *m, int B, int T, char *err, size_t errlen);
 
+/* What a model of config c needs in memory, computed without allocating it
+ * (the same arithmetic as lt_gpt2_create / lt_gpt2_set_batch). */
+typedef struct lt_gpt2_memory {
+    size_t num_params;
+    size_t weight_bytes;     /* f32 parameters */
+    size_t grad_bytes;       /* f32 gradients (per-block mode: embeddings, ln_f and one block) */
+    size_t activation_bytes; /* forward activations + backward scratch for B x T */
+    size_t token_bytes;      /* the inputs and targets kept for backward */
+} lt_gpt2_memory;
+
+/* The parameter table of config c (names, shapes, weight_decay flags; data
+ * and grad NULL) in a malloc'd array of *n entries, without the weights. */
+lt_status lt_gpt2_param_table(const lt_gpt2_config *c, lt_gpt2_param **out, int *n, char *err, size_t errlen);
+
+lt_status lt_gpt2_memory_plan(const lt_gpt2_config *c, int B, int T, int checkpointing, int grad_per_block,
+                              lt_gpt2_memory *out, char *err, size_t errlen);
+
 /* Gradient checkpointing: forward keeps only each block's output (the next
  * block's input) and backward recomputes a block's internals just before its
  * backward, so the activation memory of the blocks' internals is one block's

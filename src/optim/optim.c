@@ -389,3 +389,29 @@ int lt_optim_qtab(lt_optim *o, const float *map, int n, int rule) {
     o->qtabs[o->nqtabs] = t;
     return o->nqtabs++;
 }
+
+size_t lt_optim_plan_param(lt_optim *o, const lt_param_desc *d) {
+    if (!d || d->ndim < 0 || d->ndim > LT_MAX_DIMS || d->group < 0 || d->group >= o->ngroups) {
+        lt_optim_fail(o, LT_ERR_ARG, "plan_param: bad parameter description");
+        return (size_t)-1;
+    }
+    lt_param p;
+    memset(&p, 0, sizeof p);
+    p.ndim = d->ndim;
+    p.numel = 1;
+    for (int k = 0; k < d->ndim; k++) {
+        if (d->shape[k] <= 0) {
+            lt_optim_fail(o, LT_ERR_ARG, "plan_param: dimension %d is %lld, must be > 0", k, (long long)d->shape[k]);
+            return (size_t)-1;
+        }
+        p.shape[k] = d->shape[k];
+        p.numel *= (size_t)d->shape[k];
+    }
+    p.dtype = d->dtype;
+    p.grad_dtype = d->grad_dtype;
+    p.group = d->group;
+    if (o->fam->declare_state(o, &p, &o->groups[d->group]) != LT_OK) return (size_t)-1;
+    size_t total = 0;
+    for (int k = 0; k < p.nstate; k++) total += p.st[k].numel * lt_dtype_size(p.st[k].dtype);
+    return total;
+}

@@ -17,6 +17,7 @@
 #include "model/gpt2.h"
 #include "train/checkpoint.h"
 #include "train/data.h"
+#include "train/memplan.h"
 #include "train/schedule.h"
 
 typedef struct {
@@ -25,6 +26,7 @@ typedef struct {
     lt_optim *o;
     lt_data data;
     lt_sched sched;
+    lt_mem_table mem;
     int B, T, accum;
     long total_steps, warmup, step;
     int32_t *inputs, *targets;
@@ -335,6 +337,13 @@ int lt_train_run(const lt_train_args *a) {
            "(%ld warmup), %d threads%s%s\n",
            r->data.n_train_blocks, r->T, r->data.n_val_blocks, r->B, r->accum, r->total_steps, r->warmup,
            omp_get_max_threads(), resume[0] ? "; resuming from " : "", resume);
+    {
+        int EBp = a->per_device_eval_batch_size > r->B ? a->per_device_eval_batch_size : r->B;
+        char perr[512];
+        if (lt_memplan(&cfg, EBp, r->T, a->optim, a->optim_args, a->gradient_checkpointing, a->optim_in_backward,
+                       r->data.train.map_len + r->data.val.map_len, &r->mem, perr, sizeof perr) == LT_OK)
+            lt_mem_table_print(stdout, &r->mem, 0);
+    }
     if (r->data.train.bytes == 1) { /* the yardstick a byte-level model must beat: the unigram entropy */
         double cnt[256] = {0}, H = 0;
         for (size_t i = 0; i < r->data.train_len; i++) cnt[lt_tokens_get(&r->data.train, r->data.train_begin + i)]++;
@@ -423,6 +432,7 @@ int lt_train_run(const lt_train_args *a) {
     if (isatty(STDOUT_FILENO)) printf("\n");
     printf("done: %ld steps in %.1f s; peak memory (RSS) %ld MiB; model in %s/checkpoint-%ld\n", r->step,
            now_s() - r->t_start, peak_rss_mb(), a->output_dir, r->step);
+    if (r->mem.total) lt_mem_table_print(stdout, &r->mem, (size_t)peak_rss_mb() << 20);
     rc = 0;
 out:
     if (rc && r->err[0]) fprintf(stderr, "%sleantrain train: %s\n", r->t_start > 0 ? "\n" : "", r->err);

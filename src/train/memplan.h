@@ -1,0 +1,33 @@
+/* The memory table: what a training run of GPT-2 needs, by kind, computed
+ * before anything is allocated (`leantrain plan`) and printed by the trainer
+ * at start beside the measured peak at the end. */
+#ifndef LT_TRAIN_MEMPLAN_H
+#define LT_TRAIN_MEMPLAN_H
+
+#include <stdio.h>
+
+#include "model/gpt2.h"
+
+typedef struct lt_mem_table {
+    size_t weights;      /* f32 parameters */
+    size_t master;       /* f32 master copies (mixed precision; 0 here) */
+    size_t grads;        /* gradients (one block's with the step inside backward) */
+    size_t optim_state;  /* optimizer state, exactly as the library allocates it */
+    size_t activations;  /* forward activations + backward scratch */
+    size_t workspace;    /* tokens, data order, optimizer scratch, the BLAS's buffers, the program itself */
+    size_t total;
+} lt_mem_table;
+
+/* Fills t for cfg trained with batch B x T, the optimizer `optim`/`optim_args`
+ * (base hyperparameters as the trainer passes them), gradient checkpointing
+ * and/or the step inside backward, over a training file of data_bytes. */
+lt_status lt_memplan(const lt_gpt2_config *cfg, int B, int T, const char *optim, const char *optim_args, int ckpt,
+                     int optim_in_backward, size_t data_bytes, lt_mem_table *t, char *err, size_t errlen);
+
+/* Prints the table (MiB), with `measured` (bytes, 0 = not yet) as the last line. */
+void lt_mem_table_print(FILE *f, const lt_mem_table *t, size_t measured);
+
+/* Parses "24GB", "512MiB", "1.5G", "100000000" into bytes; 0 on error. */
+size_t lt_parse_bytes(const char *s);
+
+#endif
