@@ -40,6 +40,10 @@ int lt_cmd_bench_quality(int argc, char **argv);
  * the sgemm rate measured in the same run. */
 int lt_cmd_bench_train(int argc, char **argv);
 
+/* `leantrain plan [model, batch and method flags] [--memory SIZE --fit]`: the memory table without
+ * training; with --fit, the method combinations that fit, fastest first. */
+int lt_cmd_plan(int argc, char **argv);
+
 /* `leantrain train [flags]`: trains GPT-2 with the Trainer's flags (leantrain train --help). */
 int lt_cmd_train(int argc, char **argv);
 

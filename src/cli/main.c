@@ -11,6 +11,8 @@ static void usage(FILE *f) {
             "  train [flags]         train GPT-2 with the Hugging Face Trainer's flags (train --help)\n"
             "  generate --model_name_or_path DIR [--prompt TEXT] [--max_new_tokens N] [--temperature T]\n"
             "           [--top_k K] [--seed S]   sample text from a trained model\n"
+            "  plan [model/batch/method flags] [--memory 24GB --fit]\n"
+            "                        the memory table of a run without training; what fits, fastest first\n"
             "  replay FILE...        check against reference traces (optim-trace-1, gpt2-trace-1); PASS/FAIL per file\n"
             "  optimizers            list every optim= name with its state bytes per parameter\n"
             "  bench optim [--optim NAME] [--params MILLIONS] [--steps N]\n"
@@ -32,6 +34,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "bench")) return lt_cmd_bench(argc - 1, argv + 1);
     if (!strcmp(cmd, "info")) return lt_cmd_info(argc - 1, argv + 1);
     if (!strcmp(cmd, "train")) return lt_cmd_train(argc - 1, argv + 1);
+    if (!strcmp(cmd, "plan")) return lt_cmd_plan(argc - 1, argv + 1);
     if (!strcmp(cmd, "generate")) return lt_cmd_generate(argc - 1, argv + 1);
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
         usage(stdout);

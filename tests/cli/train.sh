@@ -42,6 +42,23 @@ for f in model.safetensors optimizer.safetensors; do
 done
 echo "memory methods: identical results"
 
+# the memory table's prediction against the measured peak (not under the sanitizers: their shadow memory
+# is part of the RSS); and `leantrain plan` prints the same table without training
+if [ "$BUILD" = build ]; then
+    for extra in "" "--gradient_checkpointing" "--optim adamw_torch_4bit" "--optim_in_backward --max_grad_norm 0"; do
+        rm -rf "$tmp/mem"
+        out=$("$LT" train --train_file "$tmp/text.txt" --n_layer 3 --n_embd 96 --n_head 3 --n_positions 96 \
+              --block_size 96 --per_device_train_batch_size 12 --max_steps 2 --save_steps 0 --eval_steps 0 \
+              --output_dir "$tmp/mem" $extra 2>&1) || { echo "memory run ($extra) failed: $out"; fail=1; continue; }
+        pct=$(echo "$out" | sed -n 's/.*measured peak [0-9.]* (\([-+][0-9.]*\)%).*/\1/p')
+        echo "memory table ($extra): measured vs predicted ${pct}%"
+        awk -v p="$pct" 'BEGIN { exit !(p != "" && p > -10 && p < 10) }' || { echo "prediction off by ${pct}% ($extra)"; fail=1; }
+        planned=$("$LT" plan --train_file "$tmp/text.txt" --n_layer 3 --n_embd 96 --n_head 3 --n_positions 96 \
+              --block_size 96 --per_device_train_batch_size 12 $extra | grep '^memory')
+        echo "$out" | grep -qF "$planned" || { echo "plan and train disagree ($extra): $planned"; fail=1; }
+    done
+fi
+
 # the kill test: SIGKILL while checkpoint-12 is half written
 args=("${SMALL[@]}" --optim adamw_torch --output_dir "$tmp/kill")
 LT_TEST_KILL_DURING_SAVE=12 "$LT" train "${args[@]}" > "$tmp/kill.log" 2>&1; rc=$?

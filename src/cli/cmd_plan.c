@@ -1,0 +1,150 @@
+/* `leantrain plan`: the memory table of a training run without training, and
+ * with --memory SIZE --fit the method combinations that fit, fastest first. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli/commands.h"
+#include "train/args.h"
+#include "train/memplan.h"
+
+/* The cost model, calibrated by `leantrain bench train` and `leantrain bench optim` on the 2-core
+ * CI-class machine (bench/RESULTS.md, 2026-11-27): forward + backward at the achieved GEMM rate, plus
+ * the optimizer step at its measured nanoseconds per parameter. */
+#define TRAIN_FLOPS_PER_S 15.4e9
+static const struct {
+    const char *optim;
+    double ns_per_param;
+} STEP_COST[] = {
+    {"adamw_torch_fused", 0.72}, {"adafactor", 0.62}, {"lion_8bit", 1.6},
+    {"adamw_bnb_8bit", 2.4},     {"adamw_torch_8bit", 2.9}, {"adamw_torch_4bit", 3.9},
+};
+#define NCOST ((int)(sizeof STEP_COST / sizeof STEP_COST[0]))
+
+static double step_ns(const char *optim) {
+    for (int i = 0; i < NCOST; i++)
+        if (!strcmp(STEP_COST[i].optim, optim)) return STEP_COST[i].ns_per_param;
+    return 1.0; /* the other fp32 optimizers move 12-28 bytes per parameter, like AdamW or less */
+}
+
+static double tokens_per_s(const lt_gpt2_config *c, size_t params, int B, int T, const char *optim, int ckpt) {
+    double flops_tok = 6.0 * (double)params + 12.0 * c->n_layer * (double)T * c->n_embd;
+    if (ckpt) flops_tok *= 4.0 / 3.0; /* every block's forward runs twice */
+    double t = flops_tok * B * T / TRAIN_FLOPS_PER_S + step_ns(optim) * 1e-9 * (double)params;
+    return (double)B * T / t;
+}
+
+static int model_config(const lt_train_args *a, lt_gpt2_config *cfg, char *err, size_t errlen) {
+    if (a->model_name_or_path[0]) {
+        char path[600];
+        snprintf(path, sizeof path, "%s/config.json", a->model_name_or_path);
+        return lt_gpt2_config_load(path, cfg, err, errlen) != LT_OK;
+    }
+    if (strcmp(a->model_preset, "custom")) return lt_gpt2_config_preset(a->model_preset, cfg, err, errlen) != LT_OK;
+    lt_gpt2_config c = {a->vocab_size > 0 ? a->vocab_size : 256, a->n_positions, a->n_embd, a->n_layer, a->n_head,
+                        1e-5};
+    *cfg = c;
+    return lt_gpt2_config_check(cfg, err, errlen) != LT_OK;
+}
+
+int lt_cmd_plan(int argc, char **argv) {
+    size_t memory = 0;
+    int fit = 0;
+    char **rest = malloc(sizeof(char *) * (size_t)(argc + 1));
+    int nrest = 0;
+    if (!rest) return 1;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            printf("usage: leantrain plan [--model gpt2|... | --model_name_or_path DIR | --n_layer --n_embd --n_head "
+                   "--n_positions --vocab_size] [--per_device_train_batch_size B] [--block_size T] [--optim NAME] "
+                   "[--optim_args ...] [--gradient_checkpointing] [--optim_in_backward] [--train_file FILE] "
+                   "[--memory SIZE --fit]\n");
+            free(rest);
+            return 0;
+        }
+        if (!strcmp(argv[i], "--fit")) fit = 1;
+        else if (!strcmp(argv[i], "--memory") && i + 1 < argc) {
+            memory = lt_parse_bytes(argv[++i]);
+            if (!memory) {
+                fprintf(stderr, "leantrain plan: --memory %s: expected a size such as 24GB or 512MiB\n", argv[i]);
+                free(rest);
+                return 2;
+            }
+        } else rest[nrest++] = argv[i];
+    }
+    lt_train_args a;
+    lt_train_args_default(&a);
+    a.max_grad_norm = 0; /* only the memory matters here: let --optim_in_backward through */
+    char err[1024];
+    if (lt_train_args_parse(&a, nrest, rest, err, sizeof err) != LT_OK) {
+        fprintf(stderr, "leantrain plan: %s\n", err);
+        free(rest);
+        return 2;
+    }
+    free(rest);
+    if (fit && !memory) {
+        fprintf(stderr, "leantrain plan: --fit needs --memory SIZE\n");
+        return 2;
+    }
+    lt_gpt2_config cfg;
+    if (model_config(&a, &cfg, err, sizeof err)) {
+        fprintf(stderr, "leantrain plan: %s\n", err);
+        return 1;
+    }
+    int B = a.per_device_train_batch_size > a.per_device_eval_batch_size ? a.per_device_train_batch_size
+                                                                         : a.per_device_eval_batch_size;
+    int T = a.block_size > 0 ? a.block_size : cfg.n_positions;
+    if (T > cfg.n_positions) {
+        fprintf(stderr, "leantrain plan: --block_size %d is larger than the model's n_positions %d\n", T,
+                cfg.n_positions);
+        return 2;
+    }
+    size_t data = 0;
+    struct stat sb;
+    if (a.train_file[0] && stat(a.train_file, &sb) == 0) data = (size_t)sb.st_size;
+    lt_mem_table t;
+    if (lt_memplan(&cfg, B, T, a.optim, a.optim_args, a.gradient_checkpointing, a.optim_in_backward, data, &t, err,
+                   sizeof err)) {
+        fprintf(stderr, "leantrain plan: %s\n", err);
+        return 1;
+    }
+    lt_gpt2_memory mm;
+    lt_gpt2_memory_plan(&cfg, B, T, 0, 0, &mm, err, sizeof err);
+    printf("GPT-2 %d layers, %d embd, %d heads, vocab %d, %zu parameters; batch %d x %d; %s%s%s\n", cfg.n_layer,
+           cfg.n_embd, cfg.n_head, cfg.vocab_size, mm.num_params, B, T, a.optim,
+           a.gradient_checkpointing ? " + gradient checkpointing" : "",
+           a.optim_in_backward ? " + step inside backward" : "");
+    lt_mem_table_print(stdout, &t, 0);
+    printf("predicted speed: %.0f tokens/s on the calibrated 2-core CPU\n",
+           tokens_per_s(&cfg, mm.num_params, B, T, a.optim, a.gradient_checkpointing));
+    if (!fit) return 0;
+    typedef struct {
+        const char *optim;
+        int ckpt, oib;
+        double total, tps;
+    } combo;
+    combo list[NCOST * 4];
+    int n = 0;
+    for (int k = 0; k < NCOST; k++)
+        for (int ck = 0; ck < 2; ck++)
+            for (int ob = 0; ob < 2; ob++) {
+                lt_mem_table m;
+                if (lt_memplan(&cfg, B, T, STEP_COST[k].optim, "", ck, ob, data, &m, err, sizeof err)) continue;
+                if (m.total > memory) continue;
+                combo c = {STEP_COST[k].optim, ck, ob, (double)m.total,
+                           tokens_per_s(&cfg, mm.num_params, B, T, STEP_COST[k].optim, ck)};
+                int j = n++;
+                while (j > 0 && list[j - 1].tps < c.tps) list[j] = list[j - 1], j--;
+                list[j] = c;
+            }
+    printf("\nfits in %.1f MiB (%d of %d combinations), fastest first:\n", memory / 1048576.0, n, NCOST * 4);
+    printf("%-20s %-24s %-20s %12s %14s\n", "optim", "gradient_checkpointing", "optim_in_backward", "total_MiB",
+           "tokens_per_s");
+    for (int i = 0; i < n; i++)
+        printf("%-20s %-24s %-20s %12.1f %14.0f\n", list[i].optim, list[i].ckpt ? "yes" : "no",
+               list[i].oib ? "yes" : "no", list[i].total / 1048576.0, list[i].tps);
+    if (n == 0) printf("(none: lower --per_device_train_batch_size or --block_size)\n");
+    return 0;
+}
