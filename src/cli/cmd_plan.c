@@ -93,8 +93,7 @@ int lt_cmd_plan(int argc, char **argv) {
         fprintf(stderr, "leantrain plan: %s\n", err);
         return 1;
     }
-    int B = a.per_device_train_batch_size > a.per_device_eval_batch_size ? a.per_device_train_batch_size
-                                                                         : a.per_device_eval_batch_size;
+    int B = lt_train_args_max_batch(&a);
     int T = a.block_size > 0 ? a.block_size : cfg.n_positions;
     if (T > cfg.n_positions) {
         fprintf(stderr, "leantrain plan: --block_size %d is larger than the model's n_positions %d\n", T,

@@ -94,6 +94,11 @@ static const arg_def ARGS[] = {
 #undef S
 #define NARGS (sizeof ARGS / sizeof ARGS[0])
 
+int lt_train_args_max_batch(const lt_train_args *a) {
+    int B = a->per_device_train_batch_size;
+    return a->eval_steps > 0 && a->per_device_eval_batch_size > B ? a->per_device_eval_batch_size : B;
+}
+
 void lt_train_args_usage(void *file) {
     FILE *f = file;
     fprintf(f, "usage: leantrain train [--flag value ...]\n");

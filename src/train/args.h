@@ -48,6 +48,10 @@ void lt_train_args_default(lt_train_args *a);
  * stand alone). On error writes one line naming the flag and returns LT_ERR_ARG. */
 lt_status lt_train_args_parse(lt_train_args *a, int argc, char **argv, char *err, size_t errlen);
 
+/* The batch the activation buffers must hold: the training batch, or the
+ * evaluation batch when it is larger and evaluation is on. */
+int lt_train_args_max_batch(const lt_train_args *a);
+
 /* The usage text of every flag with its default. */
 void lt_train_args_usage(void *file);
 

@@ -243,7 +243,7 @@ int lt_train_run(const lt_train_args *a) {
                      cfg.vocab_size, a->seed, r->err, sizeof r->err))
         goto out;
     if (lt_gpt2_create(&cfg, &r->m, r->err, sizeof r->err)) goto out;
-    int EB = a->per_device_eval_batch_size > r->B ? a->per_device_eval_batch_size : r->B;
+    int EB = lt_train_args_max_batch(a);
     if (a->gradient_checkpointing) lt_gpt2_set_checkpointing(r->m, 1);
     if (a->optim_in_backward && lt_gpt2_set_grad_per_block(r->m, 1, r->err, sizeof r->err)) goto out;
     if (lt_gpt2_set_batch(r->m, EB, r->T, r->err, sizeof r->err)) goto out;
@@ -338,9 +338,8 @@ int lt_train_run(const lt_train_args *a) {
            r->data.n_train_blocks, r->T, r->data.n_val_blocks, r->B, r->accum, r->total_steps, r->warmup,
            omp_get_max_threads(), resume[0] ? "; resuming from " : "", resume);
     {
-        int EBp = a->per_device_eval_batch_size > r->B ? a->per_device_eval_batch_size : r->B;
         char perr[512];
-        if (lt_memplan(&cfg, EBp, r->T, a->optim, a->optim_args, a->gradient_checkpointing, a->optim_in_backward,
+        if (lt_memplan(&cfg, EB, r->T, a->optim, a->optim_args, a->gradient_checkpointing, a->optim_in_backward,
                        r->data.train.map_len + r->data.val.map_len, &r->mem, perr, sizeof perr) == LT_OK)
             lt_mem_table_print(stdout, &r->mem, 0);
     }
