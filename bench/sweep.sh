@@ -3,7 +3,29 @@
 # and predicted side by side, and tokens/s. Writes bench/sweep.tsv and, when gnuplot is installed
 # (apt-get install gnuplot-nox), bench/sweep.png.
 # usage: bench/sweep.sh [BUILD_DIR]   (run from the repository root after `make`)
+#        bench/sweep.sh --plot-only     (redraw bench/sweep.png from bench/sweep.tsv)
 set -u
+out=bench/sweep.tsv
+plot() {
+    if ! command -v gnuplot >/dev/null 2>&1; then
+        echo "gnuplot is not installed: no chart (apt-get install gnuplot-nox)"; return
+    fi
+    gnuplot <<GP
+set terminal pngcairo size 1100,520 noenhanced
+set output 'bench/sweep.png'
+set datafile separator '\t'
+set style data histograms
+set style fill solid 0.8
+set yrange [0:*]
+set ylabel 'peak memory, MiB'
+set xtics rotate by -25
+set key top right
+set title 'leantrain memory sweep: predicted vs measured peak RSS (GPT-2 6 x 384, 10.7M params, batch 8 x 256, CPU)'
+plot '$out' every ::1 using 2:xtic(1) title 'predicted', '' every ::1 using 3 title 'measured'
+GP
+    echo "chart: bench/sweep.png"
+}
+if [ "${1:-}" = --plot-only ]; then plot; exit 0; fi
 BUILD=${1:-build}
 LT="$BUILD/leantrain"
 tmp=$(mktemp -d)
@@ -12,7 +34,6 @@ tmp=$(mktemp -d)
 MODEL=(--n_layer 6 --n_embd 384 --n_head 6 --n_positions 256 --block_size 256)
 COMMON=(--train_file "$tmp/text.txt" "${MODEL[@]}" --max_steps 4 --logging_steps 4 --save_steps 0 --eval_steps 0
         --learning_rate 1e-3 --output_dir "$tmp/out")
-out=bench/sweep.tsv
 printf 'config\tpredicted_MiB\tmeasured_MiB\terror_pct\ttokens_per_s\n' > "$out"
 run() { # label, extra flags...
     local label="$1"; shift
@@ -36,20 +57,5 @@ run "+ lion_8bit" --per_device_train_batch_size 8 --optim lion_8bit
 run "+ optim in backward" --per_device_train_batch_size 8 --optim adamw_torch --optim_in_backward --max_grad_norm 0
 run "all together" --per_device_train_batch_size 2 --optim adamw_torch_4bit --gradient_checkpointing \
     --optim_in_backward --max_grad_norm 0
-if command -v gnuplot >/dev/null 2>&1; then
-    gnuplot <<GP
-set terminal pngcairo size 1000,500
-set output 'bench/sweep.png'
-set datafile separator '\t'
-set style data histograms
-set style fill solid 0.8
-set ylabel 'MiB'
-set xtics rotate by -30
-set title 'leantrain memory sweep: predicted vs measured peak (6 x 384 GPT-2, 10.7M params, batch 8 x 256)'
-plot '$out' using 2:xtic(1) title 'predicted', '' using 3 title 'measured'
-GP
-    echo "chart: bench/sweep.png"
-else
-    echo "gnuplot is not installed: no chart (apt-get install gnuplot-nox)"
-fi
+plot
 rm -rf "$tmp"
