@@ -23,6 +23,12 @@ out=$("$LT" replay tests/data/torch2/*.safetensors); rc=$?
 echo "$out"
 [ $rc -eq 0 ] && [ "$(echo "$out" | grep -c '^PASS ')" -eq "$n2" ] && [ "$n2" -ge 8 ] || { echo "torch2 traces did not all pass"; fail=1; }
 
+# GPT-2 traces written by the real Hugging Face GPT2LMHeadModel at other sizes and seeds
+# (scripts/make-gpt2-trace.py): logits, loss, every gradient, 5 AdamW steps
+out=$("$LT" replay tests/data/gpt2/*.safetensors); rc=$?
+echo "$out"
+[ $rc -eq 0 ] && [ "$(echo "$out" | grep -c '^PASS ')" -eq 2 ] || { echo "HF GPT-2 traces did not all pass"; fail=1; }
+
 # traces written by the real torchao AdamW8bit / AdamW4bit (scripts/make-lowbit-traces.py). torchao runs its
 # step through torch.compile, whose fused kernels round a few ulps differently, and a 1-ulp difference can move a
 # value to the neighbouring code: the trace's tolerance (1e-4) is 2.5x the largest error measured (4.2e-5).
