@@ -6,26 +6,59 @@ BUILD   ?= build
 OPT     ?= -O3
 CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -Wall -Wextra -fPIC -fopenmp -fno-math-errno -fno-trapping-math -ffp-contract=off -Iinclude -Isrc $(shell pkg-config --cflags libcjson 2>/dev/null)
 CFLAGS  ?= $(OPT) -g
-LIBS    = -lopenblas -lcjson -lm -fopenmp
+LIBS    = -lopenblas -lcjson -lpcre2-8 -lm -fopenmp
 
-# layers, lowest first (design.md): util, io, kernels, optim, model, train; cli on top
+# LT_DEPS_ROOT=DIR: headers and libraries unpacked from Debian packages into DIR (dpkg -x), found by rpath
+ifneq ($(LT_DEPS_ROOT),)
+DEPS_LIBDIRS := $(LT_DEPS_ROOT)/usr/lib/x86_64-linux-gnu $(LT_DEPS_ROOT)/usr/lib/x86_64-linux-gnu/openblas-pthread
+CFLAGS_BASE += -I$(LT_DEPS_ROOT)/usr/include -I$(LT_DEPS_ROOT)/usr/include/x86_64-linux-gnu \
+               -I$(LT_DEPS_ROOT)/usr/include/x86_64-linux-gnu/openblas-pthread
+DEPS_LDFLAGS := $(foreach d,$(DEPS_LIBDIRS),-L$(d) -Wl,-rpath,$(d) -Wl,-rpath-link,$(d)) -Wl,--disable-new-dtags
+endif
+
+# CUDA: src/kernels/cuda/*.cu go into the same library when nvcc is on PATH and LT_CUDA is not 0
+LT_CUDA ?= 1
+NVCC    ?= nvcc
+NVCC_PATH := $(if $(filter-out 0,$(LT_CUDA)),$(shell command -v $(NVCC) 2>/dev/null))
+ifneq ($(NVCC_PATH),)
+CUDA_HOME   := $(patsubst %/bin/,%,$(dir $(realpath $(NVCC_PATH))))
+CUDA_LIBDIR := $(patsubst %/,%,$(dir $(firstword $(wildcard $(CUDA_HOME)/lib64/libcudart.so $(CUDA_HOME)/targets/x86_64-linux/lib/libcudart.so))))
+CUDA_LIBS   := -L$(CUDA_LIBDIR) -Wl,-rpath,$(CUDA_LIBDIR) -lcudart -lstdc++
+NVCCFLAGS ?= -gencode arch=compute_90,code=sm_90 -gencode arch=compute_80,code=sm_80 \
+             -gencode arch=compute_90,code=compute_90 -fmad=false -Xcompiler -fPIC -O3
+NVCC_BASE := -std=c++17 --threads 3 -Xcompiler -Wall,-Wextra -Iinclude -Isrc -DLT_HAVE_CUDA
+CFLAGS_BASE += -DLT_HAVE_CUDA
+CU_SRC  := $(wildcard src/kernels/cuda/*.cu)
+GPU_TEST_BIN := $(patsubst tests/gpu/%.c,$(BUILD)/tests/gpu/%,$(wildcard tests/gpu/*.c))
+else ifneq ($(LT_CUDA),0)
+ifeq ($(MAKELEVEL),0)
+$(info leantrain: nvcc not found, building CPU-only (no CUDA kernels))
+endif
+endif
+LT_LDLIBS = $(DEPS_LDFLAGS) $(CUDA_LIBS)
+
+# layers, lowest first (design.md): util, io, kernels, optim, model, tokenizer, train; cli on top
 LIB_SRC := $(wildcard src/io/*.c) $(wildcard src/kernels/*.c) $(wildcard src/kernels/cpu/*.c) $(wildcard src/optim/*.c) \
-           $(wildcard src/util/*.c) $(wildcard src/model/*.c) $(wildcard src/train/*.c)
+           $(wildcard src/util/*.c) $(wildcard src/model/*.c) $(wildcard src/tokenizer/*.c) $(wildcard src/train/*.c)
 CLI_SRC := $(wildcard src/cli/*.c)
 TEST_SRC := $(wildcard tests/test_*.c)
 EX_SRC  := $(wildcard examples/*.c)
 
-LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/quant_maps.o
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/quant_maps.o $(CU_SRC:%.cu=$(BUILD)/obj/%.o)
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 EX_BIN  := $(EX_SRC:examples/%.c=$(BUILD)/examples/%)
 
-.PHONY: all deps test test-asan run install clean fuzz bench
-all: $(BUILD)/libleantrain.a $(BUILD)/libleantrain.so $(BUILD)/leantrain $(EX_BIN) $(TEST_BIN)
+.PHONY: all deps test test-asan run install clean fuzz bench cuda-emu
+all: $(BUILD)/libleantrain.a $(BUILD)/libleantrain.so $(BUILD)/leantrain $(EX_BIN) $(TEST_BIN) $(GPU_TEST_BIN)
 
 $(BUILD)/obj/%.o: %.c $(wildcard include/leantrain/*.h) $(wildcard src/*/*.h) $(wildcard src/*/*/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/obj/%.o: %.cu $(wildcard src/kernels/*.h) $(wildcard src/kernels/cuda/*.h) $(wildcard src/kernels/cuda/*.cuh) include/leantrain/dtype.h
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCC_BASE) $(NVCCFLAGS) -c $< -o $@
 
 # the quantization maps, generated from the shared table (never retyped)
 $(BUILD)/gen/quant_maps.c: src/kernels/dynamic-maps.txt scripts/gen-qmaps.awk
@@ -41,18 +74,53 @@ $(BUILD)/libleantrain.a: $(LIB_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
 $(BUILD)/libleantrain.so: $(LIB_OBJ)
-	$(CC) -shared $(CFLAGS) -o $@ $^ $(LIBS)
+	$(CC) -shared $(CFLAGS) -o $@ $^ $(LIBS) $(LT_LDLIBS)
 
 $(BUILD)/leantrain: $(CLI_OBJ) $(BUILD)/libleantrain.a
-	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libleantrain.a $(LIBS)
+	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libleantrain.a $(LIBS) $(LT_LDLIBS)
 
 $(BUILD)/tests/%: tests/%.c tests/testutil.h $(BUILD)/libleantrain.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_BASE) $(CFLAGS) -Itests -o $@ $< $(BUILD)/libleantrain.a $(LIBS)
+	$(CC) $(CFLAGS_BASE) $(CFLAGS) -Itests -o $@ $< $(BUILD)/libleantrain.a $(LIBS) $(LT_LDLIBS)
+
+# tests/gpu (CUDA builds only; not run by `make test`): gpu_lowbit is tests/test_lowbit.c on the GPU
+$(BUILD)/tests/gpu/gpu_lowbit: tests/test_lowbit.c
+$(BUILD)/tests/gpu/gpu_compare: tests/optim_cases.h
 
 $(BUILD)/examples/%: examples/%.c $(BUILD)/libleantrain.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_BASE) $(CFLAGS) -o $@ $< $(BUILD)/libleantrain.a $(LIBS)
+	$(CC) $(CFLAGS_BASE) $(CFLAGS) -o $@ $< $(BUILD)/libleantrain.a $(LIBS) $(LT_LDLIBS)
+
+# The CUDA backend's sources run on the CPU (tests/emu: an emulation of the CUDA runtime and thread model; no GPU
+# or nvcc needed), under AddressSanitizer + UBSan: the GPU test programs against the emulated device.
+EMU      := $(BUILD)/emu
+EMU_SAN  := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+EMU_SRC  := $(LIB_SRC)
+EMU_OBJ  := $(EMU_SRC:%.c=$(EMU)/obj/%.o) $(EMU)/obj/gen/quant_maps.o \
+            $(patsubst %.cu,$(EMU)/obj/%.o,$(wildcard src/kernels/cuda/*.cu))
+$(EMU)/obj/%.o: %.c $(wildcard include/leantrain/*.h) $(wildcard src/*/*.h) $(wildcard src/*/*/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) -DLT_HAVE_CUDA $(EMU_SAN) -c $< -o $@
+$(EMU)/obj/gen/quant_maps.o: $(BUILD)/gen/quant_maps.c src/kernels/quant.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) $(EMU_SAN) -c $< -o $@
+$(EMU)/obj/%.o: %.cu $(wildcard src/kernels/*.h) $(wildcard src/kernels/cuda/*.h) $(wildcard src/kernels/cuda/*.cuh) tests/emu/cuda_runtime.h
+	@mkdir -p $(dir $@)
+	$(CXX) -std=c++20 -x c++ -DLT_CUDA_EMU -DLT_HAVE_CUDA -Itests/emu -Iinclude -Isrc -Wall -Wextra -Wno-unknown-pragmas -Wno-unused-parameter $(EMU_SAN) -pthread -c $< -o $@
+$(EMU)/libleantrain.a: $(EMU_OBJ)
+	rm -f $@ && ar rcs $@ $^
+$(EMU)/tests/gpu/%: tests/gpu/%.c tests/testutil.h tests/test_lowbit.c tests/optim_cases.h $(EMU)/libleantrain.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) -DLT_HAVE_CUDA $(EMU_SAN) -Itests -o $@ $< $(EMU)/libleantrain.a $(LIBS) -lstdc++ -pthread $(EMU_SAN)
+$(EMU)/leantrain: $(CLI_SRC:%.c=$(EMU)/obj/%.o) $(EMU)/libleantrain.a
+	$(CC) -o $@ $^ $(LIBS) -lstdc++ -pthread $(EMU_SAN)
+cuda-emu: $(EMU)/tests/gpu/gpu_compare $(EMU)/tests/gpu/gpu_lowbit $(EMU)/leantrain
+	@mkdir -p $(BUILD)/tmp
+	$(EMU)/leantrain replay --device cuda $$(grep -l optim-trace-1 tests/data/golden/*.safetensors) \
+	  tests/data/torch2/*.safetensors tests/data/lowbit/*.safetensors
+	$(EMU)/leantrain bench optim --device cuda --params 1 --steps 2
+	LT_TEST_TMP=$(BUILD)/tmp $(EMU)/tests/gpu/gpu_compare $(EMU_ARGS)
+	LT_TEST_TMP=$(BUILD)/tmp LT_TEST_QUICK=1 $(EMU)/tests/gpu/gpu_lowbit
 
 deps:
 	@scripts/ensure-deps
@@ -64,7 +132,7 @@ test: deps
 test-asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan OPT=-O1 \
 	  CFLAGS="-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" \
-	  LIBS="-lopenblas -lcjson -lm -fopenmp -fsanitize=address,undefined" all
+	  LIBS="-lopenblas -lcjson -lpcre2-8 -lm -fopenmp -fsanitize=address,undefined" all
 	@BUILD=build-asan LT_TEST_QUICK=1 scripts/run-tests
 
 # The main job: a small byte-level GPT-2 trained on a generated story corpus for about 2-3 minutes on the CPU,
@@ -99,7 +167,9 @@ install: all
 	install -m 755 $(BUILD)/libleantrain.so $(DESTDIR)$(PREFIX)/lib/
 	install -m 644 include/leantrain/*.h $(DESTDIR)$(PREFIX)/include/leantrain/
 	install -m 755 $(BUILD)/leantrain $(DESTDIR)$(PREFIX)/bin/
-	sed -e 's|@PREFIX@|$(PREFIX)|' leantrain.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/leantrain.pc
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@CUDA_LIBS@|$(CUDA_LIBS)|' leantrain.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/leantrain.pc
+	install -d $(DESTDIR)$(PREFIX)/share/leantrain/gpt2
+	install -m 644 data/gpt2/* $(DESTDIR)$(PREFIX)/share/leantrain/gpt2/
 
 # libFuzzer target for the safetensors reader (needs clang).
 fuzz: $(BUILD)/fuzz/fuzz_safetensors

@@ -9,6 +9,14 @@
 #include "leantrain/safetensors.h"
 #include "testutil.h"
 
+/* The same harness runs on the GPU (tests/gpu/gpu_lowbit.c defines LT_TEST_GPU
+ * and these three with device copies of the parameter and gradient). */
+#ifndef LT_TEST_GPU
+static int add1(lt_optim *o, const lt_param_desc *d) { return lt_optim_add_param(o, d); }
+static lt_status step1(lt_optim *o) { return lt_optim_step(o, 1.0f); }
+static void free1(lt_optim *o) { lt_optim_free(o); }
+#endif
+
 /* Box-Muller on a fixed LCG: the same normals every run */
 static uint64_t rng = 42;
 static float randn(void) {
@@ -29,7 +37,7 @@ static lt_optim *make1(const char *name, const char *args, double lr, double wd,
     CHECK(o != NULL, "%s: %s", name, err);
     if (!o) return NULL;
     lt_param_desc d = {.name = "w", .data = p, .grad = g, .dtype = dt, .ndim = 2, .shape = {rows, cols}};
-    CHECK(lt_optim_add_param(o, &d) == 0, "%s: %s", name, lt_optim_error(o));
+    CHECK(add1(o, &d) == 0, "%s: %s", name, lt_optim_error(o));
     return o;
 }
 
@@ -56,7 +64,7 @@ static void acceptance(const char *name, int64_t R, int64_t C, int strict) {
         memcpy(p0, p, n * 4);
         lt_optim_read_moment(o, 0, 0, m, n);
         if (!lion) lt_optim_read_moment(o, 0, 1, v, n);
-        CHECK(lt_optim_step(o, 1.0f) == LT_OK, "%s", lt_optim_error(o));
+        CHECK(step1(o) == LT_OK, "%s", lt_optim_error(o));
         lt_optim_read_moment(o, 0, 0, m1, n);
         if (!lion) lt_optim_read_moment(o, 0, 1, v1, n);
         double e = 0, re = 0;
@@ -95,7 +103,7 @@ static void acceptance(const char *name, int64_t R, int64_t C, int strict) {
     } else { /* 4-bit: reported; asserted only to stay within 10x of the 8-bit bounds */
         CHECK(worst_err < 6e-4 && worst_rel < 6e-3, "%s: mean |dp| %.3e, relative %.3e", name, worst_err, worst_rel);
     }
-    lt_optim_free(o);
+    free1(o);
     free(p), free(p0), free(g), free(m), free(v), free(m1), free(v1);
 }
 
@@ -113,14 +121,14 @@ static double drift(const char *name, const char *ref_name) {
     lt_optim *r = make1(ref_name, "", 1e-3, 0.0, pr, LT_DTYPE_F32, g, R, C);
     for (int t = 0; t < STEPS && o && r; t++) {
         for (size_t i = 0; i < n; i++) g[i] = 0.01f * randn();
-        lt_optim_step(o, 1.0f);
-        lt_optim_step(r, 1.0f);
+        step1(o);
+        step1(r);
     }
     double e = 0, moved = 0;
     for (size_t i = 0; i < n; i++) e += fabs((double)p[i] - pr[i]), moved += fabs((double)pr[i] - p0[i]);
     printf("%-18s vs %-11s after %d unsynced steps: mean |dp| %.3e, reference moved %.3e, ratio %.4f\n", name,
            ref_name, STEPS, e / (double)n, moved / (double)n, e / moved);
-    lt_optim_free(o), lt_optim_free(r);
+    free1(o), free1(r);
     free(p), free(pr), free(g), free(p0);
     return e / moved;
 }
@@ -152,13 +160,13 @@ static void state_bytes(void) {
         CHECK(lt_optim_state_bytes(o) == cases[k].want, "%s [%s] %lldx%lld: %zu state bytes, formula %zu",
               cases[k].name, cases[k].args, (long long)cases[k].r, (long long)cases[k].c, lt_optim_state_bytes(o),
               cases[k].want);
-        lt_optim_free(o);
+        free1(o);
     }
     /* bf16 params: torchao's unquantized states take the param dtype */
     static uint16_t pb[30000];
     lt_optim *o = make1("adamw_torch_8bit", "", 1e-3, 0, pb, LT_DTYPE_BF16, g, 100, 300);
     CHECK(o && lt_optim_state_bytes(o) == 4 * 30000, "bf16 torchao unquantized: %zu", o ? lt_optim_state_bytes(o) : 0);
-    lt_optim_free(o);
+    free1(o);
 }
 
 /* non-finite gradients reset bitsandbytes' states and leave p; all-zero blocks stay exactly zero */
@@ -172,7 +180,7 @@ static void nonfinite_and_zero_blocks(const char *name) {
         for (int i = 0; i < R * C; i++) g[i] = i < C ? 0.0f : 0.01f * cosf((float)(i * step)); /* block 0 all zero */
         if (step == 3) g[300] = NAN, g[301] = INFINITY, g[302] = -INFINITY;
         memcpy(p0, p, sizeof p);
-        CHECK(lt_optim_step(o, 1.0f) == LT_OK, "%s", lt_optim_error(o));
+        CHECK(step1(o) == LT_OK, "%s", lt_optim_error(o));
     }
     lt_optim_read_moment(o, 0, 0, m, R * C);
     int zero_ok = 1;
@@ -185,7 +193,7 @@ static void nonfinite_and_zero_blocks(const char *name) {
     int fin = 1;
     for (int i = 0; i < R * C; i++) fin &= isfinite(p[i]) && isfinite(m[i]);
     CHECK(fin, "%s: non-finite values after a non-finite gradient", name);
-    lt_optim_free(o);
+    free1(o);
 }
 
 /* A tiny negative first moment keeps its sign through quantization (bitsandbytes' fix
@@ -200,7 +208,7 @@ static void sign_fix(void) {
     g[3] = -0.3f;
     lt_optim *o = make1("adamw_bnb_8bit", "", 1e-3, 0, p, LT_DTYPE_F32, g, 1, C);
     if (!o) return;
-    lt_optim_step(o, 1.0f);
+    step1(o);
     lt_optim_read_moment(o, 0, 0, m, C);
     CHECK(m[0] > 0 && m[3] < 0, "large moments keep their sign: %g %g", m[0], m[3]);
     CHECK(m[1] < 0.0f, "the sign fix did not keep a tiny negative moment negative: %g", m[1]);
@@ -208,7 +216,7 @@ static void sign_fix(void) {
     float smallest_neg = -5.5000004e-07f * 0.1f; /* map[126] * absmax (absmax = 0.1 * g[0]) */
     CHECK(fabsf(m[1] - smallest_neg) <= 1e-12f, "fixed code is the negative neighbour of 0: %g vs %g", m[1],
           smallest_neg);
-    lt_optim_free(o);
+    free1(o);
 }
 
 /* a checkpoint's own maps win; a map that is not sorted is refused */
@@ -218,7 +226,7 @@ static void checkpoint_maps(void) {
     for (int i = 0; i < C; i++) p[i] = 0.1f, g[i] = 0.01f * sinf((float)i);
     lt_optim *o = make1("adamw_bnb_8bit", "", 1e-3, 0, p, LT_DTYPE_F32, g, 1, C);
     if (!o) return;
-    lt_optim_step(o, 1.0f);
+    step1(o);
     lt_optim_read_moment(o, 0, 0, m1, C);
     char path[512], path2[512], err[512];
     snprintf(path, sizeof path, "%s/lowbit_maps.safetensors", lt_test_tmp_dir());
@@ -277,7 +285,7 @@ static void checkpoint_maps(void) {
     snprintf(want, sizeof want, "%s: 'w.qmap1' is not a sorted quantization map in [-1, 1] (entry 11 is %g)", path,
              qm[11]);
     CHECK(!strcmp(lt_optim_error(o2), want), "\n  got:  %s\n  want: %s", lt_optim_error(o2), want);
-    lt_optim_free(o), lt_optim_free(o2);
+    free1(o), free1(o2);
 }
 
 int main(void) {

@@ -44,7 +44,7 @@ int main(void) {
                         "adamw_torch_8bit adamw_torch_4bit");
     expect_create_error("adamw_torch", "momentum=0.9",
                         "optim_args: unknown key 'momentum' for optimizer family adamw (accepted: lr, beta1, beta2, "
-                        "eps, weight_decay, amsgrad)");
+                        "eps, weight_decay, amsgrad, bf16_stochastic_round)");
     expect_create_error("sgd", "momentum=abc", "optim_args: bad value 'abc' for key 'momentum': expected a finite number");
     expect_create_error("sgd", "momentum=1e999", "optim_args: bad value '1e999' for key 'momentum': expected a finite number");
     expect_create_error("sgd", "momentum", "optim_args: malformed entry 'momentum': expected key=value");
@@ -66,7 +66,7 @@ int main(void) {
                         "adamw_bnb_8bit: invalid block_size 8192: must be a power of two from 64 to 4096");
     expect_create_error("adamw_torch_8bit", "min_8bit_size=10",
                         "optim_args: unknown key 'min_8bit_size' for optimizer family torchao_adamw8bit (accepted: lr, "
-                        "beta1, beta2, eps, weight_decay, block_size)");
+                        "beta1, beta2, eps, weight_decay, block_size, bf16_stochastic_round)");
 
     /* API misuse */
     lt_optim *o = make("adamw_torch", "", 4, 5, W);

@@ -19,7 +19,19 @@
  * OpenMP threads internally.
  *
  * Parameters and gradients are caller-owned memory; the optimizer keeps
- * pointers to them and owns only its state. */
+ * pointers to them and owns only its state.
+ *
+ * CUDA: a parameter registered with .device = 1 lives in device memory (data
+ * and grad are device pointers of the current CUDA device); its state is
+ * allocated on that device and its steps run as fused multi-tensor kernels on
+ * the optimizer's stream (lt_optim_set_stream), asynchronously: a step returns
+ * once its kernels are queued, and reads the gradients in stream order. The
+ * math is the CPU's, operation for operation (the elementwise and low-bit
+ * optimizers give the CPU's bits; Adafactor's sums are taken in another
+ * order). lt_optim_read_state, read_moment, save and load copy device state
+ * through the host (and wait for the stream). A build without CUDA, or a
+ * machine without a GPU, refuses device parameters with a message; host
+ * parameters never touch CUDA. */
 #ifndef LEANTRAIN_OPTIM_H
 #define LEANTRAIN_OPTIM_H
 
@@ -65,12 +77,19 @@ typedef struct lt_param_desc {
     int ndim;               /* 1..LT_MAX_DIMS (0 is taken as a scalar of one element) */
     int64_t shape[LT_MAX_DIMS];
     int group;              /* parameter group index; 0 is the default group */
+    int device;             /* 0: host memory, CPU kernels. 1: data and grad are CUDA device memory of the
+                               current device; state lives there too (managed memory, prefetched before each
+                               step, for the paged_* names) and steps run on the GPU */
 } lt_param_desc;
 
 /* Creates an optimizer.
  *   name:       an `optim=` name (see lt_optim_info_at), e.g. "adamw_torch", "adafactor".
  *   optim_args: "k=v,k=v" options of that optimizer (e.g. "momentum=0.9,nesterov=True"),
- *               or NULL/"" for none. Unknown keys and malformed values are errors.
+ *               or NULL/"" for none. Unknown keys and malformed values are errors. Every
+ *               family also takes bf16_stochastic_round=True: bf16 parameters are written
+ *               back with stochastic rounding (16 random bits added below the bf16 mantissa,
+ *               from a hash of the parameter, step and element, identical on CPU and GPU)
+ *               instead of round-to-nearest-even.
  *   hp:         base hyperparameters, or NULL for lt_hparams_default().
  *   err:        receives the message on failure (may be NULL).
  * Returns NULL on failure. */
@@ -110,7 +129,8 @@ int lt_optim_group_count(const lt_optim *o);
  * initialises it). Returns the parameter index (0, 1, ...) or -1 on error. */
 int lt_optim_add_param(lt_optim *o, const lt_param_desc *desc);
 
-/* Changes where parameter `index` reads its gradient (e.g. a new buffer). */
+/* Changes where parameter `index` reads its gradient (e.g. a new buffer; a
+ * device pointer for a device parameter). */
 lt_status lt_optim_set_grad(lt_optim *o, int index, const void *grad, lt_dtype grad_dtype);
 
 /* Number of registered parameters. */
@@ -168,6 +188,39 @@ lt_status lt_optim_save(lt_optim *o, const char *path);
  * and learning rates saved in the file are restored. On error nothing is
  * changed. */
 lt_status lt_optim_load(lt_optim *o, const char *path);
+
+/* ---- CUDA (device parameters) ---- */
+
+/* Number of CUDA devices: 0 (not an error) in a build without CUDA, without a
+ * driver or without a GPU. Calls into CUDA only in a CUDA build. */
+int lt_cuda_device_count(void);
+
+/* The CUDA stream (a cudaStream_t) the device steps, state copies and checks
+ * are queued on; NULL (the default) is the legacy default stream. Work queued
+ * on the previous stream is waited for first. LT_ERR_DEVICE without CUDA. */
+lt_status lt_optim_set_stream(lt_optim *o, void *cuda_stream);
+
+/* A found-inf flag for mixed-precision training: `device_flag` is an int in
+ * device memory (NULL turns it off). While set, every kernel of a step first
+ * reads *device_flag and, when it is non-zero, returns without writing, so the
+ * whole step is skipped without a host round-trip; a skipped step does not
+ * count in the step counts (read back lazily: before the next step of the
+ * same parameter, or lt_optim_param_step, save, load). With check = 1, each
+ * step first ORs into the flag whether any gradient element * grad_scale of
+ * the stepped parameters is inf or NaN; with check = 0 only the caller sets it
+ * (e.g. with lt_optim_check_finite). The library never clears the flag: zero
+ * it (cudaMemsetAsync on the stream) before each step. Only for optimizers
+ * whose parameters are all on the device. */
+lt_status lt_optim_set_found_inf(lt_optim *o, int *device_flag, int check);
+
+/* Runs the found-inf check alone: ORs into the flag whether any gradient
+ * element * grad_scale of the device parameters is inf or NaN (queued on the
+ * stream; nothing else is done). */
+lt_status lt_optim_check_finite(lt_optim *o, float grad_scale);
+
+/* Waits for the optimizer's queued device work and reports an error of it
+ * (a no-op without device parameters). */
+lt_status lt_optim_sync(lt_optim *o);
 
 /* ---- the registry of names ---- */
 

@@ -17,6 +17,7 @@ typedef enum lt_status {
     LT_ERR_FORMAT = -3, /* a file was read but its contents are invalid */
     LT_ERR_NOMEM = -4,  /* an allocation failed */
     LT_ERR_STATE = -5,  /* the call is not valid in the object's current state */
+    LT_ERR_DEVICE = -6, /* CUDA: no device, no CUDA support in this build, or a CUDA error */
 } lt_status;
 
 /* Returns a short constant name for a status code ("ok", "bad argument", ...). */

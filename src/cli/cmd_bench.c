@@ -67,21 +67,23 @@ static double copy_bandwidth(float *dst, const float *src, size_t n, int reps) {
 
 static void usage(void) {
     fprintf(stderr, "usage: leantrain bench optim [--optim NAME] [--params MILLIONS (default 32)] [--steps N (default 10)]\n"
-                    "                             [--optim_args K=V,...]\n"
+                    "                             [--optim_args K=V,...] [--device cpu|cuda]\n"
                     "       leantrain bench quality [--steps N] [--learning_rate LR]\n"
-                    "       leantrain bench train [--steps N] [--small_only]\n");
+                    "       leantrain bench train [--steps N] [--small_only]\n"
+                    "       leantrain bench tokenize [--input FILE] [--mb M] [--threads N] [--reps R]\n");
 }
 
 int lt_cmd_bench(int argc, char **argv) {
     if (argc >= 2 && !strcmp(argv[1], "quality")) return lt_cmd_bench_quality(argc, argv);
     if (argc >= 2 && !strcmp(argv[1], "train")) return lt_cmd_bench_train(argc, argv);
+    if (argc >= 2 && !strcmp(argv[1], "tokenize")) return lt_cmd_bench_tokenize(argc, argv);
     if (argc < 2 || strcmp(argv[1], "optim")) {
         usage();
         return 2;
     }
     const char *only = NULL, *oargs = NULL;
     double millions = 32;
-    int steps = 10;
+    int steps = 10, device = 0;
     for (int i = 2; i < argc; i++) {
         if (i + 1 >= argc) {
             fprintf(stderr, "leantrain bench: flag %s needs a value\n", argv[i]);
@@ -90,7 +92,13 @@ int lt_cmd_bench(int argc, char **argv) {
         char *end;
         if (!strcmp(argv[i], "--optim")) only = argv[++i];
         else if (!strcmp(argv[i], "--optim_args")) oargs = argv[++i];
-        else if (!strcmp(argv[i], "--params")) {
+        else if (!strcmp(argv[i], "--device")) {
+            device = !strcmp(argv[++i], "cuda");
+            if (!device && strcmp(argv[i], "cpu")) {
+                fprintf(stderr, "leantrain bench: --device %s: expected cpu or cuda\n", argv[i]);
+                return 2;
+            }
+        } else if (!strcmp(argv[i], "--params")) {
             millions = strtod(argv[++i], &end);
             if (*end || !(millions > 0 && millions <= 4096)) {
                 fprintf(stderr, "leantrain bench: --params %s: expected millions of parameters in (0, 4096]\n", argv[i]);
@@ -112,6 +120,7 @@ int lt_cmd_bench(int argc, char **argv) {
         fprintf(stderr, "leantrain bench: unknown optimizer '%s' (see `leantrain optimizers`)\n", only);
         return 2;
     }
+    if (device) return lt_cmd_bench_optim_cuda(only, oargs, millions, steps);
     size_t per_block = block_numel();
     int nblocks = (int)ceil(millions * 1e6 / (double)per_block);
     size_t total = per_block * (size_t)nblocks;

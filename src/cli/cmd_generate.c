@@ -1,7 +1,8 @@
 /* `leantrain generate`: samples a continuation from a trained GPT-2 folder
- * (config.json + model.safetensors, e.g. a checkpoint). Byte-vocabulary models
- * (256 tokens) read and print text; others take and print token ids until the
- * GPT-2 tokenizer exists. */
+ * (config.json + model.safetensors, e.g. a checkpoint). With a tokenizer (the
+ * folder's own files, or --tokenizer_name_or_path) the prompt is encoded and the
+ * continuation decoded; without one, byte-vocabulary models (256 tokens) read
+ * and print text as bytes, and others take and print token ids. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,16 +10,18 @@
 
 #include "cli/commands.h"
 #include "model/gpt2.h"
+#include "tokenizer/tokenizer.h"
 #include "train/data.h"
 
 static void usage(void) {
     fprintf(stderr, "usage: leantrain generate --model_name_or_path DIR [--prompt TEXT | --prompt_ids 1,2,3]\n"
                     "                          [--max_new_tokens N (100)] [--temperature T (1.0; 0 = greedy)]\n"
-                    "                          [--top_k K (40; 0 = all)] [--seed S (42)]\n");
+                    "                          [--top_k K (40; 0 = all)] [--seed S (42)]\n"
+                    "                          [--tokenizer_name_or_path DIR (default: the model folder's, if any)]\n");
 }
 
 int lt_cmd_generate(int argc, char **argv) {
-    const char *dir = NULL, *prompt = "", *prompt_ids = NULL;
+    const char *dir = NULL, *prompt = "", *prompt_ids = NULL, *tok_path = NULL;
     long max_new = 100, top_k = 40;
     double temperature = 1.0;
     unsigned long long seed = 42;
@@ -34,6 +37,7 @@ int lt_cmd_generate(int argc, char **argv) {
         if (!strcmp(f, "--model_name_or_path")) dir = v;
         else if (!strcmp(f, "--prompt")) prompt = v;
         else if (!strcmp(f, "--prompt_ids")) prompt_ids = v;
+        else if (!strcmp(f, "--tokenizer_name_or_path")) tok_path = v;
         else if (!strcmp(f, "--max_new_tokens")) max_new = strtol(v, &end, 10);
         else if (!strcmp(f, "--temperature")) temperature = strtod(v, &end);
         else if (!strcmp(f, "--top_k")) top_k = strtol(v, &end, 10);
@@ -65,6 +69,18 @@ int lt_cmd_generate(int argc, char **argv) {
         return 1;
     }
     int P = cfg.n_positions, V = cfg.vocab_size;
+    lt_tokenizer *tok = NULL;
+    if (!tok_path && lt_tokenizer_present(dir)) tok_path = dir;
+    if (tok_path && lt_tokenizer_load(tok_path, &tok, err, sizeof err)) {
+        fprintf(stderr, "leantrain generate: %s\n", err);
+        return 1;
+    }
+    if (tok && lt_tokenizer_vocab_size(tok) > (size_t)V) {
+        fprintf(stderr, "leantrain generate: the tokenizer %s has %zu tokens, more than the model's vocab_size %d\n",
+                lt_tokenizer_source(tok), lt_tokenizer_vocab_size(tok), V);
+        lt_tokenizer_free(tok);
+        return 1;
+    }
     int32_t *ctx = malloc((size_t)P * sizeof *ctx);
     float *probs = malloc((size_t)V * sizeof *probs);
     int *idx = malloc((size_t)V * sizeof *idx);
@@ -82,25 +98,43 @@ int lt_cmd_generate(int argc, char **argv) {
             ctx[n++] = (int32_t)id;
             s = *end == ',' ? end + 1 : end;
         }
+    } else if (tok) {
+        lt_tok_ids ids = {0};
+        if (lt_tokenizer_encode(tok, prompt, strlen(prompt), &ids, err, sizeof err)) {
+            fprintf(stderr, "leantrain generate: --prompt: %s\n", err);
+            lt_tok_ids_free(&ids);
+            goto out;
+        }
+        size_t skip = ids.n > (size_t)P - 1 ? ids.n - ((size_t)P - 1) : 0; /* the prompt's end, if too long */
+        for (size_t i = skip; i < ids.n; i++) ctx[n++] = ids.ids[i];
+        lt_tok_ids_free(&ids);
     } else {
         if (V < 256 && prompt[0]) {
             fprintf(stderr, "leantrain generate: this model's vocabulary (%d) is not bytes: use --prompt_ids\n", V);
             goto out;
         }
         if (V != 256 && prompt[0]) {
-            fprintf(stderr, "leantrain generate: this model has a %d-token vocabulary; text needs its tokenizer (not "
-                            "built yet): give --prompt_ids\n", V);
+            fprintf(stderr, "leantrain generate: this model has a %d-token vocabulary and %s has no tokenizer files: give "
+                            "--tokenizer_name_or_path (gpt2 for GPT-2's) or --prompt_ids\n", V, dir);
             goto out;
         }
         for (const unsigned char *s = (const unsigned char *)prompt; *s && n < P; s++) ctx[n++] = *s;
     }
-    if (n == 0) ctx[n++] = V == 256 ? '\n' : 50256 < V ? 50256 : 0; /* start from a newline / <|endoftext|> */
+    if (n == 0) /* start from <|endoftext|> or a newline */
+        ctx[n++] = tok && lt_tokenizer_eot(tok) >= 0 ? lt_tokenizer_eot(tok) : V == 256 ? '\n' : 50256 < V ? 50256 : 0;
     if (lt_gpt2_create(&cfg, &m, err, sizeof err) || lt_gpt2_load(m, (snprintf(path, sizeof path, "%s/model.safetensors", dir), path), err, sizeof err) ||
         lt_gpt2_set_batch(m, 1, P, err, sizeof err)) {
         fprintf(stderr, "leantrain generate: %s\n", err);
         goto out;
     }
-    if (V == 256) fwrite(prompt, 1, strlen(prompt), stdout);
+    if (tok && !prompt_ids) fwrite(prompt, 1, strlen(prompt), stdout);
+    else if (tok) {
+        for (int i = 0; i < n; i++) {
+            size_t len;
+            const char *s = lt_tokenizer_token_bytes(tok, ctx[i], &len);
+            if (s) fwrite(s, 1, len, stdout);
+        }
+    } else if (V == 256) fwrite(prompt, 1, strlen(prompt), stdout);
     else
         for (int i = 0; i < n; i++) printf("%s%d", i ? "," : "", ctx[i]);
     uint64_t rng = seed;
@@ -143,7 +177,11 @@ int lt_cmd_generate(int argc, char **argv) {
                 }
         }
         ctx[n++] = next;
-        if (V == 256) putchar(next);
+        size_t len;
+        const char *bytes = tok ? lt_tokenizer_token_bytes(tok, next, &len) : NULL;
+        if (bytes) fwrite(bytes, 1, len, stdout); /* a token may end inside a character: the bytes join up */
+        else if (tok) printf("<%d>", next); /* an id the tokenizer lacks (the model's vocabulary is larger) */
+        else if (V == 256) putchar(next);
         else printf(",%d", next);
         fflush(stdout);
     }
@@ -151,6 +189,7 @@ int lt_cmd_generate(int argc, char **argv) {
     rc = 0;
 out:
     lt_gpt2_free(m);
+    lt_tokenizer_free(tok);
     free(ctx), free(probs), free(idx);
     return rc;
 }

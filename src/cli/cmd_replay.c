@@ -1,7 +1,9 @@
 /* `leantrain replay FILE...`: rebuilds the optimizer a reference trace
  * describes, feeds it the recorded gradients and compares every parameter
  * after every step, then the final states, by the trace's own metric
- * (max |ours - ref| / (1e-3 + |ref|)) and tolerance. */
+ * (max |ours - ref| / (1e-3 + |ref|)) and tolerance. With --device cuda the
+ * parameters and gradients live in CUDA device memory and the steps run on the
+ * GPU (each step's gradients are uploaded, the parameters read back). */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
@@ -9,6 +11,7 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "kernels/optim_kernels_cuda.h"
 #include "leantrain/optim.h"
 #include "leantrain/safetensors.h"
 
@@ -77,13 +80,14 @@ static cJSON *meta_json(const lt_st_file *f, const char *key, char *err, size_t 
     return j;
 }
 
-/* Replays one optim-trace-1 file. Returns 1 on PASS; prints the line either way. */
-static int replay_optim_trace(const char *path, lt_st_file *f) {
+/* Replays one optim-trace-1 file (on the GPU when device). Returns 1 on PASS; prints the line either way. */
+static int replay_optim_trace(const char *path, lt_st_file *f, int device) {
     char err[1024] = "";
     char args[2048] = "";
     cJSON *hj = NULL, *gj = NULL, *pj = NULL, *lj = NULL;
     lt_optim *o = NULL;
     float **pbuf = NULL, **gbuf = NULL, *tmp = NULL;
+    void **dp = NULL, **dg = NULL; /* device copies of the parameters and gradients */
     int np = 0, ok = 0, steps = 0;
     worst_t w = {0.0, ""};
     const char *optim = lt_st_meta(f, "optim"), *tol_s = lt_st_meta(f, "tolerance"), *steps_s = lt_st_meta(f, "steps");
@@ -108,7 +112,9 @@ static int replay_optim_trace(const char *path, lt_st_file *f) {
     int *group_of = calloc((size_t)np + 1, sizeof *group_of);
     pbuf = calloc((size_t)np + 1, sizeof *pbuf);
     gbuf = calloc((size_t)np + 1, sizeof *gbuf);
-    if (!group_of || !pbuf || !gbuf) {
+    dp = calloc((size_t)np + 1, sizeof *dp);
+    dg = calloc((size_t)np + 1, sizeof *dg);
+    if (!group_of || !pbuf || !gbuf || !dp || !dg) {
         free(group_of);
         snprintf(err, sizeof err, "out of memory");
         goto out;
@@ -163,6 +169,15 @@ static int replay_optim_trace(const char *path, lt_st_file *f) {
         }
         if (t->numel > maxn) maxn = t->numel;
         lt_param_desc d = {.name = name, .data = pbuf[i], .grad = gbuf[i], .ndim = t->ndim, .group = group_of[i]};
+        if (device) {
+            size_t bytes = t->numel * sizeof(float);
+            if (lt_cuda_malloc_raw(&dp[i], bytes, err, sizeof err) || lt_cuda_malloc_raw(&dg[i], bytes, err, sizeof err) ||
+                lt_cuda_memcpy_raw(dp[i], pbuf[i], bytes, 0, err, sizeof err)) {
+                free(group_of);
+                goto out;
+            }
+            d.data = dp[i], d.grad = dg[i], d.device = 1;
+        }
         for (int k = 0; k < t->ndim; k++) d.shape[k] = t->shape[k];
         if (lt_optim_add_param(o, &d) < 0) {
             snprintf(err, sizeof err, "%s", lt_optim_error(o));
@@ -190,10 +205,21 @@ static int replay_optim_trace(const char *path, lt_st_file *f) {
                 if (!err[0]) snprintf(err, sizeof err, "tensor '%s' is missing", tn);
                 goto out;
             }
+            if (device && lt_cuda_memcpy_raw(dg[i], gbuf[i], t->numel * sizeof(float), 0, err, sizeof err)) goto out;
         }
         if (lt_optim_step(o, 1.0f) != LT_OK) {
             snprintf(err, sizeof err, "step %d: %s", s, lt_optim_error(o));
             goto out;
+        }
+        for (int i = 0; device && i < np; i++) {
+            char tn[512];
+            snprintf(tn, sizeof tn, "%s.init", cJSON_GetArrayItem(pj, i)->valuestring);
+            size_t n = lt_st_find(f, tn)->numel; /* present: checked when the parameters were registered */
+            if (lt_optim_sync(o) != LT_OK) {
+                snprintf(err, sizeof err, "step %d: %s", s, lt_optim_error(o));
+                goto out;
+            }
+            if (lt_cuda_memcpy_raw(pbuf[i], dp[i], n * sizeof(float), 1, err, sizeof err)) goto out;
         }
         for (int i = 0; i < np; i++) {
             const char *name = cJSON_GetArrayItem(pj, i)->valuestring;
@@ -234,25 +260,44 @@ static int replay_optim_trace(const char *path, lt_st_file *f) {
         nstates++;
     }
     ok = w.worst <= tol;
-    printf("%s  %s  worst %.3e  tol %.3e  optim %s  steps %d  states %d%s%s\n", ok ? "PASS" : "FAIL", path, w.worst,
-           tol, optim, steps, nstates, ok ? "" : "  at ", ok ? "" : w.where);
+    printf("%s  %s  worst %.3e  tol %.3e  optim %s  steps %d  states %d%s%s%s\n", ok ? "PASS" : "FAIL", path, w.worst,
+           tol, optim, steps, nstates, device ? "  device cuda" : "", ok ? "" : "  at ", ok ? "" : w.where);
 out:
     if (err[0]) printf("FAIL  %s  error: %s\n", path, err);
     for (int i = 0; pbuf && i < np; i++) free(pbuf[i]);
     for (int i = 0; gbuf && i < np; i++) free(gbuf[i]);
-    free(pbuf), free(gbuf), free(tmp);
     lt_optim_free(o);
+    o = NULL;
+    for (int i = 0; dp && i < np; i++) lt_cuda_free_raw(dp[i]), lt_cuda_free_raw(dg[i]);
+    free(dp), free(dg);
+    free(pbuf), free(gbuf), free(tmp);
     cJSON_Delete(hj), cJSON_Delete(gj), cJSON_Delete(pj), cJSON_Delete(lj);
     return ok && !err[0];
 }
 
 int lt_cmd_replay(int argc, char **argv) {
-    if (argc < 2) {
-        fprintf(stderr, "usage: leantrain replay FILE...   (optim-trace-1 or gpt2-trace-1 safetensors files)\n");
+    int first = 1, device = 0;
+    if (argc >= 3 && !strcmp(argv[1], "--device")) {
+        if (!strcmp(argv[2], "cuda")) device = 1;
+        else if (strcmp(argv[2], "cpu")) {
+            fprintf(stderr, "leantrain replay: --device %s: expected cpu or cuda\n", argv[2]);
+            return 2;
+        }
+        first = 3;
+    }
+    if (argc <= first) {
+        fprintf(stderr, "usage: leantrain replay [--device cpu|cuda] FILE...   (optim-trace-1 or gpt2-trace-1 safetensors "
+                        "files; with cuda the optimizer steps run on the GPU)\n");
         return 2;
     }
+    if (device && lt_cuda_device_count() < 1) {
+        char what[256];
+        lt_cuda_describe(what, sizeof what);
+        fprintf(stderr, "leantrain replay: --device cuda: %s\n", what);
+        return 1;
+    }
     int failed = 0;
-    for (int i = 1; i < argc; i++) {
+    for (int i = first; i < argc; i++) {
         char err[1024];
         lt_st_file *f = NULL;
         if (lt_st_open(argv[i], &f, err, sizeof err) != LT_OK) {
@@ -262,8 +307,9 @@ int lt_cmd_replay(int argc, char **argv) {
         }
         const char *fmt = lt_st_meta(f, "format");
         if (fmt && !strcmp(fmt, "optim-trace-1")) {
-            failed += !replay_optim_trace(argv[i], f);
+            failed += !replay_optim_trace(argv[i], f, device);
         } else if (fmt && !strcmp(fmt, "gpt2-trace-1")) {
+            if (device) fprintf(stderr, "note: %s: the GPT-2 model runs on the CPU only; replayed on the CPU\n", argv[i]);
             failed += !lt_replay_gpt2(argv[i], f);
         } else {
             printf("FAIL  %s  error: trace format '%s' is not supported by this build (supported: optim-trace-1, "

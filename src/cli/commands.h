@@ -31,6 +31,10 @@ int lt_cmd_optimizers(int argc, char **argv);
  * the same run. */
 int lt_cmd_bench(int argc, char **argv);
 
+/* `leantrain bench optim --device cuda`: the same table for device parameters,
+ * timed with CUDA events, against a device-to-device copy timed in the same run. */
+int lt_cmd_bench_optim_cuda(const char *only, const char *optim_args, double millions, int steps);
+
 /* `leantrain bench quality [--steps N] [--learning_rate LR]`: final losses and state
  * bytes of fp32 AdamW, Adafactor, Lion and the 8-bit and 4-bit optimizers on one
  * small training problem. */
@@ -39,6 +43,15 @@ int lt_cmd_bench_quality(int argc, char **argv);
 /* `leantrain bench train [--steps N] [--small_only]`: GPT-2 training tokens/s and FLOP/s against
  * the sgemm rate measured in the same run. */
 int lt_cmd_bench_train(int argc, char **argv);
+
+/* `leantrain bench tokenize [--input FILE] [--mb M] [--threads N] [--reps R] [--tokenizer_name_or_path DIR]`:
+ * GPT-2 encoding MB/s with one thread and with N (all) threads, on a file or a generated text. */
+int lt_cmd_bench_tokenize(int argc, char **argv);
+
+/* `leantrain tokenize --input FILE --output FILE.bin [--tokenizer_name_or_path DIR] [--threads N]
+ * [--chunk_mb M]`: streams text into an llm.c token file (atomically: nothing is left on failure);
+ * `--decode` turns a token file back into text. */
+int lt_cmd_tokenize(int argc, char **argv);
 
 /* `leantrain plan [model, batch and method flags] [--memory SIZE --fit]`: the memory table without
  * training; with --fit, the method combinations that fit, fastest first. */

@@ -11,6 +11,8 @@ static void usage(FILE *f) {
             "  train [flags]         train GPT-2 with the Hugging Face Trainer's flags (train --help)\n"
             "  generate --model_name_or_path DIR [--prompt TEXT] [--max_new_tokens N] [--temperature T]\n"
             "           [--top_k K] [--seed S]   sample text from a trained model\n"
+            "  tokenize --input FILE --output FILE.bin [--tokenizer_name_or_path DIR] [--threads N]\n"
+            "                        text -> llm.c token file with the GPT-2 tokenizer (streaming; --decode: back)\n"
             "  plan [model/batch/method flags] [--memory 24GB --fit]\n"
             "                        the memory table of a run without training; what fits, fastest first\n"
             "  replay FILE...        check against reference traces (optim-trace-1, gpt2-trace-1); PASS/FAIL per file\n"
@@ -19,6 +21,8 @@ static void usage(FILE *f) {
             "                        time each optimizer's step against the copy bandwidth\n"
             "  bench quality [--steps N] [--learning_rate LR]\n"
             "                        final losses of AdamW, Adafactor and the low-bit optimizers on one problem\n"
+            "  bench tokenize [--input FILE] [--threads N]\n"
+            "                        GPT-2 tokenizer encoding MB/s, one thread and all threads\n"
             "  info FILE...          list a safetensors file's metadata and tensors\n"
             "  help                  this text\n");
 }
@@ -36,6 +40,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "train")) return lt_cmd_train(argc - 1, argv + 1);
     if (!strcmp(cmd, "plan")) return lt_cmd_plan(argc - 1, argv + 1);
     if (!strcmp(cmd, "generate")) return lt_cmd_generate(argc - 1, argv + 1);
+    if (!strcmp(cmd, "tokenize")) return lt_cmd_tokenize(argc - 1, argv + 1);
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
         usage(stdout);
         return 0;

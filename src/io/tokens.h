@@ -21,7 +21,8 @@ typedef struct lt_tokens {
     int bytes;           /* 1: text read as bytes (vocabulary 256); 2: uint16 token file */
     const void *data;    /* n elements of uint8 or uint16 */
     void *map;           /* the mapping (munmap on close) */
-    size_t map_len;
+    size_t map_len;      /* bytes held: the mapping's, or the owned buffer's */
+    void *owned;         /* or a malloc'd buffer (free on close): tokens made in memory */
     int max_id;          /* the largest id present (computed on open) */
 } lt_tokens;
 
@@ -35,7 +36,11 @@ static inline int lt_tokens_get(const lt_tokens *t, size_t i) {
     return t->bytes == 1 ? ((const uint8_t *)t->data)[i] : ((const uint16_t *)t->data)[i];
 }
 
-/* Unmaps. Safe on a zeroed struct. */
+/* Makes t the n uint16 tokens ids[0..n), taking ownership of the malloc'd
+ * buffer (freed by lt_tokens_close): text encoded in memory. */
+void lt_tokens_adopt_u16(lt_tokens *t, uint16_t *ids, size_t n);
+
+/* Unmaps (or frees). Safe on a zeroed struct. */
 void lt_tokens_close(lt_tokens *t);
 
 /* Writes ids[0..n) as an llm.c token file, atomically. Ids must be < 65536. */

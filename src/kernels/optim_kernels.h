@@ -12,11 +12,41 @@
 
 #include "leantrain/dtype.h"
 
-/* One array operand: storage pointer and dtype. ptr may be NULL when unused. */
+/* Functions that the CUDA kernels share with the CPU ones are compiled for both. */
+#ifdef __CUDACC__
+#define LT_KHD __host__ __device__
+#else
+#define LT_KHD
+#endif
+
+/* One array operand: storage pointer and dtype. ptr may be NULL when unused.
+ * sr: for a bf16 parameter, non-zero asks for stochastic rounding on write-back
+ * with this seed (lt_sr_bits); 0 rounds to nearest even. */
 typedef struct lt_karr {
     void *ptr;
     lt_dtype dt;
+    uint32_t sr;
 } lt_karr;
+
+/* The 16 random bits that stochastic rounding adds below element i's bf16
+ * mantissa: a hash of (seed, i), so that the CPU and CUDA kernels round every
+ * element the same way (splitmix64's finalizer). */
+LT_KHD static inline uint32_t lt_sr_bits(uint32_t seed, uint64_t i) {
+    uint64_t z = (((uint64_t)seed << 32) ^ i) + 0x9e3779b97f4a7c15ull;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    z ^= z >> 31;
+    return (uint32_t)(z >> 16) & 0xffffu;
+}
+
+/* The seed of parameter `index` at step `step` (never 0). */
+static inline uint32_t lt_sr_seed(uint32_t index, int64_t step) {
+    uint64_t z = ((uint64_t)step << 20) ^ (uint64_t)index;
+    z = (z ^ (z >> 33)) * 0xff51afd7ed558ccdull;
+    z = (z ^ (z >> 33)) * 0xc4ceb9fe1a85ec53ull;
+    z ^= z >> 33;
+    return (uint32_t)z | 1u;
+}
 
 /* The operands of an elementwise step: parameter, gradient (read as g*gscale)
  * and up to four state arrays, all of n elements. */

@@ -9,6 +9,7 @@
  * A vector has the same two passes (its second moment is elementwise). */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "optim/validate.h"
 
@@ -60,6 +61,7 @@ static lt_status af_declare(lt_optim *o, lt_param *p, const lt_group_hp *hp) {
     shp[p->ndim - 2] = p->shape[p->ndim - 1];
     if (lt_param_declare(o, p, "exp_avg_sq_col", LT_DTYPE_F32, p->ndim - 1, shp)) return LT_ERR_NOMEM;
 
+    if (p->device) return LT_OK; /* the device step keeps its workspace in the CUDA context */
     /* workspace for the step, sized for the largest factored parameter */
     size_t batch, rows, cols;
     af_view(p, &batch, &rows, &cols);
@@ -79,19 +81,55 @@ static lt_status af_declare(lt_optim *o, lt_param *p, const lt_group_hp *hp) {
     return LT_OK;
 }
 
+/* The device step: the same passes, with the scale, the row mean and the
+ * clipping divisor computed on the device (kernels/cuda/adafactor.cu). */
+static lt_status af_step_device(lt_optim *o, lt_param *p, const lt_group_hp *hp, float gs, double rho, float b2t,
+                                float omb2t) {
+    lt_kaf_args a;
+    memset(&a, 0, sizeof a);
+    a.p = lt_param_parr(p);
+    a.g = lt_param_garr(p);
+    a.gscale = gs;
+    a.factored = p->ndim >= 2;
+    if (a.factored) {
+        af_view(p, &a.batch, &a.rows, &a.cols);
+        a.R = lt_param_state(p, "exp_avg_sq_row")->data;
+        a.C = lt_param_state(p, "exp_avg_sq_col")->data;
+    } else {
+        a.batch = a.rows = 1;
+        a.cols = p->numel;
+        a.C = lt_param_state(p, "exp_avg_sq")->data;
+    }
+    lt_state *m = lt_param_state(p, "exp_avg");
+    if (!isnan(hp->af_beta1) && !m)
+        return lt_optim_fail(o, LT_ERR_STATE, "'%s': beta1 was set after the parameter was registered", p->name);
+    a.m = isnan(hp->af_beta1) ? NULL : m->data;
+    a.b1 = isnan(hp->af_beta1) ? 0.0f : (float)hp->af_beta1;
+    a.rho = rho;
+    a.scale_parameter = hp->scale_parameter;
+    a.eps2 = hp->eps2;
+    a.clip_threshold = hp->clip_threshold;
+    a.weight_decay = hp->weight_decay;
+    a.eps1 = (float)hp->eps1;
+    a.b2t = b2t;
+    a.omb2t = omb2t;
+    return lt_cuda_status(o, lt_kernel_adafactor_cuda(o->cuda, &a));
+}
+
 static lt_status af_step(lt_optim *o, lt_param *p, const lt_group_hp *hp, float gs) {
     const double t = (double)p->step;
-    lt_karr par = {p->data, p->dtype}, grad = {(void *)p->grad, p->grad_dtype};
+    lt_karr par = lt_param_parr(p), grad = lt_param_garr(p);
     double rho = hp->lr;
     if (hp->relative_step) {
         double min_step = hp->warmup_init ? 1e-6 * t : 1e-2;
         rho = fmin(min_step, 1.0 / sqrt(t));
     }
+    const double b2t_d = 1.0 - pow(t, hp->decay_rate);
+    const float b2t = (float)b2t_d, omb2t = (float)(1.0 - b2t_d);
+    if (p->device) return af_step_device(o, p, hp, gs, rho, b2t, omb2t);
     double scale = 1.0;
     if (hp->scale_parameter) scale = fmax(hp->eps2, sqrt(lt_kernel_sumsq(par, p->numel) / (double)p->numel));
     const float lr_t = (float)(rho * scale);
-    const double b2t_d = 1.0 - pow(t, hp->decay_rate);
-    const float b2t = (float)b2t_d, omb2t = (float)(1.0 - b2t_d);
     double sumsq;
     float *rf = NULL, *cf;
     size_t batch = 1, rows = 1, cols = p->numel;
@@ -139,7 +177,7 @@ static lt_status af_step(lt_optim *o, lt_param *p, const lt_group_hp *hp, float 
 const lt_family lt_family_adafactor = {
     .family = "adafactor",
     .keys = K_LR | K_WD | K_EPS1 | K_EPS2 | K_CLIP | K_DECAY_RATE | K_AF_BETA1 | K_SCALE_PARAM | K_RELATIVE |
-            K_WARMUP_INIT,
+            K_WARMUP_INIT | K_SR,
     .defaults = af_defaults,
     .validate = af_validate,
     .declare_state = af_declare,

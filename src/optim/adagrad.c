@@ -24,17 +24,17 @@ static lt_status adagrad_init(lt_optim *o, lt_param *p, const lt_group_hp *hp) {
 }
 
 static lt_status adagrad_step(lt_optim *o, lt_param *p, const lt_group_hp *hp, float gscale) {
-    (void)o;
     lt_ktensor t = lt_param_ktensor(p, gscale);
     t.s[0] = lt_param_karr(p, "sum");
     lt_kadagrad k = {(float)(hp->lr / (1.0 + (double)(p->step - 1) * hp->lr_decay)), (float)hp->weight_decay,
                      (float)hp->eps};
+    if (p->device) return lt_cuda_status(o, lt_kernel_adagrad_cuda(o->cuda, &t, &k));
     lt_kernel_adagrad(&t, &k);
     return LT_OK;
 }
 
 const lt_family lt_family_adagrad = {.family = "adagrad",
-                                     .keys = K_LR | K_WD | K_EPS | K_LR_DECAY | K_INIT_ACC,
+                                     .keys = K_LR | K_WD | K_EPS | K_LR_DECAY | K_INIT_ACC | K_SR,
                                      .defaults = adagrad_defaults,
                                      .validate = adagrad_validate,
                                      .declare_state = adagrad_declare,

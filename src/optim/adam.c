@@ -47,6 +47,7 @@ static lt_status adam_step_common(lt_optim *o, lt_param *p, const lt_group_hp *h
     k.bc2_sqrt = (float)sqrt(1.0 - pow(hp->beta2, tt));
     k.eps = (float)hp->eps;
     k.amsgrad = hp->amsgrad && t.s[2].ptr;
+    if (p->device) return lt_cuda_status(o, lt_kernel_adam_cuda(o->cuda, &t, &k));
     lt_kernel_adam(&t, &k);
     return LT_OK;
 }
@@ -59,7 +60,7 @@ static lt_status adam_step(lt_optim *o, lt_param *p, const lt_group_hp *hp, floa
     return adam_step_common(o, p, hp, gscale, 0);
 }
 
-#define ADAM_KEYS (K_LR | K_BETA1 | K_BETA2 | K_EPS | K_WD | K_AMSGRAD)
+#define ADAM_KEYS (K_LR | K_BETA1 | K_BETA2 | K_EPS | K_WD | K_AMSGRAD | K_SR)
 
 const lt_family lt_family_adamw = {.family = "adamw",
                                    .keys = ADAM_KEYS,

@@ -48,13 +48,14 @@ static lt_status anyprec_step(lt_optim *o, lt_param *p, const lt_group_hp *hp, f
                      (float)(hp->lr / (1.0 - pow(hp->beta1, tt))),
                      (float)sqrt(1.0 - pow(hp->beta2, tt)),
                      (float)hp->eps};
+    if (p->device) return lt_cuda_status(o, lt_kernel_anyprecision_cuda(o->cuda, &t, &k));
     lt_kernel_anyprecision(&t, &k);
     return LT_OK;
 }
 
 const lt_family lt_family_anyprecision = {
     .family = "adamw_anyprecision",
-    .keys = K_LR | K_BETA1 | K_BETA2 | K_EPS | K_WD | K_KAHAN | K_MOM_DTYPE | K_VAR_DTYPE | K_COMP_DTYPE,
+    .keys = K_LR | K_BETA1 | K_BETA2 | K_EPS | K_WD | K_KAHAN | K_MOM_DTYPE | K_VAR_DTYPE | K_COMP_DTYPE | K_SR,
     .base_keys = K_BETA1 | K_BETA2 | K_EPS,
     .defaults = anyprec_defaults,
     .validate = anyprec_validate,

@@ -20,17 +20,17 @@ static lt_status lion_declare(lt_optim *o, lt_param *p, const lt_group_hp *hp) {
 }
 
 static lt_status lion_step(lt_optim *o, lt_param *p, const lt_group_hp *hp, float gscale) {
-    (void)o;
     lt_ktensor t = lt_param_ktensor(p, gscale);
     t.s[0] = lt_param_karr(p, "exp_avg");
     lt_klion k = {(float)(1.0 - hp->lr * hp->weight_decay), (float)hp->lr, (float)hp->beta1,
                   (float)(1.0 - hp->beta1), (float)hp->beta2, (float)(1.0 - hp->beta2)};
+    if (p->device) return lt_cuda_status(o, lt_kernel_lion_cuda(o->cuda, &t, &k));
     lt_kernel_lion(&t, &k);
     return LT_OK;
 }
 
 const lt_family lt_family_lion = {.family = "lion",
-                                  .keys = K_LR | K_BETA1 | K_BETA2 | K_WD,
+                                  .keys = K_LR | K_BETA1 | K_BETA2 | K_WD | K_SR,
                                   .base_keys = K_BETA1 | K_BETA2,
                                   .defaults = lion_defaults,
                                   .validate = lion_validate,

@@ -78,14 +78,16 @@ static lt_kbnb bnb_scalars(const lt_param *p, const lt_group_hp *hp) {
 
 static lt_status bnb_adam_step(lt_optim *o, lt_param *p, const lt_group_hp *hp, float gs) {
     lt_kbnb k = bnb_scalars(p, hp);
-    lt_karr par = {p->data, p->dtype}, grad = {(void *)p->grad, p->grad_dtype};
+    lt_karr par = lt_param_parr(p), grad = lt_param_garr(p);
     if (p->quant) {
-        lt_kernel_bnb8_adam(par, grad, gs, p->numel, qstate(o, p, "state1", "absmax1", 0),
-                            qstate(o, p, "state2", "absmax2", 1), &k);
+        lt_kqstate m = qstate(o, p, "state1", "absmax1", 0), v = qstate(o, p, "state2", "absmax2", 1);
+        if (p->device) return lt_cuda_status(o, lt_kernel_bnb8_adam_cuda(o->cuda, par, grad, gs, p->numel, m, v, &k));
+        lt_kernel_bnb8_adam(par, grad, gs, p->numel, m, v, &k);
     } else {
         lt_ktensor t = lt_param_ktensor(p, gs);
         t.s[0] = lt_param_karr(p, "state1");
         t.s[1] = lt_param_karr(p, "state2");
+        if (p->device) return lt_cuda_status(o, lt_kernel_bnb32_adam_cuda(o->cuda, &t, &k));
         lt_kernel_bnb32_adam(&t, &k);
     }
     return LT_OK;
@@ -93,12 +95,15 @@ static lt_status bnb_adam_step(lt_optim *o, lt_param *p, const lt_group_hp *hp, 
 
 static lt_status bnb_lion_step(lt_optim *o, lt_param *p, const lt_group_hp *hp, float gs) {
     lt_kbnb k = bnb_scalars(p, hp);
-    lt_karr par = {p->data, p->dtype}, grad = {(void *)p->grad, p->grad_dtype};
+    lt_karr par = lt_param_parr(p), grad = lt_param_garr(p);
     if (p->quant) {
-        lt_kernel_bnb8_lion(par, grad, gs, p->numel, qstate(o, p, "state1", "absmax1", 0), &k);
+        lt_kqstate m = qstate(o, p, "state1", "absmax1", 0);
+        if (p->device) return lt_cuda_status(o, lt_kernel_bnb8_lion_cuda(o->cuda, par, grad, gs, p->numel, m, &k));
+        lt_kernel_bnb8_lion(par, grad, gs, p->numel, m, &k);
     } else {
         lt_ktensor t = lt_param_ktensor(p, gs);
         t.s[0] = lt_param_karr(p, "state1");
+        if (p->device) return lt_cuda_status(o, lt_kernel_bnb32_lion_cuda(o->cuda, &t, &k));
         lt_kernel_bnb32_lion(&t, &k);
     }
     return LT_OK;
@@ -126,7 +131,7 @@ static lt_status bnb_after_load(lt_optim *o, lt_param *p) {
     return LT_OK;
 }
 
-#define BNB_KEYS (K_LR | K_BETA1 | K_BETA2 | K_EPS | K_WD | K_BLOCK | K_MIN8)
+#define BNB_KEYS (K_LR | K_BETA1 | K_BETA2 | K_EPS | K_WD | K_BLOCK | K_MIN8 | K_SR)
 
 const lt_family lt_family_bnb_adam8 = {.family = "bnb_adam8bit",
                                        .keys = BNB_KEYS,

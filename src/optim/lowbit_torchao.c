@@ -69,12 +69,16 @@ static lt_status ao_step(lt_optim *o, lt_param *p, const lt_group_hp *hp, float 
                 (float)hp->lr, (float)(1.0 - pow(hp->beta1, t)), (float)sqrt(1.0 - pow(hp->beta2, t)),
                 (float)hp->eps, p->block, ao_bits(o)};
     if (p->quant) {
-        lt_karr par = {p->data, p->dtype}, grad = {(void *)p->grad, p->grad_dtype};
+        lt_karr par = lt_param_parr(p), grad = lt_param_garr(p);
+        if (p->device)
+            return lt_cuda_status(o, lt_kernel_ao_adam_cuda(o->cuda, par, grad, gs, p->numel, qstate(o, p, 0),
+                                                            qstate(o, p, 1), &k));
         lt_kernel_ao_adam(par, grad, gs, p->numel, qstate(o, p, 0), qstate(o, p, 1), &k);
     } else {
         lt_ktensor kt = lt_param_ktensor(p, gs);
         kt.s[0] = lt_param_karr(p, "exp_avg");
         kt.s[1] = lt_param_karr(p, "exp_avg_sq");
+        if (p->device) return lt_cuda_status(o, lt_kernel_ao_adam_plain_cuda(o->cuda, &kt, &k));
         lt_kernel_ao_adam_plain(&kt, &k);
     }
     return LT_OK;
@@ -85,7 +89,7 @@ static lt_status ao_moment(lt_optim *o, lt_param *p, int which, float *out) {
         lt_kernel_dequant(qstate(o, p, which), p->numel, p->block, ao_bits(o), out);
         return LT_OK;
     }
-    return lt_optim_read_state(o, (int)(p - o->params), which ? "exp_avg_sq" : "exp_avg", out, p->numel);
+    return lt_state_read_f32(o, p, lt_param_state(p, which ? "exp_avg_sq" : "exp_avg"), out, p->numel);
 }
 
 static lt_status ao_check(lt_optim *o, const lt_param *p, const char *state, const void *data, size_t n,
@@ -105,7 +109,7 @@ static lt_status ao_after_load(lt_optim *o, lt_param *p) {
 
 #define AO_FAMILY(var, fam_name)                                                                                     \
     const lt_family var = {.family = fam_name,                                                                       \
-                           .keys = K_LR | K_BETA1 | K_BETA2 | K_EPS | K_WD | K_BLOCK,                                \
+                           .keys = K_LR | K_BETA1 | K_BETA2 | K_EPS | K_WD | K_BLOCK | K_SR,                                \
                            .base_keys = K_BETA1 | K_BETA2 | K_EPS,                                                   \
                            .defaults = ao_defaults,                                                                  \
                            .validate = ao_validate,                                                                  \

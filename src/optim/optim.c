@@ -76,12 +76,16 @@ lt_optim *lt_optim_create(const char *name, const char *optim_args, const lt_hpa
 
 void lt_optim_free(lt_optim *o) {
     if (!o) return;
+    if (o->cuda) lt_cuda_sync(o->cuda); /* kernels may still use the state freed below */
     for (int i = 0; i < o->nqtabs; i++) free(o->qtabs[i]);
     free(o->qtabs);
     for (int i = 0; i < o->nparams; i++) {
         free(o->params[i].name);
-        for (int k = 0; k < o->params[i].nstate; k++) free(o->params[i].st[k].data);
+        if (o->params[i].device) lt_device_free_states(o, &o->params[i]);
+        else
+            for (int k = 0; k < o->params[i].nstate; k++) free(o->params[i].st[k].data);
     }
+    lt_cuda_destroy(o->cuda);
     free(o->params);
     free(o->groups);
     free(o->optim_args);
@@ -169,6 +173,14 @@ lt_status lt_param_declare(lt_optim *o, lt_param *p, const char *name, lt_dtype 
 
 static int valid_float_dtype(lt_dtype t) { return t == LT_DTYPE_F32 || t == LT_DTYPE_BF16 || t == LT_DTYPE_F16; }
 
+static void free_states(lt_optim *o, lt_param *p) {
+    if (p->device) {
+        lt_device_free_states(o, p);
+        return;
+    }
+    for (int k = 0; k < p->nstate; k++) free(p->st[k].data);
+}
+
 int lt_optim_add_param(lt_optim *o, const lt_param_desc *d) {
     if (!d || !d->name || !*d->name) {
         lt_optim_fail(o, LT_ERR_ARG, "add_param: a parameter needs a non-empty name");
@@ -196,8 +208,15 @@ int lt_optim_add_param(lt_optim *o, const lt_param_desc *d) {
                       d->group, o->ngroups, o->ngroups == 1 ? "" : "s");
         return -1;
     }
+    if (d->device && lt_device_check(o, d) != LT_OK) return -1;
+    if (!d->device && o->found_inf) {
+        lt_optim_fail(o, LT_ERR_STATE, "add_param: parameter '%s' is in host memory, but a found-inf flag is set "
+                      "(only for optimizers whose parameters are all on the device)", d->name);
+        return -1;
+    }
     lt_param p;
     memset(&p, 0, sizeof p);
+    p.device = d->device;
     p.ndim = d->ndim;
     p.numel = 1;
     for (int k = 0; k < d->ndim; k++) {
@@ -219,21 +238,25 @@ int lt_optim_add_param(lt_optim *o, const lt_param_desc *d) {
     p.grad_dtype = d->grad_dtype;
     p.group = d->group;
     if (o->fam->declare_state(o, &p, &o->groups[d->group]) != LT_OK) return -1;
-    for (int k = 0; k < p.nstate; k++) {
-        size_t bytes = p.st[k].numel * lt_dtype_size(p.st[k].dtype);
-        size_t rounded = (bytes + 63) / 64 * 64;
-        p.st[k].data = rounded ? aligned_alloc(64, rounded) : NULL;
-        if (rounded && !p.st[k].data) {
-            for (int j = 0; j < k; j++) free(p.st[j].data);
-            lt_optim_fail(o, LT_ERR_NOMEM, "add_param: out of memory for %zu bytes of state '%s' of '%s'", bytes,
-                          p.st[k].name, d->name);
+    if (p.device) {
+        if (lt_device_alloc_states(o, &p, &o->groups[d->group]) != LT_OK) return -1;
+    } else {
+        for (int k = 0; k < p.nstate; k++) {
+            size_t bytes = p.st[k].numel * lt_dtype_size(p.st[k].dtype);
+            size_t rounded = (bytes + 63) / 64 * 64;
+            p.st[k].data = rounded ? aligned_alloc(64, rounded) : NULL;
+            if (rounded && !p.st[k].data) {
+                for (int j = 0; j < k; j++) free(p.st[j].data);
+                lt_optim_fail(o, LT_ERR_NOMEM, "add_param: out of memory for %zu bytes of state '%s' of '%s'", bytes,
+                              p.st[k].name, d->name);
+                return -1;
+            }
+            if (rounded) memset(p.st[k].data, 0, rounded);
+        }
+        if (o->fam->init_state && o->fam->init_state(o, &p, &o->groups[d->group]) != LT_OK) {
+            free_states(o, &p);
             return -1;
         }
-        if (rounded) memset(p.st[k].data, 0, rounded);
-    }
-    if (o->fam->init_state && o->fam->init_state(o, &p, &o->groups[d->group]) != LT_OK) {
-        for (int k = 0; k < p.nstate; k++) free(p.st[k].data);
-        return -1;
     }
     p.name = strdup(d->name);
     if (o->nparams == o->cap) {
@@ -241,7 +264,7 @@ int lt_optim_add_param(lt_optim *o, const lt_param_desc *d) {
         lt_param *np = p.name ? realloc(o->params, (size_t)ncap * sizeof *np) : NULL;
         if (!np) {
             free(p.name);
-            for (int k = 0; k < p.nstate; k++) free(p.st[k].data);
+            free_states(o, &p);
             lt_optim_fail(o, LT_ERR_NOMEM, "add_param: out of memory registering '%s'", d->name);
             return -1;
         }
@@ -249,11 +272,12 @@ int lt_optim_add_param(lt_optim *o, const lt_param_desc *d) {
         o->cap = ncap;
     }
     if (!p.name) {
-        for (int k = 0; k < p.nstate; k++) free(p.st[k].data);
+        free_states(o, &p);
         lt_optim_fail(o, LT_ERR_NOMEM, "add_param: out of memory registering '%s'", d->name);
         return -1;
     }
     o->params[o->nparams] = p;
+    o->ndevice += p.device;
     return o->nparams++;
 }
 
@@ -263,6 +287,8 @@ lt_status lt_optim_set_grad(lt_optim *o, int index, const void *grad, lt_dtype g
     if (!valid_float_dtype(grad_dtype))
         return lt_optim_fail(o, LT_ERR_ARG, "set_grad: '%s': gradient dtype must be f32, bf16 or f16",
                              o->params[index].name);
+    if (o->params[index].device && grad && lt_cuda_check_ptr(o->cuda, grad, "the gradient"))
+        return lt_optim_fail(o, LT_ERR_ARG, "set_grad: '%s': %s", o->params[index].name, lt_cuda_error(o->cuda));
     o->params[index].grad = grad;
     o->params[index].grad_dtype = grad_dtype;
     return LT_OK;
@@ -275,9 +301,12 @@ int lt_optim_find_param(const lt_optim *o, const char *name) {
 }
 
 static lt_status step_one(lt_optim *o, lt_param *p, float gscale) {
+    if (p->pend > 0 && lt_device_resolve(o, p) != LT_OK) return LT_ERR_DEVICE; /* was its last step skipped? */
     p->step++;
+    p->sr_seed = o->groups[p->group].sr ? lt_sr_seed((uint32_t)(p - o->params), p->step) : 0;
     lt_status st = o->fam->step(o, p, &o->groups[p->group], gscale);
     if (st != LT_OK) p->step--;
+    else if (p->device) p->pend = -1; /* queued: lt_device_step_end launches it */
     return st;
 }
 
@@ -292,11 +321,18 @@ static lt_status check_step_args(lt_optim *o, const lt_param *p, float gscale) {
 lt_status lt_optim_step(lt_optim *o, float gscale) {
     for (int i = 0; i < o->nparams; i++)
         if (check_step_args(o, &o->params[i], gscale)) return LT_ERR_STATE;
-    for (int i = 0; i < o->nparams; i++) {
-        lt_status st = step_one(o, &o->params[i], gscale);
-        if (st != LT_OK) return st;
+    if (o->ndevice && lt_device_step_begin(o) != LT_OK) return LT_ERR_DEVICE;
+    lt_status st = LT_OK;
+    for (int i = 0; i < o->nparams && st == LT_OK; i++) st = step_one(o, &o->params[i], gscale);
+    /* device parameters were queued: launch them (those queued before an error did step, as on the CPU) */
+    if (o->ndevice) {
+        char keep[sizeof o->err];
+        memcpy(keep, o->err, sizeof keep);
+        lt_status fst = lt_device_step_end(o);
+        if (st != LT_OK) memcpy(o->err, keep, sizeof keep); /* report the first error */
+        else st = fst;
     }
-    return LT_OK;
+    return st;
 }
 
 lt_status lt_optim_step_param(lt_optim *o, int index, float gscale) {
@@ -304,11 +340,22 @@ lt_status lt_optim_step_param(lt_optim *o, int index, float gscale) {
         return lt_optim_fail(o, LT_ERR_ARG, "step_param: parameter index %d out of range (0..%d)", index,
                              o->nparams - 1);
     if (check_step_args(o, &o->params[index], gscale)) return LT_ERR_STATE;
-    return step_one(o, &o->params[index], gscale);
+    lt_param *p = &o->params[index];
+    if (!p->device) return step_one(o, p, gscale);
+    if (lt_device_step_begin(o) != LT_OK) return LT_ERR_DEVICE;
+    lt_status st = step_one(o, p, gscale);
+    if (st != LT_OK) {
+        lt_cuda_discard(o->cuda);
+        return st;
+    }
+    return lt_device_step_end(o);
 }
 
 int64_t lt_optim_param_step(const lt_optim *o, int index) {
-    return index >= 0 && index < o->nparams ? o->params[index].step : -1;
+    if (index < 0 || index >= o->nparams) return -1;
+    lt_optim *mo = (lt_optim *)o; /* reading back a found-inf record may lower the count */
+    if (o->params[index].pend > 0 && lt_device_resolve(mo, &mo->params[index]) != LT_OK) return -1;
+    return o->params[index].step;
 }
 
 size_t lt_optim_state_bytes(const lt_optim *o) {
@@ -341,17 +388,7 @@ lt_status lt_optim_read_state(const lt_optim *o, int index, const char *state, f
     if (n != s->numel)
         return lt_optim_fail(mo, LT_ERR_ARG, "read_state: '%s.%s' has %zu elements, not %zu", o->params[index].name,
                              state, s->numel, n);
-    for (size_t i = 0; i < n; i++) {
-        switch (s->dtype) {
-        case LT_DTYPE_F32: out[i] = ((const float *)s->data)[i]; break;
-        case LT_DTYPE_BF16: out[i] = lt_bf16_to_f32(((const uint16_t *)s->data)[i]); break;
-        case LT_DTYPE_F16: out[i] = lt_f16_to_f32(((const uint16_t *)s->data)[i]); break;
-        case LT_DTYPE_U8: out[i] = ((const uint8_t *)s->data)[i]; break;
-        case LT_DTYPE_I32: out[i] = (float)((const int32_t *)s->data)[i]; break;
-        case LT_DTYPE_I64: out[i] = (float)((const int64_t *)s->data)[i]; break;
-        }
-    }
-    return LT_OK;
+    return lt_state_read_f32(mo, &o->params[index], s, out, n);
 }
 
 lt_status lt_optim_read_moment(const lt_optim *o, int index, int which, float *out, size_t n) {
@@ -363,8 +400,14 @@ lt_status lt_optim_read_moment(const lt_optim *o, int index, int which, float *o
         return lt_optim_fail(mo, LT_ERR_ARG, "read_moment: %s keeps no moment %d", o->name, which);
     if (n != p->numel)
         return lt_optim_fail(mo, LT_ERR_ARG, "read_moment: '%s' has %zu elements, not %zu", p->name, p->numel, n);
-    if (o->fam->moment) return o->fam->moment(mo, p, which, out);
-    return lt_optim_read_state(o, index, o->fam->moment_names[which], out, n);
+    if (!o->fam->moment) return lt_optim_read_state(o, index, o->fam->moment_names[which], out, n);
+    if (!p->device) return o->fam->moment(mo, p, which, out);
+    void *saved[LT_MAX_STATES];
+    lt_status st = lt_device_view(mo, p, saved, 1);
+    if (st != LT_OK) return st;
+    st = o->fam->moment(mo, p, which, out);
+    lt_device_unview(mo, p, saved, 0);
+    return st;
 }
 
 int lt_optim_qtab(lt_optim *o, const float *map, int n, int rule) {

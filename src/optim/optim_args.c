@@ -48,6 +48,7 @@ static const key_def KEYS[] = {
     {"compensation_buffer_dtype", K_COMP_DTYPE, T_DTYPE, F(compensation_dtype)},
     {"block_size", K_BLOCK, T_FLOAT, F(block_size)},
     {"min_8bit_size", K_MIN8, T_FLOAT, F(min_8bit_size)},
+    {"bf16_stochastic_round", K_SR, T_BOOL, F(sr)},
 };
 #undef F
 #define NKEYS (sizeof KEYS / sizeof KEYS[0])

@@ -5,8 +5,10 @@
 
 #include <stdarg.h>
 #include <stdbool.h>
+#include <string.h>
 
 #include "kernels/optim_kernels.h"
+#include "kernels/optim_kernels_cuda.h"
 #include "leantrain/optim.h"
 
 #define LT_MAX_STATES 8
@@ -25,6 +27,7 @@ typedef struct lt_group_hp {
     lt_dtype momentum_dtype, variance_dtype, compensation_dtype;
     double block_size;                        /* low-bit: elements per quantization block */
     double min_8bit_size;                     /* bitsandbytes: smaller tensors keep f32 state */
+    bool sr;                                  /* bf16_stochastic_round: bf16 parameters round stochastically */
 } lt_group_hp;
 
 typedef struct lt_state {
@@ -51,6 +54,10 @@ typedef struct lt_param {
     int quant;      /* low-bit families: 1 when this tensor's state is quantized */
     size_t block;   /* low-bit families: its block size */
     int qtab[2];    /* low-bit families: indexes into lt_optim.qtabs for its two maps */
+    int device;     /* 1: data, grad and state are CUDA device memory (optim/device.c) */
+    uint32_t sr_seed; /* this step's stochastic-rounding seed (0: round to nearest even) */
+    int64_t pend;   /* device: the found-inf record of its last step not yet read back (0: none; -1: queued) */
+    int viewed;     /* device: the state pointers are host copies (lt_device_view) */
 } lt_param;
 
 typedef struct lt_family lt_family;
@@ -69,6 +76,11 @@ struct lt_optim {
     size_t small_len;
     struct lt_qtable **qtabs; /* low-bit families: search tables of the maps in use */
     int nqtabs;
+    lt_cuda *cuda;      /* device parameters: the CUDA context (stream, queue, workspace) */
+    int ndevice;        /* how many parameters are on the device */
+    int *found_inf;     /* the device found-inf flag, or NULL */
+    int64_t rec_seq;    /* found-inf records: the next sequence number, and the live one per ring slot */
+    int64_t rec_live[LT_CUDA_RECORDS];
     char err[512];
 };
 
@@ -80,7 +92,7 @@ enum {
     K_EPS1 = 1u << 13, K_EPS2 = 1u << 14, K_CLIP = 1u << 15, K_DECAY_RATE = 1u << 16,
     K_AF_BETA1 = 1u << 17, K_SCALE_PARAM = 1u << 18, K_RELATIVE = 1u << 19, K_WARMUP_INIT = 1u << 20,
     K_KAHAN = 1u << 21, K_MOM_DTYPE = 1u << 22, K_VAR_DTYPE = 1u << 23, K_COMP_DTYPE = 1u << 24,
-    K_BLOCK = 1u << 25, K_MIN8 = 1u << 26,
+    K_BLOCK = 1u << 25, K_MIN8 = 1u << 26, K_SR = 1u << 27,
 };
 
 struct lt_family {
@@ -153,9 +165,24 @@ int lt_optim_qtab(lt_optim *o, const float *map, int n, int rule);
 lt_state *lt_param_state(lt_param *p, const char *name);
 
 
+/* The kernel operands of p's parameter (with this step's rounding seed) and gradient. */
+static inline lt_karr lt_param_parr(const lt_param *p) {
+    lt_karr a = {p->data, p->dtype, p->sr_seed};
+    return a;
+}
+static inline lt_karr lt_param_garr(const lt_param *p) {
+    lt_karr a = {(void *)p->grad, p->grad_dtype, 0};
+    return a;
+}
+
 /* The kernel view of p's parameter and gradient, with no state operands. */
 static inline lt_ktensor lt_param_ktensor(const lt_param *p, float gscale) {
-    lt_ktensor t = {{p->data, p->dtype}, {(void *)p->grad, p->grad_dtype}, {{0}}, p->numel, gscale};
+    lt_ktensor t;
+    memset(&t, 0, sizeof t);
+    t.p = lt_param_parr(p);
+    t.g = lt_param_garr(p);
+    t.n = p->numel;
+    t.gscale = gscale;
     for (int k = 0; k < 4; k++) t.s[k].dt = LT_DTYPE_F32;
     return t;
 }
@@ -163,8 +190,34 @@ static inline lt_ktensor lt_param_ktensor(const lt_param *p, float gscale) {
 /* The kernel operand of state `name` of p ({NULL} when absent). */
 static inline lt_karr lt_param_karr(lt_param *p, const char *name) {
     lt_state *s = lt_param_state(p, name);
-    lt_karr a = {s ? s->data : NULL, s ? s->dtype : LT_DTYPE_F32};
+    lt_karr a = {s ? s->data : NULL, s ? s->dtype : LT_DTYPE_F32, 0};
     return a;
 }
+
+/* ---- device parameters (optim/device.c) ---- */
+
+/* A CUDA backend result as a status, with the backend's message. */
+static inline lt_status lt_cuda_status(lt_optim *o, int rc) {
+    return rc ? lt_optim_fail(o, LT_ERR_DEVICE, "%s", lt_cuda_error(o->cuda)) : LT_OK;
+}
+/* Checks a device parameter's description (creating the CUDA context on first use). */
+lt_status lt_device_check(lt_optim *o, const lt_param_desc *d);
+/* Allocates p's declared states on the device (managed for paged_* names), zeroed,
+ * with the family's init_state applied (through host staging). */
+lt_status lt_device_alloc_states(lt_optim *o, lt_param *p, const lt_group_hp *hp);
+void lt_device_free_states(lt_optim *o, lt_param *p);
+/* Host view of a device parameter's states: host copies replace p's state
+ * pointers (downloaded when fetch) until lt_device_unview, which uploads them
+ * back when upload and restores the device pointers. */
+lt_status lt_device_view(lt_optim *o, lt_param *p, void **saved, int fetch);
+lt_status lt_device_unview(lt_optim *o, lt_param *p, void **saved, int upload);
+/* Reads back the found-inf record of p's last step (a skipped step is not counted). */
+lt_status lt_device_resolve(lt_optim *o, lt_param *p);
+lt_status lt_device_resolve_all(lt_optim *o);
+/* Around the family step calls of one step: prefetch paged state; flush the queued kernels. */
+lt_status lt_device_step_begin(lt_optim *o);
+lt_status lt_device_step_end(lt_optim *o);
+/* Copies n elements of state s (host or device) into out as f32. */
+lt_status lt_state_read_f32(lt_optim *o, const lt_param *p, const lt_state *s, float *out, size_t n);
 
 #endif

@@ -32,12 +32,13 @@ static lt_status rmsprop_step(lt_optim *o, lt_param *p, const lt_group_hp *hp, f
     if (!hp->centered) t.s[2].ptr = NULL;
     lt_krmsprop k = {(float)hp->lr,        (float)hp->weight_decay, (float)hp->alpha,
                      (float)(1.0 - hp->alpha), (float)hp->eps,      (float)hp->momentum};
+    if (p->device) return lt_cuda_status(o, lt_kernel_rmsprop_cuda(o->cuda, &t, &k));
     lt_kernel_rmsprop(&t, &k);
     return LT_OK;
 }
 
 const lt_family lt_family_rmsprop = {.family = "rmsprop",
-                                     .keys = K_LR | K_WD | K_EPS | K_ALPHA | K_MOMENTUM | K_CENTERED,
+                                     .keys = K_LR | K_WD | K_EPS | K_ALPHA | K_MOMENTUM | K_CENTERED | K_SR,
                                      .defaults = rmsprop_defaults,
                                      .validate = rmsprop_validate,
                                      .declare_state = rmsprop_declare,

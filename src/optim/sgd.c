@@ -27,12 +27,13 @@ static lt_status sgd_step(lt_optim *o, lt_param *p, const lt_group_hp *hp, float
     lt_ksgd k = {(float)hp->lr, (float)hp->weight_decay, (float)hp->momentum, (float)(1.0 - hp->dampening),
                  hp->nesterov, p->step == 1};
     if (hp->momentum <= 0) t.s[0].ptr = NULL;
+    if (p->device) return lt_cuda_status(o, lt_kernel_sgd_cuda(o->cuda, &t, &k));
     lt_kernel_sgd(&t, &k);
     return LT_OK;
 }
 
 const lt_family lt_family_sgd = {.family = "sgd",
-                                 .keys = K_LR | K_WD | K_MOMENTUM | K_DAMPENING | K_NESTEROV,
+                                 .keys = K_LR | K_WD | K_MOMENTUM | K_DAMPENING | K_NESTEROV | K_SR,
                                  .defaults = sgd_defaults,
                                  .validate = sgd_validate,
                                  .declare_state = sgd_declare,

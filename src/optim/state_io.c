@@ -18,8 +18,20 @@ lt_status lt_optim_save(lt_optim *o, const char *path) {
     char **names = calloc((size_t)o->nparams * (LT_MAX_STATES + 1) + 1, sizeof *names);
     int64_t *stepv = calloc((size_t)o->nparams + 1, sizeof *stepv);
     char *s_params = NULL, *s_steps = NULL, *s_pgroup = NULL, *s_groups = NULL;
+    /* device parameters are written from host copies of their state */
+    void **saved = calloc((size_t)o->nparams * LT_MAX_STATES + 1, sizeof *saved);
+    int nviewed = 0;
     lt_status st = LT_ERR_NOMEM;
-    if (!w || !params || !steps || !pgroup || !groups || !names || !stepv) goto out;
+    if (!w || !params || !steps || !pgroup || !groups || !names || !stepv || !saved) goto out;
+    if (o->ndevice && lt_device_resolve_all(o) != LT_OK) {
+        st = LT_ERR_DEVICE;
+        goto out_keep;
+    }
+    for (; nviewed < o->nparams; nviewed++)
+        if (o->params[nviewed].device &&
+            (st = lt_device_view(o, &o->params[nviewed], saved + (size_t)nviewed * LT_MAX_STATES, 1)) != LT_OK)
+            goto out_keep;
+    st = LT_ERR_NOMEM;
     for (int g = 0; g < o->ngroups; g++) {
         char *js = lt_hp_to_json(o->fam, &o->groups[g]);
         cJSON *obj = js ? cJSON_Parse(js) : NULL;
@@ -78,6 +90,9 @@ lt_status lt_optim_save(lt_optim *o, const char *path) {
 out:
     lt_optim_fail(o, st, "%s: out of memory saving the optimizer state", path);
 out_keep:
+    for (int i = 0; i < nviewed; i++)
+        if (o->params[i].device) lt_device_unview(o, &o->params[i], saved + (size_t)i * LT_MAX_STATES, 0);
+    free(saved);
     if (names)
         for (size_t i = 0; names[i]; i++) free(names[i]);
     free(names);
@@ -230,10 +245,13 @@ lt_status lt_optim_load(lt_optim *o, const char *path) {
             }
         }
     }
-    /* all checked: commit */
+    /* all checked: commit (a device parameter's state through host copies) */
+    if (o->ndevice && (st = lt_device_resolve_all(o)) != LT_OK) goto out;
     for (int g = 0; g < o->ngroups; g++) o->groups[g] = ng[g];
     for (int i = 0; i < o->nparams; i++) {
         lt_param *p = &o->params[i];
+        void *saved[LT_MAX_STATES];
+        if (p->device && (st = lt_device_view(o, p, saved, 0)) != LT_OK) goto out;
         p->step = nsteps[i];
         for (int k = 0; k < p->nstate; k++) {
             char tname[512];
@@ -242,7 +260,12 @@ lt_status lt_optim_load(lt_optim *o, const char *path) {
             memcpy(p->st[k].data, t->data, t->nbytes);
         }
         /* the file's maps were checked above, so adopting them cannot fail on content */
-        if (o->fam->after_load && (st = o->fam->after_load(o, p)) != LT_OK) goto out;
+        st = o->fam->after_load ? o->fam->after_load(o, p) : LT_OK;
+        if (p->device) {
+            lt_status ust = lt_device_unview(o, p, saved, 1);
+            if (st == LT_OK) st = ust;
+        }
+        if (st != LT_OK) goto out;
     }
     st = LT_OK;
 out:

@@ -32,6 +32,7 @@ typedef struct lt_train_args {
     int gradient_checkpointing, optim_in_backward, bf16, fp16;
     /* model */
     char model_name_or_path[512]; /* a folder with config.json + model.safetensors, or empty */
+    char tokenizer_name_or_path[512]; /* tokenizer files' folder or "gpt2"; empty: the model's or checkpoint's, if any */
     char model_preset[48];        /* gpt2, gpt2-medium, ... or "custom" */
     int n_layer, n_embd, n_head, n_positions, vocab_size;
     /* data */

@@ -11,9 +11,10 @@
 
 #include "io/tokens.h"
 #include "leantrain/status.h"
+#include "tokenizer/tokenizer.h"
 
 typedef struct lt_data {
-    lt_tokens train, val;   /* val.map is NULL when validation shares the training file */
+    lt_tokens train, val;   /* val is zeroed when validation shares the training file */
     size_t train_begin, train_len, val_begin, val_len; /* token ranges */
     const lt_tokens *val_src;
     int T;                  /* block size */
@@ -29,6 +30,12 @@ typedef struct lt_data {
  * name the file and the flag to change. */
 lt_status lt_data_open(lt_data *d, const char *train_file, const char *validation_file, double val_percent, int T,
                        int vocab, unsigned long long seed, char *err, size_t errlen);
+
+/* The same, with text files encoded by tok (NULL: text is bytes) on `threads`
+ * OpenMP threads (0: all); llm.c token files are read as they are. */
+lt_status lt_data_open_tok(lt_data *d, const char *train_file, const char *validation_file, double val_percent, int T,
+                           int vocab, unsigned long long seed, const lt_tokenizer *tok, int threads, char *err,
+                           size_t errlen);
 
 void lt_data_close(lt_data *d);
 

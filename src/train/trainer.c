@@ -19,12 +19,14 @@
 #include "train/data.h"
 #include "train/memplan.h"
 #include "train/schedule.h"
+#include "tokenizer/tokenizer.h"
 
 typedef struct {
     const lt_train_args *a;
     lt_gpt2 *m;
     lt_optim *o;
     lt_data data;
+    lt_tokenizer *tok; /* NULL: text files are bytes */
     lt_sched sched;
     lt_mem_table mem;
     int B, T, accum;
@@ -111,6 +113,14 @@ static int save(run_t *r) {
     if (st) {
         fprintf(stderr, "leantrain train: saving checkpoint-%ld: %s\n", r->step, r->err);
         return 1;
+    }
+    if (r->tok) { /* with the checkpoint, so generate and a resume find the tokenizer the model was trained with */
+        char dir[1300];
+        snprintf(dir, sizeof dir, "%.1200s/checkpoint-%ld", r->a->output_dir, r->step);
+        if (lt_tokenizer_save(r->tok, dir, r->err, sizeof r->err)) {
+            fprintf(stderr, "leantrain train: saving the tokenizer into checkpoint-%ld: %s\n", r->step, r->err);
+            return 1;
+        }
     }
     printf("saved %s/checkpoint-%ld\n", r->a->output_dir, r->step);
     return 0;
@@ -217,7 +227,15 @@ int lt_train_run(const lt_train_args *a) {
             goto out;
         }
     }
-    /* the model's vocabulary for a custom model: 256 for text, 50257 for token files */
+    /* the tokenizer for text files: the flag's, else the one saved in the checkpoint or the model folder */
+    {
+        const char *tp = a->tokenizer_name_or_path[0]                 ? a->tokenizer_name_or_path
+                         : resume[0] && lt_tokenizer_present(resume)  ? resume
+                         : lt_tokenizer_present(a->model_name_or_path) ? a->model_name_or_path
+                                                                       : NULL;
+        if (tp && lt_tokenizer_load(tp, &r->tok, r->err, sizeof r->err)) goto out;
+    }
+    /* the model's vocabulary for a custom model: 256 for text (the tokenizer's with one), 50257 for token files */
     int data_vocab = 256;
     {
         lt_tokens probe;
@@ -226,7 +244,7 @@ int lt_train_run(const lt_train_args *a) {
             goto out;
         }
         if (lt_tokens_open(a->train_file, &probe, r->err, sizeof r->err)) goto out;
-        data_vocab = probe.bytes == 2 ? 50257 : 256;
+        data_vocab = probe.bytes == 2 ? 50257 : r->tok ? (int)lt_tokenizer_vocab_size(r->tok) : 256;
         lt_tokens_close(&probe);
     }
     lt_gpt2_config cfg;
@@ -239,8 +257,8 @@ int lt_train_run(const lt_train_args *a) {
     }
     r->B = a->per_device_train_batch_size;
     r->accum = a->gradient_accumulation_steps;
-    if (lt_data_open(&r->data, a->train_file, a->validation_file, a->validation_split_percentage, r->T,
-                     cfg.vocab_size, a->seed, r->err, sizeof r->err))
+    if (lt_data_open_tok(&r->data, a->train_file, a->validation_file, a->validation_split_percentage, r->T,
+                         cfg.vocab_size, a->seed, r->tok, a->threads, r->err, sizeof r->err))
         goto out;
     if (lt_gpt2_create(&cfg, &r->m, r->err, sizeof r->err)) goto out;
     int EB = lt_train_args_max_batch(a);
@@ -337,6 +355,8 @@ int lt_train_run(const lt_train_args *a) {
            "(%ld warmup), %d threads%s%s\n",
            r->data.n_train_blocks, r->T, r->data.n_val_blocks, r->B, r->accum, r->total_steps, r->warmup,
            omp_get_max_threads(), resume[0] ? "; resuming from " : "", resume);
+    if (r->tok) printf("tokenizer: %s (%zu tokens); text files encoded with it\n", lt_tokenizer_source(r->tok),
+                       lt_tokenizer_vocab_size(r->tok));
     {
         char perr[512];
         if (lt_memplan(&cfg, EB, r->T, a->optim, a->optim_args, a->gradient_checkpointing, a->optim_in_backward,
@@ -441,6 +461,7 @@ out:
     free(r->inputs), free(r->targets);
     lt_gpt2_free(r->m);
     lt_data_close(&r->data);
+    lt_tokenizer_free(r->tok);
     cJSON_Delete(state);
     return rc;
 }

@@ -9,6 +9,7 @@ const char *lt_status_str(lt_status s) {
     case LT_ERR_FORMAT: return "invalid file contents";
     case LT_ERR_NOMEM: return "out of memory";
     case LT_ERR_STATE: return "invalid state";
+    case LT_ERR_DEVICE: return "device error";
     }
     return "unknown status";
 }

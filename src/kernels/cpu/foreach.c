@@ -22,6 +22,9 @@ void lt_cpu_store_f32(lt_karr x, size_t off, const float *in, size_t n) {
     if (x.dt == LT_DTYPE_F32) {
         float *dst = (float *)x.ptr + off;
         for (size_t i = 0; i < n; i++) dst[i] = in[i];
+    } else if (x.dt == LT_DTYPE_BF16 && x.sr) { /* stochastic rounding: the bits depend on the element index */
+        uint16_t *dst = (uint16_t *)x.ptr + off;
+        for (size_t i = 0; i < n; i++) dst[i] = lt_f32_to_bf16_sr(in[i], lt_sr_bits(x.sr, off + i));
     } else if (x.dt == LT_DTYPE_BF16) {
         uint16_t *dst = (uint16_t *)x.ptr + off;
         for (size_t i = 0; i < n; i++) dst[i] = lt_f32_to_bf16(in[i]);

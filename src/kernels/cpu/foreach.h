@@ -34,7 +34,8 @@ static inline float lt_round_to(float x, lt_dtype dt) {
 
 /* Loads n elements of x (any float dtype) starting at element off into out. */
 void lt_cpu_load_f32(lt_karr x, size_t off, float *out, size_t n);
-/* Stores n f32 values into x (any float dtype) at element off, rounding once. */
+/* Stores n f32 values into x (any float dtype) at element off, rounding once
+ * (stochastically for bf16 when x.sr is set, with the bits of element off + i). */
 void lt_cpu_store_f32(lt_karr x, size_t off, const float *in, size_t n);
 
 #endif

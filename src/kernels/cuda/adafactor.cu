@@ -1,0 +1,354 @@
+/* Multi-tensor Adafactor: the passes of optim/adafactor.c with every
+ * data-dependent scalar computed on the device (no host round-trip).
+ *
+ *   psum   (scale_parameter only) per chunk: sum of p^2
+ *   rows   factored tensors, per group of LT_CU_ROWS rows of one batch
+ *          matrix: reads each row of g once from memory (and again from
+ *          cache) for the new row moment R, the group's column sums of
+ *          u = (g*gs)^2 + eps1 and of (g*gs)^2 / R: the latter give the
+ *          unclipped update's norm without another pass over g
+ *   vec    vectors, per chunk: the new V and the update's squared norm
+ *   final  per tensor: C from the column sums, the row and column factors,
+ *          lr_t, the clipping divisor, the decay
+ *   apply  per chunk: the update (one read of g and p, one write of p)
+ * So g is read twice from memory and p once (plus the write): 16 bytes per
+ * f32 element against a floor of 12. Partial sums go through fixed-order
+ * double reductions, so results do not change from run to run. */
+#include "kernels/cuda/cu_internal.cuh"
+
+namespace {
+
+/* arr[c..c+V) += x (one 16-byte access when V = 4: no bank conflicts in shared memory) */
+template <int V> __device__ __forceinline__ void acc(float *arr, uint64_t c, const float (&x)[V]) {
+    if constexpr (V == 4) {
+        LT_ALIGNED(arr + c, 16);
+        float4 *q = reinterpret_cast<float4 *>(arr + c);
+        float4 y = *q;
+        y.x += x[0], y.y += x[1], y.z += x[2], y.w += x[3];
+        *q = y;
+    } else {
+        arr[c] += x[0];
+    }
+}
+
+__device__ __forceinline__ const lt_cu_item *find_item(const lt_cu_item *items, int count, uint64_t unit) {
+    return items + lt_cu_find_start(lt_cu_starts(items, count), count, unit);
+}
+
+/* per chunk: sum of p^2 into psum[chunk] */
+__global__ void __launch_bounds__(LT_CU_THREADS) af_psum(const lt_cu_item *__restrict__ items, int count,
+                                                         const int *flag) {
+    __shared__ double red[32];
+    if (lt_cu_flag_set(flag)) return;
+    const uint64_t unit = blockIdx.x;
+    const lt_cu_item *it = find_item(items, count, unit);
+    const uint64_t u = unit - it->unit0;
+    uint64_t lo, hi;
+    lt_cu_chunk_range(it->n, u, &lo, &hi);
+    const void *P = it->p;
+    const int pdt = it->pdt;
+    float part = 0.0f;
+    uint64_t vhi = lo;
+    if (it->vec) {
+        vhi = lo + ((hi - lo) & ~(uint64_t)3);
+        for (uint64_t i = lo + 4 * (uint64_t)threadIdx.x; i < vhi; i += 4 * LT_CU_THREADS) {
+            float x[4];
+            lt_ld<4>(P, pdt, i, x);
+#pragma unroll
+            for (int j = 0; j < 4; j++) part += x[j] * x[j];
+        }
+    }
+    for (uint64_t i = vhi + threadIdx.x; i < hi; i += LT_CU_THREADS) {
+        float x[1];
+        lt_ld<1>(P, pdt, i, x);
+        part += x[0] * x[0];
+    }
+    double s = lt_cu_block_sum((double)part, red);
+    if (threadIdx.x == 0) it->h.af.psum[u] = s;
+}
+
+/* V: vector width (4 or 1); SM: column sums in shared memory, else in the group's workspace slot */
+template <int V, bool SM>
+__global__ void __launch_bounds__(LT_CU_THREADS) af_rows(const lt_cu_item *__restrict__ items, int count,
+                                                         const int *flag) {
+    LT_DYN_SMEM(float4, dsm);
+    __shared__ double red[LT_CU_ROWB][LT_CU_THREADS / 32];
+    __shared__ float inv_s[LT_CU_ROWB];
+    if (lt_cu_flag_set(flag)) return;
+    const uint64_t unit = blockIdx.x;
+    const lt_cu_item *it = find_item(items, count, unit);
+    const lt_kaf_dev *a = &it->h.af;
+    const uint64_t rows = a->rows, cols = a->cols, ng = a->ngroups;
+    const uint64_t u = unit - it->unit0, b = u / ng, rg = u % ng;
+    const uint64_t r0 = rg * LT_CU_ROWS, r1 = r0 + LT_CU_ROWS < rows ? r0 + LT_CU_ROWS : rows;
+    const float gs = it->gscale, eps1 = a->eps1, b2t = a->b2t, omb2t = a->omb2t;
+    const void *G = it->g;
+    const int gdt = it->gdt;
+    float *R = a->R + b * rows;
+    float *slot = a->colpart + (b * ng + rg) * 2 * cols;
+    float *colp = SM ? reinterpret_cast<float *>(dsm) : slot, *wp = colp + cols;
+    const uint64_t gbase = b * rows * cols;
+    /* each thread owns the columns c = (tid + k*THREADS)*V .. +V-1: no sharing, no barriers for them */
+    for (uint64_t c = (uint64_t)threadIdx.x * V; c < cols; c += (uint64_t)LT_CU_THREADS * V)
+#pragma unroll
+        for (int j = 0; j < V; j++) colp[c + j] = 0.0f, wp[c + j] = 0.0f;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    for (uint64_t r = r0; r < r1; r += LT_CU_ROWB) {
+        const int nr = r1 - r < LT_CU_ROWB ? (int)(r1 - r) : LT_CU_ROWB;
+        float racc[LT_CU_ROWB] = {0.0f, 0.0f, 0.0f, 0.0f};
+        for (uint64_t c = (uint64_t)threadIdx.x * V; c < cols; c += (uint64_t)LT_CU_THREADS * V) {
+            float gv[LT_CU_ROWB][V];
+#pragma unroll
+            for (int k = 0; k < LT_CU_ROWB; k++)
+                if (k < nr) lt_ld<V>(G, gdt, gbase + (r + k) * cols + c, gv[k]);
+            float cs[V];
+#pragma unroll
+            for (int j = 0; j < V; j++) cs[j] = 0.0f;
+#pragma unroll
+            for (int k = 0; k < LT_CU_ROWB; k++)
+                if (k < nr)
+#pragma unroll
+                    for (int j = 0; j < V; j++) {
+                        float gi = gv[k][j] * gs;
+                        float uu = gi * gi + eps1;
+                        racc[k] += uu;
+                        cs[j] += uu;
+                    }
+            acc<V>(colp, c, cs);
+        }
+        /* the rows' sums over the CTA, in double, in a fixed order */
+#pragma unroll
+        for (int k = 0; k < LT_CU_ROWB; k++) {
+            double d = racc[k];
+#pragma unroll
+            for (int o = 16; o > 0; o >>= 1) d += __shfl_xor_sync(0xffffffffu, d, o);
+            if (lane == 0) red[k][warp] = d;
+        }
+        __syncthreads();
+        if (threadIdx.x < (unsigned)nr) {
+            double s = 0.0;
+            for (int w = 0; w < LT_CU_THREADS / 32; w++) s += red[threadIdx.x][w];
+            /* lt_kernel_adafactor_rowcol: R = fmaf(omb2t, rowsum/cols, R*b2t) */
+            float rn = fmaf(omb2t, (float)s / (float)cols, R[r + threadIdx.x] * b2t);
+            R[r + threadIdx.x] = rn;
+            inv_s[threadIdx.x] = 1.0f / rn;
+        }
+        __syncthreads();
+        float inv[LT_CU_ROWB];
+#pragma unroll
+        for (int k = 0; k < LT_CU_ROWB; k++) inv[k] = inv_s[k];
+        /* second sweep over the same rows: they are still in L1/L2 */
+        for (uint64_t c = (uint64_t)threadIdx.x * V; c < cols; c += (uint64_t)LT_CU_THREADS * V) {
+            float gv[LT_CU_ROWB][V];
+#pragma unroll
+            for (int k = 0; k < LT_CU_ROWB; k++)
+                if (k < nr) lt_ld<V>(G, gdt, gbase + (r + k) * cols + c, gv[k]);
+            float ws[V];
+#pragma unroll
+            for (int j = 0; j < V; j++) {
+                float sum = 0.0f;
+#pragma unroll
+                for (int k = 0; k < LT_CU_ROWB; k++)
+                    if (k < nr) {
+                        float gi = gv[k][j] * gs;
+                        sum += (gi * gi) * inv[k];
+                    }
+                ws[j] = sum;
+            }
+            acc<V>(wp, c, ws);
+        }
+    }
+    if (SM)
+        for (uint64_t c = (uint64_t)threadIdx.x * V; c < cols; c += (uint64_t)LT_CU_THREADS * V)
+#pragma unroll
+            for (int j = 0; j < V; j++) slot[c + j] = colp[c + j], slot[cols + c + j] = wp[c + j];
+}
+
+/* vectors, per chunk: V = fmaf(1-b2t, g^2 + eps1, V*b2t) and the sum of (g/sqrt(V))^2 */
+__global__ void __launch_bounds__(LT_CU_THREADS) af_vec(const lt_cu_item *__restrict__ items, int count,
+                                                        const int *flag) {
+    __shared__ double red[32];
+    if (lt_cu_flag_set(flag)) return;
+    const uint64_t unit = blockIdx.x;
+    const lt_cu_item *it = find_item(items, count, unit);
+    const lt_kaf_dev *a = &it->h.af;
+    const uint64_t u = unit - it->unit0;
+    uint64_t lo, hi;
+    lt_cu_chunk_range(it->n, u, &lo, &hi);
+    const void *G = it->g;
+    const int gdt = it->gdt;
+    float *Vp = a->C;
+    /* lt_kernel_adafactor_vec_v computes 1 - b2t in float */
+    const float gs = it->gscale, b2t = a->b2t, omb2t = 1.0f - a->b2t, eps1 = a->eps1;
+    float part = 0.0f;
+    uint64_t vhi = lo;
+    if (it->vec) {
+        vhi = lo + ((hi - lo) & ~(uint64_t)3);
+        for (uint64_t i = lo + 4 * (uint64_t)threadIdx.x; i < vhi; i += 4 * LT_CU_THREADS) {
+            float g[4], v[4];
+            lt_ld<4>(G, gdt, i, g);
+            lt_ld<4>(Vp, LT_DTYPE_F32, i, v);
+#pragma unroll
+            for (int j = 0; j < 4; j++) part += lt_em_af_vec(g[j], gs, &v[j], b2t, omb2t, eps1);
+            lt_st<4>(Vp, LT_DTYPE_F32, i, v, 0);
+        }
+    }
+    for (uint64_t i = vhi + threadIdx.x; i < hi; i += LT_CU_THREADS) {
+        float g[1];
+        lt_ld<1>(G, gdt, i, g);
+        part += lt_em_af_vec(g[0], gs, &Vp[i], b2t, omb2t, eps1);
+    }
+    double s = lt_cu_block_sum((double)part, red);
+    if (threadIdx.x == 0) a->part[u] = s;
+}
+
+/* one CTA per tensor: the scalars of optim/adafactor.c af_step */
+__global__ void __launch_bounds__(LT_CU_THREADS) af_final(const lt_cu_item *__restrict__ items, int count,
+                                                          const int *flag) {
+    __shared__ double red[32];
+    if (lt_cu_flag_set(flag)) return;
+    if ((int)blockIdx.x >= count) return;
+    const lt_cu_item *it = items + blockIdx.x;
+    const lt_kaf_dev *a = &it->h.af;
+    const uint64_t n = it->n;
+    double scale = 1.0;
+    if (a->scale_parameter) {
+        double s = 0.0;
+        for (uint32_t k = threadIdx.x; k < a->nchunks; k += LT_CU_THREADS) s += a->psum[k];
+        s = lt_cu_block_sum(s, red);
+        scale = fmax(a->eps2, sqrt(s / (double)n));
+    }
+    const float lr_t = (float)(a->rho * scale);
+    double sumsq = 0.0;
+    if (a->factored) {
+        const uint64_t rows = a->rows, cols = a->cols, ng = a->ngroups;
+        const float b2t = a->b2t, omb2t = a->omb2t;
+        for (uint64_t b = 0; b < a->batch; b++) {
+            const float *Rb = a->R + b * rows;
+            float *Cb = a->C + b * cols, *rfb = a->rf + b * rows, *cfb = a->cf + b * cols;
+            double rs = 0.0;
+            for (uint64_t r = threadIdx.x; r < rows; r += LT_CU_THREADS) rs += Rb[r];
+            rs = lt_cu_block_sum(rs, red);
+            const float rmean = (float)(rs / (double)rows);
+            for (uint64_t r = threadIdx.x; r < rows; r += LT_CU_THREADS) rfb[r] = 1.0f / sqrtf(Rb[r] / rmean);
+            double ws_t = 0.0;
+            for (uint64_t c = threadIdx.x; c < cols; c += LT_CU_THREADS) {
+                double cs = 0.0, ws = 0.0;
+                for (uint64_t g = 0; g < ng; g++) {
+                    const float *slot = a->colpart + (b * ng + g) * 2 * cols;
+                    cs += slot[c];
+                    ws += slot[cols + c];
+                }
+                float cn = fmaf(omb2t, (float)cs / (float)rows, Cb[c] * b2t);
+                Cb[c] = cn;
+                cfb[c] = 1.0f / sqrtf(cn);
+                ws_t += ws / (double)cn;
+            }
+            double wsum = lt_cu_block_sum(ws_t, red);
+            sumsq += (double)rmean * wsum;
+        }
+    } else {
+        double s = 0.0;
+        for (uint32_t k = threadIdx.x; k < a->nchunks; k += LT_CU_THREADS) s += a->part[k];
+        sumsq = lt_cu_block_sum(s, red);
+    }
+    if (threadIdx.x == 0) {
+        const double rms_u = sqrt(sumsq / (double)n);
+        a->scal[0] = lr_t;
+        a->scal[1] = (float)fmax(1.0, rms_u / a->clip);
+        a->scal[2] = (float)(a->wd * (double)lr_t);
+    }
+}
+
+/* per chunk: p -= the clipped, scaled update (with momentum when m) */
+__global__ void __launch_bounds__(LT_CU_THREADS) af_apply(const lt_cu_item *__restrict__ items, int count,
+                                                          const int *flag) {
+    if (lt_cu_flag_set(flag)) return;
+    const uint64_t unit = blockIdx.x;
+    const lt_cu_item *it = find_item(items, count, unit);
+    const lt_kaf_dev *a = &it->h.af;
+    uint64_t lo, hi;
+    lt_cu_chunk_range(it->n, unit - it->unit0, &lo, &hi);
+    void *P = it->p;
+    const void *G = it->g;
+    const int pdt = it->pdt, gdt = it->gdt, factored = a->factored;
+    const uint32_t sr = it->sr;
+    const float gs = it->gscale, lr_t = a->scal[0], clipdiv = a->scal[1], nwd = -a->scal[2];
+    const float b1 = a->b1, omb1 = 1.0f - a->b1;
+    float *M = a->m;
+    const float *rf = a->rf, *cf = factored ? a->cf : a->C;
+    const uint64_t rows = a->rows, cols = a->cols;
+    const bool small = it->n <= 0xffffffffull;
+    uint64_t vhi = lo;
+    if (it->vec) {
+        vhi = lo + ((hi - lo) & ~(uint64_t)3);
+        for (uint64_t i = lo + 4 * (uint64_t)threadIdx.x; i < vhi; i += 4 * LT_CU_THREADS) {
+            float p[4], g[4], m[4] = {0, 0, 0, 0}, cv[4], rfi = 1.0f;
+            lt_ld<4>(P, pdt, i, p);
+            lt_ld<4>(G, gdt, i, g);
+            if (M) lt_ld<4>(M, LT_DTYPE_F32, i, m);
+            if (factored) { /* 4 elements of one row (cols % 4 == 0) */
+                uint64_t br = small ? (uint64_t)((uint32_t)i / (uint32_t)cols) : i / cols, c = i - br * cols;
+                rfi = rf[br];
+                lt_ld<4>(cf, LT_DTYPE_F32, (br / rows) * cols + c, cv);
+            } else {
+                lt_ld<4>(cf, LT_DTYPE_F32, i, cv);
+            }
+#pragma unroll
+            for (int j = 0; j < 4; j++)
+                lt_em_af_apply(factored, rfi, cv[j], gs, clipdiv, lr_t, b1, omb1, nwd, &p[j], g[j], M ? &m[j] : nullptr);
+            lt_st<4>(P, pdt, i, p, sr);
+            if (M) lt_st<4>(M, LT_DTYPE_F32, i, m, 0);
+        }
+    }
+    for (uint64_t i = vhi + threadIdx.x; i < hi; i += LT_CU_THREADS) {
+        float p[1], g[1], rfi = 1.0f, cv;
+        lt_ld<1>(P, pdt, i, p);
+        lt_ld<1>(G, gdt, i, g);
+        if (factored) {
+            uint64_t br = small ? (uint64_t)((uint32_t)i / (uint32_t)cols) : i / cols, c = i - br * cols;
+            rfi = rf[br];
+            cv = cf[(br / rows) * cols + c];
+        } else {
+            cv = cf[i];
+        }
+        lt_em_af_apply(factored, rfi, cv, gs, clipdiv, lr_t, b1, omb1, nwd, &p[0], g[0], M ? &M[i] : nullptr);
+        lt_st<1>(P, pdt, i, p, sr);
+    }
+}
+
+template <int V, bool SM>
+cudaError_t launch_rows(const lt_cu_item *items, int count, uint64_t nunits, uint64_t maxcols, const int *flag,
+                        cudaStream_t s) {
+    size_t smem = SM ? 2 * maxcols * sizeof(float) : 0;
+    if (SM && smem > 48 * 1024) {
+        cudaError_t e = cudaFuncSetAttribute(af_rows<V, SM>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+        if (e != cudaSuccess) return e;
+    }
+    auto kernel = af_rows<V, SM>;
+    LT_LAUNCH(kernel, (unsigned)nunits, LT_CU_THREADS, smem, s)(items, count, flag);
+    return cudaGetLastError();
+}
+
+} // namespace
+
+cudaError_t lt_cu_launch_af(int kind, int variant, const lt_cu_item *items, int count, uint64_t nunits,
+                            uint64_t maxcols, const int *flag, cudaStream_t s) {
+    if (nunits == 0) return cudaSuccess;
+    if (nunits > 0x7fffffffull) return cudaErrorInvalidConfiguration;
+    switch (kind) {
+    case LT_CU_AF_PSUM: LT_LAUNCH(af_psum, (unsigned)nunits, LT_CU_THREADS, 0, s)(items, count, flag); break;
+    case LT_CU_AF_ROWS:
+        switch (variant & 3) {
+        case 0: return launch_rows<1, false>(items, count, nunits, maxcols, flag, s);
+        case 1: return launch_rows<4, false>(items, count, nunits, maxcols, flag, s);
+        case 2: return launch_rows<1, true>(items, count, nunits, maxcols, flag, s);
+        default: return launch_rows<4, true>(items, count, nunits, maxcols, flag, s);
+        }
+    case LT_CU_AF_VEC: LT_LAUNCH(af_vec, (unsigned)nunits, LT_CU_THREADS, 0, s)(items, count, flag); break;
+    case LT_CU_AF_FINAL: LT_LAUNCH(af_final, (unsigned)nunits, LT_CU_THREADS, 0, s)(items, count, flag); break;
+    case LT_CU_AF_APPLY: LT_LAUNCH(af_apply, (unsigned)nunits, LT_CU_THREADS, 0, s)(items, count, flag); break;
+    default: return cudaErrorInvalidValue;
+    }
+    return cudaGetLastError();
+}

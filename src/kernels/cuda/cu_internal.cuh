@@ -1,0 +1,111 @@
+/* Shared by the .cu files of the CUDA backend: typed loads and stores of
+ * f32/bf16/f16 operands (4-wide vector or scalar), the launchers each kernel
+ * file provides to context.cu, and small reductions. */
+#ifndef LT_KERNELS_CUDA_CU_INTERNAL_CUH
+#define LT_KERNELS_CUDA_CU_INTERNAL_CUH
+
+#include <cuda_runtime.h>
+#include <stdint.h>
+
+#include "kernels/cuda/cu_plan.h"
+
+static_assert(sizeof(lt_cu_qtab) % 16 == 0, "the table is copied to shared memory in 16-byte pieces");
+
+/* Launches and dynamic shared memory go through these two macros so that
+ * tests/emu (a CPU emulation of the CUDA runtime and thread model, LT_CUDA_EMU)
+ * can run the same kernel sources on the host. */
+#ifdef LT_CUDA_EMU
+#define LT_LAUNCH(kernel, grid, block, smem, stream) lt_emu_launch(kernel, (grid), (block), (smem))
+#define LT_DYN_SMEM(type, name) type *name = static_cast<type *>(lt_emu_dyn_smem())
+#define LT_ALIGNED(ptr, bytes) lt_emu_check_aligned((const void *)(ptr), (bytes))
+#else
+#define LT_LAUNCH(kernel, grid, block, smem, stream) kernel<<<(grid), (block), (smem), (stream)>>>
+#define LT_DYN_SMEM(type, name) extern __shared__ type name[]
+#define LT_ALIGNED(ptr, bytes) ((void)0)
+#endif
+
+/* The found-inf flag, read past the caches (an earlier kernel wrote it). */
+__device__ __forceinline__ int lt_cu_flag_set(const int *flag) {
+    return flag != nullptr && *(const volatile int *)flag != 0;
+}
+
+/* W consecutive elements of a float array of dtype dt starting at element i
+ * (W = 4 needs 4-element alignment). */
+template <int W>
+__device__ __forceinline__ void lt_ld(const void *base, int dt, uint64_t i, float (&o)[W]) {
+    if constexpr (W == 4) {
+        LT_ALIGNED(static_cast<const char *>(base) + i * (dt == LT_DTYPE_F32 ? 4 : 2), dt == LT_DTYPE_F32 ? 16 : 8);
+        if (dt == LT_DTYPE_F32) {
+            float4 x = *reinterpret_cast<const float4 *>(static_cast<const float *>(base) + i);
+            o[0] = x.x, o[1] = x.y, o[2] = x.z, o[3] = x.w;
+        } else {
+            uint2 x = *reinterpret_cast<const uint2 *>(static_cast<const uint16_t *>(base) + i);
+            uint16_t h[4] = {(uint16_t)(x.x & 0xffffu), (uint16_t)(x.x >> 16), (uint16_t)(x.y & 0xffffu),
+                             (uint16_t)(x.y >> 16)};
+#pragma unroll
+            for (int j = 0; j < W; j++) o[j] = dt == LT_DTYPE_BF16 ? lt_cu_bf16_to_f32(h[j]) : lt_cu_f16_to_f32(h[j]);
+        }
+    } else {
+#pragma unroll
+        for (int j = 0; j < W; j++) {
+            if (dt == LT_DTYPE_F32) o[j] = static_cast<const float *>(base)[i + j];
+            else if (dt == LT_DTYPE_BF16) o[j] = lt_cu_bf16_to_f32(static_cast<const uint16_t *>(base)[i + j]);
+            else o[j] = lt_cu_f16_to_f32(static_cast<const uint16_t *>(base)[i + j]);
+        }
+    }
+}
+
+/* Rounds once to dt: nearest even, or stochastically (bf16 with sr != 0) with the bits of element i. */
+__device__ __forceinline__ uint16_t lt_cu_to16(float x, int dt, uint32_t sr, uint64_t i) {
+    if (dt == LT_DTYPE_BF16) return sr ? lt_cu_f32_to_bf16_sr(x, lt_sr_bits(sr, i)) : lt_cu_f32_to_bf16(x);
+    return lt_cu_f32_to_f16(x);
+}
+
+template <int W>
+__device__ __forceinline__ void lt_st(void *base, int dt, uint64_t i, const float (&x)[W], uint32_t sr) {
+    if constexpr (W == 4) {
+        LT_ALIGNED(static_cast<const char *>(base) + i * (dt == LT_DTYPE_F32 ? 4 : 2), dt == LT_DTYPE_F32 ? 16 : 8);
+        if (dt == LT_DTYPE_F32) {
+            *reinterpret_cast<float4 *>(static_cast<float *>(base) + i) = make_float4(x[0], x[1], x[2], x[3]);
+        } else {
+            uint2 y;
+            y.x = (uint32_t)lt_cu_to16(x[0], dt, sr, i) | ((uint32_t)lt_cu_to16(x[1], dt, sr, i + 1) << 16);
+            y.y = (uint32_t)lt_cu_to16(x[2], dt, sr, i + 2) | ((uint32_t)lt_cu_to16(x[3], dt, sr, i + 3) << 16);
+            *reinterpret_cast<uint2 *>(static_cast<uint16_t *>(base) + i) = y;
+        }
+    } else {
+#pragma unroll
+        for (int j = 0; j < W; j++) {
+            if (dt == LT_DTYPE_F32) static_cast<float *>(base)[i + j] = x[j];
+            else static_cast<uint16_t *>(base)[i + j] = lt_cu_to16(x[j], dt, sr, i + j);
+        }
+    }
+}
+
+/* The sum of a double over the CTA (every thread gets it); red holds 32 doubles. */
+__device__ __forceinline__ double lt_cu_block_sum(double v, double *red) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    const int warp = threadIdx.x >> 5, nw = (blockDim.x + 31) >> 5;
+    __syncthreads(); /* red may still be read from the previous call */
+    if ((threadIdx.x & 31) == 0) red[warp] = v;
+    __syncthreads();
+    double s = 0.0;
+    for (int w = 0; w < nw; w++) s += red[w];
+    return s;
+}
+
+/* ---- launchers (each returns the launch's error, cudaSuccess when fine) ---- */
+cudaError_t lt_cu_launch_ew(int kind, const lt_cu_item *items, int count, uint64_t nunits, const int *flag,
+                            cudaStream_t s);
+cudaError_t lt_cu_launch_check(const lt_cu_item *items, int count, uint64_t nunits, int *flag, cudaStream_t s);
+/* grid: CTAs of the persistent grid (the caller sizes it from the occupancy) */
+cudaError_t lt_cu_launch_q(int kind, int block, const lt_cu_item *items, int count, uint64_t nunits,
+                           const lt_cu_qtab *t0, const lt_cu_qtab *t1, const int *flag, int sm_count, cudaStream_t s);
+/* variant for LT_CU_AF_ROWS: bit 0 vectorized, bit 1 column sums in shared memory (maxcols columns) */
+cudaError_t lt_cu_launch_af(int kind, int variant, const lt_cu_item *items, int count, uint64_t nunits,
+                            uint64_t maxcols, const int *flag, cudaStream_t s);
+/* Adafactor keeps the column partial sums of a row group in shared memory up to this many columns. */
+#define LT_CU_AF_SMCOLS 12288
+
+#endif

@@ -1,0 +1,232 @@
+/* The multi-tensor low-bit kernel template (lowbit.cu explains the layout);
+ * each lowbit_<kind>.cu instantiates one kind, so that they compile in parallel. */
+#ifndef LT_KERNELS_CUDA_LOWBIT_CUH
+#define LT_KERNELS_CUDA_LOWBIT_CUH
+
+#include "kernels/cuda/cu_internal.cuh"
+
+namespace lt_lowbit {
+
+
+template <int TPB> struct QCfg {
+    static constexpr int CTA = TPB > 256 ? TPB : 256;
+    static constexpr int G = CTA / TPB; /* blocks per CTA per pass */
+    static constexpr int NW = CTA / 32;
+};
+
+static __device__ __forceinline__ void copy_table(lt_cu_qtab *dst, const lt_cu_qtab *src) {
+    const int4 *s = reinterpret_cast<const int4 *>(src);
+    int4 *d = reinterpret_cast<int4 *>(dst);
+    for (int i = threadIdx.x; i < (int)(sizeof(lt_cu_qtab) / 16); i += blockDim.x) d[i] = s[i];
+}
+
+template <int KIND, int TPB>
+__global__ void __launch_bounds__(QCfg<TPB>::CTA, 2048 / QCfg<TPB>::CTA * 3 / 8)
+    q_kernel(const lt_cu_item *__restrict__ items, int count, uint64_t nunits, const lt_cu_qtab *__restrict__ t0,
+             const lt_cu_qtab *__restrict__ t1, const int *flag) {
+    constexpr bool TWO = KIND != LT_CU_BNB8_LION;
+    constexpr bool AO = KIND == LT_CU_AO8 || KIND == LT_CU_AO4;
+    constexpr int BITS = KIND == LT_CU_AO4 ? 4 : 8;
+    constexpr int G = QCfg<TPB>::G, NW = QCfg<TPB>::NW;
+    __shared__ lt_cu_qtab T[TWO ? 2 : 1];
+    __shared__ uint32_t red[2][NW];
+    if (lt_cu_flag_set(flag)) return;
+    copy_table(&T[0], t0);
+    if (TWO) copy_table(&T[TWO ? 1 : 0], t1);
+    __syncthreads();
+    const lt_cu_qtab *T1 = &T[TWO ? 1 : 0];
+    const int gid = threadIdx.x / TPB, lane = threadIdx.x % TPB;
+    for (uint64_t base = (uint64_t)blockIdx.x * G; base < nunits; base += (uint64_t)gridDim.x * G) {
+        const uint64_t unit = base + gid;
+        const bool active = unit < nunits;
+        const lt_cu_item *it = items + (active ? lt_cu_find_start(lt_cu_starts(items, count), count, unit) : 0);
+        float p[8], m[8], v[8];
+        int cnt[2] = {0, 0};
+        uint32_t a1 = 0, a2 = 0;
+        uint64_t blk = 0, off = 0;
+        /* the descriptor's fields, read once (stores through p could alias it otherwise) */
+        void *P = nullptr;
+        uint8_t *c1p = nullptr, *c2p = nullptr;
+        float *s1p = nullptr, *s2p = nullptr;
+        int pdt = 0, vec = 0;
+        uint32_t sr = 0;
+        if (active) {
+            P = it->p;
+            const void *Gp = it->g;
+            pdt = it->pdt;
+            const int gdt = it->gdt;
+            vec = it->vec;
+            sr = it->sr;
+            c1p = static_cast<uint8_t *>(it->q[0]);
+            s1p = static_cast<float *>(it->q[1]);
+            c2p = static_cast<uint8_t *>(it->q[2]);
+            s2p = static_cast<float *>(it->q[3]);
+            lt_kbnb hb;
+            lt_kao ha;
+            uint64_t B;
+            if constexpr (AO) ha = it->h.ao, B = ha.block;
+            else hb = it->h.bnb, B = hb.block;
+            const uint64_t n = it->n;
+            blk = unit - it->unit0;
+            off = blk * B;
+            const uint64_t len = n - off < B ? n - off : B;
+            const float gs = it->gscale;
+            const float sc1 = s1p[blk];
+            const float sc2 = TWO ? s2p[blk] : 0.0f;
+#pragma unroll
+            for (int h = 0; h < 2; h++) {
+                const uint64_t e = (uint64_t)h * 4 * TPB + (uint64_t)lane * 4; /* offset in the block */
+                cnt[h] = e >= len ? 0 : (len - e >= 4 ? 4 : (int)(len - e));
+                const uint64_t i = off + e;
+                float pv[4] = {0, 0, 0, 0}, gv[4] = {0, 0, 0, 0};
+                int c1[4] = {0, 0, 0, 0}, c2[4] = {0, 0, 0, 0};
+                if (cnt[h] == 4 && vec) {
+                    lt_ld<4>(P, pdt, i, pv);
+                    lt_ld<4>(Gp, gdt, i, gv);
+                    if (BITS == 8) {
+                        LT_ALIGNED(c1p + i, 4);
+                        uint32_t w1 = *reinterpret_cast<const uint32_t *>(c1p + i);
+                        uint32_t w2 = TWO ? *reinterpret_cast<const uint32_t *>(c2p + i) : 0u;
+#pragma unroll
+                        for (int k = 0; k < 4; k++) c1[k] = (w1 >> (8 * k)) & 0xff, c2[k] = (w2 >> (8 * k)) & 0xff;
+                    } else { /* element 2j in the high nibble */
+                        LT_ALIGNED(c1p + i / 2, 2);
+                        uint16_t w1 = *reinterpret_cast<const uint16_t *>(c1p + i / 2);
+                        uint16_t w2 = *reinterpret_cast<const uint16_t *>(c2p + i / 2);
+                        c1[0] = (w1 >> 4) & 0xf, c1[1] = w1 & 0xf, c1[2] = (w1 >> 12) & 0xf, c1[3] = (w1 >> 8) & 0xf;
+                        c2[0] = (w2 >> 4) & 0xf, c2[1] = w2 & 0xf, c2[2] = (w2 >> 12) & 0xf, c2[3] = (w2 >> 8) & 0xf;
+                    }
+                } else {
+#pragma unroll
+                    for (int k = 0; k < 4; k++) {
+                        if (k >= cnt[h]) break;
+                        float x[1];
+                        lt_ld<1>(P, pdt, i + k, x);
+                        pv[k] = x[0];
+                        lt_ld<1>(Gp, gdt, i + k, x);
+                        gv[k] = x[0];
+                        if (BITS == 8) {
+                            c1[k] = c1p[i + k];
+                            if (TWO) c2[k] = c2p[i + k];
+                        } else {
+                            uint8_t b1 = c1p[(i + k) / 2], b2 = c2p[(i + k) / 2];
+                            c1[k] = ((i + k) & 1) ? (b1 & 0xf) : (b1 >> 4);
+                            c2[k] = ((i + k) & 1) ? (b2 & 0xf) : (b2 >> 4);
+                        }
+                    }
+                }
+#pragma unroll
+                for (int k = 0; k < 4; k++) {
+                    float mk = T[0].map[c1[k]] * sc1, vk = TWO ? T1->map[c2[k]] * sc2 : 0.0f, pk = pv[k];
+                    if (k < cnt[h]) {
+                        if constexpr (KIND == LT_CU_BNB8_ADAM) lt_em_bnb8_adam(&hb, gs, &pk, gv[k], &mk, &vk);
+                        else if constexpr (KIND == LT_CU_BNB8_LION) lt_em_bnb8_lion(&hb, gs, &pk, gv[k], &mk);
+                        else lt_em_ao_adam(&ha, gs, &pk, gv[k], &mk, &vk);
+                        a1 = max(a1, lt_cu_absbits(mk));
+                        a2 = max(a2, lt_cu_absbits(vk));
+                    }
+                    p[4 * h + k] = pk, m[4 * h + k] = mk, v[4 * h + k] = vk;
+                }
+            }
+        }
+        /* the block's absmax: its TPB threads are aligned lanes of one warp, or whole warps */
+#pragma unroll
+        for (int o = (TPB < 32 ? TPB : 32) / 2; o > 0; o >>= 1) {
+            a1 = max(a1, __shfl_xor_sync(0xffffffffu, a1, o));
+            a2 = max(a2, __shfl_xor_sync(0xffffffffu, a2, o));
+        }
+        if constexpr (TPB > 32) {
+            const int warp = threadIdx.x >> 5;
+            if ((threadIdx.x & 31) == 0) red[0][warp] = a1, red[1][warp] = a2;
+            __syncthreads();
+            a1 = a2 = 0;
+            for (int w = gid * (TPB / 32); w < (gid + 1) * (TPB / 32); w++) a1 = max(a1, red[0][w]), a2 = max(a2, red[1][w]);
+            __syncthreads();
+        }
+        if (active) {
+            float am1 = lt_cu_u2f(a1), am2 = lt_cu_u2f(a2);
+            if (AO) am1 = fmaxf(am1, 1e-12f), am2 = fmaxf(am2, 1e-12f);
+            if (lane == 0) {
+                s1p[blk] = am1;
+                if (TWO) s2p[blk] = am2;
+            }
+#pragma unroll
+            for (int h = 0; h < 2; h++) {
+                const uint64_t i = off + (uint64_t)h * 4 * TPB + (uint64_t)lane * 4;
+                int c1[4], c2[4];
+#pragma unroll
+                for (int k = 0; k < 4; k++) {
+                    c1[k] = lt_cu_quantize(&T[0], m[4 * h + k], am1, !AO);
+                    c2[k] = TWO ? lt_cu_quantize(T1, v[4 * h + k], am2, 0) : 0;
+                }
+                float pv[4] = {p[4 * h], p[4 * h + 1], p[4 * h + 2], p[4 * h + 3]};
+                if (cnt[h] == 4 && vec) {
+                    lt_st<4>(P, pdt, i, pv, sr);
+                    if (BITS == 8) {
+                        *reinterpret_cast<uint32_t *>(c1p + i) =
+                            (uint32_t)c1[0] | (uint32_t)c1[1] << 8 | (uint32_t)c1[2] << 16 | (uint32_t)c1[3] << 24;
+                        if (TWO)
+                            *reinterpret_cast<uint32_t *>(c2p + i) =
+                                (uint32_t)c2[0] | (uint32_t)c2[1] << 8 | (uint32_t)c2[2] << 16 | (uint32_t)c2[3] << 24;
+                    } else {
+                        *reinterpret_cast<uint16_t *>(c1p + i / 2) =
+                            (uint16_t)(((c1[0] << 4) | c1[1]) | (((c1[2] << 4) | c1[3]) << 8));
+                        *reinterpret_cast<uint16_t *>(c2p + i / 2) =
+                            (uint16_t)(((c2[0] << 4) | c2[1]) | (((c2[2] << 4) | c2[3]) << 8));
+                    }
+                } else {
+#pragma unroll
+                    for (int k = 0; k < 4; k++) {
+                        if (k >= cnt[h]) break;
+                        float x[1] = {pv[k]};
+                        lt_st<1>(P, pdt, i + k, x, sr);
+                        if (BITS == 8) {
+                            c1p[i + k] = (uint8_t)c1[k];
+                            if (TWO) c2p[i + k] = (uint8_t)c2[k];
+                        } else { /* whole blocks of even size: both nibbles of a byte belong to this thread */
+                            if (((i + k) & 1) == 0) {
+                                int lo1 = k + 1 < cnt[h] ? c1[k + 1] : 0, lo2 = k + 1 < cnt[h] ? c2[k + 1] : 0;
+                                c1p[(i + k) / 2] = (uint8_t)((c1[k] << 4) | lo1);
+                                c2p[(i + k) / 2] = (uint8_t)((c2[k] << 4) | lo2);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+template <int KIND, int TPB>
+cudaError_t launch_t(const lt_cu_item *items, int count, uint64_t nunits, const lt_cu_qtab *t0, const lt_cu_qtab *t1,
+                     const int *flag, int sm_count, cudaStream_t s) {
+    typedef QCfg<TPB> C;
+    int per_sm = 0;
+    cudaError_t e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, q_kernel<KIND, TPB>, C::CTA, 0);
+    if (e != cudaSuccess) return e;
+    if (per_sm < 1) per_sm = 1;
+    uint64_t want = (nunits + C::G - 1) / C::G, cap = (uint64_t)per_sm * (uint64_t)(sm_count > 0 ? sm_count : 1);
+    unsigned grid = (unsigned)(want < cap ? want : cap);
+    auto kernel = q_kernel<KIND, TPB>;
+    LT_LAUNCH(kernel, grid, C::CTA, 0, s)(items, count, nunits, t0, t1, flag);
+    return cudaGetLastError();
+}
+
+template <int KIND>
+cudaError_t launch_k(int block, const lt_cu_item *items, int count, uint64_t nunits, const lt_cu_qtab *t0,
+                     const lt_cu_qtab *t1, const int *flag, int sm_count, cudaStream_t s) {
+    switch (block) {
+    case 64: return launch_t<KIND, 8>(items, count, nunits, t0, t1, flag, sm_count, s);
+    case 128: return launch_t<KIND, 16>(items, count, nunits, t0, t1, flag, sm_count, s);
+    case 256: return launch_t<KIND, 32>(items, count, nunits, t0, t1, flag, sm_count, s);
+    case 512: return launch_t<KIND, 64>(items, count, nunits, t0, t1, flag, sm_count, s);
+    case 1024: return launch_t<KIND, 128>(items, count, nunits, t0, t1, flag, sm_count, s);
+    case 2048: return launch_t<KIND, 256>(items, count, nunits, t0, t1, flag, sm_count, s);
+    case 4096: return launch_t<KIND, 512>(items, count, nunits, t0, t1, flag, sm_count, s);
+    default: return cudaErrorInvalidValue;
+    }
+}
+
+} // namespace lt_lowbit
+
+#endif
