@@ -122,8 +122,8 @@ void lt_ckpt_clean_tmp(const char *output_dir) {
     closedir(d);
 }
 
-lt_status lt_ckpt_save(const char *output_dir, long step, const lt_gpt2 *m, lt_optim *o, const char *trainer_state_json,
-                       int save_total_limit, char *err, size_t errlen) {
+lt_status lt_ckpt_save(const char *output_dir, long step, const lt_gpt2 *m, lt_optim *o, const lt_tokenizer *tok,
+                       const char *trainer_state_json, int save_total_limit, char *err, size_t errlen) {
     char tmp[1200], fin[1200], path[1400];
     lt_status st = mkdir_p(output_dir, err, errlen);
     if (st) return st;
@@ -143,6 +143,7 @@ lt_status lt_ckpt_save(const char *output_dir, long step, const lt_gpt2 *m, lt_o
         snprintf(err, errlen, "%s", lt_optim_error(o));
         goto fail;
     }
+    if (tok && (st = lt_tokenizer_save(tok, tmp, err, errlen))) goto fail;
     if (getenv("LT_TEST_KILL_DURING_SAVE") && atol(getenv("LT_TEST_KILL_DURING_SAVE")) == step)
         kill(getpid(), 9); /* the crash-safety test: a real SIGKILL with the checkpoint half written */
     snprintf(path, sizeof path, "%s/trainer_state.json", tmp);

@@ -14,11 +14,13 @@
 
 #include "leantrain/optim.h"
 #include "model/gpt2.h"
+#include "tokenizer/tokenizer.h"
 
-/* Writes checkpoint-<step> under output_dir (created if missing) and then
- * deletes the oldest checkpoints beyond save_total_limit (0 keeps all). */
-lt_status lt_ckpt_save(const char *output_dir, long step, const lt_gpt2 *m, lt_optim *o, const char *trainer_state_json,
-                       int save_total_limit, char *err, size_t errlen);
+/* Writes checkpoint-<step> under output_dir (created if missing), with the
+ * tokenizer's files when tok is not NULL, and then deletes the oldest
+ * checkpoints beyond save_total_limit (0 keeps all). */
+lt_status lt_ckpt_save(const char *output_dir, long step, const lt_gpt2 *m, lt_optim *o, const lt_tokenizer *tok,
+                       const char *trainer_state_json, int save_total_limit, char *err, size_t errlen);
 
 /* The newest complete checkpoint folder under output_dir into out; LT_ERR_IO
  * with a message when there is none. */

@@ -107,20 +107,14 @@ static int save(run_t *r) {
         fprintf(stderr, "leantrain train: out of memory writing trainer_state.json\n");
         return 1;
     }
-    lt_status st = lt_ckpt_save(r->a->output_dir, r->step, r->m, r->o, text, r->a->save_total_limit, r->err,
+    /* the tokenizer goes into the checkpoint too (inside the atomic write), so generate and a resume find
+       the tokenizer the model was trained with */
+    lt_status st = lt_ckpt_save(r->a->output_dir, r->step, r->m, r->o, r->tok, text, r->a->save_total_limit, r->err,
                                 sizeof r->err);
     free(text);
     if (st) {
         fprintf(stderr, "leantrain train: saving checkpoint-%ld: %s\n", r->step, r->err);
         return 1;
-    }
-    if (r->tok) { /* with the checkpoint, so generate and a resume find the tokenizer the model was trained with */
-        char dir[1300];
-        snprintf(dir, sizeof dir, "%.1200s/checkpoint-%ld", r->a->output_dir, r->step);
-        if (lt_tokenizer_save(r->tok, dir, r->err, sizeof r->err)) {
-            fprintf(stderr, "leantrain train: saving the tokenizer into checkpoint-%ld: %s\n", r->step, r->err);
-            return 1;
-        }
     }
     printf("saved %s/checkpoint-%ld\n", r->a->output_dir, r->step);
     return 0;
