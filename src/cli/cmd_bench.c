@@ -14,15 +14,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "util/clock.h"
 #include "cli/commands.h"
 #include "kernels/optim_kernels.h"
 #include "leantrain/optim.h"
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -54,11 +50,11 @@ static size_t block_numel(void) {
 static double copy_bandwidth(float *dst, const float *src, size_t n, int reps) {
     double best = 1e30;
     for (int r = 0; r < reps; r++) {
-        double t0 = now_s();
+        double t0 = lt_now_s();
         lt_kernel_copy(dst, src, n);
-        double t1 = now_s();
+        double t1 = lt_now_s();
         lt_kernel_negate(dst, n);
-        double t2 = now_s();
+        double t2 = lt_now_s();
         if (t1 - t0 < best) best = t1 - t0;
         if (t2 - t1 < best) best = t2 - t1;
     }
@@ -186,9 +182,9 @@ int lt_cmd_bench(int argc, char **argv) {
         lt_optim_step(o, 1.0f); /* warm-up: first touch of the state pages */
         double bw = copy_bandwidth(scratch, p, total, 8);
         for (int s = 0; s < steps && times; s++) {
-            double t0 = now_s();
+            double t0 = lt_now_s();
             lt_optim_step(o, 1.0f);
-            times[s] = now_s() - t0;
+            times[s] = lt_now_s() - t0;
         }
         if (!times) {
             lt_optim_free(o);

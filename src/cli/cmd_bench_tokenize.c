@@ -6,15 +6,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "util/clock.h"
 #include "cli/commands.h"
 #include "io/tokens.h"
 #include "tokenizer/tokenizer.h"
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static uint64_t rng_next(uint64_t *s) {
     *s = *s * 6364136223846793005ull + 1442695040888963407ull;
@@ -180,11 +176,11 @@ int lt_cmd_bench_tokenize(int argc, char **argv) {
         lt_tok_ids ids = {0};
         for (long r = -1; r < reps && !rc; r++) { /* r = -1: warm-up (caches, page faults) */
             ids.n = 0;
-            double t0 = now_s();
+            double t0 = lt_now_s();
             lt_status st = th == 1 ? lt_tok_encode(ctxs[0], text, len, &ids, err, sizeof err)
                                    : lt_tokenizer_encode_parallel(t, text, len, th, ctxs, &ids, err, sizeof err);
             if (st) rc = 1;
-            if (r >= 0) times[r] = now_s() - t0;
+            if (r >= 0) times[r] = lt_now_s() - t0;
         }
         if (!rc) {
             qsort(times, (size_t)reps, sizeof *times, cmp_double);

@@ -12,16 +12,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "util/clock.h"
 #include "cli/commands.h"
 #include "leantrain/optim.h"
 #include "model/gpt2.h"
 #include "train/data.h"
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* best-of-3 sgemm rate at n x n x n, in FLOP/s */
 static double sgemm_rate(int n) {
@@ -30,9 +26,9 @@ static double sgemm_rate(int n) {
     for (size_t i = 0; i < (size_t)n * n; i++) a[i] = (float)(i % 7) * 0.1f, b[i] = (float)(i % 5) * 0.1f;
     double best = 1e30;
     for (int r = 0; r < 6; r++) {
-        double t0 = now_s();
+        double t0 = lt_now_s();
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
-        double dt = now_s() - t0;
+        double dt = lt_now_s() - t0;
         if (r > 0 && dt < best) best = dt;
     }
     free(a), free(b), free(c);
@@ -64,7 +60,7 @@ static int bench_one(const char *label, lt_gpt2_config cfg, int B, int T, int st
     double best = 1e30, g_before = sgemm_rate(1024);
     int rc = 0;
     for (int s = 0; s <= steps && o && in && tg; s++) {
-        double t0 = now_s();
+        double t0 = lt_now_s();
         lt_gpt2_zero_grad(m);
         if (lt_gpt2_forward(m, in, tg, B, T, err, sizeof err) || lt_gpt2_backward(m, err, sizeof err)) {
             fprintf(stderr, "leantrain bench train: %s\n", err);
@@ -72,7 +68,7 @@ static int bench_one(const char *label, lt_gpt2_config cfg, int B, int T, int st
             break;
         }
         lt_optim_step(o, 1.0f);
-        double dt = now_s() - t0;
+        double dt = lt_now_s() - t0;
         if (s > 0 && dt < best) best = dt; /* step 0 warms up caches and pages */
     }
     if (!rc && o && in && tg) {

@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util/clock.h"
 #include "cli/commands.h"
 #include "io/atomic_file.h"
 #include "io/tokens.h"
@@ -45,11 +46,6 @@ static void catch_signals(int on) {
     sigaction(SIGHUP, &sa, NULL); /* the terminal went away */
 }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 typedef struct {
     double t0;
@@ -58,7 +54,7 @@ typedef struct {
 
 static void progress(void *user, uint64_t done, uint64_t total, uint64_t tokens) {
     bar_t *b = user;
-    double el = now_s() - b->t0, mbs = el > 0 ? (double)done / 1e6 / el : 0;
+    double el = lt_now_s() - b->t0, mbs = el > 0 ? (double)done / 1e6 / el : 0;
     if (total > 0) {
         double frac = (double)done / (double)total;
         int w = 30, filled = (int)(frac * w + 0.5);
@@ -178,7 +174,7 @@ int lt_cmd_tokenize(int argc, char **argv) {
         lt_tokenizer_free(t);
         return rc;
     }
-    bar_t bar = {now_s(), 0};
+    bar_t bar = {lt_now_s(), 0};
     lt_tokenize_opts o = {.threads = (int)threads, .chunk_bytes = (size_t)(chunk_mb * 1048576.0), .cancel = &g_cancel};
     if (isatty(STDERR_FILENO)) o.progress = progress, o.user = &bar;
     catch_signals(1);
@@ -191,7 +187,7 @@ int lt_cmd_tokenize(int argc, char **argv) {
         fprintf(stderr, "leantrain tokenize: %s\n", err);
         return 1;
     }
-    double el = now_s() - bar.t0;
+    double el = lt_now_s() - bar.t0;
     printf("tokenize: %llu tokens from %llu bytes (%.2f bytes per token) in %.1f s (%.1f MB/s) -> %s\n",
            (unsigned long long)ntok, (unsigned long long)nbytes, (double)nbytes / (double)ntok, el,
            el > 0 ? (double)nbytes / 1e6 / el : 0, output);

@@ -1,4 +1,5 @@
 /* The training loop (see trainer.h). */
+#include "util/clock.h"
 #include "train/trainer.h"
 
 #include <cjson/cJSON.h>
@@ -41,11 +42,6 @@ typedef struct {
     char err[1024];
 } run_t;
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static long peak_rss_mb(void) {
     struct rusage ru;
@@ -149,7 +145,7 @@ static double evaluate(run_t *r, double *ppl) {
 
 static void progress(run_t *r, double loss) {
     if (!isatty(STDOUT_FILENO)) return;
-    double el = now_s() - r->t_start, frac = (double)r->step / (double)r->total_steps;
+    double el = lt_now_s() - r->t_start, frac = (double)r->step / (double)r->total_steps;
     double eta = r->step > 0 ? el / (double)r->step * (double)(r->total_steps - r->step) : 0;
     int w = 30, filled = (int)(frac * w);
     printf("\r[");
@@ -366,7 +362,7 @@ int lt_train_run(const lt_train_args *a) {
                H);
     }
     fflush(stdout);
-    r->t_start = r->t_last = now_s();
+    r->t_start = r->t_last = lt_now_s();
     while (r->step < r->total_steps) {
         double lr = a->learning_rate * lt_sched_factor(&r->sched, r->step);
         lt_optim_set_lr(r->o, -1, lr);
@@ -406,7 +402,7 @@ int lt_train_run(const lt_train_args *a) {
             goto out;
         }
         if (r->step % a->logging_steps == 0 || r->step == r->total_steps) {
-            double t = now_s(), tps = (double)r->tokens_since / (t - r->t_last);
+            double t = lt_now_s(), tps = (double)r->tokens_since / (t - r->t_last);
             cJSON *e = cJSON_CreateObject();
             cJSON_AddNumberToObject(e, "loss", r->loss_sum / r->loss_count);
             if (!isnan(norm)) cJSON_AddNumberToObject(e, "grad_norm", norm);
@@ -418,7 +414,7 @@ int lt_train_run(const lt_train_args *a) {
             printf("step %ld/%ld  loss %.4f  grad_norm %.4f  learning_rate %.4e  epoch %.3f  tokens/s %.0f\n",
                    r->step, r->total_steps, r->loss_sum / r->loss_count, norm, lr, lt_data_epoch_float(&r->data), tps);
             log_entry(r, e);
-            r->loss_sum = 0, r->loss_count = 0, r->tokens_since = 0, r->t_last = now_s();
+            r->loss_sum = 0, r->loss_count = 0, r->tokens_since = 0, r->t_last = lt_now_s();
         }
         if (a->eval_steps > 0 && r->data.n_val_blocks > 0 &&
             (r->step % a->eval_steps == 0 || r->step == r->total_steps)) {
@@ -431,20 +427,20 @@ int lt_train_run(const lt_train_args *a) {
             cJSON_AddNumberToObject(e, "step", (double)r->step);
             printf("step %ld/%ld  eval_loss %.4f  eval_perplexity %.3f\n", r->step, r->total_steps, el, ppl);
             log_entry(r, e);
-            r->t_last = now_s();
+            r->t_last = lt_now_s();
         }
         if ((a->save_steps > 0 && r->step % a->save_steps == 0) || r->step == r->total_steps) {
             if (save(r)) {
                 r->err[0] = 0; /* save() printed it */
                 goto out;
             }
-            r->t_last = now_s();
+            r->t_last = lt_now_s();
         }
         progress(r, loss);
     }
     if (isatty(STDOUT_FILENO)) printf("\n");
     printf("done: %ld steps in %.1f s; peak memory (RSS) %ld MiB; model in %s/checkpoint-%ld\n", r->step,
-           now_s() - r->t_start, peak_rss_mb(), a->output_dir, r->step);
+           lt_now_s() - r->t_start, peak_rss_mb(), a->output_dir, r->step);
     if (r->mem.total) lt_mem_table_print(stdout, &r->mem, (size_t)peak_rss_mb() << 20);
     rc = 0;
 out:
