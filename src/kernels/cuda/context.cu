@@ -599,6 +599,10 @@ int lt_cuda_flush(lt_cuda *c) {
                     int v = (af[i].vec ? 1 : 0) | (d.cols <= LT_CU_AF_SMCOLS ? 2 : 0);
                     if (d.factored && v == variant) sel.push_back(af[i]);
                 }
+                /* a unit's cost grows with its columns: the widest first, so that the last wave is short */
+                std::stable_sort(sel.begin(), sel.end(), [](const lt_cu_item &x, const lt_cu_item &y) {
+                    return x.h.af.cols > y.h.af.cols;
+                });
                 add_launch(plan, items, LT_CU_AF_ROWS, variant, sel, NULL, NULL, 0);
             }
             sel.clear();

@@ -331,8 +331,54 @@ LT_KHD static inline int lt_cu_qcode(const lt_cu_qtab *t, float x) {
     return lo;
 }
 
+/* The division of a block's values by its absmax, as quantize_block of
+ * lowbit_cpu.c computes it ((x / a) * ok), with one reciprocal per block:
+ * where it is exact, the quotient is Markstein's correction of x * (1/a)
+ * (q = x*r, e = fma(-q, a, x), q + e*r: the correctly rounded quotient when
+ * 1/a is correctly rounded and nothing underflows, the fast path of CUDA's
+ * own division), so: for a in [2^-60, 2^60], |x| >= a * 2^-40 and finite.
+ * Smaller |x| give quotients under 2^-40, which a fast table (thresholds >=
+ * 2^-31 in magnitude, lt_cu_qtab) maps by sign alone: x * r is enough there.
+ * Everything else divides. tests/test_cuda_host.c checks it against x / a. */
+typedef struct lt_cu_qdiv {
+    float a, r, lo, ok;
+    int fast;
+} lt_cu_qdiv;
+
+LT_KHD static inline lt_cu_qdiv lt_cu_qdiv_make(const lt_cu_qtab *t, float amax) {
+    lt_cu_qdiv d;
+    d.ok = amax > 0.0f ? 1.0f : 0.0f;
+    d.a = amax > 0.0f ? amax : 1.0f;
+    d.fast = t->fast && d.a >= 0x1p-60f && d.a <= 0x1p60f;
+    d.r = 1.0f / d.a;
+    d.lo = d.a * 0x1p-40f;
+    return d;
+}
+
+LT_KHD static inline float lt_cu_qdiv_apply(const lt_cu_qdiv *d, float x) {
+    float ax = fabsf(x);
+    if (!d->fast || !(ax <= LT_CU_FLT_MAX)) return x / d->a;
+    if (ax < d->lo) return x * d->r;
+    float q = x * d->r;
+    float e = fmaf(-q, d->a, x);
+    return fmaf(e, d->r, q);
+}
+
 /* quantize_block of lowbit_cpu.c for one element: x / amax to the nearest code
- * (code of 0 for an all-zero block), with bitsandbytes' sign fix when signfix. */
+ * (code of 0 for an all-zero block), with bitsandbytes' sign fix when signfix;
+ * d from lt_cu_qdiv_make(t, amax). */
+LT_KHD static inline int lt_cu_quantize_d(const lt_cu_qtab *t, const lt_cu_qdiv *d, float x, int signfix) {
+    int c = lt_cu_qcode(t, lt_cu_qdiv_apply(d, x) * d->ok);
+    if (signfix) {
+        uint32_t xb = lt_cu_f2u(x);
+        int32_t x_neg = (int32_t)(xb >> 31), nonzero = (xb & 0x7fffffffu) != 0;
+        int32_t differ = ((c < t->nneg) ^ x_neg) & nonzero;
+        c += differ * (1 - 2 * x_neg);
+    }
+    return c;
+}
+
+/* the same with a plain division (the reference the fast form is tested against) */
 LT_KHD static inline int lt_cu_quantize(const lt_cu_qtab *t, float x, float amax, int signfix) {
     const float ok = amax > 0.0f ? 1.0f : 0.0f, a = amax > 0.0f ? amax : 1.0f;
     int c = lt_cu_qcode(t, (x / a) * ok);
