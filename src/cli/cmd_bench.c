@@ -15,34 +15,14 @@
 #include <time.h>
 
 #include "util/clock.h"
+#include "cli/bench_shapes.h"
 #include "cli/commands.h"
 #include "kernels/optim_kernels.h"
 #include "leantrain/optim.h"
 
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
-/* One GPT-2-small-like block: attention qkv and projection, MLP, two LayerNorms, biases. */
-typedef struct {
-    const char *name;
-    int64_t rows, cols; /* cols = 0: a vector of `rows` */
-} shape_t;
-static const shape_t BLOCK[] = {
-    {"ln_1.weight", 768, 0}, {"ln_1.bias", 768, 0},  {"attn.c_attn.weight", 768, 2304}, {"attn.c_attn.bias", 2304, 0},
-    {"attn.c_proj.weight", 768, 768}, {"attn.c_proj.bias", 768, 0}, {"ln_2.weight", 768, 0}, {"ln_2.bias", 768, 0},
-    {"mlp.c_fc.weight", 768, 3072}, {"mlp.c_fc.bias", 3072, 0}, {"mlp.c_proj.weight", 3072, 768},
-    {"mlp.c_proj.bias", 768, 0},
-};
-#define NBLOCK ((int)(sizeof BLOCK / sizeof BLOCK[0]))
 
-static size_t block_numel(void) {
-    size_t n = 0;
-    for (int i = 0; i < NBLOCK; i++) n += (size_t)BLOCK[i].rows * (size_t)(BLOCK[i].cols ? BLOCK[i].cols : 1);
-    return n;
-}
 
 /* The machine's streaming bandwidth in GB/s (bytes read + written): the best of
  * `reps` rounds of a memcpy and of an in-place read-modify-write. Measured
@@ -117,7 +97,7 @@ int lt_cmd_bench(int argc, char **argv) {
         return 2;
     }
     if (device) return lt_cmd_bench_optim_cuda(only, oargs, millions, steps);
-    size_t per_block = block_numel();
+    size_t per_block = lt_bench_block_numel();
     int nblocks = (int)ceil(millions * 1e6 / (double)per_block);
     size_t total = per_block * (size_t)nblocks;
     float *p = malloc(total * sizeof *p), *g = malloc(total * sizeof *g);
@@ -163,20 +143,20 @@ int lt_cmd_bench(int argc, char **argv) {
         }
         size_t off = 0;
         for (int b = 0; b < nblocks; b++)
-            for (int i = 0; i < NBLOCK; i++) {
+            for (int i = 0; i < LT_BENCH_NBLOCK; i++) {
                 char pname[96];
-                snprintf(pname, sizeof pname, "h.%d.%s", b, BLOCK[i].name);
+                snprintf(pname, sizeof pname, "h.%d.%s", b, LT_BENCH_BLOCK[i].name);
                 lt_param_desc d = {.name = pname, .data = p + off, .grad = g + off};
-                d.ndim = BLOCK[i].cols ? 2 : 1;
-                d.shape[0] = BLOCK[i].rows;
-                d.shape[1] = BLOCK[i].cols;
+                d.ndim = LT_BENCH_BLOCK[i].cols ? 2 : 1;
+                d.shape[0] = LT_BENCH_BLOCK[i].rows;
+                d.shape[1] = LT_BENCH_BLOCK[i].cols;
                 if (lt_optim_add_param(o, &d) < 0) {
                     fprintf(stderr, "leantrain bench: %s\n", lt_optim_error(o));
                     lt_optim_free(o);
                     free(p), free(g);
                     return 1;
                 }
-                off += (size_t)BLOCK[i].rows * (size_t)(BLOCK[i].cols ? BLOCK[i].cols : 1);
+                off += (size_t)LT_BENCH_BLOCK[i].rows * (size_t)(LT_BENCH_BLOCK[i].cols ? LT_BENCH_BLOCK[i].cols : 1);
             }
         double *times = malloc((size_t)steps * sizeof *times);
         lt_optim_step(o, 1.0f); /* warm-up: first touch of the state pages */
@@ -190,7 +170,7 @@ int lt_cmd_bench(int argc, char **argv) {
             lt_optim_free(o);
             continue;
         }
-        qsort(times, (size_t)steps, sizeof *times, cmp_double);
+        qsort(times, (size_t)steps, sizeof *times, lt_bench_cmp_double);
         double med = times[steps / 2];
         double sbpp = (double)lt_optim_state_bytes(o) / (double)total;
         double bytes = (12.0 + 2.0 * sbpp) * (double)total;

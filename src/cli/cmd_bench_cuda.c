@@ -10,26 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/bench_shapes.h"
 #include "cli/commands.h"
 #include "kernels/optim_kernels_cuda.h"
 #include "leantrain/optim.h"
 
-typedef struct {
-    const char *name;
-    int64_t rows, cols; /* cols = 0: a vector of `rows` */
-} shape_t;
-static const shape_t BLOCK[] = {
-    {"ln_1.weight", 768, 0}, {"ln_1.bias", 768, 0},  {"attn.c_attn.weight", 768, 2304}, {"attn.c_attn.bias", 2304, 0},
-    {"attn.c_proj.weight", 768, 768}, {"attn.c_proj.bias", 768, 0}, {"ln_2.weight", 768, 0}, {"ln_2.bias", 768, 0},
-    {"mlp.c_fc.weight", 768, 3072}, {"mlp.c_fc.bias", 3072, 0}, {"mlp.c_proj.weight", 3072, 768},
-    {"mlp.c_proj.bias", 768, 0},
-};
-#define NBLOCK ((int)(sizeof BLOCK / sizeof BLOCK[0]))
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 int lt_cmd_bench_optim_cuda(const char *only, const char *oargs, double millions, int steps) {
     char err[1024], dev[256];
@@ -39,7 +25,7 @@ int lt_cmd_bench_optim_cuda(const char *only, const char *oargs, double millions
         return 1;
     }
     size_t per_block = 0;
-    for (int i = 0; i < NBLOCK; i++) per_block += (size_t)BLOCK[i].rows * (size_t)(BLOCK[i].cols ? BLOCK[i].cols : 1);
+    for (int i = 0; i < LT_BENCH_NBLOCK; i++) per_block += (size_t)LT_BENCH_BLOCK[i].rows * (size_t)(LT_BENCH_BLOCK[i].cols ? LT_BENCH_BLOCK[i].cols : 1);
     int nblocks = (int)ceil(millions * 1e6 / (double)per_block);
     size_t total = per_block * (size_t)nblocks, bytes = total * sizeof(float);
     float *hp = malloc(bytes), *hg = malloc(bytes);
@@ -70,7 +56,7 @@ int lt_cmd_bench_optim_cuda(const char *only, const char *oargs, double millions
             goto out;
         }
     printf("# leantrain bench optim --device cuda: %zu parameters (%d GPT-2-small blocks, %d tensors), %d timed steps\n",
-           total, nblocks, nblocks * NBLOCK, steps);
+           total, nblocks, nblocks * LT_BENCH_NBLOCK, steps);
     printf("# device: %s\n", dev);
     printf("# bytes per step: 12 per parameter (p, g read; p written) + 2 x state bytes; bw_ratio = gb_per_s /\n"
            "# copy_gb_per_s, a device-to-device cudaMemcpy of the parameters (best of 10, timed with events) just before\n"
@@ -92,18 +78,18 @@ int lt_cmd_bench_optim_cuda(const char *only, const char *oargs, double millions
         size_t off = 0;
         int ok = 1;
         for (int b = 0; b < nblocks && ok; b++)
-            for (int i = 0; i < NBLOCK && ok; i++) {
+            for (int i = 0; i < LT_BENCH_NBLOCK && ok; i++) {
                 char pname[96];
-                snprintf(pname, sizeof pname, "h.%d.%s", b, BLOCK[i].name);
+                snprintf(pname, sizeof pname, "h.%d.%s", b, LT_BENCH_BLOCK[i].name);
                 lt_param_desc d = {.name = pname, .data = (float *)p + off, .grad = (float *)g + off, .device = 1};
-                d.ndim = BLOCK[i].cols ? 2 : 1;
-                d.shape[0] = BLOCK[i].rows;
-                d.shape[1] = BLOCK[i].cols;
+                d.ndim = LT_BENCH_BLOCK[i].cols ? 2 : 1;
+                d.shape[0] = LT_BENCH_BLOCK[i].rows;
+                d.shape[1] = LT_BENCH_BLOCK[i].cols;
                 if (lt_optim_add_param(o, &d) < 0) {
                     fprintf(stderr, "leantrain bench: %s: %s\n", name, lt_optim_error(o));
                     ok = 0;
                 }
-                off += (size_t)BLOCK[i].rows * (size_t)(BLOCK[i].cols ? BLOCK[i].cols : 1);
+                off += (size_t)LT_BENCH_BLOCK[i].rows * (size_t)(LT_BENCH_BLOCK[i].cols ? LT_BENCH_BLOCK[i].cols : 1);
             }
         double best = 0, med = 0;
         /* warm-up: first launches, the paged state's first migration */
@@ -134,7 +120,7 @@ int lt_cmd_bench_optim_cuda(const char *only, const char *oargs, double millions
             lt_optim_free(o);
             continue;
         }
-        qsort(times, (size_t)steps, sizeof *times, cmp_double);
+        qsort(times, (size_t)steps, sizeof *times, lt_bench_cmp_double);
         double ms = times[steps / 2];
         double sbpp = (double)lt_optim_state_bytes(o) / (double)total;
         double moved = (12.0 + 2.0 * sbpp) * (double)total;
