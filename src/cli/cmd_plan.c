@@ -104,13 +104,13 @@ int lt_cmd_plan(int argc, char **argv) {
     struct stat sb;
     if (a.train_file[0] && stat(a.train_file, &sb) == 0) data = (size_t)sb.st_size;
     lt_mem_table t;
-    if (lt_memplan(&cfg, B, T, a.optim, a.optim_args, a.gradient_checkpointing, a.optim_in_backward, data, &t, err,
-                   sizeof err)) {
+    lt_mem_methods me = {a.gradient_checkpointing, a.optim_in_backward, lt_train_args_precision(&a), a.pure_bf16};
+    if (lt_memplan(&cfg, B, T, a.optim, a.optim_args, &me, data, &t, err, sizeof err)) {
         fprintf(stderr, "leantrain plan: %s\n", err);
         return 1;
     }
     lt_gpt2_memory mm;
-    lt_gpt2_memory_plan(&cfg, B, T, 0, 0, &mm, err, sizeof err);
+    lt_gpt2_memory_plan(&cfg, B, T, 0, 0, LT_GPT2_F32, 0, &mm, err, sizeof err);
     printf("GPT-2 %d layers, %d embd, %d heads, vocab %d, %zu parameters; batch %d x %d; %s%s%s\n", cfg.n_layer,
            cfg.n_embd, cfg.n_head, cfg.vocab_size, mm.num_params, B, T, a.optim,
            a.gradient_checkpointing ? " + gradient checkpointing" : "",
@@ -130,7 +130,8 @@ int lt_cmd_plan(int argc, char **argv) {
         for (int ck = 0; ck < 2; ck++)
             for (int ob = 0; ob < 2; ob++) {
                 lt_mem_table m;
-                if (lt_memplan(&cfg, B, T, STEP_COST[k].optim, "", ck, ob, data, &m, err, sizeof err)) continue;
+                lt_mem_methods mk = {ck, ob, LT_GPT2_F32, 0};
+                if (lt_memplan(&cfg, B, T, STEP_COST[k].optim, "", &mk, data, &m, err, sizeof err)) continue;
                 if (m.total > memory) continue;
                 combo c = {STEP_COST[k].optim, ck, ob, (double)m.total,
                            tokens_per_s(&cfg, mm.num_params, B, T, STEP_COST[k].optim, ck)};

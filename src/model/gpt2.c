@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "leantrain/dtype.h"
 #include "model/gpt2_layers.h"
 
 /* Tensors start on 64-byte boundaries (16 floats) so vector loads of a row
@@ -28,15 +29,25 @@ static size_t padded(size_t n) { return (n + ALIGN_FLOATS - 1) / ALIGN_FLOATS * 
 /* a * b into *out; 0 when it overflows size_t. */
 static int mul_ok(size_t a, size_t b, size_t *out) { return !__builtin_mul_overflow(a, b, out); }
 
-/* A zeroed, 64-byte aligned buffer of n floats, or NULL. */
-static float *alloc_floats(size_t n) {
+/* A zeroed, 64-byte aligned buffer of n elements of `size` bytes, or NULL;
+ * free it with free_aligned. calloc, not malloc + memset: a large block comes
+ * fresh from the kernel already zero, so its pages cost no memory until they
+ * are written (a buffer that is replaced before use, like the full gradient
+ * buffer under --optim_in_backward, never shows in the resident set). The
+ * pointer calloc returned sits just below the aligned one. */
+static void *alloc_aligned(size_t n, size_t size) {
     size_t bytes;
-    if (!mul_ok(n ? n : 1, sizeof(float), &bytes) || bytes > SIZE_MAX - 64) return NULL;
-    bytes = (bytes + 63) / 64 * 64;
-    float *p = aligned_alloc(64, bytes);
-    if (p) memset(p, 0, bytes);
-    return p;
+    if (!mul_ok(n ? n : 1, size, &bytes) || bytes > SIZE_MAX - 128) return NULL;
+    char *base = calloc(1, bytes + 64 + sizeof(void *));
+    if (!base) return NULL;
+    uintptr_t a = ((uintptr_t)base + sizeof(void *) + 63) & ~(uintptr_t)63;
+    ((void **)a)[-1] = base;
+    return (void *)a;
 }
+static void free_aligned(void *p) {
+    if (p) free(((void **)p)[-1]);
+}
+static float *alloc_floats(size_t n) { return alloc_aligned(n, sizeof(float)); }
 
 static void set_param(lt_gpt2_param *p, const char *name, int ndim, int64_t d0, int64_t d1, int decay) {
     snprintf(p->name, sizeof p->name, "%s", name);
@@ -112,6 +123,7 @@ lt_status lt_gpt2_create(const lt_gpt2_config *cfg, lt_gpt2 **out, char *err, si
         off += padded(m->params[i].numel);
     }
     m->loss = NAN;
+    m->loss_scale = 1.0f;
     *out = m;
     return LT_OK;
 nomem:
@@ -124,10 +136,13 @@ nomem:
 void lt_gpt2_free(lt_gpt2 *m) {
     if (!m) return;
     free(m->params);
-    free(m->param_memory);
-    free(m->grad_memory);
-    free(m->act_memory);
-    free(m->dact_memory);
+    free_aligned(m->param_memory);
+    free_aligned(m->param16_memory);
+    free_aligned(m->grad_memory);
+    free_aligned(m->act_memory);
+    free_aligned(m->dact_memory);
+    free_aligned(m->wscratch);
+    free_aligned(m->store);
     free(m->tokens);
     free(m);
 }
@@ -154,14 +169,12 @@ void lt_gpt2_init_random(lt_gpt2 *m, uint64_t seed) {
         lt_gpt2_param *p = &m->params[i];
         const char *dot = strrchr(p->name, '.');
         int is_bias = strcmp(dot, ".bias") == 0, is_ln = strstr(p->name, "ln_") != NULL;
-        if (is_bias) {
-            memset(p->data, 0, p->numel * sizeof(float));
-        } else if (is_ln) {
-            for (size_t j = 0; j < p->numel; j++) p->data[j] = 1.0f;
-        } else {
-            /* GPT-2's scaled init of the projections that write into the residual stream */
-            double sd = strstr(p->name, "c_proj.weight") ? proj_std : 0.02;
-            for (size_t j = 0; j < p->numel; j++) p->data[j] = (float)(sd * normal(&s));
+        /* GPT-2's scaled init of the projections that write into the residual stream */
+        double sd = strstr(p->name, "c_proj.weight") ? proj_std : 0.02;
+        for (size_t j = 0; j < p->numel; j++) {
+            float v = is_bias ? 0.0f : is_ln ? 1.0f : (float)(sd * normal(&s));
+            if (p->data16) p->data16[j] = lt_f32_to_bf16(v);
+            else p->data[j] = v;
         }
     }
 }
@@ -169,26 +182,32 @@ void lt_gpt2_init_random(lt_gpt2 *m, uint64_t seed) {
 /* The float counts of every activation buffer (lt_gpt2_acts order) and backward
  * buffer (lt_gpt2_dacts order) for batches of B x T; att and big are the
  * attention-probability and logits sizes the caller computed with overflow checks. */
-enum { LT_GPT2_NACTS = 20, LT_GPT2_NDACTS = 6 };
-static void act_sizes(const lt_gpt2_config *c, int B, int T, int checkpointing, size_t att, size_t big, size_t *sizes,
-                      size_t *dsizes) {
+enum { LT_GPT2_NACTS = 20, LT_GPT2_NDACTS = 7 };
+/* Blocks whose fp32 internals (ln1, qkv, att, atty, ln2, fch, fch_gelu) are
+ * kept at once: all of them, or one with checkpointing (recomputed in
+ * backward) or with 16-bit compute (stored in 16 bits, expanded in backward). */
+static size_t internal_slots(const lt_gpt2_config *c, int checkpointing, int lowp) {
+    return checkpointing || lowp ? 1 : (size_t)c->n_layer;
+}
+static void act_sizes(const lt_gpt2_config *c, int B, int T, int checkpointing, int lowp, size_t att, size_t big,
+                      size_t *sizes, size_t *dsizes) {
     size_t L = (size_t)c->n_layer, C = (size_t)c->n_embd, NH = (size_t)c->n_head;
     /* with checkpointing a block's internals exist for one block at a time; the block outputs for all */
-    size_t LS = checkpointing ? 1 : L, LR = L, BT = (size_t)B * (size_t)T;
+    size_t LI = internal_slots(c, checkpointing, lowp), LS = checkpointing ? 1 : L, LR = L, BT = (size_t)B * (size_t)T;
     size_t s[LT_GPT2_NACTS] = {
         BT * C,          /* encoded */
-        LS * BT * C,     /* ln1 */
+        LI * BT * C,     /* ln1 */
         LS * BT,         /* ln1_mean */
         LS * BT,         /* ln1_rstd */
-        LS * BT * 3 * C, /* qkv */
+        LI * BT * 3 * C, /* qkv */
         att,             /* att */
-        LS * BT * C,     /* atty */
+        LI * BT * C,     /* atty */
         LS * BT * C,     /* residual2 */
-        LS * BT * C,     /* ln2 */
+        LI * BT * C,     /* ln2 */
         LS * BT,         /* ln2_mean */
         LS * BT,         /* ln2_rstd */
-        LS * BT * 4 * C, /* fch */
-        LS * BT * 4 * C, /* fch_gelu */
+        LI * BT * 4 * C, /* fch */
+        LI * BT * 4 * C, /* fch_gelu */
         LR * BT * C,     /* residual3: every block's output (the next block's input) */
         BT * C,          /* lnf */
         BT,              /* lnf_mean */
@@ -197,9 +216,35 @@ static void act_sizes(const lt_gpt2_config *c, int B, int T, int checkpointing, 
         BT,              /* lse */
         BT,              /* losses */
     };
-    size_t d[LT_GPT2_NDACTS] = {BT * C, BT * C, BT * 4 * C, BT * 3 * C, BT * C, (size_t)B * NH * (size_t)T};
+    size_t d[LT_GPT2_NDACTS] = {BT * C, BT * C, BT * 4 * C, BT * 3 * C, BT * C, (size_t)B * NH * (size_t)T,
+                                lowp ? BT * C : 0};
     memcpy(sizes, s, sizeof s);
     memcpy(dsizes, d, sizeof d);
+}
+
+/* ---- 16-bit compute buffers ---- */
+
+/* Vocabulary rows of the lm head handled at once (the chunk is as large as the biggest block weight). */
+static int lm_rows(const lt_gpt2_config *c) { return 4 * c->n_embd; }
+
+/* Floats of wscratch: one block's tensors (padded as in param_memory) or an lm-head chunk, then ln_f's two. */
+static size_t wscratch_floats(const lt_gpt2_config *c) {
+    size_t C = (size_t)c->n_embd, blk = 0;
+    const size_t per[LT_GPT2_PER_BLOCK] = {C, C, 3 * C * C, 3 * C, C * C, C, C, C, 4 * C * C, 4 * C, 4 * C * C, C};
+    for (int k = 0; k < LT_GPT2_PER_BLOCK; k++) blk += padded(per[k]);
+    size_t chunk = padded((size_t)lm_rows(c) * C);
+    return (blk > chunk ? blk : chunk) + 2 * padded(C);
+}
+static size_t gscratch_floats(const lt_gpt2_config *c) { return 4 * (size_t)c->n_embd * (size_t)c->n_embd; }
+
+/* 16-bit elements one block keeps between forward and backward for up to B x T tokens: ln1, qkv, atty, ln2, fch,
+ * fch_gelu ([BT, 14 C] in all) and the attention probabilities [B, NH, T, T]. 0 when it overflows. */
+static size_t store_block_elems(const lt_gpt2_config *c, int B, int T) {
+    size_t BT = (size_t)B * (size_t)T, rows, att, n;
+    if (!mul_ok(BT, 14 * (size_t)c->n_embd, &rows) || !mul_ok(BT, (size_t)T * (size_t)c->n_head, &att) ||
+        __builtin_add_overflow(rows, att, &n))
+        return 0;
+    return padded(n);
 }
 
 lt_status lt_gpt2_param_table(const lt_gpt2_config *c, lt_gpt2_param **out, int *n, char *err, size_t errlen) {
@@ -221,13 +266,15 @@ lt_status lt_gpt2_param_table(const lt_gpt2_config *c, lt_gpt2_param **out, int 
 }
 
 lt_status lt_gpt2_memory_plan(const lt_gpt2_config *c, int B, int T, int checkpointing, int grad_per_block,
-                              lt_gpt2_memory *out, char *err, size_t errlen) {
+                              lt_gpt2_precision precision, int pure_bf16, lt_gpt2_memory *out, char *err,
+                              size_t errlen) {
     lt_status st = lt_gpt2_config_check(c, err, errlen);
     if (st) return st;
+    int lowp = precision != LT_GPT2_F32;
     size_t L = (size_t)c->n_layer, NH = (size_t)c->n_head, V = (size_t)c->vocab_size;
-    size_t BT = (size_t)B * (size_t)T, att = BT * (size_t)T * NH * (checkpointing ? 1 : L), big = BT * V;
+    size_t BT = (size_t)B * (size_t)T, att = BT * (size_t)T * NH * internal_slots(c, checkpointing, lowp), big = BT * V;
     size_t sizes[LT_GPT2_NACTS], dsizes[LT_GPT2_NDACTS], na = 0, nd = 0;
-    act_sizes(c, B, T, checkpointing, att, big, sizes, dsizes);
+    act_sizes(c, B, T, checkpointing, lowp, att, big, sizes, dsizes);
     for (int i = 0; i < LT_GPT2_NACTS; i++) na += padded(sizes[i]);
     for (int i = 0; i < LT_GPT2_NDACTS; i++) nd += padded(dsizes[i]);
     /* the parameter table, without allocating it */
@@ -252,9 +299,11 @@ lt_status lt_gpt2_memory_plan(const lt_gpt2_config *c, int B, int T, int checkpo
     }
     free(params);
     out->num_params = np;
-    out->weight_bytes = w * sizeof(float);
+    out->weight_bytes = w * (pure_bf16 ? sizeof(uint16_t) : sizeof(float));
+    out->scratch_bytes = lowp ? (wscratch_floats(c) + gscratch_floats(c)) * sizeof(float) : 0;
     out->grad_bytes = g * sizeof(float);
     out->activation_bytes = (na + nd) * sizeof(float);
+    if (lowp && !checkpointing) out->activation_bytes += L * store_block_elems(c, B, T) * sizeof(uint16_t);
     out->token_bytes = 2 * BT * sizeof(int32_t);
     return LT_OK;
 }
@@ -266,16 +315,17 @@ lt_status lt_gpt2_set_batch(lt_gpt2 *m, int B, int T, char *err, size_t errlen) 
         return LT_ERR_ARG;
     }
     size_t L = (size_t)c->n_layer, NH = (size_t)c->n_head, V = (size_t)c->vocab_size;
-    size_t LS = m->checkpointing ? 1 : L; /* see act_sizes */
-    size_t BT = (size_t)B * (size_t)T, att1 = 0, att = 0, big = 0;
+    int lowp = m->precision != LT_GPT2_F32;
+    size_t LS = internal_slots(c, m->checkpointing, lowp); /* see act_sizes */
+    size_t BT = (size_t)B * (size_t)T, att1 = 0, att = 0, big = 0, sb = 0, se = 0;
     /* every BLAS dimension is an int; the largest matrix row count is BT */
     if (BT > (size_t)1 << 30 || !mul_ok(BT, T, &att1) || !mul_ok(att1, NH, &att1) || !mul_ok(att1, LS, &att) ||
-        !mul_ok(BT, V, &big)) {
+        !mul_ok(BT, V, &big) || (lowp && !m->checkpointing && (!(sb = store_block_elems(c, B, T)) || !mul_ok(sb, L, &se)))) {
         msg(err, errlen, "set_batch: B %d x T %d is too large for this model", B, T);
         return LT_ERR_ARG;
     }
     size_t sizes[LT_GPT2_NACTS], dsizes[LT_GPT2_NDACTS];
-    act_sizes(c, B, T, m->checkpointing, att, big, sizes, dsizes);
+    act_sizes(c, B, T, m->checkpointing, lowp, att, big, sizes, dsizes);
     enum { NA = LT_GPT2_NACTS, ND = LT_GPT2_NDACTS };
     _Static_assert(sizeof(lt_gpt2_acts) == NA * sizeof(float *), "sizes[] lists every activation");
     _Static_assert(sizeof(lt_gpt2_dacts) == ND * sizeof(float *), "dsizes[] lists every backward buffer");
@@ -287,24 +337,29 @@ lt_status lt_gpt2_set_batch(lt_gpt2 *m, int B, int T, char *err, size_t errlen) 
         msg(err, errlen, "set_batch: B %d x T %d is too large for this model", B, T);
         return LT_ERR_ARG;
     }
-    float *am = alloc_floats(na), *dm = alloc_floats(nd);
+    size_t nw = lowp ? wscratch_floats(c) + gscratch_floats(c) : 0;
+    float *am = alloc_floats(na), *dm = alloc_floats(nd), *ws = nw ? alloc_floats(nw) : NULL;
+    uint16_t *store = se ? alloc_aligned(se, sizeof(uint16_t)) : NULL;
     int32_t *tok = malloc(2 * BT * sizeof *tok);
-    if (!am || !dm || !tok) {
-        free(am), free(dm), free(tok);
+    if (!am || !dm || !tok || (nw && !ws) || (se && !store)) {
+        free_aligned(am), free_aligned(dm), free_aligned(ws), free_aligned(store), free(tok);
         msg(err, errlen, "set_batch: out of memory for activations of B %d x T %d (%zu MiB)", B, T,
-            (na + nd) * sizeof(float) >> 20);
+            ((na + nd + nw) * sizeof(float) + se * sizeof(uint16_t)) >> 20);
         return LT_ERR_NOMEM;
     }
-    free(m->act_memory), free(m->dact_memory), free(m->tokens);
+    free_aligned(m->act_memory), free_aligned(m->dact_memory), free_aligned(m->wscratch), free_aligned(m->store);
+    free(m->tokens);
     m->act_memory = am, m->act_floats = na;
     m->dact_memory = dm, m->dact_floats = nd;
+    m->wscratch = ws, m->gscratch = ws ? ws + wscratch_floats(c) : NULL, m->scratch_floats = nw;
+    m->store = store, m->store_elems = se;
     m->tokens = tok;
     lt_gpt2_acts *a = &m->acts;
     lt_gpt2_dacts *d = &m->dacts;
     float **ap[NA] = {&a->encoded, &a->ln1, &a->ln1_mean, &a->ln1_rstd, &a->qkv, &a->att, &a->atty,
                       &a->residual2, &a->ln2, &a->ln2_mean, &a->ln2_rstd, &a->fch, &a->fch_gelu, &a->residual3,
                       &a->lnf, &a->lnf_mean, &a->lnf_rstd, &a->logits, &a->lse, &a->losses};
-    float **dp[ND] = {&d->dres, &d->dln, &d->dbig, &d->dqkv, &d->datty, &d->drow};
+    float **dp[ND] = {&d->dres, &d->dln, &d->dbig, &d->dqkv, &d->datty, &d->drow, &d->dtmp};
     for (int i = 0; i < NA; i++) {
         *ap[i] = am;
         am += padded(sizes[i]);
@@ -320,12 +375,59 @@ lt_status lt_gpt2_set_batch(lt_gpt2 *m, int B, int T, char *err, size_t errlen) 
     return LT_OK;
 }
 
-void lt_gpt2_set_checkpointing(lt_gpt2 *m, int on) {
-    m->checkpointing = on != 0;
-    free(m->act_memory), free(m->dact_memory), free(m->tokens);
-    m->act_memory = m->dact_memory = NULL;
+/* Drops the activation buffers (their layout changed): lt_gpt2_set_batch must follow. */
+static void drop_batch(lt_gpt2 *m) {
+    free_aligned(m->act_memory), free_aligned(m->dact_memory), free_aligned(m->wscratch), free_aligned(m->store);
+    free(m->tokens);
+    m->act_memory = m->dact_memory = m->wscratch = m->gscratch = NULL;
+    m->store = NULL;
     m->tokens = NULL;
     m->max_B = m->max_T = 0;
+    m->have_targets = 0;
+}
+
+void lt_gpt2_set_checkpointing(lt_gpt2 *m, int on) {
+    m->checkpointing = on != 0;
+    drop_batch(m);
+}
+
+lt_status lt_gpt2_set_precision(lt_gpt2 *m, lt_gpt2_precision p, int pure_bf16, char *err, size_t errlen) {
+    if (p != LT_GPT2_F32 && p != LT_GPT2_BF16 && p != LT_GPT2_F16) {
+        msg(err, errlen, "set_precision: unknown precision %d", (int)p);
+        return LT_ERR_ARG;
+    }
+    if (pure_bf16 && p != LT_GPT2_BF16) {
+        msg(err, errlen, "pure bf16 parameters need bf16 compute (not %s)", p == LT_GPT2_F16 ? "fp16" : "fp32");
+        return LT_ERR_ARG;
+    }
+    if (!!pure_bf16 != m->pure_bf16) {
+        size_t n = m->memory_floats, off = 0;
+        if (pure_bf16) {
+            uint16_t *h = alloc_aligned(n, sizeof *h);
+            if (!h) goto nomem;
+            for (size_t i = 0; i < n; i++) h[i] = lt_f32_to_bf16(m->param_memory[i]);
+            free_aligned(m->param_memory);
+            m->param_memory = NULL, m->param16_memory = h;
+        } else {
+            float *f = alloc_floats(n);
+            if (!f) goto nomem;
+            for (size_t i = 0; i < n; i++) f[i] = lt_bf16_to_f32(m->param16_memory[i]);
+            free_aligned(m->param16_memory);
+            m->param16_memory = NULL, m->param_memory = f;
+        }
+        for (int i = 0; i < m->num_tensors; i++) {
+            m->params[i].data = pure_bf16 ? NULL : m->param_memory + off;
+            m->params[i].data16 = pure_bf16 ? m->param16_memory + off : NULL;
+            off += padded(m->params[i].numel);
+        }
+        m->pure_bf16 = pure_bf16 != 0;
+    }
+    m->precision = p;
+    drop_batch(m);
+    return LT_OK;
+nomem:
+    msg(err, errlen, "set_precision: out of memory converting %zu parameters", m->num_params);
+    return LT_ERR_NOMEM;
 }
 
 void lt_gpt2_zero_grad(lt_gpt2 *m) { memset(m->grad_memory, 0, m->grad_floats * sizeof(float)); }
@@ -342,8 +444,7 @@ lt_status lt_gpt2_set_grad_per_block(lt_gpt2 *m, int on, char *err, size_t errle
         msg(err, errlen, "out of memory for %zu MiB of gradients", n * sizeof(float) >> 20);
         return LT_ERR_NOMEM;
     }
-    memset(g, 0, n * sizeof *g);
-    free(m->grad_memory);
+    free_aligned(m->grad_memory);
     m->grad_memory = g;
     m->grad_floats = n;
     m->grad_per_block = on != 0;
@@ -368,12 +469,58 @@ int lt_gpt2_find_param(const lt_gpt2 *m, const char *name) {
     return -1;
 }
 
-/* Parameter k of block l, or its gradient. */
-static float *bw(const lt_gpt2 *m, int l, int k) {
-    return m->params[LT_GPT2_BLOCK_FIRST + LT_GPT2_PER_BLOCK * l + k].data;
-}
+/* Parameter k of block l's gradient. */
 static float *bg(const lt_gpt2 *m, int l, int k) {
     return m->params[LT_GPT2_BLOCK_FIRST + LT_GPT2_PER_BLOCK * l + k].grad;
+}
+
+/* The rounding of the compute precision. */
+static lt_nn_round rnd(const lt_gpt2 *m) {
+    return m->precision == LT_GPT2_BF16 ? LT_NN_ROUND_BF16 : m->precision == LT_GPT2_F16 ? LT_NN_ROUND_F16 : LT_NN_ROUND_NONE;
+}
+
+/* Parameter i as floats at dst: expanded from bf16, or copied from f32 and, when `round`, rounded to the compute
+ * precision (the operands of a 16-bit matrix multiply; layernorm parameters stay exact). */
+static void fetch_param(const lt_gpt2 *m, int i, float *dst, int round) {
+    const lt_gpt2_param *p = &m->params[i];
+    if (p->data16) {
+        for (size_t j = 0; j < p->numel; j++) dst[j] = lt_bf16_to_f32(p->data16[j]);
+    } else {
+        memcpy(dst, p->data, p->numel * sizeof *dst);
+        if (round) lt_nn_round_inplace(dst, p->numel, rnd(m));
+    }
+}
+
+/* Block l's weights as the compute uses them: W[k] points at tensor k. fp32 compute reads the parameters; 16-bit
+ * compute fills wscratch with them rounded (matrices and linear biases) or exact (layernorm weights and biases). */
+static void block_weights(const lt_gpt2 *m, int l, const float *W[LT_GPT2_PER_BLOCK]) {
+    int first = LT_GPT2_BLOCK_FIRST + LT_GPT2_PER_BLOCK * l;
+    if (m->precision == LT_GPT2_F32) {
+        for (int k = 0; k < LT_GPT2_PER_BLOCK; k++) W[k] = m->params[first + k].data;
+        return;
+    }
+    float *dst = m->wscratch;
+    for (int k = 0; k < LT_GPT2_PER_BLOCK; k++) {
+        int ln = k == LT_GPT2_LN1_W || k == LT_GPT2_LN1_B || k == LT_GPT2_LN2_W || k == LT_GPT2_LN2_B;
+        fetch_param(m, first + k, dst, !ln);
+        W[k] = dst;
+        dst += padded(m->params[first + k].numel);
+    }
+}
+
+/* ln_f's weight and bias as the compute uses them (exact; at the end of wscratch in 16-bit compute, which the
+ * lm-head chunks do not reach). */
+static void lnf_weights(const lt_gpt2 *m, const float **w, const float **b) {
+    int i = LT_GPT2_BLOCK_FIRST + LT_GPT2_PER_BLOCK * m->cfg.n_layer;
+    if (m->precision == LT_GPT2_F32 || !m->pure_bf16) {
+        *w = m->params[i].data, *b = m->params[i + 1].data;
+        return;
+    }
+    size_t C = (size_t)m->cfg.n_embd;
+    float *dst = m->wscratch + wscratch_floats(&m->cfg) - 2 * padded(C);
+    fetch_param(m, i, dst, 0);
+    fetch_param(m, i + 1, dst + padded(C), 0);
+    *w = dst, *b = dst + padded(C);
 }
 
 /* The checks a token array must pass before any kernel indexes with it. */
@@ -387,34 +534,85 @@ static int tokens_ok(const int32_t *tok, size_t n, int V, const char *what, char
     return 1;
 }
 
-/* Where block l keeps its internal activations: its own slice, or with
- * checkpointing the one slice every block shares (recomputed in backward). */
-static size_t slot(const lt_gpt2 *m, int l) { return m->checkpointing ? 0 : (size_t)l; }
+/* Where block l keeps its internal activations (ln1, qkv, att, atty, ln2, fch, fch_gelu): its own slice, or the
+ * one slice every block shares with checkpointing (recomputed in backward) or 16-bit compute (expanded from the
+ * store in backward). Its layernorm statistics and residual2 have their own slice unless checkpointing. */
+static size_t islot(const lt_gpt2 *m, int l) { return m->checkpointing || m->precision != LT_GPT2_F32 ? 0 : (size_t)l; }
+static size_t sslot(const lt_gpt2 *m, int l) { return m->checkpointing ? 0 : (size_t)l; }
 
-/* Block l's forward from its input `residual` ([B*T, C]) to residual3[l]. */
+/* The internals of one block as pointers into the activation buffers. */
+typedef struct {
+    float *ln1, *ln1_mean, *ln1_rstd, *qkv, *att, *atty, *res2, *ln2, *ln2_mean, *ln2_rstd, *fch, *fchg, *res3;
+} block_acts;
+
+static block_acts block_at(const lt_gpt2 *m, int l) {
+    const lt_gpt2_acts *a = &m->acts;
+    size_t C = (size_t)m->cfg.n_embd, cap = (size_t)m->max_B * (size_t)m->max_T;
+    size_t att_stride = cap * (size_t)m->cfg.n_head * (size_t)m->max_T;
+    size_t oi = islot(m, l) * cap, os = sslot(m, l) * cap;
+    block_acts b = {a->ln1 + oi * C,  a->ln1_mean + os, a->ln1_rstd + os, a->qkv + 3 * oi * C,
+                    a->att + islot(m, l) * att_stride,   a->atty + oi * C,  a->residual2 + os * C,
+                    a->ln2 + oi * C,  a->ln2_mean + os, a->ln2_rstd + os, a->fch + 4 * oi * C,
+                    a->fch_gelu + 4 * oi * C, a->residual3 + (size_t)l * cap * C};
+    return b;
+}
+
+/* 16-bit compute: copies block l's internals (values already of the compute precision, so exactly) between the
+ * fp32 slot and the block's slice of the store; to_store 1 packs, 0 expands. */
+static void store_block(const lt_gpt2 *m, int l, const block_acts *b, int to_store) {
+    const lt_gpt2_config *c = &m->cfg;
+    size_t C = (size_t)c->n_embd, N = (size_t)m->B * (size_t)m->T, cap = (size_t)m->max_B * (size_t)m->max_T;
+    uint16_t *s = m->store + (size_t)l * store_block_elems(c, m->max_B, m->max_T);
+    struct { float *f; size_t width; } part[7] = {{b->ln1, C}, {b->qkv, 3 * C}, {b->atty, C}, {b->ln2, C},
+                                                  {b->fch, 4 * C}, {b->fchg, 4 * C}, {b->att, 0}};
+    int f16 = m->precision == LT_GPT2_F16;
+    for (int k = 0; k < 7; k++) {
+        /* the attention probabilities: [B, NH, T, T] of this forward's B and T */
+        size_t n = k < 6 ? N * part[k].width : N * (size_t)c->n_head * (size_t)m->T;
+        float *f = part[k].f;
+        if (to_store) {
+#pragma omp parallel for schedule(static)
+            for (size_t i = 0; i < n; i++) s[i] = f16 ? lt_f32_to_f16(f[i]) : lt_f32_to_bf16(f[i]);
+        } else {
+#pragma omp parallel for schedule(static)
+            for (size_t i = 0; i < n; i++) f[i] = f16 ? lt_f16_to_f32(s[i]) : lt_bf16_to_f32(s[i]);
+        }
+        s += k < 6 ? cap * part[k].width : 0;
+    }
+}
+
+/* Block l's forward from its input `residual` ([B*T, C]) to residual3[l]. In 16-bit compute every rounding
+ * lt_gpt2_set_precision lists happens here, and the internals go to the store unless checkpointing. */
 static void block_forward(lt_gpt2 *m, int l, const float *residual, int B, int T) {
     const lt_gpt2_config *c = &m->cfg;
     int C = c->n_embd, NH = c->n_head;
-    size_t N = (size_t)B * (size_t)T, cap = (size_t)m->max_B * (size_t)m->max_T;
-    size_t att_stride = cap * (size_t)NH * (size_t)m->max_T;
-    const lt_gpt2_acts *a = &m->acts;
-    size_t o1 = slot(m, l) * cap, oc = o1 * (size_t)C, orr = (size_t)l * cap * (size_t)C;
-    float *ln1 = a->ln1 + oc, *qkv = a->qkv + 3 * oc, *att = a->att + slot(m, l) * att_stride;
-    float *atty = a->atty + oc, *res2 = a->residual2 + oc, *ln2 = a->ln2 + oc;
-    float *fch = a->fch + 4 * oc, *fchg = a->fch_gelu + 4 * oc, *res3 = a->residual3 + orr;
-    lt_nn_layernorm_forward(ln1, a->ln1_mean + o1, a->ln1_rstd + o1, residual, bw(m, l, LT_GPT2_LN1_W),
-                            bw(m, l, LT_GPT2_LN1_B), N, C, c->layer_norm_epsilon);
-    lt_nn_matmul_forward(qkv, ln1, bw(m, l, LT_GPT2_QKV_W), bw(m, l, LT_GPT2_QKV_B), N, C, 3 * C);
-    lt_nn_attention_forward(atty, att, qkv, B, T, C, NH);
+    size_t N = (size_t)B * (size_t)T, NC = N * (size_t)C;
+    lt_nn_round r = rnd(m);
+    const float *W[LT_GPT2_PER_BLOCK];
+    block_weights(m, l, W);
+    block_acts b = block_at(m, l);
+    lt_nn_layernorm_forward(b.ln1, b.ln1_mean, b.ln1_rstd, residual, W[LT_GPT2_LN1_W], W[LT_GPT2_LN1_B], N, C,
+                            c->layer_norm_epsilon);
+    lt_nn_round_inplace(b.ln1, NC, r);
+    lt_nn_matmul_forward(b.qkv, b.ln1, W[LT_GPT2_QKV_W], W[LT_GPT2_QKV_B], N, C, 3 * C);
+    lt_nn_round_inplace(b.qkv, 3 * NC, r);
+    lt_nn_attention_forward_r(b.atty, b.att, b.qkv, B, T, C, NH, r);
+    lt_nn_round_inplace(b.atty, NC, r);
     /* c_proj writes into residual2, then the block input is added in place */
-    lt_nn_matmul_forward(res2, atty, bw(m, l, LT_GPT2_ATTPROJ_W), bw(m, l, LT_GPT2_ATTPROJ_B), N, C, C);
-    lt_nn_residual_forward(res2, res2, residual, N * (size_t)C);
-    lt_nn_layernorm_forward(ln2, a->ln2_mean + o1, a->ln2_rstd + o1, res2, bw(m, l, LT_GPT2_LN2_W),
-                            bw(m, l, LT_GPT2_LN2_B), N, C, c->layer_norm_epsilon);
-    lt_nn_matmul_forward(fch, ln2, bw(m, l, LT_GPT2_FC_W), bw(m, l, LT_GPT2_FC_B), N, C, 4 * C);
-    lt_nn_gelu_forward(fchg, fch, N * 4 * (size_t)C);
-    lt_nn_matmul_forward(res3, fchg, bw(m, l, LT_GPT2_FCPROJ_W), bw(m, l, LT_GPT2_FCPROJ_B), N, 4 * C, C);
-    lt_nn_residual_forward(res3, res3, res2, N * (size_t)C);
+    lt_nn_matmul_forward(b.res2, b.atty, W[LT_GPT2_ATTPROJ_W], W[LT_GPT2_ATTPROJ_B], N, C, C);
+    lt_nn_round_inplace(b.res2, NC, r);
+    lt_nn_residual_forward(b.res2, b.res2, residual, NC);
+    lt_nn_layernorm_forward(b.ln2, b.ln2_mean, b.ln2_rstd, b.res2, W[LT_GPT2_LN2_W], W[LT_GPT2_LN2_B], N, C,
+                            c->layer_norm_epsilon);
+    lt_nn_round_inplace(b.ln2, NC, r);
+    lt_nn_matmul_forward(b.fch, b.ln2, W[LT_GPT2_FC_W], W[LT_GPT2_FC_B], N, C, 4 * C);
+    lt_nn_round_inplace(b.fch, 4 * NC, r);
+    lt_nn_gelu_forward(b.fchg, b.fch, 4 * NC);
+    lt_nn_round_inplace(b.fchg, 4 * NC, r);
+    lt_nn_matmul_forward(b.res3, b.fchg, W[LT_GPT2_FCPROJ_W], W[LT_GPT2_FCPROJ_B], N, 4 * C, C);
+    lt_nn_round_inplace(b.res3, NC, r);
+    lt_nn_residual_forward(b.res3, b.res3, b.res2, NC);
+    if (m->store) store_block(m, l, &b, 1);
 }
 
 lt_status lt_gpt2_forward(lt_gpt2 *m, const int32_t *inputs, const int32_t *targets, int B, int T, char *err,
@@ -443,17 +641,25 @@ lt_status lt_gpt2_forward(lt_gpt2 *m, const int32_t *inputs, const int32_t *targ
     m->B = B, m->T = T;
     m->have_targets = 0;
     const lt_gpt2_acts *a = &m->acts;
+    const lt_gpt2_param *wte = &m->params[LT_GPT2_WTE], *wpe = &m->params[LT_GPT2_WPE];
 
-    lt_nn_encoder_forward(a->encoded, in, m->params[LT_GPT2_WTE].data, m->params[LT_GPT2_WPE].data, B, T, C);
+    /* the embeddings are exact in every precision (autocast leaves embedding lookups in fp32) */
+    if (m->pure_bf16) lt_nn_encoder_forward16(a->encoded, in, wte->data16, wpe->data16, B, T, C);
+    else lt_nn_encoder_forward(a->encoded, in, wte->data, wpe->data, B, T, C);
     const float *residual = a->encoded;
     for (int l = 0; l < L; l++) {
         block_forward(m, l, residual, B, T);
         residual = a->residual3 + (size_t)l * cap * (size_t)C;
     }
-    int lnf = LT_GPT2_BLOCK_FIRST + LT_GPT2_PER_BLOCK * L;
-    lt_nn_layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, residual, m->params[lnf].data, m->params[lnf + 1].data,
-                            N, C, c->layer_norm_epsilon);
-    lt_nn_lmhead_forward(a->logits, a->lnf, m->params[LT_GPT2_WTE].data, N, C, V);
+    const float *lw, *lb;
+    lnf_weights(m, &lw, &lb);
+    lt_nn_layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, residual, lw, lb, N, C, c->layer_norm_epsilon);
+    if (m->precision == LT_GPT2_F32) {
+        lt_nn_lmhead_forward(a->logits, a->lnf, wte->data, N, C, V);
+    } else {
+        lt_nn_round_inplace(a->lnf, N * (size_t)C, rnd(m));
+        lt_nn_lmhead_forward_r(a->logits, a->lnf, wte->data, wte->data16, N, C, V, rnd(m), m->wscratch, lm_rows(c));
+    }
     if (targets) {
         m->loss = (float)(lt_nn_crossentropy_forward(a->losses, a->lse, a->logits, tg, N, V) / (double)N);
         m->have_targets = 1;
@@ -474,50 +680,69 @@ lt_status lt_gpt2_backward_cb(lt_gpt2 *m, lt_gpt2_grad_ready ready, void *ctx, c
     m->have_targets = 0;
     const lt_gpt2_config *c = &m->cfg;
     int L = c->n_layer, C = c->n_embd, NH = c->n_head, V = c->vocab_size, B = m->B, T = m->T;
-    size_t N = (size_t)B * (size_t)T, cap = (size_t)m->max_B * (size_t)m->max_T;
-    size_t att_stride = cap * (size_t)NH * (size_t)m->max_T;
+    size_t N = (size_t)B * (size_t)T, NC = N * (size_t)C, cap = (size_t)m->max_B * (size_t)m->max_T;
     const int32_t *in = m->tokens, *tg = m->tokens + cap;
     const lt_gpt2_acts *a = &m->acts;
     const lt_gpt2_dacts *d = &m->dacts;
     lt_gpt2_param *wte = &m->params[LT_GPT2_WTE], *wpe = &m->params[LT_GPT2_WPE];
     int lnf = LT_GPT2_BLOCK_FIRST + LT_GPT2_PER_BLOCK * L;
+    lt_nn_round r = rnd(m);
+    float *gs = m->gscratch;
 
-    lt_nn_crossentropy_backward(a->logits, a->logits, a->lse, tg, N, V, (float)(1.0 / (double)N));
-    lt_nn_lmhead_backward(d->dln, wte->grad, a->logits, a->lnf, wte->data, N, C, V);
+    lt_nn_crossentropy_backward(a->logits, a->logits, a->lse, tg, N, V, (float)((double)m->loss_scale / (double)N));
+    if (m->precision == LT_GPT2_F32) {
+        lt_nn_lmhead_backward(d->dln, wte->grad, a->logits, a->lnf, wte->data, N, C, V);
+    } else {
+        lt_nn_round_inplace(a->logits, N * (size_t)V, r);
+        lt_nn_lmhead_backward_r(d->dln, wte->grad, a->logits, a->lnf, wte->data, wte->data16, N, C, V, r, m->wscratch,
+                                gs, lm_rows(c));
+    }
     const float *last = L > 0 ? a->residual3 + (size_t)(L - 1) * cap * (size_t)C : a->encoded;
+    const float *lw, *lb;
+    lnf_weights(m, &lw, &lb);
     /* layernorm_backward adds into its dinp, and this is the first write to dres */
-    memset(d->dres, 0, N * (size_t)C * sizeof(float));
-    lt_nn_layernorm_backward(d->dres, m->params[lnf].grad, m->params[lnf + 1].grad, d->dln, last,
-                             m->params[lnf].data, a->lnf_mean, a->lnf_rstd, N, C);
+    memset(d->dres, 0, NC * sizeof(float));
+    lt_nn_layernorm_backward(d->dres, m->params[lnf].grad, m->params[lnf + 1].grad, d->dln, last, lw, a->lnf_mean,
+                             a->lnf_rstd, N, C);
     lt_status st;
     if (ready && (st = ready(ctx, lnf, 2)) != LT_OK) return st;
+    /* in 16-bit compute the gradient entering a matrix multiply is rounded; the residual stream's stays fp32 */
+    const float *dres_mm = r ? d->dtmp : d->dres;
     for (int l = L - 1; l >= 0; l--) {
         if (m->grad_per_block) { /* the previous block's gradients were consumed by `ready` */
             const lt_gpt2_param *p0 = &m->params[LT_GPT2_BLOCK_FIRST], *pl = p0 + LT_GPT2_PER_BLOCK - 1;
             memset(p0->grad, 0, (size_t)(pl->grad + pl->numel - p0->grad) * sizeof(float));
         }
         const float *residual = l == 0 ? a->encoded : a->residual3 + (size_t)(l - 1) * cap * (size_t)C;
+        const float *W[LT_GPT2_PER_BLOCK];
+        block_acts b = block_at(m, l);
         /* checkpointing: the block's internals were overwritten; the same computation restores them exactly */
-        if (m->checkpointing) block_forward(m, l, residual, B, T);
-        size_t o1 = slot(m, l) * cap, oc = o1 * (size_t)C;
+        if (m->checkpointing) {
+            block_forward(m, l, residual, B, T);
+        } else if (m->store) {
+            store_block(m, l, &b, 0);
+        }
+        block_weights(m, l, W);
         /* dres is d block output: it flows unchanged to residual2 and into the mlp */
-        lt_nn_matmul_backward(d->dbig, bg(m, l, LT_GPT2_FCPROJ_W), bg(m, l, LT_GPT2_FCPROJ_B), d->dres,
-                              a->fch_gelu + 4 * oc, bw(m, l, LT_GPT2_FCPROJ_W), N, 4 * C, C);
-        lt_nn_gelu_backward(d->dbig, a->fch + 4 * oc, N * 4 * (size_t)C);
-        lt_nn_matmul_backward(d->dln, bg(m, l, LT_GPT2_FC_W), bg(m, l, LT_GPT2_FC_B), d->dbig, a->ln2 + oc,
-                              bw(m, l, LT_GPT2_FC_W), N, C, 4 * C);
-        lt_nn_layernorm_backward(d->dres, bg(m, l, LT_GPT2_LN2_W), bg(m, l, LT_GPT2_LN2_B), d->dln,
-                                 a->residual2 + oc, bw(m, l, LT_GPT2_LN2_W), a->ln2_mean + o1, a->ln2_rstd + o1, N,
-                                 C);
+        if (r) memcpy(d->dtmp, d->dres, NC * sizeof(float)), lt_nn_round_inplace(d->dtmp, NC, r);
+        lt_nn_matmul_backward_r(d->dbig, bg(m, l, LT_GPT2_FCPROJ_W), bg(m, l, LT_GPT2_FCPROJ_B), dres_mm, b.fchg,
+                                W[LT_GPT2_FCPROJ_W], N, 4 * C, C, r, gs);
+        lt_nn_gelu_backward(d->dbig, b.fch, 4 * NC);
+        lt_nn_round_inplace(d->dbig, 4 * NC, r);
+        lt_nn_matmul_backward_r(d->dln, bg(m, l, LT_GPT2_FC_W), bg(m, l, LT_GPT2_FC_B), d->dbig, b.ln2,
+                                W[LT_GPT2_FC_W], N, C, 4 * C, r, gs);
+        lt_nn_layernorm_backward(d->dres, bg(m, l, LT_GPT2_LN2_W), bg(m, l, LT_GPT2_LN2_B), d->dln, b.res2,
+                                 W[LT_GPT2_LN2_W], b.ln2_mean, b.ln2_rstd, N, C);
         /* now dres is d residual2: on to the block input and into the attention */
-        lt_nn_matmul_backward(d->datty, bg(m, l, LT_GPT2_ATTPROJ_W), bg(m, l, LT_GPT2_ATTPROJ_B), d->dres,
-                              a->atty + oc, bw(m, l, LT_GPT2_ATTPROJ_W), N, C, C);
-        lt_nn_attention_backward(d->dqkv, d->drow, d->datty, a->qkv + 3 * oc, a->att + slot(m, l) * att_stride, B, T,
-                                 C, NH);
-        lt_nn_matmul_backward(d->dln, bg(m, l, LT_GPT2_QKV_W), bg(m, l, LT_GPT2_QKV_B), d->dqkv, a->ln1 + oc,
-                              bw(m, l, LT_GPT2_QKV_W), N, C, 3 * C);
+        if (r) memcpy(d->dtmp, d->dres, NC * sizeof(float)), lt_nn_round_inplace(d->dtmp, NC, r);
+        lt_nn_matmul_backward_r(d->datty, bg(m, l, LT_GPT2_ATTPROJ_W), bg(m, l, LT_GPT2_ATTPROJ_B), dres_mm, b.atty,
+                                W[LT_GPT2_ATTPROJ_W], N, C, C, r, gs);
+        lt_nn_attention_backward(d->dqkv, d->drow, d->datty, b.qkv, b.att, B, T, C, NH);
+        lt_nn_round_inplace(d->dqkv, 3 * NC, r);
+        lt_nn_matmul_backward_r(d->dln, bg(m, l, LT_GPT2_QKV_W), bg(m, l, LT_GPT2_QKV_B), d->dqkv, b.ln1,
+                                W[LT_GPT2_QKV_W], N, C, 3 * C, r, gs);
         lt_nn_layernorm_backward(d->dres, bg(m, l, LT_GPT2_LN1_W), bg(m, l, LT_GPT2_LN1_B), d->dln, residual,
-                                 bw(m, l, LT_GPT2_LN1_W), a->ln1_mean + o1, a->ln1_rstd + o1, N, C);
+                                 W[LT_GPT2_LN1_W], b.ln1_mean, b.ln1_rstd, N, C);
         if (ready && (st = ready(ctx, LT_GPT2_BLOCK_FIRST + LT_GPT2_PER_BLOCK * l, LT_GPT2_PER_BLOCK)) != LT_OK)
             return st;
     }

@@ -68,10 +68,18 @@ typedef enum lt_gpt2_block_tensor {
  * blocks, then ln_f.weight and ln_f.bias. */
 enum { LT_GPT2_WTE = 0, LT_GPT2_WPE = 1, LT_GPT2_BLOCK_FIRST = 2 };
 
+/* The precision of the compute (lt_gpt2_set_precision). */
+typedef enum lt_gpt2_precision {
+    LT_GPT2_F32 = 0,  /* everything in fp32 */
+    LT_GPT2_BF16 = 1, /* mixed precision: matrix-multiply operands and stored activations in bf16 */
+    LT_GPT2_F16 = 2   /* the same in IEEE half (use a loss scale: lt_gpt2.loss_scale) */
+} lt_gpt2_precision;
+
 /* One parameter tensor: what a trainer registers with the optimizer library. */
 typedef struct lt_gpt2_param {
     char name[48];        /* Hugging Face name without the "transformer." prefix, e.g. "h.0.ln_1.weight" */
-    float *data;          /* into lt_gpt2.param_memory */
+    float *data;          /* into lt_gpt2.param_memory; NULL when the parameters are pure bf16 */
+    uint16_t *data16;     /* pure bf16 parameters: into lt_gpt2.param16_memory (else NULL) */
     float *grad;          /* into lt_gpt2.grad_memory, same offset */
     int ndim;             /* 1 or 2 */
     int64_t shape[2];     /* row-major; Conv1D weights are [in, out] */
@@ -115,6 +123,7 @@ typedef struct lt_gpt2_dacts {
     float *dqkv;  /* [BT, 3C] */
     float *datty; /* [BT, C] */
     float *drow;  /* [max_B, NH, max_T] one attention row of d probs per (b, head) */
+    float *dtmp;  /* [BT, C]   16-bit compute: dres rounded for a matrix multiply (fp32: empty) */
 } lt_gpt2_dacts;
 
 typedef struct lt_gpt2 {
@@ -138,6 +147,17 @@ typedef struct lt_gpt2 {
     int32_t *tokens;        /* [2, max_B*max_T]: the last forward's inputs, then its targets */
 
     int checkpointing;      /* keep only each block's output; recompute its internals in backward */
+
+    /* mixed precision (lt_gpt2_set_precision) */
+    int precision;          /* lt_gpt2_precision of the compute */
+    int pure_bf16;          /* parameters held only in bf16, param16_memory (param_memory NULL) */
+    uint16_t *param16_memory;
+    float loss_scale;       /* backward starts from d loss = loss_scale instead of 1 (fp16 loss scaling) */
+    float *wscratch;        /* 16-bit compute: one block's weights as used (rounded), or an lm-head chunk, + ln_f */
+    float *gscratch;        /* 16-bit compute: one weight gradient before it is rounded and accumulated */
+    size_t scratch_floats;  /* of wscratch and gscratch together */
+    uint16_t *store;        /* 16-bit compute without checkpointing: every block's internals in 16 bits */
+    size_t store_elems;
     int B, T;               /* of the last forward (0 before) */
     int have_targets;       /* the last forward computed a loss, so backward may run */
     float loss;             /* mean cross-entropy of the last forward (NaN without targets) */
@@ -200,7 +220,8 @@ lt_status lt_gpt2_set_batch(lt_gpt2 *m, int B, int T, char *err, size_t errlen);
  * (the same arithmetic as lt_gpt2_create / lt_gpt2_set_batch). */
 typedef struct lt_gpt2_memory {
     size_t num_params;
-    size_t weight_bytes;     /* f32 parameters */
+    size_t weight_bytes;     /* the parameters: f32, or bf16 when pure */
+    size_t scratch_bytes;    /* 16-bit compute: one block's rounded weights and one weight gradient */
     size_t grad_bytes;       /* f32 gradients (per-block mode: embeddings, ln_f and one block) */
     size_t activation_bytes; /* forward activations + backward scratch for B x T */
     size_t token_bytes;      /* the inputs and targets kept for backward */
@@ -211,7 +232,26 @@ typedef struct lt_gpt2_memory {
 lt_status lt_gpt2_param_table(const lt_gpt2_config *c, lt_gpt2_param **out, int *n, char *err, size_t errlen);
 
 lt_status lt_gpt2_memory_plan(const lt_gpt2_config *c, int B, int T, int checkpointing, int grad_per_block,
-                              lt_gpt2_memory *out, char *err, size_t errlen);
+                              lt_gpt2_precision precision, int pure_bf16, lt_gpt2_memory *out, char *err,
+                              size_t errlen);
+
+/* Mixed precision, emulated exactly on the CPU the way torch.autocast runs
+ * GPT-2: every matrix multiply takes its operands rounded to `p` (weights,
+ * biases and inputs; fp32 accumulation: OpenBLAS sgemm on the rounded
+ * values, since Debian's OpenBLAS does not export its bf16 GEMM), its output
+ * and the attention probabilities, gelu output and logits are rounded to
+ * `p`; layernorms, softmax, cross-entropy and the residual stream stay fp32.
+ * Backward rounds the gradients flowing into each multiply and each weight
+ * gradient (as the bf16 op's gradient is) before adding it to the fp32
+ * gradient. The stored activations that are 16-bit values are kept in 16
+ * bits (about 45% less activation memory); one block's internals in fp32
+ * are recomputed from them in backward. fp32 master weights stay in
+ * param_memory; pure_bf16 (p must be LT_GPT2_BF16) instead keeps the
+ * parameters only in bf16 (param16_memory, data16; data NULL): the current
+ * values are rounded to nearest and the f32 buffer freed. Takes effect at the
+ * next lt_gpt2_set_batch (which must follow). LT_ERR_ARG for pure_bf16 with
+ * another precision. */
+lt_status lt_gpt2_set_precision(lt_gpt2 *m, lt_gpt2_precision p, int pure_bf16, char *err, size_t errlen);
 
 /* Gradient checkpointing: forward keeps only each block's output (the next
  * block's input) and backward recomputes a block's internals just before its
@@ -265,7 +305,8 @@ int lt_gpt2_find_param(const lt_gpt2 *m, const char *name);
 
 /* ---- weights in Hugging Face model.safetensors form (gpt2_io.c) ---- */
 
-/* Copies every parameter from an opened safetensors file. Names may carry a
+/* Copies every parameter from an opened safetensors file (into bf16 with
+ * round to nearest when the model is pure bf16). Names may carry a
  * "transformer." prefix; "attn.bias" / "attn.masked_bias" buffers and
  * tensors that are not GPT-2 weights (e.g. a trace's "grad.*") are ignored;
  * "lm_head.weight", when present, must have wte's shape and equal wte (the
@@ -278,7 +319,7 @@ lt_status lt_gpt2_load_weights(lt_gpt2 *m, const lt_st_file *f, const char *labe
 /* Opens `path` and calls lt_gpt2_load_weights. */
 lt_status lt_gpt2_load(lt_gpt2 *m, const char *path, char *err, size_t errlen);
 
-/* Writes every parameter as F32 under its Hugging Face name (no prefix, no
+/* Writes every parameter as F32 (BF16 when the model is pure bf16) under its Hugging Face name (no prefix, no
  * lm_head: transformers re-ties it) with metadata format "pt", atomically. */
 lt_status lt_gpt2_save(const lt_gpt2 *m, const char *path, char *err, size_t errlen);
 

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "leantrain/dtype.h"
 #include "model/gpt2.h"
 
 #define PREFIX "transformer."
@@ -80,10 +81,45 @@ static lt_status check_lm_head(const lt_gpt2 *m, const lt_st_tensor *head, const
         return LT_ERR_NOMEM;
     }
     lt_status st = lt_st_read_f32(head, tmp, head->numel, err, errlen);
-    if (st == LT_OK && memcmp(tmp, wte->data, head->numel * sizeof *tmp) != 0) {
+    int differs = 0;
+    if (st == LT_OK && wte->data16) { /* pure bf16: wte was rounded, so compare the rounded head */
+        for (size_t i = 0; i < head->numel && !differs; i++) differs = lt_f32_to_bf16(tmp[i]) != wte->data16[i];
+    } else if (st == LT_OK) {
+        differs = memcmp(tmp, wte->data, head->numel * sizeof *tmp) != 0;
+    }
+    if (differs) {
         msg(err, errlen, "%s: tensor '%s' differs from wte.weight, but this GPT-2 ties the lm head to wte", label,
             head->name);
         st = LT_ERR_FORMAT;
+    }
+    free(tmp);
+    return st;
+}
+
+/* A pure-bf16 model's tensor: BF16 copied as is, F32 / F16 rounded to nearest (a few MiB of f32 at a time). */
+static lt_status read_bf16(const lt_st_tensor *t, uint16_t *out, size_t n, char *err, size_t errlen) {
+    if (strcmp(t->dtype, "BF16") == 0) {
+        memcpy(out, t->data, n * sizeof *out);
+        return LT_OK;
+    }
+    enum { CHUNK = 1 << 20 };
+    float *tmp = malloc((n < CHUNK ? n : CHUNK) * sizeof *tmp);
+    if (!tmp) {
+        msg(err, errlen, "out of memory converting '%s' to bf16", t->name);
+        return LT_ERR_NOMEM;
+    }
+    lt_status st = LT_OK;
+    size_t esz = strcmp(t->dtype, "F32") == 0 ? 4 : 2;
+    for (size_t i = 0; i < n && st == LT_OK; i += CHUNK) {
+        size_t k = n - i < CHUNK ? n - i : CHUNK;
+        lt_st_tensor part = *t; /* the same dtype, a window of the elements */
+        part.data = (const char *)t->data + i * esz;
+        part.numel = k;
+        part.nbytes = k * esz;
+        part.ndim = 1;
+        part.shape[0] = (int64_t)k;
+        st = lt_st_read_f32(&part, tmp, k, err, errlen);
+        for (size_t j = 0; st == LT_OK && j < k; j++) out[i + j] = lt_f32_to_bf16(tmp[j]);
     }
     free(tmp);
     return st;
@@ -123,7 +159,8 @@ lt_status lt_gpt2_load_weights(lt_gpt2 *m, const lt_st_file *f, const char *labe
             msg(err, errlen, "%s: tensor '%s' has shape %s, expected %s", label, t->name, got, want);
             return LT_ERR_FORMAT;
         }
-        lt_status st = lt_st_read_f32(t, p->data, p->numel, err, errlen);
+        lt_status st = p->data16 ? read_bf16(t, p->data16, p->numel, err, errlen)
+                                 : lt_st_read_f32(t, p->data, p->numel, err, errlen);
         if (st != LT_OK) return st;
     }
     /* GPT2LMHeadModel saves the head beside "transformer", never under it */
@@ -149,7 +186,8 @@ lt_status lt_gpt2_save(const lt_gpt2 *m, const char *path, char *err, size_t err
     lt_status st = lt_st_writer_meta(w, "format", "pt");
     for (int i = 0; st == LT_OK && i < m->num_tensors; i++) {
         const lt_gpt2_param *p = &m->params[i];
-        st = lt_st_writer_add(w, p->name, LT_DTYPE_F32, p->ndim, p->shape, p->data);
+        st = p->data16 ? lt_st_writer_add(w, p->name, LT_DTYPE_BF16, p->ndim, p->shape, p->data16)
+                       : lt_st_writer_add(w, p->name, LT_DTYPE_F32, p->ndim, p->shape, p->data);
         if (st != LT_OK) msg(err, errlen, "%s: cannot add tensor '%s'", path, p->name);
     }
     if (st == LT_OK) st = lt_st_writer_write(w, path, err, errlen);

@@ -10,9 +10,28 @@
 #include <math.h>
 #include <string.h>
 
+#include "leantrain/dtype.h"
+
 /* Column sums run over blocks this wide: each thread owns a block of
  * columns and keeps one double accumulator per column on its stack. */
 #define COL_BLOCK 64
+
+/* One thread's rounding of x[0..n). */
+static void round_span(float *x, size_t n, lt_nn_round r) {
+    if (r == LT_NN_ROUND_BF16) {
+        for (size_t i = 0; i < n; i++) x[i] = lt_bf16_to_f32(lt_f32_to_bf16(x[i]));
+    } else if (r == LT_NN_ROUND_F16) {
+        for (size_t i = 0; i < n; i++) x[i] = lt_f16_to_f32(lt_f32_to_f16(x[i]));
+    }
+}
+
+void lt_nn_round_inplace(float *x, size_t n, lt_nn_round r) {
+    if (!r) return;
+    const size_t chunk = (size_t)1 << 14;
+    size_t nch = (n + chunk - 1) / chunk;
+#pragma omp parallel for schedule(static) if (nch > 1)
+    for (size_t k = 0; k < nch; k++) round_span(x + k * chunk, k + 1 < nch ? chunk : n - k * chunk, r);
+}
 
 void lt_nn_encoder_forward(float *out, const int32_t *inp, const float *wte, const float *wpe, int B, int T, int C) {
     size_t N = (size_t)B * (size_t)T;
@@ -119,8 +138,33 @@ void lt_nn_matmul_forward(float *out, const float *inp, const float *w, const fl
 
 void lt_nn_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp, const float *w,
                            size_t N, int C, int OC) {
+    lt_nn_matmul_backward_r(dinp, dw, dbias, dout, inp, w, N, C, OC, LT_NN_ROUND_NONE, NULL);
+}
+
+/* dst[n] += src[n] */
+static void add_into(float *dst, const float *src, size_t n) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) dst[i] += src[i];
+}
+
+/* one float rounded with r */
+static float round1(float x, lt_nn_round r) {
+    return r == LT_NN_ROUND_BF16 ? lt_bf16_to_f32(lt_f32_to_bf16(x))
+           : r == LT_NN_ROUND_F16 ? lt_f16_to_f32(lt_f32_to_f16(x))
+                                  : x;
+}
+
+void lt_nn_matmul_backward_r(float *dinp, float *dw, float *dbias, const float *dout, const float *inp, const float *w,
+                             size_t N, int C, int OC, lt_nn_round r, float *scratch) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, C, OC, 1.0f, dout, OC, w, OC, 0.0f, dinp, C);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, C, OC, (int)N, 1.0f, inp, C, dout, OC, 1.0f, dw, OC);
+    if (r) {
+        lt_nn_round_inplace(dinp, N * (size_t)C, r);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, C, OC, (int)N, 1.0f, inp, C, dout, OC, 0.0f, scratch, OC);
+        lt_nn_round_inplace(scratch, (size_t)C * (size_t)OC, r);
+        add_into(dw, scratch, (size_t)C * (size_t)OC);
+    } else {
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, C, OC, (int)N, 1.0f, inp, C, dout, OC, 1.0f, dw, OC);
+    }
     int nblk = (OC + COL_BLOCK - 1) / COL_BLOCK;
 #pragma omp parallel for schedule(static)
     for (int blk = 0; blk < nblk; blk++) {
@@ -130,11 +174,15 @@ void lt_nn_matmul_backward(float *dinp, float *dw, float *dbias, const float *do
             const float *g = dout + n * (size_t)OC;
             for (int o = o0; o < o1; o++) s[o - o0] += g[o];
         }
-        for (int o = o0; o < o1; o++) dbias[o] += (float)s[o - o0];
+        for (int o = o0; o < o1; o++) dbias[o] += round1((float)s[o - o0], r);
     }
 }
 
 void lt_nn_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH) {
+    lt_nn_attention_forward_r(out, att, qkv, B, T, C, NH, LT_NN_ROUND_NONE);
+}
+
+void lt_nn_attention_forward_r(float *out, float *att, const float *qkv, int B, int T, int C, int NH, lt_nn_round r) {
     int hs = C / NH;
     size_t C3 = 3 * (size_t)C;
     /* HF divides the scores by sqrt(hs) (not a multiply by its inverse) */
@@ -161,6 +209,7 @@ void lt_nn_attention_forward(float *out, float *att, const float *qkv, int B, in
                 }
                 float inv = (float)(1.0 / sum);
                 for (int t2 = 0; t2 <= t; t2++) a[t2] *= inv;
+                if (r) round_span(a, (size_t)t + 1, r);
                 for (int t2 = t + 1; t2 < T; t2++) a[t2] = 0.0f;
                 float *o = out + ((size_t)b * T + t) * (size_t)C + (size_t)h * hs;
                 for (int i = 0; i < hs; i++) o[i] = 0.0f;
@@ -293,4 +342,54 @@ void lt_nn_crossentropy_backward(float *dlogits, const float *logits, const floa
         for (int v = 0; v < V; v++) d[v] = expf(l[v] - z) * scale;
         d[targets[n]] -= scale;
     }
+}
+
+void lt_nn_encoder_forward16(float *out, const int32_t *inp, const uint16_t *wte, const uint16_t *wpe, int B, int T,
+                             int C) {
+    size_t N = (size_t)B * (size_t)T;
+#pragma omp parallel for schedule(static)
+    for (size_t n = 0; n < N; n++) {
+        const uint16_t *e = wte + (size_t)inp[n] * (size_t)C, *p = wpe + (n % (size_t)T) * (size_t)C;
+        float *o = out + n * (size_t)C;
+        for (int c = 0; c < C; c++) o[c] = lt_bf16_to_f32(e[c]) + lt_bf16_to_f32(p[c]);
+    }
+}
+
+/* wscratch[0 .. (v1-v0)*C) = rows v0..v1 of wte as the 16-bit compute sees them */
+static void fetch_rows(float *dst, const float *wte, const uint16_t *wte16, int v0, int v1, int C, lt_nn_round r) {
+    size_t n = (size_t)(v1 - v0) * (size_t)C, off = (size_t)v0 * (size_t)C;
+    if (wte) {
+        memcpy(dst, wte + off, n * sizeof *dst);
+        lt_nn_round_inplace(dst, n, r);
+    } else {
+#pragma omp parallel for schedule(static)
+        for (size_t i = 0; i < n; i++) dst[i] = lt_bf16_to_f32(wte16[off + i]);
+    }
+}
+
+void lt_nn_lmhead_forward_r(float *logits, const float *inp, const float *wte, const uint16_t *wte16, size_t N, int C,
+                            int V, lt_nn_round r, float *wscratch, int rows) {
+    for (int v0 = 0; v0 < V; v0 += rows) {
+        int v1 = v0 + rows < V ? v0 + rows : V;
+        fetch_rows(wscratch, wte, wte16, v0, v1, C, r);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, v1 - v0, C, 1.0f, inp, C, wscratch, C, 0.0f,
+                    logits + v0, V);
+    }
+    lt_nn_round_inplace(logits, N * (size_t)V, r);
+}
+
+void lt_nn_lmhead_backward_r(float *dinp, float *dwte, const float *dlogits, const float *inp, const float *wte,
+                             const uint16_t *wte16, size_t N, int C, int V, lt_nn_round r, float *wscratch,
+                             float *gscratch, int rows) {
+    for (int v0 = 0; v0 < V; v0 += rows) {
+        int v1 = v0 + rows < V ? v0 + rows : V, nv = v1 - v0;
+        fetch_rows(wscratch, wte, wte16, v0, v1, C, r);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)N, C, nv, 1.0f, dlogits + v0, V, wscratch, C,
+                    v0 ? 1.0f : 0.0f, dinp, C);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nv, C, (int)N, 1.0f, dlogits + v0, V, inp, C, 0.0f,
+                    gscratch, C);
+        lt_nn_round_inplace(gscratch, (size_t)nv * (size_t)C, r);
+        add_into(dwte + (size_t)v0 * (size_t)C, gscratch, (size_t)nv * (size_t)C);
+    }
+    lt_nn_round_inplace(dinp, N * (size_t)C, r);
 }

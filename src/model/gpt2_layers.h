@@ -39,11 +39,47 @@ void lt_nn_matmul_forward(float *out, const float *inp, const float *w, const fl
 void lt_nn_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp, const float *w,
                            size_t N, int C, int OC);
 
+/* Reduced-precision compute (mixed precision, emulated): values rounded to
+ * bf16 or f16 and kept in floats, so the fp32 kernels then compute exactly
+ * on 16-bit inputs with fp32 accumulation. */
+typedef enum lt_nn_round { LT_NN_ROUND_NONE = 0, LT_NN_ROUND_BF16 = 1, LT_NN_ROUND_F16 = 2 } lt_nn_round;
+
+/* x[n] = the nearest bf16 / f16 value (round to nearest even; f16 overflows
+ * to inf, as a cast does); a no-op for LT_NN_ROUND_NONE. */
+void lt_nn_round_inplace(float *x, size_t n, lt_nn_round r);
+
+/* lt_nn_matmul_backward for 16-bit compute: dinp is rounded with r, and the
+ * weight and bias gradients of this product are rounded with r before they
+ * are added to dw / dbias (scratch holds C * OC floats). r = NONE is
+ * lt_nn_matmul_backward exactly. */
+void lt_nn_matmul_backward_r(float *dinp, float *dw, float *dbias, const float *dout, const float *inp, const float *w,
+                             size_t N, int C, int OC, lt_nn_round r, float *scratch);
+
+/* out[B,T,C] = wte[inp[b,t], :] + wpe[t, :] from bf16 tables (pure bf16 weights). */
+void lt_nn_encoder_forward16(float *out, const int32_t *inp, const uint16_t *wte, const uint16_t *wpe, int B, int T,
+                             int C);
+
+/* The lm head with a 16-bit weight: wte is read `rows` vocabulary rows at a
+ * time into wscratch[rows * C], from f32 (rounded with r) or, when wte is
+ * NULL, from bf16 wte16. logits = inp @ round(wte)^T, then rounded with r. */
+void lt_nn_lmhead_forward_r(float *logits, const float *inp, const float *wte, const uint16_t *wte16, size_t N, int C,
+                            int V, lt_nn_round r, float *wscratch, int rows);
+
+/* Its backward: dinp = dlogits @ round(wte), rounded with r (overwritten);
+ * dwte += round(dlogits^T @ inp) chunk by chunk through gscratch[rows * C]. */
+void lt_nn_lmhead_backward_r(float *dinp, float *dwte, const float *dlogits, const float *inp, const float *wte,
+                             const uint16_t *wte16, size_t N, int C, int V, lt_nn_round r, float *wscratch,
+                             float *gscratch, int rows);
+
 /* Causal multi-head self-attention. qkv [B,T,3C] holds q | k | v, each C wide
  * with head h at columns h*hs .. h*hs+hs-1 (hs = C / NH). Writes
  * att[B,NH,T,T] = softmax over t2 <= t of q.k / sqrt(hs) (zero above the
  * diagonal) and out[B,T,C] = att @ v, heads side by side. */
 void lt_nn_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH);
+
+/* lt_nn_attention_forward that rounds each probability with `r` before it is
+ * stored and multiplied into v (autocast's bf16 attention weights). */
+void lt_nn_attention_forward_r(float *out, float *att, const float *qkv, int B, int T, int C, int NH, lt_nn_round r);
 
 /* dqkv[B,T,3C] = d loss / d qkv (overwritten) from dout [B,T,C] and the
  * forward's qkv and att. drow [B,NH,T] is scratch. */

@@ -6,6 +6,7 @@
 #include <stddef.h>
 
 #include "leantrain/status.h"
+#include "model/gpt2.h"
 
 typedef struct lt_train_args {
     /* optimizer */
@@ -29,7 +30,9 @@ typedef struct lt_train_args {
     unsigned long long seed;
     int overwrite_output_dir;
     /* memory methods */
-    int gradient_checkpointing, optim_in_backward, bf16, fp16;
+    int gradient_checkpointing, optim_in_backward, bf16, fp16, pure_bf16;
+    double fp16_init_scale;      /* GradScaler's init_scale */
+    long fp16_growth_interval;   /* and growth_interval (factors 2 and 0.5) */
     /* model */
     char model_name_or_path[512]; /* a folder with config.json + model.safetensors, or empty */
     char tokenizer_name_or_path[512]; /* tokenizer files' folder or "gpt2"; empty: the model's or checkpoint's, if any */
@@ -48,6 +51,12 @@ void lt_train_args_default(lt_train_args *a);
 /* Parses argv[0..argc) ("--flag value" or "--flag=value"; boolean flags may
  * stand alone). On error writes one line naming the flag and returns LT_ERR_ARG. */
 lt_status lt_train_args_parse(lt_train_args *a, int argc, char **argv, char *err, size_t errlen);
+
+/* The compute precision and master-weight choice the flags ask for, as
+ * lt_gpt2_set_precision takes them. */
+static inline lt_gpt2_precision lt_train_args_precision(const lt_train_args *a) {
+    return a->fp16 ? LT_GPT2_F16 : a->bf16 || a->pure_bf16 ? LT_GPT2_BF16 : LT_GPT2_F32;
+}
 
 /* The batch the activation buffers must hold: the training batch, or the
  * evaluation batch when it is larger and evaluation is on. */

@@ -16,11 +16,12 @@
 #define BASE_BYTES ((size_t)7 << 20)
 #define BLAS_BYTES_PER_THREAD ((size_t)1 << 19)
 
-lt_status lt_memplan(const lt_gpt2_config *cfg, int B, int T, const char *optim, const char *optim_args, int ckpt,
-                     int optim_in_backward, size_t data_bytes, lt_mem_table *t, char *err, size_t errlen) {
+lt_status lt_memplan(const lt_gpt2_config *cfg, int B, int T, const char *optim, const char *optim_args,
+                     const lt_mem_methods *me, size_t data_bytes, lt_mem_table *t, char *err, size_t errlen) {
     memset(t, 0, sizeof *t);
     lt_gpt2_memory mm;
-    lt_status st = lt_gpt2_memory_plan(cfg, B, T, ckpt, optim_in_backward, &mm, err, errlen);
+    lt_status st = lt_gpt2_memory_plan(cfg, B, T, me->gradient_checkpointing, me->optim_in_backward, me->precision,
+                                       me->pure_bf16, &mm, err, errlen);
     if (st) return st;
     lt_hparams hp = lt_hparams_default();
     lt_optim *o = lt_optim_create(optim, optim_args, &hp, err, errlen);
@@ -34,7 +35,8 @@ lt_status lt_memplan(const lt_gpt2_config *cfg, int B, int T, const char *optim,
     }
     size_t state = 0;
     for (int i = 0; i < n; i++) {
-        lt_param_desc d = {.name = tab[i].name, .ndim = tab[i].ndim, .group = tab[i].weight_decay ? 0 : nodecay};
+        lt_param_desc d = {.name = tab[i].name, .ndim = tab[i].ndim, .group = tab[i].weight_decay ? 0 : nodecay,
+                           .dtype = me->pure_bf16 ? LT_DTYPE_BF16 : LT_DTYPE_F32};
         d.shape[0] = tab[i].shape[0], d.shape[1] = tab[i].shape[1];
         size_t b = lt_optim_plan_param(o, &d);
         if (b == (size_t)-1) {
@@ -49,8 +51,9 @@ lt_status lt_memplan(const lt_gpt2_config *cfg, int B, int T, const char *optim,
     lt_optim_free(o);
     size_t threads = (size_t)omp_get_max_threads();
     size_t blocks = data_bytes / (size_t)(T > 0 ? T : 1);
-    t->weights = mm.weight_bytes;
-    t->master = 0;
+    int mixed = me->precision != LT_GPT2_F32 && !me->pure_bf16;
+    t->weights = mixed ? mm.scratch_bytes : mm.weight_bytes + mm.scratch_bytes;
+    t->master = mixed ? mm.weight_bytes : 0;
     t->grads = mm.grad_bytes;
     t->optim_state = state;
     t->activations = mm.activation_bytes;

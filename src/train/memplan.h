@@ -9,8 +9,9 @@
 #include "model/gpt2.h"
 
 typedef struct lt_mem_table {
-    size_t weights;      /* f32 parameters */
-    size_t master;       /* f32 master copies (mixed precision; 0 here) */
+    size_t weights;      /* the parameters the compute reads: f32; bf16 when pure; with mixed precision the
+                            16-bit copies of one block's weights (and one weight gradient) made per block */
+    size_t master;       /* f32 master weights (mixed precision) */
     size_t grads;        /* gradients (one block's with the step inside backward) */
     size_t optim_state;  /* optimizer state, exactly as the library allocates it */
     size_t activations;  /* forward activations + backward scratch */
@@ -18,11 +19,19 @@ typedef struct lt_mem_table {
     size_t total;
 } lt_mem_table;
 
+/* The memory methods of a run besides the optimizer. */
+typedef struct lt_mem_methods {
+    int gradient_checkpointing;
+    int optim_in_backward;
+    lt_gpt2_precision precision; /* --bf16 / --fp16 */
+    int pure_bf16;               /* --pure_bf16: no f32 master weights */
+} lt_mem_methods;
+
 /* Fills t for cfg trained with batch B x T, the optimizer `optim`/`optim_args`
- * (base hyperparameters as the trainer passes them), gradient checkpointing
- * and/or the step inside backward, over a training file of data_bytes. */
-lt_status lt_memplan(const lt_gpt2_config *cfg, int B, int T, const char *optim, const char *optim_args, int ckpt,
-                     int optim_in_backward, size_t data_bytes, lt_mem_table *t, char *err, size_t errlen);
+ * (base hyperparameters as the trainer passes them) and the methods `mm`, over
+ * a training file of data_bytes. */
+lt_status lt_memplan(const lt_gpt2_config *cfg, int B, int T, const char *optim, const char *optim_args,
+                     const lt_mem_methods *mm, size_t data_bytes, lt_mem_table *t, char *err, size_t errlen);
 
 /* Prints the table (MiB), with `measured` (bytes, 0 = not yet) as the last line. */
 void lt_mem_table_print(FILE *f, const lt_mem_table *t, size_t measured);

@@ -39,6 +39,10 @@ typedef struct {
     long tokens_since;
     double loss_sum;
     int loss_count;
+    /* --fp16 dynamic loss scaling (torch.amp.GradScaler's rule) */
+    double loss_scale;
+    long growth_tracker; /* clean steps since the scale last changed */
+    long skipped;        /* steps skipped for overflow since the last log line */
     char err[1024];
 } run_t;
 
@@ -91,6 +95,14 @@ static cJSON *state_json(run_t *r) {
     cJSON_AddNumberToObject(j, "train_batch_size", r->B);
     cJSON_AddNumberToObject(j, "gradient_accumulation_steps", r->accum);
     cJSON_AddNumberToObject(j, "block_size", r->T);
+    if (r->a->fp16) {
+        cJSON *g = cJSON_AddObjectToObject(j, "grad_scaler");
+        cJSON_AddNumberToObject(g, "scale", r->loss_scale);
+        cJSON_AddNumberToObject(g, "growth_tracker", (double)r->growth_tracker);
+        cJSON_AddNumberToObject(g, "growth_factor", 2.0);
+        cJSON_AddNumberToObject(g, "backoff_factor", 0.5);
+        cJSON_AddNumberToObject(g, "growth_interval", (double)r->a->fp16_growth_interval);
+    }
     cJSON_AddItemToObject(j, "log_history", cJSON_Duplicate(r->history, 1));
     return j;
 }
@@ -254,6 +266,7 @@ int lt_train_run(const lt_train_args *a) {
     int EB = lt_train_args_max_batch(a);
     if (a->gradient_checkpointing) lt_gpt2_set_checkpointing(r->m, 1);
     if (a->optim_in_backward && lt_gpt2_set_grad_per_block(r->m, 1, r->err, sizeof r->err)) goto out;
+    if (lt_gpt2_set_precision(r->m, lt_train_args_precision(a), a->pure_bf16, r->err, sizeof r->err)) goto out;
     if (lt_gpt2_set_batch(r->m, EB, r->T, r->err, sizeof r->err)) goto out;
     r->inputs = malloc((size_t)EB * (size_t)r->T * sizeof(int32_t));
     r->targets = malloc((size_t)EB * (size_t)r->T * sizeof(int32_t));
@@ -287,7 +300,8 @@ int lt_train_run(const lt_train_args *a) {
     }
     for (int i = 0; i < r->m->num_tensors; i++) {
         lt_gpt2_param *p = &r->m->params[i];
-        lt_param_desc d = {.name = p->name, .data = p->data, .grad = p->grad, .ndim = p->ndim,
+        lt_param_desc d = {.name = p->name, .data = p->data16 ? (void *)p->data16 : (void *)p->data, .grad = p->grad,
+                           .dtype = p->data16 ? LT_DTYPE_BF16 : LT_DTYPE_F32, .ndim = p->ndim,
                            .group = p->weight_decay ? 0 : nodecay};
         d.shape[0] = p->shape[0];
         d.shape[1] = p->shape[1];
@@ -305,6 +319,7 @@ int lt_train_run(const lt_train_args *a) {
                       a->lr_scheduler_kwargs, r->err, sizeof r->err))
         goto out;
     r->history = cJSON_CreateArray();
+    r->loss_scale = a->fp16 ? a->fp16_init_scale : 1.0;
     if (state) {
         snprintf(path, sizeof path, "%s/optimizer.safetensors", resume);
         if (lt_optim_load(r->o, path)) {
@@ -318,6 +333,17 @@ int lt_train_run(const lt_train_args *a) {
             goto out;
         }
         r->step = (long)gs->valuedouble;
+        const cJSON *gsc = cJSON_GetObjectItem(state, "grad_scaler");
+        if (a->fp16 && gsc) {
+            const cJSON *sc = cJSON_GetObjectItem(gsc, "scale"), *gt = cJSON_GetObjectItem(gsc, "growth_tracker");
+            if (!cJSON_IsNumber(sc) || !(sc->valuedouble > 0) || !cJSON_IsNumber(gt)) {
+                snprintf(r->err, sizeof r->err, "%.900s/trainer_state.json: grad_scaler.scale or growth_tracker invalid",
+                         resume);
+                goto out;
+            }
+            r->loss_scale = sc->valuedouble;
+            r->growth_tracker = (long)gt->valuedouble;
+        }
         lt_data_seek(&r->data, (long)cJSON_GetObjectItem(dp, "epoch")->valuedouble,
                      (size_t)cJSON_GetObjectItem(dp, "index")->valuedouble);
         cJSON *h = cJSON_GetObjectItem(state, "log_history");
@@ -347,10 +373,18 @@ int lt_train_run(const lt_train_args *a) {
            omp_get_max_threads(), resume[0] ? "; resuming from " : "", resume);
     if (r->tok) printf("tokenizer: %s (%zu tokens); text files encoded with it\n", lt_tokenizer_source(r->tok),
                        lt_tokenizer_vocab_size(r->tok));
+    if (a->fp16 || a->bf16 || a->pure_bf16)
+        printf("precision: %s compute (matrix multiplies and stored activations), %s%s\n", a->fp16 ? "fp16" : "bf16",
+               a->pure_bf16 ? "parameters in bf16 only (no fp32 master)" : "fp32 master weights",
+               a->fp16 ? "; dynamic loss scaling" : "");
+    if (a->pure_bf16 && !strstr(a->optim_args, "bf16_stochastic_round=True") && strcmp(a->optim, "adamw_anyprecision"))
+        printf("note: pure bf16 rounds every update to nearest: updates below half a bf16 step are lost; consider "
+               "--optim_args bf16_stochastic_round=True\n");
     {
         char perr[512];
-        if (lt_memplan(&cfg, EB, r->T, a->optim, a->optim_args, a->gradient_checkpointing, a->optim_in_backward,
-                       r->data.train.map_len + r->data.val.map_len, &r->mem, perr, sizeof perr) == LT_OK)
+        lt_mem_methods me = {a->gradient_checkpointing, a->optim_in_backward, lt_train_args_precision(a), a->pure_bf16};
+        if (lt_memplan(&cfg, EB, r->T, a->optim, a->optim_args, &me, r->data.train.map_len + r->data.val.map_len,
+                       &r->mem, perr, sizeof perr) == LT_OK)
             lt_mem_table_print(stdout, &r->mem, 0);
     }
     if (r->data.train.bytes == 1) { /* the yardstick a byte-level model must beat: the unigram entropy */
@@ -369,6 +403,7 @@ int lt_train_run(const lt_train_args *a) {
         lt_gpt2_zero_grad(r->m);
         double loss = 0;
         double norm = NAN;
+        r->m->loss_scale = (float)r->loss_scale;
         if (a->optim_in_backward) {
             /* each parameter group is stepped by the callback as soon as backward finishes it */
             lt_data_next(&r->data, r->B, r->inputs, r->targets);
@@ -385,12 +420,27 @@ int lt_train_run(const lt_train_args *a) {
                 loss += r->m->loss;
             }
             loss /= r->accum;
-            /* the gradient of the mean loss over the accumulated micro-batches, then clipping */
-            norm = grad_norm(r->m) / r->accum;
-            double clip = a->max_grad_norm > 0 && norm > a->max_grad_norm ? a->max_grad_norm / (norm + 1e-6) : 1.0;
-            if (lt_optim_step(r->o, (float)(clip / r->accum)) != LT_OK) {
-                snprintf(r->err, sizeof r->err, "%s", lt_optim_error(r->o));
-                goto out;
+            /* the gradient of the mean loss over the accumulated micro-batches (unscaled), then clipping */
+            norm = grad_norm(r->m) / r->accum / r->loss_scale;
+            if (a->fp16 && !isfinite(norm)) {
+                /* GradScaler: an overflowed step is skipped and the scale halved */
+                if (isatty(STDOUT_FILENO)) printf("\n");
+                printf("step %ld: gradients overflowed at loss scale %g: step skipped, loss scale now %g\n",
+                       r->step + 1, r->loss_scale, r->loss_scale * 0.5);
+                r->loss_scale *= 0.5;
+                r->growth_tracker = 0;
+                r->skipped++;
+                norm = NAN;
+            } else {
+                double clip = a->max_grad_norm > 0 && norm > a->max_grad_norm ? a->max_grad_norm / (norm + 1e-6) : 1.0;
+                if (lt_optim_step(r->o, (float)(clip / r->accum / r->loss_scale)) != LT_OK) {
+                    snprintf(r->err, sizeof r->err, "%s", lt_optim_error(r->o));
+                    goto out;
+                }
+                if (a->fp16 && ++r->growth_tracker >= a->fp16_growth_interval) {
+                    r->loss_scale *= 2.0;
+                    r->growth_tracker = 0;
+                }
             }
         }
         r->step++;
@@ -398,7 +448,8 @@ int lt_train_run(const lt_train_args *a) {
         r->loss_count++;
         r->tokens_since += (long)r->B * r->T * r->accum;
         if (!isfinite(loss)) {
-            snprintf(r->err, sizeof r->err, "the loss is %g at step %ld: lower --learning_rate", loss, r->step);
+            snprintf(r->err, sizeof r->err, "the loss is %g at step %ld: lower --learning_rate%s", loss, r->step,
+                     a->fp16 ? " (or use --bf16: fp16 activations overflow above 65504)" : "");
             goto out;
         }
         if (r->step % a->logging_steps == 0 || r->step == r->total_steps) {
@@ -410,11 +461,15 @@ int lt_train_run(const lt_train_args *a) {
             cJSON_AddNumberToObject(e, "epoch", lt_data_epoch_float(&r->data));
             cJSON_AddNumberToObject(e, "step", (double)r->step);
             cJSON_AddNumberToObject(e, "tokens_per_s", tps);
+            if (a->fp16) {
+                cJSON_AddNumberToObject(e, "loss_scale", r->loss_scale);
+                cJSON_AddNumberToObject(e, "skipped_steps", (double)r->skipped);
+            }
             if (isatty(STDOUT_FILENO)) printf("\n");
             printf("step %ld/%ld  loss %.4f  grad_norm %.4f  learning_rate %.4e  epoch %.3f  tokens/s %.0f\n",
                    r->step, r->total_steps, r->loss_sum / r->loss_count, norm, lr, lt_data_epoch_float(&r->data), tps);
             log_entry(r, e);
-            r->loss_sum = 0, r->loss_count = 0, r->tokens_since = 0, r->t_last = lt_now_s();
+            r->loss_sum = 0, r->loss_count = 0, r->tokens_since = 0, r->skipped = 0, r->t_last = lt_now_s();
         }
         if (a->eval_steps > 0 && r->data.n_val_blocks > 0 &&
             (r->step % a->eval_steps == 0 || r->step == r->total_steps)) {

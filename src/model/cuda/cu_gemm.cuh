@@ -1,0 +1,25 @@
+/* The matrix multiply behind the GPT-2 layers on the GPU (gemm.cu): cuBLAS's
+ * cublasGemmEx with fp32 accumulation, or, in the emulation build
+ * (LT_CUDA_EMU), OpenBLAS sgemm on float copies of the operands. */
+#ifndef LT_MODEL_CUDA_CU_GEMM_CUH
+#define LT_MODEL_CUDA_CU_GEMM_CUH
+
+#include <cuda_runtime.h>
+#include <stddef.h>
+
+#include "leantrain/dtype.h"
+
+struct lt_cugemm;
+
+/* A GEMM handle whose work goes to stream s. NULL with the message in err. */
+lt_cugemm *lt_cugemm_create(cudaStream_t s, char *err, size_t errlen);
+void lt_cugemm_destroy(lt_cugemm *g);
+
+/* Column-major, BLAS's convention: C[m,n] = op(A) op(B) + beta * C, op(X) = X
+ * or X^T (ta, tb), with fp32 accumulation. A and B are of dtype ab, C of dtype
+ * cdt (each LT_DTYPE_F32 or LT_DTYPE_BF16; bf16 A and B may have an f32 C).
+ * beta is 0 (C overwritten, not read) or 1. 0, or -1 with the message in err. */
+int lt_cugemm_run(lt_cugemm *g, bool ta, bool tb, int m, int n, int k, const void *A, int lda, const void *B, int ldb,
+                  lt_dtype ab, void *C, int ldc, lt_dtype cdt, float beta, char *err, size_t errlen);
+
+#endif

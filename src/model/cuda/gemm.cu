@@ -1,0 +1,219 @@
+/* The GEMM of the GPT-2 layers on the GPU (cu_gemm.cuh).
+ *
+ * Real build: cublasGemmEx with CUBLAS_COMPUTE_32F, which takes f32 operands
+ * as plain fp32 (no TF32 unless the handle's math mode asks for it, and this
+ * one does not) and bf16 operands on the tensor cores with fp32 accumulation.
+ * libcublas is opened with dlopen the first time a handle is made, so that the
+ * library and the program link against the CUDA runtime alone and run without
+ * cuBLAS installed as long as the GPT-2 device path is not used; the loaded
+ * entry points are process-wide (read-only after loading, thread-safe by the
+ * C++ rules for function-local statics).
+ *
+ * Emulation build (LT_CUDA_EMU): there is no cuBLAS; the operands are
+ * converted to float and multiplied by OpenBLAS's cblas_sgemm on the host
+ * (the emulated device memory is host memory), then C is rounded back when it
+ * is bf16. Same arithmetic contract (fp32 accumulation, one rounding of C),
+ * another summation order. */
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <new>
+
+#include "model/cuda/cu_gemm.cuh"
+
+#ifdef LT_CUDA_EMU
+#include <cblas.h>
+
+#include <vector>
+#else
+#include <cublas_v2.h>
+#include <dlfcn.h>
+#endif
+
+namespace {
+
+void set_err(char *err, size_t errlen, const char *fmt, ...) {
+    if (!err || !errlen) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+bool dtype_ok(lt_dtype dt) { return dt == LT_DTYPE_F32 || dt == LT_DTYPE_BF16; }
+
+} // namespace
+
+#ifdef LT_CUDA_EMU
+
+struct lt_cugemm {
+    std::vector<float> a, b, c; /* float copies, reused between calls */
+};
+
+namespace {
+
+/* dst = the first `rows` of each of `cols` columns (stride ld) of src, as float; the rest of each column 0 */
+void to_float(std::vector<float> &dst, const void *src, lt_dtype dt, int rows, int cols, int ld) {
+    dst.assign((size_t)ld * (size_t)cols, 0.0f);
+    for (size_t j = 0; j < (size_t)cols; j++)
+        for (size_t i = 0; i < (size_t)rows; i++) {
+            size_t at = j * (size_t)ld + i;
+            dst[at] = dt == LT_DTYPE_F32 ? static_cast<const float *>(src)[at]
+                                         : lt_bf16_to_f32(static_cast<const uint16_t *>(src)[at]);
+        }
+}
+
+} // namespace
+
+lt_cugemm *lt_cugemm_create(cudaStream_t, char *err, size_t errlen) {
+    lt_cugemm *g = new (std::nothrow) lt_cugemm;
+    if (!g) set_err(err, errlen, "out of memory creating the emulated GEMM");
+    return g;
+}
+
+void lt_cugemm_destroy(lt_cugemm *g) { delete g; }
+
+int lt_cugemm_run(lt_cugemm *g, bool ta, bool tb, int m, int n, int k, const void *A, int lda, const void *B, int ldb,
+                  lt_dtype ab, void *C, int ldc, lt_dtype cdt, float beta, char *err, size_t errlen) {
+    if (!dtype_ok(ab) || !dtype_ok(cdt) || (ab == LT_DTYPE_F32 && cdt != LT_DTYPE_F32)) {
+        set_err(err, errlen, "GEMM: unsupported dtypes (inputs %d, output %d)", (int)ab, (int)cdt);
+        return -1;
+    }
+    if (m <= 0 || n <= 0) return 0;
+    try {
+        to_float(g->a, A, ab, ta ? k : m, ta ? m : k, lda);
+        to_float(g->b, B, ab, tb ? n : k, tb ? k : n, ldb);
+        float *c = static_cast<float *>(C);
+        if (cdt == LT_DTYPE_BF16) {
+            if (beta != 0.0f) to_float(g->c, C, cdt, m, n, ldc);
+            else g->c.assign((size_t)ldc * (size_t)n, 0.0f);
+            c = g->c.data();
+        }
+        cblas_sgemm(CblasColMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k, 1.0f,
+                    g->a.data(), lda, g->b.data(), ldb, beta, c, ldc);
+        if (cdt == LT_DTYPE_BF16)
+            for (size_t j = 0; j < (size_t)n; j++)
+                for (size_t i = 0; i < (size_t)m; i++)
+                    static_cast<uint16_t *>(C)[j * (size_t)ldc + i] = lt_f32_to_bf16(c[j * (size_t)ldc + i]);
+    } catch (...) {
+        set_err(err, errlen, "out of memory in the emulated GEMM");
+        return -1;
+    }
+    return 0;
+}
+
+#else /* cuBLAS, opened at run time */
+
+#define LT_GEMM_STR2(x) #x
+#define LT_GEMM_STR(x) LT_GEMM_STR2(x)
+
+namespace {
+
+typedef cublasStatus_t (*create_fn)(cublasHandle_t *);
+typedef cublasStatus_t (*destroy_fn)(cublasHandle_t);
+typedef cublasStatus_t (*stream_fn)(cublasHandle_t, cudaStream_t);
+typedef const char *(*status_fn)(cublasStatus_t);
+typedef cublasStatus_t (*gemm_fn)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int, int, const void *,
+                                  const void *, cudaDataType, int, const void *, cudaDataType, int, const void *,
+                                  void *, cudaDataType, int, cublasComputeType_t, cublasGemmAlgo_t);
+
+struct Api {
+    create_fn create;
+    destroy_fn destroy;
+    stream_fn set_stream;
+    status_fn status;
+    gemm_fn gemm;
+    char err[384]; /* why loading failed ("" when it worked) */
+};
+
+Api load_api() {
+    Api a = {};
+    /* the soname of the toolkit we were compiled against first (its ABI), then any */
+    const char *names[] = {"libcublas.so." LT_GEMM_STR(CUBLAS_VER_MAJOR), "libcublas.so"};
+    void *lib = nullptr;
+    for (const char *nm : names)
+        if ((lib = dlopen(nm, RTLD_NOW | RTLD_LOCAL))) break;
+    if (!lib) {
+        const char *e = dlerror();
+        snprintf(a.err, sizeof a.err,
+                 "cannot load cuBLAS (libcublas.so." LT_GEMM_STR(CUBLAS_VER_MAJOR) "): %s; the GPT-2 device path "
+                 "needs the CUDA toolkit's cuBLAS on the library path",
+                 e ? e : "not found");
+        return a;
+    }
+    a.create = reinterpret_cast<create_fn>(dlsym(lib, "cublasCreate_v2"));
+    a.destroy = reinterpret_cast<destroy_fn>(dlsym(lib, "cublasDestroy_v2"));
+    a.set_stream = reinterpret_cast<stream_fn>(dlsym(lib, "cublasSetStream_v2"));
+    a.status = reinterpret_cast<status_fn>(dlsym(lib, "cublasGetStatusString"));
+    a.gemm = reinterpret_cast<gemm_fn>(dlsym(lib, "cublasGemmEx"));
+    if (!a.create || !a.destroy || !a.set_stream || !a.gemm)
+        snprintf(a.err, sizeof a.err, "cuBLAS was loaded but lacks cublasCreate_v2 / cublasGemmEx");
+    return a; /* the library stays open for the life of the process */
+}
+
+const Api &api() {
+    static const Api a = load_api();
+    return a;
+}
+
+const char *status_str(cublasStatus_t s) {
+    const Api &a = api();
+    return a.status ? a.status(s) : "cuBLAS error";
+}
+
+cudaDataType cuda_type(lt_dtype dt) { return dt == LT_DTYPE_F32 ? CUDA_R_32F : CUDA_R_16BF; }
+
+} // namespace
+
+struct lt_cugemm {
+    cublasHandle_t h;
+};
+
+lt_cugemm *lt_cugemm_create(cudaStream_t s, char *err, size_t errlen) {
+    const Api &a = api();
+    if (a.err[0]) {
+        set_err(err, errlen, "%s", a.err);
+        return nullptr;
+    }
+    lt_cugemm *g = new (std::nothrow) lt_cugemm;
+    if (!g) {
+        set_err(err, errlen, "out of memory creating the cuBLAS handle");
+        return nullptr;
+    }
+    cublasStatus_t st = a.create(&g->h);
+    if (st == CUBLAS_STATUS_SUCCESS) st = a.set_stream(g->h, s);
+    if (st != CUBLAS_STATUS_SUCCESS) {
+        set_err(err, errlen, "cuBLAS handle: %s", status_str(st));
+        delete g;
+        return nullptr;
+    }
+    return g;
+}
+
+void lt_cugemm_destroy(lt_cugemm *g) {
+    if (!g) return;
+    api().destroy(g->h);
+    delete g;
+}
+
+int lt_cugemm_run(lt_cugemm *g, bool ta, bool tb, int m, int n, int k, const void *A, int lda, const void *B, int ldb,
+                  lt_dtype ab, void *C, int ldc, lt_dtype cdt, float beta, char *err, size_t errlen) {
+    if (!dtype_ok(ab) || !dtype_ok(cdt) || (ab == LT_DTYPE_F32 && cdt != LT_DTYPE_F32)) {
+        set_err(err, errlen, "GEMM: unsupported dtypes (inputs %d, output %d)", (int)ab, (int)cdt);
+        return -1;
+    }
+    if (m <= 0 || n <= 0) return 0;
+    const float alpha = 1.0f;
+    cublasStatus_t st = api().gemm(g->h, ta ? CUBLAS_OP_T : CUBLAS_OP_N, tb ? CUBLAS_OP_T : CUBLAS_OP_N, m, n, k,
+                                   &alpha, A, cuda_type(ab), lda, B, cuda_type(ab), ldb, &beta, C, cuda_type(cdt), ldc,
+                                   CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+    if (st != CUBLAS_STATUS_SUCCESS) {
+        set_err(err, errlen, "cublasGemmEx (m %d n %d k %d, %s inputs, %s output): %s", m, n, k,
+                lt_dtype_name(ab), lt_dtype_name(cdt), status_str(st));
+        return -1;
+    }
+    return 0;
+}
+
+#endif

@@ -1,0 +1,831 @@
+/* The GPT-2 layer kernels on the GPU (gpt2_layers_cuda.h): the CPU kernels of
+ * model/gpt2_layers.c one for one, templated on the storage type S of the
+ * activations (float, or uint16_t holding bf16 bits); arithmetic is fp32.
+ *
+ * Shapes of the work:
+ *   - elementwise kernels (encoder forward, gelu, residual, bias fill): one
+ *     thread per element;
+ *   - row kernels (layernorm, attention): one warp per row, lanes striding
+ *     over the row, warp sums by xor shuffles (every lane ends with the same
+ *     bits: each step adds the same two values, and float addition commutes);
+ *   - the classifier: one CTA per row of logits;
+ *   - sums down the rows (layernorm dw / db, bias gradients): a deterministic
+ *     two-pass column sum (partial sums of groups of CS_ROWS rows into
+ *     scratch, then the groups added in order), never atomics;
+ *   - the encoder's token gradient: one thread per (token, column) over a
+ *     host-built bucket list, in increasing row order as on the CPU.
+ * Loads are scalar (2 or 4 bytes): this first version is written to be
+ * checked against the CPU; 16-byte vector loads are the obvious next step for
+ * the memory-bound kernels. Launches and shared memory go through
+ * cu_internal.cuh's macros so that tests/emu runs the same source on the CPU. */
+#include <cuda_runtime.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <new>
+#include <type_traits>
+
+#include "kernels/cuda/cu_internal.cuh"
+#include "model/cuda/cu_gemm.cuh"
+#include "model/cuda/gpt2_layers_cuda.h"
+
+struct lt_cunn {
+    cudaStream_t stream;
+    lt_cugemm *gemm;
+    char err[512];
+};
+
+namespace {
+
+constexpr int EW_THREADS = 256;  /* elementwise kernels */
+constexpr int ROW_WARPS = 4;     /* row kernels: rows (warps) per CTA */
+constexpr int CS_ROWS = 64;      /* rows per partial sum of the column sums */
+constexpr int CS_THREADS = 256;  /* columns per CTA of the column sums */
+constexpr int CE_THREADS = 256;  /* classifier: threads per row */
+constexpr int SUM_THREADS = 256; /* the loss sum */
+
+/* ---- storage types ---- */
+
+__device__ __forceinline__ float ld(const float *p, size_t i) { return p[i]; }
+__device__ __forceinline__ float ld(const uint16_t *p, size_t i) { return lt_cu_bf16_to_f32(p[i]); }
+__device__ __forceinline__ void st(float *p, size_t i, float x) { p[i] = x; }
+__device__ __forceinline__ void st(uint16_t *p, size_t i, float x) { p[i] = lt_cu_f32_to_bf16(x); }
+
+/* ---- warp-level helpers ---- */
+
+/* Orders the shared-memory writes of a warp's lanes before other lanes read them. */
+#ifdef LT_CUDA_EMU
+inline void warp_sync() { lt_emu_cur->warp_bar[threadIdx.x / 32]->arrive_and_wait(); }
+#else
+__device__ __forceinline__ void warp_sync() { __syncwarp(); }
+#endif
+
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+__device__ __forceinline__ float warp_max(float v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+
+/* ---- encoder ---- */
+
+template <typename S>
+__global__ void encoder_forward_kernel(S *out, const int32_t *inp, const S *wte, const S *wpe, size_t N, int T, int C) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= N * (size_t)C) return;
+    size_t n = i / (size_t)C, c = i % (size_t)C;
+    st(out, i, ld(wte, (size_t)inp[n] * (size_t)C + c) + ld(wpe, (n % (size_t)T) * (size_t)C + c));
+}
+
+/* One thread per (group, column): the group's rows in increasing order. */
+template <typename S>
+__global__ void encoder_backward_wte_kernel(float *dwte, const S *dout, const int32_t *plan, size_t N, int C,
+                                            int cblocks) {
+    int group = (int)(blockIdx.x / (unsigned)cblocks);
+    size_t c = (size_t)(blockIdx.x % (unsigned)cblocks) * blockDim.x + threadIdx.x;
+    if (c >= (size_t)C) return;
+    const int32_t *rows = plan, *start = plan + N, *token = plan + 2 * N + 1;
+    float *d = dwte + (size_t)token[group] * (size_t)C + c;
+    float acc = *d;
+    for (int j = start[group]; j < start[group + 1]; j++) acc += ld(dout, (size_t)rows[j] * (size_t)C + c);
+    *d = acc;
+}
+
+/* One thread per (position, column): the batch rows in order. */
+template <typename S>
+__global__ void encoder_backward_wpe_kernel(float *dwpe, const S *dout, int B, int T, int C) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (size_t)T * (size_t)C) return;
+    float acc = dwpe[i];
+    for (int b = 0; b < B; b++) acc += ld(dout, (size_t)b * (size_t)T * (size_t)C + i);
+    dwpe[i] = acc;
+}
+
+/* ---- layernorm ---- */
+
+template <typename S>
+__global__ void layernorm_forward_kernel(S *out, float *mean, float *rstd, const S *inp, const S *w, const S *b,
+                                         size_t N, int C, float eps) {
+    const int lane = threadIdx.x % 32;
+    const size_t row = (size_t)blockIdx.x * ROW_WARPS + threadIdx.x / 32;
+    if (row >= N) return; /* a whole warp */
+    const S *x = inp + row * (size_t)C;
+    S *o = out + row * (size_t)C;
+    /* two passes (mean, then squared deviations): the variance of rows with a
+     * large mean keeps its digits, as in the CPU's */
+    float s = 0.0f;
+    for (int c = lane; c < C; c += 32) s += ld(x, c);
+    const float mu = warp_sum(s) / (float)C;
+    float v = 0.0f;
+    for (int c = lane; c < C; c += 32) {
+        float d = ld(x, c) - mu;
+        v += d * d;
+    }
+    const float rs = 1.0f / sqrtf(warp_sum(v) / (float)C + eps);
+    for (int c = lane; c < C; c += 32) st(o, c, (ld(x, c) - mu) * rs * ld(w, c) + ld(b, c));
+    if (lane == 0) mean[row] = mu, rstd[row] = rs;
+}
+
+template <typename S>
+__global__ void layernorm_backward_kernel(S *dinp, const S *dout, const S *inp, const S *w, const float *mean,
+                                          const float *rstd, size_t N, int C) {
+    const int lane = threadIdx.x % 32;
+    const size_t row = (size_t)blockIdx.x * ROW_WARPS + threadIdx.x / 32;
+    if (row >= N) return;
+    const S *x = inp + row * (size_t)C, *g = dout + row * (size_t)C;
+    S *d = dinp + row * (size_t)C;
+    const float mu = mean[row], rs = rstd[row];
+    float m1 = 0.0f, m2 = 0.0f; /* sums of dxhat and of dxhat * xhat */
+    for (int c = lane; c < C; c += 32) {
+        float xhat = (ld(x, c) - mu) * rs, dxhat = ld(g, c) * ld(w, c);
+        m1 += dxhat;
+        m2 += dxhat * xhat;
+    }
+    const float a = warp_sum(m1) / (float)C, bb = warp_sum(m2) / (float)C;
+    for (int c = lane; c < C; c += 32) {
+        float xhat = (ld(x, c) - mu) * rs, dxhat = ld(g, c) * ld(w, c);
+        st(d, c, ld(d, c) + (dxhat - a - xhat * bb) * rs);
+    }
+}
+
+/* Column sums, pass 1: part[0][group][c] = sum of dout over the group's rows;
+ * with LN also part[1][group][c] = sum of dout * xhat. One thread per column,
+ * consecutive threads on consecutive columns (coalesced rows). */
+template <typename S, bool LN>
+__global__ void colsum_partial_kernel(float *part, const S *dout, const S *inp, const float *mean, const float *rstd,
+                                      size_t N, int C, int cblocks, int groups) {
+    const int group = (int)(blockIdx.x / (unsigned)cblocks);
+    const size_t c = (size_t)(blockIdx.x % (unsigned)cblocks) * blockDim.x + threadIdx.x;
+    if (c >= (size_t)C) return;
+    const size_t r0 = (size_t)group * CS_ROWS, r1 = r0 + CS_ROWS < N ? r0 + CS_ROWS : N;
+    float sb = 0.0f, sw = 0.0f;
+    for (size_t r = r0; r < r1; r++) {
+        float g = ld(dout, r * (size_t)C + c);
+        sb += g;
+        if constexpr (LN) sw += g * ((ld(inp, r * (size_t)C + c) - mean[r]) * rstd[r]);
+    }
+    part[(size_t)group * (size_t)C + c] = sb;
+    if constexpr (LN) part[((size_t)groups + (size_t)group) * (size_t)C + c] = sw;
+}
+
+/* Column sums, pass 2: db[c] += the groups' sums in group order (dw likewise
+ * from the second half of part, when given). */
+__global__ void colsum_final_kernel(float *db, float *dw, const float *part, int groups, int C) {
+    const size_t c = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= (size_t)C) return;
+    float sb = 0.0f;
+    for (int k = 0; k < groups; k++) sb += part[(size_t)k * (size_t)C + c];
+    db[c] += sb;
+    if (dw) {
+        float sw = 0.0f;
+        for (int k = 0; k < groups; k++) sw += part[((size_t)groups + (size_t)k) * (size_t)C + c];
+        dw[c] += sw;
+    }
+}
+
+/* ---- matmul helpers ---- */
+
+/* out[n, :] = bias, the addend the GEMM then adds the product onto */
+template <typename S>
+__global__ void bias_fill_kernel(S *out, const S *bias, size_t N, int OC) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= N * (size_t)OC) return;
+    out[i] = bias[i % (size_t)OC]; /* a copy: no rounding */
+}
+
+/* ---- attention ----
+ * One warp per row of the T x T score matrix of one (batch, head), each warp
+ * keeping its row of fp32 probabilities (or score gradients) in shared memory:
+ * lanes stride over the positions for the dot products, then over the head's
+ * channels for the weighted sums. Memory is O(T^2) per (b, h) through att,
+ * which the CPU model keeps for backward too.
+ *
+ * A flash-style kernel (FlashAttention) would instead take a tile of queries
+ * per CTA, stream tiles of K and V through shared memory with an online
+ * softmax (running max and sum, rescaling the partial output), use the tensor
+ * cores for Q K^T and P V, and keep only the log-sum-exp per row instead of
+ * att; its backward recomputes the probabilities tile by tile from q, k and
+ * the log-sum-exp (dq by query tiles, dk / dv by key tiles, as the two
+ * passes below do). That removes att ([B, NH, T, T], the largest activation
+ * at T = 1024) and makes attention compute-bound; the arithmetic here is what
+ * its results must reproduce. */
+
+template <typename S>
+__device__ __forceinline__ float dot_row(const S *a, const S *b, int hs) {
+    float s = 0.0f;
+    for (int i = 0; i < hs; i++) s += ld(a, i) * ld(b, i);
+    return s;
+}
+
+template <typename S>
+__global__ void attention_forward_kernel(S *out, S *att, const S *qkv, int B, int T, int C, int NH) {
+    LT_DYN_SMEM(float, smem);
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+    const size_t row = (size_t)blockIdx.x * ROW_WARPS + warp; /* ((b * NH) + h) * T + t */
+    if (row >= (size_t)B * NH * T) return;
+    const int t = (int)(row % (size_t)T), h = (int)((row / (size_t)T) % (size_t)NH);
+    const size_t b = row / ((size_t)T * NH);
+    const int hs = C / NH;
+    const size_t C3 = 3 * (size_t)C;
+    const S *base = qkv + b * (size_t)T * C3 + (size_t)h * hs; /* q of position 0 of this (b, h) */
+    const S *q = base + (size_t)t * C3;
+    const float scale = sqrtf((float)hs); /* HF divides by sqrt(hs) */
+    float *p = smem + (size_t)warp * T;
+    float mx = -INFINITY;
+    for (int t2 = lane; t2 <= t; t2 += 32) {
+        float s = dot_row(q, base + (size_t)t2 * C3 + C, hs) / scale;
+        p[t2] = s;
+        mx = fmaxf(mx, s);
+    }
+    mx = warp_max(mx);
+    float sum = 0.0f;
+    for (int t2 = lane; t2 <= t; t2 += 32) {
+        float e = expf(p[t2] - mx);
+        p[t2] = e;
+        sum += e;
+    }
+    const float inv = 1.0f / warp_sum(sum);
+    S *a = att + row * (size_t)T;
+    for (int t2 = lane; t2 <= t; t2 += 32) {
+        float pr = p[t2] * inv;
+        p[t2] = pr;
+        st(a, t2, pr);
+    }
+    for (int t2 = t + 1 + lane; t2 < T; t2 += 32) st(a, t2, 0.0f);
+    warp_sync();
+    S *o = out + (b * (size_t)T + t) * (size_t)C + (size_t)h * hs;
+    for (int i = lane; i < hs; i += 32) {
+        float acc = 0.0f;
+        for (int t2 = 0; t2 <= t; t2++) acc += p[t2] * ld(base + (size_t)t2 * C3 + 2 * (size_t)C, i);
+        st(o, i, acc);
+    }
+}
+
+/* Backward, pass 1 (query rows): d att[t, t2] = dout[t] . v[t2]; the
+ * correction dot[t] = sum att * d att (kept in drow); the score gradient
+ * ds[t2] = att * (d att - dot) / sqrt(hs); dq[t] = sum over t2 of ds * k[t2]. */
+template <typename S>
+__global__ void attention_backward_q_kernel(S *dqkv, float *drow, const S *dout, const S *qkv, const S *att, int B,
+                                            int T, int C, int NH) {
+    LT_DYN_SMEM(float, smem);
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+    const size_t row = (size_t)blockIdx.x * ROW_WARPS + warp;
+    if (row >= (size_t)B * NH * T) return;
+    const int t = (int)(row % (size_t)T), h = (int)((row / (size_t)T) % (size_t)NH);
+    const size_t b = row / ((size_t)T * NH);
+    const int hs = C / NH;
+    const size_t C3 = 3 * (size_t)C;
+    const S *base = qkv + b * (size_t)T * C3 + (size_t)h * hs;
+    const S *g = dout + (b * (size_t)T + t) * (size_t)C + (size_t)h * hs;
+    const S *a = att + row * (size_t)T;
+    const float scale = sqrtf((float)hs);
+    float *ds = smem + (size_t)warp * T;
+    float dot = 0.0f;
+    for (int t2 = lane; t2 <= t; t2 += 32) {
+        float da = dot_row(g, base + (size_t)t2 * C3 + 2 * (size_t)C, hs);
+        ds[t2] = da;
+        dot += ld(a, t2) * da;
+    }
+    dot = warp_sum(dot);
+    for (int t2 = lane; t2 <= t; t2 += 32) ds[t2] = ld(a, t2) * (ds[t2] - dot) / scale;
+    warp_sync();
+    S *dq = dqkv + (b * (size_t)T + t) * C3 + (size_t)h * hs;
+    for (int i = lane; i < hs; i += 32) {
+        float acc = 0.0f;
+        for (int t2 = 0; t2 <= t; t2++) acc += ds[t2] * ld(base + (size_t)t2 * C3 + C, i);
+        st(dq, i, acc);
+    }
+    if (lane == 0) drow[row] = dot;
+}
+
+/* Backward, pass 2 (key rows j): the same ds[t, j] for every query t >= j,
+ * recomputed from dot[t]; dk[j] = sum over t of ds * q[t], dv[j] = sum over t
+ * of att[t, j] * dout[t], in increasing t (the CPU's order). */
+template <typename S>
+__global__ void attention_backward_kv_kernel(S *dqkv, const float *drow, const S *dout, const S *qkv, const S *att,
+                                             int B, int T, int C, int NH) {
+    LT_DYN_SMEM(float, smem);
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+    const size_t row = (size_t)blockIdx.x * ROW_WARPS + warp;
+    if (row >= (size_t)B * NH * T) return;
+    const int j = (int)(row % (size_t)T), h = (int)((row / (size_t)T) % (size_t)NH);
+    const size_t b = row / ((size_t)T * NH), bh = row / (size_t)T;
+    const int hs = C / NH;
+    const size_t C3 = 3 * (size_t)C;
+    const S *base = qkv + b * (size_t)T * C3 + (size_t)h * hs;
+    const S *gbase = dout + b * (size_t)T * C + (size_t)h * hs;
+    const S *v = base + (size_t)j * C3 + 2 * (size_t)C;
+    const S *a = att + bh * (size_t)T * T + j; /* att[b, h, t, j] = a[t * T] */
+    const float *dot = drow + bh * (size_t)T;
+    const float scale = sqrtf((float)hs);
+    float *ds = smem + (size_t)warp * T;
+    for (int t = j + lane; t < T; t += 32) {
+        float da = dot_row(gbase + (size_t)t * C, v, hs);
+        ds[t] = ld(a, (size_t)t * T) * (da - dot[t]) / scale;
+    }
+    warp_sync();
+    S *dk = dqkv + (b * (size_t)T + j) * C3 + C + (size_t)h * hs;
+    for (int i = lane; i < hs; i += 32) {
+        float acck = 0.0f, accv = 0.0f;
+        for (int t = j; t < T; t++) {
+            acck += ds[t] * ld(base + (size_t)t * C3, i);
+            accv += ld(a, (size_t)t * T) * ld(gbase + (size_t)t * C, i);
+        }
+        st(dk, i, acck);
+        st(dk + C, i, accv);
+    }
+}
+
+/* ---- elementwise ---- */
+
+#define GELU_K 0.7978845608028654f /* sqrt(2 / pi) */
+#define GELU_A 0.044715f
+
+template <typename S>
+__global__ void gelu_forward_kernel(S *out, const S *inp, size_t n) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    float x = ld(inp, i);
+    st(out, i, 0.5f * x * (1.0f + tanhf(GELU_K * (x + GELU_A * x * x * x))));
+}
+
+template <typename S>
+__global__ void gelu_backward_kernel(S *dinout, const S *inp, size_t n) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    float x = ld(inp, i);
+    float th = tanhf(GELU_K * (x + GELU_A * x * x * x));
+    float du = GELU_K * (1.0f + 3.0f * GELU_A * x * x);
+    st(dinout, i, ld(dinout, i) * (0.5f * (1.0f + th) + 0.5f * x * (1.0f - th * th) * du));
+}
+
+template <typename S>
+__global__ void residual_forward_kernel(S *out, const S *a, const S *b, size_t n) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    st(out, i, ld(a, i) + ld(b, i));
+}
+
+/* ---- classifier ---- */
+
+/* (max, sum of exp(x - max)) pairs: the online softmax's merge. An empty
+ * side (max -inf) adds nothing. Symmetric in its two arguments, so a xor
+ * butterfly leaves the same bits in every lane. */
+__device__ __forceinline__ void lse_merge(float &m, float &s, float m2, float s2) {
+    float M = fmaxf(m, m2);
+    float a = m == -INFINITY ? 0.0f : s * expf(m - M), b = m2 == -INFINITY ? 0.0f : s2 * expf(m2 - M);
+    m = M;
+    s = a + b;
+}
+
+/* One CTA per row: the log-sum-exp by an online max and sum (one read of the
+ * row), the loss; with D, the row overwritten by its gradient (a second read). */
+template <typename S, bool D>
+__global__ void __launch_bounds__(CE_THREADS) classifier_kernel(S *dlogits, float *losses, float *lse,
+                                                                 const S *logits, const int32_t *targets, int V,
+                                                                 int ldv, float scale) {
+    __shared__ float red_m[CE_THREADS / 32], red_s[CE_THREADS / 32];
+    const size_t n = blockIdx.x;
+    const S *l = logits + n * (size_t)ldv;
+    float m = -INFINITY, s = 0.0f;
+    for (int v = threadIdx.x; v < V; v += CE_THREADS) {
+        float x = ld(l, v);
+        if (x > m) {
+            s = (m == -INFINITY ? 0.0f : s * expf(m - x)) + 1.0f;
+            m = x;
+        } else if (x != -INFINITY) {
+            s += expf(x - m);
+        }
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+        float m2 = __shfl_xor_sync(0xffffffffu, m, o), s2 = __shfl_xor_sync(0xffffffffu, s, o);
+        lse_merge(m, s, m2, s2);
+    }
+    if (threadIdx.x % 32 == 0) red_m[threadIdx.x / 32] = m, red_s[threadIdx.x / 32] = s;
+    __syncthreads();
+    m = red_m[0], s = red_s[0];
+    for (int w = 1; w < CE_THREADS / 32; w++) lse_merge(m, s, red_m[w], red_s[w]);
+    const float z = m + logf(s);
+    const int tgt = targets[n];
+    if (threadIdx.x == 0) {
+        lse[n] = z;
+        losses[n] = z - ld(l, tgt);
+    }
+    if constexpr (D) {
+        __syncthreads(); /* the target's logit is read above before any thread overwrites it */
+        S *d = dlogits + n * (size_t)ldv;
+        for (int v = threadIdx.x; v < V; v += CE_THREADS) {
+            float g = expf(ld(l, v) - z) * scale;
+            if (v == tgt) g -= scale;
+            st(d, v, g);
+        }
+    }
+}
+
+template <typename S>
+__global__ void crossentropy_backward_kernel(S *dlogits, const S *logits, const float *lse, const int32_t *targets,
+                                             int V, int ldv, float scale) {
+    const size_t n = blockIdx.x;
+    const S *l = logits + n * (size_t)ldv;
+    S *d = dlogits + n * (size_t)ldv;
+    const float z = lse[n];
+    const int tgt = targets[n];
+    for (int v = threadIdx.x; v < V; v += blockDim.x) {
+        float g = expf(ld(l, v) - z) * scale;
+        if (v == tgt) g -= scale;
+        st(d, v, g);
+    }
+}
+
+/* *out = sum of x[N] in double, one CTA, a fixed order */
+__global__ void __launch_bounds__(SUM_THREADS) sum_kernel(double *out, const float *x, size_t N) {
+    __shared__ double red[32];
+    double s = 0.0;
+    for (size_t i = threadIdx.x; i < N; i += SUM_THREADS) s += x[i];
+    s = lt_cu_block_sum(s, red);
+    if (threadIdx.x == 0) *out = s;
+}
+
+/* ---- host side ---- */
+
+int fail(lt_cunn *nn, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(nn->err, sizeof nn->err, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* the launch error of the kernels just queued, if any */
+int launched(lt_cunn *nn, const char *what) {
+    cudaError_t e = cudaGetLastError();
+    if (e != cudaSuccess) return fail(nn, "%s: kernel launch: %s", what, cudaGetErrorString(e));
+    return 0;
+}
+
+bool dtype_ok(lt_dtype dt) { return dt == LT_DTYPE_F32 || dt == LT_DTYPE_BF16; }
+
+int bad_dtype(lt_cunn *nn, const char *what, lt_dtype dt) {
+    return fail(nn, "%s: storage dtype %s is not supported (F32 or BF16)", what, lt_dtype_name(dt));
+}
+
+unsigned blocks_for(size_t n, int per) { return (unsigned)((n + (size_t)per - 1) / (size_t)per); }
+
+/* the arguments of a GEMM must fit cuBLAS's int */
+bool fits_int(size_t v) { return v <= 0x7fffffffu; }
+
+template <typename F, typename S>
+int call_with(F &f, S z) {
+    if constexpr (std::is_void_v<decltype(f(z))>) {
+        f(z);
+        return 0;
+    } else {
+        return f(z);
+    }
+}
+
+/* Runs f with the storage type of dt, f(float()) or f(uint16_t()), then
+ * checks the launches; f may return an int (non-zero: failed, message set). */
+template <typename F>
+int with_dtype(lt_cunn *nn, const char *what, lt_dtype dt, F f) {
+    int rc;
+    if (dt == LT_DTYPE_F32) rc = call_with(f, float());
+    else if (dt == LT_DTYPE_BF16) rc = call_with(f, uint16_t());
+    else return bad_dtype(nn, what, dt);
+    return rc ? rc : launched(nn, what);
+}
+
+int gemm(lt_cunn *nn, const char *what, bool ta, bool tb, size_t m, size_t n, size_t k, const void *A, size_t lda,
+         const void *B, size_t ldb, lt_dtype ab, void *C, size_t ldc, lt_dtype cdt, float beta) {
+    if (!fits_int(m) || !fits_int(n) || !fits_int(k) || !fits_int(lda) || !fits_int(ldb) || !fits_int(ldc))
+        return fail(nn, "%s: a dimension of the matrix multiply exceeds 2^31-1", what);
+    char err[400];
+    if (lt_cugemm_run(nn->gemm, ta, tb, (int)m, (int)n, (int)k, A, (int)lda, B, (int)ldb, ab, C, (int)ldc, cdt, beta,
+                      err, sizeof err))
+        return fail(nn, "%s: %s", what, err);
+    return 0;
+}
+
+/* dynamic shared memory of the attention kernels: one float row of T per warp */
+template <typename K>
+int attention_smem(lt_cunn *nn, K kernel, int T, size_t *bytes) {
+    *bytes = (size_t)ROW_WARPS * (size_t)T * sizeof(float);
+    if (*bytes > 48 * 1024) {
+        int optin = 48 * 1024;
+#ifndef LT_CUDA_EMU
+        int dev = 0;
+        if (cudaGetDevice(&dev) != cudaSuccess ||
+            cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess) {
+            cudaGetLastError();
+            optin = 48 * 1024;
+        }
+#else
+        optin = 227 * 1024; /* Hopper's */
+#endif
+        if (*bytes > (size_t)optin)
+            return fail(nn, "attention: T = %d needs %zu bytes of shared memory per CTA, the device has %d", T,
+                        *bytes, optin);
+        cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)*bytes);
+        if (e != cudaSuccess) return fail(nn, "attention: cudaFuncSetAttribute: %s", cudaGetErrorString(e));
+    }
+    return 0;
+}
+
+/* the colsum passes over dout [N, C] into db (and dw with LN) */
+template <typename S, bool LN>
+void colsum(lt_cunn *nn, float *db, float *dw, float *scratch, const S *dout, const S *inp, const float *mean,
+            const float *rstd, size_t N, int C) {
+    const int cblocks = (int)blocks_for((size_t)C, CS_THREADS), groups = (int)blocks_for(N, CS_ROWS);
+    auto partial = colsum_partial_kernel<S, LN>; /* (a comma would split the macro's argument) */
+    LT_LAUNCH(partial, (unsigned)(groups * cblocks), CS_THREADS, 0, nn->stream)(
+        scratch, dout, inp, mean, rstd, N, C, cblocks, groups);
+    LT_LAUNCH(colsum_final_kernel, (unsigned)cblocks, CS_THREADS, 0, nn->stream)(db, LN ? dw : nullptr, scratch,
+                                                                                 groups, C);
+}
+
+} // namespace
+
+/* ---- the C interface ---- */
+
+extern "C" {
+
+lt_cunn *lt_cunn_create(void *stream, char *err, size_t errlen) {
+    lt_cunn *nn = new (std::nothrow) lt_cunn;
+    if (!nn) {
+        if (err && errlen) snprintf(err, errlen, "out of memory creating the GPT-2 layer context");
+        return nullptr;
+    }
+    nn->stream = (cudaStream_t)stream;
+    nn->err[0] = '\0';
+    nn->gemm = lt_cugemm_create(nn->stream, err, errlen);
+    if (!nn->gemm) {
+        delete nn;
+        return nullptr;
+    }
+    return nn;
+}
+
+void lt_cunn_destroy(lt_cunn *nn) {
+    if (!nn) return;
+    cudaStreamSynchronize(nn->stream);
+    cudaGetLastError();
+    lt_cugemm_destroy(nn->gemm);
+    delete nn;
+}
+
+const char *lt_cunn_error(const lt_cunn *nn) { return nn ? nn->err : "no context"; }
+
+int lt_cunn_sync(lt_cunn *nn) {
+    cudaError_t e = cudaStreamSynchronize(nn->stream);
+    if (e == cudaSuccess) e = cudaGetLastError();
+    if (e != cudaSuccess) return fail(nn, "a GPT-2 layer kernel failed: %s", cudaGetErrorString(e));
+    return 0;
+}
+
+int lt_cunn_encoder_forward(lt_cunn *nn, lt_dtype dt, void *out, const int32_t *inp, const void *wte,
+                            const void *wpe, int B, int T, int C) {
+    const size_t N = (size_t)B * (size_t)T, total = N * (size_t)C;
+    if (!total) return 0;
+    return with_dtype(nn, "encoder_forward", dt, [&](auto z) {
+        typedef decltype(z) S;
+        LT_LAUNCH(encoder_forward_kernel<S>, blocks_for(total, EW_THREADS), EW_THREADS, 0, nn->stream)(
+            static_cast<S *>(out), inp, static_cast<const S *>(wte), static_cast<const S *>(wpe), N, T, C);
+    });
+}
+
+size_t lt_cunn_encoder_plan_ints(size_t N) { return 3 * N + 1; }
+
+int lt_cunn_encoder_plan(int32_t *plan, int32_t *count, const int32_t *inp, size_t N, int V) {
+    int32_t *rows = plan, *start = plan + N, *token = plan + 2 * N + 1;
+    memset(count, 0, (size_t)V * sizeof *count);
+    for (size_t n = 0; n < N; n++) {
+        if (inp[n] < 0 || inp[n] >= V) return -1;
+        count[inp[n]]++;
+    }
+    /* count[v] becomes the first slot of token v's group; groups in token order */
+    int groups = 0;
+    int32_t at = 0;
+    for (int v = 0; v < V; v++) {
+        int32_t c = count[v];
+        if (c) {
+            start[groups] = at;
+            token[groups] = v;
+            groups++;
+        }
+        count[v] = at;
+        at += c;
+    }
+    start[groups] = at;
+    for (size_t n = 0; n < N; n++) rows[count[inp[n]]++] = (int32_t)n; /* increasing n within a group */
+    return groups;
+}
+
+int lt_cunn_encoder_backward(lt_cunn *nn, lt_dtype dt, float *dwte, float *dwpe, const void *dout,
+                             const int32_t *plan, int ngroups, int B, int T, int C) {
+    const size_t N = (size_t)B * (size_t)T;
+    if (!N || C <= 0) return 0;
+    const int cblocks = (int)blocks_for((size_t)C, EW_THREADS);
+    return with_dtype(nn, "encoder_backward", dt, [&](auto z) {
+        typedef decltype(z) S;
+        const S *g = static_cast<const S *>(dout);
+        LT_LAUNCH(encoder_backward_wpe_kernel<S>, blocks_for((size_t)T * (size_t)C, EW_THREADS), EW_THREADS, 0,
+                  nn->stream)(dwpe, g, B, T, C);
+        if (ngroups > 0)
+            LT_LAUNCH(encoder_backward_wte_kernel<S>, (unsigned)((size_t)ngroups * (size_t)cblocks), EW_THREADS, 0,
+                      nn->stream)(dwte, g, plan, N, C, cblocks);
+    });
+}
+
+int lt_cunn_layernorm_forward(lt_cunn *nn, lt_dtype dt, void *out, float *mean, float *rstd, const void *inp,
+                              const void *w, const void *b, size_t N, int C, double eps) {
+    if (!N) return 0;
+    return with_dtype(nn, "layernorm_forward", dt, [&](auto z) {
+        typedef decltype(z) S;
+        LT_LAUNCH(layernorm_forward_kernel<S>, blocks_for(N, ROW_WARPS), 32 * ROW_WARPS, 0, nn->stream)(
+            static_cast<S *>(out), mean, rstd, static_cast<const S *>(inp), static_cast<const S *>(w),
+            static_cast<const S *>(b), N, C, (float)eps);
+    });
+}
+
+size_t lt_cunn_colsum_scratch_floats(size_t N, int C) { return 2 * (size_t)blocks_for(N, CS_ROWS) * (size_t)C; }
+
+int lt_cunn_layernorm_backward(lt_cunn *nn, lt_dtype dt, void *dinp, float *dw, float *db, const void *dout,
+                               const void *inp, const void *w, const float *mean, const float *rstd, size_t N, int C,
+                               float *scratch) {
+    if (!N) return 0;
+    return with_dtype(nn, "layernorm_backward", dt, [&](auto z) {
+        typedef decltype(z) S;
+        const S *g = static_cast<const S *>(dout), *x = static_cast<const S *>(inp);
+        LT_LAUNCH(layernorm_backward_kernel<S>, blocks_for(N, ROW_WARPS), 32 * ROW_WARPS, 0, nn->stream)(
+            static_cast<S *>(dinp), g, x, static_cast<const S *>(w), mean, rstd, N, C);
+        colsum<S, true>(nn, db, dw, scratch, g, x, mean, rstd, N, C);
+    });
+}
+
+/* Row-major X[r, c] is column-major X^T, so out = inp @ w is out^T = w^T inp^T:
+ * a column-major GEMM of the same buffers with m and n swapped. */
+int lt_cunn_matmul_forward(lt_cunn *nn, lt_dtype dt, void *out, const void *inp, const void *w, const void *bias,
+                           size_t N, int C, int OC) {
+    if (!dtype_ok(dt)) return bad_dtype(nn, "matmul_forward", dt);
+    if (!N) return 0;
+    if (bias) {
+        int rc = with_dtype(nn, "matmul_forward", dt, [&](auto z) {
+            typedef decltype(z) S;
+            LT_LAUNCH(bias_fill_kernel<S>, blocks_for(N * (size_t)OC, EW_THREADS), EW_THREADS, 0, nn->stream)(
+                static_cast<S *>(out), static_cast<const S *>(bias), N, OC);
+        });
+        if (rc) return rc;
+    }
+    return gemm(nn, "matmul_forward", false, false, (size_t)OC, N, (size_t)C, w, (size_t)OC, inp, (size_t)C, dt, out,
+                (size_t)OC, dt, bias ? 1.0f : 0.0f);
+}
+
+int lt_cunn_matmul_backward(lt_cunn *nn, lt_dtype dt, void *dinp, float *dw, float *dbias, const void *dout,
+                            const void *inp, const void *w, size_t N, int C, int OC, float *scratch) {
+    if (!dtype_ok(dt)) return bad_dtype(nn, "matmul_backward", dt);
+    if (!N) return 0;
+    /* dinp^T [C, N] = w [C, OC] (column-major: w^T, transposed back) @ dout^T [OC, N] */
+    if (dinp && gemm(nn, "matmul_backward (dinp)", true, false, (size_t)C, N, (size_t)OC, w, (size_t)OC, dout,
+                     (size_t)OC, dt, dinp, (size_t)C, dt, 0.0f))
+        return -1;
+    /* dw^T [OC, C] += dout^T [OC, N] @ inp [N, C] (column-major: inp^T, transposed) */
+    if (gemm(nn, "matmul_backward (dw)", false, true, (size_t)OC, (size_t)C, N, dout, (size_t)OC, inp, (size_t)C, dt,
+             dw, (size_t)OC, LT_DTYPE_F32, 1.0f))
+        return -1;
+    if (!dbias) return 0;
+    return with_dtype(nn, "matmul_backward (dbias)", dt, [&](auto z) {
+        typedef decltype(z) S;
+        colsum<S, false>(nn, dbias, nullptr, scratch, static_cast<const S *>(dout), nullptr, nullptr, nullptr, N, OC);
+    });
+}
+
+int lt_cunn_lmhead_forward(lt_cunn *nn, lt_dtype dt, void *logits, const void *inp, const void *wte, size_t N,
+                           int C, int V, int ldv) {
+    if (!dtype_ok(dt)) return bad_dtype(nn, "lmhead_forward", dt);
+    if (ldv < V) return fail(nn, "lmhead_forward: row stride %d is less than V = %d", ldv, V);
+    /* logits^T [V, N] = wte [V, C] (column-major: wte^T, transposed back) @ inp^T [C, N] */
+    return gemm(nn, "lmhead_forward", true, false, (size_t)V, N, (size_t)C, wte, (size_t)C, inp, (size_t)C, dt, logits,
+                (size_t)ldv, dt, 0.0f);
+}
+
+int lt_cunn_lmhead_backward(lt_cunn *nn, lt_dtype dt, void *dinp, float *dwte, const void *dlogits,
+                            const void *inp, const void *wte, size_t N, int C, int V, int ldv) {
+    if (!dtype_ok(dt)) return bad_dtype(nn, "lmhead_backward", dt);
+    if (ldv < V) return fail(nn, "lmhead_backward: row stride %d is less than V = %d", ldv, V);
+    /* dinp^T [C, N] = wte^T [C, V] @ dlogits^T [V, N] */
+    if (gemm(nn, "lmhead_backward (dinp)", false, false, (size_t)C, N, (size_t)V, wte, (size_t)C, dlogits,
+             (size_t)ldv, dt, dinp, (size_t)C, dt, 0.0f))
+        return -1;
+    /* dwte^T [C, V] += inp^T [C, N] @ dlogits [N, V] (column-major: dlogits^T, transposed) */
+    return gemm(nn, "lmhead_backward (dwte)", false, true, (size_t)C, (size_t)V, N, inp, (size_t)C, dlogits,
+                (size_t)ldv, dt, dwte, (size_t)C, LT_DTYPE_F32, 1.0f);
+}
+
+int lt_cunn_attention_forward(lt_cunn *nn, lt_dtype dt, void *out, void *att, const void *qkv, int B, int T, int C,
+                              int NH) {
+    const size_t rows = (size_t)B * (size_t)NH * (size_t)T;
+    if (!rows) return 0;
+    if (NH <= 0 || C % NH) return fail(nn, "attention_forward: C = %d is not a multiple of NH = %d", C, NH);
+    size_t smem = 0;
+    return with_dtype(nn, "attention_forward", dt, [&](auto z) {
+        typedef decltype(z) S;
+        if (attention_smem(nn, attention_forward_kernel<S>, T, &smem)) return -1;
+        LT_LAUNCH(attention_forward_kernel<S>, blocks_for(rows, ROW_WARPS), 32 * ROW_WARPS, smem, nn->stream)(
+            static_cast<S *>(out), static_cast<S *>(att), static_cast<const S *>(qkv), B, T, C, NH);
+        return 0;
+    });
+}
+
+int lt_cunn_attention_backward(lt_cunn *nn, lt_dtype dt, void *dqkv, float *drow, const void *dout, const void *qkv,
+                               const void *att, int B, int T, int C, int NH) {
+    const size_t rows = (size_t)B * (size_t)NH * (size_t)T;
+    if (!rows) return 0;
+    if (NH <= 0 || C % NH) return fail(nn, "attention_backward: C = %d is not a multiple of NH = %d", C, NH);
+    size_t smem = 0;
+    return with_dtype(nn, "attention_backward", dt, [&](auto z) {
+        typedef decltype(z) S;
+        if (attention_smem(nn, attention_backward_q_kernel<S>, T, &smem) ||
+            attention_smem(nn, attention_backward_kv_kernel<S>, T, &smem))
+            return -1;
+        const S *g = static_cast<const S *>(dout), *x = static_cast<const S *>(qkv), *a = static_cast<const S *>(att);
+        LT_LAUNCH(attention_backward_q_kernel<S>, blocks_for(rows, ROW_WARPS), 32 * ROW_WARPS, smem, nn->stream)(
+            static_cast<S *>(dqkv), drow, g, x, a, B, T, C, NH);
+        LT_LAUNCH(attention_backward_kv_kernel<S>, blocks_for(rows, ROW_WARPS), 32 * ROW_WARPS, smem, nn->stream)(
+            static_cast<S *>(dqkv), drow, g, x, a, B, T, C, NH);
+        return 0;
+    });
+}
+
+int lt_cunn_gelu_forward(lt_cunn *nn, lt_dtype dt, void *out, const void *inp, size_t n) {
+    if (!n) return 0;
+    return with_dtype(nn, "gelu_forward", dt, [&](auto z) {
+        typedef decltype(z) S;
+        LT_LAUNCH(gelu_forward_kernel<S>, blocks_for(n, EW_THREADS), EW_THREADS, 0, nn->stream)(
+            static_cast<S *>(out), static_cast<const S *>(inp), n);
+    });
+}
+
+int lt_cunn_gelu_backward(lt_cunn *nn, lt_dtype dt, void *dinout, const void *inp, size_t n) {
+    if (!n) return 0;
+    return with_dtype(nn, "gelu_backward", dt, [&](auto z) {
+        typedef decltype(z) S;
+        LT_LAUNCH(gelu_backward_kernel<S>, blocks_for(n, EW_THREADS), EW_THREADS, 0, nn->stream)(
+            static_cast<S *>(dinout), static_cast<const S *>(inp), n);
+    });
+}
+
+int lt_cunn_residual_forward(lt_cunn *nn, lt_dtype dt, void *out, const void *a, const void *b, size_t n) {
+    if (!n) return 0;
+    return with_dtype(nn, "residual_forward", dt, [&](auto z) {
+        typedef decltype(z) S;
+        LT_LAUNCH(residual_forward_kernel<S>, blocks_for(n, EW_THREADS), EW_THREADS, 0, nn->stream)(
+            static_cast<S *>(out), static_cast<const S *>(a), static_cast<const S *>(b), n);
+    });
+}
+
+int lt_cunn_crossentropy_forward(lt_cunn *nn, lt_dtype dt, float *losses, float *lse, const void *logits,
+                                 const int32_t *targets, size_t N, int V, int ldv, double *loss_sum) {
+    if (ldv < V) return fail(nn, "crossentropy_forward: row stride %d is less than V = %d", ldv, V);
+    if (!N) return 0;
+    return with_dtype(nn, "crossentropy_forward", dt, [&](auto z) {
+        typedef decltype(z) S;
+        auto k = classifier_kernel<S, false>;
+        LT_LAUNCH(k, (unsigned)N, CE_THREADS, 0, nn->stream)(
+            nullptr, losses, lse, static_cast<const S *>(logits), targets, V, ldv, 0.0f);
+        if (loss_sum) LT_LAUNCH(sum_kernel, 1, SUM_THREADS, 0, nn->stream)(loss_sum, losses, N);
+    });
+}
+
+int lt_cunn_crossentropy_backward(lt_cunn *nn, lt_dtype dt, void *dlogits, const void *logits, const float *lse,
+                                  const int32_t *targets, size_t N, int V, int ldv, float scale) {
+    if (ldv < V) return fail(nn, "crossentropy_backward: row stride %d is less than V = %d", ldv, V);
+    if (!N) return 0;
+    return with_dtype(nn, "crossentropy_backward", dt, [&](auto z) {
+        typedef decltype(z) S;
+        LT_LAUNCH(crossentropy_backward_kernel<S>, (unsigned)N, CE_THREADS, 0, nn->stream)(
+            static_cast<S *>(dlogits), static_cast<const S *>(logits), lse, targets, V, ldv, scale);
+    });
+}
+
+int lt_cunn_classifier(lt_cunn *nn, lt_dtype dt, void *logits, float *losses, float *lse, const int32_t *targets,
+                       size_t N, int V, int ldv, float scale, double *loss_sum) {
+    if (ldv < V) return fail(nn, "classifier: row stride %d is less than V = %d", ldv, V);
+    if (!N) return 0;
+    return with_dtype(nn, "classifier", dt, [&](auto z) {
+        typedef decltype(z) S;
+        auto k = classifier_kernel<S, true>;
+        LT_LAUNCH(k, (unsigned)N, CE_THREADS, 0, nn->stream)(
+            static_cast<S *>(logits), losses, lse, static_cast<const S *>(logits), targets, V, ldv, scale);
+        if (loss_sum) LT_LAUNCH(sum_kernel, 1, SUM_THREADS, 0, nn->stream)(loss_sum, losses, N);
+    });
+}
+
+} /* extern "C" */

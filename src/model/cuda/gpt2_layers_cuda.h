@@ -1,0 +1,196 @@
+/* leantrain (internal, model layer): the GPT-2 layer kernels on a CUDA
+ * device, seen from C. One function per CPU kernel of model/gpt2_layers.h,
+ * with the same name after the prefix (lt_nn_X -> lt_cunn_X), the same
+ * arguments in the same order (outputs first), the same shapes and the same
+ * gradient conventions (a d<weight> is accumulated into, a dinp is
+ * overwritten except layernorm_backward's, which adds), plus:
+ *
+ *   - a context `nn` first: the stream every kernel is queued on, the GEMM
+ *     handle, the last error message;
+ *   - `dt`, the storage type of the activations, of their gradients and of
+ *     the weights as the forward reads them: LT_DTYPE_F32 or LT_DTYPE_BF16
+ *     (bf16 values are stored as their 16 bits, uint16_t). Arithmetic is fp32
+ *     whatever dt is, and each stored bf16 value is rounded once, to nearest
+ *     even (the rounding of leantrain/dtype.h). Parameter gradients (dwte,
+ *     dwpe, dw, dbias, layernorm dw / db) and the statistics (mean, rstd, lse,
+ *     losses, drow) are always float;
+ *   - device pointers for every array, except where a comment says host;
+ *   - scratch arguments where the GPU needs room the CPU kernel did not (the
+ *     deterministic column sums), sized by the functions below, so that no
+ *     kernel allocates.
+ *
+ * Every function queues its work and returns 0, or -1 with the message in
+ * lt_cunn_error(nn) (a bad dtype, a size out of range, a launch error, a
+ * cuBLAS error). Errors of the kernels themselves surface at the next
+ * lt_cunn_sync. N = B * T rows everywhere; sizes are bounded by what cuBLAS's
+ * int dimensions take (N, C, OC, V and ldv below 2^31).
+ *
+ * Determinism: no kernel uses floating-point atomics; every sum is taken in a
+ * fixed order, so two runs on the same device give the same bits. The
+ * encoder's token gradient, the one scatter of the model, uses a bucket list
+ * built on the host (lt_cunn_encoder_plan). Matrix multiplies go to cuBLAS
+ * (fp32 accumulation; bf16 inputs on the tensor cores), which is
+ * deterministic for a given GPU model and library version.
+ *
+ * In the emulation build (`make cuda-emu`, LT_CUDA_EMU) the kernels run on
+ * the CPU and the matrix multiplies are OpenBLAS sgemm on float copies. */
+#ifndef LEANTRAIN_MODEL_CUDA_GPT2_LAYERS_CUDA_H
+#define LEANTRAIN_MODEL_CUDA_GPT2_LAYERS_CUDA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "leantrain/dtype.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct lt_cunn lt_cunn;
+
+/* A context on the current CUDA device whose kernels go to `stream` (a
+ * cudaStream_t; NULL: the legacy default stream). Loads cuBLAS (libcublas,
+ * opened at run time so that a CUDA build needs it only when this is called)
+ * and creates its handle. NULL with the message in err on failure. */
+lt_cunn *lt_cunn_create(void *stream, char *err, size_t errlen);
+
+/* Waits for the stream, then frees the context. NULL is a no-op. */
+void lt_cunn_destroy(lt_cunn *nn);
+
+/* The message of the last failure ("" when none). */
+const char *lt_cunn_error(const lt_cunn *nn);
+
+/* Waits for everything queued; reports an error of the kernels (-1). */
+int lt_cunn_sync(lt_cunn *nn);
+
+/* ---- encoder ---- */
+
+/* out[B,T,C] = wte[inp[b,t], :] + wpe[t, :]. inp [B,T] int32 on the device,
+ * every id in [0, V). */
+int lt_cunn_encoder_forward(lt_cunn *nn, lt_dtype dt, void *out, const int32_t *inp, const void *wte,
+                            const void *wpe, int B, int T, int C);
+
+/* Ints of the bucket list of N tokens: 3 * N + 1. */
+size_t lt_cunn_encoder_plan_ints(size_t N);
+
+/* HOST function: fills plan[3N+1] (host memory) with the bucket list of the
+ * tokens inp[N] (host memory, ids in [0, V)) that encoder_backward needs:
+ * the rows grouped by token id, each group in increasing row order (a
+ * counting sort, stable), then each group's start, then each group's token.
+ * count[V] is host scratch. Returns the number of groups (distinct tokens), or
+ * -1 when an id is out of range. The caller copies plan to the device (it is
+ * small: 12 bytes a token) with the batch's tokens. */
+int lt_cunn_encoder_plan(int32_t *plan, int32_t *count, const int32_t *inp, size_t N, int V);
+
+/* dwte[V,C] += dout rows at their tokens; dwpe[P,C] += dout rows at their
+ * positions. dout [B,T,C]; plan: lt_cunn_encoder_plan's list for this
+ * batch's tokens (device copy), ngroups its return value. Every element of
+ * dwte and dwpe is summed by one thread in increasing row order, the CPU's
+ * order: the results equal the CPU kernel's bit for bit. */
+int lt_cunn_encoder_backward(lt_cunn *nn, lt_dtype dt, float *dwte, float *dwpe, const void *dout,
+                             const int32_t *plan, int ngroups, int B, int T, int C);
+
+/* ---- layernorm ---- */
+
+/* out[N,C] = (inp - mean) * rstd * w + b per row; mean[N], rstd[N] =
+ * 1 / sqrt(var + eps) (biased variance, two passes over the row) kept for
+ * backward. */
+int lt_cunn_layernorm_forward(lt_cunn *nn, lt_dtype dt, void *out, float *mean, float *rstd, const void *inp,
+                              const void *w, const void *b, size_t N, int C, double eps);
+
+/* Floats of the scratch that layernorm_backward and matmul_backward need for
+ * N rows of C (or OC) columns: per-column partial sums of row groups, which a
+ * second pass adds in a fixed order (a deterministic column sum without
+ * atomics). */
+size_t lt_cunn_colsum_scratch_floats(size_t N, int C);
+
+/* dinp[N,C] += d loss / d inp; dw[C] += sum over rows of dout * xhat; db[C] +=
+ * sum of dout. dout [N,C], inp [N,C] the forward input, mean / rstd the
+ * forward's. scratch: lt_cunn_colsum_scratch_floats(N, C) floats. */
+int lt_cunn_layernorm_backward(lt_cunn *nn, lt_dtype dt, void *dinp, float *dw, float *db, const void *dout,
+                               const void *inp, const void *w, const float *mean, const float *rstd, size_t N, int C,
+                               float *scratch);
+
+/* ---- matrix multiplies (cuBLAS, fp32 accumulation) ---- */
+
+/* out[N,OC] = inp[N,C] @ w[C,OC] + bias[OC] (Hugging Face Conv1D layout).
+ * The bias is written first and the product added onto it (the CPU's and
+ * torch.addmm's order; with bf16 the sum is rounded once). bias NULL: none. */
+int lt_cunn_matmul_forward(lt_cunn *nn, lt_dtype dt, void *out, const void *inp, const void *w, const void *bias,
+                           size_t N, int C, int OC);
+
+/* dinp[N,C] = dout[N,OC] @ w^T (overwritten; NULL: skipped); dw[C,OC] +=
+ * inp^T @ dout (fp32, from dt inputs); dbias[OC] += column sums of dout
+ * (NULL: skipped). scratch: lt_cunn_colsum_scratch_floats(N, OC) floats
+ * (NULL when dbias is NULL). */
+int lt_cunn_matmul_backward(lt_cunn *nn, lt_dtype dt, void *dinp, float *dw, float *dbias, const void *dout,
+                            const void *inp, const void *w, size_t N, int C, int OC, float *scratch);
+
+/* logits[N, ldv] = inp[N,C] @ wte[V,C]^T in the first V columns of each row
+ * (the lm head tied to the embedding); columns V..ldv-1 are not written.
+ * ldv >= V is the row stride: a multiple of 8 keeps bf16 rows 16-byte aligned,
+ * which cuBLAS's fast kernels want (V = 50257 is odd). */
+int lt_cunn_lmhead_forward(lt_cunn *nn, lt_dtype dt, void *logits, const void *inp, const void *wte, size_t N,
+                           int C, int V, int ldv);
+
+/* dinp[N,C] = dlogits @ wte (overwritten); dwte[V,C] += dlogits^T @ inp
+ * (fp32). dlogits [N, ldv], first V columns used. */
+int lt_cunn_lmhead_backward(lt_cunn *nn, lt_dtype dt, void *dinp, float *dwte, const void *dlogits,
+                            const void *inp, const void *wte, size_t N, int C, int V, int ldv);
+
+/* ---- attention ---- */
+
+/* Causal multi-head self-attention. qkv [B,T,3C] holds q | k | v, each C wide
+ * with head h at columns h*hs .. h*hs+hs-1 (hs = C / NH). Writes att[B,NH,T,T]
+ * = softmax over t2 <= t of q.k / sqrt(hs) (zero above the diagonal) and
+ * out[B,T,C] = att @ v (from the fp32 probabilities, before att's rounding).
+ * T is limited by shared memory: 16 KB per 1024 positions. */
+int lt_cunn_attention_forward(lt_cunn *nn, lt_dtype dt, void *out, void *att, const void *qkv, int B, int T, int C,
+                              int NH);
+
+/* dqkv[B,T,3C] = d loss / d qkv (overwritten) from dout [B,T,C] and the
+ * forward's qkv and att. drow [B,NH,T] (float) is scratch: it carries each
+ * query row's softmax correction sum(att * d att) from the query pass to the
+ * key pass. */
+int lt_cunn_attention_backward(lt_cunn *nn, lt_dtype dt, void *dqkv, float *drow, const void *dout, const void *qkv,
+                               const void *att, int B, int T, int C, int NH);
+
+/* ---- elementwise ---- */
+
+/* out[n] = gelu_new(inp[n]) = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). */
+int lt_cunn_gelu_forward(lt_cunn *nn, lt_dtype dt, void *out, const void *inp, size_t n);
+
+/* dinout[n] *= gelu_new'(inp[n]), in place. */
+int lt_cunn_gelu_backward(lt_cunn *nn, lt_dtype dt, void *dinout, const void *inp, size_t n);
+
+/* out[n] = a[n] + b[n]; out may alias a or b. */
+int lt_cunn_residual_forward(lt_cunn *nn, lt_dtype dt, void *out, const void *a, const void *b, size_t n);
+
+/* ---- classifier: log-softmax + cross-entropy ---- */
+
+/* Per row of logits [N, ldv] (first V columns): lse[n] = log sum exp,
+ * losses[n] = lse - logit at targets[n] (targets [N] on the device, in
+ * [0, V)). loss_sum (device, may be NULL) gets the sum of the losses in
+ * double, added in a fixed order. */
+int lt_cunn_crossentropy_forward(lt_cunn *nn, lt_dtype dt, float *losses, float *lse, const void *logits,
+                                 const int32_t *targets, size_t N, int V, int ldv, double *loss_sum);
+
+/* dlogits[N, ldv] = (softmax(logits) - onehot(targets)) * scale from the
+ * forward's lse, first V columns; dlogits may be logits (in place). */
+int lt_cunn_crossentropy_backward(lt_cunn *nn, lt_dtype dt, void *dlogits, const void *logits, const float *lse,
+                                  const int32_t *targets, size_t N, int V, int ldv, float scale);
+
+/* The fused classifier: crossentropy_forward and crossentropy_backward in one
+ * kernel, one pass to find each row's log-sum-exp (an online max and sum) and
+ * one to overwrite the row with its gradient. logits [N, ldv] holds the
+ * logits on entry and d loss / d logits on return, so the logits exist only in
+ * dt (bf16: 2 bytes a logit) and never as a separate fp32 copy. losses, lse
+ * and loss_sum as crossentropy_forward (lse bit-identical to it); dlogits bit-
+ * identical to crossentropy_backward's from that lse. */
+int lt_cunn_classifier(lt_cunn *nn, lt_dtype dt, void *logits, float *losses, float *lse, const int32_t *targets,
+                       size_t N, int V, int ldv, float scale, double *loss_sum);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,217 @@
+/* Mixed precision in the GPT-2 model (lt_gpt2_set_precision):
+ *  - the 16-bit matrix-multiply backward against a float64 recomputation from the rounded operands;
+ *  - bf16 loss and gradients within bf16 tolerances of fp32;
+ *  - gradient checkpointing in bf16 gives the bf16 gradients bit for bit;
+ *  - pure bf16 parameters compute exactly what mixed precision computes from the same (bf16-valued) weights,
+ *    and survive a save/load round trip bit for bit;
+ *  - fp16 loss scaling keeps small gradients that plain fp16 flushes (the reason for loss scaling);
+ *  - the 16-bit activations of GPT-2 small take well under the fp32 ones. */
+#include <math.h>
+
+#include "leantrain/dtype.h"
+#include "model/gpt2.h"
+#include "model/gpt2_layers.h"
+#include "testutil.h"
+
+enum { B = 4, T = 24 };
+
+static uint64_t next(uint64_t *s) {
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+/* uniform in [-1, 1) */
+static double uni(uint64_t *s) { return (double)(next(s) >> 11) * 0x1p-52 - 1.0; }
+
+static float bf(float x) { return lt_bf16_to_f32(lt_f32_to_bf16(x)); }
+
+/* relative L2 distance |a - b| / |b| over n floats, in double */
+static double rel_l2(const float *a, const float *b, size_t n) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = (double)a[i] - b[i];
+        num += d * d;
+        den += (double)b[i] * b[i];
+    }
+    return sqrt(num / (den > 0 ? den : 1));
+}
+
+/* forward + backward of one batch; returns the loss, gradients left in m */
+static float grads(lt_gpt2 *m, const int32_t *in, const int32_t *tg) {
+    char err[512];
+    lt_gpt2_zero_grad(m);
+    CHECK(lt_gpt2_forward(m, in, tg, B, T, err, sizeof err) == LT_OK, "%s", err);
+    CHECK(lt_gpt2_backward(m, err, sizeof err) == LT_OK, "%s", err);
+    return m->loss;
+}
+
+static void test_matmul_backward(void) {
+    /* dinp = round(dout @ w^T), dw += round(inp^T @ dout), dbias += round(colsum(dout)) with bf16 operands: every
+     * product of two bf16 values is exact in double, so the float64 sums are the exact results; fp32 accumulation
+     * over K terms may differ by K * 2^-24 of the sum of magnitudes, which can move a result across a bf16
+     * rounding boundary: allow one bf16 ulp of the exact value plus that accumulation bound. */
+    enum { N = 37, C = 29, OC = 53 };
+    float dout[N * OC], inp[N * C], w[C * OC], dinp[N * C], dw[C * OC], db[OC], scratch[C * OC];
+    uint64_t s = 11;
+    for (int i = 0; i < N * OC; i++) dout[i] = bf((float)(uni(&s) * 0.01));
+    for (int i = 0; i < N * C; i++) inp[i] = bf((float)uni(&s));
+    for (int i = 0; i < C * OC; i++) w[i] = bf((float)(uni(&s) * 0.02)), dw[i] = 0.5f;
+    for (int i = 0; i < OC; i++) db[i] = 0.25f;
+    lt_nn_matmul_backward_r(dinp, dw, db, dout, inp, w, N, C, OC, LT_NN_ROUND_BF16, scratch);
+    int bad = 0;
+    for (int n = 0; n < N; n++)
+        for (int c = 0; c < C; c++) {
+            double e = 0, mag = 0;
+            for (int o = 0; o < OC; o++) e += (double)dout[n * OC + o] * w[c * OC + o], mag += fabs((double)dout[n * OC + o] * w[c * OC + o]);
+            double got = dinp[n * C + c], tol = fabs(e) * 0x1p-8 + OC * 0x1p-24 * mag;
+            if (got != bf((float)got) || fabs(got - e) > tol) bad++;
+        }
+    CHECK(bad == 0, "bf16 dinp: %d of %d elements off the float64 result or not bf16", bad, N * C);
+    bad = 0;
+    for (int c = 0; c < C; c++)
+        for (int o = 0; o < OC; o++) {
+            double e = 0, mag = 0;
+            for (int n = 0; n < N; n++) e += (double)inp[n * C + c] * dout[n * OC + o], mag += fabs((double)inp[n * C + c] * dout[n * OC + o]);
+            double contrib = dw[c * OC + o] - 0.5; /* exact: 0.5 + a bf16 value well below 0.5 in magnitude */
+            double tol = fabs(e) * 0x1p-8 + N * 0x1p-24 * mag + 0x1p-24;
+            if (fabs(contrib - e) > tol) bad++;
+        }
+    CHECK(bad == 0, "bf16 dw: %d of %d elements off the float64 result", bad, C * OC);
+    bad = 0;
+    for (int o = 0; o < OC; o++) {
+        double e = 0;
+        for (int n = 0; n < N; n++) e += dout[n * OC + o];
+        if (fabs((db[o] - 0.25) - e) > fabs(e) * 0x1p-8 + 0x1p-24) bad++;
+    }
+    CHECK(bad == 0, "bf16 dbias: %d of %d elements off the float64 result", bad, OC);
+}
+
+int main(void) {
+    char err[1024];
+    test_matmul_backward();
+
+    lt_gpt2_config cfg = {256, 32, 48, 2, 4, 1e-5};
+    lt_gpt2 *m = NULL;
+    CHECK(lt_gpt2_create(&cfg, &m, err, sizeof err) == LT_OK, "%s", err);
+    if (!m) return lt_test_done("test_precision");
+    lt_gpt2_init_random(m, 5);
+    size_t nf = m->memory_floats;
+    int32_t in[B * T], tg[B * T];
+    uint64_t st = 9;
+    for (int i = 0; i < B * T; i++) in[i] = (int32_t)(next(&st) % 256), tg[i] = (int32_t)(next(&st) % 256);
+    float *g32 = malloc(nf * sizeof *g32), *g16 = malloc(nf * sizeof *g16);
+
+    /* fp32 reference */
+    CHECK(lt_gpt2_set_batch(m, B, T, err, sizeof err) == LT_OK, "%s", err);
+    float l32 = grads(m, in, tg);
+    memcpy(g32, m->grad_memory, nf * sizeof *g32);
+
+    /* bf16: the loss within bf16's relative precision (2^-8) times a few for the depth; gradients within a few
+     * percent in relative L2 (each multiply's operands and result carry 2^-9 relative rounding) */
+    CHECK(lt_gpt2_set_precision(m, LT_GPT2_BF16, 0, err, sizeof err) == LT_OK, "%s", err);
+    CHECK(lt_gpt2_set_batch(m, B, T, err, sizeof err) == LT_OK, "%s", err);
+    float lb = grads(m, in, tg);
+    memcpy(g16, m->grad_memory, nf * sizeof *g16);
+    double eg = rel_l2(g16, g32, nf);
+    printf("bf16: loss %.6f vs fp32 %.6f; gradients rel. L2 %.4f\n", lb, l32, eg);
+    CHECK(fabs(lb - l32) <= 4 * 0x1p-8 * l32, "bf16 loss %.6f too far from fp32 %.6f", lb, l32);
+    CHECK(eg < 0.03, "bf16 gradients %.4f from fp32 in relative L2 (bound 0.03)", eg);
+    CHECK(eg > 0, "bf16 gradients equal fp32's: the rounding did not happen");
+
+    /* checkpointing in bf16: bit-identical */
+    lt_gpt2_set_checkpointing(m, 1);
+    CHECK(lt_gpt2_set_batch(m, B, T, err, sizeof err) == LT_OK, "%s", err);
+    float lc = grads(m, in, tg);
+    CHECK(lc == lb, "bf16 checkpointed loss %.9g vs %.9g", lc, lb);
+    CHECK(memcmp(m->grad_memory, g16, nf * sizeof *g16) == 0, "bf16 checkpointed gradients differ");
+    lt_gpt2_set_checkpointing(m, 0);
+
+    /* pure bf16 = mixed bf16 on weights that are already bf16 values (bit for bit) */
+    for (size_t i = 0; i < nf; i++) m->param_memory[i] = bf(m->param_memory[i]);
+    CHECK(lt_gpt2_set_batch(m, B, T, err, sizeof err) == LT_OK, "%s", err);
+    float lm = grads(m, in, tg);
+    memcpy(g16, m->grad_memory, nf * sizeof *g16);
+    CHECK(lt_gpt2_set_precision(m, LT_GPT2_BF16, 1, err, sizeof err) == LT_OK, "%s", err);
+    CHECK(m->param_memory == NULL && m->params[0].data == NULL && m->params[0].data16, "pure bf16 kept f32 weights");
+    CHECK(lt_gpt2_set_batch(m, B, T, err, sizeof err) == LT_OK, "%s", err);
+    float lp = grads(m, in, tg);
+    CHECK(lp == lm, "pure bf16 loss %.9g vs mixed %.9g", lp, lm);
+    CHECK(memcmp(m->grad_memory, g16, nf * sizeof *g16) == 0, "pure bf16 gradients differ from mixed bf16");
+    lt_gpt2_memory pm, mm;
+    CHECK(lt_gpt2_memory_plan(&cfg, B, T, 0, 0, LT_GPT2_BF16, 1, &pm, err, sizeof err) == LT_OK, "%s", err);
+    CHECK(lt_gpt2_memory_plan(&cfg, B, T, 0, 0, LT_GPT2_BF16, 0, &mm, err, sizeof err) == LT_OK, "%s", err);
+    CHECK(2 * pm.weight_bytes == mm.weight_bytes && pm.weight_bytes == nf * 2, "pure bf16 weights %zu bytes, mixed %zu",
+          pm.weight_bytes, mm.weight_bytes);
+
+    /* pure bf16 save / load: BF16 tensors, bit for bit */
+    char path[600];
+    snprintf(path, sizeof path, "%s/precision-pure.safetensors", lt_test_tmp_dir());
+    CHECK(lt_gpt2_save(m, path, err, sizeof err) == LT_OK, "%s", err);
+    lt_gpt2 *m2 = NULL;
+    CHECK(lt_gpt2_create(&cfg, &m2, err, sizeof err) == LT_OK, "%s", err);
+    CHECK(lt_gpt2_set_precision(m2, LT_GPT2_BF16, 1, err, sizeof err) == LT_OK, "%s", err);
+    CHECK(lt_gpt2_load(m2, path, err, sizeof err) == LT_OK, "%s", err);
+    CHECK(memcmp(m2->param16_memory, m->param16_memory, nf * sizeof(uint16_t)) == 0, "pure bf16 weights changed in a save/load");
+    lt_gpt2_free(m2);
+    m2 = NULL;
+    CHECK(lt_gpt2_create(&cfg, &m2, err, sizeof err) == LT_OK, "%s", err); /* and into an fp32 model, exactly */
+    CHECK(lt_gpt2_load(m2, path, err, sizeof err) == LT_OK, "%s", err);
+    int same = 1;
+    for (size_t i = 0; i < nf; i++) same &= m2->param_memory[i] == lt_bf16_to_f32(m->param16_memory[i]);
+    CHECK(same, "pure bf16 file loaded into an fp32 model differs");
+    lt_gpt2_free(m2);
+
+    /* fp16 with and without a loss scale: d loss / d logit is about 1 / (V N) = 1.2e-7 here (a vocabulary of
+     * 16384, N = 512 positions), far below fp16's normal range (6.1e-5): unscaled it lands among fp16's subnormals
+     * (spacing 6e-8) or flushes to zero, and gradients that depend on it lose precision or vanish; scaled by
+     * 65536 they keep fp16's full 11 bits */
+    enum { B2 = 16, T2 = 32 };
+    lt_gpt2_config cfg2 = {16384, 32, 48, 2, 4, 1e-5};
+    lt_gpt2 *h = NULL;
+    CHECK(lt_gpt2_create(&cfg2, &h, err, sizeof err) == LT_OK, "%s", err);
+    if (!h) return lt_test_done("test_precision");
+    lt_gpt2_init_random(h, 6);
+    size_t nh = h->memory_floats;
+    float *hg[3];
+    int32_t *in2 = malloc(B2 * T2 * sizeof *in2), *tg2 = malloc(B2 * T2 * sizeof *tg2);
+    for (int i = 0; i < B2 * T2; i++) in2[i] = (int32_t)(next(&st) % 16384), tg2[i] = (int32_t)(next(&st) % 16384);
+    for (int k = 0; k < 3; k++) { /* fp32, fp16 unscaled, fp16 scaled by 65536 (unscaled after: exact) */
+        hg[k] = malloc(nh * sizeof *hg[k]);
+        if (k == 1) CHECK(lt_gpt2_set_precision(h, LT_GPT2_F16, 0, err, sizeof err) == LT_OK, "%s", err);
+        CHECK(lt_gpt2_set_batch(h, B2, T2, err, sizeof err) == LT_OK, "%s", err);
+        h->loss_scale = k == 2 ? 65536.0f : 1.0f;
+        lt_gpt2_zero_grad(h);
+        CHECK(lt_gpt2_forward(h, in2, tg2, B2, T2, err, sizeof err) == LT_OK, "%s", err);
+        CHECK(lt_gpt2_backward(h, err, sizeof err) == LT_OK, "%s", err);
+        for (size_t i = 0; i < nh; i++) hg[k][i] = h->grad_memory[i] / h->loss_scale;
+    }
+    double e1 = rel_l2(hg[1], hg[0], nh), e2 = rel_l2(hg[2], hg[0], nh);
+    long z1 = 0, z2 = 0; /* gradient elements fp32 has and fp16 flushed to zero */
+    for (size_t i = 0; i < nh; i++) z1 += hg[0][i] != 0 && hg[1][i] == 0, z2 += hg[0][i] != 0 && hg[2][i] == 0;
+    printf("fp16: gradients rel. L2 from fp32 %.5f without loss scaling (%ld flushed to 0), %.5f with scale 65536 "
+           "(%ld flushed)\n", e1, z1, e2, z2);
+    CHECK(e2 < 0.01, "fp16 with loss scale: gradients %.4f from fp32 (bound 0.01: fp16 has 3 more bits than bf16)", e2);
+    CHECK(e2 < e1 / 3, "loss scaling did not help fp16 gradients: %.5f scaled vs %.5f unscaled", e2, e1);
+    CHECK(z1 > 0 && z2 == 0, "flushed gradients: %ld unscaled, %ld scaled", z1, z2);
+    for (int k = 0; k < 3; k++) free(hg[k]);
+    free(in2), free(tg2);
+    lt_gpt2_free(h);
+
+    /* the activation memory of GPT-2 small (B 4, T 1024): 16-bit compute stores the blocks' internals in 16 bits
+     * and keeps one block's in fp32 for the kernels; the residual stream, logits and statistics stay fp32 */
+    lt_gpt2_config small;
+    CHECK(lt_gpt2_config_preset("gpt2", &small, err, sizeof err) == LT_OK, "%s", err);
+    lt_gpt2_memory a32, a16;
+    CHECK(lt_gpt2_memory_plan(&small, 4, 1024, 0, 0, LT_GPT2_F32, 0, &a32, err, sizeof err) == LT_OK, "%s", err);
+    CHECK(lt_gpt2_memory_plan(&small, 4, 1024, 0, 0, LT_GPT2_BF16, 0, &a16, err, sizeof err) == LT_OK, "%s", err);
+    printf("gpt2 B4 T1024 activations: fp32 %.0f MiB, bf16 %.0f MiB\n", a32.activation_bytes / 1048576.0,
+           a16.activation_bytes / 1048576.0);
+    CHECK(a16.activation_bytes < 0.7 * a32.activation_bytes, "bf16 activations %zu not below 0.7 x fp32's %zu",
+          a16.activation_bytes, a32.activation_bytes);
+
+    CHECK(lt_gpt2_set_precision(m, LT_GPT2_F16, 1, err, sizeof err) == LT_ERR_ARG, "pure fp16 was accepted");
+    free(g32), free(g16);
+    lt_gpt2_free(m);
+    return lt_test_done("test_precision");
+}
