@@ -49,6 +49,10 @@ run() { # label, extra flags...
 run "fp32 AdamW, batch 8" --per_device_train_batch_size 8 --optim adamw_torch
 run "+ accumulation (4 x 2)" --per_device_train_batch_size 2 --gradient_accumulation_steps 4 --optim adamw_torch
 run "+ checkpointing" --per_device_train_batch_size 8 --optim adamw_torch --gradient_checkpointing
+run "+ bf16" --per_device_train_batch_size 8 --optim adamw_torch --bf16
+run "+ fp16" --per_device_train_batch_size 8 --optim adamw_torch --fp16
+run "+ pure bf16 (SR)" --per_device_train_batch_size 8 --optim adamw_torch --pure_bf16 \
+    --optim_args bf16_stochastic_round=True
 run "+ adafactor" --per_device_train_batch_size 8 --optim adafactor
 run "+ adamw_bnb_8bit" --per_device_train_batch_size 8 --optim adamw_bnb_8bit
 run "+ adamw_torch_8bit" --per_device_train_batch_size 8 --optim adamw_torch_8bit
@@ -56,6 +60,6 @@ run "+ adamw_torch_4bit" --per_device_train_batch_size 8 --optim adamw_torch_4bi
 run "+ lion_8bit" --per_device_train_batch_size 8 --optim lion_8bit
 run "+ optim in backward" --per_device_train_batch_size 8 --optim adamw_torch --optim_in_backward --max_grad_norm 0
 run "all together" --per_device_train_batch_size 2 --optim adamw_torch_4bit --gradient_checkpointing \
-    --optim_in_backward --max_grad_norm 0
+    --optim_in_backward --max_grad_norm 0 --pure_bf16 --optim_args bf16_stochastic_round=True
 plot
 rm -rf "$tmp"

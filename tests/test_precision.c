@@ -87,8 +87,32 @@ static void test_matmul_backward(void) {
     CHECK(bad == 0, "bf16 dbias: %d of %d elements off the float64 result", bad, OC);
 }
 
+/* lt_nn_round_inplace against the scalar conversions of dtype.h, element by element, over edge values and a
+ * sweep of magnitudes (the f16 path may use the F16C instructions) */
+static void test_rounding(void) {
+    enum { N = 4099 };
+    static float x[N], y[N];
+    const float edge[] = {0.0f, -0.0f, 65504.0f, 65519.99f, 65520.0f, -65520.0f, 1e30f, 6.1035156e-05f, 6.0e-8f,
+                          2.9e-8f, 3.0e-8f, 1e-10f, 1.0f + 0x1p-11f, 1.0f + 0x1p-11f + 0x1p-23f, INFINITY, -INFINITY,
+                          NAN, 0x1.fffffep127f, 1.00390625f, 1.005859375f};
+    uint64_t s = 5;
+    for (int i = 0; i < N; i++)
+        x[i] = i < (int)(sizeof edge / sizeof *edge) ? edge[i] : (float)(uni(&s) * pow(2.0, (double)(i % 64) - 40));
+    for (int r = LT_NN_ROUND_BF16; r <= LT_NN_ROUND_F16; r++) {
+        memcpy(y, x, sizeof x);
+        lt_nn_round_inplace(y, N, (lt_nn_round)r);
+        int bad = 0;
+        for (int i = 0; i < N; i++) {
+            float want = r == LT_NN_ROUND_BF16 ? lt_bf16_to_f32(lt_f32_to_bf16(x[i])) : lt_f16_to_f32(lt_f32_to_f16(x[i]));
+            bad += isnan(want) ? !isnan(y[i]) : memcmp(&want, &y[i], 4) != 0;
+        }
+        CHECK(bad == 0, "%s rounding: %d of %d values differ from the scalar conversion", r == 1 ? "bf16" : "f16", bad, N);
+    }
+}
+
 int main(void) {
     char err[1024];
+    test_rounding();
     test_matmul_backward();
 
     lt_gpt2_config cfg = {256, 32, 48, 2, 4, 1e-5};

@@ -35,10 +35,11 @@ static double sgemm_rate(int n) {
     return 2.0 * n * (double)n * n / best;
 }
 
-static int bench_one(const char *label, lt_gpt2_config cfg, int B, int T, int steps) {
+static int bench_one(const char *label, lt_gpt2_config cfg, int B, int T, int steps, lt_gpt2_precision prec) {
     char err[1024];
     lt_gpt2 *m = NULL;
-    if (lt_gpt2_create(&cfg, &m, err, sizeof err) || lt_gpt2_set_batch(m, B, T, err, sizeof err)) {
+    if (lt_gpt2_create(&cfg, &m, err, sizeof err) || lt_gpt2_set_precision(m, prec, 0, err, sizeof err) ||
+        lt_gpt2_set_batch(m, B, T, err, sizeof err)) {
         fprintf(stderr, "leantrain bench train: %s\n", err);
         lt_gpt2_free(m);
         return 1;
@@ -87,28 +88,32 @@ static int bench_one(const char *label, lt_gpt2_config cfg, int B, int T, int st
 
 int lt_cmd_bench_train(int argc, char **argv) {
     int steps = 3, with_gpt2 = 1;
+    lt_gpt2_precision prec = LT_GPT2_F32;
     for (int i = 2; i < argc; i++) {
         if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--small_only")) with_gpt2 = 0;
+        else if (!strcmp(argv[i], "--bf16")) prec = LT_GPT2_BF16;
+        else if (!strcmp(argv[i], "--fp16")) prec = LT_GPT2_F16;
         else {
-            fprintf(stderr, "usage: leantrain bench train [--steps N (3)] [--small_only]\n");
+            fprintf(stderr, "usage: leantrain bench train [--steps N (3)] [--small_only] [--bf16 | --fp16]\n");
             return 2;
         }
     }
     if (steps < 1) steps = 1;
-    printf("# leantrain bench train: best of %d steps (forward + backward + AdamW), %d threads; sgemm at 1024^3, the "
-           "best of before and after each row\n", steps, omp_get_max_threads());
+    printf("# leantrain bench train: best of %d steps (forward + backward + AdamW), %d threads, %s compute; sgemm at "
+           "1024^3, the best of before and after each row\n",
+           steps, omp_get_max_threads(), prec == LT_GPT2_BF16 ? "bf16" : prec == LT_GPT2_F16 ? "fp16" : "fp32");
     printf("%-10s %10s %3s %5s %10s %12s %14s %10s\n", "model", "params", "B", "T", "tokens_s", "gflop_per_s",
            "sgemm_gflop_s", "ratio");
     lt_gpt2_config small = {50257, 1024, 256, 4, 4, 1e-5}; /* ~ 16M parameters, 13M of them the embedding */
     lt_gpt2_config tiny = {256, 256, 384, 6, 6, 1e-5};      /* ~ 10.7M parameters, byte vocabulary */
-    int rc = bench_one("byte-10M", tiny, 4, 256, steps);
-    rc |= bench_one("bpe-16M", small, 2, 256, steps);
+    int rc = bench_one("byte-10M", tiny, 4, 256, steps, prec);
+    rc |= bench_one("bpe-16M", small, 2, 256, steps, prec);
     if (with_gpt2) {
         lt_gpt2_config g;
         char err[256];
         lt_gpt2_config_preset("gpt2", &g, err, sizeof err);
-        rc |= bench_one("gpt2", g, 1, 256, steps);
+        rc |= bench_one("gpt2", g, 1, 256, steps, prec);
     }
     return rc;
 }

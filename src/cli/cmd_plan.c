@@ -29,9 +29,15 @@ static double step_ns(const char *optim) {
     return 1.0; /* the other fp32 optimizers move 12-28 bytes per parameter, like AdamW or less */
 }
 
-static double tokens_per_s(const lt_gpt2_config *c, size_t params, int B, int T, const char *optim, int ckpt) {
+/* 16-bit compute on the CPU is emulated (operands rounded, sgemm in fp32): the same GEMMs plus the rounding and
+ * the 16-bit store, measured by `leantrain bench train --bf16` against the fp32 run (bench/RESULTS.md). */
+#define LOWP_TIME_FACTOR 1.08
+
+static double tokens_per_s(const lt_gpt2_config *c, size_t params, int B, int T, const char *optim, int ckpt,
+                           int lowp) {
     double flops_tok = 6.0 * (double)params + 12.0 * c->n_layer * (double)T * c->n_embd;
     if (ckpt) flops_tok *= 4.0 / 3.0; /* every block's forward runs twice */
+    if (lowp) flops_tok *= LOWP_TIME_FACTOR;
     double t = flops_tok * B * T / TRAIN_FLOPS_PER_S + step_ns(optim) * 1e-9 * (double)params;
     return (double)B * T / t;
 }
@@ -59,8 +65,10 @@ int lt_cmd_plan(int argc, char **argv) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             printf("usage: leantrain plan [--model gpt2|... | --model_name_or_path DIR | --n_layer --n_embd --n_head "
                    "--n_positions --vocab_size] [--per_device_train_batch_size B] [--block_size T] [--optim NAME] "
-                   "[--optim_args ...] [--gradient_checkpointing] [--optim_in_backward] [--train_file FILE] "
-                   "[--memory SIZE --fit]\n");
+                   "[--optim_args ...] [--gradient_checkpointing] [--optim_in_backward] [--bf16 | --fp16 | "
+                   "--pure_bf16] [--train_file FILE] [--memory SIZE --fit]\n"
+                   "--fit lists every combination of the optimizers with a calibrated cost, checkpointing, the step "
+                   "inside backward and fp32 / bf16 / pure bf16 that fits in --memory, fastest first\n");
             free(rest);
             return 0;
         }
@@ -111,40 +119,44 @@ int lt_cmd_plan(int argc, char **argv) {
     }
     lt_gpt2_memory mm;
     lt_gpt2_memory_plan(&cfg, B, T, 0, 0, LT_GPT2_F32, 0, &mm, err, sizeof err);
-    printf("GPT-2 %d layers, %d embd, %d heads, vocab %d, %zu parameters; batch %d x %d; %s%s%s\n", cfg.n_layer,
+    const char *precision = a.pure_bf16 ? " + pure bf16" : a.bf16 ? " + bf16" : a.fp16 ? " + fp16" : "";
+    printf("GPT-2 %d layers, %d embd, %d heads, vocab %d, %zu parameters; batch %d x %d; %s%s%s%s\n", cfg.n_layer,
            cfg.n_embd, cfg.n_head, cfg.vocab_size, mm.num_params, B, T, a.optim,
            a.gradient_checkpointing ? " + gradient checkpointing" : "",
-           a.optim_in_backward ? " + step inside backward" : "");
+           a.optim_in_backward ? " + step inside backward" : "", precision);
     lt_mem_table_print(stdout, &t, 0);
     printf("predicted speed: %.0f tokens/s on the calibrated 2-core CPU\n",
-           tokens_per_s(&cfg, mm.num_params, B, T, a.optim, a.gradient_checkpointing));
+           tokens_per_s(&cfg, mm.num_params, B, T, a.optim, a.gradient_checkpointing, me.precision != LT_GPT2_F32));
     if (!fit) return 0;
     typedef struct {
         const char *optim;
-        int ckpt, oib;
+        int ckpt, oib, prec;
         double total, tps;
     } combo;
-    combo list[NCOST * 4];
+    static const char *const PREC[3] = {"fp32", "bf16", "pure_bf16"};
+    enum { NCOMBO = NCOST * 2 * 2 * 3 };
+    combo list[NCOMBO];
     int n = 0;
     for (int k = 0; k < NCOST; k++)
         for (int ck = 0; ck < 2; ck++)
-            for (int ob = 0; ob < 2; ob++) {
-                lt_mem_table m;
-                lt_mem_methods mk = {ck, ob, LT_GPT2_F32, 0};
-                if (lt_memplan(&cfg, B, T, STEP_COST[k].optim, "", &mk, data, &m, err, sizeof err)) continue;
-                if (m.total > memory) continue;
-                combo c = {STEP_COST[k].optim, ck, ob, (double)m.total,
-                           tokens_per_s(&cfg, mm.num_params, B, T, STEP_COST[k].optim, ck)};
-                int j = n++;
-                while (j > 0 && list[j - 1].tps < c.tps) list[j] = list[j - 1], j--;
-                list[j] = c;
-            }
-    printf("\nfits in %.1f MiB (%d of %d combinations), fastest first:\n", memory / 1048576.0, n, NCOST * 4);
-    printf("%-20s %-24s %-20s %12s %14s\n", "optim", "gradient_checkpointing", "optim_in_backward", "total_MiB",
-           "tokens_per_s");
+            for (int ob = 0; ob < 2; ob++)
+                for (int pr = 0; pr < 3; pr++) {
+                    lt_mem_table m;
+                    lt_mem_methods mk = {ck, ob, pr ? LT_GPT2_BF16 : LT_GPT2_F32, pr == 2};
+                    if (lt_memplan(&cfg, B, T, STEP_COST[k].optim, "", &mk, data, &m, err, sizeof err)) continue;
+                    if (m.total > memory) continue;
+                    combo c = {STEP_COST[k].optim, ck, ob, pr, (double)m.total,
+                               tokens_per_s(&cfg, mm.num_params, B, T, STEP_COST[k].optim, ck, pr != 0)};
+                    int j = n++;
+                    while (j > 0 && list[j - 1].tps < c.tps) list[j] = list[j - 1], j--;
+                    list[j] = c;
+                }
+    printf("\nfits in %.1f MiB (%d of %d combinations), fastest first:\n", memory / 1048576.0, n, NCOMBO);
+    printf("%-20s %-24s %-20s %-10s %12s %14s\n", "optim", "gradient_checkpointing", "optim_in_backward", "precision",
+           "total_MiB", "tokens_per_s");
     for (int i = 0; i < n; i++)
-        printf("%-20s %-24s %-20s %12.1f %14.0f\n", list[i].optim, list[i].ckpt ? "yes" : "no",
-               list[i].oib ? "yes" : "no", list[i].total / 1048576.0, list[i].tps);
+        printf("%-20s %-24s %-20s %-10s %12.1f %14.0f\n", list[i].optim, list[i].ckpt ? "yes" : "no",
+               list[i].oib ? "yes" : "no", PREC[list[i].prec], list[i].total / 1048576.0, list[i].tps);
     if (n == 0) printf("(none: lower --per_device_train_batch_size or --block_size)\n");
     return 0;
 }

@@ -16,11 +16,40 @@
  * columns and keeps one double accumulator per column on its stack. */
 #define COL_BLOCK 64
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+/* f32 -> f16 -> f32 with the F16C instructions: IEEE round to nearest even, overflow to inf, subnormals kept,
+ * the same values as lt_f32_to_f16 (a NaN stays a NaN) at a few cycles per 8 floats. */
+__attribute__((target("avx,f16c"))) static void round_f16_f16c(float *x, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        _mm256_storeu_ps(x + i, _mm256_cvtph_ps(_mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
+    }
+    for (; i < n; i++) x[i] = lt_f16_to_f32(lt_f32_to_f16(x[i]));
+}
+static int have_f16c(void) {
+    static int have = -1; /* every thread that finds it unset computes the same value */
+    int h = __atomic_load_n(&have, __ATOMIC_RELAXED);
+    if (h < 0) {
+        h = __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx");
+        __atomic_store_n(&have, h, __ATOMIC_RELAXED);
+    }
+    return h;
+}
+#endif
+
 /* One thread's rounding of x[0..n). */
 static void round_span(float *x, size_t n, lt_nn_round r) {
     if (r == LT_NN_ROUND_BF16) {
         for (size_t i = 0; i < n; i++) x[i] = lt_bf16_to_f32(lt_f32_to_bf16(x[i]));
     } else if (r == LT_NN_ROUND_F16) {
+#if defined(__x86_64__) && defined(__GNUC__)
+        if (have_f16c()) {
+            round_f16_f16c(x, n);
+            return;
+        }
+#endif
         for (size_t i = 0; i < n; i++) x[i] = lt_f16_to_f32(lt_f32_to_f16(x[i]));
     }
 }

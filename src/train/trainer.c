@@ -377,9 +377,11 @@ int lt_train_run(const lt_train_args *a) {
         printf("precision: %s compute (matrix multiplies and stored activations), %s%s\n", a->fp16 ? "fp16" : "bf16",
                a->pure_bf16 ? "parameters in bf16 only (no fp32 master)" : "fp32 master weights",
                a->fp16 ? "; dynamic loss scaling" : "");
-    if (a->pure_bf16 && !strstr(a->optim_args, "bf16_stochastic_round=True") && strcmp(a->optim, "adamw_anyprecision"))
+    if (a->pure_bf16 && !strstr(a->optim_args, "bf16_stochastic_round=True") &&
+        !strstr(a->optim_args, "use_kahan_summation=True"))
         printf("note: pure bf16 rounds every update to nearest: updates below half a bf16 step are lost; consider "
-               "--optim_args bf16_stochastic_round=True\n");
+               "--optim_args bf16_stochastic_round=True, or --optim adamw_anyprecision --optim_args "
+               "use_kahan_summation=True\n");
     {
         char perr[512];
         lt_mem_methods me = {a->gradient_checkpointing, a->optim_in_backward, lt_train_args_precision(a), a->pure_bf16};
