@@ -43,6 +43,7 @@ typedef struct lt_train_args {
     double validation_split_percentage;
     int block_size;               /* 0: the model's n_positions */
     int threads;                  /* 0: OpenMP's default */
+    char device[16];              /* "cpu" (the only one the trainer runs on so far) or "cuda" */
 } lt_train_args;
 
 /* The defaults (the Trainer's where it has them). */
