@@ -28,7 +28,7 @@ NVCCFLAGS ?= -gencode arch=compute_90,code=sm_90 -gencode arch=compute_80,code=s
              -gencode arch=compute_90,code=compute_90 -fmad=false -Xcompiler -fPIC -O3
 NVCC_BASE := -std=c++17 --threads 3 -Xcompiler -Wall,-Wextra -Iinclude -Isrc -DLT_HAVE_CUDA
 CFLAGS_BASE += -DLT_HAVE_CUDA
-CU_SRC  := $(wildcard src/kernels/cuda/*.cu)
+CU_SRC  := $(wildcard src/kernels/cuda/*.cu) $(wildcard src/model/cuda/*.cu)
 GPU_TEST_BIN := $(patsubst tests/gpu/%.c,$(BUILD)/tests/gpu/%,$(wildcard tests/gpu/*.c))
 else ifneq ($(LT_CUDA),0)
 ifeq ($(MAKELEVEL),0)
@@ -56,7 +56,9 @@ $(BUILD)/obj/%.o: %.c $(wildcard include/leantrain/*.h) $(wildcard src/*/*.h) $(
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) $(CFLAGS) -c $< -o $@
 
-$(BUILD)/obj/%.o: %.cu $(wildcard src/kernels/*.h) $(wildcard src/kernels/cuda/*.h) $(wildcard src/kernels/cuda/*.cuh) include/leantrain/dtype.h
+CU_HDR  := $(wildcard src/kernels/*.h) $(wildcard src/kernels/cuda/*.h) $(wildcard src/kernels/cuda/*.cuh) \
+           $(wildcard src/model/cuda/*.h) $(wildcard src/model/cuda/*.cuh)
+$(BUILD)/obj/%.o: %.cu $(CU_HDR) include/leantrain/dtype.h
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCC_BASE) $(NVCCFLAGS) -c $< -o $@
 
@@ -93,20 +95,21 @@ $(BUILD)/examples/%: examples/%.c $(BUILD)/libleantrain.a
 
 # `make cuda-emu`: the CUDA backend's sources run on the CPU (tests/emu: an emulation of the CUDA runtime and thread
 # model; no GPU or nvcc needed) under AddressSanitizer + UBSan: the traces replayed with --device cuda, the GPU
-# benchmark's code path, gpu_compare --quick (about 2 minutes); EMU_FULL=1 adds the bf16 and API checks and
+# benchmark's code path, gpu_compare --quick, the GPT-2 layer kernels against the CPU's (about 3 minutes);
+# EMU_FULL=1 adds the bf16 and API checks and
 # gpu_lowbit (about 8 minutes more). Timings are meaningless there.
 EMU      := $(BUILD)/emu
 EMU_SAN  := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 EMU_SRC  := $(LIB_SRC)
 EMU_OBJ  := $(EMU_SRC:%.c=$(EMU)/obj/%.o) $(EMU)/obj/gen/quant_maps.o \
-            $(patsubst %.cu,$(EMU)/obj/%.o,$(wildcard src/kernels/cuda/*.cu))
+            $(patsubst %.cu,$(EMU)/obj/%.o,$(wildcard src/kernels/cuda/*.cu) $(wildcard src/model/cuda/*.cu))
 $(EMU)/obj/%.o: %.c $(wildcard include/leantrain/*.h) $(wildcard src/*/*.h) $(wildcard src/*/*/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) -DLT_HAVE_CUDA $(EMU_SAN) -c $< -o $@
 $(EMU)/obj/gen/quant_maps.o: $(BUILD)/gen/quant_maps.c src/kernels/quant.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) $(EMU_SAN) -c $< -o $@
-$(EMU)/obj/%.o: %.cu $(wildcard src/kernels/*.h) $(wildcard src/kernels/cuda/*.h) $(wildcard src/kernels/cuda/*.cuh) tests/emu/cuda_runtime.h
+$(EMU)/obj/%.o: %.cu $(CU_HDR) tests/emu/cuda_runtime.h
 	@mkdir -p $(dir $@)
 	$(CXX) -std=c++20 -x c++ -DLT_CUDA_EMU -DLT_HAVE_CUDA -Itests/emu -Iinclude -Isrc -Wall -Wextra -Wno-unknown-pragmas -Wno-unused-parameter $(EMU_SAN) -pthread -c $< -o $@
 $(EMU)/libleantrain.a: $(EMU_OBJ)
@@ -116,12 +119,13 @@ $(EMU)/tests/gpu/%: tests/gpu/%.c tests/testutil.h tests/test_lowbit.c tests/opt
 	$(CC) $(CFLAGS_BASE) -DLT_HAVE_CUDA $(EMU_SAN) -Itests -o $@ $< $(EMU)/libleantrain.a $(LIBS) -lstdc++ -pthread $(EMU_SAN)
 $(EMU)/leantrain: $(CLI_SRC:%.c=$(EMU)/obj/%.o) $(EMU)/libleantrain.a
 	$(CC) -o $@ $^ $(LIBS) -lstdc++ -pthread $(EMU_SAN)
-cuda-emu: $(EMU)/tests/gpu/gpu_compare $(EMU)/tests/gpu/gpu_lowbit $(EMU)/leantrain
+cuda-emu: $(EMU)/tests/gpu/gpu_compare $(EMU)/tests/gpu/gpu_lowbit $(EMU)/tests/gpu/gpu_gpt2_layers $(EMU)/leantrain
 	@mkdir -p $(BUILD)/tmp
 	$(EMU)/leantrain replay --device cuda $$(grep -l optim-trace-1 tests/data/golden/*.safetensors) \
 	  tests/data/torch2/*.safetensors tests/data/lowbit/*.safetensors
 	$(EMU)/leantrain bench optim --device cuda --optim adamw_torch --params 0.5 --steps 2
 	LT_TEST_TMP=$(BUILD)/tmp $(EMU)/tests/gpu/gpu_compare $(if $(EMU_FULL),,--quick)
+	$(EMU)/tests/gpu/gpu_gpt2_layers
 	$(if $(EMU_FULL),LT_TEST_TMP=$(BUILD)/tmp LT_TEST_QUICK=1 $(EMU)/tests/gpu/gpu_lowbit)
 
 deps:

@@ -558,6 +558,15 @@ void colsum(lt_cunn *nn, float *db, float *dw, float *scratch, const S *dout, co
 extern "C" {
 
 lt_cunn *lt_cunn_create(void *stream, char *err, size_t errlen) {
+    int ndev = 0;
+    cudaError_t e = cudaGetDeviceCount(&ndev);
+    if (e != cudaSuccess || ndev == 0) { /* say so before cuBLAS's vaguer "not initialized" */
+        cudaGetLastError();
+        if (err && errlen)
+            snprintf(err, errlen, "no CUDA device for the GPT-2 layers (%s)",
+                     e != cudaSuccess ? cudaGetErrorString(e) : "none found");
+        return nullptr;
+    }
     lt_cunn *nn = new (std::nothrow) lt_cunn;
     if (!nn) {
         if (err && errlen) snprintf(err, errlen, "out of memory creating the GPT-2 layer context");

@@ -1,0 +1,555 @@
+/* The GPT-2 layer kernels on the GPU (src/model/cuda, lt_cunn_*) against the
+ * CPU kernels (src/model/gpt2_layers.c, lt_nn_*), every kernel, forward and
+ * backward, in fp32 and in bf16 storage, on random inputs of two shapes:
+ *   B 2, T 21, C 96,  NH 3 (hs 32), V 300,  ldv 304, tokens from 40 ids (many repeats)
+ *   B 3, T 40, C 128, NH 2 (hs 64), V 1031, ldv 1040, tokens from all ids
+ * (T not a multiple of the warps per CTA nor of 32, C below and above 32
+ * lanes, V above the classifier's 256 threads, padded logits rows).
+ *
+ * In bf16 storage every input is rounded to bf16 first and the CPU kernel gets
+ * the same (rounded) values as float, so the two compute from identical
+ * numbers; the GPU's bf16 outputs are then compared with the CPU's float ones.
+ * Backward kernels get the same forward tensors on both sides (the CPU's
+ * mean / rstd / att, rounded when stored in bf16).
+ *
+ * The error of an output is max |gpu - cpu| / max |cpu| over the tensor (an
+ * error relative to the tensor's scale, so that values near zero after
+ * cancellation do not dominate); NaN fails. Tolerances:
+ *   exact (0): the encoder (forward in fp32: one addition; backward in both
+ *     dtypes: fp32 sums in the CPU's row order, by design) and the residual in
+ *     fp32 (one addition);
+ *   TOL_F32 = 2e-5 for fp32 outputs: the same fp32 formulas summed in another
+ *     order (warp trees, cuBLAS's blocking, row groups) or with the device's
+ *     expf / tanhf (a few ulp from glibc's): over the sums here (at most a few
+ *     hundred terms) that is up to ~1e-6 of the scale; 2e-5 leaves a margin and
+ *     still catches any indexing or formula error (those are O(1));
+ *   TOL_BF16 = 2^-7 for bf16 outputs: each is rounded once to nearest, which
+ *     is off by at most half a bf16 ulp, 2^-8 of the value (bf16 keeps 8
+ *     significant bits), so at most 2^-8 of the scale; doubled (one whole ulp)
+ *     because a value the two sides compute a few fp32 ulps apart can round
+ *     to neighbouring bf16 values. Measured: up to 0.97 * 2^-8.
+ * Parameter gradients and statistics (float in both dtypes) use TOL_F32. The
+ * loss sum is relative to itself (1e-5). Also checked: the fused classifier
+ * gives the separate forward's losses and lse and the separate backward's
+ * dlogits bit for bit and leaves the padding columns alone; the gradient
+ * kernels repeat their bits when run twice (no atomics); the encoder's
+ * bucket list refuses an out-of-range id; a guard zone after every device
+ * buffer stays intact.
+ *
+ * Needs a GPU (or `make cuda-emu`); built only with CUDA.
+ * usage: gpu_gpt2_layers [--quick] [--seed S]   (--quick: the first shape only) */
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "kernels/optim_kernels_cuda.h"
+#include "leantrain/dtype.h"
+#include "model/cuda/gpt2_layers_cuda.h"
+#include "model/gpt2_layers.h"
+#include "testutil.h"
+
+#define TOL_F32 2e-5
+#define TOL_BF16 (1.0 / 128.0)
+
+typedef struct {
+    int B, T, C, NH, V, ldv, ids;
+} shape;
+
+static const shape SHAPES[] = {
+    {2, 21, 96, 3, 300, 304, 40},
+    {3, 40, 128, 2, 1031, 1040, 1031},
+};
+
+/* ---- random numbers ---- */
+static uint64_t rng;
+static float uni(void) {
+    rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+    return (float)(rng >> 40) / 16777216.0f;
+}
+static float sym(float a) { return a * (2.0f * uni() - 1.0f); }
+
+/* ---- device buffers with a guard zone after each ---- */
+enum { GUARD = 256, MAXBUF = 64 };
+static struct {
+    void *p;
+    size_t bytes;
+} bufs[MAXBUF];
+static int nbufs;
+static const unsigned char GUARD_BYTE = 0x5c;
+
+static void *dalloc(size_t bytes) {
+    char err[512];
+    void *p = NULL;
+    if (nbufs == MAXBUF || lt_cuda_malloc_raw(&p, bytes + GUARD, err, sizeof err)) {
+        fprintf(stderr, "gpu_gpt2_layers: device allocation of %zu bytes failed: %s\n", bytes,
+                nbufs == MAXBUF ? "too many buffers" : err);
+        exit(2);
+    }
+    unsigned char g[GUARD];
+    memset(g, GUARD_BYTE, sizeof g);
+    if (lt_cuda_memcpy_raw((char *)p + bytes, g, GUARD, 0, err, sizeof err)) {
+        fprintf(stderr, "gpu_gpt2_layers: %s\n", err);
+        exit(2);
+    }
+    bufs[nbufs].p = p;
+    bufs[nbufs].bytes = bytes;
+    nbufs++;
+    return p;
+}
+
+static void free_all(void) {
+    char err[512];
+    for (int i = 0; i < nbufs; i++) {
+        unsigned char g[GUARD];
+        int rc = lt_cuda_memcpy_raw(g, (char *)bufs[i].p + bufs[i].bytes, GUARD, 1, err, sizeof err);
+        CHECK(rc == 0, "%s", err);
+        int ok = 1;
+        for (int j = 0; j < GUARD; j++) ok &= g[j] == GUARD_BYTE;
+        CHECK(ok, "the guard zone after device buffer %d (%zu bytes) was overwritten", i, bufs[i].bytes);
+        lt_cuda_free_raw(bufs[i].p);
+    }
+    nbufs = 0;
+}
+
+static void upload(void *d, const void *h, size_t bytes) {
+    char err[512];
+    if (lt_cuda_memcpy_raw(d, h, bytes, 0, err, sizeof err)) {
+        fprintf(stderr, "gpu_gpt2_layers: %s\n", err);
+        exit(2);
+    }
+}
+
+static void download(void *h, const void *d, size_t bytes) {
+    char err[512];
+    if (lt_cuda_memcpy_raw(h, d, bytes, 1, err, sizeof err)) {
+        fprintf(stderr, "gpu_gpt2_layers: %s\n", err);
+        exit(2);
+    }
+}
+
+/* ---- host arrays ---- */
+static float *fbuf(size_t n) {
+    float *p = malloc((n ? n : 1) * sizeof *p);
+    if (!p) {
+        fprintf(stderr, "gpu_gpt2_layers: out of memory\n");
+        exit(2);
+    }
+    return p;
+}
+static float *rand_arr(size_t n, float scale, float offset) {
+    float *p = fbuf(n);
+    for (size_t i = 0; i < n; i++) p[i] = offset + sym(scale);
+    return p;
+}
+static float *copy_arr(const float *x, size_t n) {
+    float *p = fbuf(n);
+    memcpy(p, x, n * sizeof *p);
+    return p;
+}
+/* the values a dt tensor can hold: x rounded to bf16 for BF16 */
+static void round_dt(float *x, size_t n, lt_dtype dt) {
+    if (dt == LT_DTYPE_BF16)
+        for (size_t i = 0; i < n; i++) x[i] = lt_bf16_to_f32(lt_f32_to_bf16(x[i]));
+}
+
+/* a new device tensor of dtype dt holding x (already representable in dt) */
+static void *dev_put(const float *x, size_t n, lt_dtype dt) {
+    size_t es = lt_dtype_size(dt);
+    void *d = dalloc(n * es);
+    if (dt == LT_DTYPE_F32) {
+        upload(d, x, n * es);
+    } else {
+        uint16_t *h = malloc((n ? n : 1) * sizeof *h);
+        for (size_t i = 0; i < n; i++) h[i] = lt_f32_to_bf16(x[i]);
+        upload(d, h, n * es);
+        free(h);
+    }
+    return d;
+}
+/* overwrite the device tensor d with x */
+static void dev_set(void *d, const float *x, size_t n, lt_dtype dt) {
+    if (dt == LT_DTYPE_F32) {
+        upload(d, x, n * sizeof(float));
+    } else {
+        uint16_t *h = malloc((n ? n : 1) * sizeof *h);
+        for (size_t i = 0; i < n; i++) h[i] = lt_f32_to_bf16(x[i]);
+        upload(d, h, n * sizeof *h);
+        free(h);
+    }
+}
+/* a new host float copy of the device tensor d */
+static float *dev_get(const void *d, size_t n, lt_dtype dt) {
+    float *x = fbuf(n);
+    if (dt == LT_DTYPE_F32) {
+        download(x, d, n * sizeof(float));
+    } else {
+        uint16_t *h = malloc((n ? n : 1) * sizeof *h);
+        download(h, d, n * sizeof *h);
+        for (size_t i = 0; i < n; i++) x[i] = lt_bf16_to_f32(h[i]);
+        free(h);
+    }
+    return x;
+}
+
+/* ---- comparisons ---- */
+static const char *dtn(lt_dtype dt) { return dt == LT_DTYPE_F32 ? "f32" : "bf16"; }
+
+/* max |g - c| / max |c| over rows x cols (row strides ldg, ldc); NaN or inf: INFINITY */
+static double err_rows(const float *g, const float *c, size_t rows, size_t cols, size_t ldg, size_t ldc) {
+    double num = 0.0, den = 0.0;
+    for (size_t r = 0; r < rows; r++)
+        for (size_t j = 0; j < cols; j++) {
+            double a = g[r * ldg + j], b = c[r * ldc + j];
+            if (!isfinite(a) || !isfinite(b)) return INFINITY;
+            if (fabs(a - b) > num) num = fabs(a - b);
+            if (fabs(b) > den) den = fabs(b);
+        }
+    return num == 0.0 ? 0.0 : num / (den > 0.0 ? den : 1e-30);
+}
+
+static void expect_rows(const char *what, lt_dtype dt, const float *g, const float *c, size_t rows, size_t cols,
+                        size_t ldg, size_t ldc, double tol) {
+    double e = err_rows(g, c, rows, cols, ldg, ldc);
+    printf("  %-4s %-40s err %.2e  (tol %.1e)\n", dtn(dt), what, e, tol);
+    CHECK(e <= tol, "%s %s: error %.3e above %.1e", dtn(dt), what, e, tol);
+}
+static void expect(const char *what, lt_dtype dt, const float *g, const float *c, size_t n, double tol) {
+    expect_rows(what, dt, g, c, 1, n, n, n, tol);
+}
+static void expect_same(const char *what, lt_dtype dt, const float *a, const float *b, size_t n) {
+    int same = memcmp(a, b, n * sizeof *a) == 0;
+    printf("  %-4s %-40s %s\n", dtn(dt), what, same ? "bit-identical" : "DIFFERENT");
+    CHECK(same, "%s %s: not bit-identical", dtn(dt), what);
+}
+
+/* one kernel call: report its error */
+static lt_cunn *nn;
+static void ok(int rc, const char *what) {
+    if (rc == 0) rc = lt_cunn_sync(nn);
+    CHECK(rc == 0, "%s: %s", what, lt_cunn_error(nn));
+    if (rc) {
+        fprintf(stderr, "gpu_gpt2_layers: stopping after a failed kernel\n");
+        exit(1);
+    }
+}
+
+/* ---- the layers, one shape and dtype ---- */
+static void run(const shape *s, lt_dtype dt) {
+    const int B = s->B, T = s->T, C = s->C, NH = s->NH, V = s->V, ldv = s->ldv;
+    const size_t N = (size_t)B * T, NC = N * C, C3 = 3 * (size_t)C, C4 = 4 * (size_t)C;
+    const double tol = dt == LT_DTYPE_F32 ? TOL_F32 : TOL_BF16;
+    const double tol_add = dt == LT_DTYPE_F32 ? 0.0 : TOL_BF16; /* one addition, then (bf16) one rounding */
+    printf("B %d T %d C %d NH %d V %d (ldv %d), %s storage\n", B, T, C, NH, V, ldv, dtn(dt));
+    float *scratch = dalloc(lt_cunn_colsum_scratch_floats(N, (int)C4) * sizeof(float));
+
+    /* ---- encoder ---- */
+    int32_t *inp = malloc(N * sizeof *inp), *targets = malloc(N * sizeof *targets);
+    for (size_t n = 0; n < N; n++) inp[n] = (int32_t)(uni() * (float)s->ids) % s->ids;
+    for (size_t n = 0; n < N; n++) targets[n] = (int32_t)(uni() * (float)V) % V;
+    int32_t *d_inp = dalloc(N * sizeof *inp), *d_targets = dalloc(N * sizeof *targets);
+    upload(d_inp, inp, N * sizeof *inp);
+    upload(d_targets, targets, N * sizeof *targets);
+    float *wte = rand_arr((size_t)V * C, 1.0f, 0.0f), *wpe = rand_arr((size_t)T * C, 1.0f, 0.0f);
+    round_dt(wte, (size_t)V * C, dt);
+    round_dt(wpe, (size_t)T * C, dt);
+    void *d_wte = dev_put(wte, (size_t)V * C, dt), *d_wpe = dev_put(wpe, (size_t)T * C, dt);
+    void *d_x = dalloc(NC * lt_dtype_size(dt));
+    float *ref = fbuf(NC);
+    lt_nn_encoder_forward(ref, inp, wte, wpe, B, T, C);
+    ok(lt_cunn_encoder_forward(nn, dt, d_x, d_inp, d_wte, d_wpe, B, T, C), "encoder_forward");
+    float *got = dev_get(d_x, NC, dt);
+    expect("encoder_forward out", dt, got, ref, NC, tol_add);
+    free(got);
+    free(ref);
+
+    {
+        float *dout = rand_arr(NC, 1.0f, 0.0f);
+        round_dt(dout, NC, dt);
+        float *dwte0 = rand_arr((size_t)V * C, 1.0f, 0.0f), *dwpe0 = rand_arr((size_t)T * C, 1.0f, 0.0f);
+        float *dwte = copy_arr(dwte0, (size_t)V * C), *dwpe = copy_arr(dwpe0, (size_t)T * C);
+        lt_nn_encoder_backward(dwte, dwpe, dout, inp, B, T, C);
+        int32_t *plan = malloc(lt_cunn_encoder_plan_ints(N) * sizeof *plan), *count = malloc((size_t)V * sizeof *count);
+        int groups = lt_cunn_encoder_plan(plan, count, inp, N, V);
+        CHECK(groups > 0 && groups <= s->ids, "encoder_plan: %d groups", groups);
+        int32_t *d_plan = dalloc(lt_cunn_encoder_plan_ints(N) * sizeof *plan);
+        upload(d_plan, plan, lt_cunn_encoder_plan_ints(N) * sizeof *plan);
+        void *d_dout = dev_put(dout, NC, dt);
+        float *d_dwte = dev_put(dwte0, (size_t)V * C, LT_DTYPE_F32), *d_dwpe = dev_put(dwpe0, (size_t)T * C, LT_DTYPE_F32);
+        ok(lt_cunn_encoder_backward(nn, dt, d_dwte, d_dwpe, d_dout, d_plan, groups, B, T, C), "encoder_backward");
+        float *g1 = dev_get(d_dwte, (size_t)V * C, LT_DTYPE_F32), *p1 = dev_get(d_dwpe, (size_t)T * C, LT_DTYPE_F32);
+        expect("encoder_backward dwte (exact)", dt, g1, dwte, (size_t)V * C, 0.0);
+        expect("encoder_backward dwpe (exact)", dt, p1, dwpe, (size_t)T * C, 0.0);
+        /* an id out of range is refused */
+        int32_t keep = inp[N / 2];
+        inp[N / 2] = V;
+        CHECK(lt_cunn_encoder_plan(plan, count, inp, N, V) == -1, "encoder_plan took an id of V");
+        inp[N / 2] = keep;
+        free(g1), free(p1), free(dwte0), free(dwpe0), free(dwte), free(dwpe), free(dout), free(plan), free(count);
+    }
+
+    /* ---- layernorm ---- */
+    float *x = rand_arr(NC, 1.0f, 2.0f); /* a mean far from 0 */
+    float *lw = rand_arr((size_t)C, 0.2f, 1.0f), *lb = rand_arr((size_t)C, 0.2f, 0.0f);
+    round_dt(x, NC, dt), round_dt(lw, (size_t)C, dt), round_dt(lb, (size_t)C, dt);
+    float *mean = fbuf(N), *rstd = fbuf(N);
+    {
+        ref = fbuf(NC);
+        lt_nn_layernorm_forward(ref, mean, rstd, x, lw, lb, N, C, 1e-5);
+        dev_set(d_x, x, NC, dt);
+        void *d_w = dev_put(lw, (size_t)C, dt), *d_b = dev_put(lb, (size_t)C, dt), *d_out = dalloc(NC * lt_dtype_size(dt));
+        float *d_mean = dalloc(N * sizeof(float)), *d_rstd = dalloc(N * sizeof(float));
+        ok(lt_cunn_layernorm_forward(nn, dt, d_out, d_mean, d_rstd, d_x, d_w, d_b, N, C, 1e-5), "layernorm_forward");
+        got = dev_get(d_out, NC, dt);
+        float *gm = dev_get(d_mean, N, LT_DTYPE_F32), *gr = dev_get(d_rstd, N, LT_DTYPE_F32);
+        expect("layernorm_forward out", dt, got, ref, NC, tol);
+        expect("layernorm_forward mean", dt, gm, mean, N, TOL_F32);
+        expect("layernorm_forward rstd", dt, gr, rstd, N, TOL_F32);
+        free(got), free(gm), free(gr), free(ref);
+
+        /* backward, from the CPU's statistics on both sides */
+        upload(d_mean, mean, N * sizeof(float));
+        upload(d_rstd, rstd, N * sizeof(float));
+        float *dout = rand_arr(NC, 1.0f, 0.0f), *dinp0 = rand_arr(NC, 1.0f, 0.0f);
+        round_dt(dout, NC, dt), round_dt(dinp0, NC, dt);
+        float *dw0 = rand_arr((size_t)C, 1.0f, 0.0f), *db0 = rand_arr((size_t)C, 1.0f, 0.0f);
+        float *dinp = copy_arr(dinp0, NC), *dw = copy_arr(dw0, (size_t)C), *db = copy_arr(db0, (size_t)C);
+        lt_nn_layernorm_backward(dinp, dw, db, dout, x, lw, mean, rstd, N, C);
+        void *d_dout = dev_put(dout, NC, dt), *d_dinp = dev_put(dinp0, NC, dt);
+        float *d_dw = dev_put(dw0, (size_t)C, LT_DTYPE_F32), *d_db = dev_put(db0, (size_t)C, LT_DTYPE_F32);
+        float *g[3] = {0}, *h[3] = {0};
+        for (int rep = 0; rep < 2; rep++) {
+            dev_set(d_dinp, dinp0, NC, dt);
+            upload(d_dw, dw0, (size_t)C * sizeof(float));
+            upload(d_db, db0, (size_t)C * sizeof(float));
+            ok(lt_cunn_layernorm_backward(nn, dt, d_dinp, d_dw, d_db, d_dout, d_x, d_w, d_mean, d_rstd, N, C, scratch),
+               "layernorm_backward");
+            float **o = rep ? h : g;
+            o[0] = dev_get(d_dinp, NC, dt), o[1] = dev_get(d_dw, (size_t)C, LT_DTYPE_F32);
+            o[2] = dev_get(d_db, (size_t)C, LT_DTYPE_F32);
+        }
+        expect("layernorm_backward dinp (+=)", dt, g[0], dinp, NC, tol);
+        expect("layernorm_backward dw", dt, g[1], dw, (size_t)C, TOL_F32);
+        expect("layernorm_backward db", dt, g[2], db, (size_t)C, TOL_F32);
+        expect_same("layernorm_backward run twice: dinp", dt, g[0], h[0], NC);
+        expect_same("layernorm_backward run twice: dw", dt, g[1], h[1], (size_t)C);
+        expect_same("layernorm_backward run twice: db", dt, g[2], h[2], (size_t)C);
+        for (int i = 0; i < 3; i++) free(g[i]), free(h[i]);
+        free(dout), free(dinp0), free(dw0), free(db0), free(dinp), free(dw), free(db);
+    }
+
+    /* ---- matmul (c_attn shape: C -> 3C) ---- */
+    {
+        float *w = rand_arr((size_t)C * C3, 0.2f, 0.0f), *bias = rand_arr(C3, 1.0f, 0.0f), *zero = fbuf(C3);
+        round_dt(w, (size_t)C * C3, dt), round_dt(bias, C3, dt);
+        memset(zero, 0, C3 * sizeof *zero);
+        void *d_w = dev_put(w, (size_t)C * C3, dt), *d_bias = dev_put(bias, C3, dt), *d_out = dalloc(N * C3 * lt_dtype_size(dt));
+        ref = fbuf(N * C3);
+        lt_nn_matmul_forward(ref, x, w, bias, N, C, (int)C3);
+        ok(lt_cunn_matmul_forward(nn, dt, d_out, d_x, d_w, d_bias, N, C, (int)C3), "matmul_forward");
+        got = dev_get(d_out, N * C3, dt);
+        expect("matmul_forward out", dt, got, ref, N * C3, tol);
+        free(got);
+        lt_nn_matmul_forward(ref, x, w, zero, N, C, (int)C3);
+        ok(lt_cunn_matmul_forward(nn, dt, d_out, d_x, d_w, NULL, N, C, (int)C3), "matmul_forward (no bias)");
+        got = dev_get(d_out, N * C3, dt);
+        expect("matmul_forward out, no bias", dt, got, ref, N * C3, tol);
+        free(got), free(ref);
+
+        float *dout = rand_arr(N * C3, 1.0f, 0.0f);
+        round_dt(dout, N * C3, dt);
+        float *dw0 = rand_arr((size_t)C * C3, 1.0f, 0.0f), *db0 = rand_arr(C3, 1.0f, 0.0f);
+        float *dinp = fbuf(NC), *dw = copy_arr(dw0, (size_t)C * C3), *db = copy_arr(db0, C3);
+        lt_nn_matmul_backward(dinp, dw, db, dout, x, w, N, C, (int)C3);
+        void *d_dout = dev_put(dout, N * C3, dt), *d_dinp = dalloc(NC * lt_dtype_size(dt));
+        float *d_dw = dalloc((size_t)C * C3 * sizeof(float)), *d_db = dalloc(C3 * sizeof(float));
+        float *g[3] = {0}, *h[3] = {0};
+        for (int rep = 0; rep < 2; rep++) {
+            upload(d_dw, dw0, (size_t)C * C3 * sizeof(float));
+            upload(d_db, db0, C3 * sizeof(float));
+            ok(lt_cunn_matmul_backward(nn, dt, d_dinp, d_dw, d_db, d_dout, d_x, d_w, N, C, (int)C3, scratch),
+               "matmul_backward");
+            float **o = rep ? h : g;
+            o[0] = dev_get(d_dinp, NC, dt), o[1] = dev_get(d_dw, (size_t)C * C3, LT_DTYPE_F32);
+            o[2] = dev_get(d_db, C3, LT_DTYPE_F32);
+        }
+        expect("matmul_backward dinp", dt, g[0], dinp, NC, tol);
+        expect("matmul_backward dw (+=)", dt, g[1], dw, (size_t)C * C3, TOL_F32);
+        expect("matmul_backward dbias (+=)", dt, g[2], db, C3, TOL_F32);
+        expect_same("matmul_backward run twice: dinp", dt, g[0], h[0], NC);
+        expect_same("matmul_backward run twice: dw", dt, g[1], h[1], (size_t)C * C3);
+        expect_same("matmul_backward run twice: dbias", dt, g[2], h[2], C3);
+        for (int i = 0; i < 3; i++) free(g[i]), free(h[i]);
+        free(dout), free(dw0), free(db0), free(dinp), free(dw), free(db), free(w), free(bias), free(zero);
+    }
+
+    /* ---- attention ---- */
+    {
+        const size_t natt = (size_t)B * NH * T * T;
+        float *qkv = rand_arr(N * C3, 1.5f, 0.0f);
+        round_dt(qkv, N * C3, dt);
+        float *att = fbuf(natt);
+        ref = fbuf(NC);
+        lt_nn_attention_forward(ref, att, qkv, B, T, C, NH);
+        void *d_qkv = dev_put(qkv, N * C3, dt), *d_att = dalloc(natt * lt_dtype_size(dt));
+        void *d_out = dalloc(NC * lt_dtype_size(dt));
+        ok(lt_cunn_attention_forward(nn, dt, d_out, d_att, d_qkv, B, T, C, NH), "attention_forward");
+        got = dev_get(d_out, NC, dt);
+        float *gatt = dev_get(d_att, natt, dt);
+        expect("attention_forward out", dt, got, ref, NC, tol);
+        expect("attention_forward att", dt, gatt, att, natt, tol);
+        free(got), free(gatt), free(ref);
+
+        /* backward from the CPU's att (as stored in dt) on both sides */
+        round_dt(att, natt, dt);
+        dev_set(d_att, att, natt, dt);
+        float *dout = rand_arr(NC, 1.0f, 0.0f), *dqkv = fbuf(N * C3), *drow = fbuf((size_t)B * NH * T);
+        round_dt(dout, NC, dt);
+        lt_nn_attention_backward(dqkv, drow, dout, qkv, att, B, T, C, NH);
+        void *d_dout = dev_put(dout, NC, dt), *d_dqkv = dalloc(N * C3 * lt_dtype_size(dt));
+        float *d_drow = dalloc((size_t)B * NH * T * sizeof(float));
+        ok(lt_cunn_attention_backward(nn, dt, d_dqkv, d_drow, d_dout, d_qkv, d_att, B, T, C, NH), "attention_backward");
+        float *g1 = dev_get(d_dqkv, N * C3, dt);
+        ok(lt_cunn_attention_backward(nn, dt, d_dqkv, d_drow, d_dout, d_qkv, d_att, B, T, C, NH), "attention_backward");
+        float *g2 = dev_get(d_dqkv, N * C3, dt);
+        expect_rows("attention_backward dq", dt, g1, dqkv, N, (size_t)C, C3, C3, tol);
+        expect_rows("attention_backward dk", dt, g1 + C, dqkv + C, N, (size_t)C, C3, C3, tol);
+        expect_rows("attention_backward dv", dt, g1 + 2 * C, dqkv + 2 * C, N, (size_t)C, C3, C3, tol);
+        expect_same("attention_backward run twice: dqkv", dt, g1, g2, N * C3);
+        free(g1), free(g2), free(qkv), free(att), free(dout), free(dqkv), free(drow);
+    }
+
+    /* ---- gelu, residual ---- */
+    {
+        const size_t n4 = N * C4;
+        float *h = rand_arr(n4, 4.0f, 0.0f), *dh = rand_arr(n4, 1.0f, 0.0f);
+        round_dt(h, n4, dt), round_dt(dh, n4, dt);
+        void *d_h = dev_put(h, n4, dt), *d_o = dalloc(n4 * lt_dtype_size(dt)), *d_dh = dev_put(dh, n4, dt);
+        ref = fbuf(n4);
+        lt_nn_gelu_forward(ref, h, n4);
+        ok(lt_cunn_gelu_forward(nn, dt, d_o, d_h, n4), "gelu_forward");
+        got = dev_get(d_o, n4, dt);
+        expect("gelu_forward out", dt, got, ref, n4, tol);
+        free(got);
+        memcpy(ref, dh, n4 * sizeof *ref);
+        lt_nn_gelu_backward(ref, h, n4);
+        ok(lt_cunn_gelu_backward(nn, dt, d_dh, d_h, n4), "gelu_backward");
+        got = dev_get(d_dh, n4, dt);
+        expect("gelu_backward dinout (in place)", dt, got, ref, n4, tol);
+        free(got);
+
+        float *a = rand_arr(NC, 1.0f, 0.0f);
+        round_dt(a, NC, dt);
+        void *d_a = dev_put(a, NC, dt);
+        lt_nn_residual_forward(ref, a, x, NC);
+        ok(lt_cunn_residual_forward(nn, dt, d_a, d_a, d_x, NC), "residual_forward"); /* out aliases a */
+        got = dev_get(d_a, NC, dt);
+        expect("residual_forward out (aliasing a)", dt, got, ref, NC, tol_add);
+        free(got), free(ref), free(h), free(dh), free(a);
+    }
+
+    /* ---- lm head ---- */
+    {
+        const size_t nl = N * (size_t)ldv;
+        void *d_logits = dalloc(nl * lt_dtype_size(dt));
+        ref = fbuf(N * (size_t)V);
+        lt_nn_lmhead_forward(ref, x, wte, N, C, V);
+        ok(lt_cunn_lmhead_forward(nn, dt, d_logits, d_x, d_wte, N, C, V, ldv), "lmhead_forward");
+        got = dev_get(d_logits, nl, dt);
+        expect_rows("lmhead_forward logits", dt, got, ref, N, (size_t)V, (size_t)ldv, (size_t)V, tol);
+        free(got), free(ref);
+
+        float *dl = rand_arr(nl, 0.1f, 0.0f);
+        round_dt(dl, nl, dt);
+        float *dl_c = fbuf(N * (size_t)V);
+        for (size_t r = 0; r < N; r++) memcpy(dl_c + r * V, dl + r * ldv, (size_t)V * sizeof *dl);
+        float *dwte0 = rand_arr((size_t)V * C, 1.0f, 0.0f), *dwte = copy_arr(dwte0, (size_t)V * C), *dinp = fbuf(NC);
+        lt_nn_lmhead_backward(dinp, dwte, dl_c, x, wte, N, C, V);
+        dev_set(d_logits, dl, nl, dt);
+        float *d_dwte = dev_put(dwte0, (size_t)V * C, LT_DTYPE_F32);
+        void *d_dinp = dalloc(NC * lt_dtype_size(dt));
+        ok(lt_cunn_lmhead_backward(nn, dt, d_dinp, d_dwte, d_logits, d_x, d_wte, N, C, V, ldv), "lmhead_backward");
+        float *g1 = dev_get(d_dinp, NC, dt), *g2 = dev_get(d_dwte, (size_t)V * C, LT_DTYPE_F32);
+        expect("lmhead_backward dinp", dt, g1, dinp, NC, tol);
+        expect("lmhead_backward dwte (+=)", dt, g2, dwte, (size_t)V * C, TOL_F32);
+        free(g1), free(g2), free(dl), free(dl_c), free(dwte0), free(dwte), free(dinp);
+    }
+
+    /* ---- classifier ---- */
+    {
+        const size_t nl = N * (size_t)ldv;
+        const float scale = 1.0f / (float)N, PAD = 7.0f;
+        float *lg = rand_arr(nl, 4.0f, 0.0f);
+        round_dt(lg, nl, dt);
+        for (size_t r = 0; r < N; r++)
+            for (int j = V; j < ldv; j++) lg[r * ldv + j] = PAD;
+        float *lg_c = fbuf(N * (size_t)V), *losses = fbuf(N), *lse = fbuf(N), *dl = fbuf(N * (size_t)V);
+        for (size_t r = 0; r < N; r++) memcpy(lg_c + r * V, lg + r * ldv, (size_t)V * sizeof *lg);
+        double total = lt_nn_crossentropy_forward(losses, lse, lg_c, targets, N, V);
+        lt_nn_crossentropy_backward(dl, lg_c, lse, targets, N, V, scale);
+
+        void *d_lg = dev_put(lg, nl, dt), *d_dl = dev_put(lg, nl, dt), *d_lg2 = dev_put(lg, nl, dt);
+        float *d_losses = dalloc(N * sizeof(float)), *d_lse = dalloc(N * sizeof(float));
+        float *d_losses2 = dalloc(N * sizeof(float)), *d_lse2 = dalloc(N * sizeof(float));
+        double *d_sum = dalloc(2 * sizeof(double)), sums[2];
+        ok(lt_cunn_crossentropy_forward(nn, dt, d_losses, d_lse, d_lg, d_targets, N, V, ldv, d_sum),
+           "crossentropy_forward");
+        ok(lt_cunn_crossentropy_backward(nn, dt, d_dl, d_lg, d_lse, d_targets, N, V, ldv, scale),
+           "crossentropy_backward");
+        ok(lt_cunn_classifier(nn, dt, d_lg2, d_losses2, d_lse2, d_targets, N, V, ldv, scale, d_sum + 1),
+           "classifier");
+        float *gl = dev_get(d_losses, N, LT_DTYPE_F32), *gz = dev_get(d_lse, N, LT_DTYPE_F32);
+        float *gl2 = dev_get(d_losses2, N, LT_DTYPE_F32), *gz2 = dev_get(d_lse2, N, LT_DTYPE_F32);
+        float *gd = dev_get(d_dl, nl, dt), *gd2 = dev_get(d_lg2, nl, dt);
+        download(sums, d_sum, sizeof sums);
+        expect("crossentropy_forward losses", dt, gl, losses, N, TOL_F32);
+        expect("crossentropy_forward lse", dt, gz, lse, N, TOL_F32);
+        double se = fabs(sums[0] - total) / fabs(total);
+        printf("  %-4s %-40s err %.2e  (tol %.1e)\n", dtn(dt), "crossentropy_forward loss sum", se, 1e-5);
+        CHECK(se <= 1e-5 && sums[1] == sums[0], "loss sums %.9g %.9g, CPU %.9g", sums[0], sums[1], total);
+        expect_rows("crossentropy_backward dlogits", dt, gd, dl, N, (size_t)V, (size_t)ldv, (size_t)V, tol);
+        expect_same("classifier losses = forward's", dt, gl2, gl, N);
+        expect_same("classifier lse = forward's", dt, gz2, gz, N);
+        expect_same("classifier dlogits = backward's", dt, gd2, gd, nl); /* padding included */
+        int pad_ok = 1;
+        for (size_t r = 0; r < N; r++)
+            for (int j = V; j < ldv; j++) pad_ok &= gd2[r * ldv + j] == PAD;
+        CHECK(pad_ok, "the classifier wrote into the padding columns");
+        free(gl), free(gz), free(gl2), free(gz2), free(gd), free(gd2);
+        free(lg), free(lg_c), free(losses), free(lse), free(dl);
+    }
+
+    free(x), free(lw), free(lb), free(mean), free(rstd), free(wte), free(wpe), free(inp), free(targets);
+    free_all();
+}
+
+int main(int argc, char **argv) {
+    int quick = 0;
+    uint64_t seed = 1234;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--quick")) quick = 1;
+        else if (!strcmp(argv[i], "--seed") && i + 1 < argc) seed = strtoull(argv[++i], NULL, 10);
+        else {
+            fprintf(stderr, "usage: gpu_gpt2_layers [--quick] [--seed S]\n");
+            return 2;
+        }
+    }
+    char desc[256], err[512];
+    lt_cuda_describe(desc, sizeof desc);
+    printf("gpu_gpt2_layers: %s, seed %llu\n", desc, (unsigned long long)seed);
+    nn = lt_cunn_create(NULL, err, sizeof err);
+    if (!nn) {
+        fprintf(stderr, "gpu_gpt2_layers: %s\n", err);
+        return 1;
+    }
+    /* a bad dtype is refused with a message */
+    CHECK(lt_cunn_gelu_forward(nn, LT_DTYPE_F16, NULL, NULL, 1) == -1 && strstr(lt_cunn_error(nn), "F16"),
+          "F16 storage was not refused: '%s'", lt_cunn_error(nn));
+    rng = seed;
+    int nshapes = quick ? 1 : (int)(sizeof SHAPES / sizeof SHAPES[0]);
+    for (int i = 0; i < nshapes; i++) {
+        run(&SHAPES[i], LT_DTYPE_F32);
+        run(&SHAPES[i], LT_DTYPE_BF16);
+    }
+    lt_cunn_destroy(nn);
+    return lt_test_done("gpu_gpt2_layers");
+}
