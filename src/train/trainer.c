@@ -43,6 +43,7 @@ typedef struct {
     double loss_scale;
     long growth_tracker; /* clean steps since the scale last changed */
     long skipped;        /* steps skipped for overflow since the last log line */
+    long skipped_total;  /* all of them: the scheduler does not advance on a skipped step (the Trainer's rule) */
     char err[1024];
 } run_t;
 
@@ -90,7 +91,7 @@ static cJSON *state_json(run_t *r) {
     cJSON_AddStringToObject(s, "type", r->a->lr_scheduler_type);
     cJSON_AddNumberToObject(s, "warmup_steps", (double)r->warmup);
     cJSON_AddNumberToObject(s, "total_steps", (double)r->total_steps);
-    cJSON_AddNumberToObject(s, "last_step", (double)r->step);
+    cJSON_AddNumberToObject(s, "last_step", (double)(r->step - r->skipped_total));
     cJSON_AddStringToObject(j, "optim", lt_optim_name(r->o));
     cJSON_AddNumberToObject(j, "train_batch_size", r->B);
     cJSON_AddNumberToObject(j, "gradient_accumulation_steps", r->accum);
@@ -102,6 +103,7 @@ static cJSON *state_json(run_t *r) {
         cJSON_AddNumberToObject(g, "growth_factor", 2.0);
         cJSON_AddNumberToObject(g, "backoff_factor", 0.5);
         cJSON_AddNumberToObject(g, "growth_interval", (double)r->a->fp16_growth_interval);
+        cJSON_AddNumberToObject(g, "skipped_steps", (double)r->skipped_total);
     }
     cJSON_AddItemToObject(j, "log_history", cJSON_Duplicate(r->history, 1));
     return j;
@@ -336,13 +338,16 @@ int lt_train_run(const lt_train_args *a) {
         const cJSON *gsc = cJSON_GetObjectItem(state, "grad_scaler");
         if (a->fp16 && gsc) {
             const cJSON *sc = cJSON_GetObjectItem(gsc, "scale"), *gt = cJSON_GetObjectItem(gsc, "growth_tracker");
-            if (!cJSON_IsNumber(sc) || !(sc->valuedouble > 0) || !cJSON_IsNumber(gt)) {
-                snprintf(r->err, sizeof r->err, "%.900s/trainer_state.json: grad_scaler.scale or growth_tracker invalid",
-                         resume);
+            const cJSON *sk = cJSON_GetObjectItem(gsc, "skipped_steps");
+            if (!cJSON_IsNumber(sc) || !(sc->valuedouble > 0) || !cJSON_IsNumber(gt) || !cJSON_IsNumber(sk) ||
+                sk->valuedouble < 0 || sk->valuedouble > (double)r->step) {
+                snprintf(r->err, sizeof r->err,
+                         "%.900s/trainer_state.json: grad_scaler.scale, growth_tracker or skipped_steps invalid", resume);
                 goto out;
             }
             r->loss_scale = sc->valuedouble;
             r->growth_tracker = (long)gt->valuedouble;
+            r->skipped_total = (long)sk->valuedouble;
         }
         lt_data_seek(&r->data, (long)cJSON_GetObjectItem(dp, "epoch")->valuedouble,
                      (size_t)cJSON_GetObjectItem(dp, "index")->valuedouble);
@@ -400,7 +405,8 @@ int lt_train_run(const lt_train_args *a) {
     fflush(stdout);
     r->t_start = r->t_last = lt_now_s();
     while (r->step < r->total_steps) {
-        double lr = a->learning_rate * lt_sched_factor(&r->sched, r->step);
+        /* the scheduler counts optimizer steps taken: an fp16 step skipped for overflow does not advance it */
+        double lr = a->learning_rate * lt_sched_factor(&r->sched, r->step - r->skipped_total);
         lt_optim_set_lr(r->o, -1, lr);
         lt_gpt2_zero_grad(r->m);
         double loss = 0;
@@ -432,6 +438,7 @@ int lt_train_run(const lt_train_args *a) {
                 r->loss_scale *= 0.5;
                 r->growth_tracker = 0;
                 r->skipped++;
+                r->skipped_total++;
                 norm = NAN;
             } else {
                 double clip = a->max_grad_norm > 0 && norm > a->max_grad_norm ? a->max_grad_norm / (norm + 1e-6) : 1.0;

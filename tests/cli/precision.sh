@@ -56,6 +56,17 @@ cmp -s "$tmp/skip/checkpoint-3/model.safetensors" "$tmp/init/checkpoint-1/model.
 grep -q '"skipped_steps":3' "$tmp/skip/log.jsonl" || { echo "fp16: log.jsonl does not count the skipped steps"; fail=1; }
 echo "fp16: overflowed steps skipped, weights untouched, scale halved"
 
+# the scheduler does not advance on a skipped step (the Trainer steps it only after a real optimizer step):
+# with a linear decay over 8 steps, the k skipped steps and the first real one run at the full rate, the next
+# at 7/8 of it
+"$LT" train "${SMALL[@]}" --fp16 --fp16_init_scale 524288 --max_steps 8 --warmup_steps 0 --lr_scheduler_type linear \
+    --gradient_accumulation_steps 1 --logging_steps 1 --save_steps 0 --eval_steps 0 --output_dir "$tmp/sched" > "$tmp/sched.log" 2>&1 || { echo "fp16 schedule run failed"; cat "$tmp/sched.log"; fail=1; }
+k=$(grep -c 'gradients overflowed' "$tmp/sched.log")
+lrs=$(grep -o '"learning_rate":[0-9.e+-]*' "$tmp/sched/log.jsonl" | cut -d: -f2 | tr '\n' ' ')
+echo "fp16: $k skipped steps, learning rates $lrs"
+echo "$lrs" | awk -v k="$k" '{ ok = k >= 1 && k <= 6 && NF == 8; for (i = 1; i <= k + 1; i++) ok = ok && $i == 0.003;
+    ok = ok && ($(k + 2) - 0.002625) ^ 2 < 1e-18; exit !ok }' || { echo "fp16: the schedule advanced on skipped steps"; fail=1; }
+
 # growth: 65536 doubles after every 5 clean steps: 131072 logged at step 8 (one growth), 262144 at 12
 "$LT" train "${SMALL[@]}" --fp16 --fp16_growth_interval 5 --output_dir "$tmp/fp16-full" > "$tmp/fp16-full.log" 2>&1 || { echo "fp16 run failed"; cat "$tmp/fp16-full.log"; fail=1; }
 scales=$(grep -o '"loss_scale":[0-9.e+]*' "$tmp/fp16-full/log.jsonl" | cut -d: -f2 | tr '\n' ' ')
