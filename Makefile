@@ -95,7 +95,8 @@ $(BUILD)/examples/%: examples/%.c $(BUILD)/libleantrain.a
 
 # `make cuda-emu`: the CUDA backend's sources run on the CPU (tests/emu: an emulation of the CUDA runtime and thread
 # model; no GPU or nvcc needed) under AddressSanitizer + UBSan: the traces replayed with --device cuda, the GPU
-# benchmark's code path, gpu_compare --quick, the GPT-2 layer kernels against the CPU's (about 3 minutes);
+# benchmark's code path, gpu_compare --quick, the GPT-2 layer kernels against the CPU's, the whole GPT-2 model on
+# the device against the CPU model (gpu_gpt2_model --quick) (about 4 minutes);
 # EMU_FULL=1 adds the bf16 and API checks and
 # gpu_lowbit (about 8 minutes more). Timings are meaningless there.
 EMU      := $(BUILD)/emu
@@ -119,13 +120,15 @@ $(EMU)/tests/gpu/%: tests/gpu/%.c tests/testutil.h tests/test_lowbit.c tests/opt
 	$(CC) $(CFLAGS_BASE) -DLT_HAVE_CUDA $(EMU_SAN) -Itests -o $@ $< $(EMU)/libleantrain.a $(LIBS) -lstdc++ -pthread $(EMU_SAN)
 $(EMU)/leantrain: $(CLI_SRC:%.c=$(EMU)/obj/%.o) $(EMU)/libleantrain.a
 	$(CC) -o $@ $^ $(LIBS) -lstdc++ -pthread $(EMU_SAN)
-cuda-emu: $(EMU)/tests/gpu/gpu_compare $(EMU)/tests/gpu/gpu_lowbit $(EMU)/tests/gpu/gpu_gpt2_layers $(EMU)/leantrain
+cuda-emu: $(EMU)/tests/gpu/gpu_compare $(EMU)/tests/gpu/gpu_lowbit $(EMU)/tests/gpu/gpu_gpt2_layers \
+          $(EMU)/tests/gpu/gpu_gpt2_model $(EMU)/leantrain
 	@mkdir -p $(BUILD)/tmp
 	$(EMU)/leantrain replay --device cuda $$(grep -l optim-trace-1 tests/data/golden/*.safetensors) \
 	  tests/data/torch2/*.safetensors tests/data/lowbit/*.safetensors
 	$(EMU)/leantrain bench optim --device cuda --optim adamw_torch --params 0.5 --steps 2
 	LT_TEST_TMP=$(BUILD)/tmp $(EMU)/tests/gpu/gpu_compare $(if $(EMU_FULL),,--quick)
 	$(EMU)/tests/gpu/gpu_gpt2_layers
+	$(EMU)/tests/gpu/gpu_gpt2_model $(if $(EMU_FULL),,--quick)
 	$(if $(EMU_FULL),LT_TEST_TMP=$(BUILD)/tmp LT_TEST_QUICK=1 $(EMU)/tests/gpu/gpu_lowbit)
 
 deps:

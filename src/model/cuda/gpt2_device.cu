@@ -1,0 +1,760 @@
+/* The GPT-2 model on a CUDA device (gpt2_device.h): buffers, forward and
+ * backward. The sequence of layer calls is the CPU model's (model/gpt2.c),
+ * each lt_nn_* call replaced by its lt_cunn_* twin, so the two can be read side
+ * by side; the only kernels of this file convert the weights between fp32 and
+ * bf16. Every device allocation goes through dev_alloc, which counts it, so
+ * that lt_gpt2_dev_allocated_bytes can be checked against the plan
+ * (gpt2_device_host.c computes the same sizes without a device). */
+#include <cuda_runtime.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/cuda/cu_internal.cuh"
+#include "model/cuda/gpt2_device.h"
+#include "model/cuda/gpt2_layers_cuda.h"
+
+struct lt_gpt2_dev {
+    lt_gpt2_config cfg;
+    int num_tensors;
+    size_t memory_floats;      /* elements of the parameter layout, padding included (the host's memory_floats) */
+    size_t *off;               /* [num_tensors] element offset of each tensor in that layout */
+    size_t *span;              /* [num_tensors] elements from a tensor's offset to the next one's (padding included) */
+    lt_gpt2_dev_param *params; /* [num_tensors] */
+
+    cudaStream_t stream;
+    lt_cunn *nn;
+
+    int precision;     /* LT_GPT2_F32 or LT_GPT2_BF16 */
+    int pure_bf16;     /* the parameters live only in w16 */
+    int checkpointing;
+    int grad_per_block;
+    float loss_scale;
+
+    float *w32;        /* fp32 master weights (NULL when pure bf16) */
+    uint16_t *w16;     /* bf16 compute copy, or the parameters when pure (NULL in fp32 compute) */
+    float *grad;       /* gradients */
+    size_t grad_floats;
+
+    /* set_batch */
+    char *arena;
+    lt_gpt2_dev_layout lay;
+    int max_B, max_T;
+    int32_t *h_tokens; /* host: [max_B * max_T] the last inputs */
+    int32_t *h_plan;   /* host: [3 max_B max_T + 1] the encoder's bucket list being built */
+    int32_t *h_count;  /* host: [V] counting-sort scratch */
+
+    int B, T;          /* of the last forward */
+    int ngroups;       /* distinct tokens of the last forward's inputs */
+    int have_targets;  /* the last forward ran the classifier: backward may run */
+
+    size_t allocated, peak; /* bytes cudaMalloc'd by the model now, and at most */
+};
+
+namespace {
+
+constexpr int CONV_THREADS = 256;
+/* the conversions stride over what one grid does not cover; the emulation runs CTAs one by one, so fewer there */
+#ifdef LT_CUDA_EMU
+constexpr unsigned CONV_MAX_BLOCKS = 16;
+#else
+constexpr unsigned CONV_MAX_BLOCKS = 4096;
+#endif
+
+__global__ void f32_to_bf16_kernel(uint16_t *dst, const float *src, size_t n) {
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        dst[i] = lt_cu_f32_to_bf16(src[i]);
+}
+
+__global__ void bf16_to_f32_kernel(float *dst, const uint16_t *src, size_t n) {
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        dst[i] = lt_cu_bf16_to_f32(src[i]);
+}
+
+/* The gradient norm: a grid-stride sum of squares per CTA in double, then one CTA adding the partial sums in
+ * order; lt_cu_block_sum adds in a fixed tree, so the result does not depend on timing. */
+constexpr int NORM_THREADS = 256;
+#ifdef LT_CUDA_EMU
+constexpr unsigned NORM_GRID = 16;
+#else
+constexpr unsigned NORM_GRID = LT_GPT2_DEV_NORM_PARTS;
+#endif
+static_assert(NORM_GRID <= LT_GPT2_DEV_NORM_PARTS, "one partial sum per CTA");
+
+__global__ void sumsq_partial_kernel(double *part, const float *g, size_t n) {
+    __shared__ double red[32];
+    double s = 0.0;
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        const double x = g[i];
+        s += x * x;
+    }
+    s = lt_cu_block_sum(s, red);
+    if (threadIdx.x == 0) part[blockIdx.x] = s;
+}
+
+__global__ void sumsq_final_kernel(double *out, const double *part, int parts) {
+    __shared__ double red[32];
+    double s = 0.0;
+    for (int i = threadIdx.x; i < parts; i += blockDim.x) s += part[i];
+    s = lt_cu_block_sum(s, red);
+    if (threadIdx.x == 0) *out = s;
+}
+
+unsigned conv_blocks(size_t n) {
+    size_t b = (n + CONV_THREADS - 1) / CONV_THREADS;
+    return b == 0 ? 1u : b > CONV_MAX_BLOCKS ? CONV_MAX_BLOCKS : (unsigned)b;
+}
+
+void msg(char *err, size_t errlen, const char *fmt, ...) {
+    if (!err || !errlen) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+lt_status cuda_fail(char *err, size_t errlen, const char *what, cudaError_t e) {
+    cudaGetLastError(); /* clear it: the message carries it */
+    msg(err, errlen, "device GPT-2: %s: %s", what, cudaGetErrorString(e));
+    return e == cudaErrorMemoryAllocation ? LT_ERR_NOMEM : LT_ERR_DEVICE;
+}
+
+lt_status nn_fail(const lt_gpt2_dev *d, char *err, size_t errlen, const char *what) {
+    msg(err, errlen, "device GPT-2: %s: %s", what, lt_cunn_error(d->nn));
+    return LT_ERR_DEVICE;
+}
+
+/* cudaMalloc, counted */
+cudaError_t dev_alloc(lt_gpt2_dev *d, void **p, size_t bytes) {
+    *p = nullptr;
+    cudaError_t e = cudaMalloc(p, bytes ? bytes : 1);
+    if (e != cudaSuccess) {
+        *p = nullptr;
+        return e;
+    }
+    d->allocated += bytes;
+    if (d->allocated > d->peak) d->peak = d->allocated;
+    return cudaSuccess;
+}
+
+void dev_free(lt_gpt2_dev *d, void *p, size_t bytes) {
+    if (!p) return;
+    cudaFree(p);
+    d->allocated -= bytes;
+}
+
+size_t elem_bytes(const lt_gpt2_dev *d) { return d->precision == LT_GPT2_BF16 ? 2 : 4; }
+lt_dtype dtype(const lt_gpt2_dev *d) { return d->precision == LT_GPT2_BF16 ? LT_DTYPE_BF16 : LT_DTYPE_F32; }
+size_t w32_bytes(const lt_gpt2_dev *d) { return d->memory_floats * sizeof(float); }
+size_t w16_bytes(const lt_gpt2_dev *d) { return d->memory_floats * sizeof(uint16_t); }
+
+/* Tensor i as the compute reads it: the fp32 masters, or the bf16 values. */
+const void *W(const lt_gpt2_dev *d, int i) {
+    if (d->precision == LT_GPT2_BF16) return d->w16 + d->off[i];
+    return d->w32 + d->off[i];
+}
+float *G(const lt_gpt2_dev *d, int i) { return d->params[i].grad; }
+int blk(int l, int k) { return LT_GPT2_BLOCK_FIRST + LT_GPT2_PER_BLOCK * l + k; }
+int lnf_index(const lt_gpt2_dev *d) { return LT_GPT2_BLOCK_FIRST + LT_GPT2_PER_BLOCK * d->cfg.n_layer; }
+
+/* A sub-buffer of the activation allocation. */
+void *buf(const lt_gpt2_dev *d, int id) { return d->arena + d->lay.offset[id]; }
+float *fbuf(const lt_gpt2_dev *d, int id) { return reinterpret_cast<float *>(buf(d, id)); }
+int32_t *ibuf(const lt_gpt2_dev *d, int id) { return reinterpret_cast<int32_t *>(buf(d, id)); }
+
+/* The internals of one block: pointers into the activation buffer (the CPU model's block_acts). */
+struct block_acts {
+    void *ln1, *qkv, *att, *atty, *res2, *ln2, *fch, *fchg, *res3;
+    float *ln1_mean, *ln1_rstd, *ln2_mean, *ln2_rstd;
+};
+
+block_acts block_at(const lt_gpt2_dev *d, int l) {
+    const size_t S = elem_bytes(d), C = (size_t)d->cfg.n_embd, cap = (size_t)d->max_B * (size_t)d->max_T;
+    /* with checkpointing every block uses slot 0 of its internals, statistics and residual2 */
+    const size_t li = d->checkpointing ? 0 : (size_t)l, rows = li * cap;
+    const size_t att_slot = cap * (size_t)d->cfg.n_head * (size_t)d->max_T;
+    auto at = [&](int id, size_t elems) { return static_cast<void *>(static_cast<char *>(buf(d, id)) + elems * S); };
+    block_acts b;
+    b.ln1 = at(LT_GPT2_DEV_LN1, rows * C);
+    b.qkv = at(LT_GPT2_DEV_QKV, rows * 3 * C);
+    b.att = at(LT_GPT2_DEV_ATT, li * att_slot);
+    b.atty = at(LT_GPT2_DEV_ATTY, rows * C);
+    b.res2 = at(LT_GPT2_DEV_RES2, rows * C);
+    b.ln2 = at(LT_GPT2_DEV_LN2, rows * C);
+    b.fch = at(LT_GPT2_DEV_FCH, rows * 4 * C);
+    b.fchg = at(LT_GPT2_DEV_FCHG, rows * 4 * C);
+    b.res3 = at(LT_GPT2_DEV_RES3, (size_t)l * cap * C);
+    b.ln1_mean = fbuf(d, LT_GPT2_DEV_LN1_MEAN) + rows;
+    b.ln1_rstd = fbuf(d, LT_GPT2_DEV_LN1_RSTD) + rows;
+    b.ln2_mean = fbuf(d, LT_GPT2_DEV_LN2_MEAN) + rows;
+    b.ln2_rstd = fbuf(d, LT_GPT2_DEV_LN2_RSTD) + rows;
+    return b;
+}
+
+/* The block input of block l: the embeddings, or block l-1's output. */
+const void *block_input(const lt_gpt2_dev *d, int l) {
+    if (l == 0) return buf(d, LT_GPT2_DEV_ENCODED);
+    const size_t cap = (size_t)d->max_B * (size_t)d->max_T;
+    return static_cast<char *>(buf(d, LT_GPT2_DEV_RES3)) + (size_t)(l - 1) * cap * (size_t)d->cfg.n_embd * elem_bytes(d);
+}
+
+/* Points every parameter's grad into the gradient buffer: one slot per tensor, or (per-block) the blocks' tensor
+ * k sharing block 0's. */
+void point_grads(lt_gpt2_dev *d) {
+    const int first = LT_GPT2_BLOCK_FIRST, block1 = first + LT_GPT2_PER_BLOCK, after = lnf_index(d);
+    size_t at = 0;
+    for (int i = 0; i < d->num_tensors; i++) {
+        if (d->grad_per_block && i >= block1 && i < after) {
+            d->params[i].grad = d->params[first + (i - first) % LT_GPT2_PER_BLOCK].grad;
+            continue;
+        }
+        d->params[i].grad = d->grad + at;
+        at += d->span[i];
+    }
+}
+
+size_t grad_floats_for(const lt_gpt2_dev *d, int per_block) {
+    const int block1 = LT_GPT2_BLOCK_FIRST + (int)LT_GPT2_PER_BLOCK, after = lnf_index(d);
+    size_t n = 0;
+    for (int i = 0; i < d->num_tensors; i++)
+        if (!(per_block && i >= block1 && i < after)) n += d->span[i];
+    return n;
+}
+
+void point_weights(lt_gpt2_dev *d) {
+    for (int i = 0; i < d->num_tensors; i++) {
+        d->params[i].data = d->w32 ? d->w32 + d->off[i] : nullptr;
+        d->params[i].data16 = d->w16 ? d->w16 + d->off[i] : nullptr;
+    }
+}
+
+void drop_batch(lt_gpt2_dev *d) {
+    dev_free(d, d->arena, d->lay.total_bytes);
+    d->arena = nullptr;
+    memset(&d->lay, 0, sizeof d->lay);
+    free(d->h_tokens), free(d->h_plan), free(d->h_count);
+    d->h_tokens = d->h_plan = d->h_count = nullptr;
+    d->max_B = d->max_T = 0;
+    d->B = d->T = 0;
+    d->have_targets = 0;
+}
+
+lt_status convert(lt_gpt2_dev *d, void *dst, const void *src, int to_bf16, char *err, size_t errlen) {
+    const size_t n = d->memory_floats;
+    if (to_bf16)
+        LT_LAUNCH(f32_to_bf16_kernel, conv_blocks(n), CONV_THREADS, 0, d->stream)(
+            static_cast<uint16_t *>(dst), static_cast<const float *>(src), n);
+    else
+        LT_LAUNCH(bf16_to_f32_kernel, conv_blocks(n), CONV_THREADS, 0, d->stream)(
+            static_cast<float *>(dst), static_cast<const uint16_t *>(src), n);
+    cudaError_t e = cudaGetLastError();
+    return e == cudaSuccess ? LT_OK : cuda_fail(err, errlen, "converting the weights", e);
+}
+
+lt_status wait(const lt_gpt2_dev *d, char *err, size_t errlen, const char *what) {
+    cudaError_t e = cudaStreamSynchronize(d->stream);
+    if (e == cudaSuccess) e = cudaGetLastError();
+    return e == cudaSuccess ? LT_OK : cuda_fail(err, errlen, what, e);
+}
+
+int same_config(const lt_gpt2_config *a, const lt_gpt2_config *b) {
+    return a->vocab_size == b->vocab_size && a->n_positions == b->n_positions && a->n_embd == b->n_embd &&
+           a->n_layer == b->n_layer && a->n_head == b->n_head && a->layer_norm_epsilon == b->layer_norm_epsilon;
+}
+
+/* Block l's forward from `residual` to its residual3 slice (the CPU model's block_forward). */
+lt_status block_forward(lt_gpt2_dev *d, int l, const void *residual, int B, int T, char *err, size_t errlen) {
+    lt_cunn *nn = d->nn;
+    const lt_dtype dt = dtype(d);
+    const int C = d->cfg.n_embd, NH = d->cfg.n_head;
+    const size_t N = (size_t)B * (size_t)T, NC = N * (size_t)C;
+    const double eps = d->cfg.layer_norm_epsilon;
+    const block_acts b = block_at(d, l);
+    if (lt_cunn_layernorm_forward(nn, dt, b.ln1, b.ln1_mean, b.ln1_rstd, residual, W(d, blk(l, LT_GPT2_LN1_W)),
+                                  W(d, blk(l, LT_GPT2_LN1_B)), N, C, eps) ||
+        lt_cunn_matmul_forward(nn, dt, b.qkv, b.ln1, W(d, blk(l, LT_GPT2_QKV_W)), W(d, blk(l, LT_GPT2_QKV_B)), N, C,
+                               3 * C) ||
+        lt_cunn_attention_forward(nn, dt, b.atty, b.att, b.qkv, B, T, C, NH) ||
+        /* c_proj writes into residual2, then the block input is added in place */
+        lt_cunn_matmul_forward(nn, dt, b.res2, b.atty, W(d, blk(l, LT_GPT2_ATTPROJ_W)),
+                               W(d, blk(l, LT_GPT2_ATTPROJ_B)), N, C, C) ||
+        lt_cunn_residual_forward(nn, dt, b.res2, b.res2, residual, NC) ||
+        lt_cunn_layernorm_forward(nn, dt, b.ln2, b.ln2_mean, b.ln2_rstd, b.res2, W(d, blk(l, LT_GPT2_LN2_W)),
+                                  W(d, blk(l, LT_GPT2_LN2_B)), N, C, eps) ||
+        lt_cunn_matmul_forward(nn, dt, b.fch, b.ln2, W(d, blk(l, LT_GPT2_FC_W)), W(d, blk(l, LT_GPT2_FC_B)), N, C,
+                               4 * C) ||
+        lt_cunn_gelu_forward(nn, dt, b.fchg, b.fch, 4 * NC) ||
+        lt_cunn_matmul_forward(nn, dt, b.res3, b.fchg, W(d, blk(l, LT_GPT2_FCPROJ_W)),
+                               W(d, blk(l, LT_GPT2_FCPROJ_B)), N, 4 * C, C) ||
+        lt_cunn_residual_forward(nn, dt, b.res3, b.res3, b.res2, NC)) {
+        char what[48];
+        snprintf(what, sizeof what, "forward of block %d", l);
+        return nn_fail(d, err, errlen, what);
+    }
+    return LT_OK;
+}
+
+} // namespace
+
+extern "C" {
+
+lt_status lt_gpt2_dev_create(const lt_gpt2 *host, void *stream, lt_gpt2_dev **out, char *err, size_t errlen) {
+    *out = nullptr;
+    const int n = host->num_tensors;
+    const void *base = host->param_memory ? (const void *)host->param_memory : (const void *)host->param16_memory;
+    if (!base || n != LT_GPT2_PER_BLOCK * host->cfg.n_layer + 4) {
+        msg(err, errlen, "device GPT-2: the host model has no parameters");
+        return LT_ERR_ARG;
+    }
+    lt_gpt2_dev *d = static_cast<lt_gpt2_dev *>(calloc(1, sizeof *d));
+    if (!d) {
+        msg(err, errlen, "device GPT-2: out of host memory");
+        return LT_ERR_NOMEM;
+    }
+    d->cfg = host->cfg;
+    d->num_tensors = n;
+    d->memory_floats = host->memory_floats;
+    d->stream = static_cast<cudaStream_t>(stream);
+    d->precision = LT_GPT2_F32;
+    d->loss_scale = 1.0f;
+    d->off = static_cast<size_t *>(calloc((size_t)n, sizeof *d->off));
+    d->span = static_cast<size_t *>(calloc((size_t)n, sizeof *d->span));
+    d->params = static_cast<lt_gpt2_dev_param *>(calloc((size_t)n, sizeof *d->params));
+    lt_status st = LT_ERR_NOMEM;
+    if (!d->off || !d->span || !d->params) {
+        msg(err, errlen, "device GPT-2: out of host memory");
+        goto fail;
+    }
+    /* the host layout, read off the host's pointers */
+    for (int i = 0; i < n; i++) {
+        const lt_gpt2_param *p = &host->params[i];
+        size_t o = p->data ? (size_t)(p->data - host->param_memory) : (size_t)(p->data16 - host->param16_memory);
+        d->off[i] = o;
+        d->params[i].numel = p->numel;
+        if ((i > 0 && o < d->off[i - 1] + host->params[i - 1].numel) || o + p->numel > d->memory_floats) {
+            msg(err, errlen, "device GPT-2: the host model's parameter layout is not the expected one");
+            st = LT_ERR_ARG;
+            goto fail;
+        }
+    }
+    for (int i = 0; i < n; i++) d->span[i] = (i + 1 < n ? d->off[i + 1] : d->memory_floats) - d->off[i];
+    {
+        char nerr[512];
+        d->nn = lt_cunn_create(stream, nerr, sizeof nerr);
+        if (!d->nn) {
+            msg(err, errlen, "device GPT-2: %s", nerr);
+            st = LT_ERR_DEVICE;
+            goto fail;
+        }
+    }
+    {
+        cudaError_t e = dev_alloc(d, reinterpret_cast<void **>(&d->w32), w32_bytes(d));
+        if (e == cudaSuccess) {
+            d->grad_floats = grad_floats_for(d, 0);
+            e = dev_alloc(d, reinterpret_cast<void **>(&d->grad), d->grad_floats * sizeof(float));
+        }
+        if (e == cudaSuccess) e = cudaMemsetAsync(d->grad, 0, d->grad_floats * sizeof(float), d->stream);
+        if (e != cudaSuccess) {
+            st = cuda_fail(err, errlen, "allocating the weights and gradients", e);
+            goto fail;
+        }
+    }
+    point_weights(d);
+    point_grads(d);
+    if ((st = lt_gpt2_dev_upload(d, host, err, errlen)) != LT_OK) goto fail;
+    *out = d;
+    return LT_OK;
+fail:
+    lt_gpt2_dev_free(d);
+    return st;
+}
+
+void lt_gpt2_dev_free(lt_gpt2_dev *d) {
+    if (!d) return;
+    if (d->nn) cudaStreamSynchronize(d->stream);
+    drop_batch(d);
+    dev_free(d, d->w32, w32_bytes(d));
+    dev_free(d, d->w16, w16_bytes(d));
+    dev_free(d, d->grad, d->grad_floats * sizeof(float));
+    lt_cunn_destroy(d->nn);
+    free(d->off), free(d->span), free(d->params);
+    free(d);
+}
+
+lt_status lt_gpt2_dev_upload(lt_gpt2_dev *d, const lt_gpt2 *host, char *err, size_t errlen) {
+    if (!same_config(&d->cfg, &host->cfg) || host->memory_floats != d->memory_floats) {
+        msg(err, errlen, "device GPT-2: upload from a model of another shape");
+        return LT_ERR_ARG;
+    }
+    const size_t n = d->memory_floats;
+    void *dst = d->pure_bf16 ? static_cast<void *>(d->w16) : static_cast<void *>(d->w32);
+    const size_t bytes = n * (d->pure_bf16 ? sizeof(uint16_t) : sizeof(float));
+    const int host16 = host->param_memory == nullptr;
+    void *staged = nullptr;
+    const void *src = host16 ? static_cast<const void *>(host->param16_memory)
+                             : static_cast<const void *>(host->param_memory);
+    if (host16 != d->pure_bf16) { /* convert on the host, once */
+        staged = malloc(bytes);
+        if (!staged) {
+            msg(err, errlen, "device GPT-2: out of host memory staging the weights");
+            return LT_ERR_NOMEM;
+        }
+        for (size_t i = 0; i < n; i++) {
+            if (host16) static_cast<float *>(staged)[i] = lt_bf16_to_f32(host->param16_memory[i]);
+            else static_cast<uint16_t *>(staged)[i] = lt_f32_to_bf16(host->param_memory[i]);
+        }
+        src = staged;
+    }
+    cudaError_t e = cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, d->stream);
+    lt_status st = e == cudaSuccess ? wait(d, err, errlen, "uploading the weights")
+                                    : cuda_fail(err, errlen, "uploading the weights", e);
+    free(staged);
+    if (st) return st;
+    if ((st = lt_gpt2_dev_refresh_bf16(d, err, errlen))) return st;
+    return wait(d, err, errlen, "uploading the weights");
+}
+
+lt_status lt_gpt2_dev_download(const lt_gpt2_dev *d, lt_gpt2 *host, char *err, size_t errlen) {
+    if (!same_config(&d->cfg, &host->cfg) || host->memory_floats != d->memory_floats) {
+        msg(err, errlen, "device GPT-2: download into a model of another shape");
+        return LT_ERR_ARG;
+    }
+    const size_t n = d->memory_floats;
+    const void *src = d->pure_bf16 ? static_cast<const void *>(d->w16) : static_cast<const void *>(d->w32);
+    const size_t bytes = n * (d->pure_bf16 ? sizeof(uint16_t) : sizeof(float));
+    const int host16 = host->param_memory == nullptr;
+    void *dst = host16 ? static_cast<void *>(host->param16_memory) : static_cast<void *>(host->param_memory);
+    void *staged = nullptr;
+    if (host16 != d->pure_bf16 && !(staged = malloc(bytes))) {
+        msg(err, errlen, "device GPT-2: out of host memory staging the weights");
+        return LT_ERR_NOMEM;
+    }
+    lt_status st = wait(d, err, errlen, "before downloading the weights");
+    cudaError_t e = cudaSuccess;
+    if (st == LT_OK) e = cudaMemcpyAsync(staged ? staged : dst, src, bytes, cudaMemcpyDeviceToHost, d->stream);
+    if (st == LT_OK)
+        st = e == cudaSuccess ? wait(d, err, errlen, "downloading the weights")
+                              : cuda_fail(err, errlen, "downloading the weights", e);
+    if (st == LT_OK && staged) {
+        for (size_t i = 0; i < n; i++) {
+            if (host16) host->param16_memory[i] = lt_f32_to_bf16(static_cast<const float *>(staged)[i]);
+            else host->param_memory[i] = lt_bf16_to_f32(static_cast<const uint16_t *>(staged)[i]);
+        }
+    }
+    free(staged);
+    return st;
+}
+
+lt_status lt_gpt2_dev_download_grads(const lt_gpt2_dev *d, lt_gpt2 *host, char *err, size_t errlen) {
+    if (!same_config(&d->cfg, &host->cfg)) {
+        msg(err, errlen, "device GPT-2: gradients into a model of another shape");
+        return LT_ERR_ARG;
+    }
+    lt_status st = wait(d, err, errlen, "before downloading the gradients");
+    for (int i = 0; i < d->num_tensors && st == LT_OK; i++) {
+        cudaError_t e = cudaMemcpyAsync(host->params[i].grad, d->params[i].grad, d->params[i].numel * sizeof(float),
+                                        cudaMemcpyDeviceToHost, d->stream);
+        if (e != cudaSuccess) st = cuda_fail(err, errlen, "downloading the gradients", e);
+    }
+    return st ? st : wait(d, err, errlen, "downloading the gradients");
+}
+
+lt_status lt_gpt2_dev_set_batch(lt_gpt2_dev *d, int B, int T, char *err, size_t errlen) {
+    lt_gpt2_dev_layout lay;
+    lt_status st = lt_gpt2_dev_layout_of(&d->cfg, B, T, d->checkpointing, elem_bytes(d), &lay, err, errlen);
+    if (st) return st;
+    const size_t BT = (size_t)B * (size_t)T;
+    /* the plan's copy of the column-sum scratch formula must cover what the kernels use */
+    if (lay.bytes[LT_GPT2_DEV_COLSUM] < lt_cunn_colsum_scratch_floats(BT, 4 * d->cfg.n_embd) * sizeof(float)) {
+        msg(err, errlen, "device GPT-2: internal error: the layout's column-sum scratch is too small");
+        return LT_ERR_STATE;
+    }
+    drop_batch(d); /* before allocating the new one: the old never coexists with it */
+    d->h_tokens = static_cast<int32_t *>(malloc(BT * sizeof(int32_t)));
+    d->h_plan = static_cast<int32_t *>(malloc(lt_cunn_encoder_plan_ints(BT) * sizeof(int32_t)));
+    d->h_count = static_cast<int32_t *>(malloc((size_t)d->cfg.vocab_size * sizeof(int32_t)));
+    if (!d->h_tokens || !d->h_plan || !d->h_count) {
+        drop_batch(d);
+        msg(err, errlen, "device GPT-2: out of host memory for the token buffers");
+        return LT_ERR_NOMEM;
+    }
+    cudaError_t e = dev_alloc(d, reinterpret_cast<void **>(&d->arena), lay.total_bytes);
+    if (e != cudaSuccess) {
+        drop_batch(d);
+        char what[96];
+        snprintf(what, sizeof what, "activations of B %d x T %d (%zu MiB)", B, T, lay.total_bytes >> 20);
+        return cuda_fail(err, errlen, what, e);
+    }
+    d->lay = lay;
+    d->max_B = B, d->max_T = T;
+    return LT_OK;
+}
+
+void lt_gpt2_dev_set_checkpointing(lt_gpt2_dev *d, int on) {
+    cudaStreamSynchronize(d->stream); /* queued kernels may still use the buffer */
+    d->checkpointing = on != 0;
+    drop_batch(d);
+}
+
+lt_status lt_gpt2_dev_set_precision(lt_gpt2_dev *d, lt_gpt2_precision p, int pure_bf16, char *err, size_t errlen) {
+    if (p != LT_GPT2_F32 && p != LT_GPT2_BF16) {
+        msg(err, errlen, "device GPT-2: precision %d: the device computes in fp32 or bf16%s", (int)p,
+            p == LT_GPT2_F16 ? " (fp16 is CPU-only)" : "");
+        return LT_ERR_ARG;
+    }
+    if (pure_bf16 && p != LT_GPT2_BF16) {
+        msg(err, errlen, "device GPT-2: pure bf16 parameters need bf16 compute");
+        return LT_ERR_ARG;
+    }
+    lt_status st = wait(d, err, errlen, "before changing the precision");
+    if (st) return st;
+    pure_bf16 = pure_bf16 != 0;
+    cudaError_t e = cudaSuccess;
+    if (pure_bf16 && !d->pure_bf16) { /* fp32 masters -> bf16 parameters */
+        if (!d->w16) e = dev_alloc(d, reinterpret_cast<void **>(&d->w16), w16_bytes(d));
+        if (e != cudaSuccess) return cuda_fail(err, errlen, "allocating bf16 parameters", e);
+        if ((st = convert(d, d->w16, d->w32, 1, err, errlen)) || (st = wait(d, err, errlen, "converting"))) return st;
+        dev_free(d, d->w32, w32_bytes(d));
+        d->w32 = nullptr;
+    } else if (!pure_bf16 && d->pure_bf16) { /* bf16 parameters -> fp32 masters (exact) */
+        e = dev_alloc(d, reinterpret_cast<void **>(&d->w32), w32_bytes(d));
+        if (e != cudaSuccess) return cuda_fail(err, errlen, "allocating fp32 parameters", e);
+        if ((st = convert(d, d->w32, d->w16, 0, err, errlen)) || (st = wait(d, err, errlen, "converting"))) return st;
+    }
+    d->pure_bf16 = pure_bf16;
+    /* the bf16 compute copy exists exactly in bf16 compute with fp32 masters (or holds the pure parameters) */
+    if (p == LT_GPT2_BF16 && !d->w16) {
+        e = dev_alloc(d, reinterpret_cast<void **>(&d->w16), w16_bytes(d));
+        if (e != cudaSuccess) return cuda_fail(err, errlen, "allocating the bf16 weights", e);
+    } else if (p == LT_GPT2_F32 && d->w16) {
+        dev_free(d, d->w16, w16_bytes(d));
+        d->w16 = nullptr;
+    }
+    d->precision = p;
+    point_weights(d);
+    drop_batch(d);
+    if ((st = lt_gpt2_dev_refresh_bf16(d, err, errlen))) return st;
+    return wait(d, err, errlen, "changing the precision");
+}
+
+lt_status lt_gpt2_dev_set_grad_per_block(lt_gpt2_dev *d, int on, char *err, size_t errlen) {
+    lt_status st = wait(d, err, errlen, "before reallocating the gradients");
+    if (st) return st;
+    const size_t n = grad_floats_for(d, on != 0);
+    dev_free(d, d->grad, d->grad_floats * sizeof(float));
+    d->grad = nullptr;
+    d->grad_floats = 0;
+    cudaError_t e = dev_alloc(d, reinterpret_cast<void **>(&d->grad), n * sizeof(float));
+    if (e == cudaSuccess) e = cudaMemsetAsync(d->grad, 0, n * sizeof(float), d->stream);
+    if (e != cudaSuccess) {
+        for (int i = 0; i < d->num_tensors; i++) d->params[i].grad = nullptr;
+        return cuda_fail(err, errlen, "allocating the gradients", e);
+    }
+    d->grad_floats = n;
+    d->grad_per_block = on != 0;
+    point_grads(d);
+    return LT_OK;
+}
+
+void lt_gpt2_dev_set_loss_scale(lt_gpt2_dev *d, float scale) { d->loss_scale = scale; }
+
+lt_status lt_gpt2_dev_refresh_bf16(lt_gpt2_dev *d, char *err, size_t errlen) {
+    if (d->precision != LT_GPT2_BF16 || d->pure_bf16) return LT_OK;
+    return convert(d, d->w16, d->w32, 1, err, errlen);
+}
+
+lt_status lt_gpt2_dev_zero_grad(lt_gpt2_dev *d, char *err, size_t errlen) {
+    cudaError_t e = cudaMemsetAsync(d->grad, 0, d->grad_floats * sizeof(float), d->stream);
+    return e == cudaSuccess ? LT_OK : cuda_fail(err, errlen, "zeroing the gradients", e);
+}
+
+lt_status lt_gpt2_dev_forward(lt_gpt2_dev *d, const int32_t *inputs, const int32_t *targets, int B, int T,
+                              float *loss, char *err, size_t errlen) {
+    if (loss) *loss = NAN;
+    if (!d->arena) {
+        msg(err, errlen, "device GPT-2: forward: no activation buffer: call lt_gpt2_dev_set_batch first");
+        return LT_ERR_STATE;
+    }
+    if (B < 1 || T < 1 || B > d->max_B || T > d->max_T) {
+        msg(err, errlen, "device GPT-2: forward: B %d, T %d exceed the capacity set by set_batch (B %d, T %d)", B,
+            T, d->max_B, d->max_T);
+        return LT_ERR_ARG;
+    }
+    const lt_gpt2_config *c = &d->cfg;
+    const int L = c->n_layer, C = c->n_embd, V = c->vocab_size, ldv = d->lay.ldv;
+    const size_t N = (size_t)B * (size_t)T;
+    if (!inputs) {
+        msg(err, errlen, "device GPT-2: forward: no inputs given");
+        return LT_ERR_ARG;
+    }
+    for (int k = 0; k < 2; k++) {
+        const int32_t *tok = k ? targets : inputs;
+        for (size_t i = 0; tok && i < N; i++)
+            if (tok[i] < 0 || tok[i] >= V) {
+                msg(err, errlen, "device GPT-2: forward: %s[%zu] = %d is not a token id (0 to %d)",
+                    k ? "targets" : "inputs", i, (int)tok[i], V - 1);
+                return LT_ERR_ARG;
+            }
+    }
+    d->have_targets = 0;
+    d->B = B, d->T = T;
+    /* the inputs, and the bucket list of their rows that the embedding gradient needs, go over with the batch */
+    memcpy(d->h_tokens, inputs, N * sizeof *inputs);
+    d->ngroups = lt_cunn_encoder_plan(d->h_plan, d->h_count, inputs, N, V);
+    cudaError_t e = cudaMemcpyAsync(ibuf(d, LT_GPT2_DEV_INPUTS), d->h_tokens, N * sizeof(int32_t),
+                                    cudaMemcpyHostToDevice, d->stream);
+    if (e == cudaSuccess)
+        e = cudaMemcpyAsync(ibuf(d, LT_GPT2_DEV_PLAN), d->h_plan, lt_cunn_encoder_plan_ints(N) * sizeof(int32_t),
+                            cudaMemcpyHostToDevice, d->stream);
+    if (e == cudaSuccess && targets)
+        e = cudaMemcpyAsync(ibuf(d, LT_GPT2_DEV_TARGETS), targets, N * sizeof(int32_t), cudaMemcpyHostToDevice,
+                            d->stream);
+    if (e != cudaSuccess) return cuda_fail(err, errlen, "forward: copying the tokens", e);
+
+    lt_cunn *nn = d->nn;
+    const lt_dtype dt = dtype(d);
+    const int lnf = lnf_index(d);
+    void *encoded = buf(d, LT_GPT2_DEV_ENCODED), *lnf_out = buf(d, LT_GPT2_DEV_LNF), *logits = buf(d, LT_GPT2_DEV_LOGITS);
+    if (lt_cunn_encoder_forward(nn, dt, encoded, ibuf(d, LT_GPT2_DEV_INPUTS), W(d, LT_GPT2_WTE), W(d, LT_GPT2_WPE), B,
+                                T, C))
+        return nn_fail(d, err, errlen, "forward: embeddings");
+    lt_status st;
+    for (int l = 0; l < L; l++)
+        if ((st = block_forward(d, l, block_input(d, l), B, T, err, errlen))) return st;
+    if (lt_cunn_layernorm_forward(nn, dt, lnf_out, fbuf(d, LT_GPT2_DEV_LNF_MEAN), fbuf(d, LT_GPT2_DEV_LNF_RSTD),
+                                  block_input(d, L), W(d, lnf), W(d, lnf + 1), N, C, c->layer_norm_epsilon) ||
+        lt_cunn_lmhead_forward(nn, dt, logits, lnf_out, W(d, LT_GPT2_WTE), N, C, V, ldv))
+        return nn_fail(d, err, errlen, "forward: ln_f and lm head");
+    if (!targets) return LT_OK;
+    /* the fused classifier: the loss, and the logits overwritten by their gradient (the CPU model's
+     * crossentropy_backward scale: loss_scale / N) */
+    double *loss_sum = reinterpret_cast<double *>(buf(d, LT_GPT2_DEV_LOSS_SUM));
+    if (lt_cunn_classifier(nn, dt, logits, fbuf(d, LT_GPT2_DEV_LOSSES), fbuf(d, LT_GPT2_DEV_LSE),
+                           ibuf(d, LT_GPT2_DEV_TARGETS), N, V, ldv, (float)((double)d->loss_scale / (double)N),
+                           loss_sum))
+        return nn_fail(d, err, errlen, "forward: classifier");
+    double sum = 0.0;
+    e = cudaMemcpyAsync(&sum, loss_sum, sizeof sum, cudaMemcpyDeviceToHost, d->stream);
+    if (e != cudaSuccess) return cuda_fail(err, errlen, "forward: reading the loss", e);
+    if ((st = wait(d, err, errlen, "forward"))) return st;
+    if (loss) *loss = (float)(sum / (double)N);
+    d->have_targets = 1;
+    return LT_OK;
+}
+
+lt_status lt_gpt2_dev_backward(lt_gpt2_dev *d, char *err, size_t errlen) {
+    return lt_gpt2_dev_backward_cb(d, nullptr, nullptr, err, errlen);
+}
+
+lt_status lt_gpt2_dev_backward_cb(lt_gpt2_dev *d, lt_gpt2_grad_ready ready, void *ctx, char *err, size_t errlen) {
+    if (!d->have_targets) {
+        msg(err, errlen, "device GPT-2: backward needs a forward with targets since the last backward");
+        return LT_ERR_STATE;
+    }
+    /* the logits buffer holds their gradient, consumed below: a second backward would be wrong */
+    d->have_targets = 0;
+    const lt_gpt2_config *c = &d->cfg;
+    const int L = c->n_layer, C = c->n_embd, NH = c->n_head, V = c->vocab_size, B = d->B, T = d->T;
+    const size_t N = (size_t)B * (size_t)T, NC = N * (size_t)C;
+    lt_cunn *nn = d->nn;
+    const lt_dtype dt = dtype(d);
+    const int lnf = lnf_index(d);
+    void *dres = buf(d, LT_GPT2_DEV_DRES), *dln = buf(d, LT_GPT2_DEV_DLN), *dbig = buf(d, LT_GPT2_DEV_DBIG);
+    void *dqkv = buf(d, LT_GPT2_DEV_DQKV), *datty = buf(d, LT_GPT2_DEV_DATTY);
+    float *drow = fbuf(d, LT_GPT2_DEV_DROW), *cs = fbuf(d, LT_GPT2_DEV_COLSUM);
+    lt_status st;
+
+    if (lt_cunn_lmhead_backward(nn, dt, dln, G(d, LT_GPT2_WTE), buf(d, LT_GPT2_DEV_LOGITS), buf(d, LT_GPT2_DEV_LNF),
+                                W(d, LT_GPT2_WTE), N, C, V, d->lay.ldv))
+        return nn_fail(d, err, errlen, "backward: lm head");
+    /* layernorm_backward adds into its dinp, and this is the first write to dres */
+    cudaError_t e = cudaMemsetAsync(dres, 0, NC * elem_bytes(d), d->stream);
+    if (e != cudaSuccess) return cuda_fail(err, errlen, "backward", e);
+    if (lt_cunn_layernorm_backward(nn, dt, dres, G(d, lnf), G(d, lnf + 1), dln, block_input(d, L), W(d, lnf),
+                                   fbuf(d, LT_GPT2_DEV_LNF_MEAN), fbuf(d, LT_GPT2_DEV_LNF_RSTD), N, C, cs))
+        return nn_fail(d, err, errlen, "backward: ln_f");
+    if (ready && (st = ready(ctx, lnf, 2)) != LT_OK) return st;
+    for (int l = L - 1; l >= 0; l--) {
+        if (d->grad_per_block) { /* the previous block's gradients were consumed by `ready` */
+            const int first = LT_GPT2_BLOCK_FIRST;
+            size_t floats = 0;
+            for (int k = 0; k < LT_GPT2_PER_BLOCK; k++) floats += d->span[first + k];
+            e = cudaMemsetAsync(d->params[first].grad, 0, floats * sizeof(float), d->stream);
+            if (e != cudaSuccess) return cuda_fail(err, errlen, "backward: zeroing the block gradients", e);
+        }
+        const void *residual = block_input(d, l);
+        /* checkpointing: the block's internals were overwritten; the same kernels restore them exactly */
+        if (d->checkpointing && (st = block_forward(d, l, residual, B, T, err, errlen))) return st;
+        const block_acts b = block_at(d, l);
+        /* dres is d block output: it flows unchanged to residual2 and into the mlp */
+        if (lt_cunn_matmul_backward(nn, dt, dbig, G(d, blk(l, LT_GPT2_FCPROJ_W)), G(d, blk(l, LT_GPT2_FCPROJ_B)), dres,
+                                    b.fchg, W(d, blk(l, LT_GPT2_FCPROJ_W)), N, 4 * C, C, cs) ||
+            lt_cunn_gelu_backward(nn, dt, dbig, b.fch, 4 * NC) ||
+            lt_cunn_matmul_backward(nn, dt, dln, G(d, blk(l, LT_GPT2_FC_W)), G(d, blk(l, LT_GPT2_FC_B)), dbig, b.ln2,
+                                    W(d, blk(l, LT_GPT2_FC_W)), N, C, 4 * C, cs) ||
+            lt_cunn_layernorm_backward(nn, dt, dres, G(d, blk(l, LT_GPT2_LN2_W)), G(d, blk(l, LT_GPT2_LN2_B)), dln,
+                                       b.res2, W(d, blk(l, LT_GPT2_LN2_W)), b.ln2_mean, b.ln2_rstd, N, C, cs) ||
+            /* now dres is d residual2: on to the block input and into the attention */
+            lt_cunn_matmul_backward(nn, dt, datty, G(d, blk(l, LT_GPT2_ATTPROJ_W)), G(d, blk(l, LT_GPT2_ATTPROJ_B)),
+                                    dres, b.atty, W(d, blk(l, LT_GPT2_ATTPROJ_W)), N, C, C, cs) ||
+            lt_cunn_attention_backward(nn, dt, dqkv, drow, datty, b.qkv, b.att, B, T, C, NH) ||
+            lt_cunn_matmul_backward(nn, dt, dln, G(d, blk(l, LT_GPT2_QKV_W)), G(d, blk(l, LT_GPT2_QKV_B)), dqkv, b.ln1,
+                                    W(d, blk(l, LT_GPT2_QKV_W)), N, C, 3 * C, cs) ||
+            lt_cunn_layernorm_backward(nn, dt, dres, G(d, blk(l, LT_GPT2_LN1_W)), G(d, blk(l, LT_GPT2_LN1_B)), dln,
+                                       residual, W(d, blk(l, LT_GPT2_LN1_W)), b.ln1_mean, b.ln1_rstd, N, C, cs)) {
+            char what[48];
+            snprintf(what, sizeof what, "backward of block %d", l);
+            return nn_fail(d, err, errlen, what);
+        }
+        if (ready && (st = ready(ctx, blk(l, 0), LT_GPT2_PER_BLOCK)) != LT_OK) return st;
+    }
+    if (lt_cunn_encoder_backward(nn, dt, G(d, LT_GPT2_WTE), G(d, LT_GPT2_WPE), dres, ibuf(d, LT_GPT2_DEV_PLAN),
+                                 d->ngroups, B, T, C))
+        return nn_fail(d, err, errlen, "backward: embeddings");
+    if (ready && (st = ready(ctx, LT_GPT2_WTE, 2)) != LT_OK) return st;
+    return LT_OK;
+}
+
+lt_status lt_gpt2_dev_grad_norm(lt_gpt2_dev *d, double *norm, char *err, size_t errlen) {
+    *norm = NAN;
+    if (!d->arena) {
+        msg(err, errlen, "device GPT-2: grad_norm: no scratch buffer: call lt_gpt2_dev_set_batch first");
+        return LT_ERR_STATE;
+    }
+    double *part = reinterpret_cast<double *>(buf(d, LT_GPT2_DEV_NORM)), *sum = part + LT_GPT2_DEV_NORM_PARTS;
+    LT_LAUNCH(sumsq_partial_kernel, NORM_GRID, NORM_THREADS, 0, d->stream)(part, d->grad, d->grad_floats);
+    LT_LAUNCH(sumsq_final_kernel, 1, NORM_THREADS, 0, d->stream)(sum, part, (int)NORM_GRID);
+    cudaError_t e = cudaGetLastError();
+    double s = NAN;
+    if (e == cudaSuccess) e = cudaMemcpyAsync(&s, sum, sizeof s, cudaMemcpyDeviceToHost, d->stream);
+    if (e != cudaSuccess) return cuda_fail(err, errlen, "grad_norm", e);
+    lt_status st = wait(d, err, errlen, "grad_norm");
+    if (st == LT_OK) *norm = sqrt(s);
+    return st;
+}
+
+lt_status lt_gpt2_dev_sync(lt_gpt2_dev *d, char *err, size_t errlen) {
+    if (lt_cunn_sync(d->nn)) return nn_fail(d, err, errlen, "sync");
+    return LT_OK;
+}
+
+int lt_gpt2_dev_num_tensors(const lt_gpt2_dev *d) { return d->num_tensors; }
+
+const lt_gpt2_dev_param *lt_gpt2_dev_param_at(const lt_gpt2_dev *d, int i) {
+    return i >= 0 && i < d->num_tensors ? &d->params[i] : nullptr;
+}
+
+void *lt_gpt2_dev_stream(const lt_gpt2_dev *d) { return d->stream; }
+
+const void *lt_gpt2_dev_logits(const lt_gpt2_dev *d, int *ldv, lt_dtype *dt) {
+    if (ldv) *ldv = d->lay.ldv;
+    if (dt) *dt = dtype(d);
+    return d->arena ? buf(d, LT_GPT2_DEV_LOGITS) : nullptr;
+}
+
+size_t lt_gpt2_dev_allocated_bytes(const lt_gpt2_dev *d) { return d->allocated; }
+size_t lt_gpt2_dev_peak_bytes(const lt_gpt2_dev *d) { return d->peak; }
+
+} /* extern "C" */

@@ -1,0 +1,573 @@
+/* The GPT-2 model on the device (src/model/cuda/gpt2_device.h) against the
+ * CPU model (src/model/gpt2.c), whole passes, on random models of two shapes:
+ *   L 2, C 96,  NH 3, V 300,  B 2, T 21
+ *   L 3, C 128, NH 4, V 1031, B 3, T 19
+ * (B and T not multiples of 32 nor of the row kernels' 4 warps, V odd and not
+ * a multiple of the 64-column logits padding). The weights are GPT-2's
+ * initialisation with the layernorm weights and all biases perturbed, so
+ * that every parameter's gradient path is exercised.
+ *
+ * The error of a tensor is max |dev - ref| / max |ref| (relative to the
+ * tensor's scale, as in gpu_gpt2_layers); NaN fails. Checked:
+ *   fp32: loss within 1e-5 relative; every gradient within 2e-5 (the same
+ *     fp32 formulas summed in another order: warp trees, cuBLAS / sgemm
+ *     blocking, row groups);
+ *   bf16: the device's bf16 mode keeps every activation and activation
+ *     gradient in bf16 (llm.c's mixed precision) where the CPU's bf16 mode
+ *     emulates torch.autocast (residual stream, layernorm parameters and
+ *     embeddings in fp32), so neither is the other's reference: both are
+ *     compared with the fp32 CPU pass, the quantity both approximate, and the
+ *     device must be within TOL_BF16_LOSS / TOL_BF16_GRAD of it. Also
+ *     printed: the CPU bf16 mode's own error against fp32 (the scale of
+ *     bf16's noise) and the device bf16 against the CPU bf16. bf16 keeps 8
+ *     significant bits (a rounding moves a value by up to 2^-9 of it) and a
+ *     gradient here passes through a few dozen rounded tensors; measured
+ *     (emulation, both shapes): loss 3.8e-5 (the CPU autocast emulation: 3.7e-5),
+ *     gradients 1.14e-2 of the tensor's scale (CPU autocast: 9.5e-3). The
+ *     tolerances: 1e-3 for the loss (half a bf16 ulp of it) and 3e-2 for the
+ *     gradients (about 8 bf16 ulps of the scale, 2.6x the worst measured);
+ *   checkpointing (fp32 and bf16): loss and every gradient bit-identical to
+ *     the device's run without it;
+ *   pure bf16 parameters: bit-identical to bf16 compute with fp32 masters at
+ *     the same (rounded) weights; download gives the rounded values;
+ *   per-block gradients with lt_gpt2_dev_backward_cb: the callback's groups
+ *     in the CPU model's order (lt_gpt2_backward_cb), and each group's
+ *     gradients, read inside the callback, bit-identical to the device's
+ *     full-gradient run;
+ *   stepping inside backward: per-block gradients with checkpointing and
+ *     lt_optim_step_param on each group in the callback give, over 2 AdamW
+ *     steps, the weights of full gradients + lt_optim_step bit for bit;
+ *   3 AdamW steps (adamw_torch, lr 1e-3, weight decay 0.1 on matrices) with
+ *     the optimizer library's device parameters (.device = 1) against the same
+ *     3 steps on the CPU: every step's loss within 1e-5 relative, the final
+ *     weights within TOL_ADAM_W = 0.05 lr absolute (Adam divides by
+ *     sqrt(v) + eps, so where a gradient is near zero its fp32 summation noise
+ *     moves the update by up to about lr * noise / eps; measured 1.4e-5 =
+ *     0.014 lr, while the steps move weights by 3e-3); in bf16 (device bf16 vs CPU
+ *     bf16, weights refreshed with lt_gpt2_dev_refresh_bf16 after each step)
+ *     the losses within TOL_BF16_LOSS and the bf16 copy equal to the rounded
+ *     masters;
+ *   lt_gpt2_dev_grad_norm: within 1e-12 of the same norm taken in double
+ *     on the host from the downloaded gradients, and within 1e-5 of the
+ *     CPU gradients' norm;
+ *   the memory plan (lt_gpt2_dev_memory_plan) equal to the bytes the model
+ *     allocated (lt_gpt2_dev_allocated_bytes) after every set_batch;
+ *   errors: a bad token id, backward without forward, fp16.
+ *
+ * Needs a GPU (or `make cuda-emu`); built only with CUDA.
+ * usage: gpu_gpt2_model [--quick] [--seed S]   (--quick: the first shape only) */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/optim_kernels_cuda.h"
+#include "leantrain/dtype.h"
+#include "leantrain/optim.h"
+#include "model/cuda/gpt2_device.h"
+#include "model/gpt2.h"
+#include "testutil.h"
+
+#define TOL_LOSS 1e-5
+#define TOL_GRAD 2e-5
+#define TOL_BF16_LOSS 1e-3
+#define TOL_BF16_GRAD 3e-2
+#define ADAM_LR 1e-3
+#define TOL_ADAM_W (0.05 * ADAM_LR)
+
+typedef struct {
+    int L, C, NH, V, P, B, T;
+} shape;
+
+static const shape SHAPES[] = {
+    {2, 96, 3, 300, 32, 2, 21},
+    {3, 128, 4, 1031, 24, 3, 19},
+};
+
+static char err[1024];
+
+/* an lt_status call that must succeed: the test cannot go on without it */
+#define MUST(call)                                                                                                    \
+    do {                                                                                                              \
+        lt_status st_ = (call);                                                                                       \
+        if (st_ != LT_OK) {                                                                                           \
+            fprintf(stderr, "gpu_gpt2_model: %s:%d: %s: %s\n", __FILE__, __LINE__, #call, err);                       \
+            exit(2);                                                                                                  \
+        }                                                                                                             \
+    } while (0)
+
+/* ---- random numbers ---- */
+static uint64_t rng;
+static uint32_t next32(void) {
+    rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+    return (uint32_t)(rng >> 32);
+}
+static float sym(float a) { return a * (2.0f * (float)(next32() >> 8) / 16777216.0f - 1.0f); }
+
+/* ---- host models ---- */
+static lt_gpt2 *new_model(const lt_gpt2_config *cfg) {
+    lt_gpt2 *m;
+    MUST(lt_gpt2_create(cfg, &m, err, sizeof err));
+    return m;
+}
+
+static lt_gpt2 *random_model(const lt_gpt2_config *cfg, uint64_t seed) {
+    lt_gpt2 *m = new_model(cfg);
+    lt_gpt2_init_random(m, seed);
+    for (int i = 0; i < m->num_tensors; i++) {
+        lt_gpt2_param *p = &m->params[i];
+        int bias = strstr(p->name, ".bias") != NULL, ln = strstr(p->name, "ln_") != NULL;
+        if (!bias && !ln) continue;
+        for (size_t j = 0; j < p->numel; j++) p->data[j] += sym(ln && !bias ? 0.2f : 0.05f);
+    }
+    return m;
+}
+
+static lt_gpt2 *clone(const lt_gpt2 *src) {
+    lt_gpt2 *m = new_model(&src->cfg);
+    memcpy(m->param_memory, src->param_memory, src->memory_floats * sizeof(float));
+    return m;
+}
+
+static void cpu_pass(lt_gpt2 *m, const int32_t *in, const int32_t *tg, int B, int T, float *loss) {
+    lt_gpt2_zero_grad(m);
+    MUST(lt_gpt2_forward(m, in, tg, B, T, err, sizeof err));
+    MUST(lt_gpt2_backward(m, err, sizeof err));
+    *loss = m->loss;
+}
+
+static void dev_pass(lt_gpt2_dev *d, const int32_t *in, const int32_t *tg, int B, int T, float *loss) {
+    MUST(lt_gpt2_dev_zero_grad(d, err, sizeof err));
+    MUST(lt_gpt2_dev_forward(d, in, tg, B, T, loss, err, sizeof err));
+    MUST(lt_gpt2_dev_backward(d, err, sizeof err));
+}
+
+/* ---- comparisons ---- */
+
+/* max |a - ref| / max |ref| (max |a| when ref is all zero); INFINITY for NaN */
+static double rel_err(const float *a, const float *ref, size_t n) {
+    double num = 0.0, den = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double e = fabs((double)a[i] - (double)ref[i]);
+        if (e != e) return INFINITY;
+        if (e > num) num = e;
+        if (fabs((double)ref[i]) > den) den = fabs((double)ref[i]);
+    }
+    return den > 0 ? num / den : num;
+}
+
+static double rel(double a, double ref) { return a == a ? fabs(a - ref) / fabs(ref) : INFINITY; }
+
+/* Every gradient of `got` against `ref`; checks each against tol (tol < 0: only reports) and prints the worst. */
+static double compare_grads(const char *what, const lt_gpt2 *got, const lt_gpt2 *ref, double tol) {
+    double worst = 0.0;
+    int at = 0;
+    for (int i = 0; i < ref->num_tensors; i++) {
+        double e = rel_err(got->params[i].grad, ref->params[i].grad, ref->params[i].numel);
+        if (tol >= 0) CHECK(e <= tol, "%s: gradient of %s: error %.3g > %.3g", what, ref->params[i].name, e, tol);
+        if (!(e <= worst)) worst = e, at = i;
+    }
+    printf("  %-44s worst gradient err %.2e (%s)%s\n", what, worst, ref->params[at].name, tol >= 0 ? "" : "  [info]");
+    return worst;
+}
+
+static int grads_identical(const lt_gpt2 *a, const lt_gpt2 *b) {
+    for (int i = 0; i < a->num_tensors; i++)
+        if (memcmp(a->params[i].grad, b->params[i].grad, a->params[i].numel * sizeof(float))) return 0;
+    return 1;
+}
+
+static void check_plan(const lt_gpt2_dev *d, const lt_gpt2_config *cfg, int B, int T, int ckpt, int per_block,
+                       lt_gpt2_precision p, int pure, const char *what) {
+    lt_gpt2_dev_memory plan;
+    MUST(lt_gpt2_dev_memory_plan(cfg, B, T, ckpt, per_block, p, pure, &plan, err, sizeof err));
+    size_t got = lt_gpt2_dev_allocated_bytes(d);
+    CHECK(plan.total_bytes == got, "%s: memory plan %zu bytes, allocated %zu", what, plan.total_bytes, got);
+    CHECK(plan.weight_bytes + plan.weight16_bytes + plan.grad_bytes + plan.activation_bytes + plan.backward_bytes +
+                  plan.token_bytes == plan.total_bytes,
+          "%s: the plan's parts do not add up", what);
+    CHECK(lt_gpt2_dev_peak_bytes(d) >= got, "%s: peak below the current allocation", what);
+    printf("  %-44s plan %9zu B = allocated %9zu B%s\n", what, plan.total_bytes, got,
+           plan.total_bytes == got ? "" : "  MISMATCH");
+}
+
+/* ---- the callback of per-block backward ---- */
+
+typedef struct {
+    int n, first[64], count[64];
+    const lt_gpt2_dev *d; /* NULL on the CPU */
+    const lt_gpt2 *ref;   /* the device's full-gradient run */
+    int mismatches;
+    float *tmp;
+} cb_log;
+
+static lt_status record(void *ctx, int first, int count) {
+    cb_log *g = ctx;
+    if (g->n < 64) g->first[g->n] = first, g->count[g->n] = count;
+    g->n++;
+    if (!g->d) return LT_OK;
+    /* the group's gradients are queued, not done: wait, then read them as an optimizer would */
+    MUST(lt_gpt2_dev_sync((lt_gpt2_dev *)g->d, err, sizeof err));
+    for (int i = first; i < first + count; i++) {
+        const lt_gpt2_dev_param *p = lt_gpt2_dev_param_at(g->d, i);
+        if (lt_cuda_memcpy_raw(g->tmp, p->grad, p->numel * sizeof(float), 1, err, sizeof err)) {
+            fprintf(stderr, "gpu_gpt2_model: %s\n", err);
+            exit(2);
+        }
+        if (memcmp(g->tmp, g->ref->params[i].grad, p->numel * sizeof(float))) {
+            g->mismatches++;
+            fprintf(stderr, "  per-block gradient of %s differs from the full run\n", g->ref->params[i].name);
+        }
+    }
+    return LT_OK;
+}
+
+/* ---- AdamW ---- */
+
+static lt_optim *adamw(const lt_gpt2 *m, const lt_gpt2_dev *d, lt_dtype pdt) {
+    lt_hparams hp = lt_hparams_default();
+    hp.lr = ADAM_LR;
+    hp.weight_decay = 0.1;
+    lt_optim *o = lt_optim_create("adamw_torch", "", &hp, err, sizeof err);
+    if (!o) {
+        fprintf(stderr, "gpu_gpt2_model: %s\n", err);
+        exit(2);
+    }
+    int no_decay = lt_optim_add_group(o, "weight_decay=0.0");
+    for (int i = 0; i < m->num_tensors; i++) {
+        const lt_gpt2_param *p = &m->params[i];
+        lt_param_desc desc = {.name = p->name, .ndim = p->ndim, .group = p->weight_decay ? 0 : no_decay};
+        desc.shape[0] = p->shape[0], desc.shape[1] = p->shape[1];
+        if (d) {
+            const lt_gpt2_dev_param *q = lt_gpt2_dev_param_at(d, i);
+            desc.data = pdt == LT_DTYPE_BF16 ? (void *)q->data16 : (void *)q->data;
+            desc.dtype = pdt;
+            desc.grad = q->grad;
+            desc.device = 1;
+        } else {
+            desc.data = p->data, desc.grad = p->grad;
+        }
+        if (lt_optim_add_param(o, &desc) < 0) {
+            fprintf(stderr, "gpu_gpt2_model: add_param %s: %s\n", p->name, lt_optim_error(o));
+            exit(2);
+        }
+    }
+    if (d) MUST(lt_optim_set_stream(o, lt_gpt2_dev_stream(d)));
+    return o;
+}
+
+static void step(lt_optim *o) {
+    if (lt_optim_step(o, 1.0f) != LT_OK) {
+        fprintf(stderr, "gpu_gpt2_model: step: %s\n", lt_optim_error(o));
+        exit(2);
+    }
+}
+
+/* 3 AdamW steps on both sides (each on its own batch), then a last forward; device precision p. */
+static void adam_steps(const lt_gpt2 *m0, int B, int T, lt_gpt2_precision p, int32_t *const in[4],
+                       int32_t *const tg[4]) {
+    const char *pn = p == LT_GPT2_BF16 ? "bf16" : "fp32";
+    lt_gpt2 *mc = clone(m0), *back = clone(m0);
+    lt_gpt2_dev *d;
+    MUST(lt_gpt2_dev_create(m0, NULL, &d, err, sizeof err));
+    MUST(lt_gpt2_dev_set_precision(d, p, 0, err, sizeof err));
+    MUST(lt_gpt2_dev_set_batch(d, B, T, err, sizeof err));
+    MUST(lt_gpt2_set_precision(mc, p, 0, err, sizeof err));
+    MUST(lt_gpt2_set_batch(mc, B, T, err, sizeof err));
+    lt_optim *oc = adamw(mc, NULL, LT_DTYPE_F32), *od = adamw(mc, d, LT_DTYPE_F32);
+    double tol = p == LT_GPT2_BF16 ? TOL_BF16_LOSS : TOL_LOSS, worst = 0.0;
+    for (int s = 0; s < 4; s++) {
+        float lc, ld;
+        if (s < 3) {
+            cpu_pass(mc, in[s], tg[s], B, T, &lc);
+            dev_pass(d, in[s], tg[s], B, T, &ld);
+            step(oc);
+            step(od);
+            MUST(lt_gpt2_dev_refresh_bf16(d, err, sizeof err));
+        } else {
+            MUST(lt_gpt2_forward(mc, in[s], tg[s], B, T, err, sizeof err));
+            lc = mc->loss;
+            MUST(lt_gpt2_dev_forward(d, in[s], tg[s], B, T, &ld, err, sizeof err));
+        }
+        double e = rel(ld, lc);
+        CHECK(e <= tol, "AdamW %s: loss before step %d: device %.7f, CPU %.7f (rel %.2e > %.1e)", pn, s + 1, ld, lc, e,
+              tol);
+        if (!(e <= worst)) worst = e;
+    }
+    printf("  %-44s worst loss err %.2e (tol %.0e)\n",
+           p == LT_GPT2_BF16 ? "AdamW x3 bf16, losses vs CPU bf16" : "AdamW x3 fp32, losses vs CPU", worst, tol);
+    MUST(lt_optim_sync(od));
+    MUST(lt_gpt2_dev_download(d, back, err, sizeof err));
+    double wmax = 0.0, moved = 0.0;
+    for (size_t i = 0; i < m0->memory_floats; i++) {
+        double e = fabs((double)back->param_memory[i] - (double)mc->param_memory[i]);
+        if (!(e <= wmax)) wmax = e;
+        double mv = fabs((double)mc->param_memory[i] - (double)m0->param_memory[i]);
+        if (mv > moved) moved = mv;
+    }
+    if (p == LT_GPT2_F32) {
+        CHECK(wmax <= TOL_ADAM_W, "AdamW fp32: weights differ by %.3g after 3 steps (tol %.3g)", wmax, TOL_ADAM_W);
+        printf("  %-44s max |w_dev - w_cpu| %.2e (tol %.0e; the steps moved them up to %.2e)\n",
+               "AdamW x3 fp32, weights", wmax, TOL_ADAM_W, moved);
+    } else {
+        /* the bf16 copy the compute reads must be the masters rounded, after the refresh */
+        int bad = 0;
+        for (int i = 0; i < m0->num_tensors; i++) {
+            const lt_gpt2_dev_param *q = lt_gpt2_dev_param_at(d, i);
+            uint16_t *h = malloc(q->numel * sizeof *h);
+            if (!h || lt_cuda_memcpy_raw(h, q->data16, q->numel * sizeof *h, 1, err, sizeof err)) exit(2);
+            for (size_t j = 0; j < q->numel; j++) bad += h[j] != lt_f32_to_bf16(back->params[i].data[j]);
+            free(h);
+        }
+        CHECK(bad == 0, "AdamW bf16: %d bf16 weights are not the rounded masters after refresh", bad);
+        printf("  %-44s bf16 copy = rounded masters: %s; max |w_dev - w_cpu| %.2e [info]\n",
+               "AdamW x3 bf16, weights", bad ? "NO" : "yes", wmax);
+    }
+    lt_optim_free(oc);
+    lt_optim_free(od);
+    lt_gpt2_dev_free(d);
+    lt_gpt2_free(mc);
+    lt_gpt2_free(back);
+}
+
+/* Stepping inside backward: per-block gradients (with checkpointing) and lt_optim_step_param on each group as the
+ * callback hands it over, against full gradients and lt_optim_step, 2 steps each: the same gradient bits reach the
+ * same kernels, so the weights must come out bit-identical. */
+typedef struct {
+    lt_optim *o;
+    int steps;
+} in_backward;
+
+static lt_status step_group(void *ctx, int first, int count) {
+    in_backward *ib = ctx;
+    for (int i = first; i < first + count; i++) {
+        lt_status st = lt_optim_step_param(ib->o, i, 1.0f);
+        if (st) return st;
+        ib->steps++;
+    }
+    return LT_OK;
+}
+
+static void step_in_backward(const lt_gpt2 *m0, int B, int T, int32_t *const in[4], int32_t *const tg[4]) {
+    lt_gpt2_dev *d1, *d2;
+    MUST(lt_gpt2_dev_create(m0, NULL, &d1, err, sizeof err));
+    MUST(lt_gpt2_dev_create(m0, NULL, &d2, err, sizeof err));
+    MUST(lt_gpt2_dev_set_batch(d1, B, T, err, sizeof err));
+    lt_gpt2_dev_set_checkpointing(d2, 1);
+    MUST(lt_gpt2_dev_set_grad_per_block(d2, 1, err, sizeof err));
+    MUST(lt_gpt2_dev_set_batch(d2, B, T, err, sizeof err));
+    lt_optim *o1 = adamw(m0, d1, LT_DTYPE_F32), *o2 = adamw(m0, d2, LT_DTYPE_F32);
+    in_backward ib = {.o = o2};
+    for (int s = 0; s < 2; s++) {
+        float l1, l2;
+        dev_pass(d1, in[s], tg[s], B, T, &l1);
+        step(o1);
+        MUST(lt_gpt2_dev_zero_grad(d2, err, sizeof err)); /* wte, wpe and ln_f keep their own buffers */
+        MUST(lt_gpt2_dev_forward(d2, in[s], tg[s], B, T, &l2, err, sizeof err));
+        MUST(lt_gpt2_dev_backward_cb(d2, step_group, &ib, err, sizeof err));
+        CHECK(memcmp(&l1, &l2, sizeof l1) == 0, "step inside backward: loss %d differs", s);
+    }
+    CHECK(ib.steps == 2 * m0->num_tensors, "step inside backward: %d parameter steps, expected %d", ib.steps,
+          2 * m0->num_tensors);
+    MUST(lt_optim_sync(o1));
+    MUST(lt_optim_sync(o2));
+    lt_gpt2 *w1 = clone(m0), *w2 = clone(m0);
+    MUST(lt_gpt2_dev_download(d1, w1, err, sizeof err));
+    MUST(lt_gpt2_dev_download(d2, w2, err, sizeof err));
+    int same = memcmp(w1->param_memory, w2->param_memory, m0->memory_floats * sizeof(float)) == 0;
+    CHECK(same, "step inside backward: weights differ from full gradients + lt_optim_step");
+    printf("  %-44s %s\n", "AdamW x2 inside backward (per-block) vs after", same ? "bit-identical" : "DIFFERENT");
+    lt_optim_free(o1), lt_optim_free(o2);
+    lt_gpt2_dev_free(d1), lt_gpt2_dev_free(d2);
+    lt_gpt2_free(w1), lt_gpt2_free(w2);
+}
+
+static void run_shape(const shape *s, uint64_t seed) {
+    lt_gpt2_config cfg = {.vocab_size = s->V, .n_positions = s->P, .n_embd = s->C, .n_layer = s->L,
+                          .n_head = s->NH, .layer_norm_epsilon = 1e-5};
+    const int B = s->B, T = s->T;
+    const size_t N = (size_t)B * (size_t)T;
+    printf("L %d C %d NH %d V %d, B %d T %d\n", s->L, s->C, s->NH, s->V, B, T);
+    rng = seed;
+    lt_gpt2 *m = random_model(&cfg, seed);
+    int32_t *in[4], *tg[4];
+    for (int k = 0; k < 4; k++) {
+        in[k] = malloc(N * sizeof(int32_t));
+        tg[k] = malloc(N * sizeof(int32_t));
+        if (!in[k] || !tg[k]) exit(2);
+        for (size_t i = 0; i < N; i++) in[k][i] = (int32_t)(next32() % (uint32_t)s->V);
+        for (size_t i = 0; i < N; i++) tg[k][i] = (int32_t)(next32() % (uint32_t)s->V);
+    }
+
+    /* CPU fp32 and CPU bf16 (the autocast emulation) */
+    float lc32, lc16;
+    MUST(lt_gpt2_set_batch(m, B, T, err, sizeof err));
+    cpu_pass(m, in[0], tg[0], B, T, &lc32);
+    lt_gpt2 *m16 = clone(m);
+    MUST(lt_gpt2_set_precision(m16, LT_GPT2_BF16, 0, err, sizeof err));
+    MUST(lt_gpt2_set_batch(m16, B, T, err, sizeof err));
+    cpu_pass(m16, in[0], tg[0], B, T, &lc16);
+
+    lt_gpt2 *r32 = new_model(&cfg), *r = new_model(&cfg), *r16 = new_model(&cfg);
+    lt_gpt2_dev *d;
+    MUST(lt_gpt2_dev_create(m, NULL, &d, err, sizeof err));
+    CHECK(lt_gpt2_dev_num_tensors(d) == m->num_tensors, "tensor count");
+
+    /* errors */
+    float loss;
+    CHECK(lt_gpt2_dev_forward(d, in[0], tg[0], B, T, &loss, err, sizeof err) == LT_ERR_STATE,
+          "forward before set_batch must be refused");
+    CHECK(lt_gpt2_dev_set_precision(d, LT_GPT2_F16, 0, err, sizeof err) == LT_ERR_ARG, "fp16 must be refused");
+    double dn, hn = 0.0, cn = 0.0;
+    CHECK(lt_gpt2_dev_grad_norm(d, &dn, err, sizeof err) == LT_ERR_STATE, "grad_norm before set_batch");
+    MUST(lt_gpt2_dev_set_batch(d, B, T, err, sizeof err));
+    CHECK(lt_gpt2_dev_backward(d, err, sizeof err) == LT_ERR_STATE, "backward without forward must be refused");
+    in[0][N - 1] += s->V;
+    CHECK(lt_gpt2_dev_forward(d, in[0], tg[0], B, T, &loss, err, sizeof err) == LT_ERR_ARG,
+          "a bad token id must be refused");
+    in[0][N - 1] -= s->V;
+
+    /* fp32 */
+    check_plan(d, &cfg, B, T, 0, 0, LT_GPT2_F32, 0, "fp32");
+    float ld32;
+    dev_pass(d, in[0], tg[0], B, T, &ld32);
+    MUST(lt_gpt2_dev_download_grads(d, r32, err, sizeof err));
+    double le = rel(ld32, lc32);
+    CHECK(le <= TOL_LOSS, "fp32 loss: device %.7f, CPU %.7f (rel %.2e)", ld32, lc32, le);
+    printf("  %-44s loss %.6f vs %.6f, err %.2e (tol %.0e)\n", "fp32 device vs CPU", ld32, lc32, le, TOL_LOSS);
+    compare_grads("fp32 device vs CPU", r32, m, TOL_GRAD);
+
+    /* the clipping norm: the device's sum of squares against the same in double on the host */
+    MUST(lt_gpt2_dev_grad_norm(d, &dn, err, sizeof err));
+    for (int i = 0; i < m->num_tensors; i++)
+        for (size_t j = 0; j < m->params[i].numel; j++) {
+            hn += (double)r32->params[i].grad[j] * r32->params[i].grad[j];
+            cn += (double)m->params[i].grad[j] * m->params[i].grad[j];
+        }
+    hn = sqrt(hn), cn = sqrt(cn);
+    CHECK(rel(dn, hn) <= 1e-12, "grad_norm %.17g, the downloaded gradients' %.17g", dn, hn);
+    CHECK(rel(dn, cn) <= TOL_LOSS, "grad_norm %.9g, the CPU gradients' %.9g", dn, cn);
+    printf("  %-44s %.9g; of its gradients in double: err %.1e; CPU's: err %.1e\n", "fp32 grad_norm", dn,
+           rel(dn, hn), rel(dn, cn));
+
+    /* checkpointing: bit for bit */
+    lt_gpt2_dev_set_checkpointing(d, 1);
+    MUST(lt_gpt2_dev_set_batch(d, B, T, err, sizeof err));
+    check_plan(d, &cfg, B, T, 1, 0, LT_GPT2_F32, 0, "fp32 checkpointing");
+    dev_pass(d, in[0], tg[0], B, T, &loss);
+    MUST(lt_gpt2_dev_download_grads(d, r, err, sizeof err));
+    CHECK(memcmp(&loss, &ld32, sizeof loss) == 0, "fp32 checkpointing: loss %.9g differs from %.9g", loss, ld32);
+    CHECK(grads_identical(r, r32), "fp32 checkpointing: gradients differ from the run without it");
+    printf("  %-44s %s\n", "fp32 checkpointing vs without", grads_identical(r, r32) ? "bit-identical" : "DIFFERENT");
+
+    /* per-block gradients and the callback, with checkpointing (how stepping inside backward runs) */
+    MUST(lt_gpt2_dev_set_grad_per_block(d, 1, err, sizeof err));
+    check_plan(d, &cfg, B, T, 1, 1, LT_GPT2_F32, 0, "fp32 checkpointing + per-block gradients");
+    cb_log dl = {.d = d, .ref = r32}, cl = {0};
+    dl.tmp = malloc(m->params[LT_GPT2_WTE].numel * sizeof(float) + 4 * (size_t)s->C * (size_t)s->C * sizeof(float));
+    if (!dl.tmp) exit(2);
+    MUST(lt_gpt2_dev_zero_grad(d, err, sizeof err));
+    MUST(lt_gpt2_dev_forward(d, in[0], tg[0], B, T, &loss, err, sizeof err));
+    MUST(lt_gpt2_dev_backward_cb(d, record, &dl, err, sizeof err));
+    lt_gpt2 *mo = clone(m);
+    MUST(lt_gpt2_set_batch(mo, B, T, err, sizeof err));
+    MUST(lt_gpt2_forward(mo, in[0], tg[0], B, T, err, sizeof err));
+    MUST(lt_gpt2_backward_cb(mo, record, &cl, err, sizeof err));
+    int same_order = dl.n == cl.n && dl.n <= 64;
+    for (int i = 0; same_order && i < dl.n; i++)
+        same_order = dl.first[i] == cl.first[i] && dl.count[i] == cl.count[i];
+    CHECK(same_order, "per-block callback: %d groups on the device, %d on the CPU, or another order", dl.n, cl.n);
+    CHECK(dl.n == s->L + 2, "per-block callback: %d groups, expected %d", dl.n, s->L + 2);
+    CHECK(dl.mismatches == 0, "per-block callback: %d tensors differ from the full-gradient run", dl.mismatches);
+    printf("  %-44s %d groups in the CPU's order: %s; gradients %s\n", "per-block backward_cb", dl.n,
+           same_order ? "yes" : "NO", dl.mismatches ? "DIFFERENT" : "bit-identical");
+    free(dl.tmp);
+    lt_gpt2_free(mo);
+    MUST(lt_gpt2_dev_set_grad_per_block(d, 0, err, sizeof err));
+    lt_gpt2_dev_set_checkpointing(d, 0);
+
+    /* bf16 */
+    MUST(lt_gpt2_dev_set_precision(d, LT_GPT2_BF16, 0, err, sizeof err));
+    MUST(lt_gpt2_dev_set_batch(d, B, T, err, sizeof err));
+    check_plan(d, &cfg, B, T, 0, 0, LT_GPT2_BF16, 0, "bf16");
+    float ld16;
+    dev_pass(d, in[0], tg[0], B, T, &ld16);
+    MUST(lt_gpt2_dev_download_grads(d, r16, err, sizeof err));
+    le = rel(ld16, lc32);
+    CHECK(le <= TOL_BF16_LOSS, "bf16 loss: device %.7f, CPU fp32 %.7f (rel %.2e)", ld16, lc32, le);
+    printf("  %-44s loss %.6f vs %.6f, err %.2e (tol %.0e)\n", "bf16 device vs CPU fp32", ld16, lc32, le,
+           TOL_BF16_LOSS);
+    printf("  %-44s loss %.6f vs %.6f, err %.2e  [info]\n", "CPU bf16 (autocast) vs CPU fp32", lc16, lc32,
+           rel(lc16, lc32));
+    printf("  %-44s loss %.6f vs %.6f, err %.2e  [info]\n", "bf16 device vs CPU bf16", ld16, lc16, rel(ld16, lc16));
+    compare_grads("bf16 device vs CPU fp32", r16, m, TOL_BF16_GRAD);
+    compare_grads("CPU bf16 (autocast) vs CPU fp32", m16, m, -1);
+    compare_grads("bf16 device vs CPU bf16", r16, m16, -1);
+
+    lt_gpt2_dev_set_checkpointing(d, 1);
+    MUST(lt_gpt2_dev_set_batch(d, B, T, err, sizeof err));
+    check_plan(d, &cfg, B, T, 1, 0, LT_GPT2_BF16, 0, "bf16 checkpointing");
+    dev_pass(d, in[0], tg[0], B, T, &loss);
+    MUST(lt_gpt2_dev_download_grads(d, r, err, sizeof err));
+    CHECK(memcmp(&loss, &ld16, sizeof loss) == 0, "bf16 checkpointing: loss %.9g differs from %.9g", loss, ld16);
+    CHECK(grads_identical(r, r16), "bf16 checkpointing: gradients differ from the run without it");
+    printf("  %-44s %s\n", "bf16 checkpointing vs without", grads_identical(r, r16) ? "bit-identical" : "DIFFERENT");
+    lt_gpt2_dev_set_checkpointing(d, 0);
+
+    /* pure bf16: the same weights as the bf16 copy, so the same bits */
+    MUST(lt_gpt2_dev_set_precision(d, LT_GPT2_BF16, 1, err, sizeof err));
+    MUST(lt_gpt2_dev_set_batch(d, B, T, err, sizeof err));
+    check_plan(d, &cfg, B, T, 0, 0, LT_GPT2_BF16, 1, "pure bf16");
+    CHECK(lt_gpt2_dev_param_at(d, 0)->data == NULL && lt_gpt2_dev_param_at(d, 0)->data16 != NULL,
+          "pure bf16: fp32 pointers must be gone");
+    dev_pass(d, in[0], tg[0], B, T, &loss);
+    MUST(lt_gpt2_dev_download_grads(d, r, err, sizeof err));
+    CHECK(memcmp(&loss, &ld16, sizeof loss) == 0 && grads_identical(r, r16),
+          "pure bf16: loss or gradients differ from bf16 compute with fp32 masters");
+    MUST(lt_gpt2_dev_download(d, r, err, sizeof err));
+    int bad = 0;
+    for (size_t i = 0; i < m->memory_floats; i++)
+        bad += r->param_memory[i] != lt_bf16_to_f32(lt_f32_to_bf16(m->param_memory[i]));
+    CHECK(bad == 0, "pure bf16: %d downloaded weights are not the rounded originals", bad);
+    printf("  %-44s %s; download = rounded weights: %s\n", "pure bf16 vs bf16 with fp32 masters",
+           memcmp(&loss, &ld16, sizeof loss) == 0 && grads_identical(r, r16) ? "bit-identical" : "DIFFERENT",
+           bad ? "NO" : "yes");
+    /* back to fp32 and the original weights (leaving pure bf16 expands the rounded ones) */
+    MUST(lt_gpt2_dev_set_precision(d, LT_GPT2_F32, 0, err, sizeof err));
+    MUST(lt_gpt2_dev_upload(d, m, err, sizeof err));
+    MUST(lt_gpt2_dev_download(d, r, err, sizeof err));
+    CHECK(memcmp(r->param_memory, m->param_memory, m->memory_floats * sizeof(float)) == 0,
+          "upload then download must give the weights back");
+    lt_gpt2_dev_free(d);
+
+    /* optimizer steps with device parameters */
+    adam_steps(m, B, T, LT_GPT2_F32, in, tg);
+    adam_steps(m, B, T, LT_GPT2_BF16, in, tg);
+    step_in_backward(m, B, T, in, tg);
+
+    for (int k = 0; k < 4; k++) free(in[k]), free(tg[k]);
+    lt_gpt2_free(m), lt_gpt2_free(m16), lt_gpt2_free(r32), lt_gpt2_free(r), lt_gpt2_free(r16);
+}
+
+int main(int argc, char **argv) {
+    int quick = 0;
+    uint64_t seed = 1234;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--quick")) quick = 1;
+        else if (!strcmp(argv[i], "--seed") && i + 1 < argc) seed = strtoull(argv[++i], NULL, 10);
+        else {
+            fprintf(stderr, "usage: gpu_gpt2_model [--quick] [--seed S]\n");
+            return 2;
+        }
+    }
+    if (lt_cuda_device_count() < 1) {
+        fprintf(stderr, "gpu_gpt2_model: no CUDA device\n");
+        return 2;
+    }
+    char desc[256];
+    lt_cuda_describe(desc, sizeof desc);
+    printf("gpu_gpt2_model: %s, seed %llu\n", desc, (unsigned long long)seed);
+    int n = quick ? 1 : (int)(sizeof SHAPES / sizeof SHAPES[0]);
+    for (int i = 0; i < n; i++) run_shape(&SHAPES[i], seed + (uint64_t)i);
+    return lt_test_done("gpu_gpt2_model");
+}
