@@ -288,7 +288,327 @@ static void checkpoint_maps(void) {
     free1(o), free1(o2);
 }
 
+#ifndef LT_TEST_GPU
+/* ---- the AVX-512 kernels against the scalar ones, byte for byte ----
+ * lowbit_avx512.c must give exactly what lowbit_cpu.c's scalar code gives: the
+ * same codes, the same absmax and the same parameters. Two levels: the code
+ * search alone on edge values (every map entry, every threshold and the floats
+ * next to it, exact midpoints, +-0, denormals, values beyond the map, +-inf,
+ * NaNs of both signs, odd scales), against lt_q_nearest; then every kernel on
+ * random blocks sprinkled with such values, run once with the scalar path
+ * forced and once with the vector path, from identical inputs. */
+#include <float.h>
+
+#include "kernels/cpu/lowbit_simd.h"
+#include "kernels/optim_kernels.h"
+#include "kernels/quant.h"
+
+static uint64_t sx = 0x9e3779b97f4a7c15ull;
+static uint32_t rbits(void) {
+    sx ^= sx << 13, sx ^= sx >> 7, sx ^= sx << 17;
+    return (uint32_t)(sx >> 16);
+}
+static float fbits(uint32_t u) {
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+static uint32_t bitsf(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return u;
+}
+
+/* An edge value for a quantizer with table t, or a plain random one. */
+static float edge_value(const lt_qtable *t) {
+    int c = (int)(rbits() % (uint32_t)t->n), d = (int)(rbits() % 5) - 2;
+    switch (rbits() % 16) {
+    case 0: return t->map[c];
+    case 1: return fbits(bitsf(t->map[c]) + (uint32_t)d);
+    case 2: return c + 1 < t->n ? fbits(bitsf(t->th[c]) + (uint32_t)d) : 1.0f;
+    case 3: { /* the float nearest the exact midpoint, and its neighbours */
+        int i = c + 1 < t->n ? c : c - 1;
+        float mid = (float)(0.5 * ((double)t->map[i] + (double)t->map[i + 1]));
+        return fbits(bitsf(mid) + (uint32_t)d);
+    }
+    case 4: return (rbits() & 1) ? 0.0f : -0.0f;
+    case 5: return fbits((rbits() & 0x807fffffu) | (rbits() & 1)); /* a denormal (or +-0) */
+    case 6: return (rbits() & 1) ? INFINITY : -INFINITY;
+    case 7: return fbits(0x7f800000u | (rbits() & 0x807fffffu) | 1u); /* a NaN, either sign, any payload */
+    case 8: return fbits(bitsf(1.0f) + (rbits() % 3)) * ((rbits() & 1) ? 1.0f : -1.0f); /* just above 1 */
+    case 9: return fbits(rbits() & 0xff7fffffu); /* any finite bit pattern (huge values included) */
+    case 10: return (rbits() & 1) ? FLT_MAX : -FLT_MAX;
+    default: return fbits((rbits() & 0x807fffffu) | ((100u + rbits() % 28u) << 23)); /* [-1, 1], many scales */
+    }
+}
+
+/* The scalar path's codes (lowbit_cpu.c's quantize_block and store), written out here. */
+static void scalar_codes(const lt_qtable *t, const float *x, size_t len, float amax, int signfix, int bits,
+                         uint8_t *out) {
+    const float ok = amax > 0.0f ? 1.0f : 0.0f, a = amax > 0.0f ? amax : 1.0f;
+    for (size_t j = 0; j < len; j++) {
+        int c = lt_q_nearest(t, (x[j] / a) * ok);
+        if (signfix) {
+            uint32_t xb = bitsf(x[j]);
+            int neg = (int)(xb >> 31), nonzero = (xb & 0x7fffffffu) != 0;
+            if ((((c < t->nneg) ? 1 : 0) ^ neg) & nonzero) c += neg ? -1 : 1;
+        }
+        if (bits == 8) out[j] = (uint8_t)c;
+        else lt_q4_set(out, j, c);
+    }
+}
+
+/* Quantizes x[0..len) by the vector path (the gather search and, for 256-entry
+ * maps, also the permute search it falls back to) and by the scalar rule;
+ * counts the bytes that differ. */
+static void compare_codes(const lt_qtable *t, const lt_lbtab *lb, const float *x, size_t len, float amax, int bits,
+                          long *checked, long *bad) {
+    enum { L = 600 };
+    uint8_t want[L + 16], got[L + 16];
+    const size_t nbytes = bits == 8 ? len : len / 2;
+    for (int signfix = 0; signfix <= (bits == 8); signfix++) {
+        memset(want, 0, sizeof want);
+        scalar_codes(t, x, len, amax, signfix, bits, want);
+        for (int pass = 0; pass < (lb->gtab ? 2 : 1); pass++) {
+            lt_lbtab v = *lb;
+            if (pass) v.gtab = NULL;
+            memset(got, 0xee, sizeof got);
+            lt_lb512_quantize(&v, x, len, amax, signfix, bits, got);
+            for (size_t j = 0; j < nbytes; j++) {
+                ++*checked;
+                if (got[j] != want[j] && ++*bad <= 5)
+                    fprintf(stderr, "n %d rule %d %s fix %d amax %a: byte %zu: x %a -> %u, want %u\n", t->n,
+                            (int)t->rule, v.gtab ? "gather" : "permute", signfix, (double)amax, j,
+                            (double)x[bits == 8 ? j : 2 * j], got[j], want[j]);
+            }
+            CHECK(got[nbytes] == 0xee, "n %d: the vector quantizer wrote past the end", t->n);
+        }
+    }
+}
+
+static void simd_search_matches(void) {
+    static lt_qtable t;
+    static lt_lbtab lb;
+    const float *maps[4] = {lt_qmap_signed8, lt_qmap_unsigned8, lt_qmap_signed4, lt_qmap_linear4};
+    const int sizes[4] = {256, 256, 16, 16};
+    enum { L = 600 };
+    float x[L];
+    long checked = 0, bad = 0;
+    for (int m = 0; m < 4; m++) {
+        for (int rule = 0; rule < 2; rule++) {
+            CHECK(lt_qtable_build(&t, maps[m], sizes[m], (lt_qrule)rule) == 0 && t.fast, "map %d", m);
+            CHECK(lt_lbtab_prepare(&lb, &t) == 1, "map %d: not accepted by the vector path", m);
+            CHECK((lb.gtab != NULL) == (sizes[m] == 256), "map %d: the gather table is %s", m,
+                  lb.gtab ? "there" : "missing");
+            const int bits = sizes[m] == 16 ? 4 : 8;
+            /* with amax = 1 (q = x): both ends of every 16-bit bucket (NaNs and infinities
+             * included), every threshold and the 4 floats either side, every entry and the
+             * exact midpoints between entries with 2 floats either side */
+            size_t len = 0;
+            for (uint32_t k = 0;; k++) {
+                int done = 0;
+                if (k < 131072u) x[len++] = fbits((k >> 1) << 16 | ((k & 1) ? 0xffffu : 0u));
+                else if (k < 131072u + 9u * (uint32_t)t.n) {
+                    uint32_t i = k - 131072u;
+                    int c = (int)(i / 9u);
+                    if (c + 1 < t.n) x[len++] = fbits(bitsf(t.th[c]) + (uint32_t)((int)(i % 9u) - 4));
+                } else if (k < 131072u + 14u * (uint32_t)t.n) {
+                    uint32_t i = k - 131072u - 9u * (uint32_t)t.n;
+                    int c = (int)(i / 5u), d = (int)(i % 5u) - 2;
+                    x[len++] = fbits(bitsf(t.map[c]) + (uint32_t)d);
+                    if (c + 1 < t.n)
+                        x[len++] = fbits(bitsf((float)(0.5 * ((double)t.map[c] + (double)t.map[c + 1]))) + (uint32_t)d);
+                } else {
+                    done = 1;
+                }
+                if (len >= L - 2 || (done && len)) {
+                    len &= ~(size_t)1; /* even, for 4-bit packing */
+                    compare_codes(&t, &lb, x, len, 1.0f, bits, &checked, &bad);
+                    len = 0;
+                }
+                if (done) break;
+            }
+            /* random blocks of edge values under every kind of scale */
+            for (int round = 0; round < 400; round++) {
+                len = 1 + rbits() % L;
+                if (bits == 4) len = (len + 1) & ~(size_t)1;
+                if (len > L) len = L;
+                for (size_t j = 0; j < len; j++) x[j] = edge_value(&t);
+                float amax;
+                switch (round % 8) {
+                case 0: amax = 1.0f; break; /* q = x exactly */
+                case 1: amax = 0.0f; break;
+                case 2: amax = NAN; break;
+                case 3: amax = INFINITY; break;
+                case 4: amax = fbits(1u + rbits() % 1000u); break; /* a denormal scale */
+                default: { /* the block's absmax, as the kernels use it */
+                    uint32_t mx = 0;
+                    for (size_t j = 0; j < len; j++) {
+                        uint32_t b = bitsf(x[j]) & 0x7fffffffu;
+                        mx = b > mx ? b : mx;
+                    }
+                    amax = fbits(mx);
+                }
+                }
+                compare_codes(&t, &lb, x, len, amax, bits, &checked, &bad);
+                /* dequantization of arbitrary codes */
+                {
+                    uint8_t codes[L];
+                    float dw[L], dg[L];
+                    const size_t nb = bits == 8 ? len : len / 2;
+                    for (size_t j = 0; j < nb; j++) codes[j] = (uint8_t)rbits();
+                    const float sc = edge_value(&t);
+                    for (size_t j = 0; j < len; j++) dw[j] = t.map[bits == 8 ? codes[j] : lt_q4_get(codes, j)] * sc;
+                    lt_lb512_dequant(&lb, codes, len, bits, sc, dg);
+                    for (size_t j = 0; j < len; j++) {
+                        checked++;
+                        if (bitsf(dw[j]) != bitsf(dg[j]) && ++bad <= 5)
+                            fprintf(stderr, "map %d: dequant %zu: %a vs %a\n", m, j, (double)dg[j], (double)dw[j]);
+                    }
+                }
+            }
+        }
+    }
+    CHECK(bad == 0, "vector code search or dequantization differs from the scalar one on %ld of %ld", bad, checked);
+    printf("AVX-512 code search and dequantization equal the scalar ones on %ld values\n", checked);
+}
+
+/* Kernel level: every optimizer's block kernel, scalar path against vector path. */
+typedef struct {
+    float *p32;
+    uint16_t *p16;
+    float *g;
+    uint8_t *c1, *c2;
+    float *s1, *s2;
+} kstate;
+
+static void kstate_copy(kstate *d, const kstate *s, size_t n, size_t nblk, size_t cbytes) {
+    memcpy(d->p32, s->p32, n * 4);
+    memcpy(d->p16, s->p16, n * 2);
+    memcpy(d->g, s->g, n * 4);
+    memcpy(d->c1, s->c1, cbytes);
+    memcpy(d->c2, s->c2, cbytes);
+    memcpy(d->s1, s->s1, nblk * 4);
+    memcpy(d->s2, s->s2, nblk * 4);
+}
+static kstate kstate_new(size_t n, size_t nblk) {
+    kstate k = {malloc(n * 4), malloc(n * 2), malloc(n * 4), malloc(n), malloc(n), malloc(nblk * 4), malloc(nblk * 4)};
+    return k;
+}
+static void kstate_free(kstate *k) {
+    free(k->p32), free(k->p16), free(k->g), free(k->c1), free(k->c2), free(k->s1), free(k->s2);
+}
+
+/* which: 0 bnb Adam, 1 bnb Lion, 2 torchao 8-bit, 3 torchao 4-bit; dt: the parameter's dtype */
+static int run_kernel(int which, lt_dtype dt, kstate *k, size_t n, size_t B, const lt_qtable *t1,
+                      const lt_qtable *t2, float gs, int omb_high) {
+    lt_karr p = {dt == LT_DTYPE_F32 ? (void *)k->p32 : (void *)k->p16, dt, 0};
+    lt_karr g = {k->g, LT_DTYPE_F32, 0};
+    lt_kqstate m = {k->c1, k->s1, t1}, v = {k->c2, k->s2, t2};
+    if (which <= 1) {
+        lt_kbnb h = {.b1 = 0.9f, .omb1 = 0.1f, .b2 = 0.999f, .omb2 = 0.001f, .step = -1e-3f * 0.3f,
+                     .c2eps = 1e-8f * 0.5f, .decay = 1.0f - 1e-5f, .lr = 1e-3f, .has_decay = 1, .block = B};
+        if (omb_high) h.b1 = 0.3f, h.omb1 = 0.7f, h.has_decay = 0;
+        if (which == 0) lt_kernel_bnb8_adam(p, g, gs, n, m, v, &h);
+        else lt_kernel_bnb8_lion(p, g, gs, n, m, &h);
+    } else {
+        lt_kao h = {.lrwd = 1e-5f, .omb1 = 0.1f, .omb2 = 0.001f, .lr = 1e-3f, .bc1 = 0.19f, .bc2_sqrt = 0.04f,
+                    .eps = 1e-8f, .block = B, .bits = which == 2 ? 8 : 4};
+        if (omb_high) h.omb1 = 0.75f, h.omb2 = 0.5f;
+        lt_kernel_ao_adam(p, g, gs, n, m, v, &h);
+    }
+    return 0;
+}
+
+static void simd_kernels_match(void) {
+    static lt_qtable ts8, tu8, ts4, tl4;
+    lt_qtable_build(&ts8, lt_qmap_signed8, 256, LT_Q_EVEN);
+    lt_qtable_build(&tu8, lt_qmap_unsigned8, 256, LT_Q_EVEN);
+    static lt_qtable as8, au8;
+    lt_qtable_build(&as8, lt_qmap_signed8, 256, LT_Q_UP);
+    lt_qtable_build(&au8, lt_qmap_unsigned8, 256, LT_Q_UP);
+    lt_qtable_build(&ts4, lt_qmap_signed4, 16, LT_Q_UP);
+    lt_qtable_build(&tl4, lt_qmap_linear4, 16, LT_Q_UP);
+    const char *names[4] = {"bnb Adam 8-bit", "bnb Lion 8-bit", "torchao AdamW 8-bit", "torchao AdamW 4-bit"};
+    long cases = 0, bad = 0;
+    for (int round = 0; round < 160; round++) {
+        const int which = round % 4;
+        const lt_dtype dt = (round / 4) % 3 == 2 ? LT_DTYPE_BF16 : LT_DTYPE_F32;
+        const size_t B = (size_t)64 << (rbits() % 7); /* 64 .. 4096 */
+        size_t n = 1 + rbits() % 9000;
+        if (round % 5 == 0) n = 1 + rbits() % 40; /* a single partial block */
+        if (which >= 2) n = B * (1 + rbits() % 4); /* torchao: whole blocks */
+        const size_t nblk = (n + B - 1) / B, cbytes = which == 3 ? (n + 1) / 2 : n;
+        const lt_qtable *t1 = which <= 1 ? &ts8 : which == 2 ? &as8 : &ts4;
+        const lt_qtable *t2 = which <= 1 ? &tu8 : which == 2 ? &au8 : &tl4;
+        kstate init = kstate_new(n, nblk), a = kstate_new(n, nblk), b = kstate_new(n, nblk);
+        const int edgy = round % 3; /* 0: plain data; 1: a few edge values; 2: many */
+        for (size_t i = 0; i < n; i++) {
+            init.p32[i] = 0.1f * randn();
+            init.g[i] = 0.01f * randn();
+            if (edgy && rbits() % (edgy == 1 ? 64u : 4u) == 0) init.g[i] = edge_value(t1);
+            if (edgy == 2 && rbits() % 8 == 0) init.p32[i] = edge_value(t1);
+            init.p16[i] = lt_f32_to_bf16(init.p32[i]);
+            init.c1[i] = (uint8_t)rbits();
+            init.c2[i] = (uint8_t)rbits();
+        }
+        for (size_t i = 0; i < nblk; i++) {
+            init.s1[i] = 0.02f * fabsf(randn()), init.s2[i] = 1e-4f * fabsf(randn());
+            if (edgy && rbits() % 4 == 0) init.s1[i] = rbits() % 2 ? 0.0f : fbits(1u + rbits() % 100u);
+            if (edgy == 2 && rbits() % 8 == 0) init.s2[i] = edge_value(t2);
+        }
+        const float gs = round % 7 == 3 ? 1e30f : 0.5f; /* 1e30 overflows v to inf in places */
+        kstate_copy(&a, &init, n, nblk, cbytes);
+        kstate_copy(&b, &init, n, nblk, cbytes);
+        for (int step = 0; step < 3; step++) {
+            int prev = lt_lowbit_simd_force(0);
+            run_kernel(which, dt, &a, n, B, t1, t2, gs, round % 8 >= 4);
+            lt_lowbit_simd_force(1);
+            run_kernel(which, dt, &b, n, B, t1, t2, gs, round % 8 >= 4);
+            lt_lowbit_simd_force(prev);
+        }
+        int same = !memcmp(a.p32, b.p32, n * 4) && !memcmp(a.p16, b.p16, n * 2) && !memcmp(a.c1, b.c1, cbytes) &&
+                   (which == 1 || !memcmp(a.c2, b.c2, cbytes)) && !memcmp(a.s1, b.s1, nblk * 4) &&
+                   (which == 1 || !memcmp(a.s2, b.s2, nblk * 4));
+        cases++;
+        if (!same && bad++ < 5) {
+            for (size_t i = 0; i < n; i++) {
+                if (memcmp(&a.p32[i], &b.p32[i], 4) || a.p16[i] != b.p16[i] || a.c1[i] != b.c1[i] ||
+                    (which != 1 && a.c2[i] != b.c2[i])) {
+                    fprintf(stderr, "%s, n %zu, block %zu: element %zu: p %a / %a, codes %u %u / %u %u\n",
+                            names[which], n, B, i, (double)a.p32[i], (double)b.p32[i], a.c1[i], a.c2[i], b.c1[i],
+                            b.c2[i]);
+                    break;
+                }
+            }
+            for (size_t i = 0; i < nblk; i++)
+                if (memcmp(&a.s1[i], &b.s1[i], 4) || memcmp(&a.s2[i], &b.s2[i], 4))
+                    fprintf(stderr, "%s: block %zu scales %a %a / %a %a\n", names[which], i, (double)a.s1[i],
+                            (double)a.s2[i], (double)b.s1[i], (double)b.s2[i]);
+        }
+        kstate_free(&init), kstate_free(&a), kstate_free(&b);
+    }
+    CHECK(bad == 0, "the vector kernels differ from the scalar ones in %ld of %ld cases", bad, cases);
+    printf("AVX-512 kernels equal the scalar ones, byte for byte, in %ld cases (3 steps each)\n", cases);
+}
+
+static void simd_matches_scalar(void) {
+    int prev = lt_lowbit_simd_force(1);
+    int have = lt_lowbit_simd();
+    lt_lowbit_simd_force(prev);
+    if (!have) {
+        printf("AVX-512 path not available here (CPU or LT_LOWBIT_SCALAR): vector/scalar comparison skipped\n");
+        return;
+    }
+    simd_search_matches();
+    simd_kernels_match();
+}
+#endif
+
 int main(void) {
+#ifndef LT_TEST_GPU
+    simd_matches_scalar();
+#endif
     state_bytes();
     nonfinite_and_zero_blocks("adamw_bnb_8bit");
     nonfinite_and_zero_blocks("lion_8bit");

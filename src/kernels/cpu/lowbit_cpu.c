@@ -3,11 +3,14 @@
  * block goes through short loops over small buffers: dequantize and update
  * the states (and their absmax), update p, then quantize each state. Each loop
  * is branch-free so it vectorizes (map and table reads become gathers); the
- * tables of quant.h make the nearest-code search one lookup and one compare. */
+ * tables of quant.h make the nearest-code search one lookup and one compare.
+ * On CPUs with AVX-512 each kernel hands its blocks to lowbit_avx512.c instead
+ * (same bits, see lowbit_simd.h); LT_LOWBIT_SCALAR=1 keeps this code. */
 #include <float.h>
 #include <math.h>
 
 #include "kernels/cpu/foreach.h"
+#include "kernels/cpu/lowbit_simd.h"
 #include "kernels/quant.h"
 
 #define LT_MAX_BLOCK 4096
@@ -106,6 +109,8 @@ LT_BLOCK static void bnb_adam_block(float *restrict pb, const float *restrict gb
 LT_KERNEL void lt_kernel_bnb8_adam(lt_karr p, lt_karr g, float gs, size_t n, lt_kqstate m, lt_kqstate v,
                                    const lt_kbnb *h) {
     const size_t B = h->block, nblk = (n + B - 1) / B;
+    lt_lbtab tm, tv;
+    const int simd = lt_lowbit_simd() && lt_lbtab_prepare(&tm, m.tab) && lt_lbtab_prepare(&tv, v.tab);
 #pragma omp parallel for schedule(static) if (n >= LOWBIT_PAR_MIN)
     for (size_t blk = 0; blk < nblk; blk++) {
         size_t off = blk * B, len = n - off < B ? n - off : B;
@@ -114,6 +119,12 @@ LT_KERNEL void lt_kernel_bnb8_adam(lt_karr p, lt_karr g, float gs, size_t n, lt_
         float qb[LT_MAX_BLOCK];
         float *pv = p_view(p, off, len, pb);
         const float *gv = p_view(g, off, len, gb);
+        if (simd) {
+            lt_lb512_bnb_adam(pv, gv, gs, len, h, &tm, m.codes + off, &m.scale[blk], &tv, v.codes + off,
+                              &v.scale[blk]);
+            p_done(p, off, len, pv);
+            continue;
+        }
         dequant_u8(m.tab, m.codes + off, len, m.scale[blk], mb);
         dequant_u8(v.tab, v.codes + off, len, v.scale[blk], vb);
         bnb_adam_block(pv, gv, mb, vb, len, gs, h);
@@ -146,6 +157,8 @@ LT_BLOCK static void bnb_lion_block(float *restrict pb, const float *restrict gb
 
 LT_KERNEL void lt_kernel_bnb8_lion(lt_karr p, lt_karr g, float gs, size_t n, lt_kqstate m, const lt_kbnb *h) {
     const size_t B = h->block, nblk = (n + B - 1) / B;
+    lt_lbtab tm;
+    const int simd = lt_lowbit_simd() && lt_lbtab_prepare(&tm, m.tab);
 #pragma omp parallel for schedule(static) if (n >= LOWBIT_PAR_MIN)
     for (size_t blk = 0; blk < nblk; blk++) {
         size_t off = blk * B, len = n - off < B ? n - off : B;
@@ -154,6 +167,11 @@ LT_KERNEL void lt_kernel_bnb8_lion(lt_karr p, lt_karr g, float gs, size_t n, lt_
         float qb[LT_MAX_BLOCK];
         float *pv = p_view(p, off, len, pb);
         const float *gv = p_view(g, off, len, gb);
+        if (simd) {
+            lt_lb512_bnb_lion(pv, gv, gs, len, h, &tm, m.codes + off, &m.scale[blk]);
+            p_done(p, off, len, pv);
+            continue;
+        }
         dequant_u8(m.tab, m.codes + off, len, m.scale[blk], mb);
         bnb_lion_block(pv, gv, mb, len, gs, h);
         float a1 = absmax(mb, len);
@@ -251,6 +269,8 @@ LT_BLOCK static void ao_adam_block(float *restrict pb, const float *restrict gb,
 LT_KERNEL void lt_kernel_ao_adam(lt_karr p, lt_karr g, float gs, size_t n, lt_kqstate m, lt_kqstate v,
                                  const lt_kao *h) {
     const size_t B = h->block, nblk = n / B; /* torchao quantizes only tensors that split into whole blocks */
+    lt_lbtab tm, tv;
+    const int simd = lt_lowbit_simd() && lt_lbtab_prepare(&tm, m.tab) && lt_lbtab_prepare(&tv, v.tab);
 #pragma omp parallel for schedule(static) if (n >= LOWBIT_PAR_MIN)
     for (size_t blk = 0; blk < nblk; blk++) {
         size_t off = blk * B;
@@ -259,6 +279,12 @@ LT_KERNEL void lt_kernel_ao_adam(lt_karr p, lt_karr g, float gs, size_t n, lt_kq
         float qb[LT_MAX_BLOCK];
         float *pv = p_view(p, off, B, pb);
         const float *gv = p_view(g, off, B, gb);
+        if (simd) {
+            const size_t cb0 = h->bits == 8 ? off : off / 2; /* the block's first code byte */
+            lt_lb512_ao_adam(pv, gv, gs, B, h, &tm, m.codes + cb0, &m.scale[blk], &tv, v.codes + cb0, &v.scale[blk]);
+            p_done(p, off, B, pv);
+            continue;
+        }
         dequant_codes(m.tab, m.codes, off, B, h->bits, m.scale[blk], mb);
         dequant_codes(v.tab, v.codes, off, B, h->bits, v.scale[blk], vb);
         ao_adam_block(pv, gv, mb, vb, B, gs, h);
@@ -300,9 +326,15 @@ void lt_kernel_ao_adam_plain(const lt_ktensor *t, const lt_kao *h) {
 
 void lt_kernel_dequant(lt_kqstate s, size_t n, size_t block, int bits, float *out) {
     size_t nblk = (n + block - 1) / block;
+    lt_lbtab t;
+    const int simd = lt_lowbit_simd() && lt_lbtab_prepare(&t, s.tab);
 #pragma omp parallel for schedule(static) if (n >= LOWBIT_PAR_MIN)
     for (size_t blk = 0; blk < nblk; blk++) {
         size_t off = blk * block, len = n - off < block ? n - off : block;
+        if (simd) {
+            lt_lb512_dequant(&t, s.codes + (bits == 8 ? off : off / 2), len, bits, s.scale[blk], out + off);
+            continue;
+        }
         dequant_codes(s.tab, s.codes, off, len, bits, s.scale[blk], out + off);
     }
 }
