@@ -66,7 +66,7 @@ int lt_cmd_plan(int argc, char **argv) {
             printf("usage: leantrain plan [--model gpt2|... | --model_name_or_path DIR | --n_layer --n_embd --n_head "
                    "--n_positions --vocab_size] [--per_device_train_batch_size B] [--block_size T] [--optim NAME] "
                    "[--optim_args ...] [--gradient_checkpointing] [--optim_in_backward] [--bf16 | --fp16 | "
-                   "--pure_bf16] [--train_file FILE] [--memory SIZE --fit]\n"
+                   "--pure_bf16] [--device cpu|cuda] [--train_file FILE] [--memory SIZE --fit]\n"
                    "--fit lists every combination of the optimizers with a calibrated cost, checkpointing, the step "
                    "inside backward and fp32 / bf16 / pure bf16 that fits in --memory, fastest first\n");
             free(rest);
@@ -112,7 +112,9 @@ int lt_cmd_plan(int argc, char **argv) {
     struct stat sb;
     if (a.train_file[0] && stat(a.train_file, &sb) == 0) data = (size_t)sb.st_size;
     lt_mem_table t;
-    lt_mem_methods me = {a.gradient_checkpointing, a.optim_in_backward, lt_train_args_precision(&a), a.pure_bf16};
+    /* --device cuda plans device memory; auto and cpu plan the CPU (a plan should not depend on this machine) */
+    lt_mem_methods me = {a.gradient_checkpointing, a.optim_in_backward, lt_train_args_precision(&a), a.pure_bf16,
+                         !strcmp(a.device, "cuda")};
     if (lt_memplan(&cfg, B, T, a.optim, a.optim_args, &me, data, &t, err, sizeof err)) {
         fprintf(stderr, "leantrain plan: %s\n", err);
         return 1;
@@ -125,7 +127,8 @@ int lt_cmd_plan(int argc, char **argv) {
            a.gradient_checkpointing ? " + gradient checkpointing" : "",
            a.optim_in_backward ? " + step inside backward" : "", precision);
     lt_mem_table_print(stdout, &t, 0);
-    printf("predicted speed: %.0f tokens/s on the calibrated 2-core CPU\n",
+    if (me.device) printf("device memory (cuBLAS workspace included, the CUDA context not)\n");
+    if (!me.device) printf("predicted speed: %.0f tokens/s on the calibrated 2-core CPU\n",
            tokens_per_s(&cfg, mm.num_params, B, T, a.optim, a.gradient_checkpointing, me.precision != LT_GPT2_F32));
     if (!fit) return 0;
     typedef struct {
@@ -142,7 +145,7 @@ int lt_cmd_plan(int argc, char **argv) {
             for (int ob = 0; ob < 2; ob++)
                 for (int pr = 0; pr < 3; pr++) {
                     lt_mem_table m;
-                    lt_mem_methods mk = {ck, ob, pr ? LT_GPT2_BF16 : LT_GPT2_F32, pr == 2};
+                    lt_mem_methods mk = {ck, ob, pr ? LT_GPT2_BF16 : LT_GPT2_F32, pr == 2, me.device};
                     if (lt_memplan(&cfg, B, T, STEP_COST[k].optim, "", &mk, data, &m, err, sizeof err)) continue;
                     if (m.total > memory) continue;
                     combo c = {STEP_COST[k].optim, ck, ob, pr, (double)m.total,
@@ -151,7 +154,8 @@ int lt_cmd_plan(int argc, char **argv) {
                     while (j > 0 && list[j - 1].tps < c.tps) list[j] = list[j - 1], j--;
                     list[j] = c;
                 }
-    printf("\nfits in %.1f MiB (%d of %d combinations), fastest first:\n", memory / 1048576.0, n, NCOMBO);
+    printf("\nfits in %.1f MiB (%d of %d combinations), fastest first%s:\n", memory / 1048576.0, n, NCOMBO,
+           me.device ? " (by the CPU's cost model: the GPU's is not calibrated yet)" : "");
     printf("%-20s %-24s %-20s %-10s %12s %14s\n", "optim", "gradient_checkpointing", "optim_in_backward", "precision",
            "total_MiB", "tokens_per_s");
     for (int i = 0; i < n; i++)

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "leantrain/optim.h"
+
 void lt_train_args_default(lt_train_args *a) {
     memset(a, 0, sizeof *a);
     snprintf(a->optim, sizeof a->optim, "adamw_torch_fused");
@@ -35,7 +37,7 @@ void lt_train_args_default(lt_train_args *a) {
     a->n_positions = 256;
     a->vocab_size = 0; /* custom: from the data (256 for text) */
     a->validation_split_percentage = 5.0;
-    snprintf(a->device, sizeof a->device, "cpu");
+    snprintf(a->device, sizeof a->device, "auto");
     a->fp16_init_scale = 65536.0;
     a->fp16_growth_interval = 2000;
 }
@@ -104,10 +106,15 @@ static const arg_def ARGS[] = {
     {"validation_split_percentage", A_DOUBLE, S(validation_split_percentage), "[5]"},
     {"block_size", A_INT, S(block_size), "tokens per sequence; 0: n_positions [0]"},
     {"threads", A_INT, S(threads), "OpenMP threads; 0: all cores [0]"},
-    {"device", A_STR, S(device), "cpu; cuda is not available for training yet (the optimizer library runs there) [cpu]"},
+    {"device", A_STR, S(device), "cpu, cuda, or auto: cuda when a GPU is present (and not --fp16) [auto]"},
 };
 #undef S
 #define NARGS (sizeof ARGS / sizeof ARGS[0])
+
+int lt_train_args_on_gpu(const lt_train_args *a) {
+    if (!strcmp(a->device, "cuda")) return 1;
+    return !strcmp(a->device, "auto") && !a->fp16 && lt_cuda_device_count() > 0;
+}
 
 int lt_train_args_max_batch(const lt_train_args *a) {
     int B = a->per_device_train_batch_size;
@@ -230,10 +237,10 @@ lt_status lt_train_args_parse(lt_train_args *a, int argc, char **argv, char *err
          "--fp16 cannot step inside backward: a loss-scaled step is skipped when any gradient overflows, which is "
          "known only after the whole backward; use --bf16 (no loss scaling) with --optim_in_backward"},
         {!a->output_dir[0], "--output_dir must not be empty"},
-        {strcmp(a->device, "cpu") != 0 && strcmp(a->device, "cuda") != 0, "--device must be cpu or cuda"},
-        {strcmp(a->device, "cuda") == 0,
-         "--device cuda: the trainer does not run GPT-2 on the GPU yet (the optimizers do, through the library and "
-         "`leantrain replay/bench optim --device cuda`); use --device cpu"},
+        {strcmp(a->device, "cpu") && strcmp(a->device, "cuda") && strcmp(a->device, "auto"),
+         "--device must be cpu, cuda or auto"},
+        {!strcmp(a->device, "cuda") && a->fp16,
+         "--device cuda does not do --fp16 (the GPU kernels store fp32 or bf16): use --bf16, or --device cpu"},
     };
     for (size_t k = 0; k < sizeof checks / sizeof checks[0]; k++)
         if (checks[k].bad) {

@@ -43,7 +43,7 @@ typedef struct lt_train_args {
     double validation_split_percentage;
     int block_size;               /* 0: the model's n_positions */
     int threads;                  /* 0: OpenMP's default */
-    char device[16];              /* "cpu" (the only one the trainer runs on so far) or "cuda" */
+    char device[16];              /* "cpu", "cuda" or "auto" (cuda when a GPU is present and not fp16) */
 } lt_train_args;
 
 /* The defaults (the Trainer's where it has them). */
@@ -58,6 +58,10 @@ lt_status lt_train_args_parse(lt_train_args *a, int argc, char **argv, char *err
 static inline lt_gpt2_precision lt_train_args_precision(const lt_train_args *a) {
     return a->fp16 ? LT_GPT2_F16 : a->bf16 || a->pure_bf16 ? LT_GPT2_BF16 : LT_GPT2_F32;
 }
+
+/* Whether the run trains on the GPU: --device cuda, or auto with a CUDA
+ * device present (and not --fp16, which only the CPU does). */
+int lt_train_args_on_gpu(const lt_train_args *a);
 
 /* The batch the activation buffers must hold: the training batch, or the
  * evaluation batch when it is larger and evaluation is on. */

@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "leantrain/optim.h"
+#include "model/cuda/gpt2_device.h"
 
 /* What the process holds besides the tensors, calibrated on the 2-core Debian CI-class machine
  * (2026-11-27, `leantrain train`, 0.8M and 4.9M-parameter models, with and without checkpointing:
@@ -20,8 +21,11 @@ lt_status lt_memplan(const lt_gpt2_config *cfg, int B, int T, const char *optim,
                      const lt_mem_methods *me, size_t data_bytes, lt_mem_table *t, char *err, size_t errlen) {
     memset(t, 0, sizeof *t);
     lt_gpt2_memory mm;
-    lt_status st = lt_gpt2_memory_plan(cfg, B, T, me->gradient_checkpointing, me->optim_in_backward, me->precision,
-                                       me->pure_bf16, &mm, err, errlen);
+    lt_gpt2_dev_memory dm;
+    lt_status st = me->device ? lt_gpt2_dev_memory_plan(cfg, B, T, me->gradient_checkpointing, me->optim_in_backward,
+                                                        me->precision, me->pure_bf16, &dm, err, errlen)
+                              : lt_gpt2_memory_plan(cfg, B, T, me->gradient_checkpointing, me->optim_in_backward,
+                                                    me->precision, me->pure_bf16, &mm, err, errlen);
     if (st) return st;
     lt_hparams hp = lt_hparams_default();
     lt_optim *o = lt_optim_create(optim, optim_args, &hp, err, errlen);
@@ -36,7 +40,7 @@ lt_status lt_memplan(const lt_gpt2_config *cfg, int B, int T, const char *optim,
     size_t state = 0;
     for (int i = 0; i < n; i++) {
         lt_param_desc d = {.name = tab[i].name, .ndim = tab[i].ndim, .group = tab[i].weight_decay ? 0 : nodecay,
-                           .dtype = me->pure_bf16 ? LT_DTYPE_BF16 : LT_DTYPE_F32};
+                           .dtype = me->pure_bf16 ? LT_DTYPE_BF16 : LT_DTYPE_F32, .device = me->device};
         d.shape[0] = tab[i].shape[0], d.shape[1] = tab[i].shape[1];
         size_t b = lt_optim_plan_param(o, &d);
         if (b == (size_t)-1) {
@@ -49,6 +53,18 @@ lt_status lt_memplan(const lt_gpt2_config *cfg, int B, int T, const char *optim,
     }
     free(tab);
     lt_optim_free(o);
+    if (me->device) {
+        int mixed = me->precision != LT_GPT2_F32 && !me->pure_bf16;
+        t->weights = mixed ? dm.weight16_bytes : dm.weight_bytes;
+        t->master = mixed ? dm.weight_bytes : 0;
+        t->grads = dm.grad_bytes;
+        t->optim_state = state;
+        t->activations = dm.activation_bytes + dm.backward_bytes;
+        t->workspace = dm.token_bytes + dm.cublas_bytes;
+        t->cublas = dm.cublas_bytes;
+        t->total = t->weights + t->master + t->grads + t->optim_state + t->activations + t->workspace;
+        return LT_OK;
+    }
     size_t threads = (size_t)omp_get_max_threads();
     size_t blocks = data_bytes / (size_t)(T > 0 ? T : 1);
     int mixed = me->precision != LT_GPT2_F32 && !me->pure_bf16;

@@ -17,6 +17,7 @@ typedef struct lt_mem_table {
     size_t activations;  /* forward activations + backward scratch */
     size_t workspace;    /* tokens, data order, optimizer scratch, the BLAS's buffers, the program itself */
     size_t total;
+    size_t cublas;       /* GPU: cuBLAS's workspace, part of workspace (planned: the model's counters do not see it) */
 } lt_mem_table;
 
 /* The memory methods of a run besides the optimizer. */
@@ -25,11 +26,15 @@ typedef struct lt_mem_methods {
     int optim_in_backward;
     lt_gpt2_precision precision; /* --bf16 / --fp16 */
     int pure_bf16;               /* --pure_bf16: no f32 master weights */
+    int device;                  /* 1: the GPU (device memory as lt_gpt2_dev allocates it), 0: the CPU (RSS) */
 } lt_mem_methods;
 
 /* Fills t for cfg trained with batch B x T, the optimizer `optim`/`optim_args`
  * (base hyperparameters as the trainer passes them) and the methods `mm`, over
- * a training file of data_bytes. */
+ * a training file of data_bytes. On the GPU (mm->device) the table is device
+ * memory: the device model's allocations (lt_gpt2_dev_memory_plan), the
+ * optimizer state, and cuBLAS's workspace in `workspace`; the CUDA context
+ * itself is not counted. */
 lt_status lt_memplan(const lt_gpt2_config *cfg, int B, int T, const char *optim, const char *optim_args,
                      const lt_mem_methods *mm, size_t data_bytes, lt_mem_table *t, char *err, size_t errlen);
 

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "leantrain/optim.h"
+#include "model/cuda/gpt2_device.h"
 #include "model/gpt2.h"
 #include "train/checkpoint.h"
 #include "train/data.h"
@@ -24,7 +25,8 @@
 
 typedef struct {
     const lt_train_args *a;
-    lt_gpt2 *m;
+    lt_gpt2 *m;      /* the model; with --device cuda the host copy of the weights (checkpoints go through it) */
+    lt_gpt2_dev *dev; /* --device cuda: the model on the GPU, which trains */
     lt_optim *o;
     lt_data data;
     lt_tokenizer *tok; /* NULL: text files are bytes */
@@ -67,13 +69,52 @@ static double grad_norm(const lt_gpt2 *m) {
 static lt_status step_in_backward(void *ctx, int first, int count) {
     run_t *r = ctx;
     for (int i = first; i < first + count; i++) {
-        if (lt_optim_set_grad(r->o, i, r->m->params[i].grad, LT_DTYPE_F32) != LT_OK ||
+        const void *g = r->dev ? (const void *)lt_gpt2_dev_param_at(r->dev, i)->grad : (const void *)r->m->params[i].grad;
+        if (lt_optim_set_grad(r->o, i, g, LT_DTYPE_F32) != LT_OK ||
             lt_optim_step_param(r->o, i, 1.0f) != LT_OK) {
             snprintf(r->err, sizeof r->err, "%s", lt_optim_error(r->o));
             return LT_ERR_STATE;
         }
     }
     return LT_OK;
+}
+
+/* ---- the model's steps on the CPU or the GPU ---- */
+
+static lt_status model_zero_grad(run_t *r) {
+    if (r->dev) return lt_gpt2_dev_zero_grad(r->dev, r->err, sizeof r->err);
+    lt_gpt2_zero_grad(r->m);
+    return LT_OK;
+}
+
+/* forward of rows x T tokens; with targets the mean loss into *loss */
+static lt_status model_forward(run_t *r, int rows, int with_targets, float *loss) {
+    const int32_t *tg = with_targets ? r->targets : NULL;
+    if (r->dev) return lt_gpt2_dev_forward(r->dev, r->inputs, tg, rows, r->T, loss, r->err, sizeof r->err);
+    lt_status st = lt_gpt2_forward(r->m, r->inputs, tg, rows, r->T, r->err, sizeof r->err);
+    *loss = r->m->loss;
+    return st;
+}
+
+static lt_status model_backward(run_t *r, lt_gpt2_grad_ready ready) {
+    if (r->dev) return lt_gpt2_dev_backward_cb(r->dev, ready, r, r->err, sizeof r->err);
+    return lt_gpt2_backward_cb(r->m, ready, r, r->err, sizeof r->err);
+}
+
+static lt_status model_grad_norm(run_t *r, double *norm) {
+    if (r->dev) return lt_gpt2_dev_grad_norm(r->dev, norm, r->err, sizeof r->err);
+    *norm = grad_norm(r->m);
+    return LT_OK;
+}
+
+static void model_set_loss_scale(run_t *r, float s) {
+    if (r->dev) lt_gpt2_dev_set_loss_scale(r->dev, s);
+    else r->m->loss_scale = s;
+}
+
+/* after the optimizer changed the weights: the GPU's bf16 compute copy follows its fp32 masters */
+static lt_status model_stepped(run_t *r) {
+    return r->dev ? lt_gpt2_dev_refresh_bf16(r->dev, r->err, sizeof r->err) : LT_OK;
 }
 
 static cJSON *state_json(run_t *r) {
@@ -119,8 +160,11 @@ static int save(run_t *r) {
     }
     /* the tokenizer goes into the checkpoint too (inside the atomic write), so generate and a resume find
        the tokenizer the model was trained with */
-    lt_status st = lt_ckpt_save(r->a->output_dir, r->step, r->m, r->o, r->tok, text, r->a->save_total_limit, r->err,
-                                sizeof r->err);
+    /* the GPU's weights come home first: checkpoints are written from the host model */
+    lt_status st = r->dev ? lt_gpt2_dev_download(r->dev, r->m, r->err, sizeof r->err) : LT_OK;
+    if (st == LT_OK)
+        st = lt_ckpt_save(r->a->output_dir, r->step, r->m, r->o, r->tok, text, r->a->save_total_limit, r->err,
+                          sizeof r->err);
     free(text);
     if (st) {
         fprintf(stderr, "leantrain train: saving checkpoint-%ld: %s\n", r->step, r->err);
@@ -148,8 +192,9 @@ static double evaluate(run_t *r, double *ppl) {
     for (size_t k = 0; k < nb; k++) {
         int rows = lt_data_val_batch(&r->data, EB, k, r->inputs, r->targets);
         if (rows <= 0) break;
-        if (lt_gpt2_forward(r->m, r->inputs, r->targets, rows, r->T, r->err, sizeof r->err)) return NAN;
-        sum += (double)r->m->loss * rows;
+        float l;
+        if (model_forward(r, rows, 1, &l)) return NAN;
+        sum += (double)l * rows;
         rows_total += rows;
     }
     double loss = rows_total ? sum / (double)rows_total : NAN;
@@ -266,10 +311,16 @@ int lt_train_run(const lt_train_args *a) {
         goto out;
     if (lt_gpt2_create(&cfg, &r->m, r->err, sizeof r->err)) goto out;
     int EB = lt_train_args_max_batch(a);
-    if (a->gradient_checkpointing) lt_gpt2_set_checkpointing(r->m, 1);
-    if (a->optim_in_backward && lt_gpt2_set_grad_per_block(r->m, 1, r->err, sizeof r->err)) goto out;
-    if (lt_gpt2_set_precision(r->m, lt_train_args_precision(a), a->pure_bf16, r->err, sizeof r->err)) goto out;
-    if (lt_gpt2_set_batch(r->m, EB, r->T, r->err, sizeof r->err)) goto out;
+    int on_gpu = lt_train_args_on_gpu(a);
+    if (on_gpu) {
+        /* the host model only carries the weights (loading, initialising, checkpoints), in bf16 when pure */
+        if (a->pure_bf16 && lt_gpt2_set_precision(r->m, LT_GPT2_BF16, 1, r->err, sizeof r->err)) goto out;
+    } else {
+        if (a->gradient_checkpointing) lt_gpt2_set_checkpointing(r->m, 1);
+        if (a->optim_in_backward && lt_gpt2_set_grad_per_block(r->m, 1, r->err, sizeof r->err)) goto out;
+        if (lt_gpt2_set_precision(r->m, lt_train_args_precision(a), a->pure_bf16, r->err, sizeof r->err)) goto out;
+        if (lt_gpt2_set_batch(r->m, EB, r->T, r->err, sizeof r->err)) goto out;
+    }
     r->inputs = malloc((size_t)EB * (size_t)r->T * sizeof(int32_t));
     r->targets = malloc((size_t)EB * (size_t)r->T * sizeof(int32_t));
     if (!r->inputs || !r->targets) {
@@ -286,6 +337,17 @@ int lt_train_run(const lt_train_args *a) {
     } else {
         lt_gpt2_init_random(r->m, a->seed);
     }
+    if (on_gpu) {
+        char e2[1024];
+        if (lt_gpt2_dev_create(r->m, NULL, &r->dev, e2, sizeof e2) ||
+            lt_gpt2_dev_set_precision(r->dev, lt_train_args_precision(a), a->pure_bf16, e2, sizeof e2) ||
+            (lt_gpt2_dev_set_checkpointing(r->dev, a->gradient_checkpointing), 0) ||
+            (a->optim_in_backward && lt_gpt2_dev_set_grad_per_block(r->dev, 1, e2, sizeof e2)) ||
+            lt_gpt2_dev_set_batch(r->dev, EB, r->T, e2, sizeof e2)) {
+            snprintf(r->err, sizeof r->err, "--device cuda: %.1000s", e2);
+            goto out;
+        }
+    }
     /* the optimizer: the Trainer's two groups (no decay on biases and LayerNorm weights) */
     lt_hparams hp = {a->learning_rate, a->adam_beta1, a->adam_beta2, a->adam_epsilon, a->weight_decay};
     r->o = lt_optim_create(a->optim, a->optim_args, &hp, r->err, sizeof r->err);
@@ -300,11 +362,22 @@ int lt_train_run(const lt_train_args *a) {
         snprintf(r->err, sizeof r->err, "%s", lt_optim_error(r->o));
         goto out;
     }
+    if (r->dev && lt_optim_set_stream(r->o, lt_gpt2_dev_stream(r->dev)) != LT_OK) {
+        snprintf(r->err, sizeof r->err, "%s", lt_optim_error(r->o));
+        goto out;
+    }
     for (int i = 0; i < r->m->num_tensors; i++) {
         lt_gpt2_param *p = &r->m->params[i];
         lt_param_desc d = {.name = p->name, .data = p->data16 ? (void *)p->data16 : (void *)p->data, .grad = p->grad,
                            .dtype = p->data16 ? LT_DTYPE_BF16 : LT_DTYPE_F32, .ndim = p->ndim,
                            .group = p->weight_decay ? 0 : nodecay};
+        if (r->dev) { /* the optimizer steps the GPU's copy, on the model's stream */
+            const lt_gpt2_dev_param *dp = lt_gpt2_dev_param_at(r->dev, i);
+            d.data = dp->data ? (void *)dp->data : (void *)dp->data16;
+            d.dtype = dp->data ? LT_DTYPE_F32 : LT_DTYPE_BF16;
+            d.grad = dp->grad;
+            d.device = 1;
+        }
         d.shape[0] = p->shape[0];
         d.shape[1] = p->shape[1];
         if (lt_optim_add_param(r->o, &d) < 0) {
@@ -378,6 +451,9 @@ int lt_train_run(const lt_train_args *a) {
            omp_get_max_threads(), resume[0] ? "; resuming from " : "", resume);
     if (r->tok) printf("tokenizer: %s (%zu tokens); text files encoded with it\n", lt_tokenizer_source(r->tok),
                        lt_tokenizer_vocab_size(r->tok));
+    if (r->dev)
+        printf("device: cuda (the model, its gradients and the optimizer state in GPU memory; the memory table "
+               "counts device memory)\n");
     if (a->fp16 || a->bf16 || a->pure_bf16)
         printf("precision: %s compute (matrix multiplies and stored activations), %s%s\n", a->fp16 ? "fp16" : "bf16",
                a->pure_bf16 ? "parameters in bf16 only (no fp32 master)" : "fp32 master weights",
@@ -389,7 +465,8 @@ int lt_train_run(const lt_train_args *a) {
                "use_kahan_summation=True\n");
     {
         char perr[512];
-        lt_mem_methods me = {a->gradient_checkpointing, a->optim_in_backward, lt_train_args_precision(a), a->pure_bf16};
+        lt_mem_methods me = {a->gradient_checkpointing, a->optim_in_backward, lt_train_args_precision(a), a->pure_bf16,
+                             r->dev != NULL};
         if (lt_memplan(&cfg, EB, r->T, a->optim, a->optim_args, &me, r->data.train.map_len + r->data.val.map_len,
                        &r->mem, perr, sizeof perr) == LT_OK)
             lt_mem_table_print(stdout, &r->mem, 0);
@@ -408,28 +485,27 @@ int lt_train_run(const lt_train_args *a) {
         /* the scheduler counts optimizer steps taken: an fp16 step skipped for overflow does not advance it */
         double lr = a->learning_rate * lt_sched_factor(&r->sched, r->step - r->skipped_total);
         lt_optim_set_lr(r->o, -1, lr);
-        lt_gpt2_zero_grad(r->m);
+        if (model_zero_grad(r)) goto out;
         double loss = 0;
         double norm = NAN;
-        r->m->loss_scale = (float)r->loss_scale;
+        float l;
+        model_set_loss_scale(r, (float)r->loss_scale);
         if (a->optim_in_backward) {
             /* each parameter group is stepped by the callback as soon as backward finishes it */
             lt_data_next(&r->data, r->B, r->inputs, r->targets);
-            if (lt_gpt2_forward(r->m, r->inputs, r->targets, r->B, r->T, r->err, sizeof r->err) ||
-                lt_gpt2_backward_cb(r->m, step_in_backward, r, r->err, sizeof r->err))
-                goto out;
-            loss = r->m->loss;
+            if (model_forward(r, r->B, 1, &l) || model_backward(r, step_in_backward) || model_stepped(r)) goto out;
+            loss = l;
         } else {
             for (int k = 0; k < r->accum; k++) {
                 lt_data_next(&r->data, r->B, r->inputs, r->targets);
-                if (lt_gpt2_forward(r->m, r->inputs, r->targets, r->B, r->T, r->err, sizeof r->err) ||
-                    lt_gpt2_backward(r->m, r->err, sizeof r->err))
-                    goto out;
-                loss += r->m->loss;
+                if (model_forward(r, r->B, 1, &l) || model_backward(r, NULL)) goto out;
+                loss += l;
             }
             loss /= r->accum;
             /* the gradient of the mean loss over the accumulated micro-batches (unscaled), then clipping */
-            norm = grad_norm(r->m) / r->accum / r->loss_scale;
+            double gn;
+            if (model_grad_norm(r, &gn)) goto out;
+            norm = gn / r->accum / r->loss_scale;
             if (a->fp16 && !isfinite(norm)) {
                 /* GradScaler: an overflowed step is skipped and the scale halved */
                 if (isatty(STDOUT_FILENO)) printf("\n");
@@ -446,6 +522,7 @@ int lt_train_run(const lt_train_args *a) {
                     snprintf(r->err, sizeof r->err, "%s", lt_optim_error(r->o));
                     goto out;
                 }
+                if (model_stepped(r)) goto out;
                 if (a->fp16 && ++r->growth_tracker >= a->fp16_growth_interval) {
                     r->loss_scale *= 2.0;
                     r->growth_tracker = 0;
@@ -505,13 +582,19 @@ int lt_train_run(const lt_train_args *a) {
     if (isatty(STDOUT_FILENO)) printf("\n");
     printf("done: %ld steps in %.1f s; peak memory (RSS) %ld MiB; model in %s/checkpoint-%ld\n", r->step,
            lt_now_s() - r->t_start, peak_rss_mb(), a->output_dir, r->step);
-    if (r->mem.total) lt_mem_table_print(stdout, &r->mem, (size_t)peak_rss_mb() << 20);
+    if (r->mem.total) {
+        /* on the GPU: what the model allocated at most, plus the optimizer state and cuBLAS's workspace (as planned) */
+        size_t measured = r->dev ? lt_gpt2_dev_peak_bytes(r->dev) + lt_optim_state_bytes(r->o) + r->mem.cublas
+                                 : (size_t)peak_rss_mb() << 20;
+        lt_mem_table_print(stdout, &r->mem, measured);
+    }
     rc = 0;
 out:
     if (rc && r->err[0]) fprintf(stderr, "%sleantrain train: %s\n", r->t_start > 0 ? "\n" : "", r->err);
     if (r->jsonl) fclose(r->jsonl);
     cJSON_Delete(r->history);
     lt_optim_free(r->o);
+    lt_gpt2_dev_free(r->dev);
     free(r->inputs), free(r->targets);
     lt_gpt2_free(r->m);
     lt_data_close(&r->data);

@@ -103,7 +103,11 @@ bad "--per_device_train_batch_size: bad value 'x': expected an integer" --train_
 bad "--optim adam_w: unknown optimizer name 'adam_w'" --train_file "$tmp/text.txt" --optim adam_w
 bad "--fp16 cannot be combined with --bf16 or --pure_bf16: choose one" --train_file "$tmp/text.txt" --fp16 --bf16
 bad "--fp16 cannot step inside backward" --train_file "$tmp/text.txt" --fp16 --optim_in_backward --max_grad_norm 0
-bad "--device cuda: the trainer does not run GPT-2 on the GPU yet" --train_file "$tmp/text.txt" --device cuda
+if ! nvidia-smi -L >/dev/null 2>&1; then
+    bad "--device cuda: " --train_file "$tmp/text.txt" --device cuda # no GPU here: the device model cannot start
+fi
+bad "--device cuda does not do --fp16" --train_file "$tmp/text.txt" --device cuda --fp16
+bad "--device must be cpu, cuda or auto" --train_file "$tmp/text.txt" --device tpu
 bad "--fp16_init_scale must be in [1, 1e30]" --train_file "$tmp/text.txt" --fp16 --fp16_init_scale 0
 bad "--optim_in_backward cannot clip by the global norm (no gradient waits for the others): pass --max_grad_norm 0" --train_file "$tmp/text.txt" --optim_in_backward
 bad "--optim_in_backward cannot accumulate gradients" --train_file "$tmp/text.txt" --optim_in_backward --max_grad_norm 0 --gradient_accumulation_steps 2
