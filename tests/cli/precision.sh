@@ -5,8 +5,8 @@
 #  - --fp16 loss scaling: an overflowing step is skipped (the weights stay exactly as they were) and the scale
 #    halved; after --fp16_growth_interval clean steps it doubles; the scaler's state survives a resume;
 #  - resume is bit-identical for bf16, fp16 and pure bf16 with stochastic rounding;
-#  - bf16 with gradient checkpointing or the step inside backward gives the plain bf16 run's bits;
-#  - the memory table's prediction holds within 10% of the measured peak for bf16 and pure bf16.
+#  - bf16 with gradient checkpointing or the step inside backward gives the plain bf16 run's bits.
+# (The memory table's predictions for bf16, fp16 and pure bf16 are checked in train.sh with the others.)
 set -u
 BUILD=${BUILD:-build}
 LT="$BUILD/leantrain"
@@ -101,22 +101,5 @@ for f in model.safetensors optimizer.safetensors; do
 done
 echo "bf16 memory methods: identical results"
 
-# the memory table against the measured peak (not under the sanitizers: their shadow memory is in the RSS)
-if [ "$BUILD" = build ]; then
-    for extra in "--bf16" "--pure_bf16 --optim_in_backward --max_grad_norm 0 --optim adamw_torch_4bit" "--fp16 --gradient_checkpointing"; do
-        rm -rf "$tmp/mem"
-        # shellcheck disable=SC2086
-        out=$("$LT" train --train_file "$tmp/text.txt" --n_layer 3 --n_embd 96 --n_head 3 --n_positions 96 \
-              --block_size 96 --per_device_train_batch_size 12 --max_steps 2 --save_steps 0 --eval_steps 0 \
-              --output_dir "$tmp/mem" $extra 2>&1) || { echo "memory run ($extra) failed: $out"; fail=1; continue; }
-        pct=$(echo "$out" | sed -n 's/.*measured peak [0-9.]* (\([-+][0-9.]*\)%).*/\1/p')
-        echo "memory table ($extra): measured vs predicted ${pct}%"
-        awk -v p="$pct" 'BEGIN { exit !(p != "" && p > -10 && p < 10) }' || { echo "prediction off by ${pct}% ($extra)"; fail=1; }
-        # shellcheck disable=SC2086
-        planned=$("$LT" plan --train_file "$tmp/text.txt" --n_layer 3 --n_embd 96 --n_head 3 --n_positions 96 \
-              --block_size 96 --per_device_train_batch_size 12 $extra | grep '^memory')
-        echo "$out" | grep -qF "$planned" || { echo "plan and train disagree ($extra): $planned"; fail=1; }
-    done
-fi
 [ $fail -eq 0 ] && rm -rf "$tmp"
 exit $fail

@@ -45,7 +45,9 @@ echo "memory methods: identical results"
 # the memory table's prediction against the measured peak (not under the sanitizers: their shadow memory
 # is part of the RSS); and `leantrain plan` prints the same table without training
 if [ "$BUILD" = build ]; then
-    for extra in "" "--gradient_checkpointing" "--optim adamw_torch_4bit" "--optim_in_backward --max_grad_norm 0"; do
+    for extra in "" "--gradient_checkpointing" "--optim adamw_torch_4bit" "--optim_in_backward --max_grad_norm 0" \
+                 "--bf16" "--pure_bf16 --optim_in_backward --max_grad_norm 0 --optim adamw_torch_4bit" \
+                 "--fp16 --gradient_checkpointing"; do
         rm -rf "$tmp/mem"
         out=$("$LT" train --train_file "$tmp/text.txt" --n_layer 3 --n_embd 96 --n_head 3 --n_positions 96 \
               --block_size 96 --per_device_train_batch_size 12 --max_steps 2 --save_steps 0 --eval_steps 0 \
