@@ -3,25 +3,17 @@
 #include "model/gpt2.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "leantrain/dtype.h"
 #include "model/gpt2_layers.h"
+#include "util/errmsg.h"
 
 /* Tensors start on 64-byte boundaries (16 floats) so vector loads of a row
  * start aligned whatever the sizes before it. */
 #define ALIGN_FLOATS 16
-
-static void msg(char *err, size_t errlen, const char *fmt, ...) {
-    if (!err || !errlen) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* n rounded up to a whole number of ALIGN_FLOATS (n is far below SIZE_MAX). */
 static size_t padded(size_t n) { return (n + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS; }
@@ -127,7 +119,7 @@ lt_status lt_gpt2_create(const lt_gpt2_config *cfg, lt_gpt2 **out, char *err, si
     *out = m;
     return LT_OK;
 nomem:
-    msg(err, errlen, "GPT-2 (%d layers, %d channels): out of memory for parameters and gradients", cfg->n_layer,
+    lt_errmsg(err, errlen, "GPT-2 (%d layers, %d channels): out of memory for parameters and gradients", cfg->n_layer,
         cfg->n_embd);
     lt_gpt2_free(m);
     return LT_ERR_NOMEM;
@@ -256,7 +248,7 @@ lt_status lt_gpt2_param_table(const lt_gpt2_config *c, lt_gpt2_param **out, int 
     tmp.num_tensors = LT_GPT2_PER_BLOCK * c->n_layer + 4;
     tmp.params = calloc((size_t)tmp.num_tensors, sizeof *tmp.params);
     if (!tmp.params) {
-        msg(err, errlen, "out of memory");
+        lt_errmsg(err, errlen, "out of memory");
         return LT_ERR_NOMEM;
     }
     fill_table(&tmp);
@@ -284,7 +276,7 @@ lt_status lt_gpt2_memory_plan(const lt_gpt2_config *c, int B, int T, int checkpo
     tmp.num_tensors = LT_GPT2_PER_BLOCK * c->n_layer + 4;
     lt_gpt2_param *params = calloc((size_t)tmp.num_tensors, sizeof *params);
     if (!params) {
-        msg(err, errlen, "out of memory");
+        lt_errmsg(err, errlen, "out of memory");
         return LT_ERR_NOMEM;
     }
     tmp.params = params;
@@ -311,7 +303,7 @@ lt_status lt_gpt2_memory_plan(const lt_gpt2_config *c, int B, int T, int checkpo
 lt_status lt_gpt2_set_batch(lt_gpt2 *m, int B, int T, char *err, size_t errlen) {
     const lt_gpt2_config *c = &m->cfg;
     if (B < 1 || T < 1 || T > c->n_positions) {
-        msg(err, errlen, "set_batch: B %d, T %d: need B >= 1 and 1 <= T <= n_positions (%d)", B, T, c->n_positions);
+        lt_errmsg(err, errlen, "set_batch: B %d, T %d: need B >= 1 and 1 <= T <= n_positions (%d)", B, T, c->n_positions);
         return LT_ERR_ARG;
     }
     size_t L = (size_t)c->n_layer, NH = (size_t)c->n_head, V = (size_t)c->vocab_size;
@@ -321,7 +313,7 @@ lt_status lt_gpt2_set_batch(lt_gpt2 *m, int B, int T, char *err, size_t errlen) 
     /* every BLAS dimension is an int; the largest matrix row count is BT */
     if (BT > (size_t)1 << 30 || !mul_ok(BT, T, &att1) || !mul_ok(att1, NH, &att1) || !mul_ok(att1, LS, &att) ||
         !mul_ok(BT, V, &big) || (lowp && !m->checkpointing && (!(sb = store_block_elems(c, B, T)) || !mul_ok(sb, L, &se)))) {
-        msg(err, errlen, "set_batch: B %d x T %d is too large for this model", B, T);
+        lt_errmsg(err, errlen, "set_batch: B %d x T %d is too large for this model", B, T);
         return LT_ERR_ARG;
     }
     size_t sizes[LT_GPT2_NACTS], dsizes[LT_GPT2_NDACTS];
@@ -334,7 +326,7 @@ lt_status lt_gpt2_set_batch(lt_gpt2 *m, int B, int T, char *err, size_t errlen) 
     for (int i = 0; i < NA; i++) overflow |= __builtin_add_overflow(na, padded(sizes[i]), &na);
     for (int i = 0; i < ND; i++) overflow |= __builtin_add_overflow(nd, padded(dsizes[i]), &nd);
     if (overflow) {
-        msg(err, errlen, "set_batch: B %d x T %d is too large for this model", B, T);
+        lt_errmsg(err, errlen, "set_batch: B %d x T %d is too large for this model", B, T);
         return LT_ERR_ARG;
     }
     size_t nw = lowp ? wscratch_floats(c) + gscratch_floats(c) : 0;
@@ -343,7 +335,7 @@ lt_status lt_gpt2_set_batch(lt_gpt2 *m, int B, int T, char *err, size_t errlen) 
     int32_t *tok = malloc(2 * BT * sizeof *tok);
     if (!am || !dm || !tok || (nw && !ws) || (se && !store)) {
         free_aligned(am), free_aligned(dm), free_aligned(ws), free_aligned(store), free(tok);
-        msg(err, errlen, "set_batch: out of memory for activations of B %d x T %d (%zu MiB)", B, T,
+        lt_errmsg(err, errlen, "set_batch: out of memory for activations of B %d x T %d (%zu MiB)", B, T,
             ((na + nd + nw) * sizeof(float) + se * sizeof(uint16_t)) >> 20);
         return LT_ERR_NOMEM;
     }
@@ -393,11 +385,11 @@ void lt_gpt2_set_checkpointing(lt_gpt2 *m, int on) {
 
 lt_status lt_gpt2_set_precision(lt_gpt2 *m, lt_gpt2_precision p, int pure_bf16, char *err, size_t errlen) {
     if (p != LT_GPT2_F32 && p != LT_GPT2_BF16 && p != LT_GPT2_F16) {
-        msg(err, errlen, "set_precision: unknown precision %d", (int)p);
+        lt_errmsg(err, errlen, "set_precision: unknown precision %d", (int)p);
         return LT_ERR_ARG;
     }
     if (pure_bf16 && p != LT_GPT2_BF16) {
-        msg(err, errlen, "pure bf16 parameters need bf16 compute (not %s)", p == LT_GPT2_F16 ? "fp16" : "fp32");
+        lt_errmsg(err, errlen, "pure bf16 parameters need bf16 compute (not %s)", p == LT_GPT2_F16 ? "fp16" : "fp32");
         return LT_ERR_ARG;
     }
     if (!!pure_bf16 != m->pure_bf16) {
@@ -426,7 +418,7 @@ lt_status lt_gpt2_set_precision(lt_gpt2 *m, lt_gpt2_precision p, int pure_bf16, 
     drop_batch(m);
     return LT_OK;
 nomem:
-    msg(err, errlen, "set_precision: out of memory converting %zu parameters", m->num_params);
+    lt_errmsg(err, errlen, "set_precision: out of memory converting %zu parameters", m->num_params);
     return LT_ERR_NOMEM;
 }
 
@@ -441,7 +433,7 @@ lt_status lt_gpt2_set_grad_per_block(lt_gpt2 *m, int on, char *err, size_t errle
     }
     float *g = alloc_floats(n);
     if (!g) {
-        msg(err, errlen, "out of memory for %zu MiB of gradients", n * sizeof(float) >> 20);
+        lt_errmsg(err, errlen, "out of memory for %zu MiB of gradients", n * sizeof(float) >> 20);
         return LT_ERR_NOMEM;
     }
     free_aligned(m->grad_memory);
@@ -527,7 +519,7 @@ static void lnf_weights(const lt_gpt2 *m, const float **w, const float **b) {
 static int tokens_ok(const int32_t *tok, size_t n, int V, const char *what, char *err, size_t errlen) {
     for (size_t i = 0; i < n; i++) {
         if (tok[i] < 0 || tok[i] >= V) {
-            msg(err, errlen, "forward: %s[%zu] = %d is not a token id (0 to %d)", what, i, (int)tok[i], V - 1);
+            lt_errmsg(err, errlen, "forward: %s[%zu] = %d is not a token id (0 to %d)", what, i, (int)tok[i], V - 1);
             return 0;
         }
     }
@@ -619,18 +611,18 @@ lt_status lt_gpt2_forward(lt_gpt2 *m, const int32_t *inputs, const int32_t *targ
                           size_t errlen) {
     const lt_gpt2_config *c = &m->cfg;
     if (!m->act_memory) {
-        msg(err, errlen, "forward: no activation buffers: call lt_gpt2_set_batch first");
+        lt_errmsg(err, errlen, "forward: no activation buffers: call lt_gpt2_set_batch first");
         return LT_ERR_STATE;
     }
     if (B < 1 || T < 1 || B > m->max_B || T > m->max_T) {
-        msg(err, errlen, "forward: B %d, T %d exceed the capacity set by lt_gpt2_set_batch (B %d, T %d)", B, T,
+        lt_errmsg(err, errlen, "forward: B %d, T %d exceed the capacity set by lt_gpt2_set_batch (B %d, T %d)", B, T,
             m->max_B, m->max_T);
         return LT_ERR_ARG;
     }
     size_t N = (size_t)B * (size_t)T;
     if (!inputs || !tokens_ok(inputs, N, c->vocab_size, "inputs", err, errlen) ||
         (targets && !tokens_ok(targets, N, c->vocab_size, "targets", err, errlen))) {
-        if (!inputs) msg(err, errlen, "forward: no inputs given");
+        if (!inputs) lt_errmsg(err, errlen, "forward: no inputs given");
         return LT_ERR_ARG;
     }
     int L = c->n_layer, C = c->n_embd, V = c->vocab_size;
@@ -673,7 +665,7 @@ lt_status lt_gpt2_backward(lt_gpt2 *m, char *err, size_t errlen) { return lt_gpt
 
 lt_status lt_gpt2_backward_cb(lt_gpt2 *m, lt_gpt2_grad_ready ready, void *ctx, char *err, size_t errlen) {
     if (!m->have_targets) {
-        msg(err, errlen, "backward: needs a forward with targets since the last backward");
+        lt_errmsg(err, errlen, "backward: needs a forward with targets since the last backward");
         return LT_ERR_STATE;
     }
     /* the logits buffer turns into their gradient: a second backward would be wrong */

@@ -4,12 +4,12 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "model/gpt2.h"
+#include "util/errmsg.h"
 
 /* Upper bounds that keep every size product far inside size_t and every
  * BLAS dimension inside int, well above any real GPT-2. */
@@ -18,14 +18,6 @@
 #define MAX_EMBD (1 << 16)
 #define MAX_LAYER 4096
 #define MAX_CONFIG_BYTES (16u << 20)
-
-static void msg(char *err, size_t errlen, const char *fmt, ...) {
-    if (!err || !errlen) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 lt_status lt_gpt2_config_preset(const char *name, lt_gpt2_config *cfg, char *err, size_t errlen) {
     static const struct {
@@ -40,7 +32,7 @@ lt_status lt_gpt2_config_preset(const char *name, lt_gpt2_config *cfg, char *err
             return LT_OK;
         }
     }
-    msg(err, errlen, "unknown GPT-2 preset '%s' (known: gpt2, gpt2-medium, gpt2-large, gpt2-xl)", name ? name : "");
+    lt_errmsg(err, errlen, "unknown GPT-2 preset '%s' (known: gpt2, gpt2-medium, gpt2-large, gpt2-xl)", name ? name : "");
     return LT_ERR_ARG;
 }
 
@@ -55,16 +47,16 @@ lt_status lt_gpt2_config_check(const lt_gpt2_config *c, char *err, size_t errlen
                 {"n_head", c->n_head, MAX_EMBD}};
     for (size_t i = 0; i < sizeof dims / sizeof dims[0]; i++) {
         if (dims[i].v < 1 || dims[i].v > dims[i].max) {
-            msg(err, errlen, "config: %s %d is out of range (1 to %d)", dims[i].key, dims[i].v, dims[i].max);
+            lt_errmsg(err, errlen, "config: %s %d is out of range (1 to %d)", dims[i].key, dims[i].v, dims[i].max);
             return LT_ERR_ARG;
         }
     }
     if (c->n_embd % c->n_head != 0) {
-        msg(err, errlen, "config: n_embd %d is not divisible by n_head %d", c->n_embd, c->n_head);
+        lt_errmsg(err, errlen, "config: n_embd %d is not divisible by n_head %d", c->n_embd, c->n_head);
         return LT_ERR_ARG;
     }
     if (!(c->layer_norm_epsilon >= 0.0) || !isfinite(c->layer_norm_epsilon)) {
-        msg(err, errlen, "config: layer_norm_epsilon %g must be a finite number >= 0", c->layer_norm_epsilon);
+        lt_errmsg(err, errlen, "config: layer_norm_epsilon %g must be a finite number >= 0", c->layer_norm_epsilon);
         return LT_ERR_ARG;
     }
     return LT_OK;
@@ -82,7 +74,7 @@ static int get_int(const cJSON *root, const char *key, int *out, const char *lab
     if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || v->valuedouble < 1 ||
         v->valuedouble > 2147483647.0) {
         char *txt = cJSON_PrintUnformatted(v);
-        msg(err, errlen, "%s: %s must be a positive integer, got %s", label, key, txt ? txt : "?");
+        lt_errmsg(err, errlen, "%s: %s must be a positive integer, got %s", label, key, txt ? txt : "?");
         free(txt);
         return 0;
     }
@@ -96,11 +88,11 @@ static int require_bool(const cJSON *root, const char *key, int want, const char
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, key);
     if (!v || cJSON_IsNull(v)) return 1;
     if (!cJSON_IsBool(v)) {
-        msg(err, errlen, "%s: %s must be true or false", label, key);
+        lt_errmsg(err, errlen, "%s: %s must be true or false", label, key);
         return 0;
     }
     if ((cJSON_IsTrue(v) ? 1 : 0) != want) {
-        msg(err, errlen, "%s: %s=%s is not supported (%s)", label, key, want ? "false" : "true", why);
+        lt_errmsg(err, errlen, "%s: %s=%s is not supported (%s)", label, key, want ? "false" : "true", why);
         return 0;
     }
     return 1;
@@ -111,7 +103,7 @@ lt_status lt_gpt2_config_from_json(const char *json, const char *label, lt_gpt2_
     if (!label) label = "config";
     cJSON *root = json ? cJSON_Parse(json) : NULL;
     if (!root || !cJSON_IsObject(root)) {
-        msg(err, errlen, "%s: not a JSON object", label);
+        lt_errmsg(err, errlen, "%s: not a JSON object", label);
         cJSON_Delete(root);
         return LT_ERR_FORMAT;
     }
@@ -128,27 +120,27 @@ lt_status lt_gpt2_config_from_json(const char *json, const char *label, lt_gpt2_
         goto out;
     if ((v = cJSON_GetObjectItemCaseSensitive(root, "layer_norm_epsilon"))) {
         if (!cJSON_IsNumber(v)) {
-            msg(err, errlen, "%s: layer_norm_epsilon must be a number", label);
+            lt_errmsg(err, errlen, "%s: layer_norm_epsilon must be a number", label);
             goto out;
         }
         c.layer_norm_epsilon = v->valuedouble;
     }
     if ((v = cJSON_GetObjectItemCaseSensitive(root, "model_type")) &&
         !(cJSON_IsString(v) && strcmp(v->valuestring, "gpt2") == 0)) {
-        msg(err, errlen, "%s: model_type %s is not gpt2", label, cJSON_IsString(v) ? v->valuestring : "(not a string)");
+        lt_errmsg(err, errlen, "%s: model_type %s is not gpt2", label, cJSON_IsString(v) ? v->valuestring : "(not a string)");
         goto out;
     }
     /* gelu_pytorch_tanh is the same tanh formula under torch's name */
     if ((v = cJSON_GetObjectItemCaseSensitive(root, "activation_function")) &&
         !(cJSON_IsString(v) && (strcmp(v->valuestring, "gelu_new") == 0 ||
                                 strcmp(v->valuestring, "gelu_pytorch_tanh") == 0))) {
-        msg(err, errlen, "%s: activation_function '%s' is not supported (gelu_new)", label,
+        lt_errmsg(err, errlen, "%s: activation_function '%s' is not supported (gelu_new)", label,
             cJSON_IsString(v) ? v->valuestring : "(not a string)");
         goto out;
     }
     if ((v = cJSON_GetObjectItemCaseSensitive(root, "n_inner")) && !cJSON_IsNull(v) &&
         !(cJSON_IsNumber(v) && v->valuedouble == 4.0 * c.n_embd)) {
-        msg(err, errlen, "%s: n_inner must be null or 4 * n_embd (%d)", label, 4 * c.n_embd);
+        lt_errmsg(err, errlen, "%s: n_inner must be null or 4 * n_embd (%d)", label, 4 * c.n_embd);
         goto out;
     }
     if (!require_bool(root, "tie_word_embeddings", 1, "the lm head is tied to wte", label, err, errlen) ||
@@ -161,7 +153,7 @@ lt_status lt_gpt2_config_from_json(const char *json, const char *label, lt_gpt2_
         /* prefix the source: the check's message starts with "config: " */
         char tmp[512];
         snprintf(tmp, sizeof tmp, "%s", err && errlen ? err : "");
-        msg(err, errlen, "%s: %s", label, strncmp(tmp, "config: ", 8) == 0 ? tmp + 8 : tmp);
+        lt_errmsg(err, errlen, "%s: %s", label, strncmp(tmp, "config: ", 8) == 0 ? tmp + 8 : tmp);
         goto out;
     }
     *cfg = c;
@@ -174,7 +166,7 @@ out:
 lt_status lt_gpt2_config_load(const char *path, lt_gpt2_config *cfg, char *err, size_t errlen) {
     FILE *f = fopen(path, "rb");
     if (!f) {
-        msg(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        lt_errmsg(err, errlen, "%s: cannot open: %s", path, strerror(errno));
         return LT_ERR_IO;
     }
     char *buf = NULL;
@@ -184,13 +176,13 @@ lt_status lt_gpt2_config_load(const char *path, lt_gpt2_config *cfg, char *err, 
     long sz = ftell(f);
     if (sz < 0 || fseek(f, 0, SEEK_SET) != 0) goto io;
     if ((unsigned long)sz > MAX_CONFIG_BYTES) {
-        msg(err, errlen, "%s: %ld bytes is too large for a config.json", path, sz);
+        lt_errmsg(err, errlen, "%s: %ld bytes is too large for a config.json", path, sz);
         st = LT_ERR_FORMAT;
         goto out;
     }
     buf = malloc((size_t)sz + 1);
     if (!buf) {
-        msg(err, errlen, "%s: out of memory", path);
+        lt_errmsg(err, errlen, "%s: out of memory", path);
         st = LT_ERR_NOMEM;
         goto out;
     }
@@ -200,7 +192,7 @@ lt_status lt_gpt2_config_load(const char *path, lt_gpt2_config *cfg, char *err, 
     st = lt_gpt2_config_from_json(buf, path, cfg, err, errlen);
     goto out;
 io:
-    msg(err, errlen, "%s: cannot read: %s", path, strerror(errno ? errno : EIO));
+    lt_errmsg(err, errlen, "%s: cannot read: %s", path, strerror(errno ? errno : EIO));
 out:
     free(buf);
     fclose(f);

@@ -5,20 +5,12 @@
  * fail with a message saying so (the way kernels/cuda_none.c does for the
  * optimizer backend). */
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "model/cuda/gpt2_device.h"
-
-static void msg(char *err, size_t errlen, const char *fmt, ...) {
-    if (!err || !errlen) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
+#include "util/errmsg.h"
 
 /* Floats of the lt_cunn column-sum scratch for N rows of C columns: partial
  * sums of groups of 64 rows, two rows of them for layernorm (db and dw). The
@@ -40,7 +32,7 @@ lt_status lt_gpt2_dev_layout_of(const lt_gpt2_config *c, int B, int T, int check
     lt_status st = lt_gpt2_config_check(c, err, errlen);
     if (st) return st;
     if (B < 1 || T < 1 || T > c->n_positions || (elem_bytes != 2 && elem_bytes != 4)) {
-        msg(err, errlen, "device GPT-2: B %d, T %d: need B >= 1 and 1 <= T <= n_positions (%d)", B, T,
+        lt_errmsg(err, errlen, "device GPT-2: B %d, T %d: need B >= 1 and 1 <= T <= n_positions (%d)", B, T,
             c->n_positions);
         return LT_ERR_ARG;
     }
@@ -93,7 +85,7 @@ lt_status lt_gpt2_dev_layout_of(const lt_gpt2_config *c, int B, int T, int check
     }
     return LT_OK;
 too_large:
-    msg(err, errlen, "device GPT-2: B %d x T %d is too large for this model", B, T);
+    lt_errmsg(err, errlen, "device GPT-2: B %d x T %d is too large for this model", B, T);
     return LT_ERR_ARG;
 }
 
@@ -102,11 +94,11 @@ lt_status lt_gpt2_dev_memory_plan(const lt_gpt2_config *c, int B, int T, int che
                                   size_t errlen) {
     memset(out, 0, sizeof *out);
     if (p != LT_GPT2_F32 && p != LT_GPT2_BF16) {
-        msg(err, errlen, "device GPT-2: precision %d: the device computes in fp32 or bf16", (int)p);
+        lt_errmsg(err, errlen, "device GPT-2: precision %d: the device computes in fp32 or bf16", (int)p);
         return LT_ERR_ARG;
     }
     if (pure_bf16 && p != LT_GPT2_BF16) {
-        msg(err, errlen, "device GPT-2: pure bf16 parameters need bf16 compute");
+        lt_errmsg(err, errlen, "device GPT-2: pure bf16 parameters need bf16 compute");
         return LT_ERR_ARG;
     }
     lt_gpt2_dev_layout lay;
@@ -142,7 +134,7 @@ lt_status lt_gpt2_dev_memory_plan(const lt_gpt2_config *c, int B, int T, int che
 #define LT_NO_CUDA "this build of leantrain has no CUDA support (rebuild with nvcc on PATH and LT_CUDA unset)"
 
 static lt_status no_cuda(char *err, size_t errlen) {
-    msg(err, errlen, "device GPT-2: %s", LT_NO_CUDA);
+    lt_errmsg(err, errlen, "device GPT-2: %s", LT_NO_CUDA);
     return LT_ERR_DEVICE;
 }
 

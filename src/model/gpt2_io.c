@@ -1,24 +1,16 @@
 /* GPT-2 weights in Hugging Face model.safetensors form: names with or
  * without the "transformer." prefix (GPT2Model vs GPT2LMHeadModel saves),
  * Conv1D weights [in, out] as stored, the causal-mask buffers skipped. */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "leantrain/dtype.h"
 #include "model/gpt2.h"
+#include "util/errmsg.h"
 
 #define PREFIX "transformer."
 #define PREFIX_LEN 12
-
-static void msg(char *err, size_t errlen, const char *fmt, ...) {
-    if (!err || !errlen) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* "[a, b]" of a shape, for messages. */
 static void shape_str(char *buf, size_t len, int ndim, const int64_t *shape) {
@@ -37,7 +29,7 @@ static int find_either(const lt_st_file *f, const char *name, const lt_st_tensor
     snprintf(pre, sizeof pre, PREFIX "%s", name);
     const lt_st_tensor *a = lt_st_find(f, name), *b = lt_st_find(f, pre);
     if (a && b) {
-        msg(err, errlen, "%s: both '%s' and '%s' are present", label, name, pre);
+        lt_errmsg(err, errlen, "%s: both '%s' and '%s' are present", label, name, pre);
         return 0;
     }
     *t = a ? a : b;
@@ -71,13 +63,13 @@ static lt_status check_lm_head(const lt_gpt2 *m, const lt_st_tensor *head, const
         char got[96], want[96];
         shape_str(got, sizeof got, head->ndim, head->shape);
         shape_str(want, sizeof want, 2, wte->shape);
-        msg(err, errlen, "%s: tensor '%s' is %s %s, expected a tied copy of wte.weight (F32/BF16/F16 %s)", label,
+        lt_errmsg(err, errlen, "%s: tensor '%s' is %s %s, expected a tied copy of wte.weight (F32/BF16/F16 %s)", label,
             head->name, head->dtype, got, want);
         return LT_ERR_FORMAT;
     }
     float *tmp = malloc(head->numel * sizeof *tmp);
     if (!tmp) {
-        msg(err, errlen, "%s: out of memory comparing '%s' with wte.weight", label, head->name);
+        lt_errmsg(err, errlen, "%s: out of memory comparing '%s' with wte.weight", label, head->name);
         return LT_ERR_NOMEM;
     }
     lt_status st = lt_st_read_f32(head, tmp, head->numel, err, errlen);
@@ -88,7 +80,7 @@ static lt_status check_lm_head(const lt_gpt2 *m, const lt_st_tensor *head, const
         differs = memcmp(tmp, wte->data, head->numel * sizeof *tmp) != 0;
     }
     if (differs) {
-        msg(err, errlen, "%s: tensor '%s' differs from wte.weight, but this GPT-2 ties the lm head to wte", label,
+        lt_errmsg(err, errlen, "%s: tensor '%s' differs from wte.weight, but this GPT-2 ties the lm head to wte", label,
             head->name);
         st = LT_ERR_FORMAT;
     }
@@ -105,7 +97,7 @@ static lt_status read_bf16(const lt_st_tensor *t, uint16_t *out, size_t n, char 
     enum { CHUNK = 1 << 20 };
     float *tmp = malloc((n < CHUNK ? n : CHUNK) * sizeof *tmp);
     if (!tmp) {
-        msg(err, errlen, "out of memory converting '%s' to bf16", t->name);
+        lt_errmsg(err, errlen, "out of memory converting '%s' to bf16", t->name);
         return LT_ERR_NOMEM;
     }
     lt_status st = LT_OK;
@@ -133,7 +125,7 @@ lt_status lt_gpt2_load_weights(lt_gpt2 *m, const lt_st_file *f, const char *labe
         if (strncmp(name, PREFIX, PREFIX_LEN) == 0) name += PREFIX_LEN;
         long l = block_index(name);
         if (l >= m->cfg.n_layer && !ends_with(name, ".attn.bias") && !ends_with(name, ".attn.masked_bias")) {
-            msg(err, errlen, "%s: tensor '%s' is beyond the config's n_layer %d", label, lt_st_at(f, i)->name,
+            lt_errmsg(err, errlen, "%s: tensor '%s' is beyond the config's n_layer %d", label, lt_st_at(f, i)->name,
                 m->cfg.n_layer);
             return LT_ERR_FORMAT;
         }
@@ -143,11 +135,11 @@ lt_status lt_gpt2_load_weights(lt_gpt2 *m, const lt_st_file *f, const char *labe
         const lt_st_tensor *t;
         if (!find_either(f, p->name, &t, label, err, errlen)) return LT_ERR_FORMAT;
         if (!t) {
-            msg(err, errlen, "%s: tensor '%s' is missing", label, p->name);
+            lt_errmsg(err, errlen, "%s: tensor '%s' is missing", label, p->name);
             return LT_ERR_FORMAT;
         }
         if (!float_dtype(t)) {
-            msg(err, errlen, "%s: tensor '%s' has dtype %s, expected F32, BF16 or F16", label, t->name, t->dtype);
+            lt_errmsg(err, errlen, "%s: tensor '%s' has dtype %s, expected F32, BF16 or F16", label, t->name, t->dtype);
             return LT_ERR_FORMAT;
         }
         int same = t->ndim == p->ndim;
@@ -156,7 +148,7 @@ lt_status lt_gpt2_load_weights(lt_gpt2 *m, const lt_st_file *f, const char *labe
             char got[96], want[96];
             shape_str(got, sizeof got, t->ndim, t->shape);
             shape_str(want, sizeof want, p->ndim, p->shape);
-            msg(err, errlen, "%s: tensor '%s' has shape %s, expected %s", label, t->name, got, want);
+            lt_errmsg(err, errlen, "%s: tensor '%s' has shape %s, expected %s", label, t->name, got, want);
             return LT_ERR_FORMAT;
         }
         lt_status st = p->data16 ? read_bf16(t, p->data16, p->numel, err, errlen)
@@ -180,7 +172,7 @@ lt_status lt_gpt2_load(lt_gpt2 *m, const char *path, char *err, size_t errlen) {
 lt_status lt_gpt2_save(const lt_gpt2 *m, const char *path, char *err, size_t errlen) {
     lt_st_writer *w = lt_st_writer_new();
     if (!w) {
-        msg(err, errlen, "%s: out of memory", path);
+        lt_errmsg(err, errlen, "%s: out of memory", path);
         return LT_ERR_NOMEM;
     }
     lt_status st = lt_st_writer_meta(w, "format", "pt");
@@ -188,7 +180,7 @@ lt_status lt_gpt2_save(const lt_gpt2 *m, const char *path, char *err, size_t err
         const lt_gpt2_param *p = &m->params[i];
         st = p->data16 ? lt_st_writer_add(w, p->name, LT_DTYPE_BF16, p->ndim, p->shape, p->data16)
                        : lt_st_writer_add(w, p->name, LT_DTYPE_F32, p->ndim, p->shape, p->data);
-        if (st != LT_OK) msg(err, errlen, "%s: cannot add tensor '%s'", path, p->name);
+        if (st != LT_OK) lt_errmsg(err, errlen, "%s: cannot add tensor '%s'", path, p->name);
     }
     if (st == LT_OK) st = lt_st_writer_write(w, path, err, errlen);
     lt_st_writer_free(w);
