@@ -31,7 +31,7 @@ static double step_ns(const char *optim) {
 
 /* 16-bit compute on the CPU is emulated (operands rounded, sgemm in fp32): the same GEMMs plus the rounding, the
  * 16-bit store and more OpenMP regions. `leantrain bench train --bf16` against the fp32 run, 2026-11-28
- * (bench/RESULTS.md): 1.10x the time for GPT-2 124M, 1.2-1.6x for the 10-16M models; 1.3 in between. */
+ * (bench/RESULTS.md): 1.0-1.2x the time for GPT-2 124M, 1.2-1.4x for the 10-16M models; 1.3 in between. */
 #define LOWP_TIME_FACTOR 1.3
 
 static double tokens_per_s(const lt_gpt2_config *c, size_t params, int B, int T, const char *optim, int ckpt,

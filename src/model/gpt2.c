@@ -216,8 +216,13 @@ static void act_sizes(const lt_gpt2_config *c, int B, int T, int checkpointing, 
 
 /* ---- 16-bit compute buffers ---- */
 
-/* Vocabulary rows of the lm head handled at once (the chunk is as large as the biggest block weight). */
-static int lm_rows(const lt_gpt2_config *c) { return 4 * c->n_embd; }
+/* Vocabulary rows of the lm head handled at once: as many as the biggest block weight holds, and at least 8192
+ * (or the whole vocabulary), so that a narrow model's head is a few large multiplies rather than dozens of small
+ * ones (each hand-off between OpenBLAS's threads and OpenMP's costs more than a small multiply). */
+static int lm_rows(const lt_gpt2_config *c) {
+    int rows = 4 * c->n_embd, floor = c->vocab_size < 8192 ? c->vocab_size : 8192;
+    return rows > floor ? rows : floor;
+}
 
 /* Floats of wscratch: one block's tensors (padded as in param_memory) or an lm-head chunk, then ln_f's two. */
 static size_t wscratch_floats(const lt_gpt2_config *c) {
@@ -227,7 +232,11 @@ static size_t wscratch_floats(const lt_gpt2_config *c) {
     size_t chunk = padded((size_t)lm_rows(c) * C);
     return (blk > chunk ? blk : chunk) + 2 * padded(C);
 }
-static size_t gscratch_floats(const lt_gpt2_config *c) { return 4 * (size_t)c->n_embd * (size_t)c->n_embd; }
+/* Floats of gscratch: the biggest block weight's gradient or an lm-head chunk's. */
+static size_t gscratch_floats(const lt_gpt2_config *c) {
+    size_t w = 4 * (size_t)c->n_embd * (size_t)c->n_embd, chunk = (size_t)lm_rows(c) * (size_t)c->n_embd;
+    return w > chunk ? w : chunk;
+}
 
 /* 16-bit elements one block keeps between forward and backward for up to B x T tokens: ln1, qkv, atty, ln2, fch,
  * fch_gelu ([BT, 14 C] in all) and the attention probabilities [B, NH, T, T]. 0 when it overflows. */
