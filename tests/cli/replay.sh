@@ -35,6 +35,9 @@ echo "$out"
 out=$("$LT" replay tests/data/lowbit/*.safetensors); rc=$?
 echo "$out"
 [ $rc -eq 0 ] && [ "$(echo "$out" | grep -c '^PASS ')" -eq 4 ] || { echo "torchao traces did not all pass"; fail=1; }
+# and through the scalar kernels, which CPUs without AVX-512 run (test_lowbit compares the two paths byte for byte)
+out=$(LT_LOWBIT_SCALAR=1 "$LT" replay tests/data/lowbit/*.safetensors); rc=$?
+[ $rc -eq 0 ] && [ "$(echo "$out" | grep -c '^PASS ')" -eq 4 ] || { echo "torchao traces did not all pass on the scalar path"; echo "$out"; fail=1; }
 
 # the GPT-2 trace (gpt2-trace-1): forward, gradients and AdamW training losses, one PASS line
 out=$("$LT" replay tests/data/golden/gpt2_tiny.safetensors); rc=$?
