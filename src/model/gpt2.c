@@ -582,15 +582,15 @@ static void store_block(const lt_gpt2 *m, int l, const block_acts *b, int to_sto
     }
 }
 
-/* Block l's forward from its input `residual` ([B*T, C]) to residual3[l]. In 16-bit compute every rounding
- * lt_gpt2_set_precision lists happens here, and the internals go to the store unless checkpointing. */
-static void block_forward(lt_gpt2 *m, int l, const float *residual, int B, int T) {
+/* Block l's forward from its input `residual` ([B*T, C]) to residual3[l], with the weights W of block_weights
+ * (the caller fetches them: backward's recompute reuses them for the block's backward). In 16-bit compute every
+ * rounding lt_gpt2_set_precision lists happens here, and the internals go to the store unless checkpointing. */
+static void block_forward(lt_gpt2 *m, int l, const float *const W[LT_GPT2_PER_BLOCK], const float *residual, int B,
+                          int T) {
     const lt_gpt2_config *c = &m->cfg;
     int C = c->n_embd, NH = c->n_head;
     size_t N = (size_t)B * (size_t)T, NC = N * (size_t)C;
     lt_nn_round r = rnd(m);
-    const float *W[LT_GPT2_PER_BLOCK];
-    block_weights(m, l, W);
     block_acts b = block_at(m, l);
     lt_nn_layernorm_forward(b.ln1, b.ln1_mean, b.ln1_rstd, residual, W[LT_GPT2_LN1_W], W[LT_GPT2_LN1_B], N, C,
                             c->layer_norm_epsilon);
@@ -649,7 +649,9 @@ lt_status lt_gpt2_forward(lt_gpt2 *m, const int32_t *inputs, const int32_t *targ
     else lt_nn_encoder_forward(a->encoded, in, wte->data, wpe->data, B, T, C);
     const float *residual = a->encoded;
     for (int l = 0; l < L; l++) {
-        block_forward(m, l, residual, B, T);
+        const float *W[LT_GPT2_PER_BLOCK];
+        block_weights(m, l, W);
+        block_forward(m, l, W, residual, B, T);
         residual = a->residual3 + (size_t)l * cap * (size_t)C;
     }
     const float *lw, *lb;
@@ -716,14 +718,14 @@ lt_status lt_gpt2_backward_cb(lt_gpt2 *m, lt_gpt2_grad_ready ready, void *ctx, c
         }
         const float *residual = l == 0 ? a->encoded : a->residual3 + (size_t)(l - 1) * cap * (size_t)C;
         const float *W[LT_GPT2_PER_BLOCK];
+        block_weights(m, l, W);
         block_acts b = block_at(m, l);
         /* checkpointing: the block's internals were overwritten; the same computation restores them exactly */
         if (m->checkpointing) {
-            block_forward(m, l, residual, B, T);
+            block_forward(m, l, W, residual, B, T);
         } else if (m->store) {
             store_block(m, l, &b, 0);
         }
-        block_weights(m, l, W);
         /* dres is d block output: it flows unchanged to residual2 and into the mlp */
         if (r) memcpy(d->dtmp, d->dres, NC * sizeof(float)), lt_nn_round_inplace(d->dtmp, NC, r);
         lt_nn_matmul_backward_r(d->dbig, bg(m, l, LT_GPT2_FCPROJ_W), bg(m, l, LT_GPT2_FCPROJ_B), dres_mm, b.fchg,
