@@ -53,28 +53,26 @@ lt_status lt_memplan(const lt_gpt2_config *cfg, int B, int T, const char *optim,
     }
     free(tab);
     lt_optim_free(o);
+    /* mixed precision: the f32 parameters are the master weights, the compute's 16-bit copies the weights */
+    int mixed = me->precision != LT_GPT2_F32 && !me->pure_bf16;
+    t->optim_state = state;
     if (me->device) {
-        int mixed = me->precision != LT_GPT2_F32 && !me->pure_bf16;
         t->weights = mixed ? dm.weight16_bytes : dm.weight_bytes;
         t->master = mixed ? dm.weight_bytes : 0;
         t->grads = dm.grad_bytes;
-        t->optim_state = state;
         t->activations = dm.activation_bytes + dm.backward_bytes;
         t->workspace = dm.token_bytes + dm.cublas_bytes;
         t->cublas = dm.cublas_bytes;
-        t->total = t->weights + t->master + t->grads + t->optim_state + t->activations + t->workspace;
-        return LT_OK;
+    } else {
+        size_t threads = (size_t)omp_get_max_threads();
+        size_t blocks = data_bytes / (size_t)(T > 0 ? T : 1);
+        t->weights = mixed ? mm.scratch_bytes : mm.weight_bytes + mm.scratch_bytes;
+        t->master = mixed ? mm.weight_bytes : 0;
+        t->grads = mm.grad_bytes;
+        t->activations = mm.activation_bytes;
+        t->workspace = mm.token_bytes + 2 * (size_t)B * (size_t)T * sizeof(int32_t) + blocks * sizeof(uint32_t) +
+                       data_bytes + BASE_BYTES + threads * BLAS_BYTES_PER_THREAD;
     }
-    size_t threads = (size_t)omp_get_max_threads();
-    size_t blocks = data_bytes / (size_t)(T > 0 ? T : 1);
-    int mixed = me->precision != LT_GPT2_F32 && !me->pure_bf16;
-    t->weights = mixed ? mm.scratch_bytes : mm.weight_bytes + mm.scratch_bytes;
-    t->master = mixed ? mm.weight_bytes : 0;
-    t->grads = mm.grad_bytes;
-    t->optim_state = state;
-    t->activations = mm.activation_bytes;
-    t->workspace = mm.token_bytes + 2 * (size_t)B * (size_t)T * sizeof(int32_t) + blocks * sizeof(uint32_t) +
-                   data_bytes + BASE_BYTES + threads * BLAS_BYTES_PER_THREAD;
     t->total = t->weights + t->master + t->grads + t->optim_state + t->activations + t->workspace;
     return LT_OK;
 }
