@@ -484,12 +484,7 @@ static lt_nn_round rnd(const lt_gpt2 *m) {
  * precision (the operands of a 16-bit matrix multiply; layernorm parameters stay exact). */
 static void fetch_param(const lt_gpt2 *m, int i, float *dst, int round) {
     const lt_gpt2_param *p = &m->params[i];
-    if (p->data16) {
-        for (size_t j = 0; j < p->numel; j++) dst[j] = lt_bf16_to_f32(p->data16[j]);
-    } else {
-        memcpy(dst, p->data, p->numel * sizeof *dst);
-        if (round) lt_nn_round_inplace(dst, p->numel, rnd(m));
-    }
+    lt_nn_fetch16(dst, p->data, p->data16, p->numel, round ? rnd(m) : LT_NN_ROUND_NONE);
 }
 
 /* Block l's weights as the compute uses them: W[k] points at tensor k. fp32 compute reads the parameters; 16-bit

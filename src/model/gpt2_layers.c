@@ -384,16 +384,20 @@ void lt_nn_encoder_forward16(float *out, const int32_t *inp, const uint16_t *wte
     }
 }
 
+void lt_nn_fetch16(float *dst, const float *src, const uint16_t *src16, size_t n, lt_nn_round r) {
+    if (src) {
+        memcpy(dst, src, n * sizeof *dst);
+        lt_nn_round_inplace(dst, n, r);
+    } else {
+#pragma omp parallel for schedule(static) if (n > ((size_t)1 << 14))
+        for (size_t i = 0; i < n; i++) dst[i] = lt_bf16_to_f32(src16[i]);
+    }
+}
+
 /* wscratch[0 .. (v1-v0)*C) = rows v0..v1 of wte as the 16-bit compute sees them */
 static void fetch_rows(float *dst, const float *wte, const uint16_t *wte16, int v0, int v1, int C, lt_nn_round r) {
     size_t n = (size_t)(v1 - v0) * (size_t)C, off = (size_t)v0 * (size_t)C;
-    if (wte) {
-        memcpy(dst, wte + off, n * sizeof *dst);
-        lt_nn_round_inplace(dst, n, r);
-    } else {
-#pragma omp parallel for schedule(static)
-        for (size_t i = 0; i < n; i++) dst[i] = lt_bf16_to_f32(wte16[off + i]);
-    }
+    lt_nn_fetch16(dst, wte ? wte + off : NULL, wte ? NULL : wte16 + off, n, r);
 }
 
 void lt_nn_lmhead_forward_r(float *logits, const float *inp, const float *wte, const uint16_t *wte16, size_t N, int C,

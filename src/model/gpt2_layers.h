@@ -55,6 +55,10 @@ void lt_nn_round_inplace(float *x, size_t n, lt_nn_round r);
 void lt_nn_matmul_backward_r(float *dinp, float *dw, float *dbias, const float *dout, const float *inp, const float *w,
                              size_t N, int C, int OC, lt_nn_round r, float *scratch);
 
+/* dst[n] = a weight as the 16-bit compute reads it: src (f32) copied and rounded with r, or, when src is NULL,
+ * src16 (bf16) expanded exactly. */
+void lt_nn_fetch16(float *dst, const float *src, const uint16_t *src16, size_t n, lt_nn_round r);
+
 /* out[B,T,C] = wte[inp[b,t], :] + wpe[t, :] from bf16 tables (pure bf16 weights). */
 void lt_nn_encoder_forward16(float *out, const int32_t *inp, const uint16_t *wte, const uint16_t *wpe, int B, int T,
                              int C);
