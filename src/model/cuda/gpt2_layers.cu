@@ -29,15 +29,12 @@
 
 #include "kernels/cuda/cu_internal.cuh"
 #include "model/cuda/cu_gemm.cuh"
+#include "model/cuda/cu_nn.cuh"
 #include "model/cuda/gpt2_layers_cuda.h"
 
-struct lt_cunn {
-    cudaStream_t stream;
-    lt_cugemm *gemm;
-    char err[512];
-};
-
 namespace {
+
+using namespace ltnn;
 
 constexpr int EW_THREADS = 256;  /* elementwise kernels */
 constexpr int ROW_WARPS = 4;     /* row kernels: rows (warps) per CTA */
@@ -45,34 +42,6 @@ constexpr int CS_ROWS = 64;      /* rows per partial sum of the column sums */
 constexpr int CS_THREADS = 256;  /* columns per CTA of the column sums */
 constexpr int CE_THREADS = 256;  /* classifier: threads per row */
 constexpr int SUM_THREADS = 256; /* the loss sum */
-
-/* ---- storage types ---- */
-
-__device__ __forceinline__ float ld(const float *p, size_t i) { return p[i]; }
-__device__ __forceinline__ float ld(const uint16_t *p, size_t i) { return lt_cu_bf16_to_f32(p[i]); }
-__device__ __forceinline__ void st(float *p, size_t i, float x) { p[i] = x; }
-__device__ __forceinline__ void st(uint16_t *p, size_t i, float x) { p[i] = lt_cu_f32_to_bf16(x); }
-
-/* ---- warp-level helpers ---- */
-
-/* Orders the shared-memory writes of a warp's lanes before other lanes read them. */
-#ifdef LT_CUDA_EMU
-inline void warp_sync() { lt_emu_cur->warp_bar[threadIdx.x / 32]->arrive_and_wait(); }
-#else
-__device__ __forceinline__ void warp_sync() { __syncwarp(); }
-#endif
-
-__device__ __forceinline__ float warp_sum(float v) {
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
-}
-
-__device__ __forceinline__ float warp_max(float v) {
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-    return v;
-}
 
 /* ---- encoder ---- */
 
@@ -456,52 +425,8 @@ __global__ void __launch_bounds__(SUM_THREADS) sum_kernel(double *out, const flo
 
 /* ---- host side ---- */
 
-int fail(lt_cunn *nn, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(nn->err, sizeof nn->err, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
-/* the launch error of the kernels just queued, if any */
-int launched(lt_cunn *nn, const char *what) {
-    cudaError_t e = cudaGetLastError();
-    if (e != cudaSuccess) return fail(nn, "%s: kernel launch: %s", what, cudaGetErrorString(e));
-    return 0;
-}
-
-bool dtype_ok(lt_dtype dt) { return dt == LT_DTYPE_F32 || dt == LT_DTYPE_BF16; }
-
-int bad_dtype(lt_cunn *nn, const char *what, lt_dtype dt) {
-    return fail(nn, "%s: storage dtype %s is not supported (F32 or BF16)", what, lt_dtype_name(dt));
-}
-
-unsigned blocks_for(size_t n, int per) { return (unsigned)((n + (size_t)per - 1) / (size_t)per); }
-
 /* the arguments of a GEMM must fit cuBLAS's int */
 bool fits_int(size_t v) { return v <= 0x7fffffffu; }
-
-template <typename F, typename S>
-int call_with(F &f, S z) {
-    if constexpr (std::is_void_v<decltype(f(z))>) {
-        f(z);
-        return 0;
-    } else {
-        return f(z);
-    }
-}
-
-/* Runs f with the storage type of dt, f(float()) or f(uint16_t()), then
- * checks the launches; f may return an int (non-zero: failed, message set). */
-template <typename F>
-int with_dtype(lt_cunn *nn, const char *what, lt_dtype dt, F f) {
-    int rc;
-    if (dt == LT_DTYPE_F32) rc = call_with(f, float());
-    else if (dt == LT_DTYPE_BF16) rc = call_with(f, uint16_t());
-    else return bad_dtype(nn, what, dt);
-    return rc ? rc : launched(nn, what);
-}
 
 int gemm(lt_cunn *nn, const char *what, bool ta, bool tb, size_t m, size_t n, size_t k, const void *A, size_t lda,
          const void *B, size_t ldb, lt_dtype ab, void *C, size_t ldc, lt_dtype cdt, float beta) {

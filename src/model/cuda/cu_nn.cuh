@@ -1,0 +1,115 @@
+/* What the GPT-2 layer kernels on the GPU share (gpt2_layers.cu and the files
+ * beside it): the context, the storage types of activations and weights, the
+ * warp helpers, and the host-side error and dtype dispatch. Internal to
+ * src/model/cuda; every name is in the namespace ltnn. */
+#ifndef LT_MODEL_CUDA_CU_NN_CUH
+#define LT_MODEL_CUDA_CU_NN_CUH
+
+#include <cuda_runtime.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <type_traits>
+
+#include "kernels/cuda/cu_internal.cuh"
+#include "model/cuda/cu_gemm.cuh"
+
+struct lt_cunn {
+    cudaStream_t stream;
+    lt_cugemm *gemm;
+    char err[512];
+};
+
+namespace ltnn {
+
+/* ---- storage types: S is float, uint16_t (bf16 bits) or f16s (fp16 bits); arithmetic is fp32 ---- */
+
+/* fp16 storage: its own type so that overloads tell it from bf16 */
+struct f16s {
+    uint16_t bits;
+};
+
+__device__ __forceinline__ float ld(const float *p, size_t i) { return p[i]; }
+__device__ __forceinline__ float ld(const uint16_t *p, size_t i) { return lt_cu_bf16_to_f32(p[i]); }
+__device__ __forceinline__ float ld(const f16s *p, size_t i) { return lt_cu_f16_to_f32(p[i].bits); }
+__device__ __forceinline__ void st(float *p, size_t i, float x) { p[i] = x; }
+__device__ __forceinline__ void st(uint16_t *p, size_t i, float x) { p[i] = lt_cu_f32_to_bf16(x); }
+__device__ __forceinline__ void st(f16s *p, size_t i, float x) { p[i].bits = lt_cu_f32_to_f16(x); }
+
+/* ---- warp-level helpers ---- */
+
+/* Orders the shared-memory writes of a warp's lanes before other lanes read them. */
+#ifdef LT_CUDA_EMU
+inline void warp_sync() { lt_emu_cur->warp_bar[threadIdx.x / 32]->arrive_and_wait(); }
+#else
+__device__ __forceinline__ void warp_sync() { __syncwarp(); }
+#endif
+
+/* Sums / maxima over a warp by xor shuffles: every lane ends with the same
+ * bits (each step adds the same two values, and float addition commutes). */
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+__device__ __forceinline__ float warp_max(float v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+
+/* ---- host side ---- */
+
+/* Sets nn's message; returns -1. */
+inline int fail(lt_cunn *nn, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(nn->err, sizeof nn->err, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* the launch error of the kernels just queued, if any */
+inline int launched(lt_cunn *nn, const char *what) {
+    cudaError_t e = cudaGetLastError();
+    if (e != cudaSuccess) return fail(nn, "%s: kernel launch: %s", what, cudaGetErrorString(e));
+    return 0;
+}
+
+/* the storage dtypes the layers accept */
+inline bool dtype_ok(lt_dtype dt) { return dt == LT_DTYPE_F32 || dt == LT_DTYPE_BF16; }
+
+inline int bad_dtype(lt_cunn *nn, const char *what, lt_dtype dt) {
+    return fail(nn, "%s: storage dtype %s is not supported (F32 or BF16)", what, lt_dtype_name(dt));
+}
+
+inline unsigned blocks_for(size_t n, int per) { return (unsigned)((n + (size_t)per - 1) / (size_t)per); }
+
+template <typename F, typename S>
+int call_with(F &f, S z) {
+    if constexpr (std::is_void_v<decltype(f(z))>) {
+        f(z);
+        return 0;
+    } else {
+        return f(z);
+    }
+}
+
+/* Runs f with the storage type of dt, f(float()), f(uint16_t()) or f(f16s()),
+ * then checks the launches; f may return an int (non-zero: failed, message
+ * set). A dtype that dtype_ok refuses fails with bad_dtype's message. */
+template <typename F>
+int with_dtype(lt_cunn *nn, const char *what, lt_dtype dt, F f) {
+    int rc;
+    if (!dtype_ok(dt)) return bad_dtype(nn, what, dt);
+    if (dt == LT_DTYPE_F32) rc = call_with(f, float());
+    else if (dt == LT_DTYPE_BF16) rc = call_with(f, uint16_t());
+    else rc = call_with(f, f16s());
+    return rc ? rc : launched(nn, what);
+}
+
+} // namespace ltnn
+
+#endif
