@@ -49,7 +49,7 @@ CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 EX_BIN  := $(EX_SRC:examples/%.c=$(BUILD)/examples/%)
 
-.PHONY: all deps test test-asan run install clean fuzz bench cuda-emu
+.PHONY: all deps test test-asan run install clean fuzz bench bench-ceiling cuda-emu
 all: $(BUILD)/libleantrain.a $(BUILD)/libleantrain.so $(BUILD)/leantrain $(EX_BIN) $(TEST_BIN) $(GPU_TEST_BIN)
 
 $(BUILD)/obj/%.o: %.c $(wildcard include/leantrain/*.h) $(wildcard src/*/*.h) $(wildcard src/*/*/*.h)
@@ -167,8 +167,16 @@ $(BUILD)/data/stories.txt: $(BUILD)/gen_corpus
 	@mkdir -p $(dir $@)
 	$(BUILD)/gen_corpus $@
 
-bench: all
+bench: all $(BUILD)/bench/stream_ceiling
+	$(BUILD)/bench/stream_ceiling
 	$(BUILD)/leantrain bench optim
+
+# the memory system's ceilings for bench optim's ratios (bench/stream_ceiling.c)
+bench-ceiling: $(BUILD)/bench/stream_ceiling
+	$(BUILD)/bench/stream_ceiling
+$(BUILD)/bench/stream_ceiling: bench/stream_ceiling.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) $(CFLAGS) -o $@ $< -fopenmp
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/leantrain $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig
