@@ -557,7 +557,58 @@ static void test_configs(void) {
     expect_config_error("{\"vocab_size\": 50257", "config.json: not a JSON object");
 }
 
+/* ------------------------------------------ the random initialisation */
+
+/* lt_gpt2_init_random (a parallel loop) against the serial definition: one
+ * splitmix64 generator drawn in tensor order, two draws (Box-Muller) per
+ * element of a weight, none for biases and LayerNorm weights; std 0.02, the
+ * residual projections 0.02 / sqrt(2 n_layer). Bit for bit, f32 and bf16. */
+static uint64_t ref_u64(uint64_t *s) {
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static void test_init_random(void) {
+    /* tensors above the parallel threshold (65536 elements) and below it */
+    lt_gpt2_config cfg = {.vocab_size = 1031, .n_positions = 64, .n_embd = 96, .n_layer = 3, .n_head = 4,
+                          .layer_norm_epsilon = 1e-5};
+    char err[512] = "";
+    for (int bf16 = 0; bf16 < 2; bf16++) {
+        lt_gpt2 *m = NULL;
+        CHECK(lt_gpt2_create(&cfg, &m, err, sizeof err) == LT_OK, "create: %s", err);
+        if (!m) return;
+        if (bf16) CHECK(lt_gpt2_set_precision(m, LT_GPT2_BF16, 1, err, sizeof err) == LT_OK, "%s", err);
+        uint64_t seed = 0xfffffffffffffff0ull; /* the counter wraps around 2^64 during the draws */
+        lt_gpt2_init_random(m, seed);
+        uint64_t s = seed;
+        size_t bad = 0, checked = 0;
+        for (int i = 0; i < m->num_tensors; i++) {
+            const lt_gpt2_param *p = &m->params[i];
+            const char *dot = strrchr(p->name, '.');
+            int is_bias = !strcmp(dot, ".bias"), is_ln = strstr(p->name, "ln_") != NULL;
+            double sd = strstr(p->name, "c_proj.weight") ? 0.02 / sqrt(2.0 * cfg.n_layer) : 0.02;
+            for (size_t j = 0; j < p->numel; j++) {
+                float v = 1.0f;
+                if (is_bias) v = 0.0f;
+                else if (!is_ln) {
+                    double u1 = ((ref_u64(&s) >> 11) + 1.0) * 0x1.0p-53, u2 = (ref_u64(&s) >> 11) * 0x1.0p-53;
+                    v = (float)(sd * (sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2)));
+                }
+                if (bf16) bad += p->data16[j] != lt_f32_to_bf16(v);
+                else bad += memcmp(&p->data[j], &v, sizeof v) != 0;
+                checked++;
+            }
+        }
+        CHECK(bad == 0 && checked == m->num_params, "%s init: %zu of %zu values differ from the serial draws",
+              bf16 ? "bf16" : "f32", bad, checked);
+        lt_gpt2_free(m);
+    }
+}
+
 int main(void) {
+    test_init_random();
     test_configs();
     test_loading();
     test_finite_differences();

@@ -140,9 +140,13 @@ void lt_gpt2_free(lt_gpt2 *m) {
 }
 
 /* splitmix64: a small, seedable generator so initialisation is a pure
- * function of the seed (no global RNG state). */
+ * function of the seed (no global RNG state). Its state is a counter that
+ * advances by SPLITMIX_STEP per draw, so the state after any number of draws
+ * is known without making them (which lets the initialisation run in
+ * parallel and still give the serial sequence's values). */
+#define SPLITMIX_STEP 0x9e3779b97f4a7c15ull
 static uint64_t next_u64(uint64_t *s) {
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    uint64_t z = (*s += SPLITMIX_STEP);
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
     return z ^ (z >> 31);
@@ -154,8 +158,13 @@ static double normal(uint64_t *s) {
     return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
 }
 
+/* The values are those of one generator drawn in tensor order, two draws per
+ * normal element (biases and LayerNorm weights draw nothing); each element
+ * starts from the state that sequence has there, so the threads of the
+ * parallel loop give the serial loop's bits (a 7B-parameter model initialises
+ * in seconds, not minutes). */
 void lt_gpt2_init_random(lt_gpt2 *m, uint64_t seed) {
-    uint64_t s = seed;
+    uint64_t draws = 0; /* draws made by the tensors before this one */
     double proj_std = 0.02 / sqrt(2.0 * m->cfg.n_layer);
     for (int i = 0; i < m->num_tensors; i++) {
         lt_gpt2_param *p = &m->params[i];
@@ -163,11 +172,17 @@ void lt_gpt2_init_random(lt_gpt2 *m, uint64_t seed) {
         int is_bias = strcmp(dot, ".bias") == 0, is_ln = strstr(p->name, "ln_") != NULL;
         /* GPT-2's scaled init of the projections that write into the residual stream */
         double sd = strstr(p->name, "c_proj.weight") ? proj_std : 0.02;
-        for (size_t j = 0; j < p->numel; j++) {
+        int random = !is_bias && !is_ln;
+        uint64_t base = seed + draws * SPLITMIX_STEP; /* unsigned: wraps modulo 2^64 like the counter */
+        size_t n = p->numel;
+#pragma omp parallel for schedule(static) if (n >= 65536)
+        for (size_t j = 0; j < n; j++) {
+            uint64_t s = base + 2 * (uint64_t)j * SPLITMIX_STEP;
             float v = is_bias ? 0.0f : is_ln ? 1.0f : (float)(sd * normal(&s));
             if (p->data16) p->data16[j] = lt_f32_to_bf16(v);
             else p->data[j] = v;
         }
+        if (random) draws += 2 * (uint64_t)n;
     }
 }
 
@@ -406,12 +421,15 @@ lt_status lt_gpt2_set_precision(lt_gpt2 *m, lt_gpt2_precision p, int pure_bf16, 
         if (pure_bf16) {
             uint16_t *h = alloc_aligned(n, sizeof *h);
             if (!h) goto nomem;
+            /* in parallel: a 7B model's weights are 6.6e9 conversions (and as many fresh pages) */
+#pragma omp parallel for schedule(static) if (n >= 65536)
             for (size_t i = 0; i < n; i++) h[i] = lt_f32_to_bf16(m->param_memory[i]);
             free_aligned(m->param_memory);
             m->param_memory = NULL, m->param16_memory = h;
         } else {
             float *f = alloc_floats(n);
             if (!f) goto nomem;
+#pragma omp parallel for schedule(static) if (n >= 65536)
             for (size_t i = 0; i < n; i++) f[i] = lt_bf16_to_f32(m->param16_memory[i]);
             free_aligned(m->param16_memory);
             m->param16_memory = NULL, m->param_memory = f;
