@@ -9,7 +9,8 @@
  * the plan's weights and gradients equal the CPU model's plan (same
  * parameter layout) with and without per-block gradients, pure bf16 halves
  * the weights, bf16 compute adds a bf16 copy, checkpointing and bf16 shrink
- * the activations; bad precisions and sizes are refused. */
+ * the activations, fp16 plans exactly bf16's bytes; bad precisions (pure
+ * parameters with fp16 among them) and sizes are refused. */
 #include <string.h>
 
 #include "kernels/optim_kernels_cuda.h"
@@ -31,7 +32,7 @@ static void check_layout(const lt_gpt2_config *c, int B, int T, int ckpt, size_t
         [LT_GPT2_DEV_LN1_MEAN] = LI * BT * F,
         [LT_GPT2_DEV_LN1_RSTD] = LI * BT * F,
         [LT_GPT2_DEV_QKV] = LI * BT * 3 * C * S,
-        [LT_GPT2_DEV_ATT] = LI * B * NH * T * T * S,
+        [LT_GPT2_DEV_ATT] = LI * B * NH * T * F,
         [LT_GPT2_DEV_ATTY] = LI * BT * C * S,
         [LT_GPT2_DEV_RES2] = LI * BT * C * S,
         [LT_GPT2_DEV_LN2] = LI * BT * C * S,
@@ -107,8 +108,15 @@ int main(void) {
     CHECK(lt_gpt2_dev_memory_plan(&gpt2, 4, 1024, 1, 1, LT_GPT2_BF16, 1, &pure, err, sizeof err) == LT_OK, "%s", err);
     CHECK(b16.weight16_bytes * 2 == b16.weight_bytes && pure.weight16_bytes == 0, "the bf16 copy");
     CHECK(pure.weight_bytes * 2 == f32.weight_bytes, "pure bf16 halves the weights");
-    CHECK(f32c.activation_bytes < f32.activation_bytes / 4, "checkpointing keeps far fewer activations");
+    /* checkpointing keeps one block's internals instead of 12; the logits [BT, ldv] and the 12 block outputs stay
+     * (at 4 x 1024: 0.36 of the activations; the attention keeps no T x T matrix that checkpointing would drop) */
+    CHECK(f32c.activation_bytes < f32.activation_bytes * 2 / 5, "checkpointing keeps far fewer activations");
     CHECK(b16.activation_bytes < f32.activation_bytes * 11 / 20, "bf16 activations about half of fp32's");
+    /* fp16 stores the same 2 bytes per value as bf16, with the same fp32 masters and gradients */
+    lt_gpt2_dev_memory f16, f16c;
+    CHECK(lt_gpt2_dev_memory_plan(&gpt2, 4, 1024, 0, 0, LT_GPT2_F16, 0, &f16, err, sizeof err) == LT_OK, "%s", err);
+    CHECK(lt_gpt2_dev_memory_plan(&gpt2, 4, 1024, 1, 0, LT_GPT2_F16, 0, &f16c, err, sizeof err) == LT_OK, "%s", err);
+    CHECK(!memcmp(&f16, &b16, sizeof f16) && !memcmp(&f16c, &b16c, sizeof f16c), "fp16 plans differ from bf16's");
     CHECK(f32.total_bytes == f32.weight_bytes + f32.weight16_bytes + f32.grad_bytes + f32.activation_bytes +
                                  f32.backward_bytes + f32.token_bytes,
           "total = the parts");
@@ -119,7 +127,9 @@ int main(void) {
 
     /* refusals */
     lt_gpt2_dev_memory x;
-    CHECK(lt_gpt2_dev_memory_plan(&gpt2, 4, 1024, 0, 0, LT_GPT2_F16, 0, &x, err, sizeof err) == LT_ERR_ARG, "fp16");
+    CHECK(lt_gpt2_dev_memory_plan(&gpt2, 4, 1024, 0, 0, LT_GPT2_F16, 1, &x, err, sizeof err) == LT_ERR_ARG &&
+              strstr(err, "fp16"),
+          "pure fp16 parameters: %s", err);
     CHECK(lt_gpt2_dev_memory_plan(&gpt2, 4, 1024, 0, 0, LT_GPT2_F32, 1, &x, err, sizeof err) == LT_ERR_ARG,
           "pure with fp32");
     CHECK(lt_gpt2_dev_memory_plan(&gpt2, 4, 1025, 0, 0, LT_GPT2_F32, 0, &x, err, sizeof err) == LT_ERR_ARG,

@@ -41,15 +41,14 @@ lt_status lt_gpt2_dev_layout_of(const lt_gpt2_config *c, int B, int T, int check
                                             LT_GPT2_DEV_LOGITS_PAD;
     size_t LI = checkpointing ? 1 : L, LS = checkpointing ? 1 : L, S = elem_bytes, F = sizeof(float);
     /* every GEMM dimension and leading dimension is an int; the largest row count is BT, the widest row ldv */
-    size_t att = 0;
-    if (BT > (size_t)1 << 30 || ldv > (size_t)1 << 30 || !mul3(BT, (size_t)T, NH, &att)) goto too_large;
+    if (BT > (size_t)1 << 30 || ldv > (size_t)1 << 30) goto too_large;
     {
         struct {
             size_t a, b, c; /* bytes = a * b * c (each factor small enough that the checks below hold) */
         } f[LT_GPT2_DEV_NBUF] = {
             [LT_GPT2_DEV_ENCODED] = {BT, C, S},       [LT_GPT2_DEV_LN1] = {LI * BT, C, S},
             [LT_GPT2_DEV_LN1_MEAN] = {LS, BT, F},     [LT_GPT2_DEV_LN1_RSTD] = {LS, BT, F},
-            [LT_GPT2_DEV_QKV] = {LI * BT, 3 * C, S},  [LT_GPT2_DEV_ATT] = {LI, att, S},
+            [LT_GPT2_DEV_QKV] = {LI * BT, 3 * C, S},  [LT_GPT2_DEV_ATT] = {LI * BT, NH, F},
             [LT_GPT2_DEV_ATTY] = {LI * BT, C, S},     [LT_GPT2_DEV_RES2] = {LS * BT, C, S},
             [LT_GPT2_DEV_LN2] = {LI * BT, C, S},      [LT_GPT2_DEV_LN2_MEAN] = {LS, BT, F},
             [LT_GPT2_DEV_LN2_RSTD] = {LS, BT, F},     [LT_GPT2_DEV_FCH] = {LI * BT, 4 * C, S},
@@ -93,16 +92,20 @@ lt_status lt_gpt2_dev_memory_plan(const lt_gpt2_config *c, int B, int T, int che
                                   lt_gpt2_precision p, int pure_bf16, lt_gpt2_dev_memory *out, char *err,
                                   size_t errlen) {
     memset(out, 0, sizeof *out);
-    if (p != LT_GPT2_F32 && p != LT_GPT2_BF16) {
-        lt_errmsg(err, errlen, "device GPT-2: precision %d: the device computes in fp32 or bf16", (int)p);
+    if (p != LT_GPT2_F32 && p != LT_GPT2_BF16 && p != LT_GPT2_F16) {
+        lt_errmsg(err, errlen, "device GPT-2: precision %d: the device computes in fp32, bf16 or fp16", (int)p);
         return LT_ERR_ARG;
     }
     if (pure_bf16 && p != LT_GPT2_BF16) {
-        lt_errmsg(err, errlen, "device GPT-2: pure bf16 parameters need bf16 compute");
+        lt_errmsg(err, errlen, "device GPT-2: pure bf16 parameters need bf16 compute%s",
+                  p == LT_GPT2_F16 ? " (fp16 keeps fp32 master weights: its loss-scaled updates need them; there are "
+                                     "no pure fp16 parameters)"
+                                   : "");
         return LT_ERR_ARG;
     }
     lt_gpt2_dev_layout lay;
-    lt_status st = lt_gpt2_dev_layout_of(c, B, T, checkpointing, p == LT_GPT2_BF16 ? 2 : 4, &lay, err, errlen);
+    /* bf16 and fp16 store the same 2 bytes per value: their plans are equal */
+    lt_status st = lt_gpt2_dev_layout_of(c, B, T, checkpointing, p == LT_GPT2_F32 ? 4 : 2, &lay, err, errlen);
     if (st) return st;
     lt_gpt2_param *params;
     int n;
@@ -119,7 +122,7 @@ lt_status lt_gpt2_dev_memory_plan(const lt_gpt2_config *c, int B, int T, int che
     free(params);
     out->num_params = np;
     out->weight_bytes = w * (pure_bf16 ? sizeof(uint16_t) : sizeof(float));
-    out->weight16_bytes = p == LT_GPT2_BF16 && !pure_bf16 ? w * sizeof(uint16_t) : 0;
+    out->weight16_bytes = p != LT_GPT2_F32 && !pure_bf16 ? w * sizeof(uint16_t) : 0;
     out->grad_bytes = g * sizeof(float);
     out->activation_bytes = lay.activation_bytes;
     out->backward_bytes = lay.backward_bytes;

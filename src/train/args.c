@@ -28,6 +28,7 @@ void lt_train_args_default(lt_train_args *a) {
     a->logging_steps = 500;
     a->eval_steps = -1; /* the Trainer: eval_steps defaults to logging_steps */
     a->save_steps = 500;
+    snprintf(a->save_strategy, sizeof a->save_strategy, "steps");
     snprintf(a->output_dir, sizeof a->output_dir, "trainer_output");
     a->seed = 42;
     snprintf(a->model_preset, sizeof a->model_preset, "custom");
@@ -74,6 +75,7 @@ static const arg_def ARGS[] = {
     {"eval_max_batches", A_LONG, S(eval_max_batches), "cap on validation batches per evaluation; 0: all [0]"},
     {"save_steps", A_LONG, S(save_steps), "checkpoint every N steps; 0: only at the end [500]"},
     {"save_total_limit", A_INT, S(save_total_limit), "keep the newest N checkpoints; 0: all [0]"},
+    {"save_strategy", A_STR, S(save_strategy), "steps: every save_steps and at the end; no: no checkpoint at all [steps]"},
     {"output_dir", A_STR, S(output_dir), "[trainer_output]"},
     {"overwrite_output_dir", A_BOOL, S(overwrite_output_dir), "train into an output_dir that has checkpoints"},
     {"resume_from_checkpoint", A_STR, S(resume_from_checkpoint), "a checkpoint directory, or latest"},
@@ -106,14 +108,14 @@ static const arg_def ARGS[] = {
     {"validation_split_percentage", A_DOUBLE, S(validation_split_percentage), "[5]"},
     {"block_size", A_INT, S(block_size), "tokens per sequence; 0: n_positions [0]"},
     {"threads", A_INT, S(threads), "OpenMP threads; 0: all cores [0]"},
-    {"device", A_STR, S(device), "cpu, cuda, or auto: cuda when a GPU is present (and not --fp16) [auto]"},
+    {"device", A_STR, S(device), "cpu, cuda, or auto: cuda when a GPU is present [auto]"},
 };
 #undef S
 #define NARGS (sizeof ARGS / sizeof ARGS[0])
 
 int lt_train_args_on_gpu(const lt_train_args *a) {
     if (!strcmp(a->device, "cuda")) return 1;
-    return !strcmp(a->device, "auto") && !a->fp16 && lt_cuda_device_count() > 0;
+    return !strcmp(a->device, "auto") && lt_cuda_device_count() > 0;
 }
 
 int lt_train_args_max_batch(const lt_train_args *a) {
@@ -222,6 +224,7 @@ lt_status lt_train_args_parse(lt_train_args *a, int argc, char **argv, char *err
         {a->eval_steps < 0, "--eval_steps must be >= 0"},
         {a->save_steps < 0, "--save_steps must be >= 0"},
         {a->save_total_limit < 0, "--save_total_limit must be >= 0"},
+        {strcmp(a->save_strategy, "steps") && strcmp(a->save_strategy, "no"), "--save_strategy must be steps or no"},
         {a->block_size < 0, "--block_size must be >= 0"},
         {a->validation_split_percentage < 0 || a->validation_split_percentage >= 100,
          "--validation_split_percentage must be in [0, 100)"},
@@ -239,8 +242,6 @@ lt_status lt_train_args_parse(lt_train_args *a, int argc, char **argv, char *err
         {!a->output_dir[0], "--output_dir must not be empty"},
         {strcmp(a->device, "cpu") && strcmp(a->device, "cuda") && strcmp(a->device, "auto"),
          "--device must be cpu, cuda or auto"},
-        {!strcmp(a->device, "cuda") && a->fp16,
-         "--device cuda does not do --fp16 (the GPU kernels store fp32 or bf16): use --bf16, or --device cpu"},
     };
     for (size_t k = 0; k < sizeof checks / sizeof checks[0]; k++)
         if (checks[k].bad) {

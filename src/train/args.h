@@ -24,6 +24,7 @@ typedef struct lt_train_args {
     /* logging, evaluation, checkpoints */
     long logging_steps, eval_steps, save_steps;
     int save_total_limit;      /* 0: keep all */
+    char save_strategy[8];     /* "steps": every save_steps and at the end; "no": no checkpoint (the Trainer's "no") */
     long eval_max_batches;     /* 0: the whole validation split */
     char output_dir[512];
     char resume_from_checkpoint[512]; /* "", a directory, or "latest" */
@@ -43,7 +44,7 @@ typedef struct lt_train_args {
     double validation_split_percentage;
     int block_size;               /* 0: the model's n_positions */
     int threads;                  /* 0: OpenMP's default */
-    char device[16];              /* "cpu", "cuda" or "auto" (cuda when a GPU is present and not fp16) */
+    char device[16];              /* "cpu", "cuda" or "auto" (cuda when a GPU is present) */
 } lt_train_args;
 
 /* The defaults (the Trainer's where it has them). */
@@ -60,7 +61,7 @@ static inline lt_gpt2_precision lt_train_args_precision(const lt_train_args *a) 
 }
 
 /* Whether the run trains on the GPU: --device cuda, or auto with a CUDA
- * device present (and not --fp16, which only the CPU does). */
+ * device present (every precision: fp32, --bf16, --pure_bf16 and --fp16). */
 int lt_train_args_on_gpu(const lt_train_args *a);
 
 /* The batch the activation buffers must hold: the training batch, or the

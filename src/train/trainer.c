@@ -112,7 +112,7 @@ static void model_set_loss_scale(run_t *r, float s) {
     else r->m->loss_scale = s;
 }
 
-/* after the optimizer changed the weights: the GPU's bf16 compute copy follows its fp32 masters */
+/* after the optimizer changed the weights: the GPU's 16-bit (bf16 or fp16) compute copy follows its fp32 masters */
 static lt_status model_stepped(run_t *r) {
     return r->dev ? lt_gpt2_dev_refresh_bf16(r->dev, r->err, sizeof r->err) : LT_OK;
 }
@@ -570,7 +570,8 @@ int lt_train_run(const lt_train_args *a) {
             log_entry(r, e);
             r->t_last = lt_now_s();
         }
-        if ((a->save_steps > 0 && r->step % a->save_steps == 0) || r->step == r->total_steps) {
+        if (strcmp(a->save_strategy, "no") &&
+            ((a->save_steps > 0 && r->step % a->save_steps == 0) || r->step == r->total_steps)) {
             if (save(r)) {
                 r->err[0] = 0; /* save() printed it */
                 goto out;
@@ -580,8 +581,12 @@ int lt_train_run(const lt_train_args *a) {
         progress(r, loss);
     }
     if (isatty(STDOUT_FILENO)) printf("\n");
-    printf("done: %ld steps in %.1f s; peak memory (RSS) %ld MiB; model in %s/checkpoint-%ld\n", r->step,
-           lt_now_s() - r->t_start, peak_rss_mb(), a->output_dir, r->step);
+    if (strcmp(a->save_strategy, "no"))
+        printf("done: %ld steps in %.1f s; peak memory (RSS) %ld MiB; model in %s/checkpoint-%ld\n", r->step,
+               lt_now_s() - r->t_start, peak_rss_mb(), a->output_dir, r->step);
+    else
+        printf("done: %ld steps in %.1f s; peak memory (RSS) %ld MiB; no checkpoint (--save_strategy no)\n", r->step,
+               lt_now_s() - r->t_start, peak_rss_mb());
     if (r->mem.total) {
         /* on the GPU: what the model allocated at most, plus the optimizer state and cuBLAS's workspace (as planned) */
         size_t measured = r->dev ? lt_gpt2_dev_peak_bytes(r->dev) + lt_optim_state_bytes(r->o) + r->mem.cublas

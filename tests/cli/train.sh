@@ -107,9 +107,20 @@ bad "--fp16 cannot be combined with --bf16 or --pure_bf16: choose one" --train_f
 bad "--fp16 cannot step inside backward" --train_file "$tmp/text.txt" --fp16 --optim_in_backward --max_grad_norm 0
 if ! nvidia-smi -L >/dev/null 2>&1; then
     bad "--device cuda: " --train_file "$tmp/text.txt" --device cuda # no GPU here: the device model cannot start
+    bad "--device cuda: " --train_file "$tmp/text.txt" --device cuda --fp16 # fp16 is not refused, the device is
 fi
-bad "--device cuda does not do --fp16" --train_file "$tmp/text.txt" --device cuda --fp16
+# what fp16 still refuses on the GPU as on the CPU: pure 16-bit parameters (fp16 keeps fp32 masters)
+bad "--fp16 cannot be combined with --bf16 or --pure_bf16: choose one" --train_file "$tmp/text.txt" --device cuda --fp16 --pure_bf16
+# the device plan of fp16: bf16's bytes (2-byte activations and compute copy, fp32 masters and gradients)
+P=(--model gpt2 --block_size 1024 --per_device_train_batch_size 4 --device cuda)
+p16=$("$LT" plan "${P[@]}" --fp16 | grep '^memory'); pb16=$("$LT" plan "${P[@]}" --bf16 | grep '^memory')
+[ -n "$p16" ] && [ "$p16" = "$pb16" ] || { echo "plan --device cuda --fp16 ($p16) differs from --bf16 ($pb16)"; fail=1; }
 bad "--device must be cpu, cuda or auto" --train_file "$tmp/text.txt" --device tpu
+bad "--save_strategy must be steps or no" --train_file "$tmp/text.txt" --save_strategy epoch
+# --save_strategy no: trains and logs, writes no checkpoint (not even the final one)
+rm -rf "$tmp/nosave"
+"$LT" train "${SMALL[@]}" --max_steps 2 --save_steps 1 --save_strategy no --output_dir "$tmp/nosave" > "$tmp/nosave.log" 2>&1 || { echo "--save_strategy no: run failed"; cat "$tmp/nosave.log"; fail=1; }
+[ -s "$tmp/nosave/log.jsonl" ] && ! ls -d "$tmp"/nosave/checkpoint-* > /dev/null 2>&1 && grep -q 'no checkpoint (--save_strategy no)' "$tmp/nosave.log" || { echo "--save_strategy no: wrote a checkpoint or no log"; fail=1; }
 bad "--fp16_init_scale must be in [1, 1e30]" --train_file "$tmp/text.txt" --fp16 --fp16_init_scale 0
 bad "--optim_in_backward cannot clip by the global norm (no gradient waits for the others): pass --max_grad_norm 0" --train_file "$tmp/text.txt" --optim_in_backward
 bad "--optim_in_backward cannot accumulate gradients" --train_file "$tmp/text.txt" --optim_in_backward --max_grad_norm 0 --gradient_accumulation_steps 2

@@ -1,6 +1,6 @@
 /* The GPT-2 layer kernels on the GPU (src/model/cuda, lt_cunn_*) against the
  * CPU kernels (src/model/gpt2_layers.c, lt_nn_*), every kernel, forward and
- * backward, in fp32 and in bf16 storage, on random inputs of two shapes:
+ * backward, in fp32, bf16 and fp16 storage, on random inputs of two shapes:
  *   B 2, T 21, C 96,  NH 3 (hs 32), V 300,  ldv 304, tokens from 40 ids (many repeats)
  *   B 3, T 40, C 128, NH 2 (hs 64), V 1031, ldv 1040, tokens from all ids
  * (T not a multiple of the warps per CTA nor of 32, C below and above 32
@@ -10,7 +10,12 @@
  * the same (rounded) values as float, so the two compute from identical
  * numbers; the GPU's bf16 outputs are then compared with the CPU's float ones.
  * Backward kernels get the same forward tensors on both sides (the CPU's
- * mean / rstd / att, rounded when stored in bf16).
+ * mean / rstd, rounded when stored in bf16), except attention's: the GPU
+ * keeps no T x T matrix, so its backward takes the GPU forward's own out (as
+ * stored in dt) and log-sum-exp, the CPU's backward the CPU's fp32 att.
+ * Attention runs over shapes of its own (run_attention: T from 1 to 130,
+ * hs 32, 48, 64 and 128), checking out, lse (against a double-precision
+ * log-sum-exp), the backward's D = dout . out scratch and dq / dk / dv.
  *
  * The error of an output is max |gpu - cpu| / max |cpu| over the tensor (an
  * error relative to the tensor's scale, so that values near zero after
@@ -28,6 +33,11 @@
  *     significant bits), so at most 2^-8 of the scale; doubled (one whole ulp)
  *     because a value the two sides compute a few fp32 ulps apart can round
  *     to neighbouring bf16 values. Measured: up to 0.97 * 2^-8.
+ *   TOL_F16 = 2^-10 for fp16 outputs, by the same argument with fp16's 11
+ *     significant bits (half an ulp: 2^-11 of the value); the inputs here are
+ *     of order 1, far above fp16's subnormals (6.1e-5), whose absolute error
+ *     (2^-25) is negligible against the tensor's scale. Measured: up to
+ *     0.87 * 2^-11.
  * Parameter gradients and statistics (float in both dtypes) use TOL_F32. The
  * loss sum is relative to itself (1e-5). Also checked: the fused classifier
  * gives the separate forward's losses and lse and the separate backward's
@@ -50,6 +60,7 @@
 
 #define TOL_F32 2e-5
 #define TOL_BF16 (1.0 / 128.0)
+#define TOL_F16 (1.0 / 1024.0)
 
 typedef struct {
     int B, T, C, NH, V, ldv, ids;
@@ -146,10 +157,14 @@ static float *copy_arr(const float *x, size_t n) {
     memcpy(p, x, n * sizeof *p);
     return p;
 }
-/* the values a dt tensor can hold: x rounded to bf16 for BF16 */
+/* one float as a 16-bit dt stores it, and back */
+static uint16_t to16(float x, lt_dtype dt) { return dt == LT_DTYPE_BF16 ? lt_f32_to_bf16(x) : lt_f32_to_f16(x); }
+static float from16(uint16_t h, lt_dtype dt) { return dt == LT_DTYPE_BF16 ? lt_bf16_to_f32(h) : lt_f16_to_f32(h); }
+
+/* the values a dt tensor can hold: x rounded to bf16 for BF16, to fp16 for F16 */
 static void round_dt(float *x, size_t n, lt_dtype dt) {
-    if (dt == LT_DTYPE_BF16)
-        for (size_t i = 0; i < n; i++) x[i] = lt_bf16_to_f32(lt_f32_to_bf16(x[i]));
+    if (dt != LT_DTYPE_F32)
+        for (size_t i = 0; i < n; i++) x[i] = from16(to16(x[i], dt), dt);
 }
 
 /* a new device tensor of dtype dt holding x (already representable in dt) */
@@ -160,7 +175,7 @@ static void *dev_put(const float *x, size_t n, lt_dtype dt) {
         upload(d, x, n * es);
     } else {
         uint16_t *h = malloc((n ? n : 1) * sizeof *h);
-        for (size_t i = 0; i < n; i++) h[i] = lt_f32_to_bf16(x[i]);
+        for (size_t i = 0; i < n; i++) h[i] = to16(x[i], dt);
         upload(d, h, n * es);
         free(h);
     }
@@ -172,7 +187,7 @@ static void dev_set(void *d, const float *x, size_t n, lt_dtype dt) {
         upload(d, x, n * sizeof(float));
     } else {
         uint16_t *h = malloc((n ? n : 1) * sizeof *h);
-        for (size_t i = 0; i < n; i++) h[i] = lt_f32_to_bf16(x[i]);
+        for (size_t i = 0; i < n; i++) h[i] = to16(x[i], dt);
         upload(d, h, n * sizeof *h);
         free(h);
     }
@@ -185,14 +200,14 @@ static float *dev_get(const void *d, size_t n, lt_dtype dt) {
     } else {
         uint16_t *h = malloc((n ? n : 1) * sizeof *h);
         download(h, d, n * sizeof *h);
-        for (size_t i = 0; i < n; i++) x[i] = lt_bf16_to_f32(h[i]);
+        for (size_t i = 0; i < n; i++) x[i] = from16(h[i], dt);
         free(h);
     }
     return x;
 }
 
 /* ---- comparisons ---- */
-static const char *dtn(lt_dtype dt) { return dt == LT_DTYPE_F32 ? "f32" : "bf16"; }
+static const char *dtn(lt_dtype dt) { return dt == LT_DTYPE_F32 ? "f32" : dt == LT_DTYPE_BF16 ? "bf16" : "f16"; }
 
 /* max |g - c| / max |c| over rows x cols (row strides ldg, ldc); NaN or inf: INFINITY */
 static double err_rows(const float *g, const float *c, size_t rows, size_t cols, size_t ldg, size_t ldc) {
@@ -237,8 +252,8 @@ static void ok(int rc, const char *what) {
 static void run(const shape *s, lt_dtype dt) {
     const int B = s->B, T = s->T, C = s->C, NH = s->NH, V = s->V, ldv = s->ldv;
     const size_t N = (size_t)B * T, NC = N * C, C3 = 3 * (size_t)C, C4 = 4 * (size_t)C;
-    const double tol = dt == LT_DTYPE_F32 ? TOL_F32 : TOL_BF16;
-    const double tol_add = dt == LT_DTYPE_F32 ? 0.0 : TOL_BF16; /* one addition, then (bf16) one rounding */
+    const double tol = dt == LT_DTYPE_F32 ? TOL_F32 : dt == LT_DTYPE_BF16 ? TOL_BF16 : TOL_F16;
+    const double tol_add = dt == LT_DTYPE_F32 ? 0.0 : tol; /* one addition, then (16-bit) one rounding */
     printf("B %d T %d C %d NH %d V %d (ldv %d), %s storage\n", B, T, C, NH, V, ldv, dtn(dt));
     float *scratch = dalloc(lt_cunn_colsum_scratch_floats(N, (int)C4) * sizeof(float));
 
@@ -382,41 +397,7 @@ static void run(const shape *s, lt_dtype dt) {
         free(dout), free(dw0), free(db0), free(dinp), free(dw), free(db), free(w), free(bias), free(zero);
     }
 
-    /* ---- attention ---- */
-    {
-        const size_t natt = (size_t)B * NH * T * T;
-        float *qkv = rand_arr(N * C3, 1.5f, 0.0f);
-        round_dt(qkv, N * C3, dt);
-        float *att = fbuf(natt);
-        ref = fbuf(NC);
-        lt_nn_attention_forward(ref, att, qkv, B, T, C, NH);
-        void *d_qkv = dev_put(qkv, N * C3, dt), *d_att = dalloc(natt * lt_dtype_size(dt));
-        void *d_out = dalloc(NC * lt_dtype_size(dt));
-        ok(lt_cunn_attention_forward(nn, dt, d_out, d_att, d_qkv, B, T, C, NH), "attention_forward");
-        got = dev_get(d_out, NC, dt);
-        float *gatt = dev_get(d_att, natt, dt);
-        expect("attention_forward out", dt, got, ref, NC, tol);
-        expect("attention_forward att", dt, gatt, att, natt, tol);
-        free(got), free(gatt), free(ref);
-
-        /* backward from the CPU's att (as stored in dt) on both sides */
-        round_dt(att, natt, dt);
-        dev_set(d_att, att, natt, dt);
-        float *dout = rand_arr(NC, 1.0f, 0.0f), *dqkv = fbuf(N * C3), *drow = fbuf((size_t)B * NH * T);
-        round_dt(dout, NC, dt);
-        lt_nn_attention_backward(dqkv, drow, dout, qkv, att, B, T, C, NH);
-        void *d_dout = dev_put(dout, NC, dt), *d_dqkv = dalloc(N * C3 * lt_dtype_size(dt));
-        float *d_drow = dalloc((size_t)B * NH * T * sizeof(float));
-        ok(lt_cunn_attention_backward(nn, dt, d_dqkv, d_drow, d_dout, d_qkv, d_att, B, T, C, NH), "attention_backward");
-        float *g1 = dev_get(d_dqkv, N * C3, dt);
-        ok(lt_cunn_attention_backward(nn, dt, d_dqkv, d_drow, d_dout, d_qkv, d_att, B, T, C, NH), "attention_backward");
-        float *g2 = dev_get(d_dqkv, N * C3, dt);
-        expect_rows("attention_backward dq", dt, g1, dqkv, N, (size_t)C, C3, C3, tol);
-        expect_rows("attention_backward dk", dt, g1 + C, dqkv + C, N, (size_t)C, C3, C3, tol);
-        expect_rows("attention_backward dv", dt, g1 + 2 * C, dqkv + 2 * C, N, (size_t)C, C3, C3, tol);
-        expect_same("attention_backward run twice: dqkv", dt, g1, g2, N * C3);
-        free(g1), free(g2), free(qkv), free(att), free(dout), free(dqkv), free(drow);
-    }
+    /* attention: run_attention, over its own shapes */
 
     /* ---- gelu, residual ---- */
     {
@@ -522,6 +503,96 @@ static void run(const shape *s, lt_dtype dt) {
     free_all();
 }
 
+/* ---- attention (flash-style on the GPU: out and lse, no T x T matrix) ----
+ * Shapes: T = 1, 7, 33, 64, 65, 130 (partial and whole 64-row / 32-row
+ * tiles), hs = 32, 48 (padded to 64 dims), 64 and 128 (the three
+ * instantiations of the kernels), NH 1 to 3. */
+typedef struct {
+    int B, T, C, NH;
+} attn_shape;
+
+static const attn_shape ATTN_SHAPES[] = {
+    {2, 1, 64, 2},   /* hs 32, one row */
+    {1, 7, 128, 2},  /* hs 64 */
+    {2, 33, 96, 3},  /* hs 32, a 32-key tile and one more */
+    {1, 64, 64, 1},  /* hs 64, exactly one tile */
+    {2, 65, 128, 2}, /* hs 64, one row past the tile */
+    {1, 33, 96, 2},  /* hs 48: zero-padded to 64 dims */
+    {1, 130, 128, 1}, /* hs 128 */
+    {1, 65, 256, 2}, /* hs 128, two heads */
+};
+
+/* lse[b, h, t] = log sum over t2 <= t of exp(q.k / sqrt(hs)), in double */
+static void ref_lse(float *lse, const float *qkv, int B, int T, int C, int NH) {
+    const int hs = C / NH;
+    const size_t C3 = 3 * (size_t)C;
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < NH; h++)
+            for (int t = 0; t < T; t++) {
+                const float *q = qkv + ((size_t)b * T + t) * C3 + (size_t)h * hs;
+                double m = -INFINITY, *s = malloc(((size_t)t + 1) * sizeof *s), sum = 0.0;
+                for (int t2 = 0; t2 <= t; t2++) {
+                    const float *k = qkv + ((size_t)b * T + t2) * C3 + C + (size_t)h * hs;
+                    double d = 0.0;
+                    for (int i = 0; i < hs; i++) d += (double)q[i] * k[i];
+                    s[t2] = d / sqrt((double)hs);
+                    if (s[t2] > m) m = s[t2];
+                }
+                for (int t2 = 0; t2 <= t; t2++) sum += exp(s[t2] - m);
+                lse[((size_t)b * NH + h) * T + t] = (float)(m + log(sum));
+                free(s);
+            }
+}
+
+static void run_attention(const attn_shape *s, lt_dtype dt) {
+    const int B = s->B, T = s->T, C = s->C, NH = s->NH;
+    const size_t N = (size_t)B * T, NC = N * C, C3 = 3 * (size_t)C, NR = (size_t)B * NH * T;
+    const double tol = dt == LT_DTYPE_F32 ? TOL_F32 : dt == LT_DTYPE_BF16 ? TOL_BF16 : TOL_F16;
+    printf("attention B %d T %d C %d NH %d (hs %d), %s storage\n", B, T, C, NH, C / NH, dtn(dt));
+    float *qkv = rand_arr(N * C3, 1.5f, 0.0f), *dout = rand_arr(NC, 1.0f, 0.0f);
+    round_dt(qkv, N * C3, dt), round_dt(dout, NC, dt);
+
+    /* the CPU: its fp32 att (which the GPU never stores) feeds its backward */
+    float *att = fbuf((size_t)B * NH * T * T), *out = fbuf(NC), *lse = fbuf(NR);
+    float *dqkv = fbuf(N * C3), *drow = fbuf(NR);
+    lt_nn_attention_forward(out, att, qkv, B, T, C, NH);
+    lt_nn_attention_backward(dqkv, drow, dout, qkv, att, B, T, C, NH);
+    ref_lse(lse, qkv, B, T, C, NH);
+    float *D = fbuf(NR); /* dout . out per (b, h, t), in double from the CPU's fp32 out */
+    for (size_t r = 0; r < NR; r++) {
+        const size_t b = r / ((size_t)NH * T), h = r / (size_t)T % (size_t)NH, t = r % (size_t)T;
+        const size_t at = (b * T + t) * (size_t)C + h * (size_t)(C / NH);
+        double d = 0.0;
+        for (int i = 0; i < C / NH; i++) d += (double)dout[at + i] * out[at + i];
+        D[r] = (float)d;
+    }
+
+    /* the GPU: forward, then backward from the forward's own out and lse */
+    void *d_qkv = dev_put(qkv, N * C3, dt), *d_out = dalloc(NC * lt_dtype_size(dt));
+    void *d_dout = dev_put(dout, NC, dt), *d_dqkv = dalloc(N * C3 * lt_dtype_size(dt));
+    float *d_lse = dalloc(NR * sizeof(float)), *d_D = dalloc(NR * sizeof(float));
+    ok(lt_cunn_attention_forward(nn, dt, d_out, d_lse, d_qkv, B, T, C, NH), "attention_forward");
+    float *g_out = dev_get(d_out, NC, dt), *g_lse = dev_get(d_lse, NR, LT_DTYPE_F32);
+    expect("attention_forward out", dt, g_out, out, NC, tol);
+    expect("attention_forward lse", dt, g_lse, lse, NR, TOL_F32);
+
+    ok(lt_cunn_attention_backward(nn, dt, d_dqkv, d_D, d_dout, d_qkv, d_out, d_lse, B, T, C, NH),
+       "attention_backward");
+    float *g1 = dev_get(d_dqkv, N * C3, dt), *gD = dev_get(d_D, NR, LT_DTYPE_F32);
+    ok(lt_cunn_attention_backward(nn, dt, d_dqkv, d_D, d_dout, d_qkv, d_out, d_lse, B, T, C, NH),
+       "attention_backward");
+    float *g2 = dev_get(d_dqkv, N * C3, dt);
+    /* D = dout . out: the GPU's from out as stored in dt (16-bit: rounded once) */
+    expect("attention_backward D (scratch)", dt, gD, D, NR, tol);
+    expect_rows("attention_backward dq", dt, g1, dqkv, N, (size_t)C, C3, C3, tol);
+    expect_rows("attention_backward dk", dt, g1 + C, dqkv + C, N, (size_t)C, C3, C3, tol);
+    expect_rows("attention_backward dv", dt, g1 + 2 * C, dqkv + 2 * C, N, (size_t)C, C3, C3, tol);
+    expect_same("attention_backward run twice: dqkv", dt, g1, g2, N * C3);
+    free(qkv), free(dout), free(att), free(out), free(lse), free(dqkv), free(drow), free(D);
+    free(g_out), free(g_lse), free(g1), free(g2), free(gD);
+    free_all();
+}
+
 int main(int argc, char **argv) {
     int quick = 0;
     uint64_t seed = 1234;
@@ -542,14 +613,24 @@ int main(int argc, char **argv) {
         return 1;
     }
     /* a bad dtype is refused with a message */
-    CHECK(lt_cunn_gelu_forward(nn, LT_DTYPE_F16, NULL, NULL, 1) == -1 && strstr(lt_cunn_error(nn), "F16"),
-          "F16 storage was not refused: '%s'", lt_cunn_error(nn));
+    CHECK(lt_cunn_gelu_forward(nn, LT_DTYPE_U8, NULL, NULL, 1) == -1 && strstr(lt_cunn_error(nn), "U8"),
+          "U8 storage was not refused: '%s'", lt_cunn_error(nn));
     rng = seed;
     int nshapes = quick ? 1 : (int)(sizeof SHAPES / sizeof SHAPES[0]);
     for (int i = 0; i < nshapes; i++) {
         run(&SHAPES[i], LT_DTYPE_F32);
         run(&SHAPES[i], LT_DTYPE_BF16);
+        run(&SHAPES[i], LT_DTYPE_F16);
     }
+    for (size_t i = 0; i < sizeof ATTN_SHAPES / sizeof ATTN_SHAPES[0]; i++) {
+        run_attention(&ATTN_SHAPES[i], LT_DTYPE_F32);
+        run_attention(&ATTN_SHAPES[i], LT_DTYPE_BF16);
+        run_attention(&ATTN_SHAPES[i], LT_DTYPE_F16);
+    }
+    /* a head above the kernels' 128 dims is refused with a message */
+    CHECK(lt_cunn_attention_forward(nn, LT_DTYPE_F32, NULL, NULL, NULL, 1, 4, 160, 1) == -1 &&
+              strstr(lt_cunn_error(nn), "head size 160"),
+          "attention with hs 160 was not refused: '%s'", lt_cunn_error(nn));
     lt_cunn_destroy(nn);
     return lt_test_done("gpu_gpt2_layers");
 }

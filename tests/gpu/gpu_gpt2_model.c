@@ -26,7 +26,31 @@
  *     gradients 1.14e-2 of the tensor's scale (CPU autocast: 9.5e-3). The
  *     tolerances: 1e-3 for the loss (half a bf16 ulp of it) and 3e-2 for the
  *     gradients (about 8 bf16 ulps of the scale, 2.6x the worst measured);
- *   checkpointing (fp32 and bf16): loss and every gradient bit-identical to
+ *   fp16: the device's fp16 mode is the bf16 scheme in IEEE half (every
+ *     activation and activation gradient fp16; fp32 masters and gradients),
+ *     the CPU's fp16 the autocast emulation, so again both are compared with
+ *     the CPU fp32 pass. Both run at the trainer's first loss scale, 65536
+ *     (unscaled, the activation gradients, of order 1 / (N V), would sit among
+ *     fp16's subnormals), and the gradients are divided by it on the host (a
+ *     power of two: exact). fp16 keeps 11 significant bits, 3 more than
+ *     bf16, so each rounding is 8x smaller and the bf16 tolerances divided by
+ *     8 keep the same margin: TOL_F16_LOSS = 1.25e-4, TOL_F16_GRAD = 3.75e-3.
+ *     Measured (emulation): loss 1.7e-7 / 3.2e-6 (shape 1 / 2), gradients
+ *     1.25e-3 / 1.40e-3 of the tensor's scale (the CPU autocast emulation:
+ *     9.5e-4 / 1.07e-3), about 8x below bf16's, so the tolerance is 2.7x the
+ *     worst measured as bf16's is 2.6x;
+ *   fp16 overflow: at loss scale 2^22 the targets' logit gradients (about
+ *     -scale / N) exceed 65504 and become -inf; lt_gpt2_dev_grad_norm must be
+ *     inf or NaN (the trainer's skip test), as the CPU fp16 model's norm is,
+ *     the loss unchanged; halving the scale from 2^21 (logit gradients below
+ *     65504, the overflow then in the weight gradients' sums over the N rows,
+ *     rounded to fp16 on both sides as torch.autocast's fp16 op gradients
+ *     are), the device's norm must be non-finite exactly where the CPU's is,
+ *     down to the first clean scale; the next pass at 65536 must give the
+ *     first pass's norm again; AdamW x3 in fp16 at loss scale 65536 (steps scaled
+ *     by 1 / 65536) against the CPU's fp16: losses within TOL_F16_LOSS, the
+ *     fp16 copy equal to the masters rounded after each refresh;
+ *   checkpointing (fp32, bf16 and fp16): loss and every gradient bit-identical to
  *     the device's run without it;
  *   pure bf16 parameters: bit-identical to bf16 compute with fp32 masters at
  *     the same (rounded) weights; download gives the rounded values;
@@ -52,7 +76,7 @@
  *     CPU gradients' norm;
  *   the memory plan (lt_gpt2_dev_memory_plan) equal to the bytes the model
  *     allocated (lt_gpt2_dev_allocated_bytes) after every set_batch;
- *   errors: a bad token id, backward without forward, fp16.
+ *   errors: a bad token id, backward without forward, pure fp16 parameters.
  *
  * Needs a GPU (or `make cuda-emu`); built only with CUDA.
  * usage: gpu_gpt2_model [--quick] [--seed S]   (--quick: the first shape only) */
@@ -72,6 +96,10 @@
 #define TOL_GRAD 2e-5
 #define TOL_BF16_LOSS 1e-3
 #define TOL_BF16_GRAD 3e-2
+#define TOL_F16_LOSS (TOL_BF16_LOSS / 8)
+#define TOL_F16_GRAD (TOL_BF16_GRAD / 8)
+#define F16_SCALE 65536.0f           /* the trainer's first loss scale (GradScaler's init_scale) */
+#define F16_OVERFLOW_SCALE 4194304.0f /* 2^22: a target logit's gradient, about -scale / N, exceeds 65504 */
 #define ADAM_LR 1e-3
 #define TOL_ADAM_W (0.05 * ADAM_LR)
 
@@ -177,6 +205,20 @@ static int grads_identical(const lt_gpt2 *a, const lt_gpt2 *b) {
     return 1;
 }
 
+/* every gradient times s (a power of two: exact) */
+static void scale_grads(lt_gpt2 *m, float s) {
+    for (int i = 0; i < m->num_tensors; i++)
+        for (size_t j = 0; j < m->params[i].numel; j++) m->params[i].grad[j] *= s;
+}
+
+/* the L2 norm of the host gradients, in double (non-finite when any gradient is) */
+static double host_norm(const lt_gpt2 *m) {
+    double s = 0.0;
+    for (int i = 0; i < m->num_tensors; i++)
+        for (size_t j = 0; j < m->params[i].numel; j++) s += (double)m->params[i].grad[j] * m->params[i].grad[j];
+    return sqrt(s);
+}
+
 static void check_plan(const lt_gpt2_dev *d, const lt_gpt2_config *cfg, int B, int T, int ckpt, int per_block,
                        lt_gpt2_precision p, int pure, const char *what) {
     lt_gpt2_dev_memory plan;
@@ -256,8 +298,8 @@ static lt_optim *adamw(const lt_gpt2 *m, const lt_gpt2_dev *d, lt_dtype pdt) {
     return o;
 }
 
-static void step(lt_optim *o) {
-    if (lt_optim_step(o, 1.0f) != LT_OK) {
+static void step(lt_optim *o, float grad_scale) {
+    if (lt_optim_step(o, grad_scale) != LT_OK) {
         fprintf(stderr, "gpu_gpt2_model: step: %s\n", lt_optim_error(o));
         exit(2);
     }
@@ -266,7 +308,7 @@ static void step(lt_optim *o) {
 /* 3 AdamW steps on both sides (each on its own batch), then a last forward; device precision p. */
 static void adam_steps(const lt_gpt2 *m0, int B, int T, lt_gpt2_precision p, int32_t *const in[4],
                        int32_t *const tg[4]) {
-    const char *pn = p == LT_GPT2_BF16 ? "bf16" : "fp32";
+    const char *pn = p == LT_GPT2_BF16 ? "bf16" : p == LT_GPT2_F16 ? "fp16" : "fp32";
     lt_gpt2 *mc = clone(m0), *back = clone(m0);
     lt_gpt2_dev *d;
     MUST(lt_gpt2_dev_create(m0, NULL, &d, err, sizeof err));
@@ -275,14 +317,18 @@ static void adam_steps(const lt_gpt2 *m0, int B, int T, lt_gpt2_precision p, int
     MUST(lt_gpt2_set_precision(mc, p, 0, err, sizeof err));
     MUST(lt_gpt2_set_batch(mc, B, T, err, sizeof err));
     lt_optim *oc = adamw(mc, NULL, LT_DTYPE_F32), *od = adamw(mc, d, LT_DTYPE_F32);
-    double tol = p == LT_GPT2_BF16 ? TOL_BF16_LOSS : TOL_LOSS, worst = 0.0;
+    /* fp16: loss-scaled on both sides as the trainer does, the step unscaling (1 / scale: exact) */
+    const float ls = p == LT_GPT2_F16 ? F16_SCALE : 1.0f;
+    lt_gpt2_dev_set_loss_scale(d, ls);
+    mc->loss_scale = ls;
+    double tol = p == LT_GPT2_BF16 ? TOL_BF16_LOSS : p == LT_GPT2_F16 ? TOL_F16_LOSS : TOL_LOSS, worst = 0.0;
     for (int s = 0; s < 4; s++) {
         float lc, ld;
         if (s < 3) {
             cpu_pass(mc, in[s], tg[s], B, T, &lc);
             dev_pass(d, in[s], tg[s], B, T, &ld);
-            step(oc);
-            step(od);
+            step(oc, 1.0f / ls);
+            step(od, 1.0f / ls);
             MUST(lt_gpt2_dev_refresh_bf16(d, err, sizeof err));
         } else {
             MUST(lt_gpt2_forward(mc, in[s], tg[s], B, T, err, sizeof err));
@@ -294,8 +340,11 @@ static void adam_steps(const lt_gpt2 *m0, int B, int T, lt_gpt2_precision p, int
               tol);
         if (!(e <= worst)) worst = e;
     }
-    printf("  %-44s worst loss err %.2e (tol %.0e)\n",
-           p == LT_GPT2_BF16 ? "AdamW x3 bf16, losses vs CPU bf16" : "AdamW x3 fp32, losses vs CPU", worst, tol);
+    printf("  %-44s worst loss err %.2e (tol %.1e)\n",
+           p == LT_GPT2_BF16   ? "AdamW x3 bf16, losses vs CPU bf16"
+           : p == LT_GPT2_F16 ? "AdamW x3 fp16 (scaled), losses vs CPU fp16"
+                              : "AdamW x3 fp32, losses vs CPU",
+           worst, tol);
     MUST(lt_optim_sync(od));
     MUST(lt_gpt2_dev_download(d, back, err, sizeof err));
     double wmax = 0.0, moved = 0.0;
@@ -310,18 +359,22 @@ static void adam_steps(const lt_gpt2 *m0, int B, int T, lt_gpt2_precision p, int
         printf("  %-44s max |w_dev - w_cpu| %.2e (tol %.0e; the steps moved them up to %.2e)\n",
                "AdamW x3 fp32, weights", wmax, TOL_ADAM_W, moved);
     } else {
-        /* the bf16 copy the compute reads must be the masters rounded, after the refresh */
+        /* the 16-bit copy the compute reads must be the masters rounded, after the refresh */
         int bad = 0;
         for (int i = 0; i < m0->num_tensors; i++) {
             const lt_gpt2_dev_param *q = lt_gpt2_dev_param_at(d, i);
             uint16_t *h = malloc(q->numel * sizeof *h);
             if (!h || lt_cuda_memcpy_raw(h, q->data16, q->numel * sizeof *h, 1, err, sizeof err)) exit(2);
-            for (size_t j = 0; j < q->numel; j++) bad += h[j] != lt_f32_to_bf16(back->params[i].data[j]);
+            for (size_t j = 0; j < q->numel; j++)
+                bad += h[j] != (p == LT_GPT2_F16 ? lt_f32_to_f16(back->params[i].data[j])
+                                                 : lt_f32_to_bf16(back->params[i].data[j]));
             free(h);
         }
-        CHECK(bad == 0, "AdamW bf16: %d bf16 weights are not the rounded masters after refresh", bad);
-        printf("  %-44s bf16 copy = rounded masters: %s; max |w_dev - w_cpu| %.2e [info]\n",
-               "AdamW x3 bf16, weights", bad ? "NO" : "yes", wmax);
+        CHECK(bad == 0, "AdamW %s: %d %s weights are not the rounded masters after refresh", pn, bad, pn);
+        char label[48];
+        snprintf(label, sizeof label, "AdamW x3 %s, weights", pn);
+        printf("  %-44s %s copy = rounded masters: %s; max |w_dev - w_cpu| %.2e [info]\n", label, pn,
+               bad ? "NO" : "yes", wmax);
     }
     lt_optim_free(oc);
     lt_optim_free(od);
@@ -361,7 +414,7 @@ static void step_in_backward(const lt_gpt2 *m0, int B, int T, int32_t *const in[
     for (int s = 0; s < 2; s++) {
         float l1, l2;
         dev_pass(d1, in[s], tg[s], B, T, &l1);
-        step(o1);
+        step(o1, 1.0f);
         MUST(lt_gpt2_dev_zero_grad(d2, err, sizeof err)); /* wte, wpe and ln_f keep their own buffers */
         MUST(lt_gpt2_dev_forward(d2, in[s], tg[s], B, T, &l2, err, sizeof err));
         MUST(lt_gpt2_dev_backward_cb(d2, step_group, &ib, err, sizeof err));
@@ -408,7 +461,7 @@ static void run_shape(const shape *s, uint64_t seed) {
     MUST(lt_gpt2_set_batch(m16, B, T, err, sizeof err));
     cpu_pass(m16, in[0], tg[0], B, T, &lc16);
 
-    lt_gpt2 *r32 = new_model(&cfg), *r = new_model(&cfg), *r16 = new_model(&cfg);
+    lt_gpt2 *r32 = new_model(&cfg), *r = new_model(&cfg), *r16 = new_model(&cfg), *rf16 = new_model(&cfg);
     lt_gpt2_dev *d;
     MUST(lt_gpt2_dev_create(m, NULL, &d, err, sizeof err));
     CHECK(lt_gpt2_dev_num_tensors(d) == m->num_tensors, "tensor count");
@@ -417,7 +470,8 @@ static void run_shape(const shape *s, uint64_t seed) {
     float loss;
     CHECK(lt_gpt2_dev_forward(d, in[0], tg[0], B, T, &loss, err, sizeof err) == LT_ERR_STATE,
           "forward before set_batch must be refused");
-    CHECK(lt_gpt2_dev_set_precision(d, LT_GPT2_F16, 0, err, sizeof err) == LT_ERR_ARG, "fp16 must be refused");
+    CHECK(lt_gpt2_dev_set_precision(d, LT_GPT2_F16, 1, err, sizeof err) == LT_ERR_ARG && strstr(err, "fp16"),
+          "pure fp16 parameters must be refused, naming fp16: '%s'", err);
     double dn, hn = 0.0, cn = 0.0;
     CHECK(lt_gpt2_dev_grad_norm(d, &dn, err, sizeof err) == LT_ERR_STATE, "grad_norm before set_batch");
     MUST(lt_gpt2_dev_set_batch(d, B, T, err, sizeof err));
@@ -514,6 +568,99 @@ static void run_shape(const shape *s, uint64_t seed) {
     printf("  %-44s %s\n", "bf16 checkpointing vs without", grads_identical(r, r16) ? "bit-identical" : "DIFFERENT");
     lt_gpt2_dev_set_checkpointing(d, 0);
 
+    /* fp16 (from bf16: the 16-bit copy is refilled in fp16), loss-scaled by the trainer's first scale; the
+     * gradients unscaled on the host (a power of two: exact) */
+    MUST(lt_gpt2_dev_set_precision(d, LT_GPT2_F16, 0, err, sizeof err));
+    MUST(lt_gpt2_dev_set_batch(d, B, T, err, sizeof err));
+    check_plan(d, &cfg, B, T, 0, 0, LT_GPT2_F16, 0, "fp16");
+    float lf16, lcf16;
+    lt_gpt2_dev_set_loss_scale(d, F16_SCALE);
+    dev_pass(d, in[0], tg[0], B, T, &lf16);
+    MUST(lt_gpt2_dev_download_grads(d, rf16, err, sizeof err));
+    double nf16;
+    MUST(lt_gpt2_dev_grad_norm(d, &nf16, err, sizeof err));
+    CHECK(isfinite(nf16), "fp16 at loss scale %g: gradient norm %g, expected finite", (double)F16_SCALE, nf16);
+    scale_grads(rf16, 1.0f / F16_SCALE);
+    lt_gpt2 *mf16 = clone(m);
+    MUST(lt_gpt2_set_precision(mf16, LT_GPT2_F16, 0, err, sizeof err));
+    MUST(lt_gpt2_set_batch(mf16, B, T, err, sizeof err));
+    mf16->loss_scale = F16_SCALE;
+    cpu_pass(mf16, in[0], tg[0], B, T, &lcf16);
+    scale_grads(mf16, 1.0f / F16_SCALE);
+    le = rel(lf16, lc32);
+    CHECK(le <= TOL_F16_LOSS, "fp16 loss: device %.7f, CPU fp32 %.7f (rel %.2e > %.2e)", lf16, lc32, le,
+          TOL_F16_LOSS);
+    printf("  %-44s loss %.6f vs %.6f, err %.2e (tol %.1e)\n", "fp16 device vs CPU fp32", lf16, lc32, le,
+           TOL_F16_LOSS);
+    printf("  %-44s loss %.6f vs %.6f, err %.2e  [info]\n", "CPU fp16 (autocast) vs CPU fp32", lcf16, lc32,
+           rel(lcf16, lc32));
+    printf("  %-44s loss %.6f vs %.6f, err %.2e  [info]\n", "fp16 device vs CPU fp16", lf16, lcf16, rel(lf16, lcf16));
+    compare_grads("fp16 device vs CPU fp32", rf16, m, TOL_F16_GRAD);
+    compare_grads("CPU fp16 (autocast) vs CPU fp32", mf16, m, -1);
+    compare_grads("fp16 device vs CPU fp16", rf16, mf16, -1);
+
+    lt_gpt2_dev_set_checkpointing(d, 1);
+    MUST(lt_gpt2_dev_set_batch(d, B, T, err, sizeof err));
+    check_plan(d, &cfg, B, T, 1, 0, LT_GPT2_F16, 0, "fp16 checkpointing");
+    dev_pass(d, in[0], tg[0], B, T, &loss);
+    MUST(lt_gpt2_dev_download_grads(d, r, err, sizeof err));
+    scale_grads(r, 1.0f / F16_SCALE);
+    CHECK(memcmp(&loss, &lf16, sizeof loss) == 0, "fp16 checkpointing: loss %.9g differs from %.9g", loss, lf16);
+    CHECK(grads_identical(r, rf16), "fp16 checkpointing: gradients differ from the run without it");
+    printf("  %-44s %s\n", "fp16 checkpointing vs without", grads_identical(r, rf16) ? "bit-identical" : "DIFFERENT");
+    lt_gpt2_dev_set_checkpointing(d, 0);
+    MUST(lt_gpt2_dev_set_batch(d, B, T, err, sizeof err));
+
+    /* overflow: at 2^22 the target logits' gradients (about -scale / N) exceed fp16's 65504 and become -inf, a
+     * few entries of dlogits only; the norm must come out non-finite (what the trainer's skip tests), on the
+     * device as on the CPU, while the loss (forward only) is unchanged */
+    lt_gpt2_dev_set_loss_scale(d, F16_OVERFLOW_SCALE);
+    dev_pass(d, in[0], tg[0], B, T, &loss);
+    MUST(lt_gpt2_dev_grad_norm(d, &dn, err, sizeof err));
+    mf16->loss_scale = F16_OVERFLOW_SCALE;
+    float lo;
+    cpu_pass(mf16, in[0], tg[0], B, T, &lo);
+    double cno = host_norm(mf16);
+    CHECK(!isfinite(dn), "fp16 at loss scale %g: device gradient norm %g, expected inf or NaN",
+          (double)F16_OVERFLOW_SCALE, dn);
+    CHECK(!isfinite(cno), "fp16 at loss scale %g: CPU gradient norm %g, expected inf or NaN",
+          (double)F16_OVERFLOW_SCALE, cno);
+    CHECK(memcmp(&loss, &lf16, sizeof loss) == 0, "fp16: the loss scale changed the loss (%.9g vs %.9g)", loss,
+          lf16);
+    printf("  %-44s device norm %g, CPU norm %g; loss unchanged: %s\n", "fp16 overflow at loss scale 2^22", dn, cno,
+           memcmp(&loss, &lf16, sizeof loss) == 0 ? "yes" : "NO");
+    /* below 2^22 the logit gradients fit in fp16 and the first overflow comes in the weight gradients' sums over
+     * the N rows, rounded to fp16 on both sides (torch.autocast's fp16 op gradient): halving the scale from 2^21,
+     * the device must overflow exactly where the CPU does, down to the first clean scale (the trainer's skips) */
+    int probes = 0, agree = 1;
+    float clean = 0.0f;
+    for (float sc = F16_OVERFLOW_SCALE / 2; sc >= 1.0f && probes < 12; sc /= 2, probes++) {
+        double dv, cv;
+        lt_gpt2_dev_set_loss_scale(d, sc);
+        dev_pass(d, in[0], tg[0], B, T, &loss);
+        MUST(lt_gpt2_dev_grad_norm(d, &dv, err, sizeof err));
+        mf16->loss_scale = sc;
+        cpu_pass(mf16, in[0], tg[0], B, T, &lo);
+        cv = host_norm(mf16);
+        CHECK(!isfinite(dv) == !isfinite(cv), "fp16 at loss scale %g: device norm %g, CPU norm %g", (double)sc, dv,
+              cv);
+        agree &= !isfinite(dv) == !isfinite(cv);
+        if (isfinite(dv) && isfinite(cv)) {
+            clean = sc;
+            break;
+        }
+    }
+    CHECK(clean > 0.0f, "fp16: no clean loss scale found below 2^21");
+    printf("  %-44s first clean scale halving from 2^21: %g, device and CPU %s\n", "fp16 overflow threshold",
+           (double)clean, agree ? "agree at every scale" : "DISAGREE");
+    /* and the next pass at a good scale is clean again (nothing sticky on the device) */
+    lt_gpt2_dev_set_loss_scale(d, F16_SCALE);
+    dev_pass(d, in[0], tg[0], B, T, &loss);
+    MUST(lt_gpt2_dev_grad_norm(d, &dn, err, sizeof err));
+    CHECK(dn == nf16, "fp16 after an overflow: norm %.17g, before it %.17g", dn, nf16);
+    lt_gpt2_dev_set_loss_scale(d, 1.0f);
+    lt_gpt2_free(mf16);
+
     /* pure bf16: the same weights as the bf16 copy, so the same bits */
     MUST(lt_gpt2_dev_set_precision(d, LT_GPT2_BF16, 1, err, sizeof err));
     MUST(lt_gpt2_dev_set_batch(d, B, T, err, sizeof err));
@@ -543,10 +690,11 @@ static void run_shape(const shape *s, uint64_t seed) {
     /* optimizer steps with device parameters */
     adam_steps(m, B, T, LT_GPT2_F32, in, tg);
     adam_steps(m, B, T, LT_GPT2_BF16, in, tg);
+    adam_steps(m, B, T, LT_GPT2_F16, in, tg);
     step_in_backward(m, B, T, in, tg);
 
     for (int k = 0; k < 4; k++) free(in[k]), free(tg[k]);
-    lt_gpt2_free(m), lt_gpt2_free(m16), lt_gpt2_free(r32), lt_gpt2_free(r), lt_gpt2_free(r16);
+    lt_gpt2_free(m), lt_gpt2_free(m16), lt_gpt2_free(r32), lt_gpt2_free(r), lt_gpt2_free(r16), lt_gpt2_free(rf16);
 }
 
 int main(int argc, char **argv) {

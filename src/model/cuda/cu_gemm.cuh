@@ -17,7 +17,9 @@ void lt_cugemm_destroy(lt_cugemm *g);
 
 /* Column-major, BLAS's convention: C[m,n] = op(A) op(B) + beta * C, op(X) = X
  * or X^T (ta, tb), with fp32 accumulation. A and B are of dtype ab, C of dtype
- * cdt (each LT_DTYPE_F32 or LT_DTYPE_BF16; bf16 A and B may have an f32 C).
+ * cdt (each LT_DTYPE_F32, LT_DTYPE_BF16 or LT_DTYPE_F16; C of ab's dtype, or
+ * f32 under bf16 or fp16 A and B); a 16-bit C is rounded once to nearest even
+ * (fp16: inf above 65504).
  * beta is 0 (C overwritten, not read) or 1. 0, or -1 with the message in err. */
 int lt_cugemm_run(lt_cugemm *g, bool ta, bool tb, int m, int n, int k, const void *A, int lda, const void *B, int ldb,
                   lt_dtype ab, void *C, int ldc, lt_dtype cdt, float beta, char *err, size_t errlen);

@@ -79,10 +79,10 @@ inline int launched(lt_cunn *nn, const char *what) {
 }
 
 /* the storage dtypes the layers accept */
-inline bool dtype_ok(lt_dtype dt) { return dt == LT_DTYPE_F32 || dt == LT_DTYPE_BF16; }
+inline bool dtype_ok(lt_dtype dt) { return dt == LT_DTYPE_F32 || dt == LT_DTYPE_BF16 || dt == LT_DTYPE_F16; }
 
 inline int bad_dtype(lt_cunn *nn, const char *what, lt_dtype dt) {
-    return fail(nn, "%s: storage dtype %s is not supported (F32 or BF16)", what, lt_dtype_name(dt));
+    return fail(nn, "%s: storage dtype %s is not supported (F32, BF16 or F16)", what, lt_dtype_name(dt));
 }
 
 inline unsigned blocks_for(size_t n, int per) { return (unsigned)((n + (size_t)per - 1) / (size_t)per); }

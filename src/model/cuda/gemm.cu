@@ -2,7 +2,11 @@
  *
  * Real build: cublasGemmEx with CUBLAS_COMPUTE_32F, which takes f32 operands
  * as plain fp32 (no TF32 unless the handle's math mode asks for it, and this
- * one does not) and bf16 operands on the tensor cores with fp32 accumulation.
+ * one does not) and bf16 or fp16 operands on the tensor cores with fp32
+ * accumulation. The handle's math mode also disallows reduced-precision
+ * reductions (CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION): by default
+ * cuBLAS may add split-K partial sums in the output type when C is 16-bit,
+ * which would be fp16 (or bf16) accumulation in all but name.
  * libcublas is opened with dlopen the first time a handle is made, so that the
  * library and the program link against the CUDA runtime alone and run without
  * cuBLAS installed as long as the GPT-2 device path is not used; the loaded
@@ -11,8 +15,9 @@
  *
  * Emulation build (LT_CUDA_EMU): there is no cuBLAS; the operands are
  * converted to float and multiplied by OpenBLAS's cblas_sgemm on the host
- * (the emulated device memory is host memory), then C is rounded back when it
- * is bf16. Same arithmetic contract (fp32 accumulation, one rounding of C),
+ * (the emulated device memory is host memory), then C is rounded back (to
+ * nearest even) when it is bf16 or fp16. Same arithmetic contract (fp32
+ * accumulation, one rounding of C; an fp16 C overflows to inf above 65504),
  * another summation order. */
 #include <stdarg.h>
 #include <stdint.h>
@@ -41,7 +46,20 @@ void set_err(char *err, size_t errlen, const char *fmt, ...) {
     va_end(ap);
 }
 
-bool dtype_ok(lt_dtype dt) { return dt == LT_DTYPE_F32 || dt == LT_DTYPE_BF16; }
+bool is16(lt_dtype dt) { return dt == LT_DTYPE_BF16 || dt == LT_DTYPE_F16; }
+
+/* A and B of one dtype; C of theirs, or f32 under 16-bit inputs */
+bool dtypes_ok(lt_dtype ab, lt_dtype cdt) {
+    return (ab == LT_DTYPE_F32 || is16(ab)) && (cdt == ab || (is16(ab) && cdt == LT_DTYPE_F32));
+}
+
+int bad_dtypes(lt_dtype ab, lt_dtype cdt, char *err, size_t errlen) {
+    set_err(err, errlen,
+            "GEMM: unsupported dtypes (inputs %s, output %s): inputs F32, BF16 or F16, the output of the inputs' "
+            "dtype or F32",
+            lt_dtype_name(ab), lt_dtype_name(cdt));
+    return -1;
+}
 
 } // namespace
 
@@ -59,8 +77,9 @@ void to_float(std::vector<float> &dst, const void *src, lt_dtype dt, int rows, i
     for (size_t j = 0; j < (size_t)cols; j++)
         for (size_t i = 0; i < (size_t)rows; i++) {
             size_t at = j * (size_t)ld + i;
-            dst[at] = dt == LT_DTYPE_F32 ? static_cast<const float *>(src)[at]
-                                         : lt_bf16_to_f32(static_cast<const uint16_t *>(src)[at]);
+            dst[at] = dt == LT_DTYPE_F32    ? static_cast<const float *>(src)[at]
+                      : dt == LT_DTYPE_BF16 ? lt_bf16_to_f32(static_cast<const uint16_t *>(src)[at])
+                                            : lt_f16_to_f32(static_cast<const uint16_t *>(src)[at]);
         }
 }
 
@@ -76,26 +95,26 @@ void lt_cugemm_destroy(lt_cugemm *g) { delete g; }
 
 int lt_cugemm_run(lt_cugemm *g, bool ta, bool tb, int m, int n, int k, const void *A, int lda, const void *B, int ldb,
                   lt_dtype ab, void *C, int ldc, lt_dtype cdt, float beta, char *err, size_t errlen) {
-    if (!dtype_ok(ab) || !dtype_ok(cdt) || (ab == LT_DTYPE_F32 && cdt != LT_DTYPE_F32)) {
-        set_err(err, errlen, "GEMM: unsupported dtypes (inputs %d, output %d)", (int)ab, (int)cdt);
-        return -1;
-    }
+    if (!dtypes_ok(ab, cdt)) return bad_dtypes(ab, cdt, err, errlen);
     if (m <= 0 || n <= 0) return 0;
     try {
         to_float(g->a, A, ab, ta ? k : m, ta ? m : k, lda);
         to_float(g->b, B, ab, tb ? n : k, tb ? k : n, ldb);
         float *c = static_cast<float *>(C);
-        if (cdt == LT_DTYPE_BF16) {
+        if (cdt != LT_DTYPE_F32) {
             if (beta != 0.0f) to_float(g->c, C, cdt, m, n, ldc);
             else g->c.assign((size_t)ldc * (size_t)n, 0.0f);
             c = g->c.data();
         }
         cblas_sgemm(CblasColMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k, 1.0f,
                     g->a.data(), lda, g->b.data(), ldb, beta, c, ldc);
-        if (cdt == LT_DTYPE_BF16)
+        if (cdt != LT_DTYPE_F32)
             for (size_t j = 0; j < (size_t)n; j++)
-                for (size_t i = 0; i < (size_t)m; i++)
-                    static_cast<uint16_t *>(C)[j * (size_t)ldc + i] = lt_f32_to_bf16(c[j * (size_t)ldc + i]);
+                for (size_t i = 0; i < (size_t)m; i++) {
+                    const float x = c[j * (size_t)ldc + i];
+                    static_cast<uint16_t *>(C)[j * (size_t)ldc + i] =
+                        cdt == LT_DTYPE_BF16 ? lt_f32_to_bf16(x) : lt_f32_to_f16(x);
+                }
     } catch (...) {
         set_err(err, errlen, "out of memory in the emulated GEMM");
         return -1;
@@ -114,6 +133,7 @@ typedef cublasStatus_t (*create_fn)(cublasHandle_t *);
 typedef cublasStatus_t (*destroy_fn)(cublasHandle_t);
 typedef cublasStatus_t (*stream_fn)(cublasHandle_t, cudaStream_t);
 typedef const char *(*status_fn)(cublasStatus_t);
+typedef cublasStatus_t (*math_fn)(cublasHandle_t, cublasMath_t);
 typedef cublasStatus_t (*gemm_fn)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int, int, const void *,
                                   const void *, cudaDataType, int, const void *, cudaDataType, int, const void *,
                                   void *, cudaDataType, int, cublasComputeType_t, cublasGemmAlgo_t);
@@ -123,6 +143,7 @@ struct Api {
     destroy_fn destroy;
     stream_fn set_stream;
     status_fn status;
+    math_fn set_math;
     gemm_fn gemm;
     char err[384]; /* why loading failed ("" when it worked) */
 };
@@ -146,9 +167,11 @@ Api load_api() {
     a.destroy = reinterpret_cast<destroy_fn>(dlsym(lib, "cublasDestroy_v2"));
     a.set_stream = reinterpret_cast<stream_fn>(dlsym(lib, "cublasSetStream_v2"));
     a.status = reinterpret_cast<status_fn>(dlsym(lib, "cublasGetStatusString"));
+    a.set_math = reinterpret_cast<math_fn>(dlsym(lib, "cublasSetMathMode"));
     a.gemm = reinterpret_cast<gemm_fn>(dlsym(lib, "cublasGemmEx"));
-    if (!a.create || !a.destroy || !a.set_stream || !a.gemm)
-        snprintf(a.err, sizeof a.err, "cuBLAS was loaded but lacks cublasCreate_v2 / cublasGemmEx");
+    if (!a.create || !a.destroy || !a.set_stream || !a.set_math || !a.gemm)
+        snprintf(a.err, sizeof a.err,
+                 "cuBLAS was loaded but lacks cublasCreate_v2 / cublasSetStream_v2 / cublasSetMathMode / cublasGemmEx");
     return a; /* the library stays open for the life of the process */
 }
 
@@ -162,7 +185,9 @@ const char *status_str(cublasStatus_t s) {
     return a.status ? a.status(s) : "cuBLAS error";
 }
 
-cudaDataType cuda_type(lt_dtype dt) { return dt == LT_DTYPE_F32 ? CUDA_R_32F : CUDA_R_16BF; }
+cudaDataType cuda_type(lt_dtype dt) {
+    return dt == LT_DTYPE_F32 ? CUDA_R_32F : dt == LT_DTYPE_BF16 ? CUDA_R_16BF : CUDA_R_16F;
+}
 
 } // namespace
 
@@ -182,9 +207,15 @@ lt_cugemm *lt_cugemm_create(cudaStream_t s, char *err, size_t errlen) {
         return nullptr;
     }
     cublasStatus_t st = a.create(&g->h);
+    const bool created = st == CUBLAS_STATUS_SUCCESS;
     if (st == CUBLAS_STATUS_SUCCESS) st = a.set_stream(g->h, s);
+    /* fp32 accumulation throughout, split-K reductions included (see the top of this file) */
+    if (st == CUBLAS_STATUS_SUCCESS)
+        st = a.set_math(g->h, static_cast<cublasMath_t>(CUBLAS_DEFAULT_MATH |
+                                                        CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION));
     if (st != CUBLAS_STATUS_SUCCESS) {
         set_err(err, errlen, "cuBLAS handle: %s", status_str(st));
+        if (created) a.destroy(g->h);
         delete g;
         return nullptr;
     }
@@ -199,10 +230,7 @@ void lt_cugemm_destroy(lt_cugemm *g) {
 
 int lt_cugemm_run(lt_cugemm *g, bool ta, bool tb, int m, int n, int k, const void *A, int lda, const void *B, int ldb,
                   lt_dtype ab, void *C, int ldc, lt_dtype cdt, float beta, char *err, size_t errlen) {
-    if (!dtype_ok(ab) || !dtype_ok(cdt) || (ab == LT_DTYPE_F32 && cdt != LT_DTYPE_F32)) {
-        set_err(err, errlen, "GEMM: unsupported dtypes (inputs %d, output %d)", (int)ab, (int)cdt);
-        return -1;
-    }
+    if (!dtypes_ok(ab, cdt)) return bad_dtypes(ab, cdt, err, errlen);
     if (m <= 0 || n <= 0) return 0;
     const float alpha = 1.0f;
     cublasStatus_t st = api().gemm(g->h, ta ? CUBLAS_OP_T : CUBLAS_OP_N, tb ? CUBLAS_OP_T : CUBLAS_OP_N, m, n, k,

@@ -2,9 +2,10 @@
  * backward. The sequence of layer calls is the CPU model's (model/gpt2.c),
  * each lt_nn_* call replaced by its lt_cunn_* twin, so the two can be read side
  * by side; the only kernels of this file convert the weights between fp32 and
- * bf16. Every device allocation goes through dev_alloc, which counts it, so
- * that lt_gpt2_dev_allocated_bytes can be checked against the plan
- * (gpt2_device_host.c computes the same sizes without a device). */
+ * bf16 or fp16, and take the gradient norm. Every device allocation goes
+ * through dev_alloc, which counts it, so that lt_gpt2_dev_allocated_bytes can
+ * be checked against the plan (gpt2_device_host.c computes the same sizes
+ * without a device). */
 #include <cuda_runtime.h>
 #include <math.h>
 #include <stdarg.h>
@@ -27,14 +28,15 @@ struct lt_gpt2_dev {
     cudaStream_t stream;
     lt_cunn *nn;
 
-    int precision;     /* LT_GPT2_F32 or LT_GPT2_BF16 */
+    int precision;     /* LT_GPT2_F32, LT_GPT2_BF16 or LT_GPT2_F16 */
     int pure_bf16;     /* the parameters live only in w16 */
     int checkpointing;
     int grad_per_block;
     float loss_scale;
 
     float *w32;        /* fp32 master weights (NULL when pure bf16) */
-    uint16_t *w16;     /* bf16 compute copy, or the parameters when pure (NULL in fp32 compute) */
+    uint16_t *w16;     /* the 16-bit compute copy (bf16 or fp16 bits, the compute's), or the bf16 parameters when
+                          pure (NULL in fp32 compute) */
     float *grad;       /* gradients */
     size_t grad_floats;
 
@@ -66,6 +68,11 @@ constexpr unsigned CONV_MAX_BLOCKS = 4096;
 __global__ void f32_to_bf16_kernel(uint16_t *dst, const float *src, size_t n) {
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
         dst[i] = lt_cu_f32_to_bf16(src[i]);
+}
+
+__global__ void f32_to_f16_kernel(uint16_t *dst, const float *src, size_t n) {
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        dst[i] = lt_cu_f32_to_f16(src[i]);
 }
 
 __global__ void bf16_to_f32_kernel(float *dst, const uint16_t *src, size_t n) {
@@ -145,14 +152,17 @@ void dev_free(lt_gpt2_dev *d, void *p, size_t bytes) {
     d->allocated -= bytes;
 }
 
-size_t elem_bytes(const lt_gpt2_dev *d) { return d->precision == LT_GPT2_BF16 ? 2 : 4; }
-lt_dtype dtype(const lt_gpt2_dev *d) { return d->precision == LT_GPT2_BF16 ? LT_DTYPE_BF16 : LT_DTYPE_F32; }
+size_t elem_bytes(const lt_gpt2_dev *d) { return d->precision == LT_GPT2_F32 ? 4 : 2; }
+/* the storage type of the activations, their gradients and the compute copy of the weights */
+lt_dtype dtype(const lt_gpt2_dev *d) {
+    return d->precision == LT_GPT2_BF16 ? LT_DTYPE_BF16 : d->precision == LT_GPT2_F16 ? LT_DTYPE_F16 : LT_DTYPE_F32;
+}
 size_t w32_bytes(const lt_gpt2_dev *d) { return d->memory_floats * sizeof(float); }
 size_t w16_bytes(const lt_gpt2_dev *d) { return d->memory_floats * sizeof(uint16_t); }
 
-/* Tensor i as the compute reads it: the fp32 masters, or the bf16 values. */
+/* Tensor i as the compute reads it: the fp32 masters, or the 16-bit values. */
 const void *W(const lt_gpt2_dev *d, int i) {
-    if (d->precision == LT_GPT2_BF16) return d->w16 + d->off[i];
+    if (d->precision != LT_GPT2_F32) return d->w16 + d->off[i];
     return d->w32 + d->off[i];
 }
 float *G(const lt_gpt2_dev *d, int i) { return d->params[i].grad; }
@@ -166,20 +176,20 @@ int32_t *ibuf(const lt_gpt2_dev *d, int id) { return reinterpret_cast<int32_t *>
 
 /* The internals of one block: pointers into the activation buffer (the CPU model's block_acts). */
 struct block_acts {
-    void *ln1, *qkv, *att, *atty, *res2, *ln2, *fch, *fchg, *res3;
+    void *ln1, *qkv, *atty, *res2, *ln2, *fch, *fchg, *res3;
     float *ln1_mean, *ln1_rstd, *ln2_mean, *ln2_rstd;
+    float *att_lse; /* [B, NH, T]: the attention's log-sum-exp per query row */
 };
 
 block_acts block_at(const lt_gpt2_dev *d, int l) {
     const size_t S = elem_bytes(d), C = (size_t)d->cfg.n_embd, cap = (size_t)d->max_B * (size_t)d->max_T;
     /* with checkpointing every block uses slot 0 of its internals, statistics and residual2 */
     const size_t li = d->checkpointing ? 0 : (size_t)l, rows = li * cap;
-    const size_t att_slot = cap * (size_t)d->cfg.n_head * (size_t)d->max_T;
+    const size_t lse_slot = cap * (size_t)d->cfg.n_head; /* floats of a block's attention lse */
     auto at = [&](int id, size_t elems) { return static_cast<void *>(static_cast<char *>(buf(d, id)) + elems * S); };
     block_acts b;
     b.ln1 = at(LT_GPT2_DEV_LN1, rows * C);
     b.qkv = at(LT_GPT2_DEV_QKV, rows * 3 * C);
-    b.att = at(LT_GPT2_DEV_ATT, li * att_slot);
     b.atty = at(LT_GPT2_DEV_ATTY, rows * C);
     b.res2 = at(LT_GPT2_DEV_RES2, rows * C);
     b.ln2 = at(LT_GPT2_DEV_LN2, rows * C);
@@ -190,7 +200,18 @@ block_acts block_at(const lt_gpt2_dev *d, int l) {
     b.ln1_rstd = fbuf(d, LT_GPT2_DEV_LN1_RSTD) + rows;
     b.ln2_mean = fbuf(d, LT_GPT2_DEV_LN2_MEAN) + rows;
     b.ln2_rstd = fbuf(d, LT_GPT2_DEV_LN2_RSTD) + rows;
+    b.att_lse = fbuf(d, LT_GPT2_DEV_ATT) + li * lse_slot;
     return b;
+}
+
+/* fp16: room for the rounded weight-gradient products of lt_cunn_*_backward_r in the activation-gradient
+ * sub-buffers first .. last (adjacent in the layout, none of them in use during the call), *elems values of the
+ * storage type; NULL in fp32 and bf16, whose weight gradients are accumulated in fp32 unrounded (llm.c's rule). */
+void *wscratch(const lt_gpt2_dev *d, int first, int last, size_t *elems) {
+    *elems = 0;
+    if (d->precision != LT_GPT2_F16) return nullptr;
+    *elems = (d->lay.offset[last] + d->lay.bytes[last] - d->lay.offset[first]) / elem_bytes(d);
+    return buf(d, first);
 }
 
 /* The block input of block l: the embeddings, or block l-1's output. */
@@ -241,10 +262,15 @@ void drop_batch(lt_gpt2_dev *d) {
     d->have_targets = 0;
 }
 
-lt_status convert(lt_gpt2_dev *d, void *dst, const void *src, int to_bf16, char *err, size_t errlen) {
+/* Converts the whole parameter layout: fp32 src into bf16 or fp16 dst (to = LT_DTYPE_BF16 or LT_DTYPE_F16, each
+ * value rounded to nearest even), or bf16 src into fp32 dst (to = LT_DTYPE_F32, exact). Queued. */
+lt_status convert(lt_gpt2_dev *d, void *dst, const void *src, lt_dtype to, char *err, size_t errlen) {
     const size_t n = d->memory_floats;
-    if (to_bf16)
+    if (to == LT_DTYPE_BF16)
         LT_LAUNCH(f32_to_bf16_kernel, conv_blocks(n), CONV_THREADS, 0, d->stream)(
+            static_cast<uint16_t *>(dst), static_cast<const float *>(src), n);
+    else if (to == LT_DTYPE_F16)
+        LT_LAUNCH(f32_to_f16_kernel, conv_blocks(n), CONV_THREADS, 0, d->stream)(
             static_cast<uint16_t *>(dst), static_cast<const float *>(src), n);
     else
         LT_LAUNCH(bf16_to_f32_kernel, conv_blocks(n), CONV_THREADS, 0, d->stream)(
@@ -276,7 +302,7 @@ lt_status block_forward(lt_gpt2_dev *d, int l, const void *residual, int B, int 
                                   W(d, blk(l, LT_GPT2_LN1_B)), N, C, eps) ||
         lt_cunn_matmul_forward(nn, dt, b.qkv, b.ln1, W(d, blk(l, LT_GPT2_QKV_W)), W(d, blk(l, LT_GPT2_QKV_B)), N, C,
                                3 * C) ||
-        lt_cunn_attention_forward(nn, dt, b.atty, b.att, b.qkv, B, T, C, NH) ||
+        lt_cunn_attention_forward(nn, dt, b.atty, b.att_lse, b.qkv, B, T, C, NH) ||
         /* c_proj writes into residual2, then the block input is added in place */
         lt_cunn_matmul_forward(nn, dt, b.res2, b.atty, W(d, blk(l, LT_GPT2_ATTPROJ_W)),
                                W(d, blk(l, LT_GPT2_ATTPROJ_B)), N, C, C) ||
@@ -499,13 +525,14 @@ void lt_gpt2_dev_set_checkpointing(lt_gpt2_dev *d, int on) {
 }
 
 lt_status lt_gpt2_dev_set_precision(lt_gpt2_dev *d, lt_gpt2_precision p, int pure_bf16, char *err, size_t errlen) {
-    if (p != LT_GPT2_F32 && p != LT_GPT2_BF16) {
-        msg(err, errlen, "device GPT-2: precision %d: the device computes in fp32 or bf16%s", (int)p,
-            p == LT_GPT2_F16 ? " (fp16 is CPU-only)" : "");
+    if (p != LT_GPT2_F32 && p != LT_GPT2_BF16 && p != LT_GPT2_F16) {
+        msg(err, errlen, "device GPT-2: precision %d: the device computes in fp32, bf16 or fp16", (int)p);
         return LT_ERR_ARG;
     }
     if (pure_bf16 && p != LT_GPT2_BF16) {
-        msg(err, errlen, "device GPT-2: pure bf16 parameters need bf16 compute");
+        msg(err, errlen, "device GPT-2: pure bf16 parameters need bf16 compute%s", p == LT_GPT2_F16 ?
+            " (fp16 keeps fp32 master weights: its loss-scaled updates need them; there are no pure fp16 "
+            "parameters)" : "");
         return LT_ERR_ARG;
     }
     lt_status st = wait(d, err, errlen, "before changing the precision");
@@ -515,19 +542,22 @@ lt_status lt_gpt2_dev_set_precision(lt_gpt2_dev *d, lt_gpt2_precision p, int pur
     if (pure_bf16 && !d->pure_bf16) { /* fp32 masters -> bf16 parameters */
         if (!d->w16) e = dev_alloc(d, reinterpret_cast<void **>(&d->w16), w16_bytes(d));
         if (e != cudaSuccess) return cuda_fail(err, errlen, "allocating bf16 parameters", e);
-        if ((st = convert(d, d->w16, d->w32, 1, err, errlen)) || (st = wait(d, err, errlen, "converting"))) return st;
+        if ((st = convert(d, d->w16, d->w32, LT_DTYPE_BF16, err, errlen)) || (st = wait(d, err, errlen, "converting")))
+            return st;
         dev_free(d, d->w32, w32_bytes(d));
         d->w32 = nullptr;
     } else if (!pure_bf16 && d->pure_bf16) { /* bf16 parameters -> fp32 masters (exact) */
         e = dev_alloc(d, reinterpret_cast<void **>(&d->w32), w32_bytes(d));
         if (e != cudaSuccess) return cuda_fail(err, errlen, "allocating fp32 parameters", e);
-        if ((st = convert(d, d->w32, d->w16, 0, err, errlen)) || (st = wait(d, err, errlen, "converting"))) return st;
+        if ((st = convert(d, d->w32, d->w16, LT_DTYPE_F32, err, errlen)) || (st = wait(d, err, errlen, "converting")))
+            return st;
     }
     d->pure_bf16 = pure_bf16;
-    /* the bf16 compute copy exists exactly in bf16 compute with fp32 masters (or holds the pure parameters) */
-    if (p == LT_GPT2_BF16 && !d->w16) {
+    /* the 16-bit compute copy exists exactly in bf16 or fp16 compute with fp32 masters (or holds the pure
+     * parameters); between bf16 and fp16 the buffer stays and the refresh below refills it */
+    if (p != LT_GPT2_F32 && !d->w16) {
         e = dev_alloc(d, reinterpret_cast<void **>(&d->w16), w16_bytes(d));
-        if (e != cudaSuccess) return cuda_fail(err, errlen, "allocating the bf16 weights", e);
+        if (e != cudaSuccess) return cuda_fail(err, errlen, "allocating the 16-bit weights", e);
     } else if (p == LT_GPT2_F32 && d->w16) {
         dev_free(d, d->w16, w16_bytes(d));
         d->w16 = nullptr;
@@ -561,8 +591,8 @@ lt_status lt_gpt2_dev_set_grad_per_block(lt_gpt2_dev *d, int on, char *err, size
 void lt_gpt2_dev_set_loss_scale(lt_gpt2_dev *d, float scale) { d->loss_scale = scale; }
 
 lt_status lt_gpt2_dev_refresh_bf16(lt_gpt2_dev *d, char *err, size_t errlen) {
-    if (d->precision != LT_GPT2_BF16 || d->pure_bf16) return LT_OK;
-    return convert(d, d->w16, d->w32, 1, err, errlen);
+    if (d->precision == LT_GPT2_F32 || d->pure_bf16) return LT_OK;
+    return convert(d, d->w16, d->w32, dtype(d), err, errlen);
 }
 
 lt_status lt_gpt2_dev_zero_grad(lt_gpt2_dev *d, char *err, size_t errlen) {
@@ -665,9 +695,14 @@ lt_status lt_gpt2_dev_backward_cb(lt_gpt2_dev *d, lt_gpt2_grad_ready ready, void
     void *dqkv = buf(d, LT_GPT2_DEV_DQKV), *datty = buf(d, LT_GPT2_DEV_DATTY);
     float *drow = fbuf(d, LT_GPT2_DEV_DROW), *cs = fbuf(d, LT_GPT2_DEV_COLSUM);
     lt_status st;
+    /* fp16's weight-gradient rounding room (wscratch): buffers free during each multiply's backward */
+    size_t ws_big, ws_qkv, ws_wide;
+    void *w_big = wscratch(d, LT_GPT2_DEV_DBIG, LT_GPT2_DEV_DBIG, &ws_big);
+    void *w_qkv = wscratch(d, LT_GPT2_DEV_DQKV, LT_GPT2_DEV_DQKV, &ws_qkv);
+    void *w_wide = wscratch(d, LT_GPT2_DEV_DQKV, LT_GPT2_DEV_DATTY, &ws_wide); /* >= 4C values even for B T = 1 */
 
-    if (lt_cunn_lmhead_backward(nn, dt, dln, G(d, LT_GPT2_WTE), buf(d, LT_GPT2_DEV_LOGITS), buf(d, LT_GPT2_DEV_LNF),
-                                W(d, LT_GPT2_WTE), N, C, V, d->lay.ldv))
+    if (lt_cunn_lmhead_backward_r(nn, dt, dln, G(d, LT_GPT2_WTE), buf(d, LT_GPT2_DEV_LOGITS), buf(d, LT_GPT2_DEV_LNF),
+                                  W(d, LT_GPT2_WTE), N, C, V, d->lay.ldv, w_big, ws_big))
         return nn_fail(d, err, errlen, "backward: lm head");
     /* layernorm_backward adds into its dinp, and this is the first write to dres */
     cudaError_t e = cudaMemsetAsync(dres, 0, NC * elem_bytes(d), d->stream);
@@ -689,19 +724,20 @@ lt_status lt_gpt2_dev_backward_cb(lt_gpt2_dev *d, lt_gpt2_grad_ready ready, void
         if (d->checkpointing && (st = block_forward(d, l, residual, B, T, err, errlen))) return st;
         const block_acts b = block_at(d, l);
         /* dres is d block output: it flows unchanged to residual2 and into the mlp */
-        if (lt_cunn_matmul_backward(nn, dt, dbig, G(d, blk(l, LT_GPT2_FCPROJ_W)), G(d, blk(l, LT_GPT2_FCPROJ_B)), dres,
-                                    b.fchg, W(d, blk(l, LT_GPT2_FCPROJ_W)), N, 4 * C, C, cs) ||
+        if (lt_cunn_matmul_backward_r(nn, dt, dbig, G(d, blk(l, LT_GPT2_FCPROJ_W)), G(d, blk(l, LT_GPT2_FCPROJ_B)),
+                                      dres, b.fchg, W(d, blk(l, LT_GPT2_FCPROJ_W)), N, 4 * C, C, cs, w_wide, ws_wide) ||
             lt_cunn_gelu_backward(nn, dt, dbig, b.fch, 4 * NC) ||
-            lt_cunn_matmul_backward(nn, dt, dln, G(d, blk(l, LT_GPT2_FC_W)), G(d, blk(l, LT_GPT2_FC_B)), dbig, b.ln2,
-                                    W(d, blk(l, LT_GPT2_FC_W)), N, C, 4 * C, cs) ||
+            lt_cunn_matmul_backward_r(nn, dt, dln, G(d, blk(l, LT_GPT2_FC_W)), G(d, blk(l, LT_GPT2_FC_B)), dbig, b.ln2,
+                                      W(d, blk(l, LT_GPT2_FC_W)), N, C, 4 * C, cs, w_wide, ws_wide) ||
             lt_cunn_layernorm_backward(nn, dt, dres, G(d, blk(l, LT_GPT2_LN2_W)), G(d, blk(l, LT_GPT2_LN2_B)), dln,
                                        b.res2, W(d, blk(l, LT_GPT2_LN2_W)), b.ln2_mean, b.ln2_rstd, N, C, cs) ||
             /* now dres is d residual2: on to the block input and into the attention */
-            lt_cunn_matmul_backward(nn, dt, datty, G(d, blk(l, LT_GPT2_ATTPROJ_W)), G(d, blk(l, LT_GPT2_ATTPROJ_B)),
-                                    dres, b.atty, W(d, blk(l, LT_GPT2_ATTPROJ_W)), N, C, C, cs) ||
-            lt_cunn_attention_backward(nn, dt, dqkv, drow, datty, b.qkv, b.att, B, T, C, NH) ||
-            lt_cunn_matmul_backward(nn, dt, dln, G(d, blk(l, LT_GPT2_QKV_W)), G(d, blk(l, LT_GPT2_QKV_B)), dqkv, b.ln1,
-                                    W(d, blk(l, LT_GPT2_QKV_W)), N, C, 3 * C, cs) ||
+            lt_cunn_matmul_backward_r(nn, dt, datty, G(d, blk(l, LT_GPT2_ATTPROJ_W)),
+                                      G(d, blk(l, LT_GPT2_ATTPROJ_B)), dres, b.atty, W(d, blk(l, LT_GPT2_ATTPROJ_W)), N,
+                                      C, C, cs, w_qkv, ws_qkv) ||
+            lt_cunn_attention_backward(nn, dt, dqkv, drow, datty, b.qkv, b.atty, b.att_lse, B, T, C, NH) ||
+            lt_cunn_matmul_backward_r(nn, dt, dln, G(d, blk(l, LT_GPT2_QKV_W)), G(d, blk(l, LT_GPT2_QKV_B)), dqkv,
+                                      b.ln1, W(d, blk(l, LT_GPT2_QKV_W)), N, C, 3 * C, cs, w_big, ws_big) ||
             lt_cunn_layernorm_backward(nn, dt, dres, G(d, blk(l, LT_GPT2_LN1_W)), G(d, blk(l, LT_GPT2_LN1_B)), dln,
                                        residual, W(d, blk(l, LT_GPT2_LN1_W)), b.ln1_mean, b.ln1_rstd, N, C, cs)) {
             char what[48];

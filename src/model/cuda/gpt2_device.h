@@ -16,7 +16,7 @@
  *         lt_gpt2_dev_forward(d, inputs, targets, B, T, &loss, err, sizeof err);  // host token arrays
  *         lt_gpt2_dev_backward(d, err, sizeof err);
  *         lt_optim_step(o, 1.0f);
- *         lt_gpt2_dev_refresh_bf16(d, err, sizeof err);  // the bf16 compute copy from the new fp32 weights
+ *         lt_gpt2_dev_refresh_bf16(d, err, sizeof err);  // the 16-bit compute copy from the new fp32 weights
  *     }
  *     lt_gpt2_dev_download(d, host, err, sizeof err);    // weights back, e.g. to save them
  *     lt_gpt2_dev_free(d);
@@ -24,12 +24,14 @@
  * Device memory (every byte cudaMalloc'd by the model is counted, see
  * lt_gpt2_dev_allocated_bytes, and predicted by lt_gpt2_dev_memory_plan):
  *   - fp32 master weights, one buffer in the host layout (NULL when pure bf16);
- *   - in bf16 compute a bf16 copy of them in the same layout (the weights the
- *     forward and backward read), or, pure bf16, the parameters themselves;
+ *   - in bf16 or fp16 compute a 16-bit copy of them in the same layout (the
+ *     weights the forward and backward read), or, pure bf16, the parameters
+ *     themselves;
  *   - fp32 gradients in the same layout, or per-block (the blocks share one
  *     block-sized buffer, as lt_gpt2_set_grad_per_block);
  *   - one buffer made by lt_gpt2_dev_set_batch: the activations in the
- *     storage type (fp32, or bf16 in bf16 compute; layernorm statistics, the
+ *     storage type (fp32, or bf16 / fp16 in 16-bit compute: the two have the
+ *     same sizes; layernorm statistics, the
  *     log-sum-exp and losses in fp32), logits [B*T, ldv] with ldv = V padded
  *     to a multiple of 64, the backward's activation gradients (storage type)
  *     and the column-sum scratch of the lt_cunn kernels, the token ids, the
@@ -43,7 +45,25 @@
  * activation gradient is bf16, the forward and backward read the weights'
  * bf16 copy (layernorm weights and embeddings included), matrix multiplies
  * accumulate in fp32 (cuBLAS), everything else computes in fp32, and the
- * parameter gradients are fp32. fp16 compute is not available on the device.
+ * parameter gradients are fp32. fp16 (LT_GPT2_F16): the same scheme with
+ * IEEE half storage (11 significant bits, largest finite value 65504) and
+ * fp32 master weights (pure 16-bit parameters are bf16 only): every
+ * activation, activation gradient and the weights' compute copy is fp16, the
+ * parameter gradients fp32, except that each matrix multiply's weight and
+ * bias gradient is rounded to fp16 before it is added into its fp32 gradient
+ * (a 16-bit op's gradient under torch.autocast, and in the CPU model; the
+ * rounded products pass through activation-gradient buffers free at the time,
+ * no extra memory), so that the overflow that comes first as the loss scale
+ * grows, in those sums over all B*T rows, happens here as it does there. Use
+ * it with a loss scale (lt_gpt2_dev_set_loss_scale,
+ * torch.amp.GradScaler's rule in the trainer): unscaled, activation gradients
+ * of order 1/(B T V) fall below fp16's normal range; too large a scale makes
+ * them overflow to inf, and since no backward kernel masks inf or NaN, the
+ * overflow reaches the fp32 gradients and lt_gpt2_dev_grad_norm returns a
+ * non-finite norm, which is how a trainer detects it (and skips the step).
+ * Unlike the CPU's fp16 mode (torch.autocast's emulation: residual stream,
+ * layernorm parameters and embeddings in fp32) the residual stream is fp16
+ * here, so a forward activation above 65504 becomes inf (a non-finite loss).
  *
  * Streams. Every operation is queued on the model's stream (given at create;
  * NULL: the legacy default stream). Functions that return a value computed
@@ -76,8 +96,8 @@ typedef struct lt_gpt2_dev lt_gpt2_dev;
  * params[i] with the same index). */
 typedef struct lt_gpt2_dev_param {
     float *data;      /* device: fp32 values (the master weights); NULL when the parameters are pure bf16 */
-    uint16_t *data16; /* device: bf16 values: the compute copy (bf16 compute), the parameter itself (pure bf16),
-                         NULL in fp32 compute */
+    uint16_t *data16; /* device: 16-bit values: the compute copy (bf16 bits in bf16 compute, fp16 bits in fp16
+                         compute), the bf16 parameter itself (pure bf16), NULL in fp32 compute */
     float *grad;      /* device: the fp32 gradient; per-block mode: tensor k of every block shares block 0's */
     size_t numel;
 } lt_gpt2_dev_param;
@@ -120,8 +140,7 @@ lt_status lt_gpt2_dev_download_grads(const lt_gpt2_dev *d, lt_gpt2 *host, char *
 /* Allocates the activation buffer for batches of up to B sequences of up to
  * T tokens (T <= n_positions), replacing an earlier one. Call it after the
  * precision and checkpointing settings, once before a training loop.
- * LT_ERR_ARG for sizes out of range (T is also bounded by the attention
- * kernel's shared memory, 16 KB per 1024 positions). */
+ * LT_ERR_ARG for sizes out of range. */
 lt_status lt_gpt2_dev_set_batch(lt_gpt2_dev *d, int B, int T, char *err, size_t errlen);
 
 /* Gradient checkpointing as lt_gpt2_set_checkpointing: forward keeps each
@@ -131,13 +150,14 @@ lt_status lt_gpt2_dev_set_batch(lt_gpt2_dev *d, int B, int T, char *err, size_t 
  * lt_gpt2_dev_set_batch after it. */
 void lt_gpt2_dev_set_checkpointing(lt_gpt2_dev *d, int on);
 
-/* The compute precision: LT_GPT2_F32 or LT_GPT2_BF16 (see the top of this
- * file; LT_GPT2_F16 is LT_ERR_ARG: the layer kernels store f32 or bf16).
- * bf16 with fp32 masters allocates the bf16 compute copy and fills it from
- * the masters; pure_bf16 (p must be LT_GPT2_BF16) keeps the parameters only
- * in bf16 (the current fp32 values rounded to nearest even, the fp32 buffer
- * freed; leaving pure bf16 expands them back exactly). Frees the activation
- * buffer: call lt_gpt2_dev_set_batch after it. */
+/* The compute precision: LT_GPT2_F32, LT_GPT2_BF16 or LT_GPT2_F16 (see the
+ * top of this file). bf16 or fp16 with fp32 masters allocates the 16-bit
+ * compute copy (one buffer, kept when switching between the two) and fills
+ * it from the masters; pure_bf16 (p must be LT_GPT2_BF16: LT_ERR_ARG with
+ * LT_GPT2_F16, whose loss-scaled updates need fp32 masters) keeps the
+ * parameters only in bf16 (the current fp32 values rounded to nearest even,
+ * the fp32 buffer freed; leaving pure bf16 expands them back exactly). Frees
+ * the activation buffer: call lt_gpt2_dev_set_batch after it. */
 lt_status lt_gpt2_dev_set_precision(lt_gpt2_dev *d, lt_gpt2_precision p, int pure_bf16, char *err, size_t errlen);
 
 /* Per-block gradients as lt_gpt2_set_grad_per_block: every block's tensors
@@ -155,10 +175,12 @@ lt_status lt_gpt2_dev_set_grad_per_block(lt_gpt2_dev *d, int on, char *err, size
  * there). */
 void lt_gpt2_dev_set_loss_scale(lt_gpt2_dev *d, float scale);
 
-/* bf16 compute with fp32 masters: rounds the fp32 master weights to nearest
- * even into the bf16 compute copy (one kernel over the whole buffer). Call it
- * after every optimizer step that changed the masters (and after writing
- * them any other way); a no-op in fp32 compute and for pure bf16. */
+/* bf16 or fp16 compute with fp32 masters: rounds the fp32 master weights to
+ * nearest even into the 16-bit compute copy, in the compute's format (one
+ * kernel over the whole buffer; fp16: a master above 65504 becomes inf).
+ * Call it after every optimizer step that changed the masters (and after
+ * writing them any other way); a no-op in fp32 compute and for pure bf16.
+ * (The name predates fp16 on the device.) */
 lt_status lt_gpt2_dev_refresh_bf16(lt_gpt2_dev *d, char *err, size_t errlen);
 
 /* Sets every gradient to zero (backward accumulates into them); queued. */
@@ -197,6 +219,8 @@ lt_status lt_gpt2_dev_backward_cb(lt_gpt2_dev *d, lt_gpt2_grad_ready ready, void
  * of the squares of every element of the gradient buffer (the padding
  * between tensors is zero) taken in double in a fixed order, so the same
  * gradients give the same bits, read back into *norm (waits for the stream).
+ * An inf or NaN gradient makes the norm inf or NaN (fp16 loss scaling's
+ * overflow test), never an error.
  * In per-block mode the block buffer holds only the last block consumed.
  * Uses scratch in the activation buffer: LT_ERR_STATE before set_batch. */
 lt_status lt_gpt2_dev_grad_norm(lt_gpt2_dev *d, double *norm, char *err, size_t errlen);
@@ -217,7 +241,7 @@ const lt_gpt2_dev_param *lt_gpt2_dev_param_at(const lt_gpt2_dev *d, int i);
 void *lt_gpt2_dev_stream(const lt_gpt2_dev *d);
 
 /* The logits buffer (device, [max_B * max_T, *ldv] of the storage type
- * *dtype: LT_DTYPE_F32 or LT_DTYPE_BF16, first V columns used; the first
+ * *dtype: LT_DTYPE_F32, LT_DTYPE_BF16 or LT_DTYPE_F16, first V columns used; the first
  * B*T rows belong to the last forward): logits after a forward without
  * targets, their gradient after one with targets. NULL before set_batch.
  * ldv and dtype may be NULL. */
@@ -236,10 +260,10 @@ size_t lt_gpt2_dev_peak_bytes(const lt_gpt2_dev *d);
 typedef struct lt_gpt2_dev_memory {
     size_t num_params;
     size_t weight_bytes;     /* the parameters: fp32 masters, or bf16 when pure */
-    size_t weight16_bytes;   /* the bf16 compute copy of fp32 masters (bf16 compute, not pure); else 0 */
+    size_t weight16_bytes;   /* the 16-bit compute copy of fp32 masters (bf16 or fp16 compute, not pure); else 0 */
     size_t grad_bytes;       /* fp32 gradients (per-block: embeddings, ln_f and one block) */
     size_t activation_bytes; /* forward activations, statistics and logits for B x T */
-    size_t backward_bytes;   /* activation gradients, attention row sums, column-sum scratch */
+    size_t backward_bytes;   /* activation gradients, the attention's row sums D, column-sum scratch */
     size_t token_bytes;      /* inputs, targets, the encoder's bucket list, the loss sum, grad_norm's partials */
     size_t total_bytes;      /* the sum of the above: what the model cudaMallocs */
     size_t cublas_bytes;     /* NOT in total_bytes: cuBLAS's own workspace for the model's handle, allocated by
@@ -249,9 +273,10 @@ typedef struct lt_gpt2_dev_memory {
 } lt_gpt2_dev_memory;
 
 /* The plan of a device model of config c for batches of B x T with
- * checkpointing, per-block gradients, precision p (LT_GPT2_F32 or
- * LT_GPT2_BF16) and pure_bf16 as the setters take them. LT_ERR_ARG for a bad
- * config, precision or size. */
+ * checkpointing, per-block gradients, precision p (LT_GPT2_F32, LT_GPT2_BF16
+ * or LT_GPT2_F16: bf16 and fp16 plan the same bytes) and pure_bf16 as the
+ * setters take them. LT_ERR_ARG for a bad config, precision (pure_bf16 with
+ * anything but LT_GPT2_BF16) or size. */
 lt_status lt_gpt2_dev_memory_plan(const lt_gpt2_config *c, int B, int T, int checkpointing, int grad_per_block,
                                   lt_gpt2_precision p, int pure_bf16, lt_gpt2_dev_memory *out, char *err,
                                   size_t errlen);
@@ -269,7 +294,7 @@ typedef enum lt_gpt2_dev_buf {
     LT_GPT2_DEV_LN1_MEAN, /* f32 [LS, BT] */
     LT_GPT2_DEV_LN1_RSTD, /* f32 [LS, BT] */
     LT_GPT2_DEV_QKV,      /* S [LI, BT, 3C] */
-    LT_GPT2_DEV_ATT,      /* S [LI, B, NH, T, T] */
+    LT_GPT2_DEV_ATT,      /* f32 [LI, B, NH, T] the attention's log-sum-exp per query row (no T x T matrix) */
     LT_GPT2_DEV_ATTY,     /* S [LI, BT, C] */
     LT_GPT2_DEV_RES2,     /* S [LS, BT, C] */
     LT_GPT2_DEV_LN2,      /* S [LI, BT, C] */
@@ -291,7 +316,7 @@ typedef enum lt_gpt2_dev_buf {
     LT_GPT2_DEV_DBIG,                    /* S [BT, 4C] */
     LT_GPT2_DEV_DQKV,                    /* S [BT, 3C] */
     LT_GPT2_DEV_DATTY,                   /* S [BT, C] */
-    LT_GPT2_DEV_DROW,                    /* f32 [B, NH, T] */
+    LT_GPT2_DEV_DROW,                    /* f32 [B, NH, T] the attention backward's D = dout . out per row */
     LT_GPT2_DEV_COLSUM,                  /* f32: lt_cunn_colsum_scratch_floats(BT, 4C) */
     LT_GPT2_DEV_NBACK,
     /* tokens */
@@ -321,7 +346,7 @@ typedef struct lt_gpt2_dev_layout {
 } lt_gpt2_dev_layout;
 
 /* The layout for batches of up to B x T of config c with checkpointing and
- * activations of `elem_bytes` (4: fp32, 2: bf16). LT_ERR_ARG when a size
+ * activations of `elem_bytes` (4: fp32, 2: bf16 or fp16). LT_ERR_ARG when a size
  * overflows or exceeds the kernels' int dimensions. */
 lt_status lt_gpt2_dev_layout_of(const lt_gpt2_config *c, int B, int T, int checkpointing, size_t elem_bytes,
                                 lt_gpt2_dev_layout *out, char *err, size_t errlen);

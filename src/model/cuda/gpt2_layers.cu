@@ -1,13 +1,15 @@
 /* The GPT-2 layer kernels on the GPU (gpt2_layers_cuda.h): the CPU kernels of
  * model/gpt2_layers.c one for one, templated on the storage type S of the
- * activations (float, or uint16_t holding bf16 bits); arithmetic is fp32.
+ * activations (float, uint16_t holding bf16 bits, or ltnn::f16s holding fp16
+ * bits: cu_nn.cuh's ld / st); arithmetic is fp32.
  *
  * Shapes of the work:
  *   - elementwise kernels (encoder forward, gelu, residual, bias fill): one
  *     thread per element;
- *   - row kernels (layernorm, attention): one warp per row, lanes striding
- *     over the row, warp sums by xor shuffles (every lane ends with the same
- *     bits: each step adds the same two values, and float addition commutes);
+ *   - row kernels (layernorm): one warp per row, lanes striding over the
+ *     row, warp sums by xor shuffles (every lane ends with the same bits: each
+ *     step adds the same two values, and float addition commutes);
+ *   - attention: attention.cu (flash-style tiles, no T x T matrix);
  *   - the classifier: one CTA per row of logits;
  *   - sums down the rows (layernorm dw / db, bias gradients): a deterministic
  *     two-pass column sum (partial sums of groups of CS_ROWS rows into
@@ -144,14 +146,15 @@ __global__ void colsum_partial_kernel(float *part, const S *dout, const S *inp, 
     if constexpr (LN) part[((size_t)groups + (size_t)group) * (size_t)C + c] = sw;
 }
 
-/* Column sums, pass 2: db[c] += the groups' sums in group order (dw likewise
- * from the second half of part, when given). */
-__global__ void colsum_final_kernel(float *db, float *dw, const float *part, int groups, int C) {
+/* Column sums, pass 2: db[c] += the groups' sums in group order, rounded to
+ * the dtype rdb first (LT_DTYPE_F32: not rounded); dw likewise from the
+ * second half of part, when given, never rounded. */
+__global__ void colsum_final_kernel(float *db, float *dw, const float *part, int groups, int C, int rdb) {
     const size_t c = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (c >= (size_t)C) return;
     float sb = 0.0f;
     for (int k = 0; k < groups; k++) sb += part[(size_t)k * (size_t)C + c];
-    db[c] += sb;
+    db[c] += lt_cu_round_to(sb, rdb);
     if (dw) {
         float sw = 0.0f;
         for (int k = 0; k < groups; k++) sw += part[((size_t)groups + (size_t)k) * (size_t)C + c];
@@ -161,155 +164,20 @@ __global__ void colsum_final_kernel(float *db, float *dw, const float *part, int
 
 /* ---- matmul helpers ---- */
 
+/* dst[i] += src[i]: a 16-bit weight-gradient product widened (exactly) into the fp32 gradient */
+template <typename S>
+__global__ void add_into_f32_kernel(float *dst, const S *src, size_t n) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    dst[i] += ld(src, i);
+}
+
 /* out[n, :] = bias, the addend the GEMM then adds the product onto */
 template <typename S>
 __global__ void bias_fill_kernel(S *out, const S *bias, size_t N, int OC) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= N * (size_t)OC) return;
     out[i] = bias[i % (size_t)OC]; /* a copy: no rounding */
-}
-
-/* ---- attention ----
- * One warp per row of the T x T score matrix of one (batch, head), each warp
- * keeping its row of fp32 probabilities (or score gradients) in shared memory:
- * lanes stride over the positions for the dot products, then over the head's
- * channels for the weighted sums. Memory is O(T^2) per (b, h) through att,
- * which the CPU model keeps for backward too.
- *
- * A flash-style kernel (FlashAttention) would instead take a tile of queries
- * per CTA, stream tiles of K and V through shared memory with an online
- * softmax (running max and sum, rescaling the partial output), use the tensor
- * cores for Q K^T and P V, and keep only the log-sum-exp per row instead of
- * att; its backward recomputes the probabilities tile by tile from q, k and
- * the log-sum-exp (dq by query tiles, dk / dv by key tiles, as the two
- * passes below do). That removes att ([B, NH, T, T], the largest activation
- * at T = 1024) and makes attention compute-bound; the arithmetic here is what
- * its results must reproduce. */
-
-template <typename S>
-__device__ __forceinline__ float dot_row(const S *a, const S *b, int hs) {
-    float s = 0.0f;
-    for (int i = 0; i < hs; i++) s += ld(a, i) * ld(b, i);
-    return s;
-}
-
-template <typename S>
-__global__ void attention_forward_kernel(S *out, S *att, const S *qkv, int B, int T, int C, int NH) {
-    LT_DYN_SMEM(float, smem);
-    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-    const size_t row = (size_t)blockIdx.x * ROW_WARPS + warp; /* ((b * NH) + h) * T + t */
-    if (row >= (size_t)B * NH * T) return;
-    const int t = (int)(row % (size_t)T), h = (int)((row / (size_t)T) % (size_t)NH);
-    const size_t b = row / ((size_t)T * NH);
-    const int hs = C / NH;
-    const size_t C3 = 3 * (size_t)C;
-    const S *base = qkv + b * (size_t)T * C3 + (size_t)h * hs; /* q of position 0 of this (b, h) */
-    const S *q = base + (size_t)t * C3;
-    const float scale = sqrtf((float)hs); /* HF divides by sqrt(hs) */
-    float *p = smem + (size_t)warp * T;
-    float mx = -INFINITY;
-    for (int t2 = lane; t2 <= t; t2 += 32) {
-        float s = dot_row(q, base + (size_t)t2 * C3 + C, hs) / scale;
-        p[t2] = s;
-        mx = fmaxf(mx, s);
-    }
-    mx = warp_max(mx);
-    float sum = 0.0f;
-    for (int t2 = lane; t2 <= t; t2 += 32) {
-        float e = expf(p[t2] - mx);
-        p[t2] = e;
-        sum += e;
-    }
-    const float inv = 1.0f / warp_sum(sum);
-    S *a = att + row * (size_t)T;
-    for (int t2 = lane; t2 <= t; t2 += 32) {
-        float pr = p[t2] * inv;
-        p[t2] = pr;
-        st(a, t2, pr);
-    }
-    for (int t2 = t + 1 + lane; t2 < T; t2 += 32) st(a, t2, 0.0f);
-    warp_sync();
-    S *o = out + (b * (size_t)T + t) * (size_t)C + (size_t)h * hs;
-    for (int i = lane; i < hs; i += 32) {
-        float acc = 0.0f;
-        for (int t2 = 0; t2 <= t; t2++) acc += p[t2] * ld(base + (size_t)t2 * C3 + 2 * (size_t)C, i);
-        st(o, i, acc);
-    }
-}
-
-/* Backward, pass 1 (query rows): d att[t, t2] = dout[t] . v[t2]; the
- * correction dot[t] = sum att * d att (kept in drow); the score gradient
- * ds[t2] = att * (d att - dot) / sqrt(hs); dq[t] = sum over t2 of ds * k[t2]. */
-template <typename S>
-__global__ void attention_backward_q_kernel(S *dqkv, float *drow, const S *dout, const S *qkv, const S *att, int B,
-                                            int T, int C, int NH) {
-    LT_DYN_SMEM(float, smem);
-    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-    const size_t row = (size_t)blockIdx.x * ROW_WARPS + warp;
-    if (row >= (size_t)B * NH * T) return;
-    const int t = (int)(row % (size_t)T), h = (int)((row / (size_t)T) % (size_t)NH);
-    const size_t b = row / ((size_t)T * NH);
-    const int hs = C / NH;
-    const size_t C3 = 3 * (size_t)C;
-    const S *base = qkv + b * (size_t)T * C3 + (size_t)h * hs;
-    const S *g = dout + (b * (size_t)T + t) * (size_t)C + (size_t)h * hs;
-    const S *a = att + row * (size_t)T;
-    const float scale = sqrtf((float)hs);
-    float *ds = smem + (size_t)warp * T;
-    float dot = 0.0f;
-    for (int t2 = lane; t2 <= t; t2 += 32) {
-        float da = dot_row(g, base + (size_t)t2 * C3 + 2 * (size_t)C, hs);
-        ds[t2] = da;
-        dot += ld(a, t2) * da;
-    }
-    dot = warp_sum(dot);
-    for (int t2 = lane; t2 <= t; t2 += 32) ds[t2] = ld(a, t2) * (ds[t2] - dot) / scale;
-    warp_sync();
-    S *dq = dqkv + (b * (size_t)T + t) * C3 + (size_t)h * hs;
-    for (int i = lane; i < hs; i += 32) {
-        float acc = 0.0f;
-        for (int t2 = 0; t2 <= t; t2++) acc += ds[t2] * ld(base + (size_t)t2 * C3 + C, i);
-        st(dq, i, acc);
-    }
-    if (lane == 0) drow[row] = dot;
-}
-
-/* Backward, pass 2 (key rows j): the same ds[t, j] for every query t >= j,
- * recomputed from dot[t]; dk[j] = sum over t of ds * q[t], dv[j] = sum over t
- * of att[t, j] * dout[t], in increasing t (the CPU's order). */
-template <typename S>
-__global__ void attention_backward_kv_kernel(S *dqkv, const float *drow, const S *dout, const S *qkv, const S *att,
-                                             int B, int T, int C, int NH) {
-    LT_DYN_SMEM(float, smem);
-    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-    const size_t row = (size_t)blockIdx.x * ROW_WARPS + warp;
-    if (row >= (size_t)B * NH * T) return;
-    const int j = (int)(row % (size_t)T), h = (int)((row / (size_t)T) % (size_t)NH);
-    const size_t b = row / ((size_t)T * NH), bh = row / (size_t)T;
-    const int hs = C / NH;
-    const size_t C3 = 3 * (size_t)C;
-    const S *base = qkv + b * (size_t)T * C3 + (size_t)h * hs;
-    const S *gbase = dout + b * (size_t)T * C + (size_t)h * hs;
-    const S *v = base + (size_t)j * C3 + 2 * (size_t)C;
-    const S *a = att + bh * (size_t)T * T + j; /* att[b, h, t, j] = a[t * T] */
-    const float *dot = drow + bh * (size_t)T;
-    const float scale = sqrtf((float)hs);
-    float *ds = smem + (size_t)warp * T;
-    for (int t = j + lane; t < T; t += 32) {
-        float da = dot_row(gbase + (size_t)t * C, v, hs);
-        ds[t] = ld(a, (size_t)t * T) * (da - dot[t]) / scale;
-    }
-    warp_sync();
-    S *dk = dqkv + (b * (size_t)T + j) * C3 + C + (size_t)h * hs;
-    for (int i = lane; i < hs; i += 32) {
-        float acck = 0.0f, accv = 0.0f;
-        for (int t = j; t < T; t++) {
-            acck += ds[t] * ld(base + (size_t)t * C3, i);
-            accv += ld(a, (size_t)t * T) * ld(gbase + (size_t)t * C, i);
-        }
-        st(dk, i, acck);
-        st(dk + C, i, accv);
-    }
 }
 
 /* ---- elementwise ---- */
@@ -439,41 +307,44 @@ int gemm(lt_cunn *nn, const char *what, bool ta, bool tb, size_t m, size_t n, si
     return 0;
 }
 
-/* dynamic shared memory of the attention kernels: one float row of T per warp */
-template <typename K>
-int attention_smem(lt_cunn *nn, K kernel, int T, size_t *bytes) {
-    *bytes = (size_t)ROW_WARPS * (size_t)T * sizeof(float);
-    if (*bytes > 48 * 1024) {
-        int optin = 48 * 1024;
-#ifndef LT_CUDA_EMU
-        int dev = 0;
-        if (cudaGetDevice(&dev) != cudaSuccess ||
-            cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess) {
-            cudaGetLastError();
-            optin = 48 * 1024;
-        }
-#else
-        optin = 227 * 1024; /* Hopper's */
-#endif
-        if (*bytes > (size_t)optin)
-            return fail(nn, "attention: T = %d needs %zu bytes of shared memory per CTA, the device has %d", T,
-                        *bytes, optin);
-        cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)*bytes);
-        if (e != cudaSuccess) return fail(nn, "attention: cudaFuncSetAttribute: %s", cudaGetErrorString(e));
-    }
-    return 0;
-}
-
-/* the colsum passes over dout [N, C] into db (and dw with LN) */
+/* the colsum passes over dout [N, C] into db (and dw with LN); rdb: the rounding of db's sums (LT_DTYPE_F32: none) */
 template <typename S, bool LN>
 void colsum(lt_cunn *nn, float *db, float *dw, float *scratch, const S *dout, const S *inp, const float *mean,
-            const float *rstd, size_t N, int C) {
+            const float *rstd, size_t N, int C, lt_dtype rdb = LT_DTYPE_F32) {
     const int cblocks = (int)blocks_for((size_t)C, CS_THREADS), groups = (int)blocks_for(N, CS_ROWS);
     auto partial = colsum_partial_kernel<S, LN>; /* (a comma would split the macro's argument) */
     LT_LAUNCH(partial, (unsigned)(groups * cblocks), CS_THREADS, 0, nn->stream)(
         scratch, dout, inp, mean, rstd, N, C, cblocks, groups);
     LT_LAUNCH(colsum_final_kernel, (unsigned)cblocks, CS_THREADS, 0, nn->stream)(db, LN ? dw : nullptr, scratch,
-                                                                                 groups, C);
+                                                                                 groups, C, (int)rdb);
+}
+
+/* The weight gradient of a matrix multiply: column-major C[m, n] (f32, ldc = m) += A[m, k] B^T (A of ld lda, B
+ * [n, k] of ld ldb, both of dtype dt). Without wscratch the product is added in fp32 (one GEMM, beta 1). With it
+ * (dt 16-bit) the product is rounded to dt before the addition, as a 16-bit op's weight gradient is (torch.autocast,
+ * the CPU model): GEMMs of as many columns as wscratch (wscratch_elems values of dt) holds write the rounded
+ * product there, and a kernel adds it into C. */
+int gemm_wgrad(lt_cunn *nn, const char *what, size_t m, size_t n, size_t k, const void *A, size_t lda, const void *B,
+               size_t ldb, lt_dtype dt, float *C, void *wscratch, size_t wscratch_elems) {
+    if (!wscratch || dt == LT_DTYPE_F32)
+        return gemm(nn, what, false, true, m, n, k, A, lda, B, ldb, dt, C, m, LT_DTYPE_F32, 1.0f);
+    const size_t chunk = wscratch_elems / m;
+    if (!chunk) return fail(nn, "%s: the weight-gradient scratch (%zu values) holds no column of %zu", what,
+                            wscratch_elems, m);
+    for (size_t c0 = 0; c0 < n; c0 += chunk) {
+        const size_t nc = n - c0 < chunk ? n - c0 : chunk;
+        /* column c0 of B^T is row c0 of B: c0 elements (2 bytes each) on */
+        if (gemm(nn, what, false, true, m, nc, k, A, lda, static_cast<const uint16_t *>(B) + c0, ldb, dt, wscratch, m,
+                 dt, 0.0f))
+            return -1;
+        int rc = with_dtype(nn, what, dt, [&](auto z) {
+            typedef decltype(z) S;
+            LT_LAUNCH(add_into_f32_kernel<S>, blocks_for(m * nc, EW_THREADS), EW_THREADS, 0, nn->stream)(
+                C + c0 * m, static_cast<const S *>(wscratch), m * nc);
+        });
+        if (rc) return rc;
+    }
+    return 0;
 }
 
 } // namespace
@@ -624,20 +495,28 @@ int lt_cunn_matmul_forward(lt_cunn *nn, lt_dtype dt, void *out, const void *inp,
 
 int lt_cunn_matmul_backward(lt_cunn *nn, lt_dtype dt, void *dinp, float *dw, float *dbias, const void *dout,
                             const void *inp, const void *w, size_t N, int C, int OC, float *scratch) {
+    return lt_cunn_matmul_backward_r(nn, dt, dinp, dw, dbias, dout, inp, w, N, C, OC, scratch, nullptr, 0);
+}
+
+int lt_cunn_matmul_backward_r(lt_cunn *nn, lt_dtype dt, void *dinp, float *dw, float *dbias, const void *dout,
+                              const void *inp, const void *w, size_t N, int C, int OC, float *scratch, void *wscratch,
+                              size_t wscratch_elems) {
     if (!dtype_ok(dt)) return bad_dtype(nn, "matmul_backward", dt);
     if (!N) return 0;
+    const bool round16 = wscratch && dt != LT_DTYPE_F32;
     /* dinp^T [C, N] = w [C, OC] (column-major: w^T, transposed back) @ dout^T [OC, N] */
     if (dinp && gemm(nn, "matmul_backward (dinp)", true, false, (size_t)C, N, (size_t)OC, w, (size_t)OC, dout,
                      (size_t)OC, dt, dinp, (size_t)C, dt, 0.0f))
         return -1;
     /* dw^T [OC, C] += dout^T [OC, N] @ inp [N, C] (column-major: inp^T, transposed) */
-    if (gemm(nn, "matmul_backward (dw)", false, true, (size_t)OC, (size_t)C, N, dout, (size_t)OC, inp, (size_t)C, dt,
-             dw, (size_t)OC, LT_DTYPE_F32, 1.0f))
+    if (gemm_wgrad(nn, "matmul_backward (dw)", (size_t)OC, (size_t)C, N, dout, (size_t)OC, inp, (size_t)C, dt, dw,
+                   wscratch, wscratch_elems))
         return -1;
     if (!dbias) return 0;
     return with_dtype(nn, "matmul_backward (dbias)", dt, [&](auto z) {
         typedef decltype(z) S;
-        colsum<S, false>(nn, dbias, nullptr, scratch, static_cast<const S *>(dout), nullptr, nullptr, nullptr, N, OC);
+        colsum<S, false>(nn, dbias, nullptr, scratch, static_cast<const S *>(dout), nullptr, nullptr, nullptr, N, OC,
+                         round16 ? dt : LT_DTYPE_F32);
     });
 }
 
@@ -652,6 +531,12 @@ int lt_cunn_lmhead_forward(lt_cunn *nn, lt_dtype dt, void *logits, const void *i
 
 int lt_cunn_lmhead_backward(lt_cunn *nn, lt_dtype dt, void *dinp, float *dwte, const void *dlogits,
                             const void *inp, const void *wte, size_t N, int C, int V, int ldv) {
+    return lt_cunn_lmhead_backward_r(nn, dt, dinp, dwte, dlogits, inp, wte, N, C, V, ldv, nullptr, 0);
+}
+
+int lt_cunn_lmhead_backward_r(lt_cunn *nn, lt_dtype dt, void *dinp, float *dwte, const void *dlogits,
+                              const void *inp, const void *wte, size_t N, int C, int V, int ldv, void *wscratch,
+                              size_t wscratch_elems) {
     if (!dtype_ok(dt)) return bad_dtype(nn, "lmhead_backward", dt);
     if (ldv < V) return fail(nn, "lmhead_backward: row stride %d is less than V = %d", ldv, V);
     /* dinp^T [C, N] = wte^T [C, V] @ dlogits^T [V, N] */
@@ -659,43 +544,8 @@ int lt_cunn_lmhead_backward(lt_cunn *nn, lt_dtype dt, void *dinp, float *dwte, c
              (size_t)ldv, dt, dinp, (size_t)C, dt, 0.0f))
         return -1;
     /* dwte^T [C, V] += inp^T [C, N] @ dlogits [N, V] (column-major: dlogits^T, transposed) */
-    return gemm(nn, "lmhead_backward (dwte)", false, true, (size_t)C, (size_t)V, N, inp, (size_t)C, dlogits,
-                (size_t)ldv, dt, dwte, (size_t)C, LT_DTYPE_F32, 1.0f);
-}
-
-int lt_cunn_attention_forward(lt_cunn *nn, lt_dtype dt, void *out, void *att, const void *qkv, int B, int T, int C,
-                              int NH) {
-    const size_t rows = (size_t)B * (size_t)NH * (size_t)T;
-    if (!rows) return 0;
-    if (NH <= 0 || C % NH) return fail(nn, "attention_forward: C = %d is not a multiple of NH = %d", C, NH);
-    size_t smem = 0;
-    return with_dtype(nn, "attention_forward", dt, [&](auto z) {
-        typedef decltype(z) S;
-        if (attention_smem(nn, attention_forward_kernel<S>, T, &smem)) return -1;
-        LT_LAUNCH(attention_forward_kernel<S>, blocks_for(rows, ROW_WARPS), 32 * ROW_WARPS, smem, nn->stream)(
-            static_cast<S *>(out), static_cast<S *>(att), static_cast<const S *>(qkv), B, T, C, NH);
-        return 0;
-    });
-}
-
-int lt_cunn_attention_backward(lt_cunn *nn, lt_dtype dt, void *dqkv, float *drow, const void *dout, const void *qkv,
-                               const void *att, int B, int T, int C, int NH) {
-    const size_t rows = (size_t)B * (size_t)NH * (size_t)T;
-    if (!rows) return 0;
-    if (NH <= 0 || C % NH) return fail(nn, "attention_backward: C = %d is not a multiple of NH = %d", C, NH);
-    size_t smem = 0;
-    return with_dtype(nn, "attention_backward", dt, [&](auto z) {
-        typedef decltype(z) S;
-        if (attention_smem(nn, attention_backward_q_kernel<S>, T, &smem) ||
-            attention_smem(nn, attention_backward_kv_kernel<S>, T, &smem))
-            return -1;
-        const S *g = static_cast<const S *>(dout), *x = static_cast<const S *>(qkv), *a = static_cast<const S *>(att);
-        LT_LAUNCH(attention_backward_q_kernel<S>, blocks_for(rows, ROW_WARPS), 32 * ROW_WARPS, smem, nn->stream)(
-            static_cast<S *>(dqkv), drow, g, x, a, B, T, C, NH);
-        LT_LAUNCH(attention_backward_kv_kernel<S>, blocks_for(rows, ROW_WARPS), 32 * ROW_WARPS, smem, nn->stream)(
-            static_cast<S *>(dqkv), drow, g, x, a, B, T, C, NH);
-        return 0;
-    });
+    return gemm_wgrad(nn, "lmhead_backward (dwte)", (size_t)C, (size_t)V, N, inp, (size_t)C, dlogits, (size_t)ldv, dt,
+                      dwte, wscratch, wscratch_elems);
 }
 
 int lt_cunn_gelu_forward(lt_cunn *nn, lt_dtype dt, void *out, const void *inp, size_t n) {

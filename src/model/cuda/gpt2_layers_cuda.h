@@ -8,12 +8,16 @@
  *   - a context `nn` first: the stream every kernel is queued on, the GEMM
  *     handle, the last error message;
  *   - `dt`, the storage type of the activations, of their gradients and of
- *     the weights as the forward reads them: LT_DTYPE_F32 or LT_DTYPE_BF16
- *     (bf16 values are stored as their 16 bits, uint16_t). Arithmetic is fp32
- *     whatever dt is, and each stored bf16 value is rounded once, to nearest
- *     even (the rounding of leantrain/dtype.h). Parameter gradients (dwte,
+ *     the weights as the forward reads them: LT_DTYPE_F32, LT_DTYPE_BF16 or
+ *     LT_DTYPE_F16 (16-bit values are stored as their 16 bits, uint16_t).
+ *     Arithmetic is fp32 whatever dt is, and each stored 16-bit value is
+ *     rounded once, to nearest even (the roundings of leantrain/dtype.h; an
+ *     fp16 value above 65504 becomes inf; no backward kernel masks an inf or
+ *     NaN (no max, clamp or select on gradients), so that an overflow reaches
+ *     the parameter gradients, where fp16 loss scaling looks for it).
+ *     Parameter gradients (dwte,
  *     dwpe, dw, dbias, layernorm dw / db) and the statistics (mean, rstd, lse,
- *     losses, drow) are always float;
+ *     losses, attention's D) are always float;
  *   - device pointers for every array, except where a comment says host;
  *   - scratch arguments where the GPU needs room the CPU kernel did not (the
  *     deterministic column sums), sized by the functions below, so that no
@@ -29,7 +33,7 @@
  * fixed order, so two runs on the same device give the same bits. The
  * encoder's token gradient, the one scatter of the model, uses a bucket list
  * built on the host (lt_cunn_encoder_plan). Matrix multiplies go to cuBLAS
- * (fp32 accumulation; bf16 inputs on the tensor cores), which is
+ * (fp32 accumulation; bf16 and fp16 inputs on the tensor cores), which is
  * deterministic for a given GPU model and library version.
  *
  * In the emulation build (`make cuda-emu`, LT_CUDA_EMU) the kernels run on
@@ -126,6 +130,19 @@ int lt_cunn_matmul_forward(lt_cunn *nn, lt_dtype dt, void *out, const void *inp,
 int lt_cunn_matmul_backward(lt_cunn *nn, lt_dtype dt, void *dinp, float *dw, float *dbias, const void *dout,
                             const void *inp, const void *w, size_t N, int C, int OC, float *scratch);
 
+/* lt_cunn_matmul_backward whose weight and bias gradients, with a 16-bit dt
+ * and wscratch given, are rounded to dt before being added into dw and dbias,
+ * as a 16-bit op's gradients are under torch.autocast (and in the CPU model's
+ * 16-bit modes): dw += round(inp^T @ dout), dbias += round(column sums). An
+ * fp16 product above 65504 thus becomes inf in dw, the overflow that fp16
+ * loss scaling must see first (it sums over all N rows). wscratch: device
+ * room for wscratch_elems values of dt (at least C, the GEMM is split into
+ * column blocks that fit), not overlapping any argument. wscratch NULL or dt
+ * LT_DTYPE_F32: lt_cunn_matmul_backward. */
+int lt_cunn_matmul_backward_r(lt_cunn *nn, lt_dtype dt, void *dinp, float *dw, float *dbias, const void *dout,
+                              const void *inp, const void *w, size_t N, int C, int OC, float *scratch, void *wscratch,
+                              size_t wscratch_elems);
+
 /* logits[N, ldv] = inp[N,C] @ wte[V,C]^T in the first V columns of each row
  * (the lm head tied to the embedding); columns V..ldv-1 are not written.
  * ldv >= V is the row stride: a multiple of 8 keeps bf16 rows 16-byte aligned,
@@ -138,22 +155,33 @@ int lt_cunn_lmhead_forward(lt_cunn *nn, lt_dtype dt, void *logits, const void *i
 int lt_cunn_lmhead_backward(lt_cunn *nn, lt_dtype dt, void *dinp, float *dwte, const void *dlogits,
                             const void *inp, const void *wte, size_t N, int C, int V, int ldv);
 
-/* ---- attention ---- */
+/* lt_cunn_lmhead_backward with dwte += round(dlogits^T @ inp) in a 16-bit dt
+ * when wscratch is given (as lt_cunn_matmul_backward_r: room for
+ * wscratch_elems values of dt, at least C). */
+int lt_cunn_lmhead_backward_r(lt_cunn *nn, lt_dtype dt, void *dinp, float *dwte, const void *dlogits,
+                              const void *inp, const void *wte, size_t N, int C, int V, int ldv, void *wscratch,
+                              size_t wscratch_elems);
+
+/* ---- attention (attention.cu: flash-style, the T x T probabilities are never stored) ---- */
 
 /* Causal multi-head self-attention. qkv [B,T,3C] holds q | k | v, each C wide
- * with head h at columns h*hs .. h*hs+hs-1 (hs = C / NH). Writes att[B,NH,T,T]
- * = softmax over t2 <= t of q.k / sqrt(hs) (zero above the diagonal) and
- * out[B,T,C] = att @ v (from the fp32 probabilities, before att's rounding).
- * T is limited by shared memory: 16 KB per 1024 positions. */
-int lt_cunn_attention_forward(lt_cunn *nn, lt_dtype dt, void *out, void *att, const void *qkv, int B, int T, int C,
+ * with head h at columns h*hs .. h*hs+hs-1 (hs = C / NH, at most 128; larger
+ * heads are refused with a message). Writes out[B,T,C] = softmax over
+ * t2 <= t of q.k / sqrt(hs), times v (fp32 throughout, out rounded once to
+ * dt), and lse[B,NH,T] (float, device) = the log-sum-exp of each query row's
+ * scores, all that backward needs besides qkv and out. Any T >= 1; shared
+ * memory does not depend on T. */
+int lt_cunn_attention_forward(lt_cunn *nn, lt_dtype dt, void *out, float *lse, const void *qkv, int B, int T, int C,
                               int NH);
 
 /* dqkv[B,T,3C] = d loss / d qkv (overwritten) from dout [B,T,C] and the
- * forward's qkv and att. drow [B,NH,T] (float) is scratch: it carries each
- * query row's softmax correction sum(att * d att) from the query pass to the
- * key pass. */
-int lt_cunn_attention_backward(lt_cunn *nn, lt_dtype dt, void *dqkv, float *drow, const void *dout, const void *qkv,
-                               const void *att, int B, int T, int C, int NH);
+ * forward's qkv, out and lse; the probabilities are recomputed from q, k and
+ * lse. scratch [B,NH,T] (float, device) receives each query row's softmax
+ * correction D = dout . out (= sum over t2 of att * d att), which the dq pass
+ * computes and the dk / dv pass reads. Deterministic: no atomics, every sum in
+ * a fixed order, so two runs give the same bits. */
+int lt_cunn_attention_backward(lt_cunn *nn, lt_dtype dt, void *dqkv, float *scratch, const void *dout,
+                               const void *qkv, const void *out, const float *lse, int B, int T, int C, int NH);
 
 /* ---- elementwise ---- */
 
