@@ -233,6 +233,25 @@ static void check_plan(const lt_gpt2_dev *d, const lt_gpt2_config *cfg, int B, i
            plan.total_bytes == got ? "" : "  MISMATCH");
 }
 
+/* Checkpointing on: the plan matches, and a pass gives the loss and gradients of the run without it bit for bit
+ * (the gradients downloaded into r, times unscale first: 1, or fp16's 1 / loss scale, a power of two). Leaves
+ * checkpointing on. */
+static void check_ckpt_identical(lt_gpt2_dev *d, const lt_gpt2_config *cfg, const int32_t *in, const int32_t *tg,
+                                 int B, int T, lt_gpt2_precision p, const char *what, float ref_loss,
+                                 const lt_gpt2 *ref, lt_gpt2 *r, float unscale) {
+    float loss;
+    lt_gpt2_dev_set_checkpointing(d, 1);
+    MUST(lt_gpt2_dev_set_batch(d, B, T, err, sizeof err));
+    check_plan(d, cfg, B, T, 1, 0, p, 0, what);
+    dev_pass(d, in, tg, B, T, &loss);
+    MUST(lt_gpt2_dev_download_grads(d, r, err, sizeof err));
+    if (unscale != 1.0f) scale_grads(r, unscale);
+    CHECK(memcmp(&loss, &ref_loss, sizeof loss) == 0, "%s: loss %.9g differs from %.9g", what, loss, ref_loss);
+    const int same = grads_identical(r, ref);
+    CHECK(same, "%s: gradients differ from the run without it", what);
+    printf("  %-44s %s\n", what, same ? "bit-identical to the run without" : "DIFFERENT");
+}
+
 /* ---- the callback of per-block backward ---- */
 
 typedef struct {
@@ -505,14 +524,7 @@ static void run_shape(const shape *s, uint64_t seed) {
            rel(dn, hn), rel(dn, cn));
 
     /* checkpointing: bit for bit */
-    lt_gpt2_dev_set_checkpointing(d, 1);
-    MUST(lt_gpt2_dev_set_batch(d, B, T, err, sizeof err));
-    check_plan(d, &cfg, B, T, 1, 0, LT_GPT2_F32, 0, "fp32 checkpointing");
-    dev_pass(d, in[0], tg[0], B, T, &loss);
-    MUST(lt_gpt2_dev_download_grads(d, r, err, sizeof err));
-    CHECK(memcmp(&loss, &ld32, sizeof loss) == 0, "fp32 checkpointing: loss %.9g differs from %.9g", loss, ld32);
-    CHECK(grads_identical(r, r32), "fp32 checkpointing: gradients differ from the run without it");
-    printf("  %-44s %s\n", "fp32 checkpointing vs without", grads_identical(r, r32) ? "bit-identical" : "DIFFERENT");
+    check_ckpt_identical(d, &cfg, in[0], tg[0], B, T, LT_GPT2_F32, "fp32 checkpointing", ld32, r32, r, 1.0f);
 
     /* per-block gradients and the callback, with checkpointing (how stepping inside backward runs) */
     MUST(lt_gpt2_dev_set_grad_per_block(d, 1, err, sizeof err));
@@ -558,14 +570,7 @@ static void run_shape(const shape *s, uint64_t seed) {
     compare_grads("CPU bf16 (autocast) vs CPU fp32", m16, m, -1);
     compare_grads("bf16 device vs CPU bf16", r16, m16, -1);
 
-    lt_gpt2_dev_set_checkpointing(d, 1);
-    MUST(lt_gpt2_dev_set_batch(d, B, T, err, sizeof err));
-    check_plan(d, &cfg, B, T, 1, 0, LT_GPT2_BF16, 0, "bf16 checkpointing");
-    dev_pass(d, in[0], tg[0], B, T, &loss);
-    MUST(lt_gpt2_dev_download_grads(d, r, err, sizeof err));
-    CHECK(memcmp(&loss, &ld16, sizeof loss) == 0, "bf16 checkpointing: loss %.9g differs from %.9g", loss, ld16);
-    CHECK(grads_identical(r, r16), "bf16 checkpointing: gradients differ from the run without it");
-    printf("  %-44s %s\n", "bf16 checkpointing vs without", grads_identical(r, r16) ? "bit-identical" : "DIFFERENT");
+    check_ckpt_identical(d, &cfg, in[0], tg[0], B, T, LT_GPT2_BF16, "bf16 checkpointing", ld16, r16, r, 1.0f);
     lt_gpt2_dev_set_checkpointing(d, 0);
 
     /* fp16 (from bf16: the 16-bit copy is refilled in fp16), loss-scaled by the trainer's first scale; the
@@ -599,15 +604,8 @@ static void run_shape(const shape *s, uint64_t seed) {
     compare_grads("CPU fp16 (autocast) vs CPU fp32", mf16, m, -1);
     compare_grads("fp16 device vs CPU fp16", rf16, mf16, -1);
 
-    lt_gpt2_dev_set_checkpointing(d, 1);
-    MUST(lt_gpt2_dev_set_batch(d, B, T, err, sizeof err));
-    check_plan(d, &cfg, B, T, 1, 0, LT_GPT2_F16, 0, "fp16 checkpointing");
-    dev_pass(d, in[0], tg[0], B, T, &loss);
-    MUST(lt_gpt2_dev_download_grads(d, r, err, sizeof err));
-    scale_grads(r, 1.0f / F16_SCALE);
-    CHECK(memcmp(&loss, &lf16, sizeof loss) == 0, "fp16 checkpointing: loss %.9g differs from %.9g", loss, lf16);
-    CHECK(grads_identical(r, rf16), "fp16 checkpointing: gradients differ from the run without it");
-    printf("  %-44s %s\n", "fp16 checkpointing vs without", grads_identical(r, rf16) ? "bit-identical" : "DIFFERENT");
+    check_ckpt_identical(d, &cfg, in[0], tg[0], B, T, LT_GPT2_F16, "fp16 checkpointing", lf16, rf16, r,
+                         1.0f / F16_SCALE);
     lt_gpt2_dev_set_checkpointing(d, 0);
     MUST(lt_gpt2_dev_set_batch(d, B, T, err, sizeof err));
 
