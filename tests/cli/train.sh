@@ -115,6 +115,10 @@ bad "--fp16 cannot be combined with --bf16 or --pure_bf16: choose one" --train_f
 P=(--model gpt2 --block_size 1024 --per_device_train_batch_size 4 --device cuda)
 p16=$("$LT" plan "${P[@]}" --fp16 | grep '^memory'); pb16=$("$LT" plan "${P[@]}" --bf16 | grep '^memory')
 [ -n "$p16" ] && [ "$p16" = "$pb16" ] || { echo "plan --device cuda --fp16 ($p16) differs from --bf16 ($pb16)"; fail=1; }
+# the evaluation batch (8 by default) sets the plan's batch when larger, and the header says so; --eval_steps 0 leaves it out
+"$LT" plan --model gpt2 --block_size 1024 --per_device_train_batch_size 4 | grep -q "batch 8 (evaluation's; training 4; --eval_steps 0 plans without evaluation) x 1024" &&
+    "$LT" plan --model gpt2 --block_size 1024 --per_device_train_batch_size 4 --eval_steps 0 | grep -q "parameters; batch 4 x 1024" ||
+    { echo "plan: the batch line does not say which batch sets the activations"; fail=1; }
 bad "--device must be cpu, cuda or auto" --train_file "$tmp/text.txt" --device tpu
 bad "--save_strategy must be steps or no" --train_file "$tmp/text.txt" --save_strategy epoch
 # --save_strategy no: trains and logs, writes no checkpoint (not even the final one)
