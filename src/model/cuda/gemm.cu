@@ -19,13 +19,13 @@
  * nearest even) when it is bf16 or fp16. Same arithmetic contract (fp32
  * accumulation, one rounding of C; an fp16 C overflows to inf above 65504),
  * another summation order. */
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 
 #include <new>
 
 #include "model/cuda/cu_gemm.cuh"
+#include "util/errmsg.h"
 
 #ifdef LT_CUDA_EMU
 #include <cblas.h>
@@ -38,13 +38,6 @@
 
 namespace {
 
-void set_err(char *err, size_t errlen, const char *fmt, ...) {
-    if (!err || !errlen) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 bool is16(lt_dtype dt) { return dt == LT_DTYPE_BF16 || dt == LT_DTYPE_F16; }
 
@@ -54,7 +47,7 @@ bool dtypes_ok(lt_dtype ab, lt_dtype cdt) {
 }
 
 int bad_dtypes(lt_dtype ab, lt_dtype cdt, char *err, size_t errlen) {
-    set_err(err, errlen,
+    lt_errmsg(err, errlen,
             "GEMM: unsupported dtypes (inputs %s, output %s): inputs F32, BF16 or F16, the output of the inputs' "
             "dtype or F32",
             lt_dtype_name(ab), lt_dtype_name(cdt));
@@ -87,7 +80,7 @@ void to_float(std::vector<float> &dst, const void *src, lt_dtype dt, int rows, i
 
 lt_cugemm *lt_cugemm_create(cudaStream_t, char *err, size_t errlen) {
     lt_cugemm *g = new (std::nothrow) lt_cugemm;
-    if (!g) set_err(err, errlen, "out of memory creating the emulated GEMM");
+    if (!g) lt_errmsg(err, errlen, "out of memory creating the emulated GEMM");
     return g;
 }
 
@@ -116,7 +109,7 @@ int lt_cugemm_run(lt_cugemm *g, bool ta, bool tb, int m, int n, int k, const voi
                         cdt == LT_DTYPE_BF16 ? lt_f32_to_bf16(x) : lt_f32_to_f16(x);
                 }
     } catch (...) {
-        set_err(err, errlen, "out of memory in the emulated GEMM");
+        lt_errmsg(err, errlen, "out of memory in the emulated GEMM");
         return -1;
     }
     return 0;
@@ -198,12 +191,12 @@ struct lt_cugemm {
 lt_cugemm *lt_cugemm_create(cudaStream_t s, char *err, size_t errlen) {
     const Api &a = api();
     if (a.err[0]) {
-        set_err(err, errlen, "%s", a.err);
+        lt_errmsg(err, errlen, "%s", a.err);
         return nullptr;
     }
     lt_cugemm *g = new (std::nothrow) lt_cugemm;
     if (!g) {
-        set_err(err, errlen, "out of memory creating the cuBLAS handle");
+        lt_errmsg(err, errlen, "out of memory creating the cuBLAS handle");
         return nullptr;
     }
     cublasStatus_t st = a.create(&g->h);
@@ -214,7 +207,7 @@ lt_cugemm *lt_cugemm_create(cudaStream_t s, char *err, size_t errlen) {
         st = a.set_math(g->h, static_cast<cublasMath_t>(CUBLAS_DEFAULT_MATH |
                                                         CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION));
     if (st != CUBLAS_STATUS_SUCCESS) {
-        set_err(err, errlen, "cuBLAS handle: %s", status_str(st));
+        lt_errmsg(err, errlen, "cuBLAS handle: %s", status_str(st));
         if (created) a.destroy(g->h);
         delete g;
         return nullptr;
@@ -237,7 +230,7 @@ int lt_cugemm_run(lt_cugemm *g, bool ta, bool tb, int m, int n, int k, const voi
                                    &alpha, A, cuda_type(ab), lda, B, cuda_type(ab), ldb, &beta, C, cuda_type(cdt), ldc,
                                    CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
     if (st != CUBLAS_STATUS_SUCCESS) {
-        set_err(err, errlen, "cublasGemmEx (m %d n %d k %d, %s inputs, %s output): %s", m, n, k,
+        lt_errmsg(err, errlen, "cublasGemmEx (m %d n %d k %d, %s inputs, %s output): %s", m, n, k,
                 lt_dtype_name(ab), lt_dtype_name(cdt), status_str(st));
         return -1;
     }

@@ -8,7 +8,6 @@
  * without a device). */
 #include <cuda_runtime.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +15,7 @@
 #include "kernels/cuda/cu_internal.cuh"
 #include "model/cuda/gpt2_device.h"
 #include "model/cuda/gpt2_layers_cuda.h"
+#include "util/errmsg.h"
 
 struct lt_gpt2_dev {
     lt_gpt2_config cfg;
@@ -114,22 +114,15 @@ unsigned conv_blocks(size_t n) {
     return b == 0 ? 1u : b > CONV_MAX_BLOCKS ? CONV_MAX_BLOCKS : (unsigned)b;
 }
 
-void msg(char *err, size_t errlen, const char *fmt, ...) {
-    if (!err || !errlen) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 lt_status cuda_fail(char *err, size_t errlen, const char *what, cudaError_t e) {
     cudaGetLastError(); /* clear it: the message carries it */
-    msg(err, errlen, "device GPT-2: %s: %s", what, cudaGetErrorString(e));
+    lt_errmsg(err, errlen, "device GPT-2: %s: %s", what, cudaGetErrorString(e));
     return e == cudaErrorMemoryAllocation ? LT_ERR_NOMEM : LT_ERR_DEVICE;
 }
 
 lt_status nn_fail(const lt_gpt2_dev *d, char *err, size_t errlen, const char *what) {
-    msg(err, errlen, "device GPT-2: %s: %s", what, lt_cunn_error(d->nn));
+    lt_errmsg(err, errlen, "device GPT-2: %s: %s", what, lt_cunn_error(d->nn));
     return LT_ERR_DEVICE;
 }
 
@@ -331,12 +324,12 @@ lt_status lt_gpt2_dev_create(const lt_gpt2 *host, void *stream, lt_gpt2_dev **ou
     const int n = host->num_tensors;
     const void *base = host->param_memory ? (const void *)host->param_memory : (const void *)host->param16_memory;
     if (!base || n != LT_GPT2_PER_BLOCK * host->cfg.n_layer + 4) {
-        msg(err, errlen, "device GPT-2: the host model has no parameters");
+        lt_errmsg(err, errlen, "device GPT-2: the host model has no parameters");
         return LT_ERR_ARG;
     }
     lt_gpt2_dev *d = static_cast<lt_gpt2_dev *>(calloc(1, sizeof *d));
     if (!d) {
-        msg(err, errlen, "device GPT-2: out of host memory");
+        lt_errmsg(err, errlen, "device GPT-2: out of host memory");
         return LT_ERR_NOMEM;
     }
     d->cfg = host->cfg;
@@ -350,7 +343,7 @@ lt_status lt_gpt2_dev_create(const lt_gpt2 *host, void *stream, lt_gpt2_dev **ou
     d->params = static_cast<lt_gpt2_dev_param *>(calloc((size_t)n, sizeof *d->params));
     lt_status st = LT_ERR_NOMEM;
     if (!d->off || !d->span || !d->params) {
-        msg(err, errlen, "device GPT-2: out of host memory");
+        lt_errmsg(err, errlen, "device GPT-2: out of host memory");
         goto fail;
     }
     /* the host layout, read off the host's pointers */
@@ -360,7 +353,7 @@ lt_status lt_gpt2_dev_create(const lt_gpt2 *host, void *stream, lt_gpt2_dev **ou
         d->off[i] = o;
         d->params[i].numel = p->numel;
         if ((i > 0 && o < d->off[i - 1] + host->params[i - 1].numel) || o + p->numel > d->memory_floats) {
-            msg(err, errlen, "device GPT-2: the host model's parameter layout is not the expected one");
+            lt_errmsg(err, errlen, "device GPT-2: the host model's parameter layout is not the expected one");
             st = LT_ERR_ARG;
             goto fail;
         }
@@ -370,7 +363,7 @@ lt_status lt_gpt2_dev_create(const lt_gpt2 *host, void *stream, lt_gpt2_dev **ou
         char nerr[512];
         d->nn = lt_cunn_create(stream, nerr, sizeof nerr);
         if (!d->nn) {
-            msg(err, errlen, "device GPT-2: %s", nerr);
+            lt_errmsg(err, errlen, "device GPT-2: %s", nerr);
             st = LT_ERR_DEVICE;
             goto fail;
         }
@@ -411,7 +404,7 @@ void lt_gpt2_dev_free(lt_gpt2_dev *d) {
 
 lt_status lt_gpt2_dev_upload(lt_gpt2_dev *d, const lt_gpt2 *host, char *err, size_t errlen) {
     if (!same_config(&d->cfg, &host->cfg) || host->memory_floats != d->memory_floats) {
-        msg(err, errlen, "device GPT-2: upload from a model of another shape");
+        lt_errmsg(err, errlen, "device GPT-2: upload from a model of another shape");
         return LT_ERR_ARG;
     }
     const size_t n = d->memory_floats;
@@ -424,7 +417,7 @@ lt_status lt_gpt2_dev_upload(lt_gpt2_dev *d, const lt_gpt2 *host, char *err, siz
     if (host16 != d->pure_bf16) { /* convert on the host, once */
         staged = malloc(bytes);
         if (!staged) {
-            msg(err, errlen, "device GPT-2: out of host memory staging the weights");
+            lt_errmsg(err, errlen, "device GPT-2: out of host memory staging the weights");
             return LT_ERR_NOMEM;
         }
         for (size_t i = 0; i < n; i++) {
@@ -444,7 +437,7 @@ lt_status lt_gpt2_dev_upload(lt_gpt2_dev *d, const lt_gpt2 *host, char *err, siz
 
 lt_status lt_gpt2_dev_download(const lt_gpt2_dev *d, lt_gpt2 *host, char *err, size_t errlen) {
     if (!same_config(&d->cfg, &host->cfg) || host->memory_floats != d->memory_floats) {
-        msg(err, errlen, "device GPT-2: download into a model of another shape");
+        lt_errmsg(err, errlen, "device GPT-2: download into a model of another shape");
         return LT_ERR_ARG;
     }
     const size_t n = d->memory_floats;
@@ -454,7 +447,7 @@ lt_status lt_gpt2_dev_download(const lt_gpt2_dev *d, lt_gpt2 *host, char *err, s
     void *dst = host16 ? static_cast<void *>(host->param16_memory) : static_cast<void *>(host->param_memory);
     void *staged = nullptr;
     if (host16 != d->pure_bf16 && !(staged = malloc(bytes))) {
-        msg(err, errlen, "device GPT-2: out of host memory staging the weights");
+        lt_errmsg(err, errlen, "device GPT-2: out of host memory staging the weights");
         return LT_ERR_NOMEM;
     }
     lt_status st = wait(d, err, errlen, "before downloading the weights");
@@ -475,7 +468,7 @@ lt_status lt_gpt2_dev_download(const lt_gpt2_dev *d, lt_gpt2 *host, char *err, s
 
 lt_status lt_gpt2_dev_download_grads(const lt_gpt2_dev *d, lt_gpt2 *host, char *err, size_t errlen) {
     if (!same_config(&d->cfg, &host->cfg)) {
-        msg(err, errlen, "device GPT-2: gradients into a model of another shape");
+        lt_errmsg(err, errlen, "device GPT-2: gradients into a model of another shape");
         return LT_ERR_ARG;
     }
     lt_status st = wait(d, err, errlen, "before downloading the gradients");
@@ -494,7 +487,7 @@ lt_status lt_gpt2_dev_set_batch(lt_gpt2_dev *d, int B, int T, char *err, size_t 
     const size_t BT = (size_t)B * (size_t)T;
     /* the plan's copy of the column-sum scratch formula must cover what the kernels use */
     if (lay.bytes[LT_GPT2_DEV_COLSUM] < lt_cunn_colsum_scratch_floats(BT, 4 * d->cfg.n_embd) * sizeof(float)) {
-        msg(err, errlen, "device GPT-2: internal error: the layout's column-sum scratch is too small");
+        lt_errmsg(err, errlen, "device GPT-2: internal error: the layout's column-sum scratch is too small");
         return LT_ERR_STATE;
     }
     drop_batch(d); /* before allocating the new one: the old never coexists with it */
@@ -503,7 +496,7 @@ lt_status lt_gpt2_dev_set_batch(lt_gpt2_dev *d, int B, int T, char *err, size_t 
     d->h_count = static_cast<int32_t *>(malloc((size_t)d->cfg.vocab_size * sizeof(int32_t)));
     if (!d->h_tokens || !d->h_plan || !d->h_count) {
         drop_batch(d);
-        msg(err, errlen, "device GPT-2: out of host memory for the token buffers");
+        lt_errmsg(err, errlen, "device GPT-2: out of host memory for the token buffers");
         return LT_ERR_NOMEM;
     }
     cudaError_t e = dev_alloc(d, reinterpret_cast<void **>(&d->arena), lay.total_bytes);
@@ -526,11 +519,11 @@ void lt_gpt2_dev_set_checkpointing(lt_gpt2_dev *d, int on) {
 
 lt_status lt_gpt2_dev_set_precision(lt_gpt2_dev *d, lt_gpt2_precision p, int pure_bf16, char *err, size_t errlen) {
     if (p != LT_GPT2_F32 && p != LT_GPT2_BF16 && p != LT_GPT2_F16) {
-        msg(err, errlen, "device GPT-2: precision %d: the device computes in fp32, bf16 or fp16", (int)p);
+        lt_errmsg(err, errlen, "device GPT-2: precision %d: the device computes in fp32, bf16 or fp16", (int)p);
         return LT_ERR_ARG;
     }
     if (pure_bf16 && p != LT_GPT2_BF16) {
-        msg(err, errlen, "device GPT-2: pure bf16 parameters need bf16 compute%s", p == LT_GPT2_F16 ?
+        lt_errmsg(err, errlen, "device GPT-2: pure bf16 parameters need bf16 compute%s", p == LT_GPT2_F16 ?
             " (fp16 keeps fp32 master weights: its loss-scaled updates need them; there are no pure fp16 "
             "parameters)" : "");
         return LT_ERR_ARG;
@@ -604,11 +597,11 @@ lt_status lt_gpt2_dev_forward(lt_gpt2_dev *d, const int32_t *inputs, const int32
                               float *loss, char *err, size_t errlen) {
     if (loss) *loss = NAN;
     if (!d->arena) {
-        msg(err, errlen, "device GPT-2: forward: no activation buffer: call lt_gpt2_dev_set_batch first");
+        lt_errmsg(err, errlen, "device GPT-2: forward: no activation buffer: call lt_gpt2_dev_set_batch first");
         return LT_ERR_STATE;
     }
     if (B < 1 || T < 1 || B > d->max_B || T > d->max_T) {
-        msg(err, errlen, "device GPT-2: forward: B %d, T %d exceed the capacity set by set_batch (B %d, T %d)", B,
+        lt_errmsg(err, errlen, "device GPT-2: forward: B %d, T %d exceed the capacity set by set_batch (B %d, T %d)", B,
             T, d->max_B, d->max_T);
         return LT_ERR_ARG;
     }
@@ -616,14 +609,14 @@ lt_status lt_gpt2_dev_forward(lt_gpt2_dev *d, const int32_t *inputs, const int32
     const int L = c->n_layer, C = c->n_embd, V = c->vocab_size, ldv = d->lay.ldv;
     const size_t N = (size_t)B * (size_t)T;
     if (!inputs) {
-        msg(err, errlen, "device GPT-2: forward: no inputs given");
+        lt_errmsg(err, errlen, "device GPT-2: forward: no inputs given");
         return LT_ERR_ARG;
     }
     for (int k = 0; k < 2; k++) {
         const int32_t *tok = k ? targets : inputs;
         for (size_t i = 0; tok && i < N; i++)
             if (tok[i] < 0 || tok[i] >= V) {
-                msg(err, errlen, "device GPT-2: forward: %s[%zu] = %d is not a token id (0 to %d)",
+                lt_errmsg(err, errlen, "device GPT-2: forward: %s[%zu] = %d is not a token id (0 to %d)",
                     k ? "targets" : "inputs", i, (int)tok[i], V - 1);
                 return LT_ERR_ARG;
             }
@@ -680,7 +673,7 @@ lt_status lt_gpt2_dev_backward(lt_gpt2_dev *d, char *err, size_t errlen) {
 
 lt_status lt_gpt2_dev_backward_cb(lt_gpt2_dev *d, lt_gpt2_grad_ready ready, void *ctx, char *err, size_t errlen) {
     if (!d->have_targets) {
-        msg(err, errlen, "device GPT-2: backward needs a forward with targets since the last backward");
+        lt_errmsg(err, errlen, "device GPT-2: backward needs a forward with targets since the last backward");
         return LT_ERR_STATE;
     }
     /* the logits buffer holds their gradient, consumed below: a second backward would be wrong */
@@ -756,7 +749,7 @@ lt_status lt_gpt2_dev_backward_cb(lt_gpt2_dev *d, lt_gpt2_grad_ready ready, void
 lt_status lt_gpt2_dev_grad_norm(lt_gpt2_dev *d, double *norm, char *err, size_t errlen) {
     *norm = NAN;
     if (!d->arena) {
-        msg(err, errlen, "device GPT-2: grad_norm: no scratch buffer: call lt_gpt2_dev_set_batch first");
+        lt_errmsg(err, errlen, "device GPT-2: grad_norm: no scratch buffer: call lt_gpt2_dev_set_batch first");
         return LT_ERR_STATE;
     }
     double *part = reinterpret_cast<double *>(buf(d, LT_GPT2_DEV_NORM)), *sum = part + LT_GPT2_DEV_NORM_PARTS;
