@@ -233,6 +233,25 @@ static void check_plan(const lt_gpt2_dev *d, const lt_gpt2_config *cfg, int B, i
            plan.total_bytes == got ? "" : "  MISMATCH");
 }
 
+/* A 16-bit device pass (name "bf16" or "fp16") against the CPU: its loss (checked against tol_loss) and gradients
+ * (tol_grad) against the CPU's fp32 pass; the CPU's own 16-bit autocast pass against fp32, and the device against
+ * it, reported for scale. */
+static void report16(const char *name, float ldev, float lc32, float lc16, double tol_loss, const lt_gpt2 *rdev,
+                     const lt_gpt2 *m32, const lt_gpt2 *m16, double tol_grad) {
+    char what[3][64];
+    snprintf(what[0], sizeof what[0], "%s device vs CPU fp32", name);
+    snprintf(what[1], sizeof what[1], "CPU %s (autocast) vs CPU fp32", name);
+    snprintf(what[2], sizeof what[2], "%s device vs CPU %s", name, name);
+    const double le = rel(ldev, lc32);
+    CHECK(le <= tol_loss, "%s loss: device %.7f, CPU fp32 %.7f (rel %.2e > %.2e)", name, ldev, lc32, le, tol_loss);
+    printf("  %-44s loss %.6f vs %.6f, err %.2e (tol %.1e)\n", what[0], ldev, lc32, le, tol_loss);
+    printf("  %-44s loss %.6f vs %.6f, err %.2e  [info]\n", what[1], lc16, lc32, rel(lc16, lc32));
+    printf("  %-44s loss %.6f vs %.6f, err %.2e  [info]\n", what[2], ldev, lc16, rel(ldev, lc16));
+    compare_grads(what[0], rdev, m32, tol_grad);
+    compare_grads(what[1], m16, m32, -1);
+    compare_grads(what[2], rdev, m16, -1);
+}
+
 /* Checkpointing on: the plan matches, and a pass gives the loss and gradients of the run without it bit for bit
  * (the gradients downloaded into r, times unscale first: 1, or fp16's 1 / loss scale, a power of two). Leaves
  * checkpointing on. */
@@ -559,16 +578,7 @@ static void run_shape(const shape *s, uint64_t seed) {
     float ld16;
     dev_pass(d, in[0], tg[0], B, T, &ld16);
     MUST(lt_gpt2_dev_download_grads(d, r16, err, sizeof err));
-    le = rel(ld16, lc32);
-    CHECK(le <= TOL_BF16_LOSS, "bf16 loss: device %.7f, CPU fp32 %.7f (rel %.2e)", ld16, lc32, le);
-    printf("  %-44s loss %.6f vs %.6f, err %.2e (tol %.0e)\n", "bf16 device vs CPU fp32", ld16, lc32, le,
-           TOL_BF16_LOSS);
-    printf("  %-44s loss %.6f vs %.6f, err %.2e  [info]\n", "CPU bf16 (autocast) vs CPU fp32", lc16, lc32,
-           rel(lc16, lc32));
-    printf("  %-44s loss %.6f vs %.6f, err %.2e  [info]\n", "bf16 device vs CPU bf16", ld16, lc16, rel(ld16, lc16));
-    compare_grads("bf16 device vs CPU fp32", r16, m, TOL_BF16_GRAD);
-    compare_grads("CPU bf16 (autocast) vs CPU fp32", m16, m, -1);
-    compare_grads("bf16 device vs CPU bf16", r16, m16, -1);
+    report16("bf16", ld16, lc32, lc16, TOL_BF16_LOSS, r16, m, m16, TOL_BF16_GRAD);
 
     check_ckpt_identical(d, &cfg, in[0], tg[0], B, T, LT_GPT2_BF16, "bf16 checkpointing", ld16, r16, r, 1.0f);
     lt_gpt2_dev_set_checkpointing(d, 0);
@@ -592,17 +602,7 @@ static void run_shape(const shape *s, uint64_t seed) {
     mf16->loss_scale = F16_SCALE;
     cpu_pass(mf16, in[0], tg[0], B, T, &lcf16);
     scale_grads(mf16, 1.0f / F16_SCALE);
-    le = rel(lf16, lc32);
-    CHECK(le <= TOL_F16_LOSS, "fp16 loss: device %.7f, CPU fp32 %.7f (rel %.2e > %.2e)", lf16, lc32, le,
-          TOL_F16_LOSS);
-    printf("  %-44s loss %.6f vs %.6f, err %.2e (tol %.1e)\n", "fp16 device vs CPU fp32", lf16, lc32, le,
-           TOL_F16_LOSS);
-    printf("  %-44s loss %.6f vs %.6f, err %.2e  [info]\n", "CPU fp16 (autocast) vs CPU fp32", lcf16, lc32,
-           rel(lcf16, lc32));
-    printf("  %-44s loss %.6f vs %.6f, err %.2e  [info]\n", "fp16 device vs CPU fp16", lf16, lcf16, rel(lf16, lcf16));
-    compare_grads("fp16 device vs CPU fp32", rf16, m, TOL_F16_GRAD);
-    compare_grads("CPU fp16 (autocast) vs CPU fp32", mf16, m, -1);
-    compare_grads("fp16 device vs CPU fp16", rf16, mf16, -1);
+    report16("fp16", lf16, lc32, lcf16, TOL_F16_LOSS, rf16, m, mf16, TOL_F16_GRAD);
 
     check_ckpt_identical(d, &cfg, in[0], tg[0], B, T, LT_GPT2_F16, "fp16 checkpointing", lf16, rf16, r,
                          1.0f / F16_SCALE);
