@@ -110,7 +110,7 @@ $(EMU)/obj/%.o: %.c $(wildcard include/leantrain/*.h) $(wildcard src/*/*.h) $(wi
 $(EMU)/obj/gen/quant_maps.o: $(BUILD)/gen/quant_maps.c src/kernels/quant.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) $(EMU_SAN) -c $< -o $@
-$(EMU)/obj/%.o: %.cu $(CU_HDR) tests/emu/cuda_runtime.h
+$(EMU)/obj/%.o: %.cu $(CU_HDR) $(wildcard tests/emu/*.h)
 	@mkdir -p $(dir $@)
 	$(CXX) -std=c++20 -x c++ -DLT_CUDA_EMU -DLT_HAVE_CUDA -Itests/emu -Iinclude -Isrc -Wall -Wextra -Wno-unknown-pragmas -Wno-unused-parameter $(EMU_SAN) -pthread -c $< -o $@
 $(EMU)/libleantrain.a: $(EMU_OBJ)

@@ -15,7 +15,11 @@
  * stored in dt) and log-sum-exp, the CPU's backward the CPU's fp32 att.
  * Attention runs over shapes of its own (run_attention: T from 1 to 130,
  * hs 32, 48, 64 and 128), checking out, lse (against a double-precision
- * log-sum-exp), the backward's D = dout . out scratch and dq / dk / dv.
+ * log-sum-exp), the backward's D = dout . out scratch and dq / dk / dv; in
+ * bf16 and fp16 both with the tensor-core kernels (hs <= 64) and with the
+ * CUDA-core ones (lt_cunn_attention_simt), under the same tolerances (the
+ * tensor-core path also rounds P and dS to 16 bits; measured in the CUDA
+ * emulation: up to 5.2e-3 in bf16, 6.7e-4 in fp16).
  *
  * The error of an output is max |gpu - cpu| / max |cpu| over the tensor (an
  * error relative to the tensor's scale, so that values near zero after
@@ -47,10 +51,12 @@
  * buffer stays intact.
  *
  * Needs a GPU (or `make cuda-emu`); built only with CUDA.
- * usage: gpu_gpt2_layers [--quick] [--seed S]   (--quick: the first shape only) */
+ * usage: gpu_gpt2_layers [--quick] [--seed S] [--bench]   (--quick: the first shape only; --bench: attention's
+ * speed at GPT-2 124M's training shape instead, see bench_attention) */
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 
 #include "kernels/optim_kernels_cuda.h"
 #include "leantrain/dtype.h"
@@ -544,11 +550,14 @@ static void ref_lse(float *lse, const float *qkv, int B, int T, int C, int NH) {
             }
 }
 
-static void run_attention(const attn_shape *s, lt_dtype dt) {
+static void run_attention(const attn_shape *s, lt_dtype dt, int simt) {
     const int B = s->B, T = s->T, C = s->C, NH = s->NH;
     const size_t N = (size_t)B * T, NC = N * C, C3 = 3 * (size_t)C, NR = (size_t)B * NH * T;
     const double tol = dt == LT_DTYPE_F32 ? TOL_F32 : dt == LT_DTYPE_BF16 ? TOL_BF16 : TOL_F16;
-    printf("attention B %d T %d C %d NH %d (hs %d), %s storage\n", B, T, C, NH, C / NH, dtn(dt));
+    const int tc = !simt && dt != LT_DTYPE_F32 && C / NH <= 64;
+    lt_cunn_attention_simt(nn, simt);
+    printf("attention B %d T %d C %d NH %d (hs %d), %s storage, %s\n", B, T, C, NH, C / NH, dtn(dt),
+           tc ? "tensor cores" : "CUDA cores");
     float *qkv = rand_arr(N * C3, 1.5f, 0.0f), *dout = rand_arr(NC, 1.0f, 0.0f);
     round_dt(qkv, N * C3, dt), round_dt(dout, NC, dt);
 
@@ -593,14 +602,88 @@ static void run_attention(const attn_shape *s, lt_dtype dt) {
     free_all();
 }
 
+
+/* ---- --bench: attention's speed at a training shape ----
+ * GPT-2 124M's (B 4, T 1024, C 768, NH 12): ms per forward and per backward (median of 5 timings of 4 calls, after a warm-up), and TFLOP/s counting the
+ * causal pairs only (B NH T (T + 1) / 2), 4 hs flops a pair forward (q.k, p v) and 10 backward (s again, dP, dq,
+ * dk, dv), for the tensor-core and CUDA-core kernels in bf16 and fp16 and the CUDA-core kernel in fp32. Also
+ * checks the tensor-core results against the CUDA-core ones at this size (each is within TOL_BF16 / TOL_F16 of
+ * the exact values on the small shapes; here their difference is held to twice that). One line per kernel:
+ *   attn-bench dtype=bf16 kernel=tensor B=4 T=1024 C=768 NH=12 fwd_ms=... bwd_ms=... fwd_tflops=... bwd_tflops=... */
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+static int cmp_d(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static void bench_attention(int B, int T, int C, int NH) {
+    const size_t N = (size_t)B * T, NC = N * C, C3 = 3 * (size_t)C, NR = (size_t)B * NH * T;
+    const double pairs = (double)B * NH * (double)T * (T + 1) / 2.0, hs = (double)C / NH;
+    float *qkv = rand_arr(N * C3, 1.5f, 0.0f), *dout = rand_arr(NC, 1.0f, 0.0f);
+    const struct {
+        lt_dtype dt;
+        int simt;
+    } runs[] = {{LT_DTYPE_BF16, 0}, {LT_DTYPE_BF16, 1}, {LT_DTYPE_F16, 0}, {LT_DTYPE_F16, 1}, {LT_DTYPE_F32, 1}};
+    float *res[5][2] = {{NULL}};
+    for (int r = 0; r < 5; r++) {
+        const lt_dtype dt = runs[r].dt;
+        const int tc = !runs[r].simt && dt != LT_DTYPE_F32 && C / NH <= 64;
+        if (!runs[r].simt && !tc) continue;
+        lt_cunn_attention_simt(nn, runs[r].simt);
+        float *x = malloc(N * C3 * sizeof *x), *g = malloc(NC * sizeof *g);
+        memcpy(x, qkv, N * C3 * sizeof *x), memcpy(g, dout, NC * sizeof *g);
+        round_dt(x, N * C3, dt), round_dt(g, NC, dt);
+        void *d_qkv = dev_put(x, N * C3, dt), *d_dout = dev_put(g, NC, dt);
+        void *d_out = dalloc(NC * lt_dtype_size(dt)), *d_dqkv = dalloc(N * C3 * lt_dtype_size(dt));
+        float *d_lse = dalloc(NR * sizeof(float)), *d_D = dalloc(NR * sizeof(float));
+        double tf[5], tb[5];
+        ok(lt_cunn_attention_forward(nn, dt, d_out, d_lse, d_qkv, B, T, C, NH), "attention_forward");
+        ok(lt_cunn_attention_backward(nn, dt, d_dqkv, d_D, d_dout, d_qkv, d_out, d_lse, B, T, C, NH),
+           "attention_backward");
+        for (int k = 0; k < 5; k++) {
+            double t0 = now_s();
+            for (int i = 0; i < 4; i++) lt_cunn_attention_forward(nn, dt, d_out, d_lse, d_qkv, B, T, C, NH);
+            ok(0, "attention_forward (timed)");
+            double t1 = now_s();
+            for (int i = 0; i < 4; i++)
+                lt_cunn_attention_backward(nn, dt, d_dqkv, d_D, d_dout, d_qkv, d_out, d_lse, B, T, C, NH);
+            ok(0, "attention_backward (timed)");
+            tf[k] = (t1 - t0) / 4, tb[k] = (now_s() - t1) / 4;
+        }
+        qsort(tf, 5, sizeof tf[0], cmp_d), qsort(tb, 5, sizeof tb[0], cmp_d);
+        printf("attn-bench dtype=%s kernel=%s B=%d T=%d C=%d NH=%d fwd_ms=%.3f bwd_ms=%.3f fwd_tflops=%.1f "
+               "bwd_tflops=%.1f\n",
+               dtn(dt), tc ? "tensor" : "cuda-cores", B, T, C, NH, tf[2] * 1e3, tb[2] * 1e3,
+               4 * hs * pairs / tf[2] * 1e-12, 10 * hs * pairs / tb[2] * 1e-12);
+        res[r][0] = dev_get(d_out, NC, dt), res[r][1] = dev_get(d_dqkv, N * C3, dt);
+        free(x), free(g);
+        free_all();
+    }
+    for (int r = 0; r + 1 < 4; r += 2) {
+        if (!res[r][0] || !res[r + 1][0]) continue;
+        const lt_dtype dt = runs[r].dt;
+        const double tol = 2 * (dt == LT_DTYPE_BF16 ? TOL_BF16 : TOL_F16);
+        expect("attention out: tensor vs CUDA cores", dt, res[r][0], res[r + 1][0], NC, tol);
+        expect("attention dqkv: tensor vs CUDA cores", dt, res[r][1], res[r + 1][1], N * C3, tol);
+    }
+    for (int r = 0; r < 5; r++) free(res[r][0]), free(res[r][1]);
+    free(qkv), free(dout);
+    lt_cunn_attention_simt(nn, 0);
+}
+
 int main(int argc, char **argv) {
-    int quick = 0;
+    int quick = 0, bench = 0;
     uint64_t seed = 1234;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) quick = 1;
+        else if (!strcmp(argv[i], "--bench")) bench = 1;
         else if (!strcmp(argv[i], "--seed") && i + 1 < argc) seed = strtoull(argv[++i], NULL, 10);
         else {
-            fprintf(stderr, "usage: gpu_gpt2_layers [--quick] [--seed S]\n");
+            fprintf(stderr, "usage: gpu_gpt2_layers [--quick] [--seed S] [--bench]\n");
             return 2;
         }
     }
@@ -616,6 +699,12 @@ int main(int argc, char **argv) {
     CHECK(lt_cunn_gelu_forward(nn, LT_DTYPE_U8, NULL, NULL, 1) == -1 && strstr(lt_cunn_error(nn), "U8"),
           "U8 storage was not refused: '%s'", lt_cunn_error(nn));
     rng = seed;
+    if (bench) { /* attention's speed only; --quick: a small shape (for the CUDA emulation) */
+        if (quick) bench_attention(1, 70, 128, 2);
+        else bench_attention(4, 1024, 768, 12);
+        lt_cunn_destroy(nn);
+        return lt_test_done("gpu_gpt2_layers --bench");
+    }
     int nshapes = quick ? 1 : (int)(sizeof SHAPES / sizeof SHAPES[0]);
     for (int i = 0; i < nshapes; i++) {
         run(&SHAPES[i], LT_DTYPE_F32);
@@ -623,10 +712,13 @@ int main(int argc, char **argv) {
         run(&SHAPES[i], LT_DTYPE_F16);
     }
     for (size_t i = 0; i < sizeof ATTN_SHAPES / sizeof ATTN_SHAPES[0]; i++) {
-        run_attention(&ATTN_SHAPES[i], LT_DTYPE_F32);
-        run_attention(&ATTN_SHAPES[i], LT_DTYPE_BF16);
-        run_attention(&ATTN_SHAPES[i], LT_DTYPE_F16);
+        run_attention(&ATTN_SHAPES[i], LT_DTYPE_F32, 0);
+        for (int simt = 0; simt < 2; simt++) {
+            run_attention(&ATTN_SHAPES[i], LT_DTYPE_BF16, simt);
+            run_attention(&ATTN_SHAPES[i], LT_DTYPE_F16, simt);
+        }
     }
+    lt_cunn_attention_simt(nn, 0);
     /* a head above the kernels' 128 dims is refused with a message */
     CHECK(lt_cunn_attention_forward(nn, LT_DTYPE_F32, NULL, NULL, NULL, 1, 4, 160, 1) == -1 &&
               strstr(lt_cunn_error(nn), "head size 160"),

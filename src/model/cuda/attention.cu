@@ -51,6 +51,7 @@
 #include <math.h>
 
 #include "kernels/cuda/cu_internal.cuh"
+#include "model/cuda/attention.cuh"
 #include "model/cuda/cu_nn.cuh"
 #include "model/cuda/gpt2_layers_cuda.h"
 
@@ -133,13 +134,6 @@ __device__ __forceinline__ float row_sum(float v) {
     return v;
 }
 
-/* x / sqrt(hs), the scores' scale (HF GPT-2 divides). When sqrt(hs) is a power of two (hs = 16, 64, 256, ...)
- * the product with its reciprocal `inv` is the same correctly rounded value, and cheaper; inv is 0 otherwise. */
-struct score_scale {
-    float scale, inv;
-    __device__ __forceinline__ float div(float x) const { return inv != 0.0f ? x * inv : x / scale; }
-};
-
 /* Writes this thread's dims of x / div (only those < hs) to row dst. */
 template <typename S, int DH>
 __device__ __forceinline__ void store_part(S *dst, const float (&x)[DT], float div, int hs, int part) {
@@ -151,16 +145,6 @@ __device__ __forceinline__ void store_part(S *dst, const float (&x)[DT], float d
         for (int e = 0; e < 4; e++)
             if (d0 + e < hs) st(dst, (size_t)(d0 + e), x[4 * c + e] / div);
     }
-}
-
-/* The (b, h) and tile of a CTA: tiles ordered heaviest first when `reverse` (the last tile is the heaviest). */
-struct cta_at {
-    size_t bh;
-    int tile;
-};
-__device__ __forceinline__ cta_at cta_of(int BH, int ntiles, bool reverse) {
-    const int r = (int)(blockIdx.x / (unsigned)BH);
-    return cta_at{(size_t)(blockIdx.x % (unsigned)BH), reverse ? ntiles - 1 - r : r};
 }
 
 /* ---- forward ---- */
@@ -348,14 +332,6 @@ __global__ void __launch_bounds__(ROWS *(DH / DT))
 /* The instantiation for head size hs: its DH (32, 64 or 128). */
 int head_dims(int hs) { return hs <= 32 ? 32 : hs <= 64 ? 64 : 128; }
 
-/* score_scale's inv for head size hs: 1 / sqrt(hs) when sqrt(hs) is a power of two (then multiplying by it
- * equals dividing by sqrt(hs) bit for bit), else 0 (the kernels divide). */
-float exact_inv_scale(int hs) {
-    const float sc = sqrtf((float)hs);
-    int e;
-    return frexpf(sc, &e) == 0.5f ? 1.0f / sc : 0.0f;
-}
-
 /* Common checks; 1 when there is nothing to do, -1 on a bad shape. */
 int check_shape(lt_cunn *nn, const char *what, int B, int T, int C, int NH) {
     if (B < 0 || T < 0 || C < 0) return fail(nn, "%s: negative size (B %d, T %d, C %d)", what, B, T, C);
@@ -390,12 +366,22 @@ void launch_backward(lt_cunn *nn, S *dqkv, float *Dsum, const S *dout, const S *
 
 } // namespace
 
+float ltnn::exact_inv_scale(int hs) {
+    const float sc = sqrtf((float)hs);
+    int e;
+    return frexpf(sc, &e) == 0.5f ? 1.0f / sc : 0.0f;
+}
+
 extern "C" {
 
 int lt_cunn_attention_forward(lt_cunn *nn, lt_dtype dt, void *out, float *lse, const void *qkv, int B, int T, int C,
                               int NH) {
     int rc = check_shape(nn, "attention_forward", B, T, C, NH);
     if (rc) return rc < 0 ? rc : 0;
+    if (!nn->attn_simt && attn_tc_serves(dt, C / NH)) {
+        attn_tc_forward(nn, dt, out, lse, qkv, B, T, C, NH);
+        return launched(nn, "attention_forward");
+    }
     const int dh = head_dims(C / NH);
     return with_dtype(nn, "attention_forward", dt, [&](auto z) {
         typedef decltype(z) S;
@@ -411,6 +397,10 @@ int lt_cunn_attention_backward(lt_cunn *nn, lt_dtype dt, void *dqkv, float *scra
                                const void *qkv, const void *out, const float *lse, int B, int T, int C, int NH) {
     int rc = check_shape(nn, "attention_backward", B, T, C, NH);
     if (rc) return rc < 0 ? rc : 0;
+    if (!nn->attn_simt && attn_tc_serves(dt, C / NH)) {
+        attn_tc_backward(nn, dt, dqkv, scratch, dout, qkv, out, lse, B, T, C, NH);
+        return launched(nn, "attention_backward");
+    }
     const int dh = head_dims(C / NH);
     return with_dtype(nn, "attention_backward", dt, [&](auto z) {
         typedef decltype(z) S;
@@ -420,6 +410,12 @@ int lt_cunn_attention_backward(lt_cunn *nn, lt_dtype dt, void *dqkv, float *scra
         else if (dh == 64) launch_backward<S, 64>(nn, d, scratch, g, x, o, lse, B, T, C, NH);
         else launch_backward<S, 128>(nn, d, scratch, g, x, o, lse, B, T, C, NH);
     });
+}
+
+int lt_cunn_attention_simt(lt_cunn *nn, int on) {
+    const int was = nn->attn_simt;
+    nn->attn_simt = on != 0;
+    return was;
 }
 
 } /* extern "C" */

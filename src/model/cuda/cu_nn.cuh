@@ -18,6 +18,7 @@
 struct lt_cunn {
     cudaStream_t stream;
     lt_cugemm *gemm;
+    int attn_simt; /* 1: attention on the CUDA cores for every dtype (lt_cunn_attention_simt) */
     char err[512];
 };
 

@@ -370,6 +370,7 @@ lt_cunn *lt_cunn_create(void *stream, char *err, size_t errlen) {
     }
     nn->stream = (cudaStream_t)stream;
     nn->err[0] = '\0';
+    nn->attn_simt = 0;
     nn->gemm = lt_cugemm_create(nn->stream, err, errlen);
     if (!nn->gemm) {
         delete nn;

@@ -162,15 +162,22 @@ int lt_cunn_lmhead_backward_r(lt_cunn *nn, lt_dtype dt, void *dinp, float *dwte,
                               const void *inp, const void *wte, size_t N, int C, int V, int ldv, void *wscratch,
                               size_t wscratch_elems);
 
-/* ---- attention (attention.cu: flash-style, the T x T probabilities are never stored) ---- */
+/* ---- attention (flash-style, the T x T probabilities are never stored) ----
+ * Two implementations: attention.cu, fp32 FMA on the CUDA cores, for every
+ * storage dtype and head size; attention_tc.cu, tensor cores (bf16 / fp16
+ * products, fp32 sums), chosen for bf16 and fp16 storage with head sizes up
+ * to 64 unless lt_cunn_attention_simt turned it off. The tensor-core path
+ * rounds the probabilities (forward, dv) and dS = P (dP - D) / sqrt(hs)
+ * (dq, dk) to the storage type before their products, as FlashAttention does
+ * in 16-bit; the CUDA-core path keeps them in fp32. */
 
 /* Causal multi-head self-attention. qkv [B,T,3C] holds q | k | v, each C wide
  * with head h at columns h*hs .. h*hs+hs-1 (hs = C / NH, at most 128; larger
  * heads are refused with a message). Writes out[B,T,C] = softmax over
- * t2 <= t of q.k / sqrt(hs), times v (fp32 throughout, out rounded once to
- * dt), and lse[B,NH,T] (float, device) = the log-sum-exp of each query row's
- * scores, all that backward needs besides qkv and out. Any T >= 1; shared
- * memory does not depend on T. */
+ * t2 <= t of q.k / sqrt(hs), times v (fp32 sums, out rounded once to dt; see
+ * above for the tensor-core path), and lse[B,NH,T] (float, device) = the
+ * log-sum-exp of each query row's scores, all that backward needs besides qkv
+ * and out. Any T >= 1; shared memory does not depend on T. */
 int lt_cunn_attention_forward(lt_cunn *nn, lt_dtype dt, void *out, float *lse, const void *qkv, int B, int T, int C,
                               int NH);
 
@@ -182,6 +189,10 @@ int lt_cunn_attention_forward(lt_cunn *nn, lt_dtype dt, void *out, float *lse, c
  * a fixed order, so two runs give the same bits. */
 int lt_cunn_attention_backward(lt_cunn *nn, lt_dtype dt, void *dqkv, float *scratch, const void *dout,
                                const void *qkv, const void *out, const float *lse, int B, int T, int C, int NH);
+
+/* on != 0: attention runs on the CUDA cores for every dtype (the tensor-core
+ * kernels off); 0: the default choice above. Returns the previous setting. */
+int lt_cunn_attention_simt(lt_cunn *nn, int on);
 
 /* ---- elementwise ---- */
 

@@ -1,0 +1,45 @@
+/* What the two attention implementations share (attention.cu: fp32 FMA on
+ * the CUDA cores, every storage type, head sizes up to 128; attention_tc.cu:
+ * tensor cores, 16-bit storage, head sizes up to 64): the CTA numbering, the
+ * scores' scale, and the tensor-core path's entry points. Internal to
+ * src/model/cuda; every name is in the namespace ltnn. */
+#ifndef LT_MODEL_CUDA_ATTENTION_CUH
+#define LT_MODEL_CUDA_ATTENTION_CUH
+
+#include "model/cuda/cu_nn.cuh"
+
+namespace ltnn {
+
+/* The (b, h) and tile of a CTA: tiles ordered heaviest first when `reverse` (the last tile is the heaviest). */
+struct cta_at {
+    size_t bh;
+    int tile;
+};
+__device__ __forceinline__ cta_at cta_of(int BH, int ntiles, bool reverse) {
+    const int r = (int)(blockIdx.x / (unsigned)BH);
+    return cta_at{(size_t)(blockIdx.x % (unsigned)BH), reverse ? ntiles - 1 - r : r};
+}
+
+/* x / sqrt(hs), the scores' scale (HF GPT-2 divides). When sqrt(hs) is a power of two (hs = 16, 64, 256, ...)
+ * the product with its reciprocal `inv` is the same correctly rounded value, and cheaper; inv is 0 otherwise. */
+struct score_scale {
+    float scale, inv;
+    __device__ __forceinline__ float div(float x) const { return inv != 0.0f ? x * inv : x / scale; }
+};
+
+/* score_scale's inv for head size hs: 1 / sqrt(hs) when sqrt(hs) is a power of two (then multiplying by it
+ * equals dividing by sqrt(hs) bit for bit), else 0 (the kernels divide). */
+float exact_inv_scale(int hs);
+
+/* The tensor-core kernels serve 16-bit storage (bf16, fp16) and head sizes up to 64. */
+inline bool attn_tc_serves(lt_dtype dt, int hs) { return (dt == LT_DTYPE_BF16 || dt == LT_DTYPE_F16) && hs <= 64; }
+
+/* The tensor-core forward and backward (attention_tc.cu), same arguments and results as
+ * lt_cunn_attention_forward / _backward, for what attn_tc_serves; shapes already checked, non-empty. */
+void attn_tc_forward(lt_cunn *nn, lt_dtype dt, void *out, float *lse, const void *qkv, int B, int T, int C, int NH);
+void attn_tc_backward(lt_cunn *nn, lt_dtype dt, void *dqkv, float *Dsum, const void *dout, const void *qkv,
+                      const void *out, const float *lse, int B, int T, int C, int NH);
+
+} // namespace ltnn
+
+#endif

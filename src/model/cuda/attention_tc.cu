@@ -1,0 +1,502 @@
+/* Causal self-attention on the tensor cores, for bf16 and fp16 storage and
+ * head sizes up to 64 (attention.cuh: attn_tc_serves); the same results as
+ * attention.cu (out, lse, D, dq, dk, dv) through the warp matrix functions
+ * (nvcuda::wmma, m16n16k16, 16-bit products, fp32 sums), flash-style: no
+ * T x T matrix in device memory, and no atomics (two runs give the same bits).
+ *
+ * Work layout: a CTA of 4 warps owns 64 rows (query rows in the forward and
+ * the dq pass, key rows in the dk / dv pass), 16 per warp, of one (b, h); the
+ * other operand streams through shared memory in tiles of 32 rows, staged as
+ * the storage's 16-bit values (zero past T and past hs; the head padded to
+ * DH = 32 or 64 dims). Each warp keeps its own 16 rows as matrix_a fragments
+ * and its sums (o, dq, dk, dv) as accumulator fragments. A score tile (16 x 32
+ * per warp) goes through shared memory in fp32, where the warp's lanes (two
+ * per row, 16 columns each) apply the mask, the scale and the softmax, and
+ * write the 16-bit operand of the next product (P, or dS) over it.
+ *
+ * The fragments' layout across lanes is unspecified, so nothing here touches
+ * their elements: every per-row operation happens in shared memory. That is
+ * why the forward makes two passes over the keys (the row max and sum first,
+ * then o = sum of exp(s - max) v with the final max, divided by the sum at the
+ * end), instead of rescaling a running o: the scores' product is computed
+ * twice, and the tensor cores have the time for it.
+ *
+ * Backward, as attention.cu: the dq pass (per query tile: D = dout . out
+ * by the tensor cores, as dP,
+ * then over key tiles P = exp(s - lse), dP = dout . v, dS = P (dP - D) /
+ * sqrt(hs), dq += dS k), then the dk / dv pass (per key tile, over query tiles
+ * from the diagonal: dv += P^T dout, dk += dS^T q). */
+#include <cuda_runtime.h>
+#include <math.h>
+#include <mma.h>
+#ifndef LT_CUDA_EMU
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#endif
+
+#include "kernels/cuda/cu_internal.cuh"
+#include "model/cuda/attention.cuh"
+#include "model/cuda/cu_nn.cuh"
+
+namespace {
+
+using namespace ltnn;
+namespace wm = nvcuda::wmma;
+
+constexpr int NW = 4;       /* warps per CTA */
+constexpr int QR = 16 * NW; /* rows a CTA owns */
+constexpr int KT = 32;      /* rows of a streamed tile */
+constexpr int SLD = KT + 4; /* floats per row of a warp's score tile */
+constexpr int PLD = KT + 8; /* 16-bit values per row of the P / dS tile written over it */
+
+/* the wmma element type of a storage type */
+template <typename S> struct wtype;
+template <> struct wtype<uint16_t> {
+    typedef __nv_bfloat16 T;
+};
+template <> struct wtype<f16s> {
+    typedef __half T;
+};
+
+__device__ __forceinline__ uint16_t bits16(uint16_t x) { return x; }
+__device__ __forceinline__ uint16_t bits16(f16s x) { return x.bits; }
+__device__ __forceinline__ uint16_t to16(uint16_t *, float x) { return lt_cu_f32_to_bf16(x); }
+__device__ __forceinline__ uint16_t to16(f16s *, float x) { return lt_cu_f32_to_f16(x); }
+
+template <typename S, int DH> struct Tc {
+    typedef typename wtype<S>::T W;
+    static constexpr int LD = DH + 8; /* 16-bit values per staged row (the padding spreads the banks) */
+    static constexpr int OLD = DH + 4; /* floats per row of a warp's output tile */
+    static constexpr int ND = DH / 16;
+    typedef wm::fragment<wm::matrix_a, 16, 16, 16, W, wm::row_major> A;
+    typedef wm::fragment<wm::matrix_b, 16, 16, 16, W, wm::row_major> Brow;
+    typedef wm::fragment<wm::matrix_b, 16, 16, 16, W, wm::col_major> Bcol;
+    typedef wm::fragment<wm::accumulator, 16, 16, 16, float> Acc;
+};
+
+/* dst rows 0..rows-1 (Tc::LD apart) = src rows (stride elements apart), the 16-bit values as they are; zero for
+ * rows >= valid and dims >= hs. vec: hs and stride multiples of 8 and src 16-byte aligned, 8 values per load. */
+template <typename S, int DH>
+__device__ __forceinline__ void stage16(uint16_t *dst, const S *src, size_t stride, int rows, int valid, int hs,
+                                        bool vec) {
+    constexpr int LD = Tc<S, DH>::LD;
+    const int tid = threadIdx.x, nt = 32 * NW;
+    if (vec) {
+        constexpr int CPR = DH / 8; /* chunks per row */
+        for (int i = tid; i < rows * CPR; i += nt) {
+            const int r = i / CPR, d = 8 * (i % CPR);
+            int4 v = {0, 0, 0, 0};
+            if (r < valid && d < hs) {
+                const S *p = src + (size_t)r * stride + (size_t)d;
+                LT_ALIGNED(p, 16);
+                v = *reinterpret_cast<const int4 *>(p);
+            }
+            LT_ALIGNED(dst + r * LD + d, 16);
+            *reinterpret_cast<int4 *>(dst + r * LD + d) = v;
+        }
+    } else {
+        for (int i = tid; i < rows * DH; i += nt) {
+            const int r = i / DH, d = i % DH;
+            dst[r * LD + d] = r < valid && d < hs ? bits16(src[(size_t)r * stride + (size_t)d]) : (uint16_t)0;
+        }
+    }
+}
+
+/* the warp's 16 rows (at `rows`, Tc::LD apart) as matrix_a fragments, one per 16 dims */
+template <typename S, int DH>
+__device__ __forceinline__ void load_rows(typename Tc<S, DH>::A (&a)[Tc<S, DH>::ND], const uint16_t *rows) {
+    typedef typename Tc<S, DH>::W W;
+#pragma unroll
+    for (int d = 0; d < Tc<S, DH>::ND; d++)
+        wm::load_matrix_sync(a[d], reinterpret_cast<const W *>(rows + 16 * d), Tc<S, DH>::LD);
+}
+
+/* sw (16 x KT floats, SLD apart) = a . tile^T: the warp's rows against the KT staged rows of tile */
+template <typename S, int DH>
+__device__ __forceinline__ void scores(float *sw, const typename Tc<S, DH>::A (&a)[Tc<S, DH>::ND],
+                                       const uint16_t *tile) {
+    typedef Tc<S, DH> X;
+#pragma unroll
+    for (int nb = 0; nb < KT / 16; nb++) {
+        typename X::Acc acc;
+        wm::fill_fragment(acc, 0.0f);
+#pragma unroll
+        for (int d = 0; d < X::ND; d++) {
+            typename X::Bcol bt;
+            wm::load_matrix_sync(bt, reinterpret_cast<const typename X::W *>(tile + 16 * nb * X::LD + 16 * d), X::LD);
+            wm::mma_sync(acc, a[d], bt, acc);
+        }
+        wm::store_matrix_sync(sw + 16 * nb, acc, SLD, wm::mem_row_major);
+    }
+}
+
+/* acc[d] += p (16 x KT, 16-bit, PLD apart) . tile (KT staged rows) */
+template <typename S, int DH>
+__device__ __forceinline__ void accumulate(typename Tc<S, DH>::Acc (&acc)[Tc<S, DH>::ND], const uint16_t *p,
+                                           const uint16_t *tile) {
+    typedef Tc<S, DH> X;
+#pragma unroll
+    for (int kk = 0; kk < KT / 16; kk++) {
+        typename X::A pa;
+        wm::load_matrix_sync(pa, reinterpret_cast<const typename X::W *>(p + 16 * kk), PLD);
+#pragma unroll
+        for (int d = 0; d < X::ND; d++) {
+            typename X::Brow vb;
+            wm::load_matrix_sync(vb, reinterpret_cast<const typename X::W *>(tile + 16 * kk * X::LD + 16 * d), X::LD);
+            wm::mma_sync(acc[d], pa, vb, acc[d]);
+        }
+    }
+}
+
+/* Writes the warp's 16 rows of acc, divided by div (each lane's own row's), to dst + r * ld for row r, dims < hs,
+ * through ow (16 x OLD floats of shared memory); lanes: two per row, half of the dims each; valid: this lane's
+ * row exists (is before T). */
+template <typename S, int DH>
+__device__ __forceinline__ void write_rows(S *dst, size_t ld, float *ow, typename Tc<S, DH>::Acc (&acc)[Tc<S, DH>::ND],
+                                           float div, bool valid, int hs) {
+    typedef Tc<S, DH> X;
+    const int lane = threadIdx.x % 32, lr = lane >> 1, half = lane & 1;
+#pragma unroll
+    for (int d = 0; d < X::ND; d++) wm::store_matrix_sync(ow + 16 * d, acc[d], X::OLD, wm::mem_row_major);
+    warp_sync();
+    if (valid) {
+        S *row = dst + (size_t)lr * ld;
+        for (int d = half * (DH / 2); d < (half + 1) * (DH / 2) && d < hs; d++) st(row, (size_t)d, ow[lr * X::OLD + d] / div);
+    }
+    warp_sync();
+}
+
+/* ---- forward ---- */
+
+template <typename S, int DH> struct FwdSmem {
+    typedef Tc<S, DH> X;
+    union alignas(32) U {
+        uint16_t q[QR * X::LD];
+        struct {
+            uint16_t k[KT * X::LD], v[KT * X::LD];
+        } kv;
+        float o[NW * 16 * X::OLD];
+    } u;
+    alignas(32) float s[NW][16 * SLD];
+};
+
+template <typename S, int DH>
+__global__ void __launch_bounds__(32 * NW) attn_tc_fwd(S *out, float *lse, const S *qkv, int B, int T, int C, int NH,
+                                                        float inv, int vec) {
+    typedef Tc<S, DH> X;
+    __shared__ FwdSmem<S, DH> sm;
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, lr = lane >> 1, half = lane & 1;
+    const int hs = C / NH, ntiles = (T + QR - 1) / QR;
+    const cta_at w = cta_of(B * NH, ntiles, true);
+    const size_t b = w.bh / (size_t)NH, C3 = 3 * (size_t)C;
+    const int h = (int)(w.bh % (size_t)NH), q0 = w.tile * QR, r0 = 16 * warp, t = q0 + r0 + lr;
+    const S *base = qkv + b * (size_t)T * C3 + (size_t)h * hs;
+    const score_scale sc{sqrtf((float)hs), inv};
+    const int warp_last = q0 + r0 + 15;
+    float *sw = sm.s[warp];
+    uint16_t *pw = reinterpret_cast<uint16_t *>(sw);
+    const int kend = T < q0 + QR ? T : q0 + QR;
+
+    stage16<S, DH>(sm.u.q, base + (size_t)q0 * C3, C3, QR, T - q0, hs, vec);
+    __syncthreads();
+    typename X::A qa[X::ND];
+    load_rows<S, DH>(qa, sm.u.q + r0 * X::LD);
+
+    /* pass 1: each row's max m and sum l of exp(s - m) */
+    float m = -INFINITY, l = 0.0f;
+    for (int k0 = 0; k0 < kend; k0 += KT) {
+        __syncthreads(); /* the previous tile (or q) has been read */
+        stage16<S, DH>(sm.u.kv.k, base + (size_t)k0 * C3 + C, C3, KT, T - k0, hs, vec);
+        __syncthreads();
+        if (k0 > warp_last) continue;
+        scores<S, DH>(sw, qa, sm.u.kv.k);
+        warp_sync();
+        float s[16], mt = -INFINITY;
+#pragma unroll
+        for (int c = 0; c < 16; c++) {
+            const int key = k0 + 16 * half + c;
+            s[c] = key <= t && key < T ? sc.div(sw[lr * SLD + 16 * half + c]) : -INFINITY;
+            mt = fmaxf(mt, s[c]);
+        }
+        mt = fmaxf(mt, __shfl_xor_sync(0xffffffffu, mt, 1));
+        const float mn = fmaxf(m, mt); /* finite: key 0 is in the first tile */
+        float sum = 0.0f;
+#pragma unroll
+        for (int c = 0; c < 16; c++) sum += expf(s[c] - mn);
+        sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+        l = l * expf(m - mn) + sum;
+        m = mn;
+        warp_sync(); /* the lanes have read sw */
+    }
+
+    /* pass 2: o = sum of exp(s - m) v over the same tiles, then o / l */
+    typename X::Acc oacc[X::ND];
+#pragma unroll
+    for (int d = 0; d < X::ND; d++) wm::fill_fragment(oacc[d], 0.0f);
+    for (int k0 = 0; k0 < kend; k0 += KT) {
+        __syncthreads();
+        stage16<S, DH>(sm.u.kv.k, base + (size_t)k0 * C3 + C, C3, KT, T - k0, hs, vec);
+        stage16<S, DH>(sm.u.kv.v, base + (size_t)k0 * C3 + 2 * (size_t)C, C3, KT, T - k0, hs, vec);
+        __syncthreads();
+        if (k0 > warp_last) continue;
+        scores<S, DH>(sw, qa, sm.u.kv.k);
+        warp_sync();
+        float p[16];
+#pragma unroll
+        for (int c = 0; c < 16; c++) {
+            const int key = k0 + 16 * half + c;
+            p[c] = key <= t && key < T ? expf(sc.div(sw[lr * SLD + 16 * half + c]) - m) : 0.0f;
+        }
+        warp_sync(); /* every lane has read its scores before P overwrites them */
+#pragma unroll
+        for (int c = 0; c < 16; c++) pw[lr * PLD + 16 * half + c] = to16((S *)nullptr, p[c]);
+        warp_sync();
+        accumulate<S, DH>(oacc, pw, sm.u.kv.v);
+        warp_sync(); /* the P tile has been read before the next scores */
+    }
+    __syncthreads(); /* the tiles are done with: the output staging overlays them */
+    write_rows<S, DH>(out + (b * (size_t)T + (size_t)(q0 + r0)) * (size_t)C + (size_t)h * hs, (size_t)C,
+                      sm.u.o + warp * 16 * X::OLD, oacc, l, t < T, hs);
+    if (t < T && half == 0) lse[w.bh * (size_t)T + (size_t)t] = m + logf(l);
+}
+
+/* ---- backward, passes 1 and 2: D and dq per query tile ---- */
+
+template <typename S, int DH> struct DqSmem {
+    typedef Tc<S, DH> X;
+    union alignas(32) U {
+        struct {
+            uint16_t q[QR * X::LD], g[QR * X::LD], o[QR * X::LD];
+        } qg;
+        struct {
+            uint16_t k[KT * X::LD], v[KT * X::LD];
+        } kv;
+        float o[NW * 16 * X::OLD];
+    } u;
+    alignas(32) float s[NW][16 * SLD];
+    alignas(32) float dp[NW][16 * SLD];
+};
+
+template <typename S, int DH>
+__global__ void __launch_bounds__(32 * NW)
+    attn_tc_dq(S *dqkv, float *Dsum, const S *dout, const S *qkv, const S *out, const float *lse, int B, int T, int C,
+               int NH, float inv, int vec) {
+    typedef Tc<S, DH> X;
+    __shared__ DqSmem<S, DH> sm;
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, lr = lane >> 1, half = lane & 1;
+    const int hs = C / NH, ntiles = (T + QR - 1) / QR;
+    const cta_at w = cta_of(B * NH, ntiles, true);
+    const size_t b = w.bh / (size_t)NH, C3 = 3 * (size_t)C;
+    const int h = (int)(w.bh % (size_t)NH), q0 = w.tile * QR, r0 = 16 * warp, t = q0 + r0 + lr;
+    const S *base = qkv + b * (size_t)T * C3 + (size_t)h * hs;
+    const size_t orow = (b * (size_t)T + (size_t)q0) * (size_t)C + (size_t)h * hs; /* dout / out of row q0 */
+    const score_scale sc{sqrtf((float)hs), inv};
+    const int warp_last = q0 + r0 + 15;
+    float *sw = sm.s[warp], *dpw = sm.dp[warp];
+    uint16_t *dsw = reinterpret_cast<uint16_t *>(sw);
+    const int kend = T < q0 + QR ? T : q0 + QR;
+
+    stage16<S, DH>(sm.u.qg.q, base + (size_t)q0 * C3, C3, QR, T - q0, hs, vec);
+    stage16<S, DH>(sm.u.qg.g, dout + orow, (size_t)C, QR, T - q0, hs, vec);
+    stage16<S, DH>(sm.u.qg.o, out + orow, (size_t)C, QR, T - q0, hs, vec);
+    __syncthreads();
+    typename X::A qa[X::ND], ga[X::ND];
+    load_rows<S, DH>(qa, sm.u.qg.q + r0 * X::LD);
+    load_rows<S, DH>(ga, sm.u.qg.g + r0 * X::LD);
+    /* D = dout . out per row: the diagonal of the warp's dout . out^T, by the same products and in the same order
+     * as dP = dout . v^T below (so that a row whose only key is itself, where out = v, gets dP - D = 0 exactly) */
+    {
+        typename X::Acc dd;
+        wm::fill_fragment(dd, 0.0f);
+#pragma unroll
+        for (int d = 0; d < X::ND; d++) {
+            typename X::Bcol ot;
+            wm::load_matrix_sync(ot, reinterpret_cast<const typename X::W *>(sm.u.qg.o + r0 * X::LD + 16 * d), X::LD);
+            wm::mma_sync(dd, ga[d], ot, dd);
+        }
+        wm::store_matrix_sync(sw, dd, SLD, wm::mem_row_major);
+        warp_sync();
+    }
+    const float Di = t < T ? sw[lr * SLD + lr] : 0.0f;
+    warp_sync();
+    const float li = t < T ? lse[w.bh * (size_t)T + (size_t)t] : 0.0f;
+    if (t < T && half == 0) Dsum[w.bh * (size_t)T + (size_t)t] = Di;
+
+    typename X::Acc dq[X::ND];
+#pragma unroll
+    for (int d = 0; d < X::ND; d++) wm::fill_fragment(dq[d], 0.0f);
+    for (int k0 = 0; k0 < kend; k0 += KT) {
+        __syncthreads(); /* the previous tile (or q and dout) has been read */
+        stage16<S, DH>(sm.u.kv.k, base + (size_t)k0 * C3 + C, C3, KT, T - k0, hs, vec);
+        stage16<S, DH>(sm.u.kv.v, base + (size_t)k0 * C3 + 2 * (size_t)C, C3, KT, T - k0, hs, vec);
+        __syncthreads();
+        if (k0 > warp_last) continue;
+        scores<S, DH>(sw, qa, sm.u.kv.k);
+        scores<S, DH>(dpw, ga, sm.u.kv.v);
+        warp_sync();
+        float ds[16];
+#pragma unroll
+        for (int c = 0; c < 16; c++) {
+            const int key = k0 + 16 * half + c, at = lr * SLD + 16 * half + c;
+            const float p = key <= t && key < T ? expf(sc.div(sw[at]) - li) : 0.0f;
+            ds[c] = sc.div(p * (dpw[at] - Di));
+        }
+        warp_sync();
+#pragma unroll
+        for (int c = 0; c < 16; c++) dsw[lr * PLD + 16 * half + c] = to16((S *)nullptr, ds[c]);
+        warp_sync();
+        accumulate<S, DH>(dq, dsw, sm.u.kv.k);
+        warp_sync();
+    }
+    __syncthreads();
+    write_rows<S, DH>(dqkv + (b * (size_t)T + (size_t)(q0 + r0)) * C3 + (size_t)h * hs, C3,
+                      sm.u.o + warp * 16 * X::OLD, dq, 1.0f, t < T, hs);
+}
+
+/* ---- backward, pass 3: dk and dv per key tile ---- */
+
+template <typename S, int DH> struct DkvSmem {
+    typedef Tc<S, DH> X;
+    union alignas(32) U {
+        struct {
+            uint16_t k[QR * X::LD], v[QR * X::LD];
+        } kv;
+        struct {
+            uint16_t q[KT * X::LD], g[KT * X::LD];
+        } qg;
+        float o[NW * 16 * X::OLD];
+    } u;
+    alignas(32) float s[NW][16 * SLD];
+    alignas(32) float dp[NW][16 * SLD];
+    float ls[KT], ds[KT]; /* lse and D of the tile's queries */
+};
+
+template <typename S, int DH>
+__global__ void __launch_bounds__(32 * NW)
+    attn_tc_dkv(S *dqkv, const float *Dsum, const S *dout, const S *qkv, const float *lse, int B, int T, int C, int NH,
+                float inv, int vec) {
+    typedef Tc<S, DH> X;
+    __shared__ DkvSmem<S, DH> sm;
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, lr = lane >> 1, half = lane & 1;
+    const int hs = C / NH, ntiles = (T + QR - 1) / QR;
+    const cta_at w = cta_of(B * NH, ntiles, false); /* key tile 0 has the most queries */
+    const size_t b = w.bh / (size_t)NH, C3 = 3 * (size_t)C;
+    const int h = (int)(w.bh % (size_t)NH), j0 = w.tile * QR, r0 = 16 * warp, j = j0 + r0 + lr;
+    const S *base = qkv + b * (size_t)T * C3 + (size_t)h * hs;
+    const S *gbase = dout + b * (size_t)T * (size_t)C + (size_t)h * hs;
+    const score_scale sc{sqrtf((float)hs), inv};
+    const int warp_first = j0 + r0; /* the warp's first key */
+    float *sw = sm.s[warp], *dpw = sm.dp[warp];
+    uint16_t *pw = reinterpret_cast<uint16_t *>(sw), *dsw = reinterpret_cast<uint16_t *>(dpw);
+
+    stage16<S, DH>(sm.u.kv.k, base + (size_t)j0 * C3 + C, C3, QR, T - j0, hs, vec);
+    stage16<S, DH>(sm.u.kv.v, base + (size_t)j0 * C3 + 2 * (size_t)C, C3, QR, T - j0, hs, vec);
+    __syncthreads();
+    typename X::A ka[X::ND], va[X::ND];
+    load_rows<S, DH>(ka, sm.u.kv.k + r0 * X::LD);
+    load_rows<S, DH>(va, sm.u.kv.v + r0 * X::LD);
+    typename X::Acc dk[X::ND], dv[X::ND];
+#pragma unroll
+    for (int d = 0; d < X::ND; d++) wm::fill_fragment(dk[d], 0.0f), wm::fill_fragment(dv[d], 0.0f);
+
+    for (int i0 = j0 / KT * KT; i0 < T; i0 += KT) {
+        __syncthreads(); /* the previous tile (or k and v) has been read */
+        stage16<S, DH>(sm.u.qg.q, base + (size_t)i0 * C3, C3, KT, T - i0, hs, vec);
+        stage16<S, DH>(sm.u.qg.g, gbase + (size_t)i0 * (size_t)C, (size_t)C, KT, T - i0, hs, vec);
+        if (tid < KT) {
+            const bool in = i0 + tid < T;
+            sm.ls[tid] = in ? lse[w.bh * (size_t)T + (size_t)(i0 + tid)] : 0.0f;
+            sm.ds[tid] = in ? Dsum[w.bh * (size_t)T + (size_t)(i0 + tid)] : 0.0f;
+        }
+        __syncthreads();
+        if (i0 + KT - 1 < warp_first) continue; /* every query of the tile is before this warp's keys */
+        scores<S, DH>(sw, ka, sm.u.qg.q);  /* s^T: keys x queries */
+        scores<S, DH>(dpw, va, sm.u.qg.g); /* dP^T */
+        warp_sync();
+        float p[16], ds[16];
+#pragma unroll
+        for (int c = 0; c < 16; c++) {
+            const int qc = 16 * half + c, qi = i0 + qc, at = lr * SLD + qc;
+            p[c] = qi >= j && qi < T ? expf(sc.div(sw[at]) - sm.ls[qc]) : 0.0f;
+            ds[c] = sc.div(p[c] * (dpw[at] - sm.ds[qc]));
+        }
+        warp_sync();
+#pragma unroll
+        for (int c = 0; c < 16; c++) {
+            pw[lr * PLD + 16 * half + c] = to16((S *)nullptr, p[c]);
+            dsw[lr * PLD + 16 * half + c] = to16((S *)nullptr, ds[c]);
+        }
+        warp_sync();
+        accumulate<S, DH>(dv, pw, sm.u.qg.g);
+        accumulate<S, DH>(dk, dsw, sm.u.qg.q);
+        warp_sync();
+    }
+    __syncthreads();
+    S *row = dqkv + (b * (size_t)T + (size_t)(j0 + r0)) * C3 + (size_t)h * hs;
+    float *ow = sm.u.o + warp * 16 * X::OLD;
+    write_rows<S, DH>(row + C, C3, ow, dk, 1.0f, j < T, hs);
+    write_rows<S, DH>(row + 2 * (size_t)C, C3, ow, dv, 1.0f, j < T, hs);
+}
+
+/* 16-byte staging: every row start and head offset a multiple of 8 values, the base 16-byte aligned */
+int vec_ok(const void *p, int C, int hs, const void *p2 = nullptr, const void *p3 = nullptr) {
+    const uintptr_t a = (uintptr_t)p | (uintptr_t)p2 | (uintptr_t)p3;
+    return C % 8 == 0 && hs % 8 == 0 && a % 16 == 0;
+}
+
+template <typename S, int DH>
+void tc_forward(lt_cunn *nn, S *out, float *lse, const S *qkv, int B, int T, int C, int NH) {
+    const unsigned grid = (unsigned)((size_t)B * NH * (size_t)((T + QR - 1) / QR));
+    const int hs = C / NH;
+    auto k = attn_tc_fwd<S, DH>;
+    LT_LAUNCH(k, grid, 32 * NW, 0, nn->stream)(out, lse, qkv, B, T, C, NH, exact_inv_scale(hs), vec_ok(qkv, C, hs));
+}
+
+template <typename S, int DH>
+void tc_backward(lt_cunn *nn, S *dqkv, float *Dsum, const S *dout, const S *qkv, const S *out, const float *lse,
+                 int B, int T, int C, int NH) {
+    const unsigned grid = (unsigned)((size_t)B * NH * (size_t)((T + QR - 1) / QR));
+    const int hs = C / NH, vec = vec_ok(qkv, C, hs, dout, out);
+    const float inv = exact_inv_scale(hs);
+    auto kq = attn_tc_dq<S, DH>;
+    auto kkv = attn_tc_dkv<S, DH>;
+    /* the dq pass writes D, which the dk / dv pass reads: the stream orders them */
+    LT_LAUNCH(kq, grid, 32 * NW, 0, nn->stream)(dqkv, Dsum, dout, qkv, out, lse, B, T, C, NH, inv, vec);
+    LT_LAUNCH(kkv, grid, 32 * NW, 0, nn->stream)(dqkv, Dsum, dout, qkv, lse, B, T, C, NH, inv, vec);
+}
+
+} // namespace
+
+void ltnn::attn_tc_forward(lt_cunn *nn, lt_dtype dt, void *out, float *lse, const void *qkv, int B, int T, int C,
+                           int NH) {
+    const bool small = C / NH <= 32;
+    if (dt == LT_DTYPE_BF16) {
+        auto o = static_cast<uint16_t *>(out);
+        auto x = static_cast<const uint16_t *>(qkv);
+        if (small) tc_forward<uint16_t, 32>(nn, o, lse, x, B, T, C, NH);
+        else tc_forward<uint16_t, 64>(nn, o, lse, x, B, T, C, NH);
+    } else {
+        auto o = static_cast<f16s *>(out);
+        auto x = static_cast<const f16s *>(qkv);
+        if (small) tc_forward<f16s, 32>(nn, o, lse, x, B, T, C, NH);
+        else tc_forward<f16s, 64>(nn, o, lse, x, B, T, C, NH);
+    }
+}
+
+void ltnn::attn_tc_backward(lt_cunn *nn, lt_dtype dt, void *dqkv, float *Dsum, const void *dout, const void *qkv,
+                            const void *out, const float *lse, int B, int T, int C, int NH) {
+    const bool small = C / NH <= 32;
+    if (dt == LT_DTYPE_BF16) {
+        auto d = static_cast<uint16_t *>(dqkv);
+        auto g = static_cast<const uint16_t *>(dout), x = static_cast<const uint16_t *>(qkv),
+             o = static_cast<const uint16_t *>(out);
+        if (small) tc_backward<uint16_t, 32>(nn, d, Dsum, g, x, o, lse, B, T, C, NH);
+        else tc_backward<uint16_t, 64>(nn, d, Dsum, g, x, o, lse, B, T, C, NH);
+    } else {
+        auto d = static_cast<f16s *>(dqkv);
+        auto g = static_cast<const f16s *>(dout), x = static_cast<const f16s *>(qkv),
+             o = static_cast<const f16s *>(out);
+        if (small) tc_backward<f16s, 32>(nn, d, Dsum, g, x, o, lse, B, T, C, NH);
+        else tc_backward<f16s, 64>(nn, d, Dsum, g, x, o, lse, B, T, C, NH);
+    }
+}
