@@ -166,6 +166,19 @@ __device__ __forceinline__ void write_rows(S *dst, size_t ld, float *ow, typenam
     warp_sync();
 }
 
+/* Where this thread works: its CTA's (b, h) and first row (of 64; tiles heaviest first when `reverse`), its
+ * warp's first row within the CTA's (r0), its lane's row within the warp's (lr) and half of that row's columns */
+struct place {
+    size_t b, bh, C3;
+    int h, hs, row0, warp, r0, lr, half;
+};
+__device__ __forceinline__ place place_of(int B, int T, int C, int NH, bool reverse) {
+    const int lane = (int)threadIdx.x % 32, warp = (int)threadIdx.x / 32;
+    const cta_at w = cta_of(B * NH, (T + QR - 1) / QR, reverse);
+    return place{w.bh / (size_t)NH, w.bh, 3 * (size_t)C, (int)(w.bh % (size_t)NH), C / NH, w.tile * QR, warp,
+                 16 * warp, lane >> 1, lane & 1};
+}
+
 /* ---- forward ---- */
 
 template <typename S, int DH> struct FwdSmem {
@@ -185,11 +198,9 @@ __global__ void __launch_bounds__(32 * NW) attn_tc_fwd(S *out, float *lse, const
                                                         float inv, int vec) {
     typedef Tc<S, DH> X;
     __shared__ FwdSmem<S, DH> sm;
-    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, lr = lane >> 1, half = lane & 1;
-    const int hs = C / NH, ntiles = (T + QR - 1) / QR;
-    const cta_at w = cta_of(B * NH, ntiles, true);
-    const size_t b = w.bh / (size_t)NH, C3 = 3 * (size_t)C;
-    const int h = (int)(w.bh % (size_t)NH), q0 = w.tile * QR, r0 = 16 * warp, t = q0 + r0 + lr;
+    const place P = place_of(B, T, C, NH, true);
+    const size_t b = P.b, C3 = P.C3;
+    const int hs = P.hs, h = P.h, warp = P.warp, lr = P.lr, half = P.half, q0 = P.row0, r0 = P.r0, t = q0 + r0 + lr;
     const S *base = qkv + b * (size_t)T * C3 + (size_t)h * hs;
     const score_scale sc{sqrtf((float)hs), inv};
     const int warp_last = q0 + r0 + 15;
@@ -257,7 +268,7 @@ __global__ void __launch_bounds__(32 * NW) attn_tc_fwd(S *out, float *lse, const
     __syncthreads(); /* the tiles are done with: the output staging overlays them */
     write_rows<S, DH>(out + (b * (size_t)T + (size_t)(q0 + r0)) * (size_t)C + (size_t)h * hs, (size_t)C,
                       sm.u.o + warp * 16 * X::OLD, oacc, l, t < T, hs);
-    if (t < T && half == 0) lse[w.bh * (size_t)T + (size_t)t] = m + logf(l);
+    if (t < T && half == 0) lse[P.bh * (size_t)T + (size_t)t] = m + logf(l);
 }
 
 /* ---- backward, passes 1 and 2: D and dq per query tile ---- */
@@ -283,11 +294,9 @@ __global__ void __launch_bounds__(32 * NW)
                int NH, float inv, int vec) {
     typedef Tc<S, DH> X;
     __shared__ DqSmem<S, DH> sm;
-    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, lr = lane >> 1, half = lane & 1;
-    const int hs = C / NH, ntiles = (T + QR - 1) / QR;
-    const cta_at w = cta_of(B * NH, ntiles, true);
-    const size_t b = w.bh / (size_t)NH, C3 = 3 * (size_t)C;
-    const int h = (int)(w.bh % (size_t)NH), q0 = w.tile * QR, r0 = 16 * warp, t = q0 + r0 + lr;
+    const place P = place_of(B, T, C, NH, true);
+    const size_t b = P.b, C3 = P.C3;
+    const int hs = P.hs, h = P.h, warp = P.warp, lr = P.lr, half = P.half, q0 = P.row0, r0 = P.r0, t = q0 + r0 + lr;
     const S *base = qkv + b * (size_t)T * C3 + (size_t)h * hs;
     const size_t orow = (b * (size_t)T + (size_t)q0) * (size_t)C + (size_t)h * hs; /* dout / out of row q0 */
     const score_scale sc{sqrtf((float)hs), inv};
@@ -319,8 +328,8 @@ __global__ void __launch_bounds__(32 * NW)
     }
     const float Di = t < T ? sw[lr * SLD + lr] : 0.0f;
     warp_sync();
-    const float li = t < T ? lse[w.bh * (size_t)T + (size_t)t] : 0.0f;
-    if (t < T && half == 0) Dsum[w.bh * (size_t)T + (size_t)t] = Di;
+    const float li = t < T ? lse[P.bh * (size_t)T + (size_t)t] : 0.0f;
+    if (t < T && half == 0) Dsum[P.bh * (size_t)T + (size_t)t] = Di;
 
     typename X::Acc dq[X::ND];
 #pragma unroll
@@ -377,11 +386,10 @@ __global__ void __launch_bounds__(32 * NW)
                 float inv, int vec) {
     typedef Tc<S, DH> X;
     __shared__ DkvSmem<S, DH> sm;
-    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, lr = lane >> 1, half = lane & 1;
-    const int hs = C / NH, ntiles = (T + QR - 1) / QR;
-    const cta_at w = cta_of(B * NH, ntiles, false); /* key tile 0 has the most queries */
-    const size_t b = w.bh / (size_t)NH, C3 = 3 * (size_t)C;
-    const int h = (int)(w.bh % (size_t)NH), j0 = w.tile * QR, r0 = 16 * warp, j = j0 + r0 + lr;
+    const place P = place_of(B, T, C, NH, false); /* key tile 0 has the most queries */
+    const size_t b = P.b, C3 = P.C3;
+    const int tid = threadIdx.x, hs = P.hs, h = P.h, warp = P.warp, lr = P.lr, half = P.half, j0 = P.row0, r0 = P.r0,
+              j = j0 + r0 + lr;
     const S *base = qkv + b * (size_t)T * C3 + (size_t)h * hs;
     const S *gbase = dout + b * (size_t)T * (size_t)C + (size_t)h * hs;
     const score_scale sc{sqrtf((float)hs), inv};
@@ -405,8 +413,8 @@ __global__ void __launch_bounds__(32 * NW)
         stage16<S, DH>(sm.u.qg.g, gbase + (size_t)i0 * (size_t)C, (size_t)C, KT, T - i0, hs, vec);
         if (tid < KT) {
             const bool in = i0 + tid < T;
-            sm.ls[tid] = in ? lse[w.bh * (size_t)T + (size_t)(i0 + tid)] : 0.0f;
-            sm.ds[tid] = in ? Dsum[w.bh * (size_t)T + (size_t)(i0 + tid)] : 0.0f;
+            sm.ls[tid] = in ? lse[P.bh * (size_t)T + (size_t)(i0 + tid)] : 0.0f;
+            sm.ds[tid] = in ? Dsum[P.bh * (size_t)T + (size_t)(i0 + tid)] : 0.0f;
         }
         __syncthreads();
         if (i0 + KT - 1 < warp_first) continue; /* every query of the tile is before this warp's keys */
