@@ -49,7 +49,7 @@ CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 EX_BIN  := $(EX_SRC:examples/%.c=$(BUILD)/examples/%)
 
-.PHONY: all deps test test-asan run install clean fuzz bench bench-ceiling cuda-emu
+.PHONY: all deps test test-asan run install clean fuzz bench bench-ceiling bench-scaling cuda-emu
 all: $(BUILD)/libleantrain.a $(BUILD)/libleantrain.so $(BUILD)/leantrain $(EX_BIN) $(TEST_BIN) $(GPU_TEST_BIN)
 
 $(BUILD)/obj/%.o: %.c $(wildcard include/leantrain/*.h) $(wildcard src/*/*.h) $(wildcard src/*/*/*.h)
@@ -177,6 +177,13 @@ bench-ceiling: $(BUILD)/bench/stream_ceiling
 $(BUILD)/bench/stream_ceiling: bench/stream_ceiling.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) $(CFLAGS) -o $@ $< -fopenmp
+
+# how an optimizer step scales with threads from L2, L3 and DRAM (bench/optim_scaling.c); OPTIM="a b" to choose
+bench-scaling: $(BUILD)/bench/optim_scaling
+	$(BUILD)/bench/optim_scaling $(OPTIM)
+$(BUILD)/bench/optim_scaling: bench/optim_scaling.c $(BUILD)/libleantrain.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) $(CFLAGS) -o $@ $< $(BUILD)/libleantrain.a $(LIBS) $(LT_LDLIBS)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/leantrain $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig
