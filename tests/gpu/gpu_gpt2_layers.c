@@ -602,11 +602,11 @@ static void run_attention(const attn_shape *s, lt_dtype dt, int simt) {
     free_all();
 }
 
-
 /* ---- --bench: attention's speed at a training shape ----
- * GPT-2 124M's (B 4, T 1024, C 768, NH 12): ms per forward and per backward (median of 5 timings of 4 calls, after a warm-up), and TFLOP/s counting the
- * causal pairs only (B NH T (T + 1) / 2), 4 hs flops a pair forward (q.k, p v) and 10 backward (s again, dP, dq,
- * dk, dv), for the tensor-core and CUDA-core kernels in bf16 and fp16 and the CUDA-core kernel in fp32. Also
+ * GPT-2 124M's (B 4, T 1024, C 768, NH 12): ms per forward and per backward (median of 5 timings of 4 calls,
+ * after a warm-up), and TFLOP/s counting the causal pairs only (B NH T (T + 1) / 2), 4 hs flops a pair forward
+ * (q.k, p v) and 10 backward (s again, dP, dq, dk, dv), for the tensor-core and CUDA-core kernels in bf16 and
+ * fp16 and the CUDA-core kernel in fp32. Also
  * checks the tensor-core results against the CUDA-core ones at this size (each is within TOL_BF16 / TOL_F16 of
  * the exact values on the small shapes; here their difference is held to twice that). One line per kernel:
  *   attn-bench dtype=bf16 kernel=tensor B=4 T=1024 C=768 NH=12 fwd_ms=... bwd_ms=... fwd_tflops=... bwd_tflops=... */
@@ -634,7 +634,7 @@ static void bench_attention(int B, int T, int C, int NH) {
         const int tc = !runs[r].simt && dt != LT_DTYPE_F32 && C / NH <= 64;
         if (!runs[r].simt && !tc) continue;
         lt_cunn_attention_simt(nn, runs[r].simt);
-        float *x = malloc(N * C3 * sizeof *x), *g = malloc(NC * sizeof *g);
+        float *x = fbuf(N * C3), *g = fbuf(NC);
         memcpy(x, qkv, N * C3 * sizeof *x), memcpy(g, dout, NC * sizeof *g);
         round_dt(x, N * C3, dt), round_dt(g, NC, dt);
         void *d_qkv = dev_put(x, N * C3, dt), *d_dout = dev_put(g, NC, dt);

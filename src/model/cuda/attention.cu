@@ -4,9 +4,11 @@
  * (its log-sum-exp); the backward recomputes the probabilities tile by tile
  * from q, k and that log-sum-exp.
  *
- * Arithmetic is fp32 FMA on the CUDA cores with shared-memory tiling (no
- * tensor-core instructions, so that tests/emu runs the same source on the
- * CPU). Head sizes hs <= 128 are served by three instantiations of the
+ * Arithmetic is fp32 FMA on the CUDA cores with shared-memory tiling. These
+ * kernels serve fp32 storage, head sizes above 64, and everything when
+ * lt_cunn_attention_simt asks; bf16 and fp16 storage with hs <= 64 go to the
+ * tensor-core kernels of attention_tc.cu (the entry points below choose).
+ * Head sizes hs <= 128 are served by three instantiations of the
  * kernels, DH = 32, 64 or 128 dims (the head zero-padded to DH in shared
  * memory and registers; zeros add nothing to the dot products and the padded
  * output dims are not written).
