@@ -289,7 +289,7 @@ template <typename S, int DH> struct DqSmem {
 };
 
 template <typename S, int DH>
-__global__ void __launch_bounds__(32 * NW)
+__global__ void __launch_bounds__(32 * NW, 3) /* 3 CTAs per SM: at most 168 registers (no spills at DH 64) */
     attn_tc_dq(S *dqkv, float *Dsum, const S *dout, const S *qkv, const S *out, const float *lse, int B, int T, int C,
                int NH, float inv, int vec) {
     typedef Tc<S, DH> X;
@@ -381,7 +381,7 @@ template <typename S, int DH> struct DkvSmem {
 };
 
 template <typename S, int DH>
-__global__ void __launch_bounds__(32 * NW)
+__global__ void __launch_bounds__(32 * NW, 3) /* 3 CTAs per SM: at most 168 registers (no spills at DH 64) */
     attn_tc_dkv(S *dqkv, const float *Dsum, const S *dout, const S *qkv, const float *lse, int B, int T, int C, int NH,
                 float inv, int vec) {
     typedef Tc<S, DH> X;
