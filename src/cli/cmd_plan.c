@@ -69,7 +69,7 @@ int lt_cmd_plan(int argc, char **argv) {
                    "[--optim_args ...] [--gradient_checkpointing] [--optim_in_backward] [--bf16 | --fp16 | "
                    "--pure_bf16] [--device cpu|cuda] [--train_file FILE] [--memory SIZE --fit]\n"
                    "--fit lists every combination of the optimizers with a calibrated cost, checkpointing, the step "
-                   "inside backward and fp32 / bf16 / pure bf16 that fits in --memory, fastest first\n");
+                   "inside backward and fp32 / bf16 / fp16 / pure bf16 that fits in --memory, fastest first\n");
             free(rest);
             return 0;
         }
@@ -142,16 +142,23 @@ int lt_cmd_plan(int argc, char **argv) {
         int ckpt, oib, prec;
         double total, tps;
     } combo;
-    static const char *const PREC[3] = {"fp32", "bf16", "pure_bf16"};
-    enum { NCOMBO = NCOST * 2 * 2 * 3 };
+    static const char *const PREC[4] = {"fp32", "bf16", "fp16", "pure_bf16"};
+    static const lt_gpt2_precision PREC_OF[4] = {LT_GPT2_F32, LT_GPT2_BF16, LT_GPT2_F16, LT_GPT2_BF16};
+    enum { NCOMBO = NCOST * 2 * 2 * 4 };
     combo list[NCOMBO];
-    int n = 0;
+    int n = 0, ncombo = 0; /* ncombo: the combinations the trainer accepts */
     for (int k = 0; k < NCOST; k++)
         for (int ck = 0; ck < 2; ck++)
             for (int ob = 0; ob < 2; ob++)
-                for (int pr = 0; pr < 3; pr++) {
+                for (int pr = 0; pr < 4; pr++) {
+                    /* only what the trainer accepts (fp16 does not step inside backward) */
+                    lt_train_args ak = a;
+                    ak.gradient_checkpointing = ck, ak.optim_in_backward = ob;
+                    ak.bf16 = pr == 1, ak.fp16 = pr == 2, ak.pure_bf16 = pr == 3;
+                    if (lt_train_args_check(&ak, err, sizeof err) != LT_OK) continue;
+                    ncombo++;
                     lt_mem_table m;
-                    lt_mem_methods mk = {ck, ob, pr ? LT_GPT2_BF16 : LT_GPT2_F32, pr == 2, me.device};
+                    lt_mem_methods mk = {ck, ob, PREC_OF[pr], pr == 3, me.device};
                     if (lt_memplan(&cfg, B, T, STEP_COST[k].optim, "", &mk, data, &m, err, sizeof err)) continue;
                     if (m.total > memory) continue;
                     combo c = {STEP_COST[k].optim, ck, ob, pr, (double)m.total,
@@ -160,7 +167,7 @@ int lt_cmd_plan(int argc, char **argv) {
                     while (j > 0 && list[j - 1].tps < c.tps) list[j] = list[j - 1], j--;
                     list[j] = c;
                 }
-    printf("\nfits in %.1f MiB (%d of %d combinations), fastest first%s:\n", memory / 1048576.0, n, NCOMBO,
+    printf("\nfits in %.1f MiB (%d of %d combinations), fastest first%s:\n", memory / 1048576.0, n, ncombo,
            me.device ? " (by the CPU's cost model: the GPU's is not calibrated yet)" : "");
     printf("%-20s %-24s %-20s %-10s %12s %14s\n", "optim", "gradient_checkpointing", "optim_in_backward", "precision",
            "total_MiB", "tokens_per_s");

@@ -207,6 +207,10 @@ lt_status lt_train_args_parse(lt_train_args *a, int argc, char **argv, char *err
         if (set_value(a, d, val, err, errlen)) return LT_ERR_ARG;
     }
     if (a->eval_steps < 0) a->eval_steps = a->logging_steps;
+    return lt_train_args_check(a, err, errlen);
+}
+
+lt_status lt_train_args_check(const lt_train_args *a, char *err, size_t errlen) {
     const struct {
         int bad;
         const char *msg;

@@ -54,6 +54,11 @@ void lt_train_args_default(lt_train_args *a);
  * stand alone). On error writes one line naming the flag and returns LT_ERR_ARG. */
 lt_status lt_train_args_parse(lt_train_args *a, int argc, char **argv, char *err, size_t errlen);
 
+/* The checks lt_train_args_parse ends with: every value in range and the
+ * flags compatible with each other (e.g. --fp16 refuses --optim_in_backward).
+ * Writes the first problem as one line naming the flags; LT_ERR_ARG then. */
+lt_status lt_train_args_check(const lt_train_args *a, char *err, size_t errlen);
+
 /* The compute precision and master-weight choice the flags ask for, as
  * lt_gpt2_set_precision takes them. */
 static inline lt_gpt2_precision lt_train_args_precision(const lt_train_args *a) {

@@ -119,6 +119,33 @@ p16=$("$LT" plan "${P[@]}" --fp16 | grep '^memory'); pb16=$("$LT" plan "${P[@]}"
 "$LT" plan --model gpt2 --block_size 1024 --per_device_train_batch_size 4 | grep -q "batch 8 (evaluation's; training 4; --eval_steps 0 plans without evaluation) x 1024" &&
     "$LT" plan --model gpt2 --block_size 1024 --per_device_train_batch_size 4 --eval_steps 0 | grep -q "parameters; batch 4 x 1024" ||
     { echo "plan: the batch line does not say which batch sets the activations"; fail=1; }
+# plan --fit: the rows that fit (some, not all, at this size; fp16 among them), fastest first, each row the plan of
+# its own flags (memory and, on the CPU, speed), on the CPU and for the device
+FIT=(--n_layer 2 --n_embd 64 --n_head 4 --n_positions 64 --block_size 64 --per_device_train_batch_size 4 --eval_steps 0)
+# (84 combinations: 6 optimizers x checkpointing x step inside backward x 4 precisions, less fp16 inside backward,
+# which the trainer refuses; the device plan holds cuBLAS's 32 MiB workspace, hence its larger budget)
+for dev in cpu cuda; do
+    mib=12; [ $dev = cuda ] && mib=36
+    fitout=$("$LT" plan "${FIT[@]}" --device $dev --memory ${mib}MB --fit)
+    rows=$(echo "$fitout" | awk 'f && NF == 6 { print } /^optim +gradient_checkpointing/ { f = 1 }')
+    n=$(echo "$rows" | grep -c .)
+    echo "$fitout" | grep -qF "fits in $mib.0 MiB ($n of 84 combinations)" && [ "$n" -gt 8 ] && [ "$n" -lt 84 ] &&
+        echo "$rows" | grep -q ' fp16 ' && ! echo "$rows" | grep -q ' yes  *fp16 ' ||
+        { echo "plan --fit ($dev): $n rows, the count line, or the fp16 rows: $(echo "$fitout" | grep '^fits')"; fail=1; }
+    echo "$rows" | awk -v m=$mib '{ if ($5 > m || (NR > 1 && $6 > prev)) bad = 1; prev = $6 } END { exit bad }' ||
+        { echo "plan --fit ($dev): a row above $mib MiB or out of speed order"; fail=1; }
+    while read -r optim ck ob prec total tps; do
+        flags=(--optim "$optim")
+        [ "$ck" = yes ] && flags+=(--gradient_checkpointing)
+        [ "$ob" = yes ] && flags+=(--optim_in_backward)
+        case $prec in bf16) flags+=(--bf16) ;; fp16) flags+=(--fp16) ;; pure_bf16) flags+=(--pure_bf16) ;; esac
+        one=$("$LT" plan "${FIT[@]}" --device $dev "${flags[@]}" 2>&1)
+        got=$(echo "$one" | awk '/^memory/ { print $NF }')
+        sp=$(echo "$one" | awk '/^predicted speed/ { print $3 }')
+        [ "$got" = "$total" ] && { [ $dev = cuda ] || [ "$sp" = "$tps" ]; } ||
+            { echo "plan --fit ($dev) row '$optim $ck $ob $prec': $total MiB, $tps tokens/s; plan: $got MiB, ${sp:-?} tokens/s"; fail=1; }
+    done <<< "$rows"
+done
 bad "--device must be cpu, cuda or auto" --train_file "$tmp/text.txt" --device tpu
 bad "--save_strategy must be steps or no" --train_file "$tmp/text.txt" --save_strategy epoch
 # --save_strategy no: trains and logs, writes no checkpoint (not even the final one)
