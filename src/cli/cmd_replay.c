@@ -276,18 +276,27 @@ out:
 }
 
 int lt_cmd_replay(int argc, char **argv) {
-    int first = 1, device = 0;
-    if (argc >= 3 && !strcmp(argv[1], "--device")) {
-        if (!strcmp(argv[2], "cuda")) device = 1;
-        else if (strcmp(argv[2], "cpu")) {
-            fprintf(stderr, "leantrain replay: --device %s: expected cpu or cuda\n", argv[2]);
-            return 2;
+    int first = 1, device = 0, bf16 = 0;
+    for (;;) {
+        if (first + 1 < argc && !strcmp(argv[first], "--device")) {
+            if (!strcmp(argv[first + 1], "cuda")) device = 1;
+            else if (!strcmp(argv[first + 1], "cpu")) device = 0;
+            else {
+                fprintf(stderr, "leantrain replay: --device %s: expected cpu or cuda\n", argv[first + 1]);
+                return 2;
+            }
+            first += 2;
+        } else if (first < argc && !strcmp(argv[first], "--bf16")) {
+            bf16 = 1;
+            first++;
+        } else {
+            break;
         }
-        first = 3;
     }
     if (argc <= first) {
-        fprintf(stderr, "usage: leantrain replay [--device cpu|cuda] FILE...   (optim-trace-1 or gpt2-trace-1 safetensors "
-                        "files; with cuda the optimizer steps run on the GPU)\n");
+        fprintf(stderr, "usage: leantrain replay [--device cpu|cuda] [--bf16] FILE...   (optim-trace-1 or gpt2-trace-1 "
+                        "safetensors files; with cuda the optimizer steps, and a GPT-2 trace's model, run on the GPU; "
+                        "--bf16 runs a GPT-2 trace's model in bf16 mixed precision against bf16 tolerances)\n");
         return 2;
     }
     if (device && lt_cuda_device_count() < 1) {
@@ -309,8 +318,7 @@ int lt_cmd_replay(int argc, char **argv) {
         if (fmt && !strcmp(fmt, "optim-trace-1")) {
             failed += !replay_optim_trace(argv[i], f, device);
         } else if (fmt && !strcmp(fmt, "gpt2-trace-1")) {
-            if (device) fprintf(stderr, "note: %s: the GPT-2 model runs on the CPU only; replayed on the CPU\n", argv[i]);
-            failed += !lt_replay_gpt2(argv[i], f);
+            failed += !lt_replay_gpt2(argv[i], f, device, bf16);
         } else {
             printf("FAIL  %s  error: trace format '%s' is not supported by this build (supported: optim-trace-1, "
                    "gpt2-trace-1)\n",

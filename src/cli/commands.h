@@ -21,7 +21,7 @@ int lt_cmd_replay(int argc, char **argv);
  * exactly one line, "PASS  <path>  worst <x>  tol <y>  ..." (worst and tol of
  * the comparison nearest its tolerance, then each check's worst/tol) or a
  * FAIL line with the reason. Returns 1 on PASS, 0 otherwise. */
-int lt_replay_gpt2(const char *path, lt_st_file *f);
+int lt_replay_gpt2(const char *path, lt_st_file *f, int device, int bf16);
 
 /* `leantrain optimizers`: one line per optim= name with its state bytes per parameter. */
 int lt_cmd_optimizers(int argc, char **argv);

@@ -2,7 +2,9 @@
  * metadata describes, loads its weights from the trace and checks, each by
  * the trace's own tolerance: the logits and the loss of a forward pass, the
  * gradient of every weight, and the losses of S AdamW steps on the same
- * batch. */
+ * batch. On the CPU (the host model) or the GPU (the device model, its
+ * optimizer state on the device), in fp32 or, with bf16, in bf16 mixed
+ * precision against bf16 tolerances (bf16_tolerances below). */
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
@@ -11,8 +13,11 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "kernels/optim_kernels_cuda.h"
+#include "leantrain/dtype.h"
 #include "leantrain/optim.h"
 #include "leantrain/safetensors.h"
+#include "model/cuda/gpt2_device.h"
 #include "model/gpt2.h"
 
 /* One comparison: its worst error by its metric, the tolerance, and where. */
@@ -100,12 +105,69 @@ static int get_decays(const cJSON *train, double *decay, double *no_decay, char 
     return 1;
 }
 
-int lt_replay_gpt2(const char *path, lt_st_file *f) {
+/* The tolerances of a bf16 replay. A trace's own tolerances are fp32's (about 1e-5); bf16 keeps 8 significant
+ * bits, and each activation (every one on the GPU, llm.c's scheme; the matrix-multiply operands on the CPU,
+ * torch.autocast's) is rounded to them, so each comparison is relative to its quantity's scale, with the margins
+ * tests/gpu/gpu_gpt2_model.c uses for the same model code: the loss within 1e-3 of itself (half a bf16 ulp), the
+ * logits within 3e-2 of their largest magnitude and each gradient within 3e-2 of its tensor's largest (about 8
+ * bf16 ulps of the scale), and the losses of the S training steps, like the first, within 1e-3 of the first.
+ * Measured on gpt2_tiny (loss 5.5, largest logit 0.67), CPU / GPU in the CUDA emulation: logits 2.5e-3 / 2.8e-3
+ * (tolerance 2.0e-2), loss 9.4e-5 / 1.4e-4 (5.5e-3), gradients 8.9e-3 / 1.1e-2 (3e-2), training losses 1.5e-3 /
+ * 9.9e-4 (5.5e-3). */
+static void bf16_tolerances(check *cl, check *cs, check *cg, check *ct, double max_logit, double loss0) {
+    cl->tol = 3e-2 * max_logit;
+    cs->tol = 1e-3 * fabs(loss0);
+    cg->tol = 3e-2;
+    ct->tol = 1e-3 * fabs(loss0);
+}
+
+/* The device model's first n rows of logits (ldv apart, its storage dtype) as floats, V columns each. */
+static int dev_logits(const lt_gpt2_dev *d, size_t n, size_t V, float *out, char *err, size_t errlen) {
+    int ldv = 0;
+    lt_dtype dt = LT_DTYPE_F32;
+    const void *src = lt_gpt2_dev_logits(d, &ldv, &dt);
+    const size_t es = lt_dtype_size(dt), bytes = n * (size_t)ldv * es;
+    unsigned char *h = malloc(bytes ? bytes : 1);
+    if (!src || !h) {
+        free(h);
+        snprintf(err, errlen, "%s", src ? "out of memory" : "the device model has no logits buffer");
+        return 0;
+    }
+    if (lt_cuda_memcpy_raw(h, src, bytes, 1, err, errlen)) {
+        free(h);
+        return 0;
+    }
+    for (size_t r = 0; r < n; r++)
+        for (size_t c = 0; c < V; c++) {
+            const size_t at = r * (size_t)ldv + c;
+            uint16_t u;
+            if (dt == LT_DTYPE_F32) memcpy(&out[r * V + c], h + 4 * at, 4);
+            else {
+                memcpy(&u, h + 2 * at, 2);
+                out[r * V + c] = dt == LT_DTYPE_BF16 ? lt_bf16_to_f32(u) : lt_f16_to_f32(u);
+            }
+        }
+    free(h);
+    return 1;
+}
+
+/* One forward (and, with targets, its loss) on the host or the device model. */
+static int pass(lt_gpt2 *m, lt_gpt2_dev *d, const int32_t *in, const int32_t *tg, int B, int T, float *loss,
+                char *err, size_t errlen) {
+    if (d) return lt_gpt2_dev_forward(d, in, tg, B, T, loss, err, errlen) == LT_OK;
+    if (lt_gpt2_forward(m, in, tg, B, T, err, errlen) != LT_OK) return 0;
+    if (loss) *loss = m->loss;
+    return 1;
+}
+
+int lt_replay_gpt2(const char *path, lt_st_file *f, int device, int bf16) {
     char err[1024] = "";
     cJSON *tj = NULL, *rj = NULL;
     lt_gpt2 *m = NULL;
+    lt_gpt2_dev *d = NULL;
     lt_optim *o = NULL;
-    float *ref = NULL;
+    float *ref = NULL, *dlogits = NULL;
+    const char *mode = device && bf16 ? "  [cuda, bf16 tolerances]" : device ? "  [cuda]" : bf16 ? "  [bf16 tolerances]" : "";
     int32_t *inputs = NULL, *targets = NULL;
     int ok = 0, B = 0, T = 0, S = 0;
     check cl = {"logits", 0, 0, ""}, cs = {"loss", 0, 0, ""}, cg = {"grads", 0, 0, ""}, ct = {"train", 0, 0, ""};
@@ -128,8 +190,14 @@ int lt_replay_gpt2(const char *path, lt_st_file *f) {
         !get_pos(tj, "train_losses_abs", &ct.tol, "tolerance", err, sizeof err))
         goto out;
 
-    if (lt_gpt2_create(&cfg, &m, err, sizeof err) != LT_OK || lt_gpt2_set_batch(m, B, T, err, sizeof err) != LT_OK ||
-        lt_gpt2_load_weights(m, f, path, err, sizeof err) != LT_OK)
+    if (lt_gpt2_create(&cfg, &m, err, sizeof err) != LT_OK ||
+        (bf16 && !device && lt_gpt2_set_precision(m, LT_GPT2_BF16, 0, err, sizeof err) != LT_OK) ||
+        lt_gpt2_set_batch(m, B, T, err, sizeof err) != LT_OK || lt_gpt2_load_weights(m, f, path, err, sizeof err) != LT_OK)
+        goto out;
+    /* the GPU: the device model of the loaded weights (the host model then only receives its gradients) */
+    if (device && (lt_gpt2_dev_create(m, NULL, &d, err, sizeof err) != LT_OK ||
+                   (bf16 && lt_gpt2_dev_set_precision(d, LT_GPT2_BF16, 0, err, sizeof err) != LT_OK) ||
+                   lt_gpt2_dev_set_batch(d, B, T, err, sizeof err) != LT_OK))
         goto out;
     size_t N = (size_t)B * (size_t)T, V = (size_t)cfg.vocab_size, maxn = N * V;
     for (int i = 0; i < m->num_tensors; i++)
@@ -150,19 +218,40 @@ int lt_replay_gpt2(const char *path, lt_st_file *f) {
     memcpy(inputs, ti->data, N * sizeof *inputs); /* the mapping may be unaligned */
     memcpy(targets, tt->data, N * sizeof *targets);
 
-    /* forward: logits and loss */
-    if (lt_gpt2_forward(m, inputs, targets, B, T, err, sizeof err) != LT_OK ||
-        lt_st_read_f32(tl, ref, N * V, err, sizeof err) != LT_OK)
+    /* forward: logits and loss (the device model keeps its logits only without targets: two passes there) */
+    float loss = 0.0f, ref_loss;
+    if (!pass(m, d, inputs, d ? NULL : targets, B, T, NULL, err, sizeof err)) goto out;
+    const float *logits = m->acts.logits;
+    if (d) {
+        if (!(dlogits = malloc(N * V * sizeof *dlogits))) {
+            snprintf(err, sizeof err, "out of memory");
+            goto out;
+        }
+        if (!dev_logits(d, N, V, dlogits, err, sizeof err)) goto out;
+        logits = dlogits;
+    }
+    if (lt_st_read_f32(tl, ref, N * V, err, sizeof err) != LT_OK ||
+        lt_st_read_f32(ts, &ref_loss, 1, err, sizeof err) != LT_OK)
         goto out;
-    for (size_t i = 0; i < N * V; i++)
-        note(&cl, fabs((double)m->acts.logits[i] - ref[i]), "logits", (long)i);
-    float ref_loss;
-    if (lt_st_read_f32(ts, &ref_loss, 1, err, sizeof err) != LT_OK) goto out;
-    note(&cs, fabs((double)m->loss - ref_loss), "loss", -1);
+    double max_logit = 0.0;
+    for (size_t i = 0; i < N * V; i++) {
+        note(&cl, fabs((double)logits[i] - ref[i]), "logits", (long)i);
+        if (fabs(ref[i]) > max_logit) max_logit = fabs(ref[i]);
+    }
+    if (bf16) bf16_tolerances(&cl, &cs, &cg, &ct, max_logit, ref_loss);
 
     /* backward: every weight's gradient, relative to that gradient's largest value */
-    lt_gpt2_zero_grad(m);
-    if (lt_gpt2_backward(m, err, sizeof err) != LT_OK) goto out;
+    if (d) {
+        if (lt_gpt2_dev_zero_grad(d, err, sizeof err) != LT_OK ||
+            !pass(m, d, inputs, targets, B, T, &loss, err, sizeof err) ||
+            lt_gpt2_dev_backward(d, err, sizeof err) != LT_OK || lt_gpt2_dev_download_grads(d, m, err, sizeof err) != LT_OK)
+            goto out;
+    } else {
+        lt_gpt2_zero_grad(m);
+        loss = m->loss;
+        if (lt_gpt2_backward(m, err, sizeof err) != LT_OK) goto out;
+    }
+    note(&cs, fabs((double)loss - ref_loss), "loss", -1);
     int ngrads = 0;
     for (size_t j = 0; j < lt_st_count(f); j++)
         ngrads += strncmp(lt_st_at(f, j)->name, "grad.", 5) == 0;
@@ -218,23 +307,28 @@ int lt_replay_gpt2(const char *path, lt_st_file *f) {
     int nd_group = lt_optim_add_group(o, nd_args);
     for (int i = 0; nd_group >= 0 && i < m->num_tensors; i++) {
         const lt_gpt2_param *p = &m->params[i];
-        lt_param_desc d = {.name = p->name, .data = p->data, .grad = p->grad, .ndim = p->ndim,
-                           .shape = {p->shape[0], p->shape[1]}, .group = p->weight_decay ? 0 : nd_group};
-        if (lt_optim_add_param(o, &d) < 0) nd_group = -1;
+        lt_param_desc pd = {.name = p->name, .data = p->data, .grad = p->grad, .ndim = p->ndim,
+                            .shape = {p->shape[0], p->shape[1]}, .group = p->weight_decay ? 0 : nd_group};
+        if (d) { /* the device model's fp32 master weights and gradients; the state on the device */
+            const lt_gpt2_dev_param *q = lt_gpt2_dev_param_at(d, i);
+            pd.data = q->data, pd.grad = q->grad, pd.device = 1;
+        }
+        if (lt_optim_add_param(o, &pd) < 0) nd_group = -1;
     }
-    if (nd_group < 0) {
+    if (nd_group < 0 || (d && lt_optim_set_stream(o, lt_gpt2_dev_stream(d)) != LT_OK)) {
         snprintf(err, sizeof err, "%s", lt_optim_error(o));
         goto out;
     }
     for (int s = 0; s < S; s++) {
-        lt_gpt2_zero_grad(m);
-        if (lt_gpt2_forward(m, inputs, targets, B, T, err, sizeof err) != LT_OK) goto out;
-        note(&ct, fabs((double)m->loss - ref[s]), "train_losses", s);
-        if (lt_gpt2_backward(m, err, sizeof err) != LT_OK) goto out;
+        if (d ? lt_gpt2_dev_zero_grad(d, err, sizeof err) != LT_OK : (lt_gpt2_zero_grad(m), 0)) goto out;
+        if (!pass(m, d, inputs, targets, B, T, &loss, err, sizeof err)) goto out;
+        note(&ct, fabs((double)loss - ref[s]), "train_losses", s);
+        if ((d ? lt_gpt2_dev_backward(d, err, sizeof err) : lt_gpt2_backward(m, err, sizeof err)) != LT_OK) goto out;
         if (lt_optim_step(o, 1.0f) != LT_OK) {
             snprintf(err, sizeof err, "step %d: %s", s + 1, lt_optim_error(o));
             goto out;
         }
+        if (d && lt_gpt2_dev_refresh_bf16(d, err, sizeof err) != LT_OK) goto out; /* the bf16 copy of the masters */
     }
 
     /* the line leads with the comparison closest to its tolerance */
@@ -244,13 +338,14 @@ int lt_replay_gpt2(const char *path, lt_st_file *f) {
     ok = 1;
     for (int i = 0; i < 4; i++) ok &= all[i]->worst <= all[i]->tol;
     printf("%s  %s  worst %.3e  tol %.3e  (%s)  logits %.1e/%.0e  loss %.1e/%.0e  grads %.1e/%.0e (%d tensors)  "
-           "train %.1e/%.0e (%d steps)%s%s\n",
+           "train %.1e/%.0e (%d steps)%s%s%s\n",
            ok ? "PASS" : "FAIL", path, crit->worst, crit->tol, crit->what, cl.worst, cl.tol, cs.worst, cs.tol,
-           cg.worst, cg.tol, m->num_tensors, ct.worst, ct.tol, S, ok ? "" : "  at ", ok ? "" : crit->where);
+           cg.worst, cg.tol, m->num_tensors, ct.worst, ct.tol, S, mode, ok ? "" : "  at ", ok ? "" : crit->where);
 out:
-    if (err[0]) printf("FAIL  %s  error: %s\n", path, err);
-    free(ref), free(inputs), free(targets);
+    if (err[0]) printf("FAIL  %s  error: %s%s\n", path, err, mode);
+    free(ref), free(inputs), free(targets), free(dlogits);
     lt_optim_free(o);
+    lt_gpt2_dev_free(d);
     lt_gpt2_free(m);
     cJSON_Delete(tj), cJSON_Delete(rj);
     return ok && !err[0];

@@ -54,6 +54,18 @@ echo "$out"
 [ $rc -eq 1 ] && echo "$out" | grep -q '^FAIL  .*gpt2_altered.safetensors  worst ' || {
     echo "altered gpt2 trace: exit $rc, expected 1 and a FAIL line"; fail=1; }
 
+# --bf16: the same trace in bf16 mixed precision against bf16 tolerances (replay_gpt2.c, bf16_tolerances): it
+# passes them, and its logits miss the fp32 tolerance (1e-5: the run is in bf16); the altered weights still FAIL
+out=$("$LT" replay --bf16 tests/data/golden/gpt2_tiny.safetensors); rc=$?
+echo "$out"
+lg=$(echo "$out" | grep -o ' logits [0-9.e+-]*/' | cut -d' ' -f3 | tr -d /)
+[ $rc -eq 0 ] && echo "$out" | grep -q '^PASS  tests/data/golden/gpt2_tiny.safetensors  worst .*  \[bf16 tolerances\]$' &&
+    awk -v x="$lg" 'BEGIN { exit !(x > 1e-5) }' || { echo "gpt2 trace --bf16: rc=$rc, logits error '$lg'"; fail=1; }
+out=$("$LT" replay --bf16 "$tmp/gpt2_altered.safetensors"); rc=$?
+echo "$out"
+[ $rc -eq 1 ] && echo "$out" | grep -q '^FAIL  .*gpt2_altered.safetensors  worst ' || {
+    echo "altered gpt2 trace with --bf16: exit $rc, expected 1 and a FAIL line"; fail=1; }
+
 # altered trace: overwrite the last 64 data bytes (recorded values) with large floats
 cp tests/data/golden/adamw_torch.safetensors "$tmp/altered.safetensors"
 size=$(stat -c %s "$tmp/altered.safetensors")
