@@ -17,10 +17,13 @@ int lt_cmd_replay(int argc, char **argv);
 
 /* Replays one opened gpt2-trace-1 file `f` (named `path` in the output):
  * forward logits and loss, every weight gradient and the losses of the
- * recorded AdamW steps, each against the trace's `tolerance` metadata. Prints
- * exactly one line, "PASS  <path>  worst <x>  tol <y>  ..." (worst and tol of
- * the comparison nearest its tolerance, then each check's worst/tol) or a
- * FAIL line with the reason. Returns 1 on PASS, 0 otherwise. */
+ * recorded AdamW steps, each against the trace's `tolerance` metadata; on the
+ * GPU's device model when `device` (the optimizer state there too); in bf16
+ * mixed precision against bf16 tolerances when `bf16`. Prints exactly one
+ * line, "PASS  <path>  worst <x>  tol <y>  ..." (worst and tol of the
+ * comparison nearest its tolerance, then each check's worst/tol, then the
+ * mode in brackets unless CPU fp32) or a FAIL line with the reason. Returns 1
+ * on PASS, 0 otherwise. */
 int lt_replay_gpt2(const char *path, lt_st_file *f, int device, int bf16);
 
 /* `leantrain optimizers`: one line per optim= name with its state bytes per parameter. */
