@@ -24,6 +24,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <new>
@@ -370,7 +371,10 @@ lt_cunn *lt_cunn_create(void *stream, char *err, size_t errlen) {
     }
     nn->stream = (cudaStream_t)stream;
     nn->err[0] = '\0';
-    nn->attn_simt = 0;
+    /* LT_ATTENTION_SIMT=1 keeps attention on the CUDA cores for every dtype (to compare, or to get around a
+     * tensor-core problem on some GPU without a rebuild); lt_cunn_attention_simt overrides it */
+    const char *simt = getenv("LT_ATTENTION_SIMT");
+    nn->attn_simt = simt && simt[0] && strcmp(simt, "0") != 0;
     nn->gemm = lt_cugemm_create(nn->stream, err, errlen);
     if (!nn->gemm) {
         delete nn;

@@ -191,7 +191,9 @@ int lt_cunn_attention_backward(lt_cunn *nn, lt_dtype dt, void *dqkv, float *scra
                                const void *qkv, const void *out, const float *lse, int B, int T, int C, int NH);
 
 /* on != 0: attention runs on the CUDA cores for every dtype (the tensor-core
- * kernels off); 0: the default choice above. Returns the previous setting. */
+ * kernels off); 0: the default choice above. Returns the previous setting.
+ * A context starts with on = 1 when the environment has LT_ATTENTION_SIMT set
+ * (to anything but "" or "0"), else 0. */
 int lt_cunn_attention_simt(lt_cunn *nn, int on);
 
 /* ---- elementwise ---- */
