@@ -603,7 +603,8 @@ static void run_attention(const attn_shape *s, lt_dtype dt, int simt) {
 }
 
 /* ---- --bench: attention's speed at a training shape ----
- * GPT-2 124M's (B 4, T 1024, C 768, NH 12): ms per forward and per backward (median of 5 timings of 4 calls,
+ * GPT-2 124M's (B 4, T 1024, C 768, NH 12), then the 7B model's (B 1, T 1024, C 4096, NH 32, where hs 128 has
+ * only the CUDA-core kernels): ms per forward and per backward (median of 5 timings of 4 calls,
  * after a warm-up), and TFLOP/s counting the causal pairs only (B NH T (T + 1) / 2), 4 hs flops a pair forward
  * (q.k, p v) and 10 backward (s again, dP, dq, dk, dv), for the tensor-core and CUDA-core kernels in bf16 and
  * fp16 and the CUDA-core kernel in fp32. Also
@@ -700,8 +701,12 @@ int main(int argc, char **argv) {
           "U8 storage was not refused: '%s'", lt_cunn_error(nn));
     rng = seed;
     if (bench) { /* attention's speed only; --quick: a small shape (for the CUDA emulation) */
-        if (quick) bench_attention(1, 70, 128, 2);
-        else bench_attention(4, 1024, 768, 12);
+        if (quick) {
+            bench_attention(1, 70, 128, 2);
+        } else {
+            bench_attention(4, 1024, 768, 12); /* GPT-2 124M's training shape */
+            bench_attention(1, 1024, 4096, 32); /* the 7B model's (hs 128: CUDA cores only) */
+        }
         lt_cunn_destroy(nn);
         return lt_test_done("gpu_gpt2_layers --bench");
     }
