@@ -159,10 +159,9 @@ __global__ void __launch_bounds__(ROWS *(DH / DT)) attn_fwd_kernel(S *out, float
     __shared__ float4 kv4[2 * TILE * DH / 4];
     float *kv = reinterpret_cast<float *>(kv4), *ks = kv, *vs = kv + TILE * DH;
     const int tid = threadIdx.x, part = tid % SPLIT, rl = tid / SPLIT;
-    const int hs = C / NH, ntiles = (T + ROWS - 1) / ROWS;
-    const cta_at w = cta_of(B * NH, ntiles, true);
-    const size_t b = w.bh / (size_t)NH, C3 = 3 * (size_t)C;
-    const int h = (int)(w.bh % (size_t)NH), q0 = w.tile * ROWS, t = q0 + rl;
+    const head_tile w = head_tile_of(B, T, C, NH, ROWS, true);
+    const size_t b = w.b, C3 = w.C3;
+    const int hs = w.hs, h = w.h, q0 = w.row0, t = q0 + rl;
     const S *base = qkv + b * (size_t)T * C3 + (size_t)h * hs; /* q of position 0 of this (b, h) */
     const score_scale sc{sqrtf((float)hs), inv};
     /* the last row of this thread's warp: key tiles past it are skipped by the whole warp (the shuffles need all
@@ -224,10 +223,9 @@ __global__ void __launch_bounds__(ROWS *(DH / DT))
     __shared__ float4 kv4[2 * TILE * DH / 4]; /* the K and V tiles (q, dout and out at the start) */
     float *kv = reinterpret_cast<float *>(kv4), *ks = kv, *vs = kv + TILE * DH;
     const int tid = threadIdx.x, part = tid % SPLIT, rl = tid / SPLIT;
-    const int hs = C / NH, ntiles = (T + ROWS - 1) / ROWS;
-    const cta_at w = cta_of(B * NH, ntiles, true);
-    const size_t b = w.bh / (size_t)NH, C3 = 3 * (size_t)C;
-    const int h = (int)(w.bh % (size_t)NH), q0 = w.tile * ROWS, t = q0 + rl;
+    const head_tile w = head_tile_of(B, T, C, NH, ROWS, true);
+    const size_t b = w.b, C3 = w.C3;
+    const int hs = w.hs, h = w.h, q0 = w.row0, t = q0 + rl;
     const S *base = qkv + b * (size_t)T * C3 + (size_t)h * hs;
     const size_t orow = (b * (size_t)T + (size_t)q0) * (size_t)C + (size_t)h * hs; /* dout / out of row q0 */
     const score_scale sc{sqrtf((float)hs), inv};
@@ -281,10 +279,9 @@ __global__ void __launch_bounds__(ROWS *(DH / DT))
     __shared__ float ls[TILE], ds[TILE];      /* lse and D of the tile's queries */
     float *qg = reinterpret_cast<float *>(qg4), *qs = qg, *gs = qg + TILE * DH;
     const int tid = threadIdx.x, part = tid % SPLIT, rl = tid / SPLIT;
-    const int hs = C / NH, ntiles = (T + ROWS - 1) / ROWS;
-    const cta_at w = cta_of(B * NH, ntiles, false); /* key tile 0 has the most queries */
-    const size_t b = w.bh / (size_t)NH, C3 = 3 * (size_t)C;
-    const int h = (int)(w.bh % (size_t)NH), j0 = w.tile * ROWS, j = j0 + rl;
+    const head_tile w = head_tile_of(B, T, C, NH, ROWS, false); /* key tile 0 has the most queries */
+    const size_t b = w.b, C3 = w.C3;
+    const int hs = w.hs, h = w.h, j0 = w.row0, j = j0 + rl;
     const S *base = qkv + b * (size_t)T * C3 + (size_t)h * hs;
     const S *gbase = dout + b * (size_t)T * (size_t)C + (size_t)h * hs;
     const score_scale sc{sqrtf((float)hs), inv};

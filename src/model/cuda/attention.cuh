@@ -10,14 +10,17 @@
 
 namespace ltnn {
 
-/* The (b, h) and tile of a CTA: tiles ordered heaviest first when `reverse` (the last tile is the heaviest). */
-struct cta_at {
-    size_t bh;
-    int tile;
+/* A CTA's (b, h) and first row, for CTAs of `rows` rows of one (batch, head) each, numbered with the (b, h)
+ * varying fastest and the row tiles heaviest first when `reverse` (the last tile is the heaviest). */
+struct head_tile {
+    size_t b, bh, C3; /* batch, b * NH + h, 3 C */
+    int h, hs, row0;  /* head, head size, first row */
 };
-__device__ __forceinline__ cta_at cta_of(int BH, int ntiles, bool reverse) {
-    const int r = (int)(blockIdx.x / (unsigned)BH);
-    return cta_at{(size_t)(blockIdx.x % (unsigned)BH), reverse ? ntiles - 1 - r : r};
+__device__ __forceinline__ head_tile head_tile_of(int B, int T, int C, int NH, int rows, bool reverse) {
+    const int BH = B * NH, ntiles = (T + rows - 1) / rows, r = (int)(blockIdx.x / (unsigned)BH);
+    const size_t bh = blockIdx.x % (unsigned)BH;
+    return head_tile{bh / (size_t)NH, bh, 3 * (size_t)C, (int)(bh % (size_t)NH), C / NH,
+                     (reverse ? ntiles - 1 - r : r) * rows};
 }
 
 /* x / sqrt(hs), the scores' scale (HF GPT-2 divides). When sqrt(hs) is a power of two (hs = 16, 64, 256, ...)

@@ -166,17 +166,14 @@ __device__ __forceinline__ void write_rows(S *dst, size_t ld, float *ow, typenam
     warp_sync();
 }
 
-/* Where this thread works: its CTA's (b, h) and first row (of 64; tiles heaviest first when `reverse`), its
- * warp's first row within the CTA's (r0), its lane's row within the warp's (lr) and half of that row's columns */
-struct place {
-    size_t b, bh, C3;
-    int h, hs, row0, warp, r0, lr, half;
+/* Where this thread works: its CTA's head_tile (64 rows), its warp's first row within the CTA's (r0), its lane's
+ * row within the warp's (lr) and half of that row's columns */
+struct place : head_tile {
+    int warp, r0, lr, half;
 };
 __device__ __forceinline__ place place_of(int B, int T, int C, int NH, bool reverse) {
     const int lane = (int)threadIdx.x % 32, warp = (int)threadIdx.x / 32;
-    const cta_at w = cta_of(B * NH, (T + QR - 1) / QR, reverse);
-    return place{w.bh / (size_t)NH, w.bh, 3 * (size_t)C, (int)(w.bh % (size_t)NH), C / NH, w.tile * QR, warp,
-                 16 * warp, lane >> 1, lane & 1};
+    return place{head_tile_of(B, T, C, NH, QR, reverse), warp, 16 * warp, lane >> 1, lane & 1};
 }
 
 /* ---- forward ---- */
