@@ -4,29 +4,48 @@
  * device paths run on a machine without a GPU, under AddressSanitizer.
  *
  * Device memory is host memory (registered, so that cudaPointerGetAttributes
- * tells device from host, and filled with garbage when allocated). A launch
- * runs its blocks one after another; the threads of a block are real threads
- * (a pool), __syncthreads a barrier, a warp shuffle an exchange through a
- * buffer between two warp barriers, shared memory a static local (one block at
- * a time). Vector accesses check their alignment. Not emulated: timing,
- * asynchrony (everything is done when the call returns), memory ordering
- * between blocks. */
+ * tells device from host, and filled with all ones bits, NaN as a float, when
+ * allocated). A launch runs its blocks one after another, last block first (any
+ * order is one a GPU may choose; LT_EMU_BLOCKS=forward runs them first to
+ * last); the threads of a block are real threads (a pool), __syncthreads a
+ * barrier, a warp shuffle an exchange through a buffer between two warp
+ * barriers, static shared memory a static local (one block at a time: it keeps
+ * what the last block left, where a GPU's would be undefined), dynamic shared
+ * memory set to all ones bits before each block. Vector accesses check their
+ * alignment.
+ *
+ * Asynchrony: every kernel, cudaMemcpyAsync, cudaMemsetAsync, event record and
+ * emulated GEMM is queued on its stream and runs only when the host has to wait
+ * for it: cudaStreamSynchronize, cudaEventSynchronize (up to the event),
+ * cudaDeviceSynchronize, cudaFree / cudaFreeHost / cudaStreamDestroy (which
+ * synchronize on a GPU too), a cudaMemcpyAsync into pageable host memory
+ * (returns when done, as on a GPU), and cudaMemcpy (the legacy default stream:
+ * it waits for that stream's queue, not for non-blocking streams). That is the
+ * latest a GPU may run them, so a host that reads a result it has not waited
+ * for, refills pinned memory an earlier copy still reads, or orders two streams
+ * by nothing but luck gets wrong numbers here, every time, where a GPU would
+ * get them now and then. A copy from pageable host memory takes its source at
+ * the call, as the driver's staging does. LT_EMU_SYNC=1 runs everything at the
+ * call instead (to tell an asynchrony bug from another). Not emulated: timing,
+ * memory ordering between blocks. */
 #ifndef LT_TESTS_EMU_CUDA_RUNTIME_H
 #define LT_TESTS_EMU_CUDA_RUNTIME_H
 
 #include <algorithm>
 #include <atomic>
 #include <barrier>
+#include <climits>
 #include <cmath>
-#include <condition_variable>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <semaphore>
 #include <thread>
 #include <vector>
 
@@ -60,6 +79,7 @@ enum cudaError {
     cudaErrorInvalidValue = 1,
     cudaErrorMemoryAllocation = 2,
     cudaErrorInvalidConfiguration = 9,
+    cudaErrorNotReady = 600,
     cudaErrorMisalignedAddress = 716,
 };
 typedef enum cudaError cudaError_t;
@@ -114,6 +134,56 @@ inline cudaError_t lt_emu_err(cudaError_t e) {
     if (e != cudaSuccess) lt_emu_last() = e;
     return e;
 }
+/* ---- streams: queues of work that runs when the host waits for it ---- */
+struct lt_emu_stream {
+    std::deque<std::pair<long, std::function<void()>>> q; /* (sequence number, work), oldest first */
+    long done = 0;                                        /* sequence number of the last work run */
+};
+/* one lock for every queue: enqueueing and draining are serialized across host threads */
+inline std::recursive_mutex &lt_emu_qmu() {
+    static std::recursive_mutex m;
+    return m;
+}
+inline lt_emu_stream &lt_emu_legacy() {
+    static lt_emu_stream s;
+    return s;
+}
+/* the streams made by cudaStreamCreateWithFlags, alive */
+inline std::vector<lt_emu_stream *> &lt_emu_streams() {
+    static std::vector<lt_emu_stream *> v;
+    return v;
+}
+inline lt_emu_stream *lt_emu_st(cudaStream_t s) { return s ? s : &lt_emu_legacy(); }
+inline bool lt_emu_sync_mode() {
+    static const bool on = getenv("LT_EMU_SYNC") && strcmp(getenv("LT_EMU_SYNC"), "0") != 0;
+    return on;
+}
+/* runs the queued work of s, oldest first, up to and including sequence number `upto` */
+inline void lt_emu_drain(lt_emu_stream *s, long upto = LONG_MAX) {
+    std::lock_guard<std::recursive_mutex> g(lt_emu_qmu());
+    while (!s->q.empty() && s->q.front().first <= upto) {
+        std::pair<long, std::function<void()>> w = std::move(s->q.front());
+        s->q.pop_front();
+        w.second();
+        s->done = w.first;
+    }
+}
+inline void lt_emu_drain_all() {
+    std::lock_guard<std::recursive_mutex> g(lt_emu_qmu());
+    lt_emu_drain(&lt_emu_legacy());
+    for (lt_emu_stream *s : lt_emu_streams()) lt_emu_drain(s);
+}
+/* queues fn on stream s (runs it at once under LT_EMU_SYNC=1); returns its sequence number */
+inline long lt_emu_enqueue(cudaStream_t s, std::function<void()> fn) {
+    std::lock_guard<std::recursive_mutex> g(lt_emu_qmu());
+    static long seq = 0;
+    lt_emu_stream *st = lt_emu_st(s);
+    st->q.emplace_back(++seq, std::move(fn));
+    const long mine = seq;
+    if (lt_emu_sync_mode()) lt_emu_drain(st);
+    return mine;
+}
+
 /* the allocation holding p (and its type), or Unregistered */
 inline enum cudaMemoryType lt_emu_kind(const void *p, size_t bytes = 1) {
     std::lock_guard<std::mutex> g(lt_emu_mu());
@@ -128,13 +198,14 @@ inline cudaError_t lt_emu_alloc_(void **p, size_t bytes, enum cudaMemoryType typ
     size_t n = (bytes + 255) / 256 * 256;
     *p = aligned_alloc(256, n ? n : 256);
     if (!*p) return lt_emu_err(cudaErrorMemoryAllocation);
-    memset(*p, 0xa5, n ? n : 256); /* cudaMalloc does not zero: make unwritten memory visible */
+    memset(*p, 0xff, n ? n : 256); /* cudaMalloc does not zero: unwritten memory reads as NaN (or -1) */
     std::lock_guard<std::mutex> g(lt_emu_mu());
     lt_emu_allocs()[(uintptr_t)*p] = lt_emu_alloc{bytes, type};
     return cudaSuccess;
 }
 inline cudaError_t lt_emu_free_(void *p) {
     if (!p) return cudaSuccess;
+    lt_emu_drain_all(); /* cudaFree waits for the device */
     {
         std::lock_guard<std::mutex> g(lt_emu_mu());
         if (!lt_emu_allocs().erase((uintptr_t)p)) return lt_emu_err(cudaErrorInvalidValue);
@@ -149,8 +220,8 @@ inline cudaError_t cudaMallocManaged(void **p, size_t bytes, unsigned = cudaMemA
 inline cudaError_t cudaMallocHost(void **p, size_t bytes) { return lt_emu_alloc_(p, bytes, cudaMemoryTypeHost); }
 inline cudaError_t cudaFree(void *p) { return lt_emu_free_(p); }
 inline cudaError_t cudaFreeHost(void *p) { return lt_emu_free_(p); }
-inline cudaError_t lt_emu_copy(void *dst, const void *src, size_t n, cudaMemcpyKind k) {
-    if (!n) return cudaSuccess;
+/* checks a copy's direction and bounds at the call, as the runtime does */
+inline cudaError_t lt_emu_copy_check(void *dst, const void *src, size_t n, cudaMemcpyKind k) {
     bool dd = lt_emu_kind(dst, n) >= cudaMemoryTypeDevice, sd = lt_emu_kind(src, n) >= cudaMemoryTypeDevice;
     bool ok = k == cudaMemcpyHostToDevice ? dd && !sd : k == cudaMemcpyDeviceToHost ? sd && !dd
               : k == cudaMemcpyDeviceToDevice ? sd && dd : true;
@@ -159,16 +230,38 @@ inline cudaError_t lt_emu_copy(void *dst, const void *src, size_t n, cudaMemcpyK
                 (int)k, dst, dd ? "device" : "host", src, sd ? "device" : "host", n);
         return lt_emu_err(cudaErrorInvalidValue);
     }
-    memcpy(dst, src, n);
     return cudaSuccess;
 }
-inline cudaError_t cudaMemcpy(void *d, const void *s, size_t n, cudaMemcpyKind k) { return lt_emu_copy(d, s, n, k); }
-inline cudaError_t cudaMemcpyAsync(void *d, const void *s, size_t n, cudaMemcpyKind k, cudaStream_t = nullptr) {
-    return lt_emu_copy(d, s, n, k);
+/* on the legacy default stream: after that stream's queued work (not a non-blocking stream's), done at return */
+inline cudaError_t cudaMemcpy(void *d, const void *s, size_t n, cudaMemcpyKind k) {
+    if (!n) return cudaSuccess;
+    if (lt_emu_copy_check(d, s, n, k) != cudaSuccess) return cudaErrorInvalidValue;
+    lt_emu_drain(&lt_emu_legacy());
+    memcpy(d, s, n);
+    return cudaSuccess;
 }
-inline cudaError_t cudaMemsetAsync(void *p, int v, size_t n, cudaStream_t = nullptr) {
+/* queued on the stream; into pageable host memory it returns when done, from pageable host memory the source is
+ * taken at the call (the driver's staging copy); pinned host memory is read or written when the copy runs */
+inline cudaError_t cudaMemcpyAsync(void *d, const void *s, size_t n, cudaMemcpyKind k, cudaStream_t st = nullptr) {
+    if (!n) return cudaSuccess;
+    if (lt_emu_copy_check(d, s, n, k) != cudaSuccess) return cudaErrorInvalidValue;
+    const bool dst_pageable = lt_emu_kind(d, n) == cudaMemoryTypeUnregistered;
+    const bool src_pageable = lt_emu_kind(s, n) == cudaMemoryTypeUnregistered;
+    if (src_pageable) {
+        std::shared_ptr<std::vector<unsigned char>> staged =
+            std::make_shared<std::vector<unsigned char>>((const unsigned char *)s, (const unsigned char *)s + n);
+        s = staged->data();
+        const long seq = lt_emu_enqueue(st, [d, staged, n] { memcpy(d, staged->data(), n); });
+        if (dst_pageable) lt_emu_drain(lt_emu_st(st), seq);
+        return cudaSuccess;
+    }
+    const long seq = lt_emu_enqueue(st, [d, s, n] { memcpy(d, s, n); });
+    if (dst_pageable) lt_emu_drain(lt_emu_st(st), seq);
+    return cudaSuccess;
+}
+inline cudaError_t cudaMemsetAsync(void *p, int v, size_t n, cudaStream_t st = nullptr) {
     if (n && lt_emu_kind(p, n) < cudaMemoryTypeDevice) return lt_emu_err(cudaErrorInvalidValue);
-    memset(p, v, n);
+    if (n) lt_emu_enqueue(st, [p, v, n] { memset(p, v, n); });
     return cudaSuccess;
 }
 inline cudaError_t cudaMemPrefetchAsync(const void *p, size_t n, cudaMemLocation loc, unsigned, cudaStream_t = nullptr) {
@@ -196,26 +289,49 @@ inline cudaError_t cudaGetDeviceProperties(cudaDeviceProp *p, int) {
 inline cudaError_t cudaDeviceGetAttribute(int *v, cudaDeviceAttr, int) { return *v = 1, cudaSuccess; }
 inline cudaError_t cudaRuntimeGetVersion(int *v) { return *v = 13000, cudaSuccess; }
 inline cudaError_t cudaDriverGetVersion(int *v) { return *v = 13000, cudaSuccess; }
-inline cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }
-inline cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
+inline cudaError_t cudaDeviceSynchronize() { return lt_emu_drain_all(), cudaSuccess; }
+inline cudaError_t cudaStreamSynchronize(cudaStream_t s) { return lt_emu_drain(lt_emu_st(s)), cudaSuccess; }
 inline cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned) {
-    *s = (cudaStream_t)malloc(16);
+    std::lock_guard<std::recursive_mutex> g(lt_emu_qmu());
+    *s = new lt_emu_stream;
+    lt_emu_streams().push_back(*s);
     return cudaSuccess;
 }
-inline cudaError_t cudaStreamDestroy(cudaStream_t s) { return free(s), cudaSuccess; }
+inline cudaError_t cudaStreamDestroy(cudaStream_t s) {
+    std::lock_guard<std::recursive_mutex> g(lt_emu_qmu());
+    auto &v = lt_emu_streams();
+    auto it = std::find(v.begin(), v.end(), s);
+    if (!s || it == v.end()) return lt_emu_err(cudaErrorInvalidValue);
+    lt_emu_drain(s); /* queued work still runs */
+    v.erase(it);
+    delete s;
+    return cudaSuccess;
+}
 struct lt_emu_event {
     double t;
+    lt_emu_stream *s; /* where it was last recorded (null: never) */
+    long seq;         /* and its place in that queue */
 };
-inline cudaError_t cudaEventCreate(cudaEvent_t *e) { return *e = new lt_emu_event{0}, cudaSuccess; }
+inline cudaError_t cudaEventCreate(cudaEvent_t *e) { return *e = new lt_emu_event{0, nullptr, 0}, cudaSuccess; }
 inline cudaError_t cudaEventCreateWithFlags(cudaEvent_t *e, unsigned) { return cudaEventCreate(e); }
-inline cudaError_t cudaEventDestroy(cudaEvent_t e) { return delete e, cudaSuccess; }
-inline cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t = nullptr) {
+inline cudaError_t cudaEventDestroy(cudaEvent_t e) {
+    lt_emu_drain_all(); /* no queued record may outlive it */
+    return delete e, cudaSuccess;
+}
+inline cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s = nullptr) {
     static std::atomic<long> tick{0};
-    e->t = (double)++tick;
+    std::lock_guard<std::recursive_mutex> g(lt_emu_qmu());
+    e->s = lt_emu_st(s);
+    e->seq = lt_emu_enqueue(s, [e] { e->t = (double)++tick; });
     return cudaSuccess;
 }
-inline cudaError_t cudaEventSynchronize(cudaEvent_t) { return cudaSuccess; }
+inline bool lt_emu_event_done(cudaEvent_t e) { return !e->s || e->s->done >= e->seq; }
+inline cudaError_t cudaEventSynchronize(cudaEvent_t e) {
+    if (e->s) lt_emu_drain(e->s, e->seq);
+    return cudaSuccess;
+}
 inline cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t a, cudaEvent_t b) {
+    if (!lt_emu_event_done(a) || !lt_emu_event_done(b)) return lt_emu_err(cudaErrorNotReady);
     *ms = (float)(b->t - a->t);
     return cudaSuccess;
 }
@@ -230,6 +346,7 @@ inline const char *cudaGetErrorString(cudaError_t e) {
     case cudaErrorInvalidValue: return "invalid argument";
     case cudaErrorMemoryAllocation: return "out of memory";
     case cudaErrorInvalidConfiguration: return "invalid configuration argument";
+    case cudaErrorNotReady: return "device not ready";
     case cudaErrorMisalignedAddress: return "misaligned address";
     }
     return "unknown error";
@@ -288,87 +405,85 @@ inline void lt_emu_check_aligned(const void *p, size_t bytes) {
     }
 }
 
-/* A pool of worker threads that run the threads of one block at a time. */
+/* A pool of worker threads that run the threads of one block at a time. Each worker sleeps on its own
+ * semaphore, so a block of n threads wakes exactly n workers however large the pool has grown. */
 class lt_emu_pool {
   public:
     static lt_emu_pool &get() {
         static lt_emu_pool p;
         return p;
     }
-    /* runs fn(tid) on n threads concurrently, returns when all are done */
+    /* runs fn(tid) on n threads concurrently, returns when all are done (one caller at a time: the queue lock) */
     void run(int n, const std::function<void(int)> &fn) {
         grow(n);
-        {
-            std::lock_guard<std::mutex> g(mu_);
-            fn_ = &fn;
-            want_ = n;
-            left_ = n;
-            gen_++;
-        }
-        cv_.notify_all();
-        std::unique_lock<std::mutex> g(mu_);
-        done_.wait(g, [&] { return left_ == 0; });
+        fn_ = &fn;
+        left_.store(n);
+        for (int i = 0; i < n; i++) w_[(size_t)i]->go.release();
+        done_.acquire();
     }
     ~lt_emu_pool() {
-        {
-            std::lock_guard<std::mutex> g(mu_);
-            stop_ = true;
-            gen_++;
-        }
-        cv_.notify_all();
-        for (auto &t : th_) t.join();
+        stop_.store(true);
+        for (auto &w : w_) w->go.release();
+        for (auto &w : w_) w->th.join();
     }
 
   private:
+    struct worker {
+        std::binary_semaphore go{0};
+        std::thread th;
+    };
     void grow(int n) {
-        while ((int)th_.size() < n) {
-            int id = (int)th_.size();
-            th_.emplace_back([this, id] { work(id); });
+        while ((int)w_.size() < n) {
+            const int id = (int)w_.size();
+            w_.push_back(std::make_unique<worker>());
+            worker *w = w_.back().get();
+            w->th = std::thread([this, id, w] { work(id, w); });
         }
     }
-    void work(int id) {
-        long seen = 0;
+    void work(int id, worker *w) {
         for (;;) {
-            const std::function<void(int)> *fn;
-            {
-                std::unique_lock<std::mutex> g(mu_);
-                cv_.wait(g, [&] { return gen_ != seen; });
-                seen = gen_;
-                if (stop_) return;
-                if (id >= want_) continue;
-                fn = fn_;
-            }
-            (*fn)(id);
-            std::lock_guard<std::mutex> g(mu_);
-            if (--left_ == 0) done_.notify_all();
+            w->go.acquire(); /* fn_ was set before the release */
+            if (stop_.load()) return;
+            (*fn_)(id);
+            if (left_.fetch_sub(1) == 1) done_.release();
         }
     }
-    std::vector<std::thread> th_;
-    std::mutex mu_;
-    std::condition_variable cv_, done_;
+    std::vector<std::unique_ptr<worker>> w_;
     const std::function<void(int)> *fn_ = nullptr;
-    int want_ = 0, left_ = 0;
-    long gen_ = 0;
-    bool stop_ = false;
+    std::atomic<int> left_{0};
+    std::binary_semaphore done_{0};
+    std::atomic<bool> stop_{false};
 };
+
+inline bool lt_emu_blocks_forward() {
+    static const bool on = getenv("LT_EMU_BLOCKS") && strcmp(getenv("LT_EMU_BLOCKS"), "forward") == 0;
+    return on;
+}
 
 template <class... P> struct lt_emu_launcher {
     void (*k)(P...);
     unsigned grid, block;
     size_t smem;
+    cudaStream_t stream;
+    /* checks the configuration now (cudaGetLastError after the launch sees it), queues the grid on the stream */
     template <class... A> void operator()(A... args) const {
         if (block == 0 || block > 1024 || grid == 0) {
             lt_emu_err(cudaErrorInvalidConfiguration);
             return;
         }
-        for (unsigned bx = 0; bx < grid; bx++) {
+        const lt_emu_launcher self = *this;
+        lt_emu_enqueue(stream, [self, args...] { self.run(args...); });
+    }
+    template <class... A> void run(A... args) const {
+        for (unsigned i = 0; i < grid; i++) {
+            const unsigned bx = lt_emu_blocks_forward() ? i : grid - 1 - i;
             lt_emu_block b;
             b.nthreads = (int)block;
             b.bar = std::make_unique<std::barrier<>>((std::ptrdiff_t)block);
             for (unsigned w = 0; w < (block + 31) / 32; w++)
                 b.warp_bar.push_back(std::make_unique<std::barrier<>>((std::ptrdiff_t)std::min(32u, block - 32 * w)));
             b.shfl.assign(block, 0);
-            b.dyn.assign(smem ? smem : 16, 0xa5);
+            b.dyn.assign(smem ? smem : 16, 0xff);
             std::function<void(int)> fn = [&](int tid) {
                 lt_emu_cur = &b;
                 threadIdx = dim3{(unsigned)tid, 1, 1};
@@ -381,8 +496,9 @@ template <class... P> struct lt_emu_launcher {
         }
     }
 };
-template <class... P> lt_emu_launcher<P...> lt_emu_launch(void (*k)(P...), unsigned grid, unsigned block, size_t smem) {
-    return lt_emu_launcher<P...>{k, grid, block, smem};
+template <class... P>
+lt_emu_launcher<P...> lt_emu_launch(void (*k)(P...), unsigned grid, unsigned block, size_t smem, cudaStream_t stream) {
+    return lt_emu_launcher<P...>{k, grid, block, smem, stream};
 }
 
 #endif

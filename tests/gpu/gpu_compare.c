@@ -306,6 +306,9 @@ static void test_found_inf(void) {
     dev_download(before, P.dp[0], n0 * 4);
     dev_upload((float *)P.dg[6] + 1000, &nan, 4);
     CHECK(lt_optim_step(P.gpu, 1.0f) == LT_OK, "%s", lt_optim_error(P.gpu));
+    /* asked before anything else waits for the device: the count must come from the step's own flag record */
+    CHECK(lt_optim_param_step(P.gpu, 0) == 0, "a skipped step was counted (step %lld, asked at once)",
+          (long long)lt_optim_param_step(P.gpu, 0));
     dev_download(&one, flag, sizeof one);
     CHECK(one == 1, "the check did not set the flag for a NaN gradient");
     dev_download(after, P.dp[0], n0 * 4);
@@ -320,6 +323,8 @@ static void test_found_inf(void) {
     dev_upload(P.dg[6], P.hg[6], numel(&SHAPES[6]) * 4);
     dev_upload(flag, &zero, sizeof zero);
     CHECK(lt_optim_step(P.gpu, 1.0f) == LT_OK, "%s", lt_optim_error(P.gpu));
+    CHECK(lt_optim_param_step(P.gpu, 0) == 1, "step count %lld after one real step, asked at once",
+          (long long)lt_optim_param_step(P.gpu, 0));
     lt_optim_step(P.cpu, 1.0f);
     dev_download(after, P.dp[0], n0 * 4);
     CHECK(!memcmp(after, P.hp[0], n0 * 4), "the step after a skipped one differs from the CPU's first step");

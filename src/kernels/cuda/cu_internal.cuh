@@ -15,7 +15,7 @@ static_assert(sizeof(lt_cu_qtab) % 16 == 0, "the table is copied to shared memor
  * tests/emu (a CPU emulation of the CUDA runtime and thread model, LT_CUDA_EMU)
  * can run the same kernel sources on the host. */
 #ifdef LT_CUDA_EMU
-#define LT_LAUNCH(kernel, grid, block, smem, stream) lt_emu_launch(kernel, (grid), (block), (smem))
+#define LT_LAUNCH(kernel, grid, block, smem, stream) lt_emu_launch(kernel, (grid), (block), (smem), (stream))
 #define LT_DYN_SMEM(type, name) type *name = static_cast<type *>(lt_emu_dyn_smem())
 #define LT_ALIGNED(ptr, bytes) lt_emu_check_aligned((const void *)(ptr), (bytes))
 #else

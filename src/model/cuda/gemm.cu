@@ -16,7 +16,8 @@
  * Emulation build (LT_CUDA_EMU): there is no cuBLAS; the operands are
  * converted to float and multiplied by OpenBLAS's cblas_sgemm on the host
  * (the emulated device memory is host memory), then C is rounded back (to
- * nearest even) when it is bf16 or fp16. Same arithmetic contract (fp32
+ * nearest even) when it is bf16 or fp16; queued on the handle's stream like
+ * a kernel, so it runs when the emulation's stream does. Same arithmetic contract (fp32
  * accumulation, one rounding of C; an fp16 C overflows to inf above 65504),
  * another summation order. */
 #include <stdint.h>
@@ -59,7 +60,8 @@ int bad_dtypes(lt_dtype ab, lt_dtype cdt, char *err, size_t errlen) {
 #ifdef LT_CUDA_EMU
 
 struct lt_cugemm {
-    std::vector<float> a, b, c; /* float copies, reused between calls */
+    cudaStream_t stream;
+    std::vector<float> a, b, c; /* float copies, reused between calls (the queue runs one at a time) */
 };
 
 namespace {
@@ -78,18 +80,23 @@ void to_float(std::vector<float> &dst, const void *src, lt_dtype dt, int rows, i
 
 } // namespace
 
-lt_cugemm *lt_cugemm_create(cudaStream_t, char *err, size_t errlen) {
+lt_cugemm *lt_cugemm_create(cudaStream_t s, char *err, size_t errlen) {
     lt_cugemm *g = new (std::nothrow) lt_cugemm;
     if (!g) lt_errmsg(err, errlen, "out of memory creating the emulated GEMM");
+    else g->stream = s;
     return g;
 }
 
-void lt_cugemm_destroy(lt_cugemm *g) { delete g; }
+void lt_cugemm_destroy(lt_cugemm *g) {
+    if (!g) return;
+    cudaStreamSynchronize(g->stream); /* its queued products use g (cublasDestroy synchronizes too) */
+    delete g;
+}
 
-int lt_cugemm_run(lt_cugemm *g, bool ta, bool tb, int m, int n, int k, const void *A, int lda, const void *B, int ldb,
-                  lt_dtype ab, void *C, int ldc, lt_dtype cdt, float beta, char *err, size_t errlen) {
-    if (!dtypes_ok(ab, cdt)) return bad_dtypes(ab, cdt, err, errlen);
-    if (m <= 0 || n <= 0) return 0;
+namespace {
+
+void gemm_now(lt_cugemm *g, bool ta, bool tb, int m, int n, int k, const void *A, int lda, const void *B, int ldb,
+              lt_dtype ab, void *C, int ldc, lt_dtype cdt, float beta) {
     try {
         to_float(g->a, A, ab, ta ? k : m, ta ? m : k, lda);
         to_float(g->b, B, ab, tb ? n : k, tb ? k : n, ldb);
@@ -109,9 +116,18 @@ int lt_cugemm_run(lt_cugemm *g, bool ta, bool tb, int m, int n, int k, const voi
                         cdt == LT_DTYPE_BF16 ? lt_f32_to_bf16(x) : lt_f32_to_f16(x);
                 }
     } catch (...) {
-        lt_errmsg(err, errlen, "out of memory in the emulated GEMM");
-        return -1;
+        fprintf(stderr, "cuda emu: out of memory in the emulated GEMM (%d x %d x %d)\n", m, n, k);
+        abort();
     }
+}
+
+} // namespace
+
+int lt_cugemm_run(lt_cugemm *g, bool ta, bool tb, int m, int n, int k, const void *A, int lda, const void *B, int ldb,
+                  lt_dtype ab, void *C, int ldc, lt_dtype cdt, float beta, char *err, size_t errlen) {
+    if (!dtypes_ok(ab, cdt)) return bad_dtypes(ab, cdt, err, errlen);
+    if (m <= 0 || n <= 0) return 0;
+    lt_emu_enqueue(g->stream, [=] { gemm_now(g, ta, tb, m, n, k, A, lda, B, ldb, ab, C, ldc, cdt, beta); });
     return 0;
 }
 
