@@ -99,8 +99,8 @@ $(BUILD)/examples/%: examples/%.c $(BUILD)/libleantrain.a
 # benchmark's code path, gpu_compare --quick, the GPT-2 layer kernels against the CPU's, the whole GPT-2 model on
 # the device against the CPU model (gpu_gpt2_model --quick) (about 4 minutes);
 # EMU_FULL=1 adds the bf16 and API checks, gpu_lowbit, and the trainer on the emulated device: gpu-check's
-# training runs (scripts/gpu-train-check gpt2 and gpt2-7b) on tiny models (about 15 minutes more). Timings are
-# meaningless there.
+# training checks (scripts/gpu-train-check compare, gpt2 and gpt2-7b) in their small mode (about 30 minutes more).
+# Timings are meaningless there.
 EMU      := $(BUILD)/emu
 EMU_SAN  := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 EMU_SRC  := $(LIB_SRC)
@@ -133,6 +133,8 @@ cuda-emu: $(EMU)/tests/gpu/gpu_compare $(EMU)/tests/gpu/gpu_lowbit $(EMU)/tests/
 	$(EMU)/tests/gpu/gpu_gpt2_layers
 	$(EMU)/tests/gpu/gpu_gpt2_model $(if $(EMU_FULL),,--quick)
 	$(if $(EMU_FULL),LT_TEST_TMP=$(BUILD)/tmp LT_TEST_QUICK=1 $(EMU)/tests/gpu/gpu_lowbit)
+	$(if $(EMU_FULL),GPU_TRAIN_CHECK_SMALL=1 scripts/gpu-train-check compare $(abspath $(EMU)/leantrain) \
+	  $(BUILD)/tmp/train-check)
 	$(if $(EMU_FULL),GPU_TRAIN_CHECK_SMALL=1 GPT2_RUN_TIMEOUT=600 GPT2_7B_TIMEOUT=600 \
 	  scripts/gpu-train-check gpt2 $(abspath $(EMU)/leantrain) $(BUILD)/tmp/train-check)
 	$(if $(EMU_FULL),GPU_TRAIN_CHECK_SMALL=1 GPT2_RUN_TIMEOUT=600 GPT2_7B_TIMEOUT=600 \
