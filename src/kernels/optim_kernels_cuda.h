@@ -117,7 +117,8 @@ void lt_cuda_discard(lt_cuda *c);
 int lt_cuda_check_finite(lt_cuda *c, const lt_ktensor *t, int count);
 
 /* ---- helpers for the command-line program, benchmarks and tests ---- */
-/* Plain device memory and synchronous copies on the legacy default stream (kind as lt_cuda_copy). */
+/* Plain device memory, and copies (kind as lt_cuda_copy) that start after all work queued on any stream and are
+ * complete on return. */
 int lt_cuda_malloc_raw(void **ptr, size_t bytes, char *err, size_t errlen);
 void lt_cuda_free_raw(void *ptr);
 int lt_cuda_memcpy_raw(void *dst, const void *src, size_t bytes, int kind, char *err, size_t errlen);

@@ -660,7 +660,10 @@ void lt_cuda_free_raw(void *ptr) {
 
 int lt_cuda_memcpy_raw(void *dst, const void *src, size_t bytes, int kind, char *err, size_t errlen) {
     cudaMemcpyKind k = kind == 0 ? cudaMemcpyHostToDevice : kind == 1 ? cudaMemcpyDeviceToHost : cudaMemcpyDeviceToDevice;
-    cudaError_t e = bytes ? cudaMemcpy(dst, src, bytes, k) : cudaSuccess;
+    /* after the work queued on every stream: cudaMemcpy alone (the legacy stream) would not wait for a
+     * non-blocking stream's, such as an optimizer's after lt_optim_set_stream */
+    cudaError_t e = cudaDeviceSynchronize();
+    if (e == cudaSuccess && bytes) e = cudaMemcpy(dst, src, bytes, k);
     if (e == cudaSuccess) e = cudaDeviceSynchronize();
     if (e != cudaSuccess) {
         cudaGetLastError();
