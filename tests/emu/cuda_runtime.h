@@ -396,7 +396,11 @@ template <class T> T __shfl_xor_sync(unsigned mask, T v, int lanemask) {
     return r;
 }
 inline int atomicOr(int *p, int v) { return __atomic_fetch_or(p, v, __ATOMIC_SEQ_CST); }
-inline void *lt_emu_dyn_smem() { return lt_emu_cur->dyn.data(); }
+/* the block's dynamic shared memory, 128-byte aligned (its vector holds 128 bytes more) */
+inline void *lt_emu_dyn_smem() {
+    const uintptr_t p = (uintptr_t)lt_emu_cur->dyn.data();
+    return (void *)((p + 127) & ~(uintptr_t)127);
+}
 inline void lt_emu_check_aligned(const void *p, size_t bytes) {
     if ((uintptr_t)p % bytes) {
         fprintf(stderr, "cuda emu: misaligned %zu-byte access at %p (block %u thread %u)\n", bytes, p, blockIdx.x,
@@ -483,7 +487,7 @@ template <class... P> struct lt_emu_launcher {
             for (unsigned w = 0; w < (block + 31) / 32; w++)
                 b.warp_bar.push_back(std::make_unique<std::barrier<>>((std::ptrdiff_t)std::min(32u, block - 32 * w)));
             b.shfl.assign(block, 0);
-            b.dyn.assign(smem ? smem : 16, 0xff);
+            b.dyn.assign((smem ? smem : 16) + 128, 0xff);
             std::function<void(int)> fn = [&](int tid) {
                 lt_emu_cur = &b;
                 threadIdx = dim3{(unsigned)tid, 1, 1};

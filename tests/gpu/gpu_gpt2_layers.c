@@ -16,7 +16,8 @@
  * Attention runs over shapes of its own (run_attention: T from 1 to 130,
  * hs 32, 48, 64 and 128), checking out, lse (against a double-precision
  * log-sum-exp), the backward's D = dout . out scratch and dq / dk / dv; in
- * bf16 and fp16 both with the tensor-core kernels (hs <= 64) and with the
+ * bf16 and fp16 both with the tensor-core kernels (every hs: the test turns
+ * on lt_cunn_attention_tc128, which hs 128 needs) and with the
  * CUDA-core ones (lt_cunn_attention_simt), under the same tolerances (the
  * tensor-core path also rounds P and dS to 16 bits; measured in the CUDA
  * emulation: up to 5.2e-3 in bf16, 6.7e-4 in fp16).
@@ -554,7 +555,7 @@ static void run_attention(const attn_shape *s, lt_dtype dt, int simt) {
     const int B = s->B, T = s->T, C = s->C, NH = s->NH;
     const size_t N = (size_t)B * T, NC = N * C, C3 = 3 * (size_t)C, NR = (size_t)B * NH * T;
     const double tol = dt == LT_DTYPE_F32 ? TOL_F32 : dt == LT_DTYPE_BF16 ? TOL_BF16 : TOL_F16;
-    const int tc = !simt && dt != LT_DTYPE_F32 && C / NH <= 64;
+    const int tc = !simt && dt != LT_DTYPE_F32 && C / NH <= 128;
     lt_cunn_attention_simt(nn, simt);
     printf("attention B %d T %d C %d NH %d (hs %d), %s storage, %s\n", B, T, C, NH, C / NH, dtn(dt),
            tc ? "tensor cores" : "CUDA cores");
@@ -603,8 +604,8 @@ static void run_attention(const attn_shape *s, lt_dtype dt, int simt) {
 }
 
 /* ---- --bench: attention's speed at a training shape ----
- * GPT-2 124M's (B 4, T 1024, C 768, NH 12), then the 7B model's (B 1, T 1024, C 4096, NH 32, where hs 128 has
- * only the CUDA-core kernels): ms per forward and per backward (median of 5 timings of 4 calls,
+ * GPT-2 124M's (B 4, T 1024, C 768, NH 12), then the 7B model's (B 1, T 1024, C 4096, NH 32, hs 128, whose
+ * tensor-core kernels are opt-in, lt_cunn_attention_tc128: this tells whether to make them the default): ms per forward and per backward (median of 5 timings of 4 calls,
  * after a warm-up), and TFLOP/s counting the causal pairs only (B NH T (T + 1) / 2), 4 hs flops a pair forward
  * (q.k, p v) and 10 backward (s again, dP, dq, dk, dv), for the tensor-core and CUDA-core kernels in bf16 and
  * fp16 and the CUDA-core kernel in fp32. Also
@@ -632,7 +633,7 @@ static void bench_attention(int B, int T, int C, int NH) {
     float *res[5][2] = {{NULL}};
     for (int r = 0; r < 5; r++) {
         const lt_dtype dt = runs[r].dt;
-        const int tc = !runs[r].simt && dt != LT_DTYPE_F32 && C / NH <= 64;
+        const int tc = !runs[r].simt && dt != LT_DTYPE_F32 && C / NH <= 128;
         if (!runs[r].simt && !tc) continue;
         lt_cunn_attention_simt(nn, runs[r].simt);
         float *x = fbuf(N * C3), *g = fbuf(NC);
@@ -696,6 +697,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "gpu_gpt2_layers: %s\n", err);
         return 1;
     }
+    lt_cunn_attention_tc128(nn, 1); /* the tensor-core kernels at hs 128 too (not the default yet) */
     /* a bad dtype is refused with a message */
     CHECK(lt_cunn_gelu_forward(nn, LT_DTYPE_U8, NULL, NULL, 1) == -1 && strstr(lt_cunn_error(nn), "U8"),
           "U8 storage was not refused: '%s'", lt_cunn_error(nn));
@@ -705,7 +707,7 @@ int main(int argc, char **argv) {
             bench_attention(1, 70, 128, 2);
         } else {
             bench_attention(4, 1024, 768, 12); /* GPT-2 124M's training shape */
-            bench_attention(1, 1024, 4096, 32); /* the 7B model's (hs 128: CUDA cores only) */
+            bench_attention(1, 1024, 4096, 32); /* the 7B model's (hs 128) */
         }
         lt_cunn_destroy(nn);
         return lt_test_done("gpu_gpt2_layers --bench");

@@ -5,9 +5,10 @@
  * from q, k and that log-sum-exp.
  *
  * Arithmetic is fp32 FMA on the CUDA cores with shared-memory tiling. These
- * kernels serve fp32 storage, head sizes above 64, and everything when
- * lt_cunn_attention_simt asks; bf16 and fp16 storage with hs <= 64 go to the
- * tensor-core kernels of attention_tc.cu (the entry points below choose).
+ * kernels serve fp32 storage, head sizes above 64 (unless
+ * lt_cunn_attention_tc128 asks for the tensor cores there), and everything
+ * when lt_cunn_attention_simt asks; bf16 and fp16 storage with hs <= 64 go to
+ * the tensor-core kernels of attention_tc.cu (the entry points below choose).
  * Head sizes hs <= 128 are served by three instantiations of the
  * kernels, DH = 32, 64 or 128 dims (the head zero-padded to DH in shared
  * memory and registers; zeros add nothing to the dot products and the padded
@@ -328,9 +329,6 @@ __global__ void __launch_bounds__(ROWS *(DH / DT))
 
 /* ---- host side ---- */
 
-/* The instantiation for head size hs: its DH (32, 64 or 128). */
-int head_dims(int hs) { return hs <= 32 ? 32 : hs <= 64 ? 64 : 128; }
-
 /* Common checks; 1 when there is nothing to do, -1 on a bad shape. */
 int check_shape(lt_cunn *nn, const char *what, int B, int T, int C, int NH) {
     if (B < 0 || T < 0 || C < 0) return fail(nn, "%s: negative size (B %d, T %d, C %d)", what, B, T, C);
@@ -377,7 +375,7 @@ int lt_cunn_attention_forward(lt_cunn *nn, lt_dtype dt, void *out, float *lse, c
                               int NH) {
     int rc = check_shape(nn, "attention_forward", B, T, C, NH);
     if (rc) return rc < 0 ? rc : 0;
-    if (!nn->attn_simt && attn_tc_serves(dt, C / NH)) {
+    if (attn_tc_serves(nn, dt, C / NH)) {
         attn_tc_forward(nn, dt, out, lse, qkv, B, T, C, NH);
         return launched(nn, "attention_forward");
     }
@@ -396,7 +394,7 @@ int lt_cunn_attention_backward(lt_cunn *nn, lt_dtype dt, void *dqkv, float *scra
                                const void *qkv, const void *out, const float *lse, int B, int T, int C, int NH) {
     int rc = check_shape(nn, "attention_backward", B, T, C, NH);
     if (rc) return rc < 0 ? rc : 0;
-    if (!nn->attn_simt && attn_tc_serves(dt, C / NH)) {
+    if (attn_tc_serves(nn, dt, C / NH)) {
         attn_tc_backward(nn, dt, dqkv, scratch, dout, qkv, out, lse, B, T, C, NH);
         return launched(nn, "attention_backward");
     }
@@ -414,6 +412,12 @@ int lt_cunn_attention_backward(lt_cunn *nn, lt_dtype dt, void *dqkv, float *scra
 int lt_cunn_attention_simt(lt_cunn *nn, int on) {
     const int was = nn->attn_simt;
     nn->attn_simt = on != 0;
+    return was;
+}
+
+int lt_cunn_attention_tc128(lt_cunn *nn, int on) {
+    const int was = nn->attn_tc128;
+    nn->attn_tc128 = on != 0;
     return was;
 }
 

@@ -1,6 +1,6 @@
 /* What the two attention implementations share (attention.cu: fp32 FMA on
  * the CUDA cores, every storage type, head sizes up to 128; attention_tc.cu:
- * tensor cores, 16-bit storage, head sizes up to 64): the CTA numbering, the
+ * tensor cores, 16-bit storage, head sizes up to 64, or 128 when asked): the CTA numbering, the
  * scores' scale, and the tensor-core path's entry points. Internal to
  * src/model/cuda; every name is in the namespace ltnn. */
 #ifndef LT_MODEL_CUDA_ATTENTION_CUH
@@ -34,8 +34,14 @@ struct score_scale {
  * equals dividing by sqrt(hs) bit for bit), else 0 (the kernels divide). */
 float exact_inv_scale(int hs);
 
-/* The tensor-core kernels serve 16-bit storage (bf16, fp16) and head sizes up to 64. */
-inline bool attn_tc_serves(lt_dtype dt, int hs) { return (dt == LT_DTYPE_BF16 || dt == LT_DTYPE_F16) && hs <= 64; }
+/* The instantiation for head size hs (at most 128): its DH, 32, 64 or 128 dims (the head zero-padded to it). */
+inline int head_dims(int hs) { return hs <= 32 ? 32 : hs <= 64 ? 64 : 128; }
+
+/* The tensor-core kernels serve 16-bit storage (bf16, fp16) and head sizes up to 64, up to 128 when nn asks for
+ * them (lt_cunn_attention_tc128), unless nn keeps attention on the CUDA cores (lt_cunn_attention_simt). */
+inline bool attn_tc_serves(const lt_cunn *nn, lt_dtype dt, int hs) {
+    return !nn->attn_simt && (dt == LT_DTYPE_BF16 || dt == LT_DTYPE_F16) && (hs <= 64 || (nn->attn_tc128 && hs <= 128));
+}
 
 /* The tensor-core forward and backward (attention_tc.cu), same arguments and results as
  * lt_cunn_attention_forward / _backward, for what attn_tc_serves; shapes already checked, non-empty. */

@@ -1,5 +1,7 @@
 /* Causal self-attention on the tensor cores, for bf16 and fp16 storage and
- * head sizes up to 64 (attention.cuh: attn_tc_serves); the same results as
+ * head sizes up to 64, or up to 128 when asked (attention.cuh:
+ * attn_tc_serves; DH 128 takes its backward's shared memory, past 48 KB, from
+ * the launch and runs one CTA per SM); the same results as
  * attention.cu (out, lse, D, dq, dk, dv) through the warp matrix functions
  * (nvcuda::wmma, m16n16k16, 16-bit products, fp32 sums), flash-style: no
  * T x T matrix in device memory, and no atomics (two runs give the same bits).
@@ -176,6 +178,25 @@ __device__ __forceinline__ place place_of(int B, int T, int C, int NH, bool reve
     return place{head_tile_of(B, T, C, NH, QR, reverse), warp, 16 * warp, lane >> 1, lane & 1};
 }
 
+/* The kernel's shared memory M: a static variable while it fits the 48 KB a kernel may declare (DH 32 and 64),
+ * else the launch's dynamic shared memory (DH 128: launch_tc asks for sizeof(M)). */
+struct alignas(128) dyn_unit {
+    unsigned char b[128];
+};
+template <typename M> __device__ __forceinline__ M &smem_of() {
+    if constexpr (sizeof(M) <= 48 * 1024) {
+        __shared__ M sm;
+        return sm;
+    } else {
+        LT_DYN_SMEM(dyn_unit, raw);
+        return *reinterpret_cast<M *>(raw);
+    }
+}
+
+/* registers: 3 CTAs per SM (at most 168 registers) up to DH 64, without spills there; 1 at DH 128, whose
+ * resident fragments need up to 255 */
+constexpr int min_ctas(int dh) { return dh > 64 ? 1 : 3; }
+
 /* ---- forward ---- */
 
 template <typename S, int DH> struct FwdSmem {
@@ -194,7 +215,7 @@ template <typename S, int DH>
 __global__ void __launch_bounds__(32 * NW) attn_tc_fwd(S *out, float *lse, const S *qkv, int B, int T, int C, int NH,
                                                         float inv, int vec) {
     typedef Tc<S, DH> X;
-    __shared__ FwdSmem<S, DH> sm;
+    FwdSmem<S, DH> &sm = smem_of<FwdSmem<S, DH>>();
     const place P = place_of(B, T, C, NH, true);
     const size_t b = P.b, C3 = P.C3;
     const int hs = P.hs, h = P.h, warp = P.warp, lr = P.lr, half = P.half, q0 = P.row0, r0 = P.r0, t = q0 + r0 + lr;
@@ -286,11 +307,11 @@ template <typename S, int DH> struct DqSmem {
 };
 
 template <typename S, int DH>
-__global__ void __launch_bounds__(32 * NW, 3) /* 3 CTAs per SM: at most 168 registers (no spills at DH 64) */
+__global__ void __launch_bounds__(32 * NW, min_ctas(DH))
     attn_tc_dq(S *dqkv, float *Dsum, const S *dout, const S *qkv, const S *out, const float *lse, int B, int T, int C,
                int NH, float inv, int vec) {
     typedef Tc<S, DH> X;
-    __shared__ DqSmem<S, DH> sm;
+    DqSmem<S, DH> &sm = smem_of<DqSmem<S, DH>>();
     const place P = place_of(B, T, C, NH, true);
     const size_t b = P.b, C3 = P.C3;
     const int hs = P.hs, h = P.h, warp = P.warp, lr = P.lr, half = P.half, q0 = P.row0, r0 = P.r0, t = q0 + r0 + lr;
@@ -378,11 +399,11 @@ template <typename S, int DH> struct DkvSmem {
 };
 
 template <typename S, int DH>
-__global__ void __launch_bounds__(32 * NW, 3) /* 3 CTAs per SM: at most 168 registers (no spills at DH 64) */
+__global__ void __launch_bounds__(32 * NW, min_ctas(DH))
     attn_tc_dkv(S *dqkv, const float *Dsum, const S *dout, const S *qkv, const float *lse, int B, int T, int C, int NH,
                 float inv, int vec) {
     typedef Tc<S, DH> X;
-    __shared__ DkvSmem<S, DH> sm;
+    DkvSmem<S, DH> &sm = smem_of<DkvSmem<S, DH>>();
     const place P = place_of(B, T, C, NH, false); /* key tile 0 has the most queries */
     const size_t b = P.b, C3 = P.C3;
     const int tid = threadIdx.x, hs = P.hs, h = P.h, warp = P.warp, lr = P.lr, half = P.half, j0 = P.row0, r0 = P.r0,
@@ -449,12 +470,23 @@ int vec_ok(const void *p, int C, int hs, const void *p2 = nullptr, const void *p
     return C % 8 == 0 && hs % 8 == 0 && a % 16 == 0;
 }
 
+/* the dynamic shared memory a kernel whose shared memory is M launches with (0: M is static), after allowing
+ * it past 48 KB (once per kernel; an error here surfaces at the launch) */
+template <typename M, typename K> size_t dyn_bytes(K kernel) {
+    if (sizeof(M) <= 48 * 1024) return 0;
+    static const cudaError_t allowed =
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sizeof(M));
+    (void)allowed;
+    return sizeof(M);
+}
+
 template <typename S, int DH>
 void tc_forward(lt_cunn *nn, S *out, float *lse, const S *qkv, int B, int T, int C, int NH) {
     const unsigned grid = (unsigned)((size_t)B * NH * (size_t)((T + QR - 1) / QR));
     const int hs = C / NH;
     auto k = attn_tc_fwd<S, DH>;
-    LT_LAUNCH(k, grid, 32 * NW, 0, nn->stream)(out, lse, qkv, B, T, C, NH, exact_inv_scale(hs), vec_ok(qkv, C, hs));
+    const size_t dyn = dyn_bytes<FwdSmem<S, DH>>(k);
+    LT_LAUNCH(k, grid, 32 * NW, dyn, nn->stream)(out, lse, qkv, B, T, C, NH, exact_inv_scale(hs), vec_ok(qkv, C, hs));
 }
 
 template <typename S, int DH>
@@ -466,42 +498,47 @@ void tc_backward(lt_cunn *nn, S *dqkv, float *Dsum, const S *dout, const S *qkv,
     auto kq = attn_tc_dq<S, DH>;
     auto kkv = attn_tc_dkv<S, DH>;
     /* the dq pass writes D, which the dk / dv pass reads: the stream orders them */
-    LT_LAUNCH(kq, grid, 32 * NW, 0, nn->stream)(dqkv, Dsum, dout, qkv, out, lse, B, T, C, NH, inv, vec);
-    LT_LAUNCH(kkv, grid, 32 * NW, 0, nn->stream)(dqkv, Dsum, dout, qkv, lse, B, T, C, NH, inv, vec);
+    const size_t dq_dyn = dyn_bytes<DqSmem<S, DH>>(kq), dkv_dyn = dyn_bytes<DkvSmem<S, DH>>(kkv);
+    LT_LAUNCH(kq, grid, 32 * NW, dq_dyn, nn->stream)(dqkv, Dsum, dout, qkv, out, lse, B, T, C, NH, inv, vec);
+    LT_LAUNCH(kkv, grid, 32 * NW, dkv_dyn, nn->stream)(dqkv, Dsum, dout, qkv, lse, B, T, C, NH, inv, vec);
 }
 
 } // namespace
 
 void ltnn::attn_tc_forward(lt_cunn *nn, lt_dtype dt, void *out, float *lse, const void *qkv, int B, int T, int C,
                            int NH) {
-    const bool small = C / NH <= 32;
+    const int dh = head_dims(C / NH);
     if (dt == LT_DTYPE_BF16) {
         auto o = static_cast<uint16_t *>(out);
         auto x = static_cast<const uint16_t *>(qkv);
-        if (small) tc_forward<uint16_t, 32>(nn, o, lse, x, B, T, C, NH);
-        else tc_forward<uint16_t, 64>(nn, o, lse, x, B, T, C, NH);
+        if (dh == 32) tc_forward<uint16_t, 32>(nn, o, lse, x, B, T, C, NH);
+        else if (dh == 64) tc_forward<uint16_t, 64>(nn, o, lse, x, B, T, C, NH);
+        else tc_forward<uint16_t, 128>(nn, o, lse, x, B, T, C, NH);
     } else {
         auto o = static_cast<f16s *>(out);
         auto x = static_cast<const f16s *>(qkv);
-        if (small) tc_forward<f16s, 32>(nn, o, lse, x, B, T, C, NH);
-        else tc_forward<f16s, 64>(nn, o, lse, x, B, T, C, NH);
+        if (dh == 32) tc_forward<f16s, 32>(nn, o, lse, x, B, T, C, NH);
+        else if (dh == 64) tc_forward<f16s, 64>(nn, o, lse, x, B, T, C, NH);
+        else tc_forward<f16s, 128>(nn, o, lse, x, B, T, C, NH);
     }
 }
 
 void ltnn::attn_tc_backward(lt_cunn *nn, lt_dtype dt, void *dqkv, float *Dsum, const void *dout, const void *qkv,
                             const void *out, const float *lse, int B, int T, int C, int NH) {
-    const bool small = C / NH <= 32;
+    const int dh = head_dims(C / NH);
     if (dt == LT_DTYPE_BF16) {
         auto d = static_cast<uint16_t *>(dqkv);
         auto g = static_cast<const uint16_t *>(dout), x = static_cast<const uint16_t *>(qkv),
              o = static_cast<const uint16_t *>(out);
-        if (small) tc_backward<uint16_t, 32>(nn, d, Dsum, g, x, o, lse, B, T, C, NH);
-        else tc_backward<uint16_t, 64>(nn, d, Dsum, g, x, o, lse, B, T, C, NH);
+        if (dh == 32) tc_backward<uint16_t, 32>(nn, d, Dsum, g, x, o, lse, B, T, C, NH);
+        else if (dh == 64) tc_backward<uint16_t, 64>(nn, d, Dsum, g, x, o, lse, B, T, C, NH);
+        else tc_backward<uint16_t, 128>(nn, d, Dsum, g, x, o, lse, B, T, C, NH);
     } else {
         auto d = static_cast<f16s *>(dqkv);
         auto g = static_cast<const f16s *>(dout), x = static_cast<const f16s *>(qkv),
              o = static_cast<const f16s *>(out);
-        if (small) tc_backward<f16s, 32>(nn, d, Dsum, g, x, o, lse, B, T, C, NH);
-        else tc_backward<f16s, 64>(nn, d, Dsum, g, x, o, lse, B, T, C, NH);
+        if (dh == 32) tc_backward<f16s, 32>(nn, d, Dsum, g, x, o, lse, B, T, C, NH);
+        else if (dh == 64) tc_backward<f16s, 64>(nn, d, Dsum, g, x, o, lse, B, T, C, NH);
+        else tc_backward<f16s, 128>(nn, d, Dsum, g, x, o, lse, B, T, C, NH);
     }
 }

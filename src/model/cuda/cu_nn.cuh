@@ -18,7 +18,8 @@
 struct lt_cunn {
     cudaStream_t stream;
     lt_cugemm *gemm;
-    int attn_simt; /* 1: attention on the CUDA cores for every dtype (lt_cunn_attention_simt) */
+    int attn_simt;  /* 1: attention on the CUDA cores for every dtype (lt_cunn_attention_simt) */
+    int attn_tc128; /* 1: the tensor-core kernels also for head sizes 65 to 128 (lt_cunn_attention_tc128) */
     char err[512];
 };
 

@@ -375,6 +375,9 @@ lt_cunn *lt_cunn_create(void *stream, char *err, size_t errlen) {
      * tensor-core problem on some GPU without a rebuild); lt_cunn_attention_simt overrides it */
     const char *simt = getenv("LT_ATTENTION_SIMT");
     nn->attn_simt = simt && simt[0] && strcmp(simt, "0") != 0;
+    /* LT_ATTENTION_TC128=1 puts head sizes 65 to 128 on the tensor cores too (unmeasured on a GPU so far) */
+    const char *tc128 = getenv("LT_ATTENTION_TC128");
+    nn->attn_tc128 = tc128 && tc128[0] && strcmp(tc128, "0") != 0;
     nn->gemm = lt_cugemm_create(nn->stream, err, errlen);
     if (!nn->gemm) {
         delete nn;
