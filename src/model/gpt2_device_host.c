@@ -146,6 +146,12 @@ lt_status lt_gpt2_dev_create(const lt_gpt2 *host, void *stream, lt_gpt2_dev **ou
     *out = NULL;
     return no_cuda(err, errlen);
 }
+lt_status lt_gpt2_dev_create_as(const lt_gpt2 *host, void *stream, lt_gpt2_precision p, int pure_bf16,
+                                int grad_per_block, lt_gpt2_dev **out, char *err, size_t errlen) {
+    (void)host, (void)stream, (void)p, (void)pure_bf16, (void)grad_per_block;
+    *out = NULL;
+    return no_cuda(err, errlen);
+}
 /* Without create no model exists: the functions below are never reached with one. */
 void lt_gpt2_dev_free(lt_gpt2_dev *d) { (void)d; }
 lt_status lt_gpt2_dev_upload(lt_gpt2_dev *d, const lt_gpt2 *host, char *err, size_t errlen) {

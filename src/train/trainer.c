@@ -339,10 +339,10 @@ int lt_train_run(const lt_train_args *a) {
     }
     if (on_gpu) {
         char e2[1024];
-        if (lt_gpt2_dev_create(r->m, NULL, &r->dev, e2, sizeof e2) ||
-            lt_gpt2_dev_set_precision(r->dev, lt_train_args_precision(a), a->pure_bf16, e2, sizeof e2) ||
+        /* made in its final configuration: a pure-bf16 7B model never holds fp32 weights or whole-model gradients */
+        if (lt_gpt2_dev_create_as(r->m, NULL, lt_train_args_precision(a), a->pure_bf16, a->optim_in_backward,
+                                  &r->dev, e2, sizeof e2) ||
             (lt_gpt2_dev_set_checkpointing(r->dev, a->gradient_checkpointing), 0) ||
-            (a->optim_in_backward && lt_gpt2_dev_set_grad_per_block(r->dev, 1, e2, sizeof e2)) ||
             lt_gpt2_dev_set_batch(r->dev, EB, r->T, e2, sizeof e2)) {
             snprintf(r->err, sizeof r->err, "--device cuda: %.1000s", e2);
             goto out;

@@ -75,7 +75,9 @@
  *     on the host from the downloaded gradients, and within 1e-5 of the
  *     CPU gradients' norm;
  *   the memory plan (lt_gpt2_dev_memory_plan) equal to the bytes the model
- *     allocated (lt_gpt2_dev_allocated_bytes) after every set_batch;
+ *     allocated (lt_gpt2_dev_allocated_bytes) after every set_batch, and for a
+ *     model created pure bf16 with per-block gradients (lt_gpt2_dev_create_as,
+ *     as the trainer makes it) equal to its peak as well;
  *   errors: a bad token id, backward without forward, pure fp16 parameters.
  *
  * Needs a GPU (or `make cuda-emu`); built only with CUDA.
@@ -683,6 +685,20 @@ static void run_shape(const shape *s, uint64_t seed) {
     MUST(lt_gpt2_dev_download(d, r, err, sizeof err));
     CHECK(memcmp(r->param_memory, m->param_memory, m->memory_floats * sizeof(float)) == 0,
           "upload then download must give the weights back");
+    lt_gpt2_dev_free(d);
+
+    /* made pure bf16 with per-block gradients from the start (the trainer's way): its peak is the planned steady
+     * state (no fp32 weights or whole-model gradient on the way), and its loss that of pure bf16 above */
+    MUST(lt_gpt2_dev_create_as(m, NULL, LT_GPT2_BF16, 1, 1, &d, err, sizeof err));
+    MUST(lt_gpt2_dev_set_batch(d, B, T, err, sizeof err));
+    check_plan(d, &cfg, B, T, 0, 1, LT_GPT2_BF16, 1, "pure bf16 + per-block, created so");
+    const size_t peak = lt_gpt2_dev_peak_bytes(d), now = lt_gpt2_dev_allocated_bytes(d);
+    CHECK(peak == now, "created pure bf16 + per-block: peak %zu bytes above the steady %zu", peak, now);
+    MUST(lt_gpt2_dev_forward(d, in[0], tg[0], B, T, &loss, err, sizeof err));
+    CHECK(memcmp(&loss, &ld16, sizeof loss) == 0, "created pure bf16: loss %.9g, pure bf16 by set_precision %.9g",
+          (double)loss, (double)ld16);
+    printf("  %-44s peak %9zu B = allocated %9zu B; loss %s\n", "pure bf16 + per-block, created so", peak, now,
+           memcmp(&loss, &ld16, sizeof loss) == 0 ? "bit-identical" : "DIFFERENT");
     lt_gpt2_dev_free(d);
 
     /* optimizer steps with device parameters */

@@ -126,6 +126,21 @@ lt_status nn_fail(const lt_gpt2_dev *d, char *err, size_t errlen, const char *wh
     return LT_ERR_DEVICE;
 }
 
+/* 1 (with the message) when p and pure_bf16 are not a precision the device model has */
+int precision_bad(lt_gpt2_precision p, int pure_bf16, char *err, size_t errlen) {
+    if (p != LT_GPT2_F32 && p != LT_GPT2_BF16 && p != LT_GPT2_F16) {
+        lt_errmsg(err, errlen, "device GPT-2: precision %d: the device computes in fp32, bf16 or fp16", (int)p);
+        return 1;
+    }
+    if (pure_bf16 && p != LT_GPT2_BF16) {
+        lt_errmsg(err, errlen, "device GPT-2: pure bf16 parameters need bf16 compute%s", p == LT_GPT2_F16 ?
+            " (fp16 keeps fp32 master weights: its loss-scaled updates need them; there are no pure fp16 "
+            "parameters)" : "");
+        return 1;
+    }
+    return 0;
+}
+
 /* cudaMalloc, counted */
 cudaError_t dev_alloc(lt_gpt2_dev *d, void **p, size_t bytes) {
     *p = nullptr;
@@ -320,7 +335,13 @@ lt_status block_forward(lt_gpt2_dev *d, int l, const void *residual, int B, int 
 extern "C" {
 
 lt_status lt_gpt2_dev_create(const lt_gpt2 *host, void *stream, lt_gpt2_dev **out, char *err, size_t errlen) {
+    return lt_gpt2_dev_create_as(host, stream, LT_GPT2_F32, 0, 0, out, err, errlen);
+}
+
+lt_status lt_gpt2_dev_create_as(const lt_gpt2 *host, void *stream, lt_gpt2_precision p, int pure_bf16,
+                                int grad_per_block, lt_gpt2_dev **out, char *err, size_t errlen) {
     *out = nullptr;
+    if (precision_bad(p, pure_bf16, err, errlen)) return LT_ERR_ARG;
     const int n = host->num_tensors;
     const void *base = host->param_memory ? (const void *)host->param_memory : (const void *)host->param16_memory;
     if (!base || n != LT_GPT2_PER_BLOCK * host->cfg.n_layer + 4) {
@@ -336,7 +357,9 @@ lt_status lt_gpt2_dev_create(const lt_gpt2 *host, void *stream, lt_gpt2_dev **ou
     d->num_tensors = n;
     d->memory_floats = host->memory_floats;
     d->stream = static_cast<cudaStream_t>(stream);
-    d->precision = LT_GPT2_F32;
+    d->precision = p;
+    d->pure_bf16 = pure_bf16 != 0;
+    d->grad_per_block = grad_per_block != 0;
     d->loss_scale = 1.0f;
     d->off = static_cast<size_t *>(calloc((size_t)n, sizeof *d->off));
     d->span = static_cast<size_t *>(calloc((size_t)n, sizeof *d->span));
@@ -369,9 +392,12 @@ lt_status lt_gpt2_dev_create(const lt_gpt2 *host, void *stream, lt_gpt2_dev **ou
         }
     }
     {
-        cudaError_t e = dev_alloc(d, reinterpret_cast<void **>(&d->w32), w32_bytes(d));
+        /* only the buffers this configuration keeps: no fp32 copy of pure bf16 parameters, no whole-model
+         * gradient in per-block mode, so the peak is the planned steady state from the start */
+        cudaError_t e = d->pure_bf16 ? cudaSuccess : dev_alloc(d, reinterpret_cast<void **>(&d->w32), w32_bytes(d));
+        if (e == cudaSuccess && p != LT_GPT2_F32) e = dev_alloc(d, reinterpret_cast<void **>(&d->w16), w16_bytes(d));
         if (e == cudaSuccess) {
-            d->grad_floats = grad_floats_for(d, 0);
+            d->grad_floats = grad_floats_for(d, d->grad_per_block);
             e = dev_alloc(d, reinterpret_cast<void **>(&d->grad), d->grad_floats * sizeof(float));
         }
         if (e == cudaSuccess) e = cudaMemsetAsync(d->grad, 0, d->grad_floats * sizeof(float), d->stream);
@@ -518,16 +544,7 @@ void lt_gpt2_dev_set_checkpointing(lt_gpt2_dev *d, int on) {
 }
 
 lt_status lt_gpt2_dev_set_precision(lt_gpt2_dev *d, lt_gpt2_precision p, int pure_bf16, char *err, size_t errlen) {
-    if (p != LT_GPT2_F32 && p != LT_GPT2_BF16 && p != LT_GPT2_F16) {
-        lt_errmsg(err, errlen, "device GPT-2: precision %d: the device computes in fp32, bf16 or fp16", (int)p);
-        return LT_ERR_ARG;
-    }
-    if (pure_bf16 && p != LT_GPT2_BF16) {
-        lt_errmsg(err, errlen, "device GPT-2: pure bf16 parameters need bf16 compute%s", p == LT_GPT2_F16 ?
-            " (fp16 keeps fp32 master weights: its loss-scaled updates need them; there are no pure fp16 "
-            "parameters)" : "");
-        return LT_ERR_ARG;
-    }
+    if (precision_bad(p, pure_bf16, err, errlen)) return LT_ERR_ARG;
     lt_status st = wait(d, err, errlen, "before changing the precision");
     if (st) return st;
     pure_bf16 = pure_bf16 != 0;

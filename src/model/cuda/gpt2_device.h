@@ -113,6 +113,17 @@ typedef struct lt_gpt2_dev_param {
  * CUDA support; LT_ERR_NOMEM when device memory runs out). */
 lt_status lt_gpt2_dev_create(const lt_gpt2 *host, void *stream, lt_gpt2_dev **out, char *err, size_t errlen);
 
+/* lt_gpt2_dev_create for compute precision p, pure_bf16 and per-block
+ * gradients (arguments as lt_gpt2_dev_set_precision and
+ * lt_gpt2_dev_set_grad_per_block) from the start: the model is what create
+ * followed by those two calls leaves, but it never holds the buffers they
+ * replace (the fp32 weights of a pure-bf16 model, a whole-model gradient in
+ * per-block mode), so its peak device memory is the steady state the planner
+ * counts. A pure-bf16 host uploads without a round trip through fp32.
+ * LT_ERR_ARG for a precision set_precision refuses. */
+lt_status lt_gpt2_dev_create_as(const lt_gpt2 *host, void *stream, lt_gpt2_precision p, int pure_bf16,
+                                int grad_per_block, lt_gpt2_dev **out, char *err, size_t errlen);
+
 /* Waits for the stream and frees the model and all its device memory. NULL
  * is a no-op. */
 void lt_gpt2_dev_free(lt_gpt2_dev *d);
