@@ -179,7 +179,7 @@ __device__ __forceinline__ place place_of(int B, int T, int C, int NH, bool reve
 }
 
 /* The kernel's shared memory M: a static variable while it fits the 48 KB a kernel may declare (DH 32 and 64),
- * else the launch's dynamic shared memory (DH 128: launch_tc asks for sizeof(M)). */
+ * else the launch's dynamic shared memory (DH 128: dyn_bytes gives the launch sizeof(M)). */
 struct alignas(128) dyn_unit {
     unsigned char b[128];
 };
