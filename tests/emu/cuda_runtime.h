@@ -247,15 +247,15 @@ inline cudaError_t cudaMemcpyAsync(void *d, const void *s, size_t n, cudaMemcpyK
     if (lt_emu_copy_check(d, s, n, k) != cudaSuccess) return cudaErrorInvalidValue;
     const bool dst_pageable = lt_emu_kind(d, n) == cudaMemoryTypeUnregistered;
     const bool src_pageable = lt_emu_kind(s, n) == cudaMemoryTypeUnregistered;
+    std::function<void()> copy;
     if (src_pageable) {
         std::shared_ptr<std::vector<unsigned char>> staged =
             std::make_shared<std::vector<unsigned char>>((const unsigned char *)s, (const unsigned char *)s + n);
-        s = staged->data();
-        const long seq = lt_emu_enqueue(st, [d, staged, n] { memcpy(d, staged->data(), n); });
-        if (dst_pageable) lt_emu_drain(lt_emu_st(st), seq);
-        return cudaSuccess;
+        copy = [d, staged, n] { memcpy(d, staged->data(), n); };
+    } else {
+        copy = [d, s, n] { memcpy(d, s, n); };
     }
-    const long seq = lt_emu_enqueue(st, [d, s, n] { memcpy(d, s, n); });
+    const long seq = lt_emu_enqueue(st, std::move(copy));
     if (dst_pageable) lt_emu_drain(lt_emu_st(st), seq);
     return cudaSuccess;
 }
