@@ -252,6 +252,17 @@ size_t grad_floats_for(const lt_gpt2_dev *d, int per_block) {
     return n;
 }
 
+/* A zeroed gradient buffer (d->grad was freed or never allocated) for one gradient per parameter or, per_block,
+ * per-block mode; d->grad, grad_floats and grad_per_block describe it once it is allocated. */
+cudaError_t alloc_grads(lt_gpt2_dev *d, bool per_block) {
+    const size_t n = grad_floats_for(d, per_block);
+    cudaError_t e = dev_alloc(d, reinterpret_cast<void **>(&d->grad), n * sizeof(float));
+    if (e != cudaSuccess) return e;
+    d->grad_floats = n;
+    d->grad_per_block = per_block;
+    return cudaMemsetAsync(d->grad, 0, n * sizeof(float), d->stream);
+}
+
 void point_weights(lt_gpt2_dev *d) {
     for (int i = 0; i < d->num_tensors; i++) {
         d->params[i].data = d->w32 ? d->w32 + d->off[i] : nullptr;
@@ -359,7 +370,6 @@ lt_status lt_gpt2_dev_create_as(const lt_gpt2 *host, void *stream, lt_gpt2_preci
     d->stream = static_cast<cudaStream_t>(stream);
     d->precision = p;
     d->pure_bf16 = pure_bf16 != 0;
-    d->grad_per_block = grad_per_block != 0;
     d->loss_scale = 1.0f;
     d->off = static_cast<size_t *>(calloc((size_t)n, sizeof *d->off));
     d->span = static_cast<size_t *>(calloc((size_t)n, sizeof *d->span));
@@ -396,11 +406,7 @@ lt_status lt_gpt2_dev_create_as(const lt_gpt2 *host, void *stream, lt_gpt2_preci
          * gradient in per-block mode, so the peak is the planned steady state from the start */
         cudaError_t e = d->pure_bf16 ? cudaSuccess : dev_alloc(d, reinterpret_cast<void **>(&d->w32), w32_bytes(d));
         if (e == cudaSuccess && p != LT_GPT2_F32) e = dev_alloc(d, reinterpret_cast<void **>(&d->w16), w16_bytes(d));
-        if (e == cudaSuccess) {
-            d->grad_floats = grad_floats_for(d, d->grad_per_block);
-            e = dev_alloc(d, reinterpret_cast<void **>(&d->grad), d->grad_floats * sizeof(float));
-        }
-        if (e == cudaSuccess) e = cudaMemsetAsync(d->grad, 0, d->grad_floats * sizeof(float), d->stream);
+        if (e == cudaSuccess) e = alloc_grads(d, grad_per_block != 0);
         if (e != cudaSuccess) {
             st = cuda_fail(err, errlen, "allocating the weights and gradients", e);
             goto fail;
@@ -582,18 +588,14 @@ lt_status lt_gpt2_dev_set_precision(lt_gpt2_dev *d, lt_gpt2_precision p, int pur
 lt_status lt_gpt2_dev_set_grad_per_block(lt_gpt2_dev *d, int on, char *err, size_t errlen) {
     lt_status st = wait(d, err, errlen, "before reallocating the gradients");
     if (st) return st;
-    const size_t n = grad_floats_for(d, on != 0);
     dev_free(d, d->grad, d->grad_floats * sizeof(float));
     d->grad = nullptr;
     d->grad_floats = 0;
-    cudaError_t e = dev_alloc(d, reinterpret_cast<void **>(&d->grad), n * sizeof(float));
-    if (e == cudaSuccess) e = cudaMemsetAsync(d->grad, 0, n * sizeof(float), d->stream);
+    cudaError_t e = alloc_grads(d, on != 0);
     if (e != cudaSuccess) {
         for (int i = 0; i < d->num_tensors; i++) d->params[i].grad = nullptr;
         return cuda_fail(err, errlen, "allocating the gradients", e);
     }
-    d->grad_floats = n;
-    d->grad_per_block = on != 0;
     point_grads(d);
     return LT_OK;
 }

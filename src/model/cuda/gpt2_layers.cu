@@ -352,6 +352,12 @@ int gemm_wgrad(lt_cunn *nn, const char *what, size_t m, size_t n, size_t k, cons
 
 /* ---- the C interface ---- */
 
+/* an environment switch: set to anything but "" or "0" */
+static bool env_flag(const char *name) {
+    const char *v = getenv(name);
+    return v && v[0] && strcmp(v, "0") != 0;
+}
+
 extern "C" {
 
 lt_cunn *lt_cunn_create(void *stream, char *err, size_t errlen) {
@@ -373,11 +379,9 @@ lt_cunn *lt_cunn_create(void *stream, char *err, size_t errlen) {
     nn->err[0] = '\0';
     /* LT_ATTENTION_SIMT=1 keeps attention on the CUDA cores for every dtype (to compare, or to get around a
      * tensor-core problem on some GPU without a rebuild); lt_cunn_attention_simt overrides it */
-    const char *simt = getenv("LT_ATTENTION_SIMT");
-    nn->attn_simt = simt && simt[0] && strcmp(simt, "0") != 0;
+    nn->attn_simt = env_flag("LT_ATTENTION_SIMT");
     /* LT_ATTENTION_TC128=1 puts head sizes 65 to 128 on the tensor cores too (unmeasured on a GPU so far) */
-    const char *tc128 = getenv("LT_ATTENTION_TC128");
-    nn->attn_tc128 = tc128 && tc128[0] && strcmp(tc128, "0") != 0;
+    nn->attn_tc128 = env_flag("LT_ATTENTION_TC128");
     nn->gemm = lt_cugemm_create(nn->stream, err, errlen);
     if (!nn->gemm) {
         delete nn;
