@@ -352,7 +352,29 @@ inline const char *cudaGetErrorString(cudaError_t e) {
     return "unknown error";
 }
 inline const char *cudaGetErrorName(cudaError_t e) { return e == cudaSuccess ? "cudaSuccess" : "cudaErrorEmulated"; }
-template <class F> cudaError_t cudaFuncSetAttribute(F, cudaFuncAttribute, int) { return cudaSuccess; }
+/* A launch with more than 48 KB of dynamic shared memory needs the kernel's attribute raised first, up to
+ * what an H100 allows a block (227 KB), as on a GPU: the attributes are kept per kernel and checked. */
+inline std::map<const void *, int> &lt_emu_dyn_attr() {
+    static std::map<const void *, int> m;
+    return m;
+}
+inline std::mutex &lt_emu_dyn_attr_lock() {
+    static std::mutex m;
+    return m;
+}
+constexpr int lt_emu_dyn_default = 48 * 1024, lt_emu_dyn_optin = 227 * 1024;
+template <class F> cudaError_t cudaFuncSetAttribute(F f, cudaFuncAttribute attr, int v) {
+    if (attr != cudaFuncAttributeMaxDynamicSharedMemorySize || v < 0 || v > lt_emu_dyn_optin)
+        return lt_emu_err(cudaErrorInvalidValue);
+    std::lock_guard<std::mutex> g(lt_emu_dyn_attr_lock());
+    lt_emu_dyn_attr()[reinterpret_cast<const void *>(f)] = v;
+    return cudaSuccess;
+}
+template <class F> int lt_emu_dyn_allowed(F f) {
+    std::lock_guard<std::mutex> g(lt_emu_dyn_attr_lock());
+    auto it = lt_emu_dyn_attr().find(reinterpret_cast<const void *>(f));
+    return it == lt_emu_dyn_attr().end() ? lt_emu_dyn_default : it->second;
+}
 template <class F> cudaError_t cudaOccupancyMaxActiveBlocksPerMultiprocessor(int *n, F, int, size_t) {
     return *n = 2, cudaSuccess;
 }
@@ -406,6 +428,46 @@ inline void lt_emu_check_aligned(const void *p, size_t bytes) {
         fprintf(stderr, "cuda emu: misaligned %zu-byte access at %p (block %u thread %u)\n", bytes, p, blockIdx.x,
                 threadIdx.x);
         abort();
+    }
+}
+
+/* cp.async (lt_cp_async and friends in kernels/cuda/cu_internal.cuh): each
+ * thread queues its copies, a commit closes a group, and a wait performs all
+ * but the newest K groups: the latest a GPU may complete them, so a thread
+ * that reads its shared memory before the wait reads what was there before
+ * (dynamic shared memory starts as all ones bits: NaN). The destination must
+ * be in the block's dynamic shared memory, both addresses aligned to the size. */
+struct lt_emu_cp {
+    void *dst;
+    const void *src;
+    size_t n;
+};
+inline thread_local std::vector<lt_emu_cp> lt_emu_cp_open;
+inline thread_local std::deque<std::vector<lt_emu_cp>> lt_emu_cp_groups;
+inline void lt_emu_cp_reset() {
+    lt_emu_cp_open.clear();
+    lt_emu_cp_groups.clear();
+}
+inline void lt_emu_cp_async(void *dst, const void *src, size_t n) {
+    const unsigned char *lo = lt_emu_cur->dyn.data(), *hi = lo + lt_emu_cur->dyn.size();
+    const unsigned char *d = static_cast<const unsigned char *>(dst);
+    if ((n != 4 && n != 8 && n != 16) || d < lo || d + n > hi) {
+        fprintf(stderr, "cuda emu: cp.async of %zu bytes to %p, outside dynamic shared memory or of a bad size\n", n,
+                dst);
+        abort();
+    }
+    lt_emu_check_aligned(dst, n);
+    lt_emu_check_aligned(src, n);
+    lt_emu_cp_open.push_back({dst, src, n});
+}
+inline void lt_emu_cp_commit() {
+    lt_emu_cp_groups.push_back(std::move(lt_emu_cp_open));
+    lt_emu_cp_open.clear();
+}
+inline void lt_emu_cp_wait(size_t k) {
+    while (lt_emu_cp_groups.size() > k) {
+        for (const lt_emu_cp &c : lt_emu_cp_groups.front()) memcpy(c.dst, c.src, c.n);
+        lt_emu_cp_groups.pop_front();
     }
 }
 
@@ -471,7 +533,7 @@ template <class... P> struct lt_emu_launcher {
     cudaStream_t stream;
     /* checks the configuration now (cudaGetLastError after the launch sees it), queues the grid on the stream */
     template <class... A> void operator()(A... args) const {
-        if (block == 0 || block > 1024 || grid == 0) {
+        if (block == 0 || block > 1024 || grid == 0 || smem > (size_t)lt_emu_dyn_allowed(k)) {
             lt_emu_err(cudaErrorInvalidConfiguration);
             return;
         }
@@ -490,6 +552,7 @@ template <class... P> struct lt_emu_launcher {
             b.dyn.assign((smem ? smem : 16) + 128, 0xff);
             std::function<void(int)> fn = [&](int tid) {
                 lt_emu_cur = &b;
+                lt_emu_cp_reset();
                 threadIdx = dim3{(unsigned)tid, 1, 1};
                 blockIdx = dim3{bx, 1, 1};
                 blockDim = dim3{block, 1, 1};

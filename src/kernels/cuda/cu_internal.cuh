@@ -24,6 +24,29 @@ static_assert(sizeof(lt_cu_qtab) % 16 == 0, "the table is copied to shared memor
 #define LT_ALIGNED(ptr, bytes) ((void)0)
 #endif
 
+/* Asynchronous copies from global into shared memory (cp.async, sm_80 and
+ * later): lt_cp_async<N> queues N bytes (4, 8 or 16; both addresses aligned
+ * to N), lt_cp_commit closes the thread's current group of copies, and
+ * lt_cp_wait<K> returns when at most K of the thread's committed groups are
+ * still in flight: only then may the thread read what they wrote (another
+ * thread needs a barrier after that as well). The PTX is written here, with
+ * "memory" clobbers on all three, so that the compiler keeps every shared
+ * memory access on its side of a wait. tests/emu runs the copies at the wait. */
+#ifdef LT_CUDA_EMU
+template <int N> inline void lt_cp_async(void *dst, const void *src) { lt_emu_cp_async(dst, src, N); }
+inline void lt_cp_commit() { lt_emu_cp_commit(); }
+template <int K> inline void lt_cp_wait() { lt_emu_cp_wait(K); }
+#else
+template <int N> __device__ __forceinline__ void lt_cp_async(void *dst, const void *src) {
+    static_assert(N == 4 || N == 8 || N == 16, "cp.async copies 4, 8 or 16 bytes");
+    const unsigned d = (unsigned)__cvta_generic_to_shared(dst);
+    if constexpr (N == 16) asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(d), "l"(src) : "memory");
+    else asm volatile("cp.async.ca.shared.global [%0], [%1], %2;" ::"r"(d), "l"(src), "n"(N) : "memory");
+}
+__device__ __forceinline__ void lt_cp_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+template <int K> __device__ __forceinline__ void lt_cp_wait() { asm volatile("cp.async.wait_group %0;" ::"n"(K) : "memory"); }
+#endif
+
 /* The found-inf flag, read past the caches (an earlier kernel wrote it). */
 __device__ __forceinline__ int lt_cu_flag_set(const int *flag) {
     return flag != nullptr && *(const volatile int *)flag != 0;
@@ -99,8 +122,10 @@ __device__ __forceinline__ double lt_cu_block_sum(double v, double *red) {
 cudaError_t lt_cu_launch_ew(int kind, const lt_cu_item *items, int count, uint64_t nunits, const int *flag,
                             cudaStream_t s);
 cudaError_t lt_cu_launch_check(const lt_cu_item *items, int count, uint64_t nunits, int *flag, cudaStream_t s);
-/* grid: CTAs of the persistent grid (the caller sizes it from the occupancy) */
-cudaError_t lt_cu_launch_q(int kind, int block, const lt_cu_item *items, int count, uint64_t nunits,
+/* block: the quantization block size; pipe: the kernel that stages the next
+ * block's p and g in shared memory while it computes (lowbit.cuh), else the
+ * one that loads each block when it starts: the same results either way */
+cudaError_t lt_cu_launch_q(int kind, int block, int pipe, const lt_cu_item *items, int count, uint64_t nunits,
                            const lt_cu_qtab *t0, const lt_cu_qtab *t1, const int *flag, int sm_count, cudaStream_t s);
 /* variant for LT_CU_AF_ROWS: bit 0 vectorized, bit 1 column sums in shared memory (maxcols columns) */
 cudaError_t lt_cu_launch_af(int kind, int variant, const lt_cu_item *items, int count, uint64_t nunits,
