@@ -6,7 +6,9 @@
  *          matrix: reads each row of g once from memory (and again from
  *          cache) for the new row moment R, the group's column sums of
  *          u = (g*gs)^2 + eps1 and of (g*gs)^2 / R: the latter give the
- *          unclipped update's norm without another pass over g
+ *          unclipped update's norm without another pass over g; the first
+ *          read goes through shared memory (cp.async) a tile ahead of the
+ *          arithmetic (LT_ADAFACTOR_PIPE=0: plain loads, the same bits)
  *   vec    vectors, per chunk: the new V and the update's squared norm
  *   final  per tensor: C from the column sums, the row and column factors,
  *          lr_t, the clipping divisor, the decay
@@ -67,11 +69,19 @@ __global__ void __launch_bounds__(LT_CU_THREADS) af_psum(const lt_cu_item *__res
     if (threadIdx.x == 0) it->h.af.psum[u] = s;
 }
 
-/* V: vector width (4 or 1); SM: column sums in shared memory, else in the group's workspace slot */
-template <int V, bool SM>
-__global__ void __launch_bounds__(LT_CU_THREADS) af_rows(const lt_cu_item *__restrict__ items, int count,
+/* The staged row pass's tiles: LT_CU_ROWB rows x one chunk of LT_CU_THREADS * 4 columns, each thread's 4
+ * columns of each row in its own 16-byte slot (8 bytes used for a 16-bit g); two stages, 32 KB. */
+constexpr size_t AF_STAGE_BYTES = 2 * LT_CU_ROWB * LT_CU_THREADS * sizeof(float4);
+
+/* V: vector width (4 or 1); SM: column sums in shared memory, else in the group's workspace slot; PIPE (V = 4
+ * only): the first sweep's tiles of g come through shared memory with cp.async, the next tile in flight while
+ * this one is summed and while a row group is reduced and swept again, so that the CTA's loads no longer stop
+ * at every group of rows. The same operations in the same order either way: the same bits. */
+template <int V, bool SM, bool PIPE>
+__global__ void __launch_bounds__(LT_CU_THREADS, 3) af_rows(const lt_cu_item *__restrict__ items, int count,
                                                          const int *flag) {
-    LT_DYN_SMEM(float4, dsm);
+    static_assert(!PIPE || V == 4, "the staged row pass moves 4 columns per copy");
+    LT_DYN_SMEM(float4, dsm0);
     __shared__ double red[LT_CU_ROWB][LT_CU_THREADS / 32];
     __shared__ float inv_s[LT_CU_ROWB];
     if (lt_cu_flag_set(flag)) return;
@@ -86,6 +96,8 @@ __global__ void __launch_bounds__(LT_CU_THREADS) af_rows(const lt_cu_item *__res
     const int gdt = it->gdt;
     float *R = a->R + b * rows;
     float *slot = a->colpart + (b * ng + rg) * 2 * cols;
+    float4 *stage = dsm0 + threadIdx.x; /* PIPE: stage s, row k at stage[(s ROWB + k) THREADS] */
+    float4 *dsm = PIPE ? dsm0 + AF_STAGE_BYTES / sizeof(float4) : dsm0;
     float *colp = SM ? reinterpret_cast<float *>(dsm) : slot, *wp = colp + cols;
     const uint64_t gbase = b * rows * cols;
     /* each thread owns the columns c = (tid + k*THREADS)*V .. +V-1: no sharing, no barriers for them */
@@ -93,14 +105,43 @@ __global__ void __launch_bounds__(LT_CU_THREADS) af_rows(const lt_cu_item *__res
 #pragma unroll
         for (int j = 0; j < V; j++) colp[c + j] = 0.0f, wp[c + j] = 0.0f;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    /* PIPE: tile t is row group t / nchunk (rows r0 + ROWB (t / nchunk) ...), column chunk t % nchunk */
+    const uint64_t chunk = (uint64_t)LT_CU_THREADS * V, nchunk = (cols + chunk - 1) / chunk;
+    const uint64_t ntiles = (r1 - r0 + LT_CU_ROWB - 1) / LT_CU_ROWB * nchunk;
+    const size_t gsz = gdt == LT_DTYPE_F32 ? 4 : 2;
+    auto issue = [&](uint64_t t) {
+        if (t < ntiles) {
+            const uint64_t r = r0 + (t / nchunk) * LT_CU_ROWB, c = (t % nchunk) * chunk + (uint64_t)threadIdx.x * V;
+            const int nr = r1 - r < LT_CU_ROWB ? (int)(r1 - r) : LT_CU_ROWB;
+            float4 *dst = stage + (t & 1) * LT_CU_ROWB * LT_CU_THREADS;
+            if (c < cols)
+                for (int k = 0; k < nr; k++) {
+                    const char *src = static_cast<const char *>(G) + (gbase + (r + k) * cols + c) * gsz;
+                    if (gsz == 4) lt_cp_async<16>(dst + k * LT_CU_THREADS, src);
+                    else lt_cp_async<8>(dst + k * LT_CU_THREADS, src);
+                }
+        }
+        lt_cp_commit();
+    };
+    uint64_t tile = 0;
+    if constexpr (PIPE) issue(0);
     for (uint64_t r = r0; r < r1; r += LT_CU_ROWB) {
         const int nr = r1 - r < LT_CU_ROWB ? (int)(r1 - r) : LT_CU_ROWB;
         float racc[LT_CU_ROWB] = {0.0f, 0.0f, 0.0f, 0.0f};
-        for (uint64_t c = (uint64_t)threadIdx.x * V; c < cols; c += (uint64_t)LT_CU_THREADS * V) {
+        for (uint64_t ci = 0; ci < nchunk; ci++, tile++) {
+            const uint64_t c = ci * chunk + (uint64_t)threadIdx.x * V;
+            if constexpr (PIPE) { /* one tile per chunk, whether or not this thread has columns in it */
+                issue(tile + 1);
+                lt_cp_wait<1>();
+            }
+            if (c >= cols) continue;
             float gv[LT_CU_ROWB][V];
 #pragma unroll
             for (int k = 0; k < LT_CU_ROWB; k++)
-                if (k < nr) lt_ld<V>(G, gdt, gbase + (r + k) * cols + c, gv[k]);
+                if (k < nr) {
+                    if constexpr (PIPE) lt_ld<V>(stage + ((tile & 1) * LT_CU_ROWB + k) * LT_CU_THREADS, gdt, 0, gv[k]);
+                    else lt_ld<V>(G, gdt, gbase + (r + k) * cols + c, gv[k]);
+                }
             float cs[V];
 #pragma unroll
             for (int j = 0; j < V; j++) cs[j] = 0.0f;
@@ -317,15 +358,15 @@ __global__ void __launch_bounds__(LT_CU_THREADS) af_apply(const lt_cu_item *__re
     }
 }
 
-template <int V, bool SM>
+template <int V, bool SM, bool PIPE>
 cudaError_t launch_rows(const lt_cu_item *items, int count, uint64_t nunits, uint64_t maxcols, const int *flag,
                         cudaStream_t s) {
-    size_t smem = SM ? 2 * maxcols * sizeof(float) : 0;
-    if (SM && smem > 48 * 1024) {
-        cudaError_t e = cudaFuncSetAttribute(af_rows<V, SM>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+    const size_t smem = (SM ? 2 * maxcols * sizeof(float) : 0) + (PIPE ? AF_STAGE_BYTES : 0);
+    auto kernel = af_rows<V, SM, PIPE>;
+    if (smem > 0) { /* past 48 KB a launch needs the attribute raised first */
+        cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
         if (e != cudaSuccess) return e;
     }
-    auto kernel = af_rows<V, SM>;
     LT_LAUNCH(kernel, (unsigned)nunits, LT_CU_THREADS, smem, s)(items, count, flag);
     return cudaGetLastError();
 }
@@ -339,11 +380,15 @@ cudaError_t lt_cu_launch_af(int kind, int variant, const lt_cu_item *items, int 
     switch (kind) {
     case LT_CU_AF_PSUM: LT_LAUNCH(af_psum, (unsigned)nunits, LT_CU_THREADS, 0, s)(items, count, flag); break;
     case LT_CU_AF_ROWS:
-        switch (variant & 3) {
-        case 0: return launch_rows<1, false>(items, count, nunits, maxcols, flag, s);
-        case 1: return launch_rows<4, false>(items, count, nunits, maxcols, flag, s);
-        case 2: return launch_rows<1, true>(items, count, nunits, maxcols, flag, s);
-        default: return launch_rows<4, true>(items, count, nunits, maxcols, flag, s);
+        switch (variant & 7) {
+        case 0:
+        case 4: return launch_rows<1, false, false>(items, count, nunits, maxcols, flag, s);
+        case 1: return launch_rows<4, false, false>(items, count, nunits, maxcols, flag, s);
+        case 2:
+        case 6: return launch_rows<1, true, false>(items, count, nunits, maxcols, flag, s);
+        case 3: return launch_rows<4, true, false>(items, count, nunits, maxcols, flag, s);
+        case 5: return launch_rows<4, false, true>(items, count, nunits, maxcols, flag, s);
+        default: return launch_rows<4, true, true>(items, count, nunits, maxcols, flag, s);
         }
     case LT_CU_AF_VEC: LT_LAUNCH(af_vec, (unsigned)nunits, LT_CU_THREADS, 0, s)(items, count, flag); break;
     case LT_CU_AF_FINAL: LT_LAUNCH(af_final, (unsigned)nunits, LT_CU_THREADS, 0, s)(items, count, flag); break;

@@ -127,7 +127,8 @@ cudaError_t lt_cu_launch_check(const lt_cu_item *items, int count, uint64_t nuni
  * one that loads each block when it starts: the same results either way */
 cudaError_t lt_cu_launch_q(int kind, int block, int pipe, const lt_cu_item *items, int count, uint64_t nunits,
                            const lt_cu_qtab *t0, const lt_cu_qtab *t1, const int *flag, int sm_count, cudaStream_t s);
-/* variant for LT_CU_AF_ROWS: bit 0 vectorized, bit 1 column sums in shared memory (maxcols columns) */
+/* variant for LT_CU_AF_ROWS: bit 0 vectorized, bit 1 column sums in shared memory (maxcols columns), bit 2
+ * the vectorized pass's tiles of g staged through shared memory (cp.async; ignored without bit 0) */
 cudaError_t lt_cu_launch_af(int kind, int variant, const lt_cu_item *items, int count, uint64_t nunits,
                             uint64_t maxcols, const int *flag, cudaStream_t s);
 /* Adafactor keeps the column partial sums of a row group in shared memory up to this many columns. */
