@@ -337,7 +337,7 @@ cudaError_t launch_t(const lt_cu_item *items, int count, uint64_t nunits, const 
     auto kernel = q_kernel<KIND, TPB, PIPE>;
     const size_t dyn = PIPE ? QStage<TPB>::bytes : 0;
     cudaError_t e = cudaSuccess;
-    if (PIPE) { /* up to 64 KB (4096-element blocks): past the 48 KB a launch may take unasked */
+    if (PIPE) { /* 45 KB for CTAs of 256, 90 KB for 512 (4096-element blocks): past 48 KB it must be asked for */
         e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)dyn);
         if (e != cudaSuccess) return e;
     }
