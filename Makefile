@@ -98,7 +98,7 @@ $(BUILD)/examples/%: examples/%.c $(BUILD)/libleantrain.a
 # AddressSanitizer + UBSan: the traces replayed with --device cuda, the GPU
 # benchmark's code path, gpu_compare --quick (twice: the second time with LT_LOWBIT_PIPE=0 LT_ADAFACTOR_PIPE=0,
 # the kernels without cp.async staging), the GPT-2 layer kernels against the CPU's, the whole GPT-2 model on
-# the device against the CPU model (gpu_gpt2_model --quick) (about 4 minutes);
+# the device against the CPU model (gpu_gpt2_model --quick) (about 5 minutes);
 # EMU_FULL=1 adds the bf16 and API checks, gpu_lowbit, and the trainer on the emulated device: gpu-check's
 # training checks (scripts/gpu-train-check compare, gpt2 and gpt2-7b) in their small mode (about 30 minutes more).
 # Timings are meaningless there.
