@@ -44,7 +44,9 @@ template <int N> __device__ __forceinline__ void lt_cp_async(void *dst, const vo
     else asm volatile("cp.async.ca.shared.global [%0], [%1], %2;" ::"r"(d), "l"(src), "n"(N) : "memory");
 }
 __device__ __forceinline__ void lt_cp_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
-template <int K> __device__ __forceinline__ void lt_cp_wait() { asm volatile("cp.async.wait_group %0;" ::"n"(K) : "memory"); }
+template <int K> __device__ __forceinline__ void lt_cp_wait() {
+    asm volatile("cp.async.wait_group %0;" ::"n"(K) : "memory");
+}
 #endif
 
 /* The found-inf flag, read past the caches (an earlier kernel wrote it). */
