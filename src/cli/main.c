@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cli/blas_core.h"
 #include "cli/commands.h"
 
 static void usage(FILE *f) {
@@ -32,6 +33,7 @@ int main(int argc, char **argv) {
         usage(stderr);
         return 2;
     }
+    lt_blas_core_setup(argv); /* may re-execute the program: before any output */
     const char *cmd = argv[1];
     if (!strcmp(cmd, "replay")) return lt_cmd_replay(argc - 1, argv + 1);
     if (!strcmp(cmd, "optimizers")) return lt_cmd_optimizers(argc - 1, argv + 1);

@@ -157,6 +157,11 @@ void lt_nn_layernorm_backward(float *dinp, float *dw, float *db, const float *do
     }
 }
 
+const char *lt_nn_blas_core(void) {
+    const char *c = openblas_get_corename();
+    return c ? c : "unknown";
+}
+
 void lt_nn_matmul_forward(float *out, const float *inp, const float *w, const float *bias, size_t N, int C, int OC) {
     /* the bias goes in first and sgemm adds the product onto it (beta = 1),
      * which is torch.addmm's order and saves a second pass over out */

@@ -14,6 +14,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The kernel set OpenBLAS runs the matrix multiplies on ("SkylakeX",
+ * "Haswell", "Prescott", ...: its own name, chosen when it was loaded). */
+const char *lt_nn_blas_core(void);
+
 /* out[B,T,C] = wte[inp[b,t], :] + wpe[t, :]. Token ids must be in range. */
 void lt_nn_encoder_forward(float *out, const int32_t *inp, const float *wte, const float *wpe, int B, int T, int C);
 

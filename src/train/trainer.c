@@ -17,6 +17,7 @@
 #include "leantrain/optim.h"
 #include "model/cuda/gpt2_device.h"
 #include "model/gpt2.h"
+#include "model/gpt2_layers.h"
 #include "train/checkpoint.h"
 #include "train/data.h"
 #include "train/memplan.h"
@@ -446,9 +447,10 @@ int lt_train_run(const lt_train_args *a) {
            cfg.n_layer, cfg.n_embd, cfg.n_head, cfg.vocab_size, r->m->num_params, lt_optim_name(r->o),
            lt_optim_state_bytes(r->o));
     printf("data: %zu training blocks of %d tokens, %zu validation blocks; batch %d x %d accumulation; %ld steps "
-           "(%ld warmup), %d threads%s%s\n",
+           "(%ld warmup), %d threads%s%s%s%s%s\n",
            r->data.n_train_blocks, r->T, r->data.n_val_blocks, r->B, r->accum, r->total_steps, r->warmup,
-           omp_get_max_threads(), resume[0] ? "; resuming from " : "", resume);
+           omp_get_max_threads(), r->dev ? "" : " (OpenBLAS ", r->dev ? "" : lt_nn_blas_core(), r->dev ? "" : ")",
+           resume[0] ? "; resuming from " : "", resume);
     if (r->tok) printf("tokenizer: %s (%zu tokens); text files encoded with it\n", lt_tokenizer_source(r->tok),
                        lt_tokenizer_vocab_size(r->tok));
     if (r->dev)
