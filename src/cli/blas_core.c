@@ -28,13 +28,17 @@ void lt_blas_core_setup(char **argv) {
     if (getenv("OPENBLAS_CORETYPE")) return;
     const char *want = lt_blas_core_for_cpu();
     if (!want || strcasecmp(lt_nn_blas_core(), "Prescott") != 0) return;
+    /* the program's file by its own path, so that ps and top show its name (not "exe") */
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0 || (size_t)n >= sizeof self - 1) snprintf(self, sizeof self, "/proc/self/exe");
+    else self[n] = '\0';
     if (setenv("OPENBLAS_CORETYPE", want, 1) != 0) return;
-    execv("/proc/self/exe", argv);
+    execv(self, argv);
     /* still here: the exec failed; this process keeps the kernels it has */
     fprintf(stderr,
-            "leantrain: note: OpenBLAS chose its slow Prescott kernels on this CPU, and re-running with "
-            "OPENBLAS_CORETYPE=%s failed (/proc/self/exe: %s); set OPENBLAS_CORETYPE=%s yourself for faster "
-            "matrix multiplies\n",
-            want, strerror(errno), want);
+            "leantrain: note: OpenBLAS chose its slow Prescott kernels on this CPU, and re-running %s with "
+            "OPENBLAS_CORETYPE=%s failed (%s); set OPENBLAS_CORETYPE=%s yourself for faster matrix multiplies\n",
+            self, want, strerror(errno), want);
     unsetenv("OPENBLAS_CORETYPE");
 }
