@@ -6,7 +6,7 @@
 set -u
 BUILD=${BUILD:-build}
 LT="$BUILD/leantrain"
-tmp=$(mktemp -d "${LT_TEST_TMP:-build/tmp}/blas.XXXXXX")
+tmp=$(mktemp -d "${LT_TEST_TMP:-build/tmp}/blas.XXXXXX") || exit 1
 fail=0
 cc -std=c11 -O2 -o "$tmp/gen_corpus" scripts/gen_corpus.c || exit 1
 "$tmp/gen_corpus" "$tmp/text.txt" 20000 || exit 1
