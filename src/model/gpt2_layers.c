@@ -12,6 +12,15 @@
 
 #include "leantrain/dtype.h"
 
+/* The loops that compute the most, compiled for AVX-512 and AVX2 too (chosen when the program loads); the
+ * arithmetic is the same operations in the same order (no contraction into FMAs: -ffp-contract=off), so every
+ * variant gives the same bits. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define NN_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define NN_CLONES
+#endif
+
 /* Column sums run over blocks this wide: each thread owns a block of
  * columns and keeps one double accumulator per column on its stack. */
 #define COL_BLOCK 64
@@ -212,11 +221,24 @@ void lt_nn_matmul_backward_r(float *dinp, float *dw, float *dbias, const float *
     }
 }
 
+/* sum of a[i] * b[i] in 16 running sums (element i into sum i % 16), added pairwise at the end: the same
+ * bits whatever the vector width the compiler picks, and no chain of n dependent additions */
+static inline float dot16(const float *a, const float *b, int n) {
+    float part[16] = {0};
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int k = 0; k < 16; k++) part[k] += a[i + k] * b[i + k];
+    for (int k = 0; i + k < n; k++) part[k] += a[i + k] * b[i + k];
+    for (int w = 8; w >= 1; w /= 2)
+        for (int k = 0; k < w; k++) part[k] += part[k + w];
+    return part[0];
+}
+
 void lt_nn_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH) {
     lt_nn_attention_forward_r(out, att, qkv, B, T, C, NH, LT_NN_ROUND_NONE);
 }
 
-void lt_nn_attention_forward_r(float *out, float *att, const float *qkv, int B, int T, int C, int NH, lt_nn_round r) {
+NN_CLONES void lt_nn_attention_forward_r(float *out, float *att, const float *qkv, int B, int T, int C, int NH, lt_nn_round r) {
     int hs = C / NH;
     size_t C3 = 3 * (size_t)C;
     /* HF divides the scores by sqrt(hs) (not a multiply by its inverse) */
@@ -230,9 +252,7 @@ void lt_nn_attention_forward_r(float *out, float *att, const float *qkv, int B, 
                 float mx = -INFINITY;
                 for (int t2 = 0; t2 <= t; t2++) {
                     const float *k = qkv + ((size_t)b * T + t2) * C3 + (size_t)C + (size_t)h * hs;
-                    float s = 0.0f;
-                    for (int i = 0; i < hs; i++) s += q[i] * k[i];
-                    s /= scale;
+                    float s = dot16(q, k, hs) / scale;
                     a[t2] = s;
                     if (s > mx) mx = s;
                 }
@@ -257,7 +277,7 @@ void lt_nn_attention_forward_r(float *out, float *att, const float *qkv, int B, 
     }
 }
 
-void lt_nn_attention_backward(float *dqkv, float *drow, const float *dout, const float *qkv, const float *att, int B,
+NN_CLONES void lt_nn_attention_backward(float *dqkv, float *drow, const float *dout, const float *qkv, const float *att, int B,
                               int T, int C, int NH) {
     int hs = C / NH;
     size_t C3 = 3 * (size_t)C;
@@ -286,11 +306,8 @@ void lt_nn_attention_backward(float *dqkv, float *drow, const float *dout, const
                 for (int t2 = 0; t2 <= t; t2++) {
                     const float *v = qkv + ((size_t)b * T + t2) * C3 + 2 * (size_t)C + (size_t)h * hs;
                     float *dv = dqkv + ((size_t)b * T + t2) * C3 + 2 * (size_t)C + (size_t)h * hs;
-                    float da = 0.0f, p = a[t2];
-                    for (int i = 0; i < hs; i++) {
-                        da += g[i] * v[i];
-                        dv[i] += p * g[i];
-                    }
+                    float da = dot16(g, v, hs), p = a[t2];
+                    for (int i = 0; i < hs; i++) dv[i] += p * g[i];
                     dr[t2] = da;
                     dot += (double)p * da;
                 }
@@ -312,19 +329,49 @@ void lt_nn_attention_backward(float *dqkv, float *drow, const float *dout, const
 #define GELU_K 0.7978845608028654f /* sqrt(2 / pi) */
 #define GELU_A 0.044715f
 
-void lt_nn_gelu_forward(float *out, const float *inp, size_t n) {
+/* tanh(u) as 1 - 2 / (1 + e^(2u)), for GELU: straight-line float arithmetic that the compiler vectorizes
+ * (libm's tanhf is a call per element, a third of a small model's non-GEMM time). e^y = 2^n e^r with n the
+ * nearest integer to y / ln 2, r = y - n ln 2 in two parts (Cody and Waite) and Cephes's degree-6 polynomial
+ * for e^r on [-ln2/2, ln2/2]; u is clamped to [-10, 10], beyond which tanh rounds to +-1 in float. What GELU
+ * needs is the absolute error of tanh (it is added to 1): under 2.5e-7 everywhere, against about 6e-8 for
+ * libm (tests/test_gpt2.c: lt_nn_tanh_gelu against tanh in double). The same bits in every variant of the
+ * loops it is compiled into: the same operations in the same order, no contraction. */
+static inline float tanh_gelu(float u) {
+    u = u < -10.0f ? -10.0f : u > 10.0f ? 10.0f : u; /* a NaN stays one */
+    const float y = 2.0f * u;
+    float n = __builtin_floorf(y * 1.44269504088896341f + 0.5f);
+    n = n == n ? n : 0.0f; /* never a NaN into the integer conversion (r, p and the result stay NaN) */
+    float r = y - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * (r * r) + r + 1.0f;
+    union {
+        int32_t i;
+        float f;
+    } sc = {.i = ((int32_t)n + 127) * (1 << 23)}; /* 2^n, n in [-29, 29] */
+    return 1.0f - 2.0f / (1.0f + p * sc.f);
+}
+
+float lt_nn_tanh_gelu(float u) { return tanh_gelu(u); }
+
+NN_CLONES void lt_nn_gelu_forward(float *out, const float *inp, size_t n) {
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
-        out[i] = 0.5f * x * (1.0f + tanhf(GELU_K * (x + GELU_A * x * x * x)));
+        out[i] = 0.5f * x * (1.0f + tanh_gelu(GELU_K * (x + GELU_A * x * x * x)));
     }
 }
 
-void lt_nn_gelu_backward(float *dinout, const float *inp, size_t n) {
+NN_CLONES void lt_nn_gelu_backward(float *dinout, const float *inp, size_t n) {
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
-        float th = tanhf(GELU_K * (x + GELU_A * x * x * x));
+        float th = tanh_gelu(GELU_K * (x + GELU_A * x * x * x));
         float du = GELU_K * (1.0f + 3.0f * GELU_A * x * x);
         dinout[i] *= 0.5f * (1.0f + th) + 0.5f * x * (1.0f - th * th) * du;
     }
