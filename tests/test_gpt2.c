@@ -635,6 +635,23 @@ static void test_gelu(void) {
     }
     CHECK(isnan(lt_nn_tanh_gelu(NAN)) && lt_nn_tanh_gelu(0.0f) == 0.0f, "tanh_gelu of NaN or 0");
 
+    /* the cross-entropy's e^y: relative error under 1.2e-7 (measured 7.9e-8) on every 64th float of [-87, 88] */
+    double wrel = 0.0;
+    for (uint32_t b = 0; b < 0x80000000u; b += 64) {
+        float y;
+        memcpy(&y, &b, 4);
+        for (int sgn = 0; sgn < 2; sgn++, y = -y) {
+            if (!(y >= -87.0f && y <= 88.0f)) continue;
+            const double ref = exp((double)y), e = fabs((double)lt_nn_exp(y) - ref) / ref;
+            if (e > wrel) wrel = e;
+        }
+    }
+    printf("exp: worst relative error %.3e on [-87, 88]\n", wrel);
+    CHECK(wrel < 1.2e-7, "exp: relative error %.3e", wrel);
+    CHECK(lt_nn_exp(0.0f) == 1.0f && isnan(lt_nn_exp(NAN)) && lt_nn_exp(-INFINITY) == lt_nn_exp(-87.0f) &&
+              lt_nn_exp(-87.0f) > 0.0f && isfinite(lt_nn_exp(INFINITY)),
+          "exp: 0, NaN, clamping");
+
     const size_t n = 100003; /* not a multiple of any vector width */
     float *x = malloc(n * sizeof *x), *out = malloc(n * sizeof *out), *d = malloc(n * sizeof *d),
           *g = malloc(n * sizeof *g), *o1 = malloc(n * sizeof *o1), *d1 = malloc(n * sizeof *d1);

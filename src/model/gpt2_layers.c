@@ -329,16 +329,14 @@ NN_CLONES void lt_nn_attention_backward(float *dqkv, float *drow, const float *d
 #define GELU_K 0.7978845608028654f /* sqrt(2 / pi) */
 #define GELU_A 0.044715f
 
-/* tanh(u) as 1 - 2 / (1 + e^(2u)), for GELU: straight-line float arithmetic that the compiler vectorizes
- * (libm's tanhf is a call per element, a third of a small model's non-GEMM time). e^y = 2^n e^r with n the
- * nearest integer to y / ln 2, r = y - n ln 2 in two parts (Cody and Waite) and Cephes's degree-6 polynomial
- * for e^r on [-ln2/2, ln2/2]; u is clamped to [-10, 10], beyond which tanh rounds to +-1 in float. What GELU
- * needs is the absolute error of tanh (it is added to 1): under 2.5e-7 everywhere, against about 6e-8 for
- * libm (tests/test_gpt2.c: lt_nn_tanh_gelu against tanh in double). The same bits in every variant of the
- * loops it is compiled into: the same operations in the same order, no contraction. */
-static inline float tanh_gelu(float u) {
-    u = u < -10.0f ? -10.0f : u > 10.0f ? 10.0f : u; /* a NaN stays one */
-    const float y = 2.0f * u;
+/* e^y in straight-line float arithmetic that the compiler vectorizes (libm's expf and tanhf are a call per
+ * element): e^y = 2^n e^r with n the nearest integer to y / ln 2, r = y - n ln 2 in two parts (Cody and
+ * Waite) and Cephes's degree-6 polynomial for e^r on [-ln2/2, ln2/2]; relative error under 1.2e-7 (tested).
+ * y is clamped to [-87, 88] (so e^y is a normal float: below, 1.6e-38 instead of a subnormal or 0); a NaN
+ * stays one. The same bits in every variant of the loops it is compiled into: the same operations in the
+ * same order, no contraction. */
+static inline float exp_vec(float y) {
+    y = y < -87.0f ? -87.0f : y > 88.0f ? 88.0f : y;
     float n = __builtin_floorf(y * 1.44269504088896341f + 0.5f);
     n = n == n ? n : 0.0f; /* never a NaN into the integer conversion (r, p and the result stay NaN) */
     float r = y - n * 0.693359375f;
@@ -353,11 +351,20 @@ static inline float tanh_gelu(float u) {
     union {
         int32_t i;
         float f;
-    } sc = {.i = ((int32_t)n + 127) * (1 << 23)}; /* 2^n, n in [-29, 29] */
-    return 1.0f - 2.0f / (1.0f + p * sc.f);
+    } sc = {.i = ((int32_t)n + 127) * (1 << 23)}; /* 2^n, n in [-126, 127] */
+    return p * sc.f;
+}
+
+/* tanh(u) = 1 - 2 / (1 + e^(2u)) for GELU, u clamped to [-10, 10] (beyond, tanh rounds to +-1 in float).
+ * What GELU needs is the absolute error of tanh (it is added to 1): under 2.5e-7 everywhere, against about
+ * 1e-7 for libm's tanhf (tests/test_gpt2.c: lt_nn_tanh_gelu against tanh in double). */
+static inline float tanh_gelu(float u) {
+    u = u < -10.0f ? -10.0f : u > 10.0f ? 10.0f : u; /* a NaN stays one */
+    return 1.0f - 2.0f / (1.0f + exp_vec(2.0f * u));
 }
 
 float lt_nn_tanh_gelu(float u) { return tanh_gelu(u); }
+float lt_nn_exp(float y) { return exp_vec(y); }
 
 NN_CLONES void lt_nn_gelu_forward(float *out, const float *inp, size_t n) {
 #pragma omp parallel for schedule(static)
@@ -392,16 +399,28 @@ void lt_nn_lmhead_backward(float *dinp, float *dwte, const float *dlogits, const
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, C, (int)N, 1.0f, dlogits, V, inp, C, 1.0f, dwte, C);
 }
 
-double lt_nn_crossentropy_forward(float *losses, float *lse, const float *logits, const int32_t *targets, size_t N,
-                                  int V) {
+NN_CLONES double lt_nn_crossentropy_forward(float *losses, float *lse, const float *logits, const int32_t *targets,
+                                            size_t N, int V) {
 #pragma omp parallel for schedule(static)
     for (size_t n = 0; n < N; n++) {
         const float *l = logits + n * (size_t)V;
-        float mx = -INFINITY;
-        for (int v = 0; v < V; v++)
-            if (l[v] > mx) mx = l[v];
-        double s = 0.0;
-        for (int v = 0; v < V; v++) s += expf(l[v] - mx);
+        /* the row's max and sum of e^(l - max) in 16 lanes (element v into lane v % 16), lanes joined in a
+         * fixed order: the same bits for every vector width */
+        float mxl[16];
+        double sl[16];
+        for (int k = 0; k < 16; k++) mxl[k] = -INFINITY, sl[k] = 0.0;
+        int v = 0;
+        for (; v + 16 <= V; v += 16)
+            for (int k = 0; k < 16; k++) mxl[k] = l[v + k] > mxl[k] ? l[v + k] : mxl[k];
+        for (int k = 0; v + k < V; k++) mxl[k] = l[v + k] > mxl[k] ? l[v + k] : mxl[k];
+        float mx = mxl[0];
+        for (int k = 1; k < 16; k++) mx = mxl[k] > mx ? mxl[k] : mx;
+        for (v = 0; v + 16 <= V; v += 16)
+            for (int k = 0; k < 16; k++) sl[k] += (double)exp_vec(l[v + k] - mx);
+        for (int k = 0; v + k < V; k++) sl[k] += (double)exp_vec(l[v + k] - mx);
+        for (int w = 8; w >= 1; w /= 2)
+            for (int k = 0; k < w; k++) sl[k] += sl[k + w];
+        double s = sl[0];
         double z = (double)mx + log(s);
         lse[n] = (float)z;
         losses[n] = (float)(z - l[targets[n]]);
@@ -413,14 +432,14 @@ double lt_nn_crossentropy_forward(float *losses, float *lse, const float *logits
     return total;
 }
 
-void lt_nn_crossentropy_backward(float *dlogits, const float *logits, const float *lse, const int32_t *targets,
-                                 size_t N, int V, float scale) {
+NN_CLONES void lt_nn_crossentropy_backward(float *dlogits, const float *logits, const float *lse,
+                                           const int32_t *targets, size_t N, int V, float scale) {
 #pragma omp parallel for schedule(static)
     for (size_t n = 0; n < N; n++) {
         const float *l = logits + n * (size_t)V;
         float *d = dlogits + n * (size_t)V;
         float z = lse[n];
-        for (int v = 0; v < V; v++) d[v] = expf(l[v] - z) * scale;
+        for (int v = 0; v < V; v++) d[v] = exp_vec(l[v] - z) * scale;
         d[targets[n]] -= scale;
     }
 }
