@@ -11,7 +11,8 @@ fail=0
 cc -std=c11 -O2 -o "$tmp/gen_corpus" scripts/gen_corpus.c || exit 1
 "$tmp/gen_corpus" "$tmp/text.txt" 20000 || exit 1
 RUN=(train --train_file "$tmp/text.txt" --n_layer 1 --n_embd 32 --n_head 2 --n_positions 32 --block_size 32
-     --per_device_train_batch_size 2 --max_steps 3 --logging_steps 3 --save_strategy no --seed 5)
+     --per_device_train_batch_size 2 --max_steps 3 --logging_steps 3 --save_strategy no --seed 5
+     --output_dir "$tmp/out")
 
 # the core named on the "data:" line of a run with OPENBLAS_CORETYPE as given ("-": unset)
 core_of() {
