@@ -238,7 +238,8 @@ void lt_nn_attention_forward(float *out, float *att, const float *qkv, int B, in
     lt_nn_attention_forward_r(out, att, qkv, B, T, C, NH, LT_NN_ROUND_NONE);
 }
 
-NN_CLONES void lt_nn_attention_forward_r(float *out, float *att, const float *qkv, int B, int T, int C, int NH, lt_nn_round r) {
+NN_CLONES void lt_nn_attention_forward_r(float *out, float *att, const float *qkv, int B, int T, int C, int NH,
+                                          lt_nn_round r) {
     int hs = C / NH;
     size_t C3 = 3 * (size_t)C;
     /* HF divides the scores by sqrt(hs) (not a multiply by its inverse) */
@@ -277,8 +278,8 @@ NN_CLONES void lt_nn_attention_forward_r(float *out, float *att, const float *qk
     }
 }
 
-NN_CLONES void lt_nn_attention_backward(float *dqkv, float *drow, const float *dout, const float *qkv, const float *att, int B,
-                              int T, int C, int NH) {
+NN_CLONES void lt_nn_attention_backward(float *dqkv, float *drow, const float *dout, const float *qkv,
+                                        const float *att, int B, int T, int C, int NH) {
     int hs = C / NH;
     size_t C3 = 3 * (size_t)C;
     float scale = sqrtf((float)hs);
