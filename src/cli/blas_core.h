@@ -17,8 +17,9 @@ const char *lt_blas_core_for_cpu(void);
  * OpenBLAS fell back to "Prescott" (lt_nn_blas_core) on a CPU that
  * lt_blas_core_for_cpu() gives a kernel set for, sets OPENBLAS_CORETYPE to it
  * and re-executes the program (its file as /proc/self/exe names it, the same
- * arguments); the new process finds the variable set and goes on. Returns only when no re-execution was needed or it failed
- * (a note on stderr says why; the program then runs on "Prescott").
+ * arguments); the new process finds the variable set and goes on. Returns
+ * only when no re-execution was needed or it failed (a note on stderr says
+ * why; the program then runs on "Prescott").
  * OPENBLAS_CORETYPE set by the user, even to "Prescott", is left alone. */
 void lt_blas_core_setup(char **argv);
 
