@@ -11,9 +11,10 @@
 #include "train/memplan.h"
 
 /* The cost model, calibrated by `leantrain bench train` and `leantrain bench optim` on the 2-core
- * CI-class machine (bench/RESULTS.md, 2026-11-27): forward + backward at the achieved GEMM rate, plus
- * the optimizer step at its measured nanoseconds per parameter. */
-#define TRAIN_FLOPS_PER_S 15.4e9
+ * CI-class machine (bench/RESULTS.md): forward + backward at the achieved training rate (byte-10M, fp32:
+ * 159-174 GFLOP/s with OpenBLAS's AVX-512 kernels, 2026-11-28 evening; it was 15.4e9 on the SSE3 fallback
+ * before), plus the optimizer step at its measured nanoseconds per parameter. */
+#define TRAIN_FLOPS_PER_S 160e9
 static const struct {
     const char *optim;
     double ns_per_param;

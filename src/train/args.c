@@ -230,6 +230,7 @@ lt_status lt_train_args_check(const lt_train_args *a, char *err, size_t errlen) 
         {a->save_total_limit < 0, "--save_total_limit must be >= 0"},
         {strcmp(a->save_strategy, "steps") && strcmp(a->save_strategy, "no"), "--save_strategy must be steps or no"},
         {a->block_size < 0, "--block_size must be >= 0"},
+        {a->threads < 0, "--threads must be >= 0 (0: all cores)"},
         {a->validation_split_percentage < 0 || a->validation_split_percentage >= 100,
          "--validation_split_percentage must be in [0, 100)"},
         {a->optim_in_backward && a->gradient_accumulation_steps > 1,

@@ -148,6 +148,7 @@ for dev in cpu cuda; do
 done
 bad "--device must be cpu, cuda or auto" --train_file "$tmp/text.txt" --device tpu
 bad "--save_strategy must be steps or no" --train_file "$tmp/text.txt" --save_strategy epoch
+bad "--threads must be >= 0 (0: all cores)" --train_file "$tmp/text.txt" --threads -1
 # --save_strategy no: trains and logs, writes no checkpoint (not even the final one)
 rm -rf "$tmp/nosave"
 "$LT" train "${SMALL[@]}" --max_steps 2 --save_steps 1 --save_strategy no --output_dir "$tmp/nosave" > "$tmp/nosave.log" 2>&1 || { echo "--save_strategy no: run failed"; cat "$tmp/nosave.log"; fail=1; }
