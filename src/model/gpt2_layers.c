@@ -49,7 +49,7 @@ static int have_f16c(void) {
 #endif
 
 /* One thread's rounding of x[0..n). */
-static void round_span(float *x, size_t n, lt_nn_round r) {
+static inline __attribute__((always_inline)) void round_span(float *x, size_t n, lt_nn_round r) {
     if (r == LT_NN_ROUND_BF16) {
         for (size_t i = 0; i < n; i++) x[i] = lt_bf16_to_f32(lt_f32_to_bf16(x[i]));
     } else if (r == LT_NN_ROUND_F16) {
@@ -63,7 +63,7 @@ static void round_span(float *x, size_t n, lt_nn_round r) {
     }
 }
 
-void lt_nn_round_inplace(float *x, size_t n, lt_nn_round r) {
+NN_CLONES void lt_nn_round_inplace(float *x, size_t n, lt_nn_round r) {
     if (!r) return;
     const size_t chunk = (size_t)1 << 14;
     size_t nch = (n + chunk - 1) / chunk;
