@@ -221,6 +221,32 @@ void lt_nn_matmul_backward_r(float *dinp, float *dw, float *dbias, const float *
     }
 }
 
+/* e^y in straight-line float arithmetic that the compiler vectorizes (libm's expf and tanhf are a call per
+ * element): e^y = 2^n e^r with n the nearest integer to y / ln 2, r = y - n ln 2 in two parts (Cody and
+ * Waite) and Cephes's degree-6 polynomial for e^r on [-ln2/2, ln2/2]; relative error under 1.2e-7 (tested).
+ * y is clamped to [-87, 88] (so e^y is a normal float: below, 1.6e-38 instead of a subnormal or 0); a NaN
+ * stays one. The same bits in every variant of the loops it is compiled into: the same operations in the
+ * same order, no contraction. */
+static inline float exp_vec(float y) {
+    y = y < -87.0f ? -87.0f : y > 88.0f ? 88.0f : y;
+    float n = __builtin_floorf(y * 1.44269504088896341f + 0.5f);
+    n = n == n ? n : 0.0f; /* never a NaN into the integer conversion (r, p and the result stay NaN) */
+    float r = y - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * (r * r) + r + 1.0f;
+    union {
+        int32_t i;
+        float f;
+    } sc = {.i = ((int32_t)n + 127) * (1 << 23)}; /* 2^n, n in [-126, 127] */
+    return p * sc.f;
+}
+
 /* sum of a[i] * b[i] in 16 running sums (element i into sum i % 16), added pairwise at the end: the same
  * bits whatever the vector width the compiler picks, and no chain of n dependent additions */
 static inline float dot16(const float *a, const float *b, int n) {
@@ -240,40 +266,47 @@ void lt_nn_attention_forward(float *out, float *att, const float *qkv, int B, in
 
 NN_CLONES void lt_nn_attention_forward_r(float *out, float *att, const float *qkv, int B, int T, int C, int NH,
                                           lt_nn_round r) {
-    int hs = C / NH;
-    size_t C3 = 3 * (size_t)C;
+    const int hs = C / NH, C3 = 3 * C;
     /* HF divides the scores by sqrt(hs) (not a multiply by its inverse) */
-    float scale = sqrtf((float)hs);
-#pragma omp parallel for collapse(3) schedule(dynamic, 8)
+    const float scale = sqrtf((float)hs);
     for (int b = 0; b < B; b++) {
         for (int h = 0; h < NH; h++) {
+            const float *q = qkv + (size_t)b * T * (size_t)C3 + (size_t)h * hs; /* k at + C, v at + 2C */
+            float *a = att + ((size_t)b * NH + h) * (size_t)T * (size_t)T;
+            /* every score q_t . k_t2 by one sgemm (the t2 > t half too: it is overwritten by zeros below, and
+             * one multiply of the whole square is faster than the triangle's dot products one by one; like
+             * every sgemm here, its last bits may depend on OpenBLAS's thread count) */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, 1.0f, q, C3, q + C, C3, 0.0f, a, T);
+#pragma omp parallel for schedule(static)
             for (int t = 0; t < T; t++) {
-                const float *q = qkv + ((size_t)b * T + t) * C3 + (size_t)h * hs;
-                float *a = att + (((size_t)b * NH + h) * T + t) * (size_t)T;
-                float mx = -INFINITY;
-                for (int t2 = 0; t2 <= t; t2++) {
-                    const float *k = qkv + ((size_t)b * T + t2) * C3 + (size_t)C + (size_t)h * hs;
-                    float s = dot16(q, k, hs) / scale;
-                    a[t2] = s;
-                    if (s > mx) mx = s;
-                }
-                double sum = 0.0;
-                for (int t2 = 0; t2 <= t; t2++) {
-                    a[t2] = expf(a[t2] - mx);
-                    sum += a[t2];
-                }
-                float inv = (float)(1.0 / sum);
-                for (int t2 = 0; t2 <= t; t2++) a[t2] *= inv;
-                if (r) round_span(a, (size_t)t + 1, r);
-                for (int t2 = t + 1; t2 < T; t2++) a[t2] = 0.0f;
-                float *o = out + ((size_t)b * T + t) * (size_t)C + (size_t)h * hs;
-                for (int i = 0; i < hs; i++) o[i] = 0.0f;
-                for (int t2 = 0; t2 <= t; t2++) {
-                    const float *v = qkv + ((size_t)b * T + t2) * C3 + 2 * (size_t)C + (size_t)h * hs;
-                    float p = a[t2];
-                    for (int i = 0; i < hs; i++) o[i] += p * v[i];
-                }
+                float *row = a + (size_t)t * T;
+                const int n = t + 1;
+                /* max, then the sum of e^(s - max), in 16 lanes joined in a fixed order (the same bits for
+                 * every vector width and thread count) */
+                float mxl[16];
+                double sl[16];
+                for (int k = 0; k < 16; k++) mxl[k] = -INFINITY, sl[k] = 0.0;
+                for (int t2 = 0; t2 < n; t2++) row[t2] /= scale;
+                int t2 = 0;
+                for (; t2 + 16 <= n; t2 += 16)
+                    for (int k = 0; k < 16; k++) mxl[k] = row[t2 + k] > mxl[k] ? row[t2 + k] : mxl[k];
+                for (int k = 0; t2 + k < n; k++) mxl[k] = row[t2 + k] > mxl[k] ? row[t2 + k] : mxl[k];
+                float mx = mxl[0];
+                for (int k = 1; k < 16; k++) mx = mxl[k] > mx ? mxl[k] : mx;
+                for (t2 = 0; t2 < n; t2++) row[t2] = exp_vec(row[t2] - mx);
+                for (t2 = 0; t2 + 16 <= n; t2 += 16)
+                    for (int k = 0; k < 16; k++) sl[k] += (double)row[t2 + k];
+                for (int k = 0; t2 + k < n; k++) sl[k] += (double)row[t2 + k];
+                for (int w = 8; w >= 1; w /= 2)
+                    for (int k = 0; k < w; k++) sl[k] += sl[k + w];
+                const float inv = (float)(1.0 / sl[0]);
+                for (t2 = 0; t2 < n; t2++) row[t2] *= inv;
+                if (r) round_span(row, (size_t)n, r);
+                for (t2 = n; t2 < T; t2++) row[t2] = 0.0f;
             }
+            /* out_t = sum over t2 <= t of p[t, t2] v_t2: one sgemm with the zeros of the masked half */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, 1.0f, a, T, q + 2 * C, C3, 0.0f,
+                        out + (size_t)b * T * (size_t)C + (size_t)h * hs, C);
         }
     }
 }
@@ -329,32 +362,6 @@ NN_CLONES void lt_nn_attention_backward(float *dqkv, float *drow, const float *d
 
 #define GELU_K 0.7978845608028654f /* sqrt(2 / pi) */
 #define GELU_A 0.044715f
-
-/* e^y in straight-line float arithmetic that the compiler vectorizes (libm's expf and tanhf are a call per
- * element): e^y = 2^n e^r with n the nearest integer to y / ln 2, r = y - n ln 2 in two parts (Cody and
- * Waite) and Cephes's degree-6 polynomial for e^r on [-ln2/2, ln2/2]; relative error under 1.2e-7 (tested).
- * y is clamped to [-87, 88] (so e^y is a normal float: below, 1.6e-38 instead of a subnormal or 0); a NaN
- * stays one. The same bits in every variant of the loops it is compiled into: the same operations in the
- * same order, no contraction. */
-static inline float exp_vec(float y) {
-    y = y < -87.0f ? -87.0f : y > 88.0f ? 88.0f : y;
-    float n = __builtin_floorf(y * 1.44269504088896341f + 0.5f);
-    n = n == n ? n : 0.0f; /* never a NaN into the integer conversion (r, p and the result stay NaN) */
-    float r = y - n * 0.693359375f;
-    r = r - n * -2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * (r * r) + r + 1.0f;
-    union {
-        int32_t i;
-        float f;
-    } sc = {.i = ((int32_t)n + 127) * (1 << 23)}; /* 2^n, n in [-126, 127] */
-    return p * sc.f;
-}
 
 /* tanh(u) = 1 - 2 / (1 + e^(2u)) for GELU, u clamped to [-10, 10] (beyond, tanh rounds to +-1 in float).
  * What GELU needs is the absolute error of tanh (it is added to 1): under 2.5e-7 everywhere, against about
