@@ -260,6 +260,20 @@ static inline float dot16(const float *a, const float *b, int n) {
     return part[0];
 }
 
+/* max of x[0..n) (NaNs skipped, as a running `x > max` does) in 16 lanes (element i into lane i % 16), the
+ * lanes joined in a fixed order: the same value whatever the vector width */
+static inline float max16(const float *x, int n) {
+    float m[16];
+    for (int k = 0; k < 16; k++) m[k] = -INFINITY;
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int k = 0; k < 16; k++) m[k] = x[i + k] > m[k] ? x[i + k] : m[k];
+    for (int k = 0; i + k < n; k++) m[k] = x[i + k] > m[k] ? x[i + k] : m[k];
+    float mx = m[0];
+    for (int k = 1; k < 16; k++) mx = m[k] > mx ? m[k] : mx;
+    return mx;
+}
+
 void lt_nn_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH) {
     lt_nn_attention_forward_r(out, att, qkv, B, T, C, NH, LT_NN_ROUND_NONE);
 }
@@ -283,16 +297,11 @@ NN_CLONES void lt_nn_attention_forward_r(float *out, float *att, const float *qk
                 const int n = t + 1;
                 /* max, then the sum of e^(s - max), in 16 lanes joined in a fixed order (the same bits for
                  * every vector width and thread count) */
-                float mxl[16];
                 double sl[16];
-                for (int k = 0; k < 16; k++) mxl[k] = -INFINITY, sl[k] = 0.0;
-                for (int t2 = 0; t2 < n; t2++) row[t2] /= scale;
-                int t2 = 0;
-                for (; t2 + 16 <= n; t2 += 16)
-                    for (int k = 0; k < 16; k++) mxl[k] = row[t2 + k] > mxl[k] ? row[t2 + k] : mxl[k];
-                for (int k = 0; t2 + k < n; k++) mxl[k] = row[t2 + k] > mxl[k] ? row[t2 + k] : mxl[k];
-                float mx = mxl[0];
-                for (int k = 1; k < 16; k++) mx = mxl[k] > mx ? mxl[k] : mx;
+                for (int k = 0; k < 16; k++) sl[k] = 0.0;
+                int t2;
+                for (t2 = 0; t2 < n; t2++) row[t2] /= scale;
+                const float mx = max16(row, n);
                 for (t2 = 0; t2 < n; t2++) row[t2] = exp_vec(row[t2] - mx);
                 for (t2 = 0; t2 + 16 <= n; t2 += 16)
                     for (int k = 0; k < 16; k++) sl[k] += (double)row[t2 + k];
@@ -414,15 +423,10 @@ NN_CLONES double lt_nn_crossentropy_forward(float *losses, float *lse, const flo
         const float *l = logits + n * (size_t)V;
         /* the row's max and sum of e^(l - max) in 16 lanes (element v into lane v % 16), lanes joined in a
          * fixed order: the same bits for every vector width */
-        float mxl[16];
         double sl[16];
-        for (int k = 0; k < 16; k++) mxl[k] = -INFINITY, sl[k] = 0.0;
-        int v = 0;
-        for (; v + 16 <= V; v += 16)
-            for (int k = 0; k < 16; k++) mxl[k] = l[v + k] > mxl[k] ? l[v + k] : mxl[k];
-        for (int k = 0; v + k < V; k++) mxl[k] = l[v + k] > mxl[k] ? l[v + k] : mxl[k];
-        float mx = mxl[0];
-        for (int k = 1; k < 16; k++) mx = mxl[k] > mx ? mxl[k] : mx;
+        for (int k = 0; k < 16; k++) sl[k] = 0.0;
+        const float mx = max16(l, V);
+        int v;
         for (v = 0; v + 16 <= V; v += 16)
             for (int k = 0; k < 16; k++) sl[k] += (double)exp_vec(l[v + k] - mx);
         for (int k = 0; v + k < V; k++) sl[k] += (double)exp_vec(l[v + k] - mx);
