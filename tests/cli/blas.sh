@@ -37,8 +37,8 @@ wants=(Prescott)
 has avx2 && has fma && wants+=(Haswell)
 for want in "${wants[@]}"; do
     got=$(core_of "$want") || fail=1
-    [ "$got" = "$want" ] || { echo "OPENBLAS_CORETYPE=$want: the run used '$got'"; fail=1; }
-    echo "OPENBLAS_CORETYPE=$want kept"
+    if [ "$got" = "$want" ]; then echo "OPENBLAS_CORETYPE=$want kept"
+    else echo "OPENBLAS_CORETYPE=$want: the run used '$got'"; fail=1; fi
 done
 
 rm -rf "$tmp"
