@@ -11,19 +11,11 @@
  * code costs one bucket lookup and one compare. */
 #include "kernels/cuda/cu_internal.cuh"
 
-/* one per kind, in lowbit_<kind>.cu */
-cudaError_t lt_cu_launch_q_bnb8_adam(int block, int pipe, const lt_cu_item *items, int count, uint64_t nunits,
-                                     const lt_cu_qtab *t0, const lt_cu_qtab *t1, const int *flag, int sm_count,
-                                     cudaStream_t s);
-cudaError_t lt_cu_launch_q_bnb8_lion(int block, int pipe, const lt_cu_item *items, int count, uint64_t nunits,
-                                     const lt_cu_qtab *t0, const lt_cu_qtab *t1, const int *flag, int sm_count,
-                                     cudaStream_t s);
-cudaError_t lt_cu_launch_q_ao8(int block, int pipe, const lt_cu_item *items, int count, uint64_t nunits,
+/* one per kind, in lowbit_<kind>.cu, all of this type */
+typedef cudaError_t q_launcher(int block, int pipe, const lt_cu_item *items, int count, uint64_t nunits,
                                const lt_cu_qtab *t0, const lt_cu_qtab *t1, const int *flag, int sm_count,
                                cudaStream_t s);
-cudaError_t lt_cu_launch_q_ao4(int block, int pipe, const lt_cu_item *items, int count, uint64_t nunits,
-                               const lt_cu_qtab *t0, const lt_cu_qtab *t1, const int *flag, int sm_count,
-                               cudaStream_t s);
+q_launcher lt_cu_launch_q_bnb8_adam, lt_cu_launch_q_bnb8_lion, lt_cu_launch_q_ao8, lt_cu_launch_q_ao4;
 
 cudaError_t lt_cu_launch_q(int kind, int block, int pipe, const lt_cu_item *items, int count, uint64_t nunits,
                            const lt_cu_qtab *t0, const lt_cu_qtab *t1, const int *flag, int sm_count, cudaStream_t s) {
