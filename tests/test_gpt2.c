@@ -705,8 +705,94 @@ static void test_gelu(void) {
     free(x), free(out), free(d), free(g), free(o1), free(d1);
 }
 
+/* The attention's backward (sgemms over blocks of query rows) against the same formulas in float64 from the
+ * same fp32 att, for scratch sizes that give blocks of 64, 7 and 1 rows (T not a multiple of them), and the
+ * same bits for 1, 2 and 3 threads at each size. */
+static void test_attention_backward(void) {
+    const int threads0 = omp_get_max_threads();
+    static const struct {
+        int B, T, C, NH;
+    } shapes[] = {{2, 100, 48, 3}, {1, 5, 8, 2}, {1, 70, 16, 1}};
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        const int B = shapes[si].B, T = shapes[si].T, C = shapes[si].C, NH = shapes[si].NH, hs = C / NH;
+        const size_t N = (size_t)B * T, C3 = 3 * (size_t)C, full = 4 * N * (size_t)C;
+        float *qkv = malloc(N * C3 * sizeof(float)), *dout = malloc(N * C * sizeof(float)),
+              *att = malloc((size_t)B * NH * T * T * sizeof(float)), *out = malloc(N * C * sizeof(float)),
+              *scratch = malloc(full * sizeof(float)), *d1 = malloc(N * C3 * sizeof(float)),
+              *d = malloc(N * C3 * sizeof(float));
+        double *ref = calloc(N * C3, sizeof(double)), *da = malloc((size_t)T * sizeof(double));
+        if (!qkv || !dout || !att || !out || !scratch || !d1 || !d || !ref || !da) {
+            CHECK(0, "out of memory");
+            return;
+        }
+        for (size_t i = 0; i < N * C3; i++) qkv[i] = (float)(2.0 * urand() - 1.0);
+        for (size_t i = 0; i < N * C; i++) dout[i] = (float)(2.0 * urand() - 1.0);
+        lt_nn_attention_forward(out, att, qkv, B, T, C, NH);
+        const double scale = sqrt((double)hs);
+        for (int b = 0; b < B; b++)
+            for (int h = 0; h < NH; h++)
+                for (int t = 0; t < T; t++) {
+                    const float *a = att + (((size_t)b * NH + h) * T + t) * (size_t)T;
+                    const float *g = dout + ((size_t)b * T + t) * C + (size_t)h * hs;
+                    const size_t qt = ((size_t)b * T + t) * C3 + (size_t)h * hs;
+                    double dot = 0.0;
+                    for (int t2 = 0; t2 <= t; t2++) {
+                        const size_t r2 = ((size_t)b * T + t2) * C3 + (size_t)h * hs;
+                        da[t2] = 0.0;
+                        for (int i = 0; i < hs; i++) {
+                            da[t2] += (double)g[i] * qkv[r2 + 2 * C + i];
+                            ref[r2 + 2 * C + i] += (double)a[t2] * g[i];
+                        }
+                        dot += (double)a[t2] * da[t2];
+                    }
+                    for (int t2 = 0; t2 <= t; t2++) {
+                        const size_t r2 = ((size_t)b * T + t2) * C3 + (size_t)h * hs;
+                        const double ds = a[t2] * (da[t2] - dot) / scale;
+                        for (int i = 0; i < hs; i++) {
+                            ref[qt + i] += ds * qkv[r2 + C + i];
+                            ref[r2 + C + i] += ds * qkv[qt + i];
+                        }
+                    }
+                }
+        double rmax[3] = {0, 0, 0};
+        for (size_t i = 0; i < N * C3; i++) rmax[i % C3 / C] = fmax(rmax[i % C3 / C], fabs(ref[i]));
+        const size_t sizes[] = {full, 7 * (size_t)T, (size_t)T};
+        const int want_rows[] = {T < 64 ? T : 64, T < 7 ? T : 7, 1};
+        for (int k = 0; k < 3; k++) {
+            CHECK(lt_nn_attention_backward_rows(T, sizes[k]) == want_rows[k], "T %d, scratch %zu: %d rows, want %d",
+                  T, sizes[k], lt_nn_attention_backward_rows(T, sizes[k]), want_rows[k]);
+            for (int threads = 1; threads <= 3; threads++) {
+                omp_set_num_threads(threads);
+                for (size_t i = 0; i < N * C3; i++) d[i] = NAN; /* every element is written */
+                lt_nn_attention_backward(d, scratch, sizes[k], dout, qkv, att, B, T, C, NH);
+                if (threads == 1) {
+                    memcpy(d1, d, N * C3 * sizeof(float));
+                    double err[3] = {0, 0, 0};
+                    for (size_t i = 0; i < N * C3; i++)
+                        err[i % C3 / C] = fmax(err[i % C3 / C], fabs(d[i] - ref[i]));
+                    for (int part = 0; part < 3; part++)
+                        CHECK(err[part] <= 1e-5 * rmax[part] && rmax[part] > 0,
+                              "attention backward B %d T %d C %d NH %d, %d rows: d%c error %.3e of max %.3e", B, T,
+                              C, NH, want_rows[k], "qkv"[part], err[part], rmax[part]);
+                    if (si == 0 && k < 2)
+                        printf("attention backward (T %d, %d rows): worst error / tensor max dq %.2e dk %.2e dv "
+                               "%.2e\n",
+                               T, want_rows[k], err[0] / rmax[0], err[1] / rmax[1], err[2] / rmax[2]);
+                } else {
+                    CHECK(!memcmp(d1, d, N * C3 * sizeof(float)),
+                          "attention backward B %d T %d, %d rows: 1 and %d threads give different bits", B, T,
+                          want_rows[k], threads);
+                }
+            }
+        }
+        omp_set_num_threads(threads0);
+        free(qkv), free(dout), free(att), free(out), free(scratch), free(d1), free(d), free(ref), free(da);
+    }
+}
+
 int main(void) {
     test_gelu();
+    test_attention_backward();
     test_init_random();
     test_configs();
     test_loading();

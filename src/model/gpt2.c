@@ -189,7 +189,7 @@ void lt_gpt2_init_random(lt_gpt2 *m, uint64_t seed) {
 /* The float counts of every activation buffer (lt_gpt2_acts order) and backward
  * buffer (lt_gpt2_dacts order) for batches of B x T; att and big are the
  * attention-probability and logits sizes the caller computed with overflow checks. */
-enum { LT_GPT2_NACTS = 20, LT_GPT2_NDACTS = 7 };
+enum { LT_GPT2_NACTS = 20, LT_GPT2_NDACTS = 6 };
 /* Blocks whose fp32 internals (ln1, qkv, att, atty, ln2, fch, fch_gelu) are
  * kept at once: all of them, or one with checkpointing (recomputed in
  * backward) or with 16-bit compute (stored in 16 bits, expanded in backward). */
@@ -198,7 +198,7 @@ static size_t internal_slots(const lt_gpt2_config *c, int checkpointing, int low
 }
 static void act_sizes(const lt_gpt2_config *c, int B, int T, int checkpointing, int lowp, size_t att, size_t big,
                       size_t *sizes, size_t *dsizes) {
-    size_t L = (size_t)c->n_layer, C = (size_t)c->n_embd, NH = (size_t)c->n_head;
+    size_t L = (size_t)c->n_layer, C = (size_t)c->n_embd;
     /* with checkpointing a block's internals exist for one block at a time; the block outputs for all */
     size_t LI = internal_slots(c, checkpointing, lowp), LS = checkpointing ? 1 : L, LR = L, BT = (size_t)B * (size_t)T;
     size_t s[LT_GPT2_NACTS] = {
@@ -223,8 +223,7 @@ static void act_sizes(const lt_gpt2_config *c, int B, int T, int checkpointing, 
         BT,              /* lse */
         BT,              /* losses */
     };
-    size_t d[LT_GPT2_NDACTS] = {BT * C, BT * C, BT * 4 * C, BT * 3 * C, BT * C, (size_t)B * NH * (size_t)T,
-                                lowp ? BT * C : 0};
+    size_t d[LT_GPT2_NDACTS] = {BT * C, BT * C, BT * 4 * C, BT * 3 * C, BT * C, lowp ? BT * C : 0};
     memcpy(sizes, s, sizeof s);
     memcpy(dsizes, d, sizeof d);
 }
@@ -375,7 +374,7 @@ lt_status lt_gpt2_set_batch(lt_gpt2 *m, int B, int T, char *err, size_t errlen) 
     float **ap[NA] = {&a->encoded, &a->ln1, &a->ln1_mean, &a->ln1_rstd, &a->qkv, &a->att, &a->atty,
                       &a->residual2, &a->ln2, &a->ln2_mean, &a->ln2_rstd, &a->fch, &a->fch_gelu, &a->residual3,
                       &a->lnf, &a->lnf_mean, &a->lnf_rstd, &a->logits, &a->lse, &a->losses};
-    float **dp[ND] = {&d->dres, &d->dln, &d->dbig, &d->dqkv, &d->datty, &d->drow, &d->dtmp};
+    float **dp[ND] = {&d->dres, &d->dln, &d->dbig, &d->dqkv, &d->datty, &d->dtmp};
     for (int i = 0; i < NA; i++) {
         *ap[i] = am;
         am += padded(sizes[i]);
@@ -753,7 +752,8 @@ lt_status lt_gpt2_backward_cb(lt_gpt2 *m, lt_gpt2_grad_ready ready, void *ctx, c
         if (r) memcpy(d->dtmp, d->dres, NC * sizeof(float)), lt_nn_round_inplace(d->dtmp, NC, r);
         lt_nn_matmul_backward_r(d->datty, bg(m, l, LT_GPT2_ATTPROJ_W), bg(m, l, LT_GPT2_ATTPROJ_B), dres_mm, b.atty,
                                 W[LT_GPT2_ATTPROJ_W], N, C, C, r, gs);
-        lt_nn_attention_backward(d->dqkv, d->drow, d->datty, b.qkv, b.att, B, T, C, NH);
+        /* dbig is free again (the mlp's backward is done): the attention's scratch */
+        lt_nn_attention_backward(d->dqkv, d->dbig, 4 * NC, d->datty, b.qkv, b.att, B, T, C, NH);
         lt_nn_round_inplace(d->dqkv, 3 * NC, r);
         lt_nn_matmul_backward_r(d->dln, bg(m, l, LT_GPT2_QKV_W), bg(m, l, LT_GPT2_QKV_B), d->dqkv, b.ln1,
                                 W[LT_GPT2_QKV_W], N, C, 3 * C, r, gs);

@@ -119,10 +119,9 @@ typedef struct lt_gpt2_acts {
 typedef struct lt_gpt2_dacts {
     float *dres;  /* [BT, C]   d loss / d residual stream at the current point */
     float *dln;   /* [BT, C]   d loss / d layernorm output */
-    float *dbig;  /* [BT, 4C]  d loss / d fch_gelu, then d fch in place */
+    float *dbig;  /* [BT, 4C]  d loss / d fch_gelu, then d fch in place; then the attention's scratch */
     float *dqkv;  /* [BT, 3C] */
     float *datty; /* [BT, C] */
-    float *drow;  /* [max_B, NH, max_T] one attention row of d probs per (b, head) */
     float *dtmp;  /* [BT, C]   16-bit compute: dres rounded for a matrix multiply (fp32: empty) */
 } lt_gpt2_dacts;
 

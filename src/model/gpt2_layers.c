@@ -8,6 +8,7 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <omp.h>
 #include <string.h>
 
 #include "leantrain/dtype.h"
@@ -320,51 +321,81 @@ NN_CLONES void lt_nn_attention_forward_r(float *out, float *att, const float *qk
     }
 }
 
-NN_CLONES void lt_nn_attention_backward(float *dqkv, float *drow, const float *dout, const float *qkv,
-                                        const float *att, int B, int T, int C, int NH) {
-    int hs = C / NH;
-    size_t C3 = 3 * (size_t)C;
-    float scale = sqrtf((float)hs);
-    /* dk and dv of a position collect from every later query of the same
-     * head, so one thread takes a whole (b, h) pair: its slices of dqkv have
-     * no other writer */
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int b = 0; b < B; b++) {
-        for (int h = 0; h < NH; h++) {
-            for (int t = 0; t < T; t++) {
-                float *dq = dqkv + ((size_t)b * T + t) * C3 + (size_t)h * hs;
-                for (int i = 0; i < hs; i++) {
-                    dq[i] = 0.0f;
-                    dq[C + i] = 0.0f;
-                    dq[2 * (size_t)C + i] = 0.0f;
-                }
-            }
-            float *dr = drow + ((size_t)b * NH + h) * (size_t)T;
-            for (int t = 0; t < T; t++) {
-                const float *a = att + (((size_t)b * NH + h) * T + t) * (size_t)T;
-                const float *g = dout + ((size_t)b * T + t) * (size_t)C + (size_t)h * hs;
-                const float *q = qkv + ((size_t)b * T + t) * C3 + (size_t)h * hs;
-                float *dq = dqkv + ((size_t)b * T + t) * C3 + (size_t)h * hs;
-                double dot = 0.0; /* sum over t2 of att * d att, the softmax's correction */
-                for (int t2 = 0; t2 <= t; t2++) {
-                    const float *v = qkv + ((size_t)b * T + t2) * C3 + 2 * (size_t)C + (size_t)h * hs;
-                    float *dv = dqkv + ((size_t)b * T + t2) * C3 + 2 * (size_t)C + (size_t)h * hs;
-                    float da = dot16(g, v, hs), p = a[t2];
-                    for (int i = 0; i < hs; i++) dv[i] += p * g[i];
-                    dr[t2] = da;
-                    dot += (double)p * da;
-                }
-                float fdot = (float)dot;
-                for (int t2 = 0; t2 <= t; t2++) {
-                    const float *k = qkv + ((size_t)b * T + t2) * C3 + (size_t)C + (size_t)h * hs;
-                    float *dk = dqkv + ((size_t)b * T + t2) * C3 + (size_t)C + (size_t)h * hs;
-                    float ds = a[t2] * (dr[t2] - fdot) / scale;
-                    for (int i = 0; i < hs; i++) {
-                        dq[i] += ds * k[i];
-                        dk[i] += ds * q[i];
-                    }
-                }
-            }
+/* Rows of a (batch, head)'s T x T square that the attention's backward takes at once (fewer when the scratch
+ * is small): its blocks are what the sgemms multiply, so their size decides the sums' order. */
+#define ATT_BWD_ROWS 64
+
+int lt_nn_attention_backward_rows(int T, size_t scratch_floats) {
+    size_t r = scratch_floats / (size_t)T;
+    if (r > ATT_BWD_ROWS) r = ATT_BWD_ROWS;
+    if (r > (size_t)T) r = (size_t)T;
+    return (int)r;
+}
+
+/* One (batch, head)'s gradient, R query rows at a time. For rows r0..r1 only keys 0..r1-1 can be attended:
+ *   dv[0:r1] += att_blk^T dout_blk        d att_blk = dout_blk v[0:r1]^T (into s)
+ *   s = att * (d att - sum over the row of att * d att) / sqrt(hs)      (the softmax's backward; 0 where masked)
+ *   dq_blk = s k[0:r1]                    dk[0:r1] += s^T q_blk
+ * q, k, v, dq, dk, dv point at the head's columns of position 0 (rows 3C apart), dout at C apart, a at the
+ * head's T x T square. */
+static inline __attribute__((always_inline)) void att_bwd_head(float *dq, const float *q, const float *dout,
+                                                               const float *a, float *s, int T, int C, int hs,
+                                                               int R, float scale) {
+    const int C3 = 3 * C;
+    float *dk = dq + C, *dv = dq + 2 * C;
+    const float *k = q + C, *v = q + 2 * C;
+    for (int t = 0; t < T; t++)
+        for (int i = 0; i < hs; i++) dk[(size_t)t * C3 + i] = dv[(size_t)t * C3 + i] = 0.0f;
+    for (int r0 = 0; r0 < T; r0 += R) {
+        const int rn = T - r0 < R ? T - r0 : R, n = r0 + rn;
+        const float *ab = a + (size_t)r0 * T, *gb = dout + (size_t)r0 * C, *qb = q + (size_t)r0 * C3;
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, hs, rn, 1.0f, ab, T, gb, C, 1.0f, dv, C3);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rn, n, hs, 1.0f, gb, C, v, C3, 0.0f, s, n);
+        for (int i = 0; i < rn; i++) {
+            const int cnt = r0 + i + 1; /* keys this query attends */
+            const float *ar = ab + (size_t)i * T;
+            float *sr = s + (size_t)i * n;
+            /* the softmax's correction in 16 double lanes joined in a fixed order */
+            double dl[16];
+            for (int w = 0; w < 16; w++) dl[w] = 0.0;
+            int j = 0;
+            for (; j + 16 <= cnt; j += 16)
+                for (int w = 0; w < 16; w++) dl[w] += (double)ar[j + w] * (double)sr[j + w];
+            for (int w = 0; j + w < cnt; w++) dl[w] += (double)ar[j + w] * (double)sr[j + w];
+            for (int w = 8; w >= 1; w /= 2)
+                for (int x = 0; x < w; x++) dl[x] += dl[x + w];
+            const float dot = (float)dl[0];
+            for (j = 0; j < cnt; j++) sr[j] = ar[j] * (sr[j] - dot) / scale;
+            for (; j < n; j++) sr[j] = 0.0f;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rn, hs, n, 1.0f, s, n, k, C3, 0.0f,
+                    dq + (size_t)r0 * C3, C3);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, hs, rn, 1.0f, s, n, qb, C3, 1.0f, dk, C3);
+    }
+}
+
+NN_CLONES void lt_nn_attention_backward(float *dqkv, float *scratch, size_t scratch_floats, const float *dout,
+                                        const float *qkv, const float *att, int B, int T, int C, int NH) {
+    const int hs = C / NH, R = lt_nn_attention_backward_rows(T, scratch_floats);
+    const size_t C3 = 3 * (size_t)C, pairs = (size_t)B * (size_t)NH, per = (size_t)R * (size_t)T;
+    const float scale = sqrtf((float)hs);
+    /* dk and dv of a position collect from every later query of the same head, so one thread takes a whole
+     * (b, h) pair (its slices of dqkv have no other writer) with its own R x T of the scratch, and its
+     * sgemms run on that thread alone (OpenBLAS's OpenMP build inside a parallel region): the bits do not
+     * depend on the thread count */
+    size_t nt = scratch_floats / per, maxt = (size_t)omp_get_max_threads();
+    if (nt > maxt) nt = maxt;
+    if (nt > pairs) nt = pairs;
+    if (nt < 1) nt = 1;
+#pragma omp parallel num_threads((int)nt)
+    {
+        float *s = scratch + (size_t)omp_get_thread_num() * per;
+#pragma omp for schedule(static)
+        for (size_t bh = 0; bh < pairs; bh++) {
+            const size_t b = bh / (size_t)NH, h = bh % (size_t)NH;
+            const size_t at = b * (size_t)T * C3 + h * (size_t)hs;
+            att_bwd_head(dqkv + at, qkv + at, dout + b * (size_t)T * (size_t)C + h * (size_t)hs,
+                         att + bh * (size_t)T * (size_t)T, s, T, C, hs, R, scale);
         }
     }
 }

@@ -90,9 +90,16 @@ void lt_nn_attention_forward(float *out, float *att, const float *qkv, int B, in
 void lt_nn_attention_forward_r(float *out, float *att, const float *qkv, int B, int T, int C, int NH, lt_nn_round r);
 
 /* dqkv[B,T,3C] = d loss / d qkv (overwritten) from dout [B,T,C] and the
- * forward's qkv and att. drow [B,NH,T] is scratch. */
-void lt_nn_attention_backward(float *dqkv, float *drow, const float *dout, const float *qkv, const float *att, int B,
-                              int T, int C, int NH);
+ * forward's qkv and att, through scratch[scratch_floats] (at least T floats;
+ * each thread takes lt_nn_attention_backward_rows(T, scratch_floats) x T of
+ * it, and fewer threads run when it is short). The result does not depend on
+ * the thread count. */
+void lt_nn_attention_backward(float *dqkv, float *scratch, size_t scratch_floats, const float *dout,
+                              const float *qkv, const float *att, int B, int T, int C, int NH);
+
+/* The query rows the attention's backward takes at once for this T and scratch (at most 64; at least 1
+ * when scratch_floats >= T): a thread's share of the scratch is this many rows of T floats. */
+int lt_nn_attention_backward_rows(int T, size_t scratch_floats);
 
 /* The tanh the GELU kernels use (vectorizable; absolute error under 2.5e-7), exposed for its test. */
 float lt_nn_tanh_gelu(float u);

@@ -564,9 +564,9 @@ static void run_attention(const attn_shape *s, lt_dtype dt, int simt) {
 
     /* the CPU: its fp32 att (which the GPU never stores) feeds its backward */
     float *att = fbuf((size_t)B * NH * T * T), *out = fbuf(NC), *lse = fbuf(NR);
-    float *dqkv = fbuf(N * C3), *drow = fbuf(NR);
+    float *dqkv = fbuf(N * C3), *drow = fbuf(4 * NC); /* the CPU backward's scratch, as the model gives it */
     lt_nn_attention_forward(out, att, qkv, B, T, C, NH);
-    lt_nn_attention_backward(dqkv, drow, dout, qkv, att, B, T, C, NH);
+    lt_nn_attention_backward(dqkv, drow, 4 * NC, dout, qkv, att, B, T, C, NH);
     ref_lse(lse, qkv, B, T, C, NH);
     float *D = fbuf(NR); /* dout . out per (b, h, t), in double from the CPU's fp32 out */
     for (size_t r = 0; r < NR; r++) {
