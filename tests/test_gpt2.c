@@ -705,10 +705,10 @@ static void test_gelu(void) {
     free(x), free(out), free(d), free(g), free(o1), free(d1);
 }
 
-/* The attention's backward (sgemms over blocks of query rows) against the same formulas in float64 from the
- * same fp32 att, for scratch sizes that give blocks of 64, 7 and 1 rows (T not a multiple of them), and the
+/* The attention's forward (sgemms over blocks of query rows) against float64, and its backward against the
+ * same formulas in float64 from the same fp32 att, for scratch sizes that give blocks of 64, 7 and 1 rows (T not a multiple of them), and the
  * same bits for 1, 2 and 3 threads at each size. */
-static void test_attention_backward(void) {
+static void test_attention(void) {
     const int threads0 = omp_get_max_threads();
     static const struct {
         int B, T, C, NH;
@@ -727,8 +727,59 @@ static void test_attention_backward(void) {
         }
         for (size_t i = 0; i < N * C3; i++) qkv[i] = (float)(2.0 * urand() - 1.0);
         for (size_t i = 0; i < N * C; i++) dout[i] = (float)(2.0 * urand() - 1.0);
-        lt_nn_attention_forward(out, att, qkv, B, T, C, NH);
         const double scale = sqrt((double)hs);
+        /* the forward (blocks of 64 query rows) against float64, and its bits for 1, 2 and 3 threads */
+        {
+            const size_t na = (size_t)B * NH * T * T;
+            float *att1 = malloc(na * sizeof(float)), *out1 = malloc(N * C * sizeof(float));
+            double *p = malloc((size_t)T * sizeof(double)), perr = 0.0, oerr = 0.0, omax = 0.0;
+            if (!att1 || !out1 || !p) {
+                CHECK(0, "out of memory");
+                return;
+            }
+            for (int threads = 1; threads <= 3; threads++) {
+                omp_set_num_threads(threads);
+                for (size_t i = 0; i < na; i++) att[i] = NAN;
+                lt_nn_attention_forward(out, att, qkv, B, T, C, NH);
+                if (threads == 1) memcpy(att1, att, na * sizeof(float)), memcpy(out1, out, N * C * sizeof(float));
+                else
+                    CHECK(!memcmp(att1, att, na * sizeof(float)) && !memcmp(out1, out, N * C * sizeof(float)),
+                          "attention forward B %d T %d: 1 and %d threads give different bits", B, T, threads);
+            }
+            for (int b = 0; b < B; b++)
+                for (int h = 0; h < NH; h++)
+                    for (int t = 0; t < T; t++) {
+                        const size_t qt = ((size_t)b * T + t) * C3 + (size_t)h * hs;
+                        const float *a = att + (((size_t)b * NH + h) * T + t) * (size_t)T;
+                        double mx = -INFINITY, sum = 0.0;
+                        for (int t2 = 0; t2 <= t; t2++) {
+                            const size_t r2 = ((size_t)b * T + t2) * C3 + (size_t)h * hs;
+                            p[t2] = 0.0;
+                            for (int i = 0; i < hs; i++) p[t2] += (double)qkv[qt + i] * qkv[r2 + C + i];
+                            p[t2] /= scale;
+                            mx = fmax(mx, p[t2]);
+                        }
+                        for (int t2 = 0; t2 <= t; t2++) sum += (p[t2] = exp(p[t2] - mx));
+                        for (int t2 = 0; t2 < T; t2++) {
+                            const double want = t2 <= t ? p[t2] / sum : 0.0;
+                            perr = fmax(perr, t2 <= t ? fabs(a[t2] - want) : (a[t2] != 0.0f) * 1.0);
+                        }
+                        for (int i = 0; i < hs; i++) {
+                            double o = 0.0;
+                            for (int t2 = 0; t2 <= t; t2++)
+                                o += p[t2] / sum * qkv[((size_t)b * T + t2) * C3 + 2 * (size_t)C + (size_t)h * hs + i];
+                            const float got = out[((size_t)b * T + t) * C + (size_t)h * hs + i];
+                            oerr = fmax(oerr, fabs(got - o));
+                            omax = fmax(omax, fabs(o));
+                        }
+                    }
+            CHECK(perr <= 1e-6 && oerr <= 1e-5 * omax,
+                  "attention forward B %d T %d C %d NH %d: probability error %.3e, output error %.3e of max %.3e", B,
+                  T, C, NH, perr, oerr, omax);
+            if (si == 0) printf("attention forward (T %d): worst probability error %.2e, output %.2e of max\n", T,
+                                perr, oerr / omax);
+            free(att1), free(out1), free(p);
+        }
         for (int b = 0; b < B; b++)
             for (int h = 0; h < NH; h++)
                 for (int t = 0; t < T; t++) {
@@ -792,7 +843,7 @@ static void test_attention_backward(void) {
 
 int main(void) {
     test_gelu();
-    test_attention_backward();
+    test_attention();
     test_init_random();
     test_configs();
     test_loading();

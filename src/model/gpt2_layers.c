@@ -279,45 +279,52 @@ void lt_nn_attention_forward(float *out, float *att, const float *qkv, int B, in
     lt_nn_attention_forward_r(out, att, qkv, B, T, C, NH, LT_NN_ROUND_NONE);
 }
 
+/* Query rows the attention's forward takes at once: rows r0..r1 see keys 0..r1-1 only, so the products skip
+ * the masked half of the square but for the blocks' own triangles. */
+#define ATT_FWD_ROWS 64
+
 NN_CLONES void lt_nn_attention_forward_r(float *out, float *att, const float *qkv, int B, int T, int C, int NH,
                                           lt_nn_round r) {
-    const int hs = C / NH, C3 = 3 * C;
+    const int hs = C / NH, C3 = 3 * C, R = T < ATT_FWD_ROWS ? T : ATT_FWD_ROWS;
     /* HF divides the scores by sqrt(hs) (not a multiply by its inverse) */
     const float scale = sqrtf((float)hs);
-    for (int b = 0; b < B; b++) {
-        for (int h = 0; h < NH; h++) {
-            const float *q = qkv + (size_t)b * T * (size_t)C3 + (size_t)h * hs; /* k at + C, v at + 2C */
-            float *a = att + ((size_t)b * NH + h) * (size_t)T * (size_t)T;
-            /* every score q_t . k_t2 by one sgemm (the t2 > t half too: it is overwritten by zeros below, and
-             * one multiply of the whole square is faster than the triangle's dot products one by one; like
-             * every sgemm here, its last bits may depend on OpenBLAS's thread count) */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, 1.0f, q, C3, q + C, C3, 0.0f, a, T);
-#pragma omp parallel for schedule(static)
-            for (int t = 0; t < T; t++) {
-                float *row = a + (size_t)t * T;
-                const int n = t + 1;
-                /* max, then the sum of e^(s - max), in 16 lanes joined in a fixed order (the same bits for
-                 * every vector width and thread count) */
-                double sl[16];
-                for (int k = 0; k < 16; k++) sl[k] = 0.0;
-                int t2;
-                for (t2 = 0; t2 < n; t2++) row[t2] /= scale;
-                const float mx = max16(row, n);
-                for (t2 = 0; t2 < n; t2++) row[t2] = exp_vec(row[t2] - mx);
-                for (t2 = 0; t2 + 16 <= n; t2 += 16)
-                    for (int k = 0; k < 16; k++) sl[k] += (double)row[t2 + k];
-                for (int k = 0; t2 + k < n; k++) sl[k] += (double)row[t2 + k];
-                for (int w = 8; w >= 1; w /= 2)
-                    for (int k = 0; k < w; k++) sl[k] += sl[k + w];
-                const float inv = (float)(1.0 / sl[0]);
-                for (t2 = 0; t2 < n; t2++) row[t2] *= inv;
-                if (r) round_span(row, (size_t)n, r);
-                for (t2 = n; t2 < T; t2++) row[t2] = 0.0f;
-            }
-            /* out_t = sum over t2 <= t of p[t, t2] v_t2: one sgemm with the zeros of the masked half */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, 1.0f, a, T, q + 2 * C, C3, 0.0f,
-                        out + (size_t)b * T * (size_t)C + (size_t)h * hs, C);
+    const size_t nblk = (size_t)(T + R - 1) / (size_t)R, units = (size_t)B * (size_t)NH * nblk;
+    /* a unit is one block of rows of one (batch, head): no two units write the same element, and each one's
+     * sgemms run on its thread alone (OpenBLAS's OpenMP build inside a parallel region), so the bits do not
+     * depend on the thread count or on which thread takes a unit; the later blocks cost more, hence dynamic */
+#pragma omp parallel for schedule(dynamic, 1)
+    for (size_t u = 0; u < units; u++) {
+        const size_t bh = u / nblk, b = bh / (size_t)NH, h = bh % (size_t)NH;
+        const int r0 = (int)(u % nblk) * R, rn = T - r0 < R ? T - r0 : R, n = r0 + rn;
+        const float *q = qkv + b * (size_t)T * (size_t)C3 + h * (size_t)hs; /* k at + C, v at + 2C */
+        float *a = att + (bh * (size_t)T + (size_t)r0) * (size_t)T;
+        /* the block's scores q_t . k_t2 for every t2 < n (the t2 > t corner is overwritten by zeros below) */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rn, n, hs, 1.0f, q + (size_t)r0 * C3, C3, q + C, C3,
+                    0.0f, a, T);
+        for (int i = 0; i < rn; i++) {
+            float *row = a + (size_t)i * T;
+            const int cnt = r0 + i + 1;
+            /* max, then the sum of e^(s - max), in 16 lanes joined in a fixed order (the same bits for
+             * every vector width and thread count) */
+            double sl[16];
+            for (int k = 0; k < 16; k++) sl[k] = 0.0;
+            int t2;
+            for (t2 = 0; t2 < cnt; t2++) row[t2] /= scale;
+            const float mx = max16(row, cnt);
+            for (t2 = 0; t2 < cnt; t2++) row[t2] = exp_vec(row[t2] - mx);
+            for (t2 = 0; t2 + 16 <= cnt; t2 += 16)
+                for (int k = 0; k < 16; k++) sl[k] += (double)row[t2 + k];
+            for (int k = 0; t2 + k < cnt; k++) sl[k] += (double)row[t2 + k];
+            for (int w = 8; w >= 1; w /= 2)
+                for (int k = 0; k < w; k++) sl[k] += sl[k + w];
+            const float inv = (float)(1.0 / sl[0]);
+            for (t2 = 0; t2 < cnt; t2++) row[t2] *= inv;
+            if (r) round_span(row, (size_t)cnt, r);
+            for (t2 = cnt; t2 < T; t2++) row[t2] = 0.0f;
         }
+        /* out_t = sum over t2 <= t of p[t, t2] v_t2, the block's zeros included */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rn, hs, n, 1.0f, a, T, q + 2 * C, C3, 0.0f,
+                    out + (b * (size_t)T + (size_t)r0) * (size_t)C + h * (size_t)hs, C);
     }
 }
 
