@@ -841,8 +841,90 @@ static void test_attention(void) {
     }
 }
 
+/* The layernorms (statistics in 16 double lanes) against float64: rows with a large mean (the variance must not
+ * lose its digits), widths that are and are not multiples of 16; the same bits for 1 and 2 threads. */
+static void test_layernorm(void) {
+    const int threads0 = omp_get_max_threads(), widths[] = {100, 768, 7};
+    const size_t N = 37;
+    for (int wi = 0; wi < 3; wi++) {
+        const int C = widths[wi];
+        const size_t NC = N * (size_t)C;
+        float *x = malloc(NC * 4), *g = malloc(NC * 4), *w = malloc(C * 4), *b = malloc(C * 4), *o = malloc(NC * 4),
+              *o1 = malloc(NC * 4), *d = malloc(NC * 4), *d1 = malloc(NC * 4), *m = malloc(N * 4), *r = malloc(N * 4),
+              *dw = malloc(C * 4), *db = malloc(C * 4), *dw1 = malloc(C * 4), *db1 = malloc(C * 4);
+        if (!x || !g || !w || !b || !o || !o1 || !d || !d1 || !m || !r || !dw || !db || !dw1 || !db1) {
+            CHECK(0, "out of memory");
+            return;
+        }
+        for (size_t n = 0; n < N; n++)
+            for (int c = 0; c < C; c++) {
+                x[n * C + c] = (float)((n % 3 == 0 ? 1000.0 : 0.0) + 4.0 * urand() - 2.0);
+                g[n * C + c] = (float)(2.0 * urand() - 1.0);
+            }
+        for (int c = 0; c < C; c++) w[c] = (float)(0.5 + urand()), b[c] = (float)(urand() - 0.5);
+        for (int threads = 1; threads <= 2; threads++) {
+            omp_set_num_threads(threads);
+            memset(d, 0, NC * 4), memset(dw, 0, C * 4), memset(db, 0, C * 4);
+            lt_nn_layernorm_forward(o, m, r, x, w, b, N, C, 1e-5);
+            lt_nn_layernorm_backward(d, dw, db, g, x, w, m, r, N, C);
+            if (threads == 1) {
+                memcpy(o1, o, NC * 4), memcpy(d1, d, NC * 4), memcpy(dw1, dw, C * 4), memcpy(db1, db, C * 4);
+            } else {
+                CHECK(!memcmp(o1, o, NC * 4) && !memcmp(d1, d, NC * 4) && !memcmp(dw1, dw, C * 4) &&
+                          !memcmp(db1, db, C * 4),
+                      "layernorm C %d: 1 and 2 threads give different bits", C);
+            }
+        }
+        omp_set_num_threads(threads0);
+        double eo = 0.0, ed = 0.0, dmax = 0.0, ew = 0.0, wmax = 0.0;
+        double *rdw = calloc(C, sizeof(double)), *rdb = calloc(C, sizeof(double));
+        for (size_t n = 0; n < N && rdw && rdb; n++) {
+            const float *xr = x + n * C, *gr = g + n * C;
+            double mu = 0.0, v = 0.0, m1 = 0.0, m2 = 0.0;
+            for (int c = 0; c < C; c++) mu += xr[c];
+            mu /= C;
+            for (int c = 0; c < C; c++) v += (xr[c] - mu) * (xr[c] - mu);
+            const double rs = 1.0 / sqrt(v / C + 1e-5);
+            for (int c = 0; c < C; c++) eo = fmax(eo, fabs(o[n * C + c] - ((xr[c] - mu) * rs * w[c] + b[c])));
+            /* the backward is defined by the float mean and rstd the forward keeps (at a mean of 1000 the
+             * float mean alone moves xhat by up to 3e-5) */
+            const double muf = m[n], rsf = r[n];
+            CHECK(fabs(muf - mu) <= 0.5 * fabs(mu) * 0x1p-23 + 1e-12 && fabs(rsf - rs) <= rs * 0x1p-23,
+                  "layernorm C %d row %zu: mean %.9g rstd %.9g, float64 %.9g %.9g", C, n, muf, rsf, mu, rs);
+            for (int c = 0; c < C; c++) {
+                const double xh = (xr[c] - muf) * rsf;
+                m1 += (double)gr[c] * w[c];
+                m2 += (double)gr[c] * w[c] * xh;
+                rdw[c] += (double)gr[c] * xh;
+                rdb[c] += gr[c];
+            }
+            for (int c = 0; c < C; c++) {
+                const double xh = (xr[c] - muf) * rsf, want = ((double)gr[c] * w[c] - m1 / C - xh * m2 / C) * rsf;
+                ed = fmax(ed, fabs(d[n * C + c] - want));
+                dmax = fmax(dmax, fabs(want));
+            }
+        }
+        for (int c = 0; c < C && rdw && rdb; c++) {
+            ew = fmax(ew, fmax(fabs(dw[c] - rdw[c]), fabs(db[c] - rdb[c])));
+            wmax = fmax(wmax, fmax(fabs(rdw[c]), fabs(rdb[c])));
+        }
+        CHECK(rdw && rdb, "out of memory");
+        /* outputs of a few units: float rounding of the normalized value and of its scale and shift; the
+         * gradients: float arithmetic on terms up to the tensor's max */
+        CHECK(eo < 2e-6 && ed < 2e-6 * dmax && ew < 2e-6 * wmax,
+              "layernorm C %d: output error %.3e, dinp %.3e of %.3e, dw/db %.3e of %.3e", C, eo, ed, dmax, ew, wmax);
+        if (wi == 1)
+            printf("layernorm (C %d, rows of mean 1000 among them): output error %.2e, dinp %.2e, dw/db %.2e of max\n",
+                   C, eo, ed / dmax, ew / wmax);
+        free(rdw), free(rdb);
+        free(x), free(g), free(w), free(b), free(o), free(o1), free(d), free(d1), free(m), free(r), free(dw), free(db),
+            free(dw1), free(db1);
+    }
+}
+
 int main(void) {
     test_gelu();
+    test_layernorm();
     test_attention();
     test_init_random();
     test_configs();

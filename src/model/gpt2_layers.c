@@ -106,43 +106,69 @@ void lt_nn_encoder_backward(float *dwte, float *dwpe, const float *dout, const i
     }
 }
 
-void lt_nn_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w, const float *b,
-                             size_t N, int C, double eps) {
+/* Lane-wise double sums for the layernorms' statistics: element c goes to lane c % 16 and the lanes are joined
+ * in a fixed order, so the result is the same for every vector width (and it vectorizes, where one running sum
+ * waits for each add). */
+#define LN_LANES 16
+static inline double join16(double *l) {
+    for (int w = LN_LANES / 2; w >= 1; w /= 2)
+        for (int k = 0; k < w; k++) l[k] += l[k + w];
+    return l[0];
+}
+
+NN_CLONES void lt_nn_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,
+                                       const float *b, size_t N, int C, double eps) {
 #pragma omp parallel for schedule(static)
     for (size_t n = 0; n < N; n++) {
         const float *x = inp + n * (size_t)C;
         float *o = out + n * (size_t)C;
         /* double statistics: the variance of float rows with a large mean
          * would otherwise lose the digits the trace tolerances need */
-        double s = 0.0;
-        for (int c = 0; c < C; c++) s += x[c];
-        double mu = s / C, v = 0.0;
-        for (int c = 0; c < C; c++) {
-            double d = x[c] - mu;
-            v += d * d;
+        double l[LN_LANES] = {0};
+        int c = 0;
+        for (; c + LN_LANES <= C; c += LN_LANES)
+            for (int k = 0; k < LN_LANES; k++) l[k] += x[c + k];
+        for (int k = 0; c + k < C; k++) l[k] += x[c + k];
+        const double mu = join16(l) / C;
+        for (int k = 0; k < LN_LANES; k++) l[k] = 0.0;
+        for (c = 0; c + LN_LANES <= C; c += LN_LANES)
+            for (int k = 0; k < LN_LANES; k++) {
+                double d = x[c + k] - mu;
+                l[k] += d * d;
+            }
+        for (int k = 0; c + k < C; k++) {
+            double d = x[c + k] - mu;
+            l[k] += d * d;
         }
-        double rs = 1.0 / sqrt(v / C + eps);
-        for (int c = 0; c < C; c++) o[c] = (float)((x[c] - mu) * rs) * w[c] + b[c];
+        double rs = 1.0 / sqrt(join16(l) / C + eps);
+        for (c = 0; c < C; c++) o[c] = (float)((x[c] - mu) * rs) * w[c] + b[c];
         mean[n] = (float)mu;
         rstd[n] = (float)rs;
     }
 }
 
-void lt_nn_layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
-                              const float *mean, const float *rstd, size_t N, int C) {
+NN_CLONES void lt_nn_layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                                        const float *w, const float *mean, const float *rstd, size_t N, int C) {
 #pragma omp parallel for schedule(static)
     for (size_t n = 0; n < N; n++) {
         const float *x = inp + n * (size_t)C, *g = dout + n * (size_t)C;
         float *d = dinp + n * (size_t)C;
         float mu = mean[n], rs = rstd[n];
-        double m1 = 0.0, m2 = 0.0; /* means of dxhat and of dxhat * xhat */
-        for (int c = 0; c < C; c++) {
-            float xhat = (x[c] - mu) * rs, dxhat = g[c] * w[c];
-            m1 += dxhat;
-            m2 += (double)dxhat * xhat;
+        double l1[LN_LANES] = {0}, l2[LN_LANES] = {0}; /* sums of dxhat and of dxhat * xhat */
+        int c = 0;
+        for (; c + LN_LANES <= C; c += LN_LANES)
+            for (int k = 0; k < LN_LANES; k++) {
+                float xhat = (x[c + k] - mu) * rs, dxhat = g[c + k] * w[c + k];
+                l1[k] += dxhat;
+                l2[k] += (double)dxhat * xhat;
+            }
+        for (int k = 0; c + k < C; k++) {
+            float xhat = (x[c + k] - mu) * rs, dxhat = g[c + k] * w[c + k];
+            l1[k] += dxhat;
+            l2[k] += (double)dxhat * xhat;
         }
-        float a = (float)(m1 / C), bb = (float)(m2 / C);
-        for (int c = 0; c < C; c++) {
+        float a = (float)(join16(l1) / C), bb = (float)(join16(l2) / C);
+        for (c = 0; c < C; c++) {
             float xhat = (x[c] - mu) * rs, dxhat = g[c] * w[c];
             d[c] += (dxhat - a - xhat * bb) * rs;
         }
