@@ -212,7 +212,7 @@ void lt_nn_matmul_backward(float *dinp, float *dw, float *dbias, const float *do
 }
 
 /* dst[n] += src[n] */
-static void add_into(float *dst, const float *src, size_t n) {
+NN_CLONES static void add_into(float *dst, const float *src, size_t n) {
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) dst[i] += src[i];
 }
@@ -224,8 +224,8 @@ static float round1(float x, lt_nn_round r) {
                                   : x;
 }
 
-void lt_nn_matmul_backward_r(float *dinp, float *dw, float *dbias, const float *dout, const float *inp, const float *w,
-                             size_t N, int C, int OC, lt_nn_round r, float *scratch) {
+NN_CLONES void lt_nn_matmul_backward_r(float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
+                                       const float *w, size_t N, int C, int OC, lt_nn_round r, float *scratch) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, C, OC, 1.0f, dout, OC, w, OC, 0.0f, dinp, C);
     if (r) {
         lt_nn_round_inplace(dinp, N * (size_t)C, r);
@@ -465,7 +465,7 @@ NN_CLONES void lt_nn_gelu_backward(float *dinout, const float *inp, size_t n) {
     }
 }
 
-void lt_nn_residual_forward(float *out, const float *a, const float *b, size_t n) {
+NN_CLONES void lt_nn_residual_forward(float *out, const float *a, const float *b, size_t n) {
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
 }
