@@ -255,10 +255,13 @@ NN_CLONES void lt_nn_matmul_backward_r(float *dinp, float *dw, float *dbias, con
  * stays one. The same bits in every variant of the loops it is compiled into: the same operations in the
  * same order, no contraction. */
 static inline float exp_vec(float y) {
-    y = y < -87.0f ? -87.0f : y > 88.0f ? 88.0f : y;
-    float n = __builtin_floorf(y * 1.44269504088896341f + 0.5f);
-    n = n == n ? n : 0.0f; /* never a NaN into the integer conversion (r, p and the result stay NaN) */
-    float r = y - n * 0.693359375f;
+    /* the clamp as one max and one min (x86's: a NaN becomes the bound, so no NaN reaches the integer
+     * conversion), the NaN put back at the end (with nested selects the vectorizer evaluated the polynomial
+     * twice) */
+    float c = y > -87.0f ? y : -87.0f;
+    c = c < 88.0f ? c : 88.0f;
+    const float n = __builtin_floorf(c * 1.44269504088896341f + 0.5f);
+    float r = c - n * 0.693359375f;
     r = r - n * -2.12194440e-4f;
     float p = 1.9875691500e-4f;
     p = p * r + 1.3981999507e-3f;
@@ -271,7 +274,7 @@ static inline float exp_vec(float y) {
         int32_t i;
         float f;
     } sc = {.i = ((int32_t)n + 127) * (1 << 23)}; /* 2^n, n in [-126, 127] */
-    return p * sc.f;
+    return y == y ? p * sc.f : y;
 }
 
 /* sum of a[i] * b[i] in 16 running sums (element i into sum i % 16), added pairwise at the end: the same
@@ -440,8 +443,10 @@ NN_CLONES void lt_nn_attention_backward(float *dqkv, float *scratch, size_t scra
  * What GELU needs is the absolute error of tanh (it is added to 1): under 2.5e-7 everywhere, against about
  * 1e-7 for libm's tanhf (tests/test_gpt2.c: lt_nn_tanh_gelu against tanh in double). */
 static inline float tanh_gelu(float u) {
-    u = u < -10.0f ? -10.0f : u > 10.0f ? 10.0f : u; /* a NaN stays one */
-    return 1.0f - 2.0f / (1.0f + exp_vec(2.0f * u));
+    float c = u > -10.0f ? u : -10.0f;
+    c = c < 10.0f ? c : 10.0f;
+    const float t = 1.0f - 2.0f / (1.0f + exp_vec(2.0f * c));
+    return u == u ? t : u; /* a NaN stays one */
 }
 
 float lt_nn_tanh_gelu(float u) { return tanh_gelu(u); }
