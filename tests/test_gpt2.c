@@ -5,6 +5,7 @@
  * allocate nothing and repeat bit for bit. */
 #include <stdint.h>
 
+#include "leantrain/dtype.h"
 #include "leantrain/optim.h"
 #include "leantrain/safetensors.h"
 #include "model/gpt2.h"
@@ -705,9 +706,56 @@ static void test_gelu(void) {
     free(x), free(out), free(d), free(g), free(o1), free(d1);
 }
 
-/* The attention's forward (sgemms over blocks of query rows) against float64, and its backward against the
- * same formulas in float64 from the same fp32 att, for scratch sizes that give blocks of 64, 7 and 1 rows (T not a multiple of them), and the
- * same bits for 1, 2 and 3 threads at each size. */
+/* float64 gradient of the causal attention of one (batch, head) from given probabilities P[t][t2] (row-major
+ * T x T, zero above the diagonal), added into ref (the layout of dqkv). */
+static void ref_att_backward(double *ref, const double *P, const float *qkv, const float *dout, int b, int h, int T,
+                             int C, int hs) {
+    const size_t C3 = 3 * (size_t)C;
+    const double scale = sqrt((double)hs);
+    double *da = malloc((size_t)T * sizeof *da);
+    if (!da) return;
+    for (int t = 0; t < T; t++) {
+        const double *a = P + (size_t)t * T;
+        const float *g = dout + ((size_t)b * T + t) * C + (size_t)h * hs;
+        const size_t qt = ((size_t)b * T + t) * C3 + (size_t)h * hs;
+        double dot = 0.0;
+        for (int t2 = 0; t2 <= t; t2++) {
+            const size_t r2 = ((size_t)b * T + t2) * C3 + (size_t)h * hs;
+            da[t2] = 0.0;
+            for (int i = 0; i < hs; i++) {
+                da[t2] += (double)g[i] * qkv[r2 + 2 * C + i];
+                ref[r2 + 2 * C + i] += a[t2] * g[i];
+            }
+            dot += a[t2] * da[t2];
+        }
+        for (int t2 = 0; t2 <= t; t2++) {
+            const size_t r2 = ((size_t)b * T + t2) * C3 + (size_t)h * hs;
+            const double ds = a[t2] * (da[t2] - dot) / scale;
+            for (int i = 0; i < hs; i++) {
+                ref[qt + i] += ds * qkv[r2 + C + i];
+                ref[r2 + C + i] += ds * qkv[qt + i];
+            }
+        }
+    }
+    free(da);
+}
+
+/* worst |got - ref| of dq, dk and dv, each over its tensor's max |ref| (which must not be 0) */
+static void dqkv_errors(const float *got, const double *ref, size_t N, int C, double err[3]) {
+    const size_t C3 = 3 * (size_t)C;
+    double mx[3] = {0, 0, 0};
+    err[0] = err[1] = err[2] = 0.0;
+    for (size_t i = 0; i < N * C3; i++) {
+        const int part = (int)(i % C3 / (size_t)C);
+        err[part] = fmax(err[part], fabs(got[i] - ref[i]));
+        mx[part] = fmax(mx[part], fabs(ref[i]));
+    }
+    for (int part = 0; part < 3; part++) err[part] = mx[part] > 0 ? err[part] / mx[part] : INFINITY;
+}
+
+/* The attention (sgemms over blocks of query rows, the backward recomputing the probabilities from the
+ * forward's row statistics) against float64: the output and statistics, and the gradient, for scratch sizes
+ * that give blocks of 64, 7 and 1 rows (T not a multiple of them); the same bits for 1, 2 and 3 threads. */
 static void test_attention(void) {
     const int threads0 = omp_get_max_threads();
     static const struct {
@@ -715,130 +763,139 @@ static void test_attention(void) {
     } shapes[] = {{2, 100, 48, 3}, {1, 5, 8, 2}, {1, 70, 16, 1}};
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
         const int B = shapes[si].B, T = shapes[si].T, C = shapes[si].C, NH = shapes[si].NH, hs = C / NH;
-        const size_t N = (size_t)B * T, C3 = 3 * (size_t)C, full = 4 * N * (size_t)C;
+        const size_t N = (size_t)B * T, C3 = 3 * (size_t)C, full = 4 * N * (size_t)C, NS = (size_t)B * NH * T * 2;
         float *qkv = malloc(N * C3 * sizeof(float)), *dout = malloc(N * C * sizeof(float)),
-              *att = malloc((size_t)B * NH * T * T * sizeof(float)), *out = malloc(N * C * sizeof(float)),
-              *scratch = malloc(full * sizeof(float)), *d1 = malloc(N * C3 * sizeof(float)),
-              *d = malloc(N * C3 * sizeof(float));
-        double *ref = calloc(N * C3, sizeof(double)), *da = malloc((size_t)T * sizeof(double));
-        if (!qkv || !dout || !att || !out || !scratch || !d1 || !d || !ref || !da) {
+              *st = malloc(NS * sizeof(float)), *st1 = malloc(NS * sizeof(float)), *out = malloc(N * C * sizeof(float)),
+              *out1 = malloc(N * C * sizeof(float)), *scratch = malloc(full * sizeof(float)),
+              *d1 = malloc(N * C3 * sizeof(float)), *d = malloc(N * C3 * sizeof(float));
+        double *ref = calloc(N * C3, sizeof(double)), *P = malloc((size_t)B * NH * T * T * sizeof(double));
+        if (!qkv || !dout || !st || !st1 || !out || !out1 || !scratch || !d1 || !d || !ref || !P) {
             CHECK(0, "out of memory");
             return;
         }
         for (size_t i = 0; i < N * C3; i++) qkv[i] = (float)(2.0 * urand() - 1.0);
         for (size_t i = 0; i < N * C; i++) dout[i] = (float)(2.0 * urand() - 1.0);
+        /* float64 probabilities, row statistics and output */
         const double scale = sqrt((double)hs);
-        /* the forward (blocks of 64 query rows) against float64, and its bits for 1, 2 and 3 threads */
-        {
-            const size_t na = (size_t)B * NH * T * T;
-            float *att1 = malloc(na * sizeof(float)), *out1 = malloc(N * C * sizeof(float));
-            double *p = malloc((size_t)T * sizeof(double)), perr = 0.0, oerr = 0.0, omax = 0.0;
-            if (!att1 || !out1 || !p) {
-                CHECK(0, "out of memory");
-                return;
-            }
-            for (int threads = 1; threads <= 3; threads++) {
-                omp_set_num_threads(threads);
-                for (size_t i = 0; i < na; i++) att[i] = NAN;
-                lt_nn_attention_forward(out, att, qkv, B, T, C, NH);
-                if (threads == 1) memcpy(att1, att, na * sizeof(float)), memcpy(out1, out, N * C * sizeof(float));
-                else
-                    CHECK(!memcmp(att1, att, na * sizeof(float)) && !memcmp(out1, out, N * C * sizeof(float)),
-                          "attention forward B %d T %d: 1 and %d threads give different bits", B, T, threads);
-            }
-            for (int b = 0; b < B; b++)
-                for (int h = 0; h < NH; h++)
-                    for (int t = 0; t < T; t++) {
-                        const size_t qt = ((size_t)b * T + t) * C3 + (size_t)h * hs;
-                        const float *a = att + (((size_t)b * NH + h) * T + t) * (size_t)T;
-                        double mx = -INFINITY, sum = 0.0;
-                        for (int t2 = 0; t2 <= t; t2++) {
-                            const size_t r2 = ((size_t)b * T + t2) * C3 + (size_t)h * hs;
-                            p[t2] = 0.0;
-                            for (int i = 0; i < hs; i++) p[t2] += (double)qkv[qt + i] * qkv[r2 + C + i];
-                            p[t2] /= scale;
-                            mx = fmax(mx, p[t2]);
-                        }
-                        for (int t2 = 0; t2 <= t; t2++) sum += (p[t2] = exp(p[t2] - mx));
-                        for (int t2 = 0; t2 < T; t2++) {
-                            const double want = t2 <= t ? p[t2] / sum : 0.0;
-                            perr = fmax(perr, t2 <= t ? fabs(a[t2] - want) : (a[t2] != 0.0f) * 1.0);
-                        }
-                        for (int i = 0; i < hs; i++) {
-                            double o = 0.0;
-                            for (int t2 = 0; t2 <= t; t2++)
-                                o += p[t2] / sum * qkv[((size_t)b * T + t2) * C3 + 2 * (size_t)C + (size_t)h * hs + i];
-                            const float got = out[((size_t)b * T + t) * C + (size_t)h * hs + i];
-                            oerr = fmax(oerr, fabs(got - o));
-                            omax = fmax(omax, fabs(o));
-                        }
-                    }
-            CHECK(perr <= 1e-6 && oerr <= 1e-5 * omax,
-                  "attention forward B %d T %d C %d NH %d: probability error %.3e, output error %.3e of max %.3e", B,
-                  T, C, NH, perr, oerr, omax);
-            if (si == 0) printf("attention forward (T %d): worst probability error %.2e, output %.2e of max\n", T,
-                                perr, oerr / omax);
-            free(att1), free(out1), free(p);
-        }
+        double serr = 0.0, oerr = 0.0, omax = 0.0;
         for (int b = 0; b < B; b++)
             for (int h = 0; h < NH; h++)
                 for (int t = 0; t < T; t++) {
-                    const float *a = att + (((size_t)b * NH + h) * T + t) * (size_t)T;
-                    const float *g = dout + ((size_t)b * T + t) * C + (size_t)h * hs;
                     const size_t qt = ((size_t)b * T + t) * C3 + (size_t)h * hs;
-                    double dot = 0.0;
-                    for (int t2 = 0; t2 <= t; t2++) {
+                    double *p = P + (((size_t)b * NH + h) * T + t) * (size_t)T, mx = -INFINITY, sum = 0.0;
+                    for (int t2 = 0; t2 < T; t2++) {
+                        p[t2] = 0.0;
+                        if (t2 > t) continue;
                         const size_t r2 = ((size_t)b * T + t2) * C3 + (size_t)h * hs;
-                        da[t2] = 0.0;
-                        for (int i = 0; i < hs; i++) {
-                            da[t2] += (double)g[i] * qkv[r2 + 2 * C + i];
-                            ref[r2 + 2 * C + i] += (double)a[t2] * g[i];
-                        }
-                        dot += (double)a[t2] * da[t2];
+                        for (int i = 0; i < hs; i++) p[t2] += (double)qkv[qt + i] * qkv[r2 + C + i];
+                        p[t2] /= scale;
+                        mx = fmax(mx, p[t2]);
                     }
-                    for (int t2 = 0; t2 <= t; t2++) {
-                        const size_t r2 = ((size_t)b * T + t2) * C3 + (size_t)h * hs;
-                        const double ds = a[t2] * (da[t2] - dot) / scale;
-                        for (int i = 0; i < hs; i++) {
-                            ref[qt + i] += ds * qkv[r2 + C + i];
-                            ref[r2 + C + i] += ds * qkv[qt + i];
-                        }
-                    }
+                    for (int t2 = 0; t2 <= t; t2++) sum += (p[t2] = exp(p[t2] - mx));
+                    for (int t2 = 0; t2 <= t; t2++) p[t2] /= sum;
+                    const size_t si2 = (((size_t)b * NH + h) * T + t) * 2;
+                    st[si2] = (float)mx, st[si2 + 1] = (float)(1.0 / sum); /* kept in st1 below */
                 }
-        double rmax[3] = {0, 0, 0};
-        for (size_t i = 0; i < N * C3; i++) rmax[i % C3 / C] = fmax(rmax[i % C3 / C], fabs(ref[i]));
-        const size_t sizes[] = {full, 7 * (size_t)T, (size_t)T};
-        const int want_rows[] = {T < 64 ? T : 64, T < 7 ? T : 7, 1};
+        memcpy(st1, st, NS * sizeof(float));
+        for (int b = 0; b < B; b++)
+            for (int h = 0; h < NH; h++) ref_att_backward(ref, P + ((size_t)b * NH + h) * T * (size_t)T, qkv, dout, b, h, T, C, hs);
+        const size_t sizes[] = {full, 2 * 7 * (size_t)T, 2 * (size_t)T};
+        const int fr = 2 * B * C < 64 ? 2 * B * C : 64; /* full / 2T */
+        const int want_rows[] = {T < fr ? T : fr, T < 7 ? T : 7, 1};
         for (int k = 0; k < 3; k++) {
-            CHECK(lt_nn_attention_backward_rows(T, sizes[k]) == want_rows[k], "T %d, scratch %zu: %d rows, want %d",
-                  T, sizes[k], lt_nn_attention_backward_rows(T, sizes[k]), want_rows[k]);
+            CHECK(lt_nn_attention_rows(T, sizes[k]) == want_rows[k], "T %d, scratch %zu: %d rows, want %d", T,
+                  sizes[k], lt_nn_attention_rows(T, sizes[k]), want_rows[k]);
             for (int threads = 1; threads <= 3; threads++) {
                 omp_set_num_threads(threads);
+                for (size_t i = 0; i < NS; i++) st[i] = NAN;
                 for (size_t i = 0; i < N * C3; i++) d[i] = NAN; /* every element is written */
-                lt_nn_attention_backward(d, scratch, sizes[k], dout, qkv, att, B, T, C, NH);
+                lt_nn_attention_forward(out, st, scratch, sizes[k], qkv, B, T, C, NH);
+                lt_nn_attention_backward(d, scratch, sizes[k], dout, qkv, st, B, T, C, NH, LT_NN_ROUND_NONE);
                 if (threads == 1) {
-                    memcpy(d1, d, N * C3 * sizeof(float));
-                    double err[3] = {0, 0, 0};
-                    for (size_t i = 0; i < N * C3; i++)
-                        err[i % C3 / C] = fmax(err[i % C3 / C], fabs(d[i] - ref[i]));
-                    for (int part = 0; part < 3; part++)
-                        CHECK(err[part] <= 1e-5 * rmax[part] && rmax[part] > 0,
-                              "attention backward B %d T %d C %d NH %d, %d rows: d%c error %.3e of max %.3e", B, T,
-                              C, NH, want_rows[k], "qkv"[part], err[part], rmax[part]);
+                    double derr[3];
+                    dqkv_errors(d, ref, N, C, derr);
+                    serr = oerr = omax = 0.0;
+                    /* the max score absolutely (scores are O(1) here), 1 / sum relatively */
+                    for (size_t i = 0; i < NS; i++)
+                        serr = fmax(serr, fabs(st[i] - st1[i]) / (i % 2 ? fabs(st1[i]) : 1.0));
+                    for (int b = 0; b < B; b++)
+                        for (int h = 0; h < NH; h++)
+                            for (int t = 0; t < T; t++)
+                                for (int i = 0; i < hs; i++) {
+                                    const double *p = P + (((size_t)b * NH + h) * T + t) * (size_t)T;
+                                    double o = 0.0;
+                                    for (int t2 = 0; t2 <= t; t2++)
+                                        o += p[t2] * qkv[((size_t)b * T + t2) * C3 + 2 * (size_t)C + (size_t)h * hs + i];
+                                    oerr = fmax(oerr, fabs(out[((size_t)b * T + t) * C + (size_t)h * hs + i] - o));
+                                    omax = fmax(omax, fabs(o));
+                                }
+                    CHECK(serr <= 1e-5 && oerr <= 1e-5 * omax,
+                          "attention forward B %d T %d C %d NH %d, %d rows: statistics error %.3e, output %.3e of %.3e",
+                          B, T, C, NH, want_rows[k], serr, oerr, omax);
+                    CHECK(derr[0] <= 1e-5 && derr[1] <= 1e-5 && derr[2] <= 1e-5,
+                          "attention backward B %d T %d C %d NH %d, %d rows: dq %.3e dk %.3e dv %.3e of max", B, T, C,
+                          NH, want_rows[k], derr[0], derr[1], derr[2]);
                     if (si == 0 && k < 2)
-                        printf("attention backward (T %d, %d rows): worst error / tensor max dq %.2e dk %.2e dv "
-                               "%.2e\n",
-                               T, want_rows[k], err[0] / rmax[0], err[1] / rmax[1], err[2] / rmax[2]);
+                        printf("attention (T %d, %d rows): statistics %.2e, output %.2e; gradient dq %.2e dk %.2e dv "
+                               "%.2e (errors over the tensor's max)\n",
+                               T, want_rows[k], serr, oerr / omax, derr[0], derr[1], derr[2]);
+                    memcpy(out1, out, N * C * sizeof(float)), memcpy(d1, d, N * C3 * sizeof(float));
                 } else {
-                    CHECK(!memcmp(d1, d, N * C3 * sizeof(float)),
-                          "attention backward B %d T %d, %d rows: 1 and %d threads give different bits", B, T,
-                          want_rows[k], threads);
+                    CHECK(!memcmp(out1, out, N * C * sizeof(float)) && !memcmp(d1, d, N * C3 * sizeof(float)),
+                          "attention B %d T %d, %d rows: 1 and %d threads give different bits", B, T, want_rows[k],
+                          threads);
                 }
             }
         }
         omp_set_num_threads(threads0);
-        free(qkv), free(dout), free(att), free(out), free(scratch), free(d1), free(d), free(ref), free(da);
+        free(qkv), free(dout), free(st), free(st1), free(out), free(out1), free(scratch), free(d1), free(d), free(ref),
+            free(P);
     }
+}
+
+/* The backward recomputes exactly the probabilities the forward multiplied into v, bf16-rounded ones included:
+ * with hs >= T and v_t2 the unit vector e_t2, out[t] is row t of those probabilities (every sum has one
+ * nonzero term), and the gradient must match float64 from them (a backward that skipped the rounding would be
+ * 2^-9 off, 100x the tolerance). */
+static void test_attention_recompute(void) {
+    const int B = 1, T = 20, NH = 2, hs = 24, C = NH * hs;
+    const size_t N = (size_t)T, C3 = 3 * (size_t)C, scratch_n = 2 * 8 * (size_t)T; /* blocks of 8 rows */
+    float *qkv = malloc(N * C3 * sizeof(float)), *dout = malloc(N * C * sizeof(float)), *out = malloc(N * C * 4),
+          *st = malloc((size_t)NH * T * 2 * 4), *scratch = malloc(scratch_n * 4), *d = malloc(N * C3 * 4);
+    double *ref = malloc(N * C3 * sizeof(double)), *P = malloc((size_t)T * T * sizeof(double));
+    if (!qkv || !dout || !out || !st || !scratch || !d || !ref || !P) {
+        CHECK(0, "out of memory");
+        return;
+    }
+    for (size_t t = 0; t < N; t++)
+        for (int c = 0; c < C; c++) {
+            qkv[t * C3 + c] = (float)(4.0 * urand() - 2.0);
+            qkv[t * C3 + C + c] = (float)(4.0 * urand() - 2.0);
+            qkv[t * C3 + 2 * C + c] = c % hs == (int)t ? 1.0f : 0.0f;
+        }
+    for (size_t i = 0; i < N * C; i++) dout[i] = (float)(2.0 * urand() - 1.0);
+    for (int r = LT_NN_ROUND_NONE; r <= LT_NN_ROUND_BF16; r++) {
+        lt_nn_attention_forward_r(out, st, scratch, scratch_n, qkv, B, T, C, NH, (lt_nn_round)r);
+        lt_nn_attention_backward(d, scratch, scratch_n, dout, qkv, st, B, T, C, NH, (lt_nn_round)r);
+        memset(ref, 0, N * C3 * sizeof(double));
+        int notbf16 = 0;
+        for (int h = 0; h < NH; h++) {
+            for (int t = 0; t < T; t++)
+                for (int t2 = 0; t2 < T; t2++) {
+                    const float p = out[(size_t)t * C + (size_t)h * hs + t2];
+                    P[(size_t)t * T + t2] = p;
+                    notbf16 += r == LT_NN_ROUND_BF16 && lt_bf16_to_f32(lt_f32_to_bf16(p)) != p;
+                }
+            ref_att_backward(ref, P, qkv, dout, 0, h, T, C, hs);
+        }
+        double err[3];
+        dqkv_errors(d, ref, N, C, err);
+        CHECK(notbf16 == 0, "bf16 attention: %d probabilities not bf16 values", notbf16);
+        CHECK(err[0] <= 1e-5 && err[1] <= 1e-5 && err[2] <= 1e-5,
+              "attention %s: the backward's probabilities are not the forward's (dq %.3e dk %.3e dv %.3e of max)",
+              r ? "bf16" : "fp32", err[0], err[1], err[2]);
+    }
+    free(qkv), free(dout), free(out), free(st), free(scratch), free(d), free(ref), free(P);
 }
 
 /* The layernorms (statistics in 16 double lanes) against float64: rows with a large mean (the variance must not
@@ -926,6 +983,7 @@ int main(void) {
     test_gelu();
     test_layernorm();
     test_attention();
+    test_attention_recompute();
     test_init_random();
     test_configs();
     test_loading();

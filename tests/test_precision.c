@@ -231,8 +231,13 @@ int main(void) {
     CHECK(lt_gpt2_memory_plan(&small, 4, 1024, 0, 0, LT_GPT2_BF16, 0, &a16, err, sizeof err) == LT_OK, "%s", err);
     printf("gpt2 B4 T1024 activations: fp32 %.0f MiB, bf16 %.0f MiB\n", a32.activation_bytes / 1048576.0,
            a16.activation_bytes / 1048576.0);
-    CHECK(a16.activation_bytes < 0.7 * a32.activation_bytes, "bf16 activations %zu not below 0.7 x fp32's %zu",
-          a16.activation_bytes, a32.activation_bytes);
+    /* storing the 14 C floats per token of each block's internals in 16 bits saves 2 bytes each, less the one
+     * block kept in fp32 (4 bytes each): (L - 2) x 14 C x BT x 2 bytes; the 16-bit path's own extra buffers
+     * (one [BT, C] rounding copy) may take a little of it back, no more */
+    const double want = (double)(small.n_layer - 2) * 14.0 * small.n_embd * 4096.0 * 2.0,
+                 got = (double)a32.activation_bytes - (double)a16.activation_bytes;
+    CHECK(got >= 0.95 * want && got <= want, "bf16 activations save %.0f bytes against fp32's, want %.0f (95-100%%)",
+          got, want);
 
     CHECK(lt_gpt2_set_precision(m, LT_GPT2_F16, 1, err, sizeof err) == LT_ERR_ARG, "pure fp16 was accepted");
     free(g32), free(g16);

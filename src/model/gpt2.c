@@ -188,9 +188,9 @@ void lt_gpt2_init_random(lt_gpt2 *m, uint64_t seed) {
 
 /* The float counts of every activation buffer (lt_gpt2_acts order) and backward
  * buffer (lt_gpt2_dacts order) for batches of B x T; att and big are the
- * attention-probability and logits sizes the caller computed with overflow checks. */
+ * attention-statistics and logits sizes the caller computed with overflow checks. */
 enum { LT_GPT2_NACTS = 20, LT_GPT2_NDACTS = 6 };
-/* Blocks whose fp32 internals (ln1, qkv, att, atty, ln2, fch, fch_gelu) are
+/* Blocks whose fp32 internals (ln1, qkv, atty, ln2, fch, fch_gelu) are
  * kept at once: all of them, or one with checkpointing (recomputed in
  * backward) or with 16-bit compute (stored in 16 bits, expanded in backward). */
 static size_t internal_slots(const lt_gpt2_config *c, int checkpointing, int lowp) {
@@ -207,7 +207,7 @@ static void act_sizes(const lt_gpt2_config *c, int B, int T, int checkpointing, 
         LS * BT,         /* ln1_mean */
         LS * BT,         /* ln1_rstd */
         LI * BT * 3 * C, /* qkv */
-        att,             /* att */
+        att,             /* att_stats */
         LI * BT * C,     /* atty */
         LS * BT * C,     /* residual2 */
         LI * BT * C,     /* ln2 */
@@ -253,13 +253,12 @@ static size_t gscratch_floats(const lt_gpt2_config *c) {
 }
 
 /* 16-bit elements one block keeps between forward and backward for up to B x T tokens: ln1, qkv, atty, ln2, fch,
- * fch_gelu ([BT, 14 C] in all) and the attention probabilities [B, NH, T, T]. 0 when it overflows. */
+ * fch_gelu ([BT, 14 C] in all; the attention's row statistics stay fp32, one slot per block). 0 when it
+ * overflows. */
 static size_t store_block_elems(const lt_gpt2_config *c, int B, int T) {
-    size_t BT = (size_t)B * (size_t)T, rows, att, n;
-    if (!mul_ok(BT, 14 * (size_t)c->n_embd, &rows) || !mul_ok(BT, (size_t)T * (size_t)c->n_head, &att) ||
-        __builtin_add_overflow(rows, att, &n))
-        return 0;
-    return padded(n);
+    size_t rows;
+    if (!mul_ok((size_t)B * (size_t)T, 14 * (size_t)c->n_embd, &rows)) return 0;
+    return padded(rows);
 }
 
 lt_status lt_gpt2_param_table(const lt_gpt2_config *c, lt_gpt2_param **out, int *n, char *err, size_t errlen) {
@@ -287,7 +286,7 @@ lt_status lt_gpt2_memory_plan(const lt_gpt2_config *c, int B, int T, int checkpo
     if (st) return st;
     int lowp = precision != LT_GPT2_F32;
     size_t L = (size_t)c->n_layer, NH = (size_t)c->n_head, V = (size_t)c->vocab_size;
-    size_t BT = (size_t)B * (size_t)T, att = BT * (size_t)T * NH * internal_slots(c, checkpointing, lowp), big = BT * V;
+    size_t BT = (size_t)B * (size_t)T, att = BT * NH * 2 * (checkpointing ? 1 : L), big = BT * V;
     size_t sizes[LT_GPT2_NACTS], dsizes[LT_GPT2_NDACTS], na = 0, nd = 0;
     act_sizes(c, B, T, checkpointing, lowp, att, big, sizes, dsizes);
     for (int i = 0; i < LT_GPT2_NACTS; i++) na += padded(sizes[i]);
@@ -331,10 +330,10 @@ lt_status lt_gpt2_set_batch(lt_gpt2 *m, int B, int T, char *err, size_t errlen) 
     }
     size_t L = (size_t)c->n_layer, NH = (size_t)c->n_head, V = (size_t)c->vocab_size;
     int lowp = m->precision != LT_GPT2_F32;
-    size_t LS = internal_slots(c, m->checkpointing, lowp); /* see act_sizes */
+    size_t LS = m->checkpointing ? 1 : L; /* blocks whose attention statistics are kept (see act_sizes) */
     size_t BT = (size_t)B * (size_t)T, att1 = 0, att = 0, big = 0, sb = 0, se = 0;
     /* every BLAS dimension is an int; the largest matrix row count is BT */
-    if (BT > (size_t)1 << 30 || !mul_ok(BT, T, &att1) || !mul_ok(att1, NH, &att1) || !mul_ok(att1, LS, &att) ||
+    if (BT > (size_t)1 << 30 || !mul_ok(BT, 2 * NH, &att1) || !mul_ok(att1, LS, &att) ||
         !mul_ok(BT, V, &big) || (lowp && !m->checkpointing && (!(sb = store_block_elems(c, B, T)) || !mul_ok(sb, L, &se)))) {
         lt_errmsg(err, errlen, "set_batch: B %d x T %d is too large for this model", B, T);
         return LT_ERR_ARG;
@@ -371,7 +370,7 @@ lt_status lt_gpt2_set_batch(lt_gpt2 *m, int B, int T, char *err, size_t errlen) 
     m->tokens = tok;
     lt_gpt2_acts *a = &m->acts;
     lt_gpt2_dacts *d = &m->dacts;
-    float **ap[NA] = {&a->encoded, &a->ln1, &a->ln1_mean, &a->ln1_rstd, &a->qkv, &a->att, &a->atty,
+    float **ap[NA] = {&a->encoded, &a->ln1, &a->ln1_mean, &a->ln1_rstd, &a->qkv, &a->att_stats, &a->atty,
                       &a->residual2, &a->ln2, &a->ln2_mean, &a->ln2_rstd, &a->fch, &a->fch_gelu, &a->residual3,
                       &a->lnf, &a->lnf_mean, &a->lnf_rstd, &a->logits, &a->lse, &a->losses};
     float **dp[ND] = {&d->dres, &d->dln, &d->dbig, &d->dqkv, &d->datty, &d->dtmp};
@@ -555,19 +554,25 @@ static size_t sslot(const lt_gpt2 *m, int l) { return m->checkpointing ? 0 : (si
 
 /* The internals of one block as pointers into the activation buffers. */
 typedef struct {
-    float *ln1, *ln1_mean, *ln1_rstd, *qkv, *att, *atty, *res2, *ln2, *ln2_mean, *ln2_rstd, *fch, *fchg, *res3;
+    float *ln1, *ln1_mean, *ln1_rstd, *qkv, *att_stats, *atty, *res2, *ln2, *ln2_mean, *ln2_rstd, *fch, *fchg, *res3;
 } block_acts;
 
 static block_acts block_at(const lt_gpt2 *m, int l) {
     const lt_gpt2_acts *a = &m->acts;
     size_t C = (size_t)m->cfg.n_embd, cap = (size_t)m->max_B * (size_t)m->max_T;
-    size_t att_stride = cap * (size_t)m->cfg.n_head * (size_t)m->max_T;
+    size_t stats_stride = cap * (size_t)m->cfg.n_head * 2;
     size_t oi = islot(m, l) * cap, os = sslot(m, l) * cap;
     block_acts b = {a->ln1 + oi * C,  a->ln1_mean + os, a->ln1_rstd + os, a->qkv + 3 * oi * C,
-                    a->att + islot(m, l) * att_stride,   a->atty + oi * C,  a->residual2 + os * C,
+                    a->att_stats + sslot(m, l) * stats_stride, a->atty + oi * C, a->residual2 + os * C,
                     a->ln2 + oi * C,  a->ln2_mean + os, a->ln2_rstd + os, a->fch + 4 * oi * C,
                     a->fch_gelu + 4 * oi * C, a->residual3 + (size_t)l * cap * C};
     return b;
+}
+
+/* The attention's scratch (dbig's floats): the same in its forward and backward, so that both take the same
+ * blocks of rows and the backward recomputes the forward's probabilities bit for bit. */
+static size_t att_scratch(const lt_gpt2 *m) {
+    return 4 * (size_t)m->max_B * (size_t)m->max_T * (size_t)m->cfg.n_embd;
 }
 
 /* 16-bit compute: copies block l's internals (values already of the compute precision, so exactly) between the
@@ -576,12 +581,11 @@ static void store_block(const lt_gpt2 *m, int l, const block_acts *b, int to_sto
     const lt_gpt2_config *c = &m->cfg;
     size_t C = (size_t)c->n_embd, N = (size_t)m->B * (size_t)m->T, cap = (size_t)m->max_B * (size_t)m->max_T;
     uint16_t *s = m->store + (size_t)l * store_block_elems(c, m->max_B, m->max_T);
-    struct { float *f; size_t width; } part[7] = {{b->ln1, C}, {b->qkv, 3 * C}, {b->atty, C}, {b->ln2, C},
-                                                  {b->fch, 4 * C}, {b->fchg, 4 * C}, {b->att, 0}};
+    struct { float *f; size_t width; } part[6] = {{b->ln1, C}, {b->qkv, 3 * C}, {b->atty, C}, {b->ln2, C},
+                                                  {b->fch, 4 * C}, {b->fchg, 4 * C}};
     int f16 = m->precision == LT_GPT2_F16;
-    for (int k = 0; k < 7; k++) {
-        /* the attention probabilities: [B, NH, T, T] of this forward's B and T */
-        size_t n = k < 6 ? N * part[k].width : N * (size_t)c->n_head * (size_t)m->T;
+    for (int k = 0; k < 6; k++) {
+        size_t n = N * part[k].width;
         float *f = part[k].f;
         if (to_store) {
 #pragma omp parallel for schedule(static)
@@ -590,7 +594,7 @@ static void store_block(const lt_gpt2 *m, int l, const block_acts *b, int to_sto
 #pragma omp parallel for schedule(static)
             for (size_t i = 0; i < n; i++) f[i] = f16 ? lt_f16_to_f32(s[i]) : lt_bf16_to_f32(s[i]);
         }
-        s += k < 6 ? cap * part[k].width : 0;
+        s += cap * part[k].width;
     }
 }
 
@@ -609,7 +613,8 @@ static void block_forward(lt_gpt2 *m, int l, const float *const W[LT_GPT2_PER_BL
     lt_nn_round_inplace(b.ln1, NC, r);
     lt_nn_matmul_forward(b.qkv, b.ln1, W[LT_GPT2_QKV_W], W[LT_GPT2_QKV_B], N, C, 3 * C);
     lt_nn_round_inplace(b.qkv, 3 * NC, r);
-    lt_nn_attention_forward_r(b.atty, b.att, b.qkv, B, T, C, NH, r);
+    /* dbig is free in the forward (and in backward's recompute, which comes before the mlp's backward) */
+    lt_nn_attention_forward_r(b.atty, b.att_stats, m->dacts.dbig, att_scratch(m), b.qkv, B, T, C, NH, r);
     lt_nn_round_inplace(b.atty, NC, r);
     /* c_proj writes into residual2, then the block input is added in place */
     lt_nn_matmul_forward(b.res2, b.atty, W[LT_GPT2_ATTPROJ_W], W[LT_GPT2_ATTPROJ_B], N, C, C);
@@ -752,8 +757,8 @@ lt_status lt_gpt2_backward_cb(lt_gpt2 *m, lt_gpt2_grad_ready ready, void *ctx, c
         if (r) memcpy(d->dtmp, d->dres, NC * sizeof(float)), lt_nn_round_inplace(d->dtmp, NC, r);
         lt_nn_matmul_backward_r(d->datty, bg(m, l, LT_GPT2_ATTPROJ_W), bg(m, l, LT_GPT2_ATTPROJ_B), dres_mm, b.atty,
                                 W[LT_GPT2_ATTPROJ_W], N, C, C, r, gs);
-        /* dbig is free again (the mlp's backward is done): the attention's scratch */
-        lt_nn_attention_backward(d->dqkv, d->dbig, 4 * NC, d->datty, b.qkv, b.att, B, T, C, NH);
+        /* dbig is free again (the mlp's backward is done): the attention's scratch, the forward's size */
+        lt_nn_attention_backward(d->dqkv, d->dbig, att_scratch(m), d->datty, b.qkv, b.att_stats, B, T, C, NH, r);
         lt_nn_round_inplace(d->dqkv, 3 * NC, r);
         lt_nn_matmul_backward_r(d->dln, bg(m, l, LT_GPT2_QKV_W), bg(m, l, LT_GPT2_QKV_B), d->dqkv, b.ln1,
                                 W[LT_GPT2_QKV_W], N, C, 3 * C, r, gs);

@@ -97,7 +97,7 @@ typedef struct lt_gpt2_acts {
     float *ln1_mean;  /* [L, BT] */
     float *ln1_rstd;  /* [L, BT]      1 / sqrt(var + eps) */
     float *qkv;       /* [L, BT, 3C]  c_attn output: q | k | v, heads interleaved as in HF */
-    float *att;       /* [L, B, NH, T, T] softmax probabilities (lower triangle), slice stride max_B*NH*max_T^2 */
+    float *att_stats; /* [L, B, NH, T, 2] attention rows' max score and 1 / sum (backward recomputes the probabilities) */
     float *atty;      /* [L, BT, C]   attention output before c_proj */
     float *residual2; /* [L, BT, C]   block input + attention branch */
     float *ln2;       /* [L, BT, C] */
@@ -119,7 +119,7 @@ typedef struct lt_gpt2_acts {
 typedef struct lt_gpt2_dacts {
     float *dres;  /* [BT, C]   d loss / d residual stream at the current point */
     float *dln;   /* [BT, C]   d loss / d layernorm output */
-    float *dbig;  /* [BT, 4C]  d loss / d fch_gelu, then d fch in place; then the attention's scratch */
+    float *dbig;  /* [BT, 4C]  d loss / d fch_gelu, then d fch in place; the attention's scratch when free */
     float *dqkv;  /* [BT, 3C] */
     float *datty; /* [BT, C] */
     float *dtmp;  /* [BT, C]   16-bit compute: dres rounded for a matrix multiply (fp32: empty) */

@@ -304,79 +304,108 @@ static inline float max16(const float *x, int n) {
     return mx;
 }
 
-void lt_nn_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH) {
-    lt_nn_attention_forward_r(out, att, qkv, B, T, C, NH, LT_NN_ROUND_NONE);
+/* Query rows the attention takes at once (fewer when the scratch is short): rows r0..r1 see keys 0..r1-1
+ * only, so the products skip the masked half of the square but for the blocks' own triangles. The forward
+ * and the backward of one model get the same scratch size, hence the same blocks, hence the same scores. */
+#define ATT_ROWS 64
+
+int lt_nn_attention_rows(int T, size_t scratch_floats) {
+    size_t r = scratch_floats / (2 * (size_t)T);
+    if (r > ATT_ROWS) r = ATT_ROWS;
+    if (r > (size_t)T) r = (size_t)T;
+    return (int)r;
 }
 
-/* Query rows the attention's forward takes at once: rows r0..r1 see keys 0..r1-1 only, so the products skip
- * the masked half of the square but for the blocks' own triangles. */
-#define ATT_FWD_ROWS 64
+/* Threads that get a 2 x R x T share of the scratch: at most the team's size, at least one. */
+static int att_threads(size_t scratch_floats, size_t per, size_t units) {
+    size_t nt = scratch_floats / (2 * per), maxt = (size_t)omp_get_max_threads();
+    if (nt > maxt) nt = maxt;
+    if (nt > units) nt = units;
+    return nt < 1 ? 1 : (int)nt;
+}
 
-NN_CLONES void lt_nn_attention_forward_r(float *out, float *att, const float *qkv, int B, int T, int C, int NH,
-                                          lt_nn_round r) {
-    const int hs = C / NH, C3 = 3 * C, R = T < ATT_FWD_ROWS ? T : ATT_FWD_ROWS;
-    /* HF divides the scores by sqrt(hs) (not a multiply by its inverse) */
-    const float scale = sqrtf((float)hs);
-    const size_t nblk = (size_t)(T + R - 1) / (size_t)R, units = (size_t)B * (size_t)NH * nblk;
-    /* a unit is one block of rows of one (batch, head): no two units write the same element, and each one's
-     * sgemms run on its thread alone (OpenBLAS's OpenMP build inside a parallel region), so the bits do not
-     * depend on the thread count or on which thread takes a unit; the later blocks cost more, hence dynamic */
-#pragma omp parallel for schedule(dynamic, 1)
-    for (size_t u = 0; u < units; u++) {
-        const size_t bh = u / nblk, b = bh / (size_t)NH, h = bh % (size_t)NH;
-        const int r0 = (int)(u % nblk) * R, rn = T - r0 < R ? T - r0 : R, n = r0 + rn;
-        const float *q = qkv + b * (size_t)T * (size_t)C3 + h * (size_t)hs; /* k at + C, v at + 2C */
-        float *a = att + (bh * (size_t)T + (size_t)r0) * (size_t)T;
-        /* the block's scores q_t . k_t2 for every t2 < n (the t2 > t corner is overwritten by zeros below) */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rn, n, hs, 1.0f, q + (size_t)r0 * C3, C3, q + C, C3,
-                    0.0f, a, T);
-        for (int i = 0; i < rn; i++) {
-            float *row = a + (size_t)i * T;
-            const int cnt = r0 + i + 1;
+/* The probabilities of query rows r0..r0+rn-1 of one (batch, head) into p[rn][n] (n = r0 + rn; zero where
+ * masked). The forward (st_out): the softmax, writing each row t's max and 1 / sum to st_out[2t], [2t+1];
+ * the backward (st_out NULL): the same values again from st_in (the same sgemm on the same operands, the same
+ * operations in the same order). q points at the head's columns of position 0 (k at + C, rows 3C apart). */
+static inline __attribute__((always_inline)) void att_probs(float *p, const float *st_in, float *st_out,
+                                                            const float *q, int r0, int rn, int C, int hs,
+                                                            float scale, lt_nn_round r) {
+    const int C3 = 3 * C, n = r0 + rn;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rn, n, hs, 1.0f, q + (size_t)r0 * C3, C3, q + C, C3, 0.0f,
+                p, n);
+    for (int i = 0; i < rn; i++) {
+        float *row = p + (size_t)i * n;
+        const int cnt = r0 + i + 1;
+        int t2;
+        for (t2 = 0; t2 < cnt; t2++) row[t2] /= scale;
+        float mx, inv;
+        if (st_out) {
             /* max, then the sum of e^(s - max), in 16 lanes joined in a fixed order (the same bits for
              * every vector width and thread count) */
+            mx = max16(row, cnt);
             double sl[16];
             for (int k = 0; k < 16; k++) sl[k] = 0.0;
-            int t2;
-            for (t2 = 0; t2 < cnt; t2++) row[t2] /= scale;
-            const float mx = max16(row, cnt);
             for (t2 = 0; t2 < cnt; t2++) row[t2] = exp_vec(row[t2] - mx);
             for (t2 = 0; t2 + 16 <= cnt; t2 += 16)
                 for (int k = 0; k < 16; k++) sl[k] += (double)row[t2 + k];
             for (int k = 0; t2 + k < cnt; k++) sl[k] += (double)row[t2 + k];
             for (int w = 8; w >= 1; w /= 2)
                 for (int k = 0; k < w; k++) sl[k] += sl[k + w];
-            const float inv = (float)(1.0 / sl[0]);
-            for (t2 = 0; t2 < cnt; t2++) row[t2] *= inv;
-            if (r) round_span(row, (size_t)cnt, r);
-            for (t2 = cnt; t2 < T; t2++) row[t2] = 0.0f;
+            inv = (float)(1.0 / sl[0]);
+            st_out[2 * (size_t)(r0 + i)] = mx;
+            st_out[2 * (size_t)(r0 + i) + 1] = inv;
+        } else {
+            mx = st_in[2 * (size_t)(r0 + i)];
+            inv = st_in[2 * (size_t)(r0 + i) + 1];
+            for (t2 = 0; t2 < cnt; t2++) row[t2] = exp_vec(row[t2] - mx);
         }
-        /* out_t = sum over t2 <= t of p[t, t2] v_t2, the block's zeros included */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rn, hs, n, 1.0f, a, T, q + 2 * C, C3, 0.0f,
-                    out + (b * (size_t)T + (size_t)r0) * (size_t)C + h * (size_t)hs, C);
+        for (t2 = 0; t2 < cnt; t2++) row[t2] *= inv;
+        if (r) round_span(row, (size_t)cnt, r);
+        for (t2 = cnt; t2 < n; t2++) row[t2] = 0.0f;
     }
 }
 
-/* Rows of a (batch, head)'s T x T square that the attention's backward takes at once (fewer when the scratch
- * is small): its blocks are what the sgemms multiply, so their size decides the sums' order. */
-#define ATT_BWD_ROWS 64
-
-int lt_nn_attention_backward_rows(int T, size_t scratch_floats) {
-    size_t r = scratch_floats / (size_t)T;
-    if (r > ATT_BWD_ROWS) r = ATT_BWD_ROWS;
-    if (r > (size_t)T) r = (size_t)T;
-    return (int)r;
+void lt_nn_attention_forward(float *out, float *stats, float *scratch, size_t scratch_floats, const float *qkv, int B,
+                             int T, int C, int NH) {
+    lt_nn_attention_forward_r(out, stats, scratch, scratch_floats, qkv, B, T, C, NH, LT_NN_ROUND_NONE);
 }
 
-/* One (batch, head)'s gradient, R query rows at a time. For rows r0..r1 only keys 0..r1-1 can be attended:
- *   dv[0:r1] += att_blk^T dout_blk        d att_blk = dout_blk v[0:r1]^T (into s)
- *   s = att * (d att - sum over the row of att * d att) / sqrt(hs)      (the softmax's backward; 0 where masked)
+NN_CLONES void lt_nn_attention_forward_r(float *out, float *stats, float *scratch, size_t scratch_floats,
+                                          const float *qkv, int B, int T, int C, int NH, lt_nn_round r) {
+    const int hs = C / NH, C3 = 3 * C, R = lt_nn_attention_rows(T, scratch_floats);
+    /* HF divides the scores by sqrt(hs) (not a multiply by its inverse) */
+    const float scale = sqrtf((float)hs);
+    const size_t nblk = (size_t)(T + R - 1) / (size_t)R, units = (size_t)B * (size_t)NH * nblk;
+    const size_t per = (size_t)R * (size_t)T;
+    /* a unit is one block of rows of one (batch, head): no two units write the same element, and each one's
+     * sgemms run on its thread alone (OpenBLAS's OpenMP build inside a parallel region), so the bits do not
+     * depend on the thread count or on which thread takes a unit; the later blocks cost more, hence dynamic */
+#pragma omp parallel num_threads(att_threads(scratch_floats, per, units))
+    {
+        float *p = scratch + (size_t)omp_get_thread_num() * 2 * per;
+#pragma omp for schedule(dynamic, 1)
+        for (size_t u = 0; u < units; u++) {
+            const size_t bh = u / nblk, b = bh / (size_t)NH, h = bh % (size_t)NH;
+            const int r0 = (int)(u % nblk) * R, rn = T - r0 < R ? T - r0 : R;
+            const float *q = qkv + b * (size_t)T * (size_t)C3 + h * (size_t)hs; /* k at + C, v at + 2C */
+            att_probs(p, NULL, stats + bh * 2 * (size_t)T, q, r0, rn, C, hs, scale, r);
+            /* out_t = sum over t2 <= t of p[t, t2] v_t2, the block's zeros included */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rn, hs, r0 + rn, 1.0f, p, r0 + rn, q + 2 * C, C3,
+                        0.0f, out + (b * (size_t)T + (size_t)r0) * (size_t)C + h * (size_t)hs, C);
+        }
+    }
+}
+
+/* One (batch, head)'s gradient, R query rows at a time, the probabilities p recomputed from the forward's
+ * row statistics. For rows r0..r1 only keys 0..r1-1 can be attended:
+ *   dv[0:r1] += p_blk^T dout_blk          d p_blk = dout_blk v[0:r1]^T (into s)
+ *   s = p * (d p - sum over the row of p * d p) / sqrt(hs)      (the softmax's backward; 0 where masked)
  *   dq_blk = s k[0:r1]                    dk[0:r1] += s^T q_blk
- * q, k, v, dq, dk, dv point at the head's columns of position 0 (rows 3C apart), dout at C apart, a at the
- * head's T x T square. */
+ * q, k, v, dq, dk, dv point at the head's columns of position 0 (rows 3C apart), dout at C apart. */
 static inline __attribute__((always_inline)) void att_bwd_head(float *dq, const float *q, const float *dout,
-                                                               const float *a, float *s, int T, int C, int hs,
-                                                               int R, float scale) {
+                                                               const float *st, float *p, float *s, int T, int C, int hs,
+                                                               int R, float scale, lt_nn_round r) {
     const int C3 = 3 * C;
     float *dk = dq + C, *dv = dq + 2 * C;
     const float *k = q + C, *v = q + 2 * C;
@@ -384,24 +413,25 @@ static inline __attribute__((always_inline)) void att_bwd_head(float *dq, const 
         for (int i = 0; i < hs; i++) dk[(size_t)t * C3 + i] = dv[(size_t)t * C3 + i] = 0.0f;
     for (int r0 = 0; r0 < T; r0 += R) {
         const int rn = T - r0 < R ? T - r0 : R, n = r0 + rn;
-        const float *ab = a + (size_t)r0 * T, *gb = dout + (size_t)r0 * C, *qb = q + (size_t)r0 * C3;
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, hs, rn, 1.0f, ab, T, gb, C, 1.0f, dv, C3);
+        const float *gb = dout + (size_t)r0 * C, *qb = q + (size_t)r0 * C3;
+        att_probs(p, st, NULL, q, r0, rn, C, hs, scale, r);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, hs, rn, 1.0f, p, n, gb, C, 1.0f, dv, C3);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rn, n, hs, 1.0f, gb, C, v, C3, 0.0f, s, n);
         for (int i = 0; i < rn; i++) {
             const int cnt = r0 + i + 1; /* keys this query attends */
-            const float *ar = ab + (size_t)i * T;
+            const float *pr = p + (size_t)i * n;
             float *sr = s + (size_t)i * n;
             /* the softmax's correction in 16 double lanes joined in a fixed order */
             double dl[16];
             for (int w = 0; w < 16; w++) dl[w] = 0.0;
             int j = 0;
             for (; j + 16 <= cnt; j += 16)
-                for (int w = 0; w < 16; w++) dl[w] += (double)ar[j + w] * (double)sr[j + w];
-            for (int w = 0; j + w < cnt; w++) dl[w] += (double)ar[j + w] * (double)sr[j + w];
+                for (int w = 0; w < 16; w++) dl[w] += (double)pr[j + w] * (double)sr[j + w];
+            for (int w = 0; j + w < cnt; w++) dl[w] += (double)pr[j + w] * (double)sr[j + w];
             for (int w = 8; w >= 1; w /= 2)
                 for (int x = 0; x < w; x++) dl[x] += dl[x + w];
             const float dot = (float)dl[0];
-            for (j = 0; j < cnt; j++) sr[j] = ar[j] * (sr[j] - dot) / scale;
+            for (j = 0; j < cnt; j++) sr[j] = pr[j] * (sr[j] - dot) / scale;
             for (; j < n; j++) sr[j] = 0.0f;
         }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rn, hs, n, 1.0f, s, n, k, C3, 0.0f,
@@ -411,27 +441,22 @@ static inline __attribute__((always_inline)) void att_bwd_head(float *dq, const 
 }
 
 NN_CLONES void lt_nn_attention_backward(float *dqkv, float *scratch, size_t scratch_floats, const float *dout,
-                                        const float *qkv, const float *att, int B, int T, int C, int NH) {
-    const int hs = C / NH, R = lt_nn_attention_backward_rows(T, scratch_floats);
+                                        const float *qkv, const float *stats, int B, int T, int C, int NH,
+                                        lt_nn_round r) {
+    const int hs = C / NH, R = lt_nn_attention_rows(T, scratch_floats);
     const size_t C3 = 3 * (size_t)C, pairs = (size_t)B * (size_t)NH, per = (size_t)R * (size_t)T;
     const float scale = sqrtf((float)hs);
     /* dk and dv of a position collect from every later query of the same head, so one thread takes a whole
-     * (b, h) pair (its slices of dqkv have no other writer) with its own R x T of the scratch, and its
-     * sgemms run on that thread alone (OpenBLAS's OpenMP build inside a parallel region): the bits do not
-     * depend on the thread count */
-    size_t nt = scratch_floats / per, maxt = (size_t)omp_get_max_threads();
-    if (nt > maxt) nt = maxt;
-    if (nt > pairs) nt = pairs;
-    if (nt < 1) nt = 1;
-#pragma omp parallel num_threads((int)nt)
+     * (b, h) pair (its slices of dqkv have no other writer) with its own 2 x R x T of the scratch */
+#pragma omp parallel num_threads(att_threads(scratch_floats, per, pairs))
     {
-        float *s = scratch + (size_t)omp_get_thread_num() * per;
+        float *p = scratch + (size_t)omp_get_thread_num() * 2 * per, *s = p + per;
 #pragma omp for schedule(static)
         for (size_t bh = 0; bh < pairs; bh++) {
             const size_t b = bh / (size_t)NH, h = bh % (size_t)NH;
             const size_t at = b * (size_t)T * C3 + h * (size_t)hs;
             att_bwd_head(dqkv + at, qkv + at, dout + b * (size_t)T * (size_t)C + h * (size_t)hs,
-                         att + bh * (size_t)T * (size_t)T, s, T, C, hs, R, scale);
+                         stats + bh * 2 * (size_t)T, p, s, T, C, hs, R, scale, r);
         }
     }
 }

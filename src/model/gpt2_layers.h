@@ -81,25 +81,29 @@ void lt_nn_lmhead_backward_r(float *dinp, float *dwte, const float *dlogits, con
 
 /* Causal multi-head self-attention. qkv [B,T,3C] holds q | k | v, each C wide
  * with head h at columns h*hs .. h*hs+hs-1 (hs = C / NH). Writes
- * att[B,NH,T,T] = softmax over t2 <= t of q.k / sqrt(hs) (zero above the
- * diagonal) and out[B,T,C] = att @ v, heads side by side. */
-void lt_nn_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH);
+ * out[B,T,C] = softmax over t2 <= t of q.k / sqrt(hs), times v, heads side by
+ * side, and stats [B,NH,T,2]: each row's max score and 1 / sum, from which the
+ * backward recomputes the probabilities (no T x T matrix is kept). The scores
+ * go through scratch[scratch_floats] (at least 2T floats; each thread takes
+ * 2 x lt_nn_attention_rows(T, scratch_floats) x T of it, and fewer threads run
+ * when it is short). The results do not depend on the thread count. */
+void lt_nn_attention_forward(float *out, float *stats, float *scratch, size_t scratch_floats, const float *qkv, int B,
+                             int T, int C, int NH);
 
 /* lt_nn_attention_forward that rounds each probability with `r` before it is
- * stored and multiplied into v (autocast's bf16 attention weights). */
-void lt_nn_attention_forward_r(float *out, float *att, const float *qkv, int B, int T, int C, int NH, lt_nn_round r);
+ * multiplied into v (autocast's bf16 attention weights). */
+void lt_nn_attention_forward_r(float *out, float *stats, float *scratch, size_t scratch_floats, const float *qkv,
+                               int B, int T, int C, int NH, lt_nn_round r);
 
-/* dqkv[B,T,3C] = d loss / d qkv (overwritten) from dout [B,T,C] and the
- * forward's qkv and att, through scratch[scratch_floats] (at least T floats;
- * each thread takes lt_nn_attention_backward_rows(T, scratch_floats) x T of
- * it, and fewer threads run when it is short). The result does not depend on
- * the thread count. */
+/* dqkv[B,T,3C] = d loss / d qkv (overwritten) from dout [B,T,C], the
+ * forward's qkv and stats, and its `r`; the probabilities are recomputed with
+ * the forward's bits when scratch_floats is the forward's too. */
 void lt_nn_attention_backward(float *dqkv, float *scratch, size_t scratch_floats, const float *dout,
-                              const float *qkv, const float *att, int B, int T, int C, int NH);
+                              const float *qkv, const float *stats, int B, int T, int C, int NH, lt_nn_round r);
 
-/* The query rows the attention's backward takes at once for this T and scratch (at most 64; at least 1
- * when scratch_floats >= T): a thread's share of the scratch is this many rows of T floats. */
-int lt_nn_attention_backward_rows(int T, size_t scratch_floats);
+/* The query rows the attention takes at once for this T and scratch (at most 64; at least 1 when
+ * scratch_floats >= 2T): a thread's share of the scratch is twice this many rows of T floats. */
+int lt_nn_attention_rows(int T, size_t scratch_floats);
 
 /* The tanh the GELU kernels use (vectorizable; absolute error under 2.5e-7), exposed for its test. */
 float lt_nn_tanh_gelu(float u);

@@ -562,11 +562,11 @@ static void run_attention(const attn_shape *s, lt_dtype dt, int simt) {
     float *qkv = rand_arr(N * C3, 1.5f, 0.0f), *dout = rand_arr(NC, 1.0f, 0.0f);
     round_dt(qkv, N * C3, dt), round_dt(dout, NC, dt);
 
-    /* the CPU: its fp32 att (which the GPU never stores) feeds its backward */
-    float *att = fbuf((size_t)B * NH * T * T), *out = fbuf(NC), *lse = fbuf(NR);
-    float *dqkv = fbuf(N * C3), *drow = fbuf(4 * NC); /* the CPU backward's scratch, as the model gives it */
-    lt_nn_attention_forward(out, att, qkv, B, T, C, NH);
-    lt_nn_attention_backward(dqkv, drow, 4 * NC, dout, qkv, att, B, T, C, NH);
+    /* the CPU: its row statistics feed its backward */
+    float *att = fbuf(2 * NR), *out = fbuf(NC), *lse = fbuf(NR);
+    float *dqkv = fbuf(N * C3), *drow = fbuf(4 * NC); /* the CPU attention's scratch, as the model gives it */
+    lt_nn_attention_forward(out, att, drow, 4 * NC, qkv, B, T, C, NH);
+    lt_nn_attention_backward(dqkv, drow, 4 * NC, dout, qkv, att, B, T, C, NH, LT_NN_ROUND_NONE);
     ref_lse(lse, qkv, B, T, C, NH);
     float *D = fbuf(NR); /* dout . out per (b, h, t), in double from the CPU's fp32 out */
     for (size_t r = 0; r < NR; r++) {
