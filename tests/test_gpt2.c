@@ -855,8 +855,9 @@ static void test_attention(void) {
 
 /* The backward recomputes exactly the probabilities the forward multiplied into v, bf16-rounded ones included:
  * with hs >= T and v_t2 the unit vector e_t2, out[t] is row t of those probabilities (every sum has one
- * nonzero term), and the gradient must match float64 from them (a backward that skipped the rounding would be
- * 2^-9 off, 100x the tolerance). */
+ * nonzero term), and the gradient must match float64 from them (fp32: within 1e-5 of the max, where a
+ * backward that skipped the rounding would be 2e-3 off; bf16, whose gradient comes out rounded: equal to the
+ * rounded float64 value but for a few elements). */
 static void test_attention_recompute(void) {
     const int B = 1, T = 20, NH = 2, hs = 24, C = NH * hs;
     const size_t N = (size_t)T, C3 = 3 * (size_t)C, scratch_n = 2 * 8 * (size_t)T; /* blocks of 8 rows */
@@ -888,12 +889,30 @@ static void test_attention_recompute(void) {
                 }
             ref_att_backward(ref, P, qkv, dout, 0, h, T, C, hs);
         }
-        double err[3];
-        dqkv_errors(d, ref, N, C, err);
         CHECK(notbf16 == 0, "bf16 attention: %d probabilities not bf16 values", notbf16);
-        CHECK(err[0] <= 1e-5 && err[1] <= 1e-5 && err[2] <= 1e-5,
-              "attention %s: the backward's probabilities are not the forward's (dq %.3e dk %.3e dv %.3e of max)",
-              r ? "bf16" : "fp32", err[0], err[1], err[2]);
+        if (r == LT_NN_ROUND_NONE) {
+            double err[3];
+            dqkv_errors(d, ref, N, C, err);
+            CHECK(err[0] <= 1e-5 && err[1] <= 1e-5 && err[2] <= 1e-5,
+                  "attention fp32: the backward's probabilities are not the forward's (dq %.3e dk %.3e dv %.3e of max)",
+                  err[0], err[1], err[2]);
+        } else {
+            /* the gradient comes out rounded to bf16: it must be the float64 one rounded, but where that one
+             * lies within float roundoff of a bf16 rounding boundary (a few elements in 10^4); probabilities
+             * off by their rounding move about half of the elements to another bf16 value */
+            size_t moved = 0, far = 0;
+            for (size_t i = 0; i < N * C3; i++) {
+                const float want = lt_bf16_to_f32(lt_f32_to_bf16((float)ref[i]));
+                moved += d[i] != want;
+                far += fabs(d[i] - ref[i]) > 0x1p-7 * fabs(ref[i]) + 1e-30;
+            }
+            CHECK(moved * 100 <= N * C3 && far == 0,
+                  "attention bf16: the backward's probabilities are not the forward's (%zu of %zu gradient elements "
+                  "off the rounded float64 value, %zu by more than a bf16 step)",
+                  moved, N * C3, far);
+            printf("attention bf16 recompute: %zu of %zu gradient elements off the rounded float64 value\n", moved,
+                   N * C3);
+        }
     }
     free(qkv), free(dout), free(out), free(st), free(scratch), free(d), free(ref), free(P);
 }

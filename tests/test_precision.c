@@ -110,9 +110,51 @@ static void test_rounding(void) {
     }
 }
 
+/* The fused 16-bit passes (lt_nn_round_copy, _round_add, _layernorm_forward_r, _gelu_forward_r, _gelu_backward_r)
+ * against the unfused kernels they replace, bit for bit, over a length that spans several of their chunks */
+static void test_fused_rounding(void) {
+    enum { N = 3 * 16384 + 1001, C = 77 };
+    float *x = malloc(N * 4), *b = malloc(N * 4), *g = malloc(N * 4), *u1 = malloc(N * 4), *u2 = malloc(N * 4),
+          *f1 = malloc(N * 4), *f2 = malloc(N * 4), *w = malloc(C * 4), *bb = malloc(C * 4), *m1 = malloc(N / C * 4),
+          *m2 = malloc(N / C * 4), *s1 = malloc(N / C * 4), *s2 = malloc(N / C * 4);
+    if (!x || !b || !g || !u1 || !u2 || !f1 || !f2 || !w || !bb || !m1 || !m2 || !s1 || !s2) {
+        CHECK(0, "out of memory");
+        return;
+    }
+    uint64_t s = 11;
+    for (int i = 0; i < N; i++) x[i] = (float)(6.0 * uni(&s)), b[i] = (float)uni(&s), g[i] = (float)uni(&s);
+    for (int c = 0; c < C; c++) w[c] = (float)(1.0 + 0.5 * uni(&s)), bb[c] = (float)(0.1 * uni(&s));
+    const size_t n = N, rows = N / C;
+    for (int r = LT_NN_ROUND_NONE; r <= LT_NN_ROUND_F16; r++) {
+        const lt_nn_round rr = (lt_nn_round)r;
+        const char *name = r == 0 ? "fp32" : r == 1 ? "bf16" : "f16";
+        lt_nn_round_copy(f1, x, n, rr);
+        memcpy(u1, x, n * 4), lt_nn_round_inplace(u1, n, rr);
+        CHECK(!memcmp(f1, u1, n * 4), "%s round_copy differs from a copy and round_inplace", name);
+        memcpy(f1, x, n * 4), lt_nn_round_add(f1, b, n, rr);
+        memcpy(u1, x, n * 4), lt_nn_round_inplace(u1, n, rr), lt_nn_residual_forward(u1, u1, b, n);
+        CHECK(!memcmp(f1, u1, n * 4), "%s round_add differs from round_inplace and residual_forward", name);
+        lt_nn_layernorm_forward_r(f1, m1, s1, x, w, bb, rows, C, 1e-5, rr);
+        lt_nn_layernorm_forward(u1, m2, s2, x, w, bb, rows, C, 1e-5), lt_nn_round_inplace(u1, rows * C, rr);
+        CHECK(!memcmp(f1, u1, rows * C * 4) && !memcmp(m1, m2, rows * 4) && !memcmp(s1, s2, rows * 4),
+              "%s layernorm_forward_r differs from layernorm_forward and round_inplace", name);
+        memcpy(f2, x, n * 4), lt_nn_gelu_forward_r(f1, f2, n, rr);
+        memcpy(u2, x, n * 4), lt_nn_round_inplace(u2, n, rr), lt_nn_gelu_forward(u1, u2, n),
+            lt_nn_round_inplace(u1, n, rr);
+        CHECK(!memcmp(f1, u1, n * 4) && !memcmp(f2, u2, n * 4), "%s gelu_forward_r differs from the unfused passes",
+              name);
+        memcpy(f1, g, n * 4), lt_nn_gelu_backward_r(f1, x, n, rr);
+        memcpy(u1, g, n * 4), lt_nn_gelu_backward(u1, x, n), lt_nn_round_inplace(u1, n, rr);
+        CHECK(!memcmp(f1, u1, n * 4), "%s gelu_backward_r differs from gelu_backward and round_inplace", name);
+    }
+    free(x), free(b), free(g), free(u1), free(u2), free(f1), free(f2), free(w), free(bb), free(m1), free(m2), free(s1),
+        free(s2);
+}
+
 int main(void) {
     char err[1024];
     test_rounding();
+    test_fused_rounding();
     test_matmul_backward();
 
     lt_gpt2_config cfg = {256, 32, 48, 2, 4, 1e-5};

@@ -608,28 +608,21 @@ static void block_forward(lt_gpt2 *m, int l, const float *const W[LT_GPT2_PER_BL
     size_t N = (size_t)B * (size_t)T, NC = N * (size_t)C;
     lt_nn_round r = rnd(m);
     block_acts b = block_at(m, l);
-    lt_nn_layernorm_forward(b.ln1, b.ln1_mean, b.ln1_rstd, residual, W[LT_GPT2_LN1_W], W[LT_GPT2_LN1_B], N, C,
-                            c->layer_norm_epsilon);
-    lt_nn_round_inplace(b.ln1, NC, r);
+    lt_nn_layernorm_forward_r(b.ln1, b.ln1_mean, b.ln1_rstd, residual, W[LT_GPT2_LN1_W], W[LT_GPT2_LN1_B], N, C,
+                              c->layer_norm_epsilon, r);
     lt_nn_matmul_forward(b.qkv, b.ln1, W[LT_GPT2_QKV_W], W[LT_GPT2_QKV_B], N, C, 3 * C);
     lt_nn_round_inplace(b.qkv, 3 * NC, r);
     /* dbig is free in the forward (and in backward's recompute, which comes before the mlp's backward) */
     lt_nn_attention_forward_r(b.atty, b.att_stats, m->dacts.dbig, att_scratch(m), b.qkv, B, T, C, NH, r);
-    lt_nn_round_inplace(b.atty, NC, r);
     /* c_proj writes into residual2, then the block input is added in place */
     lt_nn_matmul_forward(b.res2, b.atty, W[LT_GPT2_ATTPROJ_W], W[LT_GPT2_ATTPROJ_B], N, C, C);
-    lt_nn_round_inplace(b.res2, NC, r);
-    lt_nn_residual_forward(b.res2, b.res2, residual, NC);
-    lt_nn_layernorm_forward(b.ln2, b.ln2_mean, b.ln2_rstd, b.res2, W[LT_GPT2_LN2_W], W[LT_GPT2_LN2_B], N, C,
-                            c->layer_norm_epsilon);
-    lt_nn_round_inplace(b.ln2, NC, r);
+    lt_nn_round_add(b.res2, residual, NC, r);
+    lt_nn_layernorm_forward_r(b.ln2, b.ln2_mean, b.ln2_rstd, b.res2, W[LT_GPT2_LN2_W], W[LT_GPT2_LN2_B], N, C,
+                              c->layer_norm_epsilon, r);
     lt_nn_matmul_forward(b.fch, b.ln2, W[LT_GPT2_FC_W], W[LT_GPT2_FC_B], N, C, 4 * C);
-    lt_nn_round_inplace(b.fch, 4 * NC, r);
-    lt_nn_gelu_forward(b.fchg, b.fch, 4 * NC);
-    lt_nn_round_inplace(b.fchg, 4 * NC, r);
+    lt_nn_gelu_forward_r(b.fchg, b.fch, 4 * NC, r);
     lt_nn_matmul_forward(b.res3, b.fchg, W[LT_GPT2_FCPROJ_W], W[LT_GPT2_FCPROJ_B], N, 4 * C, C);
-    lt_nn_round_inplace(b.res3, NC, r);
-    lt_nn_residual_forward(b.res3, b.res3, b.res2, NC);
+    lt_nn_round_add(b.res3, b.res2, NC, r);
     if (m->store) store_block(m, l, &b, 1);
 }
 
@@ -673,11 +666,11 @@ lt_status lt_gpt2_forward(lt_gpt2 *m, const int32_t *inputs, const int32_t *targ
     }
     const float *lw, *lb;
     lnf_weights(m, &lw, &lb);
-    lt_nn_layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, residual, lw, lb, N, C, c->layer_norm_epsilon);
+    lt_nn_layernorm_forward_r(a->lnf, a->lnf_mean, a->lnf_rstd, residual, lw, lb, N, C, c->layer_norm_epsilon,
+                              rnd(m));
     if (m->precision == LT_GPT2_F32) {
         lt_nn_lmhead_forward(a->logits, a->lnf, wte->data, N, C, V);
     } else {
-        lt_nn_round_inplace(a->lnf, N * (size_t)C, rnd(m));
         lt_nn_lmhead_forward_r(a->logits, a->lnf, wte->data, wte->data16, N, C, V, rnd(m), m->wscratch, lm_rows(c));
     }
     if (targets) {
@@ -709,11 +702,11 @@ lt_status lt_gpt2_backward_cb(lt_gpt2 *m, lt_gpt2_grad_ready ready, void *ctx, c
     lt_nn_round r = rnd(m);
     float *gs = m->gscratch;
 
-    lt_nn_crossentropy_backward(a->logits, a->logits, a->lse, tg, N, V, (float)((double)m->loss_scale / (double)N));
+    lt_nn_crossentropy_backward_r(a->logits, a->logits, a->lse, tg, N, V, (float)((double)m->loss_scale / (double)N),
+                                  r);
     if (m->precision == LT_GPT2_F32) {
         lt_nn_lmhead_backward(d->dln, wte->grad, a->logits, a->lnf, wte->data, N, C, V);
     } else {
-        lt_nn_round_inplace(a->logits, N * (size_t)V, r);
         lt_nn_lmhead_backward_r(d->dln, wte->grad, a->logits, a->lnf, wte->data, wte->data16, N, C, V, r, m->wscratch,
                                 gs, lm_rows(c));
     }
@@ -744,22 +737,20 @@ lt_status lt_gpt2_backward_cb(lt_gpt2 *m, lt_gpt2_grad_ready ready, void *ctx, c
             store_block(m, l, &b, 0);
         }
         /* dres is d block output: it flows unchanged to residual2 and into the mlp */
-        if (r) memcpy(d->dtmp, d->dres, NC * sizeof(float)), lt_nn_round_inplace(d->dtmp, NC, r);
+        if (r) lt_nn_round_copy(d->dtmp, d->dres, NC, r);
         lt_nn_matmul_backward_r(d->dbig, bg(m, l, LT_GPT2_FCPROJ_W), bg(m, l, LT_GPT2_FCPROJ_B), dres_mm, b.fchg,
                                 W[LT_GPT2_FCPROJ_W], N, 4 * C, C, r, gs);
-        lt_nn_gelu_backward(d->dbig, b.fch, 4 * NC);
-        lt_nn_round_inplace(d->dbig, 4 * NC, r);
+        lt_nn_gelu_backward_r(d->dbig, b.fch, 4 * NC, r);
         lt_nn_matmul_backward_r(d->dln, bg(m, l, LT_GPT2_FC_W), bg(m, l, LT_GPT2_FC_B), d->dbig, b.ln2,
                                 W[LT_GPT2_FC_W], N, C, 4 * C, r, gs);
         lt_nn_layernorm_backward(d->dres, bg(m, l, LT_GPT2_LN2_W), bg(m, l, LT_GPT2_LN2_B), d->dln, b.res2,
                                  W[LT_GPT2_LN2_W], b.ln2_mean, b.ln2_rstd, N, C);
         /* now dres is d residual2: on to the block input and into the attention */
-        if (r) memcpy(d->dtmp, d->dres, NC * sizeof(float)), lt_nn_round_inplace(d->dtmp, NC, r);
+        if (r) lt_nn_round_copy(d->dtmp, d->dres, NC, r);
         lt_nn_matmul_backward_r(d->datty, bg(m, l, LT_GPT2_ATTPROJ_W), bg(m, l, LT_GPT2_ATTPROJ_B), dres_mm, b.atty,
                                 W[LT_GPT2_ATTPROJ_W], N, C, C, r, gs);
         /* dbig is free again (the mlp's backward is done): the attention's scratch, the forward's size */
         lt_nn_attention_backward(d->dqkv, d->dbig, att_scratch(m), d->datty, b.qkv, b.att_stats, B, T, C, NH, r);
-        lt_nn_round_inplace(d->dqkv, 3 * NC, r);
         lt_nn_matmul_backward_r(d->dln, bg(m, l, LT_GPT2_QKV_W), bg(m, l, LT_GPT2_QKV_B), d->dqkv, b.ln1,
                                 W[LT_GPT2_QKV_W], N, C, 3 * C, r, gs);
         lt_nn_layernorm_backward(d->dres, bg(m, l, LT_GPT2_LN1_W), bg(m, l, LT_GPT2_LN1_B), d->dln, residual,

@@ -64,12 +64,39 @@ static inline __attribute__((always_inline)) void round_span(float *x, size_t n,
     }
 }
 
+/* Elementwise passes go over chunks this long, each thread's chunk hot in its cache from one step of a fused
+ * pass to the next. */
+#define EW_CHUNK ((size_t)1 << 14)
+#define EW_CHUNKS(n) (((n) + EW_CHUNK - 1) / EW_CHUNK)
+#define EW_LEN(k, nch, n) ((k) + 1 < (nch) ? EW_CHUNK : (n) - (k) * EW_CHUNK)
+
 NN_CLONES void lt_nn_round_inplace(float *x, size_t n, lt_nn_round r) {
     if (!r) return;
-    const size_t chunk = (size_t)1 << 14;
-    size_t nch = (n + chunk - 1) / chunk;
+    const size_t nch = EW_CHUNKS(n);
 #pragma omp parallel for schedule(static) if (nch > 1)
-    for (size_t k = 0; k < nch; k++) round_span(x + k * chunk, k + 1 < nch ? chunk : n - k * chunk, r);
+    for (size_t k = 0; k < nch; k++) round_span(x + k * EW_CHUNK, EW_LEN(k, nch, n), r);
+}
+
+NN_CLONES void lt_nn_round_copy(float *dst, const float *src, size_t n, lt_nn_round r) {
+    const size_t nch = EW_CHUNKS(n);
+#pragma omp parallel for schedule(static) if (nch > 1)
+    for (size_t k = 0; k < nch; k++) {
+        const size_t len = EW_LEN(k, nch, n);
+        memcpy(dst + k * EW_CHUNK, src + k * EW_CHUNK, len * sizeof(float));
+        round_span(dst + k * EW_CHUNK, len, r);
+    }
+}
+
+NN_CLONES void lt_nn_round_add(float *x, const float *b, size_t n, lt_nn_round r) {
+    const size_t nch = EW_CHUNKS(n);
+#pragma omp parallel for schedule(static) if (nch > 1)
+    for (size_t k = 0; k < nch; k++) {
+        float *xk = x + k * EW_CHUNK;
+        const float *bk = b + k * EW_CHUNK;
+        const size_t len = EW_LEN(k, nch, n);
+        round_span(xk, len, r);
+        for (size_t i = 0; i < len; i++) xk[i] = xk[i] + bk[i];
+    }
 }
 
 void lt_nn_encoder_forward(float *out, const int32_t *inp, const float *wte, const float *wpe, int B, int T, int C) {
@@ -116,8 +143,13 @@ static inline double join16(double *l) {
     return l[0];
 }
 
-NN_CLONES void lt_nn_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,
-                                       const float *b, size_t N, int C, double eps) {
+void lt_nn_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w, const float *b,
+                             size_t N, int C, double eps) {
+    lt_nn_layernorm_forward_r(out, mean, rstd, inp, w, b, N, C, eps, LT_NN_ROUND_NONE);
+}
+
+NN_CLONES void lt_nn_layernorm_forward_r(float *out, float *mean, float *rstd, const float *inp, const float *w,
+                                         const float *b, size_t N, int C, double eps, lt_nn_round r) {
 #pragma omp parallel for schedule(static)
     for (size_t n = 0; n < N; n++) {
         const float *x = inp + n * (size_t)C;
@@ -142,6 +174,7 @@ NN_CLONES void lt_nn_layernorm_forward(float *out, float *mean, float *rstd, con
         }
         double rs = 1.0 / sqrt(join16(l) / C + eps);
         for (c = 0; c < C; c++) o[c] = (float)((x[c] - mu) * rs) * w[c] + b[c];
+        if (r) round_span(o, (size_t)C, r);
         mean[n] = (float)mu;
         rstd[n] = (float)rs;
     }
@@ -391,8 +424,11 @@ NN_CLONES void lt_nn_attention_forward_r(float *out, float *stats, float *scratc
             const float *q = qkv + b * (size_t)T * (size_t)C3 + h * (size_t)hs; /* k at + C, v at + 2C */
             att_probs(p, NULL, stats + bh * 2 * (size_t)T, q, r0, rn, C, hs, scale, r);
             /* out_t = sum over t2 <= t of p[t, t2] v_t2, the block's zeros included */
+            float *ob = out + (b * (size_t)T + (size_t)r0) * (size_t)C + h * (size_t)hs;
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rn, hs, r0 + rn, 1.0f, p, r0 + rn, q + 2 * C, C3,
-                        0.0f, out + (b * (size_t)T + (size_t)r0) * (size_t)C + h * (size_t)hs, C);
+                        0.0f, ob, C);
+            if (r)
+                for (int i = 0; i < rn; i++) round_span(ob + (size_t)i * C, (size_t)hs, r);
         }
     }
 }
@@ -457,6 +493,10 @@ NN_CLONES void lt_nn_attention_backward(float *dqkv, float *scratch, size_t scra
             const size_t at = b * (size_t)T * C3 + h * (size_t)hs;
             att_bwd_head(dqkv + at, qkv + at, dout + b * (size_t)T * (size_t)C + h * (size_t)hs,
                          stats + bh * 2 * (size_t)T, p, s, T, C, hs, R, scale, r);
+            if (r)
+                for (int t = 0; t < T; t++)
+                    for (int part = 0; part < 3; part++)
+                        round_span(dqkv + at + (size_t)t * C3 + (size_t)part * C, (size_t)hs, r);
         }
     }
 }
@@ -477,21 +517,47 @@ static inline float tanh_gelu(float u) {
 float lt_nn_tanh_gelu(float u) { return tanh_gelu(u); }
 float lt_nn_exp(float y) { return exp_vec(y); }
 
+static inline __attribute__((always_inline)) float gelu1(float x) {
+    return 0.5f * x * (1.0f + tanh_gelu(GELU_K * (x + GELU_A * x * x * x)));
+}
+
+static inline __attribute__((always_inline)) float gelu_grad1(float x) {
+    float th = tanh_gelu(GELU_K * (x + GELU_A * x * x * x));
+    float du = GELU_K * (1.0f + 3.0f * GELU_A * x * x);
+    return 0.5f * (1.0f + th) + 0.5f * x * (1.0f - th * th) * du;
+}
+
 NN_CLONES void lt_nn_gelu_forward(float *out, const float *inp, size_t n) {
 #pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) {
-        float x = inp[i];
-        out[i] = 0.5f * x * (1.0f + tanh_gelu(GELU_K * (x + GELU_A * x * x * x)));
+    for (size_t i = 0; i < n; i++) out[i] = gelu1(inp[i]);
+}
+
+NN_CLONES void lt_nn_gelu_forward_r(float *out, float *inp, size_t n, lt_nn_round r) {
+    const size_t nch = EW_CHUNKS(n);
+#pragma omp parallel for schedule(static) if (nch > 1)
+    for (size_t k = 0; k < nch; k++) {
+        float *ik = inp + k * EW_CHUNK, *ok = out + k * EW_CHUNK;
+        const size_t len = EW_LEN(k, nch, n);
+        round_span(ik, len, r);
+        for (size_t i = 0; i < len; i++) ok[i] = gelu1(ik[i]);
+        round_span(ok, len, r);
     }
 }
 
 NN_CLONES void lt_nn_gelu_backward(float *dinout, const float *inp, size_t n) {
 #pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) {
-        float x = inp[i];
-        float th = tanh_gelu(GELU_K * (x + GELU_A * x * x * x));
-        float du = GELU_K * (1.0f + 3.0f * GELU_A * x * x);
-        dinout[i] *= 0.5f * (1.0f + th) + 0.5f * x * (1.0f - th * th) * du;
+    for (size_t i = 0; i < n; i++) dinout[i] *= gelu_grad1(inp[i]);
+}
+
+NN_CLONES void lt_nn_gelu_backward_r(float *dinout, const float *inp, size_t n, lt_nn_round r) {
+    const size_t nch = EW_CHUNKS(n);
+#pragma omp parallel for schedule(static) if (nch > 1)
+    for (size_t k = 0; k < nch; k++) {
+        float *dk = dinout + k * EW_CHUNK;
+        const float *ik = inp + k * EW_CHUNK;
+        const size_t len = EW_LEN(k, nch, n);
+        for (size_t i = 0; i < len; i++) dk[i] *= gelu_grad1(ik[i]);
+        round_span(dk, len, r);
     }
 }
 
@@ -538,8 +604,13 @@ NN_CLONES double lt_nn_crossentropy_forward(float *losses, float *lse, const flo
     return total;
 }
 
-NN_CLONES void lt_nn_crossentropy_backward(float *dlogits, const float *logits, const float *lse,
-                                           const int32_t *targets, size_t N, int V, float scale) {
+void lt_nn_crossentropy_backward(float *dlogits, const float *logits, const float *lse, const int32_t *targets,
+                                 size_t N, int V, float scale) {
+    lt_nn_crossentropy_backward_r(dlogits, logits, lse, targets, N, V, scale, LT_NN_ROUND_NONE);
+}
+
+NN_CLONES void lt_nn_crossentropy_backward_r(float *dlogits, const float *logits, const float *lse,
+                                             const int32_t *targets, size_t N, int V, float scale, lt_nn_round r) {
 #pragma omp parallel for schedule(static)
     for (size_t n = 0; n < N; n++) {
         const float *l = logits + n * (size_t)V;
@@ -547,6 +618,7 @@ NN_CLONES void lt_nn_crossentropy_backward(float *dlogits, const float *logits, 
         float z = lse[n];
         for (int v = 0; v < V; v++) d[v] = exp_vec(l[v] - z) * scale;
         d[targets[n]] -= scale;
+        if (r) round_span(d, (size_t)V, r);
     }
 }
 

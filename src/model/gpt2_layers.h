@@ -52,6 +52,16 @@ typedef enum lt_nn_round { LT_NN_ROUND_NONE = 0, LT_NN_ROUND_BF16 = 1, LT_NN_ROU
  * to inf, as a cast does); a no-op for LT_NN_ROUND_NONE. */
 void lt_nn_round_inplace(float *x, size_t n, lt_nn_round r);
 
+/* dst[n] = src[n] rounded with r (one pass; a copy for LT_NN_ROUND_NONE). */
+void lt_nn_round_copy(float *dst, const float *src, size_t n, lt_nn_round r);
+
+/* x[n] = round(x[n]) + b[n] (a product's output rounded, then the residual added in fp32), one pass. */
+void lt_nn_round_add(float *x, const float *b, size_t n, lt_nn_round r);
+
+/* lt_nn_layernorm_forward with each output rounded with r as it is written. */
+void lt_nn_layernorm_forward_r(float *out, float *mean, float *rstd, const float *inp, const float *w, const float *b,
+                               size_t N, int C, double eps, lt_nn_round r);
+
 /* lt_nn_matmul_backward for 16-bit compute: dinp is rounded with r, and the
  * weight and bias gradients of this product are rounded with r before they
  * are added to dw / dbias (scratch holds C * OC floats). r = NONE is
@@ -91,13 +101,14 @@ void lt_nn_attention_forward(float *out, float *stats, float *scratch, size_t sc
                              int T, int C, int NH);
 
 /* lt_nn_attention_forward that rounds each probability with `r` before it is
- * multiplied into v (autocast's bf16 attention weights). */
+ * multiplied into v (autocast's bf16 attention weights), and out with `r`. */
 void lt_nn_attention_forward_r(float *out, float *stats, float *scratch, size_t scratch_floats, const float *qkv,
                                int B, int T, int C, int NH, lt_nn_round r);
 
-/* dqkv[B,T,3C] = d loss / d qkv (overwritten) from dout [B,T,C], the
- * forward's qkv and stats, and its `r`; the probabilities are recomputed with
- * the forward's bits when scratch_floats is the forward's too. */
+/* dqkv[B,T,3C] = d loss / d qkv (overwritten, then rounded with r: the
+ * gradient entering the qkv product) from dout [B,T,C], the forward's qkv and
+ * stats, and its `r`; the probabilities are recomputed with the forward's bits
+ * when scratch_floats is the forward's too. */
 void lt_nn_attention_backward(float *dqkv, float *scratch, size_t scratch_floats, const float *dout,
                               const float *qkv, const float *stats, int B, int T, int C, int NH, lt_nn_round r);
 
@@ -118,6 +129,12 @@ void lt_nn_gelu_forward(float *out, const float *inp, size_t n);
 /* dinout[n] *= gelu_new'(inp[n]), in place (dinout holds d loss / d out on
  * entry and d loss / d inp on return). */
 void lt_nn_gelu_backward(float *dinout, const float *inp, size_t n);
+
+/* 16-bit compute in one pass: inp rounded with r in place, then out = round(gelu_new(inp)). */
+void lt_nn_gelu_forward_r(float *out, float *inp, size_t n, lt_nn_round r);
+
+/* 16-bit compute in one pass: dinout = round(dinout * gelu_new'(inp)). */
+void lt_nn_gelu_backward_r(float *dinout, const float *inp, size_t n, lt_nn_round r);
 
 /* out[n] = a[n] + b[n]; out may alias a or b. */
 void lt_nn_residual_forward(float *out, const float *a, const float *b, size_t n);
@@ -140,5 +157,10 @@ double lt_nn_crossentropy_forward(float *losses, float *lse, const float *logits
  * mean loss. */
 void lt_nn_crossentropy_backward(float *dlogits, const float *logits, const float *lse, const int32_t *targets,
                                  size_t N, int V, float scale);
+
+/* lt_nn_crossentropy_backward with each row of dlogits rounded with r once it is written (the gradient entering
+ * the lm head's multiply in 16-bit compute). */
+void lt_nn_crossentropy_backward_r(float *dlogits, const float *logits, const float *lse, const int32_t *targets,
+                                   size_t N, int V, float scale, lt_nn_round r);
 
 #endif
