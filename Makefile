@@ -69,8 +69,8 @@ $(BUILD)/obj/%.o: %.c $(wildcard include/leantrain/*.h) $(wildcard src/*/*.h) $(
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) $(CFLAGS) -c $< -o $@
 
-CU_HDR  := $(wildcard src/kernels/*.h) $(wildcard src/kernels/cuda/*.h) $(wildcard src/kernels/cuda/*.cuh) \
-           $(wildcard src/model/cuda/*.h) $(wildcard src/model/cuda/*.cuh)
+# every header a .cu may reach (gpt2_device.h includes model/gpt2.h, whose struct layout the device code reads)
+CU_HDR  := $(wildcard include/leantrain/*.h) $(wildcard src/*/*.h) $(wildcard src/*/*/*.h) $(wildcard src/*/*/*.cuh)
 $(BUILD)/obj/%.o: %.cu $(CU_HDR) include/leantrain/dtype.h
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCC_BASE) $(NVCCFLAGS) -c $< -o $@
