@@ -133,9 +133,9 @@ void lt_nn_encoder_backward(float *dwte, float *dwpe, const float *dout, const i
     }
 }
 
-/* Lane-wise double sums for the layernorms' statistics: element c goes to lane c % 16 and the lanes are joined
- * in a fixed order, so the result is the same for every vector width (and it vectorizes, where one running sum
- * waits for each add). */
+/* Sums in 16 double lanes (element i into lane i % 16; they vectorize, where one running sum waits for each
+ * add), joined by this function in a fixed order: the same result for every vector width. The layernorms'
+ * statistics, the softmaxes' sums and the attention's correction use it. */
 #define LN_LANES 16
 static inline double join16(double *l) {
     for (int w = LN_LANES / 2; w >= 1; w /= 2)
@@ -310,19 +310,6 @@ static inline float exp_vec(float y) {
     return y == y ? p * sc.f : y;
 }
 
-/* sum of a[i] * b[i] in 16 running sums (element i into sum i % 16), added pairwise at the end: the same
- * bits whatever the vector width the compiler picks, and no chain of n dependent additions */
-static inline float dot16(const float *a, const float *b, int n) {
-    float part[16] = {0};
-    int i = 0;
-    for (; i + 16 <= n; i += 16)
-        for (int k = 0; k < 16; k++) part[k] += a[i + k] * b[i + k];
-    for (int k = 0; i + k < n; k++) part[k] += a[i + k] * b[i + k];
-    for (int w = 8; w >= 1; w /= 2)
-        for (int k = 0; k < w; k++) part[k] += part[k + w];
-    return part[0];
-}
-
 /* max of x[0..n) (NaNs skipped, as a running `x > max` does) in 16 lanes (element i into lane i % 16), the
  * lanes joined in a fixed order: the same value whatever the vector width */
 static inline float max16(const float *x, int n) {
@@ -383,9 +370,7 @@ static inline __attribute__((always_inline)) void att_probs(float *p, const floa
             for (t2 = 0; t2 + 16 <= cnt; t2 += 16)
                 for (int k = 0; k < 16; k++) sl[k] += (double)row[t2 + k];
             for (int k = 0; t2 + k < cnt; k++) sl[k] += (double)row[t2 + k];
-            for (int w = 8; w >= 1; w /= 2)
-                for (int k = 0; k < w; k++) sl[k] += sl[k + w];
-            inv = (float)(1.0 / sl[0]);
+            inv = (float)(1.0 / join16(sl));
             st_out[2 * (size_t)(r0 + i)] = mx;
             st_out[2 * (size_t)(r0 + i) + 1] = inv;
         } else {
@@ -464,9 +449,7 @@ static inline __attribute__((always_inline)) void att_bwd_head(float *dq, const 
             for (; j + 16 <= cnt; j += 16)
                 for (int w = 0; w < 16; w++) dl[w] += (double)pr[j + w] * (double)sr[j + w];
             for (int w = 0; j + w < cnt; w++) dl[w] += (double)pr[j + w] * (double)sr[j + w];
-            for (int w = 8; w >= 1; w /= 2)
-                for (int x = 0; x < w; x++) dl[x] += dl[x + w];
-            const float dot = (float)dl[0];
+            const float dot = (float)join16(dl);
             for (j = 0; j < cnt; j++) sr[j] = pr[j] * (sr[j] - dot) / scale;
             for (; j < n; j++) sr[j] = 0.0f;
         }
@@ -590,9 +573,7 @@ NN_CLONES double lt_nn_crossentropy_forward(float *losses, float *lse, const flo
         for (v = 0; v + 16 <= V; v += 16)
             for (int k = 0; k < 16; k++) sl[k] += (double)exp_vec(l[v + k] - mx);
         for (int k = 0; v + k < V; k++) sl[k] += (double)exp_vec(l[v + k] - mx);
-        for (int w = 8; w >= 1; w /= 2)
-            for (int k = 0; k < w; k++) sl[k] += sl[k + w];
-        double s = sl[0];
+        double s = join16(sl);
         double z = (double)mx + log(s);
         lse[n] = (float)z;
         losses[n] = (float)(z - l[targets[n]]);
