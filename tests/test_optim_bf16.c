@@ -354,6 +354,34 @@ out:
     af_run_free(&f), af_run_free(&b);
 }
 
+/* An optimizer whose parameters were added while one thread was allowed, stepped
+ * with three: the statistics pass must use the three threads like the rest of
+ * the step (its per-thread sums are sized at step time), giving the bits of an
+ * optimizer built with three threads. With one thread the bits differ (the
+ * column sums are split differently), so the comparison can fail. */
+static void af_check_threads_raised(void) {
+    const char *args = "clip_threshold=0.5";
+    af_run a = {0}, b = {0}, c = {0};
+    if (af_run_init(&a, args, LT_DTYPE_F32, 3) || af_run_init(&b, args, LT_DTYPE_F32, 1) ||
+        af_run_init(&c, args, LT_DTYPE_F32, 1))
+        goto out;
+    for (int t = 1; t <= AF_STEPS; t++) {
+        af_set_grads(&a, t, LT_DTYPE_F32);
+        af_set_grads(&b, t, LT_DTYPE_F32);
+        af_set_grads(&c, t, LT_DTYPE_F32);
+        omp_set_num_threads(1);
+        CHECK(lt_optim_step(c.o, 1.0f) == LT_OK, "%s", lt_optim_error(c.o));
+        omp_set_num_threads(3);
+        CHECK(lt_optim_step(a.o, 1.0f) == LT_OK, "%s", lt_optim_error(a.o));
+        CHECK(lt_optim_step(b.o, 1.0f) == LT_OK, "%s", lt_optim_error(b.o));
+    }
+    CHECK(!af_same_bits(&a, &c), "adafactor: 1 and 3 threads gave the same bits (this check cannot tell them apart)");
+    CHECK(af_same_bits(&a, &b), "adafactor: built with 1 thread and stepped with 3, the bits differ from a build "
+                                "with 3 (the statistics pass did not use every thread)");
+out:
+    af_run_free(&a), af_run_free(&b), af_run_free(&c);
+}
+
 static void test_adafactor_threads(void) {
     int nt0 = omp_get_max_threads();
     for (int threads = 1; threads <= 3; threads++) {
@@ -361,6 +389,7 @@ static void test_adafactor_threads(void) {
         af_check_reference(100.0, threads); /* never clipped */
     }
     af_check_bf16_grads();
+    af_check_threads_raised();
     omp_set_num_threads(nt0);
 }
 

@@ -137,6 +137,17 @@ static lt_status af_step(lt_optim *o, lt_param *p, const lt_group_hp *hp, float 
         af_view(p, &batch, &rows, &cols);
         if (o->small_len < batch * (rows + cols))
             return lt_optim_fail(o, LT_ERR_STATE, "'%s': Adafactor workspace too small", p->name);
+        /* the per-thread sums were sized for the threads of the time the parameter was added: grow them when
+         * more threads are allowed now (else the statistics pass would run on fewer threads than the rest) */
+        size_t need_work = lt_kernel_adafactor_work(cols) + cols;
+        if (need_work > o->work_len) {
+            double *nw = realloc(o->work, need_work * sizeof *nw);
+            if (!nw)
+                return lt_optim_fail(o, LT_ERR_NOMEM, "'%s': out of memory for Adafactor's workspace (%zu bytes)",
+                                     p->name, need_work * sizeof *nw);
+            o->work = nw;
+            o->work_len = need_work;
+        }
         float *R = lt_param_state(p, "exp_avg_sq_row")->data, *C = lt_param_state(p, "exp_avg_sq_col")->data;
         double *w = o->work, *kwork = o->work + cols;
         rf = o->small;
