@@ -146,6 +146,30 @@ static void test_fused_rounding(void) {
         memcpy(f1, g, n * 4), lt_nn_gelu_backward_r(f1, x, n, rr);
         memcpy(u1, g, n * 4), lt_nn_gelu_backward(u1, x, n), lt_nn_round_inplace(u1, n, rr);
         CHECK(!memcmp(f1, u1, n * 4), "%s gelu_backward_r differs from gelu_backward and round_inplace", name);
+        if (rr == LT_NN_ROUND_NONE) continue;
+        /* the 16-bit store's packing: the scalar conversions' values, element by element (the input spans
+         * NaN, infinities, f16's overflow and subnormals of both formats), and unpacked exactly */
+        uint16_t *h = malloc(N * sizeof *h);
+        if (!h) {
+            CHECK(0, "out of memory");
+            break;
+        }
+        static const float special[] = {NAN, -NAN, INFINITY, -INFINITY, 70000.0f, -65520.0f, 1e-6f, -3e-8f,
+                                        1e-40f, -2e-39f, 0.0f, -0.0f};
+        memcpy(f2, x, n * 4);
+        for (size_t i = 0; i < sizeof special / sizeof *special; i++) f2[i * 4099] = special[i];
+        lt_nn_pack16(h, f2, n, rr);
+        int pack_ok = 1, unpack_ok = 1;
+        for (size_t i = 0; i < n; i++)
+            pack_ok &= h[i] == (rr == LT_NN_ROUND_F16 ? lt_f32_to_f16(f2[i]) : lt_f32_to_bf16(f2[i]));
+        lt_nn_unpack16(f1, h, n, rr);
+        for (size_t i = 0; i < n; i++) {
+            float e = rr == LT_NN_ROUND_F16 ? lt_f16_to_f32(h[i]) : lt_bf16_to_f32(h[i]);
+            unpack_ok &= !memcmp(&f1[i], &e, 4);
+        }
+        CHECK(pack_ok, "%s pack16 differs from the scalar conversion", name);
+        CHECK(unpack_ok, "%s unpack16 differs from the scalar conversion", name);
+        free(h);
     }
     free(x), free(b), free(g), free(u1), free(u2), free(f1), free(f2), free(w), free(bb), free(m1), free(m2), free(s1),
         free(s2);

@@ -583,17 +583,11 @@ static void store_block(const lt_gpt2 *m, int l, const block_acts *b, int to_sto
     uint16_t *s = m->store + (size_t)l * store_block_elems(c, m->max_B, m->max_T);
     struct { float *f; size_t width; } part[6] = {{b->ln1, C}, {b->qkv, 3 * C}, {b->atty, C}, {b->ln2, C},
                                                   {b->fch, 4 * C}, {b->fchg, 4 * C}};
-    int f16 = m->precision == LT_GPT2_F16;
+    lt_nn_round r = m->precision == LT_GPT2_F16 ? LT_NN_ROUND_F16 : LT_NN_ROUND_BF16;
     for (int k = 0; k < 6; k++) {
         size_t n = N * part[k].width;
-        float *f = part[k].f;
-        if (to_store) {
-#pragma omp parallel for schedule(static)
-            for (size_t i = 0; i < n; i++) s[i] = f16 ? lt_f32_to_f16(f[i]) : lt_f32_to_bf16(f[i]);
-        } else {
-#pragma omp parallel for schedule(static)
-            for (size_t i = 0; i < n; i++) f[i] = f16 ? lt_f16_to_f32(s[i]) : lt_bf16_to_f32(s[i]);
-        }
+        if (to_store) lt_nn_pack16(s, part[k].f, n, r);
+        else lt_nn_unpack16(part[k].f, s, n, r);
         s += cap * part[k].width;
     }
 }

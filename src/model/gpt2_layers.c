@@ -615,12 +615,35 @@ void lt_nn_encoder_forward16(float *out, const int32_t *inp, const uint16_t *wte
 }
 
 void lt_nn_fetch16(float *dst, const float *src, const uint16_t *src16, size_t n, lt_nn_round r) {
-    if (src) {
-        memcpy(dst, src, n * sizeof *dst);
-        lt_nn_round_inplace(dst, n, r);
-    } else {
-#pragma omp parallel for schedule(static) if (n > ((size_t)1 << 14))
-        for (size_t i = 0; i < n; i++) dst[i] = lt_bf16_to_f32(src16[i]);
+    if (src) lt_nn_round_copy(dst, src, n, r);
+    else lt_nn_unpack16(dst, src16, n, LT_NN_ROUND_BF16);
+}
+
+NN_CLONES void lt_nn_pack16(uint16_t *dst, const float *src, size_t n, lt_nn_round r) {
+    const size_t nch = EW_CHUNKS(n);
+#pragma omp parallel for schedule(static) if (nch > 1)
+    for (size_t k = 0; k < nch; k++) {
+        const float *s = src + k * EW_CHUNK;
+        uint16_t *d = dst + k * EW_CHUNK;
+        const size_t len = EW_LEN(k, nch, n);
+        if (r == LT_NN_ROUND_F16)
+            for (size_t i = 0; i < len; i++) d[i] = lt_f32_to_f16(s[i]);
+        else
+            for (size_t i = 0; i < len; i++) d[i] = lt_f32_to_bf16(s[i]);
+    }
+}
+
+NN_CLONES void lt_nn_unpack16(float *dst, const uint16_t *src, size_t n, lt_nn_round r) {
+    const size_t nch = EW_CHUNKS(n);
+#pragma omp parallel for schedule(static) if (nch > 1)
+    for (size_t k = 0; k < nch; k++) {
+        const uint16_t *s = src + k * EW_CHUNK;
+        float *d = dst + k * EW_CHUNK;
+        const size_t len = EW_LEN(k, nch, n);
+        if (r == LT_NN_ROUND_F16)
+            for (size_t i = 0; i < len; i++) d[i] = lt_f16_to_f32(s[i]);
+        else
+            for (size_t i = 0; i < len; i++) d[i] = lt_bf16_to_f32(s[i]);
     }
 }
 

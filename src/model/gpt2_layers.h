@@ -73,6 +73,13 @@ void lt_nn_matmul_backward_r(float *dinp, float *dw, float *dbias, const float *
  * src16 (bf16) expanded exactly. */
 void lt_nn_fetch16(float *dst, const float *src, const uint16_t *src16, size_t n, lt_nn_round r);
 
+/* dst[n] = src[n] as 16-bit values: f16 when r is LT_NN_ROUND_F16, else bf16 (round to nearest even; exact for
+ * values already rounded with r). */
+void lt_nn_pack16(uint16_t *dst, const float *src, size_t n, lt_nn_round r);
+
+/* dst[n] = src[n] expanded exactly: f16 values when r is LT_NN_ROUND_F16, else bf16. */
+void lt_nn_unpack16(float *dst, const uint16_t *src, size_t n, lt_nn_round r);
+
 /* out[B,T,C] = wte[inp[b,t], :] + wpe[t, :] from bf16 tables (pure bf16 weights). */
 void lt_nn_encoder_forward16(float *out, const int32_t *inp, const uint16_t *wte, const uint16_t *wpe, int B, int T,
                              int C);
