@@ -45,17 +45,23 @@ static inline __attribute__((always_inline)) void rowcol_block(const rowcol_args
         float part[4][8] = {{0}};
         float *restrict cf = colf + c0;
         size_t c = 0;
-        for (; c + 8 <= len; c += 8)
-            for (int j = 0; j < 8; j++) {
-                float sum = 0.0f;
-                for (int k = 0; k < NB; k++) {
-                    float gi = gr[k][c + j] * gs;
-                    float u = gi * gi + eps1;
-                    part[k][j] += u;
-                    sum += u;
+        /* the 8-wide loop in pieces (multiples of 8: the same order), the rows' next lines requested ahead */
+        for (size_t s = 0; s + 8 <= len; s += LT_PF_PIECE) {
+            const size_t e = s + LT_PF_PIECE < len ? s + LT_PF_PIECE : len;
+            if (A->g.dt == LT_DTYPE_F32)
+                for (int k = 0; k < NB; k++) lt_prefetch_ahead(gr[k] + s, (e - s) * sizeof(float), 0);
+            for (; c + 8 <= e; c += 8)
+                for (int j = 0; j < 8; j++) {
+                    float sum = 0.0f;
+                    for (int k = 0; k < NB; k++) {
+                        float gi = gr[k][c + j] * gs;
+                        float u = gi * gi + eps1;
+                        part[k][j] += u;
+                        sum += u;
+                    }
+                    cf[c + j] += sum;
                 }
-                cf[c + j] += sum;
-            }
+        }
         for (; c < len; c++) {
             float sum = 0.0f;
             for (int k = 0; k < NB; k++) {
@@ -185,17 +191,24 @@ LT_KERNEL void lt_kernel_adafactor_apply(lt_karr p, lt_karr g, float *m, float g
         float *restrict mr = m ? m + off : NULL;
         const float *restrict cfb = rf ? cf + (br / rows) * cols + c0 : cf + off;
         const float rfi = rf ? rf[br] : 1.0f;
-        for (size_t c = 0; c < len; c++) {
-            float gi = gr[c] * gs;
-            float u = rf ? (rfi * cfb[c]) * gi : (1.0f / sqrtf(cfb[c])) * gi;
-            u = u / clipdiv * lr_t;
-            if (mr) {
-                u = fmaf(omb1, u, mr[c] * b1);
-                mr[c] = u;
+        /* in pieces, the streamed operands' next lines requested ahead (foreach.h) */
+        for (size_t s = 0; s < len; s += LT_PF_PIECE) {
+            const size_t e = s + LT_PF_PIECE < len ? s + LT_PF_PIECE : len;
+            if (g.dt == LT_DTYPE_F32) lt_prefetch_ahead(gr + s, (e - s) * sizeof(float), 0);
+            if (p.dt == LT_DTYPE_F32) lt_prefetch_ahead(pr + s, (e - s) * sizeof(float), 1);
+            if (mr) lt_prefetch_ahead(mr + s, (e - s) * sizeof(float), 1);
+            for (size_t c = s; c < e; c++) {
+                float gi = gr[c] * gs;
+                float u = rf ? (rfi * cfb[c]) * gi : (1.0f / sqrtf(cfb[c])) * gi;
+                u = u / clipdiv * lr_t;
+                if (mr) {
+                    u = fmaf(omb1, u, mr[c] * b1);
+                    mr[c] = u;
+                }
+                float pi = pr[c];
+                pi = fmaf(nwd, pi, pi);
+                pr[c] = pi + -u;
             }
-            float pi = pr[c];
-            pi = fmaf(nwd, pi, pi);
-            pr[c] = pi + -u;
         }
         if (p.dt != LT_DTYPE_F32) lt_cpu_store_f32(p, off, pbuf, len);
     }

@@ -60,6 +60,18 @@ void lt_cpu_foreach(const lt_ktensor *t, lt_chunk_fn fn, const void *h) {
                 a[k] = buf[k];
             }
         }
+        if (direct) { /* in pieces, each operand's lines requested LT_PF_AHEAD bytes ahead (foreach.h) */
+            for (size_t s = 0; s < len; s += LT_PF_PIECE) {
+                const size_t pl = len - s < LT_PF_PIECE ? len - s : LT_PF_PIECE;
+                float *ap[6];
+                for (int k = 0; k < 6; k++) {
+                    ap[k] = a[k] ? a[k] + s : NULL;
+                    if (ap[k]) lt_prefetch_ahead(ap[k], pl * sizeof(float), k != 1);
+                }
+                fn(ap, pl, t->gscale, h);
+            }
+            continue;
+        }
         fn(a, len, t->gscale, h);
         if (!direct)
             for (int k = 0; k < 6; k++)
@@ -79,7 +91,15 @@ void lt_kernel_copy(float *dst, const float *src, size_t n) {
     }
 }
 
+/* The yardstick's in-place pass, with the same prefetching as the optimizer kernels (foreach.h), so that
+ * their bw_ratio compares like with like. */
 LT_KERNEL void lt_kernel_negate(float *x, size_t n) {
+    const size_t npieces = (n + LT_PF_PIECE - 1) / LT_PF_PIECE;
 #pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) x[i] = -x[i];
+    for (size_t k = 0; k < npieces; k++) {
+        float *xk = x + k * LT_PF_PIECE;
+        const size_t len = n - k * LT_PF_PIECE < LT_PF_PIECE ? n - k * LT_PF_PIECE : LT_PF_PIECE;
+        lt_prefetch_ahead(xk, len * sizeof(float), 1);
+        for (size_t i = 0; i < len; i++) xk[i] = -xk[i];
+    }
 }
