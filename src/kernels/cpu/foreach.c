@@ -5,32 +5,46 @@
 #include <string.h>
 
 
-void lt_cpu_load_f32(lt_karr x, size_t off, float *out, size_t n) {
-    if (x.dt == LT_DTYPE_F32) {
-        const float *src = (const float *)x.ptr + off;
-        for (size_t i = 0; i < n; i++) out[i] = src[i];
-    } else if (x.dt == LT_DTYPE_BF16) {
-        const uint16_t *src = (const uint16_t *)x.ptr + off;
-        for (size_t i = 0; i < n; i++) out[i] = lt_bf16_to_f32(src[i]);
-    } else {
-        const uint16_t *src = (const uint16_t *)x.ptr + off;
-        for (size_t i = 0; i < n; i++) out[i] = lt_f16_to_f32(src[i]);
+/* Both conversions go in pieces of LT_PF_PIECE, each asking for the 16-bit side's lines ahead (foreach.h). */
+LT_KERNEL void lt_cpu_load_f32(lt_karr x, size_t off, float *out, size_t n) {
+    for (size_t s = 0; s < n; s += LT_PF_PIECE) {
+        const size_t e = s + LT_PF_PIECE < n ? s + LT_PF_PIECE : n;
+        if (x.dt == LT_DTYPE_F32) {
+            const float *src = (const float *)x.ptr + off;
+            lt_prefetch_ahead(src + s, (e - s) * sizeof(float), 0);
+            for (size_t i = s; i < e; i++) out[i] = src[i];
+        } else if (x.dt == LT_DTYPE_BF16) {
+            const uint16_t *src = (const uint16_t *)x.ptr + off;
+            lt_prefetch_ahead(src + s, (e - s) * sizeof(uint16_t), 0);
+            for (size_t i = s; i < e; i++) out[i] = lt_bf16_to_f32(src[i]);
+        } else {
+            const uint16_t *src = (const uint16_t *)x.ptr + off;
+            lt_prefetch_ahead(src + s, (e - s) * sizeof(uint16_t), 0);
+            for (size_t i = s; i < e; i++) out[i] = lt_f16_to_f32(src[i]);
+        }
     }
 }
 
-void lt_cpu_store_f32(lt_karr x, size_t off, const float *in, size_t n) {
-    if (x.dt == LT_DTYPE_F32) {
-        float *dst = (float *)x.ptr + off;
-        for (size_t i = 0; i < n; i++) dst[i] = in[i];
-    } else if (x.dt == LT_DTYPE_BF16 && x.sr) { /* stochastic rounding: the bits depend on the element index */
-        uint16_t *dst = (uint16_t *)x.ptr + off;
-        for (size_t i = 0; i < n; i++) dst[i] = lt_f32_to_bf16_sr(in[i], lt_sr_bits(x.sr, off + i));
-    } else if (x.dt == LT_DTYPE_BF16) {
-        uint16_t *dst = (uint16_t *)x.ptr + off;
-        for (size_t i = 0; i < n; i++) dst[i] = lt_f32_to_bf16(in[i]);
-    } else {
-        uint16_t *dst = (uint16_t *)x.ptr + off;
-        for (size_t i = 0; i < n; i++) dst[i] = lt_f32_to_f16(in[i]);
+LT_KERNEL void lt_cpu_store_f32(lt_karr x, size_t off, const float *in, size_t n) {
+    for (size_t s = 0; s < n; s += LT_PF_PIECE) {
+        const size_t e = s + LT_PF_PIECE < n ? s + LT_PF_PIECE : n;
+        if (x.dt == LT_DTYPE_F32) {
+            float *dst = (float *)x.ptr + off;
+            lt_prefetch_ahead(dst + s, (e - s) * sizeof(float), 1);
+            for (size_t i = s; i < e; i++) dst[i] = in[i];
+        } else if (x.dt == LT_DTYPE_BF16 && x.sr) { /* stochastic rounding: the bits depend on the element index */
+            uint16_t *dst = (uint16_t *)x.ptr + off;
+            lt_prefetch_ahead(dst + s, (e - s) * sizeof(uint16_t), 1);
+            for (size_t i = s; i < e; i++) dst[i] = lt_f32_to_bf16_sr(in[i], lt_sr_bits(x.sr, off + i));
+        } else if (x.dt == LT_DTYPE_BF16) {
+            uint16_t *dst = (uint16_t *)x.ptr + off;
+            lt_prefetch_ahead(dst + s, (e - s) * sizeof(uint16_t), 1);
+            for (size_t i = s; i < e; i++) dst[i] = lt_f32_to_bf16(in[i]);
+        } else {
+            uint16_t *dst = (uint16_t *)x.ptr + off;
+            lt_prefetch_ahead(dst + s, (e - s) * sizeof(uint16_t), 1);
+            for (size_t i = s; i < e; i++) dst[i] = lt_f32_to_f16(in[i]);
+        }
     }
 }
 
@@ -60,19 +74,17 @@ void lt_cpu_foreach(const lt_ktensor *t, lt_chunk_fn fn, const void *h) {
                 a[k] = buf[k];
             }
         }
-        if (direct) { /* in pieces, each operand's lines requested LT_PF_AHEAD bytes ahead (foreach.h) */
-            for (size_t s = 0; s < len; s += LT_PF_PIECE) {
-                const size_t pl = len - s < LT_PF_PIECE ? len - s : LT_PF_PIECE;
-                float *ap[6];
-                for (int k = 0; k < 6; k++) {
-                    ap[k] = a[k] ? a[k] + s : NULL;
-                    if (ap[k]) lt_prefetch_ahead(ap[k], pl * sizeof(float), k != 1);
-                }
-                fn(ap, pl, t->gscale, h);
+        /* in pieces, each f32 operand read in place getting its lines requested LT_PF_AHEAD bytes ahead
+         * (foreach.h; the 16-bit ones are prefetched by their conversions) */
+        for (size_t s = 0; s < len; s += LT_PF_PIECE) {
+            const size_t pl = len - s < LT_PF_PIECE ? len - s : LT_PF_PIECE;
+            float *ap[6];
+            for (int k = 0; k < 6; k++) {
+                ap[k] = a[k] ? a[k] + s : NULL;
+                if (ap[k] && (direct || ops[k]->dt == LT_DTYPE_F32)) lt_prefetch_ahead(ap[k], pl * sizeof(float), k != 1);
             }
-            continue;
+            fn(ap, pl, t->gscale, h);
         }
-        fn(a, len, t->gscale, h);
         if (!direct)
             for (int k = 0; k < 6; k++)
                 if (k != 1 && ops[k]->ptr && ops[k]->dt != LT_DTYPE_F32) lt_cpu_store_f32(*ops[k], off, buf[k], len);
