@@ -13,6 +13,7 @@
 #include <omp.h>
 #include <stdint.h>
 
+#include "kernels/cpu/foreach.h"
 #include "leantrain/optim.h"
 #include "optim_cases.h"
 #include "testutil.h"
@@ -393,7 +394,36 @@ static void test_adafactor_threads(void) {
     omp_set_num_threads(nt0);
 }
 
+/* The kernels' branch-free bf16 rounding against the two conversions it stands for: every 7919th bit pattern
+ * (all exponents, both signs) and the edges (NaNs quiet and signalling, infinities, the largest finite values
+ * that round up to infinity, subnormals, ties to even). */
+static void test_round_bf16(void) {
+    static const uint32_t edge[] = {0x7fc00000u, 0xffc00001u, 0x7f800001u, 0xff800100u, 0x7f800000u, 0xff800000u,
+                                    0x7f7fffffu, 0x7f7f8000u, 0x00000001u, 0x807fffffu, 0x00008000u, 0x00018000u,
+                                    0x3f808000u, 0x3f818000u, 0x00000000u, 0x80000000u};
+    size_t bad = 0, n = 0;
+    for (uint64_t u = 0; u <= 0xffffffffu; u += 7919) {
+        uint32_t b = (uint32_t)u;
+        float x, y, z;
+        memcpy(&x, &b, 4);
+        z = lt_round_bf16(x);
+        y = lt_bf16_to_f32(lt_f32_to_bf16(x));
+        bad += memcmp(&y, &z, 4) != 0;
+        n++;
+    }
+    for (size_t i = 0; i < sizeof edge / sizeof *edge; i++) {
+        float x, y, z;
+        memcpy(&x, &edge[i], 4);
+        z = lt_round_bf16(x);
+        y = lt_bf16_to_f32(lt_f32_to_bf16(x));
+        bad += memcmp(&y, &z, 4) != 0;
+        n++;
+    }
+    CHECK(bad == 0, "lt_round_bf16 differs from the bf16 conversions on %zu of %zu bit patterns", bad, n);
+}
+
 int main(void) {
+    test_round_bf16();
     test_one_rounding_and_scale();
     test_kahan();
     test_adafactor_threads();

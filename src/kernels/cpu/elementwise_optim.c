@@ -69,13 +69,17 @@ static inline __attribute__((always_inline)) void anyprec_body(float *const *a, 
                                                                const lt_dtype cdt, const int kahan) {
     float *restrict p = a[0], *restrict m = a[2], *restrict v = a[3], *restrict comp = a[4];
     const float *restrict g = a[1];
+    /* the hyperparameters in locals: read through h inside the loop, the compiler must assume the stores to
+     * p, m, v may change them, and the Kahan loops did not vectorize */
+    const float decay = h->decay, b1 = h->b1, omb1 = h->omb1, b2 = h->b2, omb2 = h->omb2;
+    const float nss = -h->step_size, bc2 = h->bc2_sqrt, eps = h->eps;
     for (size_t i = 0; i < n; i++) {
         float gi = g[i] * gs;
-        float pi = p[i] * h->decay;
-        float mi = lt_round_to(fmaf(h->omb1, gi, lt_round_to(m[i] * h->b1, mdt)), mdt);
-        float vi = lt_round_to(fmaf(h->omb2 * gi, gi, lt_round_to(v[i] * h->b2, vdt)), vdt);
-        float den = sqrtf(vi) / h->bc2_sqrt + h->eps;
-        float upd = (-h->step_size * mi) / den;
+        float pi = p[i] * decay;
+        float mi = lt_round_to(fmaf(omb1, gi, lt_round_to(m[i] * b1, mdt)), mdt);
+        float vi = lt_round_to(fmaf(omb2 * gi, gi, lt_round_to(v[i] * b2, vdt)), vdt);
+        float den = sqrtf(vi) / bc2 + eps;
+        float upd = (nss * mi) / den;
         if (kahan) {
             float ci = lt_round_to(comp[i] + upd, cdt);
             float pn = lt_round_to(pi + ci, pdt);
@@ -96,20 +100,21 @@ static inline __attribute__((always_inline)) void anyprec_body(float *const *a, 
 LT_KERNEL static void anyprec_chunk(float *const *a, size_t n, float gs, const void *cv) {
     const anyprec_ctx *c = cv;
     const lt_kanyprec *h = &c->h;
-    /* the Trainer's default (all f32) and pure-bf16 training with bf16 or f32 states */
+    /* every combination of f32 and bf16 parameter and states (a bf16 compensation) compiled on its own, so that
+     * each loop vectorizes; f16 anywhere takes the general body */
     int key = (c->pdt == BF16) << 3 | (c->mdt == BF16) << 2 | (c->vdt == BF16) << 1 | c->kahan;
-    int special = (c->pdt == F32 || c->pdt == BF16) && c->cdt == BF16;
+    int special = (c->pdt == F32 || c->pdt == BF16) && (c->mdt == F32 || c->mdt == BF16) &&
+                  (c->vdt == F32 || c->vdt == BF16) && c->cdt == BF16;
+#define AP_CASE(k) \
+    case k: \
+        anyprec_body(a, n, gs, h, (k) & 8 ? BF16 : F32, (k) & 4 ? BF16 : F32, (k) & 2 ? BF16 : F32, BF16, (k) & 1); \
+        return;
     if (special) switch (key) {
-        case 0: anyprec_body(a, n, gs, h, F32, F32, F32, BF16, 0); return;
-        case 1: anyprec_body(a, n, gs, h, F32, F32, F32, BF16, 1); return;
-        case 6: anyprec_body(a, n, gs, h, F32, BF16, BF16, BF16, 0); return;
-        case 7: anyprec_body(a, n, gs, h, F32, BF16, BF16, BF16, 1); return;
-        case 8: anyprec_body(a, n, gs, h, BF16, F32, F32, BF16, 0); return;
-        case 9: anyprec_body(a, n, gs, h, BF16, F32, F32, BF16, 1); return;
-        case 14: anyprec_body(a, n, gs, h, BF16, BF16, BF16, BF16, 0); return;
-        case 15: anyprec_body(a, n, gs, h, BF16, BF16, BF16, BF16, 1); return;
+            AP_CASE(0) AP_CASE(1) AP_CASE(2) AP_CASE(3) AP_CASE(4) AP_CASE(5) AP_CASE(6) AP_CASE(7)
+            AP_CASE(8) AP_CASE(9) AP_CASE(10) AP_CASE(11) AP_CASE(12) AP_CASE(13) AP_CASE(14) AP_CASE(15)
         default: break;
         }
+#undef AP_CASE
     anyprec_body(a, n, gs, h, c->pdt, c->mdt, c->vdt, c->cdt, c->kahan);
 }
 #undef F32

@@ -25,9 +25,22 @@ typedef void (*lt_chunk_fn)(float *const *a, size_t n, float gscale, const void 
  * are written back; the gradient is only read. */
 void lt_cpu_foreach(const lt_ktensor *t, lt_chunk_fn fn, const void *h);
 
+/* lt_bf16_to_f32(lt_f32_to_bf16(x)) without a branch, so that loops using it vectorize: round to nearest even,
+ * a NaN kept quiet with its top payload bits (the same bits as the two conversions). */
+static inline float lt_round_bf16(float x) {
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    const uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+    const uint32_t nan = (u & 0xffff0000u) | 0x00400000u;
+    const uint32_t r = (u & 0x7fffffffu) > 0x7f800000u ? nan : rounded;
+    float y;
+    memcpy(&y, &r, 4);
+    return y;
+}
+
 /* Rounds x to what storing it as `dt` and reading it back gives. */
 static inline float lt_round_to(float x, lt_dtype dt) {
-    if (dt == LT_DTYPE_BF16) return lt_bf16_to_f32(lt_f32_to_bf16(x));
+    if (dt == LT_DTYPE_BF16) return lt_round_bf16(x);
     if (dt == LT_DTYPE_F16) return lt_f16_to_f32(lt_f32_to_f16(x));
     return x;
 }
