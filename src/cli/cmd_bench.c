@@ -43,7 +43,7 @@ static double copy_bandwidth(float *dst, const float *src, size_t n, int reps) {
 
 static void usage(void) {
     fprintf(stderr, "usage: leantrain bench optim [--optim NAME] [--params MILLIONS (default 32)] [--steps N (default 10)]\n"
-                    "                             [--optim_args K=V,...] [--device cpu|cuda]\n"
+                    "                             [--optim_args K=V,...] [--device cpu|cuda] [--dtype f32|bf16]\n"
                     "       leantrain bench quality [--steps N] [--learning_rate LR]\n"
                     "       leantrain bench train [--steps N] [--small_only]\n"
                     "       leantrain bench tokenize [--input FILE] [--mb M] [--threads N] [--reps R]\n");
@@ -59,7 +59,7 @@ int lt_cmd_bench(int argc, char **argv) {
     }
     const char *only = NULL, *oargs = NULL;
     double millions = 32;
-    int steps = 10, device = 0;
+    int steps = 10, device = 0, bf16 = 0;
     for (int i = 2; i < argc; i++) {
         if (i + 1 >= argc) {
             fprintf(stderr, "leantrain bench: flag %s needs a value\n", argv[i]);
@@ -72,6 +72,13 @@ int lt_cmd_bench(int argc, char **argv) {
             device = !strcmp(argv[++i], "cuda");
             if (!device && strcmp(argv[i], "cpu")) {
                 fprintf(stderr, "leantrain bench: --device %s: expected cpu or cuda\n", argv[i]);
+                return 2;
+            }
+        } else if (!strcmp(argv[i], "--dtype")) {
+            bf16 = !strcmp(argv[++i], "bf16");
+            if (!bf16 && strcmp(argv[i], "f32")) {
+                fprintf(stderr, "leantrain bench: --dtype %s: expected f32 or bf16 (the parameters' and gradients' "
+                                "storage)\n", argv[i]);
                 return 2;
             }
         } else if (!strcmp(argv[i], "--params")) {
@@ -94,6 +101,11 @@ int lt_cmd_bench(int argc, char **argv) {
     }
     if (only && !lt_optim_info_find(only)) {
         fprintf(stderr, "leantrain bench: unknown optimizer '%s' (see `leantrain optimizers`)\n", only);
+        return 2;
+    }
+    if (device && bf16) {
+        fprintf(stderr, "leantrain bench: --dtype bf16 is for the CPU benchmark; the GPU's bf16 steps are timed by "
+                        "scripts/gpu-check\n");
         return 2;
     }
     if (device) return lt_cmd_bench_optim_cuda(only, oargs, millions, steps);
@@ -120,10 +132,24 @@ int lt_cmd_bench(int argc, char **argv) {
         return 1;
     }
     for (size_t i = 0; i < total; i++) g[i] = 0.001f * p[i] * (float)((i % 7) + 1);
+    /* --dtype bf16: parameters and gradients stored as bf16 (pure bf16 training), converted from the same values */
+    uint16_t *p16 = NULL, *g16 = NULL;
+    if (bf16) {
+        p16 = malloc(total * sizeof *p16), g16 = malloc(total * sizeof *g16);
+        if (!p16 || !g16) {
+            fprintf(stderr, "leantrain bench: out of memory for %zu bf16 parameters\n", total);
+            free(p), free(g), free(scratch), free(p16), free(g16);
+            return 1;
+        }
+        for (size_t i = 0; i < total; i++) p16[i] = lt_f32_to_bf16(p[i]), g16[i] = lt_f32_to_bf16(g[i]);
+    }
+    const double pg_bytes = bf16 ? 6.0 : 12.0;
     printf("# leantrain bench optim: %zu parameters (%d GPT-2-small blocks), %d threads, %d timed steps\n", total,
            nblocks, omp_get_max_threads(), steps);
-    printf("# bytes per step: 12 per parameter (p, g read; p written) + 2 x state bytes; bw_ratio = gb_per_s /\n"
-           "# copy_gb_per_s, the best of 8 memcpy and in-place read-write rounds measured just before each row\n");
+    printf("# parameters and gradients stored as %s\n", bf16 ? "bf16" : "f32");
+    printf("# bytes per step: %g per parameter (p, g read; p written) + 2 x state bytes; bw_ratio = gb_per_s /\n"
+           "# copy_gb_per_s, the best of 8 memcpy and in-place read-write rounds measured just before each row\n",
+           pg_bytes);
     printf("%-20s %12s %10s %10s %22s %14s\n", "optim", "ms_per_step", "gb_per_s", "bw_ratio", "state_bytes_per_param",
            "copy_gb_per_s");
     int rc = 0;
@@ -147,13 +173,17 @@ int lt_cmd_bench(int argc, char **argv) {
                 char pname[96];
                 snprintf(pname, sizeof pname, "h.%d.%s", b, LT_BENCH_BLOCK[i].name);
                 lt_param_desc d = {.name = pname, .data = p + off, .grad = g + off};
+                if (bf16) {
+                    d.data = p16 + off, d.grad = g16 + off;
+                    d.dtype = d.grad_dtype = LT_DTYPE_BF16;
+                }
                 d.ndim = LT_BENCH_BLOCK[i].cols ? 2 : 1;
                 d.shape[0] = LT_BENCH_BLOCK[i].rows;
                 d.shape[1] = LT_BENCH_BLOCK[i].cols;
                 if (lt_optim_add_param(o, &d) < 0) {
                     fprintf(stderr, "leantrain bench: %s\n", lt_optim_error(o));
                     lt_optim_free(o);
-                    free(p), free(g);
+                    free(p), free(g), free(scratch), free(p16), free(g16);
                     return 1;
                 }
                 off += (size_t)LT_BENCH_BLOCK[i].rows * (size_t)(LT_BENCH_BLOCK[i].cols ? LT_BENCH_BLOCK[i].cols : 1);
@@ -173,13 +203,13 @@ int lt_cmd_bench(int argc, char **argv) {
         qsort(times, (size_t)steps, sizeof *times, lt_bench_cmp_double);
         double med = times[steps / 2];
         double sbpp = (double)lt_optim_state_bytes(o) / (double)total;
-        double bytes = (12.0 + 2.0 * sbpp) * (double)total;
+        double bytes = (pg_bytes + 2.0 * sbpp) * (double)total;
         double gbs = bytes / med / 1e9;
         printf("%-20s %12.2f %10.2f %10.3f %22.4f %14.2f\n", name, med * 1e3, gbs, gbs / bw, sbpp, bw);
         fflush(stdout);
         free(times);
         lt_optim_free(o);
     }
-    free(p), free(g), free(scratch);
+    free(p), free(g), free(scratch), free(p16), free(g16);
     return rc;
 }
