@@ -14,4 +14,10 @@ names=$("$LT" optimizers | tail -n +2 | wc -l)
 one=$("$LT" bench optim --params 0.5 --steps 2 --optim adamw_torch | grep -Ev '^(#|optim )')
 echo "$one" | grep -Eq '^adamw_torch +[0-9.]+ +[0-9.]+ +[0-9.]+ +8\.0000 +[0-9.]+$' || { echo "bad --optim row: $one"; fail=1; }
 "$LT" bench optim --optim nope >/dev/null 2>&1; [ $? -eq 2 ] || { echo "unknown --optim not refused"; fail=1; }
+# --dtype bf16: the same row shape, every optimizer steps bf16 storage; a bad value is refused
+b16=$("$LT" bench optim --params 0.5 --steps 2 --dtype bf16) || { echo "--dtype bf16: exit $?"; fail=1; }
+echo "$b16" | grep -q '^# parameters and gradients stored as bf16$' || { echo "--dtype bf16 not reported"; fail=1; }
+rows16=$(echo "$b16" | grep -Ev '^(#|optim )' | grep -Ec '^[a-z0-9_]+ +[0-9.]+ +[0-9.]+ +[0-9.]+ +[0-9.]+ +[0-9.]+$')
+[ "$rows16" -eq "$names" ] || { echo "--dtype bf16: $rows16 rows for $names optimizers"; fail=1; }
+"$LT" bench optim --dtype f64 >/dev/null 2>&1; [ $? -eq 2 ] || { echo "bad --dtype not refused"; fail=1; }
 exit $fail
