@@ -51,6 +51,20 @@ static void af_view(const lt_param *p, size_t *batch, size_t *rows, size_t *cols
     *batch = p->numel / (*rows * *cols);
 }
 
+/* Grows the step's workspace to the per-thread sums of a parameter `cols` wide for the threads allowed now
+ * (sized when a parameter is added, and again at a step if more threads are allowed by then). */
+static lt_status af_reserve_work(lt_optim *o, const lt_param *p, size_t cols) {
+    size_t need = lt_kernel_adafactor_work(cols) + cols;
+    if (need <= o->work_len) return LT_OK;
+    double *w = realloc(o->work, need * sizeof *w);
+    if (!w)
+        return lt_optim_fail(o, LT_ERR_NOMEM, "'%s': out of memory for Adafactor's workspace (%zu bytes)", p->name,
+                             need * sizeof *w);
+    o->work = w;
+    o->work_len = need;
+    return LT_OK;
+}
+
 static lt_status af_declare(lt_optim *o, lt_param *p, const lt_group_hp *hp) {
     if (!isnan(hp->af_beta1) && lt_param_declare(o, p, "exp_avg", LT_DTYPE_F32, p->ndim, p->shape))
         return LT_ERR_NOMEM;
@@ -65,13 +79,9 @@ static lt_status af_declare(lt_optim *o, lt_param *p, const lt_group_hp *hp) {
     /* workspace for the step, sized for the largest factored parameter */
     size_t batch, rows, cols;
     af_view(p, &batch, &rows, &cols);
-    size_t need_work = lt_kernel_adafactor_work(cols) + cols, need_small = batch * (rows + cols);
-    if (need_work > o->work_len) {
-        double *w = realloc(o->work, need_work * sizeof *w);
-        if (!w) return lt_optim_fail(o, LT_ERR_NOMEM, "out of memory for Adafactor's workspace");
-        o->work = w;
-        o->work_len = need_work;
-    }
+    size_t need_small = batch * (rows + cols);
+    lt_status st = af_reserve_work(o, p, cols);
+    if (st != LT_OK) return st;
     if (need_small > o->small_len) {
         float *s = realloc(o->small, need_small * sizeof *s);
         if (!s) return lt_optim_fail(o, LT_ERR_NOMEM, "out of memory for Adafactor's workspace");
@@ -137,17 +147,10 @@ static lt_status af_step(lt_optim *o, lt_param *p, const lt_group_hp *hp, float 
         af_view(p, &batch, &rows, &cols);
         if (o->small_len < batch * (rows + cols))
             return lt_optim_fail(o, LT_ERR_STATE, "'%s': Adafactor workspace too small", p->name);
-        /* the per-thread sums were sized for the threads of the time the parameter was added: grow them when
-         * more threads are allowed now (else the statistics pass would run on fewer threads than the rest) */
-        size_t need_work = lt_kernel_adafactor_work(cols) + cols;
-        if (need_work > o->work_len) {
-            double *nw = realloc(o->work, need_work * sizeof *nw);
-            if (!nw)
-                return lt_optim_fail(o, LT_ERR_NOMEM, "'%s': out of memory for Adafactor's workspace (%zu bytes)",
-                                     p->name, need_work * sizeof *nw);
-            o->work = nw;
-            o->work_len = need_work;
-        }
+        /* more threads may be allowed than when the parameter was added (else the statistics pass would run
+         * on fewer threads than the rest of the step) */
+        lt_status st = af_reserve_work(o, p, cols);
+        if (st != LT_OK) return st;
         float *R = lt_param_state(p, "exp_avg_sq_row")->data, *C = lt_param_state(p, "exp_avg_sq_col")->data;
         double *w = o->work, *kwork = o->work + cols;
         rf = o->small;

@@ -81,7 +81,7 @@ void lt_cpu_foreach(const lt_ktensor *t, lt_chunk_fn fn, const void *h) {
             float *ap[6];
             for (int k = 0; k < 6; k++) {
                 ap[k] = a[k] ? a[k] + s : NULL;
-                if (ap[k] && (direct || ops[k]->dt == LT_DTYPE_F32)) lt_prefetch_ahead(ap[k], pl * sizeof(float), k != 1);
+                if (ap[k] && ops[k]->dt == LT_DTYPE_F32) lt_prefetch_ahead(ap[k], pl * sizeof(float), k != 1);
             }
             fn(ap, pl, t->gscale, h);
         }

@@ -49,8 +49,9 @@ static inline float lt_round_to(float x, lt_dtype dt) {
  * the hardware prefetchers keep too few lines in flight for a loop that streams its arrays from memory: asking
  * for each array's lines LT_PF_AHEAD bytes ahead of the element being computed, LT_PF_PIECE elements at a time,
  * made a stand-alone AdamW loop 15-20% faster and an in-place negate 20-25% (the library's AdamW step 4-10%,
- * Adafactor's 10-15%), where prefetching a whole chunk ahead at once made them slower. Prefetches are hints: an address past the end of an array does not fault (it is formed as an
- * integer, never as an out-of-bounds pointer). Both sizes can be set at build time (-DLT_PF_PIECE=..,
+ * Adafactor's 10-15%), where prefetching a whole chunk ahead at once made them slower. Prefetches are hints:
+ * an address past the end of an array does not fault (it is formed as an integer, never as an out-of-bounds
+ * pointer). Both sizes can be set at build time (-DLT_PF_PIECE=..,
  * -DLT_PF_AHEAD=..); results do not depend on them. */
 #ifndef LT_PF_PIECE
 #define LT_PF_PIECE 128
