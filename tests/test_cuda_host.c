@@ -263,7 +263,9 @@ static void device_q(int kind, float *p, const float *g, float gs, size_t n, uin
         if (two) s2[blk] = am2;
         for (size_t j = 0; j < len; j++) {
             size_t i = off + j;
-            int k1 = lt_cu_quantize(T->d[0], m[j], am1, !ao), k2 = two ? lt_cu_quantize(T->d[1], v[j], am2, 0) : 0;
+            /* as the kernel does: one reciprocal per block (lt_cu_qdiv) */
+            const lt_cu_qdiv d1 = lt_cu_qdiv_make(T->d[0], am1), d2 = lt_cu_qdiv_make(T->d[1], two ? am2 : am1);
+            int k1 = lt_cu_quantize_d(T->d[0], &d1, m[j], !ao), k2 = two ? lt_cu_quantize_d(T->d[1], &d2, v[j], 0) : 0;
             if (four) {
                 c1[i / 2] = (i & 1) ? (uint8_t)((c1[i / 2] & 0xf0) | k1) : (uint8_t)((c1[i / 2] & 0x0f) | k1 << 4);
                 c2[i / 2] = (i & 1) ? (uint8_t)((c2[i / 2] & 0xf0) | k2) : (uint8_t)((c2[i / 2] & 0x0f) | k2 << 4);
@@ -364,6 +366,63 @@ static void test_qcode(void) {
     for (uint64_t u = 0; u < (1ull << 32); u += 4099) bad += lt_cu_qcode(d, from_bits((uint32_t)u)) != lt_q_nearest(t, from_bits((uint32_t)u));
     CHECK(bad == 0, "binary search: %ld differ", bad);
     free(t), free(d);
+}
+
+/* lt_cu_qdiv (one reciprocal per block) against the plain division it replaces: the quotient's bits wherever
+ * the fast form claims them (|x| >= amax 2^-40), and the code of every shipped map everywhere, with and without
+ * the sign fix, over block maxima from 2^-80 to 2^80, zero, subnormal, inf and NaN, and x across the block's
+ * range (its maximum, tiny and subnormal values, zero of both signs, inf, NaN) */
+static void test_qdiv(void) {
+    const float *maps[4] = {lt_qmap_signed8, lt_qmap_unsigned8, lt_qmap_signed4, lt_qmap_linear4};
+    const int sizes[4] = {256, 256, 16, 16};
+    lt_cu_qtab *d[4];
+    for (int mi = 0; mi < 4; mi++) {
+        lt_qtable *t = qt(maps[mi], sizes[mi], LT_Q_EVEN);
+        d[mi] = dqt(t);
+        free(t);
+    }
+    long bad_q = 0, bad_c = 0, n = 0, fast = 0;
+    for (int trial = 0; trial < 40000; trial++) {
+        float a;
+        switch (trial % 50) {
+        case 0: a = 0.0f; break;
+        case 1: a = 1e-42f; break; /* subnormal */
+        case 2: a = INFINITY; break;
+        case 3: a = NAN; break;
+        case 4: a = 0x1p-60f; break;
+        case 5: a = 0x1p60f; break;
+        default: a = ldexpf(0.5f + 0.5f * uni(), (int)(rnd32() % 161) - 80);
+        }
+        for (int mi = 0; mi < 4; mi++) {
+            const lt_cu_qdiv q = lt_cu_qdiv_make(d[mi], a);
+            const float ok = a > 0.0f ? 1.0f : 0.0f, aa = a > 0.0f ? a : 1.0f;
+            for (int j = 0; j < 24; j++) {
+                float x;
+                switch (j) {
+                case 0: x = a; break;
+                case 1: x = -a; break;
+                case 2: x = 0.0f; break;
+                case 3: x = -0.0f; break;
+                case 4: x = NAN; break;
+                case 5: x = -INFINITY; break;
+                case 6: x = 1e-45f; break;
+                case 7: x = a * 0x1p-40f; break;
+                case 8: x = a * 0x1p-41f * (1.0f + uni()); break;
+                default: x = sym(a) * ldexpf(1.0f, -(int)(rnd32() % (j < 16 ? 4 : 50)));
+                }
+                const float want = (x / aa) * ok, got = lt_cu_qdiv_apply(&q, x) * q.ok;
+                if (q.fast && fabsf(x) >= q.lo) fast++;
+                if (fabsf(x) >= q.lo || !q.fast) bad_q += bits(want) != bits(got) && !(isnan(want) && isnan(got));
+                for (int sf = 0; sf < 2; sf++)
+                    bad_c += lt_cu_quantize_d(d[mi], &q, x, sf) != lt_cu_quantize(d[mi], x, a, sf);
+                n++;
+            }
+        }
+    }
+    CHECK(fast > n / 2, "the fast quotient should cover most cases (%ld of %ld)", fast, n);
+    CHECK(bad_q == 0, "lt_cu_qdiv: %ld of %ld quotients differ from x / amax", bad_q, n);
+    CHECK(bad_c == 0, "lt_cu_quantize_d: %ld of %ld codes differ from lt_cu_quantize's", bad_c, 2 * n);
+    for (int mi = 0; mi < 4; mi++) free(d[mi]);
 }
 
 static void test_lowbit(void) {
@@ -629,6 +688,7 @@ int main(void) {
     test_conversions();
     test_elementwise();
     test_qcode();
+    test_qdiv();
     test_lowbit();
     test_plan();
     test_adafactor();

@@ -277,6 +277,8 @@ __global__ void __launch_bounds__(QCfg<TPB>::CTA, 2048 / QCfg<TPB>::CTA * 3 / 8)
         if (it) {
             float am1 = lt_cu_u2f(a1), am2 = lt_cu_u2f(a2);
             if (AO) am1 = fmaxf(am1, 1e-12f), am2 = fmaxf(am2, 1e-12f);
+            /* one reciprocal per block: the quotients are x / amax's bits without a division per element */
+            const lt_cu_qdiv d1 = lt_cu_qdiv_make(&T[0], am1), d2 = lt_cu_qdiv_make(T1, TWO ? am2 : am1);
             if (lane == 0) {
                 s1p[blk] = am1;
                 if (TWO) s2p[blk] = am2;
@@ -287,8 +289,8 @@ __global__ void __launch_bounds__(QCfg<TPB>::CTA, 2048 / QCfg<TPB>::CTA * 3 / 8)
                 int c1[4], c2[4];
 #pragma unroll
                 for (int k = 0; k < 4; k++) {
-                    c1[k] = lt_cu_quantize(&T[0], m[4 * h + k], am1, !AO);
-                    c2[k] = TWO ? lt_cu_quantize(T1, v[4 * h + k], am2, 0) : 0;
+                    c1[k] = lt_cu_quantize_d(&T[0], &d1, m[4 * h + k], !AO);
+                    c2[k] = TWO ? lt_cu_quantize_d(T1, &d2, v[4 * h + k], 0) : 0;
                 }
                 float pv[4] = {p[4 * h], p[4 * h + 1], p[4 * h + 2], p[4 * h + 3]};
                 if (cnt[h] == 4 && vec) {
