@@ -2,7 +2,7 @@
 # bench/gpu_profile.sh [--out DIR]: where the GPU time goes, for the steps that miss their goals (a developer's
 # tool, beside scripts/gpu-check; about 3 minutes on an H200). Builds as gpu-check does (the .deb folder unpacked
 # when the machine lacks cJSON/OpenBLAS/PCRE2), checks the low-bit kernels against the CPU (gpu_compare), times
-# the low-bit and Adafactor steps with and without cp.async staging, then runs Nsight Compute (ncu, clocks left
+# the low-bit steps and the Adafactor step with and without cp.async staging, then runs Nsight Compute (ncu, clocks left
 # alone) over: one 8-bit AdamW step (speed of light, warp stalls, instruction mix), one Adafactor step (each
 # kernel's duration), and one GPT-2 124M training step at T 1024, batch 4, for the fp32 set and the 8-bit +
 # checkpointing + bf16 set (each kernel name's total time, largest first).
@@ -42,11 +42,10 @@ run 60 $B/tests/gpu/gpu_compare --only 8bit && say "   gpu_compare 8bit: pass"
 run 60 $B/tests/gpu/gpu_compare --only 4bit && say "   gpu_compare 4bit: pass"
 
 : >"$T/bench"
-for pipe in 1 0; do
-    for o in adamw_bnb_8bit lion_8bit adamw_torch_8bit adamw_torch_4bit adafactor; do
-        LT_LOWBIT_PIPE=$pipe LT_ADAFACTOR_PIPE=$pipe timeout 60 $LT bench optim --device cuda --params 256 --steps 20 \
-            --optim $o 2>>"$LOG" | awk -v o=$o -v p=$pipe '$1 == o { print o (p ? "" : "/nostage"), $2, $4 }' >>"$T/bench"
-    done
+for o in adamw_bnb_8bit lion_8bit adamw_torch_8bit adamw_torch_4bit adafactor adafactor/nostage; do
+    [ $o = adafactor/nostage ] && pipe=0 || pipe=1
+    LT_ADAFACTOR_PIPE=$pipe timeout 60 $LT bench optim --device cuda --params 256 --steps 20 --optim ${o%/*} \
+        2>>"$LOG" | awk -v o=$o '$1 == substr(o, 1, length($1)) { print o, $2, $4 }' >>"$T/bench"
 done
 cat "$T/bench" >>"$LOG"
 

@@ -263,9 +263,13 @@ static void device_q(int kind, float *p, const float *g, float gs, size_t n, uin
         if (two) s2[blk] = am2;
         for (size_t j = 0; j < len; j++) {
             size_t i = off + j;
-            /* as the kernel does: one reciprocal per block (lt_cu_qdiv) */
+            /* as the kernel does: one reciprocal per block (lt_cu_qdiv), the branch-free search for a block of
+             * finite values with a maximum in range (lt_cu_qfast) */
             const lt_cu_qdiv d1 = lt_cu_qdiv_make(T->d[0], am1), d2 = lt_cu_qdiv_make(T->d[1], two ? am2 : am1);
-            int k1 = lt_cu_quantize_d(T->d[0], &d1, m[j], !ao), k2 = two ? lt_cu_quantize_d(T->d[1], &d2, v[j], 0) : 0;
+            const lt_cu_qfast f1 = lt_cu_qfast_make(T->d[0]), f2 = lt_cu_qfast_make(T->d[1]);
+            const int fast = lt_cu_qfast_ok(&d1, a1) && (!two || lt_cu_qfast_ok(&d2, a2));
+            int k1 = fast ? lt_cu_quantize_f(T->d[0], &f1, &d1, m[j], !ao) : lt_cu_quantize_d(T->d[0], &d1, m[j], !ao);
+            int k2 = !two ? 0 : fast ? lt_cu_quantize_f(T->d[1], &f2, &d2, v[j], 0) : lt_cu_quantize_d(T->d[1], &d2, v[j], 0);
             if (four) {
                 c1[i / 2] = (i & 1) ? (uint8_t)((c1[i / 2] & 0xf0) | k1) : (uint8_t)((c1[i / 2] & 0x0f) | k1 << 4);
                 c2[i / 2] = (i & 1) ? (uint8_t)((c2[i / 2] & 0xf0) | k2) : (uint8_t)((c2[i / 2] & 0x0f) | k2 << 4);
@@ -371,7 +375,8 @@ static void test_qcode(void) {
 /* lt_cu_qdiv (one reciprocal per block) against the plain division it replaces: the quotient's bits wherever
  * the fast form claims them (|x| >= amax 2^-40), and the code of every shipped map everywhere, with and without
  * the sign fix, over block maxima from 2^-80 to 2^80, zero, subnormal, inf and NaN, and x across the block's
- * range (its maximum, tiny and subnormal values, zero of both signs, inf, NaN) */
+ * range (its maximum, tiny and subnormal values, zero of both signs, inf, NaN); and lt_cu_quantize_f's codes
+ * wherever the kernels use it (lt_cu_qfast_ok, |x| <= the maximum) */
 static void test_qdiv(void) {
     const float *maps[4] = {lt_qmap_signed8, lt_qmap_unsigned8, lt_qmap_signed4, lt_qmap_linear4};
     const int sizes[4] = {256, 256, 16, 16};
@@ -381,7 +386,7 @@ static void test_qdiv(void) {
         d[mi] = dqt(t);
         free(t);
     }
-    long bad_q = 0, bad_c = 0, n = 0, fast = 0;
+    long bad_q = 0, bad_c = 0, bad_f = 0, n = 0, nf = 0, fast = 0;
     for (int trial = 0; trial < 40000; trial++) {
         float a;
         switch (trial % 50) {
@@ -408,13 +413,25 @@ static void test_qdiv(void) {
                 case 6: x = 1e-45f; break;
                 case 7: x = a * 0x1p-40f; break;
                 case 8: x = a * 0x1p-41f * (1.0f + uni()); break;
-                default: x = sym(a) * ldexpf(1.0f, -(int)(rnd32() % (j < 16 ? 4 : 50)));
+                case 9: case 10: case 11: case 12: /* a threshold times the maximum, give or take an ulp */
+                    x = from_bits(bits(d[mi]->th[rnd32() % (uint32_t)(d[mi]->n - 1)] * a) + (uint32_t)(j - 10));
+                    if (!(fabsf(x) <= a)) x = a;
+                    break;
+                default: x = sym(a) * ldexpf(1.0f, -(int)(rnd32() % (j < 18 ? 4 : 50)));
                 }
                 const float want = (x / aa) * ok, got = lt_cu_qdiv_apply(&q, x) * q.ok;
                 if (q.fast && fabsf(x) >= q.lo) fast++;
                 if (fabsf(x) >= q.lo || !q.fast) bad_q += bits(want) != bits(got) && !(isnan(want) && isnan(got));
-                for (int sf = 0; sf < 2; sf++)
-                    bad_c += lt_cu_quantize_d(d[mi], &q, x, sf) != lt_cu_quantize(d[mi], x, a, sf);
+                for (int sf = 0; sf < 2; sf++) {
+                    const int want_c = lt_cu_quantize(d[mi], x, a, sf);
+                    bad_c += lt_cu_quantize_d(d[mi], &q, x, sf) != want_c;
+                    /* the branch-free form, for the blocks it is used for: finite values within the maximum */
+                    if (lt_cu_qfast_ok(&q, bits(a) & 0x7fffffffu) && fabsf(x) <= a) {
+                        const lt_cu_qfast f = lt_cu_qfast_make(d[mi]);
+                        bad_f += lt_cu_quantize_f(d[mi], &f, &q, x, sf) != want_c;
+                        nf++;
+                    }
+                }
                 n++;
             }
         }
@@ -422,6 +439,8 @@ static void test_qdiv(void) {
     CHECK(fast > n / 2, "the fast quotient should cover most cases (%ld of %ld)", fast, n);
     CHECK(bad_q == 0, "lt_cu_qdiv: %ld of %ld quotients differ from x / amax", bad_q, n);
     CHECK(bad_c == 0, "lt_cu_quantize_d: %ld of %ld codes differ from lt_cu_quantize's", bad_c, 2 * n);
+    CHECK(nf > n, "the branch-free search should be tried on most cases (%ld of %ld)", nf, 2 * n);
+    CHECK(bad_f == 0, "lt_cu_quantize_f: %ld of %ld codes differ from lt_cu_quantize's", bad_f, nf);
     for (int mi = 0; mi < 4; mi++) free(d[mi]);
 }
 

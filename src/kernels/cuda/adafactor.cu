@@ -8,7 +8,8 @@
  *          u = (g*gs)^2 + eps1 and of (g*gs)^2 / R: the latter give the
  *          unclipped update's norm without another pass over g; the first
  *          read goes through shared memory (cp.async) a tile ahead of the
- *          arithmetic (LT_ADAFACTOR_PIPE=0: plain loads, the same bits)
+ *          arithmetic, AF_STAGES - 1 tiles ahead (LT_ADAFACTOR_PIPE=0: plain
+ *          loads; =2: one tile ahead; the same bits)
  *   vec    vectors, per chunk: the new V and the update's squared norm
  *   final  per tensor: C from the column sums, the row and column factors,
  *          lr_t, the clipping divisor, the decay
@@ -71,15 +72,19 @@ __global__ void __launch_bounds__(LT_CU_THREADS) af_psum(const lt_cu_item *__res
 
 /* The staged row pass's tiles: LT_CU_ROWB rows x one chunk of LT_CU_THREADS * 4 columns, each thread's 4
  * columns of each row in its own 16-byte slot (8 bytes used for a 16-bit g); two stages, 32 KB. */
-constexpr size_t AF_STAGE_BYTES = 2 * LT_CU_ROWB * LT_CU_THREADS * sizeof(float4);
+/* tiles in flight in the staged row pass: 2 (one ahead) measured 483 us for a 262M-parameter step's 1 GB of
+ * gradients on an H200 (0.51 of its copy bandwidth: each CTA waits for its tile at every group of rows) */
+constexpr int AF_STAGES = 4;
+constexpr size_t af_stage_bytes(int nst) { return (size_t)nst * LT_CU_ROWB * LT_CU_THREADS * sizeof(float4); }
 
 /* V: vector width (4 or 1); SM: column sums in shared memory, else in the group's workspace slot; PIPE (V = 4
  * only): the first sweep's tiles of g come through shared memory with cp.async, the next tile in flight while
  * this one is summed and while a row group is reduced and swept again, so that the CTA's loads no longer stop
  * at every group of rows. The same operations in the same order either way: the same bits. */
-template <int V, bool SM, bool PIPE>
+template <int V, bool SM, int NST>
 __global__ void __launch_bounds__(LT_CU_THREADS, 3) af_rows(const lt_cu_item *__restrict__ items, int count,
                                                          const int *flag) {
+    constexpr bool PIPE = NST > 0;
     static_assert(!PIPE || V == 4, "the staged row pass moves 4 columns per copy");
     LT_DYN_SMEM(float4, dsm0);
     __shared__ double red[LT_CU_ROWB][LT_CU_THREADS / 32];
@@ -97,7 +102,7 @@ __global__ void __launch_bounds__(LT_CU_THREADS, 3) af_rows(const lt_cu_item *__
     float *R = a->R + b * rows;
     float *slot = a->colpart + (b * ng + rg) * 2 * cols;
     float4 *stage = dsm0 + threadIdx.x; /* PIPE: stage s, row k at stage[(s ROWB + k) THREADS] */
-    float4 *dsm = PIPE ? dsm0 + AF_STAGE_BYTES / sizeof(float4) : dsm0;
+    float4 *dsm = dsm0 + (size_t)NST * LT_CU_ROWB * LT_CU_THREADS; /* past the stages (af_stage_bytes) */
     float *colp = SM ? reinterpret_cast<float *>(dsm) : slot, *wp = colp + cols;
     const uint64_t gbase = b * rows * cols;
     /* each thread owns the columns c = (tid + k*THREADS)*V .. +V-1: no sharing, no barriers for them */
@@ -113,7 +118,7 @@ __global__ void __launch_bounds__(LT_CU_THREADS, 3) af_rows(const lt_cu_item *__
         if (t < ntiles) {
             const uint64_t r = r0 + (t / nchunk) * LT_CU_ROWB, c = (t % nchunk) * chunk + (uint64_t)threadIdx.x * V;
             const int nr = r1 - r < LT_CU_ROWB ? (int)(r1 - r) : LT_CU_ROWB;
-            float4 *dst = stage + (t & 1) * LT_CU_ROWB * LT_CU_THREADS;
+            float4 *dst = stage + (t % (NST > 0 ? NST : 1)) * LT_CU_ROWB * LT_CU_THREADS;
             if (c < cols)
                 for (int k = 0; k < nr; k++) {
                     const char *src = static_cast<const char *>(G) + (gbase + (r + k) * cols + c) * gsz;
@@ -124,22 +129,24 @@ __global__ void __launch_bounds__(LT_CU_THREADS, 3) af_rows(const lt_cu_item *__
         lt_cp_commit();
     };
     uint64_t tile = 0;
-    if constexpr (PIPE) issue(0);
+    if constexpr (PIPE)
+        for (int t = 0; t < NST - 1; t++) issue(t);
     for (uint64_t r = r0; r < r1; r += LT_CU_ROWB) {
         const int nr = r1 - r < LT_CU_ROWB ? (int)(r1 - r) : LT_CU_ROWB;
         float racc[LT_CU_ROWB] = {0.0f, 0.0f, 0.0f, 0.0f};
         for (uint64_t ci = 0; ci < nchunk; ci++, tile++) {
             const uint64_t c = ci * chunk + (uint64_t)threadIdx.x * V;
             if constexpr (PIPE) { /* one tile per chunk, whether or not this thread has columns in it */
-                issue(tile + 1);
-                lt_cp_wait<1>();
+                issue(tile + NST - 1);
+                lt_cp_wait<(NST > 1 ? NST - 1 : 0)>(); /* this tile has landed, the next NST - 1 are in flight */
             }
             if (c >= cols) continue;
             float gv[LT_CU_ROWB][V];
 #pragma unroll
             for (int k = 0; k < LT_CU_ROWB; k++)
                 if (k < nr) {
-                    if constexpr (PIPE) lt_ld<V>(stage + ((tile & 1) * LT_CU_ROWB + k) * LT_CU_THREADS, gdt, 0, gv[k]);
+                    if constexpr (PIPE) lt_ld<V>(stage + ((tile % (NST > 0 ? NST : 1)) * LT_CU_ROWB + k) * LT_CU_THREADS, gdt, 0,
+                                                 gv[k]);
                     else lt_ld<V>(G, gdt, gbase + (r + k) * cols + c, gv[k]);
                 }
             float cs[V];
@@ -319,7 +326,7 @@ __global__ void __launch_bounds__(LT_CU_THREADS) af_apply(const lt_cu_item *__re
     float *M = a->m;
     const float *rf = a->rf, *cf = factored ? a->cf : a->C;
     const uint64_t rows = a->rows, cols = a->cols;
-    const bool small = it->n <= 0xffffffffull;
+    const bool small = it->n <= 0xffffffffull, one = a->batch == 1; /* one matrix: C's index is the column */
     uint64_t vhi = lo;
     if (it->vec) {
         vhi = lo + ((hi - lo) & ~(uint64_t)3);
@@ -331,7 +338,7 @@ __global__ void __launch_bounds__(LT_CU_THREADS) af_apply(const lt_cu_item *__re
             if (factored) { /* 4 elements of one row (cols % 4 == 0) */
                 uint64_t br = small ? (uint64_t)((uint32_t)i / (uint32_t)cols) : i / cols, c = i - br * cols;
                 rfi = rf[br];
-                lt_ld<4>(cf, LT_DTYPE_F32, (br / rows) * cols + c, cv);
+                lt_ld<4>(cf, LT_DTYPE_F32, one ? c : (br / rows) * cols + c, cv);
             } else {
                 lt_ld<4>(cf, LT_DTYPE_F32, i, cv);
             }
@@ -349,7 +356,7 @@ __global__ void __launch_bounds__(LT_CU_THREADS) af_apply(const lt_cu_item *__re
         if (factored) {
             uint64_t br = small ? (uint64_t)((uint32_t)i / (uint32_t)cols) : i / cols, c = i - br * cols;
             rfi = rf[br];
-            cv = cf[(br / rows) * cols + c];
+            cv = cf[one ? c : (br / rows) * cols + c];
         } else {
             cv = cf[i];
         }
@@ -358,11 +365,11 @@ __global__ void __launch_bounds__(LT_CU_THREADS) af_apply(const lt_cu_item *__re
     }
 }
 
-template <int V, bool SM, bool PIPE>
+template <int V, bool SM, int NST>
 cudaError_t launch_rows(const lt_cu_item *items, int count, uint64_t nunits, uint64_t maxcols, const int *flag,
                         cudaStream_t s) {
-    const size_t smem = (SM ? 2 * maxcols * sizeof(float) : 0) + (PIPE ? AF_STAGE_BYTES : 0);
-    auto kernel = af_rows<V, SM, PIPE>;
+    const size_t smem = (SM ? 2 * maxcols * sizeof(float) : 0) + af_stage_bytes(NST);
+    auto kernel = af_rows<V, SM, NST>;
     if (smem > 0) { /* past 48 KB a launch needs the attribute raised first */
         cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
         if (e != cudaSuccess) return e;
@@ -382,13 +389,17 @@ cudaError_t lt_cu_launch_af(int kind, int variant, const lt_cu_item *items, int 
     case LT_CU_AF_ROWS:
         switch (variant & 7) {
         case 0:
-        case 4: return launch_rows<1, false, false>(items, count, nunits, maxcols, flag, s);
-        case 1: return launch_rows<4, false, false>(items, count, nunits, maxcols, flag, s);
+        case 4: return launch_rows<1, false, 0>(items, count, nunits, maxcols, flag, s);
+        case 1: return launch_rows<4, false, 0>(items, count, nunits, maxcols, flag, s);
         case 2:
-        case 6: return launch_rows<1, true, false>(items, count, nunits, maxcols, flag, s);
-        case 3: return launch_rows<4, true, false>(items, count, nunits, maxcols, flag, s);
-        case 5: return launch_rows<4, false, true>(items, count, nunits, maxcols, flag, s);
-        default: return launch_rows<4, true, true>(items, count, nunits, maxcols, flag, s);
+        case 6: return launch_rows<1, true, 0>(items, count, nunits, maxcols, flag, s);
+        case 3: return launch_rows<4, true, 0>(items, count, nunits, maxcols, flag, s);
+        case 5:
+            return variant & 8 ? launch_rows<4, false, 2>(items, count, nunits, maxcols, flag, s)
+                               : launch_rows<4, false, AF_STAGES>(items, count, nunits, maxcols, flag, s);
+        default:
+            return variant & 8 ? launch_rows<4, true, 2>(items, count, nunits, maxcols, flag, s)
+                               : launch_rows<4, true, AF_STAGES>(items, count, nunits, maxcols, flag, s);
         }
     case LT_CU_AF_VEC: LT_LAUNCH(af_vec, (unsigned)nunits, LT_CU_THREADS, 0, s)(items, count, flag); break;
     case LT_CU_AF_FINAL: LT_LAUNCH(af_final, (unsigned)nunits, LT_CU_THREADS, 0, s)(items, count, flag); break;

@@ -480,15 +480,16 @@ static void add_launch(std::vector<Launch> &plan, std::vector<lt_cu_item> &items
     if (L.nunits) plan.push_back(L);
 }
 
-/* LT_LOWBIT_PIPE=0 selects the low-bit kernel that loads each block's p and g
- * when it starts instead of staging the next block's while one computes (the
- * default), LT_ADAFACTOR_PIPE=0 the Adafactor row pass that loads each group
- * of rows when it starts instead of staging the next tile of g: identical
- * results, for timing one against the other. Read at each flush, so a test
- * may switch them between steps. */
-static int staged(const char *env) {
-    const char *v = getenv(env);
-    return !(v && v[0] == '0' && v[1] == 0);
+/* LT_ADAFACTOR_PIPE=0 selects the Adafactor row pass that loads each group of
+ * rows when it starts instead of staging the next tiles of g, =2 the one that
+ * stages one tile ahead instead of three (the default): identical results, for
+ * timing one against another. Read at each flush, so a test may switch it
+ * between steps. Returns the lt_cu_launch_af variant bits. */
+static int af_pipe_bits() {
+    const char *v = getenv("LT_ADAFACTOR_PIPE");
+    if (v && v[0] == '0' && v[1] == 0) return 0;
+    if (v && v[0] == '2' && v[1] == 0) return 4 | 8;
+    return 4;
 }
 
 static int run_plan(lt_cuda *c, std::vector<Launch> &plan, std::vector<lt_cu_item> &items) {
@@ -518,9 +519,9 @@ static int run_plan(lt_cuda *c, std::vector<Launch> &plan, std::vector<lt_cu_ite
         if (L.kind == LT_CU_CHECK) e = lt_cu_launch_check(d, L.count, L.nunits, c->flag, c->stream);
         else if (L.kind <= LT_CU_EW_LAST) e = lt_cu_launch_ew(L.kind, d, L.count, L.nunits, c->flag, c->stream);
         else if (L.kind >= LT_CU_BNB8_ADAM && L.kind <= LT_CU_AO4)
-            e = lt_cu_launch_q(L.kind, L.block, staged("LT_LOWBIT_PIPE"), d, L.count, L.nunits, L.t0, L.t1, c->flag,
+            e = lt_cu_launch_q(L.kind, L.block, d, L.count, L.nunits, L.t0, L.t1, c->flag,
                                c->sm_count, c->stream);
-        else e = lt_cu_launch_af(L.kind, L.variant | (staged("LT_ADAFACTOR_PIPE") ? 4 : 0), d, L.count, L.nunits,
+        else e = lt_cu_launch_af(L.kind, L.variant | af_pipe_bits(), d, L.count, L.nunits,
                                  L.maxcols, c->flag, c->stream);
         if (e != cudaSuccess) {
             cudaGetLastError();

@@ -378,6 +378,50 @@ LT_KHD static inline int lt_cu_quantize_d(const lt_cu_qtab *t, const lt_cu_qdiv 
     return c;
 }
 
+/* A block whose maximum is positive, finite and in [2^-60, 2^60], with a fast
+ * table (lt_cu_qfast_ok): every value of the block is then finite and at most
+ * the maximum in magnitude, so each quotient lies in [-1, 1], which the bucket
+ * table covers. lt_cu_quantize_f is lt_cu_quantize_d's arithmetic for such a
+ * block without its branches (the kernels' common case; the same codes,
+ * tests/test_cuda_host.c). */
+typedef struct lt_cu_qfast {
+    uint32_t emin, levels;
+    int32_t small0, small1;
+} lt_cu_qfast;
+
+/* amax_bits: the block's largest |x| as lt_cu_absbits gives it, before any
+ * clamping of the maximum (torchao's 1e-12 floor would hide a NaN) */
+LT_KHD static inline int lt_cu_qfast_ok(const lt_cu_qdiv *d, uint32_t amax_bits) {
+    return d->fast && d->ok != 0.0f && amax_bits < 0x7f800000u;
+}
+
+LT_KHD static inline lt_cu_qfast lt_cu_qfast_make(const lt_cu_qtab *t) {
+    lt_cu_qfast f;
+    f.emin = (uint32_t)t->emin;
+    f.levels = (uint32_t)(128 - t->emin);
+    f.small0 = t->small_code[0];
+    f.small1 = t->small_code[1];
+    return f;
+}
+
+LT_KHD static inline int lt_cu_quantize_f(const lt_cu_qtab *t, const lt_cu_qfast *f, const lt_cu_qdiv *d, float x,
+                                          int signfix) {
+    const float q0 = x * d->r, e = fmaf(-q0, d->a, x), q1 = fmaf(e, d->r, q0);
+    const float q = fabsf(x) < d->lo ? q0 : q1;
+    const uint32_t u = lt_cu_f2u(q), s = u >> 31, ex = (u >> 23) & 0xffu;
+    const int small = ex < f->emin;
+    const uint32_t idx = ((s ? f->levels : 0u) + ((small ? f->emin : ex) - f->emin)) * 128u + ((u >> 16) & 0x7fu);
+    int c = t->near[idx];
+    c += q >= t->th[c];
+    c = small ? (s ? f->small1 : f->small0) : c;
+    if (signfix) {
+        int32_t x_neg = (int32_t)(lt_cu_f2u(x) >> 31), nonzero = (lt_cu_f2u(x) & 0x7fffffffu) != 0;
+        int32_t differ = ((c < t->nneg) ^ x_neg) & nonzero;
+        c += differ * (1 - 2 * x_neg);
+    }
+    return c;
+}
+
 /* the same with a plain division (the reference the fast form is tested against) */
 LT_KHD static inline int lt_cu_quantize(const lt_cu_qtab *t, float x, float amax, int signfix) {
     const float ok = amax > 0.0f ? 1.0f : 0.0f, a = amax > 0.0f ? amax : 1.0f;
