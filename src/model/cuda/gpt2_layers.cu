@@ -178,7 +178,8 @@ template <typename S>
 __global__ void bias_fill_kernel(S *out, const S *bias, size_t N, int OC) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= N * (size_t)OC) return;
-    out[i] = bias[i % (size_t)OC]; /* a copy: no rounding */
+    /* a copy: no rounding; the 32-bit remainder where it fits (a 64-bit one cost more than the memory traffic) */
+    out[i] = bias[N * (size_t)OC <= 0xffffffffu ? (size_t)((uint32_t)i % (uint32_t)OC) : i % (size_t)OC];
 }
 
 /* ---- elementwise ---- */
