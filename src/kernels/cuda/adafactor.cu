@@ -71,20 +71,22 @@ __global__ void __launch_bounds__(LT_CU_THREADS) af_psum(const lt_cu_item *__res
 }
 
 /* The staged row pass's tiles: LT_CU_ROWB rows x one chunk of LT_CU_THREADS * 4 columns, each thread's 4
- * columns of each row in its own 16-byte slot (8 bytes used for a 16-bit g); two stages, 32 KB. */
-/* tiles in flight in the staged row pass: 2 (one ahead) measured 483 us for a 262M-parameter step's 1 GB of
- * gradients on an H200 (0.51 of its copy bandwidth: each CTA waits for its tile at every group of rows) */
+ * columns of each row in its own 16-byte slot (8 bytes used for a 16-bit g), 16 KB a stage. AF_STAGES stages
+ * keep AF_STAGES - 1 tiles in flight: with 2 (one ahead) the pass read a 262M-parameter step's 1 GB of
+ * gradients in 483 us on an H200, 0.51 of its copy bandwidth, each CTA waiting for its tile at every group of
+ * rows; 4 stages (64 KB) are unmeasured (LT_ADAFACTOR_PIPE=2 selects 2). */
 constexpr int AF_STAGES = 4;
 constexpr size_t af_stage_bytes(int nst) { return (size_t)nst * LT_CU_ROWB * LT_CU_THREADS * sizeof(float4); }
 
-/* V: vector width (4 or 1); SM: column sums in shared memory, else in the group's workspace slot; PIPE (V = 4
- * only): the first sweep's tiles of g come through shared memory with cp.async, the next tile in flight while
- * this one is summed and while a row group is reduced and swept again, so that the CTA's loads no longer stop
- * at every group of rows. The same operations in the same order either way: the same bits. */
+/* V: vector width (4 or 1); SM: column sums in shared memory, else in the group's workspace slot; NST > 0 (V = 4
+ * only): the first sweep's tiles of g come through shared memory with cp.async in NST stages, the next NST - 1
+ * tiles in flight while this one is summed and while a row group is reduced and swept again, so that the CTA's
+ * loads do not stop at every group of rows. The same operations in the same order either way: the same bits. */
 template <int V, bool SM, int NST>
 __global__ void __launch_bounds__(LT_CU_THREADS, 3) af_rows(const lt_cu_item *__restrict__ items, int count,
                                                          const int *flag) {
     constexpr bool PIPE = NST > 0;
+    constexpr int NS = PIPE ? NST : 1; /* the modulus of a tile's stage */
     static_assert(!PIPE || V == 4, "the staged row pass moves 4 columns per copy");
     LT_DYN_SMEM(float4, dsm0);
     __shared__ double red[LT_CU_ROWB][LT_CU_THREADS / 32];
@@ -118,7 +120,7 @@ __global__ void __launch_bounds__(LT_CU_THREADS, 3) af_rows(const lt_cu_item *__
         if (t < ntiles) {
             const uint64_t r = r0 + (t / nchunk) * LT_CU_ROWB, c = (t % nchunk) * chunk + (uint64_t)threadIdx.x * V;
             const int nr = r1 - r < LT_CU_ROWB ? (int)(r1 - r) : LT_CU_ROWB;
-            float4 *dst = stage + (t % (NST > 0 ? NST : 1)) * LT_CU_ROWB * LT_CU_THREADS;
+            float4 *dst = stage + (t % NS) * LT_CU_ROWB * LT_CU_THREADS;
             if (c < cols)
                 for (int k = 0; k < nr; k++) {
                     const char *src = static_cast<const char *>(G) + (gbase + (r + k) * cols + c) * gsz;
@@ -145,8 +147,7 @@ __global__ void __launch_bounds__(LT_CU_THREADS, 3) af_rows(const lt_cu_item *__
 #pragma unroll
             for (int k = 0; k < LT_CU_ROWB; k++)
                 if (k < nr) {
-                    if constexpr (PIPE) lt_ld<V>(stage + ((tile % (NST > 0 ? NST : 1)) * LT_CU_ROWB + k) * LT_CU_THREADS, gdt, 0,
-                                                 gv[k]);
+                    if constexpr (PIPE) lt_ld<V>(stage + ((tile % NS) * LT_CU_ROWB + k) * LT_CU_THREADS, gdt, 0, gv[k]);
                     else lt_ld<V>(G, gdt, gbase + (r + k) * cols + c, gv[k]);
                 }
             float cs[V];
@@ -326,7 +327,7 @@ __global__ void __launch_bounds__(LT_CU_THREADS) af_apply(const lt_cu_item *__re
     float *M = a->m;
     const float *rf = a->rf, *cf = factored ? a->cf : a->C;
     const uint64_t rows = a->rows, cols = a->cols;
-    const bool small = it->n <= 0xffffffffull, one = a->batch == 1; /* one matrix: C's index is the column */
+    const bool small = it->n <= 0xffffffffull, one = a->batch == 1; /* one matrix: C is indexed by column */
     uint64_t vhi = lo;
     if (it->vec) {
         vhi = lo + ((hi - lo) & ~(uint64_t)3);
