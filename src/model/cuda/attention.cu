@@ -5,10 +5,10 @@
  * from q, k and that log-sum-exp.
  *
  * Arithmetic is fp32 FMA on the CUDA cores with shared-memory tiling. These
- * kernels serve fp32 storage, head sizes above 64 (unless
- * lt_cunn_attention_tc128 asks for the tensor cores there), and everything
- * when lt_cunn_attention_simt asks; bf16 and fp16 storage with hs <= 64 go to
- * the tensor-core kernels of attention_tc.cu (the entry points below choose).
+ * kernels serve fp32 storage, 16-bit head sizes above 64 when
+ * lt_cunn_attention_tc128 turned the tensor cores off there, and everything
+ * when lt_cunn_attention_simt asks; bf16 and fp16 storage otherwise go to the
+ * tensor-core kernels of attention_tc.cu (the entry points below choose).
  * Head sizes hs <= 128 are served by three instantiations of the
  * kernels, DH = 32, 64 or 128 dims (the head zero-padded to DH in shared
  * memory and registers; zeros add nothing to the dot products and the padded
