@@ -7,42 +7,39 @@
 
 /* Both conversions go in pieces of LT_PF_PIECE, each asking for the 16-bit side's lines ahead (foreach.h). */
 LT_KERNEL void lt_cpu_load_f32(lt_karr x, size_t off, float *out, size_t n) {
+    const size_t es = x.dt == LT_DTYPE_F32 ? sizeof(float) : sizeof(uint16_t);
     for (size_t s = 0; s < n; s += LT_PF_PIECE) {
         const size_t e = s + LT_PF_PIECE < n ? s + LT_PF_PIECE : n;
+        lt_prefetch_ahead((const char *)x.ptr + (off + s) * es, (e - s) * es, 0);
         if (x.dt == LT_DTYPE_F32) {
             const float *src = (const float *)x.ptr + off;
-            lt_prefetch_ahead(src + s, (e - s) * sizeof(float), 0);
             for (size_t i = s; i < e; i++) out[i] = src[i];
         } else if (x.dt == LT_DTYPE_BF16) {
             const uint16_t *src = (const uint16_t *)x.ptr + off;
-            lt_prefetch_ahead(src + s, (e - s) * sizeof(uint16_t), 0);
             for (size_t i = s; i < e; i++) out[i] = lt_bf16_to_f32(src[i]);
         } else {
             const uint16_t *src = (const uint16_t *)x.ptr + off;
-            lt_prefetch_ahead(src + s, (e - s) * sizeof(uint16_t), 0);
             for (size_t i = s; i < e; i++) out[i] = lt_f16_to_f32(src[i]);
         }
     }
 }
 
 LT_KERNEL void lt_cpu_store_f32(lt_karr x, size_t off, const float *in, size_t n) {
+    const size_t es = x.dt == LT_DTYPE_F32 ? sizeof(float) : sizeof(uint16_t);
     for (size_t s = 0; s < n; s += LT_PF_PIECE) {
         const size_t e = s + LT_PF_PIECE < n ? s + LT_PF_PIECE : n;
+        lt_prefetch_ahead((char *)x.ptr + (off + s) * es, (e - s) * es, 1);
         if (x.dt == LT_DTYPE_F32) {
             float *dst = (float *)x.ptr + off;
-            lt_prefetch_ahead(dst + s, (e - s) * sizeof(float), 1);
             for (size_t i = s; i < e; i++) dst[i] = in[i];
         } else if (x.dt == LT_DTYPE_BF16 && x.sr) { /* stochastic rounding: the bits depend on the element index */
             uint16_t *dst = (uint16_t *)x.ptr + off;
-            lt_prefetch_ahead(dst + s, (e - s) * sizeof(uint16_t), 1);
             for (size_t i = s; i < e; i++) dst[i] = lt_f32_to_bf16_sr(in[i], lt_sr_bits(x.sr, off + i));
         } else if (x.dt == LT_DTYPE_BF16) {
             uint16_t *dst = (uint16_t *)x.ptr + off;
-            lt_prefetch_ahead(dst + s, (e - s) * sizeof(uint16_t), 1);
             for (size_t i = s; i < e; i++) dst[i] = lt_f32_to_bf16(in[i]);
         } else {
             uint16_t *dst = (uint16_t *)x.ptr + off;
-            lt_prefetch_ahead(dst + s, (e - s) * sizeof(uint16_t), 1);
             for (size_t i = s; i < e; i++) dst[i] = lt_f32_to_f16(in[i]);
         }
     }

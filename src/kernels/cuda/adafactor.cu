@@ -76,7 +76,7 @@ __global__ void __launch_bounds__(LT_CU_THREADS) af_psum(const lt_cu_item *__res
  * gradients in 483 us on an H200, 0.51 of its copy bandwidth, each CTA waiting for its tile at every group of
  * rows; 4 stages (64 KB) are unmeasured (LT_ADAFACTOR_PIPE=2 selects 2). */
 constexpr int AF_STAGES = 4;
-constexpr size_t af_stage_bytes(int nst) { return (size_t)nst * LT_CU_ROWB * LT_CU_THREADS * sizeof(float4); }
+LT_KHD constexpr size_t af_stage_bytes(int nst) { return (size_t)nst * LT_CU_ROWB * LT_CU_THREADS * sizeof(float4); }
 
 /* V: vector width (4 or 1); SM: column sums in shared memory, else in the group's workspace slot; NST > 0 (V = 4
  * only): the first sweep's tiles of g come through shared memory with cp.async in NST stages, the next NST - 1
@@ -104,7 +104,7 @@ __global__ void __launch_bounds__(LT_CU_THREADS, 3) af_rows(const lt_cu_item *__
     float *R = a->R + b * rows;
     float *slot = a->colpart + (b * ng + rg) * 2 * cols;
     float4 *stage = dsm0 + threadIdx.x; /* PIPE: stage s, row k at stage[(s ROWB + k) THREADS] */
-    float4 *dsm = dsm0 + (size_t)NST * LT_CU_ROWB * LT_CU_THREADS; /* past the stages (af_stage_bytes) */
+    float4 *dsm = dsm0 + af_stage_bytes(NST) / sizeof(float4); /* past the stages */
     float *colp = SM ? reinterpret_cast<float *>(dsm) : slot, *wp = colp + cols;
     const uint64_t gbase = b * rows * cols;
     /* each thread owns the columns c = (tid + k*THREADS)*V .. +V-1: no sharing, no barriers for them */
