@@ -16,6 +16,8 @@
  * Attention runs over shapes of its own (run_attention: T from 1 to 130,
  * hs 32, 48, 64 and 128), checking out, lse (against a double-precision
  * log-sum-exp), the backward's D = dout . out scratch and dq / dk / dv; in
+ * fp32 with the CUDA-core kernels and, up to hs 64, the tensor cores' 3xTF32
+ * ones, both under TOL_F32; in
  * bf16 and fp16 both with the tensor-core kernels (every hs: the test turns
  * on lt_cunn_attention_tc128, which hs 128 needs) and with the
  * CUDA-core ones (lt_cunn_attention_simt), under the same tolerances (the
@@ -551,11 +553,15 @@ static void ref_lse(float *lse, const float *qkv, int B, int T, int C, int NH) {
             }
 }
 
+/* whether attention of dtype dt and head size hs runs on the tensor cores (the defaults, and tc128 on): 16-bit up to
+ * hs 128, fp32 (3xTF32) up to 64, unless simt */
+static int attn_on_tc(lt_dtype dt, int hs, int simt) { return !simt && hs <= (dt == LT_DTYPE_F32 ? 64 : 128); }
+
 static void run_attention(const attn_shape *s, lt_dtype dt, int simt) {
     const int B = s->B, T = s->T, C = s->C, NH = s->NH;
     const size_t N = (size_t)B * T, NC = N * C, C3 = 3 * (size_t)C, NR = (size_t)B * NH * T;
     const double tol = dt == LT_DTYPE_F32 ? TOL_F32 : dt == LT_DTYPE_BF16 ? TOL_BF16 : TOL_F16;
-    const int tc = !simt && dt != LT_DTYPE_F32 && C / NH <= 128;
+    const int tc = attn_on_tc(dt, C / NH, simt);
     lt_cunn_attention_simt(nn, simt);
     printf("attention B %d T %d C %d NH %d (hs %d), %s storage, %s\n", B, T, C, NH, C / NH, dtn(dt),
            tc ? "tensor cores" : "CUDA cores");
@@ -608,10 +614,11 @@ static void run_attention(const attn_shape *s, lt_dtype dt, int simt) {
  * tensor-core kernels became the default after this measured them faster): ms per forward and per backward
  * (median of 5 timings of 4 calls,
  * after a warm-up), and TFLOP/s counting the causal pairs only (B NH T (T + 1) / 2), 4 hs flops a pair forward
- * (q.k, p v) and 10 backward (s again, dP, dq, dk, dv), for the tensor-core and CUDA-core kernels in bf16 and
- * fp16 and the CUDA-core kernel in fp32. Also
- * checks the tensor-core results against the CUDA-core ones at this size (each is within TOL_BF16 / TOL_F16 of
- * the exact values on the small shapes; here their difference is held to twice that). One line per kernel:
+ * (q.k, p v) and 10 backward (s again, dP, dq, dk, dv), for the tensor-core and CUDA-core kernels in bf16,
+ * fp16 and fp32 (the tensor cores' fp32 is 3xTF32, up to hs 64). Also
+ * checks the tensor-core results against the CUDA-core ones at this size (each is within TOL_BF16 / TOL_F16 /
+ * TOL_F32 of the exact values on the small shapes; here their difference is held to twice that). One line per
+ * kernel:
  *   attn-bench dtype=bf16 kernel=tensor B=4 T=1024 C=768 NH=12 fwd_ms=... bwd_ms=... fwd_tflops=... bwd_tflops=... */
 static double now_s(void) {
     struct timespec t;
@@ -630,11 +637,13 @@ static void bench_attention(int B, int T, int C, int NH) {
     const struct {
         lt_dtype dt;
         int simt;
-    } runs[] = {{LT_DTYPE_BF16, 0}, {LT_DTYPE_BF16, 1}, {LT_DTYPE_F16, 0}, {LT_DTYPE_F16, 1}, {LT_DTYPE_F32, 1}};
-    float *res[5][2] = {{NULL}};
-    for (int r = 0; r < 5; r++) {
+    } runs[] = {{LT_DTYPE_BF16, 0}, {LT_DTYPE_BF16, 1}, {LT_DTYPE_F16, 0},
+                {LT_DTYPE_F16, 1},  {LT_DTYPE_F32, 0}, {LT_DTYPE_F32, 1}};
+    enum { NRUNS = sizeof runs / sizeof runs[0] };
+    float *res[NRUNS][2] = {{NULL}};
+    for (int r = 0; r < NRUNS; r++) {
         const lt_dtype dt = runs[r].dt;
-        const int tc = !runs[r].simt && dt != LT_DTYPE_F32 && C / NH <= 128;
+        const int tc = attn_on_tc(dt, C / NH, runs[r].simt);
         if (!runs[r].simt && !tc) continue;
         lt_cunn_attention_simt(nn, runs[r].simt);
         float *x = fbuf(N * C3), *g = fbuf(NC);
@@ -666,14 +675,14 @@ static void bench_attention(int B, int T, int C, int NH) {
         free(x), free(g);
         free_all();
     }
-    for (int r = 0; r + 1 < 4; r += 2) {
+    for (int r = 0; r + 1 < NRUNS; r += 2) {
         if (!res[r][0] || !res[r + 1][0]) continue;
         const lt_dtype dt = runs[r].dt;
-        const double tol = 2 * (dt == LT_DTYPE_BF16 ? TOL_BF16 : TOL_F16);
+        const double tol = 2 * (dt == LT_DTYPE_BF16 ? TOL_BF16 : dt == LT_DTYPE_F16 ? TOL_F16 : TOL_F32);
         expect("attention out: tensor vs CUDA cores", dt, res[r][0], res[r + 1][0], NC, tol);
         expect("attention dqkv: tensor vs CUDA cores", dt, res[r][1], res[r + 1][1], N * C3, tol);
     }
-    for (int r = 0; r < 5; r++) free(res[r][0]), free(res[r][1]);
+    for (int r = 0; r < NRUNS; r++) free(res[r][0]), free(res[r][1]);
     free(qkv), free(dout);
     lt_cunn_attention_simt(nn, 0);
 }
@@ -699,6 +708,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     lt_cunn_attention_tc128(nn, 1); /* the tensor-core kernels at hs 128 too (the default; LT_ATTENTION_TC128=0) */
+    lt_cunn_attention_tf32(nn, 1);  /* fp32 on the tensor cores up to hs 64 (the default; LT_ATTENTION_TF32=0) */
     /* a bad dtype is refused with a message */
     CHECK(lt_cunn_gelu_forward(nn, LT_DTYPE_U8, NULL, NULL, 1) == -1 && strstr(lt_cunn_error(nn), "U8"),
           "U8 storage was not refused: '%s'", lt_cunn_error(nn));
@@ -719,13 +729,13 @@ int main(int argc, char **argv) {
         run(&SHAPES[i], LT_DTYPE_BF16);
         run(&SHAPES[i], LT_DTYPE_F16);
     }
-    for (size_t i = 0; i < sizeof ATTN_SHAPES / sizeof ATTN_SHAPES[0]; i++) {
-        run_attention(&ATTN_SHAPES[i], LT_DTYPE_F32, 0);
+    for (size_t i = 0; i < sizeof ATTN_SHAPES / sizeof ATTN_SHAPES[0]; i++)
         for (int simt = 0; simt < 2; simt++) {
+            const int hs = ATTN_SHAPES[i].C / ATTN_SHAPES[i].NH;
+            if (simt || attn_on_tc(LT_DTYPE_F32, hs, 0)) run_attention(&ATTN_SHAPES[i], LT_DTYPE_F32, simt);
             run_attention(&ATTN_SHAPES[i], LT_DTYPE_BF16, simt);
             run_attention(&ATTN_SHAPES[i], LT_DTYPE_F16, simt);
         }
-    }
     lt_cunn_attention_simt(nn, 0);
     /* a head above the kernels' 128 dims is refused with a message */
     CHECK(lt_cunn_attention_forward(nn, LT_DTYPE_F32, NULL, NULL, NULL, 1, 4, 160, 1) == -1 &&

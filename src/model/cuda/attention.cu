@@ -5,10 +5,11 @@
  * from q, k and that log-sum-exp.
  *
  * Arithmetic is fp32 FMA on the CUDA cores with shared-memory tiling. These
- * kernels serve fp32 storage, 16-bit head sizes above 64 when
+ * kernels serve fp32 storage with head sizes above 64 (or any, after
+ * lt_cunn_attention_tf32(nn, 0)), 16-bit head sizes above 64 when
  * lt_cunn_attention_tc128 turned the tensor cores off there, and everything
- * when lt_cunn_attention_simt asks; bf16 and fp16 storage otherwise go to the
- * tensor-core kernels of attention_tc.cu (the entry points below choose).
+ * when lt_cunn_attention_simt asks; the rest goes to the tensor-core kernels
+ * of attention_tc.cu (the entry points below choose).
  * Head sizes hs <= 128 are served by three instantiations of the
  * kernels, DH = 32, 64 or 128 dims (the head zero-padded to DH in shared
  * memory and registers; zeros add nothing to the dot products and the padded
@@ -418,6 +419,12 @@ int lt_cunn_attention_simt(lt_cunn *nn, int on) {
 int lt_cunn_attention_tc128(lt_cunn *nn, int on) {
     const int was = nn->attn_tc128;
     nn->attn_tc128 = on != 0;
+    return was;
+}
+
+int lt_cunn_attention_tf32(lt_cunn *nn, int on) {
+    const int was = nn->attn_tf32;
+    nn->attn_tf32 = on != 0;
     return was;
 }
 

@@ -1,6 +1,7 @@
 /* What the two attention implementations share (attention.cu: fp32 FMA on
  * the CUDA cores, every storage type, head sizes up to 128; attention_tc.cu:
- * tensor cores, 16-bit storage, head sizes up to 64, or 128 when asked): the CTA numbering, the
+ * tensor cores, 16-bit storage with head sizes up to 64, or 128 when asked,
+ * and fp32 storage with head sizes up to 64 by 3xTF32): the CTA numbering, the
  * scores' scale, and the tensor-core path's entry points. Internal to
  * src/model/cuda; every name is in the namespace ltnn. */
 #ifndef LT_MODEL_CUDA_ATTENTION_CUH
@@ -37,10 +38,13 @@ float exact_inv_scale(int hs);
 /* The instantiation for head size hs (at most 128): its DH, 32, 64 or 128 dims (the head zero-padded to it). */
 inline int head_dims(int hs) { return hs <= 32 ? 32 : hs <= 64 ? 64 : 128; }
 
-/* The tensor-core kernels serve 16-bit storage (bf16, fp16) and head sizes up to 64, up to 128 when nn asks for
- * them (lt_cunn_attention_tc128), unless nn keeps attention on the CUDA cores (lt_cunn_attention_simt). */
+/* The tensor-core kernels serve 16-bit storage (bf16, fp16) with head sizes up to 64, up to 128 when nn asks for
+ * them (lt_cunn_attention_tc128), and fp32 storage with head sizes up to 64 by 3xTF32 products when nn asks
+ * for them (lt_cunn_attention_tf32), unless nn keeps attention on the CUDA cores (lt_cunn_attention_simt). */
 inline bool attn_tc_serves(const lt_cunn *nn, lt_dtype dt, int hs) {
-    return !nn->attn_simt && (dt == LT_DTYPE_BF16 || dt == LT_DTYPE_F16) && (hs <= 64 || (nn->attn_tc128 && hs <= 128));
+    if (nn->attn_simt) return false;
+    if (dt == LT_DTYPE_F32) return nn->attn_tf32 && hs <= 64;
+    return (dt == LT_DTYPE_BF16 || dt == LT_DTYPE_F16) && (hs <= 64 || (nn->attn_tc128 && hs <= 128));
 }
 
 /* The tensor-core forward and backward (attention_tc.cu), same arguments and results as

@@ -49,44 +49,107 @@ constexpr int NW = 4;       /* warps per CTA */
 constexpr int QR = 16 * NW; /* rows a CTA owns */
 constexpr int KT = 32;      /* rows of a streamed tile */
 constexpr int SLD = KT + 4; /* floats per row of a warp's score tile */
-constexpr int PLD = KT + 8; /* 16-bit values per row of the P / dS tile written over it */
 
-/* the wmma element type of a storage type */
-template <typename S> struct wtype;
-template <> struct wtype<uint16_t> {
-    typedef __nv_bfloat16 T;
+/* What the products of a storage type S take: the wmma element type W, the type M the fragments load from, the
+ * staged element E (the storage's own bits), and the fragments' depth K (m16n16k16 for 16-bit, m16n16k8 tf32). */
+template <typename S> struct opnd;
+template <> struct opnd<uint16_t> {
+    typedef __nv_bfloat16 W;
+    typedef __nv_bfloat16 M;
+    typedef uint16_t E;
+    static constexpr int K = 16;
 };
-template <> struct wtype<f16s> {
-    typedef __half T;
+template <> struct opnd<f16s> {
+    typedef __half W;
+    typedef __half M;
+    typedef uint16_t E;
+    static constexpr int K = 16;
+};
+template <> struct opnd<float> {
+    typedef wm::precision::tf32 W;
+    typedef float M;
+    typedef float E;
+    static constexpr int K = 8;
 };
 
-__device__ __forceinline__ uint16_t bits16(uint16_t x) { return x; }
-__device__ __forceinline__ uint16_t bits16(f16s x) { return x.bits; }
-__device__ __forceinline__ uint16_t to16(uint16_t *, float x) { return lt_cu_f32_to_bf16(x); }
-__device__ __forceinline__ uint16_t to16(f16s *, float x) { return lt_cu_f32_to_f16(x); }
+__device__ __forceinline__ uint16_t bits_of(uint16_t x) { return x; }
+__device__ __forceinline__ uint16_t bits_of(f16s x) { return x.bits; }
+__device__ __forceinline__ float bits_of(float x) { return x; }
+/* the staged operand of a P or dS value: rounded to the 16-bit storage type, or kept in fp32 (split at the product) */
+__device__ __forceinline__ uint16_t to_opnd(uint16_t *, float x) { return lt_cu_f32_to_bf16(x); }
+__device__ __forceinline__ uint16_t to_opnd(f16s *, float x) { return lt_cu_f32_to_f16(x); }
+__device__ __forceinline__ float to_opnd(float *, float x) { return x; }
 
 template <typename S, int DH> struct Tc {
-    typedef typename wtype<S>::T W;
-    static constexpr int LD = DH + 8; /* 16-bit values per staged row (the padding spreads the banks) */
+    typedef typename opnd<S>::W W;
+    typedef typename opnd<S>::M M;
+    typedef typename opnd<S>::E E;
+    static constexpr int K = opnd<S>::K;
+    static constexpr int LD = DH + 16 / (int)sizeof(E); /* values per staged row (16 bytes of padding spread the banks) */
     static constexpr int OLD = DH + 4; /* floats per row of a warp's output tile */
-    static constexpr int ND = DH / 16;
-    typedef wm::fragment<wm::matrix_a, 16, 16, 16, W, wm::row_major> A;
-    typedef wm::fragment<wm::matrix_b, 16, 16, 16, W, wm::row_major> Brow;
-    typedef wm::fragment<wm::matrix_b, 16, 16, 16, W, wm::col_major> Bcol;
-    typedef wm::fragment<wm::accumulator, 16, 16, 16, float> Acc;
+    static constexpr int NK = DH / K;  /* matrix_a fragments across a head's dims */
+    static constexpr int ND = DH / 16; /* accumulators across a head's dims */
+    /* values per row of the P / dS tile written over a score tile: 16-bit, or fp32 in place of each score */
+    static constexpr int PLD = sizeof(E) == 2 ? KT + 8 : SLD;
+    typedef wm::fragment<wm::matrix_a, 16, 16, K, W, wm::row_major> A;
+    typedef wm::fragment<wm::matrix_b, 16, 16, K, W, wm::row_major> Brow;
+    typedef wm::fragment<wm::matrix_b, 16, 16, K, W, wm::col_major> Bcol;
+    typedef wm::fragment<wm::accumulator, 16, 16, K, float> Acc;
 };
 
-/* dst rows 0..rows-1 (Tc::LD apart) = src rows (stride elements apart), the 16-bit values as they are; zero for
- * rows >= valid and dims >= hs. vec: hs and stride multiples of 8 and src 16-byte aligned, 8 values per load. */
+/* x rounded to tf32 (cvt.rna: nearest, ties away from zero). On the GPU a volatile asm, so that the compiler
+ * splits a fragment where it is used instead of hoisting the split parts of the resident fragments out of the
+ * loops over tiles (which doubles their registers: the fp32 dq / dk / dv kernels then spill). */
+__device__ __forceinline__ float tf32_rna(float x) {
+#ifdef LT_CUDA_EMU
+    return wm::__float_to_tf32(x);
+#else
+    uint32_t r;
+    asm volatile("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
+    return __uint_as_float(r);
+#endif
+}
+
+/* f = big + small, each rounded to tf32 (big carries x's first 11 significant bits, small the next 11) */
+template <typename F> __device__ __forceinline__ void split_tf32(const F &f, F &big, F &small) {
+#pragma unroll
+    for (int i = 0; i < f.num_elements; i++) {
+        const float x = f.x[i], b = tf32_rna(x);
+        big.x[i] = b;
+        small.x[i] = tf32_rna(x - b);
+    }
+}
+
+/* d += a b: one product of 16-bit operands, or for fp32 three tf32 products (3xTF32: a_small b_big + a_big b_small
+ * + a_big b_big, the small terms first; the a_small b_small term, 2^-22 of the product, is dropped), which keeps
+ * fp32's accuracy to within a few units in its last place */
+template <typename S, typename Acc, typename A, typename B>
+__device__ __forceinline__ void mma(Acc &d, const A &a, const B &b) {
+    if constexpr (std::is_same<S, float>::value) {
+        A ab, as;
+        B bb, bs;
+        split_tf32(a, ab, as);
+        split_tf32(b, bb, bs);
+        wm::mma_sync(d, as, bb, d);
+        wm::mma_sync(d, ab, bs, d);
+        wm::mma_sync(d, ab, bb, d);
+    } else {
+        wm::mma_sync(d, a, b, d);
+    }
+}
+
+/* dst rows 0..rows-1 (Tc::LD apart) = src rows (stride elements apart), the storage's values as they are; zero
+ * for rows >= valid and dims >= hs. vec: hs and stride multiples of 8 and src 16-byte aligned, 16 bytes per load. */
 template <typename S, int DH>
-__device__ __forceinline__ void stage16(uint16_t *dst, const S *src, size_t stride, int rows, int valid, int hs,
-                                        bool vec) {
+__device__ __forceinline__ void stage(typename Tc<S, DH>::E *dst, const S *src, size_t stride, int rows, int valid,
+                                      int hs, bool vec) {
+    typedef typename Tc<S, DH>::E E;
     constexpr int LD = Tc<S, DH>::LD;
     const int tid = threadIdx.x, nt = 32 * NW;
     if (vec) {
-        constexpr int CPR = DH / 8; /* chunks per row */
+        constexpr int VPC = 16 / (int)sizeof(S), CPR = DH / VPC; /* values per chunk, chunks per row */
         for (int i = tid; i < rows * CPR; i += nt) {
-            const int r = i / CPR, d = 8 * (i % CPR);
+            const int r = i / CPR, d = VPC * (i % CPR);
             int4 v = {0, 0, 0, 0};
             if (r < valid && d < hs) {
                 const S *p = src + (size_t)r * stride + (size_t)d;
@@ -99,53 +162,55 @@ __device__ __forceinline__ void stage16(uint16_t *dst, const S *src, size_t stri
     } else {
         for (int i = tid; i < rows * DH; i += nt) {
             const int r = i / DH, d = i % DH;
-            dst[r * LD + d] = r < valid && d < hs ? bits16(src[(size_t)r * stride + (size_t)d]) : (uint16_t)0;
+            dst[r * LD + d] = r < valid && d < hs ? bits_of(src[(size_t)r * stride + (size_t)d]) : (E)0;
         }
     }
 }
 
-/* the warp's 16 rows (at `rows`, Tc::LD apart) as matrix_a fragments, one per 16 dims */
+/* the warp's 16 rows (at `rows`, Tc::LD apart) as matrix_a fragments, one per K dims */
 template <typename S, int DH>
-__device__ __forceinline__ void load_rows(typename Tc<S, DH>::A (&a)[Tc<S, DH>::ND], const uint16_t *rows) {
-    typedef typename Tc<S, DH>::W W;
+__device__ __forceinline__ void load_rows(typename Tc<S, DH>::A (&a)[Tc<S, DH>::NK], const typename Tc<S, DH>::E *rows) {
+    typedef Tc<S, DH> X;
 #pragma unroll
-    for (int d = 0; d < Tc<S, DH>::ND; d++)
-        wm::load_matrix_sync(a[d], reinterpret_cast<const W *>(rows + 16 * d), Tc<S, DH>::LD);
+    for (int d = 0; d < X::NK; d++)
+        wm::load_matrix_sync(a[d], reinterpret_cast<const typename X::M *>(rows + X::K * d), X::LD);
 }
 
 /* sw (16 x KT floats, SLD apart) = a . tile^T: the warp's rows against the KT staged rows of tile */
 template <typename S, int DH>
-__device__ __forceinline__ void scores(float *sw, const typename Tc<S, DH>::A (&a)[Tc<S, DH>::ND],
-                                       const uint16_t *tile) {
+__device__ __forceinline__ void scores(float *sw, const typename Tc<S, DH>::A (&a)[Tc<S, DH>::NK],
+                                       const typename Tc<S, DH>::E *tile) {
     typedef Tc<S, DH> X;
 #pragma unroll
     for (int nb = 0; nb < KT / 16; nb++) {
         typename X::Acc acc;
         wm::fill_fragment(acc, 0.0f);
 #pragma unroll
-        for (int d = 0; d < X::ND; d++) {
+        for (int d = 0; d < X::NK; d++) {
             typename X::Bcol bt;
-            wm::load_matrix_sync(bt, reinterpret_cast<const typename X::W *>(tile + 16 * nb * X::LD + 16 * d), X::LD);
-            wm::mma_sync(acc, a[d], bt, acc);
+            wm::load_matrix_sync(bt, reinterpret_cast<const typename X::M *>(tile + 16 * nb * X::LD + X::K * d),
+                                 X::LD);
+            mma<S>(acc, a[d], bt);
         }
         wm::store_matrix_sync(sw + 16 * nb, acc, SLD, wm::mem_row_major);
     }
 }
 
-/* acc[d] += p (16 x KT, 16-bit, PLD apart) . tile (KT staged rows) */
+/* acc[d] += p (16 x KT operands, Tc::PLD apart) . tile (KT staged rows) */
 template <typename S, int DH>
-__device__ __forceinline__ void accumulate(typename Tc<S, DH>::Acc (&acc)[Tc<S, DH>::ND], const uint16_t *p,
-                                           const uint16_t *tile) {
+__device__ __forceinline__ void accumulate(typename Tc<S, DH>::Acc (&acc)[Tc<S, DH>::ND],
+                                           const typename Tc<S, DH>::E *p, const typename Tc<S, DH>::E *tile) {
     typedef Tc<S, DH> X;
 #pragma unroll
-    for (int kk = 0; kk < KT / 16; kk++) {
+    for (int kk = 0; kk < KT / X::K; kk++) {
         typename X::A pa;
-        wm::load_matrix_sync(pa, reinterpret_cast<const typename X::W *>(p + 16 * kk), PLD);
+        wm::load_matrix_sync(pa, reinterpret_cast<const typename X::M *>(p + X::K * kk), X::PLD);
 #pragma unroll
         for (int d = 0; d < X::ND; d++) {
             typename X::Brow vb;
-            wm::load_matrix_sync(vb, reinterpret_cast<const typename X::W *>(tile + 16 * kk * X::LD + 16 * d), X::LD);
-            wm::mma_sync(acc[d], pa, vb, acc[d]);
+            wm::load_matrix_sync(vb, reinterpret_cast<const typename X::M *>(tile + X::K * kk * X::LD + 16 * d),
+                                 X::LD);
+            mma<S>(acc[d], pa, vb);
         }
     }
 }
@@ -193,18 +258,19 @@ template <typename M> __device__ __forceinline__ M &smem_of() {
     }
 }
 
-/* registers: 3 CTAs per SM (at most 168 registers) up to DH 64, without spills there; 1 at DH 128, whose
- * resident fragments need up to 255 */
-constexpr int min_ctas(int dh) { return dh > 64 ? 1 : 3; }
+/* registers: 3 CTAs per SM (at most 168 registers) for 16-bit operands up to DH 64, without spills there; 2 for
+ * fp32 (DH 32 and 64), whose resident fragments take twice the registers and whose 3xTF32 products split them
+ * into two more; 1 at DH 128, whose resident fragments need up to 255 */
+template <typename S> constexpr int min_ctas(int dh) { return dh > 64 ? 1 : std::is_same<S, float>::value ? 2 : 3; }
 
 /* ---- forward ---- */
 
 template <typename S, int DH> struct FwdSmem {
     typedef Tc<S, DH> X;
     union alignas(32) U {
-        uint16_t q[QR * X::LD];
+        typename X::E q[QR * X::LD];
         struct {
-            uint16_t k[KT * X::LD], v[KT * X::LD];
+            typename X::E k[KT * X::LD], v[KT * X::LD];
         } kv;
         float o[NW * 16 * X::OLD];
     } u;
@@ -223,19 +289,19 @@ __global__ void __launch_bounds__(32 * NW) attn_tc_fwd(S *out, float *lse, const
     const score_scale sc{sqrtf((float)hs), inv};
     const int warp_last = q0 + r0 + 15;
     float *sw = sm.s[warp];
-    uint16_t *pw = reinterpret_cast<uint16_t *>(sw);
+    typename X::E *pw = reinterpret_cast<typename X::E *>(sw);
     const int kend = T < q0 + QR ? T : q0 + QR;
 
-    stage16<S, DH>(sm.u.q, base + (size_t)q0 * C3, C3, QR, T - q0, hs, vec);
+    stage<S, DH>(sm.u.q, base + (size_t)q0 * C3, C3, QR, T - q0, hs, vec);
     __syncthreads();
-    typename X::A qa[X::ND];
+    typename X::A qa[X::NK];
     load_rows<S, DH>(qa, sm.u.q + r0 * X::LD);
 
     /* pass 1: each row's max m and sum l of exp(s - m) */
     float m = -INFINITY, l = 0.0f;
     for (int k0 = 0; k0 < kend; k0 += KT) {
         __syncthreads(); /* the previous tile (or q) has been read */
-        stage16<S, DH>(sm.u.kv.k, base + (size_t)k0 * C3 + C, C3, KT, T - k0, hs, vec);
+        stage<S, DH>(sm.u.kv.k, base + (size_t)k0 * C3 + C, C3, KT, T - k0, hs, vec);
         __syncthreads();
         if (k0 > warp_last) continue;
         scores<S, DH>(sw, qa, sm.u.kv.k);
@@ -264,8 +330,8 @@ __global__ void __launch_bounds__(32 * NW) attn_tc_fwd(S *out, float *lse, const
     for (int d = 0; d < X::ND; d++) wm::fill_fragment(oacc[d], 0.0f);
     for (int k0 = 0; k0 < kend; k0 += KT) {
         __syncthreads();
-        stage16<S, DH>(sm.u.kv.k, base + (size_t)k0 * C3 + C, C3, KT, T - k0, hs, vec);
-        stage16<S, DH>(sm.u.kv.v, base + (size_t)k0 * C3 + 2 * (size_t)C, C3, KT, T - k0, hs, vec);
+        stage<S, DH>(sm.u.kv.k, base + (size_t)k0 * C3 + C, C3, KT, T - k0, hs, vec);
+        stage<S, DH>(sm.u.kv.v, base + (size_t)k0 * C3 + 2 * (size_t)C, C3, KT, T - k0, hs, vec);
         __syncthreads();
         if (k0 > warp_last) continue;
         scores<S, DH>(sw, qa, sm.u.kv.k);
@@ -278,7 +344,7 @@ __global__ void __launch_bounds__(32 * NW) attn_tc_fwd(S *out, float *lse, const
         }
         warp_sync(); /* every lane has read its scores before P overwrites them */
 #pragma unroll
-        for (int c = 0; c < 16; c++) pw[lr * PLD + 16 * half + c] = to16((S *)nullptr, p[c]);
+        for (int c = 0; c < 16; c++) pw[lr * X::PLD + 16 * half + c] = to_opnd((S *)nullptr, p[c]);
         warp_sync();
         accumulate<S, DH>(oacc, pw, sm.u.kv.v);
         warp_sync(); /* the P tile has been read before the next scores */
@@ -295,10 +361,10 @@ template <typename S, int DH> struct DqSmem {
     typedef Tc<S, DH> X;
     union alignas(32) U {
         struct {
-            uint16_t q[QR * X::LD], g[QR * X::LD], o[QR * X::LD];
+            typename X::E q[QR * X::LD], g[QR * X::LD], o[QR * X::LD];
         } qg;
         struct {
-            uint16_t k[KT * X::LD], v[KT * X::LD];
+            typename X::E k[KT * X::LD], v[KT * X::LD];
         } kv;
         float o[NW * 16 * X::OLD];
     } u;
@@ -307,7 +373,7 @@ template <typename S, int DH> struct DqSmem {
 };
 
 template <typename S, int DH>
-__global__ void __launch_bounds__(32 * NW, min_ctas(DH))
+__global__ void __launch_bounds__(32 * NW, min_ctas<S>(DH))
     attn_tc_dq(S *dqkv, float *Dsum, const S *dout, const S *qkv, const S *out, const float *lse, int B, int T, int C,
                int NH, float inv, int vec) {
     typedef Tc<S, DH> X;
@@ -320,14 +386,14 @@ __global__ void __launch_bounds__(32 * NW, min_ctas(DH))
     const score_scale sc{sqrtf((float)hs), inv};
     const int warp_last = q0 + r0 + 15;
     float *sw = sm.s[warp], *dpw = sm.dp[warp];
-    uint16_t *dsw = reinterpret_cast<uint16_t *>(sw);
+    typename X::E *dsw = reinterpret_cast<typename X::E *>(sw);
     const int kend = T < q0 + QR ? T : q0 + QR;
 
-    stage16<S, DH>(sm.u.qg.q, base + (size_t)q0 * C3, C3, QR, T - q0, hs, vec);
-    stage16<S, DH>(sm.u.qg.g, dout + orow, (size_t)C, QR, T - q0, hs, vec);
-    stage16<S, DH>(sm.u.qg.o, out + orow, (size_t)C, QR, T - q0, hs, vec);
+    stage<S, DH>(sm.u.qg.q, base + (size_t)q0 * C3, C3, QR, T - q0, hs, vec);
+    stage<S, DH>(sm.u.qg.g, dout + orow, (size_t)C, QR, T - q0, hs, vec);
+    stage<S, DH>(sm.u.qg.o, out + orow, (size_t)C, QR, T - q0, hs, vec);
     __syncthreads();
-    typename X::A qa[X::ND], ga[X::ND];
+    typename X::A qa[X::NK], ga[X::NK];
     load_rows<S, DH>(qa, sm.u.qg.q + r0 * X::LD);
     load_rows<S, DH>(ga, sm.u.qg.g + r0 * X::LD);
     /* D = dout . out per row: the diagonal of the warp's dout . out^T, by the same products and in the same order
@@ -336,10 +402,11 @@ __global__ void __launch_bounds__(32 * NW, min_ctas(DH))
         typename X::Acc dd;
         wm::fill_fragment(dd, 0.0f);
 #pragma unroll
-        for (int d = 0; d < X::ND; d++) {
+        for (int d = 0; d < X::NK; d++) {
             typename X::Bcol ot;
-            wm::load_matrix_sync(ot, reinterpret_cast<const typename X::W *>(sm.u.qg.o + r0 * X::LD + 16 * d), X::LD);
-            wm::mma_sync(dd, ga[d], ot, dd);
+            wm::load_matrix_sync(ot, reinterpret_cast<const typename X::M *>(sm.u.qg.o + r0 * X::LD + X::K * d),
+                                 X::LD);
+            mma<S>(dd, ga[d], ot);
         }
         wm::store_matrix_sync(sw, dd, SLD, wm::mem_row_major);
         warp_sync();
@@ -354,8 +421,8 @@ __global__ void __launch_bounds__(32 * NW, min_ctas(DH))
     for (int d = 0; d < X::ND; d++) wm::fill_fragment(dq[d], 0.0f);
     for (int k0 = 0; k0 < kend; k0 += KT) {
         __syncthreads(); /* the previous tile (or q and dout) has been read */
-        stage16<S, DH>(sm.u.kv.k, base + (size_t)k0 * C3 + C, C3, KT, T - k0, hs, vec);
-        stage16<S, DH>(sm.u.kv.v, base + (size_t)k0 * C3 + 2 * (size_t)C, C3, KT, T - k0, hs, vec);
+        stage<S, DH>(sm.u.kv.k, base + (size_t)k0 * C3 + C, C3, KT, T - k0, hs, vec);
+        stage<S, DH>(sm.u.kv.v, base + (size_t)k0 * C3 + 2 * (size_t)C, C3, KT, T - k0, hs, vec);
         __syncthreads();
         if (k0 > warp_last) continue;
         scores<S, DH>(sw, qa, sm.u.kv.k);
@@ -370,7 +437,7 @@ __global__ void __launch_bounds__(32 * NW, min_ctas(DH))
         }
         warp_sync();
 #pragma unroll
-        for (int c = 0; c < 16; c++) dsw[lr * PLD + 16 * half + c] = to16((S *)nullptr, ds[c]);
+        for (int c = 0; c < 16; c++) dsw[lr * X::PLD + 16 * half + c] = to_opnd((S *)nullptr, ds[c]);
         warp_sync();
         accumulate<S, DH>(dq, dsw, sm.u.kv.k);
         warp_sync();
@@ -386,10 +453,10 @@ template <typename S, int DH> struct DkvSmem {
     typedef Tc<S, DH> X;
     union alignas(32) U {
         struct {
-            uint16_t k[QR * X::LD], v[QR * X::LD];
+            typename X::E k[QR * X::LD], v[QR * X::LD];
         } kv;
         struct {
-            uint16_t q[KT * X::LD], g[KT * X::LD];
+            typename X::E q[KT * X::LD], g[KT * X::LD];
         } qg;
         float o[NW * 16 * X::OLD];
     } u;
@@ -399,7 +466,7 @@ template <typename S, int DH> struct DkvSmem {
 };
 
 template <typename S, int DH>
-__global__ void __launch_bounds__(32 * NW, min_ctas(DH))
+__global__ void __launch_bounds__(32 * NW, min_ctas<S>(DH))
     attn_tc_dkv(S *dqkv, const float *Dsum, const S *dout, const S *qkv, const float *lse, int B, int T, int C, int NH,
                 float inv, int vec) {
     typedef Tc<S, DH> X;
@@ -413,12 +480,12 @@ __global__ void __launch_bounds__(32 * NW, min_ctas(DH))
     const score_scale sc{sqrtf((float)hs), inv};
     const int warp_first = j0 + r0; /* the warp's first key */
     float *sw = sm.s[warp], *dpw = sm.dp[warp];
-    uint16_t *pw = reinterpret_cast<uint16_t *>(sw), *dsw = reinterpret_cast<uint16_t *>(dpw);
+    typename X::E *pw = reinterpret_cast<typename X::E *>(sw), *dsw = reinterpret_cast<typename X::E *>(dpw);
 
-    stage16<S, DH>(sm.u.kv.k, base + (size_t)j0 * C3 + C, C3, QR, T - j0, hs, vec);
-    stage16<S, DH>(sm.u.kv.v, base + (size_t)j0 * C3 + 2 * (size_t)C, C3, QR, T - j0, hs, vec);
+    stage<S, DH>(sm.u.kv.k, base + (size_t)j0 * C3 + C, C3, QR, T - j0, hs, vec);
+    stage<S, DH>(sm.u.kv.v, base + (size_t)j0 * C3 + 2 * (size_t)C, C3, QR, T - j0, hs, vec);
     __syncthreads();
-    typename X::A ka[X::ND], va[X::ND];
+    typename X::A ka[X::NK], va[X::NK];
     load_rows<S, DH>(ka, sm.u.kv.k + r0 * X::LD);
     load_rows<S, DH>(va, sm.u.kv.v + r0 * X::LD);
     typename X::Acc dk[X::ND], dv[X::ND];
@@ -427,8 +494,8 @@ __global__ void __launch_bounds__(32 * NW, min_ctas(DH))
 
     for (int i0 = j0 / KT * KT; i0 < T; i0 += KT) {
         __syncthreads(); /* the previous tile (or k and v) has been read */
-        stage16<S, DH>(sm.u.qg.q, base + (size_t)i0 * C3, C3, KT, T - i0, hs, vec);
-        stage16<S, DH>(sm.u.qg.g, gbase + (size_t)i0 * (size_t)C, (size_t)C, KT, T - i0, hs, vec);
+        stage<S, DH>(sm.u.qg.q, base + (size_t)i0 * C3, C3, KT, T - i0, hs, vec);
+        stage<S, DH>(sm.u.qg.g, gbase + (size_t)i0 * (size_t)C, (size_t)C, KT, T - i0, hs, vec);
         if (tid < KT) {
             const bool in = i0 + tid < T;
             sm.ls[tid] = in ? lse[P.bh * (size_t)T + (size_t)(i0 + tid)] : 0.0f;
@@ -449,8 +516,8 @@ __global__ void __launch_bounds__(32 * NW, min_ctas(DH))
         warp_sync();
 #pragma unroll
         for (int c = 0; c < 16; c++) {
-            pw[lr * PLD + 16 * half + c] = to16((S *)nullptr, p[c]);
-            dsw[lr * PLD + 16 * half + c] = to16((S *)nullptr, ds[c]);
+            pw[lr * X::PLD + 16 * half + c] = to_opnd((S *)nullptr, p[c]);
+            dsw[lr * X::PLD + 16 * half + c] = to_opnd((S *)nullptr, ds[c]);
         }
         warp_sync();
         accumulate<S, DH>(dv, pw, sm.u.qg.g);
@@ -508,7 +575,12 @@ void tc_backward(lt_cunn *nn, S *dqkv, float *Dsum, const S *dout, const S *qkv,
 void ltnn::attn_tc_forward(lt_cunn *nn, lt_dtype dt, void *out, float *lse, const void *qkv, int B, int T, int C,
                            int NH) {
     const int dh = head_dims(C / NH);
-    if (dt == LT_DTYPE_BF16) {
+    if (dt == LT_DTYPE_F32) { /* head sizes up to 64 (attn_tc_serves) */
+        auto o = static_cast<float *>(out);
+        auto x = static_cast<const float *>(qkv);
+        if (dh == 32) tc_forward<float, 32>(nn, o, lse, x, B, T, C, NH);
+        else tc_forward<float, 64>(nn, o, lse, x, B, T, C, NH);
+    } else if (dt == LT_DTYPE_BF16) {
         auto o = static_cast<uint16_t *>(out);
         auto x = static_cast<const uint16_t *>(qkv);
         if (dh == 32) tc_forward<uint16_t, 32>(nn, o, lse, x, B, T, C, NH);
@@ -526,7 +598,13 @@ void ltnn::attn_tc_forward(lt_cunn *nn, lt_dtype dt, void *out, float *lse, cons
 void ltnn::attn_tc_backward(lt_cunn *nn, lt_dtype dt, void *dqkv, float *Dsum, const void *dout, const void *qkv,
                             const void *out, const float *lse, int B, int T, int C, int NH) {
     const int dh = head_dims(C / NH);
-    if (dt == LT_DTYPE_BF16) {
+    if (dt == LT_DTYPE_F32) {
+        auto d = static_cast<float *>(dqkv);
+        auto g = static_cast<const float *>(dout), x = static_cast<const float *>(qkv),
+             o = static_cast<const float *>(out);
+        if (dh == 32) tc_backward<float, 32>(nn, d, Dsum, g, x, o, lse, B, T, C, NH);
+        else tc_backward<float, 64>(nn, d, Dsum, g, x, o, lse, B, T, C, NH);
+    } else if (dt == LT_DTYPE_BF16) {
         auto d = static_cast<uint16_t *>(dqkv);
         auto g = static_cast<const uint16_t *>(dout), x = static_cast<const uint16_t *>(qkv),
              o = static_cast<const uint16_t *>(out);

@@ -20,6 +20,7 @@ struct lt_cunn {
     lt_cugemm *gemm;
     int attn_simt;  /* 1: attention on the CUDA cores for every dtype (lt_cunn_attention_simt) */
     int attn_tc128; /* 1: the tensor-core kernels also for head sizes 65 to 128 (lt_cunn_attention_tc128) */
+    int attn_tf32;  /* 1: fp32 attention on the tensor cores by 3xTF32 (lt_cunn_attention_tf32) */
     char err[512];
 };
 

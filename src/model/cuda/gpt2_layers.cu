@@ -385,6 +385,11 @@ lt_cunn *lt_cunn_create(void *stream, char *err, size_t errlen) {
      * H200, 2026-11-28); LT_ATTENTION_TC128=0 keeps them on the CUDA cores */
     const char *tc128 = getenv("LT_ATTENTION_TC128");
     nn->attn_tc128 = !(tc128 && strcmp(tc128, "0") == 0);
+    /* fp32 attention (head sizes up to 64) on the tensor cores by 3xTF32 products, fp32's accuracy within a few
+     * units in the last place (the CUDA-core kernels' backward reached 11 TFLOP/s at GPT-2's shape on an H200,
+     * 2026-11-28, a quarter of the bf16 tensor-core kernels'); LT_ATTENTION_TF32=0 keeps fp32 on the CUDA cores */
+    const char *tf32 = getenv("LT_ATTENTION_TF32");
+    nn->attn_tf32 = !(tf32 && strcmp(tf32, "0") == 0);
     nn->gemm = lt_cugemm_create(nn->stream, err, errlen);
     if (!nn->gemm) {
         delete nn;

@@ -165,12 +165,15 @@ int lt_cunn_lmhead_backward_r(lt_cunn *nn, lt_dtype dt, void *dinp, float *dwte,
 /* ---- attention (flash-style, the T x T probabilities are never stored) ----
  * Two implementations: attention.cu, fp32 FMA on the CUDA cores, for every
  * storage dtype and head size; attention_tc.cu, tensor cores (bf16 / fp16
- * products, fp32 sums), chosen for bf16 and fp16 storage with head sizes up
- * to 128 (64 after lt_cunn_attention_tc128(nn, 0)) unless
- * lt_cunn_attention_simt turned it off. The tensor-core path
- * rounds the probabilities (forward, dv) and dS = P (dP - D) / sqrt(hs)
- * (dq, dk) to the storage type before their products, as FlashAttention does
- * in 16-bit; the CUDA-core path keeps them in fp32. */
+ * products, or for fp32 storage 3xTF32 products; fp32 sums), chosen for bf16
+ * and fp16 storage with head sizes up to 128 (64 after
+ * lt_cunn_attention_tc128(nn, 0)) and for fp32 storage with head sizes up to
+ * 64 (unless lt_cunn_attention_tf32(nn, 0)), unless lt_cunn_attention_simt
+ * turned them off. The 16-bit tensor-core path rounds the probabilities
+ * (forward, dv) and dS = P (dP - D) / sqrt(hs) (dq, dk) to the storage type
+ * before their products, as FlashAttention does in 16-bit; the fp32 paths
+ * keep them in fp32 (3xTF32 splits each fp32 operand into two tf32 parts and
+ * sums three of the four products: relative error a few 2^-24). */
 
 /* Causal multi-head self-attention. qkv [B,T,3C] holds q | k | v, each C wide
  * with head h at columns h*hs .. h*hs+hs-1 (hs = C / NH, at most 128; larger
@@ -204,6 +207,11 @@ int lt_cunn_attention_simt(lt_cunn *nn, int on);
  * the previous setting. A context starts with on = 1 unless the environment
  * has LT_ATTENTION_TC128=0. */
 int lt_cunn_attention_tc128(lt_cunn *nn, int on);
+
+/* on != 0: fp32 attention with head sizes up to 64 runs on the tensor cores
+ * by 3xTF32 products; 0: on the CUDA cores. Returns the previous setting. A
+ * context starts with on = 1 unless the environment has LT_ATTENTION_TF32=0. */
+int lt_cunn_attention_tf32(lt_cunn *nn, int on);
 
 /* ---- elementwise ---- */
 
