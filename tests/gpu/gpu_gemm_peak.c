@@ -104,14 +104,14 @@ typedef struct {
     size_t N;
     int C, OC, ldv;
     void *inp, *w, *out, *dinp;
-    float *dw;
+    float *dw, *fs; /* fs: the lm head's fp32 scratch for its split dinp product (N * C floats), as the model gives */
 } call;
 
 static void run(const call *c) {
     int rc;
     if (c->lmhead)
-        rc = c->backward ? lt_cunn_lmhead_backward(nn, c->dt, c->dinp, c->dw, c->out, c->inp, c->w, c->N, c->C,
-                                                   c->OC, c->ldv)
+        rc = c->backward ? lt_cunn_lmhead_backward_r(nn, c->dt, c->dinp, c->dw, c->out, c->inp, c->w, c->N, c->C,
+                                                     c->OC, c->ldv, NULL, 0, c->fs, c->N * (size_t)c->C)
                          : lt_cunn_lmhead_forward(nn, c->dt, c->out, c->inp, c->w, c->N, c->C, c->OC, c->ldv);
     else
         rc = c->backward ? lt_cunn_matmul_backward(nn, c->dt, c->dinp, c->dw, NULL, c->out, c->inp, c->w, c->N,
@@ -155,6 +155,7 @@ static void bench_dtype(lt_dtype dt, size_t N, int S) {
         c.out = dbuf(N * (size_t)ldv, dt, 0); /* forward's output, backward's incoming gradient */
         c.dinp = dbuf(N * (size_t)s->C, dt, 1);
         c.dw = dbuf((size_t)s->C * (size_t)s->OC, LT_DTYPE_F32, 1);
+        c.fs = s->lmhead ? dbuf(N * (size_t)s->C, LT_DTYPE_F32, 1) : NULL;
         double fwd = time_call(&c);
         c.backward = 1;
         double bwd = time_call(&c);
@@ -167,6 +168,7 @@ static void bench_dtype(lt_dtype dt, size_t N, int S) {
         mix_ms += s->count * (fwd + bwd);
         lt_cuda_free_raw(c.inp), lt_cuda_free_raw(c.w), lt_cuda_free_raw(c.out), lt_cuda_free_raw(c.dinp);
         lt_cuda_free_raw(c.dw);
+        if (c.fs) lt_cuda_free_raw(c.fs);
     }
     printf("gemm-mix dtype=%s rows=%zu gflop=%.1f ms=%.3f tflops=%.1f\n", dn, N, mix_flop / 1e9, mix_ms,
            mix_flop / mix_ms / 1e9);

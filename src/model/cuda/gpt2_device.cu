@@ -729,8 +729,11 @@ lt_status lt_gpt2_dev_backward_cb(lt_gpt2_dev *d, lt_gpt2_grad_ready ready, void
     void *w_qkv = wscratch(d, LT_GPT2_DEV_DQKV, LT_GPT2_DEV_DQKV, &ws_qkv);
     void *w_wide = wscratch(d, LT_GPT2_DEV_DQKV, LT_GPT2_DEV_DATTY, &ws_wide); /* >= 4C values even for B T = 1 */
 
+    /* dbig is free until the blocks' backward: the lm head sums its split dinp product there (16-bit, V not a
+     * multiple of 64), before w_big (the same memory, fp16) holds its weight gradient */
     if (lt_cunn_lmhead_backward_r(nn, dt, dln, G(d, LT_GPT2_WTE), buf(d, LT_GPT2_DEV_LOGITS), buf(d, LT_GPT2_DEV_LNF),
-                                  W(d, LT_GPT2_WTE), N, C, V, d->lay.ldv, w_big, ws_big))
+                                  W(d, LT_GPT2_WTE), N, C, V, d->lay.ldv, w_big, ws_big, static_cast<float *>(dbig),
+                                  d->lay.bytes[LT_GPT2_DEV_DBIG] / sizeof(float)))
         return nn_fail(d, err, errlen, "backward: lm head");
     /* layernorm_backward adds into its dinp, and this is the first write to dres */
     cudaError_t e = cudaMemsetAsync(dres, 0, NC * elem_bytes(d), d->stream);

@@ -173,6 +173,14 @@ __global__ void add_into_f32_kernel(float *dst, const S *src, size_t n) {
     dst[i] += ld(src, i);
 }
 
+/* dst[i] = src[i] rounded once to S: a product summed in fp32 scratch, stored */
+template <typename S>
+__global__ void narrow_kernel(S *dst, const float *src, size_t n) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    st(dst, i, src[i]);
+}
+
 /* out[n, :] = bias, the addend the GEMM then adds the product onto */
 template <typename S>
 __global__ void bias_fill_kernel(S *out, const S *bias, size_t N, int OC) {
@@ -540,29 +548,76 @@ int lt_cunn_matmul_backward_r(lt_cunn *nn, lt_dtype dt, void *dinp, float *dw, f
     });
 }
 
+/* Where the lm head's GEMMs split the vocabulary: the rows up to the last multiple of 64, then the rest (V when
+ * there is nothing to split). A GEMM dimension along a contiguous axis that is not a multiple of the vector width
+ * (V = 50257 is odd) sends cuBLAS to its align1 kernels: on an H200 (bench/gpu-logs/2026-11-28-h200-profile-
+ * ce969f5/train_b.txt) the bf16 lm head forward and its dinp product took 3.3 ms each that way, about 96 TFLOP/s,
+ * while the step's other GEMMs ran on the aligned sm90 kernels. fp32 is split the same way (its lm head kernels
+ * could not be told apart in that profile; the split costs one small GEMM either way). */
+static size_t vocab_head(int V) {
+    const size_t head = (size_t)V / 64 * 64;
+    return head == 0 ? (size_t)V : head;
+}
+
+/* p advanced by n values of dt */
+static const void *at(const void *p, size_t n, lt_dtype dt) {
+    return static_cast<const char *>(p) + n * lt_dtype_size(dt);
+}
+static void *at_mut(void *p, size_t n, lt_dtype dt) { return static_cast<char *>(p) + n * lt_dtype_size(dt); }
+
 int lt_cunn_lmhead_forward(lt_cunn *nn, lt_dtype dt, void *logits, const void *inp, const void *wte, size_t N,
                            int C, int V, int ldv) {
     if (!dtype_ok(dt)) return bad_dtype(nn, "lmhead_forward", dt);
     if (ldv < V) return fail(nn, "lmhead_forward: row stride %d is less than V = %d", ldv, V);
-    /* logits^T [V, N] = wte [V, C] (column-major: wte^T, transposed back) @ inp^T [C, N] */
-    return gemm(nn, "lmhead_forward", true, false, (size_t)V, N, (size_t)C, wte, (size_t)C, inp, (size_t)C, dt, logits,
-                (size_t)ldv, dt, 0.0f);
+    /* logits^T [V, N] = wte [V, C] (column-major: wte^T, transposed back) @ inp^T [C, N]; each logit is one dot
+     * product of one GEMM, so splitting the rows changes no sum */
+    const size_t head = vocab_head(V), tail = (size_t)V - head;
+    if (gemm(nn, "lmhead_forward", true, false, head, N, (size_t)C, wte, (size_t)C, inp, (size_t)C, dt, logits,
+             (size_t)ldv, dt, 0.0f))
+        return -1;
+    if (!tail) return 0;
+    return gemm(nn, "lmhead_forward (the last rows)", true, false, tail, N, (size_t)C, at(wte, head * (size_t)C, dt),
+                (size_t)C, inp, (size_t)C, dt, at_mut(logits, head, dt), (size_t)ldv, dt, 0.0f);
 }
 
 int lt_cunn_lmhead_backward(lt_cunn *nn, lt_dtype dt, void *dinp, float *dwte, const void *dlogits,
                             const void *inp, const void *wte, size_t N, int C, int V, int ldv) {
-    return lt_cunn_lmhead_backward_r(nn, dt, dinp, dwte, dlogits, inp, wte, N, C, V, ldv, nullptr, 0);
+    return lt_cunn_lmhead_backward_r(nn, dt, dinp, dwte, dlogits, inp, wte, N, C, V, ldv, nullptr, 0, nullptr, 0);
 }
 
 int lt_cunn_lmhead_backward_r(lt_cunn *nn, lt_dtype dt, void *dinp, float *dwte, const void *dlogits,
                               const void *inp, const void *wte, size_t N, int C, int V, int ldv, void *wscratch,
-                              size_t wscratch_elems) {
+                              size_t wscratch_elems, float *fscratch, size_t fscratch_floats) {
     if (!dtype_ok(dt)) return bad_dtype(nn, "lmhead_backward", dt);
     if (ldv < V) return fail(nn, "lmhead_backward: row stride %d is less than V = %d", ldv, V);
-    /* dinp^T [C, N] = wte^T [C, V] @ dlogits^T [V, N] */
-    if (gemm(nn, "lmhead_backward (dinp)", false, false, (size_t)C, N, (size_t)V, wte, (size_t)C, dlogits,
-             (size_t)ldv, dt, dinp, (size_t)C, dt, 0.0f))
+    /* dinp^T [C, N] = wte^T [C, V] @ dlogits^T [V, N]: V is the sum's length, so a split adds the tail's product
+     * onto the head's (beta 1) in fp32: in dinp itself for fp32, else in fp32 scratch, from which dinp is rounded
+     * once (without scratch, one GEMM) */
+    const size_t head = vocab_head(V), tail = (size_t)V - head, NC = N * (size_t)C;
+    if (tail && dt == LT_DTYPE_F32) {
+        if (gemm(nn, "lmhead_backward (dinp)", false, false, (size_t)C, N, head, wte, (size_t)C, dlogits, (size_t)ldv,
+                 dt, dinp, (size_t)C, dt, 0.0f) ||
+            gemm(nn, "lmhead_backward (dinp, the last rows)", false, false, (size_t)C, N, tail,
+                 at(wte, head * (size_t)C, dt), (size_t)C, at(dlogits, head, dt), (size_t)ldv, dt, dinp, (size_t)C, dt,
+                 1.0f))
+            return -1;
+    } else if (tail && fscratch && fscratch_floats >= NC) {
+        if (gemm(nn, "lmhead_backward (dinp)", false, false, (size_t)C, N, head, wte, (size_t)C, dlogits, (size_t)ldv,
+                 dt, fscratch, (size_t)C, LT_DTYPE_F32, 0.0f) ||
+            gemm(nn, "lmhead_backward (dinp, the last rows)", false, false, (size_t)C, N, tail,
+                 at(wte, head * (size_t)C, dt), (size_t)C, at(dlogits, head, dt), (size_t)ldv, dt, fscratch, (size_t)C,
+                 LT_DTYPE_F32, 1.0f))
+            return -1;
+        int rc = with_dtype(nn, "lmhead_backward (dinp)", dt, [&](auto z) {
+            typedef decltype(z) S;
+            LT_LAUNCH(narrow_kernel<S>, blocks_for(NC, EW_THREADS), EW_THREADS, 0, nn->stream)(static_cast<S *>(dinp),
+                                                                                              fscratch, NC);
+        });
+        if (rc) return rc;
+    } else if (gemm(nn, "lmhead_backward (dinp)", false, false, (size_t)C, N, (size_t)V, wte, (size_t)C, dlogits,
+                    (size_t)ldv, dt, dinp, (size_t)C, dt, 0.0f)) {
         return -1;
+    }
     /* dwte^T [C, V] += inp^T [C, N] @ dlogits [N, V] (column-major: dlogits^T, transposed) */
     return gemm_wgrad(nn, "lmhead_backward (dwte)", (size_t)C, (size_t)V, N, inp, (size_t)C, dlogits, (size_t)ldv, dt,
                       dwte, wscratch, wscratch_elems);

@@ -157,10 +157,17 @@ int lt_cunn_lmhead_backward(lt_cunn *nn, lt_dtype dt, void *dinp, float *dwte, c
 
 /* lt_cunn_lmhead_backward with dwte += round(dlogits^T @ inp) in a 16-bit dt
  * when wscratch is given (as lt_cunn_matmul_backward_r: room for
- * wscratch_elems values of dt, at least C). */
+ * wscratch_elems values of dt, at least C). When V is not a multiple of 64,
+ * dinp's product is two GEMMs (the vocabulary rows up to the last multiple of
+ * 64, so that the large one runs on cuBLAS's aligned kernels, then the rest,
+ * added in fp32): into dinp itself for fp32; for 16-bit dt into fscratch
+ * (device floats, may be NULL), when it holds N*C floats, then rounded once
+ * into dinp; otherwise one GEMM. fscratch may be wscratch's memory: it is done
+ * with before the weight gradient starts. The forward splits its rows the same
+ * way (each logit still one dot product of one GEMM). */
 int lt_cunn_lmhead_backward_r(lt_cunn *nn, lt_dtype dt, void *dinp, float *dwte, const void *dlogits,
                               const void *inp, const void *wte, size_t N, int C, int V, int ldv, void *wscratch,
-                              size_t wscratch_elems);
+                              size_t wscratch_elems, float *fscratch, size_t fscratch_floats);
 
 /* ---- attention (flash-style, the T x T probabilities are never stored) ----
  * Two implementations: attention.cu, fp32 FMA on the CUDA cores, for every
