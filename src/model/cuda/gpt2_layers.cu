@@ -82,9 +82,13 @@ __global__ void encoder_backward_wpe_kernel(float *dwpe, const S *dout, int B, i
 
 /* ---- layernorm ---- */
 
+/* The row kernels' arrays are __restrict__ (no call passes overlapping ones, gpt2_layers_cuda.h): without it the
+ * loads of a row's next elements may not pass the store of the previous one, and each unrolled group of the last
+ * loop waits out a full memory latency (seen in the PTX: ld ld ld ld st, ld ld ld ld st, ...). */
 template <typename S>
-__global__ void layernorm_forward_kernel(S *out, float *mean, float *rstd, const S *inp, const S *w, const S *b,
-                                         size_t N, int C, float eps) {
+__global__ void layernorm_forward_kernel(S *__restrict__ out, float *__restrict__ mean, float *__restrict__ rstd,
+                                         const S *__restrict__ inp, const S *__restrict__ w,
+                                         const S *__restrict__ b, size_t N, int C, float eps) {
     const int lane = threadIdx.x % 32;
     const size_t row = (size_t)blockIdx.x * ROW_WARPS + threadIdx.x / 32;
     if (row >= N) return; /* a whole warp */
@@ -106,8 +110,9 @@ __global__ void layernorm_forward_kernel(S *out, float *mean, float *rstd, const
 }
 
 template <typename S>
-__global__ void layernorm_backward_kernel(S *dinp, const S *dout, const S *inp, const S *w, const float *mean,
-                                          const float *rstd, size_t N, int C) {
+__global__ void layernorm_backward_kernel(S *__restrict__ dinp, const S *__restrict__ dout, const S *__restrict__ inp,
+                                          const S *__restrict__ w, const float *__restrict__ mean,
+                                          const float *__restrict__ rstd, size_t N, int C) {
     const int lane = threadIdx.x % 32;
     const size_t row = (size_t)blockIdx.x * ROW_WARPS + threadIdx.x / 32;
     if (row >= N) return;

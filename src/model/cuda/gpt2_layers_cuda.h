@@ -94,7 +94,9 @@ int lt_cunn_encoder_plan(int32_t *plan, int32_t *count, const int32_t *inp, size
 int lt_cunn_encoder_backward(lt_cunn *nn, lt_dtype dt, float *dwte, float *dwpe, const void *dout,
                              const int32_t *plan, int ngroups, int B, int T, int C);
 
-/* ---- layernorm ---- */
+/* ---- layernorm ----
+ * Neither function works in place: its output arrays (out, mean, rstd; dinp)
+ * must not overlap any of its inputs (the kernels' pointers are restrict). */
 
 /* out[N,C] = (inp - mean) * rstd * w + b per row; mean[N], rstd[N] =
  * 1 / sqrt(var + eps) (biased variance, two passes over the row) kept for
