@@ -55,7 +55,7 @@
  *
  * Needs a GPU (or `make cuda-emu`); built only with CUDA.
  * usage: gpu_gpt2_layers [--quick] [--seed S] [--bench]   (--quick: the first shape only; --bench: attention's
- * speed at GPT-2 124M's training shape instead, see bench_attention) */
+ * and layernorm's speed at GPT-2 124M's training shape instead, see bench_attention and bench_layernorm) */
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -696,6 +696,49 @@ static void bench_attention(int B, int T, int C, int NH) {
     lt_cunn_attention_simt(nn, 0);
 }
 
+/* ---- --bench: the layernorm kernels at a training shape ----
+ * The profile of 2026-11-28 (H200) had layernorm_backward at 110 us a call in bf16 against 18 us in fp32 on the
+ * same GPT-2 124M shape (half the bytes): this times both dtypes, forward and backward (the row kernel and the
+ * column sums together, as the model calls them), median of 5 timings of 10 calls, and prints GB/s of the bytes
+ * each must move (forward: read x, write out; backward: read dout, x and dinp, write dinp, then the column sums
+ * read dout and x again). One line per dtype:
+ *   ln-bench dtype=bf16 N=4096 C=768 fwd_us=... bwd_us=... fwd_gbs=... bwd_gbs=... */
+static void bench_layernorm(size_t N, int C) {
+    const lt_dtype dts[] = {LT_DTYPE_F32, LT_DTYPE_BF16};
+    const size_t NC = N * (size_t)C;
+    for (int k = 0; k < 2; k++) {
+        const lt_dtype dt = dts[k];
+        const double es = (double)lt_dtype_size(dt);
+        float *x = rand_arr(NC, 1.0f, 2.0f), *g = rand_arr(NC, 1.0f, 0.0f), *lw = rand_arr((size_t)C, 0.2f, 1.0f);
+        round_dt(x, NC, dt), round_dt(g, NC, dt), round_dt(lw, (size_t)C, dt);
+        void *d_x = dev_put(x, NC, dt), *d_g = dev_put(g, NC, dt), *d_w = dev_put(lw, (size_t)C, dt);
+        void *d_b = dev_put(lw, (size_t)C, dt), *d_out = dalloc(NC * lt_dtype_size(dt)), *d_dinp = dev_put(g, NC, dt);
+        float *d_mean = dalloc(N * sizeof(float)), *d_rstd = dalloc(N * sizeof(float));
+        float *d_dw = dalloc((size_t)C * sizeof(float)), *d_db = dalloc((size_t)C * sizeof(float));
+        float *scratch = dalloc(lt_cunn_colsum_scratch_floats(N, C) * sizeof(float));
+        double tf[5], tb[5];
+        ok(lt_cunn_layernorm_forward(nn, dt, d_out, d_mean, d_rstd, d_x, d_w, d_b, N, C, 1e-5), "layernorm_forward");
+        ok(lt_cunn_layernorm_backward(nn, dt, d_dinp, d_dw, d_db, d_g, d_x, d_w, d_mean, d_rstd, N, C, scratch),
+           "layernorm_backward");
+        for (int r = 0; r < 5; r++) {
+            double t0 = now_s();
+            for (int i = 0; i < 10; i++)
+                lt_cunn_layernorm_forward(nn, dt, d_out, d_mean, d_rstd, d_x, d_w, d_b, N, C, 1e-5);
+            ok(0, "layernorm_forward (timed)");
+            double t1 = now_s();
+            for (int i = 0; i < 10; i++)
+                lt_cunn_layernorm_backward(nn, dt, d_dinp, d_dw, d_db, d_g, d_x, d_w, d_mean, d_rstd, N, C, scratch);
+            ok(0, "layernorm_backward (timed)");
+            tf[r] = (t1 - t0) / 10, tb[r] = (now_s() - t1) / 10;
+        }
+        qsort(tf, 5, sizeof tf[0], cmp_d), qsort(tb, 5, sizeof tb[0], cmp_d);
+        printf("ln-bench dtype=%s N=%zu C=%d fwd_us=%.1f bwd_us=%.1f fwd_gbs=%.0f bwd_gbs=%.0f\n", dtn(dt), N, C,
+               tf[2] * 1e6, tb[2] * 1e6, 2.0 * (double)NC * es / tf[2] * 1e-9, 6.0 * (double)NC * es / tb[2] * 1e-9);
+        free(x), free(g), free(lw);
+        free_all();
+    }
+}
+
 int main(int argc, char **argv) {
     int quick = 0, bench = 0;
     uint64_t seed = 1234;
@@ -722,12 +765,14 @@ int main(int argc, char **argv) {
     CHECK(lt_cunn_gelu_forward(nn, LT_DTYPE_U8, NULL, NULL, 1) == -1 && strstr(lt_cunn_error(nn), "U8"),
           "U8 storage was not refused: '%s'", lt_cunn_error(nn));
     rng = seed;
-    if (bench) { /* attention's speed only; --quick: a small shape (for the CUDA emulation) */
+    if (bench) { /* attention's and layernorm's speed only; --quick: small shapes (for the CUDA emulation) */
         if (quick) {
             bench_attention(1, 70, 128, 2);
+            bench_layernorm(70, 128);
         } else {
             bench_attention(4, 1024, 768, 12); /* GPT-2 124M's training shape */
             bench_attention(1, 1024, 4096, 32); /* the 7B model's (hs 128) */
+            bench_layernorm(4096, 768);
         }
         lt_cunn_destroy(nn);
         return lt_test_done("gpu_gpt2_layers --bench");
