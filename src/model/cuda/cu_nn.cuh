@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 #include <type_traits>
 
@@ -39,6 +40,57 @@ __device__ __forceinline__ float ld(const f16s *p, size_t i) { return lt_cu_f16_
 __device__ __forceinline__ void st(float *p, size_t i, float x) { p[i] = x; }
 __device__ __forceinline__ void st(uint16_t *p, size_t i, float x) { p[i] = lt_cu_f32_to_bf16(x); }
 __device__ __forceinline__ void st(f16s *p, size_t i, float x) { p[i].bits = lt_cu_f32_to_f16(x); }
+
+/* ---- 8 consecutive values at once: one 16-byte access for 16-bit storage, two for fp32 ----
+ * p + i must be 16-byte aligned (vec8_ok: every pointer of a kernel, and its element counts a multiple of 8). */
+__device__ __forceinline__ void ld8(const float *p, size_t i, float (&x)[8]) {
+    LT_ALIGNED(p + i, 16);
+    const float4 a = reinterpret_cast<const float4 *>(p + i)[0], b = reinterpret_cast<const float4 *>(p + i)[1];
+    x[0] = a.x, x[1] = a.y, x[2] = a.z, x[3] = a.w, x[4] = b.x, x[5] = b.y, x[6] = b.z, x[7] = b.w;
+}
+__device__ __forceinline__ void st8(float *p, size_t i, const float (&x)[8]) {
+    LT_ALIGNED(p + i, 16);
+    reinterpret_cast<float4 *>(p + i)[0] = make_float4(x[0], x[1], x[2], x[3]);
+    reinterpret_cast<float4 *>(p + i)[1] = make_float4(x[4], x[5], x[6], x[7]);
+}
+/* the 8 16-bit values of v, in memory order (little-endian: the low half of each word first) */
+template <typename S> __device__ __forceinline__ void unpack8(const uint4 &v, float (&x)[8]) {
+    const uint32_t w[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+    for (int k = 0; k < 4; k++) {
+        S lo, hi;
+        memcpy(&lo, reinterpret_cast<const uint16_t *>(&w[k]), 2);
+        memcpy(&hi, reinterpret_cast<const uint16_t *>(&w[k]) + 1, 2);
+        x[2 * k] = ld(&lo, 0), x[2 * k + 1] = ld(&hi, 0);
+    }
+}
+template <typename S> __device__ __forceinline__ uint4 pack8(const float (&x)[8]) {
+    uint32_t w[4];
+#pragma unroll
+    for (int k = 0; k < 4; k++) {
+        S lo, hi;
+        st(&lo, 0, x[2 * k]);
+        st(&hi, 0, x[2 * k + 1]);
+        uint16_t a, b;
+        memcpy(&a, &lo, 2);
+        memcpy(&b, &hi, 2);
+        w[k] = (uint32_t)a | (uint32_t)b << 16;
+    }
+    return make_uint4(w[0], w[1], w[2], w[3]);
+}
+template <typename S> __device__ __forceinline__ void ld8(const S *p, size_t i, float (&x)[8]) {
+    LT_ALIGNED(p + i, 16);
+    unpack8<S>(*reinterpret_cast<const uint4 *>(p + i), x);
+}
+template <typename S> __device__ __forceinline__ void st8(S *p, size_t i, const float (&x)[8]) {
+    LT_ALIGNED(p + i, 16);
+    *reinterpret_cast<uint4 *>(p + i) = pack8<S>(x);
+}
+
+/* whether n values at each of the pointers can go 8 at a time (ld8 / st8) */
+inline bool vec8_ok(size_t n, const void *a, const void *b = nullptr, const void *c = nullptr) {
+    return n % 8 == 0 && ((uintptr_t)a | (uintptr_t)b | (uintptr_t)c) % 16 == 0;
+}
 
 /* ---- warp-level helpers ---- */
 
