@@ -1,23 +1,27 @@
 /* Causal self-attention on the tensor cores, for bf16 and fp16 storage and
- * head sizes up to 64, or up to 128 when asked (attention.cuh:
- * attn_tc_serves; DH 128 takes its backward's shared memory, past 48 KB, from
- * the launch and runs one CTA per SM); the same results as
+ * head sizes up to 64, or up to 128 when asked, and for fp32 storage with
+ * head sizes up to 64 (attention.cuh: attn_tc_serves; DH 128 takes its
+ * backward's shared memory, past 48 KB, from the launch and runs one CTA per
+ * SM; so do fp32's dq and dk / dv kernels); the same results as
  * attention.cu (out, lse, D, dq, dk, dv) through the warp matrix functions
- * (nvcuda::wmma, m16n16k16, 16-bit products, fp32 sums), flash-style: no
+ * (nvcuda::wmma: m16n16k16 16-bit products, or for fp32 m16n16k8 tf32
+ * products three to a product, 3xTF32, see mma(); fp32 sums), flash-style: no
  * T x T matrix in device memory, and no atomics (two runs give the same bits).
+ * fp32 stages its tiles and keeps P and dS as fp32 (twice the shared memory).
  *
  * Work layout: a CTA of 4 warps owns 64 rows (query rows in the forward and
  * the dq pass, key rows in the dk / dv pass), 16 per warp, of one (b, h); the
  * other operand streams through shared memory in tiles of 32 rows, staged as
- * the storage's 16-bit values (zero past T and past hs; the head padded to
+ * the storage's values (zero past T and past hs; the head padded to
  * DH = 32 or 64 dims). Each warp keeps its own 16 rows as matrix_a fragments
  * and its sums (o, dq, dk, dv) as accumulator fragments. A score tile (16 x 32
  * per warp) goes through shared memory in fp32, where the warp's lanes (two
  * per row, 16 columns each) apply the mask, the scale and the softmax, and
- * write the 16-bit operand of the next product (P, or dS) over it.
+ * write the operand of the next product (P, or dS; 16-bit, or fp32) over it.
  *
  * The fragments' layout across lanes is unspecified, so nothing here touches
- * their elements: every per-row operation happens in shared memory. That is
+ * their elements by position (fp32's split treats every element alike):
+ * every per-row operation happens in shared memory. That is
  * why the forward makes two passes over the keys (the row max and sum first,
  * then o = sum of exp(s - max) v with the final max, divided by the sum at the
  * end), instead of rescaling a running o: the scores' product is computed
@@ -397,7 +401,8 @@ __global__ void __launch_bounds__(32 * NW, min_ctas<S>(DH))
     load_rows<S, DH>(qa, sm.u.qg.q + r0 * X::LD);
     load_rows<S, DH>(ga, sm.u.qg.g + r0 * X::LD);
     /* D = dout . out per row: the diagonal of the warp's dout . out^T, by the same products and in the same order
-     * as dP = dout . v^T below (so that a row whose only key is itself, where out = v, gets dP - D = 0 exactly) */
+     * as dP = dout . v^T below (so that a row whose only key is itself, where out = v, gets dP - D = 0 exactly in
+     * 16-bit; in fp32, 3xTF32's 1 * v is v only to within its rounding, so that row's dS is tiny, not zero) */
     {
         typename X::Acc dd;
         wm::fill_fragment(dd, 0.0f);
