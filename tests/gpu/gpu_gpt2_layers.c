@@ -466,7 +466,7 @@ static void run(const shape *s, lt_dtype dt) {
         expect("lmhead_backward dinp", dt, g1, dinp, NC, tol);
         expect("lmhead_backward dwte (+=)", dt, g2, dwte, (size_t)V * C, TOL_F32);
         /* with fp32 scratch, as the model calls it: 16-bit dinp summed in two GEMMs (V is not a multiple of 64 in
-         * either shape), rounded once; dwte again from dwte0 */
+         * any shape), rounded once; dwte again from dwte0 */
         float *d_fs = dalloc(NC * sizeof(float));
         dev_set(d_dwte, dwte0, (size_t)V * C, LT_DTYPE_F32);
         ok(lt_cunn_lmhead_backward_r(nn, dt, d_dinp, d_dwte, d_logits, d_x, d_wte, N, C, V, ldv, NULL, 0, d_fs, NC),
