@@ -649,26 +649,22 @@ int lt_cunn_lmhead_backward_r(lt_cunn *nn, lt_dtype dt, void *dinp, float *dwte,
      * onto the head's (beta 1) in fp32: in dinp itself for fp32, else in fp32 scratch, from which dinp is rounded
      * once (without scratch, one GEMM) */
     const size_t head = vocab_head(V), tail = (size_t)V - head, NC = N * (size_t)C;
-    if (tail && dt == LT_DTYPE_F32) {
+    float *sum = dt == LT_DTYPE_F32 ? static_cast<float *>(dinp) : fscratch_floats >= NC ? fscratch : nullptr;
+    if (tail && sum) {
         if (gemm(nn, "lmhead_backward (dinp)", false, false, (size_t)C, N, head, wte, (size_t)C, dlogits, (size_t)ldv,
-                 dt, dinp, (size_t)C, dt, 0.0f) ||
+                 dt, sum, (size_t)C, LT_DTYPE_F32, 0.0f) ||
             gemm(nn, "lmhead_backward (dinp, the last rows)", false, false, (size_t)C, N, tail,
-                 at(wte, head * (size_t)C, dt), (size_t)C, at(dlogits, head, dt), (size_t)ldv, dt, dinp, (size_t)C, dt,
-                 1.0f))
-            return -1;
-    } else if (tail && fscratch && fscratch_floats >= NC) {
-        if (gemm(nn, "lmhead_backward (dinp)", false, false, (size_t)C, N, head, wte, (size_t)C, dlogits, (size_t)ldv,
-                 dt, fscratch, (size_t)C, LT_DTYPE_F32, 0.0f) ||
-            gemm(nn, "lmhead_backward (dinp, the last rows)", false, false, (size_t)C, N, tail,
-                 at(wte, head * (size_t)C, dt), (size_t)C, at(dlogits, head, dt), (size_t)ldv, dt, fscratch, (size_t)C,
+                 at(wte, head * (size_t)C, dt), (size_t)C, at(dlogits, head, dt), (size_t)ldv, dt, sum, (size_t)C,
                  LT_DTYPE_F32, 1.0f))
             return -1;
-        int rc = with_dtype(nn, "lmhead_backward (dinp)", dt, [&](auto z) {
-            typedef decltype(z) S;
-            LT_LAUNCH(narrow_kernel<S>, blocks_for(NC, EW_THREADS), EW_THREADS, 0, nn->stream)(static_cast<S *>(dinp),
-                                                                                              fscratch, NC);
-        });
-        if (rc) return rc;
+        if (dt != LT_DTYPE_F32) {
+            int rc = with_dtype(nn, "lmhead_backward (dinp)", dt, [&](auto z) {
+                typedef decltype(z) S;
+                LT_LAUNCH(narrow_kernel<S>, blocks_for(NC, EW_THREADS), EW_THREADS, 0, nn->stream)(
+                    static_cast<S *>(dinp), sum, NC);
+            });
+            if (rc) return rc;
+        }
     } else if (gemm(nn, "lmhead_backward (dinp)", false, false, (size_t)C, N, (size_t)V, wte, (size_t)C, dlogits,
                     (size_t)ldv, dt, dinp, (size_t)C, dt, 0.0f)) {
         return -1;
