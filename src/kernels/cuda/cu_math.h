@@ -364,18 +364,21 @@ LT_KHD static inline float lt_cu_qdiv_apply(const lt_cu_qdiv *d, float x) {
     return fmaf(e, d->r, q);
 }
 
+/* bitsandbytes' sign fix: code c of a nonzero x whose sign its side of the table (c < nneg: negative) does not
+ * match moves one code toward x's side */
+LT_KHD static inline int lt_cu_signfix(const lt_cu_qtab *t, int c, float x) {
+    uint32_t xb = lt_cu_f2u(x);
+    int32_t x_neg = (int32_t)(xb >> 31), nonzero = (xb & 0x7fffffffu) != 0;
+    int32_t differ = ((c < t->nneg) ^ x_neg) & nonzero;
+    return c + differ * (1 - 2 * x_neg);
+}
+
 /* quantize_block of lowbit_cpu.c for one element: x / amax to the nearest code
  * (code of 0 for an all-zero block), with bitsandbytes' sign fix when signfix;
  * d from lt_cu_qdiv_make(t, amax). */
 LT_KHD static inline int lt_cu_quantize_d(const lt_cu_qtab *t, const lt_cu_qdiv *d, float x, int signfix) {
-    int c = lt_cu_qcode(t, lt_cu_qdiv_apply(d, x) * d->ok);
-    if (signfix) {
-        uint32_t xb = lt_cu_f2u(x);
-        int32_t x_neg = (int32_t)(xb >> 31), nonzero = (xb & 0x7fffffffu) != 0;
-        int32_t differ = ((c < t->nneg) ^ x_neg) & nonzero;
-        c += differ * (1 - 2 * x_neg);
-    }
-    return c;
+    const int c = lt_cu_qcode(t, lt_cu_qdiv_apply(d, x) * d->ok);
+    return signfix ? lt_cu_signfix(t, c, x) : c;
 }
 
 /* A block whose maximum is positive, finite and in [2^-60, 2^60], with a fast
@@ -414,25 +417,14 @@ LT_KHD static inline int lt_cu_quantize_f(const lt_cu_qtab *t, const lt_cu_qfast
     int c = t->near[idx];
     c += q >= t->th[c];
     c = small ? (s ? f->small1 : f->small0) : c;
-    if (signfix) {
-        int32_t x_neg = (int32_t)(lt_cu_f2u(x) >> 31), nonzero = (lt_cu_f2u(x) & 0x7fffffffu) != 0;
-        int32_t differ = ((c < t->nneg) ^ x_neg) & nonzero;
-        c += differ * (1 - 2 * x_neg);
-    }
-    return c;
+    return signfix ? lt_cu_signfix(t, c, x) : c;
 }
 
 /* the same with a plain division (the reference the fast form is tested against) */
 LT_KHD static inline int lt_cu_quantize(const lt_cu_qtab *t, float x, float amax, int signfix) {
     const float ok = amax > 0.0f ? 1.0f : 0.0f, a = amax > 0.0f ? amax : 1.0f;
-    int c = lt_cu_qcode(t, (x / a) * ok);
-    if (signfix) {
-        uint32_t xb = lt_cu_f2u(x);
-        int32_t x_neg = (int32_t)(xb >> 31), nonzero = (xb & 0x7fffffffu) != 0;
-        int32_t differ = ((c < t->nneg) ^ x_neg) & nonzero;
-        c += differ * (1 - 2 * x_neg);
-    }
-    return c;
+    const int c = lt_cu_qcode(t, (x / a) * ok);
+    return signfix ? lt_cu_signfix(t, c, x) : c;
 }
 
 /* ---- Adafactor's passes (adafactor_cpu.c, optim/adafactor.c) ---- */
