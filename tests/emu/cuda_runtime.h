@@ -421,6 +421,18 @@ template <class T> T __shfl_xor_sync(unsigned mask, T v, int lanemask) {
     memcpy(&r, &got, sizeof r);
     return r;
 }
+/* every lane of the (whole) warp votes; all of them get whether every vote was nonzero */
+inline int __all_sync(unsigned mask, int pred) {
+    if (mask != 0xffffffffu) abort();
+    lt_emu_block *b = lt_emu_cur;
+    int tid = (int)threadIdx.x, warp = tid / 32;
+    b->shfl[tid] = pred != 0;
+    b->warp_bar[warp]->arrive_and_wait();
+    int all = 1;
+    for (int l = 0; l < 32 && warp * 32 + l < b->nthreads; l++) all &= b->shfl[warp * 32 + l] != 0;
+    b->warp_bar[warp]->arrive_and_wait();
+    return all;
+}
 inline int atomicOr(int *p, int v) { return __atomic_fetch_or(p, v, __ATOMIC_SEQ_CST); }
 /* the block's dynamic shared memory, 128-byte aligned (its vector holds 128 bytes more) */
 inline void *lt_emu_dyn_smem() {

@@ -297,29 +297,37 @@ LT_KHD static inline uint32_t lt_cu_absbits(float x) { return lt_cu_f2u(x) & 0x7
 /* ---- the code search on the device ----
  * The device copy of an lt_qtable. For the fast tables, `near` keeps the CPU
  * table's entries for the float buckets (top 16 bits) with exponents emin..127
- * of both signs (|x| <= 1 after normalisation lands there); below emin no
- * threshold lies (checked when built), so one code per sign covers it. Inf and
- * NaN take the codes the CPU search gives them. Other tables (and |x| > 1)
- * binary-search the thresholds, which gives the plain search's code
- * (quant.h). lt_cu_qtab_build (kernels/cuda_plan.c) fills it. */
-#define LT_CU_QNEAR 8192 /* 32 exponents x 128 mantissa buckets x 2 signs */
+ * of both signs (|x| <= 1 after normalisation lands there), below them one row
+ * (exponent emin-1) that holds the code of a zero of that sign: below emin no
+ * threshold lies (checked when built), so that code is right for every smaller
+ * |x| as well, and th[] of it is above them. A bucket's index is its key (the
+ * top 16 bits without the sign) less `base`, clamped at 0, plus `half` for a
+ * negative x (lt_cu_qbucket). Inf and NaN take the codes the CPU search gives
+ * them. Other tables (and |x| >= 2) binary-search the thresholds, which gives
+ * the plain search's code (quant.h). lt_cu_qtab_build (kernels/cuda_plan.c)
+ * fills it. */
+#define LT_CU_QNEAR 8192 /* 32 rows (exponents emin-1..127) x 128 mantissa buckets x 2 signs */
 typedef struct lt_cu_qtab {
     float map[256];
     float th[256];
     int32_t n, nneg, fast, emin;
     int32_t small_code[2], inf_code[2], nan_code[2];
-    int32_t pad[2];
+    int32_t base, half; /* (emin-1) * 128; the rows of one sign, times 128 */
     uint8_t near[LT_CU_QNEAR];
 } lt_cu_qtab;
+
+/* the index in near[] of the float with bits u (a fast table, |x| < 2) */
+LT_KHD static inline uint32_t lt_cu_qbucket(uint32_t u, int32_t base, int32_t half) {
+    int32_t r = (int32_t)((u >> 16) & 0x7fffu) - base;
+    r = r > 0 ? r : 0;
+    return (uint32_t)r + (u >> 31) * (uint32_t)half;
+}
 
 LT_KHD static inline int lt_cu_qcode(const lt_cu_qtab *t, float x) {
     uint32_t u = lt_cu_f2u(x), s = u >> 31, e = (u >> 23) & 0xffu;
     if (e == 255u) return (u & 0x7fffffu) ? t->nan_code[s] : t->inf_code[s];
     if (t->fast && e <= 127u) {
-        if ((int)e < t->emin) return t->small_code[s];
-        uint32_t levels = (uint32_t)(128 - t->emin);
-        uint32_t idx = ((s ? levels : 0u) + (e - (uint32_t)t->emin)) * 128u + ((u >> 16) & 0x7fu);
-        int c = t->near[idx];
+        int c = t->near[lt_cu_qbucket(u, t->base, t->half)];
         return c + (x >= t->th[c]);
     }
     int lo = 0, hi = t->n - 1; /* the number of thresholds <= x */
@@ -388,8 +396,7 @@ LT_KHD static inline int lt_cu_quantize_d(const lt_cu_qtab *t, const lt_cu_qdiv 
  * block without its branches (the kernels' common case; the same codes,
  * tests/test_cuda_host.c). */
 typedef struct lt_cu_qfast {
-    uint32_t emin, levels;
-    int32_t small0, small1;
+    int32_t base, half;
 } lt_cu_qfast;
 
 /* amax_bits: the block's largest |x| as lt_cu_absbits gives it, before any
@@ -400,10 +407,8 @@ LT_KHD static inline int lt_cu_qfast_ok(const lt_cu_qdiv *d, uint32_t amax_bits)
 
 LT_KHD static inline lt_cu_qfast lt_cu_qfast_make(const lt_cu_qtab *t) {
     lt_cu_qfast f;
-    f.emin = (uint32_t)t->emin;
-    f.levels = (uint32_t)(128 - t->emin);
-    f.small0 = t->small_code[0];
-    f.small1 = t->small_code[1];
+    f.base = t->base;
+    f.half = t->half;
     return f;
 }
 
@@ -411,12 +416,8 @@ LT_KHD static inline int lt_cu_quantize_f(const lt_cu_qtab *t, const lt_cu_qfast
                                           int signfix) {
     const float q0 = x * d->r, e = fmaf(-q0, d->a, x), q1 = fmaf(e, d->r, q0);
     const float q = fabsf(x) < d->lo ? q0 : q1;
-    const uint32_t u = lt_cu_f2u(q), s = u >> 31, ex = (u >> 23) & 0xffu;
-    const int small = ex < f->emin;
-    const uint32_t idx = ((s ? f->levels : 0u) + ((small ? f->emin : ex) - f->emin)) * 128u + ((u >> 16) & 0x7fu);
-    int c = t->near[idx];
+    int c = t->near[lt_cu_qbucket(lt_cu_f2u(q), f->base, f->half)];
     c += q >= t->th[c];
-    c = small ? (s ? f->small1 : f->small0) : c;
     return signfix ? lt_cu_signfix(t, c, x) : c;
 }
 

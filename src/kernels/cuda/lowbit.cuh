@@ -40,17 +40,219 @@ __device__ __forceinline__ int q_find(const lt_cu_item *items, int count, uint64
     return lt_cu_find_start(start, count, unit);
 }
 
+/* LT_SASS_MARK(n): an instruction that names a place in the machine code
+ * (a NANOSLEEP of n), for scripts/sass-count's static count of the kernels'
+ * common path; nothing unless LT_SASS_MARKS is defined (never in the library). */
+#if defined(LT_SASS_MARKS) && !defined(LT_CUDA_EMU)
+#define LT_SASS_MARK(n) asm volatile("nanosleep.u32 %0;" ::"n"(n) : "memory")
+#else
+#define LT_SASS_MARK(n) ((void)0)
+#endif
+
+/* One quantization block (unit) of item it, stepped by this group of TPB
+ * threads. HOT: the common case, decided for the whole warp (q_kernel): fp32
+ * parameter and gradient, every operand aligned for vectors, a whole block;
+ * those facts are then constants, and the step is straight-line code. Each
+ * thread keeps its new states (not the parameter, stored as soon as it is
+ * computed) in registers across the block's absmax. */
+template <int KIND, int TPB, bool HOT>
+__device__ __forceinline__ void q_step(const lt_cu_item *it, uint64_t unit, int lane, int gid, const lt_cu_qtab *T0,
+                                       const lt_cu_qtab *T1, const lt_cu_qfast &f1, const lt_cu_qfast &f2,
+                                       uint32_t (*red)[QCfg<TPB>::NW]) {
+    constexpr bool TWO = KIND != LT_CU_BNB8_LION;
+    constexpr bool AO = KIND == LT_CU_AO8 || KIND == LT_CU_AO4;
+    constexpr int BITS = KIND == LT_CU_AO4 ? 4 : 8;
+    float m[8], v[8];
+    int cnt[2] = {0, 0};
+    uint32_t a1 = 0, a2 = 0;
+    uint64_t off = 0, blk = 0;
+    /* the descriptor's fields, read once (stores through p could alias it otherwise) */
+    void *P = nullptr;
+    uint8_t *c1p = nullptr, *c2p = nullptr;
+    float *s1p = nullptr, *s2p = nullptr;
+    int pdt = 0, vec = 0;
+    uint32_t sr = 0;
+    if (it) {
+        LT_SASS_MARK(1 + 10 * HOT);
+        P = it->p;
+        const void *Gp = it->g;
+        pdt = HOT ? (int)LT_DTYPE_F32 : (int)it->pdt;
+        const int gdt = HOT ? (int)LT_DTYPE_F32 : (int)it->gdt;
+        vec = HOT ? 1 : it->vec;
+        sr = HOT ? 0u : it->sr;
+        c1p = static_cast<uint8_t *>(it->q[0]);
+        s1p = static_cast<float *>(it->q[1]);
+        c2p = static_cast<uint8_t *>(it->q[2]);
+        s2p = static_cast<float *>(it->q[3]);
+        lt_kbnb hb;
+        lt_kao ha;
+        if constexpr (AO) ha = it->h.ao;
+        else hb = it->h.bnb;
+        const uint64_t B = q_block<AO>(it), n = it->n;
+        blk = unit - it->unit0;
+        off = blk * B;
+        const uint64_t len = HOT ? B : (n - off < B ? n - off : B);
+        const float gs = it->gscale;
+        const float sc1 = s1p[blk], sc2 = TWO ? s2p[blk] : 0.0f;
+#pragma unroll
+        for (int h = 0; h < 2; h++) {
+            cnt[h] = HOT ? 4 : q_count<TPB>(len, lane, h);
+            const uint64_t i = off + (uint64_t)h * 4 * TPB + (uint64_t)lane * 4;
+            float pv[4] = {0, 0, 0, 0}, gv[4] = {0, 0, 0, 0};
+            int c1[4] = {0, 0, 0, 0}, c2[4] = {0, 0, 0, 0};
+            if (HOT || (cnt[h] == 4 && vec)) {
+                lt_ld<4>(P, pdt, i, pv);
+                lt_ld<4>(Gp, gdt, i, gv);
+                if (BITS == 8) {
+                    LT_ALIGNED(c1p + i, 4);
+                    const uint32_t w1 = *reinterpret_cast<const uint32_t *>(c1p + i);
+                    const uint32_t w2 = TWO ? *reinterpret_cast<const uint32_t *>(c2p + i) : 0u;
+#pragma unroll
+                    for (int k = 0; k < 4; k++) c1[k] = (w1 >> (8 * k)) & 0xff, c2[k] = (w2 >> (8 * k)) & 0xff;
+                } else { /* element 2j in the high nibble */
+                    LT_ALIGNED(c1p + i / 2, 2);
+                    const uint32_t w1 = *reinterpret_cast<const uint16_t *>(c1p + i / 2);
+                    const uint32_t w2 = *reinterpret_cast<const uint16_t *>(c2p + i / 2);
+                    c1[0] = (w1 >> 4) & 0xf, c1[1] = w1 & 0xf, c1[2] = (w1 >> 12) & 0xf, c1[3] = (w1 >> 8) & 0xf;
+                    c2[0] = (w2 >> 4) & 0xf, c2[1] = w2 & 0xf, c2[2] = (w2 >> 12) & 0xf, c2[3] = (w2 >> 8) & 0xf;
+                }
+            } else {
+#pragma unroll
+                for (int k = 0; k < 4; k++) {
+                    if (k >= cnt[h]) break;
+                    float x[1];
+                    lt_ld<1>(P, pdt, i + k, x);
+                    pv[k] = x[0];
+                    lt_ld<1>(Gp, gdt, i + k, x);
+                    gv[k] = x[0];
+                    if (BITS == 8) {
+                        c1[k] = c1p[i + k];
+                        if (TWO) c2[k] = c2p[i + k];
+                    } else {
+                        uint8_t b1 = c1p[(i + k) / 2], b2 = c2p[(i + k) / 2];
+                        c1[k] = ((i + k) & 1) ? (b1 & 0xf) : (b1 >> 4);
+                        c2[k] = ((i + k) & 1) ? (b2 & 0xf) : (b2 >> 4);
+                    }
+                }
+            }
+#pragma unroll
+            for (int k = 0; k < 4; k++) {
+                float mk = T0->map[c1[k]] * sc1, vk = TWO ? T1->map[c2[k]] * sc2 : 0.0f, pk = pv[k];
+                if (k < cnt[h]) {
+                    if constexpr (KIND == LT_CU_BNB8_ADAM) lt_em_bnb8_adam(&hb, gs, &pk, gv[k], &mk, &vk);
+                    else if constexpr (KIND == LT_CU_BNB8_LION) lt_em_bnb8_lion(&hb, gs, &pk, gv[k], &mk);
+                    else lt_em_ao_adam(&ha, gs, &pk, gv[k], &mk, &vk);
+                    a1 = max(a1, lt_cu_absbits(mk));
+                    a2 = max(a2, lt_cu_absbits(vk));
+                }
+                pv[k] = pk, m[4 * h + k] = mk, v[4 * h + k] = vk;
+            }
+            /* the parameter does not wait for the absmax */
+            if (HOT || (cnt[h] == 4 && vec)) {
+                lt_st<4>(P, pdt, i, pv, sr);
+            } else {
+#pragma unroll
+                for (int k = 0; k < 4; k++) {
+                    if (k >= cnt[h]) break;
+                    float x[1] = {pv[k]};
+                    lt_st<1>(P, pdt, i + k, x, sr);
+                }
+            }
+        }
+        LT_SASS_MARK(2 + 10 * HOT);
+    }
+    /* the block's absmax: its TPB threads are aligned lanes of one warp, or whole warps */
+#pragma unroll
+    for (int o = (TPB < 32 ? TPB : 32) / 2; o > 0; o >>= 1) {
+        a1 = max(a1, __shfl_xor_sync(0xffffffffu, a1, o));
+        a2 = max(a2, __shfl_xor_sync(0xffffffffu, a2, o));
+    }
+    if constexpr (TPB > 32) {
+        const int warp = threadIdx.x >> 5;
+        if ((threadIdx.x & 31) == 0) red[0][warp] = a1, red[1][warp] = a2;
+        __syncthreads();
+        a1 = a2 = 0;
+        for (int w = gid * (TPB / 32); w < (gid + 1) * (TPB / 32); w++) a1 = max(a1, red[0][w]), a2 = max(a2, red[1][w]);
+        __syncthreads();
+    }
+    if (it) {
+        LT_SASS_MARK(3 + 10 * HOT);
+        float am1 = lt_cu_u2f(a1), am2 = lt_cu_u2f(a2);
+        if (AO) am1 = fmaxf(am1, 1e-12f), am2 = fmaxf(am2, 1e-12f);
+        if (lane == 0) {
+            s1p[blk] = am1;
+            if (TWO) s2p[blk] = am2;
+        }
+        /* one reciprocal per block: the quotients are x / amax's bits without a division per element; a
+         * block of finite values with a maximum in range (every block of a healthy run) takes the
+         * branch-free search, the same for all of the block's threads */
+        const lt_cu_qdiv d1 = lt_cu_qdiv_make(T0, am1), d2 = lt_cu_qdiv_make(T1, TWO ? am2 : am1);
+        const bool fast = lt_cu_qfast_ok(&d1, a1) && (!TWO || lt_cu_qfast_ok(&d2, a2));
+        LT_SASS_MARK(4 + 10 * HOT);
+#pragma unroll
+        for (int h = 0; h < 2; h++) {
+            const uint64_t i = off + (uint64_t)h * 4 * TPB + (uint64_t)lane * 4;
+            int c1[4], c2[4];
+            if (fast) {
+                LT_SASS_MARK(6 + 10 * HOT);
+#pragma unroll
+                for (int k = 0; k < 4; k++) {
+                    c1[k] = lt_cu_quantize_f(T0, &f1, &d1, m[4 * h + k], !AO);
+                    c2[k] = TWO ? lt_cu_quantize_f(T1, &f2, &d2, v[4 * h + k], 0) : 0;
+                }
+                LT_SASS_MARK(7 + 10 * HOT);
+            } else {
+#pragma unroll
+                for (int k = 0; k < 4; k++) {
+                    c1[k] = lt_cu_quantize_d(T0, &d1, m[4 * h + k], !AO);
+                    c2[k] = TWO ? lt_cu_quantize_d(T1, &d2, v[4 * h + k], 0) : 0;
+                }
+            }
+            if (HOT || (cnt[h] == 4 && vec)) {
+                if (BITS == 8) {
+                    *reinterpret_cast<uint32_t *>(c1p + i) =
+                        (uint32_t)c1[0] | (uint32_t)c1[1] << 8 | (uint32_t)c1[2] << 16 | (uint32_t)c1[3] << 24;
+                    if (TWO)
+                        *reinterpret_cast<uint32_t *>(c2p + i) =
+                            (uint32_t)c2[0] | (uint32_t)c2[1] << 8 | (uint32_t)c2[2] << 16 | (uint32_t)c2[3] << 24;
+                } else {
+                    *reinterpret_cast<uint16_t *>(c1p + i / 2) =
+                        (uint16_t)(((c1[0] << 4) | c1[1]) | (((c1[2] << 4) | c1[3]) << 8));
+                    *reinterpret_cast<uint16_t *>(c2p + i / 2) =
+                        (uint16_t)(((c2[0] << 4) | c2[1]) | (((c2[2] << 4) | c2[3]) << 8));
+                }
+            } else {
+#pragma unroll
+                for (int k = 0; k < 4; k++) {
+                    if (k >= cnt[h]) break;
+                    if (BITS == 8) {
+                        c1p[i + k] = (uint8_t)c1[k];
+                        if (TWO) c2p[i + k] = (uint8_t)c2[k];
+                    } else { /* whole blocks of even size: both nibbles of a byte belong to this thread */
+                        if (((i + k) & 1) == 0) {
+                            int lo1 = k + 1 < cnt[h] ? c1[k + 1] : 0, lo2 = k + 1 < cnt[h] ? c2[k + 1] : 0;
+                            c1p[(i + k) / 2] = (uint8_t)((c1[k] << 4) | lo1);
+                            c2p[(i + k) / 2] = (uint8_t)((c2[k] << 4) | lo2);
+                        }
+                    }
+                }
+            }
+        }
+        LT_SASS_MARK(5 + 10 * HOT);
+    }
+}
+
 /* The kernel: a persistent grid; each group of TPB threads steps one
  * quantization block per iteration (its p and g loads issued when it starts:
  * a variant that staged the next block through shared memory with cp.async
- * measured slower on an H200, 2026-11-28, bench/RESULTS.md). */
+ * measured slower on an H200, 2026-11-28, bench/RESULTS.md). A warp whose
+ * blocks are all common ones (q_step's HOT) takes the straight-line step. */
 template <int KIND, int TPB>
 __global__ void __launch_bounds__(QCfg<TPB>::CTA, 2048 / QCfg<TPB>::CTA * 3 / 8)
     q_kernel(const lt_cu_item *__restrict__ items, int count, uint64_t nunits, const lt_cu_qtab *__restrict__ t0,
              const lt_cu_qtab *__restrict__ t1, const int *flag) {
     constexpr bool TWO = KIND != LT_CU_BNB8_LION;
     constexpr bool AO = KIND == LT_CU_AO8 || KIND == LT_CU_AO4;
-    constexpr int BITS = KIND == LT_CU_AO4 ? 4 : 8;
     constexpr int G = QCfg<TPB>::G, NW = QCfg<TPB>::NW;
     __shared__ lt_cu_qtab T[TWO ? 2 : 1];
     __shared__ uint32_t red[2][NW];
@@ -64,176 +266,23 @@ __global__ void __launch_bounds__(QCfg<TPB>::CTA, 2048 / QCfg<TPB>::CTA * 3 / 8)
     const uint64_t stride = (uint64_t)gridDim.x * G;
     int hint = 0;
     for (uint64_t base = (uint64_t)blockIdx.x * G; base < nunits; base += stride) {
+        LT_SASS_MARK(8);
         const uint64_t unit = base + gid;
         const lt_cu_item *it = nullptr;
         if (unit < nunits) {
             hint = q_find(items, count, unit, hint);
             it = items + hint;
         }
-        float p[8], m[8], v[8];
-        int cnt[2] = {0, 0};
-        uint32_t a1 = 0, a2 = 0;
-        uint64_t off = 0, blk = 0;
-        /* the descriptor's fields, read once (stores through p could alias it otherwise) */
-        void *P = nullptr;
-        uint8_t *c1p = nullptr, *c2p = nullptr;
-        float *s1p = nullptr, *s2p = nullptr;
-        int pdt = 0, vec = 0;
-        uint32_t sr = 0;
-        if (it) {
-            P = it->p;
-            const void *Gp = it->g;
-            pdt = it->pdt;
-            const int gdt = it->gdt;
-            vec = it->vec;
-            sr = it->sr;
-            c1p = static_cast<uint8_t *>(it->q[0]);
-            s1p = static_cast<float *>(it->q[1]);
-            c2p = static_cast<uint8_t *>(it->q[2]);
-            s2p = static_cast<float *>(it->q[3]);
-            lt_kbnb hb;
-            lt_kao ha;
-            if constexpr (AO) ha = it->h.ao;
-            else hb = it->h.bnb;
-            const uint64_t B = q_block<AO>(it), n = it->n;
-            blk = unit - it->unit0;
-            off = blk * B;
-            const uint64_t len = n - off < B ? n - off : B;
-            const float gs = it->gscale;
-            const float sc1 = s1p[blk], sc2 = TWO ? s2p[blk] : 0.0f;
-#pragma unroll
-            for (int h = 0; h < 2; h++) {
-                cnt[h] = q_count<TPB>(len, lane, h);
-                const uint64_t i = off + (uint64_t)h * 4 * TPB + (uint64_t)lane * 4;
-                float pv[4] = {0, 0, 0, 0}, gv[4] = {0, 0, 0, 0};
-                int c1[4] = {0, 0, 0, 0}, c2[4] = {0, 0, 0, 0};
-                if (cnt[h] == 4 && vec) {
-                    lt_ld<4>(P, pdt, i, pv);
-                    lt_ld<4>(Gp, gdt, i, gv);
-                    if (BITS == 8) {
-                        LT_ALIGNED(c1p + i, 4);
-                        const uint32_t w1 = *reinterpret_cast<const uint32_t *>(c1p + i);
-                        const uint32_t w2 = TWO ? *reinterpret_cast<const uint32_t *>(c2p + i) : 0u;
-#pragma unroll
-                        for (int k = 0; k < 4; k++) c1[k] = (w1 >> (8 * k)) & 0xff, c2[k] = (w2 >> (8 * k)) & 0xff;
-                    } else { /* element 2j in the high nibble */
-                        LT_ALIGNED(c1p + i / 2, 2);
-                        const uint32_t w1 = *reinterpret_cast<const uint16_t *>(c1p + i / 2);
-                        const uint32_t w2 = *reinterpret_cast<const uint16_t *>(c2p + i / 2);
-                        c1[0] = (w1 >> 4) & 0xf, c1[1] = w1 & 0xf, c1[2] = (w1 >> 12) & 0xf, c1[3] = (w1 >> 8) & 0xf;
-                        c2[0] = (w2 >> 4) & 0xf, c2[1] = w2 & 0xf, c2[2] = (w2 >> 12) & 0xf, c2[3] = (w2 >> 8) & 0xf;
-                    }
-                } else {
-#pragma unroll
-                    for (int k = 0; k < 4; k++) {
-                        if (k >= cnt[h]) break;
-                        float x[1];
-                        lt_ld<1>(P, pdt, i + k, x);
-                        pv[k] = x[0];
-                        lt_ld<1>(Gp, gdt, i + k, x);
-                        gv[k] = x[0];
-                        if (BITS == 8) {
-                            c1[k] = c1p[i + k];
-                            if (TWO) c2[k] = c2p[i + k];
-                        } else {
-                            uint8_t b1 = c1p[(i + k) / 2], b2 = c2p[(i + k) / 2];
-                            c1[k] = ((i + k) & 1) ? (b1 & 0xf) : (b1 >> 4);
-                            c2[k] = ((i + k) & 1) ? (b2 & 0xf) : (b2 >> 4);
-                        }
-                    }
-                }
-#pragma unroll
-                for (int k = 0; k < 4; k++) {
-                    float mk = T[0].map[c1[k]] * sc1, vk = TWO ? T1->map[c2[k]] * sc2 : 0.0f, pk = pv[k];
-                    if (k < cnt[h]) {
-                        if constexpr (KIND == LT_CU_BNB8_ADAM) lt_em_bnb8_adam(&hb, gs, &pk, gv[k], &mk, &vk);
-                        else if constexpr (KIND == LT_CU_BNB8_LION) lt_em_bnb8_lion(&hb, gs, &pk, gv[k], &mk);
-                        else lt_em_ao_adam(&ha, gs, &pk, gv[k], &mk, &vk);
-                        a1 = max(a1, lt_cu_absbits(mk));
-                        a2 = max(a2, lt_cu_absbits(vk));
-                    }
-                    p[4 * h + k] = pk, m[4 * h + k] = mk, v[4 * h + k] = vk;
-                }
+        if constexpr (TPB <= 32) {
+            bool hot = it && it->pdt == LT_DTYPE_F32 && it->gdt == LT_DTYPE_F32 && it->vec &&
+                       it->n - (unit - it->unit0) * q_block<AO>(it) >= q_block<AO>(it);
+            if (__all_sync(0xffffffffu, hot)) {
+                LT_SASS_MARK(9);
+                q_step<KIND, TPB, true>(it, unit, lane, gid, &T[0], T1, f1, f2, red);
+                continue;
             }
         }
-        /* the block's absmax: its TPB threads are aligned lanes of one warp, or whole warps */
-#pragma unroll
-        for (int o = (TPB < 32 ? TPB : 32) / 2; o > 0; o >>= 1) {
-            a1 = max(a1, __shfl_xor_sync(0xffffffffu, a1, o));
-            a2 = max(a2, __shfl_xor_sync(0xffffffffu, a2, o));
-        }
-        if constexpr (TPB > 32) {
-            const int warp = threadIdx.x >> 5;
-            if ((threadIdx.x & 31) == 0) red[0][warp] = a1, red[1][warp] = a2;
-            __syncthreads();
-            a1 = a2 = 0;
-            for (int w = gid * (TPB / 32); w < (gid + 1) * (TPB / 32); w++) a1 = max(a1, red[0][w]), a2 = max(a2, red[1][w]);
-            __syncthreads();
-        }
-        if (it) {
-            float am1 = lt_cu_u2f(a1), am2 = lt_cu_u2f(a2);
-            if (AO) am1 = fmaxf(am1, 1e-12f), am2 = fmaxf(am2, 1e-12f);
-            if (lane == 0) {
-                s1p[blk] = am1;
-                if (TWO) s2p[blk] = am2;
-            }
-            /* one reciprocal per block: the quotients are x / amax's bits without a division per element; a
-             * block of finite values with a maximum in range (every block of a healthy run) takes the
-             * branch-free search, the same for all of the block's threads */
-            const lt_cu_qdiv d1 = lt_cu_qdiv_make(&T[0], am1), d2 = lt_cu_qdiv_make(T1, TWO ? am2 : am1);
-            const bool fast = lt_cu_qfast_ok(&d1, a1) && (!TWO || lt_cu_qfast_ok(&d2, a2));
-#pragma unroll
-            for (int h = 0; h < 2; h++) {
-                const uint64_t i = off + (uint64_t)h * 4 * TPB + (uint64_t)lane * 4;
-                int c1[4], c2[4];
-                if (fast) {
-#pragma unroll
-                    for (int k = 0; k < 4; k++) {
-                        c1[k] = lt_cu_quantize_f(&T[0], &f1, &d1, m[4 * h + k], !AO);
-                        c2[k] = TWO ? lt_cu_quantize_f(T1, &f2, &d2, v[4 * h + k], 0) : 0;
-                    }
-                } else {
-#pragma unroll
-                    for (int k = 0; k < 4; k++) {
-                        c1[k] = lt_cu_quantize_d(&T[0], &d1, m[4 * h + k], !AO);
-                        c2[k] = TWO ? lt_cu_quantize_d(T1, &d2, v[4 * h + k], 0) : 0;
-                    }
-                }
-                float pv[4] = {p[4 * h], p[4 * h + 1], p[4 * h + 2], p[4 * h + 3]};
-                if (cnt[h] == 4 && vec) {
-                    lt_st<4>(P, pdt, i, pv, sr);
-                    if (BITS == 8) {
-                        *reinterpret_cast<uint32_t *>(c1p + i) =
-                            (uint32_t)c1[0] | (uint32_t)c1[1] << 8 | (uint32_t)c1[2] << 16 | (uint32_t)c1[3] << 24;
-                        if (TWO)
-                            *reinterpret_cast<uint32_t *>(c2p + i) =
-                                (uint32_t)c2[0] | (uint32_t)c2[1] << 8 | (uint32_t)c2[2] << 16 | (uint32_t)c2[3] << 24;
-                    } else {
-                        *reinterpret_cast<uint16_t *>(c1p + i / 2) =
-                            (uint16_t)(((c1[0] << 4) | c1[1]) | (((c1[2] << 4) | c1[3]) << 8));
-                        *reinterpret_cast<uint16_t *>(c2p + i / 2) =
-                            (uint16_t)(((c2[0] << 4) | c2[1]) | (((c2[2] << 4) | c2[3]) << 8));
-                    }
-                } else {
-#pragma unroll
-                    for (int k = 0; k < 4; k++) {
-                        if (k >= cnt[h]) break;
-                        float x[1] = {pv[k]};
-                        lt_st<1>(P, pdt, i + k, x, sr);
-                        if (BITS == 8) {
-                            c1p[i + k] = (uint8_t)c1[k];
-                            if (TWO) c2p[i + k] = (uint8_t)c2[k];
-                        } else { /* whole blocks of even size: both nibbles of a byte belong to this thread */
-                            if (((i + k) & 1) == 0) {
-                                int lo1 = k + 1 < cnt[h] ? c1[k + 1] : 0, lo2 = k + 1 < cnt[h] ? c2[k + 1] : 0;
-                                c1p[(i + k) / 2] = (uint8_t)((c1[k] << 4) | lo1);
-                                c2p[(i + k) / 2] = (uint8_t)((c2[k] << 4) | lo2);
-                            }
-                        }
-                    }
-                }
-            }
-        }
+        q_step<KIND, TPB, false>(it, unit, lane, gid, &T[0], T1, f1, f2, red);
     }
 }
 
