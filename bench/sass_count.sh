@@ -40,7 +40,7 @@ for spec in "bnb8_adam 10 32 256" "bnb8_lion 11 32 256" "ao8 12 32 256" "ao4 13 
     info=$(grep -A2 "Function properties for .*$k" "$out/ptxas_$kind.txt" || true)
     spill=$(echo "$info" | sed -n 's/.* \([0-9]*\) bytes spill stores.*/\1/p' | head -1)
     regs=$(grep -A3 "Compiling entry function .*$k" "$out/ptxas_$kind.txt" | sed -n 's/.*Used \([0-9]*\) registers.*/\1/p' | head -1)
-    walk() { python3 bench/sass_walk.py "$out/lowbit_$kind.sass" "$k" "$1" "$2" 9,16 > "$out/walk_${kind}_$1.txt"; sed -n 1p "$out/walk_${kind}_$1.txt"; }
+    walk() { python3 bench/sass_walk.py "$out/lowbit_$kind.sass" "$k" "$1" "$2" 9,10,16 > "$out/walk_${kind}_$1.txt"; sed -n 1p "$out/walk_${kind}_$1.txt"; }
     head=$(walk 8 11) step=$(walk 11 15) tail=$(walk 15 8)
     head=${head%% *} tail=${tail%% *}
     case "$step" in *"16 17 16 17"*) ;; *) echo "sass_count: $kind: the walk missed the fast search: $step" >&2; exit 1 ;; esac

@@ -31,23 +31,26 @@ template <bool AO> __device__ __forceinline__ uint64_t q_block(const lt_cu_item 
     else return it->h.bnb.block;
 }
 
-/* The index of the item that owns unit: the previous one's (hint) when it
- * still does, as it mostly does for a persistent CTA walking a tensor's
- * blocks, else the binary search over the items' first units. */
-__device__ __forceinline__ int q_find(const lt_cu_item *items, int count, uint64_t unit, int hint) {
-    const uint64_t *start = lt_cu_starts(items, count);
-    if (start[hint] <= unit && (hint + 1 == count || start[hint + 1] > unit)) return hint;
-    return lt_cu_find_start(start, count, unit);
-}
-
 /* LT_SASS_MARK(n): an instruction that names a place in the machine code
- * (a NANOSLEEP of n), for scripts/sass-count's static count of the kernels'
+ * (a NANOSLEEP of n), for bench/sass_count.sh: a static count of the kernels'
  * common path; nothing unless LT_SASS_MARKS is defined (never in the library). */
 #if defined(LT_SASS_MARKS) && !defined(LT_CUDA_EMU)
 #define LT_SASS_MARK(n) asm volatile("nanosleep.u32 %0;" ::"n"(n) : "memory")
 #else
 #define LT_SASS_MARK(n) ((void)0)
 #endif
+
+/* The index of the item that owns unit: the previous one's (hint) when it
+ * still does, as it mostly does for a persistent CTA walking a tensor's
+ * blocks, else the binary search over the items' first units. */
+__device__ __forceinline__ int q_find(const lt_cu_item *items, int count, uint64_t unit, int hint) {
+    const uint64_t *start = lt_cu_starts(items, count);
+    if (start[hint] <= unit && (hint + 1 == count || start[hint + 1] > unit)) {
+        LT_SASS_MARK(10);
+        return hint;
+    }
+    return lt_cu_find_start(start, count, unit);
+}
 
 /* One quantization block (unit) of item it, stepped by this group of TPB
  * threads. HOT: the common case, decided for the whole warp (q_kernel): fp32
@@ -274,8 +277,10 @@ __global__ void __launch_bounds__(QCfg<TPB>::CTA, 2048 / QCfg<TPB>::CTA * 3 / 8)
             it = items + hint;
         }
         if constexpr (TPB <= 32) {
-            bool hot = it && it->pdt == LT_DTYPE_F32 && it->gdt == LT_DTYPE_F32 && it->vec &&
-                       it->n - (unit - it->unit0) * q_block<AO>(it) >= q_block<AO>(it);
+            bool hot = false;
+            if (it) /* one test of all four (none has a side effect) */
+                hot = (it->pdt == LT_DTYPE_F32) & (it->gdt == LT_DTYPE_F32) & (it->vec != 0) &
+                      (it->n - (unit - it->unit0) * q_block<AO>(it) >= q_block<AO>(it));
             if (__all_sync(0xffffffffu, hot)) {
                 LT_SASS_MARK(9);
                 q_step<KIND, TPB, true>(it, unit, lane, gid, &T[0], T1, f1, f2, red);
