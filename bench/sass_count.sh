@@ -6,7 +6,8 @@
 # Prints per kind: registers and spills, the instructions of the loop head (descriptor, hot check),
 # the block step and the loop tail, per block and per element (one thread: 8 elements of its block),
 # and warp instructions per element (the figure Nsight Compute's issued-instruction count gives when
-# divided by the elements: 7.0 for bnb 8-bit AdamW on an H200 at ce969f5, bench/gpu-logs).
+# divided by the elements: 7.0 for bnb 8-bit AdamW on an H200 at ce969f5, bench/gpu-logs). kind/r64: the
+# LT_LOWBIT_REGS=64 instantiation (64 registers, 4 CTAs of 256 threads per SM instead of 3).
 # usage: bench/sass_count.sh [OUTDIR]    (NVDISASM=path overrides the search for nvdisasm)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,7 +28,7 @@ MSG
     exit 1
 fi
 chmod +x "$nvd" 2>/dev/null || true
-printf '%-10s %5s %4s %5s %6s %5s %5s %5s %9s %8s %10s\n' kind block tpb regs spill head step tail per_block per_elem warp_per_el
+printf '%-14s %5s %4s %5s %6s %5s %5s %5s %9s %8s %10s\n' kind block tpb regs spill head step tail per_block per_elem warp_per_el
 # kind, enum value (cu_plan.h), threads per quantization block, block size
 for spec in "bnb8_adam 10 32 256" "bnb8_lion 11 32 256" "ao8 12 32 256" "ao4 13 16 128"; do
     set -- $spec
@@ -36,18 +37,23 @@ for spec in "bnb8_adam 10 32 256" "bnb8_lion 11 32 256" "ao8 12 32 256" "ao4 13 
     nvcc -std=c++17 -Iinclude -Isrc -DLT_HAVE_CUDA -DLT_SASS_MARKS -gencode arch=compute_90,code=sm_90 -fmad=false \
         -Xptxas -v -cubin -o "$cubin" "src/kernels/cuda/lowbit_$kind.cu" 2> "$out/ptxas_$kind.txt"
     "$nvd" -c "$cubin" > "$out/lowbit_$kind.sass"
-    k="q_kernelILi${id}ELi${tpb}E"
+    # the default instantiation (up to 80 registers, 3 CTAs per SM) and LT_LOWBIT_REGS=64's (4 CTAs)
+    for minb in 3 4; do
+    k="q_kernelILi${id}ELi${tpb}ELi${minb}E"
     info=$(grep -A2 "Function properties for .*$k" "$out/ptxas_$kind.txt" || true)
     spill=$(echo "$info" | sed -n 's/.* \([0-9]*\) bytes spill stores.*/\1/p' | head -1)
     regs=$(grep -A3 "Compiling entry function .*$k" "$out/ptxas_$kind.txt" | sed -n 's/.*Used \([0-9]*\) registers.*/\1/p' | head -1)
-    walk() { python3 bench/sass_walk.py "$out/lowbit_$kind.sass" "$k" "$1" "$2" 9,10,16 > "$out/walk_${kind}_$1.txt"; sed -n 1p "$out/walk_${kind}_$1.txt"; }
+    walk() { python3 bench/sass_walk.py "$out/lowbit_$kind.sass" "$k" "$1" "$2" 9,10,16 > "$out/walk_${kind}_${minb}_$1.txt"; sed -n 1p "$out/walk_${kind}_${minb}_$1.txt"; }
     head=$(walk 8 11) step=$(walk 11 15) tail=$(walk 15 8)
     head=${head%% *} tail=${tail%% *}
     case "$step" in *"16 17 16 17"*) ;; *) echo "sass_count: $kind: the walk missed the fast search: $step" >&2; exit 1 ;; esac
     step=${step%% *}
     per=$((head + step + tail))
     per_el=$((block / tpb))
-    awk -v k="$kind" -v b="$block" -v t="$tpb" -v r="${regs:-?}" -v s="${spill:-?}" -v h="$head" -v st="$step" \
+    name=$kind
+    [ $minb = 4 ] && name=$kind/r64
+    awk -v k="$name" -v b="$block" -v t="$tpb" -v r="${regs:-?}" -v s="${spill:-?}" -v h="$head" -v st="$step" \
         -v tl="$tail" -v p="$per" -v e="$per_el" \
-        'BEGIN { printf "%-10s %5d %4d %5s %6s %5d %5d %5d %9d %8.1f %10.2f\n", k, b, t, r, s, h, st, tl, p, p / e, p / e / 32 }'
+        'BEGIN { printf "%-14s %5d %4d %5s %6s %5d %5d %5d %9d %8.1f %10.2f\n", k, b, t, r, s, h, st, tl, p, p / e, p / e / 32 }'
+    done
 done

@@ -492,6 +492,14 @@ static int af_pipe_bits() {
     return 4;
 }
 
+/* The low-bit kernels' variants (lt_cu_launch_q), for timing them against the default: LT_LOWBIT_HOT=0 makes
+ * every warp take the general step, LT_LOWBIT_REGS=64 selects the instantiation held to 64 registers (4 CTAs
+ * per SM instead of 3). The same results. Read at each flush. */
+static int lowbit_variant() {
+    const char *h = getenv("LT_LOWBIT_HOT"), *r = getenv("LT_LOWBIT_REGS");
+    return (h && !strcmp(h, "0") ? 1 : 0) | (r && !strcmp(r, "64") ? 2 : 0);
+}
+
 static int run_plan(lt_cuda *c, std::vector<Launch> &plan, std::vector<lt_cu_item> &items) {
     if (items.empty() || plan.empty()) return 0;
     /* one buffer: per launch its items, then their unit0 values for the search (lt_cu_starts) */
@@ -519,7 +527,7 @@ static int run_plan(lt_cuda *c, std::vector<Launch> &plan, std::vector<lt_cu_ite
         if (L.kind == LT_CU_CHECK) e = lt_cu_launch_check(d, L.count, L.nunits, c->flag, c->stream);
         else if (L.kind <= LT_CU_EW_LAST) e = lt_cu_launch_ew(L.kind, d, L.count, L.nunits, c->flag, c->stream);
         else if (L.kind >= LT_CU_BNB8_ADAM && L.kind <= LT_CU_AO4)
-            e = lt_cu_launch_q(L.kind, L.block, d, L.count, L.nunits, L.t0, L.t1, c->flag,
+            e = lt_cu_launch_q(L.kind, L.block, d, L.count, L.nunits, L.t0, L.t1, c->flag, lowbit_variant(),
                                c->sm_count, c->stream);
         else e = lt_cu_launch_af(L.kind, L.variant | af_pipe_bits(), d, L.count, L.nunits,
                                  L.maxcols, c->flag, c->stream);

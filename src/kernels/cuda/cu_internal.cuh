@@ -124,9 +124,11 @@ __device__ __forceinline__ double lt_cu_block_sum(double v, double *red) {
 cudaError_t lt_cu_launch_ew(int kind, const lt_cu_item *items, int count, uint64_t nunits, const int *flag,
                             cudaStream_t s);
 cudaError_t lt_cu_launch_check(const lt_cu_item *items, int count, uint64_t nunits, int *flag, cudaStream_t s);
-/* block: the quantization block size */
+/* block: the quantization block size; variant (lowbit.cuh, launch_t): bit 0 no hot step, bit 1 the 64-register
+ * instantiation (the same results) */
 cudaError_t lt_cu_launch_q(int kind, int block, const lt_cu_item *items, int count, uint64_t nunits,
-                           const lt_cu_qtab *t0, const lt_cu_qtab *t1, const int *flag, int sm_count, cudaStream_t s);
+                           const lt_cu_qtab *t0, const lt_cu_qtab *t1, const int *flag, int variant, int sm_count,
+                           cudaStream_t s);
 /* variant for LT_CU_AF_ROWS: bit 0 vectorized, bit 1 column sums in shared memory (maxcols columns), bit 2
  * the vectorized pass's tiles of g staged through shared memory (cp.async; ignored without bit 0), three tiles
  * ahead, or one with bit 3 */

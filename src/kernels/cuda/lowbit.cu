@@ -13,18 +13,19 @@
 
 /* one per kind, in lowbit_<kind>.cu, all of this type */
 typedef cudaError_t q_launcher(int block, const lt_cu_item *items, int count, uint64_t nunits,
-                               const lt_cu_qtab *t0, const lt_cu_qtab *t1, const int *flag, int sm_count,
-                               cudaStream_t s);
+                               const lt_cu_qtab *t0, const lt_cu_qtab *t1, const int *flag, int variant,
+                               int sm_count, cudaStream_t s);
 q_launcher lt_cu_launch_q_bnb8_adam, lt_cu_launch_q_bnb8_lion, lt_cu_launch_q_ao8, lt_cu_launch_q_ao4;
 
 cudaError_t lt_cu_launch_q(int kind, int block, const lt_cu_item *items, int count, uint64_t nunits,
-                           const lt_cu_qtab *t0, const lt_cu_qtab *t1, const int *flag, int sm_count, cudaStream_t s) {
+                           const lt_cu_qtab *t0, const lt_cu_qtab *t1, const int *flag, int variant, int sm_count,
+                           cudaStream_t s) {
     if (nunits == 0) return cudaSuccess;
     switch (kind) {
-    case LT_CU_BNB8_ADAM: return lt_cu_launch_q_bnb8_adam(block, items, count, nunits, t0, t1, flag, sm_count, s);
-    case LT_CU_BNB8_LION: return lt_cu_launch_q_bnb8_lion(block, items, count, nunits, t0, t1, flag, sm_count, s);
-    case LT_CU_AO8: return lt_cu_launch_q_ao8(block, items, count, nunits, t0, t1, flag, sm_count, s);
-    case LT_CU_AO4: return lt_cu_launch_q_ao4(block, items, count, nunits, t0, t1, flag, sm_count, s);
+    case LT_CU_BNB8_ADAM: return lt_cu_launch_q_bnb8_adam(block, items, count, nunits, t0, t1, flag, variant, sm_count, s);
+    case LT_CU_BNB8_LION: return lt_cu_launch_q_bnb8_lion(block, items, count, nunits, t0, t1, flag, variant, sm_count, s);
+    case LT_CU_AO8: return lt_cu_launch_q_ao8(block, items, count, nunits, t0, t1, flag, variant, sm_count, s);
+    case LT_CU_AO4: return lt_cu_launch_q_ao4(block, items, count, nunits, t0, t1, flag, variant, sm_count, s);
     default: return cudaErrorInvalidValue;
     }
 }

@@ -250,10 +250,10 @@ __device__ __forceinline__ void q_step(const lt_cu_item *it, uint64_t unit, int 
  * a variant that staged the next block through shared memory with cp.async
  * measured slower on an H200, 2026-11-28, bench/RESULTS.md). A warp whose
  * blocks are all common ones (q_step's HOT) takes the straight-line step. */
-template <int KIND, int TPB>
-__global__ void __launch_bounds__(QCfg<TPB>::CTA, 2048 / QCfg<TPB>::CTA * 3 / 8)
+template <int KIND, int TPB, int MINB>
+__global__ void __launch_bounds__(QCfg<TPB>::CTA, MINB)
     q_kernel(const lt_cu_item *__restrict__ items, int count, uint64_t nunits, const lt_cu_qtab *__restrict__ t0,
-             const lt_cu_qtab *__restrict__ t1, const int *flag) {
+             const lt_cu_qtab *__restrict__ t1, const int *flag, int hot_ok) {
     constexpr bool TWO = KIND != LT_CU_BNB8_LION;
     constexpr bool AO = KIND == LT_CU_AO8 || KIND == LT_CU_AO4;
     constexpr int G = QCfg<TPB>::G, NW = QCfg<TPB>::NW;
@@ -281,7 +281,7 @@ __global__ void __launch_bounds__(QCfg<TPB>::CTA, 2048 / QCfg<TPB>::CTA * 3 / 8)
             if (it) /* one test of all four (none has a side effect) */
                 hot = (it->pdt == LT_DTYPE_F32) & (it->gdt == LT_DTYPE_F32) & (it->vec != 0) &
                       (it->n - (unit - it->unit0) * q_block<AO>(it) >= q_block<AO>(it));
-            if (__all_sync(0xffffffffu, hot)) {
+            if (__all_sync(0xffffffffu, hot) && hot_ok) {
                 LT_SASS_MARK(9);
                 q_step<KIND, TPB, true>(it, unit, lane, gid, &T[0], T1, f1, f2, red);
                 continue;
@@ -291,32 +291,45 @@ __global__ void __launch_bounds__(QCfg<TPB>::CTA, 2048 / QCfg<TPB>::CTA * 3 / 8)
     }
 }
 
-template <int KIND, int TPB>
-cudaError_t launch_t(const lt_cu_item *items, int count, uint64_t nunits, const lt_cu_qtab *t0, const lt_cu_qtab *t1,
-                     const int *flag, int sm_count, cudaStream_t s) {
+/* variant bit 0: every warp takes the general step (LT_LOWBIT_HOT=0, for timing the hot step against it);
+ * bit 1: the instantiation held to 64 registers, 4 CTAs of 256 threads per SM instead of 3 at up to 80
+ * (LT_LOWBIT_REGS=64; blocks of 128 and 256 only): more warps to hide the loads' latency against spills.
+ * The same results either way. */
+template <int KIND, int TPB, int MINB>
+cudaError_t launch_m(const lt_cu_item *items, int count, uint64_t nunits, const lt_cu_qtab *t0, const lt_cu_qtab *t1,
+                     const int *flag, int variant, int sm_count, cudaStream_t s) {
     typedef QCfg<TPB> C;
-    auto kernel = q_kernel<KIND, TPB>;
+    auto kernel = q_kernel<KIND, TPB, MINB>;
     int per_sm = 0;
     cudaError_t e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, C::CTA, 0);
     if (e != cudaSuccess) return e;
     if (per_sm < 1) per_sm = 1;
     uint64_t want = (nunits + C::G - 1) / C::G, cap = (uint64_t)per_sm * (uint64_t)(sm_count > 0 ? sm_count : 1);
     unsigned grid = (unsigned)(want < cap ? want : cap);
-    LT_LAUNCH(kernel, grid, C::CTA, 0, s)(items, count, nunits, t0, t1, flag);
+    LT_LAUNCH(kernel, grid, C::CTA, 0, s)(items, count, nunits, t0, t1, flag, (variant & 1) ? 0 : 1);
     return cudaGetLastError();
+}
+
+template <int KIND, int TPB>
+cudaError_t launch_t(const lt_cu_item *items, int count, uint64_t nunits, const lt_cu_qtab *t0, const lt_cu_qtab *t1,
+                     const int *flag, int variant, int sm_count, cudaStream_t s) {
+    constexpr int CTA = QCfg<TPB>::CTA;
+    if constexpr (TPB == 16 || TPB == 32)
+        if (variant & 2) return launch_m<KIND, TPB, 2048 / CTA / 2>(items, count, nunits, t0, t1, flag, variant, sm_count, s);
+    return launch_m<KIND, TPB, 2048 / CTA * 3 / 8>(items, count, nunits, t0, t1, flag, variant, sm_count, s);
 }
 
 template <int KIND>
 cudaError_t launch_k(int block, const lt_cu_item *items, int count, uint64_t nunits, const lt_cu_qtab *t0,
-                     const lt_cu_qtab *t1, const int *flag, int sm_count, cudaStream_t s) {
+                     const lt_cu_qtab *t1, const int *flag, int variant, int sm_count, cudaStream_t s) {
     switch (block) {
-    case 64: return launch_t<KIND, 8>(items, count, nunits, t0, t1, flag, sm_count, s);
-    case 128: return launch_t<KIND, 16>(items, count, nunits, t0, t1, flag, sm_count, s);
-    case 256: return launch_t<KIND, 32>(items, count, nunits, t0, t1, flag, sm_count, s);
-    case 512: return launch_t<KIND, 64>(items, count, nunits, t0, t1, flag, sm_count, s);
-    case 1024: return launch_t<KIND, 128>(items, count, nunits, t0, t1, flag, sm_count, s);
-    case 2048: return launch_t<KIND, 256>(items, count, nunits, t0, t1, flag, sm_count, s);
-    case 4096: return launch_t<KIND, 512>(items, count, nunits, t0, t1, flag, sm_count, s);
+    case 64: return launch_t<KIND, 8>(items, count, nunits, t0, t1, flag, variant, sm_count, s);
+    case 128: return launch_t<KIND, 16>(items, count, nunits, t0, t1, flag, variant, sm_count, s);
+    case 256: return launch_t<KIND, 32>(items, count, nunits, t0, t1, flag, variant, sm_count, s);
+    case 512: return launch_t<KIND, 64>(items, count, nunits, t0, t1, flag, variant, sm_count, s);
+    case 1024: return launch_t<KIND, 128>(items, count, nunits, t0, t1, flag, variant, sm_count, s);
+    case 2048: return launch_t<KIND, 256>(items, count, nunits, t0, t1, flag, variant, sm_count, s);
+    case 4096: return launch_t<KIND, 512>(items, count, nunits, t0, t1, flag, variant, sm_count, s);
     default: return cudaErrorInvalidValue;
     }
 }
