@@ -245,7 +245,7 @@ __device__ __forceinline__ void q_step(const lt_cu_item *it, uint64_t unit, int 
     }
 }
 
-/* The kernel: a persistent grid; each group of TPB threads steps one
+/* The kernel: a persistent grid, each CTA over its own run of blocks; each group of TPB threads steps one
  * quantization block per iteration (its p and g loads issued when it starts:
  * a variant that staged the next block through shared memory with cp.async
  * measured slower on an H200, 2026-11-28, bench/RESULTS.md). A warp whose
@@ -266,9 +266,13 @@ __global__ void __launch_bounds__(QCfg<TPB>::CTA, MINB)
     const lt_cu_qtab *T1 = &T[TWO ? 1 : 0];
     const lt_cu_qfast f1 = lt_cu_qfast_make(&T[0]), f2 = lt_cu_qfast_make(T1);
     const int gid = threadIdx.x / TPB, lane = threadIdx.x % TPB;
-    const uint64_t stride = (uint64_t)gridDim.x * G;
+    /* each CTA walks one run of consecutive blocks (a multiple of G), G at a time: the previous block's tensor
+     * then owns the next block but once per tensor boundary, so q_find's binary search (a chain of dependent
+     * loads) is rare; with the CTAs striding over the blocks it ran whenever the stride crossed a tensor */
+    const uint64_t groups = (nunits + G - 1) / G, per = (groups + gridDim.x - 1) / gridDim.x * G;
+    const uint64_t first = (uint64_t)blockIdx.x * per, last = first + per < nunits ? first + per : nunits;
     int hint = 0;
-    for (uint64_t base = (uint64_t)blockIdx.x * G; base < nunits; base += stride) {
+    for (uint64_t base = first; base < last; base += G) {
         LT_SASS_MARK(8);
         const uint64_t unit = base + gid;
         const lt_cu_item *it = nullptr;
