@@ -2,12 +2,13 @@
 # Static instruction counts of the low-bit optimizer kernels' common path (no GPU needed):
 # builds src/kernels/cuda/lowbit_<kind>.cu for sm_90 with -DLT_SASS_MARKS (LT_SASS_MARK in lowbit.cuh
 # becomes a NANOSLEEP that names a place), disassembles it with nvdisasm, and walks the path a warp of
-# whole fp32 blocks takes (bench/sass_walk.py: the hot step, the branch-free code search, no slow path).
+# whole fp32 (or bf16) blocks takes (bench/sass_walk.py: the hot step, the branch-free code search, no slow path).
 # Prints per kind: registers and spills, the instructions of the loop head (descriptor, hot check),
 # the block step and the loop tail, per block and per element (one thread: 8 elements of its block),
 # and warp instructions per element (the figure Nsight Compute's issued-instruction count gives when
 # divided by the elements: 7.0 for bnb 8-bit AdamW on an H200 at ce969f5, bench/gpu-logs). kind/r64: the
-# LT_LOWBIT_REGS=64 instantiation (64 registers, 4 CTAs of 256 threads per SM instead of 3).
+# LT_LOWBIT_REGS=64 instantiation (64 registers, 4 CTAs of 256 threads per SM instead of 3); kind/bf16: the
+# step of bf16 parameters and gradients (pure bf16 training).
 # usage: bench/sass_count.sh [OUTDIR]    (NVDISASM=path overrides the search for nvdisasm)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,21 +38,25 @@ for spec in "bnb8_adam 10 32 256" "bnb8_lion 11 32 256" "ao8 12 32 256" "ao4 13 
     nvcc -std=c++17 -Iinclude -Isrc -DLT_HAVE_CUDA -DLT_SASS_MARKS -gencode arch=compute_90,code=sm_90 -fmad=false \
         -Xptxas -v -cubin -o "$cubin" "src/kernels/cuda/lowbit_$kind.cu" 2> "$out/ptxas_$kind.txt"
     "$nvd" -c "$cubin" > "$out/lowbit_$kind.sass"
-    # the default instantiation (up to 80 registers, 3 CTAs per SM) and LT_LOWBIT_REGS=64's (4 CTAs)
-    for minb in 3 4; do
+    # the default instantiation (up to 80 registers, 3 CTAs per SM) and LT_LOWBIT_REGS=64's (4 CTAs); the hot
+    # step of fp32 parameters (marks 11-17, entered at 9) and of bf16 ones (21-27, at 19; default only)
+    for form in 3:f32 4:f32 3:bf16; do
+    minb=${form%%:*} dt=${form#*:}
+    if [ "$dt" = f32 ]; then o=10 enter=9; else o=20 enter=19; fi
     k="q_kernelILi${id}ELi${tpb}ELi${minb}E"
     info=$(grep -A2 "Function properties for .*$k" "$out/ptxas_$kind.txt" || true)
     spill=$(echo "$info" | sed -n 's/.* \([0-9]*\) bytes spill stores.*/\1/p' | head -1)
     regs=$(grep -A3 "Compiling entry function .*$k" "$out/ptxas_$kind.txt" | sed -n 's/.*Used \([0-9]*\) registers.*/\1/p' | head -1)
-    walk() { python3 bench/sass_walk.py "$out/lowbit_$kind.sass" "$k" "$1" "$2" 9,10,16 > "$out/walk_${kind}_${minb}_$1.txt"; sed -n 1p "$out/walk_${kind}_${minb}_$1.txt"; }
-    head=$(walk 8 11) step=$(walk 11 15) tail=$(walk 15 8)
+    walk() { python3 bench/sass_walk.py "$out/lowbit_$kind.sass" "$k" "$1" "$2" "$enter,10,$((o + 6))" > "$out/walk_${kind}_${minb}_${dt}_$1.txt"; sed -n 1p "$out/walk_${kind}_${minb}_${dt}_$1.txt"; }
+    head=$(walk 8 $((o + 1))) step=$(walk $((o + 1)) $((o + 5))) tail=$(walk $((o + 5)) 8)
     head=${head%% *} tail=${tail%% *}
-    case "$step" in *"16 17 16 17"*) ;; *) echo "sass_count: $kind: the walk missed the fast search: $step" >&2; exit 1 ;; esac
+    case "$step" in *"$((o + 6)) $((o + 7)) $((o + 6)) $((o + 7))"*) ;; *) echo "sass_count: $kind $dt: the walk missed the fast search: $step" >&2; exit 1 ;; esac
     step=${step%% *}
     per=$((head + step + tail))
     per_el=$((block / tpb))
     name=$kind
-    [ $minb = 4 ] && name=$kind/r64
+    [ "$dt" = bf16 ] && name=$name/bf16
+    [ $minb = 4 ] && name=$name/r64
     awk -v k="$name" -v b="$block" -v t="$tpb" -v r="${regs:-?}" -v s="${spill:-?}" -v h="$head" -v st="$step" \
         -v tl="$tail" -v p="$per" -v e="$per_el" \
         'BEGIN { printf "%-14s %5d %4d %5s %6s %5d %5d %5d %9d %8.1f %10.2f\n", k, b, t, r, s, h, st, tl, p, p / e, p / e / 32 }'

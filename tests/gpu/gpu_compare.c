@@ -26,7 +26,7 @@
 #include "optim_cases.h"
 #include "testutil.h"
 
-enum { GUARD = 64, NT = 11, STEPS = 4 };
+enum { GUARD = 64, NT = 12, STEPS = 4 };
 static const float SENTINEL = -12345.678f;
 
 typedef struct {
@@ -48,6 +48,8 @@ static const tshape SHAPES[NT] = {
     {2, {40, 64}, 1, 0},    /* misaligned device pointers */
     {2, {9, 1500}, 0, 0},   /* Adafactor: a row pass of two column chunks (1024 + 476) and a short row group */
     {2, {12, 1100}, 0, 1},  /* the same with a bf16 gradient: 8-byte staged copies; quantized by bitsandbytes */
+    {2, {16, 512}, 0, 1},   /* bf16 gradient, whole blocks quantized by every low-bit name: in bf16 runs the
+                               low-bit kernels' pure-bf16 hot step */
 };
 
 static uint64_t rng;

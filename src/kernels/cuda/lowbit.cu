@@ -7,8 +7,10 @@
  * coalesced warp); the block's absmax is a shuffle (and, past a warp, a shared
  * memory) max. The grid is persistent: each CTA first copies the two search
  * tables into shared memory (map, thresholds and the bucket table of
- * cu_math.h), then walks the blocks of every listed tensor, so the nearest
- * code costs one bucket lookup and one compare. */
+ * cu_math.h), then walks its own run of consecutive blocks across the listed
+ * tensors, so the nearest code costs one bucket lookup and one compare. A
+ * warp of whole fp32 blocks takes a straight-line form of the step
+ * (lowbit.cuh, q_step). */
 #include "kernels/cuda/cu_internal.cuh"
 
 /* one per kind, in lowbit_<kind>.cu, all of this type */

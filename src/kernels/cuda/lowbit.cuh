@@ -53,12 +53,14 @@ __device__ __forceinline__ int q_find(const lt_cu_item *items, int count, uint64
 }
 
 /* One quantization block (unit) of item it, stepped by this group of TPB
- * threads. HOT: the common case, decided for the whole warp (q_kernel): fp32
- * parameter and gradient, every operand aligned for vectors, a whole block;
- * those facts are then constants, and the step is straight-line code. Each
- * thread keeps its new states (not the parameter, stored as soon as it is
- * computed) in registers across the block's absmax. */
-template <int KIND, int TPB, bool HOT>
+ * threads. HOT: the common cases, decided for the whole warp (q_kernel): a
+ * whole block with every operand aligned for vectors, and parameter and
+ * gradient both fp32 (1) or both bf16 (2, pure bf16 training; stochastic
+ * rounding or not); those facts are then constants, and the step is
+ * straight-line code. 0: anything else. Each thread keeps its new states (not
+ * the parameter, stored as soon as it is computed) in registers across the
+ * block's absmax. */
+template <int KIND, int TPB, int HOT>
 __device__ __forceinline__ void q_step(const lt_cu_item *it, uint64_t unit, int lane, int gid, const lt_cu_qtab *T0,
                                        const lt_cu_qtab *T1, const lt_cu_qfast &f1, const lt_cu_qfast &f2,
                                        uint32_t (*red)[QCfg<TPB>::NW]) {
@@ -79,10 +81,10 @@ __device__ __forceinline__ void q_step(const lt_cu_item *it, uint64_t unit, int 
         LT_SASS_MARK(1 + 10 * HOT);
         P = it->p;
         const void *Gp = it->g;
-        pdt = HOT ? (int)LT_DTYPE_F32 : (int)it->pdt;
-        const int gdt = HOT ? (int)LT_DTYPE_F32 : (int)it->gdt;
+        pdt = HOT == 1 ? (int)LT_DTYPE_F32 : HOT == 2 ? (int)LT_DTYPE_BF16 : (int)it->pdt;
+        const int gdt = HOT == 1 ? (int)LT_DTYPE_F32 : HOT == 2 ? (int)LT_DTYPE_BF16 : (int)it->gdt;
         vec = HOT ? 1 : it->vec;
-        sr = HOT ? 0u : it->sr;
+        sr = HOT == 1 ? 0u : it->sr;
         c1p = static_cast<uint8_t *>(it->q[0]);
         s1p = static_cast<float *>(it->q[1]);
         c2p = static_cast<uint8_t *>(it->q[2]);
@@ -249,7 +251,8 @@ __device__ __forceinline__ void q_step(const lt_cu_item *it, uint64_t unit, int 
  * quantization block per iteration (its p and g loads issued when it starts:
  * a variant that staged the next block through shared memory with cp.async
  * measured slower on an H200, 2026-11-28, bench/RESULTS.md). A warp whose
- * blocks are all common ones (q_step's HOT) takes the straight-line step. */
+ * blocks are all common ones (q_step's HOT, fp32 or bf16) takes a
+ * straight-line step. */
 template <int KIND, int TPB, int MINB>
 __global__ void __launch_bounds__(QCfg<TPB>::CTA, MINB)
     q_kernel(const lt_cu_item *__restrict__ items, int count, uint64_t nunits, const lt_cu_qtab *__restrict__ t0,
@@ -281,21 +284,27 @@ __global__ void __launch_bounds__(QCfg<TPB>::CTA, MINB)
             it = items + hint;
         }
         if constexpr (TPB <= 32) {
-            bool hot = false;
-            if (it) /* one test of all four (none has a side effect) */
-                hot = (it->pdt == LT_DTYPE_F32) & (it->gdt == LT_DTYPE_F32) & (it->vec != 0) &
-                      (it->n - (unit - it->unit0) * q_block<AO>(it) >= q_block<AO>(it));
-            if (__all_sync(0xffffffffu, hot) && hot_ok) {
+            int whole = 0, pdt = -1, gdt = -2;
+            if (it) { /* one test of each (none has a side effect) */
+                whole = (it->vec != 0) & (it->n - (unit - it->unit0) * q_block<AO>(it) >= q_block<AO>(it));
+                pdt = it->pdt, gdt = it->gdt;
+            }
+            if (__all_sync(0xffffffffu, whole & (pdt == LT_DTYPE_F32) & (gdt == LT_DTYPE_F32)) && hot_ok) {
                 LT_SASS_MARK(9);
-                q_step<KIND, TPB, true>(it, unit, lane, gid, &T[0], T1, f1, f2, red);
+                q_step<KIND, TPB, 1>(it, unit, lane, gid, &T[0], T1, f1, f2, red);
+                continue;
+            }
+            if (__all_sync(0xffffffffu, whole & (pdt == LT_DTYPE_BF16) & (gdt == LT_DTYPE_BF16)) && hot_ok) {
+                LT_SASS_MARK(19);
+                q_step<KIND, TPB, 2>(it, unit, lane, gid, &T[0], T1, f1, f2, red);
                 continue;
             }
         }
-        q_step<KIND, TPB, false>(it, unit, lane, gid, &T[0], T1, f1, f2, red);
+        q_step<KIND, TPB, 0>(it, unit, lane, gid, &T[0], T1, f1, f2, red);
     }
 }
 
-/* variant bit 0: every warp takes the general step (LT_LOWBIT_HOT=0, for timing the hot step against it);
+/* variant bit 0: every warp takes the general step (LT_LOWBIT_HOT=0, for timing the hot steps against it);
  * bit 1: the instantiation held to 64 registers, 4 CTAs of 256 threads per SM instead of 3 at up to 80
  * (LT_LOWBIT_REGS=64; blocks of 128 and 256 only): more warps to hide the loads' latency against spills.
  * The same results either way. */
