@@ -89,17 +89,15 @@ int lt_cu_qtab_build(lt_cu_qtab *d, const lt_qtable *t) {
     int emin = (int)((bits >> 23) & 0xffu);
     if (emin > 127) emin = 127;
     if (emin < 2 || (129 - emin) * 256 > LT_CU_QNEAR) return 0; /* thresholds too small: binary search */
-    d->emin = emin;
     d->base = (emin - 1) * 128;
     d->half = (129 - emin) * 128;
-    d->small_code[0] = lt_q_nearest(t, 0.0f);
-    d->small_code[1] = lt_q_nearest(t, -0.0f);
+    const int small_code[2] = {lt_q_nearest(t, 0.0f), lt_q_nearest(t, -0.0f)}; /* the row below emin */
     for (int s = 0; s < 2; s++)
         for (int e = emin - 1; e <= 127; e++)
             for (int m = 0; m < 128; m++) {
                 uint32_t bucket = ((uint32_t)s << 15) | ((uint32_t)e << 7) | (uint32_t)m;
                 d->near[s * d->half + (e - (emin - 1)) * 128 + m] =
-                    e < emin ? (uint8_t)d->small_code[s] : t->near[bucket];
+                    e < emin ? (uint8_t)small_code[s] : t->near[bucket];
             }
     d->fast = 1;
     return 0;

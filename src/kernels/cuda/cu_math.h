@@ -310,9 +310,10 @@ LT_KHD static inline uint32_t lt_cu_absbits(float x) { return lt_cu_f2u(x) & 0x7
 typedef struct lt_cu_qtab {
     float map[256];
     float th[256];
-    int32_t n, nneg, fast, emin;
-    int32_t small_code[2], inf_code[2], nan_code[2];
+    int32_t n, nneg, fast;
+    int32_t inf_code[2], nan_code[2];
     int32_t base, half; /* (emin-1) * 128; the rows of one sign, times 128 */
+    int32_t pad[3];
     uint8_t near[LT_CU_QNEAR];
 } lt_cu_qtab;
 
