@@ -9,8 +9,10 @@ method sets:
   a  torch.optim.AdamW (fused=True where the device supports it) on fp32 weights, gradient clipping at 1.0
      (leantrain: --optim adamw_torch)
   b  bitsandbytes AdamW8bit + gradient checkpointing (use_reentrant=False) + bf16 autocast over fp32 master weights,
-     clipping at 1.0 (leantrain: --optim adamw_bnb_8bit --gradient_checkpointing --bf16); skipped, with the reason,
-     when bitsandbytes cannot be imported
+     clipping at 1.0 (leantrain: --optim adamw_bnb_8bit --gradient_checkpointing --bf16). When bitsandbytes cannot
+     be imported (the GPU machines' python3 lacks it), torch's fused AdamW stands in, the line says so
+     (stand_in=adamw_fused basis=derived), and its peak_mib is derived, not run: see "Set b without bitsandbytes"
+     below (--no_stand_in skips set b instead)
   c  as close to leantrain's "everything" as PyTorch eager gets: weights only in bf16 (model.to(bfloat16), no fp32
      master), gradient checkpointing, the optimizer stepped inside backward (one optimizer per parameter, stepped by
      a post-accumulate-grad hook, PyTorch's recipe; each gradient freed right after its step), no clipping. The
@@ -33,13 +35,59 @@ the counterpart of leantrain's measured device peak. One line per set:
   torch-gpt2 set=b skipped: <reason>
 
 On the CPU (--device cpu, for a smoke test with small --n_layer/--n_embd/--seq) peak_mib and reserved_mib are
-"na" (not measured). Exit status 0 when every set that ran finished with a finite loss; when torch or
+"na" (not measured).
+
+Set b without bitsandbytes: everything but the optimizer's state is the same allocations at the same moments
+whichever AdamW runs (neither optimizer's step allocates scratch: torch's fused kernel works in place, bitsandbytes'
+8-bit kernel too), and both allocate their state at the first step. So the script reads the peak before the first
+optimizer step (P1: no state yet) and, after resetting the counter, the peak of the rest (P2: AdamW's state held
+throughout), and takes bitsandbytes' peak as max(P1, P2 - AdamW's state bytes + AdamW8bit's state bytes).
+AdamW's state bytes are counted off the optimizer (every tensor of opt.state, in the allocator's 512-byte blocks);
+AdamW8bit's follow bitsandbytes 0.50's Optimizer2State.init_state: a tensor of fewer than 4096 elements keeps two
+fp32 states, a larger one two uint8 states and two fp32 absmax vectors of one value per 256 elements, plus the
+two 256-value quantization maps once. The line also gives the measured peak (measured_peak_mib) and both state
+sizes. Its tokens/s are AdamW's: bitsandbytes' 8-bit step is no faster than the fused AdamW step (it reads less
+but does more per element), so leantrain's ratio against it errs, if at all, against leantrain. Exit status 0 when every set that ran finished with a finite loss; when torch or
 transformers cannot be imported the script says so and exits 0 (nothing to compare)."""
 import argparse
 import gc
 import math
 import sys
 import time
+
+
+def alloc_bytes(nbytes):
+    """What the CUDA caching allocator counts for a tensor of nbytes: whole 512-byte blocks (none for 0)."""
+    return -(-nbytes // 512) * 512
+
+
+def optimizer_state_bytes(opt, device):
+    """Bytes a torch optimizer's state holds on device: every tensor of opt.state there, each storage once."""
+    seen, total = set(), 0
+    for st in opt.state.values():
+        for v in st.values():
+            if hasattr(v, "untyped_storage") and v.device == device:
+                s = v.untyped_storage()
+                if s.data_ptr() not in seen:
+                    seen.add(s.data_ptr())
+                    total += alloc_bytes(s.nbytes())
+    return total
+
+
+def bnb_adamw8bit_state_bytes(params, min_8bit_size=4096, blocksize=256, qmap_values=256):
+    """Device bytes bitsandbytes' AdamW8bit (0.50, Optimizer2State.init_state with its defaults) allocates for
+    these parameters: a tensor under min_8bit_size elements keeps two fp32 states; a larger one two uint8 states
+    and two fp32 absmax vectors, one value per blocksize elements; the two quantization maps (256 fp32 values
+    each) are allocated once, with the first 8-bit tensor."""
+    total, any8 = 0, False
+    for p in params:
+        n = p.numel()
+        if n < min_8bit_size:
+            total += 2 * alloc_bytes(4 * n)
+        else:
+            any8 = True
+            total += 2 * alloc_bytes(n) + 2 * alloc_bytes(4 * (-(-n // blocksize)))
+    return total + (2 * alloc_bytes(4 * qmap_values) if any8 else 0)
 
 
 def main():
@@ -56,6 +104,9 @@ def main():
     ap.add_argument("--lr", type=float, default=1e-4)
     ap.add_argument("--sets", default="a,b,c", help="comma-separated subset of a,b,c")
     ap.add_argument("--c_optim", default="bnb", choices=["bnb", "torchao", "adamw"], help="set c's optimizer")
+    ap.add_argument("--no_stand_in", action="store_true",
+                    help="skip set b when bitsandbytes is missing (default: torch's fused AdamW stands in, its peak "
+                         "derived for bitsandbytes' state)")
     ap.add_argument("--attn", default="sdpa", choices=["sdpa", "eager"],
                     help="transformers' attention implementation (default sdpa, transformers' own default)")
     a = ap.parse_args()
@@ -105,8 +156,9 @@ def main():
 
     for s in sets:
         what, why = None, None
-        if s == "b" and bnb is None:
-            why = f"bitsandbytes is not importable ({bnb_err})"
+        stand_in = s == "b" and bnb is None
+        if stand_in and a.no_stand_in:
+            why = f"bitsandbytes is not importable ({bnb_err}); --no_stand_in"
         elif s == "c" and a.c_optim == "torchao":
             try:
                 import torchao.optim  # noqa: F401
@@ -139,6 +191,12 @@ def main():
                 fused = fused_ok()
                 opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.0, fused=fused or None)
                 what = f"AdamW(fused={fused}) fp32, clip 1.0"
+            elif s == "b" and stand_in:
+                fused = fused_ok()
+                opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.0, fused=fused or None)
+                what = (f"bitsandbytes not importable ({bnb_err.replace(chr(34), chr(39))}): torch AdamW(fused={fused}) stood in for AdamW8bit "
+                        "+ gradient checkpointing + bf16 autocast (fp32 master), clip 1.0; peak_mib derived for "
+                        "AdamW8bit's state (measured_peak_mib is AdamW's), tokens/s AdamW's")
             elif s == "b":
                 opt = bnb.optim.AdamW8bit(model.parameters(), lr=a.lr, weight_decay=0.0)
                 what = "bitsandbytes AdamW8bit + gradient checkpointing + bf16 autocast (fp32 master), clip 1.0"
@@ -172,6 +230,7 @@ def main():
                         + note)
             loss_v = float("nan")
             t0 = None
+            pre_state_peak = None
             for step in range(a.steps):
                 if step == a.warmup:
                     if cuda:
@@ -186,23 +245,43 @@ def main():
                 if opt is not None:
                     if clip:
                         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                    first = stand_in and cuda and step == 0
+                    if first:  # P1: the peak with no optimizer state yet
+                        torch.cuda.synchronize()
+                        pre_state_peak = torch.cuda.max_memory_allocated()
                     opt.step()
+                    if first:  # from here on AdamW's state is held throughout: P2 is the peak of the rest
+                        torch.cuda.synchronize()
+                        torch.cuda.reset_peak_memory_stats()
                 loss_v = loss.item() if step == a.steps - 1 else loss_v
             if cuda:
                 torch.cuda.synchronize()
             dt = time.perf_counter() - t0
             tps = a.batch * a.seq * (a.steps - a.warmup) / dt
+            extra = ""
             if cuda:
                 peak = f"{(torch.cuda.max_memory_allocated() - base) / 2**20:.1f}"
                 reserved = f"{torch.cuda.max_memory_reserved() / 2**20:.1f}"
             else:
                 peak = reserved = "na"
+            if stand_in:
+                ours = optimizer_state_bytes(opt, dev)
+                theirs = bnb_adamw8bit_state_bytes(model.parameters())
+                if cuda:
+                    post = torch.cuda.max_memory_allocated()
+                    measured = max(pre_state_peak, post) - base
+                    peak = f"{(max(pre_state_peak, post - (ours - theirs)) - base) / 2**20:.1f}"
+                    measured = f"{measured / 2**20:.1f}"
+                else:
+                    measured = "na"
+                extra = (f" stand_in=adamw_fused basis=derived measured_peak_mib={measured} "
+                         f"adamw_state_mib={ours / 2**20:.1f} bnb_state_mib={theirs / 2**20:.1f}")
             if not math.isfinite(loss_v):
                 print(f"torch-gpt2 set={s} failed: the loss is {loss_v}", flush=True)
                 fails += 1
                 continue
             print(f"torch-gpt2 set={s} tokens_per_s={tps:.0f} peak_mib={peak} reserved_mib={reserved} "
-                  f"loss={loss_v:.4f} what=\"{what}\"", flush=True)
+                  f"loss={loss_v:.4f}{extra} what=\"{what}\"", flush=True)
         except Exception as e:
             msg = str(e).splitlines()[0] if str(e) else ""
             print(f"torch-gpt2 set={s} failed: {type(e).__name__}: {msg[:300]}", flush=True)
