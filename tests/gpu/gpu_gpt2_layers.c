@@ -633,6 +633,70 @@ static void run_attention(const attn_shape *s, lt_dtype dt, int simt) {
  * TOL_F32 of the exact values on the small shapes; here their difference is held to twice that). One line per
  * kernel:
  *   attn-bench dtype=bf16 kernel=tensor B=4 T=1024 C=768 NH=12 fwd_ms=... bwd_ms=... fwd_tflops=... bwd_tflops=... */
+/* ---- dtype conversion (lt_cunn_convert) ---- */
+
+static uint32_t bits32(void) {
+    uni();
+    return (uint32_t)(rng >> 32);
+}
+
+/* lt_cunn_convert against the host's conversions, bit for bit: both 16-bit dtypes each way, lengths around the
+ * 8-value groups and past what one capped grid covers (the threads' strides), the device arrays 16-byte aligned
+ * and one element off (the one-value path), on random bit patterns (NaNs, infinities, subnormals, rounding ties
+ * among them; a few ties placed); nothing outside the n values is written (poisoned around, guard zones after) */
+static void run_convert(void) {
+    static const size_t LENS[] = {1, 7, 8, 9, 4099, 70001};
+    static const uint32_t TIES[] = {0x3f808000u, 0x3f818000u, 0xbf808000u, 0x7f7f8000u, 0x00008000u, 0x33801000u};
+    const lt_dtype narrow[2] = {LT_DTYPE_BF16, LT_DTYPE_F16};
+    int checked = 0;
+    for (int k = 0; k < 2; k++)
+        for (int widen = 0; widen < 2; widen++)
+            for (size_t li = 0; li < sizeof LENS / sizeof LENS[0]; li++)
+                for (size_t off = 0; off < 2; off++) {
+                    const lt_dtype dt = narrow[k], from = widen ? dt : LT_DTYPE_F32, to = widen ? LT_DTYPE_F32 : dt;
+                    const size_t n = LENS[li], total = n + off + 1, fs = lt_dtype_size(from), ts = lt_dtype_size(to);
+                    unsigned char *src = malloc(total * fs), *want = malloc(total * ts), *got = malloc(total * ts);
+                    CHECK(src && want && got, "out of memory");
+                    for (size_t i = 0; i < total; i++) {
+                        uint32_t b = bits32();
+                        if (!widen && i >= off && i - off < sizeof TIES / sizeof TIES[0]) b = TIES[i - off];
+                        memcpy(src + i * fs, &b, fs); /* little-endian: the low half for 16-bit values */
+                    }
+                    memset(want, 0xa5, total * ts);
+                    for (size_t i = off; i < off + n; i++) {
+                        if (widen) {
+                            uint16_t h;
+                            memcpy(&h, src + i * fs, 2);
+                            const float f = from16(h, dt);
+                            memcpy(want + i * ts, &f, 4);
+                        } else {
+                            float f;
+                            memcpy(&f, src + i * fs, 4);
+                            const uint16_t h = to16(f, dt);
+                            memcpy(want + i * ts, &h, 2);
+                        }
+                    }
+                    unsigned char *ds = dalloc(total * fs), *dd = dalloc(total * ts);
+                    upload(ds, src, total * fs);
+                    memset(got, 0xa5, total * ts);
+                    upload(dd, got, total * ts);
+                    ok(lt_cunn_convert(nn, to, dd + off * ts, from, ds + off * fs, n), "convert"); /* synced */
+                    download(got, dd, total * ts);
+                    size_t bad = total;
+                    for (size_t i = 0; i < total && bad == total; i++)
+                        if (memcmp(got + i * ts, want + i * ts, ts)) bad = i;
+                    CHECK(bad == total, "convert %s -> %s, n %zu, offset %zu: value %zu differs from the host's%s",
+                          dtn(from), dtn(to), n, off, bad, bad < off || bad >= off + n ? " (outside the range)" : "");
+                    checked++;
+                    free(src), free(want), free(got);
+                    free_all();
+                }
+    CHECK(checked == 48, "%d conversions checked", checked);
+    CHECK(lt_cunn_convert(nn, LT_DTYPE_F32, NULL, LT_DTYPE_F32, NULL, 4) == -1 &&
+              strstr(lt_cunn_error(nn), "one side must be fp32"),
+          "an fp32 -> fp32 conversion was not refused: '%s'", lt_cunn_error(nn));
+}
+
 static double now_s(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
@@ -781,6 +845,7 @@ int main(int argc, char **argv) {
         lt_cunn_destroy(nn);
         return lt_test_done("gpu_gpt2_layers --bench");
     }
+    run_convert();
     int nshapes = quick ? 1 : (int)(sizeof SHAPES / sizeof SHAPES[0]);
     for (int i = 0; i < nshapes; i++) {
         run(&SHAPES[i], LT_DTYPE_F32);

@@ -57,29 +57,6 @@ struct lt_gpt2_dev {
 
 namespace {
 
-constexpr int CONV_THREADS = 256;
-/* the conversions stride over what one grid does not cover; the emulation runs CTAs one by one, so fewer there */
-#ifdef LT_CUDA_EMU
-constexpr unsigned CONV_MAX_BLOCKS = 16;
-#else
-constexpr unsigned CONV_MAX_BLOCKS = 4096;
-#endif
-
-__global__ void f32_to_bf16_kernel(uint16_t *dst, const float *src, size_t n) {
-    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
-        dst[i] = lt_cu_f32_to_bf16(src[i]);
-}
-
-__global__ void f32_to_f16_kernel(uint16_t *dst, const float *src, size_t n) {
-    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
-        dst[i] = lt_cu_f32_to_f16(src[i]);
-}
-
-__global__ void bf16_to_f32_kernel(float *dst, const uint16_t *src, size_t n) {
-    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
-        dst[i] = lt_cu_bf16_to_f32(src[i]);
-}
-
 /* The gradient norm: a grid-stride sum of squares per CTA in double, then one CTA adding the partial sums in
  * order; lt_cu_block_sum adds in a fixed tree, so the result does not depend on timing. */
 constexpr int NORM_THREADS = 256;
@@ -123,11 +100,6 @@ __global__ void sumsq_final_kernel(double *out, const double *part, int parts) {
     for (int i = threadIdx.x; i < parts; i += blockDim.x) s += part[i];
     s = lt_cu_block_sum(s, red);
     if (threadIdx.x == 0) *out = s;
-}
-
-unsigned conv_blocks(size_t n) {
-    size_t b = (n + CONV_THREADS - 1) / CONV_THREADS;
-    return b == 0 ? 1u : b > CONV_MAX_BLOCKS ? CONV_MAX_BLOCKS : (unsigned)b;
 }
 
 
@@ -300,18 +272,10 @@ void drop_batch(lt_gpt2_dev *d) {
 /* Converts the whole parameter layout: fp32 src into bf16 or fp16 dst (to = LT_DTYPE_BF16 or LT_DTYPE_F16, each
  * value rounded to nearest even), or bf16 src into fp32 dst (to = LT_DTYPE_F32, exact). Queued. */
 lt_status convert(lt_gpt2_dev *d, void *dst, const void *src, lt_dtype to, char *err, size_t errlen) {
-    const size_t n = d->memory_floats;
-    if (to == LT_DTYPE_BF16)
-        LT_LAUNCH(f32_to_bf16_kernel, conv_blocks(n), CONV_THREADS, 0, d->stream)(
-            static_cast<uint16_t *>(dst), static_cast<const float *>(src), n);
-    else if (to == LT_DTYPE_F16)
-        LT_LAUNCH(f32_to_f16_kernel, conv_blocks(n), CONV_THREADS, 0, d->stream)(
-            static_cast<uint16_t *>(dst), static_cast<const float *>(src), n);
-    else
-        LT_LAUNCH(bf16_to_f32_kernel, conv_blocks(n), CONV_THREADS, 0, d->stream)(
-            static_cast<float *>(dst), static_cast<const uint16_t *>(src), n);
-    cudaError_t e = cudaGetLastError();
-    return e == cudaSuccess ? LT_OK : cuda_fail(err, errlen, "converting the weights", e);
+    const lt_dtype from = to == LT_DTYPE_F32 ? LT_DTYPE_BF16 : LT_DTYPE_F32;
+    if (lt_cunn_convert(d->nn, to, dst, from, src, d->memory_floats))
+        return nn_fail(d, err, errlen, "converting the weights");
+    return LT_OK;
 }
 
 lt_status wait(const lt_gpt2_dev *d, char *err, size_t errlen, const char *what) {

@@ -178,12 +178,40 @@ __global__ void add_into_f32_kernel(float *dst, const S *src, size_t n) {
     dst[i] += ld(src, i);
 }
 
-/* dst[i] = src[i] rounded once to S: a product summed in fp32 scratch, stored */
-template <typename S>
-__global__ void narrow_kernel(S *dst, const float *src, size_t n) {
-    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= n) return;
-    st(dst, i, src[i]);
+/* dst[i] = src[i] in dst's storage: rounded to nearest even when D is narrower, exact when wider; V values at a
+ * time (8: vec8_ok for the pointers, n a multiple of 8), striding over what the grid does not cover */
+template <typename D, typename S, int V>
+__global__ void convert_kernel(D *__restrict__ dst, const S *__restrict__ src, size_t n) {
+    const size_t stride = (size_t)gridDim.x * blockDim.x * V;
+    for (size_t i = ((size_t)blockIdx.x * blockDim.x + threadIdx.x) * V; i < n; i += stride) {
+        if constexpr (V == 8) {
+            float x[8];
+            ld8(src, i, x);
+            st8(dst, i, x);
+        } else {
+            st(dst, i, ld(src, i));
+        }
+    }
+}
+
+/* the conversions' grids: capped (each thread strides on); the emulation runs CTAs one by one, so fewer there */
+#ifdef LT_CUDA_EMU
+constexpr size_t CONV_MAX_BLOCKS = 16;
+#else
+constexpr size_t CONV_MAX_BLOCKS = 4096;
+#endif
+inline unsigned conv_grid(size_t items) {
+    const size_t b = (items + EW_THREADS - 1) / EW_THREADS;
+    return (unsigned)(b == 0 ? 1 : b > CONV_MAX_BLOCKS ? CONV_MAX_BLOCKS : b);
+}
+
+/* queues dst[0..n) = src[0..n) converted: 16 bytes at a time over the whole multiples of 8 when both pointers
+ * are 16-byte aligned, one value at a time over the rest */
+template <typename D, typename S> void convert_launch(lt_cunn *nn, D *dst, const S *src, size_t n) {
+    const size_t n8 = vec8_ok(8, dst, src) ? n & ~(size_t)7 : 0;
+    if (n8) LT_LAUNCH((convert_kernel<D, S, 8>), conv_grid(n8 / 8), EW_THREADS, 0, nn->stream)(dst, src, n8);
+    if (n > n8)
+        LT_LAUNCH((convert_kernel<D, S, 1>), conv_grid(n - n8), EW_THREADS, 0, nn->stream)(dst + n8, src + n8, n - n8);
 }
 
 /* out[n, :] = bias, the addend the GEMM then adds the product onto; V: values per thread (8 needs OC and the
@@ -555,6 +583,22 @@ int lt_cunn_layernorm_backward(lt_cunn *nn, lt_dtype dt, void *dinp, float *dw, 
     });
 }
 
+int lt_cunn_convert(lt_cunn *nn, lt_dtype to, void *dst, lt_dtype from, const void *src, size_t n) {
+    if ((to == LT_DTYPE_F32) == (from == LT_DTYPE_F32) || !dtype_ok(to) || !dtype_ok(from))
+        return fail(nn, "convert: from dtype %d to dtype %d: one side must be fp32, the other bf16 or fp16", (int)from,
+                    (int)to);
+    if (!n) return 0;
+    if (from == LT_DTYPE_F32)
+        return with_dtype(nn, "convert", to, [&](auto z) {
+            typedef decltype(z) D;
+            convert_launch(nn, static_cast<D *>(dst), static_cast<const float *>(src), n);
+        });
+    return with_dtype(nn, "convert", from, [&](auto z) {
+        typedef decltype(z) S;
+        convert_launch(nn, static_cast<float *>(dst), static_cast<const S *>(src), n);
+    });
+}
+
 /* Row-major X[r, c] is column-major X^T, so out = inp @ w is out^T = w^T inp^T:
  * a column-major GEMM of the same buffers with m and n swapped. */
 int lt_cunn_matmul_forward(lt_cunn *nn, lt_dtype dt, void *out, const void *inp, const void *w, const void *bias,
@@ -658,11 +702,7 @@ int lt_cunn_lmhead_backward_r(lt_cunn *nn, lt_dtype dt, void *dinp, float *dwte,
                  LT_DTYPE_F32, 1.0f))
             return -1;
         if (dt != LT_DTYPE_F32) {
-            int rc = with_dtype(nn, "lmhead_backward (dinp)", dt, [&](auto z) {
-                typedef decltype(z) S;
-                LT_LAUNCH(narrow_kernel<S>, blocks_for(NC, EW_THREADS), EW_THREADS, 0, nn->stream)(
-                    static_cast<S *>(dinp), sum, NC);
-            });
+            int rc = lt_cunn_convert(nn, dt, dinp, LT_DTYPE_F32, sum, NC);
             if (rc) return rc;
         }
     } else if (gemm(nn, "lmhead_backward (dinp)", false, false, (size_t)C, N, (size_t)V, wte, (size_t)C, dlogits,

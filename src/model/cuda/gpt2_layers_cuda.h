@@ -224,6 +224,11 @@ int lt_cunn_attention_tf32(lt_cunn *nn, int on);
 
 /* ---- elementwise ---- */
 
+/* dst[0..n) = src[0..n) converted: fp32 src into a bf16 or fp16 dst (to = LT_DTYPE_BF16 or LT_DTYPE_F16,
+ * from = LT_DTYPE_F32: each value rounded to nearest even, as lt_cu_f32_to_bf16 / _f16), or a bf16 or fp16 src
+ * into an fp32 dst (to = LT_DTYPE_F32: exact). Any other pair fails. The arrays must not overlap. */
+int lt_cunn_convert(lt_cunn *nn, lt_dtype to, void *dst, lt_dtype from, const void *src, size_t n);
+
 /* out[n] = gelu_new(inp[n]) = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). */
 int lt_cunn_gelu_forward(lt_cunn *nn, lt_dtype dt, void *out, const void *inp, size_t n);
 
