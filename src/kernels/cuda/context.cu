@@ -480,24 +480,26 @@ static void add_launch(std::vector<Launch> &plan, std::vector<lt_cu_item> &items
     if (L.nunits) plan.push_back(L);
 }
 
+/* whether the environment variable name is set to value exactly */
+static bool env_is(const char *name, const char *value) {
+    const char *v = getenv(name);
+    return v && !strcmp(v, value);
+}
+
 /* LT_ADAFACTOR_PIPE=0 selects the Adafactor row pass that loads each group of
  * rows when it starts instead of staging the next tiles of g, =2 the one that
  * stages one tile ahead instead of three (the default): identical results, for
  * timing one against another. Read at each flush, so a test may switch it
  * between steps. Returns the lt_cu_launch_af variant bits. */
 static int af_pipe_bits() {
-    const char *v = getenv("LT_ADAFACTOR_PIPE");
-    if (v && v[0] == '0' && v[1] == 0) return 0;
-    if (v && v[0] == '2' && v[1] == 0) return 4 | 8;
-    return 4;
+    return env_is("LT_ADAFACTOR_PIPE", "0") ? 0 : env_is("LT_ADAFACTOR_PIPE", "2") ? 4 | 8 : 4;
 }
 
 /* The low-bit kernels' variants (lt_cu_launch_q), for timing them against the default: LT_LOWBIT_HOT=0 makes
  * every warp take the general step, LT_LOWBIT_REGS=64 selects the instantiation held to 64 registers (4 CTAs
  * per SM instead of 3). The same results. Read at each flush. */
 static int lowbit_variant() {
-    const char *h = getenv("LT_LOWBIT_HOT"), *r = getenv("LT_LOWBIT_REGS");
-    return (h && !strcmp(h, "0") ? 1 : 0) | (r && !strcmp(r, "64") ? 2 : 0);
+    return (env_is("LT_LOWBIT_HOT", "0") ? 1 : 0) | (env_is("LT_LOWBIT_REGS", "64") ? 2 : 0);
 }
 
 static int run_plan(lt_cuda *c, std::vector<Launch> &plan, std::vector<lt_cu_item> &items) {
