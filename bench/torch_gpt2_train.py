@@ -46,8 +46,9 @@ AdamW's state bytes are counted off the optimizer (every tensor of opt.state, in
 AdamW8bit's follow bitsandbytes 0.50's Optimizer2State.init_state: a tensor of fewer than 4096 elements keeps two
 fp32 states, a larger one two uint8 states and two fp32 absmax vectors of one value per 256 elements, plus the
 two 256-value quantization maps once. The line also gives the measured peak (measured_peak_mib) and both state
-sizes. Its tokens/s are AdamW's: bitsandbytes' 8-bit step is no faster than the fused AdamW step (it reads less
-but does more per element), so leantrain's ratio against it errs, if at all, against leantrain. Exit status 0 when every set that ran finished with a finite loss; when torch or
+sizes. Its tokens/s are AdamW's: bitsandbytes 0.50 steps each tensor with a launch of its own and synchronizes
+the device after each one (utils.sync_gpu, 148 times a step here), where the fused AdamW steps all tensors in a few
+launches, so leantrain's ratio against the stand-in errs, if at all, against leantrain. Exit status 0 when every set that ran finished with a finite loss; when torch or
 transformers cannot be imported the script says so and exits 0 (nothing to compare)."""
 import argparse
 import gc
