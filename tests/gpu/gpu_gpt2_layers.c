@@ -622,17 +622,6 @@ static void run_attention(const attn_shape *s, lt_dtype dt, int simt) {
     free_all();
 }
 
-/* ---- --bench: attention's speed at a training shape ----
- * GPT-2 124M's (B 4, T 1024, C 768, NH 12), then the 7B model's (B 1, T 1024, C 4096, NH 32, hs 128, whose
- * tensor-core kernels became the default after this measured them faster): ms per forward and per backward
- * (median of 5 timings of 4 calls,
- * after a warm-up), and TFLOP/s counting the causal pairs only (B NH T (T + 1) / 2), 4 hs flops a pair forward
- * (q.k, p v) and 10 backward (s again, dP, dq, dk, dv), for the tensor-core and CUDA-core kernels in bf16,
- * fp16 and fp32 (the tensor cores' fp32 is 3xTF32, up to hs 64). Also
- * checks the tensor-core results against the CUDA-core ones at this size (each is within TOL_BF16 / TOL_F16 /
- * TOL_F32 of the exact values on the small shapes; here their difference is held to twice that). One line per
- * kernel:
- *   attn-bench dtype=bf16 kernel=tensor B=4 T=1024 C=768 NH=12 fwd_ms=... bwd_ms=... fwd_tflops=... bwd_tflops=... */
 /* ---- dtype conversion (lt_cunn_convert) ---- */
 
 static uint32_t bits32(void) {
@@ -648,7 +637,6 @@ static void run_convert(void) {
     static const size_t LENS[] = {1, 7, 8, 9, 4099, 70001};
     static const uint32_t TIES[] = {0x3f808000u, 0x3f818000u, 0xbf808000u, 0x7f7f8000u, 0x00008000u, 0x33801000u};
     const lt_dtype narrow[2] = {LT_DTYPE_BF16, LT_DTYPE_F16};
-    int checked = 0;
     for (int k = 0; k < 2; k++)
         for (int widen = 0; widen < 2; widen++)
             for (size_t li = 0; li < sizeof LENS / sizeof LENS[0]; li++)
@@ -687,16 +675,25 @@ static void run_convert(void) {
                         if (memcmp(got + i * ts, want + i * ts, ts)) bad = i;
                     CHECK(bad == total, "convert %s -> %s, n %zu, offset %zu: value %zu differs from the host's%s",
                           dtn(from), dtn(to), n, off, bad, bad < off || bad >= off + n ? " (outside the range)" : "");
-                    checked++;
                     free(src), free(want), free(got);
                     free_all();
                 }
-    CHECK(checked == 48, "%d conversions checked", checked);
     CHECK(lt_cunn_convert(nn, LT_DTYPE_F32, NULL, LT_DTYPE_F32, NULL, 4) == -1 &&
-              strstr(lt_cunn_error(nn), "one side must be fp32"),
+              strstr(lt_cunn_error(nn), "from F32 to F32: one side must be F32"),
           "an fp32 -> fp32 conversion was not refused: '%s'", lt_cunn_error(nn));
 }
 
+/* ---- --bench: attention's speed at a training shape ----
+ * GPT-2 124M's (B 4, T 1024, C 768, NH 12), then the 7B model's (B 1, T 1024, C 4096, NH 32, hs 128, whose
+ * tensor-core kernels became the default after this measured them faster): ms per forward and per backward
+ * (median of 5 timings of 4 calls,
+ * after a warm-up), and TFLOP/s counting the causal pairs only (B NH T (T + 1) / 2), 4 hs flops a pair forward
+ * (q.k, p v) and 10 backward (s again, dP, dq, dk, dv), for the tensor-core and CUDA-core kernels in bf16,
+ * fp16 and fp32 (the tensor cores' fp32 is 3xTF32, up to hs 64). Also
+ * checks the tensor-core results against the CUDA-core ones at this size (each is within TOL_BF16 / TOL_F16 /
+ * TOL_F32 of the exact values on the small shapes; here their difference is held to twice that). One line per
+ * kernel:
+ *   attn-bench dtype=bf16 kernel=tensor B=4 T=1024 C=768 NH=12 fwd_ms=... bwd_ms=... fwd_tflops=... bwd_tflops=... */
 static double now_s(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);

@@ -585,8 +585,8 @@ int lt_cunn_layernorm_backward(lt_cunn *nn, lt_dtype dt, void *dinp, float *dw, 
 
 int lt_cunn_convert(lt_cunn *nn, lt_dtype to, void *dst, lt_dtype from, const void *src, size_t n) {
     if ((to == LT_DTYPE_F32) == (from == LT_DTYPE_F32) || !dtype_ok(to) || !dtype_ok(from))
-        return fail(nn, "convert: from dtype %d to dtype %d: one side must be fp32, the other bf16 or fp16", (int)from,
-                    (int)to);
+        return fail(nn, "convert: from %s to %s: one side must be F32, the other BF16 or F16", lt_dtype_name(from),
+                    lt_dtype_name(to));
     if (!n) return 0;
     if (from == LT_DTYPE_F32)
         return with_dtype(nn, "convert", to, [&](auto z) {
