@@ -48,8 +48,10 @@ fp32 states, a larger one two uint8 states and two fp32 absmax vectors of one va
 two 256-value quantization maps once. The line also gives the measured peak (measured_peak_mib) and both state
 sizes. Its tokens/s are AdamW's: bitsandbytes 0.50 steps each tensor with a launch of its own and synchronizes
 the device after each one (utils.sync_gpu, 148 times a step here), where the fused AdamW steps all tensors in a few
-launches, so leantrain's ratio against the stand-in errs, if at all, against leantrain. Exit status 0 when every set that ran finished with a finite loss; when torch or
-transformers cannot be imported the script says so and exits 0 (nothing to compare)."""
+launches, so leantrain's ratio against the stand-in errs, if at all, against leantrain.
+
+Exit status 0 when every set that ran finished with a finite loss; when torch or transformers cannot be imported
+the script says so and exits 0 (nothing to compare)."""
 import argparse
 import gc
 import math
@@ -63,11 +65,12 @@ def alloc_bytes(nbytes):
 
 
 def optimizer_state_bytes(opt, device):
-    """Bytes a torch optimizer's state holds on device: every tensor of opt.state there, each storage once."""
+    """Bytes a torch optimizer's state holds on the device's kind (device.type: "cuda" matches the tensors' "cuda:0",
+    which a comparison of devices would not): every tensor of opt.state there, each storage once."""
     seen, total = set(), 0
     for st in opt.state.values():
         for v in st.values():
-            if hasattr(v, "untyped_storage") and v.device == device:
+            if hasattr(v, "untyped_storage") and v.device.type == device.type:
                 s = v.untyped_storage()
                 if s.data_ptr() not in seen:
                     seen.add(s.data_ptr())
@@ -195,9 +198,10 @@ def main():
             elif s == "b" and stand_in:
                 fused = fused_ok()
                 opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.0, fused=fused or None)
-                what = (f"bitsandbytes not importable ({bnb_err.replace(chr(34), chr(39))}): torch AdamW(fused={fused}) stood in for AdamW8bit "
-                        "+ gradient checkpointing + bf16 autocast (fp32 master), clip 1.0; peak_mib derived for "
-                        "AdamW8bit's state (measured_peak_mib is AdamW's), tokens/s AdamW's")
+                reason = bnb_err.replace('"', "'")  # the line's what="..." must stay one quoted value
+                what = (f"bitsandbytes not importable ({reason}): torch AdamW(fused={fused}) stood in for "
+                        "AdamW8bit + gradient checkpointing + bf16 autocast (fp32 master), clip 1.0; peak_mib "
+                        "derived for AdamW8bit's state (measured_peak_mib is AdamW's), tokens/s AdamW's")
             elif s == "b":
                 opt = bnb.optim.AdamW8bit(model.parameters(), lr=a.lr, weight_decay=0.0)
                 what = "bitsandbytes AdamW8bit + gradient checkpointing + bf16 autocast (fp32 master), clip 1.0"
