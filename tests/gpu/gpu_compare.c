@@ -26,7 +26,7 @@
 #include "optim_cases.h"
 #include "testutil.h"
 
-enum { GUARD = 64, NT = 12, STEPS = 4 };
+enum { GUARD = 64, NT = 13, STEPS = 4 };
 static const float SENTINEL = -12345.678f;
 
 typedef struct {
@@ -50,6 +50,8 @@ static const tshape SHAPES[NT] = {
     {2, {12, 1100}, 0, 1},  /* the same with a bf16 gradient: 8-byte staged copies; quantized by bitsandbytes */
     {2, {16, 512}, 0, 1},   /* bf16 gradient, whole blocks quantized by every low-bit name: in bf16 runs the
                                low-bit kernels' pure-bf16 hot step */
+    {2, {2100, 3}, 0, 0},   /* Adafactor: 33 row groups and 2100 rows, past the final pass's batches of loads
+                               (8 groups, 8 x 256 rows) with remainders */
 };
 
 static uint64_t rng;
