@@ -82,6 +82,7 @@ static const shape SHAPES[] = {
     {2, 21, 96, 3, 300, 304, 40},
     {3, 40, 128, 2, 1031, 1040, 1031},
     {1, 5, 33, 3, 77, 80, 77}, /* odd sizes: the elementwise kernels' one-value-per-thread form (vec8_ok fails) */
+    {40, 16, 64, 2, 67, 72, 67}, /* 640 rows: 10 groups of 64 in the column sums (a batch of 8 loads and the rest) */
 };
 
 /* ---- random numbers ---- */
