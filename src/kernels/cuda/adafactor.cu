@@ -251,25 +251,11 @@ __global__ void __launch_bounds__(LT_CU_THREADS) af_vec(const lt_cu_item *__rest
     if (threadIdx.x == 0) a->part[u] = s;
 }
 
-/* af_final's loops load AF_FINAL_BATCH values before adding them, in the order a plain loop would: otherwise
- * each thread waits out one memory latency per value (the pass took 61 us for 262M parameters on an H200 while
- * reading 33 MB; the column sums' loop over the row groups is the longest) */
+/* af_final's loops load 8 values ahead of using them, the sums in the order a plain loop would
+ * (lt_cu_ordered_sum): otherwise each thread waits out one memory latency per value (the pass took 61 us for
+ * 262M parameters on an H200 while reading 33 MB; the column sums' loop over the row groups is the longest).
+ * AF_FINAL_BATCH: the same for the row factors' loop, which stores instead of adding. */
 constexpr int AF_FINAL_BATCH = 8;
-
-/* x[i] + x[i + step] + ... below end, added in that order into a double */
-template <typename T>
-__device__ __forceinline__ double ordered_sum(const T *x, uint64_t i, uint64_t end, uint64_t step) {
-    double s = 0.0;
-    for (; i + (AF_FINAL_BATCH - 1) * step < end; i += AF_FINAL_BATCH * step) {
-        T v[AF_FINAL_BATCH];
-#pragma unroll
-        for (int k = 0; k < AF_FINAL_BATCH; k++) v[k] = x[i + k * step];
-#pragma unroll
-        for (int k = 0; k < AF_FINAL_BATCH; k++) s += v[k];
-    }
-    for (; i < end; i += step) s += x[i];
-    return s;
-}
 
 /* one CTA per tensor: the scalars of optim/adafactor.c af_step */
 __global__ void __launch_bounds__(LT_CU_THREADS) af_final(const lt_cu_item *__restrict__ items, int count,
@@ -282,7 +268,7 @@ __global__ void __launch_bounds__(LT_CU_THREADS) af_final(const lt_cu_item *__re
     const uint64_t n = it->n;
     double scale = 1.0;
     if (a->scale_parameter) {
-        const double s = lt_cu_block_sum(ordered_sum(a->psum, threadIdx.x, a->nchunks, LT_CU_THREADS), red);
+        const double s = lt_cu_block_sum(lt_cu_ordered_sum<double>(a->psum, threadIdx.x, a->nchunks, LT_CU_THREADS), red);
         scale = fmax(a->eps2, sqrt(s / (double)n));
     }
     const float lr_t = (float)(a->rho * scale);
@@ -293,7 +279,7 @@ __global__ void __launch_bounds__(LT_CU_THREADS) af_final(const lt_cu_item *__re
         for (uint64_t b = 0; b < a->batch; b++) {
             const float *Rb = a->R + b * rows;
             float *Cb = a->C + b * cols, *rfb = a->rf + b * rows, *cfb = a->cf + b * cols;
-            const double rs = lt_cu_block_sum(ordered_sum(Rb, threadIdx.x, rows, LT_CU_THREADS), red);
+            const double rs = lt_cu_block_sum(lt_cu_ordered_sum<double>(Rb, threadIdx.x, rows, LT_CU_THREADS), red);
             const float rmean = (float)(rs / (double)rows);
             uint64_t r = threadIdx.x;
             for (; r + (AF_FINAL_BATCH - 1) * LT_CU_THREADS < rows; r += AF_FINAL_BATCH * LT_CU_THREADS) {
@@ -306,20 +292,9 @@ __global__ void __launch_bounds__(LT_CU_THREADS) af_final(const lt_cu_item *__re
             for (; r < rows; r += LT_CU_THREADS) rfb[r] = 1.0f / sqrtf(Rb[r] / rmean);
             double ws_t = 0.0;
             for (uint64_t c = threadIdx.x; c < cols; c += LT_CU_THREADS) {
-                double cs = 0.0, ws = 0.0;
                 const float *col = a->colpart + b * ng * 2 * cols + c; /* group g's two sums: col[2 g cols (+ cols)] */
-                uint64_t g = 0;
-                for (; g + AF_FINAL_BATCH <= ng; g += AF_FINAL_BATCH) {
-                    float x[AF_FINAL_BATCH], y[AF_FINAL_BATCH];
-#pragma unroll
-                    for (int k = 0; k < AF_FINAL_BATCH; k++) {
-                        x[k] = col[(g + k) * 2 * cols];
-                        y[k] = col[(g + k) * 2 * cols + cols];
-                    }
-#pragma unroll
-                    for (int k = 0; k < AF_FINAL_BATCH; k++) cs += x[k], ws += y[k];
-                }
-                for (; g < ng; g++) cs += col[g * 2 * cols], ws += col[g * 2 * cols + cols];
+                const double cs = lt_cu_ordered_sum<double>(col, 0, ng * 2 * cols, 2 * cols);
+                const double ws = lt_cu_ordered_sum<double>(col + cols, 0, ng * 2 * cols, 2 * cols);
                 float cn = fmaf(omb2t, (float)cs / (float)rows, Cb[c] * b2t);
                 Cb[c] = cn;
                 cfb[c] = 1.0f / sqrtf(cn);
@@ -329,7 +304,7 @@ __global__ void __launch_bounds__(LT_CU_THREADS) af_final(const lt_cu_item *__re
             sumsq += (double)rmean * wsum;
         }
     } else {
-        sumsq = lt_cu_block_sum(ordered_sum(a->part, threadIdx.x, a->nchunks, LT_CU_THREADS), red);
+        sumsq = lt_cu_block_sum(lt_cu_ordered_sum<double>(a->part, threadIdx.x, a->nchunks, LT_CU_THREADS), red);
     }
     if (threadIdx.x == 0) {
         const double rms_u = sqrt(sumsq / (double)n);

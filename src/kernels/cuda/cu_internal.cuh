@@ -107,6 +107,23 @@ __device__ __forceinline__ void lt_st(void *base, int dt, uint64_t i, const floa
     }
 }
 
+/* x[i] + x[i + step] + ... below end, added in that order into an A (float or double); the loads go 8 at a
+ * time ahead of their adds, so that a thread's chain of adds waits out one memory latency per 8 terms instead of
+ * one per term (Adafactor's final pass, the GPT-2 layers' column sums) */
+template <typename A, typename T>
+__device__ __forceinline__ A lt_cu_ordered_sum(const T *x, uint64_t i, uint64_t end, uint64_t step) {
+    A s = 0;
+    for (; i + 7 * step < end; i += 8 * step) {
+        T v[8];
+#pragma unroll
+        for (int k = 0; k < 8; k++) v[k] = x[i + k * step];
+#pragma unroll
+        for (int k = 0; k < 8; k++) s += v[k];
+    }
+    for (; i < end; i += step) s += x[i];
+    return s;
+}
+
 /* The sum of a double over the CTA (every thread gets it); red holds 32 doubles. */
 __device__ __forceinline__ double lt_cu_block_sum(double v, double *red) {
 #pragma unroll
