@@ -272,13 +272,11 @@ def main():
             if stand_in:
                 ours = optimizer_state_bytes(opt, dev)
                 theirs = bnb_adamw8bit_state_bytes(model.parameters())
+                measured = "na"
                 if cuda:
                     post = torch.cuda.max_memory_allocated()
-                    measured = max(pre_state_peak, post) - base
+                    measured = f"{(max(pre_state_peak, post) - base) / 2**20:.1f}"
                     peak = f"{(max(pre_state_peak, post - (ours - theirs)) - base) / 2**20:.1f}"
-                    measured = f"{measured / 2**20:.1f}"
-                else:
-                    measured = "na"
                 extra = (f" stand_in=adamw_fused basis=derived measured_peak_mib={measured} "
                          f"adamw_state_mib={ours / 2**20:.1f} bnb_state_mib={theirs / 2**20:.1f}")
             if not math.isfinite(loss_v):

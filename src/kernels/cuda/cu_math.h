@@ -313,7 +313,7 @@ typedef struct lt_cu_qtab {
     int32_t n, nneg, fast;
     int32_t inf_code[2], nan_code[2];
     int32_t base, half; /* (emin-1) * 128; the rows of one sign, times 128 */
-    int32_t pad[3];
+    int32_t pad[3]; /* sizeof a multiple of 16: copy_table (lowbit.cuh) moves it in 16-byte pieces */
     uint8_t near[LT_CU_QNEAR];
 } lt_cu_qtab;
 
