@@ -16,6 +16,10 @@
  * mean / rstd, rounded when stored in bf16), except attention's: the GPU
  * keeps no T x T matrix, so its backward takes the GPU forward's own out (as
  * stored in dt) and log-sum-exp, the CPU's backward the CPU's fp32 att.
+ * Layernorm also runs at widths of its own (check_layernorm: C 520, 200 and 8
+ * in its 8-values-a-lane form, lanes with several groups of 8, some idle;
+ * C 776 with arrays off 16-byte alignment in its one-value form, as C 33,
+ * and C 520 again with the 8-value form switched off).
  * Attention runs over shapes of its own (run_attention: T from 1 to 130,
  * hs 32, 48, 64 and 128), checking out, lse (against a double-precision
  * log-sum-exp), the backward's D = dout . out scratch and dq / dk / dv; in
@@ -262,6 +266,69 @@ static void ok(int rc, const char *what) {
     }
 }
 
+/* a new device tensor of dtype dt holding x, starting off elements into its buffer (off 1: not 16-byte aligned) */
+static void *dev_put_off(const float *x, size_t n, lt_dtype dt, size_t off) {
+    void *d = (char *)dalloc((n + off) * lt_dtype_size(dt)) + off * lt_dtype_size(dt);
+    dev_set(d, x, n, dt);
+    return d;
+}
+
+/* ---- layernorm, forward and backward, N rows of C ----
+ * off: the row kernels' arrays start off elements into their buffers; off 1 with C % 8 == 0 checks the
+ * one-value-at-a-time form on a C the 8-value form would take when aligned. The caller frees the buffers. */
+static void check_layernorm(size_t N, int C, lt_dtype dt, size_t off) {
+    const size_t NC = N * (size_t)C;
+    const double tol = dt == LT_DTYPE_F32 ? TOL_F32 : dt == LT_DTYPE_BF16 ? TOL_BF16 : TOL_F16;
+    printf("layernorm N %zu C %d%s, %s storage\n", N, C, off ? " (arrays off 16-byte alignment)" : "", dtn(dt));
+    float *x = rand_arr(NC, 1.0f, 2.0f); /* a mean far from 0 */
+    float *lw = rand_arr((size_t)C, 0.2f, 1.0f), *lb = rand_arr((size_t)C, 0.2f, 0.0f);
+    round_dt(x, NC, dt), round_dt(lw, (size_t)C, dt), round_dt(lb, (size_t)C, dt);
+    float *mean = fbuf(N), *rstd = fbuf(N), *ref = fbuf(NC);
+    lt_nn_layernorm_forward(ref, mean, rstd, x, lw, lb, N, C, 1e-5);
+    void *d_x = dev_put_off(x, NC, dt, off), *d_w = dev_put_off(lw, (size_t)C, dt, off);
+    void *d_b = dev_put_off(lb, (size_t)C, dt, off), *d_out = dev_put_off(ref, NC, dt, off); /* overwritten */
+    float *d_mean = dalloc(N * sizeof(float)), *d_rstd = dalloc(N * sizeof(float));
+    ok(lt_cunn_layernorm_forward(nn, dt, d_out, d_mean, d_rstd, d_x, d_w, d_b, N, C, 1e-5), "layernorm_forward");
+    float *got = dev_get(d_out, NC, dt);
+    float *gm = dev_get(d_mean, N, LT_DTYPE_F32), *gr = dev_get(d_rstd, N, LT_DTYPE_F32);
+    expect("layernorm_forward out", dt, got, ref, NC, tol);
+    expect("layernorm_forward mean", dt, gm, mean, N, TOL_F32);
+    expect("layernorm_forward rstd", dt, gr, rstd, N, TOL_F32);
+    free(got), free(gm), free(gr), free(ref);
+
+    /* backward, from the CPU's statistics on both sides */
+    upload(d_mean, mean, N * sizeof(float));
+    upload(d_rstd, rstd, N * sizeof(float));
+    float *dout = rand_arr(NC, 1.0f, 0.0f), *dinp0 = rand_arr(NC, 1.0f, 0.0f);
+    round_dt(dout, NC, dt), round_dt(dinp0, NC, dt);
+    float *dw0 = rand_arr((size_t)C, 1.0f, 0.0f), *db0 = rand_arr((size_t)C, 1.0f, 0.0f);
+    float *dinp = copy_arr(dinp0, NC), *dw = copy_arr(dw0, (size_t)C), *db = copy_arr(db0, (size_t)C);
+    lt_nn_layernorm_backward(dinp, dw, db, dout, x, lw, mean, rstd, N, C);
+    void *d_dout = dev_put_off(dout, NC, dt, off), *d_dinp = dev_put_off(dinp0, NC, dt, off);
+    float *d_dw = dev_put(dw0, (size_t)C, LT_DTYPE_F32), *d_db = dev_put(db0, (size_t)C, LT_DTYPE_F32);
+    float *scratch = dalloc(lt_cunn_colsum_scratch_floats(N, C) * sizeof(float));
+    float *g[3] = {0}, *h[3] = {0};
+    for (int rep = 0; rep < 2; rep++) {
+        dev_set(d_dinp, dinp0, NC, dt);
+        upload(d_dw, dw0, (size_t)C * sizeof(float));
+        upload(d_db, db0, (size_t)C * sizeof(float));
+        ok(lt_cunn_layernorm_backward(nn, dt, d_dinp, d_dw, d_db, d_dout, d_x, d_w, d_mean, d_rstd, N, C, scratch),
+           "layernorm_backward");
+        float **o = rep ? h : g;
+        o[0] = dev_get(d_dinp, NC, dt), o[1] = dev_get(d_dw, (size_t)C, LT_DTYPE_F32);
+        o[2] = dev_get(d_db, (size_t)C, LT_DTYPE_F32);
+    }
+    expect("layernorm_backward dinp (+=)", dt, g[0], dinp, NC, tol);
+    expect("layernorm_backward dw", dt, g[1], dw, (size_t)C, TOL_F32);
+    expect("layernorm_backward db", dt, g[2], db, (size_t)C, TOL_F32);
+    expect_same("layernorm_backward run twice: dinp", dt, g[0], h[0], NC);
+    expect_same("layernorm_backward run twice: dw", dt, g[1], h[1], (size_t)C);
+    expect_same("layernorm_backward run twice: db", dt, g[2], h[2], (size_t)C);
+    for (int i = 0; i < 3; i++) free(g[i]), free(h[i]);
+    free(dout), free(dinp0), free(dw0), free(db0), free(dinp), free(dw), free(db);
+    free(x), free(lw), free(lb), free(mean), free(rstd);
+}
+
 /* ---- the layers, one shape and dtype ---- */
 static void run(const shape *s, lt_dtype dt) {
     const int B = s->B, T = s->T, C = s->C, NH = s->NH, V = s->V, ldv = s->ldv;
@@ -317,54 +384,10 @@ static void run(const shape *s, lt_dtype dt) {
     }
 
     /* ---- layernorm ---- */
-    float *x = rand_arr(NC, 1.0f, 2.0f); /* a mean far from 0 */
-    float *lw = rand_arr((size_t)C, 0.2f, 1.0f), *lb = rand_arr((size_t)C, 0.2f, 0.0f);
-    round_dt(x, NC, dt), round_dt(lw, (size_t)C, dt), round_dt(lb, (size_t)C, dt);
-    float *mean = fbuf(N), *rstd = fbuf(N);
-    {
-        ref = fbuf(NC);
-        lt_nn_layernorm_forward(ref, mean, rstd, x, lw, lb, N, C, 1e-5);
-        dev_set(d_x, x, NC, dt);
-        void *d_w = dev_put(lw, (size_t)C, dt), *d_b = dev_put(lb, (size_t)C, dt), *d_out = dalloc(NC * lt_dtype_size(dt));
-        float *d_mean = dalloc(N * sizeof(float)), *d_rstd = dalloc(N * sizeof(float));
-        ok(lt_cunn_layernorm_forward(nn, dt, d_out, d_mean, d_rstd, d_x, d_w, d_b, N, C, 1e-5), "layernorm_forward");
-        got = dev_get(d_out, NC, dt);
-        float *gm = dev_get(d_mean, N, LT_DTYPE_F32), *gr = dev_get(d_rstd, N, LT_DTYPE_F32);
-        expect("layernorm_forward out", dt, got, ref, NC, tol);
-        expect("layernorm_forward mean", dt, gm, mean, N, TOL_F32);
-        expect("layernorm_forward rstd", dt, gr, rstd, N, TOL_F32);
-        free(got), free(gm), free(gr), free(ref);
-
-        /* backward, from the CPU's statistics on both sides */
-        upload(d_mean, mean, N * sizeof(float));
-        upload(d_rstd, rstd, N * sizeof(float));
-        float *dout = rand_arr(NC, 1.0f, 0.0f), *dinp0 = rand_arr(NC, 1.0f, 0.0f);
-        round_dt(dout, NC, dt), round_dt(dinp0, NC, dt);
-        float *dw0 = rand_arr((size_t)C, 1.0f, 0.0f), *db0 = rand_arr((size_t)C, 1.0f, 0.0f);
-        float *dinp = copy_arr(dinp0, NC), *dw = copy_arr(dw0, (size_t)C), *db = copy_arr(db0, (size_t)C);
-        lt_nn_layernorm_backward(dinp, dw, db, dout, x, lw, mean, rstd, N, C);
-        void *d_dout = dev_put(dout, NC, dt), *d_dinp = dev_put(dinp0, NC, dt);
-        float *d_dw = dev_put(dw0, (size_t)C, LT_DTYPE_F32), *d_db = dev_put(db0, (size_t)C, LT_DTYPE_F32);
-        float *g[3] = {0}, *h[3] = {0};
-        for (int rep = 0; rep < 2; rep++) {
-            dev_set(d_dinp, dinp0, NC, dt);
-            upload(d_dw, dw0, (size_t)C * sizeof(float));
-            upload(d_db, db0, (size_t)C * sizeof(float));
-            ok(lt_cunn_layernorm_backward(nn, dt, d_dinp, d_dw, d_db, d_dout, d_x, d_w, d_mean, d_rstd, N, C, scratch),
-               "layernorm_backward");
-            float **o = rep ? h : g;
-            o[0] = dev_get(d_dinp, NC, dt), o[1] = dev_get(d_dw, (size_t)C, LT_DTYPE_F32);
-            o[2] = dev_get(d_db, (size_t)C, LT_DTYPE_F32);
-        }
-        expect("layernorm_backward dinp (+=)", dt, g[0], dinp, NC, tol);
-        expect("layernorm_backward dw", dt, g[1], dw, (size_t)C, TOL_F32);
-        expect("layernorm_backward db", dt, g[2], db, (size_t)C, TOL_F32);
-        expect_same("layernorm_backward run twice: dinp", dt, g[0], h[0], NC);
-        expect_same("layernorm_backward run twice: dw", dt, g[1], h[1], (size_t)C);
-        expect_same("layernorm_backward run twice: db", dt, g[2], h[2], (size_t)C);
-        for (int i = 0; i < 3; i++) free(g[i]), free(h[i]);
-        free(dout), free(dinp0), free(dw0), free(db0), free(dinp), free(dw), free(db);
-    }
+    check_layernorm(N, C, dt, 0);
+    float *x = rand_arr(NC, 1.0f, 2.0f); /* the matmuls' and the lm head's input */
+    round_dt(x, NC, dt);
+    dev_set(d_x, x, NC, dt);
 
     /* ---- matmul (c_attn shape: C -> 3C) ---- */
     {
@@ -522,7 +545,7 @@ static void run(const shape *s, lt_dtype dt) {
         free(lg), free(lg_c), free(losses), free(lse), free(dl);
     }
 
-    free(x), free(lw), free(lb), free(mean), free(rstd), free(wte), free(wpe), free(inp), free(targets);
+    free(x), free(wte), free(wpe), free(inp), free(targets);
     free_all();
 }
 
@@ -764,16 +787,18 @@ static void bench_attention(int B, int T, int C, int NH) {
 
 /* ---- --bench: the layernorm kernels at a training shape ----
  * The profile of 2026-11-28 (H200) had layernorm_backward at 110 us a call in bf16 against 18 us in fp32 on the
- * same GPT-2 124M shape (half the bytes): this times both dtypes, forward and backward (the row kernel and the
- * column sums together, as the model calls them), median of 5 timings of 10 calls, and prints GB/s of the bytes
- * each must move (forward: read x, write out; backward: read dout, x and dinp, write dinp, then the column sums
- * read dout and x again). One line per dtype:
- *   ln-bench dtype=bf16 N=4096 C=768 fwd_us=... bwd_us=... fwd_gbs=... bwd_gbs=... */
+ * same GPT-2 124M shape (half the bytes), both then one value a lane at a time: this times both dtypes in both
+ * forms (v8: 8 values a lane in 16-byte accesses, the default; v1: one at a time, LT_LAYERNORM_V8=0), forward and
+ * backward (the row kernel and the column sums together, as the model calls them), median of 5 timings of 10
+ * calls, and prints GB/s of the bytes each must move (forward: read x, write out; backward: read dout, x and dinp,
+ * write dinp, then the column sums read dout and x again). One line per dtype and form:
+ *   ln-bench dtype=bf16 form=v8 N=4096 C=768 fwd_us=... bwd_us=... fwd_gbs=... bwd_gbs=... */
 static void bench_layernorm(size_t N, int C) {
     const lt_dtype dts[] = {LT_DTYPE_F32, LT_DTYPE_BF16};
     const size_t NC = N * (size_t)C;
-    for (int k = 0; k < 2; k++) {
-        const lt_dtype dt = dts[k];
+    for (int k = 0; k < 4; k++) {
+        const lt_dtype dt = dts[k / 2];
+        const int v8 = k % 2 == 0, was = lt_cunn_layernorm_v8(nn, v8);
         const double es = (double)lt_dtype_size(dt);
         float *x = rand_arr(NC, 1.0f, 2.0f), *g = rand_arr(NC, 1.0f, 0.0f), *lw = rand_arr((size_t)C, 0.2f, 1.0f);
         round_dt(x, NC, dt), round_dt(g, NC, dt), round_dt(lw, (size_t)C, dt);
@@ -798,8 +823,10 @@ static void bench_layernorm(size_t N, int C) {
             tf[r] = (t1 - t0) / 10, tb[r] = (now_s() - t1) / 10;
         }
         qsort(tf, 5, sizeof tf[0], cmp_d), qsort(tb, 5, sizeof tb[0], cmp_d);
-        printf("ln-bench dtype=%s N=%zu C=%d fwd_us=%.1f bwd_us=%.1f fwd_gbs=%.0f bwd_gbs=%.0f\n", dtn(dt), N, C,
-               tf[2] * 1e6, tb[2] * 1e6, 2.0 * (double)NC * es / tf[2] * 1e-9, 6.0 * (double)NC * es / tb[2] * 1e-9);
+        printf("ln-bench dtype=%s form=%s N=%zu C=%d fwd_us=%.1f bwd_us=%.1f fwd_gbs=%.0f bwd_gbs=%.0f\n", dtn(dt),
+               v8 ? "v8" : "v1", N, C, tf[2] * 1e6, tb[2] * 1e6, 2.0 * (double)NC * es / tf[2] * 1e-9,
+               6.0 * (double)NC * es / tb[2] * 1e-9);
+        lt_cunn_layernorm_v8(nn, was);
         free(x), free(g), free(lw);
         free_all();
     }
@@ -849,6 +876,24 @@ int main(int argc, char **argv) {
         run(&SHAPES[i], LT_DTYPE_F32);
         run(&SHAPES[i], LT_DTYPE_BF16);
         run(&SHAPES[i], LT_DTYPE_F16);
+    }
+    /* layernorm at widths of its own: 65 groups of 8 values (lanes with 3 and lanes with 2), 25 (some lanes idle),
+     * one; a multiple of 8 whose arrays are not 16-byte aligned (the one-value form), and one with the 8-value
+     * form switched off (lt_cunn_layernorm_v8, LT_LAYERNORM_V8=0) */
+    static const struct {
+        size_t N;
+        int C;
+        size_t off;
+        int v8;
+    } LN_SHAPES[] = {{9, 520, 0, 1}, {6, 200, 0, 1}, {5, 8, 0, 1}, {7, 776, 1, 1}, {9, 520, 0, 0}};
+    for (size_t i = 0; i < sizeof LN_SHAPES / sizeof LN_SHAPES[0]; i++) {
+        const int was = lt_cunn_layernorm_v8(nn, LN_SHAPES[i].v8);
+        if (!LN_SHAPES[i].v8) printf("(lt_cunn_layernorm_v8 off)\n");
+        check_layernorm(LN_SHAPES[i].N, LN_SHAPES[i].C, LT_DTYPE_F32, LN_SHAPES[i].off);
+        check_layernorm(LN_SHAPES[i].N, LN_SHAPES[i].C, LT_DTYPE_BF16, LN_SHAPES[i].off);
+        check_layernorm(LN_SHAPES[i].N, LN_SHAPES[i].C, LT_DTYPE_F16, LN_SHAPES[i].off);
+        lt_cunn_layernorm_v8(nn, was);
+        free_all();
     }
     for (size_t i = 0; i < sizeof ATTN_SHAPES / sizeof ATTN_SHAPES[0]; i++)
         for (int simt = 0; simt < 2; simt++) {

@@ -22,6 +22,7 @@ struct lt_cunn {
     int attn_simt;  /* 1: attention on the CUDA cores for every dtype (lt_cunn_attention_simt) */
     int attn_tc128; /* 1: the tensor-core kernels also for head sizes 65 to 128 (lt_cunn_attention_tc128) */
     int attn_tf32;  /* 1: fp32 attention on the tensor cores by 3xTF32 (lt_cunn_attention_tf32) */
+    int ln_v8;      /* 1: the layernorm kernels 8 values a lane where they can (lt_cunn_layernorm_v8) */
     char err[512];
 };
 
@@ -85,6 +86,16 @@ template <typename S> __device__ __forceinline__ void ld8(const S *p, size_t i, 
 template <typename S> __device__ __forceinline__ void st8(S *p, size_t i, const float (&x)[8]) {
     LT_ALIGNED(p + i, 16);
     *reinterpret_cast<uint4 *>(p + i) = pack8<S>(x);
+}
+
+/* V consecutive values, V 1 or 8: ld / st one at a time, or ld8 / st8 (whose alignment rule then holds) */
+template <int V, typename S> __device__ __forceinline__ void ldv(const S *p, size_t i, float (&x)[V]) {
+    if constexpr (V == 8) ld8(p, i, x);
+    else x[0] = ld(p, i);
+}
+template <int V, typename S> __device__ __forceinline__ void stv(S *p, size_t i, const float (&x)[V]) {
+    if constexpr (V == 8) st8(p, i, x);
+    else st(p, i, x[0]);
 }
 
 /* whether n values at each of the pointers can go 8 at a time (ld8 / st8) */

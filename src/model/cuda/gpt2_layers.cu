@@ -8,8 +8,9 @@
  *     thread per element, or (gelu, residual, bias fill, where sizes and
  *     alignment allow: vec8_ok) per 8 elements in 16-byte accesses;
  *   - row kernels (layernorm): one warp per row, lanes striding over the
- *     row, warp sums by xor shuffles (every lane ends with the same bits: each
- *     step adds the same two values, and float addition commutes);
+ *     row 8 values at a time in 16-byte accesses where C and alignment allow
+ *     (else one), warp sums by xor shuffles (every lane ends with the same
+ *     bits: each step adds the same two values, and float addition commutes);
  *   - attention: attention.cu (flash-style tiles, no T x T matrix);
  *   - the classifier: one CTA per row of logits;
  *   - sums down the rows (layernorm dw / db, bias gradients): a deterministic
@@ -17,7 +18,7 @@
  *     scratch, then the groups added in order), never atomics;
  *   - the encoder's token gradient: one thread per (token, column) over a
  *     host-built bucket list, in increasing row order as on the CPU.
- * The row and column kernels load 2 or 4 bytes at a time. Launches and
+ * The column kernels load 2 or 4 bytes at a time. Launches and
  * shared memory go through cu_internal.cuh's macros so that tests/emu runs the
  * same source on the CPU. */
 #include <cuda_runtime.h>
@@ -85,8 +86,12 @@ __global__ void encoder_backward_wpe_kernel(float *dwpe, const S *dout, int B, i
 
 /* The row kernels' arrays are __restrict__ (no call passes overlapping ones, gpt2_layers_cuda.h): without it the
  * loads of a row's next elements may not pass the store of the previous one, and each unrolled group of the last
- * loop waits out a full memory latency (seen in the PTX: ld ld ld ld st, ld ld ld ld st, ...). */
-template <typename S>
+ * loop waits out a full memory latency (seen in the PTX: ld ld ld ld st, ld ld ld ld st, ...).
+ * V: values a lane takes at a time, 1 or 8 (8: C % 8 == 0 and every array 16-byte aligned, ln_v8 below; one
+ * 16-byte access per 8 values of 16-bit storage instead of 2-byte ones). Lane l takes the values from V l on, then
+ * every 32 V further; it sums its values in that order, and the warp's lanes are joined by warp_sum: a fixed order
+ * for each V, so the results do not depend on anything but the inputs and V. */
+template <typename S, int V>
 __global__ void layernorm_forward_kernel(S *__restrict__ out, float *__restrict__ mean, float *__restrict__ rstd,
                                          const S *__restrict__ inp, const S *__restrict__ w,
                                          const S *__restrict__ b, size_t N, int C, float eps) {
@@ -98,19 +103,35 @@ __global__ void layernorm_forward_kernel(S *__restrict__ out, float *__restrict_
     /* two passes (mean, then squared deviations): the variance of rows with a
      * large mean keeps its digits, as in the CPU's */
     float s = 0.0f;
-    for (int c = lane; c < C; c += 32) s += ld(x, c);
+    for (int c = lane * V; c < C; c += 32 * V) {
+        float xv[V];
+        ldv(x, c, xv);
+#pragma unroll
+        for (int k = 0; k < V; k++) s += xv[k];
+    }
     const float mu = warp_sum(s) / (float)C;
     float v = 0.0f;
-    for (int c = lane; c < C; c += 32) {
-        float d = ld(x, c) - mu;
-        v += d * d;
+    for (int c = lane * V; c < C; c += 32 * V) {
+        float xv[V];
+        ldv(x, c, xv);
+#pragma unroll
+        for (int k = 0; k < V; k++) {
+            float d = xv[k] - mu;
+            v += d * d;
+        }
     }
     const float rs = 1.0f / sqrtf(warp_sum(v) / (float)C + eps);
-    for (int c = lane; c < C; c += 32) st(o, c, (ld(x, c) - mu) * rs * ld(w, c) + ld(b, c));
+    for (int c = lane * V; c < C; c += 32 * V) {
+        float xv[V], wv[V], bv[V];
+        ldv(x, c, xv), ldv(w, c, wv), ldv(b, c, bv);
+#pragma unroll
+        for (int k = 0; k < V; k++) xv[k] = (xv[k] - mu) * rs * wv[k] + bv[k];
+        stv(o, c, xv);
+    }
     if (lane == 0) mean[row] = mu, rstd[row] = rs;
 }
 
-template <typename S>
+template <typename S, int V>
 __global__ void layernorm_backward_kernel(S *__restrict__ dinp, const S *__restrict__ dout, const S *__restrict__ inp,
                                           const S *__restrict__ w, const float *__restrict__ mean,
                                           const float *__restrict__ rstd, size_t N, int C) {
@@ -121,16 +142,33 @@ __global__ void layernorm_backward_kernel(S *__restrict__ dinp, const S *__restr
     S *d = dinp + row * (size_t)C;
     const float mu = mean[row], rs = rstd[row];
     float m1 = 0.0f, m2 = 0.0f; /* sums of dxhat and of dxhat * xhat */
-    for (int c = lane; c < C; c += 32) {
-        float xhat = (ld(x, c) - mu) * rs, dxhat = ld(g, c) * ld(w, c);
-        m1 += dxhat;
-        m2 += dxhat * xhat;
+    for (int c = lane * V; c < C; c += 32 * V) {
+        float xv[V], gv[V], wv[V];
+        ldv(x, c, xv), ldv(g, c, gv), ldv(w, c, wv);
+#pragma unroll
+        for (int k = 0; k < V; k++) {
+            float xhat = (xv[k] - mu) * rs, dxhat = gv[k] * wv[k];
+            m1 += dxhat;
+            m2 += dxhat * xhat;
+        }
     }
     const float a = warp_sum(m1) / (float)C, bb = warp_sum(m2) / (float)C;
-    for (int c = lane; c < C; c += 32) {
-        float xhat = (ld(x, c) - mu) * rs, dxhat = ld(g, c) * ld(w, c);
-        st(d, c, ld(d, c) + (dxhat - a - xhat * bb) * rs);
+    for (int c = lane * V; c < C; c += 32 * V) {
+        float xv[V], gv[V], wv[V], dv[V];
+        ldv(x, c, xv), ldv(g, c, gv), ldv(w, c, wv), ldv(d, c, dv);
+#pragma unroll
+        for (int k = 0; k < V; k++) {
+            float xhat = (xv[k] - mu) * rs, dxhat = gv[k] * wv[k];
+            dv[k] = dv[k] + (dxhat - a - xhat * bb) * rs;
+        }
+        stv(d, c, dv);
     }
+}
+
+/* whether the row kernels may take 8 values at a time: C a multiple of 8 and every array 16-byte aligned (then
+ * each row starts 16-byte aligned too) */
+inline bool ln_v8(int C, const void *a, const void *b, const void *c, const void *d) {
+    return vec8_ok((size_t)C, a, b, c) && vec8_ok(8, d);
 }
 
 /* Column sums, pass 1: part[0][group][c] = sum of dout over the group's rows;
@@ -462,6 +500,12 @@ static bool env_flag(const char *name) {
     return v && v[0] && strcmp(v, "0") != 0;
 }
 
+/* a default-on switch: on unless the environment sets name to "0" */
+static bool env_not_0(const char *name) {
+    const char *v = getenv(name);
+    return !(v && strcmp(v, "0") == 0);
+}
+
 extern "C" {
 
 lt_cunn *lt_cunn_create(void *stream, char *err, size_t errlen) {
@@ -486,13 +530,13 @@ lt_cunn *lt_cunn_create(void *stream, char *err, size_t errlen) {
     nn->attn_simt = env_flag("LT_ATTENTION_SIMT");
     /* head sizes 65 to 128 on the tensor cores too (at the 7B shape 3.8x the CUDA cores forward, 5.1x backward,
      * H200, 2026-11-28); LT_ATTENTION_TC128=0 keeps them on the CUDA cores */
-    const char *tc128 = getenv("LT_ATTENTION_TC128");
-    nn->attn_tc128 = !(tc128 && strcmp(tc128, "0") == 0);
+    nn->attn_tc128 = env_not_0("LT_ATTENTION_TC128");
     /* fp32 attention (head sizes up to 64) on the tensor cores by 3xTF32 products, fp32's accuracy within a few
      * units in the last place (the CUDA-core kernels' backward reached 11 TFLOP/s at GPT-2's shape on an H200,
      * 2026-11-28, a quarter of the bf16 tensor-core kernels'); LT_ATTENTION_TF32=0 keeps fp32 on the CUDA cores */
-    const char *tf32 = getenv("LT_ATTENTION_TF32");
-    nn->attn_tf32 = !(tf32 && strcmp(tf32, "0") == 0);
+    nn->attn_tf32 = env_not_0("LT_ATTENTION_TF32");
+    /* the layernorm kernels 8 values a lane where C and alignment allow; LT_LAYERNORM_V8=0: one at a time */
+    nn->ln_v8 = env_not_0("LT_LAYERNORM_V8");
     nn->gemm = lt_cugemm_create(nn->stream, err, errlen);
     if (!nn->gemm) {
         delete nn;
@@ -577,10 +621,17 @@ int lt_cunn_layernorm_forward(lt_cunn *nn, lt_dtype dt, void *out, float *mean, 
     if (!N) return 0;
     return with_dtype(nn, "layernorm_forward", dt, [&](auto z) {
         typedef decltype(z) S;
-        LT_LAUNCH(layernorm_forward_kernel<S>, blocks_for(N, ROW_WARPS), 32 * ROW_WARPS, 0, nn->stream)(
+        auto k = nn->ln_v8 && ln_v8(C, out, inp, w, b) ? layernorm_forward_kernel<S, 8> : layernorm_forward_kernel<S, 1>;
+        LT_LAUNCH(k, blocks_for(N, ROW_WARPS), 32 * ROW_WARPS, 0, nn->stream)(
             static_cast<S *>(out), mean, rstd, static_cast<const S *>(inp), static_cast<const S *>(w),
             static_cast<const S *>(b), N, C, (float)eps);
     });
+}
+
+int lt_cunn_layernorm_v8(lt_cunn *nn, int on) {
+    const int was = nn->ln_v8;
+    nn->ln_v8 = on != 0;
+    return was;
 }
 
 size_t lt_cunn_colsum_scratch_floats(size_t N, int C) { return 2 * (size_t)blocks_for(N, CS_ROWS) * (size_t)C; }
@@ -592,7 +643,8 @@ int lt_cunn_layernorm_backward(lt_cunn *nn, lt_dtype dt, void *dinp, float *dw, 
     return with_dtype(nn, "layernorm_backward", dt, [&](auto z) {
         typedef decltype(z) S;
         const S *g = static_cast<const S *>(dout), *x = static_cast<const S *>(inp);
-        LT_LAUNCH(layernorm_backward_kernel<S>, blocks_for(N, ROW_WARPS), 32 * ROW_WARPS, 0, nn->stream)(
+        auto k = nn->ln_v8 && ln_v8(C, dinp, g, x, w) ? layernorm_backward_kernel<S, 8> : layernorm_backward_kernel<S, 1>;
+        LT_LAUNCH(k, blocks_for(N, ROW_WARPS), 32 * ROW_WARPS, 0, nn->stream)(
             static_cast<S *>(dinp), g, x, static_cast<const S *>(w), mean, rstd, N, C);
         colsum<S, true>(nn, db, dw, scratch, g, x, mean, rstd, N, C);
     });

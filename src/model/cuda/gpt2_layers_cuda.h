@@ -104,6 +104,14 @@ int lt_cunn_encoder_backward(lt_cunn *nn, lt_dtype dt, float *dwte, float *dwpe,
 int lt_cunn_layernorm_forward(lt_cunn *nn, lt_dtype dt, void *out, float *mean, float *rstd, const void *inp,
                               const void *w, const void *b, size_t N, int C, double eps);
 
+/* on != 0: the layernorm kernels take 8 values a lane in 16-byte accesses
+ * where C is a multiple of 8 and every array 16-byte aligned (other sizes one
+ * at a time); 0: one value at a time always (the two forms sum a row in
+ * different orders, so their bits differ within fp32 rounding). Returns the
+ * previous setting. A context starts with on = 1 unless the environment has
+ * LT_LAYERNORM_V8=0. */
+int lt_cunn_layernorm_v8(lt_cunn *nn, int on);
+
 /* Floats of the scratch that layernorm_backward and matmul_backward need for
  * N rows of C (or OC) columns: per-column partial sums of row groups, which a
  * second pass adds in a fixed order (a deterministic column sum without
