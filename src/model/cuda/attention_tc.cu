@@ -21,11 +21,14 @@
  *
  * The fragments' layout across lanes is unspecified, so nothing here touches
  * their elements by position (fp32's split treats every element alike):
- * every per-row operation happens in shared memory. That is
- * why the forward makes two passes over the keys (the row max and sum first,
- * then o = sum of exp(s - max) v with the final max, divided by the sum at the
- * end), instead of rescaling a running o: the scores' product is computed
- * twice, and the tensor cores have the time for it.
+ * every per-row operation happens in shared memory. The forward makes one
+ * pass over the keys with an online softmax (a running max and sum per row);
+ * when a tile raises a row's max, the running o is rescaled through shared
+ * memory (each accumulator stored as a 16 x 16 tile, its rows scaled, loaded
+ * back), and divided by the sum at the end. (Until 2026-11-29 it made two
+ * passes, the row max and sum first, then o with the final max: the scores'
+ * product and the key tiles' staging twice; measured at GPT-2's shape on an
+ * H200, 0.180 ms bf16; the one-pass form is unmeasured.)
  *
  * Backward, as attention.cu: the dq pass (per query tile: D = dout . out
  * by the tensor cores, as dP,
@@ -301,11 +304,18 @@ __global__ void __launch_bounds__(32 * NW) attn_tc_fwd(S *out, float *lse, const
     typename X::A qa[X::NK];
     load_rows<S, DH>(qa, sm.u.q + r0 * X::LD);
 
-    /* pass 1: each row's max m and sum l of exp(s - m) */
+    /* one pass over the key tiles, online softmax: each row's running max m and sum l of exp(s - m), and o the
+     * sum of exp(s - m) v, rescaled by exp(m_old - m_new) when a tile raises the max (in shared memory, a
+     * fragment at a time: an accumulator's layout is unspecified, but one stored as a row-major 16 x 16 tile is
+     * not); o / l at the end */
     float m = -INFINITY, l = 0.0f;
+    typename X::Acc oacc[X::ND];
+#pragma unroll
+    for (int d = 0; d < X::ND; d++) wm::fill_fragment(oacc[d], 0.0f);
     for (int k0 = 0; k0 < kend; k0 += KT) {
-        __syncthreads(); /* the previous tile (or q) has been read */
+        __syncthreads(); /* the previous tiles (or q) have been read */
         stage<S, DH>(sm.u.kv.k, base + (size_t)k0 * C3 + C, C3, KT, T - k0, hs, vec);
+        stage<S, DH>(sm.u.kv.v, base + (size_t)k0 * C3 + 2 * (size_t)C, C3, KT, T - k0, hs, vec);
         __syncthreads();
         if (k0 > warp_last) continue;
         scores<S, DH>(sw, qa, sm.u.kv.k);
@@ -319,36 +329,32 @@ __global__ void __launch_bounds__(32 * NW) attn_tc_fwd(S *out, float *lse, const
         }
         mt = fmaxf(mt, __shfl_xor_sync(0xffffffffu, mt, 1));
         const float mn = fmaxf(m, mt); /* finite: key 0 is in the first tile */
+        const float alpha = expf(m - mn); /* 0 on the first tile (m = -inf), where o is still 0 */
         float sum = 0.0f;
 #pragma unroll
-        for (int c = 0; c < 16; c++) sum += expf(s[c] - mn);
-        sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-        l = l * expf(m - mn) + sum;
-        m = mn;
-        warp_sync(); /* the lanes have read sw */
-    }
-
-    /* pass 2: o = sum of exp(s - m) v over the same tiles, then o / l */
-    typename X::Acc oacc[X::ND];
-#pragma unroll
-    for (int d = 0; d < X::ND; d++) wm::fill_fragment(oacc[d], 0.0f);
-    for (int k0 = 0; k0 < kend; k0 += KT) {
-        __syncthreads();
-        stage<S, DH>(sm.u.kv.k, base + (size_t)k0 * C3 + C, C3, KT, T - k0, hs, vec);
-        stage<S, DH>(sm.u.kv.v, base + (size_t)k0 * C3 + 2 * (size_t)C, C3, KT, T - k0, hs, vec);
-        __syncthreads();
-        if (k0 > warp_last) continue;
-        scores<S, DH>(sw, qa, sm.u.kv.k);
-        warp_sync();
-        float p[16];
-#pragma unroll
         for (int c = 0; c < 16; c++) {
-            const int key = k0 + 16 * half + c;
-            p[c] = key <= t && key < T ? expf(sc.div(sw[lr * SLD + 16 * half + c]) - m) : 0.0f;
+            s[c] = expf(s[c] - mn); /* masked: exp(-inf) = 0 */
+            sum += s[c];
         }
-        warp_sync(); /* every lane has read its scores before P overwrites them */
+        sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+        l = l * alpha + sum;
+        m = mn;
+        warp_sync(); /* every lane has read its scores: sw is free */
+        if (k0 != 0 && !__all_sync(0xffffffffu, alpha == 1.0f)) {
+            /* o *= alpha per row, through sw: each lane scales 8 of its row's 16 columns of a fragment */
 #pragma unroll
-        for (int c = 0; c < 16; c++) pw[lr * X::PLD + 16 * half + c] = to_opnd((S *)nullptr, p[c]);
+            for (int d = 0; d < X::ND; d++) {
+                wm::store_matrix_sync(sw, oacc[d], SLD, wm::mem_row_major);
+                warp_sync();
+#pragma unroll
+                for (int c = 0; c < 8; c++) sw[lr * SLD + 8 * half + c] *= alpha;
+                warp_sync();
+                wm::load_matrix_sync(oacc[d], sw, SLD, wm::mem_row_major);
+                warp_sync(); /* loaded before the next fragment (or P) overwrites sw */
+            }
+        }
+#pragma unroll
+        for (int c = 0; c < 16; c++) pw[lr * X::PLD + 16 * half + c] = to_opnd((S *)nullptr, s[c]);
         warp_sync();
         accumulate<S, DH>(oacc, pw, sm.u.kv.v);
         warp_sync(); /* the P tile has been read before the next scores */
