@@ -3,11 +3,13 @@
  * backward, in fp32, bf16 and fp16 storage, on random inputs of three shapes:
  *   B 2, T 21, C 96,  NH 3 (hs 32), V 300,  ldv 304, tokens from 40 ids (many repeats)
  *   B 3, T 40, C 128, NH 2 (hs 64), V 1031, ldv 1040, tokens from all ids
- *   B 1, T 5,  C 33,  NH 3 (hs 11), V 77,   ldv 80,   tokens from all ids
+ *   B 1, T 5,  C 33,  NH 3 (hs 11), V 77,   ldv 79,   tokens from all ids
  * (T not a multiple of the warps per CTA nor of 32, C below and above 32
  * lanes, V above the classifier's 256 threads, padded logits rows; V not a
  * multiple of 64, so the lm head's GEMMs split; the odd third shape takes
- * the elementwise kernels' one-value form, the others their 8-value form).
+ * the elementwise, layernorm and classifier kernels' one-value forms, the
+ * others their 8-value forms, with V % 8 = 4, 7, 3 left to the classifier's
+ * one-value tail).
  *
  * In bf16 storage every input is rounded to bf16 first and the CPU kernel gets
  * the same (rounded) values as float, so the two compute from identical
@@ -85,7 +87,8 @@ typedef struct {
 static const shape SHAPES[] = {
     {2, 21, 96, 3, 300, 304, 40},
     {3, 40, 128, 2, 1031, 1040, 1031},
-    {1, 5, 33, 3, 77, 80, 77}, /* odd sizes: the elementwise kernels' one-value-per-thread form (vec8_ok fails) */
+    {1, 5, 33, 3, 77, 79, 77}, /* odd sizes: the elementwise kernels', layernorm's and the classifier's
+                                * one-value-per-thread forms (vec8_ok fails) */
     {40, 16, 64, 2, 67, 72, 67}, /* 640 rows: 10 groups of 64 in the column sums (a batch of 8 loads and the rest) */
 };
 

@@ -366,24 +366,37 @@ __device__ __forceinline__ void lse_merge(float &m, float &s, float m2, float s2
 }
 
 /* One CTA per row: the log-sum-exp by an online max and sum (one read of the
- * row), the loss; with D, the row overwritten by its gradient (a second read). */
-template <typename S, bool D>
+ * row), the loss; with D, the row overwritten by its gradient (a second read).
+ * W: values a thread takes at a time, 1 or 8 (8: ldv a multiple of 8 and the
+ * rows 16-byte aligned, classifier_w; 16-byte accesses, the scalar form's
+ * 2-byte requests held bf16 to fp32's time a row). With W 8 a thread takes the
+ * columns from 8 tid on, 8 at a time, every 8 x CE_THREADS; the last V % 8 one
+ * at a time. Each W sums its row in a fixed order, the forward and the fused
+ * form alike (so their lse agree bit for bit for the same W). */
+template <typename S, bool D, int W>
 __global__ void __launch_bounds__(CE_THREADS) classifier_kernel(S *dlogits, float *losses, float *lse,
                                                                  const S *logits, const int32_t *targets, int V,
                                                                  int ldv, float scale) {
     __shared__ float red_m[CE_THREADS / 32], red_s[CE_THREADS / 32];
     const size_t n = blockIdx.x;
     const S *l = logits + n * (size_t)ldv;
+    const int Vw = V - V % W; /* the columns taken W at a time */
     float m = -INFINITY, s = 0.0f;
-    for (int v = threadIdx.x; v < V; v += CE_THREADS) {
-        float x = ld(l, v);
+    auto see = [&](float x) {
         if (x > m) {
             s = (m == -INFINITY ? 0.0f : s * expf(m - x)) + 1.0f;
             m = x;
         } else if (x != -INFINITY) {
             s += expf(x - m);
         }
+    };
+    for (int v = (int)threadIdx.x * W; v < Vw; v += CE_THREADS * W) {
+        float x[W];
+        ltnn::ldv(l, (size_t)v, x); /* (the parameter ldv hides the function) */
+#pragma unroll
+        for (int k = 0; k < W; k++) see(x[k]);
     }
+    for (int v = Vw + (int)threadIdx.x; v < V; v += CE_THREADS) see(ld(l, v)); /* W 8: the last V % 8 */
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) {
         float m2 = __shfl_xor_sync(0xffffffffu, m, o), s2 = __shfl_xor_sync(0xffffffffu, s, o);
@@ -402,7 +415,17 @@ __global__ void __launch_bounds__(CE_THREADS) classifier_kernel(S *dlogits, floa
     if constexpr (D) {
         __syncthreads(); /* the target's logit is read above before any thread overwrites it */
         S *d = dlogits + n * (size_t)ldv;
-        for (int v = threadIdx.x; v < V; v += CE_THREADS) {
+        for (int v = (int)threadIdx.x * W; v < Vw; v += CE_THREADS * W) {
+            float x[W];
+            ltnn::ldv(l, (size_t)v, x);
+#pragma unroll
+            for (int k = 0; k < W; k++) {
+                x[k] = expf(x[k] - z) * scale;
+                if (v + k == tgt) x[k] -= scale;
+            }
+            stv(d, (size_t)v, x);
+        }
+        for (int v = Vw + (int)threadIdx.x; v < V; v += CE_THREADS) {
             float g = expf(ld(l, v) - z) * scale;
             if (v == tgt) g -= scale;
             st(d, v, g);
@@ -495,6 +518,10 @@ int gemm_wgrad(lt_cunn *nn, const char *what, size_t m, size_t n, size_t k, cons
 /* ---- the C interface ---- */
 
 /* an environment switch: set to anything but "" or "0" */
+/* whether the classifier takes 8 values at a time (classifier_kernel's W): ldv a multiple of 8 and the logits
+ * 16-byte aligned (the fused form overwrites them in place), so that every row is */
+static bool classifier_w(int ldv, const void *logits) { return vec8_ok((size_t)ldv, logits); }
+
 static bool env_flag(const char *name) {
     const char *v = getenv(name);
     return v && v[0] && strcmp(v, "0") != 0;
@@ -820,7 +847,7 @@ int lt_cunn_crossentropy_forward(lt_cunn *nn, lt_dtype dt, float *losses, float 
     if (!N) return 0;
     return with_dtype(nn, "crossentropy_forward", dt, [&](auto z) {
         typedef decltype(z) S;
-        auto k = classifier_kernel<S, false>;
+        auto k = classifier_w(ldv, logits) ? classifier_kernel<S, false, 8> : classifier_kernel<S, false, 1>;
         LT_LAUNCH(k, (unsigned)N, CE_THREADS, 0, nn->stream)(
             nullptr, losses, lse, static_cast<const S *>(logits), targets, V, ldv, 0.0f);
         if (loss_sum) LT_LAUNCH(sum_kernel, 1, SUM_THREADS, 0, nn->stream)(loss_sum, losses, N);
@@ -844,7 +871,7 @@ int lt_cunn_classifier(lt_cunn *nn, lt_dtype dt, void *logits, float *losses, fl
     if (!N) return 0;
     return with_dtype(nn, "classifier", dt, [&](auto z) {
         typedef decltype(z) S;
-        auto k = classifier_kernel<S, true>;
+        auto k = classifier_w(ldv, logits) ? classifier_kernel<S, true, 8> : classifier_kernel<S, true, 1>;
         LT_LAUNCH(k, (unsigned)N, CE_THREADS, 0, nn->stream)(
             static_cast<S *>(logits), losses, lse, static_cast<const S *>(logits), targets, V, ldv, scale);
         if (loss_sum) LT_LAUNCH(sum_kernel, 1, SUM_THREADS, 0, nn->stream)(loss_sum, losses, N);
