@@ -12,7 +12,8 @@
  *     (else one), warp sums by xor shuffles (every lane ends with the same
  *     bits: each step adds the same two values, and float addition commutes);
  *   - attention: attention.cu (flash-style tiles, no T x T matrix);
- *   - the classifier: one CTA per row of logits;
+ *   - the classifier: one CTA per row of logits, 8 at a time in 16-byte
+ *     accesses where the row stride and alignment allow;
  *   - sums down the rows (layernorm dw / db, bias gradients): a deterministic
  *     two-pass column sum (partial sums of groups of CS_ROWS rows into
  *     scratch, then the groups added in order), never atomics;
