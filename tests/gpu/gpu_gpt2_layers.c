@@ -188,20 +188,6 @@ static void round_dt(float *x, size_t n, lt_dtype dt) {
         for (size_t i = 0; i < n; i++) x[i] = from16(to16(x[i], dt), dt);
 }
 
-/* a new device tensor of dtype dt holding x (already representable in dt) */
-static void *dev_put(const float *x, size_t n, lt_dtype dt) {
-    size_t es = lt_dtype_size(dt);
-    void *d = dalloc(n * es);
-    if (dt == LT_DTYPE_F32) {
-        upload(d, x, n * es);
-    } else {
-        uint16_t *h = malloc((n ? n : 1) * sizeof *h);
-        for (size_t i = 0; i < n; i++) h[i] = to16(x[i], dt);
-        upload(d, h, n * es);
-        free(h);
-    }
-    return d;
-}
 /* overwrite the device tensor d with x */
 static void dev_set(void *d, const float *x, size_t n, lt_dtype dt) {
     if (dt == LT_DTYPE_F32) {
@@ -212,6 +198,12 @@ static void dev_set(void *d, const float *x, size_t n, lt_dtype dt) {
         upload(d, h, n * sizeof *h);
         free(h);
     }
+}
+/* a new device tensor of dtype dt holding x (already representable in dt) */
+static void *dev_put(const float *x, size_t n, lt_dtype dt) {
+    void *d = dalloc(n * lt_dtype_size(dt));
+    dev_set(d, x, n, dt);
+    return d;
 }
 /* a new host float copy of the device tensor d */
 static float *dev_get(const void *d, size_t n, lt_dtype dt) {

@@ -251,11 +251,9 @@ __global__ void __launch_bounds__(LT_CU_THREADS) af_vec(const lt_cu_item *__rest
     if (threadIdx.x == 0) a->part[u] = s;
 }
 
-/* af_final's loops load 8 values ahead of using them, the sums in the order a plain loop would
- * (lt_cu_ordered_sum): otherwise each thread waits out one memory latency per value (the pass took 61 us for
- * 262M parameters on an H200 while reading 33 MB; the column sums' loop over the row groups is the longest).
- * AF_FINAL_BATCH: the same for the row factors' loop, which stores instead of adding. */
-constexpr int AF_FINAL_BATCH = 8;
+/* af_final's loops load 8 values ahead of using them, in the order a plain loop would (lt_cu_loads_ahead,
+ * lt_cu_ordered_sum): otherwise each thread waits out one memory latency per value (the pass took 61 us for
+ * 262M parameters on an H200 while reading 33 MB; the column sums' loop over the row groups is the longest). */
 
 /* one CTA per tensor: the scalars of optim/adafactor.c af_step */
 __global__ void __launch_bounds__(LT_CU_THREADS) af_final(const lt_cu_item *__restrict__ items, int count,
@@ -281,15 +279,9 @@ __global__ void __launch_bounds__(LT_CU_THREADS) af_final(const lt_cu_item *__re
             float *Cb = a->C + b * cols, *rfb = a->rf + b * rows, *cfb = a->cf + b * cols;
             const double rs = lt_cu_block_sum(lt_cu_ordered_sum<double>(Rb, threadIdx.x, rows, LT_CU_THREADS), red);
             const float rmean = (float)(rs / (double)rows);
-            uint64_t r = threadIdx.x;
-            for (; r + (AF_FINAL_BATCH - 1) * LT_CU_THREADS < rows; r += AF_FINAL_BATCH * LT_CU_THREADS) {
-                float v[AF_FINAL_BATCH];
-#pragma unroll
-                for (int k = 0; k < AF_FINAL_BATCH; k++) v[k] = Rb[r + k * LT_CU_THREADS];
-#pragma unroll
-                for (int k = 0; k < AF_FINAL_BATCH; k++) rfb[r + k * LT_CU_THREADS] = 1.0f / sqrtf(v[k] / rmean);
-            }
-            for (; r < rows; r += LT_CU_THREADS) rfb[r] = 1.0f / sqrtf(Rb[r] / rmean);
+            lt_cu_loads_ahead(
+                threadIdx.x, rows, LT_CU_THREADS, [&](uint64_t r) { return Rb[r]; },
+                [&](uint64_t r, float v) { rfb[r] = 1.0f / sqrtf(v / rmean); });
             double ws_t = 0.0;
             for (uint64_t c = threadIdx.x; c < cols; c += LT_CU_THREADS) {
                 const float *col = a->colpart + b * ng * 2 * cols + c; /* group g's two sums: col[2 g cols (+ cols)] */

@@ -107,20 +107,26 @@ __device__ __forceinline__ void lt_st(void *base, int dt, uint64_t i, const floa
     }
 }
 
-/* x[i] + x[i + step] + ... below end, added in that order into an A (float or double); the loads go 8 at a
- * time ahead of their adds, so that a thread's chain of adds waits out one memory latency per 8 terms instead of
- * one per term (Adafactor's final pass, the GPT-2 layers' column sums) */
+/* use(j, load(j)) for j = i, i + step, ... below end, in that order, with the loads going 8 at a time ahead of
+ * their uses: a thread whose uses form a chain (a running sum) waits out one memory latency per 8 values instead
+ * of one per value (Adafactor's final pass, the GPT-2 layers' column sums) */
+template <typename L, typename U>
+__device__ __forceinline__ void lt_cu_loads_ahead(uint64_t i, uint64_t end, uint64_t step, L load, U use) {
+    for (; i + 7 * step < end; i += 8 * step) {
+        decltype(load(i)) v[8];
+#pragma unroll
+        for (int k = 0; k < 8; k++) v[k] = load(i + k * step);
+#pragma unroll
+        for (int k = 0; k < 8; k++) use(i + k * step, v[k]);
+    }
+    for (; i < end; i += step) use(i, load(i));
+}
+
+/* x[i] + x[i + step] + ... below end, added in that order into an A (float or double), the loads 8 ahead */
 template <typename A, typename T>
 __device__ __forceinline__ A lt_cu_ordered_sum(const T *x, uint64_t i, uint64_t end, uint64_t step) {
     A s = 0;
-    for (; i + 7 * step < end; i += 8 * step) {
-        T v[8];
-#pragma unroll
-        for (int k = 0; k < 8; k++) v[k] = x[i + k * step];
-#pragma unroll
-        for (int k = 0; k < 8; k++) s += v[k];
-    }
-    for (; i < end; i += step) s += x[i];
+    lt_cu_loads_ahead(i, end, step, [&](uint64_t j) { return x[j]; }, [&](uint64_t, T v) { s += v; });
     return s;
 }
 

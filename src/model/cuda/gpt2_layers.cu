@@ -43,8 +43,7 @@ using namespace ltnn;
 
 constexpr int EW_THREADS = 256;  /* elementwise kernels */
 constexpr int ROW_WARPS = 4;     /* row kernels: rows (warps) per CTA */
-constexpr int CS_ROWS = 64;      /* rows per partial sum of the column sums (whole batches of 8) */
-static_assert(CS_ROWS % 8 == 0, "colsum_partial_kernel takes a group 8 rows at a time");
+constexpr int CS_ROWS = 64;      /* rows per partial sum of the column sums */
 constexpr int CS_THREADS = 256;  /* columns per CTA of the column sums */
 constexpr int CE_THREADS = 256;  /* classifier: threads per row */
 constexpr int SUM_THREADS = 256; /* the loss sum */
@@ -183,30 +182,22 @@ __global__ void colsum_partial_kernel(float *part, const S *dout, const S *inp, 
     if (c >= (size_t)C) return;
     const size_t r0 = (size_t)group * CS_ROWS, r1 = r0 + CS_ROWS < N ? r0 + CS_ROWS : N;
     float sb = 0.0f, sw = 0.0f;
-    /* a whole group in batches of 8 rows, each batch's loads issued before its adds (which keep the row order):
-     * the grid is small (C / 256 CTAs per group), so each thread's chain of loads is the time, and nvcc on its own
-     * let about 2 rows' loads run ahead of the adds */
-    size_t r = r0;
-    if (r1 - r0 == (size_t)CS_ROWS) {
-        for (; r < r1; r += 8) {
-            float gv[8], xv[8], mv[8], rv[8];
-#pragma unroll
-            for (int k = 0; k < 8; k++) {
-                gv[k] = ld(dout, (r + k) * (size_t)C + c);
-                if constexpr (LN) xv[k] = ld(inp, (r + k) * (size_t)C + c), mv[k] = mean[r + k], rv[k] = rstd[r + k];
-            }
-#pragma unroll
-            for (int k = 0; k < 8; k++) {
-                sb += gv[k];
-                if constexpr (LN) sw += gv[k] * ((xv[k] - mv[k]) * rv[k]);
-            }
-        }
-    }
-    for (; r < r1; r++) {
-        float g = ld(dout, r * (size_t)C + c);
-        sb += g;
-        if constexpr (LN) sw += g * ((ld(inp, r * (size_t)C + c) - mean[r]) * rstd[r]);
-    }
+    /* the group's rows in order, 8 rows' loads ahead of their adds: the grid is small (C / 256 CTAs per group),
+     * so each thread's chain of loads is the time, and nvcc on its own let about 2 rows run ahead */
+    struct row_vals {
+        float g, x, m, r;
+    };
+    lt_cu_loads_ahead(
+        r0, r1, 1,
+        [&](uint64_t r) {
+            row_vals v{ld(dout, r * (size_t)C + c), 0.0f, 0.0f, 0.0f};
+            if constexpr (LN) v.x = ld(inp, r * (size_t)C + c), v.m = mean[r], v.r = rstd[r];
+            return v;
+        },
+        [&](uint64_t, const row_vals &v) {
+            sb += v.g;
+            if constexpr (LN) sw += v.g * ((v.x - v.m) * v.r);
+        });
     part[(size_t)group * (size_t)C + c] = sb;
     if constexpr (LN) part[((size_t)groups + (size_t)group) * (size_t)C + c] = sw;
 }
