@@ -26,7 +26,7 @@
 #include "optim_cases.h"
 #include "testutil.h"
 
-enum { GUARD = 64, NT = 13, STEPS = 4 };
+enum { GUARD = 64, NT = 14, STEPS = 4 };
 static const float SENTINEL = -12345.678f;
 
 typedef struct {
@@ -52,6 +52,8 @@ static const tshape SHAPES[NT] = {
                                low-bit kernels' pure-bf16 hot step */
     {2, {2100, 3}, 0, 0},   /* Adafactor: 33 row groups and 2100 rows, past the final pass's batches of loads
                                (8 groups, 8 x 256 rows) with remainders */
+    {3, {3, 40, 12}, 0, 0}, /* Adafactor over a batch of matrices, vectorized: the apply pass steps each thread
+                               1024 elements (85 rows and 4 columns) on, across matrices */
 };
 
 static uint64_t rng;

@@ -495,6 +495,11 @@ static int af_pipe_bits() {
     return env_is("LT_ADAFACTOR_PIPE", "0") ? 0 : env_is("LT_ADAFACTOR_PIPE", "2") ? 4 | 8 : 4;
 }
 
+/* LT_ADAFACTOR_APPLY=2 selects the Adafactor apply pass that loads two groups of 4 elements per thread before
+ * stepping them (the default loads one, as the elementwise kernels): identical results, for timing one against
+ * the other. Read at each flush. Returns the lt_cu_launch_af variant bits. */
+static int af_apply_bits() { return env_is("LT_ADAFACTOR_APPLY", "2") ? 16 : 0; }
+
 /* The low-bit kernels' variants (lt_cu_launch_q), for timing them against the default: LT_LOWBIT_HOT=0 makes
  * every warp take the general step, LT_LOWBIT_REGS=64 selects the instantiation held to 64 registers (4 CTAs
  * per SM instead of 3). The same results. Read at each flush. */
@@ -531,7 +536,7 @@ static int run_plan(lt_cuda *c, std::vector<Launch> &plan, std::vector<lt_cu_ite
         else if (L.kind >= LT_CU_BNB8_ADAM && L.kind <= LT_CU_AO4)
             e = lt_cu_launch_q(L.kind, L.block, d, L.count, L.nunits, L.t0, L.t1, c->flag, lowbit_variant(),
                                c->sm_count, c->stream);
-        else e = lt_cu_launch_af(L.kind, L.variant | af_pipe_bits(), d, L.count, L.nunits,
+        else e = lt_cu_launch_af(L.kind, L.variant | af_pipe_bits() | af_apply_bits(), d, L.count, L.nunits,
                                  L.maxcols, c->flag, c->stream);
         if (e != cudaSuccess) {
             cudaGetLastError();

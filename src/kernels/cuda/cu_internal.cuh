@@ -107,17 +107,18 @@ __device__ __forceinline__ void lt_st(void *base, int dt, uint64_t i, const floa
     }
 }
 
-/* use(j, load(j)) for j = i, i + step, ... below end, in that order, with the loads going 8 at a time ahead of
- * their uses: a thread whose uses form a chain (a running sum) waits out one memory latency per 8 values instead
- * of one per value (Adafactor's final pass, the GPT-2 layers' column sums) */
-template <typename L, typename U>
+/* use(j, load(j)) for j = i, i + step, ... below end, in that order, with the loads going N at a time ahead of
+ * their uses: a thread whose uses form a chain (a running sum) waits out one memory latency per N values instead
+ * of one per value (Adafactor's final pass, the GPT-2 layers' column sums). load is called once per j, in
+ * increasing j, so it may keep state that follows j (Adafactor's apply pass advances a row and column). */
+template <int N = 8, typename L, typename U>
 __device__ __forceinline__ void lt_cu_loads_ahead(uint64_t i, uint64_t end, uint64_t step, L load, U use) {
-    for (; i + 7 * step < end; i += 8 * step) {
-        decltype(load(i)) v[8];
+    for (; i + (N - 1) * step < end; i += N * step) {
+        decltype(load(i)) v[N];
 #pragma unroll
-        for (int k = 0; k < 8; k++) v[k] = load(i + k * step);
+        for (int k = 0; k < N; k++) v[k] = load(i + k * step);
 #pragma unroll
-        for (int k = 0; k < 8; k++) use(i + k * step, v[k]);
+        for (int k = 0; k < N; k++) use(i + k * step, v[k]);
     }
     for (; i < end; i += step) use(i, load(i));
 }
@@ -154,7 +155,7 @@ cudaError_t lt_cu_launch_q(int kind, int block, const lt_cu_item *items, int cou
                            cudaStream_t s);
 /* variant for LT_CU_AF_ROWS: bit 0 vectorized, bit 1 column sums in shared memory (maxcols columns), bit 2
  * the vectorized pass's tiles of g staged through shared memory (cp.async; ignored without bit 0), three tiles
- * ahead, or one with bit 3 */
+ * ahead, or one with bit 3; for LT_CU_AF_APPLY: bit 4 two groups of 4 elements loaded ahead per thread */
 cudaError_t lt_cu_launch_af(int kind, int variant, const lt_cu_item *items, int count, uint64_t nunits,
                             uint64_t maxcols, const int *flag, cudaStream_t s);
 /* Adafactor keeps the column partial sums of a row group in shared memory up to this many columns. */
