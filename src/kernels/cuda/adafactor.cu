@@ -4,7 +4,8 @@
  *   psum   (scale_parameter only) per chunk: sum of p^2
  *   rows   factored tensors, per group of LT_CU_ROWS rows of one batch
  *          matrix: reads each row of g once from memory (and again from
- *          cache) for the new row moment R, the group's column sums of
+ *          L2, or from the staged tile still in shared memory) for the new
+ *          row moment R, the group's column sums of
  *          u = (g*gs)^2 + eps1 and of (g*gs)^2 / R: the latter give the
  *          unclipped update's norm without another pass over g; the first
  *          read goes through shared memory (cp.async) a tile ahead of the
@@ -186,12 +187,19 @@ __global__ void __launch_bounds__(LT_CU_THREADS, 3) af_rows(const lt_cu_item *__
         float inv[LT_CU_ROWB];
 #pragma unroll
         for (int k = 0; k < LT_CU_ROWB; k++) inv[k] = inv_s[k];
-        /* second sweep over the same rows: they are still in L1/L2 */
-        for (uint64_t c = (uint64_t)threadIdx.x * V; c < cols; c += (uint64_t)LT_CU_THREADS * V) {
+        /* second sweep over the same rows: they are still in L2, and the group's last tile (its only one when
+         * cols <= 1024) still in this thread's stage slots: a stage is refilled by the issue one tile later, which
+         * comes with the next row group */
+        uint64_t ci = 0;
+        for (uint64_t c = (uint64_t)threadIdx.x * V; c < cols; c += (uint64_t)LT_CU_THREADS * V, ci++) {
             float gv[LT_CU_ROWB][V];
+            const bool staged = PIPE && ci == nchunk - 1;
 #pragma unroll
             for (int k = 0; k < LT_CU_ROWB; k++)
-                if (k < nr) lt_ld<V>(G, gdt, gbase + (r + k) * cols + c, gv[k]);
+                if (k < nr) {
+                    if (staged) lt_ld<V>(stage + (((tile - 1) % NS) * LT_CU_ROWB + k) * LT_CU_THREADS, gdt, 0, gv[k]);
+                    else lt_ld<V>(G, gdt, gbase + (r + k) * cols + c, gv[k]);
+                }
             float ws[V];
 #pragma unroll
             for (int j = 0; j < V; j++) {
