@@ -179,6 +179,10 @@ lt_status lt_gpt2_dev_set_grad_per_block(lt_gpt2_dev *d, int on, char *err, size
     (void)d, (void)on;
     return no_cuda(err, errlen);
 }
+lt_status lt_gpt2_dev_set_tf32(lt_gpt2_dev *d, int on, char *err, size_t errlen) {
+    (void)d, (void)on;
+    return no_cuda(err, errlen);
+}
 void lt_gpt2_dev_set_loss_scale(lt_gpt2_dev *d, float scale) { (void)d, (void)scale; }
 lt_status lt_gpt2_dev_refresh_bf16(lt_gpt2_dev *d, char *err, size_t errlen) {
     (void)d;

@@ -93,6 +93,9 @@ static const arg_def ARGS[] = {
     {"pure_bf16", A_BOOL, S(pure_bf16),
      "bf16 compute and parameters kept only in bf16 (no fp32 master); pair with --optim_args "
      "bf16_stochastic_round=True or --optim adamw_anyprecision (Kahan summation)"},
+    {"tf32", A_BOOL, S(tf32),
+     "--device cuda, fp32 compute: matrix multiplies take TF32 inputs (10-bit mantissa) on the tensor cores, fp32 "
+     "sums; needs an Ampere or newer GPU [off]"},
     {"model_name_or_path", A_STR, S(model_name_or_path), "folder with config.json and model.safetensors"},
     {"tokenizer_name_or_path", A_STR, S(tokenizer_name_or_path),
      "GPT-2 tokenizer for text files: a folder (encoder.json + vocab.bpe, vocab.json + merges.txt or "
@@ -247,6 +250,9 @@ lt_status lt_train_args_check(const lt_train_args *a, char *err, size_t errlen) 
         {!a->output_dir[0], "--output_dir must not be empty"},
         {strcmp(a->device, "cpu") && strcmp(a->device, "cuda") && strcmp(a->device, "auto"),
          "--device must be cpu, cuda or auto"},
+        {a->tf32 && !strcmp(a->device, "cpu"),
+         "--tf32 is a mode of NVIDIA GPUs (Ampere or newer); the CPU multiplies in fp32: drop --tf32 or use "
+         "--device cuda"},
     };
     for (size_t k = 0; k < sizeof checks / sizeof checks[0]; k++)
         if (checks[k].bad) {

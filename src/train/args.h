@@ -32,6 +32,7 @@ typedef struct lt_train_args {
     int overwrite_output_dir;
     /* memory methods */
     int gradient_checkpointing, optim_in_backward, bf16, fp16, pure_bf16;
+    int tf32;                    /* fp32 matrix multiplies in TF32 on the GPU (the Trainer's tf32=True) */
     double fp16_init_scale;      /* GradScaler's init_scale */
     long fp16_growth_interval;   /* and growth_interval (factors 2 and 0.5) */
     /* model */

@@ -313,6 +313,12 @@ int lt_train_run(const lt_train_args *a) {
     if (lt_gpt2_create(&cfg, &r->m, r->err, sizeof r->err)) goto out;
     int EB = lt_train_args_max_batch(a);
     int on_gpu = lt_train_args_on_gpu(a);
+    if (a->tf32 && !on_gpu) {
+        snprintf(r->err, sizeof r->err,
+                 "--tf32 needs a GPU (Ampere or newer) and --device auto found none; the CPU multiplies in fp32: "
+                 "drop --tf32");
+        goto out;
+    }
     if (on_gpu) {
         /* the host model only carries the weights (loading, initialising, checkpoints), in bf16 when pure */
         if (a->pure_bf16 && lt_gpt2_set_precision(r->m, LT_GPT2_BF16, 1, r->err, sizeof r->err)) goto out;
@@ -344,6 +350,7 @@ int lt_train_run(const lt_train_args *a) {
         if (lt_gpt2_dev_create_as(r->m, NULL, lt_train_args_precision(a), a->pure_bf16, a->optim_in_backward,
                                   &r->dev, e2, sizeof e2) ||
             (lt_gpt2_dev_set_checkpointing(r->dev, a->gradient_checkpointing), 0) ||
+            (a->tf32 && lt_gpt2_dev_set_tf32(r->dev, 1, e2, sizeof e2)) ||
             lt_gpt2_dev_set_batch(r->dev, EB, r->T, e2, sizeof e2)) {
             snprintf(r->err, sizeof r->err, "--device cuda: %.1000s", e2);
             goto out;
@@ -456,6 +463,10 @@ int lt_train_run(const lt_train_args *a) {
     if (r->dev)
         printf("device: cuda (the model, its gradients and the optimizer state in GPU memory; the memory table "
                "counts device memory)\n");
+    if (a->tf32)
+        printf("tf32: %s\n", lt_train_args_precision(a) == LT_GPT2_F32
+                                  ? "fp32 matrix multiplies take TF32 inputs on the tensor cores (fp32 sums)"
+                                  : "no effect: the matrix multiplies are 16-bit already");
     if (a->fp16 || a->bf16 || a->pure_bf16)
         printf("precision: %s compute (matrix multiplies and stored activations), %s%s\n", a->fp16 ? "fp16" : "bf16",
                a->pure_bf16 ? "parameters in bf16 only (no fp32 master)" : "fp32 master weights",

@@ -105,7 +105,9 @@ bad "--per_device_train_batch_size: bad value 'x': expected an integer" --train_
 bad "--optim adam_w: unknown optimizer name 'adam_w'" --train_file "$tmp/text.txt" --optim adam_w
 bad "--fp16 cannot be combined with --bf16 or --pure_bf16: choose one" --train_file "$tmp/text.txt" --fp16 --bf16
 bad "--fp16 cannot step inside backward" --train_file "$tmp/text.txt" --fp16 --optim_in_backward --max_grad_norm 0
+bad "--tf32 is a mode of NVIDIA GPUs (Ampere or newer); the CPU multiplies in fp32" --train_file "$tmp/text.txt" --device cpu --tf32
 if ! nvidia-smi -L >/dev/null 2>&1; then
+    bad "--tf32 needs a GPU (Ampere or newer) and --device auto found none" --train_file "$tmp/text.txt" --tf32
     bad "--device cuda: " --train_file "$tmp/text.txt" --device cuda # no GPU here: the device model cannot start
     bad "--device cuda: " --train_file "$tmp/text.txt" --device cuda --fp16 # fp16 is not refused, the device is
 fi

@@ -702,6 +702,67 @@ static void run_convert(void) {
           "an fp32 -> fp32 conversion was not refused: '%s'", lt_cunn_error(nn));
 }
 
+/* ---- TF32 matrix multiplies (lt_cunn_gemm_tf32, the trainer's --tf32) ----
+ * out = x @ w for fp32 storage with TF32 on, against the product in double of the unrounded inputs: every
+ * element within 2^-9 of sum_k |x_k w_k| (each input rounded to 10 bits of mantissa, to nearest or by
+ * truncation: at most 2^-10 relative per input, so 2^-9 per product, a bound random errors come nowhere near;
+ * fp32 sums add about 1e-5 at worst). The TF32 results must differ from the fp32 ones by far more than fp32's
+ * own error (the rounding is applied at all), the fp32
+ * ones stay within TOL_F32, switching back restores fp32's bits, and bf16 storage gives the same bits with TF32
+ * on or off (16-bit products are untouched). */
+static void check_tf32(void) {
+    const size_t N = 48;
+    const int C = 200, OC = 72;
+    float *x = rand_arr(N * (size_t)C, 1.0f, 0.5f), *w = rand_arr((size_t)C * OC, 0.3f, 0.0f);
+    float *exact = fbuf(N * (size_t)OC), *absum = fbuf(N * (size_t)OC);
+    for (size_t n = 0; n < N; n++)
+        for (int o = 0; o < OC; o++) {
+            double s = 0.0, a = 0.0;
+            for (int c = 0; c < C; c++) {
+                const double p = (double)x[n * (size_t)C + (size_t)c] * (double)w[(size_t)c * OC + (size_t)o];
+                s += p, a += fabs(p);
+            }
+            exact[n * (size_t)OC + (size_t)o] = (float)s, absum[n * (size_t)OC + (size_t)o] = (float)a;
+        }
+    void *d_x = dev_put(x, N * (size_t)C, LT_DTYPE_F32), *d_w = dev_put(w, (size_t)C * OC, LT_DTYPE_F32);
+    void *d_out = dalloc(N * (size_t)OC * sizeof(float));
+    CHECK(lt_cunn_gemm_tf32(nn, 0) == 0, "a new context starts with TF32 on");
+    ok(lt_cunn_matmul_forward(nn, LT_DTYPE_F32, d_out, d_x, d_w, NULL, N, C, OC), "matmul_forward (fp32)");
+    float *f32 = dev_get(d_out, N * (size_t)OC, LT_DTYPE_F32);
+    expect("matmul_forward, TF32 off", LT_DTYPE_F32, f32, exact, N * (size_t)OC, TOL_F32);
+    CHECK(lt_cunn_gemm_tf32(nn, 1) == 0, "lt_cunn_gemm_tf32 did not return the previous setting (off)");
+    ok(lt_cunn_matmul_forward(nn, LT_DTYPE_F32, d_out, d_x, d_w, NULL, N, C, OC), "matmul_forward (tf32)");
+    float *t32 = dev_get(d_out, N * (size_t)OC, LT_DTYPE_F32);
+    double worst = 0.0; /* |tf32 - exact| / sum |x w|, the largest */
+    for (size_t i = 0; i < N * (size_t)OC; i++) {
+        const double e = fabs((double)t32[i] - exact[i]) / absum[i];
+        if (!(e <= worst)) worst = isnan(e) ? INFINITY : e;
+    }
+    const double moved = err_rows(t32, f32, 1, N * (size_t)OC, 0, 0);
+    printf("  f32  matmul_forward, TF32 on               err %.2e of sum |x w|  (tol %.1e); %.2e from fp32's\n",
+           worst, ldexp(1.0, -9), moved);
+    CHECK(worst <= ldexp(1.0, -9), "TF32 matmul: error %.3e of sum |x w|, above 2^-9", worst);
+    /* TF32's rounding moves these sums by about 1e-4 of the largest; fp32's own error is about 1e-7 */
+    CHECK(moved > 1e-5, "TF32 matmul: results within %.2e of fp32's: TF32 not applied", moved);
+    CHECK(lt_cunn_gemm_tf32(nn, 0) == 1, "lt_cunn_gemm_tf32 did not return the previous setting (on)");
+    ok(lt_cunn_matmul_forward(nn, LT_DTYPE_F32, d_out, d_x, d_w, NULL, N, C, OC), "matmul_forward (fp32 again)");
+    float *again = dev_get(d_out, N * (size_t)OC, LT_DTYPE_F32);
+    expect_same("matmul_forward, TF32 off again", LT_DTYPE_F32, again, f32, N * (size_t)OC);
+    /* bf16 storage: TF32 has nothing to do */
+    round_dt(x, N * (size_t)C, LT_DTYPE_BF16), round_dt(w, (size_t)C * OC, LT_DTYPE_BF16);
+    void *b_x = dev_put(x, N * (size_t)C, LT_DTYPE_BF16), *b_w = dev_put(w, (size_t)C * OC, LT_DTYPE_BF16);
+    void *b_out = dalloc(N * (size_t)OC * 2);
+    ok(lt_cunn_matmul_forward(nn, LT_DTYPE_BF16, b_out, b_x, b_w, NULL, N, C, OC), "matmul_forward (bf16)");
+    float *b16 = dev_get(b_out, N * (size_t)OC, LT_DTYPE_BF16);
+    lt_cunn_gemm_tf32(nn, 1);
+    ok(lt_cunn_matmul_forward(nn, LT_DTYPE_BF16, b_out, b_x, b_w, NULL, N, C, OC), "matmul_forward (bf16, tf32)");
+    float *b16t = dev_get(b_out, N * (size_t)OC, LT_DTYPE_BF16);
+    lt_cunn_gemm_tf32(nn, 0);
+    expect_same("matmul_forward bf16, TF32 on vs off", LT_DTYPE_BF16, b16t, b16, N * (size_t)OC);
+    free(x), free(w), free(exact), free(absum), free(f32), free(t32), free(again), free(b16), free(b16t);
+    free_all();
+}
+
 /* ---- --bench: attention's speed at a training shape ----
  * GPT-2 124M's (B 4, T 1024, C 768, NH 12), then the 7B model's (B 1, T 1024, C 4096, NH 32, hs 128, whose
  * tensor-core kernels became the default after this measured them faster): ms per forward and per backward
@@ -866,6 +927,7 @@ int main(int argc, char **argv) {
         return lt_test_done("gpu_gpt2_layers --bench");
     }
     run_convert();
+    check_tf32();
     int nshapes = quick ? 1 : (int)(sizeof SHAPES / sizeof SHAPES[0]);
     for (int i = 0; i < nshapes; i++) {
         run(&SHAPES[i], LT_DTYPE_F32);

@@ -15,6 +15,14 @@ struct lt_cugemm;
 lt_cugemm *lt_cugemm_create(cudaStream_t s, char *err, size_t errlen);
 void lt_cugemm_destroy(lt_cugemm *g);
 
+/* TF32 for fp32 operands (on: the --tf32 of the trainer): the products of
+ * later runs with F32 A and B take their inputs rounded to TF32 (10 bits of
+ * mantissa, fp32's range) on the tensor cores, still summed in fp32
+ * (cuBLAS's CUBLAS_COMPUTE_32F_FAST_TF32; the emulation rounds the float
+ * copies to nearest, ties away from zero, then runs its sgemm). 16-bit
+ * operands are unaffected. Off when created. */
+void lt_cugemm_set_tf32(lt_cugemm *g, bool on);
+
 /* Column-major, BLAS's convention: C[m,n] = op(A) op(B) + beta * C, op(X) = X
  * or X^T (ta, tb), with fp32 accumulation. A and B are of dtype ab, C of dtype
  * cdt (each LT_DTYPE_F32, LT_DTYPE_BF16 or LT_DTYPE_F16; C of ab's dtype, or

@@ -2,8 +2,9 @@
  *
  * Real build: cublasGemmEx with CUBLAS_COMPUTE_32F, which takes f32 operands
  * as plain fp32 (no TF32 unless the handle's math mode asks for it, and this
- * one does not) and bf16 or fp16 operands on the tensor cores with fp32
- * accumulation. The handle's math mode also disallows reduced-precision
+ * one does not; lt_cugemm_set_tf32 asks by the compute type,
+ * CUBLAS_COMPUTE_32F_FAST_TF32) and bf16 or fp16 operands on the tensor cores
+ * with fp32 accumulation. The handle's math mode also disallows reduced-precision
  * reductions (CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION): by default
  * cuBLAS may add split-K partial sums in the output type when C is 16-bit,
  * which would be fp16 (or bf16) accumulation in all but name.
@@ -22,6 +23,7 @@
  * another summation order. */
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 #include <new>
 
@@ -61,10 +63,20 @@ int bad_dtypes(lt_dtype ab, lt_dtype cdt, char *err, size_t errlen) {
 
 struct lt_cugemm {
     cudaStream_t stream;
+    bool tf32;
     std::vector<float> a, b, c; /* float copies, reused between calls (the queue runs one at a time) */
 };
 
 namespace {
+
+/* x rounded to TF32: 10 bits of mantissa, to nearest, ties away from zero (cvt.rna.tf32.f32); inf and NaN kept */
+float to_tf32(float x) {
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    if ((u & 0x7f800000u) != 0x7f800000u) u = (u + 0x1000u) & 0xffffe000u;
+    memcpy(&x, &u, 4);
+    return x;
+}
 
 /* dst = the first `rows` of each of `cols` columns (stride ld) of src, as float; the rest of each column 0 */
 void to_float(std::vector<float> &dst, const void *src, lt_dtype dt, int rows, int cols, int ld) {
@@ -83,9 +95,11 @@ void to_float(std::vector<float> &dst, const void *src, lt_dtype dt, int rows, i
 lt_cugemm *lt_cugemm_create(cudaStream_t s, char *err, size_t errlen) {
     lt_cugemm *g = new (std::nothrow) lt_cugemm;
     if (!g) lt_errmsg(err, errlen, "out of memory creating the emulated GEMM");
-    else g->stream = s;
+    else g->stream = s, g->tf32 = false;
     return g;
 }
+
+void lt_cugemm_set_tf32(lt_cugemm *g, bool on) { g->tf32 = on; }
 
 void lt_cugemm_destroy(lt_cugemm *g) {
     if (!g) return;
@@ -96,10 +110,14 @@ void lt_cugemm_destroy(lt_cugemm *g) {
 namespace {
 
 void gemm_now(lt_cugemm *g, bool ta, bool tb, int m, int n, int k, const void *A, int lda, const void *B, int ldb,
-              lt_dtype ab, void *C, int ldc, lt_dtype cdt, float beta) {
+              lt_dtype ab, void *C, int ldc, lt_dtype cdt, float beta, bool tf32) {
     try {
         to_float(g->a, A, ab, ta ? k : m, ta ? m : k, lda);
         to_float(g->b, B, ab, tb ? n : k, tb ? k : n, ldb);
+        if (tf32 && ab == LT_DTYPE_F32) {
+            for (float &x : g->a) x = to_tf32(x);
+            for (float &x : g->b) x = to_tf32(x);
+        }
         float *c = static_cast<float *>(C);
         if (cdt != LT_DTYPE_F32) {
             if (beta != 0.0f) to_float(g->c, C, cdt, m, n, ldc);
@@ -127,7 +145,8 @@ int lt_cugemm_run(lt_cugemm *g, bool ta, bool tb, int m, int n, int k, const voi
                   lt_dtype ab, void *C, int ldc, lt_dtype cdt, float beta, char *err, size_t errlen) {
     if (!dtypes_ok(ab, cdt)) return bad_dtypes(ab, cdt, err, errlen);
     if (m <= 0 || n <= 0) return 0;
-    lt_emu_enqueue(g->stream, [=] { gemm_now(g, ta, tb, m, n, k, A, lda, B, ldb, ab, C, ldc, cdt, beta); });
+    const bool tf32 = g->tf32; /* as it is now, not when the queue runs */
+    lt_emu_enqueue(g->stream, [=] { gemm_now(g, ta, tb, m, n, k, A, lda, B, ldb, ab, C, ldc, cdt, beta, tf32); });
     return 0;
 }
 
@@ -202,7 +221,10 @@ cudaDataType cuda_type(lt_dtype dt) {
 
 struct lt_cugemm {
     cublasHandle_t h;
+    bool tf32;
 };
+
+void lt_cugemm_set_tf32(lt_cugemm *g, bool on) { g->tf32 = on; }
 
 lt_cugemm *lt_cugemm_create(cudaStream_t s, char *err, size_t errlen) {
     const Api &a = api();
@@ -215,6 +237,7 @@ lt_cugemm *lt_cugemm_create(cudaStream_t s, char *err, size_t errlen) {
         lt_errmsg(err, errlen, "out of memory creating the cuBLAS handle");
         return nullptr;
     }
+    g->tf32 = false;
     cublasStatus_t st = a.create(&g->h);
     const bool created = st == CUBLAS_STATUS_SUCCESS;
     if (st == CUBLAS_STATUS_SUCCESS) st = a.set_stream(g->h, s);
@@ -244,7 +267,8 @@ int lt_cugemm_run(lt_cugemm *g, bool ta, bool tb, int m, int n, int k, const voi
     const float alpha = 1.0f;
     cublasStatus_t st = api().gemm(g->h, ta ? CUBLAS_OP_T : CUBLAS_OP_N, tb ? CUBLAS_OP_T : CUBLAS_OP_N, m, n, k,
                                    &alpha, A, cuda_type(ab), lda, B, cuda_type(ab), ldb, &beta, C, cuda_type(cdt), ldc,
-                                   CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+                                   g->tf32 && ab == LT_DTYPE_F32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F,
+                                   CUBLAS_GEMM_DEFAULT);
     if (st != CUBLAS_STATUS_SUCCESS) {
         lt_errmsg(err, errlen, "cublasGemmEx (m %d n %d k %d, %s inputs, %s output): %s", m, n, k,
                 lt_dtype_name(ab), lt_dtype_name(cdt), status_str(st));

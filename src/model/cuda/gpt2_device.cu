@@ -529,6 +529,25 @@ void lt_gpt2_dev_set_checkpointing(lt_gpt2_dev *d, int on) {
     drop_batch(d);
 }
 
+lt_status lt_gpt2_dev_set_tf32(lt_gpt2_dev *d, int on, char *err, size_t errlen) {
+    if (on) {
+        int dev = 0;
+        cudaDeviceProp prop;
+        cudaError_t e = cudaGetDevice(&dev);
+        if (e == cudaSuccess) e = cudaGetDeviceProperties(&prop, dev);
+        if (e != cudaSuccess) return cuda_fail(err, errlen, "reading the GPU's compute capability for TF32", e);
+        if (prop.major < 8) {
+            lt_errmsg(err, errlen,
+                      "device GPT-2: TF32 needs a GPU of compute capability 8.0 (Ampere) or later; device %d (%s) is "
+                      "%d.%d: leave TF32 off (fp32 matrix multiplies)",
+                      dev, prop.name, prop.major, prop.minor);
+            return LT_ERR_DEVICE;
+        }
+    }
+    lt_cunn_gemm_tf32(d->nn, on);
+    return LT_OK;
+}
+
 lt_status lt_gpt2_dev_set_precision(lt_gpt2_dev *d, lt_gpt2_precision p, int pure_bf16, char *err, size_t errlen) {
     if (precision_bad(p, pure_bf16, err, errlen)) return LT_ERR_ARG;
     lt_status st = wait(d, err, errlen, "before changing the precision");

@@ -180,6 +180,13 @@ lt_status lt_gpt2_dev_set_precision(lt_gpt2_dev *d, lt_gpt2_precision p, int pur
  * gradients. Reallocates the gradient buffer (zeroed); grad pointers change. */
 lt_status lt_gpt2_dev_set_grad_per_block(lt_gpt2_dev *d, int on, char *err, size_t errlen);
 
+/* TF32 matrix multiplies (on != 0) or plain fp32 ones (0, the default) for
+ * fp32 compute: lt_cunn_gemm_tf32, from the next call on (the forward,
+ * backward and recomputed GEMMs; bf16 / fp16 compute and attention are
+ * unaffected). LT_ERR_DEVICE, the setting unchanged, when on and the GPU's
+ * compute capability is below 8.0 (TF32 came with Ampere). */
+lt_status lt_gpt2_dev_set_tf32(lt_gpt2_dev *d, int on, char *err, size_t errlen);
+
 /* Scales the gradient backward starts from: d loss / d logits is multiplied
  * by `scale` (fp16-style loss scaling; 1 by default). Takes effect at the
  * next forward with targets (the classifier writes the logits' gradient

@@ -127,6 +127,14 @@ int lt_cunn_layernorm_backward(lt_cunn *nn, lt_dtype dt, void *dinp, float *dw, 
 
 /* ---- matrix multiplies (cuBLAS, fp32 accumulation) ---- */
 
+/* on != 0: the matrix multiplies of fp32 storage take their inputs rounded to
+ * TF32 on the tensor cores, summed in fp32 (lt_cugemm_set_tf32: the trainer's
+ * --tf32; about 2^-11 relative error per input instead of 2^-24); 16-bit
+ * storage and the attention kernels are unaffected. Off when created. Returns
+ * the previous setting. The caller checks that the GPU has TF32 (compute
+ * capability 8.0 or later): on an older one cuBLAS falls back to fp32. */
+int lt_cunn_gemm_tf32(lt_cunn *nn, int on);
+
 /* out[N,OC] = inp[N,C] @ w[C,OC] + bias[OC] (Hugging Face Conv1D layout).
  * The bias is written first and the product added onto it (the CPU's and
  * torch.addmm's order; with bf16 the sum is rounded once). bias NULL: none. */
