@@ -561,6 +561,7 @@ static const attn_shape ATTN_SHAPES[] = {
     {1, 33, 96, 2},  /* hs 48: zero-padded to 64 dims */
     {1, 130, 128, 1}, /* hs 128 */
     {1, 65, 256, 2}, /* hs 128, two heads */
+    {2, 40, 60, 3},  /* hs 20: rows of 60 values, not whole 16-byte chunks: the tiles staged one value at a time */
 };
 
 /* lse[b, h, t] = log sum over t2 <= t of exp(q.k / sqrt(hs)), in double */

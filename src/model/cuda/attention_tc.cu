@@ -13,7 +13,8 @@
  * the dq pass, key rows in the dk / dv pass), 16 per warp, of one (b, h); the
  * other operand streams through shared memory in tiles of 32 rows, staged as
  * the storage's values (zero past T and past hs; the head padded to
- * DH = 32 or 64 dims). Each warp keeps its own 16 rows as matrix_a fragments
+ * DH = 32 or 64 dims); the forward's key / value tiles by cp.async into two
+ * buffers, the next tile landing while this one is used (16-byte rows only). Each warp keeps its own 16 rows as matrix_a fragments
  * and its sums (o, dq, dk, dv) as accumulator fragments. A score tile (16 x 32
  * per warp) goes through shared memory in fp32, where the warp's lanes (two
  * per row, 16 columns each) apply the mask, the scale and the softmax, and
@@ -174,6 +175,66 @@ __device__ __forceinline__ void stage(typename Tc<S, DH>::E *dst, const S *src, 
     }
 }
 
+/* stage's 16-byte form by cp.async (src 16-byte aligned, hs and stride multiples of 8): the copies are queued in
+ * this thread's current group (the caller commits it and waits before a barrier; zeros past valid rows and hs
+ * are stored at once) */
+template <typename S, int DH>
+__device__ __forceinline__ void stage_async(typename Tc<S, DH>::E *dst, const S *src, size_t stride, int rows,
+                                            int valid, int hs) {
+    constexpr int LD = Tc<S, DH>::LD;
+    constexpr int VPC = 16 / (int)sizeof(S), CPR = DH / VPC; /* values per chunk, chunks per row */
+    for (int i = (int)threadIdx.x; i < rows * CPR; i += 32 * NW) {
+        const int r = i / CPR, d = VPC * (i % CPR);
+        if (r < valid && d < hs) {
+            lt_cp_async<16>(dst + r * LD + d, src + (size_t)r * stride + (size_t)d);
+        } else {
+            LT_ALIGNED(dst + r * LD + d, 16);
+            *reinterpret_cast<int4 *>(dst + r * LD + d) = int4{0, 0, 0, 0};
+        }
+    }
+}
+
+/* a streamed tile of KT keys and their values, as staged */
+template <typename S, int DH> struct KvTile {
+    typename Tc<S, DH>::E k[KT * Tc<S, DH>::LD], v[KT * Tc<S, DH>::LD];
+};
+
+/* Streams the key / value tiles of keys [0, kend) (rows of qkv from base, C3 apart) through buf and calls
+ * use(k0, k tile, v tile) for each, every thread of the CTA at once between barriers. With vec (16-byte rows) a
+ * tile comes by cp.async one tile ahead, into the buffer the previous tile's use has left (tile i in buf[i % 2]);
+ * otherwise each is staged one value at a time when its turn comes. The first copies are issued at the call:
+ * every warp must be done with what buf overlays (the callers' barrier). Nothing is in flight at the return. */
+template <typename S, int DH, typename F>
+__device__ __forceinline__ void over_kv_tiles(KvTile<S, DH> (&buf)[2], const S *base, size_t C3, int C, int T,
+                                              int kend, int hs, bool vec, F use) {
+    const int ntiles = (kend + KT - 1) / KT;
+    auto issue = [&](int it) {
+        const int k = it * KT;
+        stage_async<S, DH>(buf[it % 2].k, base + (size_t)k * C3 + C, C3, KT, T - k, hs);
+        stage_async<S, DH>(buf[it % 2].v, base + (size_t)k * C3 + 2 * (size_t)C, C3, KT, T - k, hs);
+    };
+    if (vec) {
+        issue(0);
+        lt_cp_commit();
+    }
+    for (int it = 0; it < ntiles; it++) {
+        const int k0 = it * KT;
+        KvTile<S, DH> &tile = buf[it % 2];
+        if (it > 0) __syncthreads(); /* every warp is done with the previous tile, whose buffer is refilled next */
+        if (vec) {
+            if (it + 1 < ntiles) issue(it + 1);
+            lt_cp_commit();
+            lt_cp_wait<1>(); /* this thread's copies of tile it have landed */
+        } else {
+            stage<S, DH>(tile.k, base + (size_t)k0 * C3 + C, C3, KT, T - k0, hs, false);
+            stage<S, DH>(tile.v, base + (size_t)k0 * C3 + 2 * (size_t)C, C3, KT, T - k0, hs, false);
+        }
+        __syncthreads(); /* and every thread's */
+        use(k0, static_cast<const typename Tc<S, DH>::E *>(tile.k), static_cast<const typename Tc<S, DH>::E *>(tile.v));
+    }
+    lt_cp_wait<0>(); /* the last group was empty: nothing is left in flight */
+}
+
 /* the warp's 16 rows (at `rows`, Tc::LD apart) as matrix_a fragments, one per K dims */
 template <typename S, int DH>
 __device__ __forceinline__ void load_rows(typename Tc<S, DH>::A (&a)[Tc<S, DH>::NK], const typename Tc<S, DH>::E *rows) {
@@ -251,12 +312,13 @@ __device__ __forceinline__ place place_of(int B, int T, int C, int NH, bool reve
 }
 
 /* The kernel's shared memory M: a static variable while it fits the 48 KB a kernel may declare (DH 32 and 64),
- * else the launch's dynamic shared memory (DH 128: dyn_bytes gives the launch sizeof(M)). */
+ * else, or when DYN (the forward, whose tiles come by cp.async: the CUDA emulation takes those copies into dynamic
+ * shared memory only), the launch's dynamic shared memory (dyn_bytes<M, DYN> gives the launch sizeof(M)). */
 struct alignas(128) dyn_unit {
     unsigned char b[128];
 };
-template <typename M> __device__ __forceinline__ M &smem_of() {
-    if constexpr (sizeof(M) <= 48 * 1024) {
+template <typename M, bool DYN = false> __device__ __forceinline__ M &smem_of() {
+    if constexpr (!DYN && sizeof(M) <= 48 * 1024) {
         __shared__ M sm;
         return sm;
     } else {
@@ -276,9 +338,7 @@ template <typename S, int DH> struct FwdSmem {
     typedef Tc<S, DH> X;
     union alignas(32) U {
         typename X::E q[QR * X::LD];
-        struct {
-            typename X::E k[KT * X::LD], v[KT * X::LD];
-        } kv;
+        KvTile<S, DH> kv[2]; /* over_kv_tiles' buffers */
         float o[NW * 16 * X::OLD];
     } u;
     alignas(32) float s[NW][16 * SLD];
@@ -288,7 +348,7 @@ template <typename S, int DH>
 __global__ void __launch_bounds__(32 * NW) attn_tc_fwd(S *out, float *lse, const S *qkv, int B, int T, int C, int NH,
                                                         float inv, int vec) {
     typedef Tc<S, DH> X;
-    FwdSmem<S, DH> &sm = smem_of<FwdSmem<S, DH>>();
+    FwdSmem<S, DH> &sm = smem_of<FwdSmem<S, DH>, true>();
     const place P = place_of(B, T, C, NH, true);
     const size_t b = P.b, C3 = P.C3;
     const int hs = P.hs, h = P.h, warp = P.warp, lr = P.lr, half = P.half, q0 = P.row0, r0 = P.r0, t = q0 + r0 + lr;
@@ -303,7 +363,6 @@ __global__ void __launch_bounds__(32 * NW) attn_tc_fwd(S *out, float *lse, const
     __syncthreads();
     typename X::A qa[X::NK];
     load_rows<S, DH>(qa, sm.u.q + r0 * X::LD);
-
     /* one pass over the key tiles, online softmax: each row's running max m and sum l of exp(s - m), and o the
      * sum of exp(s - m) v, rescaled by exp(m_old - m_new) when a tile raises the max (in shared memory, a
      * fragment at a time: an accumulator's layout is unspecified, but one stored as a row-major 16 x 16 tile is
@@ -312,13 +371,11 @@ __global__ void __launch_bounds__(32 * NW) attn_tc_fwd(S *out, float *lse, const
     typename X::Acc oacc[X::ND];
 #pragma unroll
     for (int d = 0; d < X::ND; d++) wm::fill_fragment(oacc[d], 0.0f);
-    for (int k0 = 0; k0 < kend; k0 += KT) {
-        __syncthreads(); /* the previous tiles (or q) have been read */
-        stage<S, DH>(sm.u.kv.k, base + (size_t)k0 * C3 + C, C3, KT, T - k0, hs, vec);
-        stage<S, DH>(sm.u.kv.v, base + (size_t)k0 * C3 + 2 * (size_t)C, C3, KT, T - k0, hs, vec);
-        __syncthreads();
-        if (k0 > warp_last) continue;
-        scores<S, DH>(sw, qa, sm.u.kv.k);
+    __syncthreads(); /* every warp has its q fragments: the tiles overlay q */
+    over_kv_tiles<S, DH>(sm.u.kv, base, C3, C, T, kend, hs, vec != 0, [&](int k0, const typename X::E *kt,
+                                                                          const typename X::E *vt) {
+        if (k0 > warp_last) return;
+        scores<S, DH>(sw, qa, kt);
         warp_sync();
         float s[16], mt = -INFINITY;
 #pragma unroll
@@ -356,9 +413,9 @@ __global__ void __launch_bounds__(32 * NW) attn_tc_fwd(S *out, float *lse, const
 #pragma unroll
         for (int c = 0; c < 16; c++) pw[lr * X::PLD + 16 * half + c] = to_opnd((S *)nullptr, s[c]);
         warp_sync();
-        accumulate<S, DH>(oacc, pw, sm.u.kv.v);
+        accumulate<S, DH>(oacc, pw, vt);
         warp_sync(); /* the P tile has been read before the next scores */
-    }
+    });
     __syncthreads(); /* the tiles are done with: the output staging overlays them */
     write_rows<S, DH>(out + (b * (size_t)T + (size_t)(q0 + r0)) * (size_t)C + (size_t)h * hs, (size_t)C,
                       sm.u.o + warp * 16 * X::OLD, oacc, l, t < T, hs);
@@ -373,9 +430,7 @@ template <typename S, int DH> struct DqSmem {
         struct {
             typename X::E q[QR * X::LD], g[QR * X::LD], o[QR * X::LD];
         } qg;
-        struct {
-            typename X::E k[KT * X::LD], v[KT * X::LD];
-        } kv;
+        KvTile<S, DH> kv[2]; /* over_kv_tiles' buffers */
         float o[NW * 16 * X::OLD];
     } u;
     alignas(32) float s[NW][16 * SLD];
@@ -387,7 +442,7 @@ __global__ void __launch_bounds__(32 * NW, min_ctas<S>(DH))
     attn_tc_dq(S *dqkv, float *Dsum, const S *dout, const S *qkv, const S *out, const float *lse, int B, int T, int C,
                int NH, float inv, int vec) {
     typedef Tc<S, DH> X;
-    DqSmem<S, DH> &sm = smem_of<DqSmem<S, DH>>();
+    DqSmem<S, DH> &sm = smem_of<DqSmem<S, DH>, true>();
     const place P = place_of(B, T, C, NH, true);
     const size_t b = P.b, C3 = P.C3;
     const int hs = P.hs, h = P.h, warp = P.warp, lr = P.lr, half = P.half, q0 = P.row0, r0 = P.r0, t = q0 + r0 + lr;
@@ -430,14 +485,12 @@ __global__ void __launch_bounds__(32 * NW, min_ctas<S>(DH))
     typename X::Acc dq[X::ND];
 #pragma unroll
     for (int d = 0; d < X::ND; d++) wm::fill_fragment(dq[d], 0.0f);
-    for (int k0 = 0; k0 < kend; k0 += KT) {
-        __syncthreads(); /* the previous tile (or q and dout) has been read */
-        stage<S, DH>(sm.u.kv.k, base + (size_t)k0 * C3 + C, C3, KT, T - k0, hs, vec);
-        stage<S, DH>(sm.u.kv.v, base + (size_t)k0 * C3 + 2 * (size_t)C, C3, KT, T - k0, hs, vec);
-        __syncthreads();
-        if (k0 > warp_last) continue;
-        scores<S, DH>(sw, qa, sm.u.kv.k);
-        scores<S, DH>(dpw, ga, sm.u.kv.v);
+    __syncthreads(); /* q, dout and out have been read: the tiles overlay them */
+    over_kv_tiles<S, DH>(sm.u.kv, base, C3, C, T, kend, hs, vec != 0, [&](int k0, const typename X::E *kt,
+                                                                          const typename X::E *vt) {
+        if (k0 > warp_last) return;
+        scores<S, DH>(sw, qa, kt);
+        scores<S, DH>(dpw, ga, vt);
         warp_sync();
         float ds[16];
 #pragma unroll
@@ -450,9 +503,9 @@ __global__ void __launch_bounds__(32 * NW, min_ctas<S>(DH))
 #pragma unroll
         for (int c = 0; c < 16; c++) dsw[lr * X::PLD + 16 * half + c] = to_opnd((S *)nullptr, ds[c]);
         warp_sync();
-        accumulate<S, DH>(dq, dsw, sm.u.kv.k);
+        accumulate<S, DH>(dq, dsw, kt);
         warp_sync();
-    }
+    });
     __syncthreads();
     write_rows<S, DH>(dqkv + (b * (size_t)T + (size_t)(q0 + r0)) * C3 + (size_t)h * hs, C3,
                       sm.u.o + warp * 16 * X::OLD, dq, 1.0f, t < T, hs);
@@ -550,8 +603,8 @@ int vec_ok(const void *p, int C, int hs, const void *p2 = nullptr, const void *p
 
 /* the dynamic shared memory a kernel whose shared memory is M launches with (0: M is static), after allowing
  * it past 48 KB (once per kernel; an error here surfaces at the launch) */
-template <typename M, typename K> size_t dyn_bytes(K kernel) {
-    if (sizeof(M) <= 48 * 1024) return 0;
+template <typename M, bool DYN = false, typename K> size_t dyn_bytes(K kernel) {
+    if (sizeof(M) <= 48 * 1024) return DYN ? sizeof(M) : 0;
     static const cudaError_t allowed =
         cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sizeof(M));
     (void)allowed;
@@ -563,7 +616,7 @@ void tc_forward(lt_cunn *nn, S *out, float *lse, const S *qkv, int B, int T, int
     const unsigned grid = (unsigned)((size_t)B * NH * (size_t)((T + QR - 1) / QR));
     const int hs = C / NH;
     auto k = attn_tc_fwd<S, DH>;
-    const size_t dyn = dyn_bytes<FwdSmem<S, DH>>(k);
+    const size_t dyn = dyn_bytes<FwdSmem<S, DH>, true>(k);
     LT_LAUNCH(k, grid, 32 * NW, dyn, nn->stream)(out, lse, qkv, B, T, C, NH, exact_inv_scale(hs), vec_ok(qkv, C, hs));
 }
 
@@ -576,7 +629,7 @@ void tc_backward(lt_cunn *nn, S *dqkv, float *Dsum, const S *dout, const S *qkv,
     auto kq = attn_tc_dq<S, DH>;
     auto kkv = attn_tc_dkv<S, DH>;
     /* the dq pass writes D, which the dk / dv pass reads: the stream orders them */
-    const size_t dq_dyn = dyn_bytes<DqSmem<S, DH>>(kq), dkv_dyn = dyn_bytes<DkvSmem<S, DH>>(kkv);
+    const size_t dq_dyn = dyn_bytes<DqSmem<S, DH>, true>(kq), dkv_dyn = dyn_bytes<DkvSmem<S, DH>>(kkv);
     LT_LAUNCH(kq, grid, 32 * NW, dq_dyn, nn->stream)(dqkv, Dsum, dout, qkv, out, lse, B, T, C, NH, inv, vec);
     LT_LAUNCH(kkv, grid, 32 * NW, dkv_dyn, nn->stream)(dqkv, Dsum, dout, qkv, lse, B, T, C, NH, inv, vec);
 }
