@@ -13,12 +13,14 @@
  * the dq pass, key rows in the dk / dv pass), 16 per warp, of one (b, h); the
  * other operand streams through shared memory in tiles of 32 rows, staged as
  * the storage's values (zero past T and past hs; the head padded to
- * DH = 32 or 64 dims); the forward's key / value tiles by cp.async into two
- * buffers, the next tile landing while this one is used (16-byte rows only). Each warp keeps its own 16 rows as matrix_a fragments
- * and its sums (o, dq, dk, dv) as accumulator fragments. A score tile (16 x 32
- * per warp) goes through shared memory in fp32, where the warp's lanes (two
- * per row, 16 columns each) apply the mask, the scale and the softmax, and
- * write the operand of the next product (P, or dS; 16-bit, or fp32) over it.
+ * DH = 32 or 64 dims); the forward's and the dq pass's key / value tiles by
+ * cp.async into two buffers, the next tile landing while this one is used
+ * (16-byte rows only; over_kv_tiles). Each warp keeps its own 16 rows as
+ * matrix_a fragments and its sums (o, dq, dk, dv) as accumulator fragments. A
+ * score tile (16 x 32 per warp) goes through shared memory in fp32, where the
+ * warp's lanes (two per row, 16 columns each) apply the mask, the scale and
+ * the softmax, and write the operand of the next product (P, or dS; 16-bit,
+ * or fp32) over it.
  *
  * The fragments' layout across lanes is unspecified, so nothing here touches
  * their elements by position (fp32's split treats every element alike):
@@ -312,8 +314,9 @@ __device__ __forceinline__ place place_of(int B, int T, int C, int NH, bool reve
 }
 
 /* The kernel's shared memory M: a static variable while it fits the 48 KB a kernel may declare (DH 32 and 64),
- * else, or when DYN (the forward, whose tiles come by cp.async: the CUDA emulation takes those copies into dynamic
- * shared memory only), the launch's dynamic shared memory (dyn_bytes<M, DYN> gives the launch sizeof(M)). */
+ * else, or when DYN (the forward and the dq pass, whose tiles come by cp.async: the CUDA emulation takes those
+ * copies into dynamic shared memory only), the launch's dynamic shared memory (dyn_bytes<M, DYN> gives the launch
+ * sizeof(M)). */
 struct alignas(128) dyn_unit {
     unsigned char b[128];
 };
