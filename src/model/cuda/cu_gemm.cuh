@@ -20,8 +20,8 @@ void lt_cugemm_destroy(lt_cugemm *g);
  * mantissa, fp32's range) on the tensor cores, still summed in fp32
  * (cuBLAS's CUBLAS_COMPUTE_32F_FAST_TF32; the emulation rounds the float
  * copies to nearest, ties away from zero, then runs its sgemm). 16-bit
- * operands are unaffected. Off when created. */
-void lt_cugemm_set_tf32(lt_cugemm *g, bool on);
+ * operands are unaffected. Off when created. Returns the previous setting. */
+bool lt_cugemm_set_tf32(lt_cugemm *g, bool on);
 
 /* Column-major, BLAS's convention: C[m,n] = op(A) op(B) + beta * C, op(X) = X
  * or X^T (ta, tb), with fp32 accumulation. A and B are of dtype ab, C of dtype

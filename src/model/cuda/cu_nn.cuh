@@ -23,7 +23,6 @@ struct lt_cunn {
     int attn_tc128; /* 1: the tensor-core kernels also for head sizes 65 to 128 (lt_cunn_attention_tc128) */
     int attn_tf32;  /* 1: fp32 attention on the tensor cores by 3xTF32 (lt_cunn_attention_tf32) */
     int ln_v8;      /* 1: the layernorm kernels 8 values a lane where they can (lt_cunn_layernorm_v8) */
-    int gemm_tf32;  /* 1: fp32 matrix multiplies in TF32 on the tensor cores (lt_cunn_gemm_tf32) */
     char err[512];
 };
 

@@ -99,7 +99,11 @@ lt_cugemm *lt_cugemm_create(cudaStream_t s, char *err, size_t errlen) {
     return g;
 }
 
-void lt_cugemm_set_tf32(lt_cugemm *g, bool on) { g->tf32 = on; }
+bool lt_cugemm_set_tf32(lt_cugemm *g, bool on) {
+    const bool was = g->tf32;
+    g->tf32 = on;
+    return was;
+}
 
 void lt_cugemm_destroy(lt_cugemm *g) {
     if (!g) return;
@@ -224,7 +228,11 @@ struct lt_cugemm {
     bool tf32;
 };
 
-void lt_cugemm_set_tf32(lt_cugemm *g, bool on) { g->tf32 = on; }
+bool lt_cugemm_set_tf32(lt_cugemm *g, bool on) {
+    const bool was = g->tf32;
+    g->tf32 = on;
+    return was;
+}
 
 lt_cugemm *lt_cugemm_create(cudaStream_t s, char *err, size_t errlen) {
     const Api &a = api();

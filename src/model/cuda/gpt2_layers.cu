@@ -556,7 +556,6 @@ lt_cunn *lt_cunn_create(void *stream, char *err, size_t errlen) {
     nn->attn_tf32 = env_not_0("LT_ATTENTION_TF32");
     /* the layernorm kernels 8 values a lane where C and alignment allow; LT_LAYERNORM_V8=0: one at a time */
     nn->ln_v8 = env_not_0("LT_LAYERNORM_V8");
-    nn->gemm_tf32 = 0; /* lt_cunn_gemm_tf32; the handle starts without TF32 too */
     nn->gemm = lt_cugemm_create(nn->stream, err, errlen);
     if (!nn->gemm) {
         delete nn;
@@ -654,12 +653,7 @@ int lt_cunn_layernorm_v8(lt_cunn *nn, int on) {
     return was;
 }
 
-int lt_cunn_gemm_tf32(lt_cunn *nn, int on) {
-    const int was = nn->gemm_tf32;
-    nn->gemm_tf32 = on != 0;
-    lt_cugemm_set_tf32(nn->gemm, on != 0);
-    return was;
-}
+int lt_cunn_gemm_tf32(lt_cunn *nn, int on) { return lt_cugemm_set_tf32(nn->gemm, on != 0) ? 1 : 0; }
 
 size_t lt_cunn_colsum_scratch_floats(size_t N, int C) { return 2 * (size_t)blocks_for(N, CS_ROWS) * (size_t)C; }
 
