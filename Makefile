@@ -67,7 +67,7 @@ CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 EX_BIN  := $(EX_SRC:examples/%.c=$(BUILD)/examples/%)
 
-.PHONY: all deps test test-asan run install clean fuzz bench bench-ceiling bench-scaling cuda-emu
+.PHONY: all deps test test-asan run install clean fuzz bench bench-ceiling bench-scaling cuda-emu cuda-emu-race
 all: $(BUILD)/libleantrain.a $(BUILD)/libleantrain.so $(BUILD)/leantrain $(EX_BIN) $(TEST_BIN) $(GPU_TEST_BIN)
 
 $(BUILD)/obj/%.o: %.c $(wildcard include/leantrain/*.h) $(wildcard src/*/*.h) $(wildcard src/*/*/*.h)
@@ -159,6 +159,21 @@ cuda-emu: $(EMU)/tests/gpu/gpu_compare $(EMU)/tests/gpu/gpu_lowbit $(EMU)/tests/
 	  scripts/gpu-train-check gpt2 $(abspath $(EMU)/leantrain) $(BUILD)/tmp/train-check)
 	$(if $(EMU_FULL),GPU_TRAIN_CHECK_SMALL=1 GPT2_RUN_TIMEOUT=600 GPT2_7B_TIMEOUT=600 \
 	  scripts/gpu-train-check gpt2-7b $(abspath $(EMU)/leantrain) $(BUILD)/tmp/train-check)
+
+# `make cuda-emu-race`: the races between threads of a block, made deterministic. The emulation runs a block's
+# threads one at a time between barriers (LT_EMU_SCHED=forward, then reverse) and performs each cp.async copy
+# at its issue (LT_EMU_CP=issue), so a read of shared memory another thread writes with no barrier between, or
+# a copy into a buffer other warps still read, gives wrong numbers every run in one of the two orders; threads
+# at different barriers are reported. gpu_compare (every kernel of the optimizers), the layer kernels and the
+# model, both orders (about an hour on 2 cores).
+cuda-emu-race: $(EMU)/tests/gpu/gpu_compare $(EMU)/tests/gpu/gpu_gpt2_layers $(EMU)/tests/gpu/gpu_gpt2_model
+	@mkdir -p $(BUILD)/tmp
+	set -e; for order in forward reverse; do \
+	  echo "== LT_EMU_SCHED=$$order LT_EMU_CP=issue"; \
+	  LT_EMU_SCHED=$$order LT_EMU_CP=issue LT_TEST_TMP=$(BUILD)/tmp $(EMU)/tests/gpu/gpu_compare --quick; \
+	  LT_EMU_SCHED=$$order LT_EMU_CP=issue $(EMU)/tests/gpu/gpu_gpt2_layers; \
+	  LT_EMU_SCHED=$$order LT_EMU_CP=issue $(EMU)/tests/gpu/gpu_gpt2_model --quick; \
+	done
 
 deps:
 	@scripts/ensure-deps

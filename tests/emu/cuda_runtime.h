@@ -384,26 +384,114 @@ template <class F> cudaError_t cudaOccupancyMaxActiveBlocksPerMultiprocessor(int
 }
 
 /* ---- the thread model ---- */
+/* LT_EMU_SCHED=forward or reverse: the threads of a block run one at a time,
+ * each from one barrier (__syncthreads, or a warp's shuffle, vote or
+ * __syncwarp) to the next, in thread order (forward: 0 first) or its reverse;
+ * a barrier opens when every thread it waits for has reached it. Any order is
+ * one a GPU may choose, and this one makes a race between threads of one
+ * block (a thread that reads shared memory another writes with no barrier
+ * between) give the same wrong result every run: a reader that runs before the
+ * writer finds the old value (one of the two orders puts it first). Threads
+ * that wait at different barriers, or for a thread that has exited, are
+ * reported (a deadlock, or undefined behaviour, on a GPU). Unset: the threads
+ * run concurrently, in the order the operating system gives them. */
+inline int lt_emu_sched_order() {
+    static const int order = [] {
+        const char *e = getenv("LT_EMU_SCHED");
+        if (!e || !*e) return 0;
+        if (strcmp(e, "forward") == 0) return 1;
+        if (strcmp(e, "reverse") == 0) return -1;
+        fprintf(stderr, "cuda emu: LT_EMU_SCHED=%s: use forward or reverse (or leave it unset)\n", e);
+        abort();
+    }();
+    return order;
+}
+struct lt_emu_serial {
+    enum { READY, AT_BLOCK, AT_WARP, DONE };
+    int order = 1;
+    std::vector<unsigned char> state;
+    std::vector<std::unique_ptr<std::binary_semaphore>> sem;
+};
+
 struct lt_emu_block {
     int nthreads;
     std::unique_ptr<std::barrier<>> bar;
     std::vector<std::unique_ptr<std::barrier<>>> warp_bar;
+    std::unique_ptr<lt_emu_serial> ser; /* LT_EMU_SCHED set */
     std::vector<uint64_t> shfl; /* one slot per thread */
     std::atomic<int> orv{0};
     std::vector<unsigned char> dyn;
 };
 inline thread_local lt_emu_block *lt_emu_cur = nullptr;
 
-inline void __syncthreads() { lt_emu_cur->bar->arrive_and_wait(); }
+/* The serial scheduler: thread tid (the one running) has set its state; the
+ * next ready thread in order runs (opening a barrier first when none is
+ * ready), and tid waits for its turn again unless it has exited. */
+inline void lt_emu_serial_pass(lt_emu_block *b, int tid) {
+    lt_emu_serial &s = *b->ser;
+    const int n = b->nthreads;
+    auto pick = [&] {
+        for (int k = 0; k < n; k++) {
+            const int i = s.order > 0 ? k : n - 1 - k;
+            if (s.state[(size_t)i] == lt_emu_serial::READY) return i;
+        }
+        return -1;
+    };
+    int next = pick();
+    if (next < 0) {
+        int done = 0, at_block = 0;
+        for (int i = 0; i < n; i++) {
+            done += s.state[(size_t)i] == lt_emu_serial::DONE;
+            at_block += s.state[(size_t)i] == lt_emu_serial::AT_BLOCK;
+        }
+        if (done == n) return; /* the block has finished */
+        for (int w = 0; w * 32 < n && next < 0; w++) {
+            const int lo = 32 * w, hi = std::min(n, lo + 32);
+            int at = 0;
+            for (int i = lo; i < hi; i++) at += s.state[(size_t)i] == lt_emu_serial::AT_WARP;
+            if (at == hi - lo) {
+                for (int i = lo; i < hi; i++) s.state[(size_t)i] = lt_emu_serial::READY;
+                next = pick();
+            }
+        }
+        if (next < 0 && at_block == n) {
+            for (int i = 0; i < n; i++) s.state[(size_t)i] = lt_emu_serial::READY;
+            next = pick();
+        }
+        if (next < 0) {
+            fprintf(stderr,
+                    "cuda emu: block %u can go no further: of its %d threads %d wait at __syncthreads, %d at a warp "
+                    "barrier, %d have exited (threads of a block, or lanes of a warp, at different barriers)\n",
+                    blockIdx.x, n, at_block, n - done - at_block, done);
+            abort();
+        }
+    }
+    if (next == tid) return;
+    s.sem[(size_t)next]->release();
+    if (s.state[(size_t)tid] != lt_emu_serial::DONE) s.sem[(size_t)tid]->acquire();
+}
+/* the barriers, both ways */
+inline void lt_emu_block_barrier(lt_emu_block *b) {
+    if (!b->ser) return b->bar->arrive_and_wait();
+    b->ser->state[threadIdx.x] = lt_emu_serial::AT_BLOCK;
+    lt_emu_serial_pass(b, (int)threadIdx.x);
+}
+inline void lt_emu_warp_barrier(lt_emu_block *b) {
+    if (!b->ser) return b->warp_bar[threadIdx.x / 32]->arrive_and_wait();
+    b->ser->state[threadIdx.x] = lt_emu_serial::AT_WARP;
+    lt_emu_serial_pass(b, (int)threadIdx.x);
+}
+
+inline void __syncthreads() { lt_emu_block_barrier(lt_emu_cur); }
 inline int __syncthreads_or(int v) {
     lt_emu_block *b = lt_emu_cur;
-    b->bar->arrive_and_wait();
+    lt_emu_block_barrier(b);
     if (v) b->orv.fetch_or(1);
-    b->bar->arrive_and_wait();
+    lt_emu_block_barrier(b);
     int r = b->orv.load();
-    b->bar->arrive_and_wait();
+    lt_emu_block_barrier(b);
     if (threadIdx.x == 0) b->orv = 0;
-    b->bar->arrive_and_wait();
+    lt_emu_block_barrier(b);
     return r;
 }
 template <class T> T __shfl_xor_sync(unsigned mask, T v, int lanemask) {
@@ -414,9 +502,9 @@ template <class T> T __shfl_xor_sync(unsigned mask, T v, int lanemask) {
     uint64_t bits = 0;
     memcpy(&bits, &v, sizeof v);
     b->shfl[tid] = bits;
-    b->warp_bar[warp]->arrive_and_wait();
+    lt_emu_warp_barrier(b);
     uint64_t got = b->shfl[warp * 32 + (lane ^ lanemask)];
-    b->warp_bar[warp]->arrive_and_wait();
+    lt_emu_warp_barrier(b);
     T r;
     memcpy(&r, &got, sizeof r);
     return r;
@@ -427,10 +515,10 @@ inline int __all_sync(unsigned mask, int pred) {
     lt_emu_block *b = lt_emu_cur;
     int tid = (int)threadIdx.x, warp = tid / 32;
     b->shfl[tid] = pred != 0;
-    b->warp_bar[warp]->arrive_and_wait();
+    lt_emu_warp_barrier(b);
     int all = 1;
     for (int l = 0; l < 32 && warp * 32 + l < b->nthreads; l++) all &= b->shfl[warp * 32 + l] != 0;
-    b->warp_bar[warp]->arrive_and_wait();
+    lt_emu_warp_barrier(b);
     return all;
 }
 inline int atomicOr(int *p, int v) { return __atomic_fetch_or(p, v, __ATOMIC_SEQ_CST); }
@@ -452,7 +540,21 @@ inline void lt_emu_check_aligned(const void *p, size_t bytes) {
  * but the newest K groups: the latest a GPU may complete them, so a thread
  * that reads its shared memory before the wait reads what was there before
  * (dynamic shared memory starts as all ones bits: NaN). The destination must
- * be in the block's dynamic shared memory, both addresses aligned to the size. */
+ * be in the block's dynamic shared memory, both addresses aligned to the size.
+ * LT_EMU_CP=issue performs each copy at its issue instead: the earliest a GPU
+ * may, so that a copy into a buffer other threads still read (a missing
+ * barrier before the issue) overwrites it under their feet; with LT_EMU_SCHED
+ * it does so every run. */
+inline bool lt_emu_cp_at_issue() {
+    static const bool on = [] {
+        const char *e = getenv("LT_EMU_CP");
+        if (!e || !*e || strcmp(e, "wait") == 0) return false;
+        if (strcmp(e, "issue") == 0) return true;
+        fprintf(stderr, "cuda emu: LT_EMU_CP=%s: use issue or wait (the default)\n", e);
+        abort();
+    }();
+    return on;
+}
 struct lt_emu_cp {
     void *dst;
     const void *src;
@@ -474,7 +576,8 @@ inline void lt_emu_cp_async(void *dst, const void *src, size_t n) {
     }
     lt_emu_check_aligned(dst, n);
     lt_emu_check_aligned(src, n);
-    lt_emu_cp_open.push_back({dst, src, n});
+    if (lt_emu_cp_at_issue()) memcpy(dst, src, n);
+    else lt_emu_cp_open.push_back({dst, src, n});
 }
 inline void lt_emu_cp_commit() {
     lt_emu_cp_groups.push_back(std::move(lt_emu_cp_open));
@@ -566,6 +669,13 @@ template <class... P> struct lt_emu_launcher {
                 b.warp_bar.push_back(std::make_unique<std::barrier<>>((std::ptrdiff_t)std::min(32u, block - 32 * w)));
             b.shfl.assign(block, 0);
             b.dyn.assign((smem ? smem : 16) + 128, 0xff);
+            if (lt_emu_sched_order()) {
+                b.ser = std::make_unique<lt_emu_serial>();
+                b.ser->order = lt_emu_sched_order();
+                b.ser->state.assign(block, lt_emu_serial::READY);
+                for (unsigned t = 0; t < block; t++) b.ser->sem.push_back(std::make_unique<std::binary_semaphore>(0));
+                b.ser->sem[b.ser->order > 0 ? 0 : block - 1]->release(); /* the first thread in order runs */
+            }
             std::function<void(int)> fn = [&](int tid) {
                 lt_emu_cur = &b;
                 lt_emu_cp_reset();
@@ -573,7 +683,12 @@ template <class... P> struct lt_emu_launcher {
                 blockIdx = dim3{bx, 1, 1};
                 blockDim = dim3{block, 1, 1};
                 gridDim = dim3{grid, 1, 1};
+                if (b.ser) b.ser->sem[(size_t)tid]->acquire();
                 k(static_cast<P>(args)...);
+                if (b.ser) {
+                    b.ser->state[(size_t)tid] = lt_emu_serial::DONE;
+                    lt_emu_serial_pass(&b, tid);
+                }
             };
             lt_emu_pool::get().run((int)block, fn);
         }

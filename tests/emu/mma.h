@@ -56,15 +56,15 @@ inline void lt_emu_warp_uniform(uint64_t v, const char *what) {
         fprintf(stderr, "cuda emu: %s in a warp of %d threads (block %u)\n", what, n, blockIdx.x);
         abort();
     }
-    b->warp_bar[warp]->arrive_and_wait();
+    lt_emu_warp_barrier(b);
     b->shfl[tid] = v;
-    b->warp_bar[warp]->arrive_and_wait();
+    lt_emu_warp_barrier(b);
     for (int i = 0; i < 32; i++)
         if (b->shfl[warp * 32 + i] != v) {
             fprintf(stderr, "cuda emu: %s: lanes of warp %d disagree (block %u)\n", what, warp, blockIdx.x);
             abort();
         }
-    b->warp_bar[warp]->arrive_and_wait();
+    lt_emu_warp_barrier(b);
 }
 
 inline void lt_emu_wmma_check(const void *p, unsigned ldm, size_t esize, const char *what) {

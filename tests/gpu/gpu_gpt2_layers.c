@@ -889,6 +889,11 @@ static void bench_layernorm(size_t N, int C) {
     }
 }
 
+/* the parts of the check (--only NAME runs one of them) */
+static const char *const PARTS[] = {"convert", "tf32", "layers", "layernorm", "attention"};
+static const char *only_part;
+static int part_on(const char *name) { return !only_part || !strcmp(only_part, name); }
+
 int main(int argc, char **argv) {
     int quick = 0, bench = 0;
     uint64_t seed = 1234;
@@ -896,8 +901,18 @@ int main(int argc, char **argv) {
         if (!strcmp(argv[i], "--quick")) quick = 1;
         else if (!strcmp(argv[i], "--bench")) bench = 1;
         else if (!strcmp(argv[i], "--seed") && i + 1 < argc) seed = strtoull(argv[++i], NULL, 10);
+        else if (!strcmp(argv[i], "--only") && i + 1 < argc) only_part = argv[++i];
         else {
-            fprintf(stderr, "usage: gpu_gpt2_layers [--quick] [--seed S] [--bench]\n");
+            fprintf(stderr, "usage: gpu_gpt2_layers [--quick] [--seed S] [--bench] [--only PART]\n");
+            return 2;
+        }
+    }
+    if (only_part) {
+        size_t k = 0;
+        while (k < sizeof PARTS / sizeof PARTS[0] && strcmp(PARTS[k], only_part)) k++;
+        if (k == sizeof PARTS / sizeof PARTS[0]) {
+            fprintf(stderr, "gpu_gpt2_layers: --only %s: the parts are convert, tf32, layers, layernorm, attention\n",
+                    only_part);
             return 2;
         }
     }
@@ -927,9 +942,9 @@ int main(int argc, char **argv) {
         lt_cunn_destroy(nn);
         return lt_test_done("gpu_gpt2_layers --bench");
     }
-    run_convert();
-    check_tf32();
-    int nshapes = quick ? 1 : (int)(sizeof SHAPES / sizeof SHAPES[0]);
+    if (part_on("convert")) run_convert();
+    if (part_on("tf32")) check_tf32();
+    int nshapes = !part_on("layers") ? 0 : quick ? 1 : (int)(sizeof SHAPES / sizeof SHAPES[0]);
     for (int i = 0; i < nshapes; i++) {
         run(&SHAPES[i], LT_DTYPE_F32);
         run(&SHAPES[i], LT_DTYPE_BF16);
@@ -944,7 +959,7 @@ int main(int argc, char **argv) {
         size_t off;
         int v8;
     } LN_SHAPES[] = {{9, 520, 0, 1}, {6, 200, 0, 1}, {5, 8, 0, 1}, {7, 776, 1, 1}, {9, 520, 0, 0}};
-    for (size_t i = 0; i < sizeof LN_SHAPES / sizeof LN_SHAPES[0]; i++) {
+    for (size_t i = 0; part_on("layernorm") && i < sizeof LN_SHAPES / sizeof LN_SHAPES[0]; i++) {
         const int was = lt_cunn_layernorm_v8(nn, LN_SHAPES[i].v8);
         if (!LN_SHAPES[i].v8) printf("(lt_cunn_layernorm_v8 off)\n");
         check_layernorm(LN_SHAPES[i].N, LN_SHAPES[i].C, LT_DTYPE_F32, LN_SHAPES[i].off);
@@ -953,7 +968,7 @@ int main(int argc, char **argv) {
         lt_cunn_layernorm_v8(nn, was);
         free_all();
     }
-    for (size_t i = 0; i < sizeof ATTN_SHAPES / sizeof ATTN_SHAPES[0]; i++)
+    for (size_t i = 0; part_on("attention") && i < sizeof ATTN_SHAPES / sizeof ATTN_SHAPES[0]; i++)
         for (int simt = 0; simt < 2; simt++) {
             const int hs = ATTN_SHAPES[i].C / ATTN_SHAPES[i].NH;
             if (simt || attn_on_tc(LT_DTYPE_F32, hs, 0)) run_attention(&ATTN_SHAPES[i], LT_DTYPE_F32, simt);

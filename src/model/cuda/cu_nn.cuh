@@ -107,7 +107,7 @@ inline bool vec8_ok(size_t n, const void *a, const void *b = nullptr, const void
 
 /* Orders the shared-memory writes of a warp's lanes before other lanes read them. */
 #ifdef LT_CUDA_EMU
-inline void warp_sync() { lt_emu_cur->warp_bar[threadIdx.x / 32]->arrive_and_wait(); }
+inline void warp_sync() { lt_emu_warp_barrier(lt_emu_cur); }
 #else
 __device__ __forceinline__ void warp_sync() { __syncwarp(); }
 #endif
