@@ -359,6 +359,13 @@ static void test_found_inf(void) {
     CHECK(lt_optim_check_finite(P.gpu, 3e38f) == LT_OK, "%s", lt_optim_error(P.gpu));
     dev_download(&one, flag, sizeof one);
     CHECK(one == 1, "g * grad_scale overflowing to inf was not flagged");
+    /* a check that finds the flag set leaves at once (every thread of a CTA alike) and never clears it */
+    dev_upload(P.dg[2], P.hg[2], numel(&SHAPES[2]) * 2);
+    CHECK(lt_optim_check_finite(P.gpu, 1.0f) == LT_OK, "%s", lt_optim_error(P.gpu));
+    lt_optim_sync(P.gpu);
+    one = 0;
+    dev_download(&one, flag, sizeof one);
+    CHECK(one == 1, "a check of finite gradients cleared a set flag");
     printf("found-inf: skipped steps change nothing and are not counted; the check alone sets the flag\n");
     CHECK(lt_optim_set_found_inf(P.gpu, NULL, 0) == LT_OK, "%s", lt_optim_error(P.gpu));
     lt_cuda_free_raw(flag);

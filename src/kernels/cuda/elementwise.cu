@@ -113,7 +113,10 @@ __global__ void __launch_bounds__(LT_CU_THREADS) ew_kernel(const lt_cu_item *__r
 /* ORs into *flag whether any g * gscale of the listed tensors is inf or NaN. */
 __global__ void __launch_bounds__(LT_CU_THREADS) check_kernel(const lt_cu_item *__restrict__ items, int count,
                                                               int *flag) {
-    if (lt_cu_flag_set(flag)) return; /* already set: the step is skipped anyway */
+    /* Already set: the step is skipped anyway. Other CTAs of this launch may set the flag while this one reads it,
+     * so its threads could see different values: they vote, and all return or none (the barrier below needs
+     * every thread of the CTA). */
+    if (__syncthreads_or(lt_cu_flag_set(flag))) return;
     const uint64_t unit = blockIdx.x;
     const lt_cu_item *it = items + lt_cu_find_start(lt_cu_starts(items, count), count, unit);
     uint64_t lo, hi;
