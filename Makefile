@@ -114,8 +114,9 @@ $(BUILD)/examples/%: examples/%.c $(BUILD)/libleantrain.a
 # `make cuda-emu`: the CUDA backend's sources run on the CPU (tests/emu: an emulation of the CUDA runtime and thread
 # model, asynchronous: a stream's work runs when the host waits for it; no GPU or nvcc needed) under
 # AddressSanitizer + UBSan: the traces replayed with --device cuda, the GPU
-# benchmark's code path, gpu_compare --quick (twice: the second time with LT_ADAFACTOR_PIPE=0, Adafactor's row
-# pass without cp.async staging), the GPT-2 layer kernels against the CPU's, the whole GPT-2 model on
+# benchmark's code path, gpu_compare --quick (and its Adafactor configurations twice more: with LT_ADAFACTOR_PIPE=0,
+# the row pass without cp.async staging, and on an emulated device that allows a block 99 KB of shared memory
+# like an RTX 4090, LT_EMU_SMEM_OPTIN=101376), the GPT-2 layer kernels against the CPU's, the whole GPT-2 model on
 # the device against the CPU model (gpu_gpt2_model --quick) (about 5 minutes);
 # EMU_FULL=1 adds the bf16 and API checks, gpu_lowbit, and the trainer on the emulated device: gpu-check's
 # training checks (scripts/gpu-train-check compare, gpt2 and gpt2-7b) in their small mode (about 30 minutes more).
@@ -150,6 +151,7 @@ cuda-emu: $(EMU)/tests/gpu/gpu_compare $(EMU)/tests/gpu/gpu_lowbit $(EMU)/tests/
 	$(EMU)/leantrain bench optim --device cuda --optim adamw_torch --params 0.5 --steps 2
 	LT_TEST_TMP=$(BUILD)/tmp $(EMU)/tests/gpu/gpu_compare $(if $(EMU_FULL),,--quick)
 	LT_ADAFACTOR_PIPE=0 LT_TEST_TMP=$(BUILD)/tmp $(EMU)/tests/gpu/gpu_compare --quick --only adafactor
+	LT_EMU_SMEM_OPTIN=101376 LT_TEST_TMP=$(BUILD)/tmp $(EMU)/tests/gpu/gpu_compare --quick --only adafactor
 	$(EMU)/tests/gpu/gpu_gpt2_layers
 	$(EMU)/tests/gpu/gpu_gpt2_model $(if $(EMU_FULL),,--quick)
 	$(if $(EMU_FULL),LT_TEST_TMP=$(BUILD)/tmp LT_TEST_QUICK=1 $(EMU)/tests/gpu/gpu_lowbit)

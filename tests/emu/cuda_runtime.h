@@ -106,7 +106,7 @@ struct cudaDeviceProp {
     int multiProcessorCount, major, minor, l2CacheSize;
     size_t totalGlobalMem;
 };
-enum cudaDeviceAttr { cudaDevAttrConcurrentManagedAccess = 89 };
+enum cudaDeviceAttr { cudaDevAttrConcurrentManagedAccess = 89, cudaDevAttrMaxSharedMemoryPerBlockOptin = 97 };
 enum cudaFuncAttribute { cudaFuncAttributeMaxDynamicSharedMemorySize = 8 };
 enum cudaMemLocationType { cudaMemLocationTypeInvalid = 0, cudaMemLocationTypeDevice = 1 };
 struct cudaMemLocation {
@@ -290,7 +290,26 @@ inline cudaError_t cudaGetDeviceProperties(cudaDeviceProp *p, int) {
     p->totalGlobalMem = (size_t)8 << 30;
     return cudaSuccess;
 }
-inline cudaError_t cudaDeviceGetAttribute(int *v, cudaDeviceAttr, int) { return *v = 1, cudaSuccess; }
+/* the shared memory a block may opt into: an H100's 227 KB, or LT_EMU_SMEM_OPTIN bytes (101376: the 99 KB of an
+ * sm_86 / sm_89 card); cudaFuncSetAttribute refuses more */
+inline int lt_emu_dyn_optin() {
+    static const int v = [] {
+        const char *e = getenv("LT_EMU_SMEM_OPTIN");
+        if (!e || !*e) return 227 * 1024;
+        char *end = nullptr;
+        const long n = strtol(e, &end, 10);
+        if (*end || n < 48 * 1024 || n > 227 * 1024) {
+            fprintf(stderr, "cuda emu: LT_EMU_SMEM_OPTIN=%s: give bytes from 49152 to 232448\n", e);
+            abort();
+        }
+        return (int)n;
+    }();
+    return v;
+}
+inline cudaError_t cudaDeviceGetAttribute(int *v, cudaDeviceAttr a, int) {
+    *v = a == cudaDevAttrMaxSharedMemoryPerBlockOptin ? lt_emu_dyn_optin() : 1;
+    return cudaSuccess;
+}
 inline cudaError_t cudaRuntimeGetVersion(int *v) { return *v = 13000, cudaSuccess; }
 inline cudaError_t cudaDriverGetVersion(int *v) { return *v = 13000, cudaSuccess; }
 inline cudaError_t cudaDeviceSynchronize() { return lt_emu_drain_all(), cudaSuccess; }
@@ -357,7 +376,7 @@ inline const char *cudaGetErrorString(cudaError_t e) {
 }
 inline const char *cudaGetErrorName(cudaError_t e) { return e == cudaSuccess ? "cudaSuccess" : "cudaErrorEmulated"; }
 /* A launch with more than 48 KB of dynamic shared memory needs the kernel's attribute raised first, up to
- * what an H100 allows a block (227 KB), as on a GPU: the attributes are kept per kernel and checked. */
+ * what the device allows a block (lt_emu_dyn_optin), as on a GPU: the attributes are kept per kernel and checked. */
 inline std::map<const void *, int> &lt_emu_dyn_attr() {
     static std::map<const void *, int> m;
     return m;
@@ -366,9 +385,9 @@ inline std::mutex &lt_emu_dyn_attr_lock() {
     static std::mutex m;
     return m;
 }
-constexpr int lt_emu_dyn_default = 48 * 1024, lt_emu_dyn_optin = 227 * 1024;
+constexpr int lt_emu_dyn_default = 48 * 1024;
 template <class F> cudaError_t cudaFuncSetAttribute(F f, cudaFuncAttribute attr, int v) {
-    if (attr != cudaFuncAttributeMaxDynamicSharedMemorySize || v < 0 || v > lt_emu_dyn_optin)
+    if (attr != cudaFuncAttributeMaxDynamicSharedMemorySize || v < 0 || v > lt_emu_dyn_optin())
         return lt_emu_err(cudaErrorInvalidValue);
     std::lock_guard<std::mutex> g(lt_emu_dyn_attr_lock());
     lt_emu_dyn_attr()[reinterpret_cast<const void *>(f)] = v;

@@ -26,7 +26,7 @@
 #include "optim_cases.h"
 #include "testutil.h"
 
-enum { GUARD = 64, NT = 14, STEPS = 4 };
+enum { GUARD = 64, NT = 16, STEPS = 4 };
 static const float SENTINEL = -12345.678f;
 
 typedef struct {
@@ -54,6 +54,9 @@ static const tshape SHAPES[NT] = {
                                (8 groups, 8 x 256 rows) with remainders */
     {3, {3, 40, 12}, 0, 0}, /* Adafactor over a batch of matrices, vectorized: the apply pass steps each thread
                                1024 elements (85 rows and 4 columns) on, across matrices */
+    {2, {6, 6400}, 0, 0},   /* Adafactor: GPT-2 XL's MLP width, column sums in shared memory where the device
+                               allows 51 KB of them (LT_EMU_SMEM_OPTIN=101376, a 99 KB card: in the workspace) */
+    {2, {5, 12300}, 0, 0},  /* Adafactor: past LT_CU_AF_SMCOLS, column sums in the workspace on every device */
 };
 
 static uint64_t rng;

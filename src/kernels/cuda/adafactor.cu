@@ -90,7 +90,7 @@ __global__ void __launch_bounds__(LT_CU_THREADS, 3) af_rows(const lt_cu_item *__
     constexpr int NS = PIPE ? NST : 1; /* the modulus of a tile's stage */
     static_assert(!PIPE || V == 4, "the staged row pass moves 4 columns per copy");
     LT_DYN_SMEM(float4, dsm0);
-    __shared__ double red[LT_CU_ROWB][LT_CU_THREADS / 32];
+    __shared__ double red[LT_CU_ROWB][LT_CU_THREADS / 32]; /* AF_ROWS_STATIC counts these two */
     __shared__ float inv_s[LT_CU_ROWB];
     if (lt_cu_flag_set(flag)) return;
     const uint64_t unit = blockIdx.x;
@@ -453,7 +453,17 @@ cudaError_t launch_rows(const lt_cu_item *items, int count, uint64_t nunits, uin
     return cudaGetLastError();
 }
 
+/* af_rows' static shared memory (red and inv_s) */
+constexpr size_t AF_ROWS_STATIC = sizeof(double) * LT_CU_ROWB * (LT_CU_THREADS / 32) + sizeof(float) * LT_CU_ROWB;
+
 } // namespace
+
+uint64_t lt_cu_af_smcols(int optin_bytes) {
+    const size_t fixed = af_stage_bytes(AF_STAGES) + AF_ROWS_STATIC; /* the most stages a launch takes */
+    if (optin_bytes <= 0 || (size_t)optin_bytes <= fixed) return 0;
+    const uint64_t fit = ((size_t)optin_bytes - fixed) / (2 * sizeof(float)); /* two floats a column */
+    return fit < LT_CU_AF_SMCOLS ? fit : LT_CU_AF_SMCOLS;
+}
 
 cudaError_t lt_cu_launch_af(int kind, int variant, const lt_cu_item *items, int count, uint64_t nunits,
                             uint64_t maxcols, const int *flag, cudaStream_t s) {

@@ -47,6 +47,7 @@ struct Launch {
 struct lt_cuda {
     int device;
     int sm_count;
+    uint64_t af_smcols; /* lt_cu_af_smcols of the device */
     int managed_prefetch;
     cudaStream_t stream;
     int *flag;
@@ -131,6 +132,10 @@ lt_cuda *lt_cuda_create(char *err, size_t errlen) {
     int cma = 0;
     if (cudaDeviceGetAttribute(&cma, cudaDevAttrConcurrentManagedAccess, dev) != cudaSuccess) cudaGetLastError(), cma = 0;
     c->managed_prefetch = cma;
+    int optin = 0;
+    if (cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess)
+        cudaGetLastError(), optin = 48 * 1024; /* what every device allows */
+    c->af_smcols = lt_cu_af_smcols(optin);
     c->stream = NULL;
     c->flag = NULL;
     c->check = 0;
@@ -625,7 +630,7 @@ int lt_cuda_flush(lt_cuda *c) {
                 sel.clear();
                 for (size_t i = 0; i < af.size(); i++) {
                     const lt_kaf_dev &d = af[i].h.af;
-                    int v = (af[i].vec ? 1 : 0) | (d.cols <= LT_CU_AF_SMCOLS ? 2 : 0);
+                    int v = (af[i].vec ? 1 : 0) | (d.cols <= c->af_smcols ? 2 : 0);
                     if (d.factored && v == variant) sel.push_back(af[i]);
                 }
                 /* a unit's cost grows with its columns: the widest first, so that the last wave is short */

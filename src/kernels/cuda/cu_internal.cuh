@@ -158,7 +158,13 @@ cudaError_t lt_cu_launch_q(int kind, int block, const lt_cu_item *items, int cou
  * ahead, or one with bit 3; for LT_CU_AF_APPLY: bit 4 two groups of 4 elements loaded ahead per thread */
 cudaError_t lt_cu_launch_af(int kind, int variant, const lt_cu_item *items, int count, uint64_t nunits,
                             uint64_t maxcols, const int *flag, cudaStream_t s);
-/* Adafactor keeps the column partial sums of a row group in shared memory up to this many columns. */
+/* Adafactor keeps the column partial sums of a row group in shared memory up to this many columns, where the
+ * device allows a block enough of it (lt_cu_af_smcols). */
 #define LT_CU_AF_SMCOLS 12288
+/* The widest matrix whose row pass keeps its column sums in shared memory on a device that allows a block
+ * optin_bytes of it (cudaDevAttrMaxSharedMemoryPerBlockOptin): LT_CU_AF_SMCOLS on an A100 or an H100 (163 and
+ * 227 KB), fewer on the 99 KB of sm_86 / sm_89 / sm_120 cards, whose wider matrices take the pass that sums in
+ * the workspace (a launch past the device's limit would fail). */
+uint64_t lt_cu_af_smcols(int optin_bytes);
 
 #endif
