@@ -191,8 +191,9 @@ lt_status lt_optim_load(lt_optim *o, const char *path);
 
 /* ---- CUDA (device parameters) ---- */
 
-/* Number of CUDA devices: 0 (not an error) in a build without CUDA, without a
- * driver or without a GPU. Calls into CUDA only in a CUDA build. */
+/* Number of CUDA devices leantrain's kernels run on (compute capability 8.0,
+ * Ampere, or later): 0 (not an error) in a build without CUDA, without a
+ * driver or without such a GPU. Calls into CUDA only in a CUDA build. */
 int lt_cuda_device_count(void);
 
 /* The CUDA stream (a cudaStream_t) the device steps, state copies and checks

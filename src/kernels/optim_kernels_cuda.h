@@ -28,8 +28,13 @@
 extern "C" {
 #endif
 
-/* Number of CUDA devices; 0 without CUDA support, a driver or a device. */
+/* Number of CUDA devices the kernels run on (compute capability 8.0 or later: they are built for sm_80 and
+ * sm_90); 0 without CUDA support, a driver or such a device. */
 int lt_cuda_device_count(void);
+
+/* 0 when the current CUDA device can run the kernels; -1 with the reason in err otherwise (no device, or one
+ * older than compute capability 8.0: the message names it and says to use --device cpu). */
+int lt_cuda_check_device(char *err, size_t errlen);
 
 /* 1 when this build has the CUDA kernels. */
 int lt_cuda_built(void);

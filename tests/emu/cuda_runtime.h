@@ -283,10 +283,25 @@ inline cudaError_t cudaPointerGetAttributes(cudaPointerAttributes *a, const void
 /* ---- devices, streams, events ---- */
 inline cudaError_t cudaGetDeviceCount(int *n) { return *n = 1, cudaSuccess; }
 inline cudaError_t cudaGetDevice(int *d) { return *d = 0, cudaSuccess; }
+/* compute capability 9.0, or LT_EMU_CC=XY (75: a T4's 7.5) */
+inline int lt_emu_cc() {
+    static const int v = [] {
+        const char *e = getenv("LT_EMU_CC");
+        if (!e || !*e) return 90;
+        char *end = nullptr;
+        const long n = strtol(e, &end, 10);
+        if (*end || n < 30 || n > 129) {
+            fprintf(stderr, "cuda emu: LT_EMU_CC=%s: give major and minor as one number, e.g. 75 or 90\n", e);
+            abort();
+        }
+        return (int)n;
+    }();
+    return v;
+}
 inline cudaError_t cudaGetDeviceProperties(cudaDeviceProp *p, int) {
     memset(p, 0, sizeof *p);
     snprintf(p->name, sizeof p->name, "leantrain CUDA emulation (CPU)");
-    p->multiProcessorCount = 3, p->major = 9, p->minor = 0, p->l2CacheSize = 1 << 20;
+    p->multiProcessorCount = 3, p->major = lt_emu_cc() / 10, p->minor = lt_emu_cc() % 10, p->l2CacheSize = 1 << 20;
     p->totalGlobalMem = (size_t)8 << 30;
     return cudaSuccess;
 }

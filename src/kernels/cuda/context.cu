@@ -98,13 +98,47 @@ extern "C" {
 
 int lt_cuda_built(void) { return 1; }
 
+/* leantrain's kernels are built for sm_80 and sm_90 (cp.async, bf16 tensor cores): older GPUs cannot run them */
+static int cc_supported(const cudaDeviceProp &prop) { return prop.major >= 8; }
+
 int lt_cuda_device_count(void) {
-    int n = 0;
+    int n = 0, usable = 0;
     if (cudaGetDeviceCount(&n) != cudaSuccess) {
         cudaGetLastError();
         return 0;
     }
-    return n;
+    for (int d = 0; d < n; d++) {
+        cudaDeviceProp prop;
+        if (cudaGetDeviceProperties(&prop, d) != cudaSuccess) cudaGetLastError();
+        else usable += cc_supported(prop);
+    }
+    return usable;
+}
+
+int lt_cuda_check_device(char *err, size_t errlen) {
+    int n = 0, dev = 0;
+    cudaDeviceProp prop;
+    cudaError_t e = cudaGetDeviceCount(&n);
+    if (e == cudaSuccess && n == 0) {
+        set_err(err, errlen, "no CUDA device is available (cudaGetDeviceCount found none)");
+        return -1;
+    }
+    if (e == cudaSuccess) e = cudaGetDevice(&dev);
+    if (e == cudaSuccess) e = cudaGetDeviceProperties(&prop, dev);
+    if (e != cudaSuccess) {
+        cudaGetLastError();
+        set_err(err, errlen, "no usable CUDA device (%s)", cudaGetErrorString(e));
+        return -1;
+    }
+    if (!cc_supported(prop)) {
+        set_err(err, errlen,
+                "CUDA device %d (%s) has compute capability %d.%d; leantrain's CUDA kernels need 8.0 or later "
+                "(Ampere, Ada, Hopper or newer): use --device cpu%s",
+                dev, prop.name, prop.major, prop.minor,
+                lt_cuda_device_count() > 0 ? ", or CUDA_VISIBLE_DEVICES to choose one of this machine's newer GPUs" : "");
+        return -1;
+    }
+    return 0;
 }
 
 lt_cuda *lt_cuda_create(char *err, size_t errlen) {
@@ -116,6 +150,7 @@ lt_cuda *lt_cuda_create(char *err, size_t errlen) {
                 e != cudaSuccess ? cudaGetErrorString(e) : "cudaGetDeviceCount found none");
         return NULL;
     }
+    if (lt_cuda_check_device(err, errlen)) return NULL;
     cudaDeviceProp prop;
     if ((e = cudaGetDevice(&dev)) != cudaSuccess || (e = cudaGetDeviceProperties(&prop, dev)) != cudaSuccess) {
         cudaGetLastError();
@@ -739,9 +774,10 @@ void lt_cuda_describe(char *buf, size_t len) {
     int rt = 0, drv = 0;
     cudaRuntimeGetVersion(&rt);
     cudaDriverGetVersion(&drv);
-    snprintf(buf, len, "%s, %d SMs, cc %d.%d, %.1f GiB, %.0f MB L2, runtime %d, driver %d", prop.name,
+    snprintf(buf, len, "%s, %d SMs, cc %d.%d, %.1f GiB, %.0f MB L2, runtime %d, driver %d%s", prop.name,
              prop.multiProcessorCount, prop.major, prop.minor, (double)prop.totalGlobalMem / (1 << 30),
-             (double)prop.l2CacheSize / 1e6, rt, drv);
+             (double)prop.l2CacheSize / 1e6, rt, drv,
+             cc_supported(prop) ? "" : " (leantrain's CUDA kernels need compute capability 8.0 or later)");
 }
 
 int lt_cuda_time_copy(void *dst, const void *src, size_t bytes, int reps, double *best_ms, double *median_ms, char *err,

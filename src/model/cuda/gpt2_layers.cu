@@ -33,6 +33,7 @@
 #include <type_traits>
 
 #include "kernels/cuda/cu_internal.cuh"
+#include "kernels/optim_kernels_cuda.h"
 #include "model/cuda/cu_gemm.cuh"
 #include "model/cuda/cu_nn.cuh"
 #include "model/cuda/gpt2_layers_cuda.h"
@@ -535,6 +536,11 @@ lt_cunn *lt_cunn_create(void *stream, char *err, size_t errlen) {
         if (err && errlen)
             snprintf(err, errlen, "no CUDA device for the GPT-2 layers (%s)",
                      e != cudaSuccess ? cudaGetErrorString(e) : "none found");
+        return nullptr;
+    }
+    char why[512];
+    if (lt_cuda_check_device(why, sizeof why)) { /* an older GPU: no kernel of this build would launch */
+        if (err && errlen) snprintf(err, errlen, "GPT-2 layers: %s", why);
         return nullptr;
     }
     lt_cunn *nn = new (std::nothrow) lt_cunn;
