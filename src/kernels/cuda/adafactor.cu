@@ -78,6 +78,12 @@ __global__ void __launch_bounds__(LT_CU_THREADS) af_psum(const lt_cu_item *__res
  * rows; 4 stages (64 KB) are unmeasured (LT_ADAFACTOR_PIPE=2 selects 2). */
 constexpr int AF_STAGES = 4;
 LT_KHD constexpr size_t af_stage_bytes(int nst) { return (size_t)nst * LT_CU_ROWB * LT_CU_THREADS * sizeof(float4); }
+/* af_rows' static shared memory (lt_cu_af_smcols counts it): the per-warp sums of each row read together, and
+ * those rows' 1 / R */
+struct AfRowsShared {
+    double red[LT_CU_ROWB][LT_CU_THREADS / 32];
+    float inv_s[LT_CU_ROWB];
+};
 
 /* V: vector width (4 or 1); SM: column sums in shared memory, else in the group's workspace slot; NST > 0 (V = 4
  * only): the first sweep's tiles of g come through shared memory with cp.async in NST stages, the next NST - 1
@@ -90,8 +96,9 @@ __global__ void __launch_bounds__(LT_CU_THREADS, 3) af_rows(const lt_cu_item *__
     constexpr int NS = PIPE ? NST : 1; /* the modulus of a tile's stage */
     static_assert(!PIPE || V == 4, "the staged row pass moves 4 columns per copy");
     LT_DYN_SMEM(float4, dsm0);
-    __shared__ double red[LT_CU_ROWB][LT_CU_THREADS / 32]; /* AF_ROWS_STATIC counts these two */
-    __shared__ float inv_s[LT_CU_ROWB];
+    __shared__ AfRowsShared sh;
+    auto &red = sh.red;
+    auto &inv_s = sh.inv_s;
     if (lt_cu_flag_set(flag)) return;
     const uint64_t unit = blockIdx.x;
     const lt_cu_item *it = find_item(items, count, unit);
@@ -453,13 +460,10 @@ cudaError_t launch_rows(const lt_cu_item *items, int count, uint64_t nunits, uin
     return cudaGetLastError();
 }
 
-/* af_rows' static shared memory (red and inv_s) */
-constexpr size_t AF_ROWS_STATIC = sizeof(double) * LT_CU_ROWB * (LT_CU_THREADS / 32) + sizeof(float) * LT_CU_ROWB;
-
 } // namespace
 
 uint64_t lt_cu_af_smcols(int optin_bytes) {
-    const size_t fixed = af_stage_bytes(AF_STAGES) + AF_ROWS_STATIC; /* the most stages a launch takes */
+    const size_t fixed = af_stage_bytes(AF_STAGES) + sizeof(AfRowsShared); /* the most stages a launch takes */
     if (optin_bytes <= 0 || (size_t)optin_bytes <= fixed) return 0;
     const uint64_t fit = ((size_t)optin_bytes - fixed) / (2 * sizeof(float)); /* two floats a column */
     return fit < LT_CU_AF_SMCOLS ? fit : LT_CU_AF_SMCOLS;
