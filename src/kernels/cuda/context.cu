@@ -115,48 +115,42 @@ int lt_cuda_device_count(void) {
     return usable;
 }
 
-int lt_cuda_check_device(char *err, size_t errlen) {
-    int n = 0, dev = 0;
-    cudaDeviceProp prop;
+/* the current device and its properties when the kernels can run on it; -1 with the reason in err otherwise */
+static int current_device(int *dev, cudaDeviceProp *prop, char *err, size_t errlen) {
+    int n = 0;
     cudaError_t e = cudaGetDeviceCount(&n);
-    if (e == cudaSuccess && n == 0) {
-        set_err(err, errlen, "no CUDA device is available (cudaGetDeviceCount found none)");
-        return -1;
-    }
-    if (e == cudaSuccess) e = cudaGetDevice(&dev);
-    if (e == cudaSuccess) e = cudaGetDeviceProperties(&prop, dev);
-    if (e != cudaSuccess) {
+    if (e != cudaSuccess || n == 0) {
         cudaGetLastError();
-        set_err(err, errlen, "no usable CUDA device (%s)", cudaGetErrorString(e));
+        set_err(err, errlen, "no CUDA device is available (%s)",
+                e != cudaSuccess ? cudaGetErrorString(e) : "cudaGetDeviceCount found none");
         return -1;
     }
-    if (!cc_supported(prop)) {
+    if ((e = cudaGetDevice(dev)) != cudaSuccess || (e = cudaGetDeviceProperties(prop, *dev)) != cudaSuccess) {
+        cudaGetLastError();
+        set_err(err, errlen, "cannot query the CUDA device: %s", cudaGetErrorString(e));
+        return -1;
+    }
+    if (!cc_supported(*prop)) {
         set_err(err, errlen,
                 "CUDA device %d (%s) has compute capability %d.%d; leantrain's CUDA kernels need 8.0 or later "
                 "(Ampere, Ada, Hopper or newer): use --device cpu%s",
-                dev, prop.name, prop.major, prop.minor,
+                *dev, prop->name, prop->major, prop->minor,
                 lt_cuda_device_count() > 0 ? ", or CUDA_VISIBLE_DEVICES to choose one of this machine's newer GPUs" : "");
         return -1;
     }
     return 0;
 }
 
-lt_cuda *lt_cuda_create(char *err, size_t errlen) {
-    int n = 0, dev = 0;
-    cudaError_t e = cudaGetDeviceCount(&n);
-    if (e != cudaSuccess || n == 0) {
-        cudaGetLastError();
-        set_err(err, errlen, "no CUDA device is available (%s)",
-                e != cudaSuccess ? cudaGetErrorString(e) : "cudaGetDeviceCount found none");
-        return NULL;
-    }
-    if (lt_cuda_check_device(err, errlen)) return NULL;
+int lt_cuda_check_device(char *err, size_t errlen) {
+    int dev = 0;
     cudaDeviceProp prop;
-    if ((e = cudaGetDevice(&dev)) != cudaSuccess || (e = cudaGetDeviceProperties(&prop, dev)) != cudaSuccess) {
-        cudaGetLastError();
-        set_err(err, errlen, "cannot query the CUDA device: %s", cudaGetErrorString(e));
-        return NULL;
-    }
+    return current_device(&dev, &prop, err, errlen);
+}
+
+lt_cuda *lt_cuda_create(char *err, size_t errlen) {
+    int dev = 0;
+    cudaDeviceProp prop;
+    if (current_device(&dev, &prop, err, errlen)) return NULL;
     lt_cuda *c = new (std::nothrow) lt_cuda();
     if (!c) {
         set_err(err, errlen, "out of memory creating the CUDA context");
