@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <math.h>
 #include <omp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "io/atomic_file.h"
 #include "leantrain/optim.h"
 #include "model/cuda/gpt2_device.h"
 #include "model/gpt2.h"
@@ -47,8 +49,19 @@ typedef struct {
     long growth_tracker; /* clean steps since the scale last changed */
     long skipped;        /* steps skipped for overflow since the last log line */
     long skipped_total;  /* all of them: the scheduler does not advance on a skipped step (the Trainer's rule) */
+    long saved_step;     /* the step of the newest checkpoint this run wrote or resumed from (-1: none) */
     char err[1024];
 } run_t;
+
+static volatile sig_atomic_t g_stop_sig = 0;
+
+void lt_train_request_stop(int sig) {
+    if (!g_stop_sig) g_stop_sig = sig > 0 ? sig : SIGTERM;
+}
+
+static const char *sig_name(int sig) {
+    return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : sig == SIGHUP ? "SIGHUP" : "a signal";
+}
 
 
 static long peak_rss_mb(void) {
@@ -147,6 +160,12 @@ static cJSON *state_json(run_t *r) {
         cJSON_AddNumberToObject(g, "growth_interval", (double)r->a->fp16_growth_interval);
         cJSON_AddNumberToObject(g, "skipped_steps", (double)r->skipped_total);
     }
+    /* the logging window still open (steps since the last log line): a resumed run's next line then averages
+       the same steps an uninterrupted run's would */
+    cJSON *w = cJSON_AddObjectToObject(j, "logging_window");
+    cJSON_AddNumberToObject(w, "loss_sum", r->loss_sum);
+    cJSON_AddNumberToObject(w, "steps", r->loss_count);
+    cJSON_AddNumberToObject(w, "skipped_steps", (double)r->skipped);
     cJSON_AddItemToObject(j, "log_history", cJSON_Duplicate(r->history, 1));
     return j;
 }
@@ -172,6 +191,7 @@ static int save(run_t *r) {
         return 1;
     }
     printf("saved %s/checkpoint-%ld\n", r->a->output_dir, r->step);
+    r->saved_step = r->step;
     return 0;
 }
 
@@ -182,6 +202,26 @@ static void log_entry(run_t *r, cJSON *e) {
         if (line) fprintf(r->jsonl, "%s\n", line), fflush(r->jsonl);
         free(line);
     }
+}
+
+/* path (log.jsonl) rewritten atomically with one line per entry of history */
+static int write_log(const char *path, const cJSON *history, char *err, size_t errlen) {
+    lt_atomic_file *af = NULL;
+    lt_status st = lt_atomic_open(path, &af, err, errlen);
+    for (const cJSON *e = history ? history->child : NULL; e && st == LT_OK; e = e->next) {
+        char *line = cJSON_PrintUnformatted(e);
+        if (!line) {
+            snprintf(err, errlen, "%.900s: out of memory", path);
+            st = LT_ERR_NOMEM;
+            break;
+        }
+        st = lt_atomic_write(af, line, strlen(line), err, errlen);
+        if (st == LT_OK) st = lt_atomic_write(af, "\n", 1, err, errlen);
+        free(line);
+    }
+    if (st == LT_OK) return lt_atomic_commit(af, err, errlen) != LT_OK;
+    if (af) lt_atomic_abort(af);
+    return 1;
 }
 
 static double evaluate(run_t *r, double *ppl) {
@@ -213,6 +253,32 @@ static void progress(run_t *r, double loss) {
     printf("] %ld/%ld loss %.4f  %02d:%02d elapsed, ETA %02d:%02d ", r->step, r->total_steps, loss, (int)el / 60,
            (int)el % 60, (int)eta / 60, (int)eta % 60);
     fflush(stdout);
+}
+
+/* The end of a run that lt_train_request_stop stopped: a checkpoint of the step reached, unless there is one
+ * already or checkpoints are off; the exit status 128 + the signal. */
+static int stop_run(run_t *r) {
+    const int sig = g_stop_sig;
+    const char *dir = r->a->output_dir;
+    if (isatty(STDOUT_FILENO)) printf("\n");
+    fflush(stdout);
+    if (!strcmp(r->a->save_strategy, "no")) {
+        fprintf(stderr, "leantrain train: stopped by %s after step %ld of %ld; nothing saved (--save_strategy no)\n",
+                sig_name(sig), r->step, r->total_steps);
+    } else if (r->step == 0) {
+        fprintf(stderr, "leantrain train: stopped by %s before the first step; nothing to save\n", sig_name(sig));
+    } else {
+        if (r->saved_step != r->step && save(r)) {
+            r->err[0] = 0; /* save() said why */
+            return 1;
+        }
+        fflush(stdout);
+        fprintf(stderr,
+                "leantrain train: stopped by %s after step %ld of %ld; %s/checkpoint-%ld holds it: run the same "
+                "command with --resume_from_checkpoint latest to continue\n",
+                sig_name(sig), r->step, r->total_steps, dir, r->step);
+    }
+    return 128 + sig;
 }
 
 static int setup_model(run_t *r, const char *resume_dir, int data_vocab, lt_gpt2_config *cfg) {
@@ -437,6 +503,23 @@ int lt_train_run(const lt_train_args *a) {
             cJSON_Delete(r->history);
             r->history = cJSON_Duplicate(h, 1);
         }
+        /* checkpoints written before the window was saved lack it: the next line then averages fewer steps */
+        const cJSON *w = cJSON_GetObjectItem(state, "logging_window");
+        if (w) {
+            const cJSON *ls = cJSON_GetObjectItem(w, "loss_sum"), *ln = cJSON_GetObjectItem(w, "steps");
+            const cJSON *lk = cJSON_GetObjectItem(w, "skipped_steps");
+            if (!cJSON_IsNumber(ls) || !cJSON_IsNumber(ln) || !cJSON_IsNumber(lk) || ln->valuedouble < 0 ||
+                lk->valuedouble < 0 || ln->valuedouble > (double)r->step) {
+                snprintf(r->err, sizeof r->err, "%.900s/trainer_state.json: logging_window invalid", resume);
+                goto out;
+            }
+            r->loss_sum = ls->valuedouble;
+            r->loss_count = (int)ln->valuedouble;
+            r->skipped = (long)lk->valuedouble;
+        }
+        r->saved_step = r->step;
+    } else {
+        r->saved_step = -1;
     }
     lt_ckpt_clean_tmp(a->output_dir);
     {
@@ -447,6 +530,9 @@ int lt_train_run(const lt_train_args *a) {
             goto out;
         }
         snprintf(e2, sizeof e2, "%s/log.jsonl", a->output_dir);
+        /* on resume the log restarts from the checkpoint's history: lines a killed run wrote after its last
+           checkpoint would otherwise appear twice (the resumed run logs those steps again) */
+        if (resume[0] && write_log(e2, r->history, r->err, sizeof r->err)) goto out;
         r->jsonl = fopen(e2, resume[0] ? "a" : "w");
     }
     printf("leantrain train: GPT-2 %d layers, %d embd, %d heads, vocab %d: %zu parameters; optimizer %s (%zu state "
@@ -494,7 +580,19 @@ int lt_train_run(const lt_train_args *a) {
     }
     fflush(stdout);
     r->t_start = r->t_last = lt_now_s();
+    /* tests: LT_TEST_SIGNAL=TERM@K (or INT@K, HUP@K; xN: N times) raises the signal at the end of step K */
+    int test_sig = 0, test_count = 1;
+    long test_step = -1;
+    if (getenv("LT_TEST_SIGNAL")) {
+        char name[8] = "";
+        if (sscanf(getenv("LT_TEST_SIGNAL"), "%7[A-Z]@%ldx%d", name, &test_step, &test_count) >= 2)
+            test_sig = !strcmp(name, "INT") ? SIGINT : !strcmp(name, "HUP") ? SIGHUP : SIGTERM;
+    }
     while (r->step < r->total_steps) {
+        if (g_stop_sig) { /* a stop was asked for during the last step (or before the first) */
+            rc = stop_run(r);
+            goto out;
+        }
         /* the scheduler counts optimizer steps taken: an fp16 step skipped for overflow does not advance it */
         double lr = a->learning_rate * lt_sched_factor(&r->sched, r->step - r->skipped_total);
         lt_optim_set_lr(r->o, -1, lr);
@@ -592,6 +690,8 @@ int lt_train_run(const lt_train_args *a) {
             r->t_last = lt_now_s();
         }
         progress(r, loss);
+        if (test_sig && r->step == test_step)
+            for (int k = 0; k < test_count; k++) raise(test_sig);
     }
     if (isatty(STDOUT_FILENO)) printf("\n");
     if (strcmp(a->save_strategy, "no"))

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # leantrain train: resume is bit-identical to an uninterrupted run (fp32 AdamW, Adafactor, 8-bit AdamW, with
 # accumulation and clipping); a SIGKILL in the middle of writing a checkpoint leaves the previous one loadable
-# and no half checkpoint that resume would pick up; bad input fails with one clear line and no output files.
+# and no half checkpoint that resume would pick up; SIGTERM stops a run with a checkpoint of its step, from which
+# it resumes bit-identically; bad input fails with one clear line and no output files.
 set -u
 BUILD=${BUILD:-build}
 LT="$BUILD/leantrain"
@@ -72,7 +73,41 @@ ls -a "$tmp/kill" | grep -q '^\.tmp-checkpoint-12-' || { echo "kill test: the ha
 grep -q "resuming from $tmp/kill/checkpoint-6" "$tmp/kill2.log" || { echo "kill test: did not resume from checkpoint-6"; fail=1; }
 ls -a "$tmp/kill" | grep -q '^\.tmp-checkpoint' && { echo "kill test: leftover temporary folder not cleaned"; fail=1; }
 cmp -s "$tmp/kill/checkpoint-12/model.safetensors" "$tmp/full-adamw_torch/checkpoint-12/model.safetensors" || { echo "kill test: resumed result differs"; fail=1; }
+# the killed run had logged steps 8 and 12 past checkpoint-6; the resume restarts log.jsonl from the checkpoint's
+# history, so they are not listed twice: the log is the uninterrupted run's, tokens/s aside
+notps() { sed 's/"tokens_per_s":[^,}]*//' "$1"; }
+[ "$(notps "$tmp/kill/log.jsonl")" = "$(notps "$tmp/full-adamw_torch/log.jsonl")" ] ||
+    { echo "kill test: log.jsonl differs from the uninterrupted run's"; diff <(notps "$tmp/kill/log.jsonl") <(notps "$tmp/full-adamw_torch/log.jsonl"); fail=1; }
 echo "kill test done"
+
+# stopping on a signal: SIGTERM at the end of step 7 (LT_TEST_SIGNAL raises it there, through the real handler)
+# saves checkpoint-7 and exits with 128 + 15; resumed from it, the run ends bit-identical to the uninterrupted one,
+# and its log.jsonl (tokens/s aside) is the uninterrupted run's, the logging window open at step 7 included
+args=("${SMALL[@]}" --optim adamw_torch --output_dir "$tmp/sig")
+LT_TEST_SIGNAL=TERM@7 "$LT" train "${args[@]}" > "$tmp/sig.log" 2>&1; rc=$?
+[ $rc -eq 143 ] || { echo "signal test: expected exit status 143, got $rc"; cat "$tmp/sig.log"; fail=1; }
+grep -qF "stopped by SIGTERM after step 7 of 12; $tmp/sig/checkpoint-7 holds it: run the same command with --resume_from_checkpoint latest" "$tmp/sig.log" ||
+    { echo "signal test: no stop message"; cat "$tmp/sig.log"; fail=1; }
+[ -d "$tmp/sig/checkpoint-6" ] && [ -d "$tmp/sig/checkpoint-7" ] || { echo "signal test: checkpoint-6 or -7 missing"; fail=1; }
+"$LT" train "${args[@]}" --resume_from_checkpoint latest > "$tmp/sig2.log" 2>&1 || { echo "signal test: resume failed"; cat "$tmp/sig2.log"; fail=1; }
+grep -q "resuming from $tmp/sig/checkpoint-7" "$tmp/sig2.log" || { echo "signal test: did not resume from checkpoint-7"; fail=1; }
+for f in model.safetensors optimizer.safetensors; do
+    cmp -s "$tmp/sig/checkpoint-12/$f" "$tmp/full-adamw_torch/checkpoint-12/$f" || { echo "signal test: $f differs from the uninterrupted run"; fail=1; }
+done
+[ "$(notps "$tmp/sig/log.jsonl")" = "$(notps "$tmp/full-adamw_torch/log.jsonl")" ] && [ -s "$tmp/sig/log.jsonl" ] ||
+    { echo "signal test: log.jsonl differs from the uninterrupted run's"; diff <(notps "$tmp/sig/log.jsonl") <(notps "$tmp/full-adamw_torch/log.jsonl"); fail=1; }
+# at a checkpoint's own step nothing is written twice; a second signal ends the run at once, without a
+# checkpoint of its step; with --save_strategy no nothing is saved; each exits with 143
+LT_TEST_SIGNAL=TERM@6 "$LT" train "${args[@]}" --output_dir "$tmp/sig6" > "$tmp/sig6.log" 2>&1; rc=$?
+[ $rc -eq 143 ] && [ "$(grep -c '^saved ' "$tmp/sig6.log")" = 1 ] && grep -qF "$tmp/sig6/checkpoint-6 holds it" "$tmp/sig6.log" ||
+    { echo "signal test at a checkpoint step: rc=$rc"; cat "$tmp/sig6.log"; fail=1; }
+LT_TEST_SIGNAL=TERM@7x2 "$LT" train "${args[@]}" --output_dir "$tmp/sigx2" > "$tmp/sigx2.log" 2>&1; rc=$?
+[ $rc -eq 143 ] && [ -d "$tmp/sigx2/checkpoint-6" ] && [ ! -e "$tmp/sigx2/checkpoint-7" ] && ! grep -q "stopped by" "$tmp/sigx2.log" ||
+    { echo "signal test, two signals: rc=$rc"; ls "$tmp/sigx2"; cat "$tmp/sigx2.log"; fail=1; }
+LT_TEST_SIGNAL=TERM@3 "$LT" train "${args[@]}" --save_strategy no --output_dir "$tmp/signo" > "$tmp/signo.log" 2>&1; rc=$?
+[ $rc -eq 143 ] && grep -qF "stopped by SIGTERM after step 3 of 12; nothing saved (--save_strategy no)" "$tmp/signo.log" &&
+    ! ls "$tmp/signo" | grep -q checkpoint || { echo "signal test, --save_strategy no: rc=$rc"; cat "$tmp/signo.log"; fail=1; }
+echo "signal test done"
 
 # bad input: one line naming the thing, non-zero exit, no output folder
 bad() { # expected-message-substring, args...
