@@ -105,7 +105,7 @@ int lt_cmd_plan(int argc, char **argv) {
         fprintf(stderr, "leantrain plan: %s\n", err);
         return 1;
     }
-    int B = lt_train_args_max_batch(&a);
+    const int B = a.per_device_train_batch_size; /* evaluation runs in pieces of the training batch */
     int T = a.block_size > 0 ? a.block_size : cfg.n_positions;
     if (T > cfg.n_positions) {
         fprintf(stderr, "leantrain plan: --block_size %d is larger than the model's n_positions %d\n", T,
@@ -126,13 +126,8 @@ int lt_cmd_plan(int argc, char **argv) {
     lt_gpt2_memory mm;
     lt_gpt2_memory_plan(&cfg, B, T, 0, 0, LT_GPT2_F32, 0, &mm, err, sizeof err);
     const char *precision = a.pure_bf16 ? " + pure bf16" : a.bf16 ? " + bf16" : a.fp16 ? " + fp16" : "";
-    /* evaluation runs the forward at its own batch: when that is the larger one it sets the activations */
-    char why[96] = "";
-    if (B != a.per_device_train_batch_size)
-        snprintf(why, sizeof why, " (evaluation's; training %d; --eval_steps 0 plans without evaluation)",
-                 a.per_device_train_batch_size);
-    printf("GPT-2 %d layers, %d embd, %d heads, vocab %d, %zu parameters; batch %d%s x %d; %s%s%s%s\n", cfg.n_layer,
-           cfg.n_embd, cfg.n_head, cfg.vocab_size, mm.num_params, B, why, T, a.optim,
+    printf("GPT-2 %d layers, %d embd, %d heads, vocab %d, %zu parameters; batch %d x %d; %s%s%s%s\n", cfg.n_layer,
+           cfg.n_embd, cfg.n_head, cfg.vocab_size, mm.num_params, B, T, a.optim,
            a.gradient_checkpointing ? " + gradient checkpointing" : "",
            a.optim_in_backward ? " + step inside backward" : "", precision);
     lt_mem_table_print(stdout, &t, 0);

@@ -68,7 +68,7 @@ static const arg_def ARGS[] = {
     {"max_steps", A_LONG, S(max_steps), "optimizer steps; -1: from num_train_epochs [-1]"},
     {"num_train_epochs", A_DOUBLE, S(num_train_epochs), "[3]"},
     {"per_device_train_batch_size", A_INT, S(per_device_train_batch_size), "sequences per micro-batch [8]"},
-    {"per_device_eval_batch_size", A_INT, S(per_device_eval_batch_size), "[8]"},
+    {"per_device_eval_batch_size", A_INT, S(per_device_eval_batch_size), "validation sequences per batch (the unit of eval_max_batches); the forward takes at most per_device_train_batch_size of them at a time, so evaluation needs no memory beyond training's [8]"},
     {"gradient_accumulation_steps", A_INT, S(gradient_accumulation_steps), "micro-batches per step [1]"},
     {"logging_steps", A_LONG, S(logging_steps), "[500]"},
     {"eval_steps", A_LONG, S(eval_steps), "evaluate every N steps; default: logging_steps; 0: never"},
@@ -119,11 +119,6 @@ static const arg_def ARGS[] = {
 int lt_train_args_on_gpu(const lt_train_args *a) {
     if (!strcmp(a->device, "cuda")) return 1;
     return !strcmp(a->device, "auto") && lt_cuda_device_count() > 0;
-}
-
-int lt_train_args_max_batch(const lt_train_args *a) {
-    int B = a->per_device_train_batch_size;
-    return a->eval_steps > 0 && a->per_device_eval_batch_size > B ? a->per_device_eval_batch_size : B;
 }
 
 void lt_train_args_usage(void *file) {

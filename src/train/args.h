@@ -70,9 +70,6 @@ static inline lt_gpt2_precision lt_train_args_precision(const lt_train_args *a) 
  * device present (every precision: fp32, --bf16, --pure_bf16 and --fp16). */
 int lt_train_args_on_gpu(const lt_train_args *a);
 
-/* The batch the activation buffers must hold: the training batch, or the
- * evaluation batch when it is larger and evaluation is on. */
-int lt_train_args_max_batch(const lt_train_args *a);
 
 /* The usage text of every flag with its default. */
 void lt_train_args_usage(void *file);

@@ -123,16 +123,14 @@ void lt_data_next(lt_data *d, int B, int32_t *inputs, int32_t *targets) {
     }
 }
 
-int lt_data_val_batch(const lt_data *d, int B, size_t k, int32_t *inputs, int32_t *targets) {
-    int rows = 0;
-    for (int b = 0; b < B; b++) {
-        size_t blk = k * (size_t)B + (size_t)b;
-        if (blk >= d->n_val_blocks) break;
-        copy_block(d->val_src, d->val_begin + blk * (size_t)d->T, d->T, inputs + (size_t)b * d->T,
-                   targets + (size_t)b * d->T);
-        rows++;
+int lt_data_val_rows(const lt_data *d, size_t first, int rows, int32_t *inputs, int32_t *targets) {
+    int n = 0;
+    for (; n < rows && first + (size_t)n < d->n_val_blocks; n++) {
+        size_t blk = first + (size_t)n;
+        copy_block(d->val_src, d->val_begin + blk * (size_t)d->T, d->T, inputs + (size_t)n * d->T,
+                   targets + (size_t)n * d->T);
     }
-    return rows;
+    return n;
 }
 
 double lt_data_epoch_float(const lt_data *d) {

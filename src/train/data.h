@@ -46,8 +46,10 @@ void lt_data_seek(lt_data *d, long epoch, size_t index);
  * blocks; an epoch that has fewer than B blocks left ends and the next begins. */
 void lt_data_next(lt_data *d, int B, int32_t *inputs, int32_t *targets);
 
-/* Validation batch k of B blocks (the last batch may be short: returns its row count). */
-int lt_data_val_batch(const lt_data *d, int B, size_t k, int32_t *inputs, int32_t *targets);
+/* Up to `rows` validation blocks from block `first` on into inputs and
+ * targets ([rows, T] each); returns how many there were (fewer at the end of
+ * the split, 0 past it). */
+int lt_data_val_rows(const lt_data *d, size_t first, int rows, int32_t *inputs, int32_t *targets);
 
 /* Epochs done, as a fraction (for logs). */
 double lt_data_epoch_float(const lt_data *d);

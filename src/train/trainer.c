@@ -224,19 +224,25 @@ static int write_log(const char *path, const cJSON *history, char *err, size_t e
     return 1;
 }
 
+/* The mean loss over the validation blocks (the first eval_max_batches batches of per_device_eval_batch_size),
+ * each forward over at most the training batch: the buffers are the training's, so evaluating needs no memory
+ * beyond training's whatever the evaluation batch */
 static double evaluate(run_t *r, double *ppl) {
-    int EB = r->a->per_device_eval_batch_size;
-    size_t nb = (r->data.n_val_blocks + (size_t)EB - 1) / (size_t)EB;
-    if (r->a->eval_max_batches > 0 && nb > (size_t)r->a->eval_max_batches) nb = (size_t)r->a->eval_max_batches;
+    const size_t EB = (size_t)r->a->per_device_eval_batch_size;
+    size_t nblk = r->data.n_val_blocks;
+    if (r->a->eval_max_batches > 0 && nblk > (size_t)r->a->eval_max_batches * EB)
+        nblk = (size_t)r->a->eval_max_batches * EB;
     double sum = 0;
     long rows_total = 0;
-    for (size_t k = 0; k < nb; k++) {
-        int rows = lt_data_val_batch(&r->data, EB, k, r->inputs, r->targets);
+    for (size_t first = 0; first < nblk;) {
+        const int want = nblk - first < (size_t)r->B ? (int)(nblk - first) : r->B;
+        const int rows = lt_data_val_rows(&r->data, first, want, r->inputs, r->targets);
         if (rows <= 0) break;
         float l;
         if (model_forward(r, rows, 1, &l)) return NAN;
         sum += (double)l * rows;
         rows_total += rows;
+        first += (size_t)rows;
     }
     double loss = rows_total ? sum / (double)rows_total : NAN;
     *ppl = exp(loss);
@@ -377,7 +383,6 @@ int lt_train_run(const lt_train_args *a) {
                          cfg.vocab_size, a->seed, r->tok, a->threads, r->err, sizeof r->err))
         goto out;
     if (lt_gpt2_create(&cfg, &r->m, r->err, sizeof r->err)) goto out;
-    int EB = lt_train_args_max_batch(a);
     int on_gpu = lt_train_args_on_gpu(a);
     if (a->tf32 && !on_gpu) {
         snprintf(r->err, sizeof r->err,
@@ -392,10 +397,11 @@ int lt_train_run(const lt_train_args *a) {
         if (a->gradient_checkpointing) lt_gpt2_set_checkpointing(r->m, 1);
         if (a->optim_in_backward && lt_gpt2_set_grad_per_block(r->m, 1, r->err, sizeof r->err)) goto out;
         if (lt_gpt2_set_precision(r->m, lt_train_args_precision(a), a->pure_bf16, r->err, sizeof r->err)) goto out;
-        if (lt_gpt2_set_batch(r->m, EB, r->T, r->err, sizeof r->err)) goto out;
+        if (lt_gpt2_set_batch(r->m, r->B, r->T, r->err, sizeof r->err)) goto out;
     }
-    r->inputs = malloc((size_t)EB * (size_t)r->T * sizeof(int32_t));
-    r->targets = malloc((size_t)EB * (size_t)r->T * sizeof(int32_t));
+    /* the buffers hold the training batch; evaluation runs in pieces of it */
+    r->inputs = malloc((size_t)r->B * (size_t)r->T * sizeof(int32_t));
+    r->targets = malloc((size_t)r->B * (size_t)r->T * sizeof(int32_t));
     if (!r->inputs || !r->targets) {
         snprintf(r->err, sizeof r->err, "out of memory for the batch buffers");
         goto out;
@@ -417,7 +423,7 @@ int lt_train_run(const lt_train_args *a) {
                                   &r->dev, e2, sizeof e2) ||
             (lt_gpt2_dev_set_checkpointing(r->dev, a->gradient_checkpointing), 0) ||
             (a->tf32 && lt_gpt2_dev_set_tf32(r->dev, 1, e2, sizeof e2)) ||
-            lt_gpt2_dev_set_batch(r->dev, EB, r->T, e2, sizeof e2)) {
+            lt_gpt2_dev_set_batch(r->dev, r->B, r->T, e2, sizeof e2)) {
             snprintf(r->err, sizeof r->err, "--device cuda: %.1000s", e2);
             goto out;
         }
@@ -566,7 +572,7 @@ int lt_train_run(const lt_train_args *a) {
         char perr[512];
         lt_mem_methods me = {a->gradient_checkpointing, a->optim_in_backward, lt_train_args_precision(a), a->pure_bf16,
                              r->dev != NULL};
-        if (lt_memplan(&cfg, EB, r->T, a->optim, a->optim_args, &me, r->data.train.map_len + r->data.val.map_len,
+        if (lt_memplan(&cfg, r->B, r->T, a->optim, a->optim_args, &me, r->data.train.map_len + r->data.val.map_len,
                        &r->mem, perr, sizeof perr) == LT_OK)
             lt_mem_table_print(stdout, &r->mem, 0);
     }

@@ -152,10 +152,27 @@ bad "--fp16 cannot be combined with --bf16 or --pure_bf16: choose one" --train_f
 P=(--model gpt2 --block_size 1024 --per_device_train_batch_size 4 --device cuda)
 p16=$("$LT" plan "${P[@]}" --fp16 | grep '^memory'); pb16=$("$LT" plan "${P[@]}" --bf16 | grep '^memory')
 [ -n "$p16" ] && [ "$p16" = "$pb16" ] || { echo "plan --device cuda --fp16 ($p16) differs from --bf16 ($pb16)"; fail=1; }
-# the evaluation batch (8 by default) sets the plan's batch when larger, and the header says so; --eval_steps 0 leaves it out
-"$LT" plan --model gpt2 --block_size 1024 --per_device_train_batch_size 4 | grep -q "batch 8 (evaluation's; training 4; --eval_steps 0 plans without evaluation) x 1024" &&
-    "$LT" plan --model gpt2 --block_size 1024 --per_device_train_batch_size 4 --eval_steps 0 | grep -q "parameters; batch 4 x 1024" ||
-    { echo "plan: the batch line does not say which batch sets the activations"; fail=1; }
+# evaluation runs in pieces of the training batch: the plan does not depend on the evaluation batch (its table
+# was once the batch-8 evaluation's for a batch-4 training), nor do a run's memory table, measured peak bound and
+# eval_loss over the whole split (the same pieces); eval_max_batches still counts evaluation batches
+pl() { "$LT" plan --model gpt2 --block_size 1024 --per_device_train_batch_size 4 "$@" | grep -v '^speed'; }
+[ "$(pl)" = "$(pl --per_device_eval_batch_size 1)" ] && [ "$(pl --per_device_eval_batch_size 64)" = "$(pl --eval_steps 0)" ] &&
+    pl | grep -q "parameters; batch 4 x 1024" || { echo "plan: the evaluation batch changes the plan"; pl; fail=1; }
+EV=("${SMALL[@]}" --optim adamw_torch --max_steps 6 --eval_max_batches 0 --save_strategy no)
+for eb in 1 32; do
+    "$LT" train "${EV[@]}" --per_device_eval_batch_size $eb --output_dir "$tmp/ev$eb" > "$tmp/ev$eb.log" 2>&1 || { echo "eval batch $eb: run failed"; cat "$tmp/ev$eb.log"; fail=1; }
+done
+[ "$(grep -c eval_loss "$tmp/ev1/log.jsonl")" = 1 ] && [ "$(notps "$tmp/ev1/log.jsonl")" = "$(notps "$tmp/ev32/log.jsonl")" ] &&
+    [ "$(grep '^memory' "$tmp/ev1.log" | head -1)" = "$(grep '^memory' "$tmp/ev32.log" | head -1)" ] ||
+    { echo "the evaluation batch changed the run's log or memory table"; cat "$tmp/ev1/log.jsonl" "$tmp/ev32/log.jsonl"; fail=1; }
+# eval_max_batches 2 of batch 3 = the first 6 validation blocks: the same loss as eval_max_batches 3 of batch 2
+for c in "3 2" "2 3"; do
+    set -- $c
+    "$LT" train "${EV[@]}" --per_device_eval_batch_size $1 --eval_max_batches $2 --output_dir "$tmp/evm$1" > "$tmp/evm$1.log" 2>&1 || { echo "eval_max_batches $2: run failed"; fail=1; }
+done
+[ "$(notps "$tmp/evm3/log.jsonl")" = "$(notps "$tmp/evm2/log.jsonl")" ] && ! [ "$(notps "$tmp/evm3/log.jsonl")" = "$(notps "$tmp/ev1/log.jsonl")" ] ||
+    { echo "eval_max_batches: the loss over the first 6 blocks is not what it should be"; cat "$tmp/evm3/log.jsonl" "$tmp/evm2/log.jsonl"; fail=1; }
+echo "evaluation batch: no effect on the plan, the memory or the loss"
 # plan --fit: the rows that fit (some, not all, at this size; fp16 among them), fastest first, each row the plan of
 # its own flags (memory and, on the CPU, speed), on the CPU and for the device
 FIT=(--n_layer 2 --n_embd 64 --n_head 4 --n_positions 64 --block_size 64 --per_device_train_batch_size 4 --eval_steps 0)
