@@ -386,6 +386,114 @@ static void test_repeat_and_capacity(void) {
     lt_gpt2_free(m), lt_gpt2_free(m2);
 }
 
+/* ------------------------------------------ the lm head in chunks */
+
+/* Chunked mode (lt_gpt2_set_head_rows, the trainer's) against whole mode on
+ * the same weights and tokens. The loss: the same. The gradients: the same
+ * math, but OpenBLAS picks other kernels for a 7-row multiply than for a
+ * 99-row one, so d lnf differs in the last fp32 bits, and wte's gradient sums
+ * over the positions in another order: in fp32 within 1e-5 of each tensor's
+ * largest element (measured 4e-7); in 16-bit compute such a difference can
+ * move a value to the neighbouring bf16 / fp16 one wherever the backward
+ * rounds, so the bound is two of its steps at the tensor's largest element
+ * (2^-6, 2^-9: measured 0 and 8e-4 of the maximum, at 99 rows 0 in all).
+ * A chunk missed, doubled or scaled wrongly misses by O(1). Then: a logits
+ * buffer of 7 rows (and in 16-bit compute the fp32 sum of wte's gradient),
+ * as memory_plan says; no forward without targets; eval_loss. */
+static void test_head_chunks(void) {
+    lt_gpt2_config cfg = {.vocab_size = 97, .n_positions = 40, .n_embd = 64, .n_layer = 2, .n_head = 4,
+                          .layer_norm_epsilon = 1e-5};
+    enum { B = 3, T = 33, R = 7 };
+    const lt_gpt2_precision precs[3] = {LT_GPT2_F32, LT_GPT2_BF16, LT_GPT2_F16};
+    const double tols[3] = {1e-5, 0x1p-6, 0x1p-9};
+    char err[512] = "";
+    int32_t in[B * T], tg[B * T];
+    for (int i = 0; i < B * T; i++) in[i] = (int32_t)(urand() * 97), tg[i] = (int32_t)(urand() * 97);
+    for (int pi = 0; pi < 3; pi++) {
+        lt_gpt2 *m[2] = {NULL, NULL};
+        for (int k = 0; k < 2; k++) {
+            CHECK(lt_gpt2_create(&cfg, &m[k], err, sizeof err) == LT_OK, "%s", err);
+            if (!m[k]) return;
+            lt_gpt2_set_precision(m[k], precs[pi], 0, err, sizeof err);
+            lt_gpt2_set_checkpointing(m[k], pi == 1); /* bf16 with checkpointing, the others without */
+            if (k) lt_gpt2_set_head_rows(m[k], R);
+            CHECK(lt_gpt2_set_batch(m[k], B, T, err, sizeof err) == LT_OK, "%s", err);
+            lt_gpt2_init_random(m[k], 11);
+            m[k]->loss_scale = precs[pi] == LT_GPT2_F16 ? 1024.0f : 1.0f;
+            lt_gpt2_zero_grad(m[k]);
+            CHECK(lt_gpt2_forward(m[k], in, tg, B, T, err, sizeof err) == LT_OK, "%s", err);
+            CHECK(lt_gpt2_backward(m[k], err, sizeof err) == LT_OK, "%s", err);
+        }
+        CHECK(fabsf(m[0]->loss - m[1]->loss) <= 1e-6f * m[0]->loss, "precision %d: loss %.9g whole, %.9g in chunks",
+              pi, m[0]->loss, m[1]->loss);
+        double worst = 0;
+        for (int i = 0; i < m[0]->num_tensors; i++) {
+            const lt_gpt2_param *a = &m[0]->params[i], *b = &m[1]->params[i];
+            double gmax = 0, e = 0;
+            for (size_t j = 0; j < a->numel; j++) gmax = fmax(gmax, fabs(a->grad[j]));
+            for (size_t j = 0; j < a->numel; j++) e = fmax(e, fabs((double)a->grad[j] - b->grad[j]));
+            CHECK(gmax > 0 || i == LT_GPT2_WPE, "precision %d: %s: gradient all zero", pi, a->name);
+            CHECK(e <= tols[pi] * gmax, "precision %d: %s: gradients differ by %.3e (tensor max %.3e)", pi, a->name, e,
+                  gmax);
+            worst = fmax(worst, e / fmax(gmax, 1e-30));
+        }
+        printf("head in chunks of %d rows (precision %d): loss %s, worst gradient error / tensor max %.2e\n", R, pi,
+               m[0]->loss == m[1]->loss ? "identical" : "differs", worst);
+        /* the buffers: 7 rows of logits (and, in 16-bit compute, the fp32 sum of wte's gradient) */
+        lt_gpt2_memory pm[2];
+        for (int k = 0; k < 2; k++) {
+            CHECK(lt_gpt2_memory_plan(&cfg, B, T, pi == 1, 0, precs[pi], 0, k ? R : 0, &pm[k], err, sizeof err) ==
+                      LT_OK, "%s", err);
+            const size_t held = (m[k]->act_floats + m[k]->dact_floats) * 4 + m[k]->store_elems * 2;
+            CHECK(pm[k].activation_bytes == held, "precision %d: memory_plan's activations %zu bytes, the buffers' %zu",
+                  pi, pm[k].activation_bytes, held);
+        }
+        size_t saved = (size_t)(B * T - R) * 97 - (precs[pi] != LT_GPT2_F32 ? (size_t)97 * 64 : 0);
+        CHECK(m[0]->act_floats + m[0]->dact_floats - (m[1]->act_floats + m[1]->dact_floats) + 64 >= saved &&
+                  m[0]->act_floats + m[0]->dact_floats - (m[1]->act_floats + m[1]->dact_floats) <= saved + 64,
+              "precision %d: chunks saved %zu floats, expected about %zu", pi,
+              m[0]->act_floats + m[0]->dact_floats - (m[1]->act_floats + m[1]->dact_floats), saved);
+        /* 16-bit compute takes one chunk of all rows where chunks would not save memory (50 + C >= 99 rows): the
+           whole mode's buffers and bits */
+        if (precs[pi] != LT_GPT2_F32) {
+            lt_gpt2 *w = NULL;
+            CHECK(lt_gpt2_create(&cfg, &w, err, sizeof err) == LT_OK, "%s", err);
+            if (!w) return;
+            lt_gpt2_set_precision(w, precs[pi], 0, err, sizeof err);
+            lt_gpt2_set_checkpointing(w, pi == 1);
+            lt_gpt2_set_head_rows(w, 50);
+            CHECK(lt_gpt2_set_batch(w, B, T, err, sizeof err) == LT_OK, "%s", err);
+            lt_gpt2_init_random(w, 11);
+            w->loss_scale = m[0]->loss_scale;
+            lt_gpt2_zero_grad(w);
+            CHECK(lt_gpt2_forward(w, in, tg, B, T, err, sizeof err) == LT_OK, "%s", err);
+            CHECK(lt_gpt2_backward(w, err, sizeof err) == LT_OK, "%s", err);
+            CHECK(w->act_floats == m[0]->act_floats && w->dact_floats == m[0]->dact_floats,
+                  "precision %d: 50-row chunks hold %zu + %zu floats, whole mode %zu + %zu", pi, w->act_floats,
+                  w->dact_floats, m[0]->act_floats, m[0]->dact_floats);
+            CHECK(memcmp(w->grad_memory, m[0]->grad_memory, w->grad_floats * 4) == 0 && w->loss == m[0]->loss,
+                  "precision %d: one chunk of all rows differs from whole mode", pi);
+            lt_gpt2_free(w);
+        }
+        /* no whole logits in chunked mode; eval_loss: the same loss, no gradient, no backward after it */
+        CHECK(lt_gpt2_forward(m[1], in, NULL, B, T, err, sizeof err) == LT_ERR_STATE &&
+                  !strcmp(err, "forward: the logits are kept in chunks of 7 rows (lt_gpt2_set_head_rows): a forward "
+                               "without targets needs them whole"),
+              "%s", err);
+        for (int k = 0; k < 2; k++) {
+            float before = m[k]->loss;
+            lt_gpt2_zero_grad(m[k]);
+            CHECK(lt_gpt2_eval_loss(m[k], in, tg, B, T, err, sizeof err) == LT_OK, "%s", err);
+            CHECK(memcmp(&before, &m[k]->loss, 4) == 0, "eval_loss %.9g vs the forward's %.9g", m[k]->loss, before);
+            int nz = 0;
+            for (size_t j = 0; j < m[k]->grad_floats; j++) nz += m[k]->grad_memory[j] != 0;
+            CHECK(nz == 0, "eval_loss wrote %d gradient elements", nz);
+            CHECK(lt_gpt2_backward(m[k], err, sizeof err) == LT_ERR_STATE, "backward after eval_loss");
+        }
+        lt_gpt2_free(m[0]), lt_gpt2_free(m[1]);
+    }
+}
+
 /* ------------------------------------------------------------ loading */
 
 enum variant { V_PLAIN, V_PREFIXED, V_BF16, V_MISSING, V_SHAPE, V_DTYPE, V_HEAD_DIFFERS, V_BOTH, V_DEEPER };
@@ -1008,6 +1116,7 @@ int main(void) {
     test_loading();
     test_finite_differences();
     test_repeat_and_capacity();
+    test_head_chunks();
     test_trace();
     return lt_test_done("test_gpt2");
 }

@@ -93,7 +93,7 @@ int main(void) {
         lt_gpt2_dev_memory d;
         lt_gpt2_memory h;
         CHECK(lt_gpt2_dev_memory_plan(&gpt2, 4, 1024, 0, pb, LT_GPT2_F32, 0, &d, err, sizeof err) == LT_OK, "%s", err);
-        CHECK(lt_gpt2_memory_plan(&gpt2, 4, 1024, 0, pb, LT_GPT2_F32, 0, &h, err, sizeof err) == LT_OK, "%s", err);
+        CHECK(lt_gpt2_memory_plan(&gpt2, 4, 1024, 0, pb, LT_GPT2_F32, 0, 0, &h, err, sizeof err) == LT_OK, "%s", err);
         CHECK(d.num_params == 124439808 && d.num_params == h.num_params, "params %zu", d.num_params);
         CHECK(d.weight_bytes == h.weight_bytes, "weights %zu vs the CPU's %zu", d.weight_bytes, h.weight_bytes);
         CHECK(d.grad_bytes == h.grad_bytes, "gradients %zu vs the CPU's %zu (per-block %d)", d.grad_bytes,

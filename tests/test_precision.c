@@ -229,8 +229,8 @@ int main(void) {
     CHECK(lp == lm, "pure bf16 loss %.9g vs mixed %.9g", lp, lm);
     CHECK(memcmp(m->grad_memory, g16, nf * sizeof *g16) == 0, "pure bf16 gradients differ from mixed bf16");
     lt_gpt2_memory pm, mm;
-    CHECK(lt_gpt2_memory_plan(&cfg, B, T, 0, 0, LT_GPT2_BF16, 1, &pm, err, sizeof err) == LT_OK, "%s", err);
-    CHECK(lt_gpt2_memory_plan(&cfg, B, T, 0, 0, LT_GPT2_BF16, 0, &mm, err, sizeof err) == LT_OK, "%s", err);
+    CHECK(lt_gpt2_memory_plan(&cfg, B, T, 0, 0, LT_GPT2_BF16, 1, 0, &pm, err, sizeof err) == LT_OK, "%s", err);
+    CHECK(lt_gpt2_memory_plan(&cfg, B, T, 0, 0, LT_GPT2_BF16, 0, 0, &mm, err, sizeof err) == LT_OK, "%s", err);
     CHECK(2 * pm.weight_bytes == mm.weight_bytes && pm.weight_bytes == nf * 2, "pure bf16 weights %zu bytes, mixed %zu",
           pm.weight_bytes, mm.weight_bytes);
 
@@ -293,8 +293,8 @@ int main(void) {
     lt_gpt2_config small;
     CHECK(lt_gpt2_config_preset("gpt2", &small, err, sizeof err) == LT_OK, "%s", err);
     lt_gpt2_memory a32, a16;
-    CHECK(lt_gpt2_memory_plan(&small, 4, 1024, 0, 0, LT_GPT2_F32, 0, &a32, err, sizeof err) == LT_OK, "%s", err);
-    CHECK(lt_gpt2_memory_plan(&small, 4, 1024, 0, 0, LT_GPT2_BF16, 0, &a16, err, sizeof err) == LT_OK, "%s", err);
+    CHECK(lt_gpt2_memory_plan(&small, 4, 1024, 0, 0, LT_GPT2_F32, 0, 0, &a32, err, sizeof err) == LT_OK, "%s", err);
+    CHECK(lt_gpt2_memory_plan(&small, 4, 1024, 0, 0, LT_GPT2_BF16, 0, 0, &a16, err, sizeof err) == LT_OK, "%s", err);
     printf("gpt2 B4 T1024 activations: fp32 %.0f MiB, bf16 %.0f MiB\n", a32.activation_bytes / 1048576.0,
            a16.activation_bytes / 1048576.0);
     /* storing the 14 C floats per token of each block's internals in 16 bits saves 2 bytes each, less the one

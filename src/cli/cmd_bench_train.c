@@ -40,6 +40,7 @@ static int bench_one(const char *label, lt_gpt2_config cfg, int B, int T, int st
     char err[1024];
     lt_gpt2 *m = NULL;
     if (lt_gpt2_create(&cfg, &m, err, sizeof err) || lt_gpt2_set_precision(m, prec, 0, err, sizeof err) ||
+        (lt_gpt2_set_head_rows(m, lt_gpt2_head_rows_default(&cfg)), 0) || /* the lm head as the trainer runs it */
         lt_gpt2_set_batch(m, B, T, err, sizeof err)) {
         fprintf(stderr, "leantrain bench train: %s\n", err);
         lt_gpt2_free(m);

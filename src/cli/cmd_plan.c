@@ -124,7 +124,7 @@ int lt_cmd_plan(int argc, char **argv) {
         return 1;
     }
     lt_gpt2_memory mm;
-    lt_gpt2_memory_plan(&cfg, B, T, 0, 0, LT_GPT2_F32, 0, &mm, err, sizeof err);
+    lt_gpt2_memory_plan(&cfg, B, T, 0, 0, LT_GPT2_F32, 0, 0, &mm, err, sizeof err);
     const char *precision = a.pure_bf16 ? " + pure bf16" : a.bf16 ? " + bf16" : a.fp16 ? " + fp16" : "";
     printf("GPT-2 %d layers, %d embd, %d heads, vocab %d, %zu parameters; batch %d x %d; %s%s%s%s\n", cfg.n_layer,
            cfg.n_embd, cfg.n_head, cfg.vocab_size, mm.num_params, B, T, a.optim,

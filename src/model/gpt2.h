@@ -109,7 +109,8 @@ typedef struct lt_gpt2_acts {
     float *lnf;       /* [BT, C] */
     float *lnf_mean;  /* [BT] */
     float *lnf_rstd;  /* [BT] */
-    float *logits;    /* [BT, V]      after lt_gpt2_backward: d loss / d logits (overwritten in place) */
+    float *logits;    /* [BT, V]      after lt_gpt2_backward: d loss / d logits (overwritten in place);
+                         [min(head_rows, BT), V] in chunked mode (lt_gpt2_set_head_rows): the last chunk's */
     float *lse;       /* [BT]         log-sum-exp of each logits row */
     float *losses;    /* [BT]         cross-entropy of each position */
 } lt_gpt2_acts;
@@ -123,6 +124,8 @@ typedef struct lt_gpt2_dacts {
     float *dqkv;  /* [BT, 3C] */
     float *datty; /* [BT, C] */
     float *dtmp;  /* [BT, C]   16-bit compute: dres rounded for a matrix multiply (fp32: empty) */
+    float *dwte;  /* [V, C]    16-bit compute in chunked mode: the lm head's weight gradient summed over the chunks
+                     in fp32, rounded once when complete, as one multiply's would be (else empty) */
 } lt_gpt2_dacts;
 
 typedef struct lt_gpt2 {
@@ -146,6 +149,9 @@ typedef struct lt_gpt2 {
     int32_t *tokens;        /* [2, max_B*max_T]: the last forward's inputs, then its targets */
 
     int checkpointing;      /* keep only each block's output; recompute its internals in backward */
+    int head_rows;          /* > 0: the lm head and loss run in chunks of this many rows (lt_gpt2_set_head_rows) */
+    int head_chunk;         /* the rows per chunk at this capacity (set_batch): head_rows, or all rows where that
+                               would not save memory (16-bit compute); 0 in whole mode */
 
     /* mixed precision (lt_gpt2_set_precision) */
     int precision;          /* lt_gpt2_precision of the compute */
@@ -159,6 +165,7 @@ typedef struct lt_gpt2 {
     size_t store_elems;
     int B, T;               /* of the last forward (0 before) */
     int have_targets;       /* the last forward computed a loss, so backward may run */
+    int head_done;          /* chunked mode: that forward also did the head's backward (dacts.dln holds d lnf) */
     float loss;             /* mean cross-entropy of the last forward (NaN without targets) */
 } lt_gpt2;
 
@@ -231,8 +238,8 @@ typedef struct lt_gpt2_memory {
 lt_status lt_gpt2_param_table(const lt_gpt2_config *c, lt_gpt2_param **out, int *n, char *err, size_t errlen);
 
 lt_status lt_gpt2_memory_plan(const lt_gpt2_config *c, int B, int T, int checkpointing, int grad_per_block,
-                              lt_gpt2_precision precision, int pure_bf16, lt_gpt2_memory *out, char *err,
-                              size_t errlen);
+                              lt_gpt2_precision precision, int pure_bf16, int head_rows, lt_gpt2_memory *out,
+                              char *err, size_t errlen);
 
 /* Mixed precision, emulated exactly on the CPU the way torch.autocast runs
  * GPT-2: every matrix multiply takes its operands rounded to `p` (weights,
@@ -258,6 +265,30 @@ lt_status lt_gpt2_set_precision(lt_gpt2 *m, lt_gpt2_precision p, int pure_bf16, 
  * instead of L blocks'. Gradients are bit-identical to the run without it.
  * Takes effect at the next lt_gpt2_set_batch (which must follow). */
 void lt_gpt2_set_checkpointing(lt_gpt2 *m, int on);
+
+/* The lm head in chunks (training's mode; rows 0, the default, keeps the
+ * logits whole): a forward with targets computes the logits of `rows`
+ * positions at most at a time (chunks of equal size), their losses, and at
+ * once their gradient (times loss_scale, which must be set before the
+ * forward) and the head's backward: d lnf into dacts.dln and the tied wte's
+ * gradient, accumulated. The logits buffer then holds one chunk instead of
+ * B x T rows (GPT-2 at batch 4 x 1024, chunks of 1024: 823 MB -> 206 MB; in
+ * 16-bit compute plus wte's fp32 gradient sum, V x C, and only where that
+ * still saves memory), and lt_gpt2_backward goes on from ln_f. The loss is the
+ * same as in whole mode bit for bit when the multiplies are (the losses are
+ * summed over all positions in order); the gradients differ only in the
+ * order of the sums over positions (in 16-bit compute wte's gradient is
+ * still rounded once). A forward without targets is LT_ERR_STATE in this
+ * mode (lt_gpt2_eval_loss gives a loss without gradients). Takes effect at
+ * the next lt_gpt2_set_batch (which must follow). */
+void lt_gpt2_set_head_rows(lt_gpt2 *m, int rows);
+
+/* The rows the trainer gives lt_gpt2_set_head_rows: chunks of at most 256 MiB
+ * of fp32 logits (at least 64 rows; 1335 for GPT-2's vocabulary, hence chunks
+ * of 1024 at 2048 or 4096 positions: OpenBLAS runs those as fast as the whole,
+ * 667-row ones 8% and 512-row ones 22% slower); for a small vocabulary more
+ * rows than a batch holds, i.e. one chunk. */
+int lt_gpt2_head_rows_default(const lt_gpt2_config *c);
 
 /* Per-block gradients, for stepping the optimizer inside backward: every
  * block's parameters share ONE block-sized gradient buffer (their .grad
@@ -290,6 +321,12 @@ void lt_gpt2_zero_grad(lt_gpt2 *m);
  * [0, V) are LT_ERR_ARG (nothing computed). Allocates nothing. */
 lt_status lt_gpt2_forward(lt_gpt2 *m, const int32_t *inputs, const int32_t *targets, int B, int T, char *err,
                           size_t errlen);
+
+/* The mean cross-entropy of inputs against targets (both [B*T] token ids)
+ * into m->loss, without enabling backward and without touching a gradient:
+ * evaluation. The same loss as lt_gpt2_forward's, in either head mode. */
+lt_status lt_gpt2_eval_loss(lt_gpt2 *m, const int32_t *inputs, const int32_t *targets, int B, int T, char *err,
+                            size_t errlen);
 
 /* Backward pass of the last forward (which must have had targets): adds
  * d loss / d parameter into every gradient (wte's gets both the lm-head and

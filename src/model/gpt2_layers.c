@@ -679,3 +679,22 @@ void lt_nn_lmhead_backward_r(float *dinp, float *dwte, const float *dlogits, con
     }
     lt_nn_round_inplace(dinp, N * (size_t)C, r);
 }
+
+void lt_nn_lmhead_backward_sum_r(float *dinp, float *sum, int first, const float *dlogits, const float *inp,
+                                 const float *wte, const uint16_t *wte16, size_t N, int C, int V, lt_nn_round r,
+                                 float *wscratch, int rows) {
+    for (int v0 = 0; v0 < V; v0 += rows) {
+        int v1 = v0 + rows < V ? v0 + rows : V;
+        fetch_rows(wscratch, wte, wte16, v0, v1, C, r);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)N, C, v1 - v0, 1.0f, dlogits + v0, V, wscratch, C,
+                    v0 ? 1.0f : 0.0f, dinp, C);
+    }
+    lt_nn_round_inplace(dinp, N * (size_t)C, r);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, C, (int)N, 1.0f, dlogits, V, inp, C, first ? 0.0f : 1.0f,
+                sum, C);
+}
+
+void lt_nn_lmhead_sum_finish_r(float *dwte, float *sum, size_t n, lt_nn_round r) {
+    lt_nn_round_inplace(sum, n, r);
+    add_into(dwte, sum, n);
+}

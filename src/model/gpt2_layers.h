@@ -96,6 +96,17 @@ void lt_nn_lmhead_backward_r(float *dinp, float *dwte, const float *dlogits, con
                              const uint16_t *wte16, size_t N, int C, int V, lt_nn_round r, float *wscratch,
                              float *gscratch, int rows);
 
+/* The same for one chunk of rows when the head runs in chunks: dinp =
+ * round(dlogits @ round(wte)) (overwritten), and wte's gradient summed in
+ * fp32, not rounded: sum[V,C] = dlogits^T @ inp, added to sum unless first. */
+void lt_nn_lmhead_backward_sum_r(float *dinp, float *sum, int first, const float *dlogits, const float *inp,
+                                 const float *wte, const uint16_t *wte16, size_t N, int C, int V, lt_nn_round r,
+                                 float *wscratch, int rows);
+
+/* dwte[n] += round(sum[n]) with r (sum rounded in place): the chunks' weight gradient, rounded once as one
+ * multiply's would be. */
+void lt_nn_lmhead_sum_finish_r(float *dwte, float *sum, size_t n, lt_nn_round r);
+
 /* Causal multi-head self-attention. qkv [B,T,3C] holds q | k | v, each C wide
  * with head h at columns h*hs .. h*hs+hs-1 (hs = C / NH). Writes
  * out[B,T,C] = softmax over t2 <= t of q.k / sqrt(hs), times v, heads side by

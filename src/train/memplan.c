@@ -25,7 +25,8 @@ lt_status lt_memplan(const lt_gpt2_config *cfg, int B, int T, const char *optim,
     lt_status st = me->device ? lt_gpt2_dev_memory_plan(cfg, B, T, me->gradient_checkpointing, me->optim_in_backward,
                                                         me->precision, me->pure_bf16, &dm, err, errlen)
                               : lt_gpt2_memory_plan(cfg, B, T, me->gradient_checkpointing, me->optim_in_backward,
-                                                    me->precision, me->pure_bf16, &mm, err, errlen);
+                                                    me->precision, me->pure_bf16, lt_gpt2_head_rows_default(cfg),
+                                                    &mm, err, errlen);
     if (st) return st;
     lt_hparams hp = lt_hparams_default();
     lt_optim *o = lt_optim_create(optim, optim_args, &hp, err, errlen);

@@ -101,11 +101,11 @@ static lt_status model_zero_grad(run_t *r) {
     return LT_OK;
 }
 
-/* forward of rows x T tokens; with targets the mean loss into *loss */
-static lt_status model_forward(run_t *r, int rows, int with_targets, float *loss) {
-    const int32_t *tg = with_targets ? r->targets : NULL;
-    if (r->dev) return lt_gpt2_dev_forward(r->dev, r->inputs, tg, rows, r->T, loss, r->err, sizeof r->err);
-    lt_status st = lt_gpt2_forward(r->m, r->inputs, tg, rows, r->T, r->err, sizeof r->err);
+/* forward of rows x T tokens and their mean loss into *loss; train: for a backward next (evaluation: not) */
+static lt_status model_forward(run_t *r, int rows, int train, float *loss) {
+    if (r->dev) return lt_gpt2_dev_forward(r->dev, r->inputs, r->targets, rows, r->T, loss, r->err, sizeof r->err);
+    lt_status st = train ? lt_gpt2_forward(r->m, r->inputs, r->targets, rows, r->T, r->err, sizeof r->err)
+                         : lt_gpt2_eval_loss(r->m, r->inputs, r->targets, rows, r->T, r->err, sizeof r->err);
     *loss = r->m->loss;
     return st;
 }
@@ -239,7 +239,7 @@ static double evaluate(run_t *r, double *ppl) {
         const int rows = lt_data_val_rows(&r->data, first, want, r->inputs, r->targets);
         if (rows <= 0) break;
         float l;
-        if (model_forward(r, rows, 1, &l)) return NAN;
+        if (model_forward(r, rows, 0, &l)) return NAN;
         sum += (double)l * rows;
         rows_total += rows;
         first += (size_t)rows;
@@ -351,7 +351,9 @@ int lt_train_run(const lt_train_args *a) {
     }
     /* the tokenizer for text files: the flag's, else the one saved in the checkpoint or the model folder */
     {
-        const char *tp = a->tokenizer_name_or_path[0]                 ? a->tokenizer_name_or_path
+        const int none = !strcmp(a->tokenizer_name_or_path, "none"); /* text read as bytes, whatever else has one */
+        const char *tp = none                                          ? NULL
+                         : a->tokenizer_name_or_path[0]                ? a->tokenizer_name_or_path
                          : resume[0] && lt_tokenizer_present(resume)  ? resume
                          : lt_tokenizer_present(a->model_name_or_path) ? a->model_name_or_path
                                                                        : NULL;
@@ -397,6 +399,8 @@ int lt_train_run(const lt_train_args *a) {
         if (a->gradient_checkpointing) lt_gpt2_set_checkpointing(r->m, 1);
         if (a->optim_in_backward && lt_gpt2_set_grad_per_block(r->m, 1, r->err, sizeof r->err)) goto out;
         if (lt_gpt2_set_precision(r->m, lt_train_args_precision(a), a->pure_bf16, r->err, sizeof r->err)) goto out;
+        /* the logits in chunks, their gradient and the head's backward computed in the forward */
+        lt_gpt2_set_head_rows(r->m, lt_gpt2_head_rows_default(&cfg));
         if (lt_gpt2_set_batch(r->m, r->B, r->T, r->err, sizeof r->err)) goto out;
     }
     /* the buffers hold the training batch; evaluation runs in pieces of it */

@@ -173,6 +173,12 @@ done
 [ "$(notps "$tmp/evm3/log.jsonl")" = "$(notps "$tmp/evm2/log.jsonl")" ] && ! [ "$(notps "$tmp/evm3/log.jsonl")" = "$(notps "$tmp/ev1/log.jsonl")" ] ||
     { echo "eval_max_batches: the loss over the first 6 blocks is not what it should be"; cat "$tmp/evm3/log.jsonl" "$tmp/evm2/log.jsonl"; fail=1; }
 echo "evaluation batch: no effect on the plan, the memory or the loss"
+# --tokenizer_name_or_path none (as --help documents; it was taken for a folder's name): the text is bytes, the
+# same run as without the flag when nothing else has a tokenizer
+"$LT" train "${EV[@]}" --tokenizer_name_or_path none --output_dir "$tmp/tnone" > "$tmp/tnone.log" 2>&1 &&
+    grep -q "vocab 256:" "$tmp/tnone.log" && ! grep -q "^tokenizer:" "$tmp/tnone.log" &&
+    [ "$(notps "$tmp/tnone/log.jsonl")" = "$(notps "$tmp/ev1/log.jsonl")" ] ||
+    { echo "--tokenizer_name_or_path none failed"; cat "$tmp/tnone.log"; fail=1; }
 # plan --fit: the rows that fit (some, not all, at this size; fp16 among them), fastest first, each row the plan of
 # its own flags (memory and, on the CPU, speed), on the CPU and for the device
 FIT=(--n_layer 2 --n_embd 64 --n_head 4 --n_positions 64 --block_size 64 --per_device_train_batch_size 4 --eval_steps 0)
