@@ -110,7 +110,7 @@ typedef struct lt_gpt2_acts {
     float *lnf_mean;  /* [BT] */
     float *lnf_rstd;  /* [BT] */
     float *logits;    /* [BT, V]      after lt_gpt2_backward: d loss / d logits (overwritten in place);
-                         [min(head_rows, BT), V] in chunked mode (lt_gpt2_set_head_rows): the last chunk's */
+                         [head_chunk, V] in chunked mode (lt_gpt2_set_head_rows): the last chunk's */
     float *lse;       /* [BT]         log-sum-exp of each logits row */
     float *losses;    /* [BT]         cross-entropy of each position */
 } lt_gpt2_acts;

@@ -70,7 +70,6 @@ static inline lt_gpt2_precision lt_train_args_precision(const lt_train_args *a) 
  * device present (every precision: fp32, --bf16, --pure_bf16 and --fp16). */
 int lt_train_args_on_gpu(const lt_train_args *a);
 
-
 /* The usage text of every flag with its default. */
 void lt_train_args_usage(void *file);
 
