@@ -153,8 +153,8 @@ P=(--model gpt2 --block_size 1024 --per_device_train_batch_size 4 --device cuda)
 p16=$("$LT" plan "${P[@]}" --fp16 | grep '^memory'); pb16=$("$LT" plan "${P[@]}" --bf16 | grep '^memory')
 [ -n "$p16" ] && [ "$p16" = "$pb16" ] || { echo "plan --device cuda --fp16 ($p16) differs from --bf16 ($pb16)"; fail=1; }
 # evaluation runs in pieces of the training batch: the plan does not depend on the evaluation batch (its table
-# was once the batch-8 evaluation's for a batch-4 training), nor do a run's memory table, measured peak bound and
-# eval_loss over the whole split (the same pieces); eval_max_batches still counts evaluation batches
+# was once the batch-8 evaluation's for a batch-4 training), nor do a run's memory table and eval_loss over the
+# whole split (the same pieces); eval_max_batches still counts evaluation batches
 pl() { "$LT" plan --model gpt2 --block_size 1024 --per_device_train_batch_size 4 "$@" | grep -v '^speed'; }
 [ "$(pl)" = "$(pl --per_device_eval_batch_size 1)" ] && [ "$(pl --per_device_eval_batch_size 64)" = "$(pl --eval_steps 0)" ] &&
     pl | grep -q "parameters; batch 4 x 1024" || { echo "plan: the evaluation batch changes the plan"; pl; fail=1; }
