@@ -396,7 +396,7 @@ static void test_repeat_and_capacity(void) {
  * largest element (measured 4e-7); in 16-bit compute such a difference can
  * move a value to the neighbouring bf16 / fp16 one wherever the backward
  * rounds, so the bound is two of its steps at the tensor's largest element
- * (2^-6, 2^-9: measured 0 and 8e-4 of the maximum, at 99 rows 0 in all).
+ * (2^-6, 2^-9: measured 4e-4 and 8e-4 of the maximum; one chunk of all 99 rows: 0).
  * A chunk missed, doubled or scaled wrongly misses by O(1). Then: a logits
  * buffer of 7 rows (and in 16-bit compute the fp32 sum of wte's gradient),
  * as memory_plan says; no forward without targets; eval_loss. */
