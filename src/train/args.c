@@ -125,6 +125,9 @@ void lt_train_args_usage(void *file) {
     FILE *f = file;
     fprintf(f, "usage: leantrain train [--flag value ...]\n");
     for (size_t i = 0; i < NARGS; i++) fprintf(f, "  --%-30s %s\n", ARGS[i].flag, ARGS[i].help);
+    fprintf(f, "Ctrl-C, SIGTERM or SIGHUP: the run stops after the step in progress with a checkpoint of it (exit 128 +\n"
+               "the signal); the same command with --resume_from_checkpoint latest continues it exactly. A second\n"
+               "signal quits at once.\n");
 }
 
 static lt_status set_value(lt_train_args *a, const arg_def *d, const char *v, char *err, size_t errlen) {
