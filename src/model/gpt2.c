@@ -737,21 +737,18 @@ static lt_status forward(lt_gpt2 *m, const int32_t *inputs, const int32_t *targe
     lnf_weights(m, &lw, &lb);
     lt_nn_layernorm_forward_r(a->lnf, a->lnf_mean, a->lnf_rstd, residual, lw, lb, N, C, c->layer_norm_epsilon,
                               rnd(m));
-    if (!m->head_rows) {
-        head_logits(m, 0, N);
-        if (targets) lt_nn_crossentropy_forward(a->losses, a->lse, a->logits, tg, N, V);
-    } else {
-        /* chunk by chunk: logits, their losses, and in training their gradient and the head's backward */
-        const size_t R = even_chunk(N, (size_t)m->head_chunk); /* at most the buffer's rows */
-        for (size_t r0 = 0; r0 < N; r0 += R) {
-            const size_t n = N - r0 < R ? N - r0 : R;
-            head_logits(m, r0, n);
-            lt_nn_crossentropy_forward(a->losses + r0, a->lse + r0, a->logits, tg + r0, n, V);
-            if (grad) head_backward(m, r0, n, N);
-        }
-        if (grad && N > R) head_finish(m);
-        m->head_done = grad;
+    /* the lm head chunk by chunk: logits, their losses, and in chunked training their gradient and the head's
+       backward; whole mode is one chunk of all rows whose backward lt_gpt2_backward does */
+    const size_t R = m->head_rows ? even_chunk(N, (size_t)m->head_chunk) : N; /* at most the buffer's rows */
+    const int fused = m->head_rows && grad;
+    for (size_t r0 = 0; r0 < N; r0 += R) {
+        const size_t n = N - r0 < R ? N - r0 : R;
+        head_logits(m, r0, n);
+        if (targets) lt_nn_crossentropy_forward(a->losses + r0, a->lse + r0, a->logits, tg + r0, n, V);
+        if (fused) head_backward(m, r0, n, N);
     }
+    if (fused && N > R) head_finish(m);
+    m->head_done = fused;
     if (targets) {
         /* summed over all positions in order, whatever the chunks (lt_nn_crossentropy_forward's order) */
         double total = 0.0;
@@ -788,9 +785,9 @@ lt_status lt_gpt2_backward_cb(lt_gpt2 *m, lt_gpt2_grad_ready ready, void *ctx, c
     /* the logits buffer turns into their gradient: a second backward would be wrong */
     m->have_targets = 0;
     const lt_gpt2_config *c = &m->cfg;
-    int L = c->n_layer, C = c->n_embd, NH = c->n_head, V = c->vocab_size, B = m->B, T = m->T;
+    int L = c->n_layer, C = c->n_embd, NH = c->n_head, B = m->B, T = m->T;
     size_t N = (size_t)B * (size_t)T, NC = N * (size_t)C, cap = (size_t)m->max_B * (size_t)m->max_T;
-    const int32_t *in = m->tokens, *tg = m->tokens + cap;
+    const int32_t *in = m->tokens;
     const lt_gpt2_acts *a = &m->acts;
     const lt_gpt2_dacts *d = &m->dacts;
     lt_gpt2_param *wte = &m->params[LT_GPT2_WTE], *wpe = &m->params[LT_GPT2_WPE];
@@ -798,16 +795,8 @@ lt_status lt_gpt2_backward_cb(lt_gpt2 *m, lt_gpt2_grad_ready ready, void *ctx, c
     lt_nn_round r = rnd(m);
     float *gs = m->gscratch;
 
-    if (!m->head_done) { /* chunked mode did the head's backward in the forward; dln holds d lnf */
-        lt_nn_crossentropy_backward_r(a->logits, a->logits, a->lse, tg, N, V,
-                                      (float)((double)m->loss_scale / (double)N), r);
-        if (m->precision == LT_GPT2_F32) {
-            lt_nn_lmhead_backward(d->dln, wte->grad, a->logits, a->lnf, wte->data, N, C, V);
-        } else {
-            lt_nn_lmhead_backward_r(d->dln, wte->grad, a->logits, a->lnf, wte->data, wte->data16, N, C, V, r,
-                                    m->wscratch, gs, lm_rows(c));
-        }
-    }
+    /* whole mode: the head's backward over all rows (chunked mode did it in the forward; dln holds d lnf) */
+    if (!m->head_done) head_backward(m, 0, N, N);
     m->head_done = 0;
     const float *last = L > 0 ? a->residual3 + (size_t)(L - 1) * cap * (size_t)C : a->encoded;
     const float *lw, *lb;
