@@ -283,19 +283,22 @@ inline cudaError_t cudaPointerGetAttributes(cudaPointerAttributes *a, const void
 /* ---- devices, streams, events ---- */
 inline cudaError_t cudaGetDeviceCount(int *n) { return *n = 1, cudaSuccess; }
 inline cudaError_t cudaGetDevice(int *d) { return *d = 0, cudaSuccess; }
+/* An integer setting of the emulation: environment variable `name` in [lo, hi], else `dflt` when unset; any
+ * other value stops the program with `hint`. */
+inline int lt_emu_env_int(const char *name, int dflt, long lo, long hi, const char *hint) {
+    const char *e = getenv(name);
+    if (!e || !*e) return dflt;
+    char *end = nullptr;
+    const long n = strtol(e, &end, 10);
+    if (*end || n < lo || n > hi) {
+        fprintf(stderr, "cuda emu: %s=%s: %s\n", name, e, hint);
+        abort();
+    }
+    return (int)n;
+}
 /* compute capability 9.0, or LT_EMU_CC=XY (75: a T4's 7.5) */
 inline int lt_emu_cc() {
-    static const int v = [] {
-        const char *e = getenv("LT_EMU_CC");
-        if (!e || !*e) return 90;
-        char *end = nullptr;
-        const long n = strtol(e, &end, 10);
-        if (*end || n < 30 || n > 129) {
-            fprintf(stderr, "cuda emu: LT_EMU_CC=%s: give major and minor as one number, e.g. 75 or 90\n", e);
-            abort();
-        }
-        return (int)n;
-    }();
+    static const int v = lt_emu_env_int("LT_EMU_CC", 90, 30, 129, "give major and minor as one number, e.g. 75 or 90");
     return v;
 }
 inline cudaError_t cudaGetDeviceProperties(cudaDeviceProp *p, int) {
@@ -308,17 +311,8 @@ inline cudaError_t cudaGetDeviceProperties(cudaDeviceProp *p, int) {
 /* the shared memory a block may opt into: an H100's 227 KB, or LT_EMU_SMEM_OPTIN bytes (101376: the 99 KB of an
  * sm_86 / sm_89 card); cudaFuncSetAttribute refuses more */
 inline int lt_emu_dyn_optin() {
-    static const int v = [] {
-        const char *e = getenv("LT_EMU_SMEM_OPTIN");
-        if (!e || !*e) return 227 * 1024;
-        char *end = nullptr;
-        const long n = strtol(e, &end, 10);
-        if (*end || n < 48 * 1024 || n > 227 * 1024) {
-            fprintf(stderr, "cuda emu: LT_EMU_SMEM_OPTIN=%s: give bytes from 49152 to 232448\n", e);
-            abort();
-        }
-        return (int)n;
-    }();
+    static const int v = lt_emu_env_int("LT_EMU_SMEM_OPTIN", 227 * 1024, 48 * 1024, 227 * 1024,
+                                        "give bytes from 49152 to 232448");
     return v;
 }
 inline cudaError_t cudaDeviceGetAttribute(int *v, cudaDeviceAttr a, int) {
