@@ -46,11 +46,22 @@ static void randomize(lt_gpt2 *m) {
 
 /* ----------------------------------------------- the float64 reference */
 
+/* The dropout factor of element i of site `site` in the model's last training forward, from the documented
+ * definition (one lt_dropout_keep per element; the model's loops draw words in batches): 0 or 1 / (1 - p) as
+ * the float scale; 1 when the model applies no dropout. */
+static double ref_drop(const lt_gpt2 *dm, double p, uint32_t site, uint64_t i) {
+    if (!dm || !dm->dropout_on) return 1.0;
+    lt_dropout d = lt_dropout_make(p, dm->dropout_seed, site, dm->dropout_stream);
+    if (!d.threshold) return 1.0;
+    return lt_dropout_keep(&d, i) ? (double)d.scale : 0.0;
+}
+
 /* An independent, plainly written GPT-2 forward in double: w[i] is
  * parameter i of the model's table as doubles. Returns the mean loss and
- * fills logits[B*T*V] when given. */
+ * fills logits[B*T*V] when given. With dm (a model whose dropout is on), its
+ * config's dropout with its seed and stream, as GPT2LMHeadModel applies it. */
 static double ref_forward(const lt_gpt2_config *c, double **w, const int32_t *in, const int32_t *tg, int B, int T,
-                          double *logits) {
+                          double *logits, const lt_gpt2 *dm) {
     int C = c->n_embd, V = c->vocab_size, L = c->n_layer, NH = c->n_head, hs = C / NH;
     double eps = c->layer_norm_epsilon;
     double *x = malloc(sizeof(double) * (size_t)T * C), *ln = malloc(sizeof(double) * (size_t)T * C);
@@ -61,7 +72,9 @@ static double ref_forward(const lt_gpt2_config *c, double **w, const int32_t *in
 #define W(l, k) w[LT_GPT2_BLOCK_FIRST + LT_GPT2_PER_BLOCK * (l) + (k)]
     for (int b = 0; b < B; b++) {
         for (int t = 0; t < T; t++)
-            for (int i = 0; i < C; i++) x[t * C + i] = w[LT_GPT2_WTE][in[b * T + t] * C + i] + w[LT_GPT2_WPE][t * C + i];
+            for (int i = 0; i < C; i++)
+                x[t * C + i] = (w[LT_GPT2_WTE][in[b * T + t] * C + i] + w[LT_GPT2_WPE][t * C + i]) *
+                               ref_drop(dm, c->embd_pdrop, LT_GPT2_DROP_EMBD, ((size_t)b * T + t) * C + i);
         for (int l = 0; l <= L; l++) {
             /* layernorm: ln_1 of block l, or ln_f after the last block */
             const double *g = l < L ? W(l, LT_GPT2_LN1_W) : w[LT_GPT2_BLOCK_FIRST + LT_GPT2_PER_BLOCK * L];
@@ -91,7 +104,11 @@ static double ref_forward(const lt_gpt2_config *c, double **w, const int32_t *in
                     for (int u = 0; u <= t; u++) z += exp(sc[u] - mx);
                     for (int i = 0; i < hs; i++) {
                         double s = 0;
-                        for (int u = 0; u <= t; u++) s += exp(sc[u] - mx) / z * qkv[u * 3 * C + 2 * C + hd * hs + i];
+                        for (int u = 0; u <= t; u++)
+                            s += exp(sc[u] - mx) / z *
+                                 ref_drop(dm, c->attn_pdrop, LT_GPT2_DROP_ATTN(l),
+                                          (((size_t)b * NH + hd) * T + t) * T + u) *
+                                 qkv[u * 3 * C + 2 * C + hd * hs + i];
                         y[t * C + hd * hs + i] = s;
                     }
                 }
@@ -99,7 +116,7 @@ static double ref_forward(const lt_gpt2_config *c, double **w, const int32_t *in
                 for (int o = 0; o < C; o++) {
                     double s = W(l, LT_GPT2_ATTPROJ_B)[o];
                     for (int i = 0; i < C; i++) s += y[t * C + i] * W(l, LT_GPT2_ATTPROJ_W)[i * C + o];
-                    x[t * C + o] += s;
+                    x[t * C + o] += s * ref_drop(dm, c->resid_pdrop, LT_GPT2_DROP_ATTN_OUT(l), ((size_t)b * T + t) * C + o);
                 }
             for (int t = 0; t < T; t++) {
                 double mu = 0, var = 0;
@@ -118,7 +135,7 @@ static double ref_forward(const lt_gpt2_config *c, double **w, const int32_t *in
                 for (int o = 0; o < C; o++) {
                     double s = W(l, LT_GPT2_FCPROJ_B)[o];
                     for (int i = 0; i < 4 * C; i++) s += h[t * 4 * C + i] * W(l, LT_GPT2_FCPROJ_W)[i * C + o];
-                    x[t * C + o] += s;
+                    x[t * C + o] += s * ref_drop(dm, c->resid_pdrop, LT_GPT2_DROP_MLP_OUT(l), ((size_t)b * T + t) * C + o);
                 }
         }
         for (int t = 0; t < T; t++) {
@@ -244,12 +261,14 @@ static const lt_gpt2_config TINY = {.vocab_size = 13, .n_positions = 9, .n_embd 
  * ~1e-12). The float32 gradient itself carries roundoff of about 1e-6 of its
  * tensor's largest element, so the bound is 1e-4 x that largest element:
  * 100 times the roundoff, while a wrong formula misses by O(1). */
-static void test_finite_differences(void) {
+static void finite_differences(const lt_gpt2_config *cfg, int dropout) {
     enum { B = 2, T = 7 };
     char err[512] = "";
-    lt_gpt2 *m = make_model(&TINY, B, T);
+    lt_gpt2 *m = make_model(cfg, B, T);
     if (!m) return;
     randomize(m);
+    if (dropout) lt_gpt2_set_dropout(m, 1, 0x5eed, 3);
+    const lt_gpt2 *dm = dropout ? m : NULL;
     int32_t in[B * T], tg[B * T];
     for (int i = 0; i < B * T; i++) {
         in[i] = (int32_t)(urand() * 11); /* token 11 and 12 never input: their wte rows get only the head's gradient */
@@ -261,9 +280,9 @@ static void test_finite_differences(void) {
         w[i] = malloc(m->params[i].numel * sizeof(double));
         for (size_t k = 0; k < m->params[i].numel; k++) w[i][k] = m->params[i].data[k];
     }
-    double *logits = malloc(sizeof(double) * B * T * TINY.vocab_size);
-    double loss = ref_forward(&TINY, w, in, tg, B, T, logits), lmax = 0;
-    for (int i = 0; i < B * T * TINY.vocab_size; i++) lmax = fmax(lmax, fabs(logits[i] - m->acts.logits[i]));
+    double *logits = malloc(sizeof(double) * B * T * cfg->vocab_size);
+    double loss = ref_forward(cfg, w, in, tg, B, T, logits, dm), lmax = 0;
+    for (int i = 0; i < B * T * cfg->vocab_size; i++) lmax = fmax(lmax, fabs(logits[i] - m->acts.logits[i]));
     CHECK(fabs(loss - m->loss) < 1e-5, "forward loss %.9f vs float64 %.9f", m->loss, loss);
     CHECK(lmax < 1e-5, "forward logits differ from float64 by %.3e", lmax);
     lt_gpt2_zero_grad(m);
@@ -278,19 +297,19 @@ static void test_finite_differences(void) {
         size_t idx[6] = {0, p->numel - 1, (size_t)(urand() * p->numel), (size_t)(urand() * p->numel), 0, 0};
         int n = 4;
         if (i == LT_GPT2_WTE) { /* an input token's row and a row only the lm head reads */
-            idx[n++] = (size_t)in[3] * TINY.n_embd + 5;
-            idx[n++] = 12 * (size_t)TINY.n_embd + 2;
+            idx[n++] = (size_t)in[3] * cfg->n_embd + 5;
+            idx[n++] = 12 * (size_t)cfg->n_embd + 2;
         } else if (i == LT_GPT2_WPE) { /* a used position and one past T (zero gradient) */
-            idx[n++] = 3 * (size_t)TINY.n_embd + 1;
-            idx[n++] = 8 * (size_t)TINY.n_embd + 4;
+            idx[n++] = 3 * (size_t)cfg->n_embd + 1;
+            idx[n++] = 8 * (size_t)cfg->n_embd + 4;
         }
         for (int j = 0; j < n; j++) {
             size_t k = idx[j];
             double keep = w[i][k], hstep = 1e-4;
             w[i][k] = keep + hstep;
-            double lp = ref_forward(&TINY, w, in, tg, B, T, NULL);
+            double lp = ref_forward(cfg, w, in, tg, B, T, NULL, dm);
             w[i][k] = keep - hstep;
-            double lm = ref_forward(&TINY, w, in, tg, B, T, NULL);
+            double lm = ref_forward(cfg, w, in, tg, B, T, NULL, dm);
             w[i][k] = keep;
             double fd = (lp - lm) / (2 * hstep), e = fabs(fd - p->grad[k]);
             CHECK(e <= 1e-4 * fmax(gmax, 1e-6), "%s[%zu]: analytic %.9g vs finite difference %.9g (tensor max %.3g)",
@@ -299,11 +318,128 @@ static void test_finite_differences(void) {
             checked++;
         }
     }
-    printf("finite differences: %d elements of %d tensors, worst error / tensor max %.3e\n", checked, m->num_tensors,
-           worst);
+    printf("finite differences%s: %d elements of %d tensors, worst error / tensor max %.3e\n",
+           dropout ? " with dropout" : "", checked, m->num_tensors, worst);
     for (int i = 0; i < m->num_tensors; i++) free(w[i]);
     free(w), free(logits);
     lt_gpt2_free(m);
+}
+
+static void test_finite_differences(void) { finite_differences(&TINY, 0); }
+
+/* ---------------------------------------------------------------- dropout */
+
+/* Philox4x32-10 against Random123's known answers, and lt_nn_dropout (words drawn in batches, chunks split
+ * over threads) against the per-element definition lt_dropout_keep, bit for bit, from an unaligned element. */
+static void test_dropout_kernel(void) {
+    static const uint32_t kat[3][10] = {
+        {0, 0, 0, 0, 0, 0, 0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8},
+        {0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff, 0x408f276d, 0x41c83b0e, 0xa20bc7c6,
+         0x6d5451fd},
+        {0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344, 0xa4093822, 0x299f31d0, 0xd16cfe09, 0x94fdcceb, 0x5001e420,
+         0x24126ea1}};
+    for (int k = 0; k < 3; k++) {
+        uint32_t c[4] = {kat[k][0], kat[k][1], kat[k][2], kat[k][3]};
+        lt_philox4x32_10(c, kat[k][4], kat[k][5]);
+        for (int j = 0; j < 4; j++)
+            CHECK(c[j] == kat[k][6 + j], "philox KAT %d word %d: %08x, want %08x", k, j, c[j], kat[k][6 + j]);
+    }
+    const size_t n = 70001; /* several 16K chunks and a partial one */
+    const uint64_t i0 = 5;
+    float *x = malloc(n * 4), *y = malloc(n * 4);
+    for (size_t i = 0; i < n; i++) x[i] = (float)(urand() * 4 - 2);
+    for (int r = 0; r < 2; r++) {
+        const double p = r ? 0.1 : 0.3;
+        lt_dropout d = lt_dropout_make(p, 42 + (uint64_t)r, 7, 11);
+        CHECK(d.threshold == (uint32_t)(p * 4294967296.0) && d.scale == (float)(1 / (1 - p)), "site for p %g", p);
+        lt_nn_dropout(y, x, n, i0, &d, r ? LT_NN_ROUND_BF16 : LT_NN_ROUND_NONE);
+        size_t dropped = 0, bad = 0;
+        for (size_t i = 0; i < n; i++) {
+            float want = 0.0f;
+            if (lt_dropout_keep(&d, i0 + i)) {
+                want = r ? lt_bf16_to_f32(lt_f32_to_bf16(lt_bf16_to_f32(lt_f32_to_bf16(x[i])) * d.scale))
+                         : x[i] * d.scale;
+            } else {
+                dropped++;
+            }
+            bad += memcmp(&want, &y[i], 4) != 0;
+        }
+        CHECK(bad == 0, "p %g: %zu of %zu elements differ from lt_dropout_keep's definition", p, bad, n);
+        /* the dropped fraction within 5 standard deviations of p */
+        double frac = (double)dropped / (double)n, sd = sqrt(p * (1 - p) / (double)n);
+        CHECK(fabs(frac - p) < 5 * sd, "p %g: dropped %.5f of the elements", p, frac);
+        printf("dropout kernel: p %.1f, dropped %.4f of %zu (sd %.4f)\n", p, frac, n, sd);
+        /* another stream, another site: other masks */
+        lt_dropout e = d;
+        e.stream++;
+        size_t same = 0;
+        for (size_t i = 0; i < 1000; i++) same += lt_dropout_keep(&d, i) == lt_dropout_keep(&e, i);
+        CHECK(same < 1000 - 50, "stream %u and %u agree on %zu of 1000 elements", d.stream, e.stream, same);
+    }
+    lt_dropout off = lt_dropout_make(0.0, 1, 0, 0);
+    memcpy(y, x, n * 4);
+    lt_nn_dropout(y, y, n, 0, &off, LT_NN_ROUND_NONE);
+    CHECK(off.threshold == 0 && memcmp(x, y, n * 4) == 0, "p 0 changed the values");
+    free(x), free(y);
+}
+
+/* GPT-2 with every dropout site on: loss and gradients against the float64 reference with the same masks. */
+static void test_dropout_gradients(void) {
+    lt_gpt2_config c = TINY;
+    c.embd_pdrop = 0.2, c.resid_pdrop = 0.3, c.attn_pdrop = 0.25;
+    finite_differences(&c, 1);
+}
+
+/* Dropout in the model: the same stream repeats bit for bit and another one differs; eval_loss and forwards
+ * without dropout agree; checkpointing (recomputed masks) and the 16-bit store give the gradients of the run
+ * without checkpointing bit for bit. */
+static void test_dropout_model(void) {
+    lt_gpt2_config cfg = {.vocab_size = 97, .n_positions = 40, .n_embd = 64, .n_layer = 2, .n_head = 4,
+                          .layer_norm_epsilon = 1e-5, .embd_pdrop = 0.1, .resid_pdrop = 0.2, .attn_pdrop = 0.3};
+    enum { B = 3, T = 33 };
+    char err[512] = "";
+    int32_t in[B * T], tg[B * T];
+    for (int i = 0; i < B * T; i++) in[i] = (int32_t)(urand() * 97), tg[i] = (int32_t)(urand() * 97);
+    for (int prec = 0; prec < 2; prec++) {
+        lt_gpt2 *m[2];
+        float *g[2], loss[2];
+        for (int k = 0; k < 2; k++) {
+            CHECK(lt_gpt2_create(&cfg, &m[k], err, sizeof err) == LT_OK, "%s", err);
+            if (prec) lt_gpt2_set_precision(m[k], LT_GPT2_BF16, 0, err, sizeof err);
+            lt_gpt2_set_checkpointing(m[k], k == 1);
+            CHECK(lt_gpt2_set_batch(m[k], B, T, err, sizeof err) == LT_OK, "%s", err);
+            lt_gpt2_init_random(m[k], 9);
+            lt_gpt2_set_dropout(m[k], 1, 77, 5);
+            lt_gpt2_zero_grad(m[k]);
+            CHECK(lt_gpt2_forward(m[k], in, tg, B, T, err, sizeof err) == LT_OK, "%s", err);
+            CHECK(lt_gpt2_backward(m[k], err, sizeof err) == LT_OK, "%s", err);
+            loss[k] = m[k]->loss;
+            g[k] = malloc(m[k]->grad_floats * 4);
+            memcpy(g[k], m[k]->grad_memory, m[k]->grad_floats * 4);
+        }
+        CHECK(loss[0] == loss[1] && memcmp(g[0], g[1], m[0]->grad_floats * 4) == 0,
+              "%s: checkpointing changed the dropout run's loss (%.9g vs %.9g) or gradients", prec ? "bf16" : "fp32",
+              loss[0], loss[1]);
+        lt_gpt2 *a = m[0];
+        /* the same stream again: the same bits */
+        lt_gpt2_zero_grad(a);
+        lt_gpt2_forward(a, in, tg, B, T, err, sizeof err);
+        lt_gpt2_backward(a, err, sizeof err);
+        CHECK(a->loss == loss[0] && memcmp(g[0], a->grad_memory, a->grad_floats * 4) == 0, "stream 5 did not repeat");
+        /* without dropout, and evaluation with it on: one loss, lower than the run with dropout's here */
+        lt_gpt2_eval_loss(a, in, tg, B, T, err, sizeof err);
+        float eval = a->loss;
+        lt_gpt2_set_dropout(a, 0, 77, 5);
+        lt_gpt2_forward(a, in, tg, B, T, err, sizeof err);
+        CHECK(a->loss == eval, "eval_loss %.9g with dropout on, forward without dropout %.9g", eval, a->loss);
+        CHECK(eval != loss[0], "dropout left the loss unchanged (%.9g)", eval);
+        lt_gpt2_set_dropout(a, 1, 77, 6);
+        lt_gpt2_forward(a, in, tg, B, T, err, sizeof err);
+        CHECK(a->loss != loss[0] && a->loss != eval, "stream 6 gave stream 5's loss or no dropout's");
+        printf("dropout model (%s): loss %.6f (stream 5), %.6f (stream 6), %.6f without\n", prec ? "bf16" : "fp32",
+               loss[0], a->loss, eval);
+        for (int k = 0; k < 2; k++) free(g[k]), lt_gpt2_free(m[k]);
+    }
 }
 
 /* ------------------------------------------ no allocation, determinism */
@@ -918,7 +1054,7 @@ static void test_attention(void) {
                 for (size_t i = 0; i < NS; i++) st[i] = NAN;
                 for (size_t i = 0; i < N * C3; i++) d[i] = NAN; /* every element is written */
                 lt_nn_attention_forward(out, st, scratch, sizes[k], qkv, B, T, C, NH);
-                lt_nn_attention_backward(d, scratch, sizes[k], dout, qkv, st, B, T, C, NH, LT_NN_ROUND_NONE);
+                lt_nn_attention_backward(d, scratch, sizes[k], dout, qkv, st, B, T, C, NH, LT_NN_ROUND_NONE, NULL);
                 if (threads == 1) {
                     double derr[3];
                     dqkv_errors(d, ref, N, C, derr);
@@ -984,8 +1120,8 @@ static void test_attention_recompute(void) {
         }
     for (size_t i = 0; i < N * C; i++) dout[i] = (float)(2.0 * urand() - 1.0);
     for (int r = LT_NN_ROUND_NONE; r <= LT_NN_ROUND_BF16; r++) {
-        lt_nn_attention_forward_r(out, st, scratch, scratch_n, qkv, B, T, C, NH, (lt_nn_round)r);
-        lt_nn_attention_backward(d, scratch, scratch_n, dout, qkv, st, B, T, C, NH, (lt_nn_round)r);
+        lt_nn_attention_forward_r(out, st, scratch, scratch_n, qkv, B, T, C, NH, (lt_nn_round)r, NULL);
+        lt_nn_attention_backward(d, scratch, scratch_n, dout, qkv, st, B, T, C, NH, (lt_nn_round)r, NULL);
         memset(ref, 0, N * C3 * sizeof(double));
         int notbf16 = 0;
         for (int h = 0; h < NH; h++) {
@@ -1115,6 +1251,9 @@ int main(void) {
     test_configs();
     test_loading();
     test_finite_differences();
+    test_dropout_kernel();
+    test_dropout_gradients();
+    test_dropout_model();
     test_repeat_and_capacity();
     test_head_chunks();
     test_trace();

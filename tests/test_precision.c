@@ -181,7 +181,7 @@ int main(void) {
     test_fused_rounding();
     test_matmul_backward();
 
-    lt_gpt2_config cfg = {256, 32, 48, 2, 4, 1e-5};
+    lt_gpt2_config cfg = {256, 32, 48, 2, 4, 1e-5, 0, 0, 0};
     lt_gpt2 *m = NULL;
     CHECK(lt_gpt2_create(&cfg, &m, err, sizeof err) == LT_OK, "%s", err);
     if (!m) return lt_test_done("test_precision");
@@ -257,7 +257,7 @@ int main(void) {
      * (spacing 6e-8) or flushes to zero, and gradients that depend on it lose precision or vanish; scaled by
      * 65536 they keep fp16's full 11 bits */
     enum { B2 = 16, T2 = 32 };
-    lt_gpt2_config cfg2 = {16384, 32, 48, 2, 4, 1e-5};
+    lt_gpt2_config cfg2 = {16384, 32, 48, 2, 4, 1e-5, 0, 0, 0};
     lt_gpt2 *h = NULL;
     CHECK(lt_gpt2_create(&cfg2, &h, err, sizeof err) == LT_OK, "%s", err);
     if (!h) return lt_test_done("test_precision");

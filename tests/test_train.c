@@ -10,7 +10,7 @@
 
 int main(void) {
     char err[1024];
-    lt_gpt2_config cfg = {256, 32, 48, 2, 4, 1e-5};
+    lt_gpt2_config cfg = {256, 32, 48, 2, 4, 1e-5, 0, 0, 0};
     lt_gpt2 *m = NULL;
     CHECK(lt_gpt2_create(&cfg, &m, err, sizeof err) == LT_OK, "%s", err);
     if (!m) return lt_test_done("test_train");

@@ -108,8 +108,8 @@ int lt_cmd_bench_train(int argc, char **argv) {
            lt_nn_blas_core());
     printf("%-10s %10s %3s %5s %10s %12s %14s %10s\n", "model", "params", "B", "T", "tokens_s", "gflop_per_s",
            "sgemm_gflop_s", "ratio");
-    lt_gpt2_config small = {50257, 1024, 256, 4, 4, 1e-5}; /* ~ 16M parameters, 13M of them the embedding */
-    lt_gpt2_config tiny = {256, 256, 384, 6, 6, 1e-5};      /* ~ 10.7M parameters, byte vocabulary */
+    lt_gpt2_config small = {50257, 1024, 256, 4, 4, 1e-5, 0, 0, 0}; /* ~ 16M parameters, 13M of them the embedding */
+    lt_gpt2_config tiny = {256, 256, 384, 6, 6, 1e-5, 0, 0, 0};   /* ~ 10.7M parameters, byte vocabulary */
     int rc = bench_one("byte-10M", tiny, 4, 256, steps, prec);
     rc |= bench_one("bpe-16M", small, 2, 256, steps, prec);
     if (with_gpt2) {

@@ -526,6 +526,18 @@ static lt_nn_round rnd(const lt_gpt2 *m) {
     return m->precision == LT_GPT2_BF16 ? LT_NN_ROUND_BF16 : m->precision == LT_GPT2_F16 ? LT_NN_ROUND_F16 : LT_NN_ROUND_NONE;
 }
 
+void lt_gpt2_set_dropout(lt_gpt2 *m, int on, uint64_t seed, uint32_t stream) {
+    m->dropout_on = on != 0;
+    m->dropout_seed = seed;
+    m->dropout_stream = stream;
+}
+
+/* Dropout site `site` with probability p in the last forward; its threshold is 0 (off) unless that forward
+ * applied dropout. */
+static lt_dropout drop_site(const lt_gpt2 *m, double p, uint32_t site) {
+    return lt_dropout_make(m->drop_active ? p : 0.0, m->dropout_seed, site, m->drop_stream);
+}
+
 /* Parameter i as floats at dst: expanded from bf16, or copied from f32 and, when `round`, rounded to the compute
  * precision (the operands of a 16-bit matrix multiply; layernorm parameters stay exact). */
 static void fetch_param(const lt_gpt2 *m, int i, float *dst, int round) {
@@ -637,15 +649,20 @@ static void block_forward(lt_gpt2 *m, int l, const float *const W[LT_GPT2_PER_BL
     lt_nn_matmul_forward(b.qkv, b.ln1, W[LT_GPT2_QKV_W], W[LT_GPT2_QKV_B], N, C, 3 * C);
     lt_nn_round_inplace(b.qkv, 3 * NC, r);
     /* dbig is free in the forward (and in backward's recompute, which comes before the mlp's backward) */
-    lt_nn_attention_forward_r(b.atty, b.att_stats, m->dacts.dbig, att_scratch(m), b.qkv, B, T, C, NH, r);
-    /* c_proj writes into residual2, then the block input is added in place */
+    const lt_dropout datt = drop_site(m, c->attn_pdrop, LT_GPT2_DROP_ATTN(l)),
+                     dout1 = drop_site(m, c->resid_pdrop, LT_GPT2_DROP_ATTN_OUT(l)),
+                     dout2 = drop_site(m, c->resid_pdrop, LT_GPT2_DROP_MLP_OUT(l));
+    lt_nn_attention_forward_r(b.atty, b.att_stats, m->dacts.dbig, att_scratch(m), b.qkv, B, T, C, NH, r, &datt);
+    /* c_proj writes into residual2 (then its dropout), then the block input is added in place */
     lt_nn_matmul_forward(b.res2, b.atty, W[LT_GPT2_ATTPROJ_W], W[LT_GPT2_ATTPROJ_B], N, C, C);
+    lt_nn_dropout(b.res2, b.res2, NC, 0, &dout1, r);
     lt_nn_round_add(b.res2, residual, NC, r);
     lt_nn_layernorm_forward_r(b.ln2, b.ln2_mean, b.ln2_rstd, b.res2, W[LT_GPT2_LN2_W], W[LT_GPT2_LN2_B], N, C,
                               c->layer_norm_epsilon, r);
     lt_nn_matmul_forward(b.fch, b.ln2, W[LT_GPT2_FC_W], W[LT_GPT2_FC_B], N, C, 4 * C);
     lt_nn_gelu_forward_r(b.fchg, b.fch, 4 * NC, r);
     lt_nn_matmul_forward(b.res3, b.fchg, W[LT_GPT2_FCPROJ_W], W[LT_GPT2_FCPROJ_B], N, 4 * C, C);
+    lt_nn_dropout(b.res3, b.res3, NC, 0, &dout2, r);
     lt_nn_round_add(b.res3, b.res2, NC, r);
     if (m->store) store_block(m, l, &b, 1);
 }
@@ -720,12 +737,17 @@ static lt_status forward(lt_gpt2 *m, const int32_t *inputs, const int32_t *targe
     if (targets) memcpy(tg, targets, N * sizeof *tg);
     m->B = B, m->T = T;
     m->have_targets = m->head_done = 0;
+    /* dropout in training forwards only; the backward and recomputations take this forward's masks */
+    m->drop_active = grad && m->dropout_on;
+    m->drop_stream = m->dropout_stream;
     const lt_gpt2_acts *a = &m->acts;
     const lt_gpt2_param *wte = &m->params[LT_GPT2_WTE], *wpe = &m->params[LT_GPT2_WPE];
 
     /* the embeddings are exact in every precision (autocast leaves embedding lookups in fp32) */
     if (m->pure_bf16) lt_nn_encoder_forward16(a->encoded, in, wte->data16, wpe->data16, B, T, C);
     else lt_nn_encoder_forward(a->encoded, in, wte->data, wpe->data, B, T, C);
+    const lt_dropout demb = drop_site(m, c->embd_pdrop, LT_GPT2_DROP_EMBD);
+    lt_nn_dropout(a->encoded, a->encoded, N * (size_t)C, 0, &demb, LT_NN_ROUND_NONE); /* fp32, as autocast's */
     const float *residual = a->encoded;
     for (int l = 0; l < L; l++) {
         const float *W[LT_GPT2_PER_BLOCK];
@@ -824,21 +846,31 @@ lt_status lt_gpt2_backward_cb(lt_gpt2 *m, lt_gpt2_grad_ready ready, void *ctx, c
         } else if (m->store) {
             store_block(m, l, &b, 0);
         }
-        /* dres is d block output: it flows unchanged to residual2 and into the mlp */
-        if (r) lt_nn_round_copy(d->dtmp, d->dres, NC, r);
-        lt_nn_matmul_backward_r(d->dbig, bg(m, l, LT_GPT2_FCPROJ_W), bg(m, l, LT_GPT2_FCPROJ_B), dres_mm, b.fchg,
+        const lt_dropout datt = drop_site(m, c->attn_pdrop, LT_GPT2_DROP_ATTN(l)),
+                         dout1 = drop_site(m, c->resid_pdrop, LT_GPT2_DROP_ATTN_OUT(l)),
+                         dout2 = drop_site(m, c->resid_pdrop, LT_GPT2_DROP_MLP_OUT(l));
+        /* dres is d block output: it flows unchanged to residual2 and, through the mlp output's dropout (its
+           mask into dln, free until the c_fc product's backward), into the mlp */
+        const float *dmm = dres_mm;
+        if (dout2.threshold) lt_nn_dropout(d->dln, d->dres, NC, 0, &dout2, r), dmm = d->dln;
+        else if (r) lt_nn_round_copy(d->dtmp, d->dres, NC, r);
+        lt_nn_matmul_backward_r(d->dbig, bg(m, l, LT_GPT2_FCPROJ_W), bg(m, l, LT_GPT2_FCPROJ_B), dmm, b.fchg,
                                 W[LT_GPT2_FCPROJ_W], N, 4 * C, C, r, gs);
         lt_nn_gelu_backward_r(d->dbig, b.fch, 4 * NC, r);
         lt_nn_matmul_backward_r(d->dln, bg(m, l, LT_GPT2_FC_W), bg(m, l, LT_GPT2_FC_B), d->dbig, b.ln2,
                                 W[LT_GPT2_FC_W], N, C, 4 * C, r, gs);
         lt_nn_layernorm_backward(d->dres, bg(m, l, LT_GPT2_LN2_W), bg(m, l, LT_GPT2_LN2_B), d->dln, b.res2,
                                  W[LT_GPT2_LN2_W], b.ln2_mean, b.ln2_rstd, N, C);
-        /* now dres is d residual2: on to the block input and into the attention */
-        if (r) lt_nn_round_copy(d->dtmp, d->dres, NC, r);
-        lt_nn_matmul_backward_r(d->datty, bg(m, l, LT_GPT2_ATTPROJ_W), bg(m, l, LT_GPT2_ATTPROJ_B), dres_mm, b.atty,
+        /* now dres is d residual2: on to the block input and, through the attention output's dropout (dln is
+           free again), into the attention */
+        dmm = dres_mm;
+        if (dout1.threshold) lt_nn_dropout(d->dln, d->dres, NC, 0, &dout1, r), dmm = d->dln;
+        else if (r) lt_nn_round_copy(d->dtmp, d->dres, NC, r);
+        lt_nn_matmul_backward_r(d->datty, bg(m, l, LT_GPT2_ATTPROJ_W), bg(m, l, LT_GPT2_ATTPROJ_B), dmm, b.atty,
                                 W[LT_GPT2_ATTPROJ_W], N, C, C, r, gs);
         /* dbig is free again (the mlp's backward is done): the attention's scratch, the forward's size */
-        lt_nn_attention_backward(d->dqkv, d->dbig, att_scratch(m), d->datty, b.qkv, b.att_stats, B, T, C, NH, r);
+        lt_nn_attention_backward(d->dqkv, d->dbig, att_scratch(m), d->datty, b.qkv, b.att_stats, B, T, C, NH, r,
+                                 &datt);
         lt_nn_matmul_backward_r(d->dln, bg(m, l, LT_GPT2_QKV_W), bg(m, l, LT_GPT2_QKV_B), d->dqkv, b.ln1,
                                 W[LT_GPT2_QKV_W], N, C, 3 * C, r, gs);
         lt_nn_layernorm_backward(d->dres, bg(m, l, LT_GPT2_LN1_W), bg(m, l, LT_GPT2_LN1_B), d->dln, residual,
@@ -846,6 +878,8 @@ lt_status lt_gpt2_backward_cb(lt_gpt2 *m, lt_gpt2_grad_ready ready, void *ctx, c
         if (ready && (st = ready(ctx, LT_GPT2_BLOCK_FIRST + LT_GPT2_PER_BLOCK * l, LT_GPT2_PER_BLOCK)) != LT_OK)
             return st;
     }
+    const lt_dropout demb = drop_site(m, c->embd_pdrop, LT_GPT2_DROP_EMBD);
+    lt_nn_dropout(d->dres, d->dres, NC, 0, &demb, LT_NN_ROUND_NONE);
     lt_nn_encoder_backward(wte->grad, wpe->grad, d->dres, in, B, T, C);
     if (ready && (st = ready(ctx, LT_GPT2_WTE, 2)) != LT_OK) return st;
     (void)err, (void)errlen;

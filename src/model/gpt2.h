@@ -43,6 +43,9 @@ typedef struct lt_gpt2_config {
     int n_layer;               /* L: transformer blocks */
     int n_head;                /* NH: attention heads; C % NH == 0 */
     double layer_norm_epsilon; /* added to the variance in every layernorm */
+    /* dropout probabilities in training (Hugging Face's names; [0, 1)): of the embeddings' sum, of each block's
+       attention output and mlp output before they join the residual stream, of the attention probabilities */
+    double embd_pdrop, resid_pdrop, attn_pdrop;
 } lt_gpt2_config;
 
 /* The tensors of one block, in the order they sit in the parameter buffer;
@@ -166,6 +169,11 @@ typedef struct lt_gpt2 {
     int B, T;               /* of the last forward (0 before) */
     int have_targets;       /* the last forward computed a loss, so backward may run */
     int head_done;          /* chunked mode: that forward also did the head's backward (dacts.dln holds d lnf) */
+    int dropout_on;         /* lt_gpt2_set_dropout: training forwards apply the config's dropout */
+    uint64_t dropout_seed;
+    uint32_t dropout_stream;
+    int drop_active;        /* the last forward applied dropout, with drop_stream's masks (its backward too) */
+    uint32_t drop_stream;
     float loss;             /* mean cross-entropy of the last forward (NaN without targets) */
 } lt_gpt2;
 
@@ -173,7 +181,10 @@ typedef struct lt_gpt2 {
 
 /* Fills `cfg` with a Hugging Face preset: "gpt2" (124M: C 768, L 12, NH 12),
  * "gpt2-medium" (1024, 24, 16), "gpt2-large" (1280, 36, 20), "gpt2-xl" (1600,
- * 48, 25); all V 50257, P 1024, eps 1e-5. LT_ERR_ARG for another name. */
+ * 48, 25); all V 50257, P 1024, eps 1e-5, and no dropout (every pdrop 0:
+ * pretraining from scratch the way llm.c and nanoGPT do; config.json's
+ * values, 0.1 by GPT2Config's default, are honoured when a model is loaded).
+ * LT_ERR_ARG for another name. */
 lt_status lt_gpt2_config_preset(const char *name, lt_gpt2_config *cfg, char *err, size_t errlen);
 
 /* Parses a GPT-2 config from JSON text: a Hugging Face config.json or the
@@ -183,8 +194,9 @@ lt_status lt_gpt2_config_preset(const char *name, lt_gpt2_config *cfg, char *err
  * "gpt2", activation_function other than gelu_new / gelu_pytorch_tanh,
  * tie_word_embeddings false, n_inner other than null or 4 * n_embd,
  * scale_attn_weights false, scale_attn_by_inverse_layer_idx or
- * add_cross_attention true, a size that is not a positive integer, and
- * n_embd not divisible by n_head. `label` names the source in messages
+ * add_cross_attention true, a size that is not a positive integer,
+ * n_embd not divisible by n_head, and a pdrop outside [0, 1) (absent: 0.1,
+ * GPT2Config's default). `label` names the source in messages
  * ("<label>: ..."). */
 lt_status lt_gpt2_config_from_json(const char *json, const char *label, lt_gpt2_config *cfg, char *err,
                                    size_t errlen);
@@ -193,8 +205,8 @@ lt_status lt_gpt2_config_from_json(const char *json, const char *label, lt_gpt2_
  * lt_gpt2_config_from_json, messages prefixed by the path). */
 lt_status lt_gpt2_config_load(const char *path, lt_gpt2_config *cfg, char *err, size_t errlen);
 
-/* Checks sizes: all positive, C % NH == 0, eps >= 0 and finite, and small
- * enough that every tensor size fits. Called by the functions above and by
+/* Checks sizes: all positive, C % NH == 0, eps >= 0 and finite, every pdrop
+ * in [0, 1), and sizes small enough that every tensor size fits. Called by the functions above and by
  * lt_gpt2_create. */
 lt_status lt_gpt2_config_check(const lt_gpt2_config *cfg, char *err, size_t errlen);
 
@@ -289,6 +301,25 @@ void lt_gpt2_set_head_rows(lt_gpt2 *m, int rows);
  * 667-row ones 8% and 512-row ones 22% slower); for a small vocabulary more
  * rows than a batch holds, i.e. one chunk. */
 int lt_gpt2_head_rows_default(const lt_gpt2_config *c);
+
+/* Dropout as GPT-2 applies it in training, with the config's embd_pdrop,
+ * resid_pdrop and attn_pdrop (on = 0, the default, turns it off): every
+ * forward with targets (lt_gpt2_forward; never lt_gpt2_eval_loss or a forward
+ * without targets) zeroes each element of a site with its probability and
+ * scales the others by 1 / (1 - p). The masks are Philox bits of (seed,
+ * stream, site, element) (kernels/philox.h): nothing is stored, the backward
+ * and a checkpointed block's recomputation draw them again, and the same
+ * (seed, stream) gives the same masks on the CPU and the GPU. The trainer
+ * gives each micro-batch its own stream. In 16-bit compute a dropped product
+ * output is rounded again after the scaling (autocast's bf16 dropout). */
+void lt_gpt2_set_dropout(lt_gpt2 *m, int on, uint64_t seed, uint32_t stream);
+
+/* The dropout site numbers of GPT-2 (lt_dropout.site): 0 for the embeddings, then per block l the attention
+ * probabilities, the attention output and the mlp output. */
+#define LT_GPT2_DROP_EMBD 0u
+#define LT_GPT2_DROP_ATTN(l) (1u + 3u * (uint32_t)(l))
+#define LT_GPT2_DROP_ATTN_OUT(l) (2u + 3u * (uint32_t)(l))
+#define LT_GPT2_DROP_MLP_OUT(l) (3u + 3u * (uint32_t)(l))
 
 /* Per-block gradients, for stepping the optimizer inside backward: every
  * block's parameters share ONE block-sized gradient buffer (their .grad

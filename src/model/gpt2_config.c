@@ -59,6 +59,17 @@ lt_status lt_gpt2_config_check(const lt_gpt2_config *c, char *err, size_t errlen
         lt_errmsg(err, errlen, "config: layer_norm_epsilon %g must be a finite number >= 0", c->layer_norm_epsilon);
         return LT_ERR_ARG;
     }
+    const struct {
+        const char *key;
+        double p;
+    } drops[] = {{"embd_pdrop", c->embd_pdrop}, {"resid_pdrop", c->resid_pdrop}, {"attn_pdrop", c->attn_pdrop}};
+    for (size_t i = 0; i < sizeof drops / sizeof drops[0]; i++) {
+        if (!(drops[i].p >= 0.0 && drops[i].p < 1.0)) {
+            lt_errmsg(err, errlen, "config: %s %g is out of range (a dropout probability: 0 <= p < 1)", drops[i].key,
+                drops[i].p);
+            return LT_ERR_ARG;
+        }
+    }
     return LT_OK;
 }
 
@@ -109,7 +120,7 @@ lt_status lt_gpt2_config_from_json(const char *json, const char *label, lt_gpt2_
     }
     /* GPT2Config's defaults (transformers), used for absent keys */
     lt_gpt2_config c = {.vocab_size = 50257, .n_positions = 1024, .n_embd = 768, .n_layer = 12, .n_head = 12,
-                        .layer_norm_epsilon = 1e-5};
+                        .layer_norm_epsilon = 1e-5, .embd_pdrop = 0.1, .resid_pdrop = 0.1, .attn_pdrop = 0.1};
     lt_status st = LT_ERR_ARG;
     const cJSON *v;
     if (!get_int(root, "vocab_size", &c.vocab_size, label, err, errlen) ||
@@ -124,6 +135,18 @@ lt_status lt_gpt2_config_from_json(const char *json, const char *label, lt_gpt2_
             goto out;
         }
         c.layer_norm_epsilon = v->valuedouble;
+    }
+    const struct {
+        const char *key;
+        double *p;
+    } drops[] = {{"embd_pdrop", &c.embd_pdrop}, {"resid_pdrop", &c.resid_pdrop}, {"attn_pdrop", &c.attn_pdrop}};
+    for (size_t i = 0; i < sizeof drops / sizeof drops[0]; i++) {
+        if (!(v = cJSON_GetObjectItemCaseSensitive(root, drops[i].key))) continue;
+        if (!cJSON_IsNumber(v)) {
+            lt_errmsg(err, errlen, "%s: %s must be a number", label, drops[i].key);
+            goto out;
+        }
+        *drops[i].p = v->valuedouble;
     }
     if ((v = cJSON_GetObjectItemCaseSensitive(root, "model_type")) &&
         !(cJSON_IsString(v) && strcmp(v->valuestring, "gpt2") == 0)) {

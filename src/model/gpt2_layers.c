@@ -99,6 +99,62 @@ NN_CLONES void lt_nn_round_add(float *x, const float *b, size_t n, lt_nn_round r
     }
 }
 
+/* ---- dropout ---- */
+
+/* Elements a dropout loop draws at once: the words go to a stack array first, so the Philox rounds run over
+ * DROP_SPAN / 4 independent counters in a row (the compiler vectorizes them), not one call per element. */
+#define DROP_SPAN 256
+
+/* w[k] = the Philox word of element i0 + k of site d, for k < n <= DROP_SPAN. */
+static inline __attribute__((always_inline)) void drop_words(uint32_t *w, uint64_t i0, size_t n,
+                                                             const lt_dropout *d) {
+    uint32_t c0[DROP_SPAN / 4 + 1], c1[DROP_SPAN / 4 + 1], c2[DROP_SPAN / 4 + 1], c3[DROP_SPAN / 4 + 1];
+    const uint64_t g0 = i0 >> 2;
+    const size_t off = (size_t)(i0 & 3), ng = (off + n + 3) / 4;
+    for (size_t j = 0; j < ng; j++) { /* lt_philox4x32_10 written over arrays, the same arithmetic */
+        uint32_t a = (uint32_t)(g0 + j), b = (uint32_t)((g0 + j) >> 32), c = d->site, e = d->stream;
+        uint32_t k0 = d->k0, k1 = d->k1;
+        for (int r = 0; r < 10; r++) {
+            const uint64_t p0 = (uint64_t)LT_PHILOX_M0 * a, p1 = (uint64_t)LT_PHILOX_M1 * c;
+            const uint32_t n0 = (uint32_t)(p1 >> 32) ^ b ^ k0, n2 = (uint32_t)(p0 >> 32) ^ e ^ k1;
+            b = (uint32_t)p1;
+            e = (uint32_t)p0;
+            a = n0;
+            c = n2;
+            k0 += LT_PHILOX_W0;
+            k1 += LT_PHILOX_W1;
+        }
+        c0[j] = a, c1[j] = b, c2[j] = c, c3[j] = e;
+    }
+    for (size_t k = 0; k < n; k++) {
+        const size_t q = off + k, j = q >> 2;
+        const uint32_t lane = (uint32_t)(q & 3);
+        w[k] = lane == 0 ? c0[j] : lane == 1 ? c1[j] : lane == 2 ? c2[j] : c3[j];
+    }
+}
+
+static float round1(float x, lt_nn_round r);
+
+/* One thread's dropout of n elements from element i0 (lt_nn_dropout's arithmetic). */
+static void drop_span(float *dst, const float *src, size_t n, uint64_t i0, const lt_dropout *d, lt_nn_round r) {
+    uint32_t w[DROP_SPAN];
+    const float scale = d->scale;
+    for (size_t k = 0; k < n; k += DROP_SPAN) {
+        const size_t m = n - k < DROP_SPAN ? n - k : DROP_SPAN;
+        drop_words(w, i0 + k, m, d);
+        for (size_t j = 0; j < m; j++) dst[k + j] = w[j] >= d->threshold ? round1(src[k + j], r) * scale : 0.0f;
+        round_span(dst + k, m, r);
+    }
+}
+
+void lt_nn_dropout(float *dst, const float *src, size_t n, uint64_t i0, const lt_dropout *d, lt_nn_round r) {
+    if (!d || !d->threshold) return;
+    const size_t nch = EW_CHUNKS(n);
+#pragma omp parallel for schedule(static) if (nch > 1)
+    for (size_t k = 0; k < nch; k++)
+        drop_span(dst + k * EW_CHUNK, src + k * EW_CHUNK, EW_LEN(k, nch, n), i0 + k * EW_CHUNK, d, r);
+}
+
 void lt_nn_encoder_forward(float *out, const int32_t *inp, const float *wte, const float *wpe, int B, int T, int C) {
     size_t N = (size_t)B * (size_t)T;
 #pragma omp parallel for schedule(static)
@@ -386,11 +442,13 @@ static inline __attribute__((always_inline)) void att_probs(float *p, const floa
 
 void lt_nn_attention_forward(float *out, float *stats, float *scratch, size_t scratch_floats, const float *qkv, int B,
                              int T, int C, int NH) {
-    lt_nn_attention_forward_r(out, stats, scratch, scratch_floats, qkv, B, T, C, NH, LT_NN_ROUND_NONE);
+    lt_nn_attention_forward_r(out, stats, scratch, scratch_floats, qkv, B, T, C, NH, LT_NN_ROUND_NONE, NULL);
 }
 
 NN_CLONES void lt_nn_attention_forward_r(float *out, float *stats, float *scratch, size_t scratch_floats,
-                                          const float *qkv, int B, int T, int C, int NH, lt_nn_round r) {
+                                          const float *qkv, int B, int T, int C, int NH, lt_nn_round r,
+                                          const lt_dropout *drop) {
+    if (drop && !drop->threshold) drop = NULL;
     const int hs = C / NH, C3 = 3 * C, R = lt_nn_attention_rows(T, scratch_floats);
     /* HF divides the scores by sqrt(hs) (not a multiply by its inverse) */
     const float scale = sqrtf((float)hs);
@@ -408,6 +466,10 @@ NN_CLONES void lt_nn_attention_forward_r(float *out, float *stats, float *scratc
             const int r0 = (int)(u % nblk) * R, rn = T - r0 < R ? T - r0 : R;
             const float *q = qkv + b * (size_t)T * (size_t)C3 + h * (size_t)hs; /* k at + C, v at + 2C */
             att_probs(p, NULL, stats + bh * 2 * (size_t)T, q, r0, rn, C, hs, scale, r);
+            if (drop) /* row t's probabilities are elements (bh T + t) T .. + t of the site */
+                for (int i = 0; i < rn; i++)
+                    drop_span(p + (size_t)i * (size_t)(r0 + rn), p + (size_t)i * (size_t)(r0 + rn),
+                              (size_t)(r0 + i + 1), (bh * (size_t)T + (size_t)(r0 + i)) * (size_t)T, drop, r);
             /* out_t = sum over t2 <= t of p[t, t2] v_t2, the block's zeros included */
             float *ob = out + (b * (size_t)T + (size_t)r0) * (size_t)C + h * (size_t)hs;
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rn, hs, r0 + rn, 1.0f, p, r0 + rn, q + 2 * C, C3,
@@ -415,6 +477,70 @@ NN_CLONES void lt_nn_attention_forward_r(float *out, float *stats, float *scratc
             if (r)
                 for (int i = 0; i < rn; i++) round_span(ob + (size_t)i * C, (size_t)hs, r);
         }
+    }
+}
+
+/* The softmax's backward of one block of rows r0 .. r0 + rn - 1 (rows of r0 + rn floats): s holds d p on entry
+ * and d scores / sqrt(hs) on return, 0 where masked. */
+static inline __attribute__((always_inline)) void att_bwd_softmax(const float *p, float *s, int r0, int rn,
+                                                                  float scale) {
+    const int n = r0 + rn;
+    for (int i = 0; i < rn; i++) {
+        const int cnt = r0 + i + 1; /* keys this query attends */
+        const float *pr = p + (size_t)i * n;
+        float *sr = s + (size_t)i * n;
+        /* the softmax's correction in 16 double lanes joined in a fixed order */
+        double dl[16];
+        for (int w = 0; w < 16; w++) dl[w] = 0.0;
+        int j = 0;
+        for (; j + 16 <= cnt; j += 16)
+            for (int w = 0; w < 16; w++) dl[w] += (double)pr[j + w] * (double)sr[j + w];
+        for (int w = 0; j + w < cnt; w++) dl[w] += (double)pr[j + w] * (double)sr[j + w];
+        const float dot = (float)join16(dl);
+        for (j = 0; j < cnt; j++) sr[j] = pr[j] * (sr[j] - dot) / scale;
+        for (; j < n; j++) sr[j] = 0.0f;
+    }
+}
+
+/* The softmax's backward of one block of rows under attention dropout, before its dv product. On entry p holds
+ * the recomputed probabilities (before dropout); on return s holds d scores / sqrt(hs) as without dropout, but
+ * from d p = (dout v^T) x mask x keep-scale, and p holds the dropped probabilities the forward multiplied into v
+ * (its bits: the same rounding of the same values). The mask is drawn once: a dropped probability is marked by
+ * its sign bit (a probability is never negative) between the two passes over the row. `base` is the site index
+ * of the block's first row, key 0. */
+static inline __attribute__((always_inline)) void att_bwd_dropout(float *p, float *s, const float *gb, const float *v,
+                                                                  int r0, int rn, int C, int hs, float scale,
+                                                                  lt_nn_round r, const lt_dropout *drop,
+                                                                  uint64_t base, int T) {
+    const int n = r0 + rn;
+    uint32_t w[DROP_SPAN];
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rn, n, hs, 1.0f, gb, C, v, 3 * C, 0.0f, s, n);
+    for (int i = 0; i < rn; i++) {
+        const int cnt = r0 + i + 1;
+        float *pr = p + (size_t)i * n, *sr = s + (size_t)i * n;
+        const uint64_t i0 = base + (uint64_t)i * (uint64_t)T;
+        for (int k = 0; k < cnt; k += DROP_SPAN) {
+            const int m = cnt - k < DROP_SPAN ? cnt - k : DROP_SPAN;
+            drop_words(w, i0 + (uint64_t)k, (size_t)m, drop);
+            for (int j = 0; j < m; j++) {
+                const int keep = w[j] >= drop->threshold;
+                sr[k + j] = keep ? sr[k + j] * drop->scale : 0.0f;
+                pr[k + j] = keep ? pr[k + j] : -pr[k + j];
+            }
+        }
+        double dl[16];
+        for (int q = 0; q < 16; q++) dl[q] = 0.0;
+        int j = 0;
+        for (; j + 16 <= cnt; j += 16)
+            for (int q = 0; q < 16; q++) dl[q] += (double)fabsf(pr[j + q]) * (double)sr[j + q];
+        for (int q = 0; j + q < cnt; q++) dl[q] += (double)fabsf(pr[j + q]) * (double)sr[j + q];
+        const float dot = (float)join16(dl);
+        for (j = 0; j < cnt; j++) {
+            const float pj = fabsf(pr[j]);
+            sr[j] = pj * (sr[j] - dot) / scale;
+            pr[j] = signbit(pr[j]) ? 0.0f : round1(pj * drop->scale, r);
+        }
+        for (; j < n; j++) sr[j] = 0.0f;
     }
 }
 
@@ -426,7 +552,8 @@ NN_CLONES void lt_nn_attention_forward_r(float *out, float *stats, float *scratc
  * q, k, v, dq, dk, dv point at the head's columns of position 0 (rows 3C apart), dout at C apart. */
 static inline __attribute__((always_inline)) void att_bwd_head(float *dq, const float *q, const float *dout,
                                                                const float *st, float *p, float *s, int T, int C, int hs,
-                                                               int R, float scale, lt_nn_round r) {
+                                                               int R, float scale, lt_nn_round r,
+                                                               const lt_dropout *drop, uint64_t base) {
     const int C3 = 3 * C;
     float *dk = dq + C, *dv = dq + 2 * C;
     const float *k = q + C, *v = q + 2 * C;
@@ -436,22 +563,13 @@ static inline __attribute__((always_inline)) void att_bwd_head(float *dq, const 
         const int rn = T - r0 < R ? T - r0 : R, n = r0 + rn;
         const float *gb = dout + (size_t)r0 * C, *qb = q + (size_t)r0 * C3;
         att_probs(p, st, NULL, q, r0, rn, C, hs, scale, r);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, hs, rn, 1.0f, p, n, gb, C, 1.0f, dv, C3);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rn, n, hs, 1.0f, gb, C, v, C3, 0.0f, s, n);
-        for (int i = 0; i < rn; i++) {
-            const int cnt = r0 + i + 1; /* keys this query attends */
-            const float *pr = p + (size_t)i * n;
-            float *sr = s + (size_t)i * n;
-            /* the softmax's correction in 16 double lanes joined in a fixed order */
-            double dl[16];
-            for (int w = 0; w < 16; w++) dl[w] = 0.0;
-            int j = 0;
-            for (; j + 16 <= cnt; j += 16)
-                for (int w = 0; w < 16; w++) dl[w] += (double)pr[j + w] * (double)sr[j + w];
-            for (int w = 0; j + w < cnt; w++) dl[w] += (double)pr[j + w] * (double)sr[j + w];
-            const float dot = (float)join16(dl);
-            for (j = 0; j < cnt; j++) sr[j] = pr[j] * (sr[j] - dot) / scale;
-            for (; j < n; j++) sr[j] = 0.0f;
+        if (drop) { /* the dropped probabilities exist only after the softmax's backward has read p */
+            att_bwd_dropout(p, s, gb, v, r0, rn, C, hs, scale, r, drop, base + (uint64_t)r0 * (uint64_t)T, T);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, hs, rn, 1.0f, p, n, gb, C, 1.0f, dv, C3);
+        } else {
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, hs, rn, 1.0f, p, n, gb, C, 1.0f, dv, C3);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rn, n, hs, 1.0f, gb, C, v, C3, 0.0f, s, n);
+            att_bwd_softmax(p, s, r0, rn, scale);
         }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rn, hs, n, 1.0f, s, n, k, C3, 0.0f,
                     dq + (size_t)r0 * C3, C3);
@@ -461,7 +579,8 @@ static inline __attribute__((always_inline)) void att_bwd_head(float *dq, const 
 
 NN_CLONES void lt_nn_attention_backward(float *dqkv, float *scratch, size_t scratch_floats, const float *dout,
                                         const float *qkv, const float *stats, int B, int T, int C, int NH,
-                                        lt_nn_round r) {
+                                        lt_nn_round r, const lt_dropout *drop) {
+    if (drop && !drop->threshold) drop = NULL;
     const int hs = C / NH, R = lt_nn_attention_rows(T, scratch_floats);
     const size_t C3 = 3 * (size_t)C, pairs = (size_t)B * (size_t)NH, per = (size_t)R * (size_t)T;
     const float scale = sqrtf((float)hs);
@@ -475,7 +594,8 @@ NN_CLONES void lt_nn_attention_backward(float *dqkv, float *scratch, size_t scra
             const size_t b = bh / (size_t)NH, h = bh % (size_t)NH;
             const size_t at = b * (size_t)T * C3 + h * (size_t)hs;
             att_bwd_head(dqkv + at, qkv + at, dout + b * (size_t)T * (size_t)C + h * (size_t)hs,
-                         stats + bh * 2 * (size_t)T, p, s, T, C, hs, R, scale, r);
+                         stats + bh * 2 * (size_t)T, p, s, T, C, hs, R, scale, r, drop,
+                         (uint64_t)bh * (uint64_t)T * (uint64_t)T);
             if (r)
                 for (int t = 0; t < T; t++)
                     for (int part = 0; part < 3; part++)

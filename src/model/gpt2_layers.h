@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kernels/philox.h"
+
 /* The kernel set OpenBLAS runs the matrix multiplies on ("SkylakeX",
  * "Haswell", "Prescott", ...: its own name, chosen when it was loaded). */
 const char *lt_nn_blas_core(void);
@@ -119,16 +121,31 @@ void lt_nn_attention_forward(float *out, float *stats, float *scratch, size_t sc
                              int T, int C, int NH);
 
 /* lt_nn_attention_forward that rounds each probability with `r` before it is
- * multiplied into v (autocast's bf16 attention weights), and out with `r`. */
+ * multiplied into v (autocast's bf16 attention weights), and out with `r`.
+ * With `drop` (NULL or a zero threshold: none) the probabilities go through
+ * dropout before they meet v, as GPT-2's attn_dropout does: probability
+ * (b, h, t, t2) is element ((b NH + h) T + t) T + t2 of the site, kept ones
+ * become round(p x scale), the others 0. The statistics are the softmax's,
+ * before dropout. */
 void lt_nn_attention_forward_r(float *out, float *stats, float *scratch, size_t scratch_floats, const float *qkv,
-                               int B, int T, int C, int NH, lt_nn_round r);
+                               int B, int T, int C, int NH, lt_nn_round r, const lt_dropout *drop);
 
 /* dqkv[B,T,3C] = d loss / d qkv (overwritten, then rounded with r: the
  * gradient entering the qkv product) from dout [B,T,C], the forward's qkv and
- * stats, and its `r`; the probabilities are recomputed with the forward's bits
- * when scratch_floats is the forward's too. */
+ * stats, and its `r` and `drop` (the mask is drawn again); the probabilities
+ * are recomputed with the forward's bits when scratch_floats is the forward's
+ * too. */
 void lt_nn_attention_backward(float *dqkv, float *scratch, size_t scratch_floats, const float *dout,
-                              const float *qkv, const float *stats, int B, int T, int C, int NH, lt_nn_round r);
+                              const float *qkv, const float *stats, int B, int T, int C, int NH, lt_nn_round r,
+                              const lt_dropout *drop);
+
+/* Dropout of n consecutive elements, the first being element i0 of site d:
+ * dst[k] = round(round(src[k]) x scale) with r where element i0 + k is kept,
+ * 0 where not (round: none for LT_NN_ROUND_NONE). dst may be src. The same
+ * function is the backward: the gradient of a dropped tensor passes through
+ * the same mask and scale. Nothing happens when d is NULL or its threshold
+ * 0 (dst must then be src). */
+void lt_nn_dropout(float *dst, const float *src, size_t n, uint64_t i0, const lt_dropout *d, lt_nn_round r);
 
 /* The query rows the attention takes at once for this T and scratch (at most 64; at least 1 when
  * scratch_floats >= 2T): a thread's share of the scratch is twice this many rows of T floats. */

@@ -605,7 +605,7 @@ static void run_attention(const attn_shape *s, lt_dtype dt, int simt) {
     float *att = fbuf(2 * NR), *out = fbuf(NC), *lse = fbuf(NR);
     float *dqkv = fbuf(N * C3), *drow = fbuf(4 * NC); /* the CPU attention's scratch, as the model gives it */
     lt_nn_attention_forward(out, att, drow, 4 * NC, qkv, B, T, C, NH);
-    lt_nn_attention_backward(dqkv, drow, 4 * NC, dout, qkv, att, B, T, C, NH, LT_NN_ROUND_NONE);
+    lt_nn_attention_backward(dqkv, drow, 4 * NC, dout, qkv, att, B, T, C, NH, LT_NN_ROUND_NONE, NULL);
     ref_lse(lse, qkv, B, T, C, NH);
     float *D = fbuf(NR); /* dout . out per (b, h, t), in double from the CPU's fp32 out */
     for (size_t r = 0; r < NR; r++) {
