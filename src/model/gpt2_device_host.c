@@ -184,6 +184,9 @@ lt_status lt_gpt2_dev_set_tf32(lt_gpt2_dev *d, int on, char *err, size_t errlen)
     return no_cuda(err, errlen);
 }
 void lt_gpt2_dev_set_loss_scale(lt_gpt2_dev *d, float scale) { (void)d, (void)scale; }
+void lt_gpt2_dev_set_dropout(lt_gpt2_dev *d, int on, uint64_t seed, uint32_t stream) {
+    (void)d, (void)on, (void)seed, (void)stream;
+}
 lt_status lt_gpt2_dev_refresh_bf16(lt_gpt2_dev *d, char *err, size_t errlen) {
     (void)d;
     return no_cuda(err, errlen);

@@ -101,6 +101,9 @@ static const arg_def ARGS[] = {
      "GPT-2 tokenizer for text files: a folder (encoder.json + vocab.bpe, vocab.json + merges.txt or "
      "tokenizer.json) or gpt2; default: the one in model_name_or_path, if any; none: text is bytes"},
     {"model", A_STR, S(model_preset), "gpt2, gpt2-medium, gpt2-large, gpt2-xl or custom [custom]"},
+    {"config_overrides", A_STR, S(config_overrides),
+     "the model config's dropout, as run_clm's flag: embd_pdrop=P,resid_pdrop=P,attn_pdrop=P (training only; "
+     "a preset or custom model has none, a config.json gives its own, GPT2Config's 0.1 where absent) []"},
     {"n_layer", A_INT, S(n_layer), "custom model [4]"},
     {"n_embd", A_INT, S(n_embd), "custom model [128]"},
     {"n_head", A_INT, S(n_head), "custom model [4]"},
@@ -211,6 +214,44 @@ lt_status lt_train_args_parse(lt_train_args *a, int argc, char **argv, char *err
     return lt_train_args_check(a, err, errlen);
 }
 
+lt_status lt_train_config_overrides(const char *overrides, lt_gpt2_config *cfg, char *err, size_t errlen) {
+    lt_gpt2_config c = *cfg;
+    const char *s = overrides;
+    while (*s) {
+        const char *end = strchr(s, ',');
+        size_t len = end ? (size_t)(end - s) : strlen(s);
+        char item[256], *eq, *stop;
+        snprintf(item, sizeof item, "%.*s", (int)(len < sizeof item ? len : sizeof item - 1), s);
+        double v = 0;
+        if (!(eq = strchr(item, '='))) {
+            snprintf(err, errlen, "--config_overrides: '%s' is not key=value", item);
+            return LT_ERR_ARG;
+        }
+        *eq = 0;
+        errno = 0;
+        v = strtod(eq + 1, &stop);
+        double *field = !strcmp(item, "embd_pdrop")    ? &c.embd_pdrop
+                        : !strcmp(item, "resid_pdrop") ? &c.resid_pdrop
+                        : !strcmp(item, "attn_pdrop")  ? &c.attn_pdrop
+                                                       : NULL;
+        if (!field) {
+            snprintf(err, errlen,
+                     "--config_overrides: '%s' cannot be overridden (embd_pdrop, resid_pdrop, attn_pdrop can; the "
+                     "model's shape has its own flags)", item);
+            return LT_ERR_ARG;
+        }
+        if (stop == eq + 1 || *stop || errno || !(v >= 0.0 && v < 1.0)) {
+            snprintf(err, errlen, "--config_overrides: %s=%s: expected a dropout probability, 0 <= p < 1", item,
+                     eq + 1);
+            return LT_ERR_ARG;
+        }
+        *field = v;
+        s = end ? end + 1 : s + len;
+    }
+    *cfg = c;
+    return LT_OK;
+}
+
 lt_status lt_train_args_check(const lt_train_args *a, char *err, size_t errlen) {
     const struct {
         int bad;
@@ -257,5 +298,6 @@ lt_status lt_train_args_check(const lt_train_args *a, char *err, size_t errlen) 
             snprintf(err, errlen, "%s", checks[k].msg);
             return LT_ERR_ARG;
         }
-    return LT_OK;
+    lt_gpt2_config probe = {0};
+    return lt_train_config_overrides(a->config_overrides, &probe, err, errlen);
 }

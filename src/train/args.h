@@ -39,6 +39,7 @@ typedef struct lt_train_args {
     char model_name_or_path[512]; /* a folder with config.json + model.safetensors, or empty */
     char tokenizer_name_or_path[512]; /* tokenizer files' folder or "gpt2"; empty: the model's or checkpoint's, if any */
     char model_preset[48];        /* gpt2, gpt2-medium, ... or "custom" */
+    char config_overrides[256];   /* run_clm's "key=value,key=value" over the model's config (the pdrops) */
     int n_layer, n_embd, n_head, n_positions, vocab_size;
     /* data */
     char train_file[512], validation_file[512];
@@ -69,6 +70,12 @@ static inline lt_gpt2_precision lt_train_args_precision(const lt_train_args *a) 
 /* Whether the run trains on the GPU: --device cuda, or auto with a CUDA
  * device present (every precision: fp32, --bf16, --pure_bf16 and --fp16). */
 int lt_train_args_on_gpu(const lt_train_args *a);
+
+/* Applies --config_overrides ("embd_pdrop=0.1,resid_pdrop=0,attn_pdrop=0.1";
+ * "" changes nothing) to cfg. A key other than the three, a value that is
+ * not a number in [0, 1) or a malformed item is LT_ERR_ARG with one line
+ * naming the flag and the item; cfg is then unchanged. */
+lt_status lt_train_config_overrides(const char *overrides, lt_gpt2_config *cfg, char *err, size_t errlen);
 
 /* The usage text of every flag with its default. */
 void lt_train_args_usage(void *file);

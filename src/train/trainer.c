@@ -101,9 +101,20 @@ static lt_status model_zero_grad(run_t *r) {
     return LT_OK;
 }
 
+/* The dropout masks of the next training forward: micro-batch k of the step after r->step (each micro-batch of
+ * the run its own stream, so a resumed run draws the uninterrupted one's masks). */
+static void model_set_dropout(run_t *r, int k) {
+    uint32_t stream = (uint32_t)((uint64_t)r->step * (uint64_t)r->accum + (uint64_t)k);
+    if (r->dev) lt_gpt2_dev_set_dropout(r->dev, 1, r->a->seed, stream);
+    else lt_gpt2_set_dropout(r->m, 1, r->a->seed, stream);
+}
+
 /* forward of rows x T tokens and their mean loss into *loss; train: for a backward next (evaluation: not) */
 static lt_status model_forward(run_t *r, int rows, int train, float *loss) {
-    if (r->dev) return lt_gpt2_dev_forward(r->dev, r->inputs, r->targets, rows, r->T, loss, r->err, sizeof r->err);
+    if (r->dev) {
+        if (!train) lt_gpt2_dev_set_dropout(r->dev, 0, 0, 0); /* evaluation: none (model_set_dropout turns it on) */
+        return lt_gpt2_dev_forward(r->dev, r->inputs, r->targets, rows, r->T, loss, r->err, sizeof r->err);
+    }
     lt_status st = train ? lt_gpt2_forward(r->m, r->inputs, r->targets, rows, r->T, r->err, sizeof r->err)
                          : lt_gpt2_eval_loss(r->m, r->inputs, r->targets, rows, r->T, r->err, sizeof r->err);
     *loss = r->m->loss;
@@ -312,7 +323,8 @@ static int setup_model(run_t *r, const char *resume_dir, int data_vocab, lt_gpt2
         cfg->layer_norm_epsilon = 1e-5;
         if (lt_gpt2_config_check(cfg, r->err, sizeof r->err)) return 1;
     }
-    return 0;
+    /* the dropout the checkpoint's (or model's) config.json records, unless the flag says otherwise */
+    return lt_train_config_overrides(a->config_overrides, cfg, r->err, sizeof r->err) != LT_OK;
 }
 
 int lt_train_run(const lt_train_args *a) {
@@ -554,6 +566,9 @@ int lt_train_run(const lt_train_args *a) {
            r->data.n_train_blocks, r->T, r->data.n_val_blocks, r->B, r->accum, r->total_steps, r->warmup,
            omp_get_max_threads(), r->dev ? "" : " (OpenBLAS ", r->dev ? "" : lt_nn_blas_core(), r->dev ? "" : ")",
            resume[0] ? "; resuming from " : "", resume);
+    if (cfg.embd_pdrop > 0 || cfg.resid_pdrop > 0 || cfg.attn_pdrop > 0)
+        printf("dropout: embd_pdrop %g, resid_pdrop %g, attn_pdrop %g (training steps only; masks from --seed)\n",
+               cfg.embd_pdrop, cfg.resid_pdrop, cfg.attn_pdrop);
     if (r->tok) printf("tokenizer: %s (%zu tokens); text files encoded with it\n", lt_tokenizer_source(r->tok),
                        lt_tokenizer_vocab_size(r->tok));
     if (r->dev)
@@ -614,11 +629,13 @@ int lt_train_run(const lt_train_args *a) {
         if (a->optim_in_backward) {
             /* each parameter group is stepped by the callback as soon as backward finishes it */
             lt_data_next(&r->data, r->B, r->inputs, r->targets);
+            model_set_dropout(r, 0);
             if (model_forward(r, r->B, 1, &l) || model_backward(r, step_in_backward) || model_stepped(r)) goto out;
             loss = l;
         } else {
             for (int k = 0; k < r->accum; k++) {
                 lt_data_next(&r->data, r->B, r->inputs, r->targets);
+                model_set_dropout(r, k);
                 if (model_forward(r, r->B, 1, &l) || model_backward(r, NULL)) goto out;
                 loss += l;
             }

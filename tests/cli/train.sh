@@ -109,6 +109,24 @@ LT_TEST_SIGNAL=TERM@3 "$LT" train "${args[@]}" --save_strategy no --output_dir "
     ! ls "$tmp/signo" | grep -q checkpoint || { echo "signal test, --save_strategy no: rc=$rc"; cat "$tmp/signo.log"; fail=1; }
 echo "signal test done"
 
+# dropout (run_clm's --config_overrides): the checkpoint's config.json records it, a resume without the flag takes
+# it from there and ends bit-identical to the uninterrupted run (masks drawn per micro-batch of the run), and the
+# run differs from the one without dropout
+DR=("${SMALL[@]}" --optim adamw_torch --config_overrides "embd_pdrop=0.1,resid_pdrop=0.2,attn_pdrop=0.3")
+"$LT" train "${DR[@]}" --output_dir "$tmp/drop" > "$tmp/drop.log" 2>&1 || { echo "dropout: run failed"; cat "$tmp/drop.log"; fail=1; }
+grep -qF "dropout: embd_pdrop 0.1, resid_pdrop 0.2, attn_pdrop 0.3" "$tmp/drop.log" || { echo "dropout: not announced"; fail=1; }
+grep -q '"attn_pdrop": 0.3,' "$tmp/drop/checkpoint-6/config.json" && grep -q '"resid_pdrop": 0.2,' "$tmp/drop/checkpoint-6/config.json" ||
+    { echo "dropout: config.json does not record it"; cat "$tmp/drop/checkpoint-6/config.json"; fail=1; }
+mkdir -p "$tmp/drop-res" && cp -r "$tmp/drop/checkpoint-6" "$tmp/drop-res/"
+"$LT" train "${SMALL[@]}" --optim adamw_torch --output_dir "$tmp/drop-res" --resume_from_checkpoint latest > "$tmp/drop-res.log" 2>&1 ||
+    { echo "dropout: resume failed"; cat "$tmp/drop-res.log"; fail=1; }
+for f in model.safetensors optimizer.safetensors; do
+    cmp -s "$tmp/drop/checkpoint-12/$f" "$tmp/drop-res/checkpoint-12/$f" || { echo "dropout: $f differs after resume"; fail=1; }
+done
+! cmp -s "$tmp/drop/checkpoint-12/model.safetensors" "$tmp/full-adamw_torch/checkpoint-12/model.safetensors" ||
+    { echo "dropout: the run equals the one without dropout"; fail=1; }
+echo "dropout: recorded in config.json, resumed run bit-identical, differs from no dropout"
+
 # bad input: one line naming the thing, non-zero exit, no output folder
 bad() { # expected-message-substring, args...
     local want="$1"; shift
@@ -136,6 +154,9 @@ bad "header says 100 tokens (1224 bytes) but the file is 1124 bytes" --train_fil
 bad "token 0 has id 300, not below the model's vocab_size 256" --train_file "$tmp/big.bin" --vocab_size 256
 bad "--block_size 64 is larger than the model's n_positions 32" --train_file "$tmp/text.txt" --n_positions 32 --block_size 64
 bad "unknown flag --learning_rat" --train_file "$tmp/text.txt" --learning_rat 1e-3
+bad "--config_overrides: attn_pdrop=1: expected a dropout probability, 0 <= p < 1" --train_file "$tmp/text.txt" --config_overrides attn_pdrop=1
+bad "--config_overrides: 'n_layer' cannot be overridden" --train_file "$tmp/text.txt" --config_overrides resid_pdrop=0,n_layer=3
+bad "--config_overrides: 'resid_pdrop' is not key=value" --train_file "$tmp/text.txt" --config_overrides resid_pdrop
 bad "--per_device_train_batch_size: bad value 'x': expected an integer" --train_file "$tmp/text.txt" --per_device_train_batch_size x
 bad "--optim adam_w: unknown optimizer name 'adam_w'" --train_file "$tmp/text.txt" --optim adam_w
 bad "--fp16 cannot be combined with --bf16 or --pure_bf16: choose one" --train_file "$tmp/text.txt" --fp16 --bf16

@@ -222,9 +222,10 @@ static float *dev_get(const void *d, size_t n, lt_dtype dt) {
 /* ---- comparisons ---- */
 static const char *dtn(lt_dtype dt) { return dt == LT_DTYPE_F32 ? "f32" : dt == LT_DTYPE_BF16 ? "bf16" : "f16"; }
 
-/* max |g - c| / max |c| over rows x cols (row strides ldg, ldc); NaN or inf: INFINITY */
-static double err_rows(const float *g, const float *c, size_t rows, size_t cols, size_t ldg, size_t ldc) {
-    double num = 0.0, den = 0.0;
+/* max |g - c| / max(max |c|, floor) over rows x cols (row strides ldg, ldc); NaN or inf: INFINITY */
+static double err_rows_floor(const float *g, const float *c, size_t rows, size_t cols, size_t ldg, size_t ldc,
+                             double floor) {
+    double num = 0.0, den = floor;
     for (size_t r = 0; r < rows; r++)
         for (size_t j = 0; j < cols; j++) {
             double a = g[r * ldg + j], b = c[r * ldc + j];
@@ -233,6 +234,9 @@ static double err_rows(const float *g, const float *c, size_t rows, size_t cols,
             if (fabs(b) > den) den = fabs(b);
         }
     return num == 0.0 ? 0.0 : num / (den > 0.0 ? den : 1e-30);
+}
+static double err_rows(const float *g, const float *c, size_t rows, size_t cols, size_t ldg, size_t ldc) {
+    return err_rows_floor(g, c, rows, cols, ldg, ldc, 0.0);
 }
 
 static void expect_rows(const char *what, lt_dtype dt, const float *g, const float *c, size_t rows, size_t cols,
@@ -590,22 +594,26 @@ static void ref_lse(float *lse, const float *qkv, int B, int T, int C, int NH) {
  * hs 128, fp32 (3xTF32) up to 64, unless simt */
 static int attn_on_tc(lt_dtype dt, int hs, int simt) { return !simt && hs <= (dt == LT_DTYPE_F32 ? 64 : 128); }
 
-static void run_attention(const attn_shape *s, lt_dtype dt, int simt) {
+/* The GPU attention against the CPU's (lt_nn_attention_*), without dropout (pdrop 0) or with it: the same
+ * probabilities dropped (the kernels' keep bits against the CPU's), the statistics before it. */
+static void run_attention(const attn_shape *s, lt_dtype dt, int simt, double pdrop) {
     const int B = s->B, T = s->T, C = s->C, NH = s->NH;
     const size_t N = (size_t)B * T, NC = N * C, C3 = 3 * (size_t)C, NR = (size_t)B * NH * T;
     const double tol = dt == LT_DTYPE_F32 ? TOL_F32 : dt == LT_DTYPE_BF16 ? TOL_BF16 : TOL_F16;
     const int tc = attn_on_tc(dt, C / NH, simt);
+    const lt_dropout drop = lt_dropout_make(pdrop, 1000u + (uint64_t)T, 7, (uint32_t)B);
+    const lt_dropout *dr = pdrop > 0 ? &drop : NULL;
     lt_cunn_attention_simt(nn, simt);
-    printf("attention B %d T %d C %d NH %d (hs %d), %s storage, %s\n", B, T, C, NH, C / NH, dtn(dt),
-           tc ? "tensor cores" : "CUDA cores");
+    printf("attention B %d T %d C %d NH %d (hs %d), %s storage, %s%s\n", B, T, C, NH, C / NH, dtn(dt),
+           tc ? "tensor cores" : "CUDA cores", dr ? ", dropout 0.3" : "");
     float *qkv = rand_arr(N * C3, 1.5f, 0.0f), *dout = rand_arr(NC, 1.0f, 0.0f);
     round_dt(qkv, N * C3, dt), round_dt(dout, NC, dt);
 
     /* the CPU: its row statistics feed its backward */
     float *att = fbuf(2 * NR), *out = fbuf(NC), *lse = fbuf(NR);
     float *dqkv = fbuf(N * C3), *drow = fbuf(4 * NC); /* the CPU attention's scratch, as the model gives it */
-    lt_nn_attention_forward(out, att, drow, 4 * NC, qkv, B, T, C, NH);
-    lt_nn_attention_backward(dqkv, drow, 4 * NC, dout, qkv, att, B, T, C, NH, LT_NN_ROUND_NONE, NULL);
+    lt_nn_attention_forward_r(out, att, drow, 4 * NC, qkv, B, T, C, NH, LT_NN_ROUND_NONE, dr);
+    lt_nn_attention_backward(dqkv, drow, 4 * NC, dout, qkv, att, B, T, C, NH, LT_NN_ROUND_NONE, dr);
     ref_lse(lse, qkv, B, T, C, NH);
     float *D = fbuf(NR); /* dout . out per (b, h, t), in double from the CPU's fp32 out */
     for (size_t r = 0; r < NR; r++) {
@@ -620,26 +628,73 @@ static void run_attention(const attn_shape *s, lt_dtype dt, int simt) {
     void *d_qkv = dev_put(qkv, N * C3, dt), *d_out = dalloc(NC * lt_dtype_size(dt));
     void *d_dout = dev_put(dout, NC, dt), *d_dqkv = dalloc(N * C3 * lt_dtype_size(dt));
     float *d_lse = dalloc(NR * sizeof(float)), *d_D = dalloc(NR * sizeof(float));
-    ok(lt_cunn_attention_forward(nn, dt, d_out, d_lse, d_qkv, B, T, C, NH), "attention_forward");
+    ok(lt_cunn_attention_forward(nn, dt, d_out, d_lse, d_qkv, B, T, C, NH, dr), "attention_forward");
     float *g_out = dev_get(d_out, NC, dt), *g_lse = dev_get(d_lse, NR, LT_DTYPE_F32);
     expect("attention_forward out", dt, g_out, out, NC, tol);
     expect("attention_forward lse", dt, g_lse, lse, NR, TOL_F32);
 
-    ok(lt_cunn_attention_backward(nn, dt, d_dqkv, d_D, d_dout, d_qkv, d_out, d_lse, B, T, C, NH),
+    ok(lt_cunn_attention_backward(nn, dt, d_dqkv, d_D, d_dout, d_qkv, d_out, d_lse, B, T, C, NH, dr),
        "attention_backward");
     float *g1 = dev_get(d_dqkv, N * C3, dt), *gD = dev_get(d_D, NR, LT_DTYPE_F32);
-    ok(lt_cunn_attention_backward(nn, dt, d_dqkv, d_D, d_dout, d_qkv, d_out, d_lse, B, T, C, NH),
+    ok(lt_cunn_attention_backward(nn, dt, d_dqkv, d_D, d_dout, d_qkv, d_out, d_lse, B, T, C, NH, dr),
        "attention_backward");
     float *g2 = dev_get(d_dqkv, N * C3, dt);
     /* D = dout . out: the GPU's from out as stored in dt (16-bit: rounded once) */
     expect("attention_backward D (scratch)", dt, gD, D, NR, tol);
-    expect_rows("attention_backward dq", dt, g1, dqkv, N, (size_t)C, C3, C3, tol);
-    expect_rows("attention_backward dk", dt, g1 + C, dqkv + C, N, (size_t)C, C3, C3, tol);
+    if (dr && T == 1) {
+        /* one key per row (T 1): d scores is 0 in exact arithmetic, and with dropout d P z and D = dout . out are
+           no longer the same products, so both sides hold rounding residue: dq and dk are held to the size of
+           the gradient that does flow, dv's */
+        double dvmax = 0.0;
+        for (size_t t = 0; t < N; t++)
+            for (int i = 0; i < C; i++) dvmax = fmax(dvmax, fabs(dqkv[t * C3 + 2 * (size_t)C + (size_t)i]));
+        const double eq = err_rows_floor(g1, dqkv, N, (size_t)C, C3, C3, dvmax),
+                     ek = err_rows_floor(g1 + C, dqkv + C, N, (size_t)C, C3, C3, dvmax);
+        printf("  %-4s %-40s err %.2e / %.2e  (tol %.1e)\n", dtn(dt), "attention_backward dq / dk (dv's scale)", eq,
+               ek, tol);
+        CHECK(eq <= tol && ek <= tol, "%s attention_backward with dropout: dq error %.3e, dk %.3e above %.1e", dtn(dt),
+              eq, ek, tol);
+    } else {
+        expect_rows("attention_backward dq", dt, g1, dqkv, N, (size_t)C, C3, C3, tol);
+        expect_rows("attention_backward dk", dt, g1 + C, dqkv + C, N, (size_t)C, C3, C3, tol);
+    }
     expect_rows("attention_backward dv", dt, g1 + 2 * C, dqkv + 2 * C, N, (size_t)C, C3, C3, tol);
     expect_same("attention_backward run twice: dqkv", dt, g1, g2, N * C3);
     free(qkv), free(dout), free(att), free(out), free(lse), free(dqkv), free(drow), free(D);
     free(g_out), free(g_lse), free(g1), free(g2), free(gD);
     free_all();
+}
+
+/* ---- dropout (lt_cunn_dropout) ---- */
+
+/* lt_cunn_dropout against lt_nn_dropout, bit for bit, in every dtype (the 16-bit inputs rounded as stored), in
+ * place and not, with lengths around the groups of four; a zero threshold leaves the values alone. */
+static void check_dropout(void) {
+    static const size_t LENS[] = {1, 5, 4099, 70001};
+    const lt_dtype dts[3] = {LT_DTYPE_F32, LT_DTYPE_BF16, LT_DTYPE_F16};
+    for (size_t li = 0; li < sizeof LENS / sizeof LENS[0]; li++)
+        for (int k = 0; k < 3; k++) {
+            const size_t n = LENS[li];
+            const lt_dtype dt = dts[k];
+            const lt_dropout d = lt_dropout_make(0.25, 99 + li, 5, 3);
+            float *x = rand_arr(n, 2.0f, 0.0f), *want = fbuf(n);
+            round_dt(x, n, dt);
+            lt_nn_dropout(want, x, n, 0, &d, dt == LT_DTYPE_F32 ? LT_NN_ROUND_NONE
+                                              : dt == LT_DTYPE_BF16 ? LT_NN_ROUND_BF16 : LT_NN_ROUND_F16);
+            void *dx = dev_put(x, n, dt), *dy = dalloc(n * lt_dtype_size(dt));
+            ok(lt_cunn_dropout(nn, dt, dy, dx, n, &d), "dropout");
+            ok(lt_cunn_dropout(nn, dt, dx, dx, n, &d), "dropout in place");
+            float *g = dev_get(dy, n, dt), *g2 = dev_get(dx, n, dt);
+            expect_same("dropout", dt, g, want, n);
+            expect_same("dropout in place", dt, g2, want, n);
+            const lt_dropout off = lt_dropout_make(0.0, 1, 0, 0);
+            ok(lt_cunn_dropout(nn, dt, dy, dy, n, &off), "dropout p 0");
+            float *g3 = dev_get(dy, n, dt);
+            expect_same("dropout p 0", dt, g3, want, n);
+            free(x), free(want), free(g), free(g2), free(g3);
+            free_all();
+        }
+    printf("dropout: lt_cunn_dropout gives lt_nn_dropout's bits (f32, bf16, f16; 4 lengths)\n");
 }
 
 /* ---- dtype conversion (lt_cunn_convert) ---- */
@@ -808,16 +863,16 @@ static void bench_attention(int B, int T, int C, int NH) {
         void *d_out = dalloc(NC * lt_dtype_size(dt)), *d_dqkv = dalloc(N * C3 * lt_dtype_size(dt));
         float *d_lse = dalloc(NR * sizeof(float)), *d_D = dalloc(NR * sizeof(float));
         double tf[5], tb[5];
-        ok(lt_cunn_attention_forward(nn, dt, d_out, d_lse, d_qkv, B, T, C, NH), "attention_forward");
-        ok(lt_cunn_attention_backward(nn, dt, d_dqkv, d_D, d_dout, d_qkv, d_out, d_lse, B, T, C, NH),
+        ok(lt_cunn_attention_forward(nn, dt, d_out, d_lse, d_qkv, B, T, C, NH, NULL), "attention_forward");
+        ok(lt_cunn_attention_backward(nn, dt, d_dqkv, d_D, d_dout, d_qkv, d_out, d_lse, B, T, C, NH, NULL),
            "attention_backward");
         for (int k = 0; k < 5; k++) {
             double t0 = now_s();
-            for (int i = 0; i < 4; i++) lt_cunn_attention_forward(nn, dt, d_out, d_lse, d_qkv, B, T, C, NH);
+            for (int i = 0; i < 4; i++) lt_cunn_attention_forward(nn, dt, d_out, d_lse, d_qkv, B, T, C, NH, NULL);
             ok(0, "attention_forward (timed)");
             double t1 = now_s();
             for (int i = 0; i < 4; i++)
-                lt_cunn_attention_backward(nn, dt, d_dqkv, d_D, d_dout, d_qkv, d_out, d_lse, B, T, C, NH);
+                lt_cunn_attention_backward(nn, dt, d_dqkv, d_D, d_dout, d_qkv, d_out, d_lse, B, T, C, NH, NULL);
             ok(0, "attention_backward (timed)");
             tf[k] = (t1 - t0) / 4, tb[k] = (now_s() - t1) / 4;
         }
@@ -969,15 +1024,18 @@ int main(int argc, char **argv) {
         free_all();
     }
     for (size_t i = 0; part_on("attention") && i < sizeof ATTN_SHAPES / sizeof ATTN_SHAPES[0]; i++)
-        for (int simt = 0; simt < 2; simt++) {
-            const int hs = ATTN_SHAPES[i].C / ATTN_SHAPES[i].NH;
-            if (simt || attn_on_tc(LT_DTYPE_F32, hs, 0)) run_attention(&ATTN_SHAPES[i], LT_DTYPE_F32, simt);
-            run_attention(&ATTN_SHAPES[i], LT_DTYPE_BF16, simt);
-            run_attention(&ATTN_SHAPES[i], LT_DTYPE_F16, simt);
-        }
+        for (int simt = 0; simt < 2; simt++)
+            for (int drop = 0; drop < 2; drop++) { /* without and with dropout (0.3) */
+                const int hs = ATTN_SHAPES[i].C / ATTN_SHAPES[i].NH;
+                const double p = drop ? 0.3 : 0.0;
+                if (simt || attn_on_tc(LT_DTYPE_F32, hs, 0)) run_attention(&ATTN_SHAPES[i], LT_DTYPE_F32, simt, p);
+                run_attention(&ATTN_SHAPES[i], LT_DTYPE_BF16, simt, p);
+                run_attention(&ATTN_SHAPES[i], LT_DTYPE_F16, simt, p);
+            }
+    if (part_on("layers")) check_dropout();
     lt_cunn_attention_simt(nn, 0);
     /* a head above the kernels' 128 dims is refused with a message */
-    CHECK(lt_cunn_attention_forward(nn, LT_DTYPE_F32, NULL, NULL, NULL, 1, 4, 160, 1) == -1 &&
+    CHECK(lt_cunn_attention_forward(nn, LT_DTYPE_F32, NULL, NULL, NULL, 1, 4, 160, 1, NULL) == -1 &&
               strstr(lt_cunn_error(nn), "head size 160"),
           "attention with hs 160 was not refused: '%s'", lt_cunn_error(nn));
     lt_cunn_destroy(nn);

@@ -711,6 +711,64 @@ static void run_shape(const shape *s, uint64_t seed) {
     lt_gpt2_free(m), lt_gpt2_free(m16), lt_gpt2_free(r32), lt_gpt2_free(r), lt_gpt2_free(r16), lt_gpt2_free(rf16);
 }
 
+/* Dropout (every site on): the device against the CPU with the same seed and stream (the same masks) in fp32
+ * (the fp32 tolerances) and bf16 (bf16's), checkpointing bit for bit, the masks really applied (the loss moves),
+ * and a forward without dropout again after it is turned off. */
+static void check_dropout(const shape *s, uint64_t seed) {
+    lt_gpt2_config cfg = {.vocab_size = s->V, .n_positions = s->P, .n_embd = s->C, .n_layer = s->L,
+                          .n_head = s->NH, .layer_norm_epsilon = 1e-5, .embd_pdrop = 0.1, .resid_pdrop = 0.2,
+                          .attn_pdrop = 0.3};
+    const int B = s->B, T = s->T;
+    const size_t N = (size_t)B * (size_t)T;
+    printf("dropout (embd 0.1, resid 0.2, attn 0.3): L %d C %d NH %d V %d, B %d T %d\n", s->L, s->C, s->NH, s->V, B,
+           T);
+    rng = seed + 77;
+    lt_gpt2 *m = random_model(&cfg, seed + 77);
+    int32_t *in = malloc(N * sizeof(int32_t)), *tg = malloc(N * sizeof(int32_t));
+    if (!in || !tg) exit(2);
+    for (size_t i = 0; i < N; i++) in[i] = (int32_t)(next32() % (uint32_t)s->V), tg[i] = (int32_t)(next32() % (uint32_t)s->V);
+    lt_gpt2 *m16 = clone(m), *r = new_model(&cfg), *r2 = new_model(&cfg);
+    float lc32, lc16, lnone, ld, ld16, l;
+    MUST(lt_gpt2_set_batch(m, B, T, err, sizeof err));
+    cpu_pass(m, in, tg, B, T, &lnone);
+    lt_gpt2_set_dropout(m, 1, 4242, 9);
+    cpu_pass(m, in, tg, B, T, &lc32);
+    MUST(lt_gpt2_set_precision(m16, LT_GPT2_BF16, 0, err, sizeof err));
+    MUST(lt_gpt2_set_batch(m16, B, T, err, sizeof err));
+    lt_gpt2_set_dropout(m16, 1, 4242, 9);
+    cpu_pass(m16, in, tg, B, T, &lc16);
+    CHECK(rel(lc32, lnone) > 1e-4, "dropout left the CPU loss unchanged (%.7f vs %.7f)", lc32, lnone);
+
+    lt_gpt2_dev *d;
+    MUST(lt_gpt2_dev_create(m, NULL, &d, err, sizeof err));
+    MUST(lt_gpt2_dev_set_batch(d, B, T, err, sizeof err));
+    lt_gpt2_dev_set_dropout(d, 1, 4242, 9);
+    dev_pass(d, in, tg, B, T, &ld);
+    MUST(lt_gpt2_dev_download_grads(d, r, err, sizeof err));
+    const double le = rel(ld, lc32);
+    CHECK(le <= TOL_LOSS, "fp32 dropout loss: device %.7f, CPU %.7f (rel %.2e)", ld, lc32, le);
+    printf("  %-44s loss %.6f vs %.6f, err %.2e (tol %.0e); without dropout %.6f\n", "fp32 dropout device vs CPU", ld,
+           lc32, le, TOL_LOSS, lnone);
+    compare_grads("fp32 dropout device vs CPU", r, m, TOL_GRAD);
+    check_ckpt_identical(d, &cfg, in, tg, B, T, LT_GPT2_F32, "fp32 dropout checkpointing", ld, r, r2, 1.0f);
+    lt_gpt2_dev_set_dropout(d, 0, 4242, 9);
+    dev_pass(d, in, tg, B, T, &l);
+    CHECK(rel(l, lnone) <= TOL_LOSS, "dropout off: device loss %.7f, CPU without dropout %.7f", l, lnone);
+    printf("  %-44s loss %.6f vs %.6f\n", "dropout off again: device vs CPU", l, lnone);
+
+    lt_gpt2_dev_set_checkpointing(d, 0);
+    MUST(lt_gpt2_dev_set_precision(d, LT_GPT2_BF16, 0, err, sizeof err));
+    MUST(lt_gpt2_dev_set_batch(d, B, T, err, sizeof err));
+    lt_gpt2_dev_set_dropout(d, 1, 4242, 9);
+    dev_pass(d, in, tg, B, T, &ld16);
+    MUST(lt_gpt2_dev_download_grads(d, r, err, sizeof err));
+    report16("bf16 dropout", ld16, lc32, lc16, TOL_BF16_LOSS, r, m, m16, TOL_BF16_GRAD);
+    check_ckpt_identical(d, &cfg, in, tg, B, T, LT_GPT2_BF16, "bf16 dropout checkpointing", ld16, r, r2, 1.0f);
+    lt_gpt2_dev_free(d);
+    free(in), free(tg);
+    lt_gpt2_free(m), lt_gpt2_free(m16), lt_gpt2_free(r), lt_gpt2_free(r2);
+}
+
 int main(int argc, char **argv) {
     int quick = 0;
     uint64_t seed = 1234;
@@ -731,5 +789,6 @@ int main(int argc, char **argv) {
     printf("gpu_gpt2_model: %s, seed %llu\n", desc, (unsigned long long)seed);
     int n = quick ? 1 : (int)(sizeof SHAPES / sizeof SHAPES[0]);
     for (int i = 0; i < n; i++) run_shape(&SHAPES[i], seed + (uint64_t)i);
+    for (int i = 0; i < n; i++) check_dropout(&SHAPES[i], seed + (uint64_t)i);
     return lt_test_done("gpu_gpt2_model");
 }

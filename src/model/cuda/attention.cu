@@ -48,6 +48,12 @@
  *      in increasing order: dv_j = sum_i P_ij dout_i, dk_j = sum_i dS_ij q_i.
  * Kernel launches on one stream run in order, so pass 3 sees pass 1's D.
  *
+ * Dropout (the kernels instantiated with DROP; the others are unchanged): the forward's l sums the probabilities
+ * before dropout and o takes them after (p z, z = 0 or 1 / (1 - p) from the Philox bits of attention.cuh's
+ * drop_bits16, a row's 32 keys per tile by each of its threads); the dq pass uses dP z for dP; the dk / dv pass
+ * dv += P z dout and dk with dP z, its CTA drawing the tile's bits once into shared memory (a query's keys are
+ * consecutive elements of the site, the CTA's keys are not); D = dout . out holds as it is (out is after dropout).
+ *
  * CTAs are numbered heaviest first (the query tiles near T in the forward and
  * the dq pass, the key tiles near 0 in the dk / dv pass), so that the long
  * causal rows start early and the short ones fill the tail of the grid. */
@@ -153,9 +159,9 @@ __device__ __forceinline__ void store_part(S *dst, const float (&x)[DT], float d
 
 /* ---- forward ---- */
 
-template <typename S, int DH>
+template <typename S, int DH, bool DROP>
 __global__ void __launch_bounds__(ROWS *(DH / DT)) attn_fwd_kernel(S *out, float *lse, const S *qkv, int B, int T,
-                                                                   int C, int NH, float inv) {
+                                                                   int C, int NH, float inv, lt_dropout dr) {
     constexpr int SPLIT = DH / DT, NT = ROWS * SPLIT;
     /* the K tile, then the V tile (the Q tile at the start); float4 for the 16-byte alignment of lds4 */
     __shared__ float4 kv4[2 * TILE * DH / 4];
@@ -201,11 +207,16 @@ __global__ void __launch_bounds__(ROWS *(DH / DT)) attn_fwd_kernel(S *out, float
         l *= alpha;
 #pragma unroll
         for (int i = 0; i < DT; i++) o[i] *= alpha;
+        uint32_t keep = 0; /* dropout: the row's keys k0 .. k0 + 31 */
+        if constexpr (DROP) {
+            const uint64_t at = ((uint64_t)w.bh * (uint64_t)T + (uint64_t)t) * (uint64_t)T + (uint64_t)k0;
+            keep = drop_bits16(dr, at) | drop_bits16(dr, at + 16) << 16;
+        }
 #pragma unroll
         for (int j = 0; j < TILE; j++) {
             const float p = expf(s[j] - mn); /* 0 where masked */
-            l += p;
-            axpy_part<DH>(o, p, vs, j, part);
+            l += p;                          /* the softmax's sum is before dropout */
+            axpy_part<DH>(o, DROP ? p * drop_factor(keep, j, dr.scale) : p, vs, j, part);
         }
         m = mn;
     }
@@ -217,10 +228,10 @@ __global__ void __launch_bounds__(ROWS *(DH / DT)) attn_fwd_kernel(S *out, float
 
 /* ---- backward, passes 1 and 2: D and dq per query tile ---- */
 
-template <typename S, int DH>
+template <typename S, int DH, bool DROP>
 __global__ void __launch_bounds__(ROWS *(DH / DT))
     attn_bwd_dq_kernel(S *dqkv, float *Dsum, const S *dout, const S *qkv, const S *out, const float *lse, int B,
-                       int T, int C, int NH, float inv) {
+                       int T, int C, int NH, float inv, lt_dropout dr) {
     constexpr int SPLIT = DH / DT, NT = ROWS * SPLIT;
     __shared__ float4 kv4[2 * TILE * DH / 4]; /* the K and V tiles (q, dout and out at the start) */
     float *kv = reinterpret_cast<float *>(kv4), *ks = kv, *vs = kv + TILE * DH;
@@ -258,10 +269,16 @@ __global__ void __launch_bounds__(ROWS *(DH / DT))
         stage<S, DH>(vs, base + (size_t)k0 * C3 + 2 * (size_t)C, C3, TILE, T - k0, hs, tid, NT);
         __syncthreads();
         if (k0 > warp_last) continue;
+        uint32_t keep = 0;
+        if constexpr (DROP) {
+            const uint64_t at = ((uint64_t)w.bh * (uint64_t)T + (uint64_t)t) * (uint64_t)T + (uint64_t)k0;
+            keep = drop_bits16(dr, at) | drop_bits16(dr, at + 16) << 16;
+        }
 #pragma unroll 2
         for (int j = 0; j < TILE; j++) {
             const float s = row_sum<SPLIT>(dot_part<DH>(q, ks, j, part));
-            const float dp = row_sum<SPLIT>(dot_part<DH>(g, vs, j, part));
+            float dp = row_sum<SPLIT>(dot_part<DH>(g, vs, j, part));
+            if constexpr (DROP) dp *= drop_factor(keep, j, dr.scale); /* d P through the dropout */
             const int key = k0 + j;
             const float p = key <= t && key < T ? expf(sc.div(s) - li) : 0.0f;
             axpy_part<DH>(dq, sc.div(p * (dp - Di)), ks, j, part);
@@ -272,13 +289,16 @@ __global__ void __launch_bounds__(ROWS *(DH / DT))
 
 /* ---- backward, pass 3: dk and dv per key tile ---- */
 
-template <typename S, int DH>
+template <typename S, int DH, bool DROP>
 __global__ void __launch_bounds__(ROWS *(DH / DT))
     attn_bwd_dkv_kernel(S *dqkv, const float *Dsum, const S *dout, const S *qkv, const float *lse, int B, int T,
-                        int C, int NH, float inv) {
+                        int C, int NH, float inv, lt_dropout dr) {
     constexpr int SPLIT = DH / DT, NT = ROWS * SPLIT;
     __shared__ float4 qg4[2 * TILE * DH / 4]; /* the Q tile, then the dout tile (k and v at the start) */
     __shared__ float ls[TILE], ds[TILE];      /* lse and D of the tile's queries */
+    /* dropout: keep bits of (query i0 + i, keys j0 + 16 q ..) in keep16[4 i + q]: a query's keys are consecutive
+       elements of the site, so the CTA draws them together, a row of 16 per thread */
+    __shared__ uint16_t keep16[DROP ? 4 * TILE : 1];
     float *qg = reinterpret_cast<float *>(qg4), *qs = qg, *gs = qg + TILE * DH;
     const int tid = threadIdx.x, part = tid % SPLIT, rl = tid / SPLIT;
     const head_tile w = head_tile_of(B, T, C, NH, ROWS, false); /* key tile 0 has the most queries */
@@ -309,15 +329,25 @@ __global__ void __launch_bounds__(ROWS *(DH / DT))
             ls[tid] = in ? lse[w.bh * (size_t)T + (size_t)(i0 + tid)] : 0.0f;
             ds[tid] = in ? Dsum[w.bh * (size_t)T + (size_t)(i0 + tid)] : 0.0f;
         }
+        if constexpr (DROP)
+            for (int u = tid; u < 4 * TILE; u += NT)
+                keep16[u] = (uint16_t)drop_bits16(
+                    dr, ((uint64_t)w.bh * (uint64_t)T + (uint64_t)(i0 + u / 4)) * (uint64_t)T + (uint64_t)j0 +
+                            16u * (uint64_t)(u % 4));
         __syncthreads();
         if (i0 + TILE - 1 < warp_first) continue; /* every query of the tile is before this warp's keys */
 #pragma unroll 2
         for (int i = 0; i < TILE; i++) {
             const float s = row_sum<SPLIT>(dot_part<DH>(k, qs, i, part));
-            const float dp = row_sum<SPLIT>(dot_part<DH>(v, gs, i, part));
+            float dp = row_sum<SPLIT>(dot_part<DH>(v, gs, i, part));
             const int qi = i0 + i;
-            const float p = qi >= j && qi < T ? expf(sc.div(s) - ls[i]) : 0.0f;
-            axpy_part<DH>(dv, p, gs, i, part);
+            float p = qi >= j && qi < T ? expf(sc.div(s) - ls[i]) : 0.0f, pz = p;
+            if constexpr (DROP) {
+                const float z = drop_factor(keep16[4 * i + rl / 16], rl % 16, dr.scale);
+                dp *= z;
+                pz = p * z;
+            }
+            axpy_part<DH>(dv, pz, gs, i, part);
             axpy_part<DH>(dk, sc.div(p * (dp - ds[i])), qs, i, part);
         }
     }
@@ -343,23 +373,27 @@ int check_shape(lt_cunn *nn, const char *what, int B, int T, int C, int NH) {
     return B == 0 || T == 0 || C == 0 ? 1 : 0;
 }
 
+/* drop: NULL (the kernels without dropout) or a site with a non-zero threshold */
 template <typename S, int DH>
-void launch_forward(lt_cunn *nn, S *out, float *lse, const S *qkv, int B, int T, int C, int NH) {
+void launch_forward(lt_cunn *nn, S *out, float *lse, const S *qkv, int B, int T, int C, int NH,
+                    const lt_dropout *drop) {
     const unsigned grid = (unsigned)((size_t)B * NH * (size_t)((T + ROWS - 1) / ROWS));
-    auto k = attn_fwd_kernel<S, DH>; /* (a comma would split the macro's argument) */
-    LT_LAUNCH(k, grid, ROWS * (DH / DT), 0, nn->stream)(out, lse, qkv, B, T, C, NH, exact_inv_scale(C / NH));
+    auto k = drop ? attn_fwd_kernel<S, DH, true> : attn_fwd_kernel<S, DH, false>;
+    const lt_dropout dr = drop ? *drop : lt_dropout{};
+    LT_LAUNCH(k, grid, ROWS * (DH / DT), 0, nn->stream)(out, lse, qkv, B, T, C, NH, exact_inv_scale(C / NH), dr);
 }
 
 template <typename S, int DH>
 void launch_backward(lt_cunn *nn, S *dqkv, float *Dsum, const S *dout, const S *qkv, const S *out, const float *lse,
-                     int B, int T, int C, int NH) {
+                     int B, int T, int C, int NH, const lt_dropout *drop) {
     const unsigned grid = (unsigned)((size_t)B * NH * (size_t)((T + ROWS - 1) / ROWS));
-    auto kq = attn_bwd_dq_kernel<S, DH>;
-    auto kkv = attn_bwd_dkv_kernel<S, DH>;
+    auto kq = drop ? attn_bwd_dq_kernel<S, DH, true> : attn_bwd_dq_kernel<S, DH, false>;
+    auto kkv = drop ? attn_bwd_dkv_kernel<S, DH, true> : attn_bwd_dkv_kernel<S, DH, false>;
+    const lt_dropout dr = drop ? *drop : lt_dropout{};
     /* the dq pass writes D, which the dk / dv pass reads: the stream orders them */
     const float inv = exact_inv_scale(C / NH);
-    LT_LAUNCH(kq, grid, ROWS * (DH / DT), 0, nn->stream)(dqkv, Dsum, dout, qkv, out, lse, B, T, C, NH, inv);
-    LT_LAUNCH(kkv, grid, ROWS * (DH / DT), 0, nn->stream)(dqkv, Dsum, dout, qkv, lse, B, T, C, NH, inv);
+    LT_LAUNCH(kq, grid, ROWS * (DH / DT), 0, nn->stream)(dqkv, Dsum, dout, qkv, out, lse, B, T, C, NH, inv, dr);
+    LT_LAUNCH(kkv, grid, ROWS * (DH / DT), 0, nn->stream)(dqkv, Dsum, dout, qkv, lse, B, T, C, NH, inv, dr);
 }
 
 } // namespace
@@ -373,11 +407,12 @@ float ltnn::exact_inv_scale(int hs) {
 extern "C" {
 
 int lt_cunn_attention_forward(lt_cunn *nn, lt_dtype dt, void *out, float *lse, const void *qkv, int B, int T, int C,
-                              int NH) {
+                              int NH, const lt_dropout *drop) {
     int rc = check_shape(nn, "attention_forward", B, T, C, NH);
     if (rc) return rc < 0 ? rc : 0;
+    if (drop && !drop->threshold) drop = nullptr;
     if (attn_tc_serves(nn, dt, C / NH)) {
-        attn_tc_forward(nn, dt, out, lse, qkv, B, T, C, NH);
+        attn_tc_forward(nn, dt, out, lse, qkv, B, T, C, NH, drop);
         return launched(nn, "attention_forward");
     }
     const int dh = head_dims(C / NH);
@@ -385,18 +420,20 @@ int lt_cunn_attention_forward(lt_cunn *nn, lt_dtype dt, void *out, float *lse, c
         typedef decltype(z) S;
         S *o = static_cast<S *>(out);
         const S *x = static_cast<const S *>(qkv);
-        if (dh == 32) launch_forward<S, 32>(nn, o, lse, x, B, T, C, NH);
-        else if (dh == 64) launch_forward<S, 64>(nn, o, lse, x, B, T, C, NH);
-        else launch_forward<S, 128>(nn, o, lse, x, B, T, C, NH);
+        if (dh == 32) launch_forward<S, 32>(nn, o, lse, x, B, T, C, NH, drop);
+        else if (dh == 64) launch_forward<S, 64>(nn, o, lse, x, B, T, C, NH, drop);
+        else launch_forward<S, 128>(nn, o, lse, x, B, T, C, NH, drop);
     });
 }
 
 int lt_cunn_attention_backward(lt_cunn *nn, lt_dtype dt, void *dqkv, float *scratch, const void *dout,
-                               const void *qkv, const void *out, const float *lse, int B, int T, int C, int NH) {
+                               const void *qkv, const void *out, const float *lse, int B, int T, int C, int NH,
+                               const lt_dropout *drop) {
     int rc = check_shape(nn, "attention_backward", B, T, C, NH);
     if (rc) return rc < 0 ? rc : 0;
+    if (drop && !drop->threshold) drop = nullptr;
     if (attn_tc_serves(nn, dt, C / NH)) {
-        attn_tc_backward(nn, dt, dqkv, scratch, dout, qkv, out, lse, B, T, C, NH);
+        attn_tc_backward(nn, dt, dqkv, scratch, dout, qkv, out, lse, B, T, C, NH, drop);
         return launched(nn, "attention_backward");
     }
     const int dh = head_dims(C / NH);
@@ -404,9 +441,9 @@ int lt_cunn_attention_backward(lt_cunn *nn, lt_dtype dt, void *dqkv, float *scra
         typedef decltype(z) S;
         S *d = static_cast<S *>(dqkv);
         const S *g = static_cast<const S *>(dout), *x = static_cast<const S *>(qkv), *o = static_cast<const S *>(out);
-        if (dh == 32) launch_backward<S, 32>(nn, d, scratch, g, x, o, lse, B, T, C, NH);
-        else if (dh == 64) launch_backward<S, 64>(nn, d, scratch, g, x, o, lse, B, T, C, NH);
-        else launch_backward<S, 128>(nn, d, scratch, g, x, o, lse, B, T, C, NH);
+        if (dh == 32) launch_backward<S, 32>(nn, d, scratch, g, x, o, lse, B, T, C, NH, drop);
+        else if (dh == 64) launch_backward<S, 64>(nn, d, scratch, g, x, o, lse, B, T, C, NH, drop);
+        else launch_backward<S, 128>(nn, d, scratch, g, x, o, lse, B, T, C, NH, drop);
     });
 }
 

@@ -7,6 +7,7 @@
 #ifndef LT_MODEL_CUDA_ATTENTION_CUH
 #define LT_MODEL_CUDA_ATTENTION_CUH
 
+#include "kernels/philox.h"
 #include "model/cuda/cu_nn.cuh"
 
 namespace ltnn {
@@ -35,6 +36,31 @@ struct score_scale {
  * equals dividing by sqrt(hs) bit for bit), else 0 (the kernels divide). */
 float exact_inv_scale(int hs);
 
+/* Attention dropout's keep bits of 16 consecutive elements of site d from element i0 (bit c: element i0 + c is
+ * kept): the five Philox groups that can hold them. Element (b, h, t, t2) of the site is ((b NH + h) T + t) T +
+ * t2, as on the CPU (lt_nn_attention_forward_r). */
+__device__ __forceinline__ uint32_t drop_bits16(const lt_dropout &d, uint64_t i0) {
+    const uint64_t g0 = i0 >> 2;
+    const int off = (int)(i0 & 3);
+    uint32_t bits = 0;
+#pragma unroll
+    for (int q = 0; q < 5; q++) {
+        uint32_t w[4];
+        lt_dropout_group(&d, g0 + (uint64_t)q, w);
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            const int c = 4 * q + e - off;
+            if (c >= 0 && c < 16 && w[e] >= d.threshold) bits |= 1u << c;
+        }
+    }
+    return bits;
+}
+
+/* A kept probability's factor (the keep scale) or a dropped one's (0): bit c of bits. */
+__device__ __forceinline__ float drop_factor(uint32_t bits, int c, float scale) {
+    return (bits >> c) & 1u ? scale : 0.0f;
+}
+
 /* The instantiation for head size hs (at most 128): its DH, 32, 64 or 128 dims (the head zero-padded to it). */
 inline int head_dims(int hs) { return hs <= 32 ? 32 : hs <= 64 ? 64 : 128; }
 
@@ -48,10 +74,11 @@ inline bool attn_tc_serves(const lt_cunn *nn, lt_dtype dt, int hs) {
 }
 
 /* The tensor-core forward and backward (attention_tc.cu), same arguments and results as
- * lt_cunn_attention_forward / _backward, for what attn_tc_serves; shapes already checked, non-empty. */
-void attn_tc_forward(lt_cunn *nn, lt_dtype dt, void *out, float *lse, const void *qkv, int B, int T, int C, int NH);
+ * lt_cunn_attention_forward / _backward (drop: NULL, or a site with a non-zero threshold), for what attn_tc_serves; shapes already checked, non-empty. */
+void attn_tc_forward(lt_cunn *nn, lt_dtype dt, void *out, float *lse, const void *qkv, int B, int T, int C, int NH,
+                     const lt_dropout *drop);
 void attn_tc_backward(lt_cunn *nn, lt_dtype dt, void *dqkv, float *Dsum, const void *dout, const void *qkv,
-                      const void *out, const float *lse, int B, int T, int C, int NH);
+                      const void *out, const float *lse, int B, int T, int C, int NH, const lt_dropout *drop);
 
 } // namespace ltnn
 

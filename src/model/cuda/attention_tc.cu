@@ -37,7 +37,9 @@
  * by the tensor cores, as dP,
  * then over key tiles P = exp(s - lse), dP = dout . v, dS = P (dP - D) /
  * sqrt(hs), dq += dS k), then the dk / dv pass (per key tile, over query tiles
- * from the diagonal: dv += P^T dout, dk += dS^T q). */
+ * from the diagonal: dv += P^T dout, dk += dS^T q). Dropout as in attention.cu (kernels instantiated with DROP,
+ * the others unchanged): each lane draws its row's 16 columns' keep bits in the forward and the dq pass; the dk /
+ * dv pass draws the tile's into shared memory, 16 keys of one query per thread. */
 #include <cuda_runtime.h>
 #include <math.h>
 #include <mma.h>
@@ -315,8 +317,8 @@ __device__ __forceinline__ place place_of(int B, int T, int C, int NH, bool reve
 
 /* The kernel's shared memory M: a static variable while it fits the 48 KB a kernel may declare (DH 32 and 64),
  * else, or when DYN (the forward and the dq pass, whose tiles come by cp.async: the CUDA emulation takes those
- * copies into dynamic shared memory only), the launch's dynamic shared memory (dyn_bytes<M, DYN> gives the launch
- * sizeof(M)). */
+ * copies into dynamic shared memory only), the launch's dynamic shared memory (dyn_bytes<M, DYN, kernel> gives
+ * the launch sizeof(M)). */
 struct alignas(128) dyn_unit {
     unsigned char b[128];
 };
@@ -347,9 +349,9 @@ template <typename S, int DH> struct FwdSmem {
     alignas(32) float s[NW][16 * SLD];
 };
 
-template <typename S, int DH>
+template <typename S, int DH, bool DROP>
 __global__ void __launch_bounds__(32 * NW) attn_tc_fwd(S *out, float *lse, const S *qkv, int B, int T, int C, int NH,
-                                                        float inv, int vec) {
+                                                        float inv, int vec, lt_dropout dr) {
     typedef Tc<S, DH> X;
     FwdSmem<S, DH> &sm = smem_of<FwdSmem<S, DH>, true>();
     const place P = place_of(B, T, C, NH, true);
@@ -413,6 +415,12 @@ __global__ void __launch_bounds__(32 * NW) attn_tc_fwd(S *out, float *lse, const
                 warp_sync(); /* loaded before the next fragment (or P) overwrites sw */
             }
         }
+        if constexpr (DROP) { /* the sum l is before dropout; P . v after it */
+            const uint32_t keep =
+                drop_bits16(dr, ((uint64_t)P.bh * (uint64_t)T + (uint64_t)t) * (uint64_t)T + (uint64_t)(k0 + 16 * half));
+#pragma unroll
+            for (int c = 0; c < 16; c++) s[c] *= drop_factor(keep, c, dr.scale);
+        }
 #pragma unroll
         for (int c = 0; c < 16; c++) pw[lr * X::PLD + 16 * half + c] = to_opnd((S *)nullptr, s[c]);
         warp_sync();
@@ -440,10 +448,10 @@ template <typename S, int DH> struct DqSmem {
     alignas(32) float dp[NW][16 * SLD];
 };
 
-template <typename S, int DH>
+template <typename S, int DH, bool DROP>
 __global__ void __launch_bounds__(32 * NW, min_ctas<S>(DH))
     attn_tc_dq(S *dqkv, float *Dsum, const S *dout, const S *qkv, const S *out, const float *lse, int B, int T, int C,
-               int NH, float inv, int vec) {
+               int NH, float inv, int vec, lt_dropout dr) {
     typedef Tc<S, DH> X;
     DqSmem<S, DH> &sm = smem_of<DqSmem<S, DH>, true>();
     const place P = place_of(B, T, C, NH, true);
@@ -496,11 +504,16 @@ __global__ void __launch_bounds__(32 * NW, min_ctas<S>(DH))
         scores<S, DH>(dpw, ga, vt);
         warp_sync();
         float ds[16];
+        uint32_t keep = 0;
+        if constexpr (DROP)
+            keep = drop_bits16(dr, ((uint64_t)P.bh * (uint64_t)T + (uint64_t)t) * (uint64_t)T +
+                                       (uint64_t)(k0 + 16 * half));
 #pragma unroll
         for (int c = 0; c < 16; c++) {
             const int key = k0 + 16 * half + c, at = lr * SLD + 16 * half + c;
             const float p = key <= t && key < T ? expf(sc.div(sw[at]) - li) : 0.0f;
-            ds[c] = sc.div(p * (dpw[at] - Di));
+            const float dp = DROP ? dpw[at] * drop_factor(keep, c, dr.scale) : dpw[at]; /* d P through dropout */
+            ds[c] = sc.div(p * (dp - Di));
         }
         warp_sync();
 #pragma unroll
@@ -532,12 +545,20 @@ template <typename S, int DH> struct DkvSmem {
     float ls[KT], ds[KT]; /* lse and D of the tile's queries */
 };
 
-template <typename S, int DH>
+/* with dropout: keep bits of (query i0 + i, keys j0 + 16 w ..) in keep16[4 i + w], the CTA's 64 keys of each of
+ * the tile's queries (consecutive elements of the site, drawn 16 to a thread; w is the warp whose keys they are) */
+template <typename S, int DH> struct DkvSmemDrop : DkvSmem<S, DH> {
+    uint16_t keep16[4 * KT];
+};
+template <typename S, int DH, bool DROP>
+using DkvSmemOf = typename std::conditional<DROP, DkvSmemDrop<S, DH>, DkvSmem<S, DH>>::type;
+
+template <typename S, int DH, bool DROP>
 __global__ void __launch_bounds__(32 * NW, min_ctas<S>(DH))
     attn_tc_dkv(S *dqkv, const float *Dsum, const S *dout, const S *qkv, const float *lse, int B, int T, int C, int NH,
-                float inv, int vec) {
+                float inv, int vec, lt_dropout dr) {
     typedef Tc<S, DH> X;
-    DkvSmem<S, DH> &sm = smem_of<DkvSmem<S, DH>>();
+    DkvSmemOf<S, DH, DROP> &sm = smem_of<DkvSmemOf<S, DH, DROP>>();
     const place P = place_of(B, T, C, NH, false); /* key tile 0 has the most queries */
     const size_t b = P.b, C3 = P.C3;
     const int tid = threadIdx.x, hs = P.hs, h = P.h, warp = P.warp, lr = P.lr, half = P.half, j0 = P.row0, r0 = P.r0,
@@ -568,6 +589,10 @@ __global__ void __launch_bounds__(32 * NW, min_ctas<S>(DH))
             sm.ls[tid] = in ? lse[P.bh * (size_t)T + (size_t)(i0 + tid)] : 0.0f;
             sm.ds[tid] = in ? Dsum[P.bh * (size_t)T + (size_t)(i0 + tid)] : 0.0f;
         }
+        if constexpr (DROP) /* 4 KT = 128 rows of 16 keys, one per thread */
+            sm.keep16[tid] = (uint16_t)drop_bits16(
+                dr, ((uint64_t)P.bh * (uint64_t)T + (uint64_t)(i0 + tid / 4)) * (uint64_t)T + (uint64_t)j0 +
+                        16u * (uint64_t)(tid % 4));
         __syncthreads();
         if (i0 + KT - 1 < warp_first) continue; /* every query of the tile is before this warp's keys */
         scores<S, DH>(sw, ka, sm.u.qg.q);  /* s^T: keys x queries */
@@ -578,7 +603,15 @@ __global__ void __launch_bounds__(32 * NW, min_ctas<S>(DH))
         for (int c = 0; c < 16; c++) {
             const int qc = 16 * half + c, qi = i0 + qc, at = lr * SLD + qc;
             p[c] = qi >= j && qi < T ? expf(sc.div(sw[at]) - sm.ls[qc]) : 0.0f;
-            ds[c] = sc.div(p[c] * (dpw[at] - sm.ds[qc]));
+            float dp = dpw[at];
+            if constexpr (DROP) { /* this lane's key is j0 + 16 warp + lr */
+                const float z = drop_factor(sm.keep16[4 * qc + warp], lr, dr.scale);
+                dp *= z;
+                ds[c] = sc.div(p[c] * (dp - sm.ds[qc]));
+                p[c] *= z; /* dv takes the dropped probabilities */
+            } else {
+                ds[c] = sc.div(p[c] * (dp - sm.ds[qc]));
+            }
         }
         warp_sync();
 #pragma unroll
@@ -604,86 +637,103 @@ int vec_ok(const void *p, int C, int hs, const void *p2 = nullptr, const void *p
     return C % 8 == 0 && hs % 8 == 0 && a % 16 == 0;
 }
 
-/* the dynamic shared memory a kernel whose shared memory is M launches with (0: M is static), after allowing
- * it past 48 KB (once per kernel; an error here surfaces at the launch) */
-template <typename M, bool DYN = false, typename K> size_t dyn_bytes(K kernel) {
+/* the dynamic shared memory KERNEL, whose shared memory is M, launches with (0: M is static), after allowing it past
+ * 48 KB (once per kernel: the static is KERNEL's own, since kernels of one signature and one M, with and without
+ * dropout, share everything else; an error here surfaces at the launch) */
+template <typename M, bool DYN, auto KERNEL> size_t dyn_bytes() {
     if (sizeof(M) <= 48 * 1024) return DYN ? sizeof(M) : 0;
     static const cudaError_t allowed =
-        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sizeof(M));
+        cudaFuncSetAttribute(KERNEL, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sizeof(M));
     (void)allowed;
     return sizeof(M);
 }
 
-template <typename S, int DH>
-void tc_forward(lt_cunn *nn, S *out, float *lse, const S *qkv, int B, int T, int C, int NH) {
+template <typename S, int DH, bool DROP>
+void tc_forward_as(lt_cunn *nn, S *out, float *lse, const S *qkv, int B, int T, int C, int NH, lt_dropout dr) {
     const unsigned grid = (unsigned)((size_t)B * NH * (size_t)((T + QR - 1) / QR));
     const int hs = C / NH;
-    auto k = attn_tc_fwd<S, DH>;
-    const size_t dyn = dyn_bytes<FwdSmem<S, DH>, true>(k);
-    LT_LAUNCH(k, grid, 32 * NW, dyn, nn->stream)(out, lse, qkv, B, T, C, NH, exact_inv_scale(hs), vec_ok(qkv, C, hs));
+    auto k = attn_tc_fwd<S, DH, DROP>;
+    const size_t dyn = dyn_bytes<FwdSmem<S, DH>, true, attn_tc_fwd<S, DH, DROP>>();
+    LT_LAUNCH(k, grid, 32 * NW, dyn, nn->stream)(out, lse, qkv, B, T, C, NH, exact_inv_scale(hs), vec_ok(qkv, C, hs),
+                                                 dr);
+}
+
+/* drop: NULL (the kernels without dropout) or a site with a non-zero threshold */
+template <typename S, int DH>
+void tc_forward(lt_cunn *nn, S *out, float *lse, const S *qkv, int B, int T, int C, int NH, const lt_dropout *drop) {
+    if (drop) tc_forward_as<S, DH, true>(nn, out, lse, qkv, B, T, C, NH, *drop);
+    else tc_forward_as<S, DH, false>(nn, out, lse, qkv, B, T, C, NH, lt_dropout{});
+}
+
+template <typename S, int DH, bool DROP>
+void tc_backward_as(lt_cunn *nn, S *dqkv, float *Dsum, const S *dout, const S *qkv, const S *out, const float *lse,
+                    int B, int T, int C, int NH, lt_dropout dr) {
+    const unsigned grid = (unsigned)((size_t)B * NH * (size_t)((T + QR - 1) / QR));
+    const int hs = C / NH, vec = vec_ok(qkv, C, hs, dout, out);
+    const float inv = exact_inv_scale(hs);
+    auto kq = attn_tc_dq<S, DH, DROP>;
+    auto kkv = attn_tc_dkv<S, DH, DROP>;
+    /* the dq pass writes D, which the dk / dv pass reads: the stream orders them */
+    const size_t dq_dyn = dyn_bytes<DqSmem<S, DH>, true, attn_tc_dq<S, DH, DROP>>(),
+                 dkv_dyn = dyn_bytes<DkvSmemOf<S, DH, DROP>, false, attn_tc_dkv<S, DH, DROP>>();
+    LT_LAUNCH(kq, grid, 32 * NW, dq_dyn, nn->stream)(dqkv, Dsum, dout, qkv, out, lse, B, T, C, NH, inv, vec, dr);
+    LT_LAUNCH(kkv, grid, 32 * NW, dkv_dyn, nn->stream)(dqkv, Dsum, dout, qkv, lse, B, T, C, NH, inv, vec, dr);
 }
 
 template <typename S, int DH>
 void tc_backward(lt_cunn *nn, S *dqkv, float *Dsum, const S *dout, const S *qkv, const S *out, const float *lse,
-                 int B, int T, int C, int NH) {
-    const unsigned grid = (unsigned)((size_t)B * NH * (size_t)((T + QR - 1) / QR));
-    const int hs = C / NH, vec = vec_ok(qkv, C, hs, dout, out);
-    const float inv = exact_inv_scale(hs);
-    auto kq = attn_tc_dq<S, DH>;
-    auto kkv = attn_tc_dkv<S, DH>;
-    /* the dq pass writes D, which the dk / dv pass reads: the stream orders them */
-    const size_t dq_dyn = dyn_bytes<DqSmem<S, DH>, true>(kq), dkv_dyn = dyn_bytes<DkvSmem<S, DH>>(kkv);
-    LT_LAUNCH(kq, grid, 32 * NW, dq_dyn, nn->stream)(dqkv, Dsum, dout, qkv, out, lse, B, T, C, NH, inv, vec);
-    LT_LAUNCH(kkv, grid, 32 * NW, dkv_dyn, nn->stream)(dqkv, Dsum, dout, qkv, lse, B, T, C, NH, inv, vec);
+                 int B, int T, int C, int NH, const lt_dropout *drop) {
+    if (drop) tc_backward_as<S, DH, true>(nn, dqkv, Dsum, dout, qkv, out, lse, B, T, C, NH, *drop);
+    else tc_backward_as<S, DH, false>(nn, dqkv, Dsum, dout, qkv, out, lse, B, T, C, NH, lt_dropout{});
 }
 
 } // namespace
 
 void ltnn::attn_tc_forward(lt_cunn *nn, lt_dtype dt, void *out, float *lse, const void *qkv, int B, int T, int C,
-                           int NH) {
+                           int NH, const lt_dropout *drop) {
     const int dh = head_dims(C / NH);
     if (dt == LT_DTYPE_F32) { /* head sizes up to 64 (attn_tc_serves) */
         auto o = static_cast<float *>(out);
         auto x = static_cast<const float *>(qkv);
-        if (dh == 32) tc_forward<float, 32>(nn, o, lse, x, B, T, C, NH);
-        else tc_forward<float, 64>(nn, o, lse, x, B, T, C, NH);
+        if (dh == 32) tc_forward<float, 32>(nn, o, lse, x, B, T, C, NH, drop);
+        else tc_forward<float, 64>(nn, o, lse, x, B, T, C, NH, drop);
     } else if (dt == LT_DTYPE_BF16) {
         auto o = static_cast<uint16_t *>(out);
         auto x = static_cast<const uint16_t *>(qkv);
-        if (dh == 32) tc_forward<uint16_t, 32>(nn, o, lse, x, B, T, C, NH);
-        else if (dh == 64) tc_forward<uint16_t, 64>(nn, o, lse, x, B, T, C, NH);
-        else tc_forward<uint16_t, 128>(nn, o, lse, x, B, T, C, NH);
+        if (dh == 32) tc_forward<uint16_t, 32>(nn, o, lse, x, B, T, C, NH, drop);
+        else if (dh == 64) tc_forward<uint16_t, 64>(nn, o, lse, x, B, T, C, NH, drop);
+        else tc_forward<uint16_t, 128>(nn, o, lse, x, B, T, C, NH, drop);
     } else {
         auto o = static_cast<f16s *>(out);
         auto x = static_cast<const f16s *>(qkv);
-        if (dh == 32) tc_forward<f16s, 32>(nn, o, lse, x, B, T, C, NH);
-        else if (dh == 64) tc_forward<f16s, 64>(nn, o, lse, x, B, T, C, NH);
-        else tc_forward<f16s, 128>(nn, o, lse, x, B, T, C, NH);
+        if (dh == 32) tc_forward<f16s, 32>(nn, o, lse, x, B, T, C, NH, drop);
+        else if (dh == 64) tc_forward<f16s, 64>(nn, o, lse, x, B, T, C, NH, drop);
+        else tc_forward<f16s, 128>(nn, o, lse, x, B, T, C, NH, drop);
     }
 }
 
 void ltnn::attn_tc_backward(lt_cunn *nn, lt_dtype dt, void *dqkv, float *Dsum, const void *dout, const void *qkv,
-                            const void *out, const float *lse, int B, int T, int C, int NH) {
+                            const void *out, const float *lse, int B, int T, int C, int NH, const lt_dropout *drop) {
     const int dh = head_dims(C / NH);
     if (dt == LT_DTYPE_F32) {
         auto d = static_cast<float *>(dqkv);
         auto g = static_cast<const float *>(dout), x = static_cast<const float *>(qkv),
              o = static_cast<const float *>(out);
-        if (dh == 32) tc_backward<float, 32>(nn, d, Dsum, g, x, o, lse, B, T, C, NH);
-        else tc_backward<float, 64>(nn, d, Dsum, g, x, o, lse, B, T, C, NH);
+        if (dh == 32) tc_backward<float, 32>(nn, d, Dsum, g, x, o, lse, B, T, C, NH, drop);
+        else tc_backward<float, 64>(nn, d, Dsum, g, x, o, lse, B, T, C, NH, drop);
     } else if (dt == LT_DTYPE_BF16) {
         auto d = static_cast<uint16_t *>(dqkv);
         auto g = static_cast<const uint16_t *>(dout), x = static_cast<const uint16_t *>(qkv),
              o = static_cast<const uint16_t *>(out);
-        if (dh == 32) tc_backward<uint16_t, 32>(nn, d, Dsum, g, x, o, lse, B, T, C, NH);
-        else if (dh == 64) tc_backward<uint16_t, 64>(nn, d, Dsum, g, x, o, lse, B, T, C, NH);
-        else tc_backward<uint16_t, 128>(nn, d, Dsum, g, x, o, lse, B, T, C, NH);
+        if (dh == 32) tc_backward<uint16_t, 32>(nn, d, Dsum, g, x, o, lse, B, T, C, NH, drop);
+        else if (dh == 64) tc_backward<uint16_t, 64>(nn, d, Dsum, g, x, o, lse, B, T, C, NH, drop);
+        else tc_backward<uint16_t, 128>(nn, d, Dsum, g, x, o, lse, B, T, C, NH, drop);
     } else {
         auto d = static_cast<f16s *>(dqkv);
         auto g = static_cast<const f16s *>(dout), x = static_cast<const f16s *>(qkv),
              o = static_cast<const f16s *>(out);
-        if (dh == 32) tc_backward<f16s, 32>(nn, d, Dsum, g, x, o, lse, B, T, C, NH);
-        else if (dh == 64) tc_backward<f16s, 64>(nn, d, Dsum, g, x, o, lse, B, T, C, NH);
-        else tc_backward<f16s, 128>(nn, d, Dsum, g, x, o, lse, B, T, C, NH);
+        if (dh == 32) tc_backward<f16s, 32>(nn, d, Dsum, g, x, o, lse, B, T, C, NH, drop);
+        else if (dh == 64) tc_backward<f16s, 64>(nn, d, Dsum, g, x, o, lse, B, T, C, NH, drop);
+        else tc_backward<f16s, 128>(nn, d, Dsum, g, x, o, lse, B, T, C, NH, drop);
     }
 }

@@ -51,6 +51,11 @@ struct lt_gpt2_dev {
     int B, T;          /* of the last forward */
     int ngroups;       /* distinct tokens of the last forward's inputs */
     int have_targets;  /* the last forward ran the classifier: backward may run */
+    int dropout_on;    /* lt_gpt2_dev_set_dropout */
+    uint64_t dropout_seed;
+    uint32_t dropout_stream;
+    int drop_active;   /* the last forward applied dropout with drop_stream's masks (its backward takes them too) */
+    uint32_t drop_stream;
 
     size_t allocated, peak; /* bytes cudaMalloc'd by the model now, and at most */
 };
@@ -289,6 +294,12 @@ int same_config(const lt_gpt2_config *a, const lt_gpt2_config *b) {
            a->n_layer == b->n_layer && a->n_head == b->n_head && a->layer_norm_epsilon == b->layer_norm_epsilon;
 }
 
+/* Dropout site `site` with probability p in the last forward (lt_gpt2_set_dropout's masks: the CPU model's
+ * drop_site); threshold 0 (off) unless that forward applied dropout. */
+lt_dropout drop_site(const lt_gpt2_dev *d, double p, uint32_t site) {
+    return lt_dropout_make(d->drop_active ? p : 0.0, d->dropout_seed, site, d->drop_stream);
+}
+
 /* Block l's forward from `residual` to its residual3 slice (the CPU model's block_forward). */
 lt_status block_forward(lt_gpt2_dev *d, int l, const void *residual, int B, int T, char *err, size_t errlen) {
     lt_cunn *nn = d->nn;
@@ -297,14 +308,18 @@ lt_status block_forward(lt_gpt2_dev *d, int l, const void *residual, int B, int 
     const size_t N = (size_t)B * (size_t)T, NC = N * (size_t)C;
     const double eps = d->cfg.layer_norm_epsilon;
     const block_acts b = block_at(d, l);
+    const lt_dropout datt = drop_site(d, d->cfg.attn_pdrop, LT_GPT2_DROP_ATTN(l)),
+                     dout1 = drop_site(d, d->cfg.resid_pdrop, LT_GPT2_DROP_ATTN_OUT(l)),
+                     dout2 = drop_site(d, d->cfg.resid_pdrop, LT_GPT2_DROP_MLP_OUT(l));
     if (lt_cunn_layernorm_forward(nn, dt, b.ln1, b.ln1_mean, b.ln1_rstd, residual, W(d, blk(l, LT_GPT2_LN1_W)),
                                   W(d, blk(l, LT_GPT2_LN1_B)), N, C, eps) ||
         lt_cunn_matmul_forward(nn, dt, b.qkv, b.ln1, W(d, blk(l, LT_GPT2_QKV_W)), W(d, blk(l, LT_GPT2_QKV_B)), N, C,
                                3 * C) ||
-        lt_cunn_attention_forward(nn, dt, b.atty, b.att_lse, b.qkv, B, T, C, NH) ||
-        /* c_proj writes into residual2, then the block input is added in place */
+        lt_cunn_attention_forward(nn, dt, b.atty, b.att_lse, b.qkv, B, T, C, NH, &datt) ||
+        /* c_proj writes into residual2 (then its dropout), then the block input is added in place */
         lt_cunn_matmul_forward(nn, dt, b.res2, b.atty, W(d, blk(l, LT_GPT2_ATTPROJ_W)),
                                W(d, blk(l, LT_GPT2_ATTPROJ_B)), N, C, C) ||
+        lt_cunn_dropout(nn, dt, b.res2, b.res2, NC, &dout1) ||
         lt_cunn_residual_forward(nn, dt, b.res2, b.res2, residual, NC) ||
         lt_cunn_layernorm_forward(nn, dt, b.ln2, b.ln2_mean, b.ln2_rstd, b.res2, W(d, blk(l, LT_GPT2_LN2_W)),
                                   W(d, blk(l, LT_GPT2_LN2_B)), N, C, eps) ||
@@ -313,6 +328,7 @@ lt_status block_forward(lt_gpt2_dev *d, int l, const void *residual, int B, int 
         lt_cunn_gelu_forward(nn, dt, b.fchg, b.fch, 4 * NC) ||
         lt_cunn_matmul_forward(nn, dt, b.res3, b.fchg, W(d, blk(l, LT_GPT2_FCPROJ_W)),
                                W(d, blk(l, LT_GPT2_FCPROJ_B)), N, 4 * C, C) ||
+        lt_cunn_dropout(nn, dt, b.res3, b.res3, NC, &dout2) ||
         lt_cunn_residual_forward(nn, dt, b.res3, b.res3, b.res2, NC)) {
         char what[48];
         snprintf(what, sizeof what, "forward of block %d", l);
@@ -601,6 +617,12 @@ lt_status lt_gpt2_dev_set_grad_per_block(lt_gpt2_dev *d, int on, char *err, size
 
 void lt_gpt2_dev_set_loss_scale(lt_gpt2_dev *d, float scale) { d->loss_scale = scale; }
 
+void lt_gpt2_dev_set_dropout(lt_gpt2_dev *d, int on, uint64_t seed, uint32_t stream) {
+    d->dropout_on = on != 0;
+    d->dropout_seed = seed;
+    d->dropout_stream = stream;
+}
+
 lt_status lt_gpt2_dev_refresh_bf16(lt_gpt2_dev *d, char *err, size_t errlen) {
     if (d->precision == LT_GPT2_F32 || d->pure_bf16) return LT_OK;
     return convert(d, d->w16, d->w32, dtype(d), err, errlen);
@@ -641,6 +663,9 @@ lt_status lt_gpt2_dev_forward(lt_gpt2_dev *d, const int32_t *inputs, const int32
     }
     d->have_targets = 0;
     d->B = B, d->T = T;
+    /* dropout in training forwards (with targets) only; the backward and recomputations take this one's masks */
+    d->drop_active = targets && d->dropout_on;
+    d->drop_stream = d->dropout_stream;
     /* the inputs, and the bucket list of their rows that the embedding gradient needs, go over with the batch */
     memcpy(d->h_tokens, inputs, N * sizeof *inputs);
     d->ngroups = lt_cunn_encoder_plan(d->h_plan, d->h_count, inputs, N, V);
@@ -658,8 +683,10 @@ lt_status lt_gpt2_dev_forward(lt_gpt2_dev *d, const int32_t *inputs, const int32
     const lt_dtype dt = dtype(d);
     const int lnf = lnf_index(d);
     void *encoded = buf(d, LT_GPT2_DEV_ENCODED), *lnf_out = buf(d, LT_GPT2_DEV_LNF), *logits = buf(d, LT_GPT2_DEV_LOGITS);
+    const lt_dropout demb = drop_site(d, c->embd_pdrop, LT_GPT2_DROP_EMBD);
     if (lt_cunn_encoder_forward(nn, dt, encoded, ibuf(d, LT_GPT2_DEV_INPUTS), W(d, LT_GPT2_WTE), W(d, LT_GPT2_WPE), B,
-                                T, C))
+                                T, C) ||
+        lt_cunn_dropout(nn, dt, encoded, encoded, N * (size_t)C, &demb))
         return nn_fail(d, err, errlen, "forward: embeddings");
     lt_status st;
     for (int l = 0; l < L; l++)
@@ -737,19 +764,27 @@ lt_status lt_gpt2_dev_backward_cb(lt_gpt2_dev *d, lt_gpt2_grad_ready ready, void
         /* checkpointing: the block's internals were overwritten; the same kernels restore them exactly */
         if (d->checkpointing && (st = block_forward(d, l, residual, B, T, err, errlen))) return st;
         const block_acts b = block_at(d, l);
+        const lt_dropout datt = drop_site(d, c->attn_pdrop, LT_GPT2_DROP_ATTN(l)),
+                         dout1 = drop_site(d, c->resid_pdrop, LT_GPT2_DROP_ATTN_OUT(l)),
+                         dout2 = drop_site(d, c->resid_pdrop, LT_GPT2_DROP_MLP_OUT(l));
+        /* the gradients entering the two output products, through their dropout: into dln (free until the c_fc
+           product's backward, and again after ln_2's) */
+        const void *dmlp = dout2.threshold ? dln : dres, *datt_out = dout1.threshold ? dln : dres;
         /* dres is d block output: it flows unchanged to residual2 and into the mlp */
-        if (lt_cunn_matmul_backward_r(nn, dt, dbig, G(d, blk(l, LT_GPT2_FCPROJ_W)), G(d, blk(l, LT_GPT2_FCPROJ_B)),
-                                      dres, b.fchg, W(d, blk(l, LT_GPT2_FCPROJ_W)), N, 4 * C, C, cs, w_wide, ws_wide) ||
+        if (lt_cunn_dropout(nn, dt, dln, dres, NC, &dout2) ||
+            lt_cunn_matmul_backward_r(nn, dt, dbig, G(d, blk(l, LT_GPT2_FCPROJ_W)), G(d, blk(l, LT_GPT2_FCPROJ_B)),
+                                      dmlp, b.fchg, W(d, blk(l, LT_GPT2_FCPROJ_W)), N, 4 * C, C, cs, w_wide, ws_wide) ||
             lt_cunn_gelu_backward(nn, dt, dbig, b.fch, 4 * NC) ||
             lt_cunn_matmul_backward_r(nn, dt, dln, G(d, blk(l, LT_GPT2_FC_W)), G(d, blk(l, LT_GPT2_FC_B)), dbig, b.ln2,
                                       W(d, blk(l, LT_GPT2_FC_W)), N, C, 4 * C, cs, w_wide, ws_wide) ||
             lt_cunn_layernorm_backward(nn, dt, dres, G(d, blk(l, LT_GPT2_LN2_W)), G(d, blk(l, LT_GPT2_LN2_B)), dln,
                                        b.res2, W(d, blk(l, LT_GPT2_LN2_W)), b.ln2_mean, b.ln2_rstd, N, C, cs) ||
             /* now dres is d residual2: on to the block input and into the attention */
+            lt_cunn_dropout(nn, dt, dln, dres, NC, &dout1) ||
             lt_cunn_matmul_backward_r(nn, dt, datty, G(d, blk(l, LT_GPT2_ATTPROJ_W)),
-                                      G(d, blk(l, LT_GPT2_ATTPROJ_B)), dres, b.atty, W(d, blk(l, LT_GPT2_ATTPROJ_W)), N,
-                                      C, C, cs, w_qkv, ws_qkv) ||
-            lt_cunn_attention_backward(nn, dt, dqkv, drow, datty, b.qkv, b.atty, b.att_lse, B, T, C, NH) ||
+                                      G(d, blk(l, LT_GPT2_ATTPROJ_B)), datt_out, b.atty,
+                                      W(d, blk(l, LT_GPT2_ATTPROJ_W)), N, C, C, cs, w_qkv, ws_qkv) ||
+            lt_cunn_attention_backward(nn, dt, dqkv, drow, datty, b.qkv, b.atty, b.att_lse, B, T, C, NH, &datt) ||
             lt_cunn_matmul_backward_r(nn, dt, dln, G(d, blk(l, LT_GPT2_QKV_W)), G(d, blk(l, LT_GPT2_QKV_B)), dqkv,
                                       b.ln1, W(d, blk(l, LT_GPT2_QKV_W)), N, C, 3 * C, cs, w_big, ws_big) ||
             lt_cunn_layernorm_backward(nn, dt, dres, G(d, blk(l, LT_GPT2_LN1_W)), G(d, blk(l, LT_GPT2_LN1_B)), dln,
@@ -760,7 +795,9 @@ lt_status lt_gpt2_dev_backward_cb(lt_gpt2_dev *d, lt_gpt2_grad_ready ready, void
         }
         if (ready && (st = ready(ctx, blk(l, 0), LT_GPT2_PER_BLOCK)) != LT_OK) return st;
     }
-    if (lt_cunn_encoder_backward(nn, dt, G(d, LT_GPT2_WTE), G(d, LT_GPT2_WPE), dres, ibuf(d, LT_GPT2_DEV_PLAN),
+    const lt_dropout demb = drop_site(d, c->embd_pdrop, LT_GPT2_DROP_EMBD);
+    if (lt_cunn_dropout(nn, dt, dres, dres, NC, &demb) ||
+        lt_cunn_encoder_backward(nn, dt, G(d, LT_GPT2_WTE), G(d, LT_GPT2_WPE), dres, ibuf(d, LT_GPT2_DEV_PLAN),
                                  d->ngroups, B, T, C))
         return nn_fail(d, err, errlen, "backward: embeddings");
     if (ready && (st = ready(ctx, LT_GPT2_WTE, 2)) != LT_OK) return st;

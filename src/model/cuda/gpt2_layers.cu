@@ -346,6 +346,18 @@ __global__ void residual_forward_kernel(S *out, const S *a, const S *b, size_t n
     st(out, i, ld(a, i) + ld(b, i));
 }
 
+/* dropout: a thread takes one group of 4 elements (one Philox call) */
+template <typename S>
+__global__ void dropout_kernel(S *dst, const S *src, size_t n, lt_dropout d) {
+    const size_t g = (size_t)blockIdx.x * blockDim.x + threadIdx.x, i = 4 * g;
+    if (i >= n) return;
+    uint32_t w[4];
+    lt_dropout_group(&d, g, w);
+#pragma unroll
+    for (int e = 0; e < 4; e++)
+        if (i + e < n) st(dst, i + e, w[e] >= d.threshold ? ld(src, i + e) * d.scale : 0.0f);
+}
+
 /* ---- classifier ---- */
 
 /* (max, sum of exp(x - max)) pairs: the online softmax's merge. An empty
@@ -831,6 +843,15 @@ int lt_cunn_residual_forward(lt_cunn *nn, lt_dtype dt, void *out, const void *a,
         auto k = v8 ? residual_forward_kernel<S, 8> : residual_forward_kernel<S, 1>;
         LT_LAUNCH(k, blocks_for(v8 ? n / 8 : n, EW_THREADS), EW_THREADS, 0, nn->stream)(
             static_cast<S *>(out), static_cast<const S *>(a), static_cast<const S *>(b), n);
+    });
+}
+
+int lt_cunn_dropout(lt_cunn *nn, lt_dtype dt, void *dst, const void *src, size_t n, const lt_dropout *d) {
+    if (!n || !d || !d->threshold) return 0;
+    return with_dtype(nn, "dropout", dt, [&](auto z) {
+        typedef decltype(z) S;
+        LT_LAUNCH(dropout_kernel<S>, blocks_for((n + 3) / 4, EW_THREADS), EW_THREADS, 0, nn->stream)(
+            static_cast<S *>(dst), static_cast<const S *>(src), n, *d);
     });
 }
 

@@ -44,6 +44,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kernels/philox.h"
 #include "leantrain/dtype.h"
 
 #ifdef __cplusplus
@@ -206,9 +207,13 @@ int lt_cunn_lmhead_backward_r(lt_cunn *nn, lt_dtype dt, void *dinp, float *dwte,
  * t2 <= t of q.k / sqrt(hs), times v (fp32 sums, out rounded once to dt; see
  * above for the tensor-core path), and lse[B,NH,T] (float, device) = the
  * log-sum-exp of each query row's scores, all that backward needs besides qkv
- * and out. Any T >= 1; shared memory does not depend on T. */
+ * and out. Any T >= 1; shared memory does not depend on T. With drop (NULL or
+ * a zero threshold: none), lt_nn_attention_forward_r's dropout of the
+ * probabilities (the same elements kept; the softmax's sum and lse are taken
+ * before it), in both functions: kernels compiled for dropout, the others
+ * unchanged. */
 int lt_cunn_attention_forward(lt_cunn *nn, lt_dtype dt, void *out, float *lse, const void *qkv, int B, int T, int C,
-                              int NH);
+                              int NH, const lt_dropout *drop);
 
 /* dqkv[B,T,3C] = d loss / d qkv (overwritten) from dout [B,T,C] and the
  * forward's qkv, out and lse; the probabilities are recomputed from q, k and
@@ -217,7 +222,8 @@ int lt_cunn_attention_forward(lt_cunn *nn, lt_dtype dt, void *out, float *lse, c
  * computes and the dk / dv pass reads. Deterministic: no atomics, every sum in
  * a fixed order, so two runs give the same bits. */
 int lt_cunn_attention_backward(lt_cunn *nn, lt_dtype dt, void *dqkv, float *scratch, const void *dout,
-                               const void *qkv, const void *out, const float *lse, int B, int T, int C, int NH);
+                               const void *qkv, const void *out, const float *lse, int B, int T, int C, int NH,
+                               const lt_dropout *drop);
 
 /* on != 0: attention runs on the CUDA cores for every dtype (the tensor-core
  * kernels off); 0: the default choice above. Returns the previous setting.
@@ -253,6 +259,11 @@ int lt_cunn_gelu_backward(lt_cunn *nn, lt_dtype dt, void *dinout, const void *in
 
 /* out[n] = a[n] + b[n]; out may alias a or b. */
 int lt_cunn_residual_forward(lt_cunn *nn, lt_dtype dt, void *out, const void *a, const void *b, size_t n);
+
+/* lt_nn_dropout from element 0 of site d: dst[i] = src[i] x scale (rounded to dt) where element i is kept, 0
+ * where not; dst may be src. The CPU's bits (a 16-bit src is already rounded). Nothing when d is NULL or its
+ * threshold 0 (dst must then be src). */
+int lt_cunn_dropout(lt_cunn *nn, lt_dtype dt, void *dst, const void *src, size_t n, const lt_dropout *d);
 
 /* ---- classifier: log-softmax + cross-entropy ---- */
 
