@@ -101,53 +101,64 @@ NN_CLONES void lt_nn_round_add(float *x, const float *b, size_t n, lt_nn_round r
 
 /* ---- dropout ---- */
 
-/* Elements a dropout loop draws at once: the words go to a stack array first, so the Philox rounds run over
- * DROP_SPAN / 4 independent counters in a row (the compiler vectorizes them), not one call per element. */
+/* Elements a dropout loop draws at once: the words go to a stack array first, so that each Philox round runs over
+ * DROP_SPAN / 4 independent counters in a row (a loop the compiler vectorizes: 32 x 32 -> 64-bit products),
+ * not one ten-round chain per group of four. */
 #define DROP_SPAN 256
+#define DROP_GROUPS (DROP_SPAN / 4 + 1)
 
-/* w[k] = the Philox word of element i0 + k of site d, for k < n <= DROP_SPAN. */
-static inline __attribute__((always_inline)) void drop_words(uint32_t *w, uint64_t i0, size_t n,
-                                                             const lt_dropout *d) {
-    uint32_t c0[DROP_SPAN / 4 + 1], c1[DROP_SPAN / 4 + 1], c2[DROP_SPAN / 4 + 1], c3[DROP_SPAN / 4 + 1];
+/* The Philox words of elements i0 .. i0 + n - 1 of site d (n <= DROP_SPAN), in order, into w[4 DROP_GROUPS]
+ * (lt_philox4x32_10's arithmetic, a round at a time over the groups); returns the offset in w of element i0's. */
+static inline __attribute__((always_inline)) size_t drop_words(uint32_t *w, uint64_t i0, size_t n,
+                                                               const lt_dropout *d) {
+    uint32_t c0[DROP_GROUPS], c1[DROP_GROUPS], c2[DROP_GROUPS], c3[DROP_GROUPS];
     const uint64_t g0 = i0 >> 2;
     const size_t off = (size_t)(i0 & 3), ng = (off + n + 3) / 4;
-    for (size_t j = 0; j < ng; j++) { /* lt_philox4x32_10 written over arrays, the same arithmetic */
-        uint32_t a = (uint32_t)(g0 + j), b = (uint32_t)((g0 + j) >> 32), c = d->site, e = d->stream;
-        uint32_t k0 = d->k0, k1 = d->k1;
-        for (int r = 0; r < 10; r++) {
-            const uint64_t p0 = (uint64_t)LT_PHILOX_M0 * a, p1 = (uint64_t)LT_PHILOX_M1 * c;
-            const uint32_t n0 = (uint32_t)(p1 >> 32) ^ b ^ k0, n2 = (uint32_t)(p0 >> 32) ^ e ^ k1;
-            b = (uint32_t)p1;
-            e = (uint32_t)p0;
-            a = n0;
-            c = n2;
-            k0 += LT_PHILOX_W0;
-            k1 += LT_PHILOX_W1;
+    for (size_t j = 0; j < ng; j++) {
+        c0[j] = (uint32_t)(g0 + j);
+        c1[j] = (uint32_t)((g0 + j) >> 32);
+        c2[j] = d->site;
+        c3[j] = d->stream;
+    }
+    uint32_t k0 = d->k0, k1 = d->k1;
+    for (int r = 0; r < 10; r++) {
+        for (size_t j = 0; j < ng; j++) {
+            const uint64_t p0 = (uint64_t)LT_PHILOX_M0 * c0[j], p1 = (uint64_t)LT_PHILOX_M1 * c2[j];
+            const uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1[j] ^ k0, n2 = (uint32_t)(p0 >> 32) ^ c3[j] ^ k1;
+            c1[j] = (uint32_t)p1;
+            c3[j] = (uint32_t)p0;
+            c0[j] = n0;
+            c2[j] = n2;
         }
-        c0[j] = a, c1[j] = b, c2[j] = c, c3[j] = e;
+        k0 += LT_PHILOX_W0;
+        k1 += LT_PHILOX_W1;
     }
-    for (size_t k = 0; k < n; k++) {
-        const size_t q = off + k, j = q >> 2;
-        const uint32_t lane = (uint32_t)(q & 3);
-        w[k] = lane == 0 ? c0[j] : lane == 1 ? c1[j] : lane == 2 ? c2[j] : c3[j];
-    }
+    for (size_t j = 0; j < ng; j++) w[4 * j] = c0[j], w[4 * j + 1] = c1[j], w[4 * j + 2] = c2[j], w[4 * j + 3] = c3[j];
+    return off;
 }
 
 static float round1(float x, lt_nn_round r);
 
-/* One thread's dropout of n elements from element i0 (lt_nn_dropout's arithmetic). */
-static void drop_span(float *dst, const float *src, size_t n, uint64_t i0, const lt_dropout *d, lt_nn_round r) {
-    uint32_t w[DROP_SPAN];
+/* One thread's dropout of n elements from element i0 (lt_nn_dropout's arithmetic); inlined into its callers, which
+ * are compiled for AVX2 and AVX-512 too. */
+static inline __attribute__((always_inline)) void drop_span(float *dst, const float *src, size_t n, uint64_t i0,
+                                                            const lt_dropout *d, lt_nn_round r) {
+    uint32_t words[4 * DROP_GROUPS];
     const float scale = d->scale;
+    const uint32_t th = d->threshold;
     for (size_t k = 0; k < n; k += DROP_SPAN) {
         const size_t m = n - k < DROP_SPAN ? n - k : DROP_SPAN;
-        drop_words(w, i0 + k, m, d);
-        for (size_t j = 0; j < m; j++) dst[k + j] = w[j] >= d->threshold ? round1(src[k + j], r) * scale : 0.0f;
+        const uint32_t *w = words + drop_words(words, i0 + k, m, d);
+        if (r)
+            for (size_t j = 0; j < m; j++) dst[k + j] = w[j] >= th ? round1(src[k + j], r) * scale : 0.0f;
+        else
+            for (size_t j = 0; j < m; j++) dst[k + j] = w[j] >= th ? src[k + j] * scale : 0.0f;
         round_span(dst + k, m, r);
     }
 }
 
-void lt_nn_dropout(float *dst, const float *src, size_t n, uint64_t i0, const lt_dropout *d, lt_nn_round r) {
+NN_CLONES void lt_nn_dropout(float *dst, const float *src, size_t n, uint64_t i0, const lt_dropout *d,
+                             lt_nn_round r) {
     if (!d || !d->threshold) return;
     const size_t nch = EW_CHUNKS(n);
 #pragma omp parallel for schedule(static) if (nch > 1)
@@ -513,7 +524,7 @@ static inline __attribute__((always_inline)) void att_bwd_dropout(float *p, floa
                                                                   lt_nn_round r, const lt_dropout *drop,
                                                                   uint64_t base, int T) {
     const int n = r0 + rn;
-    uint32_t w[DROP_SPAN];
+    uint32_t words[4 * DROP_GROUPS];
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rn, n, hs, 1.0f, gb, C, v, 3 * C, 0.0f, s, n);
     for (int i = 0; i < rn; i++) {
         const int cnt = r0 + i + 1;
@@ -521,7 +532,7 @@ static inline __attribute__((always_inline)) void att_bwd_dropout(float *p, floa
         const uint64_t i0 = base + (uint64_t)i * (uint64_t)T;
         for (int k = 0; k < cnt; k += DROP_SPAN) {
             const int m = cnt - k < DROP_SPAN ? cnt - k : DROP_SPAN;
-            drop_words(w, i0 + (uint64_t)k, (size_t)m, drop);
+            const uint32_t *w = words + drop_words(words, i0 + (uint64_t)k, (size_t)m, drop);
             for (int j = 0; j < m; j++) {
                 const int keep = w[j] >= drop->threshold;
                 sr[k + j] = keep ? sr[k + j] * drop->scale : 0.0f;
