@@ -844,11 +844,14 @@ static void bench_attention(int B, int T, int C, int NH) {
     const size_t N = (size_t)B * T, NC = N * C, C3 = 3 * (size_t)C, NR = (size_t)B * NH * T;
     const double pairs = (double)B * NH * (double)T * (T + 1) / 2.0, hs = (double)C / NH;
     float *qkv = rand_arr(N * C3, 1.5f, 0.0f), *dout = rand_arr(NC, 1.0f, 0.0f);
+    /* pairs of tensor-core and CUDA-core runs (compared below); the last pair with dropout 0.1 (the kernels
+       compiled for it) */
     const struct {
         lt_dtype dt;
-        int simt;
-    } runs[] = {{LT_DTYPE_BF16, 0}, {LT_DTYPE_BF16, 1}, {LT_DTYPE_F16, 0},
-                {LT_DTYPE_F16, 1},  {LT_DTYPE_F32, 0}, {LT_DTYPE_F32, 1}};
+        int simt, drop;
+    } runs[] = {{LT_DTYPE_BF16, 0, 0}, {LT_DTYPE_BF16, 1, 0}, {LT_DTYPE_F16, 0, 0}, {LT_DTYPE_F16, 1, 0},
+                {LT_DTYPE_F32, 0, 0},  {LT_DTYPE_F32, 1, 0},  {LT_DTYPE_BF16, 0, 1}, {LT_DTYPE_BF16, 1, 1}};
+    const lt_dropout drop = lt_dropout_make(0.1, 17, 1, 0);
     enum { NRUNS = sizeof runs / sizeof runs[0] };
     float *res[NRUNS][2] = {{NULL}};
     for (int r = 0; r < NRUNS; r++) {
@@ -863,23 +866,24 @@ static void bench_attention(int B, int T, int C, int NH) {
         void *d_out = dalloc(NC * lt_dtype_size(dt)), *d_dqkv = dalloc(N * C3 * lt_dtype_size(dt));
         float *d_lse = dalloc(NR * sizeof(float)), *d_D = dalloc(NR * sizeof(float));
         double tf[5], tb[5];
-        ok(lt_cunn_attention_forward(nn, dt, d_out, d_lse, d_qkv, B, T, C, NH, NULL), "attention_forward");
-        ok(lt_cunn_attention_backward(nn, dt, d_dqkv, d_D, d_dout, d_qkv, d_out, d_lse, B, T, C, NH, NULL),
+        const lt_dropout *dr = runs[r].drop ? &drop : NULL;
+        ok(lt_cunn_attention_forward(nn, dt, d_out, d_lse, d_qkv, B, T, C, NH, dr), "attention_forward");
+        ok(lt_cunn_attention_backward(nn, dt, d_dqkv, d_D, d_dout, d_qkv, d_out, d_lse, B, T, C, NH, dr),
            "attention_backward");
         for (int k = 0; k < 5; k++) {
             double t0 = now_s();
-            for (int i = 0; i < 4; i++) lt_cunn_attention_forward(nn, dt, d_out, d_lse, d_qkv, B, T, C, NH, NULL);
+            for (int i = 0; i < 4; i++) lt_cunn_attention_forward(nn, dt, d_out, d_lse, d_qkv, B, T, C, NH, dr);
             ok(0, "attention_forward (timed)");
             double t1 = now_s();
             for (int i = 0; i < 4; i++)
-                lt_cunn_attention_backward(nn, dt, d_dqkv, d_D, d_dout, d_qkv, d_out, d_lse, B, T, C, NH, NULL);
+                lt_cunn_attention_backward(nn, dt, d_dqkv, d_D, d_dout, d_qkv, d_out, d_lse, B, T, C, NH, dr);
             ok(0, "attention_backward (timed)");
             tf[k] = (t1 - t0) / 4, tb[k] = (now_s() - t1) / 4;
         }
         qsort(tf, 5, sizeof tf[0], cmp_d), qsort(tb, 5, sizeof tb[0], cmp_d);
-        printf("attn-bench dtype=%s kernel=%s B=%d T=%d C=%d NH=%d fwd_ms=%.3f bwd_ms=%.3f fwd_tflops=%.1f "
+        printf("attn-bench dtype=%s kernel=%s%s B=%d T=%d C=%d NH=%d fwd_ms=%.3f bwd_ms=%.3f fwd_tflops=%.1f "
                "bwd_tflops=%.1f\n",
-               dtn(dt), tc ? "tensor" : "cuda-cores", B, T, C, NH, tf[2] * 1e3, tb[2] * 1e3,
+               dtn(dt), tc ? "tensor" : "cuda-cores", dr ? "+dropout0.1" : "", B, T, C, NH, tf[2] * 1e3, tb[2] * 1e3,
                4 * hs * pairs / tf[2] * 1e-12, 10 * hs * pairs / tb[2] * 1e-12);
         res[r][0] = dev_get(d_out, NC, dt), res[r][1] = dev_get(d_dqkv, N * C3, dt);
         free(x), free(g);
@@ -889,8 +893,10 @@ static void bench_attention(int B, int T, int C, int NH) {
         if (!res[r][0] || !res[r + 1][0]) continue;
         const lt_dtype dt = runs[r].dt;
         const double tol = 2 * (dt == LT_DTYPE_BF16 ? TOL_BF16 : dt == LT_DTYPE_F16 ? TOL_F16 : TOL_F32);
-        expect("attention out: tensor vs CUDA cores", dt, res[r][0], res[r + 1][0], NC, tol);
-        expect("attention dqkv: tensor vs CUDA cores", dt, res[r][1], res[r + 1][1], N * C3, tol);
+        expect(runs[r].drop ? "attention out: tensor vs CUDA cores, dropout" : "attention out: tensor vs CUDA cores",
+               dt, res[r][0], res[r + 1][0], NC, tol);
+        expect(runs[r].drop ? "attention dqkv: tensor vs CUDA cores, dropout" : "attention dqkv: tensor vs CUDA cores",
+               dt, res[r][1], res[r + 1][1], N * C3, tol);
     }
     for (int r = 0; r < NRUNS; r++) free(res[r][0]), free(res[r][1]);
     free(qkv), free(dout);
