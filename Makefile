@@ -147,7 +147,7 @@ cuda-emu: $(EMU)/tests/gpu/gpu_compare $(EMU)/tests/gpu/gpu_lowbit $(EMU)/tests/
           $(EMU)/tests/gpu/gpu_gpt2_model $(EMU)/leantrain
 	@mkdir -p $(BUILD)/tmp
 	$(EMU)/leantrain replay --device cuda $$(grep -l -e optim-trace-1 -e gpt2-trace-1 tests/data/golden/*.safetensors) \
-	  tests/data/torch2/*.safetensors tests/data/lowbit/*.safetensors
+	  tests/data/torch2/*.safetensors tests/data/lowbit/*.safetensors tests/data/gpt2/*.safetensors
 	$(EMU)/leantrain replay --device cuda --bf16 tests/data/golden/gpt2_tiny.safetensors
 	$(EMU)/leantrain bench optim --device cuda --optim adamw_torch --params 0.5 --steps 2
 	LT_TEST_TMP=$(BUILD)/tmp $(EMU)/tests/gpu/gpu_compare $(if $(EMU_FULL),,--quick)

@@ -4,7 +4,10 @@
  * gradient of every weight, and the losses of S AdamW steps on the same
  * batch. On the CPU (the host model) or the GPU (the device model, its
  * optimizer state on the device), in fp32 or, with bf16, in bf16 mixed
- * precision against bf16 tolerances (bf16_tolerances below). */
+ * precision against bf16 tolerances (bf16_tolerances below). A trace whose
+ * metadata has "dropout": {"seed": S} was made with the config's pdrops and
+ * leantrain's masks (scripts/make-gpt2-trace.py --dropout): the forward of the
+ * logits, loss and gradients draws stream 0, training step s stream s. */
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
@@ -151,6 +154,14 @@ static int dev_logits(const lt_gpt2_dev *d, size_t n, size_t V, float *out, char
     return 1;
 }
 
+/* The trace's dropout: on (with its seed) or off (drop_seed < 0) for the next forwards, at `stream`. */
+static long long drop_seed = -1;
+static void set_stream(lt_gpt2 *m, lt_gpt2_dev *d, uint32_t stream) {
+    if (drop_seed < 0) return;
+    if (d) lt_gpt2_dev_set_dropout(d, 1, (uint64_t)drop_seed, stream);
+    else lt_gpt2_set_dropout(m, 1, (uint64_t)drop_seed, stream);
+}
+
 /* One forward (and, with targets, its loss) on the host or the device model. */
 static int pass(lt_gpt2 *m, lt_gpt2_dev *d, const int32_t *in, const int32_t *tg, int B, int T, float *loss,
                 char *err, size_t errlen) {
@@ -183,6 +194,20 @@ int lt_replay_gpt2(const char *path, lt_st_file *f, int device, int bf16) {
     if (!(tj = cJSON_Parse(tol_s)) || !(rj = cJSON_Parse(train_s))) {
         snprintf(err, sizeof err, "metadata '%s' is not valid JSON", tj ? "train" : "tolerance");
         goto out;
+    }
+    drop_seed = -1;
+    const char *drop_s = lt_st_meta(f, "dropout");
+    if (drop_s) {
+        cJSON *dj = cJSON_Parse(drop_s);
+        const cJSON *sv = dj ? cJSON_GetObjectItemCaseSensitive(dj, "seed") : NULL;
+        if (cJSON_IsNumber(sv) && sv->valuedouble >= 0 && sv->valuedouble < 9007199254740992.0 &&
+            sv->valuedouble == floor(sv->valuedouble))
+            drop_seed = (long long)sv->valuedouble;
+        cJSON_Delete(dj);
+        if (drop_seed < 0) {
+            snprintf(err, sizeof err, "metadata 'dropout' is not {\"seed\": a non-negative integer}");
+            goto out;
+        }
     }
     if (!get_pos(tj, "logits_max_abs", &cl.tol, "tolerance", err, sizeof err) ||
         !get_pos(tj, "loss_abs", &cs.tol, "tolerance", err, sizeof err) ||
@@ -220,6 +245,7 @@ int lt_replay_gpt2(const char *path, lt_st_file *f, int device, int bf16) {
 
     /* forward: logits and loss (the device model keeps its logits only without targets: two passes there) */
     float loss = 0.0f, ref_loss;
+    set_stream(m, d, 0);
     if (!pass(m, d, inputs, d ? NULL : targets, B, T, NULL, err, sizeof err)) goto out;
     const float *logits = m->acts.logits;
     if (d) {
@@ -321,6 +347,7 @@ int lt_replay_gpt2(const char *path, lt_st_file *f, int device, int bf16) {
     }
     for (int s = 0; s < S; s++) {
         if (d ? lt_gpt2_dev_zero_grad(d, err, sizeof err) != LT_OK : (lt_gpt2_zero_grad(m), 0)) goto out;
+        set_stream(m, d, (uint32_t)s);
         if (!pass(m, d, inputs, targets, B, T, &loss, err, sizeof err)) goto out;
         note(&ct, fabs((double)loss - ref[s]), "train_losses", s);
         if ((d ? lt_gpt2_dev_backward(d, err, sizeof err) : lt_gpt2_backward(m, err, sizeof err)) != LT_OK) goto out;
@@ -338,9 +365,10 @@ int lt_replay_gpt2(const char *path, lt_st_file *f, int device, int bf16) {
     ok = 1;
     for (int i = 0; i < 4; i++) ok &= all[i]->worst <= all[i]->tol;
     printf("%s  %s  worst %.3e  tol %.3e  (%s)  logits %.1e/%.0e  loss %.1e/%.0e  grads %.1e/%.0e (%d tensors)  "
-           "train %.1e/%.0e (%d steps)%s%s%s\n",
+           "train %.1e/%.0e (%d steps)%s%s%s%s\n",
            ok ? "PASS" : "FAIL", path, crit->worst, crit->tol, crit->what, cl.worst, cl.tol, cs.worst, cs.tol,
-           cg.worst, cg.tol, m->num_tensors, ct.worst, ct.tol, S, mode, ok ? "" : "  at ", ok ? "" : crit->where);
+           cg.worst, cg.tol, m->num_tensors, ct.worst, ct.tol, S, drop_seed >= 0 ? "  [dropout]" : "", mode,
+           ok ? "" : "  at ", ok ? "" : crit->where);
 out:
     if (err[0]) printf("FAIL  %s  error: %s%s\n", path, err, mode);
     free(ref), free(inputs), free(targets), free(dlogits);

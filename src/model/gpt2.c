@@ -707,8 +707,9 @@ static void head_finish(lt_gpt2 *m) {
     lt_nn_lmhead_sum_finish_r(m->params[LT_GPT2_WTE].grad, m->dacts.dwte, n, rnd(m));
 }
 
+/* grad: a backward may follow (targets given); drop: apply the dropout lt_gpt2_set_dropout turned on */
 static lt_status forward(lt_gpt2 *m, const int32_t *inputs, const int32_t *targets, int B, int T, int grad,
-                         char *err, size_t errlen) {
+                         int drop, char *err, size_t errlen) {
     const lt_gpt2_config *c = &m->cfg;
     if (!m->act_memory) {
         lt_errmsg(err, errlen, "forward: no activation buffers: call lt_gpt2_set_batch first");
@@ -738,7 +739,7 @@ static lt_status forward(lt_gpt2 *m, const int32_t *inputs, const int32_t *targe
     m->B = B, m->T = T;
     m->have_targets = m->head_done = 0;
     /* dropout in training forwards only; the backward and recomputations take this forward's masks */
-    m->drop_active = grad && m->dropout_on;
+    m->drop_active = drop && m->dropout_on;
     m->drop_stream = m->dropout_stream;
     const lt_gpt2_acts *a = &m->acts;
     const lt_gpt2_param *wte = &m->params[LT_GPT2_WTE], *wpe = &m->params[LT_GPT2_WPE];
@@ -785,7 +786,7 @@ static lt_status forward(lt_gpt2 *m, const int32_t *inputs, const int32_t *targe
 
 lt_status lt_gpt2_forward(lt_gpt2 *m, const int32_t *inputs, const int32_t *targets, int B, int T, char *err,
                           size_t errlen) {
-    return forward(m, inputs, targets, B, T, targets != NULL, err, errlen);
+    return forward(m, inputs, targets, B, T, targets != NULL, 1, err, errlen);
 }
 
 lt_status lt_gpt2_eval_loss(lt_gpt2 *m, const int32_t *inputs, const int32_t *targets, int B, int T, char *err,
@@ -794,7 +795,7 @@ lt_status lt_gpt2_eval_loss(lt_gpt2 *m, const int32_t *inputs, const int32_t *ta
         lt_errmsg(err, errlen, "eval_loss: no targets given");
         return LT_ERR_ARG;
     }
-    return forward(m, inputs, targets, B, T, 0, err, errlen);
+    return forward(m, inputs, targets, B, T, 0, 0, err, errlen);
 }
 
 lt_status lt_gpt2_backward(lt_gpt2 *m, char *err, size_t errlen) { return lt_gpt2_backward_cb(m, NULL, NULL, err, errlen); }

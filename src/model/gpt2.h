@@ -304,9 +304,9 @@ int lt_gpt2_head_rows_default(const lt_gpt2_config *c);
 
 /* Dropout as GPT-2 applies it in training, with the config's embd_pdrop,
  * resid_pdrop and attn_pdrop (on = 0, the default, turns it off): every
- * forward with targets (lt_gpt2_forward; never lt_gpt2_eval_loss or a forward
- * without targets) zeroes each element of a site with its probability and
- * scales the others by 1 / (1 - p). The masks are Philox bits of (seed,
+ * lt_gpt2_forward (with or without targets; never lt_gpt2_eval_loss) zeroes
+ * each element of a site with its probability and scales the others by
+ * 1 / (1 - p). The masks are Philox bits of (seed,
  * stream, site, element) (kernels/philox.h): nothing is stored, the backward
  * and a checkpointed block's recomputation draw them again, and the same
  * (seed, stream) gives the same masks on the CPU and the GPU. The trainer

@@ -24,10 +24,14 @@ echo "$out"
 [ $rc -eq 0 ] && [ "$(echo "$out" | grep -c '^PASS ')" -eq "$n2" ] && [ "$n2" -ge 8 ] || { echo "torch2 traces did not all pass"; fail=1; }
 
 # GPT-2 traces written by the real Hugging Face GPT2LMHeadModel at other sizes and seeds
-# (scripts/make-gpt2-trace.py): logits, loss, every gradient, 5 AdamW steps
+# (scripts/make-gpt2-trace.py): logits, loss, every gradient, 5 AdamW steps; one of them with dropout (embd 0.1,
+# resid 0.2, attn 0.3; transformers' dropout calls drawing leantrain's masks: `--dropout=0.1,0.2,0.3,4242`, sizes
+# 2 48 4 97 40 2 19, seed 11), which replay follows ([dropout] on its line)
 out=$("$LT" replay tests/data/gpt2/*.safetensors); rc=$?
 echo "$out"
-[ $rc -eq 0 ] && [ "$(echo "$out" | grep -c '^PASS ')" -eq 2 ] || { echo "HF GPT-2 traces did not all pass"; fail=1; }
+[ $rc -eq 0 ] && [ "$(echo "$out" | grep -c '^PASS ')" -eq 3 ] &&
+    echo "$out" | grep -q '^PASS  tests/data/gpt2/hf_dropout_2x48_seed11.safetensors .*\[dropout\]' ||
+    { echo "HF GPT-2 traces did not all pass"; fail=1; }
 
 # traces written by the real torchao AdamW8bit / AdamW4bit (scripts/make-lowbit-traces.py). torchao runs its
 # step through torch.compile, whose fused kernels round a few ulps differently, and a 1-ulp difference can move a

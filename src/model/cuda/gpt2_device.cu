@@ -663,8 +663,9 @@ lt_status lt_gpt2_dev_forward(lt_gpt2_dev *d, const int32_t *inputs, const int32
     }
     d->have_targets = 0;
     d->B = B, d->T = T;
-    /* dropout in training forwards (with targets) only; the backward and recomputations take this one's masks */
-    d->drop_active = targets && d->dropout_on;
+    /* dropout while it is on (the trainer turns it off to evaluate); the backward and recomputations take this
+       forward's masks */
+    d->drop_active = d->dropout_on;
     d->drop_stream = d->dropout_stream;
     /* the inputs, and the bucket list of their rows that the embedding gradient needs, go over with the batch */
     memcpy(d->h_tokens, inputs, N * sizeof *inputs);

@@ -188,10 +188,9 @@ lt_status lt_gpt2_dev_set_grad_per_block(lt_gpt2_dev *d, int on, char *err, size
 lt_status lt_gpt2_dev_set_tf32(lt_gpt2_dev *d, int on, char *err, size_t errlen);
 
 /* Dropout in training as lt_gpt2_set_dropout (the config's pdrops, the same
- * masks for the same seed and stream as the CPU model): from the next
- * forward with targets on, until set off (on = 0, the default; a forward
- * without targets never applies it). An evaluation forward with targets
- * needs it off. */
+ * masks for the same seed and stream as the CPU model): every forward from
+ * the next one on, with or without targets, until set off (on = 0, the
+ * default). An evaluation forward needs it off. */
 void lt_gpt2_dev_set_dropout(lt_gpt2_dev *d, int on, uint64_t seed, uint32_t stream);
 
 /* Scales the gradient backward starts from: d loss / d logits is multiplied
