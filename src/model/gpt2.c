@@ -738,7 +738,8 @@ static lt_status forward(lt_gpt2 *m, const int32_t *inputs, const int32_t *targe
     if (targets) memcpy(tg, targets, N * sizeof *tg);
     m->B = B, m->T = T;
     m->have_targets = m->head_done = 0;
-    /* dropout in training forwards only; the backward and recomputations take this forward's masks */
+    /* dropout while it is on, in lt_gpt2_forward (never eval_loss); the backward and recomputations take this
+       forward's masks */
     m->drop_active = drop && m->dropout_on;
     m->drop_stream = m->dropout_stream;
     const lt_gpt2_acts *a = &m->acts;
