@@ -74,7 +74,8 @@ inline bool attn_tc_serves(const lt_cunn *nn, lt_dtype dt, int hs) {
 }
 
 /* The tensor-core forward and backward (attention_tc.cu), same arguments and results as
- * lt_cunn_attention_forward / _backward (drop: NULL, or a site with a non-zero threshold), for what attn_tc_serves; shapes already checked, non-empty. */
+ * lt_cunn_attention_forward / _backward (drop: NULL, or a site with a non-zero threshold), for what
+ * attn_tc_serves; shapes already checked, non-empty. */
 void attn_tc_forward(lt_cunn *nn, lt_dtype dt, void *out, float *lse, const void *qkv, int B, int T, int C, int NH,
                      const lt_dropout *drop);
 void attn_tc_backward(lt_cunn *nn, lt_dtype dt, void *dqkv, float *Dsum, const void *dout, const void *qkv,

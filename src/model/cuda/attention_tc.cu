@@ -416,8 +416,8 @@ __global__ void __launch_bounds__(32 * NW) attn_tc_fwd(S *out, float *lse, const
             }
         }
         if constexpr (DROP) { /* the sum l is before dropout; P . v after it */
-            const uint32_t keep =
-                drop_bits16(dr, ((uint64_t)P.bh * (uint64_t)T + (uint64_t)t) * (uint64_t)T + (uint64_t)(k0 + 16 * half));
+            const uint32_t keep = drop_bits16(
+                dr, ((uint64_t)P.bh * (uint64_t)T + (uint64_t)t) * (uint64_t)T + (uint64_t)(k0 + 16 * half));
 #pragma unroll
             for (int c = 0; c < 16; c++) s[c] *= drop_factor(keep, c, dr.scale);
         }
