@@ -18,16 +18,23 @@
 #define LT_PHILOX_W0 0x9E3779B9u /* key schedule: golden ratio */
 #define LT_PHILOX_W1 0xBB67AE85u /* sqrt(3) - 1 */
 
+/* One Philox4x32 round on the counter words c0..c3 with the round's key k0, k1 (callers that run many counters
+ * a round at a time, to vectorize, call it on each). */
+LT_KHD static inline void lt_philox_round(uint32_t *c0, uint32_t *c1, uint32_t *c2, uint32_t *c3, uint32_t k0,
+                                          uint32_t k1) {
+    const uint64_t p0 = (uint64_t)LT_PHILOX_M0 * *c0, p1 = (uint64_t)LT_PHILOX_M1 * *c2;
+    const uint32_t n0 = (uint32_t)(p1 >> 32) ^ *c1 ^ k0, n2 = (uint32_t)(p0 >> 32) ^ *c3 ^ k1;
+    *c1 = (uint32_t)p1;
+    *c3 = (uint32_t)p0;
+    *c0 = n0;
+    *c2 = n2;
+}
+
 /* c[4] = Philox4x32-10(c, key k0, k1) in place. Random123's known answers:
  * counter 0, key 0 -> 6627e8d5 e169c58d bc57ac4c 9b00dbd8 (tests/test_gpt2.c). */
 LT_KHD static inline void lt_philox4x32_10(uint32_t c[4], uint32_t k0, uint32_t k1) {
     for (int r = 0; r < 10; r++) {
-        const uint64_t p0 = (uint64_t)LT_PHILOX_M0 * c[0], p1 = (uint64_t)LT_PHILOX_M1 * c[2];
-        const uint32_t n0 = (uint32_t)(p1 >> 32) ^ c[1] ^ k0, n2 = (uint32_t)(p0 >> 32) ^ c[3] ^ k1;
-        c[1] = (uint32_t)p1;
-        c[3] = (uint32_t)p0;
-        c[0] = n0;
-        c[2] = n2;
+        lt_philox_round(&c[0], &c[1], &c[2], &c[3], k0, k1);
         k0 += LT_PHILOX_W0;
         k1 += LT_PHILOX_W1;
     }

@@ -108,7 +108,8 @@ NN_CLONES void lt_nn_round_add(float *x, const float *b, size_t n, lt_nn_round r
 #define DROP_GROUPS (DROP_SPAN / 4 + 1)
 
 /* The Philox words of elements i0 .. i0 + n - 1 of site d (n <= DROP_SPAN), in order, into w[4 DROP_GROUPS]
- * (lt_philox4x32_10's arithmetic, a round at a time over the groups); returns the offset in w of element i0's. */
+ * (lt_philox4x32_10's rounds, each taken over all the groups before the next); returns the offset in w of element
+ * i0's. */
 static inline __attribute__((always_inline)) size_t drop_words(uint32_t *w, uint64_t i0, size_t n,
                                                                const lt_dropout *d) {
     uint32_t c0[DROP_GROUPS], c1[DROP_GROUPS], c2[DROP_GROUPS], c3[DROP_GROUPS];
@@ -122,14 +123,7 @@ static inline __attribute__((always_inline)) size_t drop_words(uint32_t *w, uint
     }
     uint32_t k0 = d->k0, k1 = d->k1;
     for (int r = 0; r < 10; r++) {
-        for (size_t j = 0; j < ng; j++) {
-            const uint64_t p0 = (uint64_t)LT_PHILOX_M0 * c0[j], p1 = (uint64_t)LT_PHILOX_M1 * c2[j];
-            const uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1[j] ^ k0, n2 = (uint32_t)(p0 >> 32) ^ c3[j] ^ k1;
-            c1[j] = (uint32_t)p1;
-            c3[j] = (uint32_t)p0;
-            c0[j] = n0;
-            c2[j] = n2;
-        }
+        for (size_t j = 0; j < ng; j++) lt_philox_round(&c0[j], &c1[j], &c2[j], &c3[j], k0, k1);
         k0 += LT_PHILOX_W0;
         k1 += LT_PHILOX_W1;
     }
