@@ -231,8 +231,9 @@ static void act_sizes(const lt_gpt2_config *c, int B, int T, int checkpointing, 
 
 /* n rows in chunks of at most `most`, all of about the same size: a small last chunk costs as much time in
  * OpenBLAS as a large one (GPT-2 at 2048 rows: chunks of 1024 as fast as none, 667 + 667 + 667 + 47 8% slower) */
-static size_t even_chunk(size_t n, size_t most) {
-    size_t k = (n + most - 1) / most;
+size_t lt_gpt2_head_chunk(size_t n, int most) {
+    if (most <= 0 || (size_t)most >= n) return n;
+    size_t k = (n + (size_t)most - 1) / (size_t)most;
     return (n + k - 1) / k;
 }
 
@@ -240,8 +241,8 @@ static size_t even_chunk(size_t n, size_t most) {
  * chunk costs the fp32 sum of wte's head gradient ([V, C]), so chunks are taken only when that still saves
  * memory (chunk + C < B x T); else one chunk of all rows. */
 static size_t logit_rows(int head_rows, size_t BT, int C, int lowp) {
-    if (head_rows <= 0 || (size_t)head_rows >= BT) return BT;
-    size_t chunk = even_chunk(BT, (size_t)head_rows);
+    size_t chunk = lt_gpt2_head_chunk(BT, head_rows);
+    if (chunk == BT) return BT;
     return lowp && chunk + (size_t)C >= BT ? BT : chunk;
 }
 
@@ -763,7 +764,7 @@ static lt_status forward(lt_gpt2 *m, const int32_t *inputs, const int32_t *targe
                               rnd(m));
     /* the lm head chunk by chunk: logits, their losses, and in chunked training their gradient and the head's
        backward; whole mode is one chunk of all rows whose backward lt_gpt2_backward does */
-    const size_t R = m->head_rows ? even_chunk(N, (size_t)m->head_chunk) : N; /* at most the buffer's rows */
+    const size_t R = m->head_rows ? lt_gpt2_head_chunk(N, m->head_chunk) : N; /* at most the buffer's rows */
     const int fused = m->head_rows && grad;
     for (size_t r0 = 0; r0 < N; r0 += R) {
         const size_t n = N - r0 < R ? N - r0 : R;

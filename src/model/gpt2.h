@@ -302,6 +302,12 @@ void lt_gpt2_set_head_rows(lt_gpt2 *m, int rows);
  * rows than a batch holds, i.e. one chunk. */
 int lt_gpt2_head_rows_default(const lt_gpt2_config *c);
 
+/* The rows of each chunk when n rows go through the lm head in chunks of at
+ * most `most` rows, all of about the same size (a small last chunk costs as
+ * much time as a large one): ceil(n / ceil(n / most)); n when most <= 0 or
+ * most >= n. The CPU and the device model chunk by it. */
+size_t lt_gpt2_head_chunk(size_t n, int most);
+
 /* Dropout as GPT-2 applies it in training, with the config's embd_pdrop,
  * resid_pdrop and attn_pdrop (on = 0, the default, turns it off): every
  * lt_gpt2_forward (with or without targets; never lt_gpt2_eval_loss) zeroes

@@ -26,23 +26,46 @@ static int mul3(size_t a, size_t b, size_t c, size_t *out) {
     return !__builtin_mul_overflow(a, b, &t) && !__builtin_mul_overflow(t, c, out);
 }
 
-lt_status lt_gpt2_dev_layout_of(const lt_gpt2_config *c, int B, int T, int checkpointing, size_t elem_bytes,
-                                lt_gpt2_dev_layout *out, char *err, size_t errlen) {
+static size_t logits_ld(const lt_gpt2_config *c) {
+    const size_t V = (size_t)c->vocab_size;
+    return (V + LT_GPT2_DEV_LOGITS_PAD - 1) / LT_GPT2_DEV_LOGITS_PAD * LT_GPT2_DEV_LOGITS_PAD;
+}
+
+size_t lt_gpt2_dev_logit_rows(const lt_gpt2_config *c, size_t BT, lt_gpt2_precision p, int head_rows,
+                              size_t *headsum_bytes) {
+    if (headsum_bytes) *headsum_bytes = 0;
+    const size_t chunk = lt_gpt2_head_chunk(BT, head_rows);
+    if (chunk == BT || p != LT_GPT2_F16) return chunk;
+    /* fp16: the [V, C] fp32 sum against the (BT - chunk) rows of 2-byte logits it saves (sizes far below
+       SIZE_MAX here: BT <= 2^30 and V, C are ints, checked by the caller's layout) */
+    const size_t sum = (size_t)c->vocab_size * (size_t)c->n_embd * sizeof(float);
+    if ((BT - chunk) * logits_ld(c) * 2 <= sum) return BT;
+    if (headsum_bytes) *headsum_bytes = sum;
+    return chunk;
+}
+
+lt_status lt_gpt2_dev_layout_of(const lt_gpt2_config *c, int B, int T, int checkpointing, lt_gpt2_precision p,
+                                int head_rows, lt_gpt2_dev_layout *out, char *err, size_t errlen) {
     memset(out, 0, sizeof *out);
     lt_status st = lt_gpt2_config_check(c, err, errlen);
     if (st) return st;
-    if (B < 1 || T < 1 || T > c->n_positions || (elem_bytes != 2 && elem_bytes != 4)) {
+    if (p != LT_GPT2_F32 && p != LT_GPT2_BF16 && p != LT_GPT2_F16) {
+        lt_errmsg(err, errlen, "device GPT-2: precision %d: the device computes in fp32, bf16 or fp16", (int)p);
+        return LT_ERR_ARG;
+    }
+    const size_t elem_bytes = p == LT_GPT2_F32 ? 4 : 2;
+    if (B < 1 || T < 1 || T > c->n_positions) {
         lt_errmsg(err, errlen, "device GPT-2: B %d, T %d: need B >= 1 and 1 <= T <= n_positions (%d)", B, T,
             c->n_positions);
         return LT_ERR_ARG;
     }
     size_t L = (size_t)c->n_layer, C = (size_t)c->n_embd, NH = (size_t)c->n_head, BT = (size_t)B * (size_t)T;
-    size_t V = (size_t)c->vocab_size, ldv = (V + LT_GPT2_DEV_LOGITS_PAD - 1) / LT_GPT2_DEV_LOGITS_PAD *
-                                            LT_GPT2_DEV_LOGITS_PAD;
+    size_t ldv = logits_ld(c), hsum = 0;
     size_t LI = checkpointing ? 1 : L, LS = checkpointing ? 1 : L, S = elem_bytes, F = sizeof(float);
     /* every GEMM dimension and leading dimension is an int; the largest row count is BT, the widest row ldv */
     if (BT > (size_t)1 << 30 || ldv > (size_t)1 << 30) goto too_large;
     {
+        const size_t R = lt_gpt2_dev_logit_rows(c, BT, p, head_rows, &hsum);
         struct {
             size_t a, b, c; /* bytes = a * b * c (each factor small enough that the checks below hold) */
         } f[LT_GPT2_DEV_NBUF] = {
@@ -54,12 +77,13 @@ lt_status lt_gpt2_dev_layout_of(const lt_gpt2_config *c, int B, int T, int check
             [LT_GPT2_DEV_LN2_RSTD] = {LS, BT, F},     [LT_GPT2_DEV_FCH] = {LI * BT, 4 * C, S},
             [LT_GPT2_DEV_FCHG] = {LI * BT, 4 * C, S}, [LT_GPT2_DEV_RES3] = {L * BT, C, S},
             [LT_GPT2_DEV_LNF] = {BT, C, S},           [LT_GPT2_DEV_LNF_MEAN] = {1, BT, F},
-            [LT_GPT2_DEV_LNF_RSTD] = {1, BT, F},      [LT_GPT2_DEV_LOGITS] = {BT, ldv, S},
+            [LT_GPT2_DEV_LNF_RSTD] = {1, BT, F},      [LT_GPT2_DEV_LOGITS] = {R, ldv, S},
             [LT_GPT2_DEV_LSE] = {1, BT, F},           [LT_GPT2_DEV_LOSSES] = {1, BT, F},
             [LT_GPT2_DEV_DRES] = {BT, C, S},          [LT_GPT2_DEV_DLN] = {BT, C, S},
             [LT_GPT2_DEV_DBIG] = {BT, 4 * C, S},      [LT_GPT2_DEV_DQKV] = {BT, 3 * C, S},
             [LT_GPT2_DEV_DATTY] = {BT, C, S},         [LT_GPT2_DEV_DROW] = {(size_t)B * NH, (size_t)T, F},
             [LT_GPT2_DEV_COLSUM] = {1, colsum_floats(BT, 4 * C), F},
+            [LT_GPT2_DEV_HEADSUM] = {1, hsum, 1},
             [LT_GPT2_DEV_INPUTS] = {1, BT, sizeof(int32_t)},
             [LT_GPT2_DEV_TARGETS] = {1, BT, sizeof(int32_t)},
             [LT_GPT2_DEV_PLAN] = {1, 3 * BT + 1, sizeof(int32_t)},
@@ -81,6 +105,7 @@ lt_status lt_gpt2_dev_layout_of(const lt_gpt2_config *c, int B, int T, int check
         out->total_bytes = at;
         out->token_bytes = at - out->activation_bytes - out->backward_bytes;
         out->ldv = (int)ldv;
+        out->head_chunk = R;
     }
     return LT_OK;
 too_large:
@@ -89,8 +114,8 @@ too_large:
 }
 
 lt_status lt_gpt2_dev_memory_plan(const lt_gpt2_config *c, int B, int T, int checkpointing, int grad_per_block,
-                                  lt_gpt2_precision p, int pure_bf16, lt_gpt2_dev_memory *out, char *err,
-                                  size_t errlen) {
+                                  lt_gpt2_precision p, int pure_bf16, int head_rows, lt_gpt2_dev_memory *out,
+                                  char *err, size_t errlen) {
     memset(out, 0, sizeof *out);
     if (p != LT_GPT2_F32 && p != LT_GPT2_BF16 && p != LT_GPT2_F16) {
         lt_errmsg(err, errlen, "device GPT-2: precision %d: the device computes in fp32, bf16 or fp16", (int)p);
@@ -104,8 +129,7 @@ lt_status lt_gpt2_dev_memory_plan(const lt_gpt2_config *c, int B, int T, int che
         return LT_ERR_ARG;
     }
     lt_gpt2_dev_layout lay;
-    /* bf16 and fp16 store the same 2 bytes per value: their plans are equal */
-    lt_status st = lt_gpt2_dev_layout_of(c, B, T, checkpointing, p == LT_GPT2_F32 ? 4 : 2, &lay, err, errlen);
+    lt_status st = lt_gpt2_dev_layout_of(c, B, T, checkpointing, p, head_rows, &lay, err, errlen);
     if (st) return st;
     lt_gpt2_param *params;
     int n;
@@ -184,6 +208,7 @@ lt_status lt_gpt2_dev_set_tf32(lt_gpt2_dev *d, int on, char *err, size_t errlen)
     return no_cuda(err, errlen);
 }
 void lt_gpt2_dev_set_loss_scale(lt_gpt2_dev *d, float scale) { (void)d, (void)scale; }
+void lt_gpt2_dev_set_head_rows(lt_gpt2_dev *d, int rows) { (void)d, (void)rows; }
 void lt_gpt2_dev_set_dropout(lt_gpt2_dev *d, int on, uint64_t seed, uint32_t stream) {
     (void)d, (void)on, (void)seed, (void)stream;
 }
@@ -197,6 +222,12 @@ lt_status lt_gpt2_dev_zero_grad(lt_gpt2_dev *d, char *err, size_t errlen) {
 }
 lt_status lt_gpt2_dev_forward(lt_gpt2_dev *d, const int32_t *inputs, const int32_t *targets, int B, int T,
                               float *loss, char *err, size_t errlen) {
+    (void)d, (void)inputs, (void)targets, (void)B, (void)T;
+    if (loss) *loss = NAN;
+    return no_cuda(err, errlen);
+}
+lt_status lt_gpt2_dev_eval_loss(lt_gpt2_dev *d, const int32_t *inputs, const int32_t *targets, int B, int T,
+                                float *loss, char *err, size_t errlen) {
     (void)d, (void)inputs, (void)targets, (void)B, (void)T;
     if (loss) *loss = NAN;
     return no_cuda(err, errlen);

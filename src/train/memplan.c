@@ -23,7 +23,8 @@ lt_status lt_memplan(const lt_gpt2_config *cfg, int B, int T, const char *optim,
     lt_gpt2_memory mm;
     lt_gpt2_dev_memory dm;
     lt_status st = me->device ? lt_gpt2_dev_memory_plan(cfg, B, T, me->gradient_checkpointing, me->optim_in_backward,
-                                                        me->precision, me->pure_bf16, &dm, err, errlen)
+                                                        me->precision, me->pure_bf16, lt_gpt2_head_rows_default(cfg),
+                                                        &dm, err, errlen)
                               : lt_gpt2_memory_plan(cfg, B, T, me->gradient_checkpointing, me->optim_in_backward,
                                                     me->precision, me->pure_bf16, lt_gpt2_head_rows_default(cfg),
                                                     &mm, err, errlen);

@@ -111,10 +111,9 @@ static void model_set_dropout(run_t *r, int k) {
 
 /* forward of rows x T tokens and their mean loss into *loss; train: for a backward next (evaluation: not) */
 static lt_status model_forward(run_t *r, int rows, int train, float *loss) {
-    if (r->dev) {
-        if (!train) lt_gpt2_dev_set_dropout(r->dev, 0, 0, 0); /* evaluation: none (model_set_dropout turns it on) */
-        return lt_gpt2_dev_forward(r->dev, r->inputs, r->targets, rows, r->T, loss, r->err, sizeof r->err);
-    }
+    if (r->dev)
+        return train ? lt_gpt2_dev_forward(r->dev, r->inputs, r->targets, rows, r->T, loss, r->err, sizeof r->err)
+                     : lt_gpt2_dev_eval_loss(r->dev, r->inputs, r->targets, rows, r->T, loss, r->err, sizeof r->err);
     lt_status st = train ? lt_gpt2_forward(r->m, r->inputs, r->targets, rows, r->T, r->err, sizeof r->err)
                          : lt_gpt2_eval_loss(r->m, r->inputs, r->targets, rows, r->T, r->err, sizeof r->err);
     *loss = r->m->loss;
@@ -438,6 +437,8 @@ int lt_train_run(const lt_train_args *a) {
         if (lt_gpt2_dev_create_as(r->m, NULL, lt_train_args_precision(a), a->pure_bf16, a->optim_in_backward,
                                   &r->dev, e2, sizeof e2) ||
             (lt_gpt2_dev_set_checkpointing(r->dev, a->gradient_checkpointing), 0) ||
+            /* as on the CPU: the logits in chunks, the head's backward in the forward */
+            (lt_gpt2_dev_set_head_rows(r->dev, lt_gpt2_head_rows_default(&cfg)), 0) ||
             (a->tf32 && lt_gpt2_dev_set_tf32(r->dev, 1, e2, sizeof e2)) ||
             lt_gpt2_dev_set_batch(r->dev, r->B, r->T, e2, sizeof e2)) {
             snprintf(r->err, sizeof r->err, "--device cuda: %.1000s", e2);

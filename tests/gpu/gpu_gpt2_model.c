@@ -78,7 +78,9 @@
  *     allocated (lt_gpt2_dev_allocated_bytes) after every set_batch, and for a
  *     model created pure bf16 with per-block gradients (lt_gpt2_dev_create_as,
  *     as the trainer makes it) equal to its peak as well;
- *   errors: a bad token id, backward without forward, pure fp16 parameters.
+ *   errors: a bad token id, backward without forward, pure fp16 parameters;
+ *   the lm head in chunks (lt_gpt2_dev_set_head_rows, as the trainer runs
+ *     it) on a shape of its own: see check_head_chunks.
  *
  * Needs a GPU (or `make cuda-emu`); built only with CUDA.
  * usage: gpu_gpt2_model [--quick] [--seed S]   (--quick: the first shape only) */
@@ -222,9 +224,9 @@ static double host_norm(const lt_gpt2 *m) {
 }
 
 static void check_plan(const lt_gpt2_dev *d, const lt_gpt2_config *cfg, int B, int T, int ckpt, int per_block,
-                       lt_gpt2_precision p, int pure, const char *what) {
+                       lt_gpt2_precision p, int pure, int head_rows, const char *what) {
     lt_gpt2_dev_memory plan;
-    MUST(lt_gpt2_dev_memory_plan(cfg, B, T, ckpt, per_block, p, pure, &plan, err, sizeof err));
+    MUST(lt_gpt2_dev_memory_plan(cfg, B, T, ckpt, per_block, p, pure, head_rows, &plan, err, sizeof err));
     size_t got = lt_gpt2_dev_allocated_bytes(d);
     CHECK(plan.total_bytes == got, "%s: memory plan %zu bytes, allocated %zu", what, plan.total_bytes, got);
     CHECK(plan.weight_bytes + plan.weight16_bytes + plan.grad_bytes + plan.activation_bytes + plan.backward_bytes +
@@ -263,7 +265,7 @@ static void check_ckpt_identical(lt_gpt2_dev *d, const lt_gpt2_config *cfg, cons
     float loss;
     lt_gpt2_dev_set_checkpointing(d, 1);
     MUST(lt_gpt2_dev_set_batch(d, B, T, err, sizeof err));
-    check_plan(d, cfg, B, T, 1, 0, p, 0, what);
+    check_plan(d, cfg, B, T, 1, 0, p, 0, 0, what);
     dev_pass(d, in, tg, B, T, &loss);
     MUST(lt_gpt2_dev_download_grads(d, r, err, sizeof err));
     if (unscale != 1.0f) scale_grads(r, unscale);
@@ -522,7 +524,7 @@ static void run_shape(const shape *s, uint64_t seed) {
     in[0][N - 1] -= s->V;
 
     /* fp32 */
-    check_plan(d, &cfg, B, T, 0, 0, LT_GPT2_F32, 0, "fp32");
+    check_plan(d, &cfg, B, T, 0, 0, LT_GPT2_F32, 0, 0, "fp32");
     float ld32;
     dev_pass(d, in[0], tg[0], B, T, &ld32);
     MUST(lt_gpt2_dev_download_grads(d, r32, err, sizeof err));
@@ -549,7 +551,7 @@ static void run_shape(const shape *s, uint64_t seed) {
 
     /* per-block gradients and the callback, with checkpointing (how stepping inside backward runs) */
     MUST(lt_gpt2_dev_set_grad_per_block(d, 1, err, sizeof err));
-    check_plan(d, &cfg, B, T, 1, 1, LT_GPT2_F32, 0, "fp32 checkpointing + per-block gradients");
+    check_plan(d, &cfg, B, T, 1, 1, LT_GPT2_F32, 0, 0, "fp32 checkpointing + per-block gradients");
     cb_log dl = {.d = d, .ref = r32}, cl = {0};
     dl.tmp = malloc(m->params[LT_GPT2_WTE].numel * sizeof(float) + 4 * (size_t)s->C * (size_t)s->C * sizeof(float));
     if (!dl.tmp) exit(2);
@@ -576,7 +578,7 @@ static void run_shape(const shape *s, uint64_t seed) {
     /* bf16 */
     MUST(lt_gpt2_dev_set_precision(d, LT_GPT2_BF16, 0, err, sizeof err));
     MUST(lt_gpt2_dev_set_batch(d, B, T, err, sizeof err));
-    check_plan(d, &cfg, B, T, 0, 0, LT_GPT2_BF16, 0, "bf16");
+    check_plan(d, &cfg, B, T, 0, 0, LT_GPT2_BF16, 0, 0, "bf16");
     float ld16;
     dev_pass(d, in[0], tg[0], B, T, &ld16);
     MUST(lt_gpt2_dev_download_grads(d, r16, err, sizeof err));
@@ -589,7 +591,7 @@ static void run_shape(const shape *s, uint64_t seed) {
      * gradients unscaled on the host (a power of two: exact) */
     MUST(lt_gpt2_dev_set_precision(d, LT_GPT2_F16, 0, err, sizeof err));
     MUST(lt_gpt2_dev_set_batch(d, B, T, err, sizeof err));
-    check_plan(d, &cfg, B, T, 0, 0, LT_GPT2_F16, 0, "fp16");
+    check_plan(d, &cfg, B, T, 0, 0, LT_GPT2_F16, 0, 0, "fp16");
     float lf16, lcf16;
     lt_gpt2_dev_set_loss_scale(d, F16_SCALE);
     dev_pass(d, in[0], tg[0], B, T, &lf16);
@@ -664,7 +666,7 @@ static void run_shape(const shape *s, uint64_t seed) {
     /* pure bf16: the same weights as the bf16 copy, so the same bits */
     MUST(lt_gpt2_dev_set_precision(d, LT_GPT2_BF16, 1, err, sizeof err));
     MUST(lt_gpt2_dev_set_batch(d, B, T, err, sizeof err));
-    check_plan(d, &cfg, B, T, 0, 0, LT_GPT2_BF16, 1, "pure bf16");
+    check_plan(d, &cfg, B, T, 0, 0, LT_GPT2_BF16, 1, 0, "pure bf16");
     CHECK(lt_gpt2_dev_param_at(d, 0)->data == NULL && lt_gpt2_dev_param_at(d, 0)->data16 != NULL,
           "pure bf16: fp32 pointers must be gone");
     dev_pass(d, in[0], tg[0], B, T, &loss);
@@ -691,7 +693,7 @@ static void run_shape(const shape *s, uint64_t seed) {
      * state (no fp32 weights or whole-model gradient on the way), and its loss that of pure bf16 above */
     MUST(lt_gpt2_dev_create_as(m, NULL, LT_GPT2_BF16, 1, 1, &d, err, sizeof err));
     MUST(lt_gpt2_dev_set_batch(d, B, T, err, sizeof err));
-    check_plan(d, &cfg, B, T, 0, 1, LT_GPT2_BF16, 1, "pure bf16 + per-block, created so");
+    check_plan(d, &cfg, B, T, 0, 1, LT_GPT2_BF16, 1, 0, "pure bf16 + per-block, created so");
     const size_t peak = lt_gpt2_dev_peak_bytes(d), now = lt_gpt2_dev_allocated_bytes(d);
     CHECK(peak == now, "created pure bf16 + per-block: peak %zu bytes above the steady %zu", peak, now);
     MUST(lt_gpt2_dev_forward(d, in[0], tg[0], B, T, &loss, err, sizeof err));
@@ -769,6 +771,172 @@ static void check_dropout(const shape *s, uint64_t seed) {
     lt_gpt2_free(m), lt_gpt2_free(m16), lt_gpt2_free(r), lt_gpt2_free(r2);
 }
 
+/* ---- the lm head in chunks (lt_gpt2_dev_set_head_rows, the trainer's mode) ---- */
+
+/* L 1, C 32, NH 2, V 300, B 3, T 29: 87 rows in chunks of at most 16 (6 chunks of 15, the last 12), and enough rows
+ * that fp16 chunks too (72 rows of 320 two-byte logits saved outweigh the 300 x 32 fp32 head sum); V 300 is split
+ * into 256 + 44 rows by the head's GEMMs */
+static const shape CHUNK_SHAPE = {1, 32, 2, 300, 32, 3, 29};
+#define CHUNK_ROWS 16
+
+typedef struct {
+    const lt_gpt2_dev *d;
+    float *wte; /* wte's gradient, read when its group is handed over */
+    int groups;
+} wte_grab;
+
+static lt_status grab_wte(void *ctx, int first, int count) {
+    wte_grab *g = ctx;
+    g->groups++;
+    if (first != LT_GPT2_WTE) return LT_OK;
+    (void)count;
+    MUST(lt_gpt2_dev_sync((lt_gpt2_dev *)g->d, err, sizeof err));
+    const lt_gpt2_dev_param *p = lt_gpt2_dev_param_at(g->d, LT_GPT2_WTE);
+    if (lt_cuda_memcpy_raw(g->wte, p->grad, p->numel * sizeof(float), 1, err, sizeof err)) {
+        fprintf(stderr, "gpu_gpt2_model: %s\n", err);
+        exit(2);
+    }
+    return LT_OK;
+}
+
+/* A device model of m's weights in precision p with the head in chunks (rows > 0) or whole (0), sized B x T. */
+static lt_gpt2_dev *head_model(const lt_gpt2 *m, lt_gpt2_precision p, int rows, int ckpt, int per_block, int B,
+                               int T) {
+    lt_gpt2_dev *d;
+    MUST(lt_gpt2_dev_create_as(m, NULL, p, 0, per_block, &d, err, sizeof err));
+    lt_gpt2_dev_set_checkpointing(d, ckpt);
+    lt_gpt2_dev_set_head_rows(d, rows);
+    MUST(lt_gpt2_dev_set_batch(d, B, T, err, sizeof err));
+    return d;
+}
+
+/* The device model with the head in chunks against the same model with it whole and against the CPU fp32 pass,
+ * in fp32, bf16 and fp16 (loss-scaled): the plan equal to the allocation (the logits buffer one chunk, fp16 with
+ * its fp32 head sum), the loss within TOL_LOSS of whole mode's, every gradient within the precision's tolerance
+ * of the CPU's (as whole mode is held, above) and wte's within TOL_GRAD (fp32, bf16: each chunk's product added in
+ * fp32, as the whole one is) or within 2^-10 of its scale (fp16: the chunks' fp32 sum rounded to fp16 once, as the
+ * whole product is; a rounding may land one fp16 step apart) of whole mode's; eval_loss gives the training loss
+ * bit for bit and leaves every gradient as it was; two accumulated micro-batches as in whole mode; the trainer's
+ * set c layout (per-block gradients, checkpointing, backward_cb) hands over wte's full gradient last; and a
+ * forward without targets is refused when its rows exceed a chunk, accepted when they fit one. */
+static void check_head_chunks(uint64_t seed) {
+    const shape *s = &CHUNK_SHAPE;
+    lt_gpt2_config cfg = {.vocab_size = s->V, .n_positions = s->P, .n_embd = s->C, .n_layer = s->L,
+                          .n_head = s->NH, .layer_norm_epsilon = 1e-5};
+    const int B = s->B, T = s->T;
+    const size_t N = (size_t)B * (size_t)T;
+    printf("the lm head in chunks of at most %d rows: L %d C %d NH %d V %d, B %d T %d\n", CHUNK_ROWS, s->L, s->C,
+           s->NH, s->V, B, T);
+    rng = seed + 99;
+    lt_gpt2 *m = random_model(&cfg, seed + 99);
+    int32_t *in[2], *tg[2];
+    for (int k = 0; k < 2; k++) {
+        in[k] = malloc(N * sizeof(int32_t)), tg[k] = malloc(N * sizeof(int32_t));
+        if (!in[k] || !tg[k]) exit(2);
+        for (size_t i = 0; i < N; i++)
+            in[k][i] = (int32_t)(next32() % (uint32_t)s->V), tg[k][i] = (int32_t)(next32() % (uint32_t)s->V);
+    }
+    float lc32;
+    MUST(lt_gpt2_set_batch(m, B, T, err, sizeof err));
+    cpu_pass(m, in[0], tg[0], B, T, &lc32);
+    lt_gpt2 *rw = new_model(&cfg), *rc = new_model(&cfg), *re = new_model(&cfg);
+    const size_t nw = m->params[LT_GPT2_WTE].numel;
+
+    const lt_gpt2_precision precs[3] = {LT_GPT2_F32, LT_GPT2_BF16, LT_GPT2_F16};
+    const char *names[3] = {"fp32", "bf16", "fp16"};
+    const double tol_loss[3] = {TOL_LOSS, TOL_BF16_LOSS, TOL_F16_LOSS},
+                 tol_grad[3] = {TOL_GRAD, TOL_BF16_GRAD, TOL_F16_GRAD},
+                 tol_wte[3] = {TOL_GRAD, TOL_GRAD, 1.0 / 1024};
+    for (int k = 0; k < 3; k++) {
+        const lt_gpt2_precision p = precs[k];
+        const float ls = p == LT_GPT2_F16 ? F16_SCALE : 1.0f;
+        char what[96];
+        lt_gpt2_dev *dw = head_model(m, p, 0, 0, 0, B, T), *dc = head_model(m, p, CHUNK_ROWS, 0, 0, B, T);
+        snprintf(what, sizeof what, "%s, head in chunks", names[k]);
+        check_plan(dc, &cfg, B, T, 0, 0, p, 0, CHUNK_ROWS, what);
+        lt_gpt2_dev_layout lay;
+        MUST(lt_gpt2_dev_layout_of(&cfg, B, T, 0, p, CHUNK_ROWS, &lay, err, sizeof err));
+        CHECK(lay.head_chunk == 15 && (p != LT_GPT2_F16 || lay.bytes[LT_GPT2_DEV_HEADSUM] > 0),
+              "%s: the layout's chunk is %zu rows, head sum %zu bytes", names[k], lay.head_chunk,
+              lay.bytes[LT_GPT2_DEV_HEADSUM]);
+        lt_gpt2_dev_set_loss_scale(dw, ls), lt_gpt2_dev_set_loss_scale(dc, ls);
+        float lw, lch, lev;
+        dev_pass(dw, in[0], tg[0], B, T, &lw);
+        dev_pass(dc, in[0], tg[0], B, T, &lch);
+        MUST(lt_gpt2_dev_download_grads(dw, rw, err, sizeof err));
+        MUST(lt_gpt2_dev_download_grads(dc, rc, err, sizeof err));
+        const double le = rel(lch, lw), lc = rel(lch, lc32);
+        CHECK(le <= TOL_LOSS, "%s: loss in chunks %.9g, whole %.9g (rel %.2e)", names[k], lch, lw, le);
+        CHECK(lc <= tol_loss[k], "%s: loss in chunks %.7f, CPU fp32 %.7f (rel %.2e)", names[k], lch, lc32, lc);
+        printf("  %-44s loss vs whole: err %.2e%s; vs CPU fp32: err %.2e (tol %.1e)\n", what, le,
+               memcmp(&lch, &lw, sizeof lch) ? "" : " (bit-identical)", lc, tol_loss[k]);
+        if (ls != 1.0f) scale_grads(rc, 1.0f / ls), scale_grads(rw, 1.0f / ls);
+        snprintf(what, sizeof what, "%s, head in chunks vs CPU fp32", names[k]);
+        compare_grads(what, rc, m, tol_grad[k]);
+        const double ew = rel_err(rc->params[LT_GPT2_WTE].grad, rw->params[LT_GPT2_WTE].grad, nw);
+        CHECK(ew <= tol_wte[k], "%s: wte's gradient in chunks vs whole: err %.3g > %.3g", names[k], ew, tol_wte[k]);
+        snprintf(what, sizeof what, "%s, head in chunks vs whole", names[k]);
+        printf("  %-44s wte gradient err %.2e (tol %.2e)\n", what, ew, tol_wte[k]);
+
+        /* evaluation: the same loss, no gradient touched (the accumulated ones are still there) */
+        MUST(lt_gpt2_dev_eval_loss(dc, in[0], tg[0], B, T, &lev, err, sizeof err));
+        MUST(lt_gpt2_dev_download_grads(dc, re, err, sizeof err));
+        if (ls != 1.0f) scale_grads(re, 1.0f / ls);
+        CHECK(memcmp(&lev, &lch, sizeof lev) == 0, "%s: eval_loss %.9g, training forward %.9g", names[k], lev, lch);
+        CHECK(grads_identical(re, rc), "%s: eval_loss changed the gradients", names[k]);
+        CHECK(lt_gpt2_dev_backward(dc, err, sizeof err) == LT_ERR_STATE, "%s: a backward after eval_loss", names[k]);
+        lt_gpt2_dev_free(dw), lt_gpt2_dev_free(dc);
+    }
+
+    /* fp32: two micro-batches accumulated, in chunks and whole */
+    {
+        lt_gpt2_dev *dw = head_model(m, LT_GPT2_F32, 0, 0, 0, B, T), *dc = head_model(m, LT_GPT2_F32, CHUNK_ROWS, 0, 0,
+                                                                                      B, T);
+        float l;
+        for (int k = 0; k < 2; k++) {
+            lt_gpt2_dev *d = k ? dc : dw;
+            MUST(lt_gpt2_dev_zero_grad(d, err, sizeof err));
+            for (int j = 0; j < 2; j++) {
+                MUST(lt_gpt2_dev_forward(d, in[j], tg[j], B, T, &l, err, sizeof err));
+                MUST(lt_gpt2_dev_backward(d, err, sizeof err));
+            }
+            MUST(lt_gpt2_dev_download_grads(d, k ? rc : rw, err, sizeof err));
+        }
+        compare_grads("fp32, 2 micro-batches: chunks vs whole", rc, rw, TOL_GRAD);
+        lt_gpt2_dev_free(dw), lt_gpt2_dev_free(dc);
+    }
+
+    /* the trainer's set c layout: per-block gradients, checkpointing, the callback; wte's group comes last, with
+     * the head's share (added in the forward) and the embedding's */
+    {
+        lt_gpt2_dev *dc = head_model(m, LT_GPT2_F32, CHUNK_ROWS, 1, 1, B, T);
+        check_plan(dc, &cfg, B, T, 1, 1, LT_GPT2_F32, 0, CHUNK_ROWS, "fp32, chunks + checkpointing + per-block");
+        wte_grab g = {.d = dc, .wte = malloc(nw * sizeof(float))};
+        if (!g.wte) exit(2);
+        float l;
+        MUST(lt_gpt2_dev_zero_grad(dc, err, sizeof err));
+        MUST(lt_gpt2_dev_forward(dc, in[0], tg[0], B, T, &l, err, sizeof err));
+        MUST(lt_gpt2_dev_backward_cb(dc, grab_wte, &g, err, sizeof err));
+        const double e = rel_err(g.wte, m->params[LT_GPT2_WTE].grad, nw);
+        CHECK(g.groups == s->L + 2 && e <= TOL_GRAD, "chunks + per-block: %d groups, wte's gradient err %.3g",
+              g.groups, e);
+        printf("  %-44s %d groups; wte's gradient vs CPU: err %.2e\n", "fp32, chunks + checkpointing + per-block",
+               g.groups, e);
+        free(g.wte);
+
+        /* without targets: refused beyond a chunk, the logits of a batch that fits one */
+        float l1;
+        CHECK(lt_gpt2_dev_forward(dc, in[0], NULL, B, T, &l1, err, sizeof err) == LT_ERR_STATE &&
+                  strstr(err, "chunks") != NULL,
+              "a forward without targets beyond one chunk: '%s'", err);
+        MUST(lt_gpt2_dev_forward(dc, in[0], NULL, 1, 15, &l1, err, sizeof err));
+        MUST(lt_gpt2_dev_sync(dc, err, sizeof err));
+        lt_gpt2_dev_free(dc);
+    }
+    for (int k = 0; k < 2; k++) free(in[k]), free(tg[k]);
+    lt_gpt2_free(m), lt_gpt2_free(rw), lt_gpt2_free(rc), lt_gpt2_free(re);
+}
+
 int main(int argc, char **argv) {
     int quick = 0;
     uint64_t seed = 1234;
@@ -790,5 +958,6 @@ int main(int argc, char **argv) {
     int n = quick ? 1 : (int)(sizeof SHAPES / sizeof SHAPES[0]);
     for (int i = 0; i < n; i++) run_shape(&SHAPES[i], seed + (uint64_t)i);
     for (int i = 0; i < n; i++) check_dropout(&SHAPES[i], seed + (uint64_t)i);
+    check_head_chunks(seed);
     return lt_test_done("gpu_gpt2_model");
 }

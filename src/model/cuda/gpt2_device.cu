@@ -32,6 +32,7 @@ struct lt_gpt2_dev {
     int pure_bf16;     /* the parameters live only in w16 */
     int checkpointing;
     int grad_per_block;
+    int head_rows;     /* lt_gpt2_dev_set_head_rows: > 0, the lm head runs in chunks of at most this many rows */
     float loss_scale;
 
     float *w32;        /* fp32 master weights (NULL when pure bf16) */
@@ -51,6 +52,7 @@ struct lt_gpt2_dev {
     int B, T;          /* of the last forward */
     int ngroups;       /* distinct tokens of the last forward's inputs */
     int have_targets;  /* the last forward ran the classifier: backward may run */
+    int head_done;     /* chunked mode: that forward also did the head's backward (dln holds d ln_f) */
     int dropout_on;    /* lt_gpt2_dev_set_dropout */
     uint64_t dropout_seed;
     uint32_t dropout_stream;
@@ -271,7 +273,7 @@ void drop_batch(lt_gpt2_dev *d) {
     d->h_tokens = d->h_plan = d->h_count = nullptr;
     d->max_B = d->max_T = 0;
     d->B = d->T = 0;
-    d->have_targets = 0;
+    d->have_targets = d->head_done = 0;
 }
 
 /* Converts the whole parameter layout: fp32 src into bf16 or fp16 dst (to = LT_DTYPE_BF16 or LT_DTYPE_F16, each
@@ -510,7 +512,8 @@ lt_status lt_gpt2_dev_download_grads(const lt_gpt2_dev *d, lt_gpt2 *host, char *
 
 lt_status lt_gpt2_dev_set_batch(lt_gpt2_dev *d, int B, int T, char *err, size_t errlen) {
     lt_gpt2_dev_layout lay;
-    lt_status st = lt_gpt2_dev_layout_of(&d->cfg, B, T, d->checkpointing, elem_bytes(d), &lay, err, errlen);
+    lt_status st = lt_gpt2_dev_layout_of(&d->cfg, B, T, d->checkpointing, (lt_gpt2_precision)d->precision,
+                                         d->head_rows, &lay, err, errlen);
     if (st) return st;
     const size_t BT = (size_t)B * (size_t)T;
     /* the plan's copy of the column-sum scratch formula must cover what the kernels use */
@@ -542,6 +545,12 @@ lt_status lt_gpt2_dev_set_batch(lt_gpt2_dev *d, int B, int T, char *err, size_t 
 void lt_gpt2_dev_set_checkpointing(lt_gpt2_dev *d, int on) {
     cudaStreamSynchronize(d->stream); /* queued kernels may still use the buffer */
     d->checkpointing = on != 0;
+    drop_batch(d);
+}
+
+void lt_gpt2_dev_set_head_rows(lt_gpt2_dev *d, int rows) {
+    cudaStreamSynchronize(d->stream); /* queued kernels may still use the buffer */
+    d->head_rows = rows > 0 ? rows : 0;
     drop_batch(d);
 }
 
@@ -633,8 +642,31 @@ lt_status lt_gpt2_dev_zero_grad(lt_gpt2_dev *d, char *err, size_t errlen) {
     return e == cudaSuccess ? LT_OK : cuda_fail(err, errlen, "zeroing the gradients", e);
 }
 
-lt_status lt_gpt2_dev_forward(lt_gpt2_dev *d, const int32_t *inputs, const int32_t *targets, int B, int T,
-                              float *loss, char *err, size_t errlen) {
+/* The head's backward on rows r0 .. r0+n of the last forward, whose logits buffer holds their d loss / d logits:
+ * d ln_f into dln's rows, and wte's gradient: added into it (fp32 and bf16 compute, and fp16 in one chunk: rounded
+ * once through wscratch in the free dbig), or, fp16 in chunks, into the fp32 head sum (forward adds it, rounded). */
+lt_status head_backward(lt_gpt2_dev *d, size_t r0, size_t n, bool sum, char *err, size_t errlen) {
+    const int C = d->cfg.n_embd, V = d->cfg.vocab_size;
+    const lt_dtype dt = dtype(d);
+    const size_t S = elem_bytes(d), rc = r0 * (size_t)C * S;
+    size_t ws_big;
+    void *w_big = sum ? nullptr : wscratch(d, LT_GPT2_DEV_DBIG, LT_GPT2_DEV_DBIG, &ws_big);
+    if (sum) ws_big = 0;
+    float *dwte = sum ? fbuf(d, LT_GPT2_DEV_HEADSUM) : G(d, LT_GPT2_WTE);
+    /* dbig is free until the blocks' backward: the lm head sums its split dinp product there (16-bit, V not a
+     * multiple of 64), before w_big (the same memory, fp16) holds its weight gradient */
+    if (lt_cunn_lmhead_backward_r(d->nn, dt, static_cast<char *>(buf(d, LT_GPT2_DEV_DLN)) + rc, dwte,
+                                  buf(d, LT_GPT2_DEV_LOGITS), static_cast<const char *>(buf(d, LT_GPT2_DEV_LNF)) + rc,
+                                  W(d, LT_GPT2_WTE), n, C, V, d->lay.ldv, w_big, ws_big,
+                                  fbuf(d, LT_GPT2_DEV_DBIG), d->lay.bytes[LT_GPT2_DEV_DBIG] / sizeof(float)))
+        return nn_fail(d, err, errlen, "lm head backward");
+    return LT_OK;
+}
+
+/* grad: a training forward (targets given; a backward follows, and in chunked mode the head's backward runs
+ * here); drop: apply the dropout set_dropout turned on */
+lt_status forward(lt_gpt2_dev *d, const int32_t *inputs, const int32_t *targets, int B, int T, bool grad, bool drop,
+                  float *loss, char *err, size_t errlen) {
     if (loss) *loss = NAN;
     if (!d->arena) {
         lt_errmsg(err, errlen, "device GPT-2: forward: no activation buffer: call lt_gpt2_dev_set_batch first");
@@ -661,11 +693,20 @@ lt_status lt_gpt2_dev_forward(lt_gpt2_dev *d, const int32_t *inputs, const int32
                 return LT_ERR_ARG;
             }
     }
-    d->have_targets = 0;
+    /* the lm head's rows at a time: all N, or chunks of at most the buffer's rows */
+    const size_t R = lt_gpt2_head_chunk(N, (int)d->lay.head_chunk);
+    if (!targets && R < N) {
+        lt_errmsg(err, errlen,
+                  "device GPT-2: forward: the logits are kept in chunks of %zu rows (lt_gpt2_dev_set_head_rows): a "
+                  "forward without targets needs all %zu rows at once (a smaller batch, or set_head_rows(0))",
+                  d->lay.head_chunk, N);
+        return LT_ERR_STATE;
+    }
+    d->have_targets = d->head_done = 0;
     d->B = B, d->T = T;
-    /* dropout while it is on (the trainer turns it off to evaluate); the backward and recomputations take this
+    /* dropout while it is on, in training forwards (never eval_loss); the backward and recomputations take this
        forward's masks */
-    d->drop_active = d->dropout_on;
+    d->drop_active = drop && d->dropout_on;
     d->drop_stream = d->dropout_stream;
     /* the inputs, and the bucket list of their rows that the embedding gradient needs, go over with the batch */
     memcpy(d->h_tokens, inputs, N * sizeof *inputs);
@@ -693,24 +734,66 @@ lt_status lt_gpt2_dev_forward(lt_gpt2_dev *d, const int32_t *inputs, const int32
     for (int l = 0; l < L; l++)
         if ((st = block_forward(d, l, block_input(d, l), B, T, err, errlen))) return st;
     if (lt_cunn_layernorm_forward(nn, dt, lnf_out, fbuf(d, LT_GPT2_DEV_LNF_MEAN), fbuf(d, LT_GPT2_DEV_LNF_RSTD),
-                                  block_input(d, L), W(d, lnf), W(d, lnf + 1), N, C, c->layer_norm_epsilon) ||
-        lt_cunn_lmhead_forward(nn, dt, logits, lnf_out, W(d, LT_GPT2_WTE), N, C, V, ldv))
-        return nn_fail(d, err, errlen, "forward: ln_f and lm head");
+                                  block_input(d, L), W(d, lnf), W(d, lnf + 1), N, C, c->layer_norm_epsilon))
+        return nn_fail(d, err, errlen, "forward: ln_f");
+    /* the lm head chunk by chunk (whole mode: one chunk of all rows, whose backward lt_gpt2_dev_backward does):
+     * the logits, then with targets their losses, in training the fused classifier overwriting them with their
+     * gradient (the CPU model's crossentropy_backward scale: loss_scale / N), and in chunked training the head's
+     * backward at once */
+    const bool fused = grad && d->head_rows > 0, sum16 = fused && R < N && dt == LT_DTYPE_F16;
+    if (sum16 && d->lay.bytes[LT_GPT2_DEV_HEADSUM] < (size_t)V * (size_t)C * sizeof(float)) {
+        lt_errmsg(err, errlen, "device GPT-2: internal error: fp16 in chunks without the head's gradient sum");
+        return LT_ERR_STATE;
+    }
+    if (sum16) {
+        e = cudaMemsetAsync(buf(d, LT_GPT2_DEV_HEADSUM), 0, (size_t)V * (size_t)C * sizeof(float), d->stream);
+        if (e != cudaSuccess) return cuda_fail(err, errlen, "forward: zeroing the head's gradient sum", e);
+    }
+    const size_t S = elem_bytes(d);
+    for (size_t r0 = 0; r0 < N; r0 += R) {
+        const size_t n = N - r0 < R ? N - r0 : R;
+        if (lt_cunn_lmhead_forward(nn, dt, logits, static_cast<const char *>(lnf_out) + r0 * (size_t)C * S,
+                                   W(d, LT_GPT2_WTE), n, C, V, ldv))
+            return nn_fail(d, err, errlen, "forward: lm head");
+        if (!targets) continue;
+        float *losses = fbuf(d, LT_GPT2_DEV_LOSSES) + r0, *lse = fbuf(d, LT_GPT2_DEV_LSE) + r0;
+        const int32_t *tg = ibuf(d, LT_GPT2_DEV_TARGETS) + r0;
+        if (grad ? lt_cunn_classifier(nn, dt, logits, losses, lse, tg, n, V, ldv,
+                                      (float)((double)d->loss_scale / (double)N), nullptr)
+                 : lt_cunn_crossentropy_forward(nn, dt, losses, lse, logits, tg, n, V, ldv, nullptr))
+            return nn_fail(d, err, errlen, "forward: classifier");
+        if (fused && (st = head_backward(d, r0, n, sum16, err, errlen))) return st;
+    }
+    if (sum16 && lt_cunn_add_rounded(nn, dt, G(d, LT_GPT2_WTE), fbuf(d, LT_GPT2_DEV_HEADSUM), (size_t)V * C))
+        return nn_fail(d, err, errlen, "forward: the head's gradient sum");
     if (!targets) return LT_OK;
-    /* the fused classifier: the loss, and the logits overwritten by their gradient (the CPU model's
-     * crossentropy_backward scale: loss_scale / N) */
+    /* summed over all positions in one fixed order, whatever the chunks */
     double *loss_sum = reinterpret_cast<double *>(buf(d, LT_GPT2_DEV_LOSS_SUM));
-    if (lt_cunn_classifier(nn, dt, logits, fbuf(d, LT_GPT2_DEV_LOSSES), fbuf(d, LT_GPT2_DEV_LSE),
-                           ibuf(d, LT_GPT2_DEV_TARGETS), N, V, ldv, (float)((double)d->loss_scale / (double)N),
-                           loss_sum))
-        return nn_fail(d, err, errlen, "forward: classifier");
+    if (lt_cunn_loss_sum(nn, loss_sum, fbuf(d, LT_GPT2_DEV_LOSSES), N))
+        return nn_fail(d, err, errlen, "forward: loss sum");
     double sum = 0.0;
     e = cudaMemcpyAsync(&sum, loss_sum, sizeof sum, cudaMemcpyDeviceToHost, d->stream);
     if (e != cudaSuccess) return cuda_fail(err, errlen, "forward: reading the loss", e);
     if ((st = wait(d, err, errlen, "forward"))) return st;
     if (loss) *loss = (float)(sum / (double)N);
-    d->have_targets = 1;
+    d->have_targets = grad;
+    d->head_done = fused;
     return LT_OK;
+}
+
+lt_status lt_gpt2_dev_forward(lt_gpt2_dev *d, const int32_t *inputs, const int32_t *targets, int B, int T,
+                              float *loss, char *err, size_t errlen) {
+    return forward(d, inputs, targets, B, T, targets != nullptr, true, loss, err, errlen);
+}
+
+lt_status lt_gpt2_dev_eval_loss(lt_gpt2_dev *d, const int32_t *inputs, const int32_t *targets, int B, int T,
+                                float *loss, char *err, size_t errlen) {
+    if (loss) *loss = NAN;
+    if (!targets) {
+        lt_errmsg(err, errlen, "device GPT-2: eval_loss: no targets given");
+        return LT_ERR_ARG;
+    }
+    return forward(d, inputs, targets, B, T, false, false, loss, err, errlen);
 }
 
 lt_status lt_gpt2_dev_backward(lt_gpt2_dev *d, char *err, size_t errlen) {
@@ -725,7 +808,7 @@ lt_status lt_gpt2_dev_backward_cb(lt_gpt2_dev *d, lt_gpt2_grad_ready ready, void
     /* the logits buffer holds their gradient, consumed below: a second backward would be wrong */
     d->have_targets = 0;
     const lt_gpt2_config *c = &d->cfg;
-    const int L = c->n_layer, C = c->n_embd, NH = c->n_head, V = c->vocab_size, B = d->B, T = d->T;
+    const int L = c->n_layer, C = c->n_embd, NH = c->n_head, B = d->B, T = d->T;
     const size_t N = (size_t)B * (size_t)T, NC = N * (size_t)C;
     lt_cunn *nn = d->nn;
     const lt_dtype dt = dtype(d);
@@ -740,12 +823,9 @@ lt_status lt_gpt2_dev_backward_cb(lt_gpt2_dev *d, lt_gpt2_grad_ready ready, void
     void *w_qkv = wscratch(d, LT_GPT2_DEV_DQKV, LT_GPT2_DEV_DQKV, &ws_qkv);
     void *w_wide = wscratch(d, LT_GPT2_DEV_DQKV, LT_GPT2_DEV_DATTY, &ws_wide); /* >= 4C values even for B T = 1 */
 
-    /* dbig is free until the blocks' backward: the lm head sums its split dinp product there (16-bit, V not a
-     * multiple of 64), before w_big (the same memory, fp16) holds its weight gradient */
-    if (lt_cunn_lmhead_backward_r(nn, dt, dln, G(d, LT_GPT2_WTE), buf(d, LT_GPT2_DEV_LOGITS), buf(d, LT_GPT2_DEV_LNF),
-                                  W(d, LT_GPT2_WTE), N, C, V, d->lay.ldv, w_big, ws_big, static_cast<float *>(dbig),
-                                  d->lay.bytes[LT_GPT2_DEV_DBIG] / sizeof(float)))
-        return nn_fail(d, err, errlen, "backward: lm head");
+    /* whole mode: the head's backward over all rows (chunked mode did it in the forward; dln holds d ln_f) */
+    if (!d->head_done && (st = head_backward(d, 0, N, false, err, errlen))) return st;
+    d->head_done = 0;
     /* layernorm_backward adds into its dinp, and this is the first write to dres */
     cudaError_t e = cudaMemsetAsync(dres, 0, NC * elem_bytes(d), d->stream);
     if (e != cudaSuccess) return cuda_fail(err, errlen, "backward", e);

@@ -33,9 +33,10 @@
  *     storage type (fp32, or bf16 / fp16 in 16-bit compute: the two have the
  *     same sizes; layernorm statistics, the
  *     log-sum-exp and losses in fp32), logits [B*T, ldv] with ldv = V padded
- *     to a multiple of 64, the backward's activation gradients (storage type)
- *     and the column-sum scratch of the lt_cunn kernels, the token ids, the
- *     encoder's bucket list, the loss sum and the gradient norm's partial sums.
+ *     to a multiple of 64 (or one chunk of rows of them: set_head_rows), the
+ *     backward's activation gradients (storage type) and the column-sum
+ *     scratch of the lt_cunn kernels, the token ids, the encoder's bucket
+ *     list, the loss sum and the gradient norm's partial sums.
  * Nothing is allocated by forward or backward.
  *
  * Precision. fp32 (LT_GPT2_F32): every activation and weight read in fp32;
@@ -187,6 +188,26 @@ lt_status lt_gpt2_dev_set_grad_per_block(lt_gpt2_dev *d, int on, char *err, size
  * compute capability is below 8.0 (TF32 came with Ampere). */
 lt_status lt_gpt2_dev_set_tf32(lt_gpt2_dev *d, int on, char *err, size_t errlen);
 
+/* The lm head in chunks, as lt_gpt2_set_head_rows (the trainer's mode; rows
+ * 0, the default, keeps the logits whole): a training forward
+ * (lt_gpt2_dev_forward with targets) runs the lm head, the fused classifier
+ * and at once the head's backward (d ln_f into the backward's dln buffer,
+ * the tied wte's gradient accumulated) on at most `rows` positions at a time
+ * (chunks of equal size, lt_gpt2_head_chunk), so the logits buffer holds one
+ * chunk of rows instead of B x T (GPT-2 at batch 4 x 1024 in bf16, chunks of
+ * 1024: 393 MiB -> 98 MiB), and lt_gpt2_dev_backward goes on from ln_f.
+ * bf16 and fp32 compute add each chunk's wte gradient into the fp32 gradient
+ * (llm.c's rule, as in whole mode); fp16 compute, whose head gradient is
+ * rounded to fp16 once over all rows, sums the chunks in an fp32 [V, C]
+ * buffer first and so chunks only where that still saves memory
+ * (lt_gpt2_dev_logit_rows). The loss and the per-row losses are the same as
+ * in whole mode when the multiplies are; the gradients differ in the order
+ * of the sums over positions. A forward without targets is LT_ERR_STATE when
+ * its rows do not fit one chunk; lt_gpt2_dev_eval_loss gives a loss without
+ * touching the gradients. Frees the activation buffer: call
+ * lt_gpt2_dev_set_batch after it. */
+void lt_gpt2_dev_set_head_rows(lt_gpt2_dev *d, int rows);
+
 /* Dropout in training as lt_gpt2_set_dropout (the config's pdrops, the same
  * masks for the same seed and stream as the CPU model): every forward from
  * the next one on, with or without targets, until set off (on = 0, the
@@ -215,12 +236,23 @@ lt_status lt_gpt2_dev_zero_grad(lt_gpt2_dev *d, char *err, size_t errlen);
  * the host (out of [0, V): LT_ERR_ARG, nothing queued) and copied to the
  * device. Without targets the logits stay in the logits buffer
  * (lt_gpt2_dev_logits; queued, not waited for: lt_gpt2_dev_sync before
- * reading them elsewhere) and *loss (may be NULL) is NaN. With targets[B*T]
- * (HOST ids) the fused classifier computes the mean cross-entropy, which is
- * read back into *loss (waiting for the stream), and overwrites the logits
- * with d loss / d logits (times the loss scale), enabling backward. */
+ * reading them elsewhere) and *loss (may be NULL) is NaN; in chunked mode
+ * (set_head_rows) only when the B*T rows fit one chunk, LT_ERR_STATE
+ * otherwise. With targets[B*T] (HOST ids) the fused classifier computes the
+ * mean cross-entropy, which is read back into *loss (waiting for the
+ * stream), and overwrites the logits with d loss / d logits (times the loss
+ * scale), enabling backward; in chunked mode the head's backward follows at
+ * once, chunk by chunk (its gradients are then already added). */
 lt_status lt_gpt2_dev_forward(lt_gpt2_dev *d, const int32_t *inputs, const int32_t *targets, int B, int T,
                               float *loss, char *err, size_t errlen);
+
+/* The mean cross-entropy of inputs[B*T] against targets[B*T] (HOST ids)
+ * into *loss, as lt_gpt2_eval_loss: the forward without dropout (whatever
+ * set_dropout says) and without any gradient (none is touched, in chunked
+ * mode either), so no backward may follow it. The logits buffer is used as
+ * scratch. Waits for the stream. LT_ERR_ARG without targets. */
+lt_status lt_gpt2_dev_eval_loss(lt_gpt2_dev *d, const int32_t *inputs, const int32_t *targets, int B, int T,
+                                float *loss, char *err, size_t errlen);
 
 /* Backward pass of the last forward (which must have had targets): adds
  * d loss / d parameter into every gradient, queued on the stream.
@@ -264,7 +296,7 @@ const lt_gpt2_dev_param *lt_gpt2_dev_param_at(const lt_gpt2_dev *d, int i);
 /* The stream the model queues on (a cudaStream_t; NULL: the legacy default stream). */
 void *lt_gpt2_dev_stream(const lt_gpt2_dev *d);
 
-/* The logits buffer (device, [max_B * max_T, *ldv] of the storage type
+/* The logits buffer (device, [rows, *ldv] of the storage type
  * *dtype: LT_DTYPE_F32, LT_DTYPE_BF16 or LT_DTYPE_F16, first V columns used; the first
  * B*T rows belong to the last forward): logits after a forward without
  * targets, their gradient after one with targets. NULL before set_batch.
@@ -298,12 +330,12 @@ typedef struct lt_gpt2_dev_memory {
 
 /* The plan of a device model of config c for batches of B x T with
  * checkpointing, per-block gradients, precision p (LT_GPT2_F32, LT_GPT2_BF16
- * or LT_GPT2_F16: bf16 and fp16 plan the same bytes) and pure_bf16 as the
- * setters take them. LT_ERR_ARG for a bad config, precision (pure_bf16 with
- * anything but LT_GPT2_BF16) or size. */
+ * or LT_GPT2_F16), pure_bf16 and head_rows as the setters take them.
+ * LT_ERR_ARG for a bad config, precision (pure_bf16 with anything but
+ * LT_GPT2_BF16) or size. */
 lt_status lt_gpt2_dev_memory_plan(const lt_gpt2_config *c, int B, int T, int checkpointing, int grad_per_block,
-                                  lt_gpt2_precision p, int pure_bf16, lt_gpt2_dev_memory *out, char *err,
-                                  size_t errlen);
+                                  lt_gpt2_precision p, int pure_bf16, int head_rows, lt_gpt2_dev_memory *out,
+                                  char *err, size_t errlen);
 
 /* ---- the activation buffer's layout (shared by the plan and the implementation) ---- */
 
@@ -330,7 +362,7 @@ typedef enum lt_gpt2_dev_buf {
     LT_GPT2_DEV_LNF,      /* S [BT, C] */
     LT_GPT2_DEV_LNF_MEAN, /* f32 [BT] */
     LT_GPT2_DEV_LNF_RSTD, /* f32 [BT] */
-    LT_GPT2_DEV_LOGITS,   /* S [BT, ldv] */
+    LT_GPT2_DEV_LOGITS,   /* S [head_chunk, ldv] (head_chunk = BT unless the head runs in chunks) */
     LT_GPT2_DEV_LSE,      /* f32 [BT] */
     LT_GPT2_DEV_LOSSES,   /* f32 [BT] */
     LT_GPT2_DEV_NACT,
@@ -342,6 +374,7 @@ typedef enum lt_gpt2_dev_buf {
     LT_GPT2_DEV_DATTY,                   /* S [BT, C] */
     LT_GPT2_DEV_DROW,                    /* f32 [B, NH, T] the attention backward's D = dout . out per row */
     LT_GPT2_DEV_COLSUM,                  /* f32: lt_cunn_colsum_scratch_floats(BT, 4C) */
+    LT_GPT2_DEV_HEADSUM,                 /* f32 [V, C]: fp16 compute in chunks, the head's wte gradient; else empty */
     LT_GPT2_DEV_NBACK,
     /* tokens */
     LT_GPT2_DEV_INPUTS = LT_GPT2_DEV_NBACK, /* i32 [BT] */
@@ -367,13 +400,24 @@ typedef struct lt_gpt2_dev_layout {
     size_t activation_bytes, backward_bytes, token_bytes; /* the three groups, padding included */
     size_t total_bytes;                                   /* the allocation */
     int ldv;                                              /* the logits' row stride */
+    size_t head_chunk;                                    /* rows of the logits buffer */
 } lt_gpt2_dev_layout;
 
-/* The layout for batches of up to B x T of config c with checkpointing and
- * activations of `elem_bytes` (4: fp32, 2: bf16 or fp16). LT_ERR_ARG when a size
- * overflows or exceeds the kernels' int dimensions. */
-lt_status lt_gpt2_dev_layout_of(const lt_gpt2_config *c, int B, int T, int checkpointing, size_t elem_bytes,
-                                lt_gpt2_dev_layout *out, char *err, size_t errlen);
+/* Rows of logits the device buffer holds for BT tokens in precision p with
+ * set_head_rows(head_rows): a chunk of lt_gpt2_head_chunk(BT, head_rows)
+ * rows, or BT when head_rows is 0 or at least BT, or, in fp16, when the
+ * fp32 sum of the chunks' wte gradient ([V, C]) would take as much memory as
+ * the chunking saves. *headsum_bytes (may be NULL): that sum's bytes, 0
+ * unless fp16 runs in chunks. */
+size_t lt_gpt2_dev_logit_rows(const lt_gpt2_config *c, size_t BT, lt_gpt2_precision p, int head_rows,
+                              size_t *headsum_bytes);
+
+/* The layout for batches of up to B x T of config c with checkpointing,
+ * precision p (activations of 4 bytes in fp32, 2 in bf16 or fp16) and
+ * head_rows. LT_ERR_ARG for another precision, or when a size overflows or
+ * exceeds the kernels' int dimensions. */
+lt_status lt_gpt2_dev_layout_of(const lt_gpt2_config *c, int B, int T, int checkpointing, lt_gpt2_precision p,
+                                int head_rows, lt_gpt2_dev_layout *out, char *err, size_t errlen);
 
 #ifdef __cplusplus
 }

@@ -224,6 +224,17 @@ __global__ void add_into_f32_kernel(float *dst, const S *src, size_t n) {
     dst[i] += ld(src, i);
 }
 
+/* dst[i] += src[i] rounded to S (to nearest even) and widened back: an fp32 sum of weight-gradient products
+ * added the way one 16-bit product would be */
+template <typename S>
+__global__ void add_rounded_kernel(float *dst, const float *src, size_t n) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    S r;
+    st(&r, 0, src[i]);
+    dst[i] += ld(&r, 0);
+}
+
 /* dst[i] = src[i] in dst's storage: rounded to nearest even when D is narrower, exact when wider; V values at a
  * time (8: vec8_ok for the pointers, n a multiple of 8), striding over what the grid does not cover */
 template <typename D, typename S, int V>
@@ -696,6 +707,19 @@ int lt_cunn_convert(lt_cunn *nn, lt_dtype to, void *dst, lt_dtype from, const vo
         typedef decltype(z) S;
         convert_launch(nn, static_cast<float *>(dst), static_cast<const S *>(src), n);
     });
+}
+
+int lt_cunn_add_rounded(lt_cunn *nn, lt_dtype dt, float *dst, const float *src, size_t n) {
+    if (!n) return 0;
+    return with_dtype(nn, "add_rounded", dt, [&](auto z) {
+        typedef decltype(z) S;
+        LT_LAUNCH(add_rounded_kernel<S>, blocks_for(n, EW_THREADS), EW_THREADS, 0, nn->stream)(dst, src, n);
+    });
+}
+
+int lt_cunn_loss_sum(lt_cunn *nn, double *sum, const float *losses, size_t N) {
+    LT_LAUNCH(sum_kernel, 1, SUM_THREADS, 0, nn->stream)(sum, losses, N);
+    return launched(nn, "loss_sum");
 }
 
 /* Row-major X[r, c] is column-major X^T, so out = inp @ w is out^T = w^T inp^T:

@@ -251,6 +251,12 @@ int lt_cunn_attention_tf32(lt_cunn *nn, int on);
  * into an fp32 dst (to = LT_DTYPE_F32: exact). Any other pair fails. The arrays must not overlap. */
 int lt_cunn_convert(lt_cunn *nn, lt_dtype to, void *dst, lt_dtype from, const void *src, size_t n);
 
+/* dst[0..n) += src[0..n) rounded to dt (to nearest even; fp32: unrounded)
+ * and widened back exactly: an fp32 sum of weight-gradient products added
+ * the way one dt product would be (lt_cunn_matmul_backward_r's rounding).
+ * The arrays must not overlap. */
+int lt_cunn_add_rounded(lt_cunn *nn, lt_dtype dt, float *dst, const float *src, size_t n);
+
 /* out[n] = gelu_new(inp[n]) = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). */
 int lt_cunn_gelu_forward(lt_cunn *nn, lt_dtype dt, void *out, const void *inp, size_t n);
 
@@ -278,6 +284,11 @@ int lt_cunn_crossentropy_forward(lt_cunn *nn, lt_dtype dt, float *losses, float 
  * forward's lse, first V columns; dlogits may be logits (in place). */
 int lt_cunn_crossentropy_backward(lt_cunn *nn, lt_dtype dt, void *dlogits, const void *logits, const float *lse,
                                   const int32_t *targets, size_t N, int V, int ldv, float scale);
+
+/* *sum (device) = the sum of losses[N] in double, added in the fixed order
+ * of crossentropy_forward's loss_sum (so chunks of rows classified apart and
+ * summed once give the bits of one call over all rows). */
+int lt_cunn_loss_sum(lt_cunn *nn, double *sum, const float *losses, size_t N);
 
 /* The fused classifier: crossentropy_forward and crossentropy_backward in one
  * kernel, one pass to find each row's log-sum-exp (an online max and sum) and
