@@ -847,6 +847,10 @@ static void check_head_chunks(uint64_t seed) {
     const double tol_loss[3] = {TOL_LOSS, TOL_BF16_LOSS, TOL_F16_LOSS},
                  tol_grad[3] = {TOL_GRAD, TOL_BF16_GRAD, TOL_F16_GRAD},
                  tol_wte[3] = {TOL_GRAD, TOL_GRAD, 1.0 / 1024};
+    /* fp16: chunks and whole round wte's head product to fp16 once each, from fp32 sums in different orders, so
+       no element may be more than one fp16 step apart (of the scaled value; rounding each chunk's product instead
+       would put many further apart) */
+    int ulp_off = 0;
     for (int k = 0; k < 3; k++) {
         const lt_gpt2_precision p = precs[k];
         const float ls = p == LT_GPT2_F16 ? F16_SCALE : 1.0f;
@@ -875,8 +879,23 @@ static void check_head_chunks(uint64_t seed) {
         compare_grads(what, rc, m, tol_grad[k]);
         const double ew = rel_err(rc->params[LT_GPT2_WTE].grad, rw->params[LT_GPT2_WTE].grad, nw);
         CHECK(ew <= tol_wte[k], "%s: wte's gradient in chunks vs whole: err %.3g > %.3g", names[k], ew, tol_wte[k]);
+        if (p == LT_GPT2_F16) {
+            const float *gc = rc->params[LT_GPT2_WTE].grad, *gw = rw->params[LT_GPT2_WTE].grad;
+            double scale = 0.0;
+            for (size_t i = 0; i < nw; i++) scale = fmax(scale, fabs((double)gw[i]));
+            for (size_t i = 0; i < nw; i++) {
+                const double v = fmax(fabs((double)gc[i]), fabs((double)gw[i])) * ls; /* the scaled value */
+                int ex;
+                frexp(v, &ex); /* v in [2^(ex-1), 2^ex) */
+                const double ulp = v >= 0x1p-14 ? ldexp(1.0, ex - 1 - 10) : 0x1p-24;
+                ulp_off += fabs((double)gc[i] - (double)gw[i]) * ls > ulp + 1e-6 * scale * ls;
+            }
+            CHECK(ulp_off == 0, "fp16: %d elements of wte's gradient more than one fp16 step from whole mode's",
+                  ulp_off);
+        }
         snprintf(what, sizeof what, "%s, head in chunks vs whole", names[k]);
-        printf("  %-44s wte gradient err %.2e (tol %.2e)\n", what, ew, tol_wte[k]);
+        printf("  %-44s wte gradient err %.2e (tol %.2e)%s\n", what, ew, tol_wte[k],
+               p == LT_GPT2_F16 ? (ulp_off ? "; NOT within one fp16 step" : "; within one fp16 step") : "");
 
         /* evaluation: the same loss, no gradient touched (the accumulated ones are still there) */
         MUST(lt_gpt2_dev_eval_loss(dc, in[0], tg[0], B, T, &lev, err, sizeof err));
