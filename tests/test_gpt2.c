@@ -1242,6 +1242,57 @@ static void test_layernorm(void) {
     }
 }
 
+/* The lm head's backward at a vocabulary of several 4096-row pieces of the weight gradient's GEMM (lmhead_wgrad)
+ * and a last short one: dinp and dwte (added onto what it held) against float64 sums, for lt_nn_lmhead_backward
+ * and, per chunk with its fp32 sum (overwritten by the first chunk, added by the next), for
+ * lt_nn_lmhead_backward_sum_r (f32 rounding: none). Tolerance: 1e-5 of each result's scale (sums of 7 to 8269
+ * products in fp32). */
+static void test_lmhead_backward(void) {
+    enum { N = 7, C = 24, V = 2 * 4096 + 77 };
+    float *dl = malloc((size_t)N * V * 4), *inp = malloc(N * C * 4), *wte = malloc((size_t)V * C * 4),
+          *dinp = malloc(N * C * 4), *dw = malloc((size_t)V * C * 4), *sum = malloc((size_t)V * C * 4),
+          *ws = malloc((size_t)4096 * C * 4);
+    double *rw = malloc((size_t)V * C * 8), *ri = malloc(N * C * 8);
+    if (!dl || !inp || !wte || !dinp || !dw || !sum || !ws || !rw || !ri) {
+        CHECK(0, "out of memory");
+        return;
+    }
+    for (size_t i = 0; i < (size_t)N * V; i++) dl[i] = urand() - 0.5f;
+    for (int i = 0; i < N * C; i++) inp[i] = urand() - 0.5f;
+    for (size_t i = 0; i < (size_t)V * C; i++) wte[i] = urand() - 0.5f, dw[i] = urand() - 0.5f;
+    for (size_t v = 0; v < V; v++)
+        for (int c = 0; c < C; c++) {
+            double a = dw[v * C + c];
+            for (int n = 0; n < N; n++) a += (double)dl[(size_t)n * V + v] * inp[n * C + c];
+            rw[v * C + c] = a;
+        }
+    for (int n = 0; n < N; n++)
+        for (int c = 0; c < C; c++) {
+            double a = 0.0;
+            for (size_t v = 0; v < V; v++) a += (double)dl[(size_t)n * V + v] * wte[v * C + c];
+            ri[n * C + c] = a;
+        }
+    /* the sum form first: rows 0..3 then 3..7 as two chunks, from a garbage sum the first chunk overwrites */
+    for (size_t i = 0; i < (size_t)V * C; i++) sum[i] = 1e30f;
+    double es = 0.0, ei = 0.0, ew = 0.0, sw = 0.0, si = 0.0;
+    for (int k = 0; k < 2; k++) {
+        const int r0 = k ? 3 : 0, n = k ? N - 3 : 3;
+        lt_nn_lmhead_backward_sum_r(dinp + r0 * C, sum, k == 0, dl + (size_t)r0 * V, inp + r0 * C, wte, NULL, n, C, V,
+                                    LT_NN_ROUND_NONE, ws, 4096);
+    }
+    for (size_t i = 0; i < (size_t)V * C; i++) sw = fmax(sw, fabs(rw[i]));
+    for (int i = 0; i < N * C; i++) si = fmax(si, fabs(ri[i]));
+    for (size_t i = 0; i < (size_t)V * C; i++) es = fmax(es, fabs((double)sum[i] + dw[i] - rw[i]) / sw);
+    lt_nn_lmhead_backward(dinp, dw, dl, inp, wte, N, C, V);
+    for (size_t i = 0; i < (size_t)V * C; i++) ew = fmax(ew, fabs((double)dw[i] - rw[i]) / sw);
+    for (int i = 0; i < N * C; i++) ei = fmax(ei, fabs((double)dinp[i] - ri[i]) / si);
+    CHECK(ew <= 1e-5 && ei <= 1e-5, "lmhead_backward, V %d: dwte err %.3g, dinp err %.3g", V, ew, ei);
+    CHECK(es <= 1e-5, "lmhead_backward_sum_r, V %d in two chunks: the sum's err %.3g", V, es);
+    printf("lm head backward, V %d (4096-row pieces): dwte err %.2e, dinp err %.2e, chunked sum err %.2e\n", V, ew,
+           ei, es);
+    free(dl), free(inp), free(wte), free(dinp), free(dw), free(sum), free(ws), free(rw), free(ri);
+}
+
 int main(void) {
     test_gelu();
     test_layernorm();
@@ -1256,6 +1307,7 @@ int main(void) {
     test_dropout_model();
     test_repeat_and_capacity();
     test_head_chunks();
+    test_lmhead_backward();
     test_trace();
     return lt_test_done("test_gpt2");
 }
