@@ -26,6 +26,21 @@ static int mul3(size_t a, size_t b, size_t c, size_t *out) {
     return !__builtin_mul_overflow(a, b, &t) && !__builtin_mul_overflow(t, c, out);
 }
 
+lt_status lt_gpt2_dev_check_precision(lt_gpt2_precision p, int pure_bf16, char *err, size_t errlen) {
+    if (p != LT_GPT2_F32 && p != LT_GPT2_BF16 && p != LT_GPT2_F16) {
+        lt_errmsg(err, errlen, "device GPT-2: precision %d: the device computes in fp32, bf16 or fp16", (int)p);
+        return LT_ERR_ARG;
+    }
+    if (pure_bf16 && p != LT_GPT2_BF16) {
+        lt_errmsg(err, errlen, "device GPT-2: pure bf16 parameters need bf16 compute%s",
+                  p == LT_GPT2_F16 ? " (fp16 keeps fp32 master weights: its loss-scaled updates need them; there are "
+                                     "no pure fp16 parameters)"
+                                   : "");
+        return LT_ERR_ARG;
+    }
+    return LT_OK;
+}
+
 static size_t logits_ld(const lt_gpt2_config *c) {
     const size_t V = (size_t)c->vocab_size;
     return (V + LT_GPT2_DEV_LOGITS_PAD - 1) / LT_GPT2_DEV_LOGITS_PAD * LT_GPT2_DEV_LOGITS_PAD;
@@ -48,11 +63,7 @@ lt_status lt_gpt2_dev_layout_of(const lt_gpt2_config *c, int B, int T, int check
                                 int head_rows, lt_gpt2_dev_layout *out, char *err, size_t errlen) {
     memset(out, 0, sizeof *out);
     lt_status st = lt_gpt2_config_check(c, err, errlen);
-    if (st) return st;
-    if (p != LT_GPT2_F32 && p != LT_GPT2_BF16 && p != LT_GPT2_F16) {
-        lt_errmsg(err, errlen, "device GPT-2: precision %d: the device computes in fp32, bf16 or fp16", (int)p);
-        return LT_ERR_ARG;
-    }
+    if (st || (st = lt_gpt2_dev_check_precision(p, 0, err, errlen))) return st;
     const size_t elem_bytes = p == LT_GPT2_F32 ? 4 : 2;
     if (B < 1 || T < 1 || T > c->n_positions) {
         lt_errmsg(err, errlen, "device GPT-2: B %d, T %d: need B >= 1 and 1 <= T <= n_positions (%d)", B, T,
@@ -117,20 +128,9 @@ lt_status lt_gpt2_dev_memory_plan(const lt_gpt2_config *c, int B, int T, int che
                                   lt_gpt2_precision p, int pure_bf16, int head_rows, lt_gpt2_dev_memory *out,
                                   char *err, size_t errlen) {
     memset(out, 0, sizeof *out);
-    if (p != LT_GPT2_F32 && p != LT_GPT2_BF16 && p != LT_GPT2_F16) {
-        lt_errmsg(err, errlen, "device GPT-2: precision %d: the device computes in fp32, bf16 or fp16", (int)p);
-        return LT_ERR_ARG;
-    }
-    if (pure_bf16 && p != LT_GPT2_BF16) {
-        lt_errmsg(err, errlen, "device GPT-2: pure bf16 parameters need bf16 compute%s",
-                  p == LT_GPT2_F16 ? " (fp16 keeps fp32 master weights: its loss-scaled updates need them; there are "
-                                     "no pure fp16 parameters)"
-                                   : "");
-        return LT_ERR_ARG;
-    }
     lt_gpt2_dev_layout lay;
-    lt_status st = lt_gpt2_dev_layout_of(c, B, T, checkpointing, p, head_rows, &lay, err, errlen);
-    if (st) return st;
+    lt_status st = lt_gpt2_dev_check_precision(p, pure_bf16, err, errlen);
+    if (st || (st = lt_gpt2_dev_layout_of(c, B, T, checkpointing, p, head_rows, &lay, err, errlen))) return st;
     lt_gpt2_param *params;
     int n;
     if ((st = lt_gpt2_param_table(c, &params, &n, err, errlen))) return st;

@@ -121,21 +121,6 @@ lt_status nn_fail(const lt_gpt2_dev *d, char *err, size_t errlen, const char *wh
     return LT_ERR_DEVICE;
 }
 
-/* 1 (with the message) when p and pure_bf16 are not a precision the device model has */
-int precision_bad(lt_gpt2_precision p, int pure_bf16, char *err, size_t errlen) {
-    if (p != LT_GPT2_F32 && p != LT_GPT2_BF16 && p != LT_GPT2_F16) {
-        lt_errmsg(err, errlen, "device GPT-2: precision %d: the device computes in fp32, bf16 or fp16", (int)p);
-        return 1;
-    }
-    if (pure_bf16 && p != LT_GPT2_BF16) {
-        lt_errmsg(err, errlen, "device GPT-2: pure bf16 parameters need bf16 compute%s", p == LT_GPT2_F16 ?
-            " (fp16 keeps fp32 master weights: its loss-scaled updates need them; there are no pure fp16 "
-            "parameters)" : "");
-        return 1;
-    }
-    return 0;
-}
-
 /* cudaMalloc, counted */
 cudaError_t dev_alloc(lt_gpt2_dev *d, void **p, size_t bytes) {
     *p = nullptr;
@@ -350,7 +335,7 @@ lt_status lt_gpt2_dev_create(const lt_gpt2 *host, void *stream, lt_gpt2_dev **ou
 lt_status lt_gpt2_dev_create_as(const lt_gpt2 *host, void *stream, lt_gpt2_precision p, int pure_bf16,
                                 int grad_per_block, lt_gpt2_dev **out, char *err, size_t errlen) {
     *out = nullptr;
-    if (precision_bad(p, pure_bf16, err, errlen)) return LT_ERR_ARG;
+    if (lt_gpt2_dev_check_precision(p, pure_bf16, err, errlen)) return LT_ERR_ARG;
     const int n = host->num_tensors;
     const void *base = host->param_memory ? (const void *)host->param_memory : (const void *)host->param16_memory;
     if (!base || n != LT_GPT2_PER_BLOCK * host->cfg.n_layer + 4) {
@@ -574,7 +559,7 @@ lt_status lt_gpt2_dev_set_tf32(lt_gpt2_dev *d, int on, char *err, size_t errlen)
 }
 
 lt_status lt_gpt2_dev_set_precision(lt_gpt2_dev *d, lt_gpt2_precision p, int pure_bf16, char *err, size_t errlen) {
-    if (precision_bad(p, pure_bf16, err, errlen)) return LT_ERR_ARG;
+    if (lt_gpt2_dev_check_precision(p, pure_bf16, err, errlen)) return LT_ERR_ARG;
     lt_status st = wait(d, err, errlen, "before changing the precision");
     if (st) return st;
     pure_bf16 = pure_bf16 != 0;

@@ -310,6 +310,11 @@ size_t lt_gpt2_dev_peak_bytes(const lt_gpt2_dev *d);
 
 /* ---- the memory plan (plain C: every build) ---- */
 
+/* LT_OK when p (LT_GPT2_F32, LT_GPT2_BF16 or LT_GPT2_F16) and pure_bf16
+ * (with LT_GPT2_BF16 only) are a precision the device model has; else
+ * LT_ERR_ARG with a message saying why (fp16 keeps fp32 masters). */
+lt_status lt_gpt2_dev_check_precision(lt_gpt2_precision p, int pure_bf16, char *err, size_t errlen);
+
 /* What a device model of config c holds after lt_gpt2_dev_set_batch(B, T)
  * with these settings, computed without a device. total_bytes equals
  * lt_gpt2_dev_allocated_bytes of such a model exactly. */
