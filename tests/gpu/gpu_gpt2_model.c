@@ -812,13 +812,18 @@ static lt_gpt2_dev *head_model(const lt_gpt2 *m, lt_gpt2_precision p, int rows, 
 
 /* The device model with the head in chunks against the same model with it whole and against the CPU fp32 pass,
  * in fp32, bf16 and fp16 (loss-scaled): the plan equal to the allocation (the logits buffer one chunk, fp16 with
- * its fp32 head sum), the loss within TOL_LOSS of whole mode's, every gradient within the precision's tolerance
- * of the CPU's (as whole mode is held, above) and wte's within TOL_GRAD (fp32, bf16: each chunk's product added in
- * fp32, as the whole one is) or within 2^-10 of its scale (fp16: the chunks' fp32 sum rounded to fp16 once, as the
- * whole product is; a rounding may land one fp16 step apart) of whole mode's; eval_loss gives the training loss
- * bit for bit and leaves every gradient as it was; two accumulated micro-batches as in whole mode; the trainer's
- * set c layout (per-block gradients, checkpointing, backward_cb) hands over wte's full gradient last; and a
- * forward without targets is refused when its rows exceed a chunk, accepted when they fit one. */
+ * its fp32 head sum); the loss within the precision's loss tolerance of whole mode's and of the CPU's; every
+ * gradient within the precision's tolerance of the CPU's (as whole mode is held, above), and wte's of whole
+ * mode's. The chunks' GEMMs have fewer rows than the whole one, and on a GPU cuBLAS may then sum in another order
+ * (a kernel per shape, split-K for thin ones); in 16-bit a logit or a d ln_f value can round one step apart, and
+ * that moves gradients by up to the precision's noise, so 16-bit compares at its tolerances (fp32 at TOL_GRAD).
+ * fp16 rounds wte's head product once (the chunks' fp32 sum; the whole product): in the wte rows of tokens absent
+ * from the inputs (the head's share alone, no embedding gradient) at most 0.5% of the elements may be more than
+ * one fp16 step from whole mode's (none in the emulation, whose GEMMs sum in one order; rounding each chunk's
+ * product instead, tried as a mutation, puts 2.1% of them further: 151 of 7072). eval_loss gives the training loss bit for bit
+ * and leaves every gradient as it was; two accumulated micro-batches as in whole mode; the trainer's set c layout
+ * (per-block gradients, checkpointing, backward_cb) hands over wte's full gradient last; and a forward without
+ * targets is refused when its rows exceed a chunk, accepted when they fit one. */
 static void check_head_chunks(uint64_t seed) {
     const shape *s = &CHUNK_SHAPE;
     lt_gpt2_config cfg = {.vocab_size = s->V, .n_positions = s->P, .n_embd = s->C, .n_layer = s->L,
@@ -846,11 +851,13 @@ static void check_head_chunks(uint64_t seed) {
     const char *names[3] = {"fp32", "bf16", "fp16"};
     const double tol_loss[3] = {TOL_LOSS, TOL_BF16_LOSS, TOL_F16_LOSS},
                  tol_grad[3] = {TOL_GRAD, TOL_BF16_GRAD, TOL_F16_GRAD},
-                 tol_wte[3] = {TOL_GRAD, TOL_GRAD, 1.0 / 1024};
-    /* fp16: chunks and whole round wte's head product to fp16 once each, from fp32 sums in different orders, so
-       no element may be more than one fp16 step apart (of the scaled value; rounding each chunk's product instead
-       would put many further apart) */
-    int ulp_off = 0;
+                 tol_wte[3] = {TOL_GRAD, TOL_BF16_GRAD, TOL_F16_GRAD};
+    /* the wte rows whose tokens the inputs do not hold: their gradient is the head's share only */
+    char *absent = malloc((size_t)s->V);
+    if (!absent) exit(2);
+    memset(absent, 1, (size_t)s->V);
+    for (size_t i = 0; i < N; i++) absent[in[0][i]] = 0;
+    size_t head_only = 0, ulp_off = 0;
     for (int k = 0; k < 3; k++) {
         const lt_gpt2_precision p = precs[k];
         const float ls = p == LT_GPT2_F16 ? F16_SCALE : 1.0f;
@@ -870,7 +877,7 @@ static void check_head_chunks(uint64_t seed) {
         MUST(lt_gpt2_dev_download_grads(dw, rw, err, sizeof err));
         MUST(lt_gpt2_dev_download_grads(dc, rc, err, sizeof err));
         const double le = rel(lch, lw), lc = rel(lch, lc32);
-        CHECK(le <= TOL_LOSS, "%s: loss in chunks %.9g, whole %.9g (rel %.2e)", names[k], lch, lw, le);
+        CHECK(le <= tol_loss[k], "%s: loss in chunks %.9g, whole %.9g (rel %.2e)", names[k], lch, lw, le);
         CHECK(lc <= tol_loss[k], "%s: loss in chunks %.7f, CPU fp32 %.7f (rel %.2e)", names[k], lch, lc32, lc);
         printf("  %-44s loss vs whole: err %.2e%s; vs CPU fp32: err %.2e (tol %.1e)\n", what, le,
                memcmp(&lch, &lw, sizeof lch) ? "" : " (bit-identical)", lc, tol_loss[k]);
@@ -884,18 +891,24 @@ static void check_head_chunks(uint64_t seed) {
             double scale = 0.0;
             for (size_t i = 0; i < nw; i++) scale = fmax(scale, fabs((double)gw[i]));
             for (size_t i = 0; i < nw; i++) {
+                if (!absent[i / (size_t)s->C]) continue;
+                head_only++;
                 const double v = fmax(fabs((double)gc[i]), fabs((double)gw[i])) * ls; /* the scaled value */
                 int ex;
                 frexp(v, &ex); /* v in [2^(ex-1), 2^ex) */
                 const double ulp = v >= 0x1p-14 ? ldexp(1.0, ex - 1 - 10) : 0x1p-24;
                 ulp_off += fabs((double)gc[i] - (double)gw[i]) * ls > ulp + 1e-6 * scale * ls;
             }
-            CHECK(ulp_off == 0, "fp16: %d elements of wte's gradient more than one fp16 step from whole mode's",
-                  ulp_off);
+            CHECK(head_only > 0 && ulp_off * 200 <= head_only,
+                  "fp16: %zu of %zu elements of wte's head-only gradient more than one fp16 step from whole mode's",
+                  ulp_off, head_only);
         }
         snprintf(what, sizeof what, "%s, head in chunks vs whole", names[k]);
-        printf("  %-44s wte gradient err %.2e (tol %.2e)%s\n", what, ew, tol_wte[k],
-               p == LT_GPT2_F16 ? (ulp_off ? "; NOT within one fp16 step" : "; within one fp16 step") : "");
+        if (p == LT_GPT2_F16)
+            printf("  %-44s wte gradient err %.2e (tol %.2e); over one fp16 step: %zu of %zu head-only\n", what, ew,
+                   tol_wte[k], ulp_off, head_only);
+        else
+            printf("  %-44s wte gradient err %.2e (tol %.2e)\n", what, ew, tol_wte[k]);
 
         /* evaluation: the same loss, no gradient touched (the accumulated ones are still there) */
         MUST(lt_gpt2_dev_eval_loss(dc, in[0], tg[0], B, T, &lev, err, sizeof err));
@@ -953,6 +966,7 @@ static void check_head_chunks(uint64_t seed) {
         lt_gpt2_dev_free(dc);
     }
     for (int k = 0; k < 2; k++) free(in[k]), free(tg[k]);
+    free(absent);
     lt_gpt2_free(m), lt_gpt2_free(rw), lt_gpt2_free(rc), lt_gpt2_free(re);
 }
 
