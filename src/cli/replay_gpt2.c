@@ -155,8 +155,7 @@ static int dev_logits(const lt_gpt2_dev *d, size_t n, size_t V, float *out, char
 }
 
 /* The trace's dropout: on (with its seed) or off (drop_seed < 0) for the next forwards, at `stream`. */
-static long long drop_seed = -1;
-static void set_stream(lt_gpt2 *m, lt_gpt2_dev *d, uint32_t stream) {
+static void set_stream(lt_gpt2 *m, lt_gpt2_dev *d, long long drop_seed, uint32_t stream) {
     if (drop_seed < 0) return;
     if (d) lt_gpt2_dev_set_dropout(d, 1, (uint64_t)drop_seed, stream);
     else lt_gpt2_set_dropout(m, 1, (uint64_t)drop_seed, stream);
@@ -195,7 +194,7 @@ int lt_replay_gpt2(const char *path, lt_st_file *f, int device, int bf16) {
         snprintf(err, sizeof err, "metadata '%s' is not valid JSON", tj ? "train" : "tolerance");
         goto out;
     }
-    drop_seed = -1;
+    long long drop_seed = -1;
     const char *drop_s = lt_st_meta(f, "dropout");
     if (drop_s) {
         cJSON *dj = cJSON_Parse(drop_s);
@@ -245,7 +244,7 @@ int lt_replay_gpt2(const char *path, lt_st_file *f, int device, int bf16) {
 
     /* forward: logits and loss (the device model keeps its logits only without targets: two passes there) */
     float loss = 0.0f, ref_loss;
-    set_stream(m, d, 0);
+    set_stream(m, d, drop_seed, 0);
     if (!pass(m, d, inputs, d ? NULL : targets, B, T, NULL, err, sizeof err)) goto out;
     const float *logits = m->acts.logits;
     if (d) {
@@ -347,7 +346,7 @@ int lt_replay_gpt2(const char *path, lt_st_file *f, int device, int bf16) {
     }
     for (int s = 0; s < S; s++) {
         if (d ? lt_gpt2_dev_zero_grad(d, err, sizeof err) != LT_OK : (lt_gpt2_zero_grad(m), 0)) goto out;
-        set_stream(m, d, (uint32_t)s);
+        set_stream(m, d, drop_seed, (uint32_t)s);
         if (!pass(m, d, inputs, targets, B, T, &loss, err, sizeof err)) goto out;
         note(&ct, fabs((double)loss - ref[s]), "train_losses", s);
         if ((d ? lt_gpt2_dev_backward(d, err, sizeof err) : lt_gpt2_backward(m, err, sizeof err)) != LT_OK) goto out;

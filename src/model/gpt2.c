@@ -241,8 +241,7 @@ size_t lt_gpt2_head_chunk(size_t n, int most) {
  * chunk costs the fp32 sum of wte's head gradient ([V, C]), so chunks are taken only when that still saves
  * memory (chunk + C < B x T); else one chunk of all rows. */
 static size_t logit_rows(int head_rows, size_t BT, int C, int lowp) {
-    size_t chunk = lt_gpt2_head_chunk(BT, head_rows);
-    if (chunk == BT) return BT;
+    const size_t chunk = lt_gpt2_head_chunk(BT, head_rows);
     return lowp && chunk + (size_t)C >= BT ? BT : chunk;
 }
 
@@ -764,7 +763,7 @@ static lt_status forward(lt_gpt2 *m, const int32_t *inputs, const int32_t *targe
                               rnd(m));
     /* the lm head chunk by chunk: logits, their losses, and in chunked training their gradient and the head's
        backward; whole mode is one chunk of all rows whose backward lt_gpt2_backward does */
-    const size_t R = m->head_rows ? lt_gpt2_head_chunk(N, m->head_chunk) : N; /* at most the buffer's rows */
+    const size_t R = lt_gpt2_head_chunk(N, m->head_chunk); /* at most the buffer's rows (head_chunk 0: all N) */
     const int fused = m->head_rows && grad;
     for (size_t r0 = 0; r0 < N; r0 += R) {
         const size_t n = N - r0 < R ? N - r0 : R;

@@ -634,9 +634,8 @@ lt_status head_backward(lt_gpt2_dev *d, size_t r0, size_t n, bool sum, char *err
     const int C = d->cfg.n_embd, V = d->cfg.vocab_size;
     const lt_dtype dt = dtype(d);
     const size_t S = elem_bytes(d), rc = r0 * (size_t)C * S;
-    size_t ws_big;
+    size_t ws_big = 0;
     void *w_big = sum ? nullptr : wscratch(d, LT_GPT2_DEV_DBIG, LT_GPT2_DEV_DBIG, &ws_big);
-    if (sum) ws_big = 0;
     float *dwte = sum ? fbuf(d, LT_GPT2_DEV_HEADSUM) : G(d, LT_GPT2_WTE);
     /* dbig is free until the blocks' backward: the lm head sums its split dinp product there (16-bit, V not a
      * multiple of 64), before w_big (the same memory, fp16) holds its weight gradient */
