@@ -283,7 +283,10 @@ int main(void) {
            "(%ld flushed)\n", e1, z1, e2, z2);
     CHECK(e2 < 0.01, "fp16 with loss scale: gradients %.4f from fp32 (bound 0.01: fp16 has 3 more bits than bf16)", e2);
     CHECK(e2 < e1 / 3, "loss scaling did not help fp16 gradients: %.5f scaled vs %.5f unscaled", e2, e1);
-    CHECK(z1 > 0 && z2 == 0, "flushed gradients: %ld unscaled, %ld scaled", z1, z2);
+    /* scaled, (almost) nothing flushes: an element whose fp32 value lies at the rounding noise of its sum (one of
+     * -2.8e-9 against a largest gradient of 0.067 here, with OpenBLAS's Cooperlake kernels) can still cancel to an
+     * exact 0 in fp16, depending on the kernel's order of summation */
+    CHECK(z1 > 100 && z2 * 100 <= z1, "flushed gradients: %ld unscaled, %ld scaled", z1, z2);
     for (int k = 0; k < 3; k++) free(hg[k]);
     free(in2), free(tg2);
     lt_gpt2_free(h);
