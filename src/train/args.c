@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "leantrain/optim.h"
+#include "train/events.h"
 
 void lt_train_args_default(lt_train_args *a) {
     memset(a, 0, sizeof *a);
@@ -28,7 +29,13 @@ void lt_train_args_default(lt_train_args *a) {
     a->logging_steps = 500;
     a->eval_steps = -1; /* the Trainer: eval_steps defaults to logging_steps */
     a->save_steps = 500;
+    snprintf(a->logging_strategy, sizeof a->logging_strategy, "steps");
+    /* the Trainer's eval_strategy is "no"; leantrain evaluates every eval_steps unless told not to (a validation
+       split always exists: validation_split_percentage) */
+    snprintf(a->eval_strategy, sizeof a->eval_strategy, "steps");
     snprintf(a->save_strategy, sizeof a->save_strategy, "steps");
+    a->do_train = 1;
+    snprintf(a->report_to, sizeof a->report_to, "none");
     snprintf(a->output_dir, sizeof a->output_dir, "trainer_output");
     a->seed = 42;
     snprintf(a->model_preset, sizeof a->model_preset, "custom");
@@ -43,7 +50,8 @@ void lt_train_args_default(lt_train_args *a) {
     a->fp16_growth_interval = 2000;
 }
 
-typedef enum { A_STR, A_DOUBLE, A_LONG, A_INT, A_BOOL, A_U64 } arg_type;
+/* A_STEPS: a double holding an integer >= 0 or a ratio in (0, 1) of the run's steps */
+typedef enum { A_STR, A_DOUBLE, A_LONG, A_INT, A_BOOL, A_U64, A_STEPS } arg_type;
 typedef struct {
     const char *flag;
     arg_type type;
@@ -63,19 +71,33 @@ static const arg_def ARGS[] = {
     {"max_grad_norm", A_DOUBLE, S(max_grad_norm), "clip the global gradient norm; 0 disables [1.0]"},
     {"lr_scheduler_type", A_STR, S(lr_scheduler_type), "linear, cosine, constant, ... [linear]"},
     {"lr_scheduler_kwargs", A_STR, S(lr_scheduler_kwargs), "scheduler options k=v,k=v []"},
-    {"warmup_steps", A_LONG, S(warmup_steps), "[0]"},
+    {"warmup_steps", A_STEPS, S(warmup_steps), "warmup steps, or a ratio in (0, 1) of the steps [0]"},
     {"warmup_ratio", A_DOUBLE, S(warmup_ratio), "warmup as a fraction of the steps, if warmup_steps is 0 [0]"},
     {"max_steps", A_LONG, S(max_steps), "optimizer steps; -1: from num_train_epochs [-1]"},
     {"num_train_epochs", A_DOUBLE, S(num_train_epochs), "[3]"},
     {"per_device_train_batch_size", A_INT, S(per_device_train_batch_size), "sequences per micro-batch [8]"},
     {"per_device_eval_batch_size", A_INT, S(per_device_eval_batch_size), "validation sequences per batch (the unit of eval_max_batches); the forward takes at most per_device_train_batch_size of them at a time, so evaluation needs no memory beyond training's [8]"},
     {"gradient_accumulation_steps", A_INT, S(gradient_accumulation_steps), "micro-batches per step [1]"},
-    {"logging_steps", A_LONG, S(logging_steps), "[500]"},
-    {"eval_steps", A_LONG, S(eval_steps), "evaluate every N steps; default: logging_steps; 0: never"},
+    {"logging_strategy", A_STR, S(logging_strategy),
+     "no, steps (every logging_steps and the last step) or epoch (each epoch's last step) [steps]"},
+    {"logging_steps", A_STEPS, S(logging_steps), "steps between log lines, or a ratio in (0, 1) of the steps [500]"},
+    {"logging_first_step", A_BOOL, S(logging_first_step), "also log step 1"},
+    {"eval_strategy", A_STR, S(eval_strategy),
+     "no, steps (every eval_steps and the last step) or epoch; the Trainer's default is no [steps]"},
+    {"evaluation_strategy", A_STR, S(eval_strategy), "the old name of --eval_strategy"},
+    {"eval_steps", A_STEPS, S(eval_steps),
+     "evaluate every N steps (or a ratio in (0, 1) of the steps); default: logging_steps; 0: never"},
+    {"eval_on_start", A_BOOL, S(eval_on_start), "evaluate before the first step (each start, resumes too)"},
     {"eval_max_batches", A_LONG, S(eval_max_batches), "cap on validation batches per evaluation; 0: all [0]"},
-    {"save_steps", A_LONG, S(save_steps), "checkpoint every N steps; 0: only at the end [500]"},
+    {"do_train", A_BOOL, S(do_train), "train (run_clm's flag); false with --do_eval: only evaluate [true]"},
+    {"do_eval", A_BOOL, S(do_eval),
+     "evaluate after the last step whatever eval_strategy says, and write output_dir/eval_results.json"},
+    {"report_to", A_STR, S(report_to), "none or all: leantrain has no integrations; its log is output_dir/log.jsonl [none]"},
+    {"save_steps", A_STEPS, S(save_steps),
+     "checkpoint every N steps (or a ratio in (0, 1) of the steps); 0: only at the end [500]"},
     {"save_total_limit", A_INT, S(save_total_limit), "keep the newest N checkpoints; 0: all [0]"},
-    {"save_strategy", A_STR, S(save_strategy), "steps: every save_steps and at the end; no: no checkpoint at all [steps]"},
+    {"save_strategy", A_STR, S(save_strategy),
+     "steps: every save_steps and at the end; epoch: each epoch's last step; no: no checkpoint at all [steps]"},
     {"output_dir", A_STR, S(output_dir), "[trainer_output]"},
     {"overwrite_output_dir", A_BOOL, S(overwrite_output_dir), "train into an output_dir that has checkpoints"},
     {"resume_from_checkpoint", A_STR, S(resume_from_checkpoint), "a checkpoint directory, or latest"},
@@ -100,6 +122,7 @@ static const arg_def ARGS[] = {
     {"tokenizer_name_or_path", A_STR, S(tokenizer_name_or_path),
      "GPT-2 tokenizer for text files: a folder (encoder.json + vocab.bpe, vocab.json + merges.txt or "
      "tokenizer.json) or gpt2; default: the one in model_name_or_path, if any; none: text is bytes"},
+    {"tokenizer_name", A_STR, S(tokenizer_name_or_path), "run_clm's name of --tokenizer_name_or_path"},
     {"model", A_STR, S(model_preset), "gpt2, gpt2-medium, gpt2-large, gpt2-xl or custom [custom]"},
     {"config_overrides", A_STR, S(config_overrides),
      "the model config's dropout, as run_clm's flag: embd_pdrop=P,resid_pdrop=P,attn_pdrop=P (training only; "
@@ -165,6 +188,12 @@ static lt_status set_value(lt_train_args *a, const arg_def *d, const char *v, ch
         *(unsigned long long *)field = x;
         return LT_OK;
     }
+    case A_STEPS: {
+        double x = strtod(v, &end);
+        if (!*v || *end || errno || !(x >= 0 && x <= 9e15) || (x >= 1 && x != floor(x))) break;
+        *(double *)field = x;
+        return LT_OK;
+    }
     case A_BOOL:
         if (!strcmp(v, "true") || !strcmp(v, "True") || !strcmp(v, "1")) *(int *)field = 1;
         else if (!strcmp(v, "false") || !strcmp(v, "False") || !strcmp(v, "0")) *(int *)field = 0;
@@ -172,7 +201,8 @@ static lt_status set_value(lt_train_args *a, const arg_def *d, const char *v, ch
         return LT_OK;
     }
     static const char *what[] = {"a string", "a number", "an integer", "an integer", "true or false",
-                                 "a non-negative integer"};
+                                 "a non-negative integer",
+                                 "a whole number of steps, or a ratio in (0, 1) of the run's steps"};
     snprintf(err, errlen, "--%s: bad value '%s': expected %s", d->flag, v, what[d->type]);
     return LT_ERR_ARG;
 }
@@ -264,13 +294,17 @@ lt_status lt_train_args_check(const lt_train_args *a, char *err, size_t errlen) 
         {a->max_steps < 0 && !(a->num_train_epochs > 0), "--num_train_epochs must be > 0"},
         {a->learning_rate < 0, "--learning_rate must be >= 0"},
         {a->max_grad_norm < 0, "--max_grad_norm must be >= 0 (0 disables clipping)"},
-        {a->warmup_steps < 0, "--warmup_steps must be >= 0"},
         {a->warmup_ratio < 0 || a->warmup_ratio > 1, "--warmup_ratio must be in [0, 1]"},
-        {a->logging_steps < 1, "--logging_steps must be >= 1"},
-        {a->eval_steps < 0, "--eval_steps must be >= 0"},
-        {a->save_steps < 0, "--save_steps must be >= 0"},
+        {!(a->logging_steps > 0), "--logging_steps must be > 0 (a number of steps, or a ratio in (0, 1) of them)"},
+        {lt_every_parse(a->logging_strategy) < 0, "--logging_strategy must be no, steps or epoch"},
+        {lt_every_parse(a->eval_strategy) < 0, "--eval_strategy must be no, steps or epoch"},
+        {!strcmp(a->save_strategy, "best"),
+         "--save_strategy best needs metric_for_best_model, which leantrain does not have: use steps or epoch"},
+        {lt_every_parse(a->save_strategy) < 0, "--save_strategy must be no, steps or epoch"},
         {a->save_total_limit < 0, "--save_total_limit must be >= 0"},
-        {strcmp(a->save_strategy, "steps") && strcmp(a->save_strategy, "no"), "--save_strategy must be steps or no"},
+        {strcmp(a->report_to, "none") && strcmp(a->report_to, "all"),
+         "--report_to: leantrain reports to no service (its log is output_dir/log.jsonl): pass none"},
+        {!a->do_train && !a->do_eval, "--do_train false leaves nothing to do: add --do_eval to only evaluate"},
         {a->block_size < 0, "--block_size must be >= 0"},
         {a->threads < 0, "--threads must be >= 0 (0: all cores)"},
         {a->validation_split_percentage < 0 || a->validation_split_percentage >= 100,

@@ -16,15 +16,19 @@ typedef struct lt_train_args {
     /* schedule and length */
     char lr_scheduler_type[48];
     char lr_scheduler_kwargs[256];
-    long warmup_steps;
+    double warmup_steps;       /* an integer, or a ratio in (0, 1) of the run's steps (transformers 5) */
     double warmup_ratio;
     long max_steps;            /* -1: from num_train_epochs */
     double num_train_epochs;
     int per_device_train_batch_size, per_device_eval_batch_size, gradient_accumulation_steps;
-    /* logging, evaluation, checkpoints */
-    long logging_steps, eval_steps, save_steps;
+    /* logging, evaluation, checkpoints: each *_steps is an integer or a ratio in (0, 1) of the run's steps
+       (lt_steps_resolve, train/events.h); each *_strategy is "no", "steps" or "epoch" */
+    double logging_steps, eval_steps, save_steps;
+    char logging_strategy[16], eval_strategy[16], save_strategy[16];
+    int logging_first_step, eval_on_start;
+    int do_train, do_eval;     /* run_clm's: train (default on: the command's job) and evaluate at the end */
+    char report_to[32];        /* "none" or "all": no integration (the log is output_dir/log.jsonl) */
     int save_total_limit;      /* 0: keep all */
-    char save_strategy[8];     /* "steps": every save_steps and at the end; "no": no checkpoint (the Trainer's "no") */
     long eval_max_batches;     /* 0: the whole validation split */
     char output_dir[512];
     char resume_from_checkpoint[512]; /* "", a directory, or "latest" */

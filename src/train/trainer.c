@@ -22,6 +22,7 @@
 #include "model/gpt2_layers.h"
 #include "train/checkpoint.h"
 #include "train/data.h"
+#include "train/events.h"
 #include "train/memplan.h"
 #include "train/schedule.h"
 #include "tokenizer/tokenizer.h"
@@ -50,8 +51,19 @@ typedef struct {
     long skipped;        /* steps skipped for overflow since the last log line */
     long skipped_total;  /* all of them: the scheduler does not advance on a skipped step (the Trainer's rule) */
     long saved_step;     /* the step of the newest checkpoint this run wrote or resumed from (-1: none) */
+    lt_events ev;        /* the steps that log, evaluate, save */
+    long eval_step;      /* the step of this process's latest evaluation (-1: none), its loss, perplexity, rows */
+    double eval_loss, eval_ppl;
+    long eval_rows;
+    int bar;             /* the progress bar is on the terminal's current line */
     char err[1024];
 } run_t;
+
+/* before a line of its own: ends the progress bar's line, if one is showing */
+static void end_bar(run_t *r) {
+    if (r->bar) putchar('\n');
+    r->bar = 0;
+}
 
 static volatile sig_atomic_t g_stop_sig = 0;
 
@@ -146,6 +158,10 @@ static cJSON *state_json(run_t *r) {
     cJSON_AddNumberToObject(j, "global_step", (double)r->step);
     cJSON_AddNumberToObject(j, "epoch", lt_data_epoch_float(&r->data));
     cJSON_AddNumberToObject(j, "max_steps", (double)r->total_steps);
+    /* the Trainer's TrainerState keeps the periods it resolved (0: none at multiples of steps) */
+    cJSON_AddNumberToObject(j, "logging_steps", (double)r->ev.log.every);
+    cJSON_AddNumberToObject(j, "eval_steps", (double)r->ev.eval.every);
+    cJSON_AddNumberToObject(j, "save_steps", (double)r->ev.save.every);
     cJSON *d = cJSON_AddObjectToObject(j, "data_position");
     cJSON_AddNumberToObject(d, "epoch", (double)r->data.epoch);
     cJSON_AddNumberToObject(d, "index", (double)r->data.index);
@@ -196,7 +212,9 @@ static int save(run_t *r) {
         st = lt_ckpt_save(r->a->output_dir, r->step, r->m, r->o, r->tok, text, r->a->save_total_limit, r->err,
                           sizeof r->err);
     free(text);
+    end_bar(r);
     if (st) {
+        fflush(stdout);
         fprintf(stderr, "leantrain train: saving checkpoint-%ld: %s\n", r->step, r->err);
         return 1;
     }
@@ -237,7 +255,7 @@ static int write_log(const char *path, const cJSON *history, char *err, size_t e
 /* The mean loss over the validation blocks (the first eval_max_batches batches of per_device_eval_batch_size),
  * each forward over at most the training batch: the buffers are the training's, so evaluating needs no memory
  * beyond training's whatever the evaluation batch */
-static double evaluate(run_t *r, double *ppl) {
+static double evaluate(run_t *r, double *ppl, long *nrows) {
     const size_t EB = (size_t)r->a->per_device_eval_batch_size;
     size_t nblk = r->data.n_val_blocks;
     if (r->a->eval_max_batches > 0 && nblk > (size_t)r->a->eval_max_batches * EB)
@@ -256,7 +274,49 @@ static double evaluate(run_t *r, double *ppl) {
     }
     double loss = rows_total ? sum / (double)rows_total : NAN;
     *ppl = exp(loss);
+    *nrows = rows_total;
     return loss;
+}
+
+/* An evaluation at the current step: printed, logged, kept for eval_results.json. 1 on error (r->err). */
+static int eval_and_log(run_t *r) {
+    long rows = 0;
+    double ppl = NAN, el = evaluate(r, &ppl, &rows);
+    if (isnan(el) && r->err[0]) return 1;
+    cJSON *e = cJSON_CreateObject();
+    cJSON_AddNumberToObject(e, "eval_loss", el);
+    cJSON_AddNumberToObject(e, "eval_perplexity", ppl);
+    cJSON_AddNumberToObject(e, "epoch", lt_data_epoch_float(&r->data));
+    cJSON_AddNumberToObject(e, "step", (double)r->step);
+    end_bar(r);
+    printf("step %ld/%ld  eval_loss %.4f  eval_perplexity %.3f\n", r->step, r->total_steps, el, ppl);
+    log_entry(r, e);
+    r->eval_step = r->step, r->eval_loss = el, r->eval_ppl = ppl, r->eval_rows = rows;
+    r->t_last = lt_now_s();
+    return 0;
+}
+
+/* --do_eval: output_dir/eval_results.json (run_clm's file: the last evaluation's loss and perplexity), atomically */
+static int write_eval_results(run_t *r) {
+    char path[1100];
+    snprintf(path, sizeof path, "%.1000s/eval_results.json", r->a->output_dir);
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddNumberToObject(j, "epoch", lt_data_epoch_float(&r->data));
+    cJSON_AddNumberToObject(j, "eval_loss", r->eval_loss);
+    cJSON_AddNumberToObject(j, "eval_samples", (double)r->eval_rows);
+    cJSON_AddNumberToObject(j, "perplexity", r->eval_ppl);
+    cJSON_AddNumberToObject(j, "step", (double)r->eval_step);
+    char *text = cJSON_Print(j);
+    cJSON_Delete(j);
+    lt_atomic_file *af = NULL;
+    lt_status st = text ? lt_atomic_open(path, &af, r->err, sizeof r->err) : LT_ERR_NOMEM;
+    if (st == LT_OK) st = lt_atomic_write(af, text, strlen(text), r->err, sizeof r->err);
+    if (st == LT_OK) st = lt_atomic_write(af, "\n", 1, r->err, sizeof r->err);
+    free(text);
+    if (st == LT_OK) return lt_atomic_commit(af, r->err, sizeof r->err) != LT_OK;
+    if (af) lt_atomic_abort(af);
+    if (!r->err[0]) snprintf(r->err, sizeof r->err, "%.900s: out of memory", path);
+    return 1;
 }
 
 static void progress(run_t *r, double loss) {
@@ -269,6 +329,7 @@ static void progress(run_t *r, double loss) {
     printf("] %ld/%ld loss %.4f  %02d:%02d elapsed, ETA %02d:%02d ", r->step, r->total_steps, loss, (int)el / 60,
            (int)el % 60, (int)eta / 60, (int)eta % 60);
     fflush(stdout);
+    r->bar = 1;
 }
 
 /* The end of a run that lt_train_request_stop stopped: a checkpoint of the step reached, unless there is one
@@ -276,7 +337,7 @@ static void progress(run_t *r, double loss) {
 static int stop_run(run_t *r) {
     const int sig = g_stop_sig;
     const char *dir = r->a->output_dir;
-    if (isatty(STDOUT_FILENO)) printf("\n");
+    end_bar(r);
     fflush(stdout);
     if (!strcmp(r->a->save_strategy, "no")) {
         fprintf(stderr, "leantrain train: stopped by %s after step %ld of %ld; nothing saved (--save_strategy no)\n",
@@ -341,7 +402,7 @@ int lt_train_run(const lt_train_args *a) {
         } else {
             snprintf(resume, sizeof resume, "%s", a->resume_from_checkpoint);
         }
-    } else if (lt_ckpt_count(a->output_dir) > 0 && !a->overwrite_output_dir) {
+    } else if (a->do_train && lt_ckpt_count(a->output_dir) > 0 && !a->overwrite_output_dir) {
         snprintf(r->err, sizeof r->err,
                  "--output_dir %s already holds checkpoints: pass --resume_from_checkpoint latest to continue, or "
                  "--overwrite_output_dir to start over",
@@ -372,13 +433,17 @@ int lt_train_run(const lt_train_args *a) {
     }
     /* the model's vocabulary for a custom model: 256 for text (the tokenizer's with one), 50257 for token files */
     int data_vocab = 256;
+    /* evaluation only (--do_train false) needs no training file: the validation file stands in for it */
+    const char *train_file = a->train_file[0] || a->do_train ? a->train_file : a->validation_file;
     {
         lt_tokens probe;
-        if (!a->train_file[0]) {
-            snprintf(r->err, sizeof r->err, "no training data: give --train_file (UTF-8 text or an llm.c token file)");
+        if (!train_file[0]) {
+            snprintf(r->err, sizeof r->err, a->do_train ? "no training data: give --train_file (UTF-8 text or an llm.c token file)"
+                                                         : "nothing to evaluate: give --validation_file (or --train_file and "
+                                                           "--validation_split_percentage)");
             goto out;
         }
-        if (lt_tokens_open(a->train_file, &probe, r->err, sizeof r->err)) goto out;
+        if (lt_tokens_open(train_file, &probe, r->err, sizeof r->err)) goto out;
         data_vocab = probe.bytes == 2 ? 50257 : r->tok ? (int)lt_tokenizer_vocab_size(r->tok) : 256;
         lt_tokens_close(&probe);
     }
@@ -392,7 +457,7 @@ int lt_train_run(const lt_train_args *a) {
     }
     r->B = a->per_device_train_batch_size;
     r->accum = a->gradient_accumulation_steps;
-    if (lt_data_open_tok(&r->data, a->train_file, a->validation_file, a->validation_split_percentage, r->T,
+    if (lt_data_open_tok(&r->data, train_file, a->validation_file, a->validation_split_percentage, r->T,
                          cfg.vocab_size, a->seed, r->tok, a->threads, r->err, sizeof r->err))
         goto out;
     if (lt_gpt2_create(&cfg, &r->m, r->err, sizeof r->err)) goto out;
@@ -486,7 +551,15 @@ int lt_train_run(const lt_train_args *a) {
     long per_epoch = (long)(r->data.n_train_blocks / (size_t)r->B) / r->accum;
     if (per_epoch < 1) per_epoch = 1;
     r->total_steps = a->max_steps > 0 ? a->max_steps : (long)ceil(a->num_train_epochs * (double)per_epoch);
-    r->warmup = a->warmup_steps > 0 ? a->warmup_steps : (long)ceil(a->warmup_ratio * (double)r->total_steps);
+    r->warmup = a->warmup_steps > 0 ? lt_steps_resolve(a->warmup_steps, r->total_steps)
+                                    : (long)ceil(a->warmup_ratio * (double)r->total_steps);
+    r->ev = lt_events_make(a, r->total_steps, per_epoch);
+    r->eval_step = -1;
+    if ((a->do_eval || !a->do_train) && r->data.n_val_blocks == 0) {
+        snprintf(r->err, sizeof r->err, "--do_eval: the validation split is empty (give --validation_file, or a "
+                 "--validation_split_percentage that leaves at least one block of %d tokens)", r->T);
+        goto out;
+    }
     if (lt_sched_init(&r->sched, a->lr_scheduler_type, r->warmup, r->total_steps, a->learning_rate,
                       a->lr_scheduler_kwargs, r->err, sizeof r->err))
         goto out;
@@ -555,18 +628,24 @@ int lt_train_run(const lt_train_args *a) {
         snprintf(e2, sizeof e2, "%s/log.jsonl", a->output_dir);
         /* on resume the log restarts from the checkpoint's history: lines a killed run wrote after its last
            checkpoint would otherwise appear twice (the resumed run logs those steps again) */
-        if (resume[0] && write_log(e2, r->history, r->err, sizeof r->err)) goto out;
-        r->jsonl = fopen(e2, resume[0] ? "a" : "w");
+        if (a->do_train && resume[0] && write_log(e2, r->history, r->err, sizeof r->err)) goto out;
+        /* evaluation only leaves a training run's log alone */
+        r->jsonl = a->do_train ? fopen(e2, resume[0] ? "a" : "w") : NULL;
     }
     printf("leantrain train: GPT-2 %d layers, %d embd, %d heads, vocab %d: %zu parameters; optimizer %s (%zu state "
            "bytes)\n",
            cfg.n_layer, cfg.n_embd, cfg.n_head, cfg.vocab_size, r->m->num_params, lt_optim_name(r->o),
            lt_optim_state_bytes(r->o));
-    printf("data: %zu training blocks of %d tokens, %zu validation blocks; batch %d x %d accumulation; %ld steps "
-           "(%ld warmup), %d threads%s%s%s%s%s\n",
-           r->data.n_train_blocks, r->T, r->data.n_val_blocks, r->B, r->accum, r->total_steps, r->warmup,
-           omp_get_max_threads(), r->dev ? "" : " (OpenBLAS ", r->dev ? "" : lt_nn_blas_core(), r->dev ? "" : ")",
-           resume[0] ? "; resuming from " : "", resume);
+    if (!a->do_train) {
+        printf("data: %zu validation blocks of %d tokens, evaluated in batches of %d; no training (--do_train false)\n",
+               r->data.n_val_blocks, r->T, r->B);
+    } else {
+        printf("data: %zu training blocks of %d tokens, %zu validation blocks; batch %d x %d accumulation; %ld steps "
+               "(%ld warmup), %d threads%s%s%s%s%s\n",
+               r->data.n_train_blocks, r->T, r->data.n_val_blocks, r->B, r->accum, r->total_steps, r->warmup,
+               omp_get_max_threads(), r->dev ? "" : " (OpenBLAS ", r->dev ? "" : lt_nn_blas_core(),
+               r->dev ? "" : ")", resume[0] ? "; resuming from " : "", resume);
+    }
     if (cfg.embd_pdrop > 0 || cfg.resid_pdrop > 0 || cfg.attn_pdrop > 0)
         printf("dropout: embd_pdrop %g, resid_pdrop %g, attn_pdrop %g (training steps only; masks from --seed)\n",
                cfg.embd_pdrop, cfg.resid_pdrop, cfg.attn_pdrop);
@@ -605,6 +684,15 @@ int lt_train_run(const lt_train_args *a) {
                H);
     }
     fflush(stdout);
+    if (!a->do_train) { /* --do_train false --do_eval: the model as loaded, on the validation split */
+        if (eval_and_log(r) || write_eval_results(r)) goto out;
+        printf("done: evaluated the model of %s without training (--do_train false); %s/eval_results.json\n",
+               resume[0] ? resume : a->model_name_or_path[0] ? a->model_name_or_path : "--seed's initialisation",
+               a->output_dir);
+        rc = 0;
+        goto out;
+    }
+    if (a->eval_on_start && eval_and_log(r)) goto out;
     r->t_start = r->t_last = lt_now_s();
     /* tests: LT_TEST_SIGNAL=TERM@K (or INT@K, HUP@K; xN: N times) raises the signal at the end of step K */
     int test_sig = 0, test_count = 1;
@@ -647,7 +735,7 @@ int lt_train_run(const lt_train_args *a) {
             norm = gn / r->accum / r->loss_scale;
             if (a->fp16 && !isfinite(norm)) {
                 /* GradScaler: an overflowed step is skipped and the scale halved */
-                if (isatty(STDOUT_FILENO)) printf("\n");
+                end_bar(r);
                 printf("step %ld: gradients overflowed at loss scale %g: step skipped, loss scale now %g\n",
                        r->step + 1, r->loss_scale, r->loss_scale * 0.5);
                 r->loss_scale *= 0.5;
@@ -677,7 +765,8 @@ int lt_train_run(const lt_train_args *a) {
                      a->fp16 ? " (or use --bf16: fp16 activations overflow above 65504)" : "");
             goto out;
         }
-        if (r->step % a->logging_steps == 0 || r->step == r->total_steps) {
+        const int due = lt_events_at(&r->ev, r->step);
+        if (due & LT_EV_LOG) {
             double t = lt_now_s(), tps = (double)r->tokens_since / (t - r->t_last);
             cJSON *e = cJSON_CreateObject();
             cJSON_AddNumberToObject(e, "loss", r->loss_sum / r->loss_count);
@@ -690,27 +779,14 @@ int lt_train_run(const lt_train_args *a) {
                 cJSON_AddNumberToObject(e, "loss_scale", r->loss_scale);
                 cJSON_AddNumberToObject(e, "skipped_steps", (double)r->skipped);
             }
-            if (isatty(STDOUT_FILENO)) printf("\n");
+            end_bar(r);
             printf("step %ld/%ld  loss %.4f  grad_norm %.4f  learning_rate %.4e  epoch %.3f  tokens/s %.0f\n",
                    r->step, r->total_steps, r->loss_sum / r->loss_count, norm, lr, lt_data_epoch_float(&r->data), tps);
             log_entry(r, e);
             r->loss_sum = 0, r->loss_count = 0, r->tokens_since = 0, r->skipped = 0, r->t_last = lt_now_s();
         }
-        if (a->eval_steps > 0 && r->data.n_val_blocks > 0 &&
-            (r->step % a->eval_steps == 0 || r->step == r->total_steps)) {
-            double ppl = NAN, el = evaluate(r, &ppl);
-            if (isnan(el) && r->err[0]) goto out;
-            cJSON *e = cJSON_CreateObject();
-            cJSON_AddNumberToObject(e, "eval_loss", el);
-            cJSON_AddNumberToObject(e, "eval_perplexity", ppl);
-            cJSON_AddNumberToObject(e, "epoch", lt_data_epoch_float(&r->data));
-            cJSON_AddNumberToObject(e, "step", (double)r->step);
-            printf("step %ld/%ld  eval_loss %.4f  eval_perplexity %.3f\n", r->step, r->total_steps, el, ppl);
-            log_entry(r, e);
-            r->t_last = lt_now_s();
-        }
-        if (strcmp(a->save_strategy, "no") &&
-            ((a->save_steps > 0 && r->step % a->save_steps == 0) || r->step == r->total_steps)) {
+        if ((due & LT_EV_EVAL) && r->data.n_val_blocks > 0 && eval_and_log(r)) goto out;
+        if (due & LT_EV_SAVE) {
             if (save(r)) {
                 r->err[0] = 0; /* save() printed it */
                 goto out;
@@ -721,8 +797,10 @@ int lt_train_run(const lt_train_args *a) {
         if (test_sig && r->step == test_step)
             for (int k = 0; k < test_count; k++) raise(test_sig);
     }
-    if (isatty(STDOUT_FILENO)) printf("\n");
-    if (strcmp(a->save_strategy, "no"))
+    end_bar(r);
+    /* --do_eval: the evaluation after the last step (a run resumed at its end has not made one yet) */
+    if (a->do_eval && ((r->eval_step != r->step && eval_and_log(r)) || write_eval_results(r))) goto out;
+    if (r->ev.save.last)
         printf("done: %ld steps in %.1f s; peak memory (RSS) %ld MiB; model in %s/checkpoint-%ld\n", r->step,
                lt_now_s() - r->t_start, peak_rss_mb(), a->output_dir, r->step);
     else
@@ -736,7 +814,7 @@ int lt_train_run(const lt_train_args *a) {
     }
     rc = 0;
 out:
-    if (rc && r->err[0]) fprintf(stderr, "%sleantrain train: %s\n", r->t_start > 0 ? "\n" : "", r->err);
+    if (rc && r->err[0]) fprintf(stderr, "%sleantrain train: %s\n", r->bar ? "\n" : "", r->err);
     if (r->jsonl) fclose(r->jsonl);
     cJSON_Delete(r->history);
     lt_optim_free(r->o);

@@ -1,0 +1,48 @@
+/* The run's log / evaluation / checkpoint steps (see events.h). */
+#include "train/events.h"
+
+#include <math.h>
+#include <string.h>
+
+int lt_every_parse(const char *s) {
+    return !strcmp(s, "no") ? LT_EVERY_NO : !strcmp(s, "steps") ? LT_EVERY_STEPS : !strcmp(s, "epoch") ? LT_EVERY_EPOCH : -1;
+}
+
+long lt_steps_resolve(double x, long total) {
+    if (!(x > 0)) return 0;
+    return x >= 1 ? (long)x : (long)ceil((double)total * x);
+}
+
+static lt_event_rule rule(const char *strategy, double steps, long total, long per_epoch) {
+    lt_event_rule r = {0, 0};
+    switch (lt_every_parse(strategy)) {
+    case LT_EVERY_STEPS: r.every = lt_steps_resolve(steps, total), r.last = 1; break;
+    case LT_EVERY_EPOCH: r.every = per_epoch > 0 ? per_epoch : 1, r.last = 1; break;
+    default: break;
+    }
+    return r;
+}
+
+lt_events lt_events_make(const lt_train_args *a, long total_steps, long steps_per_epoch) {
+    lt_events ev;
+    ev.total = total_steps;
+    ev.log = rule(a->logging_strategy, a->logging_steps, total_steps, steps_per_epoch);
+    ev.eval = rule(a->eval_strategy, a->eval_steps, total_steps, steps_per_epoch);
+    /* eval_steps 0 has always meant no evaluation at all here (the Trainer refuses it) */
+    if (lt_every_parse(a->eval_strategy) == LT_EVERY_STEPS && ev.eval.every == 0) ev.eval.last = 0;
+    ev.save = rule(a->save_strategy, a->save_steps, total_steps, steps_per_epoch);
+    ev.log_first = a->logging_first_step; /* the Trainer logs step 1 then whatever logging_strategy says */
+    return ev;
+}
+
+static int due(const lt_event_rule *r, long step, long total) {
+    return (r->every > 0 && step % r->every == 0) || (r->last && step == total);
+}
+
+int lt_events_at(const lt_events *ev, long step) {
+    int m = 0;
+    if (due(&ev->log, step, ev->total) || (ev->log_first && step == 1)) m |= LT_EV_LOG;
+    if (due(&ev->eval, step, ev->total)) m |= LT_EV_EVAL;
+    if (due(&ev->save, step, ev->total)) m |= LT_EV_SAVE;
+    return m;
+}

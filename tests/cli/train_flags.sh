@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# leantrain train: the Trainer's when-flags, checked against the rules transformers 5 states for them and against
+# each other: *_steps given as a ratio in (0, 1) of the run's steps is ceil(total x ratio) steps (the same run as
+# that whole number); logging_first_step adds step 1; the "epoch" strategies act at each epoch's last step (the
+# same as "steps" every steps-per-epoch); eval_on_start evaluates the model before step 1 (the loss an
+# evaluation-only run gives for the same initial model); --do_eval evaluates after the last step and writes
+# eval_results.json, whose loss an evaluation-only run of the last checkpoint reproduces bit for bit; the old and
+# run_clm names (--evaluation_strategy, --tokenizer_name) are the same flags; bad values fail with one line.
+set -u
+BUILD=${BUILD:-build}
+LT="$BUILD/leantrain"
+tmp=$(mktemp -d "${LT_TEST_TMP:-build/tmp}/train_flags.XXXXXX")
+fail=0
+cc -std=c11 -O2 -o "$tmp/gen_corpus" scripts/gen_corpus.c || exit 1
+"$tmp/gen_corpus" "$tmp/text.txt" 30000 || exit 1
+# 30000 bytes: 892 training blocks of 32 tokens and 46 validation blocks; batch 8 x accumulation 2: 55 optimizer
+# steps per epoch (892 / 8 = 111 micro-batches, / 2)
+M=(--train_file "$tmp/text.txt" --n_layer 1 --n_embd 32 --n_head 2 --n_positions 32 --block_size 32
+   --per_device_train_batch_size 8 --gradient_accumulation_steps 2 --learning_rate 3e-3 --seed 7 --threads 2
+   --eval_max_batches 2)
+notps() { sed 's/"tokens_per_s":[^,}]*//' "$1"; }
+steps_of() { grep -F "\"$2\"" "$1" | sed -E 's/.*"step":([0-9]+).*/\1/' | tr '\n' ' '; } # log.jsonl, key
+run() { # name, args...: a run into $tmp/<name>, its output in $tmp/<name>.log
+    local name=$1; shift
+    "$LT" train "${M[@]}" "$@" --output_dir "$tmp/$name" > "$tmp/$name.log" 2>&1 ||
+        { echo "run $name failed: $*"; cat "$tmp/$name.log"; fail=1; }
+}
+
+# ratios: 0.25 of 10 steps is 3 (ceil 2.5) for warmup, logging, evaluation and checkpoints: the same run as 3
+run ratio --max_steps 10 --warmup_steps 0.25 --logging_steps 0.25 --eval_steps 0.25 --save_steps 0.25 --logging_first_step
+run whole --max_steps 10 --warmup_steps 3 --logging_steps 3 --eval_steps 3 --save_steps 3 --logging_first_step
+[ "$(notps "$tmp/ratio/log.jsonl")" = "$(notps "$tmp/whole/log.jsonl")" ] && grep -q "10 steps (3 warmup)" "$tmp/ratio.log" &&
+    [ "$(steps_of "$tmp/ratio/log.jsonl" loss)" = "1 3 6 9 10 " ] && [ "$(steps_of "$tmp/ratio/log.jsonl" eval_loss)" = "3 6 9 10 " ] &&
+    [ "$(ls "$tmp/ratio" | grep checkpoint- | sort -t- -k2 -n | tr '\n' ' ')" = "checkpoint-3 checkpoint-6 checkpoint-9 checkpoint-10 " ] ||
+    { echo "ratio steps: not the run of 3 steps, or not logged at 1 3 6 9 10"; cat "$tmp/ratio/log.jsonl"; ls "$tmp/ratio"; fail=1; }
+
+# epoch strategies over 2 epochs of 55 steps: at 55 and 110, the same as steps every 55
+run epoch --num_train_epochs 2 --logging_strategy epoch --eval_strategy epoch --save_strategy epoch
+run every55 --num_train_epochs 2 --logging_steps 55 --eval_steps 55 --save_steps 55
+grep -q "110 steps" "$tmp/epoch.log" && [ "$(notps "$tmp/epoch/log.jsonl")" = "$(notps "$tmp/every55/log.jsonl")" ] &&
+    [ "$(steps_of "$tmp/epoch/log.jsonl" loss)" = "55 110 " ] && [ "$(steps_of "$tmp/epoch/log.jsonl" eval_loss)" = "55 110 " ] &&
+    [ "$(ls "$tmp/epoch" | grep checkpoint- | sort | tr '\n' ' ')" = "checkpoint-110 checkpoint-55 " ] ||
+    { echo "epoch strategies: not at each epoch's last step"; grep '^data' "$tmp/epoch.log"; cat "$tmp/epoch/log.jsonl"; fail=1; }
+
+# no: nothing logged, evaluated or saved during the run; --do_eval still evaluates after the last step
+run quiet --max_steps 4 --logging_strategy no --evaluation_strategy no --save_strategy no --do_eval
+[ "$(steps_of "$tmp/quiet/log.jsonl" loss)" = "" ] && [ "$(steps_of "$tmp/quiet/log.jsonl" eval_loss)" = "4 " ] &&
+    ! ls "$tmp/quiet" | grep -q checkpoint- && [ -s "$tmp/quiet/eval_results.json" ] ||
+    { echo "strategies no + --do_eval: $(ls "$tmp/quiet")"; cat "$tmp/quiet/log.jsonl"; fail=1; }
+
+# eval_on_start: the initial model's loss, which an evaluation-only run of the same initial model (--seed) gives
+run start --max_steps 2 --eval_on_start --logging_steps 1 --eval_steps 0 --save_strategy no
+run evalonly0 --do_train false --do_eval
+first=$(head -1 "$tmp/start/log.jsonl" | sed -nE 's/.*"eval_loss":([^,]*),.*"step":0}$/\1/p')
+only=$(sed -nE 's/.*"eval_loss":[[:space:]]*([^,]*),.*/\1/p' "$tmp/evalonly0/eval_results.json")
+[ -n "$first" ] && [ "$first" = "$only" ] && [ ! -e "$tmp/evalonly0/log.jsonl" ] ||
+    { echo "eval_on_start ($first) against the evaluation-only run of the initial model ($only)"; fail=1; }
+
+# --do_eval: eval_results.json holds the last evaluation (the one of the last step), and evaluating the last
+# checkpoint alone gives the same loss to the last bit; the evaluation-only run leaves the run's files alone
+run final --max_steps 6 --logging_steps 3 --eval_steps 4 --save_steps 3 --do_eval
+last=$(grep eval_loss "$tmp/final/log.jsonl" | tail -1 | sed -nE 's/.*"eval_loss":([^,]*),.*"step":6}$/\1/p')
+res=$(sed -nE 's/.*"eval_loss":[[:space:]]*([^,]*),.*/\1/p' "$tmp/final/eval_results.json")
+cp "$tmp/final/log.jsonl" "$tmp/final.jsonl"
+"$LT" train "${M[@]}" --model_name_or_path "$tmp/final/checkpoint-6" --do_train false --do_eval \
+    --output_dir "$tmp/final" > "$tmp/final-eval.log" 2>&1 || { echo "evaluation-only run failed"; cat "$tmp/final-eval.log"; fail=1; }
+again=$(sed -nE 's/.*"eval_loss":[[:space:]]*([^,]*),.*/\1/p' "$tmp/final/eval_results.json")
+[ "$(steps_of "$tmp/final/log.jsonl" eval_loss)" = "4 6 " ] && [ -n "$last" ] && [ "$last" = "$res" ] && [ "$res" = "$again" ] &&
+    cmp -s "$tmp/final/log.jsonl" "$tmp/final.jsonl" && grep -q "without training (--do_train false)" "$tmp/final-eval.log" ||
+    { echo "--do_eval: log $last, eval_results.json $res, evaluation-only $again"; cat "$tmp/final/log.jsonl"; fail=1; }
+
+# the run_clm / old names are the same flags
+run tokold --max_steps 2 --tokenizer_name none --evaluation_strategy no --save_strategy no --report_to none --do_train
+run toknew --max_steps 2 --tokenizer_name_or_path none --eval_strategy no --save_strategy no
+[ "$(notps "$tmp/tokold/log.jsonl")" = "$(notps "$tmp/toknew/log.jsonl")" ] && ! grep -q eval_loss "$tmp/toknew/log.jsonl" ||
+    { echo "--tokenizer_name / --evaluation_strategy are not their new names' flags"; fail=1; }
+echo "when-flags: ratios, epochs, first step, on start, do_eval as the Trainer's rules say"
+
+bad() { # expected-message-substring, args...
+    local want="$1"; shift
+    rm -rf "$tmp/out"
+    out=$("$LT" train "$@" --output_dir "$tmp/out" 2>&1); rc=$?
+    if [ $rc -eq 0 ] || ! echo "$out" | grep -qF -- "$want" || [ -e "$tmp/out" ]; then
+        echo "bad input ($want): rc=$rc, output: $out"; [ -e "$tmp/out" ] && echo "  and $tmp/out was created"; fail=1
+    fi
+}
+bad "--logging_steps: bad value '2.5': expected a whole number of steps, or a ratio in (0, 1)" "${M[@]}" --logging_steps 2.5
+bad "--warmup_steps: bad value '-1'" "${M[@]}" --warmup_steps -1
+bad "--eval_strategy must be no, steps or epoch" "${M[@]}" --eval_strategy sometimes
+bad "--save_strategy best needs metric_for_best_model" "${M[@]}" --save_strategy best
+bad "--report_to: leantrain reports to no service" "${M[@]}" --report_to wandb
+bad "--do_train false leaves nothing to do: add --do_eval" "${M[@]}" --do_train false
+bad "--logging_steps must be > 0" "${M[@]}" --logging_steps 0
+[ $fail -eq 0 ] && rm -rf "$tmp"
+exit $fail
