@@ -21,6 +21,25 @@ static char *slurp(const char *path) {
     return b;
 }
 
+/* "k=v,k=v" as the Trainer's JSON form ('{"k": v}': numbers as numbers, the rest as strings), into out */
+static void kv_to_json(const char *kv, char *out, size_t n) {
+    cJSON *o = cJSON_CreateObject();
+    char buf[512], *save = NULL;
+    snprintf(buf, sizeof buf, "%s", kv);
+    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(tok, '='), *end;
+        if (!eq) continue;
+        *eq = 0;
+        double d = strtod(eq + 1, &end);
+        if (*end || end == eq + 1) cJSON_AddStringToObject(o, tok, eq + 1);
+        else cJSON_AddNumberToObject(o, tok, d);
+    }
+    char *t = cJSON_PrintUnformatted(o);
+    snprintf(out, n, "%s", t ? t : "");
+    free(t);
+    cJSON_Delete(o);
+}
+
 int main(void) {
     char path[512], err[512];
     snprintf(path, sizeof path, "%s/schedules.json", lt_test_data_dir());
@@ -28,7 +47,7 @@ int main(void) {
     CHECK(text != NULL, "cannot read %s", path);
     cJSON *root = text ? cJSON_Parse(text) : NULL;
     CHECK(root != NULL, "bad JSON in %s", path);
-    int nsched = 0, nvals = 0;
+    int nsched = 0, nvals = 0, njson = 0;
     const cJSON *e;
     cJSON_ArrayForEach(e, cJSON_GetObjectItem(root, "schedules")) {
         const char *name = cJSON_GetObjectItem(e, "name")->valuestring;
@@ -40,21 +59,32 @@ int main(void) {
             CHECK(0, "%s [%s]: %s", name, kw, err);
             continue;
         }
+        /* the same options as a JSON object (the Trainer's form of the flag): the same schedule */
+        char js[600];
+        lt_sched sj;
+        kv_to_json(kw, js, sizeof js);
+        const int json_ok = !kw[0] || lt_sched_init(&sj, name, W, N, lr, js, err, sizeof err) == LT_OK;
+        CHECK(json_ok, "%s [%s]: %s", name, js, err);
         double worst = 0;
         long at = -1;
-        int step = 0;
+        int step = 0, json_same = 1;
         const cJSON *v;
         cJSON_ArrayForEach(v, cJSON_GetObjectItem(e, "lrs")) {
             double ours = lr * lt_sched_factor(&s, step);
             double d = fabs(ours - v->valuedouble);
             if (d > worst) worst = d, at = step;
+            if (kw[0] && json_ok) json_same &= lt_sched_factor(&sj, step) == lt_sched_factor(&s, step);
             step++, nvals++;
         }
+        CHECK(json_same, "%s W=%ld N=%ld: %s gives another schedule than [%s]", name, W, N, js, kw);
+        njson += kw[0] != 0;
         /* the reference is the same double formula: only the last bits may differ */
         CHECK(worst <= 1e-15, "%s W=%ld N=%ld [%s]: lr differs by %.3g at step %ld", name, W, N, kw, worst, at);
         nsched++;
     }
-    printf("schedules: %d runs, %d values match transformers\n", nsched, nvals);
+    printf("schedules: %d runs, %d values match transformers; %d with options, given as JSON too\n", nsched, nvals,
+           njson);
+    CHECK(njson >= 10, "only %d schedules with options", njson);
     CHECK(nsched >= 40, "only %d schedules in %s", nsched, path);
     cJSON_Delete(root);
     free(text);
@@ -82,6 +112,15 @@ int main(void) {
           "%s", err);
     CHECK(lt_sched_init(&s, "polynomial", 0, 10, 1e-3, "power=x", err, sizeof err) == LT_ERR_ARG &&
               !strcmp(err, "--lr_scheduler_kwargs: bad value 'x' for 'power': expected a number"),
+          "%s", err);
+    CHECK(lt_sched_init(&s, "cosine", 0, 10, 1e-3, "{\"num_cycles\": 0.5", err, sizeof err) == LT_ERR_ARG &&
+              strstr(err, "is not a JSON object"),
+          "%s", err);
+    CHECK(lt_sched_init(&s, "cosine", 0, 10, 1e-3, "{\"num_cycles\": [1]}", err, sizeof err) == LT_ERR_ARG &&
+              !strcmp(err, "--lr_scheduler_kwargs: bad value '(not a number or a string)' for 'num_cycles': expected a number"),
+          "%s", err);
+    CHECK(lt_sched_init(&s, "cosine", 0, 10, 1e-3, "{\"cycles\": 1}", err, sizeof err) == LT_ERR_ARG &&
+              !strcmp(err, "--lr_scheduler_kwargs: unknown key 'cycles'"),
           "%s", err);
     CHECK(lt_sched_init(&s, "warmup_stable_decay", 0, 10, 1e-3, NULL, err, sizeof err) == LT_ERR_ARG &&
               !strcmp(err, "warmup_stable_decay needs num_decay_steps in --lr_scheduler_kwargs"),

@@ -70,7 +70,7 @@ static const arg_def ARGS[] = {
     {"adam_epsilon", A_DOUBLE, S(adam_epsilon), "[1e-8]"},
     {"max_grad_norm", A_DOUBLE, S(max_grad_norm), "clip the global gradient norm; 0 disables [1.0]"},
     {"lr_scheduler_type", A_STR, S(lr_scheduler_type), "linear, cosine, constant, ... [linear]"},
-    {"lr_scheduler_kwargs", A_STR, S(lr_scheduler_kwargs), "scheduler options k=v,k=v []"},
+    {"lr_scheduler_kwargs", A_STR, S(lr_scheduler_kwargs), "scheduler options: k=v,k=v or a JSON object (the Trainer's form) []"},
     {"warmup_steps", A_STEPS, S(warmup_steps), "warmup steps, or a ratio in (0, 1) of the steps [0]"},
     {"warmup_ratio", A_DOUBLE, S(warmup_ratio), "warmup as a fraction of the steps, if warmup_steps is 0 [0]"},
     {"max_steps", A_LONG, S(max_steps), "optimizer steps; -1: from num_train_epochs [-1]"},

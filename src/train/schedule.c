@@ -1,6 +1,7 @@
 /* Learning-rate schedulers, following transformers.optimization's lambdas. */
 #include "train/schedule.h"
 
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -96,7 +97,27 @@ lt_status lt_sched_init(lt_sched *s, const char *name, long warmup, long total, 
     s->num_decay = -1;
     s->decay_type = 1; /* transformers' get_wsd_schedule: cosine decay, linear warmup */
     s->warmup_type = 0;
-    if (kwargs && *kwargs) {
+    while (kwargs && (*kwargs == ' ' || *kwargs == '\t')) kwargs++;
+    if (kwargs && *kwargs == '{') { /* the Trainer's own form: a JSON object, '{"min_lr_rate": 0.1}' */
+        cJSON *j = cJSON_Parse(kwargs);
+        if (!cJSON_IsObject(j)) {
+            cJSON_Delete(j);
+            snprintf(err, errlen, "--lr_scheduler_kwargs: '%.200s' is not a JSON object (or give key=value,key=value)",
+                     kwargs);
+            return LT_ERR_ARG;
+        }
+        for (const cJSON *e = j->child; e; e = e->next) {
+            char v[64];
+            if (cJSON_IsNumber(e)) snprintf(v, sizeof v, "%.17g", e->valuedouble);
+            else if (cJSON_IsString(e)) snprintf(v, sizeof v, "%s", e->valuestring);
+            else snprintf(v, sizeof v, "(not a number or a string)");
+            if (apply_kw(s, e->string, v, err, errlen)) {
+                cJSON_Delete(j);
+                return LT_ERR_ARG;
+            }
+        }
+        cJSON_Delete(j);
+    } else if (kwargs && *kwargs) {
         char buf[512];
         snprintf(buf, sizeof buf, "%s", kwargs);
         char *save = NULL;

@@ -39,7 +39,7 @@ typedef struct lt_sched {
 } lt_sched;
 
 /* Fills s for `name` with the Trainer's defaults for that scheduler, W and N.
- * `kwargs` is "k=v,k=v" of the scheduler's options (num_cycles, power, lr_end,
+ * `kwargs` is "k=v,k=v" or a JSON object ('{"k": v}', the Trainer's form) of the scheduler's options (num_cycles, power, lr_end,
  * timescale, min_lr, min_lr_rate, num_stable_steps, num_decay_steps,
  * decay_type, warmup_type, min_lr_ratio) or NULL. On error writes err (naming the flag or
  * key) and returns LT_ERR_ARG. */
