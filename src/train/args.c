@@ -36,6 +36,7 @@ void lt_train_args_default(lt_train_args *a) {
     snprintf(a->save_strategy, sizeof a->save_strategy, "steps");
     a->do_train = 1;
     snprintf(a->report_to, sizeof a->report_to, "none");
+    a->greater_is_better = -1;
     snprintf(a->output_dir, sizeof a->output_dir, "trainer_output");
     a->seed = 42;
     snprintf(a->model_preset, sizeof a->model_preset, "custom");
@@ -97,7 +98,14 @@ static const arg_def ARGS[] = {
      "checkpoint every N steps (or a ratio in (0, 1) of the steps); 0: only at the end [500]"},
     {"save_total_limit", A_INT, S(save_total_limit), "keep the newest N checkpoints; 0: all [0]"},
     {"save_strategy", A_STR, S(save_strategy),
-     "steps: every save_steps and at the end; epoch: each epoch's last step; no: no checkpoint at all [steps]"},
+     "steps: every save_steps and at the end; epoch: each epoch's last step; best: at each new best evaluation; "
+     "no: no checkpoint at all [steps]"},
+    {"metric_for_best_model", A_STR, S(metric_for_best_model),
+     "loss or perplexity (eval_ prefix optional): the best model's measure [loss when a best model is tracked]"},
+    {"greater_is_better", A_BOOL, S(greater_is_better), "the best model has the larger metric [false for loss]"},
+    {"load_best_model_at_end", A_BOOL, S(load_best_model_at_end),
+     "at the end, load the best checkpoint's weights (save and eval strategies must match, or save_strategy best); "
+     "save_total_limit never deletes the best checkpoint"},
     {"output_dir", A_STR, S(output_dir), "[trainer_output]"},
     {"overwrite_output_dir", A_BOOL, S(overwrite_output_dir), "train into an output_dir that has checkpoints"},
     {"resume_from_checkpoint", A_STR, S(resume_from_checkpoint), "a checkpoint directory, or latest"},
@@ -282,6 +290,23 @@ lt_status lt_train_config_overrides(const char *overrides, lt_gpt2_config *cfg, 
     return LT_OK;
 }
 
+const char *lt_train_args_best_metric(const lt_train_args *a) {
+    const char *m = a->metric_for_best_model;
+    if (!m[0]) return a->load_best_model_at_end || !strcmp(a->save_strategy, "best") ? "eval_loss" : NULL;
+    if (!strncmp(m, "eval_", 5)) m += 5;
+    return !strcmp(m, "loss") ? "eval_loss" : !strcmp(m, "perplexity") ? "eval_perplexity" : NULL;
+}
+
+int lt_train_args_greater_is_better(const lt_train_args *a) { return a->greater_is_better > 0; }
+
+/* save_steps a multiple of eval_steps, as the Trainer checks it: whole numbers, or ratios in millionths */
+static int steps_multiple(double save, double eval) {
+    if (save >= 1 && eval >= 1) return eval > 0 && fmod(save, eval) == 0;
+    if (save >= 1 || eval >= 1) return 0;
+    const long s = lround(save * 1e6), e = lround(eval * 1e6);
+    return e > 0 && s % e == 0;
+}
+
 lt_status lt_train_args_check(const lt_train_args *a, char *err, size_t errlen) {
     const struct {
         int bad;
@@ -298,9 +323,22 @@ lt_status lt_train_args_check(const lt_train_args *a, char *err, size_t errlen) 
         {!(a->logging_steps > 0), "--logging_steps must be > 0 (a number of steps, or a ratio in (0, 1) of them)"},
         {lt_every_parse(a->logging_strategy) < 0, "--logging_strategy must be no, steps or epoch"},
         {lt_every_parse(a->eval_strategy) < 0, "--eval_strategy must be no, steps or epoch"},
-        {!strcmp(a->save_strategy, "best"),
-         "--save_strategy best needs metric_for_best_model, which leantrain does not have: use steps or epoch"},
-        {lt_every_parse(a->save_strategy) < 0, "--save_strategy must be no, steps or epoch"},
+        {lt_every_parse(a->save_strategy) < 0 && strcmp(a->save_strategy, "best"),
+         "--save_strategy must be no, steps, epoch or best"},
+        {a->metric_for_best_model[0] && !lt_train_args_best_metric(a),
+         "--metric_for_best_model: leantrain's evaluation measures loss and perplexity (eval_loss, eval_perplexity)"},
+        {(a->load_best_model_at_end || !strcmp(a->save_strategy, "best")) &&
+             (!strcmp(a->eval_strategy, "no") || (!strcmp(a->eval_strategy, "steps") && a->eval_steps == 0)),
+         "--load_best_model_at_end and --save_strategy best need evaluations: set --eval_strategy steps or epoch"},
+        {a->load_best_model_at_end && !strcmp(a->save_strategy, "no"),
+         "--load_best_model_at_end needs checkpoints to load: set --save_strategy (the eval strategy's, or best)"},
+        {a->load_best_model_at_end && strcmp(a->save_strategy, "best") && strcmp(a->save_strategy, "no") &&
+             strcmp(a->save_strategy, a->eval_strategy),
+         "--load_best_model_at_end needs --save_strategy to match --eval_strategy (or be best), as the Trainer does"},
+        {a->load_best_model_at_end && !strcmp(a->save_strategy, "steps") && !strcmp(a->eval_strategy, "steps") &&
+             !steps_multiple(a->save_steps, a->eval_steps),
+         "--load_best_model_at_end needs --save_steps to be a multiple of --eval_steps (both whole numbers, or both "
+         "ratios), so that every checkpoint has its evaluation"},
         {a->save_total_limit < 0, "--save_total_limit must be >= 0"},
         {strcmp(a->report_to, "none") && strcmp(a->report_to, "all"),
          "--report_to: leantrain reports to no service (its log is output_dir/log.jsonl): pass none"},

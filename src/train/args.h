@@ -28,6 +28,11 @@ typedef struct lt_train_args {
     int logging_first_step, eval_on_start;
     int do_train, do_eval;     /* run_clm's: train (default on: the command's job) and evaluate at the end */
     char report_to[32];        /* "none" or "all": no integration (the log is output_dir/log.jsonl) */
+    /* the best model: the Trainer's metric_for_best_model (loss or perplexity, with or without eval_; "" until
+       needed, then loss), greater_is_better (-1: from the name, lower for a loss or perplexity),
+       load_best_model_at_end; save_strategy "best" saves at each new best evaluation */
+    char metric_for_best_model[32];
+    int greater_is_better, load_best_model_at_end;
     int save_total_limit;      /* 0: keep all */
     long eval_max_batches;     /* 0: the whole validation split */
     char output_dir[512];
@@ -80,6 +85,14 @@ int lt_train_args_on_gpu(const lt_train_args *a);
  * not a number in [0, 1) or a malformed item is LT_ERR_ARG with one line
  * naming the flag and the item; cfg is then unchanged. */
 lt_status lt_train_config_overrides(const char *overrides, lt_gpt2_config *cfg, char *err, size_t errlen);
+
+/* The metric lt_train_args_check accepted for the best model ("eval_loss" or "eval_perplexity"), or NULL when
+ * no best model is tracked (neither --load_best_model_at_end, --save_strategy best nor --metric_for_best_model). */
+const char *lt_train_args_best_metric(const lt_train_args *a);
+
+/* Whether a larger value of the best-model metric is better (--greater_is_better, else the Trainer's default:
+ * not for a name ending in loss; perplexity, a loss's exponential, is lower-better too). */
+int lt_train_args_greater_is_better(const lt_train_args *a);
 
 /* The usage text of every flag with its default. */
 void lt_train_args_usage(void *file);

@@ -135,7 +135,7 @@ void lt_ckpt_clean_tmp(const char *output_dir) {
 }
 
 lt_status lt_ckpt_save(const char *output_dir, long step, const lt_gpt2 *m, lt_optim *o, const lt_tokenizer *tok,
-                       const char *trainer_state_json, int save_total_limit, char *err, size_t errlen) {
+                       const char *trainer_state_json, int save_total_limit, long keep, char *err, size_t errlen) {
     char tmp[1200], fin[1200], path[1400];
     lt_status st = mkdir_p(output_dir, err, errlen);
     if (st) return st;
@@ -171,7 +171,16 @@ lt_status lt_ckpt_save(const char *output_dir, long step, const lt_gpt2 *m, lt_o
     if (save_total_limit > 0) {
         int n;
         long *steps = list_steps(output_dir, &n);
-        for (int i = 0; steps && i + save_total_limit < n; i++) {
+        int limit = save_total_limit;
+        for (int i = 0; steps && i < n; i++)
+            if (steps[i] == keep && i < n - 1) {
+                /* the best moves to the second newest place (the Trainer's _sorted_checkpoints) */
+                for (int j = i; j < n - 2; j++) steps[j] = steps[j + 1];
+                if (n >= 2) steps[n - 2] = keep;
+                if (limit == 1) limit = 2;
+                break;
+            }
+        for (int i = 0; steps && i + limit < n; i++) {
             snprintf(path, sizeof path, "%s/checkpoint-%ld", output_dir, steps[i]);
             rm_rf(path);
         }

@@ -18,9 +18,12 @@
 
 /* Writes checkpoint-<step> under output_dir (created if missing), with the
  * tokenizer's files when tok is not NULL, and then deletes the oldest
- * checkpoints beyond save_total_limit (0 keeps all). */
+ * checkpoints beyond save_total_limit (0 keeps all), never checkpoint-<keep>
+ * (the best model's; -1: none), as the Trainer rotates them: the best counts
+ * as the second newest, and a limit of 1 keeps 2 while the best is not the
+ * newest. */
 lt_status lt_ckpt_save(const char *output_dir, long step, const lt_gpt2 *m, lt_optim *o, const lt_tokenizer *tok,
-                       const char *trainer_state_json, int save_total_limit, char *err, size_t errlen);
+                       const char *trainer_state_json, int save_total_limit, long keep, char *err, size_t errlen);
 
 /* The newest complete checkpoint folder under output_dir into out; LT_ERR_IO
  * with a message when there is none. */

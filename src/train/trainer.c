@@ -55,6 +55,9 @@ typedef struct {
     long eval_step;      /* the step of this process's latest evaluation (-1: none), its loss, perplexity, rows */
     double eval_loss, eval_ppl;
     long eval_rows;
+    const char *best_metric_name; /* "eval_loss" or "eval_perplexity" when the best model is tracked, else NULL */
+    double best_metric;  /* the best evaluation's value of it (the run's, resumes included) and its step (-1: none) */
+    long best_step;
     int bar;             /* the progress bar is on the terminal's current line */
     char err[1024];
 } run_t;
@@ -188,6 +191,14 @@ static cJSON *state_json(run_t *r) {
     }
     /* the logging window still open (steps since the last log line): a resumed run's next line then averages
        the same steps an uninterrupted run's would */
+    if (r->best_step >= 0) { /* TrainerState's best model: its measure, step and checkpoint (if it was saved) */
+        char best[1300];
+        struct stat sb;
+        snprintf(best, sizeof best, "%.1200s/checkpoint-%ld", r->a->output_dir, r->best_step);
+        cJSON_AddNumberToObject(j, "best_metric", r->best_metric);
+        cJSON_AddNumberToObject(j, "best_global_step", (double)r->best_step);
+        if (r->best_step == r->step || stat(best, &sb) == 0) cJSON_AddStringToObject(j, "best_model_checkpoint", best);
+    }
     cJSON *w = cJSON_AddObjectToObject(j, "logging_window");
     cJSON_AddNumberToObject(w, "loss_sum", r->loss_sum);
     cJSON_AddNumberToObject(w, "steps", r->loss_count);
@@ -209,7 +220,7 @@ static int save(run_t *r) {
     /* the GPU's weights come home first: checkpoints are written from the host model */
     lt_status st = r->dev ? lt_gpt2_dev_download(r->dev, r->m, r->err, sizeof r->err) : LT_OK;
     if (st == LT_OK)
-        st = lt_ckpt_save(r->a->output_dir, r->step, r->m, r->o, r->tok, text, r->a->save_total_limit, r->err,
+        st = lt_ckpt_save(r->a->output_dir, r->step, r->m, r->o, r->tok, text, r->a->save_total_limit, r->best_step, r->err,
                           sizeof r->err);
     free(text);
     end_bar(r);
@@ -294,6 +305,17 @@ static int eval_and_log(run_t *r) {
     r->eval_step = r->step, r->eval_loss = el, r->eval_ppl = ppl, r->eval_rows = rows;
     r->t_last = lt_now_s();
     return 0;
+}
+
+/* After an evaluation of the training loop: whether it is the run's new best by the tracked metric (the
+ * Trainer's _determine_best_metric: strictly better than every earlier one). */
+static int track_best(run_t *r) {
+    if (!r->best_metric_name) return 0;
+    const double v = !strcmp(r->best_metric_name, "eval_perplexity") ? r->eval_ppl : r->eval_loss;
+    const int better = r->best_step < 0 || (lt_train_args_greater_is_better(r->a) ? v > r->best_metric
+                                                                                  : v < r->best_metric);
+    if (better) r->best_metric = v, r->best_step = r->step;
+    return better;
 }
 
 /* --do_eval: output_dir/eval_results.json (run_clm's file: the last evaluation's loss and perplexity), atomically */
@@ -392,6 +414,8 @@ int lt_train_run(const lt_train_args *a) {
     memset(&R, 0, sizeof R);
     run_t *r = &R;
     r->a = a;
+    r->best_step = -1;
+    r->best_metric_name = lt_train_args_best_metric(a);
     int rc = 1;
     if (a->threads > 0) omp_set_num_threads(a->threads);
     char resume[1200] = "";
@@ -614,6 +638,9 @@ int lt_train_run(const lt_train_args *a) {
             r->skipped = (long)lk->valuedouble;
         }
         r->saved_step = r->step;
+        const cJSON *bm = cJSON_GetObjectItem(state, "best_metric"), *bs = cJSON_GetObjectItem(state, "best_global_step");
+        if (cJSON_IsNumber(bm) && cJSON_IsNumber(bs) && bs->valuedouble >= 0 && bs->valuedouble <= (double)r->step)
+            r->best_metric = bm->valuedouble, r->best_step = (long)bs->valuedouble;
     } else {
         r->saved_step = -1;
     }
@@ -785,8 +812,12 @@ int lt_train_run(const lt_train_args *a) {
             log_entry(r, e);
             r->loss_sum = 0, r->loss_count = 0, r->tokens_since = 0, r->skipped = 0, r->t_last = lt_now_s();
         }
-        if ((due & LT_EV_EVAL) && r->data.n_val_blocks > 0 && eval_and_log(r)) goto out;
-        if (due & LT_EV_SAVE) {
+        int new_best = 0;
+        if ((due & LT_EV_EVAL) && r->data.n_val_blocks > 0) {
+            if (eval_and_log(r)) goto out;
+            new_best = track_best(r);
+        }
+        if ((due & LT_EV_SAVE) || (new_best && !strcmp(a->save_strategy, "best"))) {
             if (save(r)) {
                 r->err[0] = 0; /* save() printed it */
                 goto out;
@@ -798,14 +829,29 @@ int lt_train_run(const lt_train_args *a) {
             for (int k = 0; k < test_count; k++) raise(test_sig);
     }
     end_bar(r);
+    /* --load_best_model_at_end: the best checkpoint's weights replace the last step's (the Trainer's
+       _load_best_model); --do_eval then measures them */
+    const int best_loaded = a->load_best_model_at_end && r->best_step >= 0 && r->best_step != r->step;
+    if (best_loaded) {
+        char mp[1400];
+        snprintf(mp, sizeof mp, "%.1200s/checkpoint-%ld/model.safetensors", a->output_dir, r->best_step);
+        if (lt_gpt2_load(r->m, mp, r->err, sizeof r->err) ||
+            (r->dev && lt_gpt2_dev_upload(r->dev, r->m, r->err, sizeof r->err)))
+            goto out;
+        printf("loaded the best model: %s/checkpoint-%ld (%s %.4f at step %ld)\n", a->output_dir, r->best_step,
+               r->best_metric_name, r->best_metric, r->best_step);
+    }
     /* --do_eval: the evaluation after the last step (a run resumed at its end has not made one yet) */
-    if (a->do_eval && ((r->eval_step != r->step && eval_and_log(r)) || write_eval_results(r))) goto out;
-    if (r->ev.save.last)
-        printf("done: %ld steps in %.1f s; peak memory (RSS) %ld MiB; model in %s/checkpoint-%ld\n", r->step,
-               lt_now_s() - r->t_start, peak_rss_mb(), a->output_dir, r->step);
-    else
-        printf("done: %ld steps in %.1f s; peak memory (RSS) %ld MiB; no checkpoint (--save_strategy no)\n", r->step,
-               lt_now_s() - r->t_start, peak_rss_mb());
+    if (a->do_eval && (((r->eval_step != r->step || best_loaded) && eval_and_log(r)) || write_eval_results(r)))
+        goto out;
+    printf("done: %ld steps in %.1f s; peak memory (RSS) %ld MiB; ", r->step, lt_now_s() - r->t_start, peak_rss_mb());
+    if (r->saved_step == r->step) printf("model in %s/checkpoint-%ld", a->output_dir, r->step);
+    else if (strcmp(a->save_strategy, "no")) printf("no checkpoint of the last step (--save_strategy best)");
+    else printf("no checkpoint (--save_strategy no)");
+    if (r->best_step >= 0 && strcmp(a->save_strategy, "no"))
+        printf("; best model (%s %.4f) in %s/checkpoint-%ld", r->best_metric_name, r->best_metric, a->output_dir,
+               r->best_step);
+    printf("\n");
     if (r->mem.total) {
         /* on the GPU: what the model allocated at most, plus the optimizer state and cuBLAS's workspace (as planned) */
         size_t measured = r->dev ? lt_gpt2_dev_peak_bytes(r->dev) + lt_optim_state_bytes(r->o) + r->mem.cublas

@@ -235,7 +235,7 @@ for dev in cpu cuda; do
     done <<< "$rows"
 done
 bad "--device must be cpu, cuda or auto" --train_file "$tmp/text.txt" --device tpu
-bad "--save_strategy must be no, steps or epoch" --train_file "$tmp/text.txt" --save_strategy sometimes
+bad "--save_strategy must be no, steps, epoch or best" --train_file "$tmp/text.txt" --save_strategy sometimes
 bad "--threads must be >= 0 (0: all cores)" --train_file "$tmp/text.txt" --threads -1
 # --save_strategy no: trains and logs, writes no checkpoint (not even the final one)
 rm -rf "$tmp/nosave"

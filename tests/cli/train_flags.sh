@@ -5,7 +5,9 @@
 # same as "steps" every steps-per-epoch); eval_on_start evaluates the model before step 1 (the loss an
 # evaluation-only run gives for the same initial model); --do_eval evaluates after the last step and writes
 # eval_results.json, whose loss an evaluation-only run of the last checkpoint reproduces bit for bit; the old and
-# run_clm names (--evaluation_strategy, --tokenizer_name) are the same flags; bad values fail with one line.
+# run_clm names (--evaluation_strategy, --tokenizer_name) are the same flags; the best model is tracked, kept by
+# save_total_limit, saved by --save_strategy best and loaded by --load_best_model_at_end; bad values fail with one
+# line.
 set -u
 BUILD=${BUILD:-build}
 LT="$BUILD/leantrain"
@@ -76,6 +78,36 @@ run toknew --max_steps 2 --tokenizer_name_or_path none --eval_strategy no --save
     { echo "--tokenizer_name / --evaluation_strategy are not their new names' flags"; fail=1; }
 echo "when-flags: ratios, epochs, first step, on start, do_eval as the Trainer's rules say"
 
+# the best model (the Trainer's metric_for_best_model / greater_is_better / load_best_model_at_end): with
+# greater_is_better the first evaluation (the highest loss of a falling curve) stays the best; save_total_limit 1
+# then keeps it beside the newest; at the end its weights are loaded, so --do_eval measures exactly step 3's loss;
+# a run stopped at step 6 and resumed keeps the same best
+B=(--max_steps 12 --logging_steps 3 --eval_steps 3 --save_steps 3 --save_total_limit 1 --load_best_model_at_end
+   --do_eval --metric_for_best_model loss --greater_is_better)
+run best "${B[@]}"
+third=$(grep eval_loss "$tmp/best/log.jsonl" | sed -nE 's/.*"eval_loss":([^,]*),.*"step":3}$/\1/p')
+res=$(sed -nE 's/.*"eval_loss":[[:space:]]*([^,]*),.*/\1/p' "$tmp/best/eval_results.json")
+state() { grep -E '"best_(metric|global_step|model_checkpoint)"' "$1" | tr -d ' \t' | sed "s|$tmp/[a-z]*/||"; }
+[ "$(ls "$tmp/best" | grep checkpoint- | sort | tr '\n' ' ')" = "checkpoint-12 checkpoint-3 " ] && [ -n "$third" ] &&
+    [ "$third" = "$res" ] && grep -q "loaded the best model: $tmp/best/checkpoint-3 (eval_loss" "$tmp/best.log" &&
+    state "$tmp/best/checkpoint-12/trainer_state.json" | grep -qx '"best_global_step":3,' ||
+    { echo "best model: kept $(ls "$tmp/best"), step 3 $third, eval_results $res"; cat "$tmp/best.log"; fail=1; }
+LT_TEST_SIGNAL=TERM@6 "$LT" train "${M[@]}" "${B[@]}" --output_dir "$tmp/bestr" > "$tmp/bestr.log" 2>&1
+"$LT" train "${M[@]}" "${B[@]}" --output_dir "$tmp/bestr" --resume_from_checkpoint latest >> "$tmp/bestr.log" 2>&1 ||
+    { echo "best model: the resumed run failed"; cat "$tmp/bestr.log"; fail=1; }
+[ "$(state "$tmp/bestr/checkpoint-12/trainer_state.json")" = "$(state "$tmp/best/checkpoint-12/trainer_state.json")" ] &&
+    cmp -s "$tmp/bestr/eval_results.json" "$tmp/best/eval_results.json" ||
+    { echo "best model: a resumed run lost the best"; state "$tmp/bestr/checkpoint-12/trainer_state.json"; fail=1; }
+# --save_strategy best: a checkpoint exactly at each evaluation that set a new lowest loss (read off the log)
+run sbest --max_steps 16 --learning_rate 3e-2 --logging_steps 2 --eval_steps 2 --save_strategy best --eval_max_batches 1
+want=$(grep eval_loss "$tmp/sbest/log.jsonl" | sed -E 's/.*"eval_loss":([^,]*),.*"step":([0-9]+)}$/\2 \1/' |
+       awk 'NR == 1 || $2 < best { best = $2; printf "checkpoint-%s ", $1 }')
+got=$(ls "$tmp/sbest" | grep checkpoint- | sort -t- -k2 -n | tr '\n' ' ')
+case "$want" in *checkpoint-16\ ) endline="model in $tmp/sbest/checkpoint-16" ;; *) endline="no checkpoint of the last step (--save_strategy best)" ;; esac
+[ -n "$want" ] && [ "$got" = "$want" ] && grep -qF "$endline" "$tmp/sbest.log" ||
+    { echo "--save_strategy best: checkpoints $got, new bests at $want"; cat "$tmp/sbest/log.jsonl"; fail=1; }
+echo "best model: tracked, kept, loaded and resumed as the Trainer does"
+
 bad() { # expected-message-substring, args...
     local want="$1"; shift
     rm -rf "$tmp/out"
@@ -87,9 +119,15 @@ bad() { # expected-message-substring, args...
 bad "--logging_steps: bad value '2.5': expected a whole number of steps, or a ratio in (0, 1)" "${M[@]}" --logging_steps 2.5
 bad "--warmup_steps: bad value '-1'" "${M[@]}" --warmup_steps -1
 bad "--eval_strategy must be no, steps or epoch" "${M[@]}" --eval_strategy sometimes
-bad "--save_strategy best needs metric_for_best_model" "${M[@]}" --save_strategy best
 bad "--report_to: leantrain reports to no service" "${M[@]}" --report_to wandb
 bad "--do_train false leaves nothing to do: add --do_eval" "${M[@]}" --do_train false
 bad "--logging_steps must be > 0" "${M[@]}" --logging_steps 0
+bad "--load_best_model_at_end and --save_strategy best need evaluations" "${M[@]}" --load_best_model_at_end --eval_strategy no
+bad "--load_best_model_at_end and --save_strategy best need evaluations" "${M[@]}" --save_strategy best --eval_steps 0
+bad "--load_best_model_at_end needs --save_strategy to match --eval_strategy" "${M[@]}" --load_best_model_at_end --save_strategy epoch
+bad "--load_best_model_at_end needs --save_steps to be a multiple of --eval_steps" "${M[@]}" --load_best_model_at_end --save_steps 5 --eval_steps 2
+bad "--load_best_model_at_end needs --save_steps to be a multiple of --eval_steps" "${M[@]}" --load_best_model_at_end --save_steps 4 --eval_steps 0.5
+bad "--metric_for_best_model: leantrain's evaluation measures loss and perplexity" "${M[@]}" --metric_for_best_model accuracy
+bad "--save_strategy must be no, steps, epoch or best" "${M[@]}" --save_strategy sometimes
 [ $fail -eq 0 ] && rm -rf "$tmp"
 exit $fail
