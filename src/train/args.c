@@ -2,6 +2,7 @@
 #include "train/args.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -39,6 +40,7 @@ void lt_train_args_default(lt_train_args *a) {
     a->greater_is_better = -1;
     snprintf(a->output_dir, sizeof a->output_dir, "trainer_output");
     a->seed = 42;
+    a->data_seed = ULLONG_MAX; /* = seed unless given */
     snprintf(a->model_preset, sizeof a->model_preset, "custom");
     a->n_layer = 4;
     a->n_embd = 128;
@@ -89,6 +91,8 @@ static const arg_def ARGS[] = {
     {"eval_steps", A_STEPS, S(eval_steps),
      "evaluate every N steps (or a ratio in (0, 1) of the steps); default: logging_steps; 0: never"},
     {"eval_on_start", A_BOOL, S(eval_on_start), "evaluate before the first step (each start, resumes too)"},
+    {"eval_delay", A_DOUBLE, S(eval_delay),
+     "no evaluation before this step (eval_strategy steps) or epoch (epoch); the --do_eval one is not delayed [0]"},
     {"eval_max_batches", A_LONG, S(eval_max_batches), "cap on validation batches per evaluation; 0: all [0]"},
     {"do_train", A_BOOL, S(do_train), "train (run_clm's flag); false with --do_eval: only evaluate [true]"},
     {"do_eval", A_BOOL, S(do_eval),
@@ -97,6 +101,8 @@ static const arg_def ARGS[] = {
     {"save_steps", A_STEPS, S(save_steps),
      "checkpoint every N steps (or a ratio in (0, 1) of the steps); 0: only at the end [500]"},
     {"save_total_limit", A_INT, S(save_total_limit), "keep the newest N checkpoints; 0: all [0]"},
+    {"save_only_model", A_BOOL, S(save_only_model),
+     "checkpoints without the optimizer state (a third of AdamW's size): they load as models, never resume"},
     {"save_strategy", A_STR, S(save_strategy),
      "steps: every save_steps and at the end; epoch: each epoch's last step; best: at each new best evaluation; "
      "no: no checkpoint at all [steps]"},
@@ -109,7 +115,8 @@ static const arg_def ARGS[] = {
     {"output_dir", A_STR, S(output_dir), "[trainer_output]"},
     {"overwrite_output_dir", A_BOOL, S(overwrite_output_dir), "train into an output_dir that has checkpoints"},
     {"resume_from_checkpoint", A_STR, S(resume_from_checkpoint), "a checkpoint directory, or latest"},
-    {"seed", A_U64, S(seed), "[42]"},
+    {"seed", A_U64, S(seed), "the initialisation, the dropout masks and (unless --data_seed) the data order [42]"},
+    {"data_seed", A_U64, S(data_seed), "the order of the training blocks [--seed]"},
     {"gradient_checkpointing", A_BOOL, S(gradient_checkpointing), "keep only block inputs; recompute in backward"},
     {"optim_in_backward", A_BOOL, S(optim_in_backward),
      "step each parameter as soon as its gradient is final (needs --max_grad_norm 0, accumulation 1)"},
@@ -249,6 +256,7 @@ lt_status lt_train_args_parse(lt_train_args *a, int argc, char **argv, char *err
         if (set_value(a, d, val, err, errlen)) return LT_ERR_ARG;
     }
     if (a->eval_steps < 0) a->eval_steps = a->logging_steps;
+    if (a->data_seed == ULLONG_MAX) a->data_seed = a->seed;
     return lt_train_args_check(a, err, errlen);
 }
 
@@ -340,6 +348,7 @@ lt_status lt_train_args_check(const lt_train_args *a, char *err, size_t errlen) 
          "--load_best_model_at_end needs --save_steps to be a multiple of --eval_steps (both whole numbers, or both "
          "ratios), so that every checkpoint has its evaluation"},
         {a->save_total_limit < 0, "--save_total_limit must be >= 0"},
+        {a->eval_delay < 0, "--eval_delay must be >= 0"},
         {strcmp(a->report_to, "none") && strcmp(a->report_to, "all"),
          "--report_to: leantrain reports to no service (its log is output_dir/log.jsonl): pass none"},
         {!a->do_train && !a->do_eval, "--do_train false leaves nothing to do: add --do_eval to only evaluate"},

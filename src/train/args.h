@@ -38,6 +38,9 @@ typedef struct lt_train_args {
     char output_dir[512];
     char resume_from_checkpoint[512]; /* "", a directory, or "latest" */
     unsigned long long seed;
+    unsigned long long data_seed; /* the training blocks' order; the Trainer's default: seed (ULLONG_MAX until parsed) */
+    double eval_delay;         /* no evaluation before this step (eval_strategy steps) or epoch (epoch) */
+    int save_only_model;       /* checkpoints without optimizer.safetensors (smaller; they cannot be resumed) */
     int overwrite_output_dir;
     /* memory methods */
     int gradient_checkpointing, optim_in_backward, bf16, fp16, pure_bf16;

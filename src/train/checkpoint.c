@@ -151,7 +151,7 @@ lt_status lt_ckpt_save(const char *output_dir, long step, const lt_gpt2 *m, lt_o
     snprintf(path, sizeof path, "%s/model.safetensors", tmp);
     if ((st = lt_gpt2_save(m, path, err, errlen))) goto fail;
     snprintf(path, sizeof path, "%s/optimizer.safetensors", tmp);
-    if ((st = lt_optim_save(o, path))) {
+    if (o && (st = lt_optim_save(o, path))) {
         snprintf(err, errlen, "%s", lt_optim_error(o));
         goto fail;
     }

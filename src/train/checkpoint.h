@@ -17,7 +17,8 @@
 #include "tokenizer/tokenizer.h"
 
 /* Writes checkpoint-<step> under output_dir (created if missing), with the
- * tokenizer's files when tok is not NULL, and then deletes the oldest
+ * tokenizer's files when tok is not NULL and the optimizer's state when o is
+ * not NULL (--save_only_model: NULL), and then deletes the oldest
  * checkpoints beyond save_total_limit (0 keeps all), never checkpoint-<keep>
  * (the best model's; -1: none), as the Trainer rotates them: the best counts
  * as the second newest, and a limit of 1 keeps 2 while the best is not the

@@ -31,6 +31,8 @@ lt_events lt_events_make(const lt_train_args *a, long total_steps, long steps_pe
     /* eval_steps 0 has always meant no evaluation at all here (the Trainer refuses it) */
     if (lt_every_parse(a->eval_strategy) == LT_EVERY_STEPS && ev.eval.every == 0) ev.eval.last = 0;
     ev.save = rule(a->save_strategy, a->save_steps, total_steps, steps_per_epoch);
+    const double per = lt_every_parse(a->eval_strategy) == LT_EVERY_EPOCH ? (double)(steps_per_epoch > 0 ? steps_per_epoch : 1) : 1.0;
+    ev.eval_from = (long)ceil(a->eval_delay * per - 1e-9);
     ev.log_first = a->logging_first_step; /* the Trainer logs step 1 then whatever logging_strategy says */
     return ev;
 }
@@ -42,7 +44,7 @@ static int due(const lt_event_rule *r, long step, long total) {
 int lt_events_at(const lt_events *ev, long step) {
     int m = 0;
     if (due(&ev->log, step, ev->total) || (ev->log_first && step == 1)) m |= LT_EV_LOG;
-    if (due(&ev->eval, step, ev->total)) m |= LT_EV_EVAL;
+    if (due(&ev->eval, step, ev->total) && step >= ev->eval_from) m |= LT_EV_EVAL;
     if (due(&ev->save, step, ev->total)) m |= LT_EV_SAVE;
     return m;
 }

@@ -23,6 +23,7 @@ typedef struct lt_event_rule {
 
 typedef struct lt_events {
     lt_event_rule log, eval, save;
+    long eval_from; /* eval_delay: no evaluation before this step */
     int log_first; /* logging_first_step: step 1 too */
     long total;    /* the run's optimizer steps */
 } lt_events;
@@ -34,6 +35,9 @@ enum { LT_EV_LOG = 1, LT_EV_EVAL = 2, LT_EV_SAVE = 4 };
  * last step (eval_steps 0: never; save_steps 0: only at the last step), "epoch" at each epoch's last step and at
  * the run's, "no" never. (--do_eval's evaluation after the run is the trainer's, as in run_clm.) */
 lt_events lt_events_make(const lt_train_args *a, long total_steps, long steps_per_epoch);
+
+/* eval_delay (a->eval_delay) counts steps for eval_strategy steps and epochs for epoch: an evaluation is due only
+ * from the step where it is reached (the Trainer compares it with global_step or the epoch). */
 
 /* The events due after optimizer step `step` (1-based): a mask of LT_EV_LOG, LT_EV_EVAL, LT_EV_SAVE. */
 int lt_events_at(const lt_events *ev, long step);

@@ -170,7 +170,10 @@ static cJSON *state_json(run_t *r) {
     cJSON_AddNumberToObject(d, "index", (double)r->data.index);
     char seed[32];
     snprintf(seed, sizeof seed, "%llu", r->a->seed);
-    cJSON_AddStringToObject(j, "seed", seed); /* the data order is a function of (seed, epoch): no other RNG */
+    cJSON_AddStringToObject(j, "seed", seed);
+    snprintf(seed, sizeof seed, "%llu", r->a->data_seed);
+    cJSON_AddStringToObject(j, "data_seed", seed); /* the data order is a function of (data_seed, epoch): no other RNG */
+    if (r->a->save_only_model) cJSON_AddTrueToObject(j, "save_only_model");
     cJSON *s = cJSON_AddObjectToObject(j, "lr_scheduler");
     cJSON_AddStringToObject(s, "type", r->a->lr_scheduler_type);
     cJSON_AddNumberToObject(s, "warmup_steps", (double)r->warmup);
@@ -220,8 +223,8 @@ static int save(run_t *r) {
     /* the GPU's weights come home first: checkpoints are written from the host model */
     lt_status st = r->dev ? lt_gpt2_dev_download(r->dev, r->m, r->err, sizeof r->err) : LT_OK;
     if (st == LT_OK)
-        st = lt_ckpt_save(r->a->output_dir, r->step, r->m, r->o, r->tok, text, r->a->save_total_limit, r->best_step, r->err,
-                          sizeof r->err);
+        st = lt_ckpt_save(r->a->output_dir, r->step, r->m, r->a->save_only_model ? NULL : r->o, r->tok, text,
+                          r->a->save_total_limit, r->best_step, r->err, sizeof r->err);
     free(text);
     end_bar(r);
     if (st) {
@@ -482,7 +485,7 @@ int lt_train_run(const lt_train_args *a) {
     r->B = a->per_device_train_batch_size;
     r->accum = a->gradient_accumulation_steps;
     if (lt_data_open_tok(&r->data, train_file, a->validation_file, a->validation_split_percentage, r->T,
-                         cfg.vocab_size, a->seed, r->tok, a->threads, r->err, sizeof r->err))
+                         cfg.vocab_size, a->data_seed, r->tok, a->threads, r->err, sizeof r->err))
         goto out;
     if (lt_gpt2_create(&cfg, &r->m, r->err, sizeof r->err)) goto out;
     int on_gpu = lt_train_args_on_gpu(a);
@@ -591,7 +594,15 @@ int lt_train_run(const lt_train_args *a) {
     r->loss_scale = a->fp16 ? a->fp16_init_scale : 1.0;
     if (state) {
         snprintf(path, sizeof path, "%s/optimizer.safetensors", resume);
-        if (lt_optim_load(r->o, path)) {
+        if (a->do_train && access(path, F_OK) != 0 && errno == ENOENT) {
+            snprintf(r->err, sizeof r->err,
+                     "--resume_from_checkpoint %.400s: it has no optimizer.safetensors (a --save_only_model checkpoint), "
+                     "so training cannot resume from it; start a new run from its weights with --model_name_or_path "
+                     "%.400s",
+                     resume, resume);
+            goto out;
+        }
+        if (a->do_train && lt_optim_load(r->o, path)) {
             snprintf(r->err, sizeof r->err, "%s", lt_optim_error(r->o));
             goto out;
         }

@@ -76,6 +76,11 @@ run tokold --max_steps 2 --tokenizer_name none --evaluation_strategy no --save_s
 run toknew --max_steps 2 --tokenizer_name_or_path none --eval_strategy no --save_strategy no
 [ "$(notps "$tmp/tokold/log.jsonl")" = "$(notps "$tmp/toknew/log.jsonl")" ] && ! grep -q eval_loss "$tmp/toknew/log.jsonl" ||
     { echo "--tokenizer_name / --evaluation_strategy are not their new names' flags"; fail=1; }
+# eval_delay: steps for eval_strategy steps (none before step 5), epochs for epoch (none before the second epoch)
+run delay --max_steps 10 --eval_steps 2 --eval_delay 5 --save_strategy no
+run delayep --num_train_epochs 3 --eval_strategy epoch --eval_delay 2 --logging_steps 1000 --save_strategy no
+[ "$(steps_of "$tmp/delay/log.jsonl" eval_loss)" = "6 8 10 " ] && [ "$(steps_of "$tmp/delayep/log.jsonl" eval_loss)" = "110 165 " ] ||
+    { echo "eval_delay: evaluations at $(steps_of "$tmp/delay/log.jsonl" eval_loss) / $(steps_of "$tmp/delayep/log.jsonl" eval_loss)"; fail=1; }
 echo "when-flags: ratios, epochs, first step, on start, do_eval as the Trainer's rules say"
 
 # the best model (the Trainer's metric_for_best_model / greater_is_better / load_best_model_at_end): with
@@ -108,6 +113,30 @@ case "$want" in *checkpoint-16\ ) endline="model in $tmp/sbest/checkpoint-16" ;;
     { echo "--save_strategy best: checkpoints $got, new bests at $want"; cat "$tmp/sbest/log.jsonl"; fail=1; }
 echo "best model: tracked, kept, loaded and resumed as the Trainer does"
 
+# --data_seed orders the data and nothing else: the same initial model as --seed's (its loss on start), other
+# training losses; equal to --seed it is the run without it
+run dseed --max_steps 3 --eval_on_start --logging_steps 1 --eval_steps 0 --save_strategy no --data_seed 8
+run dsame --max_steps 3 --eval_on_start --logging_steps 1 --eval_steps 0 --save_strategy no --data_seed 7
+run dnone --max_steps 3 --eval_on_start --logging_steps 1 --eval_steps 0 --save_strategy no
+[ "$(head -1 "$tmp/dseed/log.jsonl")" = "$(head -1 "$tmp/dnone/log.jsonl")" ] &&
+    [ "$(notps "$tmp/dsame/log.jsonl")" = "$(notps "$tmp/dnone/log.jsonl")" ] &&
+    [ "$(notps "$tmp/dseed/log.jsonl" | tail -n +2)" != "$(notps "$tmp/dnone/log.jsonl" | tail -n +2)" ] ||
+    { echo "--data_seed: not the data order alone"; cat "$tmp/dseed/log.jsonl" "$tmp/dnone/log.jsonl"; fail=1; }
+# --save_only_model: the same weights as a full checkpoint's, no optimizer state; resuming from it is refused with
+# what to do instead, and it still loads as a model
+run full --max_steps 4 --save_steps 2 --eval_steps 0
+run lean --max_steps 4 --save_steps 2 --eval_steps 0 --save_only_model
+out=$("$LT" train "${M[@]}" --max_steps 6 --save_steps 2 --eval_steps 0 --save_only_model --output_dir "$tmp/lean" \
+      --resume_from_checkpoint latest 2>&1); rc=$?
+cmp -s "$tmp/lean/checkpoint-4/model.safetensors" "$tmp/full/checkpoint-4/model.safetensors" &&
+    [ ! -e "$tmp/lean/checkpoint-4/optimizer.safetensors" ] && [ -e "$tmp/full/checkpoint-4/optimizer.safetensors" ] &&
+    [ $rc -ne 0 ] && echo "$out" | grep -qF "(a --save_only_model checkpoint), so training cannot resume from it; start a new run from its weights with --model_name_or_path" &&
+    [ ! -e "$tmp/lean/checkpoint-6" ] &&
+    "$LT" train "${M[@]}" --model_name_or_path "$tmp/lean/checkpoint-4" --max_steps 1 --eval_steps 0 --save_strategy no \
+        --output_dir "$tmp/fromlean" > /dev/null 2>&1 ||
+    { echo "--save_only_model: rc=$rc $out"; ls "$tmp/lean/checkpoint-4"; fail=1; }
+echo "data_seed, save_only_model: as the Trainer's"
+
 bad() { # expected-message-substring, args...
     local want="$1"; shift
     rm -rf "$tmp/out"
@@ -129,5 +158,6 @@ bad "--load_best_model_at_end needs --save_steps to be a multiple of --eval_step
 bad "--load_best_model_at_end needs --save_steps to be a multiple of --eval_steps" "${M[@]}" --load_best_model_at_end --save_steps 4 --eval_steps 0.5
 bad "--metric_for_best_model: leantrain's evaluation measures loss and perplexity" "${M[@]}" --metric_for_best_model accuracy
 bad "--save_strategy must be no, steps, epoch or best" "${M[@]}" --save_strategy sometimes
+bad "--eval_delay must be >= 0" "${M[@]}" --eval_delay -1
 [ $fail -eq 0 ] && rm -rf "$tmp"
 exit $fail
