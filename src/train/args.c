@@ -151,6 +151,8 @@ static const arg_def ARGS[] = {
     {"validation_file", A_STR, S(validation_file), "default: the last validation_split_percentage of train_file"},
     {"validation_split_percentage", A_DOUBLE, S(validation_split_percentage), "[5]"},
     {"block_size", A_INT, S(block_size), "tokens per sequence; 0: n_positions [0]"},
+    {"max_train_samples", A_LONG, S(max_train_samples), "train on the first N blocks of the training split; 0: all [0]"},
+    {"max_eval_samples", A_LONG, S(max_eval_samples), "evaluate on the first N blocks of the validation split; 0: all [0]"},
     {"threads", A_INT, S(threads), "OpenMP threads; 0: all cores [0]"},
     {"device", A_STR, S(device), "cpu, cuda, or auto: cuda when a GPU is present [auto]"},
 };
@@ -349,6 +351,8 @@ lt_status lt_train_args_check(const lt_train_args *a, char *err, size_t errlen) 
          "ratios), so that every checkpoint has its evaluation"},
         {a->save_total_limit < 0, "--save_total_limit must be >= 0"},
         {a->eval_delay < 0, "--eval_delay must be >= 0"},
+        {a->max_train_samples < 0, "--max_train_samples must be >= 0 (0: all)"},
+        {a->max_eval_samples < 0, "--max_eval_samples must be >= 0 (0: all)"},
         {strcmp(a->report_to, "none") && strcmp(a->report_to, "all"),
          "--report_to: leantrain reports to no service (its log is output_dir/log.jsonl): pass none"},
         {!a->do_train && !a->do_eval, "--do_train false leaves nothing to do: add --do_eval to only evaluate"},

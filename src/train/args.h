@@ -57,6 +57,7 @@ typedef struct lt_train_args {
     char train_file[512], validation_file[512];
     double validation_split_percentage;
     int block_size;               /* 0: the model's n_positions */
+    long max_train_samples, max_eval_samples; /* run_clm's: the first N training / validation blocks; 0: all */
     int threads;                  /* 0: OpenMP's default */
     char device[16];              /* "cpu", "cuda" or "auto" (cuda when a GPU is present) */
 } lt_train_args;

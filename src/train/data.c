@@ -93,6 +93,12 @@ fail:
     return st;
 }
 
+void lt_data_limit(lt_data *d, size_t max_train, size_t max_val) {
+    if (max_train > 0 && max_train < d->n_train_blocks) d->n_train_blocks = max_train;
+    if (max_val > 0 && max_val < d->n_val_blocks) d->n_val_blocks = max_val;
+    make_order(d);
+}
+
 void lt_data_close(lt_data *d) {
     lt_tokens_close(&d->train);
     lt_tokens_close(&d->val);

@@ -37,6 +37,10 @@ lt_status lt_data_open_tok(lt_data *d, const char *train_file, const char *valid
                            int vocab, unsigned long long seed, const lt_tokenizer *tok, int threads, char *err,
                            size_t errlen);
 
+/* run_clm's max_train_samples / max_eval_samples: keeps the first max_train training blocks and the first max_val
+ * validation blocks, in file order (0: all), and draws the order again over what is left. */
+void lt_data_limit(lt_data *d, size_t max_train, size_t max_val);
+
 void lt_data_close(lt_data *d);
 
 /* Moves to (epoch, index): the position a checkpoint recorded. */

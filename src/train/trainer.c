@@ -487,6 +487,7 @@ int lt_train_run(const lt_train_args *a) {
     if (lt_data_open_tok(&r->data, train_file, a->validation_file, a->validation_split_percentage, r->T,
                          cfg.vocab_size, a->data_seed, r->tok, a->threads, r->err, sizeof r->err))
         goto out;
+    lt_data_limit(&r->data, (size_t)a->max_train_samples, (size_t)a->max_eval_samples);
     if (lt_gpt2_create(&cfg, &r->m, r->err, sizeof r->err)) goto out;
     int on_gpu = lt_train_args_on_gpu(a);
     if (a->tf32 && !on_gpu) {

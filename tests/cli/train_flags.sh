@@ -135,6 +135,19 @@ cmp -s "$tmp/lean/checkpoint-4/model.safetensors" "$tmp/full/checkpoint-4/model.
     "$LT" train "${M[@]}" --model_name_or_path "$tmp/lean/checkpoint-4" --max_steps 1 --eval_steps 0 --save_strategy no \
         --output_dir "$tmp/fromlean" > /dev/null 2>&1 ||
     { echo "--save_only_model: rc=$rc $out"; ls "$tmp/lean/checkpoint-4"; fail=1; }
+# run_clm's --max_train_samples / --max_eval_samples: the first N blocks, in file order. Training on the first 40
+# blocks of text.txt is training on a file of exactly those 40 x 32 + 1 bytes (the same shuffles of 40 blocks);
+# the first 16 validation blocks are what --eval_max_batches 2 (of 8) evaluates
+head -c 1281 "$tmp/text.txt" > "$tmp/text40.txt"
+tail -c 4000 "$tmp/text.txt" > "$tmp/val.txt"
+V=(--validation_file "$tmp/val.txt" --num_train_epochs 4 --per_device_train_batch_size 4 --logging_steps 2 --eval_steps 5 --save_strategy no)
+run maxtr "${V[@]}" --max_train_samples 40
+run cut40 "${V[@]}" --train_file "$tmp/text40.txt"
+run maxev --max_steps 4 --eval_steps 2 --save_strategy no --eval_max_batches 0 --max_eval_samples 16
+run evb2 --max_steps 4 --eval_steps 2 --save_strategy no
+grep -q "^data: 40 training blocks" "$tmp/maxtr.log" && [ "$(notps "$tmp/maxtr/log.jsonl")" = "$(notps "$tmp/cut40/log.jsonl")" ] &&
+    [ "$(notps "$tmp/maxev/log.jsonl")" = "$(notps "$tmp/evb2/log.jsonl")" ] && grep -q eval_loss "$tmp/maxev/log.jsonl" ||
+    { echo "--max_train_samples / --max_eval_samples: not the first blocks"; grep '^data' "$tmp/maxtr.log" "$tmp/cut40.log"; fail=1; }
 echo "data_seed, save_only_model: as the Trainer's"
 
 bad() { # expected-message-substring, args...
@@ -159,5 +172,6 @@ bad "--load_best_model_at_end needs --save_steps to be a multiple of --eval_step
 bad "--metric_for_best_model: leantrain's evaluation measures loss and perplexity" "${M[@]}" --metric_for_best_model accuracy
 bad "--save_strategy must be no, steps, epoch or best" "${M[@]}" --save_strategy sometimes
 bad "--eval_delay must be >= 0" "${M[@]}" --eval_delay -1
+bad "--max_train_samples must be >= 0 (0: all)" "${M[@]}" --max_train_samples -3
 [ $fail -eq 0 ] && rm -rf "$tmp"
 exit $fail
