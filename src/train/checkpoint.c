@@ -192,6 +192,17 @@ fail:
     return st;
 }
 
+lt_status lt_ckpt_save_model(const char *dir, const lt_gpt2 *m, const lt_tokenizer *tok, char *err, size_t errlen) {
+    char path[1400];
+    lt_status st = mkdir_p(dir, err, errlen);
+    if (st) return st;
+    snprintf(path, sizeof path, "%.1200s/model.safetensors", dir);
+    if ((st = lt_gpt2_save(m, path, err, errlen))) return st;
+    if (tok && (st = lt_tokenizer_save(tok, dir, err, errlen))) return st;
+    snprintf(path, sizeof path, "%.1200s/config.json", dir);
+    return lt_ckpt_write_config(path, &m->cfg, err, errlen);
+}
+
 lt_status lt_ckpt_latest(const char *output_dir, char *out, size_t outlen, char *err, size_t errlen) {
     int n;
     long *steps = list_steps(output_dir, &n);

@@ -26,6 +26,10 @@
 lt_status lt_ckpt_save(const char *output_dir, long step, const lt_gpt2 *m, lt_optim *o, const lt_tokenizer *tok,
                        const char *trainer_state_json, int save_total_limit, long keep, char *err, size_t errlen);
 
+/* The model alone into folder dir (created if missing), as run_clm's final save_model leaves output_dir:
+ * model.safetensors, config.json and, when tok is not NULL, the tokenizer's files, each written atomically. */
+lt_status lt_ckpt_save_model(const char *dir, const lt_gpt2 *m, const lt_tokenizer *tok, char *err, size_t errlen);
+
 /* The newest complete checkpoint folder under output_dir into out; LT_ERR_IO
  * with a message when there is none. */
 lt_status lt_ckpt_latest(const char *output_dir, char *out, size_t outlen, char *err, size_t errlen);

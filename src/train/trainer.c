@@ -853,13 +853,21 @@ int lt_train_run(const lt_train_args *a) {
         printf("loaded the best model: %s/checkpoint-%ld (%s %.4f at step %ld)\n", a->output_dir, r->best_step,
                r->best_metric_name, r->best_metric, r->best_step);
     }
+    /* the final model (the best, once loaded) in output_dir itself, as run_clm's save_model leaves it, unless
+       --save_strategy no asked for no files */
+    if (strcmp(a->save_strategy, "no")) {
+        if ((r->dev && !best_loaded && lt_gpt2_dev_download(r->dev, r->m, r->err, sizeof r->err)) ||
+            lt_ckpt_save_model(a->output_dir, r->m, r->tok, r->err, sizeof r->err))
+            goto out;
+        printf("saved the %s model in %s\n", best_loaded ? "best" : "final", a->output_dir);
+    }
     /* --do_eval: the evaluation after the last step (a run resumed at its end has not made one yet) */
     if (a->do_eval && (((r->eval_step != r->step || best_loaded) && eval_and_log(r)) || write_eval_results(r)))
         goto out;
     printf("done: %ld steps in %.1f s; peak memory (RSS) %ld MiB; ", r->step, lt_now_s() - r->t_start, peak_rss_mb());
-    if (r->saved_step == r->step) printf("model in %s/checkpoint-%ld", a->output_dir, r->step);
-    else if (strcmp(a->save_strategy, "no")) printf("no checkpoint of the last step (--save_strategy best)");
-    else printf("no checkpoint (--save_strategy no)");
+    if (!strcmp(a->save_strategy, "no")) printf("no checkpoint (--save_strategy no)");
+    else if (r->saved_step == r->step) printf("model in %s and %s/checkpoint-%ld", a->output_dir, a->output_dir, r->step);
+    else printf("model in %s (no checkpoint of the last step: --save_strategy best)", a->output_dir);
     if (r->best_step >= 0 && strcmp(a->save_strategy, "no"))
         printf("; best model (%s %.4f) in %s/checkpoint-%ld", r->best_metric_name, r->best_metric, a->output_dir,
                r->best_step);

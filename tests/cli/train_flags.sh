@@ -6,8 +6,8 @@
 # evaluation-only run gives for the same initial model); --do_eval evaluates after the last step and writes
 # eval_results.json, whose loss an evaluation-only run of the last checkpoint reproduces bit for bit; the old and
 # run_clm names (--evaluation_strategy, --tokenizer_name) are the same flags; the best model is tracked, kept by
-# save_total_limit, saved by --save_strategy best and loaded by --load_best_model_at_end; bad values fail with one
-# line.
+# save_total_limit, saved by --save_strategy best and loaded by --load_best_model_at_end; output_dir itself holds
+# the final model (the best one, once loaded) unless --save_strategy no; bad values fail with one line.
 set -u
 BUILD=${BUILD:-build}
 LT="$BUILD/leantrain"
@@ -47,7 +47,7 @@ grep -q "110 steps" "$tmp/epoch.log" && [ "$(notps "$tmp/epoch/log.jsonl")" = "$
 # no: nothing logged, evaluated or saved during the run; --do_eval still evaluates after the last step
 run quiet --max_steps 4 --logging_strategy no --evaluation_strategy no --save_strategy no --do_eval
 [ "$(steps_of "$tmp/quiet/log.jsonl" loss)" = "" ] && [ "$(steps_of "$tmp/quiet/log.jsonl" eval_loss)" = "4 " ] &&
-    ! ls "$tmp/quiet" | grep -q checkpoint- && [ -s "$tmp/quiet/eval_results.json" ] ||
+    ! ls "$tmp/quiet" | grep -q checkpoint- && [ -s "$tmp/quiet/eval_results.json" ] && [ ! -e "$tmp/quiet/model.safetensors" ] ||
     { echo "strategies no + --do_eval: $(ls "$tmp/quiet")"; cat "$tmp/quiet/log.jsonl"; fail=1; }
 
 # eval_on_start: the initial model's loss, which an evaluation-only run of the same initial model (--seed) gives
@@ -68,7 +68,8 @@ cp "$tmp/final/log.jsonl" "$tmp/final.jsonl"
     --output_dir "$tmp/final" > "$tmp/final-eval.log" 2>&1 || { echo "evaluation-only run failed"; cat "$tmp/final-eval.log"; fail=1; }
 again=$(sed -nE 's/.*"eval_loss":[[:space:]]*([^,]*),.*/\1/p' "$tmp/final/eval_results.json")
 [ "$(steps_of "$tmp/final/log.jsonl" eval_loss)" = "4 6 " ] && [ -n "$last" ] && [ "$last" = "$res" ] && [ "$res" = "$again" ] &&
-    cmp -s "$tmp/final/log.jsonl" "$tmp/final.jsonl" && grep -q "without training (--do_train false)" "$tmp/final-eval.log" ||
+    cmp -s "$tmp/final/log.jsonl" "$tmp/final.jsonl" && grep -q "without training (--do_train false)" "$tmp/final-eval.log" &&
+    cmp -s "$tmp/final/model.safetensors" "$tmp/final/checkpoint-6/model.safetensors" && [ -s "$tmp/final/config.json" ] ||
     { echo "--do_eval: log $last, eval_results.json $res, evaluation-only $again"; cat "$tmp/final/log.jsonl"; fail=1; }
 
 # the run_clm / old names are the same flags
@@ -95,7 +96,8 @@ res=$(sed -nE 's/.*"eval_loss":[[:space:]]*([^,]*),.*/\1/p' "$tmp/best/eval_resu
 state() { grep -E '"best_(metric|global_step|model_checkpoint)"' "$1" | tr -d ' \t' | sed "s|$tmp/[a-z]*/||"; }
 [ "$(ls "$tmp/best" | grep checkpoint- | sort | tr '\n' ' ')" = "checkpoint-12 checkpoint-3 " ] && [ -n "$third" ] &&
     [ "$third" = "$res" ] && grep -q "loaded the best model: $tmp/best/checkpoint-3 (eval_loss" "$tmp/best.log" &&
-    state "$tmp/best/checkpoint-12/trainer_state.json" | grep -qx '"best_global_step":3,' ||
+    state "$tmp/best/checkpoint-12/trainer_state.json" | grep -qx '"best_global_step":3,' &&
+    cmp -s "$tmp/best/model.safetensors" "$tmp/best/checkpoint-3/model.safetensors" ||
     { echo "best model: kept $(ls "$tmp/best"), step 3 $third, eval_results $res"; cat "$tmp/best.log"; fail=1; }
 LT_TEST_SIGNAL=TERM@6 "$LT" train "${M[@]}" "${B[@]}" --output_dir "$tmp/bestr" > "$tmp/bestr.log" 2>&1
 "$LT" train "${M[@]}" "${B[@]}" --output_dir "$tmp/bestr" --resume_from_checkpoint latest >> "$tmp/bestr.log" 2>&1 ||
@@ -108,7 +110,7 @@ run sbest --max_steps 16 --learning_rate 3e-2 --logging_steps 2 --eval_steps 2 -
 want=$(grep eval_loss "$tmp/sbest/log.jsonl" | sed -E 's/.*"eval_loss":([^,]*),.*"step":([0-9]+)}$/\2 \1/' |
        awk 'NR == 1 || $2 < best { best = $2; printf "checkpoint-%s ", $1 }')
 got=$(ls "$tmp/sbest" | grep checkpoint- | sort -t- -k2 -n | tr '\n' ' ')
-case "$want" in *checkpoint-16\ ) endline="model in $tmp/sbest/checkpoint-16" ;; *) endline="no checkpoint of the last step (--save_strategy best)" ;; esac
+case "$want" in *checkpoint-16\ ) endline="model in $tmp/sbest and $tmp/sbest/checkpoint-16" ;; *) endline="(no checkpoint of the last step: --save_strategy best)" ;; esac
 [ -n "$want" ] && [ "$got" = "$want" ] && grep -qF "$endline" "$tmp/sbest.log" ||
     { echo "--save_strategy best: checkpoints $got, new bests at $want"; cat "$tmp/sbest/log.jsonl"; fail=1; }
 echo "best model: tracked, kept, loaded and resumed as the Trainer does"
