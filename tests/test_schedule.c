@@ -104,11 +104,55 @@ int main(void) {
     lt_sched_init(&s, "cosine_with_min_lr", 10, 110, 1e-3, "min_lr=1e-4", err, sizeof err);
     CHECK(fabs(lt_sched_factor(&s, 110) - 0.1) < 1e-15, "cosine_with_min_lr ends at min_lr/lr");
 
+    /* reduce_lr_on_plateau, stepped by hand-worked sequences of torch's ReduceLROnPlateau rules (is_better
+     * against best x (1 - threshold) or best + threshold, then the cooldown, then more than `patience` bad
+     * evaluations lower the lr to max(lr x factor, min_lr) if that moves it by more than eps) */
+    {
+        const double m1[] = {10, 9.5, 9.5, 8, 8, 8, 8, 8, 8};
+        const double lr1[] = {1, 1, 0.5, 0.5, 0.5, 0.25, 0.25, 0.25, 0.125};
+        const double lr2[] = {1, 1, 0.5, 0.5, 0.5, 0.3, 0.3, 0.3, 0.3}; /* min_lr 0.3: the last cut is below eps */
+        const int cut1[] = {0, 0, 1, 0, 0, 1, 0, 0, 1}, cut2[] = {0, 0, 1, 0, 0, 1, 0, 0, 0};
+        lt_sched p1, p2;
+        int ok1 = lt_sched_init(&p1, "reduce_lr_on_plateau", 0, 100, 1.0,
+                                "factor=0.5,patience=1,cooldown=1,threshold=0.1", err, sizeof err) == LT_OK;
+        int ok2 = lt_sched_init(&p2, "reduce_lr_on_plateau", 0, 100, 1.0,
+                                "{\"factor\": 0.5, \"patience\": 1, \"cooldown\": 1, \"threshold\": 0.1, \"min_lr\": 0.3}",
+                                err, sizeof err) == LT_OK;
+        CHECK(ok1 && ok2, "reduce_lr_on_plateau: %s", err);
+        for (int i = 0; ok1 && ok2 && i < 9; i++) {
+            int c1 = lt_sched_plateau_step(&p1, m1[i]), c2 = lt_sched_plateau_step(&p2, m1[i]);
+            CHECK(c1 == cut1[i] && lt_sched_lr(&p1, i) == lr1[i], "plateau (min, rel) evaluation %d: lr %g cut %d", i,
+                  lt_sched_lr(&p1, i), c1);
+            CHECK(c2 == cut2[i] && lt_sched_lr(&p2, i) == lr2[i], "plateau (min_lr 0.3) evaluation %d: lr %g cut %d", i,
+                  lt_sched_lr(&p2, i), c2);
+        }
+        /* max mode, absolute threshold 0.5, patience 0, torch's factor 0.1: 1 best; 1.4 not above 1.5: cut; 2
+         * best; 2.2 not above 2.5: cut */
+        const double m3[] = {1, 1.4, 2, 2.2}, lr3[] = {1, 0.1, 0.1, 0.1 * 0.1};
+        lt_sched p3;
+        int ok3 = lt_sched_init(&p3, "reduce_lr_on_plateau", 0, 100, 1.0, "mode=max,threshold_mode=abs,threshold=0.5,patience=0",
+                                err, sizeof err) == LT_OK;
+        CHECK(ok3, "%s", err);
+        for (int i = 0; ok3 && i < 4; i++) {
+            lt_sched_plateau_step(&p3, m3[i]);
+            CHECK(lt_sched_lr(&p3, i) == lr3[i], "plateau (max, abs) evaluation %d: lr %g", i, lt_sched_lr(&p3, i));
+        }
+        CHECK(lt_sched_init(&p3, "reduce_lr_on_plateau", 5, 100, 1.0, NULL, err, sizeof err) == LT_ERR_ARG &&
+                  strstr(err, "reduce_lr_on_plateau has no warmup"), "%s", err);
+        CHECK(lt_sched_init(&p3, "reduce_lr_on_plateau", 0, 100, 1.0, "factor=1", err, sizeof err) == LT_ERR_ARG &&
+                  strstr(err, "0 <= factor < 1"), "%s", err);
+        CHECK(lt_sched_init(&p3, "reduce_lr_on_plateau", 0, 100, 1.0, "mode=up", err, sizeof err) == LT_ERR_ARG &&
+                  !strcmp(err, "--lr_scheduler_kwargs: mode 'up': expected min or max"), "%s", err);
+        lt_sched lin;
+        lt_sched_init(&lin, "linear", 0, 100, 1.0, NULL, err, sizeof err);
+        CHECK(lt_sched_plateau_step(&lin, 1.0) == 0 && lt_sched_lr(&lin, 50) == 0.5, "another scheduler took a metric");
+    }
+
     /* errors name the flag */
     CHECK(lt_sched_init(&s, "cosine_annealing", 0, 10, 1e-3, NULL, err, sizeof err) == LT_ERR_ARG &&
               !strcmp(err, "--lr_scheduler_type 'cosine_annealing' is not supported; choose one of: linear cosine "
                            "cosine_with_restarts polynomial constant constant_with_warmup inverse_sqrt "
-                           "cosine_with_min_lr warmup_stable_decay"),
+                           "cosine_with_min_lr warmup_stable_decay reduce_lr_on_plateau"),
           "%s", err);
     CHECK(lt_sched_init(&s, "polynomial", 0, 10, 1e-3, "power=x", err, sizeof err) == LT_ERR_ARG &&
               !strcmp(err, "--lr_scheduler_kwargs: bad value 'x' for 'power': expected a number"),

@@ -21,12 +21,13 @@ static const struct {
     {"inverse_sqrt", LT_SCHED_INVERSE_SQRT},
     {"cosine_with_min_lr", LT_SCHED_COSINE_WITH_MIN_LR},
     {"warmup_stable_decay", LT_SCHED_WARMUP_STABLE_DECAY},
+    {"reduce_lr_on_plateau", LT_SCHED_REDUCE_ON_PLATEAU},
 };
 #define NSCHED (sizeof NAMES / sizeof NAMES[0])
 
 const char *lt_sched_names(void) {
     return "linear cosine cosine_with_restarts polynomial constant constant_with_warmup inverse_sqrt "
-           "cosine_with_min_lr warmup_stable_decay";
+           "cosine_with_min_lr warmup_stable_decay reduce_lr_on_plateau";
 }
 
 static int parse_num(const char *v, double *out) {
@@ -51,6 +52,17 @@ static lt_status apply_kw(lt_sched *s, const char *k, const char *v, char *err, 
         }
         return LT_OK;
     }
+    if (!strcmp(k, "mode") || !strcmp(k, "threshold_mode")) {
+        const int first = !strcmp(k, "mode") ? !strcmp(v, "min") : !strcmp(v, "rel");
+        const int second = !strcmp(k, "mode") ? !strcmp(v, "max") : !strcmp(v, "abs");
+        if (!first && !second) {
+            snprintf(err, errlen, "--lr_scheduler_kwargs: %s '%s': expected %s", k, v,
+                     !strcmp(k, "mode") ? "min or max" : "rel or abs");
+            return LT_ERR_ARG;
+        }
+        *(!strcmp(k, "mode") ? &s->max_mode : &s->threshold_abs) = second;
+        return LT_OK;
+    }
     if (!parse_num(v, &d)) {
         snprintf(err, errlen, "--lr_scheduler_kwargs: bad value '%s' for '%s': expected a number", v, k);
         return LT_ERR_ARG;
@@ -64,6 +76,11 @@ static lt_status apply_kw(lt_sched *s, const char *k, const char *v, char *err, 
     else if (!strcmp(k, "num_stable_steps")) s->num_stable = (long)d;
     else if (!strcmp(k, "num_decay_steps")) s->num_decay = (long)d;
     else if (!strcmp(k, "min_lr_ratio")) s->min_lr_ratio = d;
+    else if (!strcmp(k, "factor")) s->factor = d;
+    else if (!strcmp(k, "patience")) s->patience = (long)d;
+    else if (!strcmp(k, "threshold")) s->threshold = d;
+    else if (!strcmp(k, "cooldown")) s->cooldown = (long)d;
+    else if (!strcmp(k, "eps")) s->eps = d;
     else {
         snprintf(err, errlen, "--lr_scheduler_kwargs: unknown key '%s'", k);
         return LT_ERR_ARG;
@@ -97,6 +114,7 @@ lt_status lt_sched_init(lt_sched *s, const char *name, long warmup, long total, 
     s->num_decay = -1;
     s->decay_type = 1; /* transformers' get_wsd_schedule: cosine decay, linear warmup */
     s->warmup_type = 0;
+    s->factor = 0.1, s->patience = 10, s->threshold = 1e-4, s->eps = 1e-8; /* torch's ReduceLROnPlateau */
     while (kwargs && (*kwargs == ' ' || *kwargs == '\t')) kwargs++;
     if (kwargs && *kwargs == '{') { /* the Trainer's own form: a JSON object, '{"min_lr_rate": 0.1}' */
         cJSON *j = cJSON_Parse(kwargs);
@@ -151,7 +169,47 @@ lt_status lt_sched_init(lt_sched *s, const char *name, long warmup, long total, 
         if (s->num_stable < 0) s->num_stable = 0;
     }
     if (s->type == LT_SCHED_INVERSE_SQRT && s->timescale <= 0) s->timescale = warmup > 0 ? warmup : 10000;
+    if (s->type == LT_SCHED_REDUCE_ON_PLATEAU) {
+        if (warmup > 0) {
+            snprintf(err, errlen, "reduce_lr_on_plateau has no warmup (the Trainer ignores it): drop --warmup_steps / "
+                     "--warmup_ratio, or choose another --lr_scheduler_type");
+            return LT_ERR_ARG;
+        }
+        if (!(s->factor < 1.0 && s->factor >= 0) || s->patience < 0 || s->cooldown < 0 || !(s->threshold >= 0) ||
+            !(s->eps >= 0)) {
+            snprintf(err, errlen, "--lr_scheduler_kwargs: reduce_lr_on_plateau needs 0 <= factor < 1 and patience, "
+                     "cooldown, threshold, eps >= 0");
+            return LT_ERR_ARG;
+        }
+        if (s->min_lr < 0) s->min_lr = 0;
+        s->lr = base_lr;
+        s->best = s->max_mode ? -INFINITY : INFINITY;
+    }
     return LT_OK;
+}
+
+double lt_sched_lr(const lt_sched *s, long step) {
+    return s->type == LT_SCHED_REDUCE_ON_PLATEAU ? s->lr : s->base_lr * lt_sched_factor(s, step);
+}
+
+int lt_sched_plateau_step(lt_sched *s, double metric) {
+    if (s->type != LT_SCHED_REDUCE_ON_PLATEAU) return 0;
+    /* torch: is_better, then the cooldown, then the reduction; its arithmetic in double */
+    int better;
+    if (s->max_mode) better = s->threshold_abs ? metric > s->best + s->threshold : metric > s->best * (s->threshold + 1.0);
+    else better = s->threshold_abs ? metric < s->best - s->threshold : metric < s->best * (1.0 - s->threshold);
+    if (better) s->best = metric, s->num_bad = 0;
+    else s->num_bad++;
+    if (s->cooldown_left > 0) s->cooldown_left--, s->num_bad = 0;
+    if (s->num_bad > s->patience) {
+        s->cooldown_left = s->cooldown, s->num_bad = 0;
+        const double lr = s->lr * s->factor > s->min_lr ? s->lr * s->factor : s->min_lr;
+        if (s->lr - lr > s->eps) {
+            s->lr = lr;
+            return 1;
+        }
+    }
+    return 0;
 }
 
 static double lmax(double a, double b) { return a > b ? a : b; }
@@ -159,6 +217,7 @@ static double lmax(double a, double b) { return a > b ? a : b; }
 double lt_sched_factor(const lt_sched *s, long step) {
     const double W = (double)s->warmup, N = (double)s->total, t = (double)step;
     if (s->type == LT_SCHED_CONSTANT) return 1.0;
+    if (s->type == LT_SCHED_REDUCE_ON_PLATEAU) return s->base_lr > 0 ? s->lr / s->base_lr : 1.0;
     if (step < s->warmup && s->type == LT_SCHED_WARMUP_STABLE_DECAY) {
         double progress = t / lmax(1.0, W), f;
         if (s->warmup_type == 0) f = progress;

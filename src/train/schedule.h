@@ -18,6 +18,7 @@ typedef enum lt_sched_type {
     LT_SCHED_INVERSE_SQRT,
     LT_SCHED_COSINE_WITH_MIN_LR,
     LT_SCHED_WARMUP_STABLE_DECAY,
+    LT_SCHED_REDUCE_ON_PLATEAU, /* torch's ReduceLROnPlateau, stepped by each evaluation's metric */
 } lt_sched_type;
 
 typedef struct lt_sched {
@@ -36,18 +37,36 @@ typedef struct lt_sched {
     int decay_type;      /* warmup_stable_decay: 0 linear, 1 cosine (default), 2 1-sqrt */
     int warmup_type;     /* warmup_stable_decay: 0 linear (default), 1 cosine, 2 1-sqrt */
     double min_lr_ratio; /* warmup_stable_decay */
+    /* reduce_lr_on_plateau (torch's defaults): mode min (max_mode 0), factor 0.1, patience 10, threshold 1e-4
+       relative (threshold_abs 0), cooldown 0, min_lr 0, eps 1e-8; then its state, which a checkpoint keeps: the
+       lr, the best metric, the evaluations without improvement and the cooldown left */
+    int max_mode, threshold_abs;
+    double factor, threshold, eps;
+    long patience, cooldown;
+    double lr, best;
+    long num_bad, cooldown_left;
 } lt_sched;
 
 /* Fills s for `name` with the Trainer's defaults for that scheduler, W and N.
  * `kwargs` is "k=v,k=v" or a JSON object ('{"k": v}', the Trainer's form) of the scheduler's options (num_cycles, power, lr_end,
  * timescale, min_lr, min_lr_rate, num_stable_steps, num_decay_steps,
- * decay_type, warmup_type, min_lr_ratio) or NULL. On error writes err (naming the flag or
+ * decay_type, warmup_type, min_lr_ratio; reduce_lr_on_plateau: mode, factor, patience,
+ * threshold, threshold_mode, cooldown, min_lr, eps) or NULL. On error writes err (naming the flag or
  * key) and returns LT_ERR_ARG. */
 lt_status lt_sched_init(lt_sched *s, const char *name, long warmup, long total, double base_lr, const char *kwargs,
                         char *err, size_t errlen);
 
 /* The factor at optimizer step `step` (0-based). */
 double lt_sched_factor(const lt_sched *s, long step);
+
+/* The learning rate at optimizer step `step`: base_lr x lt_sched_factor, or reduce_lr_on_plateau's current lr. */
+double lt_sched_lr(const lt_sched *s, long step);
+
+/* reduce_lr_on_plateau: one evaluation's metric, as torch's ReduceLROnPlateau.step(metric) takes it (the lr
+ * becomes max(lr x factor, min_lr) after more than `patience` evaluations without an improvement beyond
+ * `threshold`, then `cooldown` evaluations pass before counting again). Returns 1 when the lr was lowered.
+ * Other schedulers: nothing, 0. */
+int lt_sched_plateau_step(lt_sched *s, double metric);
 
 /* The names accepted by lt_sched_init, space separated. */
 const char *lt_sched_names(void);

@@ -176,6 +176,12 @@ static cJSON *state_json(run_t *r) {
     if (r->a->save_only_model) cJSON_AddTrueToObject(j, "save_only_model");
     cJSON *s = cJSON_AddObjectToObject(j, "lr_scheduler");
     cJSON_AddStringToObject(s, "type", r->a->lr_scheduler_type);
+    if (r->sched.type == LT_SCHED_REDUCE_ON_PLATEAU) { /* torch's ReduceLROnPlateau state_dict, the part that moves */
+        cJSON_AddNumberToObject(s, "lr", r->sched.lr);
+        if (isfinite(r->sched.best)) cJSON_AddNumberToObject(s, "best", r->sched.best);
+        cJSON_AddNumberToObject(s, "num_bad_epochs", (double)r->sched.num_bad);
+        cJSON_AddNumberToObject(s, "cooldown_counter", (double)r->sched.cooldown_left);
+    }
     cJSON_AddNumberToObject(s, "warmup_steps", (double)r->warmup);
     cJSON_AddNumberToObject(s, "total_steps", (double)r->total_steps);
     cJSON_AddNumberToObject(s, "last_step", (double)(r->step - r->skipped_total));
@@ -653,6 +659,22 @@ int lt_train_run(const lt_train_args *a) {
         const cJSON *bm = cJSON_GetObjectItem(state, "best_metric"), *bs = cJSON_GetObjectItem(state, "best_global_step");
         if (cJSON_IsNumber(bm) && cJSON_IsNumber(bs) && bs->valuedouble >= 0 && bs->valuedouble <= (double)r->step)
             r->best_metric = bm->valuedouble, r->best_step = (long)bs->valuedouble;
+        if (r->sched.type == LT_SCHED_REDUCE_ON_PLATEAU) {
+            const cJSON *ls = cJSON_GetObjectItem(state, "lr_scheduler");
+            const cJSON *lr = cJSON_GetObjectItem(ls, "lr"), *best = cJSON_GetObjectItem(ls, "best");
+            const cJSON *nb = cJSON_GetObjectItem(ls, "num_bad_epochs"), *cc = cJSON_GetObjectItem(ls, "cooldown_counter");
+            if (!cJSON_IsNumber(lr) || !cJSON_IsNumber(nb) || !cJSON_IsNumber(cc) || nb->valuedouble < 0 ||
+                cc->valuedouble < 0) {
+                snprintf(r->err, sizeof r->err,
+                         "%.900s/trainer_state.json: no reduce_lr_on_plateau state in lr_scheduler (was the run "
+                         "trained with another --lr_scheduler_type?)",
+                         resume);
+                goto out;
+            }
+            r->sched.lr = lr->valuedouble, r->sched.num_bad = (long)nb->valuedouble;
+            r->sched.cooldown_left = (long)cc->valuedouble;
+            if (cJSON_IsNumber(best)) r->sched.best = best->valuedouble;
+        }
     } else {
         r->saved_step = -1;
     }
@@ -747,7 +769,7 @@ int lt_train_run(const lt_train_args *a) {
             goto out;
         }
         /* the scheduler counts optimizer steps taken: an fp16 step skipped for overflow does not advance it */
-        double lr = a->learning_rate * lt_sched_factor(&r->sched, r->step - r->skipped_total);
+        double lr = lt_sched_lr(&r->sched, r->step - r->skipped_total);
         lt_optim_set_lr(r->o, -1, lr);
         if (model_zero_grad(r)) goto out;
         double loss = 0;
@@ -828,6 +850,12 @@ int lt_train_run(const lt_train_args *a) {
         if ((due & LT_EV_EVAL) && r->data.n_val_blocks > 0) {
             if (eval_and_log(r)) goto out;
             new_best = track_best(r);
+            if (r->sched.type == LT_SCHED_REDUCE_ON_PLATEAU &&
+                lt_sched_plateau_step(&r->sched, !strcmp(r->best_metric_name, "eval_perplexity") ? r->eval_ppl
+                                                                                               : r->eval_loss)) {
+                printf("step %ld/%ld  reduce_lr_on_plateau: learning_rate now %.4e\n", r->step, r->total_steps,
+                       r->sched.lr);
+            }
         }
         if ((due & LT_EV_SAVE) || (new_best && !strcmp(a->save_strategy, "best"))) {
             if (save(r)) {

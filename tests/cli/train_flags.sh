@@ -150,7 +150,20 @@ run evb2 --max_steps 4 --eval_steps 2 --save_strategy no
 grep -q "^data: 40 training blocks" "$tmp/maxtr.log" && [ "$(notps "$tmp/maxtr/log.jsonl")" = "$(notps "$tmp/cut40/log.jsonl")" ] &&
     [ "$(notps "$tmp/maxev/log.jsonl")" = "$(notps "$tmp/evb2/log.jsonl")" ] && grep -q eval_loss "$tmp/maxev/log.jsonl" ||
     { echo "--max_train_samples / --max_eval_samples: not the first blocks"; grep '^data' "$tmp/maxtr.log" "$tmp/cut40.log"; fail=1; }
-echo "data_seed, save_only_model: as the Trainer's"
+# reduce_lr_on_plateau, stepped by each evaluation's loss: in max mode with an absolute threshold of 1e9 only the
+# first evaluation (step 2) is ever an improvement, so with patience 0 each later one (4, 6, 8) halves the lr; a
+# run stopped at step 5 resumes with the scheduler's state (the same log)
+P=(--max_steps 10 --logging_steps 1 --eval_steps 2 --save_steps 5 --learning_rate 1e-3 --lr_scheduler_type reduce_lr_on_plateau
+   --lr_scheduler_kwargs '{"mode": "max", "factor": 0.5, "patience": 0, "threshold": 1e9, "threshold_mode": "abs"}')
+run plat "${P[@]}"
+LT_TEST_SIGNAL=TERM@5 "$LT" train "${M[@]}" "${P[@]}" --output_dir "$tmp/platr" > "$tmp/platr.log" 2>&1
+"$LT" train "${M[@]}" "${P[@]}" --output_dir "$tmp/platr" --resume_from_checkpoint latest >> "$tmp/platr.log" 2>&1 ||
+    { echo "reduce_lr_on_plateau: the resumed run failed"; cat "$tmp/platr.log"; fail=1; }
+lrs=$(grep '"loss"' "$tmp/plat/log.jsonl" | sed -E 's/.*"learning_rate":([^,]*),.*/\1/' | tr '\n' ' ')
+[ "$lrs" = "0.001 0.001 0.001 0.001 0.0005 0.0005 0.00025 0.00025 0.000125 0.000125 " ] &&
+    [ "$(notps "$tmp/platr/log.jsonl")" = "$(notps "$tmp/plat/log.jsonl")" ] ||
+    { echo "reduce_lr_on_plateau: learning rates $lrs, or the resumed log differs"; fail=1; }
+echo "data_seed, save_only_model, reduce_lr_on_plateau: as the Trainer's"
 
 bad() { # expected-message-substring, args...
     local want="$1"; shift
@@ -174,6 +187,7 @@ bad "--load_best_model_at_end needs --save_steps to be a multiple of --eval_step
 bad "--metric_for_best_model: leantrain's evaluation measures loss and perplexity" "${M[@]}" --metric_for_best_model accuracy
 bad "--save_strategy must be no, steps, epoch or best" "${M[@]}" --save_strategy sometimes
 bad "--eval_delay must be >= 0" "${M[@]}" --eval_delay -1
+bad "--lr_scheduler_type reduce_lr_on_plateau is stepped by evaluations" "${M[@]}" --lr_scheduler_type reduce_lr_on_plateau --eval_steps 0
 bad "--max_train_samples must be >= 0 (0: all)" "${M[@]}" --max_train_samples -3
 [ $fail -eq 0 ] && rm -rf "$tmp"
 exit $fail
