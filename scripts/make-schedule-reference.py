@@ -1,5 +1,6 @@
 """Writes tests/data/schedules.json: the learning rate transformers.get_scheduler gives at every step for
-each scheduler and option set that tests/test_schedule.c checks. Needs torch and transformers (the tests do not).
+each scheduler and option set that tests/test_schedule.c checks, and for reduce_lr_on_plateau the lr after each
+step(metric) of fixed metric sequences. Needs torch and transformers (the tests do not).
 usage: python3 scripts/make-schedule-reference.py"""
 import json, torch
 from transformers import get_scheduler
@@ -23,6 +24,31 @@ for W, N in [(0, 50), (10, 100), (7, 33)]:
     rec("warmup_stable_decay", W, N, 3e-4, {"num_decay_steps": 12})
     rec("warmup_stable_decay", W, N, 3e-4, {"num_decay_steps": 12, "decay_type": "1-sqrt", "min_lr_ratio": 0.1, "warmup_type": "cosine"})
     rec("inverse_sqrt", W, N, 3e-4, {"timescale": 25})
+    rec("cosine_warmup_with_min_lr", W, N, 3e-4, {"min_lr_rate": 0.1})
+    rec("cosine_warmup_with_min_lr", W, N, 3e-4, {"min_lr": 3e-5, "warmup_lr_rate": 0.05, "num_cycles": 0.75})
+# reduce_lr_on_plateau: the lr after each scheduler.step(metric), for metric sequences with rises and small
+# improvements (a fixed pseudo-random walk) and then a long plateau, under torch's defaults and other kwargs
+plateaus = []
+def walk(n, seed):
+    x, v, out = seed, 5.0, []
+    for i in range(n):
+        x = (x * 1103515245 + 12345) % 2**31
+        r = x / 2**31
+        v = v - 0.08 * r + 0.05 * (r > 0.6) - 0.001 * (i % 7 == 0)
+        out.append(round(v, 6) if i % 5 else round(v + 0.3, 6))
+    return out
+for kwargs, seed in [({}, 1), ({"factor": 0.5, "patience": 2, "cooldown": 1, "threshold": 0.01}, 2),
+                     ({"mode": "max", "threshold_mode": "abs", "threshold": 0.05, "patience": 1, "min_lr": 1e-5}, 3),
+                     ({"eps": 2e-5, "factor": 0.9, "patience": 0, "min_lr": 2e-4}, 4)]:
+    p = torch.nn.Parameter(torch.zeros(1)); opt = torch.optim.SGD([p], lr=3e-4)
+    s = get_scheduler("reduce_lr_on_plateau", opt, scheduler_specific_kwargs=kwargs)
+    metrics, lrs = walk(30, seed) + [10.0 + 0.001 * (i % 3) for i in range(40)], []  # then a long plateau
+    for m in metrics:
+        s.step(m); lrs.append(opt.param_groups[0]["lr"])
+    plateaus.append({"kwargs": ",".join(f"{k}={v}" for k, v in kwargs.items()), "lr": 3e-4, "metrics": metrics, "lrs": lrs})
 import transformers
-json.dump({"producer": f"transformers {transformers.__version__} get_scheduler, torch {torch.__version__}", "schedules": out}, open("/work/main/tests/data/schedules.json", "w"))
-print(len(out))
+import os
+path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data", "schedules.json")
+json.dump({"producer": f"transformers {transformers.__version__} get_scheduler, torch {torch.__version__}",
+           "schedules": out, "plateaus": plateaus}, open(path, "w"))
+print(len(out), "schedules,", len(plateaus), "plateau runs")

@@ -84,6 +84,31 @@ int main(void) {
     }
     printf("schedules: %d runs, %d values match transformers; %d with options, given as JSON too\n", nsched, nvals,
            njson);
+    /* reduce_lr_on_plateau: the lr after each step(metric) of torch's ReduceLROnPlateau, to the bit (the same
+     * double arithmetic: lr x factor, best x (1 -+ threshold)) */
+    int nplat = 0, nmet = 0;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItem(root, "plateaus")) {
+        const char *kw = cJSON_GetObjectItem(e, "kwargs")->valuestring;
+        const double lr = cJSON_GetObjectItem(e, "lr")->valuedouble;
+        lt_sched s;
+        if (lt_sched_init(&s, "reduce_lr_on_plateau", 0, 100, lr, kw, err, sizeof err) != LT_OK) {
+            CHECK(0, "reduce_lr_on_plateau [%s]: %s", kw, err);
+            continue;
+        }
+        const cJSON *mv = cJSON_GetObjectItem(e, "metrics")->child, *lv = cJSON_GetObjectItem(e, "lrs")->child;
+        int i = 0, same = 1;
+        for (; mv && lv; mv = mv->next, lv = lv->next, i++, nmet++) {
+            lt_sched_plateau_step(&s, mv->valuedouble);
+            if (same && lt_sched_lr(&s, i) != lv->valuedouble) {
+                CHECK(0, "reduce_lr_on_plateau [%s]: after metric %d lr %.17g, torch %.17g", kw, i, lt_sched_lr(&s, i),
+                      lv->valuedouble);
+                same = 0;
+            }
+        }
+        nplat++;
+    }
+    printf("reduce_lr_on_plateau: %d runs, %d steps match torch\n", nplat, nmet);
+    CHECK(nplat >= 4, "only %d plateau runs in %s", nplat, path);
     CHECK(njson >= 10, "only %d schedules with options", njson);
     CHECK(nsched >= 40, "only %d schedules in %s", nsched, path);
     cJSON_Delete(root);
@@ -152,7 +177,7 @@ int main(void) {
     CHECK(lt_sched_init(&s, "cosine_annealing", 0, 10, 1e-3, NULL, err, sizeof err) == LT_ERR_ARG &&
               !strcmp(err, "--lr_scheduler_type 'cosine_annealing' is not supported; choose one of: linear cosine "
                            "cosine_with_restarts polynomial constant constant_with_warmup inverse_sqrt "
-                           "cosine_with_min_lr warmup_stable_decay reduce_lr_on_plateau"),
+                           "cosine_with_min_lr cosine_warmup_with_min_lr warmup_stable_decay reduce_lr_on_plateau"),
           "%s", err);
     CHECK(lt_sched_init(&s, "polynomial", 0, 10, 1e-3, "power=x", err, sizeof err) == LT_ERR_ARG &&
               !strcmp(err, "--lr_scheduler_kwargs: bad value 'x' for 'power': expected a number"),

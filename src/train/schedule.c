@@ -22,12 +22,13 @@ static const struct {
     {"cosine_with_min_lr", LT_SCHED_COSINE_WITH_MIN_LR},
     {"warmup_stable_decay", LT_SCHED_WARMUP_STABLE_DECAY},
     {"reduce_lr_on_plateau", LT_SCHED_REDUCE_ON_PLATEAU},
+    {"cosine_warmup_with_min_lr", LT_SCHED_COSINE_WARMUP_WITH_MIN_LR},
 };
 #define NSCHED (sizeof NAMES / sizeof NAMES[0])
 
 const char *lt_sched_names(void) {
     return "linear cosine cosine_with_restarts polynomial constant constant_with_warmup inverse_sqrt "
-           "cosine_with_min_lr warmup_stable_decay reduce_lr_on_plateau";
+           "cosine_with_min_lr cosine_warmup_with_min_lr warmup_stable_decay reduce_lr_on_plateau";
 }
 
 static int parse_num(const char *v, double *out) {
@@ -76,6 +77,7 @@ static lt_status apply_kw(lt_sched *s, const char *k, const char *v, char *err, 
     else if (!strcmp(k, "num_stable_steps")) s->num_stable = (long)d;
     else if (!strcmp(k, "num_decay_steps")) s->num_decay = (long)d;
     else if (!strcmp(k, "min_lr_ratio")) s->min_lr_ratio = d;
+    else if (!strcmp(k, "warmup_lr_rate")) s->warmup_lr_rate = d;
     else if (!strcmp(k, "factor")) s->factor = d;
     else if (!strcmp(k, "patience")) s->patience = (long)d;
     else if (!strcmp(k, "threshold")) s->threshold = d;
@@ -115,6 +117,7 @@ lt_status lt_sched_init(lt_sched *s, const char *name, long warmup, long total, 
     s->decay_type = 1; /* transformers' get_wsd_schedule: cosine decay, linear warmup */
     s->warmup_type = 0;
     s->factor = 0.1, s->patience = 10, s->threshold = 1e-4, s->eps = 1e-8; /* torch's ReduceLROnPlateau */
+    s->warmup_lr_rate = -1;
     while (kwargs && (*kwargs == ' ' || *kwargs == '\t')) kwargs++;
     if (kwargs && *kwargs == '{') { /* the Trainer's own form: a JSON object, '{"min_lr_rate": 0.1}' */
         cJSON *j = cJSON_Parse(kwargs);
@@ -149,9 +152,9 @@ lt_status lt_sched_init(lt_sched *s, const char *name, long warmup, long total, 
             if (apply_kw(s, tok, eq + 1, err, errlen)) return LT_ERR_ARG;
         }
     }
-    if (s->type == LT_SCHED_COSINE_WITH_MIN_LR) {
+    if (s->type == LT_SCHED_COSINE_WITH_MIN_LR || s->type == LT_SCHED_COSINE_WARMUP_WITH_MIN_LR) {
         if ((s->min_lr >= 0) == (s->min_lr_rate >= 0)) {
-            snprintf(err, errlen, "cosine_with_min_lr needs exactly one of min_lr or min_lr_rate in --lr_scheduler_kwargs");
+            snprintf(err, errlen, "%s needs exactly one of min_lr or min_lr_rate in --lr_scheduler_kwargs", name);
             return LT_ERR_ARG;
         }
         if (s->min_lr >= 0) s->min_lr_rate = base_lr > 0 ? s->min_lr / base_lr : 0;
@@ -218,6 +221,15 @@ double lt_sched_factor(const lt_sched *s, long step) {
     const double W = (double)s->warmup, N = (double)s->total, t = (double)step;
     if (s->type == LT_SCHED_CONSTANT) return 1.0;
     if (s->type == LT_SCHED_REDUCE_ON_PLATEAU) return s->base_lr > 0 ? s->lr / s->base_lr : 1.0;
+    if (s->type == LT_SCHED_COSINE_WARMUP_WITH_MIN_LR) { /* warmup from (s + 1) / W, or from warmup_lr_rate */
+        if (step < s->warmup) {
+            if (s->warmup_lr_rate < 0) return (t + 1.0) / lmax(1.0, W);
+            return s->warmup_lr_rate + (1.0 - s->warmup_lr_rate) * t / lmax(1.0, W - 1.0);
+        }
+        double progress = (t - W + 1.0) / lmax(1.0, N - W);
+        double f = 0.5 * (1.0 + cos(M_PI * s->num_cycles * 2.0 * progress));
+        return lmax(0.0, f * (1.0 - s->min_lr_rate) + s->min_lr_rate);
+    }
     if (step < s->warmup && s->type == LT_SCHED_WARMUP_STABLE_DECAY) {
         double progress = t / lmax(1.0, W), f;
         if (s->warmup_type == 0) f = progress;

@@ -19,6 +19,7 @@ typedef enum lt_sched_type {
     LT_SCHED_COSINE_WITH_MIN_LR,
     LT_SCHED_WARMUP_STABLE_DECAY,
     LT_SCHED_REDUCE_ON_PLATEAU, /* torch's ReduceLROnPlateau, stepped by each evaluation's metric */
+    LT_SCHED_COSINE_WARMUP_WITH_MIN_LR, /* transformers' get_cosine_with_min_lr_schedule_with_warmup_lr_rate */
 } lt_sched_type;
 
 typedef struct lt_sched {
@@ -37,6 +38,7 @@ typedef struct lt_sched {
     int decay_type;      /* warmup_stable_decay: 0 linear, 1 cosine (default), 2 1-sqrt */
     int warmup_type;     /* warmup_stable_decay: 0 linear (default), 1 cosine, 2 1-sqrt */
     double min_lr_ratio; /* warmup_stable_decay */
+    double warmup_lr_rate; /* cosine_warmup_with_min_lr: the first warmup step's factor (< 0: none given) */
     /* reduce_lr_on_plateau (torch's defaults): mode min (max_mode 0), factor 0.1, patience 10, threshold 1e-4
        relative (threshold_abs 0), cooldown 0, min_lr 0, eps 1e-8; then its state, which a checkpoint keeps: the
        lr, the best metric, the evaluations without improvement and the cooldown left */
@@ -50,7 +52,7 @@ typedef struct lt_sched {
 /* Fills s for `name` with the Trainer's defaults for that scheduler, W and N.
  * `kwargs` is "k=v,k=v" or a JSON object ('{"k": v}', the Trainer's form) of the scheduler's options (num_cycles, power, lr_end,
  * timescale, min_lr, min_lr_rate, num_stable_steps, num_decay_steps,
- * decay_type, warmup_type, min_lr_ratio; reduce_lr_on_plateau: mode, factor, patience,
+ * decay_type, warmup_type, min_lr_ratio, warmup_lr_rate; reduce_lr_on_plateau: mode, factor, patience,
  * threshold, threshold_mode, cooldown, min_lr, eps) or NULL. On error writes err (naming the flag or
  * key) and returns LT_ERR_ARG. */
 lt_status lt_sched_init(lt_sched *s, const char *name, long warmup, long total, double base_lr, const char *kwargs,
