@@ -1,12 +1,93 @@
 /* The trainer's invariants below the command line: gradient accumulation (k
  * micro-batches of b, each scaled by 1/k, equal one batch of k*b to fp32
- * rounding) and the data order (a function of (seed, epoch) only: seeking to a
- * position gives the same batches as getting there). */
+ * rounding), the data order (a function of (seed, epoch) only: seeking to a
+ * position gives the same batches as getting there), and the steps that log,
+ * evaluate and save against the ones the Hugging Face Trainer itself chose
+ * (tests/data/trainer_events.json, scripts/make-trainer-events.py). */
+#include <cjson/cJSON.h>
 #include <math.h>
 
 #include "model/gpt2.h"
 #include "testutil.h"
+#include "train/args.h"
 #include "train/data.h"
+#include "train/events.h"
+
+/* the steps of `which` (LT_EV_*) in 1..total as "a b c " into out */
+static void event_steps(const lt_events *ev, long total, int which, char *out, size_t n) {
+    size_t k = 0;
+    out[0] = 0;
+    for (long s = 1; s <= total && k + 24 < n; s++)
+        if (lt_events_at(ev, s) & which) k += (size_t)snprintf(out + k, n - k, "%ld ", s);
+}
+
+/* a JSON array of steps as "a b c " (extra: one more step, appended when absent) */
+static void json_steps(const cJSON *arr, long extra, char *out, size_t n) {
+    size_t k = 0;
+    long last = -1;
+    out[0] = 0;
+    for (const cJSON *v = arr ? arr->child : NULL; v && k + 24 < n; v = v->next)
+        k += (size_t)snprintf(out + k, n - k, "%ld ", last = (long)v->valuedouble);
+    if (extra > 0 && last != extra) snprintf(out + k, n - k, "%ld ", extra);
+}
+
+/* Each case's flags through leantrain's own parser, its events against the Trainer's: evaluations and saves
+ * the same steps; log lines the same plus the last step, where leantrain always logs unless logging_strategy is
+ * no (a documented difference: the Trainer ends with a summary line instead). */
+static void check_trainer_events(void) {
+    char path[512], err[512];
+    snprintf(path, sizeof path, "%s/trainer_events.json", lt_test_data_dir());
+    FILE *f = fopen(path, "rb");
+    CHECK(f != NULL, "cannot read %s", path);
+    if (!f) return;
+    char *text = calloc(1, 1 << 20);
+    size_t len = fread(text, 1, (1 << 20) - 1, f);
+    fclose(f);
+    text[len] = 0;
+    cJSON *root = cJSON_Parse(text);
+    CHECK(root != NULL, "bad JSON in %s", path);
+    int ncases = 0;
+    const cJSON *c;
+    cJSON_ArrayForEach(c, cJSON_GetObjectItem(root, "cases")) {
+        char *argv[40], buf[40][32];
+        int argc = 0;
+        const cJSON *fl;
+        cJSON_ArrayForEach(fl, cJSON_GetObjectItem(c, "flags")) {
+            snprintf(buf[argc], sizeof buf[argc], "--%s", fl->string);
+            argv[argc] = buf[argc], argc++;
+            if (cJSON_IsBool(fl)) snprintf(buf[argc], sizeof buf[argc], "%s", cJSON_IsTrue(fl) ? "true" : "false");
+            else if (cJSON_IsString(fl)) snprintf(buf[argc], sizeof buf[argc], "%s", fl->valuestring);
+            else snprintf(buf[argc], sizeof buf[argc], "%.17g", fl->valuedouble);
+            argv[argc] = buf[argc], argc++;
+        }
+        lt_train_args a;
+        lt_train_args_default(&a);
+        if (lt_train_args_parse(&a, argc, argv, err, sizeof err) != LT_OK) {
+            CHECK(0, "case %d: %s", ncases, err);
+            continue;
+        }
+        const long per = (long)cJSON_GetObjectItem(c, "steps_per_epoch")->valuedouble;
+        const long total = a.max_steps > 0 ? a.max_steps : (long)ceil(a.num_train_epochs * (double)per);
+        const lt_events ev = lt_events_make(&a, total, per);
+        char ours[512], theirs[512];
+        const struct {
+            int which;
+            const char *key;
+        } kinds[3] = {{LT_EV_LOG, "log"}, {LT_EV_EVAL, "eval"}, {LT_EV_SAVE, "save"}};
+        for (int k = 0; k < 3; k++) {
+            event_steps(&ev, total, kinds[k].which, ours, sizeof ours);
+            const long extra = kinds[k].which == LT_EV_LOG && strcmp(a.logging_strategy, "no") ? total : 0;
+            json_steps(cJSON_GetObjectItem(c, kinds[k].key), extra, theirs, sizeof theirs);
+            CHECK(!strcmp(ours, theirs), "case %d (%s): %s at [%s], the Trainer's [%s]", ncases,
+                  cJSON_PrintUnformatted(cJSON_GetObjectItem(c, "flags")), kinds[k].key, ours, theirs);
+        }
+        ncases++;
+    }
+    printf("trainer events: %d cases of the Trainer's log / evaluate / save steps matched\n", ncases);
+    CHECK(ncases >= 10, "only %d cases in %s", ncases, path);
+    cJSON_Delete(root);
+    free(text);
+}
 
 int main(void) {
     char err[1024];
@@ -86,5 +167,6 @@ int main(void) {
     CHECK(d1.n_train_blocks == (4500 - 1) / 16 && d1.n_val_blocks == (500 - 1) / 16, "split: %zu / %zu blocks",
           d1.n_train_blocks, d1.n_val_blocks);
     lt_data_close(&d1), lt_data_close(&d2);
+    check_trainer_events();
     return lt_test_done("test_train");
 }

@@ -1,0 +1,82 @@
+"""Writes tests/data/trainer_events.json: at which optimizer steps the Hugging Face Trainer itself logs the
+training loss, evaluates and saves a checkpoint, for a set of TrainingArguments (strategies, *_steps as whole
+numbers and ratios, logging_first_step, eval_delay, epochs). tests/test_train.c holds leantrain's event rules
+(src/train/events.c) to these lists. A tiny model on the CPU; needs torch, transformers and accelerate (the tests
+do not).
+usage: python3 scripts/make-trainer-events.py"""
+import json, os, tempfile
+import torch
+import transformers
+from transformers import Trainer, TrainerCallback, TrainingArguments
+
+N_SAMPLES, BATCH, ACCUM = 32, 4, 2  # 32 / 4 / 2 = 4 optimizer steps per epoch
+
+
+class Tiny(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.ones(1))
+
+    def forward(self, x, labels=None):
+        loss = ((self.w * x - labels) ** 2).mean()
+        return {"loss": loss}
+
+
+class Data(torch.utils.data.Dataset):
+    def __len__(self):
+        return N_SAMPLES
+
+    def __getitem__(self, i):
+        return {"x": torch.tensor([float(i % 5)]), "labels": torch.tensor([1.0])}
+
+
+class Events(TrainerCallback):
+    def __init__(self):
+        self.log, self.eval, self.save = [], [], []
+
+    def on_log(self, args, state, control, logs=None, **kw):
+        if logs and "loss" in logs:
+            self.log.append(state.global_step)
+
+    def on_evaluate(self, args, state, control, **kw):
+        self.eval.append(state.global_step)
+
+    def on_save(self, args, state, control, **kw):
+        self.save.append(state.global_step)
+
+
+# each case: the flags as leantrain's command line spells them (the Trainer's names and values)
+CASES = [
+    {"max_steps": 10, "logging_steps": 3, "eval_strategy": "steps", "eval_steps": 3, "save_steps": 3,
+     "logging_first_step": True},
+    {"max_steps": 10, "logging_steps": 0.25, "eval_strategy": "steps", "eval_steps": 0.25, "save_steps": 0.25},
+    {"max_steps": 10, "logging_steps": 0.3, "eval_strategy": "steps", "eval_steps": 0.5, "save_steps": 0.2},
+    {"max_steps": 12, "logging_steps": 5, "eval_strategy": "steps", "eval_steps": 4, "save_steps": 6},
+    {"max_steps": 10, "logging_steps": 2, "eval_strategy": "steps", "eval_steps": 2, "eval_delay": 5, "save_steps": 0},
+    {"max_steps": 7, "logging_steps": 1, "eval_strategy": "no", "save_strategy": "no"},
+    {"num_train_epochs": 3, "logging_strategy": "epoch", "eval_strategy": "epoch", "save_strategy": "epoch"},
+    {"num_train_epochs": 3, "logging_steps": 3, "eval_strategy": "epoch", "eval_delay": 2, "save_strategy": "steps",
+     "save_steps": 5},
+    {"max_steps": 10, "logging_strategy": "epoch", "eval_strategy": "epoch", "save_strategy": "epoch"},
+    {"num_train_epochs": 2, "logging_strategy": "no", "eval_strategy": "steps", "eval_steps": 3, "save_strategy": "epoch",
+     "logging_first_step": True},
+]
+
+out = []
+for case in CASES:
+    ev = Events()
+    with tempfile.TemporaryDirectory() as d:
+        kw = dict(case)
+        if "save_strategy" not in kw:
+            kw["save_strategy"] = "steps"
+        args = TrainingArguments(output_dir=d, per_device_train_batch_size=BATCH, per_device_eval_batch_size=BATCH,
+                                 gradient_accumulation_steps=ACCUM, learning_rate=1e-3, report_to="none",
+                                 use_cpu=True, disable_tqdm=True, save_only_model=True, **kw)
+        Trainer(model=Tiny(), args=args, train_dataset=Data(), eval_dataset=Data(), callbacks=[ev]).train()
+    out.append({"flags": case, "steps_per_epoch": N_SAMPLES // BATCH // ACCUM, "log": ev.log, "eval": ev.eval,
+                "save": ev.save})
+    print(case, "log", ev.log, "eval", ev.eval, "save", ev.save)
+
+path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data", "trainer_events.json")
+json.dump({"producer": f"transformers {transformers.__version__} Trainer, torch {torch.__version__}",
+           "cases": out}, open(path, "w"), indent=1)
