@@ -3,13 +3,7 @@
 # accumulation and clipping); a SIGKILL in the middle of writing a checkpoint leaves the previous one loadable
 # and no half checkpoint that resume would pick up; SIGTERM stops a run with a checkpoint of its step, from which
 # it resumes bit-identically; bad input fails with one clear line and no output files.
-set -u
-BUILD=${BUILD:-build}
-LT="$BUILD/leantrain"
-tmp=$(mktemp -d "${LT_TEST_TMP:-build/tmp}/train.XXXXXX")
-fail=0
-cc -std=c11 -O2 -o "$tmp/gen_corpus" scripts/gen_corpus.c || exit 1
-"$tmp/gen_corpus" "$tmp/text.txt" 60000 || exit 1
+source tests/cli/lib/train_common.bash train 60000
 SMALL=(--train_file "$tmp/text.txt" --n_layer 2 --n_embd 32 --n_head 2 --n_positions 32 --block_size 32
        --per_device_train_batch_size 4 --gradient_accumulation_steps 2 --max_grad_norm 0.5 --learning_rate 3e-3
        --weight_decay 0.1 --warmup_steps 3 --lr_scheduler_type cosine --max_steps 12 --save_steps 6
@@ -75,7 +69,6 @@ ls -a "$tmp/kill" | grep -q '^\.tmp-checkpoint' && { echo "kill test: leftover t
 cmp -s "$tmp/kill/checkpoint-12/model.safetensors" "$tmp/full-adamw_torch/checkpoint-12/model.safetensors" || { echo "kill test: resumed result differs"; fail=1; }
 # the killed run had logged steps 8 and 12 past checkpoint-6; the resume restarts log.jsonl from the checkpoint's
 # history, so they are not listed twice: the log is the uninterrupted run's, tokens/s aside
-notps() { sed 's/"tokens_per_s":[^,}]*//' "$1"; }
 [ "$(notps "$tmp/kill/log.jsonl")" = "$(notps "$tmp/full-adamw_torch/log.jsonl")" ] ||
     { echo "kill test: log.jsonl differs from the uninterrupted run's"; diff <(notps "$tmp/kill/log.jsonl") <(notps "$tmp/full-adamw_torch/log.jsonl"); fail=1; }
 echo "kill test done"
@@ -128,14 +121,6 @@ done
 echo "dropout: recorded in config.json, resumed run bit-identical, differs from no dropout"
 
 # bad input: one line naming the thing, non-zero exit, no output folder
-bad() { # expected-message-substring, args...
-    local want="$1"; shift
-    rm -rf "$tmp/out"
-    out=$("$LT" train "$@" --output_dir "$tmp/out" 2>&1); rc=$?
-    if [ $rc -eq 0 ] || ! echo "$out" | grep -qF -- "$want" || [ -e "$tmp/out" ]; then
-        echo "bad input ($want): rc=$rc, output: $out"; [ -e "$tmp/out" ] && echo "  and $tmp/out was created"; fail=1
-    fi
-}
 bad "$tmp/missing.txt: cannot open: No such file or directory" --train_file "$tmp/missing.txt"
 printf 'hello' > "$tmp/empty.txt"; : > "$tmp/empty.txt"
 bad "the file is empty" --train_file "$tmp/empty.txt"

@@ -8,19 +8,12 @@
 # run_clm names (--evaluation_strategy, --tokenizer_name) are the same flags; the best model is tracked, kept by
 # save_total_limit, saved by --save_strategy best and loaded by --load_best_model_at_end; output_dir itself holds
 # the final model (the best one, once loaded) unless --save_strategy no; bad values fail with one line.
-set -u
-BUILD=${BUILD:-build}
-LT="$BUILD/leantrain"
-tmp=$(mktemp -d "${LT_TEST_TMP:-build/tmp}/train_flags.XXXXXX")
-fail=0
-cc -std=c11 -O2 -o "$tmp/gen_corpus" scripts/gen_corpus.c || exit 1
-"$tmp/gen_corpus" "$tmp/text.txt" 30000 || exit 1
+source tests/cli/lib/train_common.bash train_flags 30000
 # 30000 bytes: 892 training blocks of 32 tokens and 46 validation blocks; batch 8 x accumulation 2: 55 optimizer
 # steps per epoch (892 / 8 = 111 micro-batches, / 2)
 M=(--train_file "$tmp/text.txt" --n_layer 1 --n_embd 32 --n_head 2 --n_positions 32 --block_size 32
    --per_device_train_batch_size 8 --gradient_accumulation_steps 2 --learning_rate 3e-3 --seed 7 --threads 2
    --eval_max_batches 2)
-notps() { sed 's/"tokens_per_s":[^,}]*//' "$1"; }
 steps_of() { grep -F "\"$2\"" "$1" | sed -E 's/.*"step":([0-9]+).*/\1/' | tr '\n' ' '; } # log.jsonl, key
 run() { # name, args...: a run into $tmp/<name>, its output in $tmp/<name>.log
     local name=$1; shift
@@ -165,14 +158,6 @@ lrs=$(grep '"loss"' "$tmp/plat/log.jsonl" | sed -E 's/.*"learning_rate":([^,]*),
     { echo "reduce_lr_on_plateau: learning rates $lrs, or the resumed log differs"; fail=1; }
 echo "data_seed, save_only_model, reduce_lr_on_plateau: as the Trainer's"
 
-bad() { # expected-message-substring, args...
-    local want="$1"; shift
-    rm -rf "$tmp/out"
-    out=$("$LT" train "$@" --output_dir "$tmp/out" 2>&1); rc=$?
-    if [ $rc -eq 0 ] || ! echo "$out" | grep -qF -- "$want" || [ -e "$tmp/out" ]; then
-        echo "bad input ($want): rc=$rc, output: $out"; [ -e "$tmp/out" ] && echo "  and $tmp/out was created"; fail=1
-    fi
-}
 bad "--logging_steps: bad value '2.5': expected a whole number of steps, or a ratio in (0, 1)" "${M[@]}" --logging_steps 2.5
 bad "--warmup_steps: bad value '-1'" "${M[@]}" --warmup_steps -1
 bad "--eval_strategy must be no, steps or epoch" "${M[@]}" --eval_strategy sometimes
