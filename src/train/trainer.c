@@ -678,7 +678,7 @@ int lt_train_run(const lt_train_args *a) {
     } else {
         r->saved_step = -1;
     }
-    lt_ckpt_clean_tmp(a->output_dir);
+    if (a->do_train) lt_ckpt_clean_tmp(a->output_dir); /* evaluation only leaves a running training's temporaries */
     {
         char e2[1024];
         struct stat sb;
