@@ -7,13 +7,7 @@
 #  - resume is bit-identical for bf16, fp16 and pure bf16 with stochastic rounding;
 #  - bf16 with gradient checkpointing or the step inside backward gives the plain bf16 run's bits.
 # (The memory table's predictions for bf16, fp16 and pure bf16 are checked in train.sh with the others.)
-set -u
-BUILD=${BUILD:-build}
-LT="$BUILD/leantrain"
-tmp=$(mktemp -d "${LT_TEST_TMP:-build/tmp}/precision.XXXXXX")
-fail=0
-cc -std=c11 -O2 -o "$tmp/gen_corpus" scripts/gen_corpus.c || exit 1
-"$tmp/gen_corpus" "$tmp/text.txt" 200000 > /dev/null || exit 1
+source tests/cli/lib/train_common.bash precision 200000
 STEPS=50
 [ -n "${LT_TEST_QUICK:-}" ] && STEPS=20 # under the sanitizers
 CURVE=(--train_file "$tmp/text.txt" --n_layer 2 --n_embd 32 --n_head 2 --n_positions 32 --block_size 32

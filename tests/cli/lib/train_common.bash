@@ -1,4 +1,4 @@
-# Sourced by the train tests (tests/cli/train*.sh): the binary, a temporary folder named after the test, a
+# Sourced by the train tests (tests/cli/train*.sh, precision.sh): the binary, a temporary folder named after the test, a
 # generated corpus of $1 bytes in $tmp/text.txt, and two helpers.
 #   usage: source tests/cli/lib/train_common.bash NAME BYTES
 set -u
@@ -7,7 +7,7 @@ LT="$BUILD/leantrain"
 tmp=$(mktemp -d "${LT_TEST_TMP:-build/tmp}/$1.XXXXXX")
 fail=0
 cc -std=c11 -O2 -o "$tmp/gen_corpus" scripts/gen_corpus.c || exit 1
-"$tmp/gen_corpus" "$tmp/text.txt" "$2" || exit 1
+"$tmp/gen_corpus" "$tmp/text.txt" "$2" > /dev/null || exit 1
 
 # a log.jsonl without its tokens_per_s fields (the one thing two runs of the same steps may differ in)
 notps() { sed 's/"tokens_per_s":[^,}]*//' "$1"; }
