@@ -1,6 +1,7 @@
 """Writes tests/data/trainer_events.json: at which optimizer steps the Hugging Face Trainer itself logs the
 training loss, evaluates and saves a checkpoint, for a set of TrainingArguments (strategies, *_steps as whole
-numbers and ratios, logging_first_step, eval_delay, epochs). tests/test_train.c holds leantrain's event rules
+numbers and ratios, logging_first_step, eval_delay, epochs); and for the best model (load_best_model_at_end,
+save_strategy best, save_total_limit) each evaluation's loss, the best step and the checkpoints left at the end. tests/test_train.c holds leantrain's event rules
 (src/train/events.c) to these lists. A tiny model on the CPU; needs torch, transformers and accelerate (the tests
 do not).
 usage: python3 scripts/make-trainer-events.py"""
@@ -77,6 +78,45 @@ for case in CASES:
                 "save": ev.save})
     print(case, "log", ev.log, "eval", ev.eval, "save", ev.save)
 
+# the best model: each evaluation's eval_loss, the best step the Trainer settled on and the checkpoints
+# save_total_limit left, with load_best_model_at_end (a learning rate that makes the loss go up and down)
+class Evals(TrainerCallback):
+    def __init__(self):
+        self.losses = []
+
+    def on_evaluate(self, args, state, control, metrics=None, **kw):
+        self.losses.append([state.global_step, metrics["eval_loss"]])
+
+
+BEST = [
+    {"max_steps": 12, "eval_strategy": "steps", "eval_steps": 2, "save_steps": 2, "save_total_limit": 1,
+     "load_best_model_at_end": True},
+    {"max_steps": 12, "eval_strategy": "steps", "eval_steps": 2, "save_steps": 2, "save_total_limit": 1,
+     "load_best_model_at_end": True, "greater_is_better": True, "metric_for_best_model": "loss"},
+    {"max_steps": 12, "eval_strategy": "steps", "eval_steps": 2, "save_steps": 4, "save_total_limit": 2,
+     "load_best_model_at_end": True},
+    {"max_steps": 12, "eval_strategy": "steps", "eval_steps": 1, "save_strategy": "best", "save_total_limit": 2,
+     "metric_for_best_model": "loss"},
+    {"max_steps": 12, "eval_strategy": "steps", "eval_steps": 3, "save_steps": 3, "save_total_limit": 3,
+     "load_best_model_at_end": True, "greater_is_better": True},
+]
+best_out = []
+for case in BEST:
+    ev = Evals()
+    with tempfile.TemporaryDirectory() as d:
+        kw = dict(case)
+        if "save_strategy" not in kw:
+            kw["save_strategy"] = "steps"
+        args = TrainingArguments(output_dir=d, per_device_train_batch_size=BATCH, per_device_eval_batch_size=BATCH,
+                                 gradient_accumulation_steps=ACCUM, learning_rate=0.7, report_to="none",
+                                 use_cpu=True, disable_tqdm=True, save_only_model=True, logging_steps=100, **kw)
+        t = Trainer(model=Tiny(), args=args, train_dataset=Data(), eval_dataset=Data(), callbacks=[ev])
+        t.train()
+        kept = sorted(int(n.split("-")[1]) for n in os.listdir(d) if n.startswith("checkpoint-"))
+        best = t.state.best_global_step
+    best_out.append({"flags": case, "evals": ev.losses, "best_global_step": best, "kept": kept})
+    print(case, "evals", [round(l, 4) for _, l in ev.losses], "best", best, "kept", kept)
+
 path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data", "trainer_events.json")
 json.dump({"producer": f"transformers {transformers.__version__} Trainer, torch {torch.__version__}",
-           "cases": out}, open(path, "w"), indent=1)
+           "cases": out, "best": best_out}, open(path, "w"), indent=1)

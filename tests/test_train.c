@@ -10,8 +10,27 @@
 #include "model/gpt2.h"
 #include "testutil.h"
 #include "train/args.h"
+#include "train/checkpoint.h"
 #include "train/data.h"
 #include "train/events.h"
+
+/* a case's flags (a JSON object) as leantrain's argv, parsed by leantrain's own parser */
+static int parse_flags(const cJSON *flags, lt_train_args *a, char *err, size_t errlen) {
+    char *argv[40], buf[40][32];
+    int argc = 0;
+    const cJSON *fl;
+    cJSON_ArrayForEach(fl, flags) {
+        if (argc + 2 > 40) break;
+        snprintf(buf[argc], sizeof buf[argc], "--%s", fl->string);
+        argv[argc] = buf[argc], argc++;
+        if (cJSON_IsBool(fl)) snprintf(buf[argc], sizeof buf[argc], "%s", cJSON_IsTrue(fl) ? "true" : "false");
+        else if (cJSON_IsString(fl)) snprintf(buf[argc], sizeof buf[argc], "%s", fl->valuestring);
+        else snprintf(buf[argc], sizeof buf[argc], "%.17g", fl->valuedouble);
+        argv[argc] = buf[argc], argc++;
+    }
+    lt_train_args_default(a);
+    return lt_train_args_parse(a, argc, argv, err, errlen) == LT_OK;
+}
 
 /* the steps of `which` (LT_EV_*) in 1..total as "a b c " into out */
 static void event_steps(const lt_events *ev, long total, int which, char *out, size_t n) {
@@ -29,6 +48,73 @@ static void json_steps(const cJSON *arr, long extra, char *out, size_t n) {
     for (const cJSON *v = arr ? arr->child : NULL; v && k + 24 < n; v = v->next)
         k += (size_t)snprintf(out + k, n - k, "%ld ", last = (long)v->valuedouble);
     if (extra > 0 && last != extra) snprintf(out + k, n - k, "%ld ", extra);
+}
+
+/* The best model against the Trainer's: its evaluation losses replayed through leantrain's rules (the events,
+ * lt_best_improves, save_strategy best, lt_ckpt_rotation after each save, only the best left at the end with
+ * save_total_limit 1): the same best step and the same checkpoints left. */
+static void check_trainer_best(const cJSON *cases) {
+    char err[512];
+    int n = 0;
+    const cJSON *c;
+    cJSON_ArrayForEach(c, cases) {
+        lt_train_args a;
+        if (!parse_flags(cJSON_GetObjectItem(c, "flags"), &a, err, sizeof err)) {
+            CHECK(0, "best case %d: %s", n, err);
+            continue;
+        }
+        const long total = a.max_steps;
+        const lt_events ev = lt_events_make(&a, total, 4);
+        const cJSON *evals = cJSON_GetObjectItem(c, "evals")->child;
+        long present[64], np = 0, best_step = -1;
+        double best = 0;
+        int order_ok = 1;
+        for (long s = 1; s <= total; s++) {
+            const int due = lt_events_at(&ev, s);
+            int new_best = 0;
+            if (due & LT_EV_EVAL) {
+                if (!evals || (long)evals->child->valuedouble != s) {
+                    order_ok = 0;
+                    break;
+                }
+                const double v = evals->child->next->valuedouble;
+                evals = evals->next;
+                new_best = lt_best_improves(v, best, best_step >= 0, lt_train_args_greater_is_better(&a));
+                if (new_best) best = v, best_step = s;
+            }
+            if ((due & LT_EV_SAVE) || (new_best && !strcmp(a.save_strategy, "best"))) {
+                present[np++] = s;
+                const int doomed = lt_ckpt_rotation(present, (int)np, a.save_total_limit, best_step);
+                long kept[64], nk = 0;
+                for (long i = doomed; i < np; i++) kept[nk++] = present[i];
+                for (long i = 0; i < nk; i++) /* back in step order */
+                    for (long j = i + 1; j < nk; j++)
+                        if (kept[j] < kept[i]) {
+                            long t = kept[i];
+                            kept[i] = kept[j], kept[j] = t;
+                        }
+                memcpy(present, kept, (size_t)nk * sizeof *kept);
+                np = nk;
+            }
+        }
+        CHECK(order_ok && !evals, "best case %d: the evaluations are not at the Trainer's steps", n);
+        if (a.save_total_limit == 1 && best_step >= 0) {
+            int has = 0;
+            for (long i = 0; i < np; i++) has |= present[i] == best_step;
+            if (has) present[0] = best_step, np = 1;
+        }
+        char ours[256], theirs[256];
+        size_t k = 0;
+        ours[0] = 0;
+        for (long i = 0; i < np; i++) k += (size_t)snprintf(ours + k, sizeof ours - k, "%ld ", present[i]);
+        json_steps(cJSON_GetObjectItem(c, "kept"), 0, theirs, sizeof theirs);
+        const long hf_best = (long)cJSON_GetObjectItem(c, "best_global_step")->valuedouble;
+        CHECK(!strcmp(ours, theirs) && best_step == hf_best, "best case %d: best step %ld, kept [%s]; the Trainer's %ld, [%s]",
+              n, best_step, ours, hf_best, theirs);
+        n++;
+    }
+    printf("trainer best model: %d cases of the Trainer's best step and kept checkpoints matched\n", n);
+    CHECK(n >= 5, "only %d best-model cases", n);
 }
 
 /* Each case's flags through leantrain's own parser, its events against the Trainer's: evaluations and saves
@@ -49,20 +135,8 @@ static void check_trainer_events(void) {
     int ncases = 0;
     const cJSON *c;
     cJSON_ArrayForEach(c, cJSON_GetObjectItem(root, "cases")) {
-        char *argv[40], buf[40][32];
-        int argc = 0;
-        const cJSON *fl;
-        cJSON_ArrayForEach(fl, cJSON_GetObjectItem(c, "flags")) {
-            snprintf(buf[argc], sizeof buf[argc], "--%s", fl->string);
-            argv[argc] = buf[argc], argc++;
-            if (cJSON_IsBool(fl)) snprintf(buf[argc], sizeof buf[argc], "%s", cJSON_IsTrue(fl) ? "true" : "false");
-            else if (cJSON_IsString(fl)) snprintf(buf[argc], sizeof buf[argc], "%s", fl->valuestring);
-            else snprintf(buf[argc], sizeof buf[argc], "%.17g", fl->valuedouble);
-            argv[argc] = buf[argc], argc++;
-        }
         lt_train_args a;
-        lt_train_args_default(&a);
-        if (lt_train_args_parse(&a, argc, argv, err, sizeof err) != LT_OK) {
+        if (!parse_flags(cJSON_GetObjectItem(c, "flags"), &a, err, sizeof err)) {
             CHECK(0, "case %d: %s", ncases, err);
             continue;
         }
@@ -85,6 +159,7 @@ static void check_trainer_events(void) {
     }
     printf("trainer events: %d cases of the Trainer's log / evaluate / save steps matched\n", ncases);
     CHECK(ncases >= 10, "only %d cases in %s", ncases, path);
+    check_trainer_best(cJSON_GetObjectItem(root, "best"));
     cJSON_Delete(root);
     free(text);
 }

@@ -134,6 +134,36 @@ void lt_ckpt_clean_tmp(const char *output_dir) {
     closedir(d);
 }
 
+int lt_ckpt_rotation(long *steps, int n, int save_total_limit, long keep) {
+    if (save_total_limit <= 0) return 0;
+    int limit = save_total_limit;
+    for (int i = 0; i < n - 1; i++)
+        if (steps[i] == keep) {
+            /* the best moves to the second newest place (the Trainer's _sorted_checkpoints) */
+            for (int j = i; j < n - 2; j++) steps[j] = steps[j + 1];
+            steps[n - 2] = keep;
+            if (limit == 1) limit = 2;
+            break;
+        }
+    return n > limit ? n - limit : 0;
+}
+
+int lt_ckpt_keep_only(const char *output_dir, long keep) {
+    char path[1400];
+    struct stat sb;
+    snprintf(path, sizeof path, "%.1200s/checkpoint-%ld", output_dir, keep);
+    if (stat(path, &sb) != 0) return 0;
+    int n;
+    long *steps = list_steps(output_dir, &n);
+    for (int i = 0; steps && i < n; i++)
+        if (steps[i] != keep) {
+            snprintf(path, sizeof path, "%.1200s/checkpoint-%ld", output_dir, steps[i]);
+            rm_rf(path);
+        }
+    free(steps);
+    return 1;
+}
+
 lt_status lt_ckpt_save(const char *output_dir, long step, const lt_gpt2 *m, lt_optim *o, const lt_tokenizer *tok,
                        const char *trainer_state_json, int save_total_limit, long keep, char *err, size_t errlen) {
     char tmp[1200], fin[1200], path[1400];
@@ -171,16 +201,8 @@ lt_status lt_ckpt_save(const char *output_dir, long step, const lt_gpt2 *m, lt_o
     if (save_total_limit > 0) {
         int n;
         long *steps = list_steps(output_dir, &n);
-        int limit = save_total_limit;
-        for (int i = 0; steps && i < n; i++)
-            if (steps[i] == keep && i < n - 1) {
-                /* the best moves to the second newest place (the Trainer's _sorted_checkpoints) */
-                for (int j = i; j < n - 2; j++) steps[j] = steps[j + 1];
-                if (n >= 2) steps[n - 2] = keep;
-                if (limit == 1) limit = 2;
-                break;
-            }
-        for (int i = 0; steps && i + limit < n; i++) {
+        const int doomed = steps ? lt_ckpt_rotation(steps, n, save_total_limit, keep) : 0;
+        for (int i = 0; i < doomed; i++) {
             snprintf(path, sizeof path, "%s/checkpoint-%ld", output_dir, steps[i]);
             rm_rf(path);
         }

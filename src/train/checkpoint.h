@@ -26,6 +26,17 @@
 lt_status lt_ckpt_save(const char *output_dir, long step, const lt_gpt2 *m, lt_optim *o, const lt_tokenizer *tok,
                        const char *trainer_state_json, int save_total_limit, long keep, char *err, size_t errlen);
 
+/* save_total_limit's choice (0 keeps all): given the steps of the checkpoints
+ * present in ascending order, reorders them so that the first k returned are
+ * the ones to delete, never `keep` (the best model's; -1: none): the best
+ * counts as the second newest, and a limit of 1 keeps 2 while the best is not
+ * the newest (the Trainer's _sorted_checkpoints and _rotate_checkpoints). */
+int lt_ckpt_rotation(long *steps, int n, int save_total_limit, long keep);
+
+/* Deletes every checkpoint-<N> under output_dir but checkpoint-<keep>, if
+ * that one exists (then returns 1; else deletes nothing and returns 0). */
+int lt_ckpt_keep_only(const char *output_dir, long keep);
+
 /* The model alone into folder dir (created if missing), as run_clm's final save_model leaves output_dir:
  * model.safetensors, config.json and, when tok is not NULL, the tokenizer's files, each written atomically. */
 lt_status lt_ckpt_save_model(const char *dir, const lt_gpt2 *m, const lt_tokenizer *tok, char *err, size_t errlen);

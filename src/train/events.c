@@ -41,6 +41,10 @@ static int due(const lt_event_rule *r, long step, long total) {
     return (r->every > 0 && step % r->every == 0) || (r->last && step == total);
 }
 
+int lt_best_improves(double v, double best, int have_best, int greater_is_better) {
+    return !have_best || (greater_is_better ? v > best : v < best);
+}
+
 int lt_events_at(const lt_events *ev, long step) {
     int m = 0;
     if (due(&ev->log, step, ev->total) || (ev->log_first && step == 1)) m |= LT_EV_LOG;

@@ -39,6 +39,10 @@ lt_events lt_events_make(const lt_train_args *a, long total_steps, long steps_pe
 /* eval_delay (a->eval_delay) counts steps for eval_strategy steps and epochs for epoch: an evaluation is due only
  * from the step where it is reached (the Trainer compares it with global_step or the epoch). */
 
+/* Whether an evaluation's metric v is a new best (the Trainer's _determine_best_metric: strictly better than
+ * best, larger when greater_is_better; any value when there is no best yet). */
+int lt_best_improves(double v, double best, int have_best, int greater_is_better);
+
 /* The events due after optimizer step `step` (1-based): a mask of LT_EV_LOG, LT_EV_EVAL, LT_EV_SAVE. */
 int lt_events_at(const lt_events *ev, long step);
 

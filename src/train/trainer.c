@@ -321,8 +321,7 @@ static int eval_and_log(run_t *r) {
 static int track_best(run_t *r) {
     if (!r->best_metric_name) return 0;
     const double v = !strcmp(r->best_metric_name, "eval_perplexity") ? r->eval_ppl : r->eval_loss;
-    const int better = r->best_step < 0 || (lt_train_args_greater_is_better(r->a) ? v > r->best_metric
-                                                                                  : v < r->best_metric);
+    const int better = lt_best_improves(v, r->best_metric, r->best_step >= 0, lt_train_args_greater_is_better(r->a));
     if (better) r->best_metric = v, r->best_step = r->step;
     return better;
 }
@@ -869,6 +868,11 @@ int lt_train_run(const lt_train_args *a) {
             for (int k = 0; k < test_count; k++) raise(test_sig);
     }
     end_bar(r);
+    /* the end of a run with save_total_limit 1 and a best model: only the best checkpoint stays (the Trainer
+       deletes the others, the last one included, when training ends) */
+    if (a->save_total_limit == 1 && r->best_step >= 0 && strcmp(a->save_strategy, "no") &&
+        lt_ckpt_keep_only(a->output_dir, r->best_step) && r->saved_step != r->best_step)
+        r->saved_step = -1;
     /* --load_best_model_at_end: the best checkpoint's weights replace the last step's (the Trainer's
        _load_best_model); --do_eval then measures them */
     const int best_loaded = a->load_best_model_at_end && r->best_step >= 0 && r->best_step != r->step;
@@ -895,7 +899,7 @@ int lt_train_run(const lt_train_args *a) {
     printf("done: %ld steps in %.1f s; peak memory (RSS) %ld MiB; ", r->step, lt_now_s() - r->t_start, peak_rss_mb());
     if (!strcmp(a->save_strategy, "no")) printf("no checkpoint (--save_strategy no)");
     else if (r->saved_step == r->step) printf("model in %s and %s/checkpoint-%ld", a->output_dir, a->output_dir, r->step);
-    else printf("model in %s (no checkpoint of the last step: --save_strategy best)", a->output_dir);
+    else printf("model in %s", a->output_dir);
     if (r->best_step >= 0 && strcmp(a->save_strategy, "no"))
         printf("; best model (%s %.4f) in %s/checkpoint-%ld", r->best_metric_name, r->best_metric, a->output_dir,
                r->best_step);
