@@ -63,17 +63,25 @@ CASES = [
      "logging_first_step": True},
 ]
 
+def train(case, callback, lr, **extra):
+    """Trains the tiny model with the case's flags (save_strategy steps unless given); returns the checkpoint
+    steps left in output_dir and the Trainer's best_global_step."""
+    with tempfile.TemporaryDirectory() as d:
+        kw = dict(case, **extra)
+        kw.setdefault("save_strategy", "steps")
+        args = TrainingArguments(output_dir=d, per_device_train_batch_size=BATCH, per_device_eval_batch_size=BATCH,
+                                 gradient_accumulation_steps=ACCUM, learning_rate=lr, report_to="none",
+                                 use_cpu=True, disable_tqdm=True, save_only_model=True, **kw)
+        t = Trainer(model=Tiny(), args=args, train_dataset=Data(), eval_dataset=Data(), callbacks=[callback])
+        t.train()
+        kept = sorted(int(n.split("-")[1]) for n in os.listdir(d) if n.startswith("checkpoint-"))
+        return kept, t.state.best_global_step
+
+
 out = []
 for case in CASES:
     ev = Events()
-    with tempfile.TemporaryDirectory() as d:
-        kw = dict(case)
-        if "save_strategy" not in kw:
-            kw["save_strategy"] = "steps"
-        args = TrainingArguments(output_dir=d, per_device_train_batch_size=BATCH, per_device_eval_batch_size=BATCH,
-                                 gradient_accumulation_steps=ACCUM, learning_rate=1e-3, report_to="none",
-                                 use_cpu=True, disable_tqdm=True, save_only_model=True, **kw)
-        Trainer(model=Tiny(), args=args, train_dataset=Data(), eval_dataset=Data(), callbacks=[ev]).train()
+    train(case, ev, 1e-3)
     out.append({"flags": case, "steps_per_epoch": N_SAMPLES // BATCH // ACCUM, "log": ev.log, "eval": ev.eval,
                 "save": ev.save})
     print(case, "log", ev.log, "eval", ev.eval, "save", ev.save)
@@ -103,17 +111,7 @@ BEST = [
 best_out = []
 for case in BEST:
     ev = Evals()
-    with tempfile.TemporaryDirectory() as d:
-        kw = dict(case)
-        if "save_strategy" not in kw:
-            kw["save_strategy"] = "steps"
-        args = TrainingArguments(output_dir=d, per_device_train_batch_size=BATCH, per_device_eval_batch_size=BATCH,
-                                 gradient_accumulation_steps=ACCUM, learning_rate=0.7, report_to="none",
-                                 use_cpu=True, disable_tqdm=True, save_only_model=True, logging_steps=100, **kw)
-        t = Trainer(model=Tiny(), args=args, train_dataset=Data(), eval_dataset=Data(), callbacks=[ev])
-        t.train()
-        kept = sorted(int(n.split("-")[1]) for n in os.listdir(d) if n.startswith("checkpoint-"))
-        best = t.state.best_global_step
+    kept, best = train(case, ev, 0.7, logging_steps=100)
     best_out.append({"flags": case, "evals": ev.losses, "best_global_step": best, "kept": kept})
     print(case, "evals", [round(l, 4) for _, l in ev.losses], "best", best, "kept", kept)
 
