@@ -46,7 +46,7 @@ fail:
     return LT_ERR_IO;
 }
 
-static lt_status write_text(const char *path, const char *text, char *err, size_t errlen) {
+lt_status lt_write_text_file(const char *path, const char *text, char *err, size_t errlen) {
     lt_atomic_file *af = NULL;
     lt_status st = lt_atomic_open(path, &af, err, errlen);
     if (st == LT_OK) st = lt_atomic_write(af, text, strlen(text), err, errlen);
@@ -75,7 +75,7 @@ lt_status lt_ckpt_write_config(const char *path, const lt_gpt2_config *c, char *
              c->vocab_size, c->n_positions, c->n_positions, c->n_embd, c->n_layer, c->n_head, c->layer_norm_epsilon,
              shortest(pe, sizeof pe, c->embd_pdrop), shortest(pr, sizeof pr, c->resid_pdrop),
              shortest(pa, sizeof pa, c->attn_pdrop));
-    return write_text(path, text, err, errlen);
+    return lt_write_text_file(path, text, err, errlen);
 }
 
 /* checkpoint-<N> folder names under dir, returning N (or -1) */
@@ -189,7 +189,7 @@ lt_status lt_ckpt_save(const char *output_dir, long step, const lt_gpt2 *m, lt_o
     if (getenv("LT_TEST_KILL_DURING_SAVE") && atol(getenv("LT_TEST_KILL_DURING_SAVE")) == step)
         kill(getpid(), 9); /* the crash-safety test: a real SIGKILL with the checkpoint half written */
     snprintf(path, sizeof path, "%s/trainer_state.json", tmp);
-    if ((st = write_text(path, trainer_state_json, err, errlen))) goto fail;
+    if ((st = lt_write_text_file(path, trainer_state_json, err, errlen))) goto fail;
     fsync_dir(tmp);
     rm_rf(fin); /* a checkpoint of the same step from an earlier run */
     if (rename(tmp, fin)) {

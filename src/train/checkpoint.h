@@ -54,6 +54,9 @@ void lt_ckpt_clean_tmp(const char *output_dir);
 /* Writes a Hugging Face GPT-2 config.json for cfg to path, atomically. */
 lt_status lt_ckpt_write_config(const char *path, const lt_gpt2_config *cfg, char *err, size_t errlen);
 
+/* Writes text to path atomically (temporary file, fsync, rename). */
+lt_status lt_write_text_file(const char *path, const char *text, char *err, size_t errlen);
+
 /* Reads a whole small file (trainer_state.json) into a malloc'd string. */
 char *lt_read_text_file(const char *path, char *err, size_t errlen);
 

@@ -27,11 +27,13 @@ lt_events lt_events_make(const lt_train_args *a, long total_steps, long steps_pe
     lt_events ev;
     ev.total = total_steps;
     ev.log = rule(a->logging_strategy, a->logging_steps, total_steps, steps_per_epoch);
+    const int eval_kind = lt_every_parse(a->eval_strategy);
     ev.eval = rule(a->eval_strategy, a->eval_steps, total_steps, steps_per_epoch);
     /* eval_steps 0 has always meant no evaluation at all here (the Trainer refuses it) */
-    if (lt_every_parse(a->eval_strategy) == LT_EVERY_STEPS && ev.eval.every == 0) ev.eval.last = 0;
+    if (eval_kind == LT_EVERY_STEPS && ev.eval.every == 0) ev.eval.last = 0;
     ev.save = rule(a->save_strategy, a->save_steps, total_steps, steps_per_epoch);
-    const double per = lt_every_parse(a->eval_strategy) == LT_EVERY_EPOCH ? (double)(steps_per_epoch > 0 ? steps_per_epoch : 1) : 1.0;
+    /* eval_delay counts epochs under eval_strategy epoch: an epoch's worth of steps each */
+    const double per = eval_kind == LT_EVERY_EPOCH ? (double)(steps_per_epoch > 0 ? steps_per_epoch : 1) : 1.0;
     ev.eval_from = (long)ceil(a->eval_delay * per - 1e-9);
     ev.log_first = a->logging_first_step; /* the Trainer logs step 1 then whatever logging_strategy says */
     return ev;

@@ -316,11 +316,16 @@ static int eval_and_log(run_t *r) {
     return 0;
 }
 
+/* The latest evaluation's value of the best-model metric (also what reduce_lr_on_plateau is stepped with). */
+static double tracked_metric(const run_t *r) {
+    return !strcmp(r->best_metric_name, "eval_perplexity") ? r->eval_ppl : r->eval_loss;
+}
+
 /* After an evaluation of the training loop: whether it is the run's new best by the tracked metric (the
  * Trainer's _determine_best_metric: strictly better than every earlier one). */
 static int track_best(run_t *r) {
     if (!r->best_metric_name) return 0;
-    const double v = !strcmp(r->best_metric_name, "eval_perplexity") ? r->eval_ppl : r->eval_loss;
+    const double v = tracked_metric(r);
     const int better = lt_best_improves(v, r->best_metric, r->best_step >= 0, lt_train_args_greater_is_better(r->a));
     if (better) r->best_metric = v, r->best_step = r->step;
     return better;
@@ -336,17 +341,13 @@ static int write_eval_results(run_t *r) {
     cJSON_AddNumberToObject(j, "eval_samples", (double)r->eval_rows);
     cJSON_AddNumberToObject(j, "perplexity", r->eval_ppl);
     cJSON_AddNumberToObject(j, "step", (double)r->eval_step);
-    char *text = cJSON_Print(j);
+    char *text = cJSON_Print(j), *line = text ? malloc(strlen(text) + 2) : NULL;
     cJSON_Delete(j);
-    lt_atomic_file *af = NULL;
-    lt_status st = text ? lt_atomic_open(path, &af, r->err, sizeof r->err) : LT_ERR_NOMEM;
-    if (st == LT_OK) st = lt_atomic_write(af, text, strlen(text), r->err, sizeof r->err);
-    if (st == LT_OK) st = lt_atomic_write(af, "\n", 1, r->err, sizeof r->err);
-    free(text);
-    if (st == LT_OK) return lt_atomic_commit(af, r->err, sizeof r->err) != LT_OK;
-    if (af) lt_atomic_abort(af);
-    if (!r->err[0]) snprintf(r->err, sizeof r->err, "%.900s: out of memory", path);
-    return 1;
+    if (line) sprintf(line, "%s\n", text);
+    lt_status st = line ? lt_write_text_file(path, line, r->err, sizeof r->err) : LT_ERR_NOMEM;
+    free(text), free(line);
+    if (st == LT_ERR_NOMEM) snprintf(r->err, sizeof r->err, "%.900s: out of memory", path);
+    return st != LT_OK;
 }
 
 static void progress(run_t *r, double loss) {
@@ -850,8 +851,7 @@ int lt_train_run(const lt_train_args *a) {
             if (eval_and_log(r)) goto out;
             new_best = track_best(r);
             if (r->sched.type == LT_SCHED_REDUCE_ON_PLATEAU &&
-                lt_sched_plateau_step(&r->sched, !strcmp(r->best_metric_name, "eval_perplexity") ? r->eval_ppl
-                                                                                               : r->eval_loss)) {
+                lt_sched_plateau_step(&r->sched, tracked_metric(r))) {
                 printf("step %ld/%ld  reduce_lr_on_plateau: learning_rate now %.4e\n", r->step, r->total_steps,
                        r->sched.lr);
             }
