@@ -237,6 +237,7 @@ int lt_optim_add_param(lt_optim *o, const lt_param_desc *d) {
     p.dtype = d->dtype;
     p.grad_dtype = d->grad_dtype;
     p.group = d->group;
+    p.name = (char *)d->name; /* the caller's, for messages until the parameter is registered with its own copy */
     if (o->fam->declare_state(o, &p, &o->groups[d->group]) != LT_OK) return -1;
     if (p.device) {
         if (lt_device_alloc_states(o, &p, &o->groups[d->group]) != LT_OK) return -1;
