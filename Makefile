@@ -117,8 +117,9 @@ $(BUILD)/examples/%: examples/%.c $(BUILD)/libleantrain.a
 # benchmark's code path, gpu_compare --quick (and its Adafactor configurations twice more: with LT_ADAFACTOR_PIPE=0,
 # the row pass without cp.async staging, and on an emulated device that allows a block 99 KB of shared memory
 # like an RTX 4090, LT_EMU_SMEM_OPTIN=101376), the GPT-2 layer kernels against the CPU's, the whole GPT-2 model on
-# the device against the CPU model (gpu_gpt2_model --quick), and a GPU older than compute capability 8.0 refused
-# (tests/gpu/old_gpu.sh) (about 10 minutes on 2 cores);
+# the device against the CPU model (gpu_gpt2_model --quick), a GPU older than compute capability 8.0 refused
+# (tests/gpu/old_gpu.sh), and the trainer's memory check and --auto_find_batch_size against an emulated device of
+# a few MiB (tests/gpu/device_memory.sh) (about 10 minutes on 2 cores);
 # EMU_FULL=1 adds the bf16 and API checks, gpu_lowbit, and the trainer on the emulated device: gpu-check's
 # training checks (scripts/gpu-train-check compare, gpt2 and gpt2-7b) in their small mode (about 30 minutes more).
 # Timings are meaningless there.
@@ -156,6 +157,7 @@ cuda-emu: $(EMU)/tests/gpu/gpu_compare $(EMU)/tests/gpu/gpu_lowbit $(EMU)/tests/
 	$(EMU)/tests/gpu/gpu_gpt2_layers
 	$(EMU)/tests/gpu/gpu_gpt2_model $(if $(EMU_FULL),,--quick)
 	LT_TEST_TMP=$(BUILD)/tmp tests/gpu/old_gpu.sh $(EMU)/leantrain
+	LT_TEST_TMP=$(BUILD)/tmp tests/gpu/device_memory.sh $(EMU)/leantrain
 	$(if $(EMU_FULL),LT_TEST_TMP=$(BUILD)/tmp LT_TEST_QUICK=1 $(EMU)/tests/gpu/gpu_lowbit)
 	$(if $(EMU_FULL),GPU_TRAIN_CHECK_SMALL=1 scripts/gpu-train-check compare $(abspath $(EMU)/leantrain) \
 	  $(BUILD)/tmp/train-check)

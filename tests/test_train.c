@@ -3,7 +3,9 @@
  * rounding), the data order (a function of (seed, epoch) only: seeking to a
  * position gives the same batches as getting there), and the steps that log,
  * evaluate and save against the ones the Hugging Face Trainer itself chose
- * (tests/data/trainer_events.json, scripts/make-trainer-events.py). */
+ * (tests/data/trainer_events.json, scripts/make-trainer-events.py), and
+ * --auto_find_batch_size's batch sizes against the ones accelerate tries
+ * (tests/data/auto_batch.json, scripts/make-auto-batch-reference.py). */
 #include <cjson/cJSON.h>
 #include <math.h>
 
@@ -13,6 +15,7 @@
 #include "train/checkpoint.h"
 #include "train/data.h"
 #include "train/events.h"
+#include "train/memplan.h"
 
 /* a case's flags (a JSON object) as leantrain's argv, parsed by leantrain's own parser */
 static int parse_flags(const cJSON *flags, lt_train_args *a, char *err, size_t errlen) {
@@ -115,6 +118,85 @@ static void check_trainer_best(const cJSON *cases) {
     }
     printf("trainer best model: %d cases of the Trainer's best step and kept checkpoints matched\n", n);
     CHECK(n >= 5, "only %d best-model cases", n);
+}
+
+/* a test data file's text (NULL, with a failed check, when unreadable) */
+static char *read_data(const char *name) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", lt_test_data_dir(), name);
+    FILE *f = fopen(path, "rb");
+    CHECK(f != NULL, "cannot read %s", path);
+    if (!f) return NULL;
+    char *text = calloc(1, 1 << 20);
+    size_t len = fread(text, 1, (1 << 20) - 1, f);
+    fclose(f);
+    text[len] = 0;
+    return text;
+}
+
+/* --auto_find_batch_size: the sizes lt_auto_batch_next steps through from each start, until 0, are the ones
+ * accelerate's find_executable_batch_size tried when every one ran out of memory; and the batch the planner
+ * picks is the first of them whose plan fits, the one before it not fitting (the Trainer's stopping point when
+ * the plan is the truth), for limits on both sides of each plan total. */
+static void check_auto_batch(void) {
+    char *text = read_data("auto_batch.json");
+    cJSON *root = text ? cJSON_Parse(text) : NULL;
+    free(text);
+    CHECK(root != NULL, "bad JSON in auto_batch.json");
+    int nseq = 0;
+    const cJSON *seq;
+    cJSON_ArrayForEach(seq, cJSON_GetObjectItem(root, "sequences")) {
+        int b = atoi(seq->string), i = 0, ok = 1;
+        const cJSON *v;
+        cJSON_ArrayForEach(v, seq) {
+            ok &= b == v->valueint;
+            b = lt_auto_batch_next(b), i++;
+        }
+        CHECK(ok && b == 0 && i == cJSON_GetArraySize(seq), "start %s: leantrain's sizes differ from accelerate's",
+              seq->string);
+        nseq++;
+    }
+    CHECK(nseq >= 130, "only %d sequences in auto_batch.json", nseq);
+    cJSON_Delete(root);
+
+    lt_gpt2_config cfg = {256, 64, 64, 2, 2, 1e-5, 0, 0, 0};
+    for (int device = 0; device < 2; device++) {
+        lt_mem_methods me = {device, 0, device ? LT_GPT2_BF16 : LT_GPT2_F32, 0, device};
+        char err[512];
+        lt_mem_table t, tf;
+        size_t plan[40];
+        for (int b = 1; b < 40; b++) {
+            CHECK(lt_memplan(&cfg, b, 64, "adamw_torch_fused", "", &me, 100000, &t, err, sizeof err) == LT_OK, "%s",
+                  err);
+            plan[b] = t.total;
+            CHECK(b == 1 || plan[b] > plan[b - 1], "device %d: the plan does not grow from batch %d to %d", device,
+                  b - 1, b);
+        }
+        for (int b = 1; b < 39; b++)
+            for (int side = 0; side < 2; side++) {
+                const size_t limit = plan[b] + (side ? (plan[b + 1] - plan[b]) / 2 : 0); /* b fits, b + 1 not */
+                int tried[8], n;
+                size_t bytes[8];
+                const int mb = lt_memplan_max_batch(&cfg, 64, "adamw_torch_fused", "", &me, 100000, limit, err,
+                                                    sizeof err);
+                CHECK(mb == b, "device %d, limit %zu: largest batch %d, expected %d", device, limit, mb, b);
+                const int fb = lt_memplan_find_batch(&cfg, 39, 64, "adamw_torch_fused", "", &me, 100000, limit, &tf,
+                                                     tried, bytes, 8, &n, err, sizeof err);
+                int want = 39;
+                while (want > b) want = lt_auto_batch_next(want);
+                CHECK(fb == want && tf.total == plan[fb], "device %d, limit %zu: auto batch %d (%zu bytes), expected %d",
+                      device, limit, fb, tf.total, want);
+                CHECK(n >= 1 && tried[0] == 39 && bytes[0] == plan[39] && tried[n < 8 ? n - 1 : 7] >= fb,
+                      "device %d: the sizes tried start at %d", device, tried[0]);
+            }
+        int tried[1], n;
+        size_t bytes[1];
+        CHECK(lt_memplan_find_batch(&cfg, 8, 64, "adamw_torch_fused", "", &me, 100000, plan[1] - 1, &tf, tried, bytes,
+                                    1, &n, err, sizeof err) == 0 && n == 8 && tf.total == plan[1],
+              "device %d: below batch 1's plan no batch should fit (tried %d)", device, n);
+        CHECK(lt_memplan_max_batch(&cfg, 64, "adamw_torch_fused", "", &me, 100000, plan[1] - 1, err, sizeof err) == 0,
+              "device %d: below batch 1's plan the largest batch should be 0", device);
+    }
 }
 
 /* Each case's flags through leantrain's own parser, its events against the Trainer's: evaluations and saves
@@ -243,5 +325,6 @@ int main(void) {
           d1.n_train_blocks, d1.n_val_blocks);
     lt_data_close(&d1), lt_data_close(&d2);
     check_trainer_events();
+    check_auto_batch();
     return lt_test_done("test_train");
 }

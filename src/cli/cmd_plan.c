@@ -70,8 +70,9 @@ int lt_cmd_plan(int argc, char **argv) {
             printf("usage: leantrain plan [--model gpt2|... | --model_name_or_path DIR | --n_layer --n_embd --n_head "
                    "--n_positions --vocab_size] [--per_device_train_batch_size B] [--block_size T] [--optim NAME] "
                    "[--optim_args ...] [--gradient_checkpointing] [--optim_in_backward] [--bf16 | --fp16 | "
-                   "--pure_bf16] [--device cpu|cuda] [--train_file FILE] [--memory SIZE --fit]\n"
-                   "--fit lists every combination of the optimizers with a calibrated cost, checkpointing, the step "
+                   "--pure_bf16] [--device cpu|cuda] [--train_file FILE] [--memory SIZE [--fit]]\n"
+                   "--memory says whether the batch fits in SIZE, the largest batch that does, and the batch "
+                   "--auto_find_batch_size would train with; --fit lists every combination of the optimizers with a calibrated cost, checkpointing, the step "
                    "inside backward and fp32 / bf16 / fp16 / pure bf16 that fits in --memory, fastest first\n");
             free(rest);
             return 0;
@@ -134,6 +135,22 @@ int lt_cmd_plan(int argc, char **argv) {
     if (me.device) printf("device memory (cuBLAS workspace included, the CUDA context not)\n");
     if (!me.device) printf("predicted speed: %.0f tokens/s on the calibrated 2-core CPU\n",
            tokens_per_s(&cfg, mm.num_params, B, T, a.optim, a.gradient_checkpointing, me.precision != LT_GPT2_F32));
+    if (memory) { /* what fits of the batch: the largest size, and where --auto_find_batch_size would stop */
+        int tried[1], nt;
+        size_t tb[1];
+        lt_mem_table tf;
+        const int mb = lt_memplan_max_batch(&cfg, T, a.optim, a.optim_args, &me, data, memory, err, sizeof err);
+        const int ab = lt_memplan_find_batch(&cfg, B, T, a.optim, a.optim_args, &me, data, memory, &tf, tried, tb, 1,
+                                             &nt, err, sizeof err);
+        if (mb < 0 || ab < 0) {
+            fprintf(stderr, "leantrain plan: %s\n", err);
+            return 1;
+        }
+        printf("in %.1f MiB: batch %d %s; the largest batch that fits: %d", memory / 1048576.0, B,
+               t.total <= memory ? "fits" : "does not fit", mb);
+        if (t.total > memory && ab > 0) printf("; --auto_find_batch_size would train with batch %d", ab);
+        printf("%s\n", mb == 0 ? " (not even batch 1: lower --block_size, or --fit for the methods that fit)" : "");
+    }
     if (!fit) return 0;
     typedef struct {
         const char *optim;

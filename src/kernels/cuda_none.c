@@ -15,6 +15,10 @@ static int no_cuda(char *err, size_t errlen) {
 int lt_cuda_device_count(void) { return 0; }
 int lt_cuda_check_device(char *err, size_t errlen) { return no_cuda(err, errlen); }
 int lt_cuda_built(void) { return 0; }
+int lt_cuda_mem_info(size_t *free_bytes, size_t *total_bytes, char *err, size_t errlen) {
+    *free_bytes = *total_bytes = 0;
+    return no_cuda(err, errlen);
+}
 lt_cuda *lt_cuda_create(char *err, size_t errlen) {
     no_cuda(err, errlen);
     return NULL;

@@ -39,6 +39,11 @@ int lt_cuda_check_device(char *err, size_t errlen);
 /* 1 when this build has the CUDA kernels. */
 int lt_cuda_built(void);
 
+/* The current device's free and total memory in bytes (cudaMemGetInfo: what this process and every other one have
+ * not allocated; the CUDA context, created by the call if need be, is already taken off). 0 with both set; -1
+ * with the reason in err without a usable device. */
+int lt_cuda_mem_info(size_t *free_bytes, size_t *total_bytes, char *err, size_t errlen);
+
 /* ---- a context: one per optimizer that has device parameters ---- */
 typedef struct lt_cuda lt_cuda;
 

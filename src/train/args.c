@@ -11,6 +11,7 @@
 
 #include "leantrain/optim.h"
 #include "train/events.h"
+#include "train/memplan.h"
 
 void lt_train_args_default(lt_train_args *a) {
     memset(a, 0, sizeof *a);
@@ -27,6 +28,7 @@ void lt_train_args_default(lt_train_args *a) {
     a->per_device_train_batch_size = 8;
     a->per_device_eval_batch_size = 8;
     a->gradient_accumulation_steps = 1;
+    snprintf(a->memory_limit, sizeof a->memory_limit, "auto");
     a->logging_steps = 500;
     a->eval_steps = -1; /* the Trainer: eval_steps defaults to logging_steps */
     a->save_steps = 500;
@@ -79,6 +81,8 @@ static const arg_def ARGS[] = {
     {"max_steps", A_LONG, S(max_steps), "optimizer steps; -1: from num_train_epochs [-1]"},
     {"num_train_epochs", A_DOUBLE, S(num_train_epochs), "[3]"},
     {"per_device_train_batch_size", A_INT, S(per_device_train_batch_size), "sequences per micro-batch [8]"},
+    {"auto_find_batch_size", A_BOOL, S(auto_find_batch_size), "train with the largest of per_device_train_batch_size, x0.9, x0.9, ... (the Trainer's sequence) whose memory plan fits in --memory_limit; no trial runs. Without it a run whose plan does not fit stops before it allocates"},
+    {"memory_limit", A_STR, S(memory_limit), "memory the run may use: auto (the GPU's free memory less 512 MiB for the kernels' modules; on the CPU the host's available memory, or what its cgroup leaves), a size (20GB, 512MiB), or none (no check) [auto]"},
     {"per_device_eval_batch_size", A_INT, S(per_device_eval_batch_size), "validation sequences per batch (the unit of eval_max_batches); the forward takes at most per_device_train_batch_size of them at a time, so evaluation needs no memory beyond training's [8]"},
     {"gradient_accumulation_steps", A_INT, S(gradient_accumulation_steps), "micro-batches per step [1]"},
     {"logging_strategy", A_STR, S(logging_strategy),
@@ -328,6 +332,10 @@ lt_status lt_train_args_check(const lt_train_args *a, char *err, size_t errlen) 
     } checks[] = {
         {a->per_device_train_batch_size < 1, "--per_device_train_batch_size must be >= 1"},
         {a->per_device_eval_batch_size < 1, "--per_device_eval_batch_size must be >= 1"},
+        {strcmp(a->memory_limit, "auto") && strcmp(a->memory_limit, "none") && !lt_parse_bytes(a->memory_limit),
+         "--memory_limit must be auto, none or a size such as 20GB or 512MiB"},
+        {a->auto_find_batch_size && !strcmp(a->memory_limit, "none"),
+         "--auto_find_batch_size needs a memory figure to fit into: --memory_limit auto or a size, not none"},
         {a->gradient_accumulation_steps < 1, "--gradient_accumulation_steps must be >= 1"},
         {a->max_steps == 0 || a->max_steps < -1, "--max_steps must be >= 1, or -1 to use --num_train_epochs"},
         {a->max_steps < 0 && !(a->num_train_epochs > 0), "--num_train_epochs must be > 0"},

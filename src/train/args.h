@@ -21,6 +21,11 @@ typedef struct lt_train_args {
     long max_steps;            /* -1: from num_train_epochs */
     double num_train_epochs;
     int per_device_train_batch_size, per_device_eval_batch_size, gradient_accumulation_steps;
+    /* the Trainer's auto_find_batch_size: train with the first of per_device_train_batch_size, x0.9, ... that the
+       memory plan fits into memory_limit ("auto": the device's free memory or the host's available memory; a
+       size such as 20GB; "none": no check), instead of running out of memory and retrying */
+    int auto_find_batch_size;
+    char memory_limit[32];
     /* logging, evaluation, checkpoints: each *_steps is an integer or a ratio in (0, 1) of the run's steps
        (lt_steps_resolve, train/events.h); each *_strategy is "no", "steps" or "epoch" */
     double logging_steps, eval_steps, save_steps;

@@ -8,7 +8,9 @@
 #include <strings.h>
 
 #include "leantrain/optim.h"
+#include "kernels/optim_kernels_cuda.h"
 #include "model/cuda/gpt2_device.h"
+#include "util/sysmem.h"
 
 /* What the process holds besides the tensors, calibrated on the 2-core Debian CI-class machine
  * (2026-11-27, `leantrain train`, 0.8M and 4.9M-parameter models, with and without checkpointing:
@@ -76,6 +78,82 @@ lt_status lt_memplan(const lt_gpt2_config *cfg, int B, int T, const char *optim,
                        data_bytes + BASE_BYTES + threads * BLAS_BYTES_PER_THREAD;
     }
     t->total = t->weights + t->master + t->grads + t->optim_state + t->activations + t->workspace;
+    return LT_OK;
+}
+
+int lt_auto_batch_next(int b) { return (int)((double)b * 0.9); }
+
+int lt_memplan_find_batch(const lt_gpt2_config *cfg, int b0, int T, const char *optim, const char *optim_args,
+                          const lt_mem_methods *mm, size_t data_bytes, size_t limit, lt_mem_table *t, int *tried,
+                          size_t *tried_bytes, int max_tried, int *ntried, char *err, size_t errlen) {
+    *ntried = 0;
+    for (int b = b0; b >= 1; b = lt_auto_batch_next(b)) {
+        if (lt_memplan(cfg, b, T, optim, optim_args, mm, data_bytes, t, err, errlen)) return -1;
+        if (*ntried < max_tried) tried[*ntried] = b, tried_bytes[*ntried] = t->total;
+        ++*ntried;
+        if (t->total <= limit) return b;
+    }
+    return 0;
+}
+
+int lt_memplan_max_batch(const lt_gpt2_config *cfg, int T, const char *optim, const char *optim_args,
+                         const lt_mem_methods *mm, size_t data_bytes, size_t limit, char *err, size_t errlen) {
+    lt_mem_table t;
+    int lo = 0, hi = 1; /* batch lo fits (0: none yet), batch hi is the next to try */
+    /* doubling, then bisection between the last fit and the first miss; past batch 1 a batch the planner
+       refuses (B x T beyond what the model's counters hold) counts as a miss */
+    for (;;) {
+        if (lt_memplan(cfg, hi, T, optim, optim_args, mm, data_bytes, &t, err, errlen)) {
+            if (hi == 1) return -1;
+            break;
+        }
+        if (t.total > limit) break;
+        lo = hi;
+        if (hi >= 1 << 20) return lo;
+        hi *= 2;
+    }
+    while (hi - lo > 1) {
+        int mid = lo + (hi - lo) / 2;
+        if (lt_memplan(cfg, mid, T, optim, optim_args, mm, data_bytes, &t, err, errlen) == LT_OK && t.total <= limit)
+            lo = mid;
+        else hi = mid;
+    }
+    return lo;
+}
+
+/* --memory_limit auto on the GPU: device memory the plan does not count and cudaMemGetInfo has not yet taken off
+ * when the trainer asks (before its first allocation, with the CUDA context already made): the kernels' modules,
+ * loaded at their first launch (CUDA's lazy loading; cuBLAS's too), and the driver's rounding of allocations. On
+ * the H200 (2026-11-28, bench/gpu-logs) nvidia-smi showed 573-691 MiB above the measured peak in four runs, the
+ * context included, so 512 MiB is an upper bound for the rest. */
+#define GPU_RESERVE_BYTES ((size_t)512 << 20)
+
+lt_status lt_memory_limit(const char *flag, int device, size_t *limit, char *source, size_t srclen, char *err,
+                          size_t errlen) {
+    *limit = 0;
+    snprintf(source, srclen, "--memory_limit");
+    if (!strcmp(flag, "none")) return LT_OK;
+    if (strcmp(flag, "auto")) {
+        *limit = lt_parse_bytes(flag);
+        if (!*limit) {
+            snprintf(err, errlen, "--memory_limit %s: expected auto, none or a size such as 20GB or 512MiB", flag);
+            return LT_ERR_ARG;
+        }
+        return LT_OK;
+    }
+    if (!device) {
+        *limit = lt_host_mem_available(source, srclen);
+        return LT_OK;
+    }
+    size_t total = 0, free_bytes = 0;
+    char e2[512];
+    if (lt_cuda_mem_info(&free_bytes, &total, e2, sizeof e2)) {
+        snprintf(err, errlen, "--device cuda: %s", e2);
+        return LT_ERR_DEVICE;
+    }
+    *limit = free_bytes > GPU_RESERVE_BYTES ? free_bytes - GPU_RESERVE_BYTES : 1;
+    snprintf(source, srclen, "the GPU's free %.0f MiB of %.0f less %.0f for kernel modules", free_bytes / 1048576.0,
+             total / 1048576.0, GPU_RESERVE_BYTES / 1048576.0);
     return LT_OK;
 }
 

@@ -38,6 +38,34 @@ typedef struct lt_mem_methods {
 lt_status lt_memplan(const lt_gpt2_config *cfg, int B, int T, const char *optim, const char *optim_args,
                      const lt_mem_methods *mm, size_t data_bytes, lt_mem_table *t, char *err, size_t errlen);
 
+/* --auto_find_batch_size: the per-device batch size the Hugging Face Trainer tries after batch b ran out of
+ * memory (accelerate's find_executable_batch_size: b x 0.9, truncated; 8 -> 7, 20 -> 18); 0 after 1, where the
+ * Trainer gives up. */
+int lt_auto_batch_next(int b);
+
+/* The batch size --auto_find_batch_size trains with when `limit` bytes are available: the first of b0,
+ * lt_auto_batch_next(b0), ... whose table (lt_memplan, the other arguments as there) totals at most `limit`,
+ * the batch the Trainer would settle on if each larger one ran out of memory as planned, found without
+ * running any. Its table in *t; each size tried and its total in tried / tried_bytes (up to max_tried of them;
+ * *ntried counts them all). 0 when not even batch 1 fits (*t then holds batch 1's table); -1 on a planning
+ * error (message in err). */
+int lt_memplan_find_batch(const lt_gpt2_config *cfg, int b0, int T, const char *optim, const char *optim_args,
+                          const lt_mem_methods *mm, size_t data_bytes, size_t limit, lt_mem_table *t, int *tried,
+                          size_t *tried_bytes, int max_tried, int *ntried, char *err, size_t errlen);
+
+/* The largest batch size whose table totals at most `limit` (the plan grows with the batch); 0 when batch 1
+ * does not fit, -1 on a planning error (message in err). Batches above 1 << 20 are not considered. */
+int lt_memplan_max_batch(const lt_gpt2_config *cfg, int T, const char *optim, const char *optim_args,
+                         const lt_mem_methods *mm, size_t data_bytes, size_t limit, char *err, size_t errlen);
+
+/* The memory a run may use, as --memory_limit names it: "auto" is the GPU's free memory less 512 MiB for the
+ * kernels' modules, loaded after the check (device; lt_cuda_mem_info) or the host's available memory (lt_host_mem_available), a size is itself, "none" is 0 (no
+ * check; also "auto" where the host's figure cannot be read). *limit in bytes; `source` says where it came from
+ * ("--memory_limit", "the GPU's free memory", "MemAvailable", ...). LT_ERR_ARG for a malformed flag, LT_ERR_DEVICE when
+ * the GPU cannot be asked (message in err). */
+lt_status lt_memory_limit(const char *flag, int device, size_t *limit, char *source, size_t srclen, char *err,
+                          size_t errlen);
+
 /* Prints the table (MiB), with `measured` (bytes, 0 = not yet) as the last line. */
 void lt_mem_table_print(FILE *f, const lt_mem_table *t, size_t measured);
 

@@ -418,6 +418,90 @@ static int setup_model(run_t *r, const char *resume_dir, int data_vocab, lt_gpt2
     return lt_train_config_overrides(a->config_overrides, cfg, r->err, sizeof r->err) != LT_OK;
 }
 
+/* The memory plan of the training batch (r->mem), checked against --memory_limit before anything large is
+   allocated; with --auto_find_batch_size it chooses the batch (r->B) as the Trainer's retries would end, without
+   running out of memory first. A line for the start-up report goes into note. 0, or 1 with the reason in r->err
+   (the table on stderr). */
+static int plan_memory(run_t *r, const lt_gpt2_config *cfg, int on_gpu, const cJSON *state, char *note,
+                       size_t notelen) {
+    const lt_train_args *a = r->a;
+    const lt_mem_methods me = {a->gradient_checkpointing, a->optim_in_backward, lt_train_args_precision(a),
+                               a->pure_bf16, on_gpu};
+    const size_t data = r->data.train.map_len + r->data.val.map_len;
+    const double M = 1048576.0;
+    char src[128], perr[512];
+    size_t limit = 0;
+    note[0] = 0;
+    /* evaluation only needs less than the plan (no gradients, no optimizer state): the table alone */
+    if (!a->do_train) {
+        if (lt_memplan(cfg, r->B, r->T, a->optim, a->optim_args, &me, data, &r->mem, perr, sizeof perr))
+            r->mem.total = 0;
+        return 0;
+    }
+    if (lt_memory_limit(a->memory_limit, on_gpu, &limit, src, sizeof src, r->err, sizeof r->err)) return 1;
+    if (a->auto_find_batch_size) {
+        if (!limit) {
+            snprintf(r->err, sizeof r->err, "--auto_find_batch_size: this machine's available memory could not be "
+                     "read (no /proc/meminfo): give the budget with --memory_limit SIZE");
+            return 1;
+        }
+        /* resuming: from the batch the checkpoint was trained with (the Trainer restores it the same way) */
+        int b0 = r->B;
+        const cJSON *tb = cJSON_GetObjectItem(state, "train_batch_size");
+        if (cJSON_IsNumber(tb) && tb->valuedouble >= 1 && tb->valuedouble <= 1 << 20) b0 = (int)tb->valuedouble;
+        int tried[5], n = 0;
+        size_t bytes[5];
+        int b = lt_memplan_find_batch(cfg, b0, r->T, a->optim, a->optim_args, &me, data, limit, &r->mem, tried, bytes,
+                                      5, &n, r->err, sizeof r->err);
+        if (b < 0) return 1;
+        if (b == 0) {
+            lt_mem_table_print(stderr, &r->mem, 0);
+            snprintf(r->err, sizeof r->err,
+                     "--auto_find_batch_size: not even batch 1 fits: it needs %.1f MiB (the table above), %.1f MiB "
+                     "are available (%s); lower --block_size, or see which methods fit with `leantrain plan` and "
+                     "these model flags plus --memory %.0fMiB --fit",
+                     r->mem.total / M, limit / M, src, limit / M);
+            return 1;
+        }
+        size_t k = 0;
+#define NOTE(...) (k < notelen ? k += (size_t)snprintf(note + k, notelen - k, __VA_ARGS__) : k)
+        NOTE("auto_find_batch_size: batch %d, %.1f MiB planned of %.1f MiB available (%s)", b, r->mem.total / M,
+             limit / M, src);
+        if (b0 != r->B) NOTE("; from the checkpoint's batch %d", b0);
+        for (int i = 0; i < n - 1 && i < 5; i++)
+            NOTE("%s%d needs %.1f MiB", i ? ", " : "; ", tried[i], bytes[i] / M);
+        if (n - 1 > 5) NOTE(", ...");
+#undef NOTE
+        r->B = b;
+        return 0;
+    }
+    /* a table the planner cannot make (it refuses nothing the trainer accepts) leaves the run unchecked */
+    if (lt_memplan(cfg, r->B, r->T, a->optim, a->optim_args, &me, data, &r->mem, perr, sizeof perr)) {
+        r->mem.total = 0;
+        return 0;
+    }
+    if (!limit || r->mem.total <= limit) return 0;
+    lt_mem_table_print(stderr, &r->mem, 0);
+    int tried[1], n;
+    size_t bytes[1];
+    lt_mem_table t;
+    const int fb = lt_memplan_find_batch(cfg, r->B, r->T, a->optim, a->optim_args, &me, data, limit, &t, tried, bytes,
+                                         1, &n, perr, sizeof perr);
+    const int mb = lt_memplan_max_batch(cfg, r->T, a->optim, a->optim_args, &me, data, limit, perr, sizeof perr);
+    char hint[256];
+    if (fb > 0)
+        snprintf(hint, sizeof hint, "--auto_find_batch_size would train with batch %d (the largest that fits is %d)",
+                 fb, mb);
+    else
+        snprintf(hint, sizeof hint, "not even batch 1 fits: lower --block_size");
+    snprintf(r->err, sizeof r->err,
+             "batch %d needs %.1f MiB (the table above) but %.1f MiB are available (%s): %s; or see which methods "
+             "fit with `leantrain plan` and these model flags plus --memory %.0fMiB --fit; --memory_limit none "
+             "trains without this check",
+             r->B, r->mem.total / M, limit / M, src, hint, limit / M);
+    return 1;
+}
+
 int lt_train_run(const lt_train_args *a) {
     run_t R;
     memset(&R, 0, sizeof R);
@@ -494,7 +578,6 @@ int lt_train_run(const lt_train_args *a) {
                          cfg.vocab_size, a->data_seed, r->tok, a->threads, r->err, sizeof r->err))
         goto out;
     lt_data_limit(&r->data, (size_t)a->max_train_samples, (size_t)a->max_eval_samples);
-    if (lt_gpt2_create(&cfg, &r->m, r->err, sizeof r->err)) goto out;
     int on_gpu = lt_train_args_on_gpu(a);
     if (a->tf32 && !on_gpu) {
         snprintf(r->err, sizeof r->err,
@@ -502,6 +585,9 @@ int lt_train_run(const lt_train_args *a) {
                  "drop --tf32");
         goto out;
     }
+    char fit_note[512];
+    if (plan_memory(r, &cfg, on_gpu, state, fit_note, sizeof fit_note)) goto out;
+    if (lt_gpt2_create(&cfg, &r->m, r->err, sizeof r->err)) goto out;
     if (on_gpu) {
         /* the host model only carries the weights (loading, initialising, checkpoints), in bf16 when pure */
         if (a->pure_bf16 && lt_gpt2_set_precision(r->m, LT_GPT2_BF16, 1, r->err, sizeof r->err)) goto out;
@@ -728,14 +814,8 @@ int lt_train_run(const lt_train_args *a) {
         printf("note: pure bf16 rounds every update to nearest: updates below half a bf16 step are lost; consider "
                "--optim_args bf16_stochastic_round=True, or --optim adamw_anyprecision --optim_args "
                "use_kahan_summation=True\n");
-    {
-        char perr[512];
-        lt_mem_methods me = {a->gradient_checkpointing, a->optim_in_backward, lt_train_args_precision(a), a->pure_bf16,
-                             r->dev != NULL};
-        if (lt_memplan(&cfg, r->B, r->T, a->optim, a->optim_args, &me, r->data.train.map_len + r->data.val.map_len,
-                       &r->mem, perr, sizeof perr) == LT_OK)
-            lt_mem_table_print(stdout, &r->mem, 0);
-    }
+    if (fit_note[0]) printf("%s\n", fit_note);
+    if (r->mem.total) lt_mem_table_print(stdout, &r->mem, 0);
     if (r->data.train.bytes == 1) { /* the yardstick a byte-level model must beat: the unigram entropy */
         double cnt[256] = {0}, H = 0;
         for (size_t i = 0; i < r->data.train_len; i++) cnt[lt_tokens_get(&r->data.train, r->data.train_begin + i)]++;
@@ -912,7 +992,13 @@ int lt_train_run(const lt_train_args *a) {
     }
     rc = 0;
 out:
-    if (rc && r->err[0]) fprintf(stderr, "%sleantrain train: %s\n", r->bar ? "\n" : "", r->err);
+    if (rc && r->err[0]) {
+        fprintf(stderr, "%sleantrain train: %s\n", r->bar ? "\n" : "", r->err);
+        if (strstr(r->err, "out of memory") && !strstr(r->err, "--memory_limit"))
+            fprintf(stderr, "leantrain train: the run needs more memory than it found (`leantrain plan` with the same "
+                            "flags prints its memory table); --auto_find_batch_size trains with a batch that fits, "
+                            "`leantrain plan ... --memory SIZE --fit` lists the methods that do\n");
+    }
     if (r->jsonl) fclose(r->jsonl);
     cJSON_Delete(r->history);
     lt_optim_free(r->o);

@@ -198,10 +198,29 @@ inline enum cudaMemoryType lt_emu_kind(const void *p, size_t bytes = 1) {
     if ((uintptr_t)p + bytes > it->first + it->second.bytes) return cudaMemoryTypeUnregistered;
     return it->second.type;
 }
+/* The emulated device's memory: LT_EMU_MEM_MIB (default 8192, fractions allowed; cudaGetDeviceProperties'
+ * totalGlobalMem).
+ * cudaMalloc's allocations (in 256-byte units) count against it and one past it fails with
+ * cudaErrorMemoryAllocation, as on a full GPU; cudaMemGetInfo reports what is left. Managed and pinned host
+ * memory do not count (a GPU pages managed memory in and out). */
+inline size_t lt_emu_mem_total();
+inline size_t &lt_emu_dev_used() {
+    static size_t used = 0;
+    return used;
+}
 inline cudaError_t lt_emu_alloc_(void **p, size_t bytes, enum cudaMemoryType type) {
     size_t n = (bytes + 255) / 256 * 256;
+    if (type == cudaMemoryTypeDevice) {
+        std::lock_guard<std::mutex> g(lt_emu_mu());
+        if (n > lt_emu_mem_total() - lt_emu_dev_used()) return *p = nullptr, lt_emu_err(cudaErrorMemoryAllocation);
+        lt_emu_dev_used() += n;
+    }
     *p = aligned_alloc(256, n ? n : 256);
-    if (!*p) return lt_emu_err(cudaErrorMemoryAllocation);
+    if (!*p) {
+        std::lock_guard<std::mutex> g(lt_emu_mu());
+        if (type == cudaMemoryTypeDevice) lt_emu_dev_used() -= n;
+        return lt_emu_err(cudaErrorMemoryAllocation);
+    }
     memset(*p, 0xff, n ? n : 256); /* cudaMalloc does not zero: unwritten memory reads as NaN (or -1) */
     std::lock_guard<std::mutex> g(lt_emu_mu());
     lt_emu_allocs()[(uintptr_t)*p] = lt_emu_alloc{bytes, type};
@@ -212,7 +231,10 @@ inline cudaError_t lt_emu_free_(void *p) {
     lt_emu_drain_all(); /* cudaFree waits for the device */
     {
         std::lock_guard<std::mutex> g(lt_emu_mu());
-        if (!lt_emu_allocs().erase((uintptr_t)p)) return lt_emu_err(cudaErrorInvalidValue);
+        auto it = lt_emu_allocs().find((uintptr_t)p);
+        if (it == lt_emu_allocs().end()) return lt_emu_err(cudaErrorInvalidValue);
+        if (it->second.type == cudaMemoryTypeDevice) lt_emu_dev_used() -= (it->second.bytes + 255) / 256 * 256;
+        lt_emu_allocs().erase(it);
     }
     free(p);
     return cudaSuccess;
@@ -301,11 +323,31 @@ inline int lt_emu_cc() {
     static const int v = lt_emu_env_int("LT_EMU_CC", 90, 30, 129, "give major and minor as one number, e.g. 75 or 90");
     return v;
 }
+inline size_t lt_emu_mem_total() {
+    static const size_t v = [] {
+        const char *e = getenv("LT_EMU_MEM_MIB");
+        if (!e || !*e) return (size_t)8192 << 20;
+        char *end = nullptr;
+        const double mib = strtod(e, &end);
+        if (*end || !(mib >= 1 && mib <= 1048576)) {
+            fprintf(stderr, "cuda emu: LT_EMU_MEM_MIB=%s: give MiB from 1 to 1048576 (fractions allowed)\n", e);
+            abort();
+        }
+        return (size_t)(mib * 1048576.0);
+    }();
+    return v;
+}
 inline cudaError_t cudaGetDeviceProperties(cudaDeviceProp *p, int) {
     memset(p, 0, sizeof *p);
     snprintf(p->name, sizeof p->name, "leantrain CUDA emulation (CPU)");
     p->multiProcessorCount = 3, p->major = lt_emu_cc() / 10, p->minor = lt_emu_cc() % 10, p->l2CacheSize = 1 << 20;
-    p->totalGlobalMem = (size_t)8 << 30;
+    p->totalGlobalMem = lt_emu_mem_total();
+    return cudaSuccess;
+}
+inline cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total_bytes) {
+    std::lock_guard<std::mutex> g(lt_emu_mu());
+    *total_bytes = lt_emu_mem_total();
+    *free_bytes = *total_bytes - lt_emu_dev_used();
     return cudaSuccess;
 }
 /* the shared memory a block may opt into: an H100's 227 KB, or LT_EMU_SMEM_OPTIN bytes (101376: the 99 KB of an

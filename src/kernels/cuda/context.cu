@@ -147,6 +147,19 @@ int lt_cuda_check_device(char *err, size_t errlen) {
     return current_device(&dev, &prop, err, errlen);
 }
 
+int lt_cuda_mem_info(size_t *free_bytes, size_t *total_bytes, char *err, size_t errlen) {
+    int dev = 0;
+    cudaDeviceProp prop;
+    if (current_device(&dev, &prop, err, errlen)) return -1;
+    cudaError_t e = cudaMemGetInfo(free_bytes, total_bytes);
+    if (e != cudaSuccess) {
+        cudaGetLastError();
+        set_err(err, errlen, "cudaMemGetInfo on device %d (%s): %s", dev, prop.name, cudaGetErrorString(e));
+        return -1;
+    }
+    return 0;
+}
+
 lt_cuda *lt_cuda_create(char *err, size_t errlen) {
     int dev = 0;
     cudaDeviceProp prop;

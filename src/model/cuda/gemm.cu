@@ -65,6 +65,7 @@ struct lt_cugemm {
     cudaStream_t stream;
     bool tf32;
     std::vector<float> a, b, c; /* float copies, reused between calls (the queue runs one at a time) */
+    void *workspace;            /* device memory as large as cuBLAS's default workspace, never used */
 };
 
 namespace {
@@ -94,8 +95,19 @@ void to_float(std::vector<float> &dst, const void *src, lt_dtype dt, int rows, i
 
 lt_cugemm *lt_cugemm_create(cudaStream_t s, char *err, size_t errlen) {
     lt_cugemm *g = new (std::nothrow) lt_cugemm;
-    if (!g) lt_errmsg(err, errlen, "out of memory creating the emulated GEMM");
-    else g->stream = s, g->tf32 = false;
+    if (!g) {
+        lt_errmsg(err, errlen, "out of memory creating the emulated GEMM");
+        return nullptr;
+    }
+    g->stream = s, g->tf32 = false;
+    /* cuBLAS takes its default workspace (32 MiB on Hopper, what the memory plan counts as cublas_bytes) from the
+       device's memory; the emulated handle holds as much, so that the emulated device fills up as a real one */
+    if (cudaMalloc(&g->workspace, (size_t)32 << 20) != cudaSuccess) {
+        cudaGetLastError();
+        lt_errmsg(err, errlen, "out of device memory for the GEMM workspace (32 MiB)");
+        delete g;
+        return nullptr;
+    }
     return g;
 }
 
@@ -108,6 +120,7 @@ bool lt_cugemm_set_tf32(lt_cugemm *g, bool on) {
 void lt_cugemm_destroy(lt_cugemm *g) {
     if (!g) return;
     cudaStreamSynchronize(g->stream); /* its queued products use g (cublasDestroy synchronizes too) */
+    cudaFree(g->workspace);
     delete g;
 }
 

@@ -1,0 +1,70 @@
+/* The host's available memory (see sysmem.h). */
+#include "util/sysmem.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+size_t lt_meminfo_available(const char *meminfo) {
+    const char *p = meminfo ? strstr(meminfo, "MemAvailable:") : NULL;
+    if (!p) return 0;
+    char *end;
+    unsigned long long kb = strtoull(p + strlen("MemAvailable:"), &end, 10);
+    if (end == p + strlen("MemAvailable:")) return 0;
+    while (*end == ' ') end++;
+    if (strncmp(end, "kB", 2) != 0) return 0;
+    return (size_t)kb * 1024;
+}
+
+/* a byte count alone on its line (a trailing newline allowed) into *v; 0 on anything else */
+static int parse_count(const char *s, unsigned long long *v) {
+    char *end;
+    if (!s || *s < '0' || *s > '9') return 0;
+    *v = strtoull(s, &end, 10);
+    while (*end == '\n' || *end == ' ') end++;
+    return *end == 0;
+}
+
+size_t lt_cgroup_left(const char *limit, const char *usage) {
+    if (!limit) return 0;
+    if (!strncmp(limit, "max", 3) && (limit[3] == 0 || limit[3] == '\n')) return (size_t)-1;
+    unsigned long long l, u;
+    if (!parse_count(limit, &l) || !parse_count(usage, &u)) return 0;
+    if (l >= 1ULL << 60) return (size_t)-1; /* v1 writes its "unlimited" as a page-rounded 2^63 */
+    return u >= l ? 0 : (size_t)(l - u);
+}
+
+/* a small text file into buf (at most len - 1 bytes), or NULL */
+static char *slurp(const char *path, char *buf, size_t len) {
+    FILE *f = fopen(path, "r");
+    if (!f) return NULL;
+    size_t n = fread(buf, 1, len - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    return n ? buf : NULL;
+}
+
+size_t lt_host_mem_available(char *source, size_t len) {
+    char info[8192], lim[64], use[64];
+    size_t avail = 0;
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (f) {
+        size_t n = fread(info, 1, sizeof info - 1, f);
+        fclose(f);
+        info[n] = 0;
+        avail = lt_meminfo_available(info);
+    }
+    if (source && len) snprintf(source, len, "MemAvailable");
+    size_t left = (size_t)-1;
+    const char *what = NULL;
+    if (slurp("/sys/fs/cgroup/memory.max", lim, sizeof lim) && slurp("/sys/fs/cgroup/memory.current", use, sizeof use))
+        left = lt_cgroup_left(lim, use), what = "the cgroup's memory.max";
+    else if (slurp("/sys/fs/cgroup/memory/memory.limit_in_bytes", lim, sizeof lim) &&
+             slurp("/sys/fs/cgroup/memory/memory.usage_in_bytes", use, sizeof use))
+        left = lt_cgroup_left(lim, use), what = "the cgroup's memory.limit_in_bytes";
+    if (what && left != (size_t)-1 && (avail == 0 || left < avail)) {
+        avail = left;
+        if (source && len) snprintf(source, len, "%s", what);
+    }
+    return avail;
+}

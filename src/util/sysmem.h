@@ -1,0 +1,30 @@
+/* How much memory the host can still give this process: what the kernel
+ * reports as available (/proc/meminfo's MemAvailable) and, when the process
+ * runs in a control group with a limit (a container, a CI job), what is left
+ * of that limit. The trainer checks its memory plan against it before it
+ * allocates (train/trainer.c). */
+#ifndef LT_UTIL_SYSMEM_H
+#define LT_UTIL_SYSMEM_H
+
+#include <stddef.h>
+
+/* MemAvailable of a /proc/meminfo text, in bytes; 0 when absent or malformed. */
+size_t lt_meminfo_available(const char *meminfo);
+
+/* What is left of a control group's limit: limit - usage, from the text of a
+ * limit file ("max" or a byte count, as cgroup v2's memory.max; a v1
+ * memory.limit_in_bytes too) and of a usage file (memory.current, v1's
+ * memory.usage_in_bytes). (size_t)-1 when there is no limit ("max", or a v1
+ * "no limit" value of 2^60 or more); 0 when usage has reached the limit or
+ * a text is malformed. */
+size_t lt_cgroup_left(const char *limit, const char *usage);
+
+/* The memory available to this process now, in bytes: the smaller of
+ * MemAvailable and what is left of its control group's limit (v2 at
+ * /sys/fs/cgroup, else v1's memory controller). `source` receives which one
+ * set the figure ("MemAvailable" or "the cgroup's memory.max"). 0 when
+ * neither could be read (not Linux, no /proc): the caller then has no figure
+ * and should not guess one. */
+size_t lt_host_mem_available(char *source, size_t len);
+
+#endif

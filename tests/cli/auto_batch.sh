@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# leantrain train --auto_find_batch_size and --memory_limit: a run whose memory plan does not fit the limit stops
+# before it allocates, naming the batch that would fit; with --auto_find_batch_size it trains with the first of the
+# Trainer's sizes (batch x 0.9, truncated: 8, 7, 6, 5, ...) whose plan fits, and that run is the run of that
+# batch size given outright, bit for bit; trainer_state.json records the batch, and a resume with the flag
+# continues with the checkpoint's batch (the Trainer's rule) whatever the new limit, equal to the uninterrupted
+# run; `leantrain plan --memory` names the same batches; bad values fail with one line.
+source tests/cli/lib/train_common.bash auto_batch 30000
+M=(--train_file "$tmp/text.txt" --n_layer 1 --n_embd 32 --n_head 2 --n_positions 32 --block_size 32
+   --learning_rate 3e-3 --seed 7 --threads 2 --max_steps 6 --logging_steps 1 --eval_steps 3 --eval_max_batches 2
+   --device cpu)
+run() { # name, args...: a run into $tmp/<name>, its output in $tmp/<name>.log
+    local name=$1; shift
+    "$LT" train "${M[@]}" "$@" --output_dir "$tmp/$name" > "$tmp/$name.log" 2>&1 ||
+        { echo "run $name failed: $*"; cat "$tmp/$name.log"; fail=1; }
+}
+# the planned totals (bytes) of batches 5 and 6, and a limit halfway between them: 5 fits, 6 does not
+total() { "$LT" plan "${M[@]}" --per_device_train_batch_size "$1" | sed -nE 's/.* total ([0-9.]+).*/\1/p'; }
+t5=$(total 5) t6=$(total 6)
+limit=$(awk -v a="$t5" -v b="$t6" 'BEGIN { printf "%.3fMiB", (a + b) / 2 }')
+awk -v a="$t5" -v b="$t6" 'BEGIN { exit !(a > 0 && b > a) }' || { echo "plan totals: batch 5 $t5, batch 6 $t6"; exit 1; }
+
+# without the flag: refused before anything is written, with the batch that fits
+bad "--auto_find_batch_size would train with batch 5" "${M[@]}" --per_device_train_batch_size 8 --memory_limit "$limit"
+# with it: batch 5 (8, 7 and 6 do not fit), the same run as batch 5 given outright
+run auto --per_device_train_batch_size 8 --memory_limit "$limit" --auto_find_batch_size
+run five --per_device_train_batch_size 5
+grep -q "^auto_find_batch_size: batch 5, [0-9.]* MiB planned of [0-9.]* MiB available (--memory_limit); 8 needs .*, 7 needs .*, 6 needs $t6 MiB" "$tmp/auto.log" &&
+    grep -q "batch 5 x 1 accumulation" "$tmp/auto.log" &&
+    grep -q '"train_batch_size":[[:space:]]*5,' "$tmp/auto/checkpoint-6/trainer_state.json" &&
+    [ "$(notps "$tmp/auto/log.jsonl")" = "$(notps "$tmp/five/log.jsonl")" ] ||
+    { echo "auto batch: not batch 5, or not the batch-5 run"; cat "$tmp/auto.log"; fail=1; }
+# the limit is a budget, not a target: a batch that fits is kept (here under this machine's available memory)
+run roomy --per_device_train_batch_size 5 --auto_find_batch_size
+grep -q "^auto_find_batch_size: batch 5, .* MiB available (" "$tmp/roomy.log" && ! grep -q "needs" "$tmp/roomy.log" ||
+    { echo "auto batch with room: expected batch 5 kept"; cat "$tmp/roomy.log"; fail=1; }
+# --memory_limit none: no check (the batch-8 run that was refused above)
+run none --per_device_train_batch_size 8 --memory_limit none --max_steps 1
+grep -q "batch 8 x 1 accumulation" "$tmp/none.log" || { echo "--memory_limit none: batch 8 expected"; fail=1; }
+
+# resume: stopped after step 3 under the limit (batch 5), resumed with a roomy limit: still batch 5, the same run
+LT_TEST_SIGNAL=TERM@3 "$LT" train "${M[@]}" --per_device_train_batch_size 8 --memory_limit "$limit" \
+    --auto_find_batch_size --output_dir "$tmp/res" > "$tmp/res1.log" 2>&1
+rc=$?
+[ $rc -eq 143 ] || { echo "stop at step 3: exit $rc"; cat "$tmp/res1.log"; fail=1; }
+"$LT" train "${M[@]}" --per_device_train_batch_size 8 --memory_limit 1GB --auto_find_batch_size \
+    --resume_from_checkpoint latest --output_dir "$tmp/res" > "$tmp/res2.log" 2>&1 || { echo "resume failed"; cat "$tmp/res2.log"; fail=1; }
+grep -q "^auto_find_batch_size: batch 5, .*; from the checkpoint's batch 5" "$tmp/res2.log" &&
+    [ "$(notps "$tmp/res/log.jsonl")" = "$(notps "$tmp/five/log.jsonl")" ] &&
+    cmp -s "$tmp/res/model.safetensors" "$tmp/five/model.safetensors" ||
+    { echo "auto batch resume: not the uninterrupted batch-5 run"; cat "$tmp/res2.log"; fail=1; }
+
+# leantrain plan --memory: the same batches
+p=$("$LT" plan "${M[@]}" --per_device_train_batch_size 8 --memory "$limit")
+echo "$p" | grep -q "batch 8 does not fit; the largest batch that fits: 5; --auto_find_batch_size would train with batch 5" ||
+    { echo "plan --memory: $p"; fail=1; }
+
+# nothing fits, bad values
+bad "--auto_find_batch_size: not even batch 1 fits" "${M[@]}" --auto_find_batch_size --memory_limit 1MiB
+bad "not even batch 1 fits" "${M[@]}" --memory_limit 1MiB
+bad "--memory_limit must be auto, none or a size" "${M[@]}" --memory_limit lots
+bad "--auto_find_batch_size needs a memory figure" "${M[@]}" --auto_find_batch_size --memory_limit none
+[ $fail -eq 0 ] && rm -rf "$tmp"
+exit $fail
