@@ -46,9 +46,29 @@ for kwargs, seed in [({}, 1), ({"factor": 0.5, "patience": 2, "cooldown": 1, "th
     for m in metrics:
         s.step(m); lrs.append(opt.param_groups[0]["lr"])
     plateaus.append({"kwargs": ",".join(f"{k}={v}" for k, v in kwargs.items()), "lr": 3e-4, "metrics": metrics, "lrs": lrs})
+# greedy (transformers' GreedyLR): the lr after each scheduler.step(metric), for the walk above, then a long
+# improving stretch (increases), then a plateau (decreases down to min_lr and, with a small reset_start, resets),
+# under its defaults and kwargs that reach cooldown, warmup, the bounds, max mode, relative thresholds and smoothing
+greedy = []
+for kwargs, seed in [({}, 5),
+                     ({"factor": 0.5, "patience": 1, "min_lr": 1e-5, "max_lr": 1e-3, "cooldown": 1, "warmup": 2,
+                       "reset_start": 3}, 6),
+                     ({"mode": "max", "threshold_mode": "rel", "threshold": 0.01, "patience": 2, "smooth": True,
+                       "window_size": 4, "min_lr": 1e-5}, 7),
+                     ({"smooth": True, "window_size": 3, "patience": 0, "factor": 0.8, "min_lr": 1e-4, "reset_start": 2,
+                       "eps": 1e-12}, 8)]:
+    p = torch.nn.Parameter(torch.zeros(1)); opt = torch.optim.SGD([p], lr=3e-4)
+    s = get_scheduler("greedy", opt, scheduler_specific_kwargs=kwargs)
+    metrics = walk(30, seed) + [3.0 - 0.01 * i for i in range(30)] + [10.0 + 0.001 * (i % 3) for i in range(40)]
+    if kwargs.get("mode") == "max":
+        metrics = [-m for m in metrics]
+    lrs = []
+    for m in metrics:
+        s.step(m); lrs.append(opt.param_groups[0]["lr"])
+    greedy.append({"kwargs": ",".join(f"{k}={v}" for k, v in kwargs.items()), "lr": 3e-4, "metrics": metrics, "lrs": lrs})
 import transformers
 import os
 path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data", "schedules.json")
 json.dump({"producer": f"transformers {transformers.__version__} get_scheduler, torch {torch.__version__}",
-           "schedules": out, "plateaus": plateaus}, open(path, "w"))
-print(len(out), "schedules,", len(plateaus), "plateau runs")
+           "schedules": out, "plateaus": plateaus, "greedy": greedy}, open(path, "w"))
+print(len(out), "schedules,", len(plateaus), "plateau runs,", len(greedy), "greedy runs")

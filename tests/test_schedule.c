@@ -98,7 +98,7 @@ int main(void) {
         const cJSON *mv = cJSON_GetObjectItem(e, "metrics")->child, *lv = cJSON_GetObjectItem(e, "lrs")->child;
         int i = 0, same = 1;
         for (; mv && lv; mv = mv->next, lv = lv->next, i++, nmet++) {
-            lt_sched_plateau_step(&s, mv->valuedouble);
+            lt_sched_metric_step(&s, mv->valuedouble);
             if (same && lt_sched_lr(&s, i) != lv->valuedouble) {
                 CHECK(0, "reduce_lr_on_plateau [%s]: after metric %d lr %.17g, torch %.17g", kw, i, lt_sched_lr(&s, i),
                       lv->valuedouble);
@@ -109,6 +109,48 @@ int main(void) {
     }
     printf("reduce_lr_on_plateau: %d runs, %d steps match torch\n", nplat, nmet);
     CHECK(nplat >= 4, "only %d plateau runs in %s", nplat, path);
+    /* greedy: the lr after each step(metric) of transformers' GreedyLR, to the bit; and a second scheduler that
+     * takes over at every 7th metric from the first's saved state (lt_sched_state_save / _load through JSON text,
+     * as a checkpoint's trainer_state.json carries it: counters, best, the smoothing window) follows it exactly */
+    int ngreedy = 0, ngm = 0, nmoves = 0;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItem(root, "greedy")) {
+        const char *kw = cJSON_GetObjectItem(e, "kwargs")->valuestring;
+        const double lr = cJSON_GetObjectItem(e, "lr")->valuedouble;
+        static lt_sched s, r; /* 8 KiB each: the window */
+        if (lt_sched_init(&s, "greedy", 0, 100, lr, kw, err, sizeof err) != LT_OK ||
+            lt_sched_init(&r, "greedy", 0, 100, lr, kw, err, sizeof err) != LT_OK) {
+            CHECK(0, "greedy [%s]: %s", kw, err);
+            continue;
+        }
+        const cJSON *mv = cJSON_GetObjectItem(e, "metrics")->child, *lv = cJSON_GetObjectItem(e, "lrs")->child;
+        int i = 0, same = 1;
+        for (; mv && lv; mv = mv->next, lv = lv->next, i++, ngm++) {
+            const double before = lt_sched_lr(&s, i);
+            const int moved = lt_sched_metric_step(&s, mv->valuedouble);
+            lt_sched_metric_step(&r, mv->valuedouble);
+            nmoves += moved != 0;
+            if (same && (lt_sched_lr(&s, i) != lv->valuedouble || lt_sched_lr(&r, i) != lv->valuedouble ||
+                         (moved != 0) != (lt_sched_lr(&s, i) != before))) {
+                CHECK(0, "greedy [%s]: after metric %d lr %.17g (resumed %.17g, moved %d), transformers %.17g", kw, i,
+                      lt_sched_lr(&s, i), lt_sched_lr(&r, i), moved, lv->valuedouble);
+                same = 0;
+            }
+            if (i % 7 == 6) { /* r restarts from s's state, as a resumed run does */
+                cJSON *j = cJSON_CreateObject();
+                lt_sched_state_save(&s, j);
+                char *text = cJSON_PrintUnformatted(j);
+                cJSON *back = cJSON_Parse(text);
+                CHECK(lt_sched_init(&r, "greedy", 0, 100, lr, kw, err, sizeof err) == LT_OK &&
+                          lt_sched_state_load(&r, back, err, sizeof err) == LT_OK,
+                      "greedy [%s]: reload: %s", kw, err);
+                free(text);
+                cJSON_Delete(j), cJSON_Delete(back);
+            }
+        }
+        ngreedy++;
+    }
+    printf("greedy: %d runs, %d steps match transformers (%d moves), resumed every 7 steps\n", ngreedy, ngm, nmoves);
+    CHECK(ngreedy >= 4 && nmoves >= 20, "only %d greedy runs (%d moves) in %s", ngreedy, nmoves, path);
     CHECK(njson >= 10, "only %d schedules with options", njson);
     CHECK(nsched >= 40, "only %d schedules in %s", nsched, path);
     cJSON_Delete(root);
@@ -136,7 +178,7 @@ int main(void) {
         const double m1[] = {10, 9.5, 9.5, 8, 8, 8, 8, 8, 8};
         const double lr1[] = {1, 1, 0.5, 0.5, 0.5, 0.25, 0.25, 0.25, 0.125};
         const double lr2[] = {1, 1, 0.5, 0.5, 0.5, 0.3, 0.3, 0.3, 0.3}; /* min_lr 0.3: the last cut is below eps */
-        const int cut1[] = {0, 0, 1, 0, 0, 1, 0, 0, 1}, cut2[] = {0, 0, 1, 0, 0, 1, 0, 0, 0};
+        const int cut1[] = {0, 0, -1, 0, 0, -1, 0, 0, -1}, cut2[] = {0, 0, -1, 0, 0, -1, 0, 0, 0};
         lt_sched p1, p2;
         int ok1 = lt_sched_init(&p1, "reduce_lr_on_plateau", 0, 100, 1.0,
                                 "factor=0.5,patience=1,cooldown=1,threshold=0.1", err, sizeof err) == LT_OK;
@@ -145,7 +187,7 @@ int main(void) {
                                 err, sizeof err) == LT_OK;
         CHECK(ok1 && ok2, "reduce_lr_on_plateau: %s", err);
         for (int i = 0; ok1 && ok2 && i < 9; i++) {
-            int c1 = lt_sched_plateau_step(&p1, m1[i]), c2 = lt_sched_plateau_step(&p2, m1[i]);
+            int c1 = lt_sched_metric_step(&p1, m1[i]), c2 = lt_sched_metric_step(&p2, m1[i]);
             CHECK(c1 == cut1[i] && lt_sched_lr(&p1, i) == lr1[i], "plateau (min, rel) evaluation %d: lr %g cut %d", i,
                   lt_sched_lr(&p1, i), c1);
             CHECK(c2 == cut2[i] && lt_sched_lr(&p2, i) == lr2[i], "plateau (min_lr 0.3) evaluation %d: lr %g cut %d", i,
@@ -159,7 +201,7 @@ int main(void) {
                                 err, sizeof err) == LT_OK;
         CHECK(ok3, "%s", err);
         for (int i = 0; ok3 && i < 4; i++) {
-            lt_sched_plateau_step(&p3, m3[i]);
+            lt_sched_metric_step(&p3, m3[i]);
             CHECK(lt_sched_lr(&p3, i) == lr3[i], "plateau (max, abs) evaluation %d: lr %g", i, lt_sched_lr(&p3, i));
         }
         CHECK(lt_sched_init(&p3, "reduce_lr_on_plateau", 5, 100, 1.0, NULL, err, sizeof err) == LT_ERR_ARG &&
@@ -170,14 +212,14 @@ int main(void) {
                   !strcmp(err, "--lr_scheduler_kwargs: mode 'up': expected min or max"), "%s", err);
         lt_sched lin;
         lt_sched_init(&lin, "linear", 0, 100, 1.0, NULL, err, sizeof err);
-        CHECK(lt_sched_plateau_step(&lin, 1.0) == 0 && lt_sched_lr(&lin, 50) == 0.5, "another scheduler took a metric");
+        CHECK(lt_sched_metric_step(&lin, 1.0) == 0 && lt_sched_lr(&lin, 50) == 0.5, "another scheduler took a metric");
     }
 
     /* errors name the flag */
     CHECK(lt_sched_init(&s, "cosine_annealing", 0, 10, 1e-3, NULL, err, sizeof err) == LT_ERR_ARG &&
               !strcmp(err, "--lr_scheduler_type 'cosine_annealing' is not supported; choose one of: linear cosine "
                            "cosine_with_restarts polynomial constant constant_with_warmup inverse_sqrt "
-                           "cosine_with_min_lr cosine_warmup_with_min_lr warmup_stable_decay reduce_lr_on_plateau"),
+                           "cosine_with_min_lr cosine_warmup_with_min_lr warmup_stable_decay reduce_lr_on_plateau greedy"),
           "%s", err);
     CHECK(lt_sched_init(&s, "polynomial", 0, 10, 1e-3, "power=x", err, sizeof err) == LT_ERR_ARG &&
               !strcmp(err, "--lr_scheduler_kwargs: bad value 'x' for 'power': expected a number"),

@@ -308,7 +308,7 @@ const char *lt_train_args_best_metric(const lt_train_args *a) {
     const char *m = a->metric_for_best_model;
     if (!m[0])
         return a->load_best_model_at_end || !strcmp(a->save_strategy, "best") ||
-                       !strcmp(a->lr_scheduler_type, "reduce_lr_on_plateau")
+                       !strcmp(a->lr_scheduler_type, "reduce_lr_on_plateau") || !strcmp(a->lr_scheduler_type, "greedy")
                    ? "eval_loss"
                    : NULL;
     if (!strncmp(m, "eval_", 5)) m += 5;
@@ -352,9 +352,10 @@ lt_status lt_train_args_check(const lt_train_args *a, char *err, size_t errlen) 
         {(a->load_best_model_at_end || !strcmp(a->save_strategy, "best")) &&
              (!strcmp(a->eval_strategy, "no") || (!strcmp(a->eval_strategy, "steps") && a->eval_steps == 0)),
          "--load_best_model_at_end and --save_strategy best need evaluations: set --eval_strategy steps or epoch"},
-        {!strcmp(a->lr_scheduler_type, "reduce_lr_on_plateau") &&
+        {(!strcmp(a->lr_scheduler_type, "reduce_lr_on_plateau") || !strcmp(a->lr_scheduler_type, "greedy")) &&
              (!strcmp(a->eval_strategy, "no") || (!strcmp(a->eval_strategy, "steps") && a->eval_steps == 0)),
-         "--lr_scheduler_type reduce_lr_on_plateau is stepped by evaluations: set --eval_strategy steps or epoch"},
+         "--lr_scheduler_type reduce_lr_on_plateau and greedy are stepped by evaluations: set --eval_strategy steps "
+         "or epoch"},
         {a->load_best_model_at_end && !strcmp(a->save_strategy, "no"),
          "--load_best_model_at_end needs checkpoints to load: set --save_strategy (the eval strategy's, or best)"},
         {a->load_best_model_at_end && strcmp(a->save_strategy, "best") && strcmp(a->save_strategy, "no") &&

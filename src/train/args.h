@@ -96,8 +96,8 @@ int lt_train_args_on_gpu(const lt_train_args *a);
 lt_status lt_train_config_overrides(const char *overrides, lt_gpt2_config *cfg, char *err, size_t errlen);
 
 /* The metric lt_train_args_check accepted for the best model ("eval_loss" or "eval_perplexity"; also the one
- * reduce_lr_on_plateau is stepped with), or NULL when no best model is tracked (neither --load_best_model_at_end,
- * --save_strategy best, --metric_for_best_model nor reduce_lr_on_plateau). */
+ * reduce_lr_on_plateau and greedy are stepped with), or NULL when no best model is tracked (neither
+ * --load_best_model_at_end, --save_strategy best, --metric_for_best_model nor one of those two schedulers). */
 const char *lt_train_args_best_metric(const lt_train_args *a);
 
 /* Whether a larger value of the best-model metric is better (--greater_is_better, else the Trainer's default:

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "io/json_number.h"
+
 static const struct {
     const char *name;
     lt_sched_type type;
@@ -23,12 +25,13 @@ static const struct {
     {"warmup_stable_decay", LT_SCHED_WARMUP_STABLE_DECAY},
     {"reduce_lr_on_plateau", LT_SCHED_REDUCE_ON_PLATEAU},
     {"cosine_warmup_with_min_lr", LT_SCHED_COSINE_WARMUP_WITH_MIN_LR},
+    {"greedy", LT_SCHED_GREEDY},
 };
 #define NSCHED (sizeof NAMES / sizeof NAMES[0])
 
 const char *lt_sched_names(void) {
     return "linear cosine cosine_with_restarts polynomial constant constant_with_warmup inverse_sqrt "
-           "cosine_with_min_lr cosine_warmup_with_min_lr warmup_stable_decay reduce_lr_on_plateau";
+           "cosine_with_min_lr cosine_warmup_with_min_lr warmup_stable_decay reduce_lr_on_plateau greedy";
 }
 
 static int parse_num(const char *v, double *out) {
@@ -64,6 +67,15 @@ static lt_status apply_kw(lt_sched *s, const char *k, const char *v, char *err, 
         *(!strcmp(k, "mode") ? &s->max_mode : &s->threshold_abs) = second;
         return LT_OK;
     }
+    if (!strcmp(k, "smooth") || !strcmp(k, "verbose")) { /* verbose: GreedyLR's printing, leantrain prints anyway */
+        const int t = !strcmp(v, "true") || !strcmp(v, "True") || !strcmp(v, "1");
+        if (!t && strcmp(v, "false") && strcmp(v, "False") && strcmp(v, "0")) {
+            snprintf(err, errlen, "--lr_scheduler_kwargs: %s '%s': expected true or false", k, v);
+            return LT_ERR_ARG;
+        }
+        if (!strcmp(k, "smooth")) s->smooth = t;
+        return LT_OK;
+    }
     if (!parse_num(v, &d)) {
         snprintf(err, errlen, "--lr_scheduler_kwargs: bad value '%s' for '%s': expected a number", v, k);
         return LT_ERR_ARG;
@@ -83,6 +95,10 @@ static lt_status apply_kw(lt_sched *s, const char *k, const char *v, char *err, 
     else if (!strcmp(k, "threshold")) s->threshold = d;
     else if (!strcmp(k, "cooldown")) s->cooldown = (long)d;
     else if (!strcmp(k, "eps")) s->eps = d;
+    else if (!strcmp(k, "max_lr")) s->max_lr = d;
+    else if (!strcmp(k, "warmup")) s->g_warmup = (long)d;
+    else if (!strcmp(k, "window_size")) s->window = (long)d;
+    else if (!strcmp(k, "reset_start")) s->reset_start = (long)d;
     else {
         snprintf(err, errlen, "--lr_scheduler_kwargs: unknown key '%s'", k);
         return LT_ERR_ARG;
@@ -118,6 +134,9 @@ lt_status lt_sched_init(lt_sched *s, const char *name, long warmup, long total, 
     s->warmup_type = 0;
     s->factor = 0.1, s->patience = 10, s->threshold = 1e-4, s->eps = 1e-8; /* torch's ReduceLROnPlateau */
     s->warmup_lr_rate = -1;
+    if (s->type == LT_SCHED_GREEDY) /* GreedyLR's defaults where they differ from ReduceLROnPlateau's */
+        s->factor = 0.95, s->threshold = 1e-6, s->threshold_abs = 1;
+    s->max_lr = 1.0, s->window = 50, s->reset_start = 500;
     while (kwargs && (*kwargs == ' ' || *kwargs == '\t')) kwargs++;
     if (kwargs && *kwargs == '{') { /* the Trainer's own form: a JSON object, '{"min_lr_rate": 0.1}' */
         cJSON *j = cJSON_Parse(kwargs);
@@ -130,6 +149,7 @@ lt_status lt_sched_init(lt_sched *s, const char *name, long warmup, long total, 
         for (const cJSON *e = j->child; e; e = e->next) {
             char v[64];
             if (cJSON_IsNumber(e)) snprintf(v, sizeof v, "%.17g", e->valuedouble);
+            else if (cJSON_IsBool(e)) snprintf(v, sizeof v, "%s", cJSON_IsTrue(e) ? "true" : "false");
             else if (cJSON_IsString(e)) snprintf(v, sizeof v, "%s", e->valuestring);
             else snprintf(v, sizeof v, "(not a number or a string)");
             if (apply_kw(s, e->string, v, err, errlen)) {
@@ -172,47 +192,171 @@ lt_status lt_sched_init(lt_sched *s, const char *name, long warmup, long total, 
         if (s->num_stable < 0) s->num_stable = 0;
     }
     if (s->type == LT_SCHED_INVERSE_SQRT && s->timescale <= 0) s->timescale = warmup > 0 ? warmup : 10000;
-    if (s->type == LT_SCHED_REDUCE_ON_PLATEAU) {
+    if (lt_sched_metric_driven(s)) {
+        const int greedy = s->type == LT_SCHED_GREEDY;
         if (warmup > 0) {
-            snprintf(err, errlen, "reduce_lr_on_plateau has no warmup (the Trainer ignores it): drop --warmup_steps / "
-                     "--warmup_ratio, or choose another --lr_scheduler_type");
+            snprintf(err, errlen, "%s has no warmup (the Trainer ignores it): drop --warmup_steps / --warmup_ratio, or "
+                     "choose another --lr_scheduler_type", name);
             return LT_ERR_ARG;
         }
-        if (!(s->factor < 1.0 && s->factor >= 0) || s->patience < 0 || s->cooldown < 0 || !(s->threshold >= 0) ||
-            !(s->eps >= 0)) {
-            snprintf(err, errlen, "--lr_scheduler_kwargs: reduce_lr_on_plateau needs 0 <= factor < 1 and patience, "
-                     "cooldown, threshold, eps >= 0");
+        if (!(s->factor < 1.0 && s->factor >= (greedy ? 1e-300 : 0)) || s->patience < 0 || s->cooldown < 0 ||
+            !(s->threshold >= 0) || !(s->eps >= 0)) {
+            snprintf(err, errlen, "--lr_scheduler_kwargs: %s needs %s factor < 1 and patience, cooldown, threshold, "
+                     "eps >= 0", name, greedy ? "0 <" : "0 <=");
             return LT_ERR_ARG;
         }
-        if (s->min_lr < 0) s->min_lr = 0;
+        if (greedy && (s->g_warmup < 0 || s->window < 1 || s->window > LT_SCHED_WINDOW_MAX || !(s->max_lr > 0))) {
+            snprintf(err, errlen, "--lr_scheduler_kwargs: greedy needs warmup >= 0, max_lr > 0 and window_size in 1..%d",
+                     LT_SCHED_WINDOW_MAX);
+            return LT_ERR_ARG;
+        }
+        if (s->min_lr < 0) s->min_lr = greedy ? 1e-3 : 0;
         s->lr = base_lr;
         s->best = s->max_mode ? -INFINITY : INFINITY;
+        s->reset_left = s->reset_start;
     }
     return LT_OK;
 }
 
-double lt_sched_lr(const lt_sched *s, long step) {
-    return s->type == LT_SCHED_REDUCE_ON_PLATEAU ? s->lr : s->base_lr * lt_sched_factor(s, step);
+int lt_sched_metric_driven(const lt_sched *s) {
+    return s->type == LT_SCHED_REDUCE_ON_PLATEAU || s->type == LT_SCHED_GREEDY;
 }
 
-int lt_sched_plateau_step(lt_sched *s, double metric) {
+double lt_sched_lr(const lt_sched *s, long step) {
+    return lt_sched_metric_driven(s) ? s->lr : s->base_lr * lt_sched_factor(s, step);
+}
+
+/* torch's and GreedyLR's is_better (the same formulas; double arithmetic) */
+static int improves(const lt_sched *s, double metric) {
+    if (s->max_mode) return s->threshold_abs ? metric > s->best + s->threshold : metric > s->best * (s->threshold + 1.0);
+    return s->threshold_abs ? metric < s->best - s->threshold : metric < s->best * (1.0 - s->threshold);
+}
+
+/* max(lr x factor, min_lr), taken when it lowers the lr by more than eps: -1 then, else 0 */
+static int lower(lt_sched *s) {
+    const double lr = s->lr * s->factor > s->min_lr ? s->lr * s->factor : s->min_lr;
+    if (!(s->lr - lr > s->eps)) return 0;
+    s->lr = lr;
+    return -1;
+}
+
+/* GreedyLR: the metric smoothed over its window (StreamingAverage: the new value added to the sum, then the one
+   that leaves subtracted), then cooldown and warmup, the counts of better and worse evaluations, and the moves */
+static int greedy_step(lt_sched *s, double metric) {
+    double current = metric;
+    if (s->smooth) {
+        s->win_sum += metric;
+        if (s->win_n == s->window) {
+            s->win_sum -= s->win[s->win_head];
+            s->win[s->win_head] = metric;
+            s->win_head = (s->win_head + 1) % s->window;
+        } else {
+            s->win[(s->win_head + s->win_n) % s->window] = metric;
+            s->win_n++;
+        }
+        current = s->win_sum / (double)s->win_n;
+    }
+    if (s->cooldown_left > 0) {
+        s->cooldown_left--, s->num_bad = 0, s->num_good = 0;
+        return 0;
+    }
+    if (s->warmup_left > 0) {
+        s->warmup_left--, s->num_bad = 0, s->num_good = 0;
+        return 0;
+    }
+    if (improves(s, current)) s->best = current, s->num_bad = 0, s->num_good++;
+    else s->num_bad++, s->num_good = 0;
+    if (s->num_good > s->patience) {
+        int moved = 0;
+        const double lr = s->lr / s->factor < s->max_lr ? s->lr / s->factor : s->max_lr;
+        if (lr - s->lr > s->eps) s->lr = lr, moved = 1;
+        s->reset_left = s->reset_start;
+        s->warmup_left = s->g_warmup, s->num_good = 0;
+        return moved;
+    }
+    if (s->num_bad > s->patience) {
+        const double before = s->lr;
+        int moved = lower(s);
+        if (!(s->lr > s->min_lr) && --s->reset_left <= 0) { /* long enough at min_lr: start over */
+            s->lr = s->base_lr;
+            s->best = s->max_mode ? -INFINITY : INFINITY;
+            s->num_good = s->warmup_left = 0;
+            s->reset_left = s->reset_start;
+            s->win_n = s->win_head = 0, s->win_sum = 0;
+            moved = s->lr > before ? 1 : s->lr < before ? -1 : 0;
+        }
+        s->cooldown_left = s->cooldown, s->num_bad = 0; /* after a reset too, as GreedyLR.step does */
+        return moved;
+    }
+    return 0;
+}
+
+int lt_sched_metric_step(lt_sched *s, double metric) {
+    if (s->type == LT_SCHED_GREEDY) return greedy_step(s, metric);
     if (s->type != LT_SCHED_REDUCE_ON_PLATEAU) return 0;
-    /* torch: is_better, then the cooldown, then the reduction; its arithmetic in double */
-    int better;
-    if (s->max_mode) better = s->threshold_abs ? metric > s->best + s->threshold : metric > s->best * (s->threshold + 1.0);
-    else better = s->threshold_abs ? metric < s->best - s->threshold : metric < s->best * (1.0 - s->threshold);
-    if (better) s->best = metric, s->num_bad = 0;
+    /* torch: is_better, then the cooldown, then the reduction */
+    if (improves(s, metric)) s->best = metric, s->num_bad = 0;
     else s->num_bad++;
     if (s->cooldown_left > 0) s->cooldown_left--, s->num_bad = 0;
     if (s->num_bad > s->patience) {
         s->cooldown_left = s->cooldown, s->num_bad = 0;
-        const double lr = s->lr * s->factor > s->min_lr ? s->lr * s->factor : s->min_lr;
-        if (s->lr - lr > s->eps) {
-            s->lr = lr;
-            return 1;
-        }
+        return lower(s);
     }
     return 0;
+}
+
+void lt_sched_state_save(const lt_sched *s, cJSON *j) {
+    if (!lt_sched_metric_driven(s)) return;
+    /* the moving part of torch's ReduceLROnPlateau / GreedyLR state_dict, under their names */
+    lt_json_add_number(j, "lr", s->lr);
+    if (isfinite(s->best)) lt_json_add_number(j, "best", s->best);
+    cJSON_AddNumberToObject(j, "num_bad_epochs", (double)s->num_bad);
+    cJSON_AddNumberToObject(j, "cooldown_counter", (double)s->cooldown_left);
+    if (s->type != LT_SCHED_GREEDY) return;
+    cJSON_AddNumberToObject(j, "num_good_epochs", (double)s->num_good);
+    cJSON_AddNumberToObject(j, "warmup_counter", (double)s->warmup_left);
+    cJSON_AddNumberToObject(j, "reset_start", (double)s->reset_left);
+    if (!s->smooth) return;
+    cJSON *w = cJSON_AddObjectToObject(j, "_streaming_avg");
+    cJSON *v = cJSON_AddArrayToObject(w, "values");
+    for (long i = 0; i < s->win_n; i++)
+        cJSON_AddItemToArray(v, lt_json_number(s->win[(s->win_head + i) % s->window]));
+    lt_json_add_number(w, "sum", s->win_sum);
+}
+
+lt_status lt_sched_state_load(lt_sched *s, const cJSON *j, char *err, size_t errlen) {
+    if (!lt_sched_metric_driven(s)) return LT_OK;
+    const cJSON *lr = cJSON_GetObjectItem(j, "lr"), *best = cJSON_GetObjectItem(j, "best");
+    const cJSON *nb = cJSON_GetObjectItem(j, "num_bad_epochs"), *cc = cJSON_GetObjectItem(j, "cooldown_counter");
+    const char *name = s->type == LT_SCHED_GREEDY ? "greedy" : "reduce_lr_on_plateau";
+    if (!cJSON_IsNumber(lr) || !cJSON_IsNumber(nb) || !cJSON_IsNumber(cc) || nb->valuedouble < 0 ||
+        cc->valuedouble < 0) {
+        snprintf(err, errlen, "no %s state in lr_scheduler (was the run trained with another --lr_scheduler_type?)",
+                 name);
+        return LT_ERR_FORMAT;
+    }
+    s->lr = lr->valuedouble, s->num_bad = (long)nb->valuedouble, s->cooldown_left = (long)cc->valuedouble;
+    if (cJSON_IsNumber(best)) s->best = best->valuedouble;
+    if (s->type != LT_SCHED_GREEDY) return LT_OK;
+    const cJSON *ng = cJSON_GetObjectItem(j, "num_good_epochs"), *wc = cJSON_GetObjectItem(j, "warmup_counter");
+    const cJSON *rs = cJSON_GetObjectItem(j, "reset_start"), *w = cJSON_GetObjectItem(j, "_streaming_avg");
+    const cJSON *v = cJSON_GetObjectItem(w, "values"), *sum = cJSON_GetObjectItem(w, "sum");
+    if (!cJSON_IsNumber(ng) || !cJSON_IsNumber(wc) || !cJSON_IsNumber(rs) || ng->valuedouble < 0 ||
+        wc->valuedouble < 0 ||
+        (s->smooth && (!cJSON_IsArray(v) || !cJSON_IsNumber(sum) || cJSON_GetArraySize(v) > s->window))) {
+        snprintf(err, errlen, "greedy's state in lr_scheduler is incomplete (num_good_epochs, warmup_counter, "
+                 "reset_start%s; or a window longer than window_size %ld)", s->smooth ? ", _streaming_avg" : "",
+                 s->window);
+        return LT_ERR_FORMAT;
+    }
+    s->num_good = (long)ng->valuedouble, s->warmup_left = (long)wc->valuedouble, s->reset_left = (long)rs->valuedouble;
+    s->win_n = s->win_head = 0, s->win_sum = 0;
+    if (s->smooth) {
+        const cJSON *e;
+        cJSON_ArrayForEach(e, v) s->win[s->win_n++] = cJSON_IsNumber(e) ? e->valuedouble : NAN;
+        s->win_sum = sum->valuedouble;
+    }
+    return LT_OK;
 }
 
 static double lmax(double a, double b) { return a > b ? a : b; }
@@ -220,7 +364,7 @@ static double lmax(double a, double b) { return a > b ? a : b; }
 double lt_sched_factor(const lt_sched *s, long step) {
     const double W = (double)s->warmup, N = (double)s->total, t = (double)step;
     if (s->type == LT_SCHED_CONSTANT) return 1.0;
-    if (s->type == LT_SCHED_REDUCE_ON_PLATEAU) return s->base_lr > 0 ? s->lr / s->base_lr : 1.0;
+    if (lt_sched_metric_driven(s)) return s->base_lr > 0 ? s->lr / s->base_lr : 1.0;
     if (s->type == LT_SCHED_COSINE_WARMUP_WITH_MIN_LR) { /* warmup from (s + 1) / W, or from warmup_lr_rate */
         if (step < s->warmup) {
             if (s->warmup_lr_rate < 0) return (t + 1.0) / lmax(1.0, W);

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "io/atomic_file.h"
+#include "io/json_number.h"
 #include "leantrain/optim.h"
 #include "model/cuda/gpt2_device.h"
 #include "model/gpt2.h"
@@ -159,7 +160,7 @@ static lt_status model_stepped(run_t *r) {
 static cJSON *state_json(run_t *r) {
     cJSON *j = cJSON_CreateObject();
     cJSON_AddNumberToObject(j, "global_step", (double)r->step);
-    cJSON_AddNumberToObject(j, "epoch", lt_data_epoch_float(&r->data));
+    lt_json_add_number(j, "epoch", lt_data_epoch_float(&r->data));
     cJSON_AddNumberToObject(j, "max_steps", (double)r->total_steps);
     /* the Trainer's TrainerState keeps the periods it resolved (0: none at multiples of steps) */
     cJSON_AddNumberToObject(j, "logging_steps", (double)r->ev.log.every);
@@ -176,12 +177,7 @@ static cJSON *state_json(run_t *r) {
     if (r->a->save_only_model) cJSON_AddTrueToObject(j, "save_only_model");
     cJSON *s = cJSON_AddObjectToObject(j, "lr_scheduler");
     cJSON_AddStringToObject(s, "type", r->a->lr_scheduler_type);
-    if (r->sched.type == LT_SCHED_REDUCE_ON_PLATEAU) { /* torch's ReduceLROnPlateau state_dict, the part that moves */
-        cJSON_AddNumberToObject(s, "lr", r->sched.lr);
-        if (isfinite(r->sched.best)) cJSON_AddNumberToObject(s, "best", r->sched.best);
-        cJSON_AddNumberToObject(s, "num_bad_epochs", (double)r->sched.num_bad);
-        cJSON_AddNumberToObject(s, "cooldown_counter", (double)r->sched.cooldown_left);
-    }
+    lt_sched_state_save(&r->sched, s);
     cJSON_AddNumberToObject(s, "warmup_steps", (double)r->warmup);
     cJSON_AddNumberToObject(s, "total_steps", (double)r->total_steps);
     cJSON_AddNumberToObject(s, "last_step", (double)(r->step - r->skipped_total));
@@ -191,7 +187,7 @@ static cJSON *state_json(run_t *r) {
     cJSON_AddNumberToObject(j, "block_size", r->T);
     if (r->a->fp16) {
         cJSON *g = cJSON_AddObjectToObject(j, "grad_scaler");
-        cJSON_AddNumberToObject(g, "scale", r->loss_scale);
+        lt_json_add_number(g, "scale", r->loss_scale);
         cJSON_AddNumberToObject(g, "growth_tracker", (double)r->growth_tracker);
         cJSON_AddNumberToObject(g, "growth_factor", 2.0);
         cJSON_AddNumberToObject(g, "backoff_factor", 0.5);
@@ -204,12 +200,12 @@ static cJSON *state_json(run_t *r) {
         char best[1300];
         struct stat sb;
         snprintf(best, sizeof best, "%.1200s/checkpoint-%ld", r->a->output_dir, r->best_step);
-        cJSON_AddNumberToObject(j, "best_metric", r->best_metric);
+        lt_json_add_number(j, "best_metric", r->best_metric);
         cJSON_AddNumberToObject(j, "best_global_step", (double)r->best_step);
         if (r->best_step == r->step || stat(best, &sb) == 0) cJSON_AddStringToObject(j, "best_model_checkpoint", best);
     }
     cJSON *w = cJSON_AddObjectToObject(j, "logging_window");
-    cJSON_AddNumberToObject(w, "loss_sum", r->loss_sum);
+    lt_json_add_number(w, "loss_sum", r->loss_sum);
     cJSON_AddNumberToObject(w, "steps", r->loss_count);
     cJSON_AddNumberToObject(w, "skipped_steps", (double)r->skipped);
     cJSON_AddItemToObject(j, "log_history", cJSON_Duplicate(r->history, 1));
@@ -304,9 +300,9 @@ static int eval_and_log(run_t *r) {
     double ppl = NAN, el = evaluate(r, &ppl, &rows);
     if (isnan(el) && r->err[0]) return 1;
     cJSON *e = cJSON_CreateObject();
-    cJSON_AddNumberToObject(e, "eval_loss", el);
-    cJSON_AddNumberToObject(e, "eval_perplexity", ppl);
-    cJSON_AddNumberToObject(e, "epoch", lt_data_epoch_float(&r->data));
+    lt_json_add_number(e, "eval_loss", el);
+    lt_json_add_number(e, "eval_perplexity", ppl);
+    lt_json_add_number(e, "epoch", lt_data_epoch_float(&r->data));
     cJSON_AddNumberToObject(e, "step", (double)r->step);
     end_bar(r);
     printf("step %ld/%ld  eval_loss %.4f  eval_perplexity %.3f\n", r->step, r->total_steps, el, ppl);
@@ -316,7 +312,8 @@ static int eval_and_log(run_t *r) {
     return 0;
 }
 
-/* The latest evaluation's value of the best-model metric (also what reduce_lr_on_plateau is stepped with). */
+/* The latest evaluation's value of the best-model metric (also what reduce_lr_on_plateau and greedy are stepped
+   with). */
 static double tracked_metric(const run_t *r) {
     return !strcmp(r->best_metric_name, "eval_perplexity") ? r->eval_ppl : r->eval_loss;
 }
@@ -336,10 +333,10 @@ static int write_eval_results(run_t *r) {
     char path[1100];
     snprintf(path, sizeof path, "%.1000s/eval_results.json", r->a->output_dir);
     cJSON *j = cJSON_CreateObject();
-    cJSON_AddNumberToObject(j, "epoch", lt_data_epoch_float(&r->data));
-    cJSON_AddNumberToObject(j, "eval_loss", r->eval_loss);
+    lt_json_add_number(j, "epoch", lt_data_epoch_float(&r->data));
+    lt_json_add_number(j, "eval_loss", r->eval_loss);
     cJSON_AddNumberToObject(j, "eval_samples", (double)r->eval_rows);
-    cJSON_AddNumberToObject(j, "perplexity", r->eval_ppl);
+    lt_json_add_number(j, "perplexity", r->eval_ppl);
     cJSON_AddNumberToObject(j, "step", (double)r->eval_step);
     char *text = cJSON_Print(j), *line = text ? malloc(strlen(text) + 2) : NULL;
     cJSON_Delete(j);
@@ -726,6 +723,7 @@ int lt_train_run(const lt_train_args *a) {
         if (cJSON_IsArray(h)) {
             cJSON_Delete(r->history);
             r->history = cJSON_Duplicate(h, 1);
+            lt_json_numbers_exact(r->history); /* written again as read, not rounded to 15 digits */
         }
         /* checkpoints written before the window was saved lack it: the next line then averages fewer steps */
         const cJSON *w = cJSON_GetObjectItem(state, "logging_window");
@@ -745,21 +743,12 @@ int lt_train_run(const lt_train_args *a) {
         const cJSON *bm = cJSON_GetObjectItem(state, "best_metric"), *bs = cJSON_GetObjectItem(state, "best_global_step");
         if (cJSON_IsNumber(bm) && cJSON_IsNumber(bs) && bs->valuedouble >= 0 && bs->valuedouble <= (double)r->step)
             r->best_metric = bm->valuedouble, r->best_step = (long)bs->valuedouble;
-        if (r->sched.type == LT_SCHED_REDUCE_ON_PLATEAU) {
-            const cJSON *ls = cJSON_GetObjectItem(state, "lr_scheduler");
-            const cJSON *lr = cJSON_GetObjectItem(ls, "lr"), *best = cJSON_GetObjectItem(ls, "best");
-            const cJSON *nb = cJSON_GetObjectItem(ls, "num_bad_epochs"), *cc = cJSON_GetObjectItem(ls, "cooldown_counter");
-            if (!cJSON_IsNumber(lr) || !cJSON_IsNumber(nb) || !cJSON_IsNumber(cc) || nb->valuedouble < 0 ||
-                cc->valuedouble < 0) {
-                snprintf(r->err, sizeof r->err,
-                         "%.900s/trainer_state.json: no reduce_lr_on_plateau state in lr_scheduler (was the run "
-                         "trained with another --lr_scheduler_type?)",
-                         resume);
+        if (lt_sched_metric_driven(&r->sched)) {
+            char e2[512];
+            if (lt_sched_state_load(&r->sched, cJSON_GetObjectItem(state, "lr_scheduler"), e2, sizeof e2)) {
+                snprintf(r->err, sizeof r->err, "%.500s/trainer_state.json: %.500s", resume, e2);
                 goto out;
             }
-            r->sched.lr = lr->valuedouble, r->sched.num_bad = (long)nb->valuedouble;
-            r->sched.cooldown_left = (long)cc->valuedouble;
-            if (cJSON_IsNumber(best)) r->sched.best = best->valuedouble;
         }
     } else {
         r->saved_step = -1;
@@ -910,10 +899,10 @@ int lt_train_run(const lt_train_args *a) {
         if (due & LT_EV_LOG) {
             double t = lt_now_s(), tps = (double)r->tokens_since / (t - r->t_last);
             cJSON *e = cJSON_CreateObject();
-            cJSON_AddNumberToObject(e, "loss", r->loss_sum / r->loss_count);
-            if (!isnan(norm)) cJSON_AddNumberToObject(e, "grad_norm", norm);
-            cJSON_AddNumberToObject(e, "learning_rate", lr);
-            cJSON_AddNumberToObject(e, "epoch", lt_data_epoch_float(&r->data));
+            lt_json_add_number(e, "loss", r->loss_sum / r->loss_count);
+            if (!isnan(norm)) lt_json_add_number(e, "grad_norm", norm);
+            lt_json_add_number(e, "learning_rate", lr);
+            lt_json_add_number(e, "epoch", lt_data_epoch_float(&r->data));
             cJSON_AddNumberToObject(e, "step", (double)r->step);
             cJSON_AddNumberToObject(e, "tokens_per_s", tps);
             if (a->fp16) {
@@ -930,11 +919,9 @@ int lt_train_run(const lt_train_args *a) {
         if ((due & LT_EV_EVAL) && r->data.n_val_blocks > 0) {
             if (eval_and_log(r)) goto out;
             new_best = track_best(r);
-            if (r->sched.type == LT_SCHED_REDUCE_ON_PLATEAU &&
-                lt_sched_plateau_step(&r->sched, tracked_metric(r))) {
-                printf("step %ld/%ld  reduce_lr_on_plateau: learning_rate now %.4e\n", r->step, r->total_steps,
+            if (lt_sched_metric_driven(&r->sched) && lt_sched_metric_step(&r->sched, tracked_metric(r)))
+                printf("step %ld/%ld  %s: learning_rate now %.4e\n", r->step, r->total_steps, a->lr_scheduler_type,
                        r->sched.lr);
-            }
         }
         if ((due & LT_EV_SAVE) || (new_best && !strcmp(a->save_strategy, "best"))) {
             if (save(r)) {

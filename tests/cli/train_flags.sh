@@ -157,7 +157,22 @@ lrs=$(grep '"loss"' "$tmp/plat/log.jsonl" | sed -E 's/.*"learning_rate":([^,]*),
 [ "$lrs" = "0.001 0.001 0.001 0.001 0.0005 0.0005 0.00025 0.00025 0.000125 0.000125 " ] &&
     [ "$(notps "$tmp/platr/log.jsonl")" = "$(notps "$tmp/plat/log.jsonl")" ] ||
     { echo "reduce_lr_on_plateau: learning rates $lrs, or the resumed log differs"; fail=1; }
-echo "data_seed, save_only_model, reduce_lr_on_plateau: as the Trainer's"
+# greedy (GreedyLR), stepped by each evaluation's loss: with patience 0 every improvement divides the lr by the
+# factor (0.95 by default: the lr saved at step 5, 3e-3 / 0.95^2, needs 16 significant digits), so the run stopped
+# at step 5 resumes only if trainer_state.json holds the scheduler's lr, counters and window exactly (read back to
+# the bit: the same log and the same final weights; cJSON's own 15 digits fail this)
+G=(--max_steps 10 --logging_steps 1 --eval_steps 2 --save_steps 5 --learning_rate 3e-3 --lr_scheduler_type greedy
+   --lr_scheduler_kwargs '{"patience": 0, "smooth": true, "window_size": 2}')
+run greedy "${G[@]}"
+LT_TEST_SIGNAL=TERM@5 "$LT" train "${M[@]}" "${G[@]}" --output_dir "$tmp/greedyr" > "$tmp/greedyr.log" 2>&1
+"$LT" train "${M[@]}" "${G[@]}" --output_dir "$tmp/greedyr" --resume_from_checkpoint latest >> "$tmp/greedyr.log" 2>&1 ||
+    { echo "greedy: the resumed run failed"; cat "$tmp/greedyr.log"; fail=1; }
+glrs=$(grep '"loss"' "$tmp/greedy/log.jsonl" | sed -E 's/.*"learning_rate":([^,]*),.*/\1/' | sort -u | wc -l)
+[ "$glrs" -ge 3 ] && grep -q "greedy: learning_rate now" "$tmp/greedy.log" &&
+    [ "$(notps "$tmp/greedyr/log.jsonl")" = "$(notps "$tmp/greedy/log.jsonl")" ] &&
+    cmp -s "$tmp/greedyr/model.safetensors" "$tmp/greedy/model.safetensors" ||
+    { echo "greedy: $glrs learning rates, or the resumed run differs"; cat "$tmp/greedyr.log"; fail=1; }
+echo "data_seed, save_only_model, reduce_lr_on_plateau, greedy: as the Trainer's"
 
 bad "--logging_steps: bad value '2.5': expected a whole number of steps, or a ratio in (0, 1)" "${M[@]}" --logging_steps 2.5
 bad "--warmup_steps: bad value '-1'" "${M[@]}" --warmup_steps -1
@@ -173,7 +188,8 @@ bad "--load_best_model_at_end needs --save_steps to be a multiple of --eval_step
 bad "--metric_for_best_model: leantrain's evaluation measures loss and perplexity" "${M[@]}" --metric_for_best_model accuracy
 bad "--save_strategy must be no, steps, epoch or best" "${M[@]}" --save_strategy sometimes
 bad "--eval_delay must be >= 0" "${M[@]}" --eval_delay -1
-bad "--lr_scheduler_type reduce_lr_on_plateau is stepped by evaluations" "${M[@]}" --lr_scheduler_type reduce_lr_on_plateau --eval_steps 0
+bad "--lr_scheduler_type reduce_lr_on_plateau and greedy are stepped by evaluations" "${M[@]}" --lr_scheduler_type reduce_lr_on_plateau --eval_steps 0
+bad "--lr_scheduler_type reduce_lr_on_plateau and greedy are stepped by evaluations" "${M[@]}" --lr_scheduler_type greedy --eval_strategy no
 bad "--max_train_samples must be >= 0 (0: all)" "${M[@]}" --max_train_samples -3
 [ $fail -eq 0 ] && rm -rf "$tmp"
 exit $fail

@@ -1,0 +1,52 @@
+/* Doubles in JSON that read back as the same double. cJSON prints a number with 15 significant digits unless
+ * those read back "close enough" (within a relative DBL_EPSILON), so a checkpoint's learning rate, loss sums or
+ * best metric written through cJSON_AddNumberToObject lose their last bits, and a resumed run is no longer the
+ * uninterrupted one bit for bit. lt_json_add_number writes the shortest of 15, 16 or 17 significant digits that
+ * strtod (which cJSON_Parse uses) turns back into exactly v, as Python's repr does. */
+#ifndef LT_IO_JSON_NUMBER_H
+#define LT_IO_JSON_NUMBER_H
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+/* v as a JSON item (null when v is not finite: JSON has no inf or NaN); NULL when out of memory. */
+static inline cJSON *lt_json_number(double v) {
+    if (!isfinite(v)) return cJSON_CreateNull();
+    char buf[40];
+    for (int digits = 15; digits <= 17; digits++) {
+        snprintf(buf, sizeof buf, "%.*g", digits, v);
+        if (strtod(buf, NULL) == v) break;
+    }
+    return cJSON_CreateRaw(buf);
+}
+
+/* Adds key: v to obj, as lt_json_number makes it; the item, or NULL when out of memory. */
+static inline cJSON *lt_json_add_number(cJSON *obj, const char *key, double v) {
+    cJSON *n = lt_json_number(v);
+    if (n && !cJSON_AddItemToObject(obj, key, n)) {
+        cJSON_Delete(n);
+        return NULL;
+    }
+    return n;
+}
+
+/* Makes every number in the tree under item (a trainer_state.json read back, say) one that lt_json_number made,
+ * so that printing the tree again writes the values it was read with, not 15-digit roundings of them. */
+static inline void lt_json_numbers_exact(cJSON *item) {
+    for (cJSON *c = item ? item->child : NULL; c; c = c->next) {
+        if (cJSON_IsNumber(c)) {
+            cJSON *n = lt_json_number(c->valuedouble);
+            /* in an object the replacement takes the key (ReplaceItemViaPointer alone would leave it unnamed) */
+            int ok = n && (c->string ? cJSON_ReplaceItemInObjectCaseSensitive(item, c->string, n)
+                                     : cJSON_ReplaceItemViaPointer(item, c, n));
+            if (ok) c = n;
+            else cJSON_Delete(n);
+        } else {
+            lt_json_numbers_exact(c);
+        }
+    }
+}
+
+#endif
