@@ -150,6 +150,26 @@ int main(void) {
         ngreedy++;
     }
     printf("greedy: %d runs, %d steps match transformers (%d moves), resumed every 7 steps\n", ngreedy, ngm, nmoves);
+    {
+        static lt_sched g;
+        const struct {
+            long warmup;
+            const char *kw, *want;
+        } bad[] = {{0, "factor=1", "greedy needs 0 < factor < 1"},
+                   {0, "factor=0", "greedy needs 0 < factor < 1"},
+                   {0, "window_size=2000", "window_size in 1..1024"},
+                   {0, "max_lr=0", "max_lr > 0"},
+                   {0, "smooth=maybe", "smooth 'maybe': expected true or false"},
+                   {3, "", "greedy has no warmup"}};
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+            CHECK(lt_sched_init(&g, "greedy", bad[i].warmup, 100, 1e-3, bad[i].kw, err, sizeof err) == LT_ERR_ARG &&
+                      strstr(err, bad[i].want),
+                  "greedy [%s]: expected an error with '%s', got '%s'", bad[i].kw, bad[i].want, err);
+        CHECK(lt_sched_init(&g, "greedy", 0, 100, 1e-3, "{\"smooth\": true, \"verbose\": false}", err, sizeof err) ==
+                      LT_OK && g.smooth && g.factor == 0.95 && g.patience == 10 && g.threshold == 1e-6 &&
+                  g.threshold_abs && g.min_lr == 1e-3 && g.max_lr == 1.0 && g.window == 50 && g.reset_start == 500,
+              "greedy's defaults: %s", err);
+    }
     CHECK(ngreedy >= 4 && nmoves >= 20, "only %d greedy runs (%d moves) in %s", ngreedy, nmoves, path);
     CHECK(njson >= 10, "only %d schedules with options", njson);
     CHECK(nsched >= 40, "only %d schedules in %s", nsched, path);

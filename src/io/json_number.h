@@ -1,8 +1,8 @@
 /* Doubles in JSON that read back as the same double. cJSON prints a number with 15 significant digits unless
  * those read back "close enough" (within a relative DBL_EPSILON), so a checkpoint's learning rate, loss sums or
  * best metric written through cJSON_AddNumberToObject lose their last bits, and a resumed run is no longer the
- * uninterrupted one bit for bit. lt_json_add_number writes the shortest of 15, 16 or 17 significant digits that
- * strtod (which cJSON_Parse uses) turns back into exactly v, as Python's repr does. */
+ * uninterrupted one bit for bit. lt_json_add_number writes the fewest significant digits (up to 17) that strtod
+ * (which cJSON_Parse uses) turns back into exactly v, as Python's repr does. */
 #ifndef LT_IO_JSON_NUMBER_H
 #define LT_IO_JSON_NUMBER_H
 
@@ -11,15 +11,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+/* v in buf with the fewest significant digits (up to 17) that strtod reads back as v: 0.3, not
+ * 0.29999999999999999; buf. */
+static inline const char *lt_double_shortest(char *buf, size_t len, double v) {
+    for (int digits = 1; digits <= 17; digits++) {
+        snprintf(buf, len, "%.*g", digits, v);
+        if (strtod(buf, NULL) == v) break;
+    }
+    return buf;
+}
+
 /* v as a JSON item (null when v is not finite: JSON has no inf or NaN); NULL when out of memory. */
 static inline cJSON *lt_json_number(double v) {
     if (!isfinite(v)) return cJSON_CreateNull();
     char buf[40];
-    for (int digits = 15; digits <= 17; digits++) {
-        snprintf(buf, sizeof buf, "%.*g", digits, v);
-        if (strtod(buf, NULL) == v) break;
-    }
-    return cJSON_CreateRaw(buf);
+    return cJSON_CreateRaw(lt_double_shortest(buf, sizeof buf, v));
 }
 
 /* Adds key: v to obj, as lt_json_number makes it; the item, or NULL when out of memory. */

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "io/atomic_file.h"
+#include "io/json_number.h"
 
 static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
     (void)sb, (void)flag, (void)ftw;
@@ -55,26 +56,18 @@ lt_status lt_write_text_file(const char *path, const char *text, char *err, size
     return st;
 }
 
-/* v with the fewest digits (up to 17) that read back as v: 0.3, not 0.29999999999999999 */
-static const char *shortest(char *buf, size_t len, double v) {
-    for (int digits = 1; digits <= 17; digits++) {
-        snprintf(buf, len, "%.*g", digits, v);
-        if (strtod(buf, NULL) == v) break;
-    }
-    return buf;
-}
-
 lt_status lt_ckpt_write_config(const char *path, const lt_gpt2_config *c, char *err, size_t errlen) {
-    char text[1024], pe[32], pr[32], pa[32];
+    char text[1024], pe[32], pr[32], pa[32], eps[32];
     snprintf(text, sizeof text,
              "{\n  \"architectures\": [\"GPT2LMHeadModel\"],\n  \"model_type\": \"gpt2\",\n  \"vocab_size\": %d,\n"
              "  \"n_positions\": %d,\n  \"n_ctx\": %d,\n  \"n_embd\": %d,\n  \"n_layer\": %d,\n  \"n_head\": %d,\n"
-             "  \"layer_norm_epsilon\": %.17g,\n  \"activation_function\": \"gelu_new\",\n"
+             "  \"layer_norm_epsilon\": %s,\n  \"activation_function\": \"gelu_new\",\n"
              "  \"embd_pdrop\": %s,\n  \"resid_pdrop\": %s,\n  \"attn_pdrop\": %s,\n"
              "  \"tie_word_embeddings\": true\n}\n",
-             c->vocab_size, c->n_positions, c->n_positions, c->n_embd, c->n_layer, c->n_head, c->layer_norm_epsilon,
-             shortest(pe, sizeof pe, c->embd_pdrop), shortest(pr, sizeof pr, c->resid_pdrop),
-             shortest(pa, sizeof pa, c->attn_pdrop));
+             c->vocab_size, c->n_positions, c->n_positions, c->n_embd, c->n_layer, c->n_head,
+             lt_double_shortest(eps, sizeof eps, c->layer_norm_epsilon),
+             lt_double_shortest(pe, sizeof pe, c->embd_pdrop), lt_double_shortest(pr, sizeof pr, c->resid_pdrop),
+             lt_double_shortest(pa, sizeof pa, c->attn_pdrop));
     return lt_write_text_file(path, text, err, errlen);
 }
 

@@ -206,7 +206,8 @@ lt_status lt_sched_init(lt_sched *s, const char *name, long warmup, long total, 
             return LT_ERR_ARG;
         }
         if (greedy && (s->g_warmup < 0 || s->window < 1 || s->window > LT_SCHED_WINDOW_MAX || !(s->max_lr > 0))) {
-            snprintf(err, errlen, "--lr_scheduler_kwargs: greedy needs warmup >= 0, max_lr > 0 and window_size in 1..%d",
+            snprintf(err, errlen,
+                     "--lr_scheduler_kwargs: greedy needs warmup >= 0, max_lr > 0 and window_size in 1..%d",
                      LT_SCHED_WINDOW_MAX);
             return LT_ERR_ARG;
         }
@@ -228,7 +229,8 @@ double lt_sched_lr(const lt_sched *s, long step) {
 
 /* torch's and GreedyLR's is_better (the same formulas; double arithmetic) */
 static int improves(const lt_sched *s, double metric) {
-    if (s->max_mode) return s->threshold_abs ? metric > s->best + s->threshold : metric > s->best * (s->threshold + 1.0);
+    if (s->max_mode)
+        return s->threshold_abs ? metric > s->best + s->threshold : metric > s->best * (s->threshold + 1.0);
     return s->threshold_abs ? metric < s->best - s->threshold : metric < s->best * (1.0 - s->threshold);
 }
 
