@@ -17,20 +17,30 @@
  * its measured nanoseconds per parameter. (15.4e9 on OpenBLAS's SSE3 fallback, 160e9 before the attention's
  * sgemms.) */
 #define TRAIN_FLOPS_PER_S 210e9
+/* The step's nanoseconds per parameter on that CPU, and (gpu_ns) on the GPU: the H200 of 2026-11-28 (commit 818ea9e,
+ * bench/RESULTS.md: `bench optim --device cuda` over 262M parameters; torchao's 8-bit from the H100's ratio to
+ * bitsandbytes' 8-bit of the same day). */
 static const struct {
     const char *optim;
-    double ns_per_param;
+    double ns_per_param, gpu_ns;
 } STEP_COST[] = {
-    {"adamw_torch_fused", 0.72}, {"adafactor", 0.62}, {"lion_8bit", 1.6},
-    {"adamw_bnb_8bit", 2.4},     {"adamw_torch_8bit", 2.9}, {"adamw_torch_4bit", 3.9},
+    {"adamw_torch_fused", 0.72, 0.0069}, {"adafactor", 0.62, 0.0056},        {"lion_8bit", 1.6, 0.0063},
+    {"adamw_bnb_8bit", 2.4, 0.0108},     {"adamw_torch_8bit", 2.9, 0.0113}, {"adamw_torch_4bit", 3.9, 0.0126},
 };
 #define NCOST ((int)(sizeof STEP_COST / sizeof STEP_COST[0]))
 
-static double step_ns(const char *optim) {
+static double step_ns(const char *optim, int gpu) {
     for (int i = 0; i < NCOST; i++)
-        if (!strcmp(STEP_COST[i].optim, optim)) return STEP_COST[i].ns_per_param;
-    return 1.0; /* the other fp32 optimizers move 12-28 bytes per parameter, like AdamW or less */
+        if (!strcmp(STEP_COST[i].optim, optim)) return gpu ? STEP_COST[i].gpu_ns : STEP_COST[i].ns_per_param;
+    return gpu ? 0.0069 : 1.0; /* the other fp32 optimizers move 12-28 bytes per parameter, like AdamW or less */
 }
+
+/* The GPU's training rates, from the same H200 run (bench/gpu-logs/2026-11-28-h200-818ea9e, GPT-2 124M at 4 x
+ * 1024): fp32 compute (set a, 43,621 tokens/s) 37.8 TFLOP/s of forward + backward; 16-bit compute with
+ * checkpointing (set b, 122,351 tokens/s; set c's 120,682 predicted within 1%) 146 TFLOP/s counting the
+ * recomputed forward. One GPU, one model: a ranking of the methods and a rough rate, not a promise for others. */
+#define GPU_F32_FLOPS_PER_S 37.8e12
+#define GPU_16BIT_FLOPS_PER_S 146e12
 
 /* 16-bit compute on the CPU is emulated (operands rounded, sgemm in fp32): the same GEMMs plus the rounding, the
  * 16-bit store and more OpenMP regions. `leantrain bench train --bf16` against the fp32 run, 2026-11-28
@@ -38,11 +48,13 @@ static double step_ns(const char *optim) {
 #define LOWP_TIME_FACTOR 1.3
 
 static double tokens_per_s(const lt_gpt2_config *c, size_t params, int B, int T, const char *optim, int ckpt,
-                           int lowp) {
+                           int lowp, int gpu) {
     double flops_tok = 6.0 * (double)params + 12.0 * c->n_layer * (double)T * c->n_embd;
     if (ckpt) flops_tok *= 4.0 / 3.0; /* every block's forward runs twice */
-    if (lowp) flops_tok *= LOWP_TIME_FACTOR;
-    double t = flops_tok * B * T / TRAIN_FLOPS_PER_S + step_ns(optim) * 1e-9 * (double)params;
+    double rate = TRAIN_FLOPS_PER_S;
+    if (gpu) rate = lowp ? GPU_16BIT_FLOPS_PER_S : GPU_F32_FLOPS_PER_S; /* the GPU's 16-bit GEMMs are real */
+    else if (lowp) flops_tok *= LOWP_TIME_FACTOR;
+    double t = flops_tok * B * T / rate + step_ns(optim, gpu) * 1e-9 * (double)params;
     return (double)B * T / t;
 }
 
@@ -133,8 +145,11 @@ int lt_cmd_plan(int argc, char **argv) {
            a.optim_in_backward ? " + step inside backward" : "", precision);
     lt_mem_table_print(stdout, &t, 0);
     if (me.device) printf("device memory (cuBLAS workspace included, the CUDA context not)\n");
-    if (!me.device) printf("predicted speed: %.0f tokens/s on the calibrated 2-core CPU\n",
-           tokens_per_s(&cfg, mm.num_params, B, T, a.optim, a.gradient_checkpointing, me.precision != LT_GPT2_F32));
+    printf("predicted speed: %.0f tokens/s %s\n",
+           tokens_per_s(&cfg, mm.num_params, B, T, a.optim, a.gradient_checkpointing, me.precision != LT_GPT2_F32,
+                        me.device),
+           me.device ? "on the calibrating H200 (bench/RESULTS.md, 2026-11-28; another GPU scales with its GEMMs)"
+                     : "on the calibrated 2-core CPU");
     if (memory) { /* what fits of the batch: the largest size, and where --auto_find_batch_size would stop */
         int tried[1], nt;
         size_t tb[1];
@@ -177,13 +192,13 @@ int lt_cmd_plan(int argc, char **argv) {
                     if (lt_memplan(&cfg, B, T, STEP_COST[k].optim, "", &mk, data, &m, err, sizeof err)) continue;
                     if (m.total > memory) continue;
                     combo c = {STEP_COST[k].optim, ck, ob, pr, (double)m.total,
-                               tokens_per_s(&cfg, mm.num_params, B, T, STEP_COST[k].optim, ck, pr != 0)};
+                               tokens_per_s(&cfg, mm.num_params, B, T, STEP_COST[k].optim, ck, pr != 0, me.device)};
                     int j = n++;
                     while (j > 0 && list[j - 1].tps < c.tps) list[j] = list[j - 1], j--;
                     list[j] = c;
                 }
     printf("\nfits in %.1f MiB (%d of %d combinations), fastest first%s:\n", memory / 1048576.0, n, ncombo,
-           me.device ? " (by the CPU's cost model: the GPU's is not calibrated yet)" : "");
+           me.device ? " (by the cost model of one H200 run)" : "");
     printf("%-20s %-24s %-20s %-10s %12s %14s\n", "optim", "gradient_checkpointing", "optim_in_backward", "precision",
            "total_MiB", "tokens_per_s");
     for (int i = 0; i < n; i++)
