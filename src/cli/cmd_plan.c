@@ -1,5 +1,6 @@
-/* `leantrain plan`: the memory table of a training run without training, and
- * with --memory SIZE --fit the method combinations that fit, fastest first. */
+/* `leantrain plan`: the memory table of a training run without training; with --memory SIZE (or auto: this
+ * machine's free memory) the batch sizes that fit, and with --fit too the method combinations that fit, fastest
+ * first. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,7 +74,7 @@ static int model_config(const lt_train_args *a, lt_gpt2_config *cfg, char *err, 
 
 int lt_cmd_plan(int argc, char **argv) {
     size_t memory = 0;
-    int fit = 0;
+    int fit = 0, memory_auto = 0;
     char **rest = malloc(sizeof(char *) * (size_t)(argc + 1));
     int nrest = 0;
     if (!rest) return 1;
@@ -82,18 +83,22 @@ int lt_cmd_plan(int argc, char **argv) {
             printf("usage: leantrain plan [--model gpt2|... | --model_name_or_path DIR | --n_layer --n_embd --n_head "
                    "--n_positions --vocab_size] [--per_device_train_batch_size B] [--block_size T] [--optim NAME] "
                    "[--optim_args ...] [--gradient_checkpointing] [--optim_in_backward] [--bf16 | --fp16 | "
-                   "--pure_bf16] [--device cpu|cuda] [--train_file FILE] [--memory SIZE [--fit]]\n"
-                   "--memory says whether the batch fits in SIZE, the largest batch that does, and the batch "
-                   "--auto_find_batch_size would train with; --fit lists every combination of the optimizers with a calibrated cost, checkpointing, the step "
-                   "inside backward and fp32 / bf16 / fp16 / pure bf16 that fits in --memory, fastest first\n");
+                   "--pure_bf16] [--device cpu|cuda] [--train_file FILE] [--memory SIZE|auto [--fit]]\n"
+                   "--memory says whether the batch fits in SIZE (auto: what this machine has free now, as train "
+                   "--memory_limit auto finds it), the largest batch that does, and the batch "
+                   "--auto_find_batch_size would train with; --fit lists every combination of the optimizers with a "
+                   "calibrated cost, checkpointing, the step inside backward and fp32 / bf16 / fp16 / pure bf16 that "
+                   "fits in --memory, fastest first\n");
             free(rest);
             return 0;
         }
         if (!strcmp(argv[i], "--fit")) fit = 1;
         else if (!strcmp(argv[i], "--memory") && i + 1 < argc) {
-            memory = lt_parse_bytes(argv[++i]);
+            memory_auto = !strcmp(argv[++i], "auto");
+            memory = memory_auto ? 1 : lt_parse_bytes(argv[i]);
             if (!memory) {
-                fprintf(stderr, "leantrain plan: --memory %s: expected a size such as 24GB or 512MiB\n", argv[i]);
+                fprintf(stderr, "leantrain plan: --memory %s: expected a size such as 24GB or 512MiB, or auto\n",
+                        argv[i]);
                 free(rest);
                 return 2;
             }
@@ -110,8 +115,20 @@ int lt_cmd_plan(int argc, char **argv) {
     }
     free(rest);
     if (fit && !memory) {
-        fprintf(stderr, "leantrain plan: --fit needs --memory SIZE\n");
+        fprintf(stderr, "leantrain plan: --fit needs --memory SIZE (or auto: this machine's)\n");
         return 2;
+    }
+    char source[160] = "";
+    if (memory_auto) { /* what the trainer's --memory_limit auto would find here now */
+        if (lt_memory_limit("auto", !strcmp(a.device, "cuda"), &memory, source, sizeof source, err, sizeof err)) {
+            fprintf(stderr, "leantrain plan: --memory auto: %s\n", err);
+            return 1;
+        }
+        if (!memory) {
+            fprintf(stderr, "leantrain plan: --memory auto: this machine's available memory could not be read (no "
+                            "/proc/meminfo): give --memory SIZE\n");
+            return 1;
+        }
     }
     lt_gpt2_config cfg;
     if (model_config(&a, &cfg, err, sizeof err)) {
@@ -161,8 +178,8 @@ int lt_cmd_plan(int argc, char **argv) {
             fprintf(stderr, "leantrain plan: %s\n", err);
             return 1;
         }
-        printf("in %.1f MiB: batch %d %s; the largest batch that fits: %d", memory / 1048576.0, B,
-               t.total <= memory ? "fits" : "does not fit", mb);
+        printf("in %.1f MiB%s%s%s: batch %d %s; the largest batch that fits: %d", memory / 1048576.0,
+               source[0] ? " (" : "", source, source[0] ? ")" : "", B, t.total <= memory ? "fits" : "does not fit", mb);
         if (t.total > memory && ab > 0) printf("; --auto_find_batch_size would train with batch %d", ab);
         printf("%s\n", mb == 0 ? " (not even batch 1: lower --block_size, or --fit for the methods that fit)" : "");
     }

@@ -14,7 +14,7 @@ static void usage(FILE *f) {
             "           [--top_k K] [--seed S]   sample text from a trained model\n"
             "  tokenize --input FILE --output FILE.bin [--tokenizer_name_or_path DIR] [--threads N]\n"
             "                        text -> llm.c token file with the GPT-2 tokenizer (streaming; --decode: back)\n"
-            "  plan [model/batch/method flags] [--memory 24GB [--fit]]\n"
+            "  plan [model/batch/method flags] [--memory 24GB|auto [--fit]]\n"
             "                        the memory table of a run without training; what fits, fastest first\n"
             "  replay FILE...        check against reference traces (optim-trace-1, gpt2-trace-1); PASS/FAIL per file\n"
             "  optimizers            list every optim= name with its state bytes per parameter\n"

@@ -4,7 +4,8 @@
 # Trainer's sizes (batch x 0.9, truncated: 8, 7, 6, 5, ...) whose plan fits, and that run is the run of that
 # batch size given outright, bit for bit; trainer_state.json records the batch, and a resume with the flag
 # continues with the checkpoint's batch (the Trainer's rule) whatever the new limit, equal to the uninterrupted
-# run; `leantrain plan --memory` names the same batches; bad values fail with one line.
+# run; `leantrain plan --memory` names the same batches (--memory auto: from the trainer's figure of this
+# machine); bad values fail with one line.
 source tests/cli/lib/train_common.bash auto_batch 30000
 M=(--train_file "$tmp/text.txt" --n_layer 1 --n_embd 32 --n_head 2 --n_positions 32 --block_size 32
    --learning_rate 3e-3 --seed 7 --threads 2 --max_steps 6 --logging_steps 1 --eval_steps 3 --eval_max_batches 2
@@ -54,6 +55,12 @@ grep -q "^auto_find_batch_size: batch 5, .*; from the checkpoint's batch 5" "$tm
 p=$("$LT" plan "${M[@]}" --per_device_train_batch_size 8 --memory "$limit")
 echo "$p" | grep -q "batch 8 does not fit; the largest batch that fits: 5; --auto_find_batch_size would train with batch 5" ||
     { echo "plan --memory: $p"; fail=1; }
+
+# --memory auto: this machine's figure, the one train's --memory_limit auto uses (the same source named)
+p=$("$LT" plan "${M[@]}" --memory auto)
+src=$(grep -o 'available ([^)]*)' "$tmp/roomy.log" | sed 's/available //')
+echo "$p" | grep -qE "^in [0-9.]+ MiB \((MemAvailable|the cgroup's [a-z._]+)\): batch 8 fits; the largest batch that fits: [1-9]" &&
+    echo "$p" | grep -qF "$src" || { echo "plan --memory auto ($src): $p"; fail=1; }
 
 # nothing fits, bad values
 bad "--auto_find_batch_size: not even batch 1 fits" "${M[@]}" --auto_find_batch_size --memory_limit 1MiB
