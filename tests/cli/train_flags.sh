@@ -149,10 +149,15 @@ grep -q "^data: 40 training blocks" "$tmp/maxtr.log" && [ "$(notps "$tmp/maxtr/l
 # run stopped at step 5 resumes with the scheduler's state (the same log)
 P=(--max_steps 10 --logging_steps 1 --eval_steps 2 --save_steps 5 --learning_rate 1e-3 --lr_scheduler_type reduce_lr_on_plateau
    --lr_scheduler_kwargs '{"mode": "max", "factor": 0.5, "patience": 0, "threshold": 1e9, "threshold_mode": "abs"}')
-run plat "${P[@]}"
-LT_TEST_SIGNAL=TERM@5 "$LT" train "${M[@]}" "${P[@]}" --output_dir "$tmp/platr" > "$tmp/platr.log" 2>&1
-"$LT" train "${M[@]}" "${P[@]}" --output_dir "$tmp/platr" --resume_from_checkpoint latest >> "$tmp/platr.log" 2>&1 ||
-    { echo "reduce_lr_on_plateau: the resumed run failed"; cat "$tmp/platr.log"; fail=1; }
+# stop_resume NAME ARGS...: the run NAME, and the same run stopped after step 5 and resumed in NAMEr
+stop_resume() {
+    local name=$1; shift
+    run "$name" "$@"
+    LT_TEST_SIGNAL=TERM@5 "$LT" train "${M[@]}" "$@" --output_dir "$tmp/${name}r" > "$tmp/${name}r.log" 2>&1
+    "$LT" train "${M[@]}" "$@" --output_dir "$tmp/${name}r" --resume_from_checkpoint latest >> "$tmp/${name}r.log" 2>&1 ||
+        { echo "$name: the resumed run failed"; cat "$tmp/${name}r.log"; fail=1; }
+}
+stop_resume plat "${P[@]}"
 lrs=$(grep '"loss"' "$tmp/plat/log.jsonl" | sed -E 's/.*"learning_rate":([^,]*),.*/\1/' | tr '\n' ' ')
 [ "$lrs" = "0.001 0.001 0.001 0.001 0.0005 0.0005 0.00025 0.00025 0.000125 0.000125 " ] &&
     [ "$(notps "$tmp/platr/log.jsonl")" = "$(notps "$tmp/plat/log.jsonl")" ] ||
@@ -163,10 +168,7 @@ lrs=$(grep '"loss"' "$tmp/plat/log.jsonl" | sed -E 's/.*"learning_rate":([^,]*),
 # the bit: the same log and the same final weights; cJSON's own 15 digits fail this)
 G=(--max_steps 10 --logging_steps 1 --eval_steps 2 --save_steps 5 --learning_rate 3e-3 --lr_scheduler_type greedy
    --lr_scheduler_kwargs '{"patience": 0, "smooth": true, "window_size": 2}')
-run greedy "${G[@]}"
-LT_TEST_SIGNAL=TERM@5 "$LT" train "${M[@]}" "${G[@]}" --output_dir "$tmp/greedyr" > "$tmp/greedyr.log" 2>&1
-"$LT" train "${M[@]}" "${G[@]}" --output_dir "$tmp/greedyr" --resume_from_checkpoint latest >> "$tmp/greedyr.log" 2>&1 ||
-    { echo "greedy: the resumed run failed"; cat "$tmp/greedyr.log"; fail=1; }
+stop_resume greedy "${G[@]}"
 glrs=$(grep '"loss"' "$tmp/greedy/log.jsonl" | sed -E 's/.*"learning_rate":([^,]*),.*/\1/' | sort -u | wc -l)
 [ "$glrs" -ge 3 ] && grep -q "greedy: learning_rate now" "$tmp/greedy.log" &&
     [ "$(notps "$tmp/greedyr/log.jsonl")" = "$(notps "$tmp/greedy/log.jsonl")" ] &&
