@@ -39,6 +39,7 @@ void lt_train_args_default(lt_train_args *a) {
     snprintf(a->save_strategy, sizeof a->save_strategy, "steps");
     a->do_train = 1;
     snprintf(a->report_to, sizeof a->report_to, "none");
+    snprintf(a->include_num_input_tokens_seen, sizeof a->include_num_input_tokens_seen, "no");
     a->greater_is_better = -1;
     snprintf(a->output_dir, sizeof a->output_dir, "trainer_output");
     a->seed = 42;
@@ -101,6 +102,7 @@ static const arg_def ARGS[] = {
     {"do_train", A_BOOL, S(do_train), "train (run_clm's flag); false with --do_eval: only evaluate [true]"},
     {"do_eval", A_BOOL, S(do_eval),
      "evaluate after the last step whatever eval_strategy says, and write output_dir/eval_results.json"},
+    {"include_num_input_tokens_seen", A_STR, S(include_num_input_tokens_seen), "no, all or non_padding (the same: blocks have no padding), true (all) or false: each log entry and trainer_state.json carry num_input_tokens_seen [no]"},
     {"report_to", A_STR, S(report_to), "none or all: leantrain has no integrations; its log is output_dir/log.jsonl [none]"},
     {"save_steps", A_STEPS, S(save_steps),
      "checkpoint every N steps (or a ratio in (0, 1) of the steps); 0: only at the end [500]"},
@@ -317,6 +319,11 @@ const char *lt_train_args_best_metric(const lt_train_args *a) {
 
 int lt_train_args_greater_is_better(const lt_train_args *a) { return a->greater_is_better > 0; }
 
+int lt_train_args_count_tokens(const lt_train_args *a) {
+    const char *v = a->include_num_input_tokens_seen;
+    return !strcmp(v, "all") || !strcmp(v, "non_padding") || !strcmp(v, "true") || !strcmp(v, "True");
+}
+
 /* save_steps a multiple of eval_steps, as the Trainer checks it: whole numbers, or ratios in millionths */
 static int steps_multiple(double save, double eval) {
     if (save >= 1 && eval >= 1) return eval > 0 && fmod(save, eval) == 0;
@@ -369,6 +376,9 @@ lt_status lt_train_args_check(const lt_train_args *a, char *err, size_t errlen) 
         {a->eval_delay < 0, "--eval_delay must be >= 0"},
         {a->max_train_samples < 0, "--max_train_samples must be >= 0 (0: all)"},
         {a->max_eval_samples < 0, "--max_eval_samples must be >= 0 (0: all)"},
+        {!lt_train_args_count_tokens(a) && strcmp(a->include_num_input_tokens_seen, "no") &&
+             strcmp(a->include_num_input_tokens_seen, "false") && strcmp(a->include_num_input_tokens_seen, "False"),
+         "--include_num_input_tokens_seen must be no, all, non_padding, true or false"},
         {strcmp(a->report_to, "none") && strcmp(a->report_to, "all"),
          "--report_to: leantrain reports to no service (its log is output_dir/log.jsonl): pass none"},
         {!a->do_train && !a->do_eval, "--do_train false leaves nothing to do: add --do_eval to only evaluate"},

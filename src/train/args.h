@@ -33,6 +33,7 @@ typedef struct lt_train_args {
     int logging_first_step, eval_on_start;
     int do_train, do_eval;     /* run_clm's: train (default on: the command's job) and evaluate at the end */
     char report_to[32];        /* "none" or "all": no integration (the log is output_dir/log.jsonl) */
+    char include_num_input_tokens_seen[16]; /* "no", "all" or "non_padding" (the same here: no padding), or a bool */
     /* the best model: the Trainer's metric_for_best_model (loss or perplexity, with or without eval_; "" until
        needed, then loss), greater_is_better (-1: from the name, lower for a loss or perplexity),
        load_best_model_at_end; save_strategy "best" saves at each new best evaluation */
@@ -103,6 +104,10 @@ const char *lt_train_args_best_metric(const lt_train_args *a);
 /* Whether a larger value of the best-model metric is better (--greater_is_better, else the Trainer's default:
  * not for a name ending in loss; perplexity, a loss's exponential, is lower-better too). */
 int lt_train_args_greater_is_better(const lt_train_args *a);
+
+/* Whether --include_num_input_tokens_seen asks for the count (all, non_padding or true: the training blocks have no
+ * padding, so every input token counts). */
+int lt_train_args_count_tokens(const lt_train_args *a);
 
 /* The usage text of every flag with its default. */
 void lt_train_args_usage(void *file);

@@ -44,6 +44,7 @@ typedef struct {
     FILE *jsonl;
     double t_start, t_last;
     long tokens_since;
+    long long tokens_seen; /* the Trainer's num_input_tokens_seen: every training input token, resumes included */
     double loss_sum;
     int loss_count;
     /* --fp16 dynamic loss scaling (torch.amp.GradScaler's rule) */
@@ -183,6 +184,7 @@ static cJSON *state_json(run_t *r) {
     cJSON_AddNumberToObject(s, "last_step", (double)(r->step - r->skipped_total));
     cJSON_AddStringToObject(j, "optim", lt_optim_name(r->o));
     cJSON_AddNumberToObject(j, "train_batch_size", r->B);
+    cJSON_AddNumberToObject(j, "num_input_tokens_seen", (double)r->tokens_seen);
     cJSON_AddNumberToObject(j, "gradient_accumulation_steps", r->accum);
     cJSON_AddNumberToObject(j, "block_size", r->T);
     if (r->a->fp16) {
@@ -303,6 +305,7 @@ static int eval_and_log(run_t *r) {
     lt_json_add_number(e, "eval_loss", el);
     lt_json_add_number(e, "eval_perplexity", ppl);
     lt_json_add_number(e, "epoch", lt_data_epoch_float(&r->data));
+    if (lt_train_args_count_tokens(r->a)) cJSON_AddNumberToObject(e, "num_input_tokens_seen", (double)r->tokens_seen);
     cJSON_AddNumberToObject(e, "step", (double)r->step);
     end_bar(r);
     printf("step %ld/%ld  eval_loss %.4f  eval_perplexity %.3f\n", r->step, r->total_steps, el, ppl);
@@ -740,6 +743,8 @@ int lt_train_run(const lt_train_args *a) {
             r->skipped = (long)lk->valuedouble;
         }
         r->saved_step = r->step;
+        const cJSON *ts = cJSON_GetObjectItem(state, "num_input_tokens_seen"); /* absent before 2026-11-30: 0 */
+        if (cJSON_IsNumber(ts) && ts->valuedouble >= 0) r->tokens_seen = (long long)ts->valuedouble;
         const cJSON *bm = cJSON_GetObjectItem(state, "best_metric"), *bs = cJSON_GetObjectItem(state, "best_global_step");
         if (cJSON_IsNumber(bm) && cJSON_IsNumber(bs) && bs->valuedouble >= 0 && bs->valuedouble <= (double)r->step)
             r->best_metric = bm->valuedouble, r->best_step = (long)bs->valuedouble;
@@ -890,6 +895,7 @@ int lt_train_run(const lt_train_args *a) {
         r->loss_sum += loss;
         r->loss_count++;
         r->tokens_since += (long)r->B * r->T * r->accum;
+        r->tokens_seen += (long long)r->B * r->T * r->accum;
         if (!isfinite(loss)) {
             snprintf(r->err, sizeof r->err, "the loss is %g at step %ld: lower --learning_rate%s", loss, r->step,
                      a->fp16 ? " (or use --bf16: fp16 activations overflow above 65504)" : "");
@@ -903,6 +909,8 @@ int lt_train_run(const lt_train_args *a) {
             if (!isnan(norm)) lt_json_add_number(e, "grad_norm", norm);
             lt_json_add_number(e, "learning_rate", lr);
             lt_json_add_number(e, "epoch", lt_data_epoch_float(&r->data));
+            if (lt_train_args_count_tokens(a))
+                cJSON_AddNumberToObject(e, "num_input_tokens_seen", (double)r->tokens_seen);
             cJSON_AddNumberToObject(e, "step", (double)r->step);
             cJSON_AddNumberToObject(e, "tokens_per_s", tps);
             if (a->fp16) {

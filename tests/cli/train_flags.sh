@@ -174,7 +174,15 @@ glrs=$(grep '"loss"' "$tmp/greedy/log.jsonl" | sed -E 's/.*"learning_rate":([^,]
     [ "$(notps "$tmp/greedyr/log.jsonl")" = "$(notps "$tmp/greedy/log.jsonl")" ] &&
     cmp -s "$tmp/greedyr/model.safetensors" "$tmp/greedy/model.safetensors" ||
     { echo "greedy: $glrs learning rates, or the resumed run differs"; cat "$tmp/greedyr.log"; fail=1; }
-echo "data_seed, save_only_model, reduce_lr_on_plateau, greedy: as the Trainer's"
+# --include_num_input_tokens_seen: every log entry (training and evaluation) carries the input tokens seen so far,
+# step x 8 x 32 x 2 here, a resumed run included (trainer_state.json keeps the count); runs without it carry none
+stop_resume ntok --max_steps 8 --logging_steps 2 --eval_steps 3 --save_steps 5 --include_num_input_tokens_seen true
+ntok_bad=$(sed -nE 's/.*"num_input_tokens_seen":([0-9]+),"step":([0-9]+).*/\1 \2/p' "$tmp/ntok/log.jsonl" |
+    awk '{ n++; if ($1 != $2 * 512) bad++ } END { print (n >= 6 ? bad + 0 : "too few") }')
+[ "$ntok_bad" = 0 ] && [ "$(notps "$tmp/ntokr/log.jsonl")" = "$(notps "$tmp/ntok/log.jsonl")" ] &&
+    ! grep -q num_input_tokens_seen "$tmp/plat/log.jsonl" ||
+    { echo "num_input_tokens_seen: $ntok_bad entries wrong, or the resumed log differs"; cat "$tmp/ntok/log.jsonl"; fail=1; }
+echo "data_seed, save_only_model, reduce_lr_on_plateau, greedy, num_input_tokens_seen: as the Trainer's"
 
 bad "--logging_steps: bad value '2.5': expected a whole number of steps, or a ratio in (0, 1)" "${M[@]}" --logging_steps 2.5
 bad "--warmup_steps: bad value '-1'" "${M[@]}" --warmup_steps -1
@@ -193,5 +201,6 @@ bad "--eval_delay must be >= 0" "${M[@]}" --eval_delay -1
 bad "--lr_scheduler_type reduce_lr_on_plateau and greedy are stepped by evaluations" "${M[@]}" --lr_scheduler_type reduce_lr_on_plateau --eval_steps 0
 bad "--lr_scheduler_type reduce_lr_on_plateau and greedy are stepped by evaluations" "${M[@]}" --lr_scheduler_type greedy --eval_strategy no
 bad "--max_train_samples must be >= 0 (0: all)" "${M[@]}" --max_train_samples -3
+bad "--include_num_input_tokens_seen must be no, all, non_padding, true or false" "${M[@]}" --include_num_input_tokens_seen some
 [ $fail -eq 0 ] && rm -rf "$tmp"
 exit $fail
