@@ -25,12 +25,21 @@ static int parse_count(const char *s, unsigned long long *v) {
     return *end == 0;
 }
 
-size_t lt_cgroup_left(const char *limit, const char *usage) {
-    if (!limit) return 0;
-    if (!strncmp(limit, "max", 3) && (limit[3] == 0 || limit[3] == '\n')) return (size_t)-1;
+/* the value of `key` (at a line's start, then a space) in a memory.stat text; 0 when absent */
+static unsigned long long stat_value(const char *stat, const char *key) {
+    size_t klen = strlen(key);
+    for (const char *p = stat; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+        if (!strncmp(p, key, klen) && p[klen] == ' ') return strtoull(p + klen + 1, NULL, 10);
+    return 0;
+}
+
+size_t lt_cgroup_left(const char *limit, const char *usage, const char *stat) {
     unsigned long long l, u;
-    if (!parse_count(limit, &l) || !parse_count(usage, &u)) return 0;
+    if (!limit || !parse_count(limit, &l) || !parse_count(usage, &u)) return (size_t)-1; /* "max", or unreadable */
     if (l >= 1ULL << 60) return (size_t)-1; /* v1 writes its "unlimited" as a page-rounded 2^63 */
+    unsigned long long cache = stat_value(stat, "total_inactive_file"); /* v1: the group and its children */
+    if (!cache) cache = stat_value(stat, "inactive_file");              /* v2 (v1's own-group figure otherwise) */
+    u = cache < u ? u - cache : 0;
     return u >= l ? 0 : (size_t)(l - u);
 }
 
@@ -45,7 +54,7 @@ static char *slurp(const char *path, char *buf, size_t len) {
 }
 
 size_t lt_host_mem_available(char *source, size_t len) {
-    char info[8192], lim[64], use[64];
+    char info[8192], lim[64], use[64], stat[4096];
     size_t avail = 0;
     FILE *f = fopen("/proc/meminfo", "r");
     if (f) {
@@ -58,12 +67,14 @@ size_t lt_host_mem_available(char *source, size_t len) {
     size_t left = (size_t)-1;
     const char *what = NULL;
     if (slurp("/sys/fs/cgroup/memory.max", lim, sizeof lim) && slurp("/sys/fs/cgroup/memory.current", use, sizeof use))
-        left = lt_cgroup_left(lim, use), what = "the cgroup's memory.max";
+        left = lt_cgroup_left(lim, use, slurp("/sys/fs/cgroup/memory.stat", stat, sizeof stat)),
+        what = "the cgroup's memory.max";
     else if (slurp("/sys/fs/cgroup/memory/memory.limit_in_bytes", lim, sizeof lim) &&
              slurp("/sys/fs/cgroup/memory/memory.usage_in_bytes", use, sizeof use))
-        left = lt_cgroup_left(lim, use), what = "the cgroup's memory.limit_in_bytes";
+        left = lt_cgroup_left(lim, use, slurp("/sys/fs/cgroup/memory/memory.stat", stat, sizeof stat)),
+        what = "the cgroup's memory.limit_in_bytes";
     if (what && left != (size_t)-1 && (avail == 0 || left < avail)) {
-        avail = left;
+        avail = left ? left : 1; /* used up: a figure of nothing, not "unknown" */
         if (source && len) snprintf(source, len, "%s", what);
     }
     return avail;

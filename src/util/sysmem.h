@@ -11,17 +11,20 @@
 /* MemAvailable of a /proc/meminfo text, in bytes; 0 when absent or malformed. */
 size_t lt_meminfo_available(const char *meminfo);
 
-/* What is left of a control group's limit: limit - usage, from the text of a
- * limit file ("max" or a byte count, as cgroup v2's memory.max; a v1
- * memory.limit_in_bytes too) and of a usage file (memory.current, v1's
- * memory.usage_in_bytes). (size_t)-1 when there is no limit ("max", or a v1
- * "no limit" value of 2^60 or more); 0 when usage has reached the limit or
- * a text is malformed. */
-size_t lt_cgroup_left(const char *limit, const char *usage);
+/* What is left of a control group's limit: limit - (usage - reclaimable),
+ * from the text of a limit file ("max" or a byte count, as cgroup v2's
+ * memory.max; a v1 memory.limit_in_bytes too), of a usage file
+ * (memory.current, v1's memory.usage_in_bytes) and of the group's
+ * memory.stat, whose inactive_file (v1: total_inactive_file) page cache the
+ * kernel reclaims before it fails an allocation (stat may be NULL: none
+ * counted). (size_t)-1 when there is no limit ("max", or a v1 "no limit"
+ * value of 2^60 or more) or a text is malformed; 0 when the usage has reached
+ * the limit. */
+size_t lt_cgroup_left(const char *limit, const char *usage, const char *stat);
 
 /* The memory available to this process now, in bytes: the smaller of
  * MemAvailable and what is left of its control group's limit (v2 at
- * /sys/fs/cgroup, else v1's memory controller). `source` receives which one
+ * /sys/fs/cgroup, else v1's memory controller; 1 byte when that is used up). `source` receives which one
  * set the figure ("MemAvailable" or "the cgroup's memory.max"). 0 when
  * neither could be read (not Linux, no /proc): the caller then has no figure
  * and should not guess one. */
