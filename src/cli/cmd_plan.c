@@ -95,8 +95,8 @@ int lt_cmd_plan(int argc, char **argv) {
         if (!strcmp(argv[i], "--fit")) fit = 1;
         else if (!strcmp(argv[i], "--memory") && i + 1 < argc) {
             memory_auto = !strcmp(argv[++i], "auto");
-            memory = memory_auto ? 1 : lt_parse_bytes(argv[i]);
-            if (!memory) {
+            memory = memory_auto ? 0 : lt_parse_bytes(argv[i]); /* auto: read once the --device is known */
+            if (!memory && !memory_auto) {
                 fprintf(stderr, "leantrain plan: --memory %s: expected a size such as 24GB or 512MiB, or auto\n",
                         argv[i]);
                 free(rest);
@@ -114,7 +114,7 @@ int lt_cmd_plan(int argc, char **argv) {
         return 2;
     }
     free(rest);
-    if (fit && !memory) {
+    if (fit && !memory && !memory_auto) {
         fprintf(stderr, "leantrain plan: --fit needs --memory SIZE (or auto: this machine's)\n");
         return 2;
     }

@@ -43,7 +43,7 @@ typedef struct {
     cJSON *history; /* log history, as trainer_state.json keeps it */
     FILE *jsonl;
     double t_start, t_last;
-    long tokens_since;
+    long long tokens_at_log; /* tokens_seen at the last log line (or this process's first step): tokens/s */
     long long tokens_seen; /* the Trainer's num_input_tokens_seen: every training input token, resumes included */
     double loss_sum;
     int loss_count;
@@ -829,6 +829,7 @@ int lt_train_run(const lt_train_args *a) {
     }
     if (a->eval_on_start && eval_and_log(r)) goto out;
     r->t_start = r->t_last = lt_now_s();
+    r->tokens_at_log = r->tokens_seen; /* a resumed run's count starts where the checkpoint's ended */
     /* tests: LT_TEST_SIGNAL=TERM@K (or INT@K, HUP@K; xN: N times) raises the signal at the end of step K */
     int test_sig = 0, test_count = 1;
     long test_step = -1;
@@ -894,7 +895,6 @@ int lt_train_run(const lt_train_args *a) {
         r->step++;
         r->loss_sum += loss;
         r->loss_count++;
-        r->tokens_since += (long)r->B * r->T * r->accum;
         r->tokens_seen += (long long)r->B * r->T * r->accum;
         if (!isfinite(loss)) {
             snprintf(r->err, sizeof r->err, "the loss is %g at step %ld: lower --learning_rate%s", loss, r->step,
@@ -903,7 +903,7 @@ int lt_train_run(const lt_train_args *a) {
         }
         const int due = lt_events_at(&r->ev, r->step);
         if (due & LT_EV_LOG) {
-            double t = lt_now_s(), tps = (double)r->tokens_since / (t - r->t_last);
+            double t = lt_now_s(), tps = (double)(r->tokens_seen - r->tokens_at_log) / (t - r->t_last);
             cJSON *e = cJSON_CreateObject();
             lt_json_add_number(e, "loss", r->loss_sum / r->loss_count);
             if (!isnan(norm)) lt_json_add_number(e, "grad_norm", norm);
@@ -921,7 +921,7 @@ int lt_train_run(const lt_train_args *a) {
             printf("step %ld/%ld  loss %.4f  grad_norm %.4f  learning_rate %.4e  epoch %.3f  tokens/s %.0f\n",
                    r->step, r->total_steps, r->loss_sum / r->loss_count, norm, lr, lt_data_epoch_float(&r->data), tps);
             log_entry(r, e);
-            r->loss_sum = 0, r->loss_count = 0, r->tokens_since = 0, r->skipped = 0, r->t_last = lt_now_s();
+            r->loss_sum = 0, r->loss_count = 0, r->tokens_at_log = r->tokens_seen, r->skipped = 0, r->t_last = lt_now_s();
         }
         int new_best = 0;
         if ((due & LT_EV_EVAL) && r->data.n_val_blocks > 0) {
