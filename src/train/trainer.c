@@ -61,6 +61,12 @@ typedef struct {
     double best_metric;  /* the best evaluation's value of it (the run's, resumes included) and its step (-1: none) */
     long best_step;
     int bar;             /* the progress bar is on the terminal's current line */
+    int batch_cap;       /* --auto_find_batch_size after an out-of-memory: the batch to start from (0: none) */
+    int oom_batch;       /* and the batch that ran out */
+    int planned;         /* the batch is chosen (an out-of-memory after this point is the batch's) */
+    int wrote_ckpt;      /* this attempt wrote a checkpoint (then an out-of-memory is not retried) */
+    int made_dir;        /* this attempt created output_dir (a run that fails before its first step removes it) */
+    long first_step;     /* the step it started from */
     char err[1024];
 } run_t;
 
@@ -238,6 +244,7 @@ static int save(run_t *r) {
     }
     printf("saved %s/checkpoint-%ld\n", r->a->output_dir, r->step);
     r->saved_step = r->step;
+    r->wrote_ckpt = 1;
     return 0;
 }
 
@@ -440,15 +447,25 @@ static int plan_memory(run_t *r, const lt_gpt2_config *cfg, int on_gpu, const cJ
     }
     if (lt_memory_limit(a->memory_limit, on_gpu, &limit, src, sizeof src, r->err, sizeof r->err)) return 1;
     if (a->auto_find_batch_size) {
-        if (!limit) {
-            snprintf(r->err, sizeof r->err, "--auto_find_batch_size: this machine's available memory could not be "
-                     "read (no /proc/meminfo): give the budget with --memory_limit SIZE");
-            return 1;
-        }
         /* resuming: from the batch the checkpoint was trained with (the Trainer restores it the same way) */
         int b0 = r->B;
         const cJSON *tb = cJSON_GetObjectItem(state, "train_batch_size");
         if (cJSON_IsNumber(tb) && tb->valuedouble >= 1 && tb->valuedouble <= 1 << 20) b0 = (int)tb->valuedouble;
+        /* after a batch ran out of memory: the next size of the sequence, whatever the plan said */
+        char after[96] = "";
+        if (r->batch_cap && b0 > r->batch_cap) {
+            snprintf(after, sizeof after, "; batch %d ran out of memory", r->oom_batch);
+            b0 = r->batch_cap;
+        }
+        if (!limit) { /* --memory_limit none (or no figure): the Trainer's way, out-of-memory retries only */
+            r->B = b0;
+            if (lt_memplan(cfg, r->B, r->T, a->optim, a->optim_args, &me, data, &r->mem, perr, sizeof perr))
+                r->mem.total = 0;
+            snprintf(note, notelen, "auto_find_batch_size: batch %d, unchecked (%s)%s; a batch that runs out of "
+                     "memory is retried with x0.9", r->B, strcmp(a->memory_limit, "none") ? "no memory figure"
+                     : "--memory_limit none", after);
+            return 0;
+        }
         int tried[5], n = 0;
         size_t bytes[5];
         int b = lt_memplan_find_batch(cfg, b0, r->T, a->optim, a->optim_args, &me, data, limit, &r->mem, tried, bytes,
@@ -467,7 +484,8 @@ static int plan_memory(run_t *r, const lt_gpt2_config *cfg, int on_gpu, const cJ
 #define NOTE(...) (k < notelen ? k += (size_t)snprintf(note + k, notelen - k, __VA_ARGS__) : k)
         NOTE("auto_find_batch_size: batch %d, %.1f MiB planned of %.1f MiB available (%s)", b, r->mem.total / M,
              limit / M, src);
-        if (b0 != r->B) NOTE("; from the checkpoint's batch %d", b0);
+        if (after[0]) NOTE("%s", after);
+        else if (b0 != r->B) NOTE("; from the checkpoint's batch %d", b0);
         for (int i = 0; i < n - 1 && i < 5; i++)
             NOTE("%s%d needs %.1f MiB", i ? ", " : "; ", tried[i], bytes[i] / M);
         if (n - 1 > 5) NOTE(", ...");
@@ -502,11 +520,17 @@ static int plan_memory(run_t *r, const lt_gpt2_config *cfg, int on_gpu, const cJ
     return 1;
 }
 
-int lt_train_run(const lt_train_args *a) {
+/* One attempt at the run (lt_train_run's job); after batch `failed` ran out of memory (0: the first attempt),
+   from the next smaller batch at most. Returns the exit status; *oom is set to this attempt's batch when it ran
+   out of memory and --auto_find_batch_size retries (a note was printed instead of the error), else 0. */
+static int train_attempt(const lt_train_args *a, int failed, int *oom) {
     run_t R;
     memset(&R, 0, sizeof R);
     run_t *r = &R;
     r->a = a;
+    r->oom_batch = failed;
+    r->batch_cap = failed ? lt_auto_batch_next(failed) : 0;
+    *oom = 0;
     r->best_step = -1;
     r->best_metric_name = lt_train_args_best_metric(a);
     int rc = 1;
@@ -587,6 +611,7 @@ int lt_train_run(const lt_train_args *a) {
     }
     char fit_note[512];
     if (plan_memory(r, &cfg, on_gpu, state, fit_note, sizeof fit_note)) goto out;
+    r->planned = 1;
     if (lt_gpt2_create(&cfg, &r->m, r->err, sizeof r->err)) goto out;
     if (on_gpu) {
         /* the host model only carries the weights (loading, initialising, checkpoints), in bf16 when pure */
@@ -758,13 +783,17 @@ int lt_train_run(const lt_train_args *a) {
     } else {
         r->saved_step = -1;
     }
+    r->first_step = r->step;
     if (a->do_train) lt_ckpt_clean_tmp(a->output_dir); /* evaluation only leaves a running training's temporaries */
     {
         char e2[1024];
         struct stat sb;
-        if (stat(a->output_dir, &sb) != 0 && mkdir(a->output_dir, 0777) != 0 && errno != EEXIST) {
-            snprintf(r->err, sizeof r->err, "--output_dir %s: cannot create: %s", a->output_dir, strerror(errno));
-            goto out;
+        if (stat(a->output_dir, &sb) != 0) {
+            if (mkdir(a->output_dir, 0777) != 0 && errno != EEXIST) {
+                snprintf(r->err, sizeof r->err, "--output_dir %s: cannot create: %s", a->output_dir, strerror(errno));
+                goto out;
+            }
+            r->made_dir = 1;
         }
         snprintf(e2, sizeof e2, "%s/log.jsonl", a->output_dir);
         /* on resume the log restarts from the checkpoint's history: lines a killed run wrote after its last
@@ -838,7 +867,17 @@ int lt_train_run(const lt_train_args *a) {
         if (sscanf(getenv("LT_TEST_SIGNAL"), "%7[A-Z]@%ldx%d", name, &test_step, &test_count) >= 2)
             test_sig = !strcmp(name, "INT") ? SIGINT : !strcmp(name, "HUP") ? SIGHUP : SIGTERM;
     }
+    /* tests: LT_TEST_OOM=N@K: a batch above N runs out of memory at step K (default 1), as an allocation there
+       would: --auto_find_batch_size's retries without a machine that runs out */
+    int test_oom = -1;
+    long test_oom_step = 1;
+    if (getenv("LT_TEST_OOM")) sscanf(getenv("LT_TEST_OOM"), "%d@%ld", &test_oom, &test_oom_step);
     while (r->step < r->total_steps) {
+        if (test_oom >= 0 && r->B > test_oom && r->step + 1 == test_oom_step) {
+            snprintf(r->err, sizeof r->err, "step %ld: out of memory (LT_TEST_OOM=%s: a batch above %d fails here)",
+                     r->step + 1, getenv("LT_TEST_OOM"), test_oom);
+            goto out;
+        }
         if (g_stop_sig) { /* a stop was asked for during the last step (or before the first) */
             rc = stop_run(r);
             goto out;
@@ -987,14 +1026,41 @@ int lt_train_run(const lt_train_args *a) {
     }
     rc = 0;
 out:
+    /* the Trainer's retry: the whole run again with the next smaller batch, unless a checkpoint of this attempt
+       (which the retry would find in output_dir) or a stop request stands in the way */
+    if (rc == 1 && a->auto_find_batch_size && a->do_train && r->planned && !r->wrote_ckpt && !g_stop_sig &&
+        strstr(r->err, "out of memory") && lt_auto_batch_next(r->B) > 0) {
+        *oom = r->B;
+        end_bar(r);
+        fflush(stdout);
+        fprintf(stderr, "leantrain train: batch %d ran out of memory (%s); --auto_find_batch_size retries with batch %d\n",
+                r->B, r->err, lt_auto_batch_next(r->B));
+        r->err[0] = 0;
+    }
     if (rc && r->err[0]) {
         fprintf(stderr, "%sleantrain train: %s\n", r->bar ? "\n" : "", r->err);
-        if (strstr(r->err, "out of memory") && !strstr(r->err, "--memory_limit"))
+        if (!strstr(r->err, "out of memory") || strstr(r->err, "--memory_limit"))
+            ;
+        else if (a->auto_find_batch_size && r->wrote_ckpt)
+            fprintf(stderr, "leantrain train: --auto_find_batch_size does not restart a run that has written "
+                            "checkpoints: run the same command with --resume_from_checkpoint latest (its retries "
+                            "start from the checkpoint's batch, %d)\n", r->B);
+        else if (a->auto_find_batch_size && r->planned && r->B == 1)
+            fprintf(stderr, "leantrain train: --auto_find_batch_size: not even batch 1 fits; `leantrain plan ... "
+                            "--memory SIZE --fit` lists the methods that do\n");
+        else
             fprintf(stderr, "leantrain train: the run needs more memory than it found (`leantrain plan` with the same "
                             "flags prints its memory table); --auto_find_batch_size trains with a batch that fits, "
                             "`leantrain plan ... --memory SIZE --fit` lists the methods that do\n");
     }
     if (r->jsonl) fclose(r->jsonl);
+    /* a training run that failed before its first step leaves no output folder behind it (only its empty log) */
+    if (rc == 1 && r->made_dir && r->step == r->first_step && !r->wrote_ckpt) {
+        char lp[1300];
+        snprintf(lp, sizeof lp, "%s/log.jsonl", a->output_dir);
+        unlink(lp);
+        rmdir(a->output_dir); /* not when anything else is in it */
+    }
     cJSON_Delete(r->history);
     lt_optim_free(r->o);
     lt_gpt2_dev_free(r->dev);
@@ -1003,5 +1069,12 @@ out:
     lt_data_close(&r->data);
     lt_tokenizer_free(r->tok);
     cJSON_Delete(state);
+    return rc;
+}
+
+int lt_train_run(const lt_train_args *a) {
+    int oom = 0, rc;
+    do rc = train_attempt(a, oom, &oom);
+    while (oom);
     return rc;
 }

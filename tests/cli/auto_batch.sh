@@ -5,7 +5,8 @@
 # batch size given outright, bit for bit; trainer_state.json records the batch, and a resume with the flag
 # continues with the checkpoint's batch (the Trainer's rule) whatever the new limit, equal to the uninterrupted
 # run; `leantrain plan --memory` names the same batches (--memory auto: from the trainer's figure of this
-# machine); bad values fail with one line.
+# machine); an out-of-memory error after the plan is retried with the next size (the Trainer's way, also with
+# --memory_limit none), unless the run has written a checkpoint; bad values fail with one line.
 source tests/cli/lib/train_common.bash auto_batch 30000
 M=(--train_file "$tmp/text.txt" --n_layer 1 --n_embd 32 --n_head 2 --n_positions 32 --block_size 32
    --learning_rate 3e-3 --seed 7 --threads 2 --max_steps 6 --logging_steps 1 --eval_steps 3 --eval_max_batches 2
@@ -66,6 +67,39 @@ echo "$p" | grep -qE "^in [0-9.]+ MiB \((MemAvailable|the cgroup's [a-z._]+)\): 
 bad "--auto_find_batch_size: not even batch 1 fits" "${M[@]}" --auto_find_batch_size --memory_limit 1MiB
 bad "not even batch 1 fits" "${M[@]}" --memory_limit 1MiB
 bad "--memory_limit must be auto, none or a size" "${M[@]}" --memory_limit lots
-bad "--auto_find_batch_size needs a memory figure" "${M[@]}" --auto_find_batch_size --memory_limit none
+
+# out of memory after the plan (LT_TEST_OOM=5: batches above 5 fail at their first step, as an allocation there
+# would): the Trainer's retries, each attempt's run torn down and the next size started afresh; unchecked
+# (--memory_limit none, the Trainer's own way) and after a plan that was wrong (a budget the machine lacks) alike,
+# each the batch-5 run given outright
+for lim in none 1GB; do
+    LT_TEST_OOM=5 run "oom-$lim" --per_device_train_batch_size 8 --memory_limit $lim --auto_find_batch_size
+    grep -q "batch 8 ran out of memory (step 1: out of memory (LT_TEST_OOM=5.*retries with batch 7" "$tmp/oom-$lim.log" &&
+        grep -q "batch 7 ran out of memory .* retries with batch 6" "$tmp/oom-$lim.log" &&
+        grep -q "batch 6 ran out of memory .* retries with batch 5" "$tmp/oom-$lim.log" &&
+        [ "$(grep -c "ran out of memory (" "$tmp/oom-$lim.log")" = 3 ] &&
+        grep -q "^auto_find_batch_size: batch 5, .*batch 6 ran out of memory" "$tmp/oom-$lim.log" &&
+        grep -q '"train_batch_size":[[:space:]]*5,' "$tmp/oom-$lim/checkpoint-6/trainer_state.json" &&
+        [ "$(notps "$tmp/oom-$lim/log.jsonl")" = "$(notps "$tmp/five/log.jsonl")" ] &&
+        cmp -s "$tmp/oom-$lim/model.safetensors" "$tmp/five/model.safetensors" ||
+        { echo "out-of-memory retries (--memory_limit $lim): not 8, 7, 6, then the batch-5 run"; cat "$tmp/oom-$lim.log"; fail=1; }
+done
+# without the flag the error says what to do; with it, a run that has written a checkpoint is not restarted over
+# it (its resume retries from the checkpoint's batch), and batch 1 running out ends the retries
+LT_TEST_OOM=5 bad "--auto_find_batch_size trains with a batch that fits" "${M[@]}" --per_device_train_batch_size 8 \
+    --memory_limit none
+LT_TEST_OOM=5@5 "$LT" train "${M[@]}" --per_device_train_batch_size 8 --memory_limit none --auto_find_batch_size \
+    --save_steps 3 --output_dir "$tmp/late" > "$tmp/late.log" 2>&1 && { echo "out of memory at step 5: exit 0"; fail=1; }
+grep -q "step 5: out of memory" "$tmp/late.log" && ! grep -q "retries with" "$tmp/late.log" &&
+    grep -q "does not restart a run that has written checkpoints: run the same command with --resume_from_checkpoint latest" "$tmp/late.log" ||
+    { echo "out of memory after a checkpoint: expected no retry and the resume hint"; cat "$tmp/late.log"; fail=1; }
+LT_TEST_OOM=5@5 run late --per_device_train_batch_size 8 --memory_limit none --auto_find_batch_size --save_steps 3 \
+    --resume_from_checkpoint latest
+grep -q "resuming from $tmp/late/checkpoint-3" "$tmp/late.log" && grep -q "batch 8 ran out of memory (step 5" "$tmp/late.log" &&
+    grep -q "^auto_find_batch_size: batch 5, .*batch 6 ran out of memory" "$tmp/late.log" &&
+    grep -q '"train_batch_size":[[:space:]]*5,' "$tmp/late/checkpoint-6/trainer_state.json" &&
+    [ "$(sed -n 's/.*"step":[[:space:]]*\([0-9]*\).*/\1/p' "$tmp/late/log.jsonl" | tr '\n' ' ')" = "1 2 3 3 4 5 6 6 " ] ||
+    { echo "resume after a late out of memory: expected steps 4-6 at batch 5, each logged once"; cat "$tmp/late.log"; fail=1; }
+LT_TEST_OOM=0 bad "not even batch 1 fits" "${M[@]}" --per_device_train_batch_size 3 --memory_limit none --auto_find_batch_size
 [ $fail -eq 0 ] && rm -rf "$tmp"
 exit $fail

@@ -4,7 +4,8 @@
 # cudaMalloc fails past it: a batch whose device plan exceeds the free memory (less the 512 MiB kept for the
 # kernels' modules) is refused before anything is allocated, naming the batch that fits; --auto_find_batch_size
 # trains with it, the same run as that batch given outright, its measured peak the plan; and without the check
-# (--memory_limit none) the same batch runs out of a device that lacks the room with an error that says so.
+# (--memory_limit none) the same batch runs out of a device that lacks the room with an error that says so, and
+# --auto_find_batch_size then retries down to the batch that fits.
 set -u
 LT=${1:?usage: tests/gpu/device_memory.sh LEANTRAIN}
 tmp=$(mktemp -d "${LT_TEST_TMP:-build/tmp}/devmem.XXXXXX")
@@ -46,5 +47,21 @@ else
         { echo "out of device memory without saying so (or what to do):"; cat "$tmp/oom.log"; fail=1; }
     [ -e "$tmp/oom/checkpoint-1" ] && { echo "the run that ran out of memory left a checkpoint"; fail=1; }
 fi
-[ $fail -eq 0 ] && echo "device_memory: batch 8 refused on a $LT_EMU_MEM_MIB MiB device; --auto_find_batch_size trained batch 5 at its plan" && rm -rf "$tmp"
+# --auto_find_batch_size on that device, unchecked (the Trainer's way) or with a budget the device lacks (a plan
+# that was wrong): 8, 7 and 6 run out of the emulated memory, each attempt's allocations freed for the next, and
+# batch 5 trains, the same run as batch 5 given outright, its measured peak the plan
+for lim in none 1GB; do
+    LT_EMU_MEM_MIB=$(awk -v m="$LT_EMU_MEM_MIB" 'BEGIN { printf "%.3f", m - 512 }') \
+        "$LT" train "${M[@]}" --per_device_train_batch_size 8 --memory_limit $lim --auto_find_batch_size \
+        --output_dir "$tmp/retry-$lim" > "$tmp/retry-$lim.log" 2>&1 || { echo "retries (--memory_limit $lim) failed"; fail=1; }
+    grep -q "batch 8 ran out of memory (.*out of memory.*retries with batch 7" "$tmp/retry-$lim.log" &&
+        grep -q "batch 7 ran out of memory .* retries with batch 6" "$tmp/retry-$lim.log" &&
+        grep -q "batch 6 ran out of memory .* retries with batch 5" "$tmp/retry-$lim.log" &&
+        [ "$(grep -c "ran out of memory (" "$tmp/retry-$lim.log")" = 3 ] &&
+        grep -q "measured peak $t5 (+0.0%)" "$tmp/retry-$lim.log" &&
+        [ "$(notps "$tmp/retry-$lim/log.jsonl")" = "$(notps "$tmp/five/log.jsonl")" ] ||
+        { echo "--auto_find_batch_size's retries on the device (--memory_limit $lim): not 8, 7, 6, then the batch-5 run"
+          cat "$tmp/retry-$lim.log"; fail=1; }
+done
+[ $fail -eq 0 ] && echo "device_memory: batch 8 refused on a $LT_EMU_MEM_MIB MiB device; --auto_find_batch_size trained batch 5 at its plan, also by retries" && rm -rf "$tmp"
 exit $fail
