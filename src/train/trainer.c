@@ -396,20 +396,20 @@ static int stop_run(run_t *r) {
     return 128 + sig;
 }
 
-static int setup_model(run_t *r, const char *resume_dir, int data_vocab, lt_gpt2_config *cfg) {
-    const lt_train_args *a = r->a;
+static int setup_model(const lt_train_args *a, const char *resume_dir, int data_vocab, lt_gpt2_config *cfg,
+                       char *err, size_t errlen) {
     char path[1300];
     if (resume_dir) {
         snprintf(path, sizeof path, "%s/config.json", resume_dir);
-        if (lt_gpt2_config_load(path, cfg, r->err, sizeof r->err)) return 1;
+        if (lt_gpt2_config_load(path, cfg, err, errlen)) return 1;
     } else if (a->model_name_or_path[0]) {
         snprintf(path, sizeof path, "%s/config.json", a->model_name_or_path);
-        if (lt_gpt2_config_load(path, cfg, r->err, sizeof r->err)) return 1;
+        if (lt_gpt2_config_load(path, cfg, err, errlen)) return 1;
     } else if (strcmp(a->model_preset, "custom")) {
-        if (lt_gpt2_config_preset(a->model_preset, cfg, r->err, sizeof r->err)) {
+        if (lt_gpt2_config_preset(a->model_preset, cfg, err, errlen)) {
             char e2[1024];
-            snprintf(e2, sizeof e2, "--model: %.1000s", r->err);
-            snprintf(r->err, sizeof r->err, "%s", e2);
+            snprintf(e2, sizeof e2, "--model: %.1000s", err);
+            snprintf(err, errlen, "%s", e2);
             return 1;
         }
     } else {
@@ -419,10 +419,10 @@ static int setup_model(run_t *r, const char *resume_dir, int data_vocab, lt_gpt2
         cfg->n_layer = a->n_layer;
         cfg->n_head = a->n_head;
         cfg->layer_norm_epsilon = 1e-5;
-        if (lt_gpt2_config_check(cfg, r->err, sizeof r->err)) return 1;
+        if (lt_gpt2_config_check(cfg, err, errlen)) return 1;
     }
     /* the dropout the checkpoint's (or model's) config.json records, unless the flag says otherwise */
-    return lt_train_config_overrides(a->config_overrides, cfg, r->err, sizeof r->err) != LT_OK;
+    return lt_train_config_overrides(a->config_overrides, cfg, err, errlen) != LT_OK;
 }
 
 /* The memory plan of the training batch (r->mem), checked against --memory_limit before anything large is
@@ -520,10 +520,96 @@ static int plan_memory(run_t *r, const lt_gpt2_config *cfg, int on_gpu, const cJ
     return 1;
 }
 
+/* What every attempt of a run shares, made once: the checkpoint to resume and its trainer_state.json, the
+   tokenizer, the model's configuration and block size, the data (a text corpus tokenized once). */
+typedef struct {
+    char resume[1200]; /* "" when not resuming */
+    cJSON *state;      /* its trainer_state.json */
+    lt_tokenizer *tok; /* NULL: text files are bytes */
+    lt_gpt2_config cfg;
+    int T;
+    lt_data data;
+    int data_open;
+} prep_t;
+
+/* 0, or 1 with the reason in err. */
+static int prepare(const lt_train_args *a, prep_t *p, char *err, size_t errlen) {
+    if (a->resume_from_checkpoint[0]) {
+        if (!strcmp(a->resume_from_checkpoint, "latest")) {
+            if (lt_ckpt_latest(a->output_dir, p->resume, sizeof p->resume, err, errlen)) return 1;
+        } else {
+            snprintf(p->resume, sizeof p->resume, "%s", a->resume_from_checkpoint);
+        }
+    } else if (a->do_train && lt_ckpt_count(a->output_dir) > 0 && !a->overwrite_output_dir) {
+        snprintf(err, errlen,
+                 "--output_dir %s already holds checkpoints: pass --resume_from_checkpoint latest to continue, or "
+                 "--overwrite_output_dir to start over",
+                 a->output_dir);
+        return 1;
+    }
+    if (p->resume[0]) {
+        char path[1300];
+        snprintf(path, sizeof path, "%.1200s/trainer_state.json", p->resume);
+        char *text = lt_read_text_file(path, err, errlen);
+        if (!text) return 1;
+        p->state = cJSON_Parse(text);
+        free(text);
+        if (!p->state) {
+            snprintf(err, errlen, "%.1000s: not valid JSON", path);
+            return 1;
+        }
+    }
+    /* the tokenizer for text files: the flag's, else the one saved in the checkpoint or the model folder */
+    {
+        const int none = !strcmp(a->tokenizer_name_or_path, "none"); /* text read as bytes, whatever else has one */
+        const char *tp = none                                          ? NULL
+                         : a->tokenizer_name_or_path[0]                ? a->tokenizer_name_or_path
+                         : p->resume[0] && lt_tokenizer_present(p->resume) ? p->resume
+                         : lt_tokenizer_present(a->model_name_or_path) ? a->model_name_or_path
+                                                                       : NULL;
+        if (tp && lt_tokenizer_load(tp, &p->tok, err, errlen)) return 1;
+    }
+    /* the model's vocabulary for a custom model: 256 for text (the tokenizer's with one), 50257 for token files */
+    int data_vocab = 256;
+    /* evaluation only (--do_train false) needs no training file: the validation file stands in for it */
+    const char *train_file = a->train_file[0] || a->do_train ? a->train_file : a->validation_file;
+    {
+        lt_tokens probe;
+        if (!train_file[0]) {
+            snprintf(err, errlen, a->do_train ? "no training data: give --train_file (UTF-8 text or an llm.c token file)"
+                                                         : "nothing to evaluate: give --validation_file (or --train_file and "
+                                                           "--validation_split_percentage)");
+            return 1;
+        }
+        if (lt_tokens_open(train_file, &probe, err, errlen)) return 1;
+        data_vocab = probe.bytes == 2 ? 50257 : p->tok ? (int)lt_tokenizer_vocab_size(p->tok) : 256;
+        lt_tokens_close(&probe);
+    }
+    if (setup_model(a, p->resume[0] ? p->resume : NULL, data_vocab, &p->cfg, err, errlen)) return 1;
+    p->T = a->block_size > 0 ? a->block_size : p->cfg.n_positions;
+    if (p->T > p->cfg.n_positions) {
+        snprintf(err, errlen, "--block_size %d is larger than the model's n_positions %d", p->T,
+                 p->cfg.n_positions);
+        return 1;
+    }
+    if (lt_data_open_tok(&p->data, train_file, a->validation_file, a->validation_split_percentage, p->T,
+                         p->cfg.vocab_size, a->data_seed, p->tok, a->threads, err, errlen))
+        return 1;
+    p->data_open = 1;
+    lt_data_limit(&p->data, (size_t)a->max_train_samples, (size_t)a->max_eval_samples);
+    return 0;
+}
+
+static void prep_free(prep_t *p) {
+    if (p->data_open) lt_data_close(&p->data);
+    lt_tokenizer_free(p->tok);
+    cJSON_Delete(p->state);
+}
+
 /* One attempt at the run (lt_train_run's job); after batch `failed` ran out of memory (0: the first attempt),
    from the next smaller batch at most. Returns the exit status; *oom is set to this attempt's batch when it ran
    out of memory and --auto_find_batch_size retries (a note was printed instead of the error), else 0. */
-static int train_attempt(const lt_train_args *a, int failed, int *oom) {
+static int train_attempt(const lt_train_args *a, const prep_t *p, int failed, int *oom) {
     run_t R;
     memset(&R, 0, sizeof R);
     run_t *r = &R;
@@ -534,74 +620,17 @@ static int train_attempt(const lt_train_args *a, int failed, int *oom) {
     r->best_step = -1;
     r->best_metric_name = lt_train_args_best_metric(a);
     int rc = 1;
-    if (a->threads > 0) omp_set_num_threads(a->threads);
-    char resume[1200] = "";
-    cJSON *state = NULL;
-    if (a->resume_from_checkpoint[0]) {
-        if (!strcmp(a->resume_from_checkpoint, "latest")) {
-            if (lt_ckpt_latest(a->output_dir, resume, sizeof resume, r->err, sizeof r->err)) goto out;
-        } else {
-            snprintf(resume, sizeof resume, "%s", a->resume_from_checkpoint);
-        }
-    } else if (a->do_train && lt_ckpt_count(a->output_dir) > 0 && !a->overwrite_output_dir) {
-        snprintf(r->err, sizeof r->err,
-                 "--output_dir %s already holds checkpoints: pass --resume_from_checkpoint latest to continue, or "
-                 "--overwrite_output_dir to start over",
-                 a->output_dir);
-        goto out;
-    }
-    if (resume[0]) {
-        char path[1300];
-        snprintf(path, sizeof path, "%.1200s/trainer_state.json", resume);
-        char *text = lt_read_text_file(path, r->err, sizeof r->err);
-        if (!text) goto out;
-        state = cJSON_Parse(text);
-        free(text);
-        if (!state) {
-            snprintf(r->err, sizeof r->err, "%.1000s: not valid JSON", path);
-            goto out;
-        }
-    }
-    /* the tokenizer for text files: the flag's, else the one saved in the checkpoint or the model folder */
-    {
-        const int none = !strcmp(a->tokenizer_name_or_path, "none"); /* text read as bytes, whatever else has one */
-        const char *tp = none                                          ? NULL
-                         : a->tokenizer_name_or_path[0]                ? a->tokenizer_name_or_path
-                         : resume[0] && lt_tokenizer_present(resume)  ? resume
-                         : lt_tokenizer_present(a->model_name_or_path) ? a->model_name_or_path
-                                                                       : NULL;
-        if (tp && lt_tokenizer_load(tp, &r->tok, r->err, sizeof r->err)) goto out;
-    }
-    /* the model's vocabulary for a custom model: 256 for text (the tokenizer's with one), 50257 for token files */
-    int data_vocab = 256;
-    /* evaluation only (--do_train false) needs no training file: the validation file stands in for it */
-    const char *train_file = a->train_file[0] || a->do_train ? a->train_file : a->validation_file;
-    {
-        lt_tokens probe;
-        if (!train_file[0]) {
-            snprintf(r->err, sizeof r->err, a->do_train ? "no training data: give --train_file (UTF-8 text or an llm.c token file)"
-                                                         : "nothing to evaluate: give --validation_file (or --train_file and "
-                                                           "--validation_split_percentage)");
-            goto out;
-        }
-        if (lt_tokens_open(train_file, &probe, r->err, sizeof r->err)) goto out;
-        data_vocab = probe.bytes == 2 ? 50257 : r->tok ? (int)lt_tokenizer_vocab_size(r->tok) : 256;
-        lt_tokens_close(&probe);
-    }
-    lt_gpt2_config cfg;
-    if (setup_model(r, resume[0] ? resume : NULL, data_vocab, &cfg)) goto out;
-    r->T = a->block_size > 0 ? a->block_size : cfg.n_positions;
-    if (r->T > cfg.n_positions) {
-        snprintf(r->err, sizeof r->err, "--block_size %d is larger than the model's n_positions %d", r->T,
-                 cfg.n_positions);
-        goto out;
-    }
+    const char *resume = p->resume;
+    cJSON *state = p->state;
+    lt_gpt2_config cfg = p->cfg;
+    r->tok = p->tok;
+    r->T = p->T;
     r->B = a->per_device_train_batch_size;
     r->accum = a->gradient_accumulation_steps;
-    if (lt_data_open_tok(&r->data, train_file, a->validation_file, a->validation_split_percentage, r->T,
-                         cfg.vocab_size, a->data_seed, r->tok, a->threads, r->err, sizeof r->err))
-        goto out;
-    lt_data_limit(&r->data, (size_t)a->max_train_samples, (size_t)a->max_eval_samples);
+    /* borrowed; its order buffer is shared, so it may hold a later epoch's permutation from a failed attempt:
+       the position is set again (a resume seeks below) */
+    r->data = p->data;
+    lt_data_seek(&r->data, 0, 0);
     int on_gpu = lt_train_args_on_gpu(a);
     if (a->tf32 && !on_gpu) {
         snprintf(r->err, sizeof r->err,
@@ -1066,15 +1095,22 @@ out:
     lt_gpt2_dev_free(r->dev);
     free(r->inputs), free(r->targets);
     lt_gpt2_free(r->m);
-    lt_data_close(&r->data);
-    lt_tokenizer_free(r->tok);
-    cJSON_Delete(state);
     return rc;
 }
 
 int lt_train_run(const lt_train_args *a) {
-    int oom = 0, rc;
-    do rc = train_attempt(a, oom, &oom);
-    while (oom);
+    if (a->threads > 0) omp_set_num_threads(a->threads);
+    prep_t p;
+    memset(&p, 0, sizeof p);
+    char err[1024];
+    int rc = 1;
+    if (prepare(a, &p, err, sizeof err)) {
+        fprintf(stderr, "leantrain train: %s\n", err);
+    } else {
+        int oom = 0;
+        do rc = train_attempt(a, &p, oom, &oom);
+        while (oom);
+    }
+    prep_free(&p);
     return rc;
 }

@@ -68,20 +68,23 @@ bad "--auto_find_batch_size: not even batch 1 fits" "${M[@]}" --auto_find_batch_
 bad "not even batch 1 fits" "${M[@]}" --memory_limit 1MiB
 bad "--memory_limit must be auto, none or a size" "${M[@]}" --memory_limit lots
 
-# out of memory after the plan (LT_TEST_OOM=5: batches above 5 fail at their first step, as an allocation there
-# would): the Trainer's retries, each attempt's run torn down and the next size started afresh; unchecked
-# (--memory_limit none, the Trainer's own way) and after a plan that was wrong (a budget the machine lacks) alike,
-# each the batch-5 run given outright
+# out of memory after the plan (LT_TEST_OOM=5@K: batches above 5 fail at step K, as an allocation there would):
+# the Trainer's retries, each attempt's run torn down and the next size started afresh (at step 4, after steps
+# that evaluated, logged and went into a second epoch of 16 blocks); unchecked (--memory_limit none, the Trainer's
+# own way) and after a plan that was wrong (a budget the machine lacks) alike, each the batch-5 run given outright
+S=(--max_train_samples 16 --eval_on_start)
+run fives --per_device_train_batch_size 5 "${S[@]}"
 for lim in none 1GB; do
-    LT_TEST_OOM=5 run "oom-$lim" --per_device_train_batch_size 8 --memory_limit $lim --auto_find_batch_size
-    grep -q "batch 8 ran out of memory (step 1: out of memory (LT_TEST_OOM=5.*retries with batch 7" "$tmp/oom-$lim.log" &&
+    k=1; [ $lim = none ] && k=4
+    LT_TEST_OOM=5@$k run "oom-$lim" --per_device_train_batch_size 8 --memory_limit $lim --auto_find_batch_size "${S[@]}"
+    grep -q "batch 8 ran out of memory (step $k: out of memory (LT_TEST_OOM=5@$k.*retries with batch 7" "$tmp/oom-$lim.log" &&
         grep -q "batch 7 ran out of memory .* retries with batch 6" "$tmp/oom-$lim.log" &&
         grep -q "batch 6 ran out of memory .* retries with batch 5" "$tmp/oom-$lim.log" &&
         [ "$(grep -c "ran out of memory (" "$tmp/oom-$lim.log")" = 3 ] &&
         grep -q "^auto_find_batch_size: batch 5, .*batch 6 ran out of memory" "$tmp/oom-$lim.log" &&
         grep -q '"train_batch_size":[[:space:]]*5,' "$tmp/oom-$lim/checkpoint-6/trainer_state.json" &&
-        [ "$(notps "$tmp/oom-$lim/log.jsonl")" = "$(notps "$tmp/five/log.jsonl")" ] &&
-        cmp -s "$tmp/oom-$lim/model.safetensors" "$tmp/five/model.safetensors" ||
+        [ "$(notps "$tmp/oom-$lim/log.jsonl")" = "$(notps "$tmp/fives/log.jsonl")" ] &&
+        cmp -s "$tmp/oom-$lim/model.safetensors" "$tmp/fives/model.safetensors" ||
         { echo "out-of-memory retries (--memory_limit $lim): not 8, 7, 6, then the batch-5 run"; cat "$tmp/oom-$lim.log"; fail=1; }
 done
 # without the flag the error says what to do; with it, a run that has written a checkpoint is not restarted over
