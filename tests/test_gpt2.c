@@ -3,6 +3,7 @@
  * against central differences of an independent float64 forward; weight
  * loading and its exact error messages; configs; and that forward/backward
  * allocate nothing and repeat bit for bit. */
+#include <float.h>
 #include <stdint.h>
 
 #include "leantrain/dtype.h"
@@ -11,6 +12,7 @@
 #include "model/gpt2.h"
 #include "model/gpt2_layers.h"
 #include "testutil.h"
+#include <cjson/cJSON.h>
 
 #include <omp.h>
 
@@ -60,6 +62,9 @@ static double ref_drop(const lt_gpt2 *dm, double p, uint32_t site, uint64_t i) {
  * parameter i of the model's table as doubles. Returns the mean loss and
  * fills logits[B*T*V] when given. With dm (a model whose dropout is on), its
  * config's dropout with its seed and stream, as GPT2LMHeadModel applies it. */
+/* the label smoothing ref_forward's loss applies (lt_gpt2_set_label_smoothing's) */
+static double ref_label_smoothing = 0.0;
+
 static double ref_forward(const lt_gpt2_config *c, double **w, const int32_t *in, const int32_t *tg, int B, int T,
                           double *logits, const lt_gpt2 *dm) {
     int C = c->n_embd, V = c->vocab_size, L = c->n_layer, NH = c->n_head, hs = C / NH;
@@ -146,9 +151,11 @@ static double ref_forward(const lt_gpt2_config *c, double **w, const int32_t *in
                 lg[v] = s;
                 mx = fmax(mx, s);
             }
-            for (int v = 0; v < V; v++) z += exp(lg[v] - mx);
+            double mean = 0;
+            for (int v = 0; v < V; v++) z += exp(lg[v] - mx), mean += lg[v] / V;
             if (logits) memcpy(logits + ((size_t)b * T + t) * V, lg, sizeof(double) * V);
-            total += mx + log(z) - lg[tg[b * T + t]];
+            const double ls = ref_label_smoothing, lse = mx + log(z); /* LabelSmoother's mix */
+            total += (1 - ls) * (lse - lg[tg[b * T + t]]) + ls * (lse - mean);
         }
     }
 #undef W
@@ -261,13 +268,15 @@ static const lt_gpt2_config TINY = {.vocab_size = 13, .n_positions = 9, .n_embd 
  * ~1e-12). The float32 gradient itself carries roundoff of about 1e-6 of its
  * tensor's largest element, so the bound is 1e-4 x that largest element:
  * 100 times the roundoff, while a wrong formula misses by O(1). */
-static void finite_differences(const lt_gpt2_config *cfg, int dropout) {
+static void finite_differences(const lt_gpt2_config *cfg, int dropout, float smoothing) {
     enum { B = 2, T = 7 };
     char err[512] = "";
     lt_gpt2 *m = make_model(cfg, B, T);
     if (!m) return;
     randomize(m);
     if (dropout) lt_gpt2_set_dropout(m, 1, 0x5eed, 3);
+    lt_gpt2_set_label_smoothing(m, smoothing);
+    ref_label_smoothing = smoothing;
     const lt_gpt2 *dm = dropout ? m : NULL;
     int32_t in[B * T], tg[B * T];
     for (int i = 0; i < B * T; i++) {
@@ -318,14 +327,18 @@ static void finite_differences(const lt_gpt2_config *cfg, int dropout) {
             checked++;
         }
     }
-    printf("finite differences%s: %d elements of %d tensors, worst error / tensor max %.3e\n",
-           dropout ? " with dropout" : "", checked, m->num_tensors, worst);
+    printf("finite differences%s%s: %d elements of %d tensors, worst error / tensor max %.3e\n",
+           dropout ? " with dropout" : "", smoothing > 0 ? " with label smoothing" : "", checked, m->num_tensors, worst);
+    ref_label_smoothing = 0.0;
     for (int i = 0; i < m->num_tensors; i++) free(w[i]);
     free(w), free(logits);
     lt_gpt2_free(m);
 }
 
-static void test_finite_differences(void) { finite_differences(&TINY, 0); }
+static void test_finite_differences(void) {
+    finite_differences(&TINY, 0, 0.0f);
+    finite_differences(&TINY, 0, 0.1f); /* the loss (forward against float64) and its gradient with smoothing */
+}
 
 /* ---------------------------------------------------------------- dropout */
 
@@ -387,7 +400,7 @@ static void test_dropout_kernel(void) {
 static void test_dropout_gradients(void) {
     lt_gpt2_config c = TINY;
     c.embd_pdrop = 0.2, c.resid_pdrop = 0.3, c.attn_pdrop = 0.25;
-    finite_differences(&c, 1);
+    finite_differences(&c, 1, 0.0f);
 }
 
 /* Dropout in the model: the same stream repeats bit for bit and another one differs; eval_loss and forwards
@@ -1293,7 +1306,76 @@ static void test_lmhead_backward(void) {
     free(dl), free(inp), free(wte), free(dinp), free(dw), free(sum), free(ws), free(rw), free(ri);
 }
 
+/* ---------------------------------------------------------------- label smoothing */
+
+/* The classifier with label smoothing against the Trainer's own LabelSmoother (tests/data/label_smoothing.json,
+ * scripts/make-label-smoothing-reference.py: transformers 5.24 on float32 logits): the mean loss and its gradient
+ * with respect to the logits (scale 1 / N) by autograd, for factors 0 to 0.9 and V up to 1031. Both sides compute
+ * in float32 (torch's log_softmax and its float32 sum over the vocabulary; here double sums rounded to float), so
+ * the loss must agree to 2e-6 relative (V x 1e-7 of float32 sums over rows of up to |logit| ~ 30 bounds torch's
+ * side) and each gradient element to 4 float32 epsilons times the case's largest |lse|, relative to the largest
+ * element (e^(x - lse) inherits lse's rounding). Also: a row's gradient sums to zero (softmax sums
+ * to 1 and so do the smoothed targets), checked in double. */
+static void test_label_smoothing(void) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/label_smoothing.json", lt_test_data_dir());
+    FILE *f = fopen(path, "rb");
+    CHECK(f != NULL, "%s: cannot open", path);
+    if (!f) return;
+    fseek(f, 0, SEEK_END);
+    const long len = ftell(f);
+    rewind(f);
+    char *text = malloc((size_t)len + 1);
+    const size_t got = fread(text, 1, (size_t)len, f);
+    fclose(f);
+    text[got] = 0;
+    cJSON *j = cJSON_Parse(text);
+    free(text);
+    const cJSON *cases = cJSON_GetObjectItem(j, "cases"), *cs;
+    CHECK(cJSON_GetArraySize(cases) == 5, "%s: expected 5 cases", path);
+    double worst_l = 0, worst_g = 0;
+    cJSON_ArrayForEach(cs, cases) {
+        const int N = cJSON_GetObjectItem(cs, "N")->valueint, V = cJSON_GetObjectItem(cs, "V")->valueint;
+        const float eps = (float)cJSON_GetObjectItem(cs, "epsilon")->valuedouble;
+        const double ref = cJSON_GetObjectItem(cs, "loss")->valuedouble;
+        const cJSON *lj = cJSON_GetObjectItem(cs, "logits"), *gj = cJSON_GetObjectItem(cs, "grad"),
+                    *tj = cJSON_GetObjectItem(cs, "labels");
+        float *lg = malloc(sizeof(float) * N * V), *d = malloc(sizeof(float) * N * V), *losses = malloc(sizeof(float) * N),
+              *lse = malloc(sizeof(float) * N);
+        int32_t *tg = malloc(sizeof(int32_t) * N);
+        for (int i = 0; i < N * V; i++) lg[i] = (float)cJSON_GetArrayItem(lj, i)->valuedouble;
+        for (int i = 0; i < N; i++) tg[i] = cJSON_GetArrayItem(tj, i)->valueint;
+        const double loss = lt_nn_crossentropy_forward(losses, lse, lg, tg, (size_t)N, V, eps) / N;
+        lt_nn_crossentropy_backward(d, lg, lse, tg, (size_t)N, V, 1.0f / (float)N, eps);
+        const double el = fabs(loss - ref) / fabs(ref);
+        CHECK(el <= 2e-6, "label smoothing %.1f, N %d, V %d: loss %.9g, LabelSmoother's %.9g", eps, N, V, loss, ref);
+        double gmax = 0, eg = 0, rowsum_worst = 0;
+        for (int i = 0; i < N * V; i++) gmax = fmax(gmax, fabs(cJSON_GetArrayItem(gj, i)->valuedouble));
+        for (int i = 0; i < N * V; i++) eg = fmax(eg, fabs(d[i] - cJSON_GetArrayItem(gj, i)->valuedouble) / gmax);
+        for (int n = 0; n < N; n++) {
+            double rs = 0;
+            for (int v = 0; v < V; v++) rs += d[n * V + v];
+            rowsum_worst = fmax(rowsum_worst, fabs(rs));
+        }
+        /* e^(x - lse) carries the float32 rounding of lse (and of x - lse), on both sides: the bound scales with
+           the largest |lse| of the case */
+        double zmax = 1;
+        for (int n = 0; n < N; n++) zmax = fmax(zmax, fabs(lse[n]));
+        const double gtol = 4 * FLT_EPSILON * zmax;
+        printf("  label smoothing %.1f, N %d, V %4d: loss error %.2e, gradient error %.2e of its largest (bound %.2e)\n",
+               eps, N, V, el, eg, gtol);
+        CHECK(eg <= gtol, "label smoothing %.1f, N %d, V %d: gradient off by %.3g of its largest", eps, N, V, eg);
+        CHECK(rowsum_worst <= 1e-6 * gmax, "label smoothing %.1f: a row's gradient sums to %.3g", eps, rowsum_worst);
+        worst_l = fmax(worst_l, el), worst_g = fmax(worst_g, eg);
+        free(lg), free(d), free(losses), free(lse), free(tg);
+    }
+    cJSON_Delete(j);
+    printf("label smoothing against transformers' LabelSmoother: loss within %.2e relative, gradient within %.2e of "
+           "its largest\n", worst_l, worst_g);
+}
+
 int main(void) {
+    test_label_smoothing();
     test_gelu();
     test_layernorm();
     test_attention();

@@ -430,6 +430,8 @@ void lt_gpt2_set_head_rows(lt_gpt2 *m, int rows) {
     drop_batch(m);
 }
 
+void lt_gpt2_set_label_smoothing(lt_gpt2 *m, float eps) { m->label_smoothing = eps; }
+
 void lt_gpt2_set_checkpointing(lt_gpt2 *m, int on) {
     m->checkpointing = on != 0;
     drop_batch(m);
@@ -690,7 +692,8 @@ static void head_backward(lt_gpt2 *m, size_t r0, size_t n, size_t N) {
     float *lg = m->acts.logits, *dinp = m->dacts.dln + r0 * (size_t)C;
     const float *inp = m->acts.lnf + r0 * (size_t)C;
     const int32_t *tg = m->tokens + (size_t)m->max_B * (size_t)m->max_T + r0;
-    lt_nn_crossentropy_backward_r(lg, lg, m->acts.lse + r0, tg, n, V, (float)((double)m->loss_scale / (double)N), r);
+    lt_nn_crossentropy_backward_r(lg, lg, m->acts.lse + r0, tg, n, V, (float)((double)m->loss_scale / (double)N),
+                                  m->label_smoothing, r);
     if (m->precision == LT_GPT2_F32) lt_nn_lmhead_backward(dinp, wte->grad, lg, inp, wte->data, n, C, V);
     else if (n == N) /* one chunk: its weight gradient is the whole, rounded and added at once */
         lt_nn_lmhead_backward_r(dinp, wte->grad, lg, inp, wte->data, wte->data16, n, C, V, r, m->wscratch,
@@ -768,7 +771,8 @@ static lt_status forward(lt_gpt2 *m, const int32_t *inputs, const int32_t *targe
     for (size_t r0 = 0; r0 < N; r0 += R) {
         const size_t n = N - r0 < R ? N - r0 : R;
         head_logits(m, r0, n);
-        if (targets) lt_nn_crossentropy_forward(a->losses + r0, a->lse + r0, a->logits, tg + r0, n, V);
+        if (targets)
+            lt_nn_crossentropy_forward(a->losses + r0, a->lse + r0, a->logits, tg + r0, n, V, m->label_smoothing);
         if (fused) head_backward(m, r0, n, N);
     }
     if (fused && N > R) head_finish(m);

@@ -174,6 +174,7 @@ typedef struct lt_gpt2 {
     uint32_t dropout_stream;
     int drop_active;        /* the last forward applied dropout, with drop_stream's masks (its backward too) */
     uint32_t drop_stream;
+    float label_smoothing;  /* lt_gpt2_set_label_smoothing (0: none) */
     float loss;             /* mean cross-entropy of the last forward (NaN without targets) */
 } lt_gpt2;
 
@@ -294,6 +295,13 @@ void lt_gpt2_set_checkpointing(lt_gpt2 *m, int on);
  * mode (lt_gpt2_eval_loss gives a loss without gradients). Takes effect at
  * the next lt_gpt2_set_batch (which must follow). */
 void lt_gpt2_set_head_rows(lt_gpt2 *m, int rows);
+
+/* Label smoothing of the loss (the Trainer's label_smoothing_factor, its
+ * LabelSmoother: each position's loss is (1 - eps) x its cross-entropy + eps x
+ * the mean over the vocabulary of -log p; in [0, 1), 0 the default: the plain
+ * loss, bit for bit), for every forward with targets, evaluation included, and
+ * the gradient of that loss. */
+void lt_gpt2_set_label_smoothing(lt_gpt2 *m, float eps);
 
 /* The rows the trainer gives lt_gpt2_set_head_rows: chunks of at most 256 MiB
  * of fp32 logits (at least 64 rows; 1335 for GPT-2's vocabulary, hence chunks

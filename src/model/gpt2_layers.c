@@ -701,7 +701,7 @@ void lt_nn_lmhead_backward(float *dinp, float *dwte, const float *dlogits, const
 }
 
 NN_CLONES double lt_nn_crossentropy_forward(float *losses, float *lse, const float *logits, const int32_t *targets,
-                                            size_t N, int V) {
+                                            size_t N, int V, float eps) {
 #pragma omp parallel for schedule(static)
     for (size_t n = 0; n < N; n++) {
         const float *l = logits + n * (size_t)V;
@@ -717,7 +717,16 @@ NN_CLONES double lt_nn_crossentropy_forward(float *losses, float *lse, const flo
         double s = join16(sl);
         double z = (double)mx + log(s);
         lse[n] = (float)z;
-        losses[n] = (float)(z - l[targets[n]]);
+        if (eps == 0.0f) {
+            losses[n] = (float)(z - l[targets[n]]);
+            continue;
+        }
+        /* label smoothing: the mean over the vocabulary of -log p is z less the mean logit (in 16 lanes too) */
+        for (int k = 0; k < 16; k++) sl[k] = 0.0;
+        for (v = 0; v + 16 <= V; v += 16)
+            for (int k = 0; k < 16; k++) sl[k] += (double)l[v + k];
+        for (int k = 0; v + k < V; k++) sl[k] += (double)l[v + k];
+        losses[n] = (float)((1.0 - eps) * (z - l[targets[n]]) + eps * (z - join16(sl) / V));
     }
     /* summed in a fixed order (an OpenMP reduction combines threads in
      * arrival order, so the loss would change in its last bits run to run) */
@@ -727,19 +736,26 @@ NN_CLONES double lt_nn_crossentropy_forward(float *losses, float *lse, const flo
 }
 
 void lt_nn_crossentropy_backward(float *dlogits, const float *logits, const float *lse, const int32_t *targets,
-                                 size_t N, int V, float scale) {
-    lt_nn_crossentropy_backward_r(dlogits, logits, lse, targets, N, V, scale, LT_NN_ROUND_NONE);
+                                 size_t N, int V, float scale, float eps) {
+    lt_nn_crossentropy_backward_r(dlogits, logits, lse, targets, N, V, scale, eps, LT_NN_ROUND_NONE);
 }
 
 NN_CLONES void lt_nn_crossentropy_backward_r(float *dlogits, const float *logits, const float *lse,
-                                             const int32_t *targets, size_t N, int V, float scale, lt_nn_round r) {
+                                             const int32_t *targets, size_t N, int V, float scale, float eps,
+                                             lt_nn_round r) {
+    /* label smoothing takes eps x scale / V from every logit's gradient and (1 - eps) x scale from the target's */
+    const float all = (float)((double)eps * (double)scale / (double)V);
+    const float tgt = eps == 0.0f ? scale : (float)((1.0 - (double)eps) * (double)scale);
 #pragma omp parallel for schedule(static)
     for (size_t n = 0; n < N; n++) {
         const float *l = logits + n * (size_t)V;
         float *d = dlogits + n * (size_t)V;
         float z = lse[n];
-        for (int v = 0; v < V; v++) d[v] = exp_vec(l[v] - z) * scale;
-        d[targets[n]] -= scale;
+        if (eps == 0.0f)
+            for (int v = 0; v < V; v++) d[v] = exp_vec(l[v] - z) * scale;
+        else
+            for (int v = 0; v < V; v++) d[v] = exp_vec(l[v] - z) * scale - all;
+        d[targets[n]] -= tgt;
         if (r) round_span(d, (size_t)V, r);
     }
 }

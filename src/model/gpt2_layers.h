@@ -182,20 +182,23 @@ void lt_nn_lmhead_backward(float *dinp, float *dwte, const float *dlogits, const
                            size_t N, int C, int V);
 
 /* Per row of logits [N,V]: lse[n] = log sum exp, losses[n] = lse - logit at
- * targets[n] (targets in range). Returns the sum of the losses, in double and
- * in a fixed order (deterministic for any thread count). */
+ * targets[n] (targets in range); with label smoothing eps (the Trainer's
+ * label_smoothing_factor, LabelSmoother's loss: 0 is none) losses[n] =
+ * (1 - eps) (lse - logit at target) + eps (lse - mean of the row's logits).
+ * Returns the sum of the losses, in double and in a fixed order
+ * (deterministic for any thread count). */
 double lt_nn_crossentropy_forward(float *losses, float *lse, const float *logits, const int32_t *targets, size_t N,
-                                  int V);
+                                  int V, float eps);
 
-/* dlogits[N,V] = (softmax(logits) - onehot(targets)) * scale, from the
- * forward's lse; dlogits may be logits itself (in place). scale is 1/N for a
- * mean loss. */
+/* dlogits[N,V] = (softmax(logits) - (1 - eps) onehot(targets) - eps / V) *
+ * scale, from the forward's lse (eps 0: exactly (softmax - onehot) * scale);
+ * dlogits may be logits itself (in place). scale is 1/N for a mean loss. */
 void lt_nn_crossentropy_backward(float *dlogits, const float *logits, const float *lse, const int32_t *targets,
-                                 size_t N, int V, float scale);
+                                 size_t N, int V, float scale, float eps);
 
 /* lt_nn_crossentropy_backward with each row of dlogits rounded with r once it is written (the gradient entering
  * the lm head's multiply in 16-bit compute). */
 void lt_nn_crossentropy_backward_r(float *dlogits, const float *logits, const float *lse, const int32_t *targets,
-                                   size_t N, int V, float scale, lt_nn_round r);
+                                   size_t N, int V, float scale, float eps, lt_nn_round r);
 
 #endif

@@ -642,6 +642,7 @@ static int train_attempt(const lt_train_args *a, const prep_t *p, int failed, in
     if (plan_memory(r, &cfg, on_gpu, state, fit_note, sizeof fit_note)) goto out;
     r->planned = 1;
     if (lt_gpt2_create(&cfg, &r->m, r->err, sizeof r->err)) goto out;
+    lt_gpt2_set_label_smoothing(r->m, (float)a->label_smoothing_factor);
     if (on_gpu) {
         /* the host model only carries the weights (loading, initialising, checkpoints), in bf16 when pure */
         if (a->pure_bf16 && lt_gpt2_set_precision(r->m, LT_GPT2_BF16, 1, r->err, sizeof r->err)) goto out;
@@ -676,6 +677,7 @@ static int train_attempt(const lt_train_args *a, const prep_t *p, int failed, in
         if (lt_gpt2_dev_create_as(r->m, NULL, lt_train_args_precision(a), a->pure_bf16, a->optim_in_backward,
                                   &r->dev, e2, sizeof e2) ||
             (lt_gpt2_dev_set_checkpointing(r->dev, a->gradient_checkpointing), 0) ||
+            (lt_gpt2_dev_set_label_smoothing(r->dev, (float)a->label_smoothing_factor), 0) ||
             /* as on the CPU: the logits in chunks, the head's backward in the forward */
             (lt_gpt2_dev_set_head_rows(r->dev, lt_gpt2_head_rows_default(&cfg)), 0) ||
             (a->tf32 && lt_gpt2_dev_set_tf32(r->dev, 1, e2, sizeof e2)) ||
@@ -857,6 +859,10 @@ static int train_attempt(const lt_train_args *a, const prep_t *p, int failed, in
         printf("tf32: %s\n", lt_train_args_precision(a) == LT_GPT2_F32
                                   ? "fp32 matrix multiplies take TF32 inputs on the tensor cores (fp32 sums)"
                                   : "no effect: the matrix multiplies are 16-bit already");
+    if (a->label_smoothing_factor > 0)
+        printf("label smoothing %g: the loss (training and evaluation, and eval_perplexity from it) is (1 - %g) x "
+               "cross-entropy + %g x the mean over the vocabulary of -log p, as the Trainer's LabelSmoother\n",
+               a->label_smoothing_factor, a->label_smoothing_factor, a->label_smoothing_factor);
     if (a->fp16 || a->bf16 || a->pure_bf16)
         printf("precision: %s compute (matrix multiplies and stored activations), %s%s\n", a->fp16 ? "fp16" : "bf16",
                a->pure_bf16 ? "parameters in bf16 only (no fp32 master)" : "fp32 master weights",

@@ -184,6 +184,26 @@ ntok_bad=$(sed -nE 's/.*"num_input_tokens_seen":([0-9]+),"step":([0-9]+).*/\1 \2
     { echo "num_input_tokens_seen: $ntok_bad entries wrong, or the resumed log differs"; cat "$tmp/ntok/log.jsonl"; fail=1; }
 echo "data_seed, save_only_model, reduce_lr_on_plateau, greedy, num_input_tokens_seen: as the Trainer's"
 
+# --label_smoothing_factor f (the Trainer's LabelSmoother: (1 - f) x cross-entropy + f x the mean of -log p; its
+# numbers are held to transformers' in test_gpt2): the evaluation loss of one model is affine in f, so f 0.5 gives
+# the mean of f 0 and f 1 (to float rounding; a factor applied to training only, or not at all, fails it); f 0 is
+# the run without the flag bit for bit; a smoothed run trains, apart from the plain one
+for f in 0 0.5 1; do run "ls$f" --do_train false --do_eval --label_smoothing_factor $f; done
+ls_eval() { sed -nE 's/.*"eval_loss":[[:space:]]*([^,]*),.*/\1/p' "$tmp/ls$1/eval_results.json"; }
+awk -v a="$(ls_eval 0)" -v h="$(ls_eval 0.5)" -v b="$(ls_eval 1)" \
+    'BEGIN { m = (a + b) / 2; e = h - m; if (e < 0) e = -e; exit !(a > 0 && b > a + 0.01 && e <= 1e-6 * m) }' &&
+    [ "$(ls_eval 0)" = "$only" ] && grep -q "^label smoothing 0.5: the loss" "$tmp/ls0.5.log" ||
+    { echo "label smoothing: eval losses f 0 $(ls_eval 0), f 0.5 $(ls_eval 0.5), f 1 $(ls_eval 1) not affine in f"; fail=1; }
+run lsplain --max_steps 4 --logging_steps 1 --eval_steps 2 --save_strategy no
+run lszero --max_steps 4 --logging_steps 1 --eval_steps 2 --save_strategy no --label_smoothing_factor 0
+run lssmooth --max_steps 4 --logging_steps 1 --eval_steps 2 --save_strategy no --label_smoothing_factor 0.1
+first_loss() { head -1 "$1" | sed -nE 's/.*"loss":([^,]*),.*/\1/p'; }
+[ "$(notps "$tmp/lszero/log.jsonl")" = "$(notps "$tmp/lsplain/log.jsonl")" ] &&
+    [ "$(first_loss "$tmp/lssmooth/log.jsonl")" != "$(first_loss "$tmp/lsplain/log.jsonl")" ] &&
+    awk -v a="$(first_loss "$tmp/lssmooth/log.jsonl")" -v b="$(sed -n '4p' "$tmp/lssmooth/log.jsonl" | sed -nE 's/.*"loss":([^,]*),.*/\1/p')" \
+        'BEGIN { exit !(b < a) }' ||
+    { echo "label smoothing 0 is not the plain run, or 0.1 does not train"; cat "$tmp/lssmooth/log.jsonl"; fail=1; }
+
 bad "--logging_steps: bad value '2.5': expected a whole number of steps, or a ratio in (0, 1)" "${M[@]}" --logging_steps 2.5
 bad "--warmup_steps: bad value '-1'" "${M[@]}" --warmup_steps -1
 bad "--eval_strategy must be no, steps or epoch" "${M[@]}" --eval_strategy sometimes
@@ -202,5 +222,7 @@ bad "--lr_scheduler_type reduce_lr_on_plateau and greedy are stepped by evaluati
 bad "--lr_scheduler_type reduce_lr_on_plateau and greedy are stepped by evaluations" "${M[@]}" --lr_scheduler_type greedy --eval_strategy no
 bad "--max_train_samples must be >= 0 (0: all)" "${M[@]}" --max_train_samples -3
 bad "--include_num_input_tokens_seen must be no, all, non_padding, true or false" "${M[@]}" --include_num_input_tokens_seen some
+bad "--label_smoothing_factor must be in [0, 1]" "${M[@]}" --label_smoothing_factor 1.5
+bad "--label_smoothing_factor must be in [0, 1]" "${M[@]}" --label_smoothing_factor -0.1
 [ $fail -eq 0 ] && rm -rf "$tmp"
 exit $fail

@@ -500,8 +500,10 @@ static void run(const shape *s, lt_dtype dt) {
         free(g1), free(g2), free(g3), free(g4), free(dl), free(dl_c), free(dwte0), free(dwte), free(dinp);
     }
 
-    /* ---- classifier ---- */
-    {
+    /* ---- classifier, without label smoothing and with it ---- */
+    for (int ls = 0; ls < 2; ls++) {
+        const float eps = ls ? 0.1f : 0.0f;
+        if (ls) printf("  %-4s label smoothing %.1f:\n", dtn(dt), eps);
         const size_t nl = N * (size_t)ldv;
         const float scale = 1.0f / (float)N, PAD = 7.0f;
         float *lg = rand_arr(nl, 4.0f, 0.0f);
@@ -510,18 +512,18 @@ static void run(const shape *s, lt_dtype dt) {
             for (int j = V; j < ldv; j++) lg[r * ldv + j] = PAD;
         float *lg_c = fbuf(N * (size_t)V), *losses = fbuf(N), *lse = fbuf(N), *dl = fbuf(N * (size_t)V);
         for (size_t r = 0; r < N; r++) memcpy(lg_c + r * V, lg + r * ldv, (size_t)V * sizeof *lg);
-        double total = lt_nn_crossentropy_forward(losses, lse, lg_c, targets, N, V);
-        lt_nn_crossentropy_backward(dl, lg_c, lse, targets, N, V, scale);
+        double total = lt_nn_crossentropy_forward(losses, lse, lg_c, targets, N, V, eps);
+        lt_nn_crossentropy_backward(dl, lg_c, lse, targets, N, V, scale, eps);
 
         void *d_lg = dev_put(lg, nl, dt), *d_dl = dev_put(lg, nl, dt), *d_lg2 = dev_put(lg, nl, dt);
         float *d_losses = dalloc(N * sizeof(float)), *d_lse = dalloc(N * sizeof(float));
         float *d_losses2 = dalloc(N * sizeof(float)), *d_lse2 = dalloc(N * sizeof(float));
         double *d_sum = dalloc(2 * sizeof(double)), sums[2];
-        ok(lt_cunn_crossentropy_forward(nn, dt, d_losses, d_lse, d_lg, d_targets, N, V, ldv, d_sum),
+        ok(lt_cunn_crossentropy_forward(nn, dt, d_losses, d_lse, d_lg, d_targets, N, V, ldv, eps, d_sum),
            "crossentropy_forward");
-        ok(lt_cunn_crossentropy_backward(nn, dt, d_dl, d_lg, d_lse, d_targets, N, V, ldv, scale),
+        ok(lt_cunn_crossentropy_backward(nn, dt, d_dl, d_lg, d_lse, d_targets, N, V, ldv, scale, eps),
            "crossentropy_backward");
-        ok(lt_cunn_classifier(nn, dt, d_lg2, d_losses2, d_lse2, d_targets, N, V, ldv, scale, d_sum + 1),
+        ok(lt_cunn_classifier(nn, dt, d_lg2, d_losses2, d_lse2, d_targets, N, V, ldv, scale, eps, d_sum + 1),
            "classifier");
         float *gl = dev_get(d_losses, N, LT_DTYPE_F32), *gz = dev_get(d_lse, N, LT_DTYPE_F32);
         float *gl2 = dev_get(d_losses2, N, LT_DTYPE_F32), *gz2 = dev_get(d_lse2, N, LT_DTYPE_F32);

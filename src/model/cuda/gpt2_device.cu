@@ -34,6 +34,7 @@ struct lt_gpt2_dev {
     int grad_per_block;
     int head_rows;     /* lt_gpt2_dev_set_head_rows: > 0, the lm head runs in chunks of at most this many rows */
     float loss_scale;
+    float label_smoothing; /* lt_gpt2_dev_set_label_smoothing */
 
     float *w32;        /* fp32 master weights (NULL when pure bf16) */
     uint16_t *w16;     /* the 16-bit compute copy (bf16 or fp16 bits, the compute's), or the bf16 parameters when
@@ -533,6 +534,8 @@ void lt_gpt2_dev_set_checkpointing(lt_gpt2_dev *d, int on) {
     drop_batch(d);
 }
 
+void lt_gpt2_dev_set_label_smoothing(lt_gpt2_dev *d, float eps) { d->label_smoothing = eps; }
+
 void lt_gpt2_dev_set_head_rows(lt_gpt2_dev *d, int rows) {
     cudaStreamSynchronize(d->stream); /* queued kernels may still use the buffer */
     d->head_rows = rows > 0 ? rows : 0;
@@ -743,8 +746,9 @@ lt_status forward(lt_gpt2_dev *d, const int32_t *inputs, const int32_t *targets,
         float *losses = fbuf(d, LT_GPT2_DEV_LOSSES) + r0, *lse = fbuf(d, LT_GPT2_DEV_LSE) + r0;
         const int32_t *tg = ibuf(d, LT_GPT2_DEV_TARGETS) + r0;
         if (grad ? lt_cunn_classifier(nn, dt, logits, losses, lse, tg, n, V, ldv,
-                                      (float)((double)d->loss_scale / (double)N), nullptr)
-                 : lt_cunn_crossentropy_forward(nn, dt, losses, lse, logits, tg, n, V, ldv, nullptr))
+                                      (float)((double)d->loss_scale / (double)N), d->label_smoothing, nullptr)
+                 : lt_cunn_crossentropy_forward(nn, dt, losses, lse, logits, tg, n, V, ldv, d->label_smoothing,
+                                                nullptr))
             return nn_fail(d, err, errlen, "forward: classifier");
         if (fused && (st = head_backward(d, r0, n, sum16, err, errlen))) return st;
     }

@@ -162,6 +162,11 @@ lt_status lt_gpt2_dev_set_batch(lt_gpt2_dev *d, int B, int T, char *err, size_t 
  * lt_gpt2_dev_set_batch after it. */
 void lt_gpt2_dev_set_checkpointing(lt_gpt2_dev *d, int on);
 
+/* Label smoothing of the loss, as lt_gpt2_set_label_smoothing (0, the
+ * default: none): every forward with targets, evaluation included, and the
+ * classifier's gradient. */
+void lt_gpt2_dev_set_label_smoothing(lt_gpt2_dev *d, float eps);
+
 /* The compute precision: LT_GPT2_F32, LT_GPT2_BF16 or LT_GPT2_F16 (see the
  * top of this file). bf16 or fp16 with fp32 masters allocates the 16-bit
  * compute copy (one buffer, kept when switching between the two) and fills

@@ -381,6 +381,16 @@ __device__ __forceinline__ void lse_merge(float &m, float &s, float m2, float s2
     s = a + b;
 }
 
+/* Label smoothing's share of every logit's gradient, eps x scale / V, and the target's, (1 - eps) x scale (scale
+ * itself when eps is 0): the CPU's expressions (lt_nn_crossentropy_backward_r), so the same floats; with eps 0
+ * subtracting `all` (+0) leaves the plain gradient's bits. */
+__device__ __forceinline__ float ce_all(float scale, float eps, int V) {
+    return (float)((double)eps * (double)scale / (double)V);
+}
+__device__ __forceinline__ float ce_target(float scale, float eps) {
+    return eps == 0.0f ? scale : (float)((1.0 - (double)eps) * (double)scale);
+}
+
 /* One CTA per row: the log-sum-exp by an online max and sum (one read of the
  * row), the loss; with D, the row overwritten by its gradient (a second read).
  * W: values a thread takes at a time, 1 or 8 (8: ldv a multiple of 8 and the
@@ -392,13 +402,14 @@ __device__ __forceinline__ void lse_merge(float &m, float &s, float m2, float s2
 template <typename S, bool D, int W>
 __global__ void __launch_bounds__(CE_THREADS) classifier_kernel(S *dlogits, float *losses, float *lse,
                                                                  const S *logits, const int32_t *targets, int V,
-                                                                 int ldv, float scale) {
-    __shared__ float red_m[CE_THREADS / 32], red_s[CE_THREADS / 32];
+                                                                 int ldv, float scale, float eps) {
+    __shared__ float red_m[CE_THREADS / 32], red_s[CE_THREADS / 32], red_x[CE_THREADS / 32];
     const size_t n = blockIdx.x;
     const S *l = logits + n * (size_t)ldv;
     const int Vw = V - V % W; /* the columns taken W at a time */
-    float m = -INFINITY, s = 0.0f;
+    float m = -INFINITY, s = 0.0f, sx = 0.0f; /* sx: the row's sum, for label smoothing (eps > 0) */
     auto see = [&](float x) {
+        sx += x;
         if (x > m) {
             s = (m == -INFINITY ? 0.0f : s * expf(m - x)) + 1.0f;
             m = x;
@@ -417,8 +428,9 @@ __global__ void __launch_bounds__(CE_THREADS) classifier_kernel(S *dlogits, floa
     for (int o = 16; o > 0; o >>= 1) {
         float m2 = __shfl_xor_sync(0xffffffffu, m, o), s2 = __shfl_xor_sync(0xffffffffu, s, o);
         lse_merge(m, s, m2, s2);
+        sx += __shfl_xor_sync(0xffffffffu, sx, o);
     }
-    if (threadIdx.x % 32 == 0) red_m[threadIdx.x / 32] = m, red_s[threadIdx.x / 32] = s;
+    if (threadIdx.x % 32 == 0) red_m[threadIdx.x / 32] = m, red_s[threadIdx.x / 32] = s, red_x[threadIdx.x / 32] = sx;
     __syncthreads();
     m = red_m[0], s = red_s[0];
     for (int w = 1; w < CE_THREADS / 32; w++) lse_merge(m, s, red_m[w], red_s[w]);
@@ -426,24 +438,31 @@ __global__ void __launch_bounds__(CE_THREADS) classifier_kernel(S *dlogits, floa
     const int tgt = targets[n];
     if (threadIdx.x == 0) {
         lse[n] = z;
-        losses[n] = z - ld(l, tgt);
+        if (eps == 0.0f) {
+            losses[n] = z - ld(l, tgt);
+        } else { /* label smoothing: (1 - eps) x the cross-entropy + eps x (lse less the mean logit) */
+            double sum = 0.0;
+            for (int w = 0; w < CE_THREADS / 32; w++) sum += (double)red_x[w];
+            losses[n] = (float)((1.0 - eps) * ((double)z - ld(l, tgt)) + eps * ((double)z - sum / V));
+        }
     }
     if constexpr (D) {
         __syncthreads(); /* the target's logit is read above before any thread overwrites it */
         S *d = dlogits + n * (size_t)ldv;
+        const float all = ce_all(scale, eps, V), ts = ce_target(scale, eps);
         for (int v = (int)threadIdx.x * W; v < Vw; v += CE_THREADS * W) {
             float x[W];
             ltnn::ldv(l, (size_t)v, x);
 #pragma unroll
             for (int k = 0; k < W; k++) {
-                x[k] = expf(x[k] - z) * scale;
-                if (v + k == tgt) x[k] -= scale;
+                x[k] = expf(x[k] - z) * scale - all;
+                if (v + k == tgt) x[k] -= ts;
             }
             stv(d, (size_t)v, x);
         }
         for (int v = Vw + (int)threadIdx.x; v < V; v += CE_THREADS) {
-            float g = expf(ld(l, v) - z) * scale;
-            if (v == tgt) g -= scale;
+            float g = expf(ld(l, v) - z) * scale - all;
+            if (v == tgt) g -= ts;
             st(d, v, g);
         }
     }
@@ -451,15 +470,16 @@ __global__ void __launch_bounds__(CE_THREADS) classifier_kernel(S *dlogits, floa
 
 template <typename S>
 __global__ void crossentropy_backward_kernel(S *dlogits, const S *logits, const float *lse, const int32_t *targets,
-                                             int V, int ldv, float scale) {
+                                             int V, int ldv, float scale, float eps) {
     const size_t n = blockIdx.x;
     const S *l = logits + n * (size_t)ldv;
     S *d = dlogits + n * (size_t)ldv;
     const float z = lse[n];
     const int tgt = targets[n];
+    const float all = ce_all(scale, eps, V), ts = ce_target(scale, eps);
     for (int v = threadIdx.x; v < V; v += blockDim.x) {
-        float g = expf(ld(l, v) - z) * scale;
-        if (v == tgt) g -= scale;
+        float g = expf(ld(l, v) - z) * scale - all;
+        if (v == tgt) g -= ts;
         st(d, v, g);
     }
 }
@@ -880,38 +900,38 @@ int lt_cunn_dropout(lt_cunn *nn, lt_dtype dt, void *dst, const void *src, size_t
 }
 
 int lt_cunn_crossentropy_forward(lt_cunn *nn, lt_dtype dt, float *losses, float *lse, const void *logits,
-                                 const int32_t *targets, size_t N, int V, int ldv, double *loss_sum) {
+                                 const int32_t *targets, size_t N, int V, int ldv, float eps, double *loss_sum) {
     if (ldv < V) return fail(nn, "crossentropy_forward: row stride %d is less than V = %d", ldv, V);
     if (!N) return 0;
     return with_dtype(nn, "crossentropy_forward", dt, [&](auto z) {
         typedef decltype(z) S;
         auto k = classifier_w(ldv, logits) ? classifier_kernel<S, false, 8> : classifier_kernel<S, false, 1>;
         LT_LAUNCH(k, (unsigned)N, CE_THREADS, 0, nn->stream)(
-            nullptr, losses, lse, static_cast<const S *>(logits), targets, V, ldv, 0.0f);
+            nullptr, losses, lse, static_cast<const S *>(logits), targets, V, ldv, 0.0f, eps);
         if (loss_sum) LT_LAUNCH(sum_kernel, 1, SUM_THREADS, 0, nn->stream)(loss_sum, losses, N);
     });
 }
 
 int lt_cunn_crossentropy_backward(lt_cunn *nn, lt_dtype dt, void *dlogits, const void *logits, const float *lse,
-                                  const int32_t *targets, size_t N, int V, int ldv, float scale) {
+                                  const int32_t *targets, size_t N, int V, int ldv, float scale, float eps) {
     if (ldv < V) return fail(nn, "crossentropy_backward: row stride %d is less than V = %d", ldv, V);
     if (!N) return 0;
     return with_dtype(nn, "crossentropy_backward", dt, [&](auto z) {
         typedef decltype(z) S;
         LT_LAUNCH(crossentropy_backward_kernel<S>, (unsigned)N, CE_THREADS, 0, nn->stream)(
-            static_cast<S *>(dlogits), static_cast<const S *>(logits), lse, targets, V, ldv, scale);
+            static_cast<S *>(dlogits), static_cast<const S *>(logits), lse, targets, V, ldv, scale, eps);
     });
 }
 
 int lt_cunn_classifier(lt_cunn *nn, lt_dtype dt, void *logits, float *losses, float *lse, const int32_t *targets,
-                       size_t N, int V, int ldv, float scale, double *loss_sum) {
+                       size_t N, int V, int ldv, float scale, float eps, double *loss_sum) {
     if (ldv < V) return fail(nn, "classifier: row stride %d is less than V = %d", ldv, V);
     if (!N) return 0;
     return with_dtype(nn, "classifier", dt, [&](auto z) {
         typedef decltype(z) S;
         auto k = classifier_w(ldv, logits) ? classifier_kernel<S, true, 8> : classifier_kernel<S, true, 1>;
         LT_LAUNCH(k, (unsigned)N, CE_THREADS, 0, nn->stream)(
-            static_cast<S *>(logits), losses, lse, static_cast<const S *>(logits), targets, V, ldv, scale);
+            static_cast<S *>(logits), losses, lse, static_cast<const S *>(logits), targets, V, ldv, scale, eps);
         if (loss_sum) LT_LAUNCH(sum_kernel, 1, SUM_THREADS, 0, nn->stream)(loss_sum, losses, N);
     });
 }

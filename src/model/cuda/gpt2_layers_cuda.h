@@ -275,15 +275,17 @@ int lt_cunn_dropout(lt_cunn *nn, lt_dtype dt, void *dst, const void *src, size_t
 
 /* Per row of logits [N, ldv] (first V columns): lse[n] = log sum exp,
  * losses[n] = lse - logit at targets[n] (targets [N] on the device, in
- * [0, V)). loss_sum (device, may be NULL) gets the sum of the losses in
- * double, added in a fixed order. */
+ * [0, V)); with label smoothing eps > 0, (1 - eps) times that + eps x (lse -
+ * the row's mean logit), as lt_nn_crossentropy_forward. loss_sum (device, may
+ * be NULL) gets the sum of the losses in double, added in a fixed order. */
 int lt_cunn_crossentropy_forward(lt_cunn *nn, lt_dtype dt, float *losses, float *lse, const void *logits,
-                                 const int32_t *targets, size_t N, int V, int ldv, double *loss_sum);
+                                 const int32_t *targets, size_t N, int V, int ldv, float eps, double *loss_sum);
 
-/* dlogits[N, ldv] = (softmax(logits) - onehot(targets)) * scale from the
- * forward's lse, first V columns; dlogits may be logits (in place). */
+/* dlogits[N, ldv] = (softmax(logits) - (1 - eps) onehot(targets) - eps / V)
+ * * scale from the forward's lse, first V columns (eps 0: the plain gradient,
+ * bit for bit); dlogits may be logits (in place). */
 int lt_cunn_crossentropy_backward(lt_cunn *nn, lt_dtype dt, void *dlogits, const void *logits, const float *lse,
-                                  const int32_t *targets, size_t N, int V, int ldv, float scale);
+                                  const int32_t *targets, size_t N, int V, int ldv, float scale, float eps);
 
 /* *sum (device) = the sum of losses[N] in double, added in the fixed order
  * of crossentropy_forward's loss_sum (so chunks of rows classified apart and
@@ -298,7 +300,7 @@ int lt_cunn_loss_sum(lt_cunn *nn, double *sum, const float *losses, size_t N);
  * and loss_sum as crossentropy_forward (lse bit-identical to it); dlogits bit-
  * identical to crossentropy_backward's from that lse. */
 int lt_cunn_classifier(lt_cunn *nn, lt_dtype dt, void *logits, float *losses, float *lse, const int32_t *targets,
-                       size_t N, int V, int ldv, float scale, double *loss_sum);
+                       size_t N, int V, int ldv, float scale, float eps, double *loss_sum);
 
 #ifdef __cplusplus
 }
