@@ -965,6 +965,32 @@ static void check_head_chunks(uint64_t seed) {
         MUST(lt_gpt2_dev_sync(dc, err, sizeof err));
         lt_gpt2_dev_free(dc);
     }
+    /* label smoothing 0.1 (the Trainer's LabelSmoother): the device model, head in chunks and whole, against the
+     * CPU model with it (its loss and gradient held to transformers' by test_gpt2); the loss apart from the plain
+     * one, and the evaluation loss the training forward's */
+    {
+        float lcs, lds, lws, les;
+        lt_gpt2_set_label_smoothing(m, 0.1f);
+        cpu_pass(m, in[0], tg[0], B, T, &lcs);
+        lt_gpt2_dev *dc = head_model(m, LT_GPT2_F32, CHUNK_ROWS, 0, 0, B, T), *dw = head_model(m, LT_GPT2_F32, 0, 0, 0,
+                                                                                               B, T);
+        lt_gpt2_dev_set_label_smoothing(dc, 0.1f), lt_gpt2_dev_set_label_smoothing(dw, 0.1f);
+        dev_pass(dc, in[0], tg[0], B, T, &lds);
+        dev_pass(dw, in[0], tg[0], B, T, &lws);
+        MUST(lt_gpt2_dev_download_grads(dc, rc, err, sizeof err));
+        MUST(lt_gpt2_dev_download_grads(dw, rw, err, sizeof err));
+        MUST(lt_gpt2_dev_eval_loss(dc, in[0], tg[0], B, T, &les, err, sizeof err));
+        const double e = rel(lds, lcs), ew = rel(lws, lcs);
+        CHECK(e <= TOL_LOSS && ew <= TOL_LOSS && fabs(lcs - lc32) > 1e-4 && memcmp(&les, &lds, sizeof les) == 0,
+              "label smoothing 0.1: device loss %.9g (whole %.9g, eval %.9g), CPU %.9g, CPU plain %.9g", lds, lws, les,
+              lcs, lc32);
+        printf("  %-44s loss %.7f (plain %.7f) vs CPU: err %.2e in chunks, %.2e whole\n", "fp32, label smoothing 0.1",
+               lds, lc32, e, ew);
+        compare_grads("fp32, label smoothing 0.1, chunks vs CPU", rc, m, TOL_GRAD);
+        compare_grads("fp32, label smoothing 0.1, whole vs CPU", rw, m, TOL_GRAD);
+        lt_gpt2_dev_free(dc), lt_gpt2_dev_free(dw);
+        lt_gpt2_set_label_smoothing(m, 0.0f);
+    }
     for (int k = 0; k < 2; k++) free(in[k]), free(tg[k]);
     free(absent);
     lt_gpt2_free(m), lt_gpt2_free(rw), lt_gpt2_free(rc), lt_gpt2_free(re);
