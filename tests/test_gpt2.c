@@ -58,6 +58,15 @@ static double ref_drop(const lt_gpt2 *dm, double p, uint32_t site, uint64_t i) {
     return lt_dropout_keep(&d, i) ? (double)d.scale : 0.0;
 }
 
+/* NEFTune's noise on element i of the token embeddings in the model's last training forward (lt_noise_at, the
+ * documented definition; its distribution is checked in test_neftune); 0 when the model applies none. */
+static double ref_noise(const lt_gpt2 *dm, int T, uint64_t i) {
+    if (!dm || !dm->dropout_on || dm->neftune_alpha == 0.0f) return 0.0;
+    const lt_noise z = lt_noise_make(lt_gpt2_neftune_magnitude(dm->neftune_alpha, T, dm->cfg.n_embd),
+                                     dm->dropout_seed, LT_GPT2_NOISE_NEFTUNE, dm->dropout_stream);
+    return lt_noise_at(&z, i);
+}
+
 /* An independent, plainly written GPT-2 forward in double: w[i] is
  * parameter i of the model's table as doubles. Returns the mean loss and
  * fills logits[B*T*V] when given. With dm (a model whose dropout is on), its
@@ -78,7 +87,8 @@ static double ref_forward(const lt_gpt2_config *c, double **w, const int32_t *in
     for (int b = 0; b < B; b++) {
         for (int t = 0; t < T; t++)
             for (int i = 0; i < C; i++)
-                x[t * C + i] = (w[LT_GPT2_WTE][in[b * T + t] * C + i] + w[LT_GPT2_WPE][t * C + i]) *
+                x[t * C + i] = (w[LT_GPT2_WTE][in[b * T + t] * C + i] + ref_noise(dm, T, ((size_t)b * T + t) * C + i) +
+                                w[LT_GPT2_WPE][t * C + i]) *
                                ref_drop(dm, c->embd_pdrop, LT_GPT2_DROP_EMBD, ((size_t)b * T + t) * C + i);
         for (int l = 0; l <= L; l++) {
             /* layernorm: ln_1 of block l, or ln_f after the last block */
@@ -268,7 +278,7 @@ static const lt_gpt2_config TINY = {.vocab_size = 13, .n_positions = 9, .n_embd 
  * ~1e-12). The float32 gradient itself carries roundoff of about 1e-6 of its
  * tensor's largest element, so the bound is 1e-4 x that largest element:
  * 100 times the roundoff, while a wrong formula misses by O(1). */
-static void finite_differences(const lt_gpt2_config *cfg, int dropout, float smoothing) {
+static void finite_differences(const lt_gpt2_config *cfg, int dropout, float smoothing, float neftune) {
     enum { B = 2, T = 7 };
     char err[512] = "";
     lt_gpt2 *m = make_model(cfg, B, T);
@@ -277,6 +287,7 @@ static void finite_differences(const lt_gpt2_config *cfg, int dropout, float smo
     if (dropout) lt_gpt2_set_dropout(m, 1, 0x5eed, 3);
     lt_gpt2_set_label_smoothing(m, smoothing);
     ref_label_smoothing = smoothing;
+    lt_gpt2_set_neftune(m, neftune);
     const lt_gpt2 *dm = dropout ? m : NULL;
     int32_t in[B * T], tg[B * T];
     for (int i = 0; i < B * T; i++) {
@@ -327,8 +338,9 @@ static void finite_differences(const lt_gpt2_config *cfg, int dropout, float smo
             checked++;
         }
     }
-    printf("finite differences%s%s: %d elements of %d tensors, worst error / tensor max %.3e\n",
-           dropout ? " with dropout" : "", smoothing > 0 ? " with label smoothing" : "", checked, m->num_tensors, worst);
+    printf("finite differences%s%s%s: %d elements of %d tensors, worst error / tensor max %.3e\n",
+           dropout && neftune == 0 ? " with dropout" : "", smoothing > 0 ? " with label smoothing" : "",
+           neftune > 0 ? " with NEFTune noise" : "", checked, m->num_tensors, worst);
     ref_label_smoothing = 0.0;
     for (int i = 0; i < m->num_tensors; i++) free(w[i]);
     free(w), free(logits);
@@ -336,8 +348,11 @@ static void finite_differences(const lt_gpt2_config *cfg, int dropout, float smo
 }
 
 static void test_finite_differences(void) {
-    finite_differences(&TINY, 0, 0.0f);
-    finite_differences(&TINY, 0, 0.1f); /* the loss (forward against float64) and its gradient with smoothing */
+    finite_differences(&TINY, 0, 0.0f, 0.0f);
+    finite_differences(&TINY, 0, 0.1f, 0.0f); /* the loss (forward against float64) and its gradient with smoothing */
+    /* NEFTune alpha 5 on a training forward (dropout on, every pdrop 0): magnitude 5 / sqrt(7 x 8) = 0.67, the
+       noisy forward against float64 and the gradient of that loss */
+    finite_differences(&TINY, 1, 0.0f, 5.0f);
 }
 
 /* ---------------------------------------------------------------- dropout */
@@ -400,7 +415,7 @@ static void test_dropout_kernel(void) {
 static void test_dropout_gradients(void) {
     lt_gpt2_config c = TINY;
     c.embd_pdrop = 0.2, c.resid_pdrop = 0.3, c.attn_pdrop = 0.25;
-    finite_differences(&c, 1, 0.0f);
+    finite_differences(&c, 1, 0.0f, 0.0f);
 }
 
 /* Dropout in the model: the same stream repeats bit for bit and another one differs; eval_loss and forwards
@@ -1306,6 +1321,72 @@ static void test_lmhead_backward(void) {
     free(dl), free(inp), free(wte), free(dinp), free(dw), free(sum), free(ws), free(rw), free(ri);
 }
 
+/* ---------------------------------------------------------------- NEFTune */
+
+/* The noise's distribution: 2^20 values of one forward lie in [-mag, mag), with mean 0 and variance mag^2 / 3
+ * (a uniform's) to within 5 standard errors, on a grid of mag 2^-23; another stream's values are uncorrelated
+ * with them. The model adds it to the token embeddings of training forwards only: the encoder's output is the
+ * plain one plus lt_noise_at's values (added before the position embedding), a forward with dropout off and an
+ * evaluation see none, and the magnitude is alpha / sqrt(T C) (HF's hook). */
+static void test_neftune(void) {
+    const size_t n = (size_t)1 << 20;
+    const float mag = 0.25f;
+    const lt_noise z = lt_noise_make(mag, 42, LT_GPT2_NOISE_NEFTUNE, 5), z2 = lt_noise_make(mag, 42, LT_GPT2_NOISE_NEFTUNE, 6);
+    double sum = 0, sq = 0, cross = 0;
+    int out = 0, offgrid = 0;
+    for (size_t i = 0; i < n; i++) {
+        const double v = lt_noise_at(&z, i), v2 = lt_noise_at(&z2, i);
+        out += !(v >= -mag && v < mag);
+        offgrid += fmod(fabs(v) / (mag * 0x1p-23), 1.0) != 0.0;
+        sum += v, sq += v * v, cross += v * v2;
+    }
+    const double var = (double)mag * mag / 3, mean = sum / n, m2 = sq / n, c = cross / n;
+    CHECK(out == 0 && offgrid == 0, "NEFTune noise: %d values outside [-mag, mag), %d off the grid", out, offgrid);
+    CHECK(fabs(mean) < 5 * sqrt(var / n), "NEFTune noise: mean %.3g", mean);
+    CHECK(fabs(m2 - var) < 5 * sqrt(0.8 * var * var / n), "NEFTune noise: variance %.6g, uniform's %.6g", m2, var);
+    CHECK(fabs(c) < 5 * var / sqrt((double)n), "NEFTune noise: streams 5 and 6 correlate: %.3g", c);
+    CHECK(lt_gpt2_neftune_magnitude(5.0f, 1024, 768) == 5.0f / sqrtf(1024.0f * 768.0f) &&
+              lt_gpt2_neftune_magnitude(0.0f, 1024, 768) == 0.0f,
+          "NEFTune magnitude");
+
+    enum { B = 2, T = 7 };
+    char err[512] = "";
+    lt_gpt2 *m = make_model(&TINY, B, T);
+    if (!m) return;
+    randomize(m);
+    int32_t in[B * T], tg[B * T];
+    for (int i = 0; i < B * T; i++) in[i] = (int32_t)(urand() * 13), tg[i] = (int32_t)(urand() * 13);
+    const size_t NC = (size_t)B * T * TINY.n_embd;
+    float *plain = malloc(NC * sizeof(float));
+    lt_nn_encoder_forward(plain, in, m->params[LT_GPT2_WTE].data, m->params[LT_GPT2_WPE].data, B, T, TINY.n_embd, NULL);
+    CHECK(lt_gpt2_eval_loss(m, in, tg, B, T, err, sizeof err) == LT_OK, "%s", err);
+    const float l_eval = m->loss;
+    lt_gpt2_set_neftune(m, 5.0f);
+    lt_gpt2_set_dropout(m, 1, 0x5eed, 9);
+    CHECK(lt_gpt2_forward(m, in, tg, B, T, err, sizeof err) == LT_OK, "%s", err);
+    const float l_noisy = m->loss;
+    const lt_noise zm = lt_noise_make(lt_gpt2_neftune_magnitude(5.0f, T, TINY.n_embd), 0x5eed, LT_GPT2_NOISE_NEFTUNE, 9);
+    int bad = 0;
+    for (size_t i = 0; i < NC; i++) {
+        const size_t row = i / (size_t)TINY.n_embd, col = i % (size_t)TINY.n_embd;
+        const float e = m->params[LT_GPT2_WTE].data[(size_t)in[row] * TINY.n_embd + col];
+        const float p = m->params[LT_GPT2_WPE].data[(row % T) * TINY.n_embd + col];
+        bad += m->acts.encoded[i] != (e + lt_noise_at(&zm, i)) + p;
+    }
+    CHECK(bad == 0, "NEFTune: %d embeddings are not (wte + noise) + wpe", bad);
+    CHECK(memcmp(m->acts.encoded, plain, NC * sizeof(float)) != 0 && l_noisy != l_eval, "NEFTune: no noise added");
+    CHECK(lt_gpt2_eval_loss(m, in, tg, B, T, err, sizeof err) == LT_OK && m->loss == l_eval,
+          "NEFTune: evaluation loss %.9g, without noise %.9g", m->loss, l_eval);
+    lt_gpt2_set_dropout(m, 0, 0x5eed, 9);
+    CHECK(lt_gpt2_forward(m, in, tg, B, T, err, sizeof err) == LT_OK &&
+              memcmp(m->acts.encoded, plain, NC * sizeof(float)) == 0,
+          "NEFTune: a forward with dropout off added noise");
+    printf("NEFTune noise: 2^20 values in [-mag, mag), mean %.2e, variance %.4f of mag^2/3; the model's training "
+           "forward adds it, evaluation not\n", mean, m2 / var);
+    free(plain);
+    lt_gpt2_free(m);
+}
+
 /* ---------------------------------------------------------------- label smoothing */
 
 /* The classifier with label smoothing against the Trainer's own LabelSmoother (tests/data/label_smoothing.json,
@@ -1376,6 +1457,7 @@ static void test_label_smoothing(void) {
 
 int main(void) {
     test_label_smoothing();
+    test_neftune();
     test_gelu();
     test_layernorm();
     test_attention();

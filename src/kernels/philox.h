@@ -91,4 +91,38 @@ LT_KHD static inline int lt_dropout_keep(const lt_dropout *d, uint64_t i) {
     return w[i & 3] >= d->threshold;
 }
 
+/* Uniform noise (NEFTune's, the Trainer's neftune_noise_alpha) on a tensor of one forward: element i draws word
+ * i % 4 of the counter a dropout site of the same key, site and stream draws (lt_dropout_group) and adds
+ * mag x (2 u - 1), u = (word >> 8) / 2^24: uniform on [-mag, mag) in steps of mag 2^-23. */
+typedef struct lt_noise {
+    lt_dropout d; /* the key, site and stream (threshold, scale unused) */
+    float mag;    /* 0: no noise */
+} lt_noise;
+
+/* The noise of magnitude mag of site `site` in forward `stream` of the run with `seed`. */
+static inline lt_noise lt_noise_make(float mag, uint64_t seed, uint32_t site, uint32_t stream) {
+    lt_noise z;
+    z.d = lt_dropout_make(0.0, seed, site, stream);
+    z.mag = mag;
+    return z;
+}
+
+/* The value of a word: 2 u - 1 is exact in float (a multiple of 2^-23 in [-1, 1)), so the product with mag is
+ * the one rounding, kept apart from any add that follows (no fused multiply-add on the device). */
+LT_KHD static inline float lt_noise_value(uint32_t word, float mag) {
+    const float u = (float)(word >> 8) * 0x1p-24f;
+#ifdef __CUDA_ARCH__
+    return __fmul_rn(2.0f * u - 1.0f, mag);
+#else
+    return (2.0f * u - 1.0f) * mag;
+#endif
+}
+
+/* Element i's noise (one Philox call). */
+LT_KHD static inline float lt_noise_at(const lt_noise *z, uint64_t i) {
+    uint32_t w[4];
+    lt_dropout_group(&z->d, i >> 2, w);
+    return lt_noise_value(w[i & 3], z->mag);
+}
+
 #endif

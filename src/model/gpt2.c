@@ -432,6 +432,8 @@ void lt_gpt2_set_head_rows(lt_gpt2 *m, int rows) {
 
 void lt_gpt2_set_label_smoothing(lt_gpt2 *m, float eps) { m->label_smoothing = eps; }
 
+void lt_gpt2_set_neftune(lt_gpt2 *m, float alpha) { m->neftune_alpha = alpha; }
+
 void lt_gpt2_set_checkpointing(lt_gpt2 *m, int on) {
     m->checkpointing = on != 0;
     drop_batch(m);
@@ -538,6 +540,17 @@ void lt_gpt2_set_dropout(lt_gpt2 *m, int on, uint64_t seed, uint32_t stream) {
  * applied dropout. */
 static lt_dropout drop_site(const lt_gpt2 *m, double p, uint32_t site) {
     return lt_dropout_make(m->drop_active ? p : 0.0, m->dropout_seed, site, m->drop_stream);
+}
+
+float lt_gpt2_neftune_magnitude(float alpha, int T, int C) {
+    return alpha > 0.0f ? alpha / sqrtf((float)T * (float)C) : 0.0f;
+}
+
+/* NEFTune's noise on the token embeddings of the last forward: only where it applied dropout (training
+   forwards), of magnitude alpha / sqrt(T C) for its T */
+static lt_noise neftune_noise(const lt_gpt2 *m, int T) {
+    return lt_noise_make(m->drop_active ? lt_gpt2_neftune_magnitude(m->neftune_alpha, T, m->cfg.n_embd) : 0.0f,
+                         m->dropout_seed, LT_GPT2_NOISE_NEFTUNE, m->drop_stream);
 }
 
 /* Parameter i as floats at dst: expanded from bf16, or copied from f32 and, when `round`, rounded to the compute
@@ -749,8 +762,9 @@ static lt_status forward(lt_gpt2 *m, const int32_t *inputs, const int32_t *targe
     const lt_gpt2_param *wte = &m->params[LT_GPT2_WTE], *wpe = &m->params[LT_GPT2_WPE];
 
     /* the embeddings are exact in every precision (autocast leaves embedding lookups in fp32) */
-    if (m->pure_bf16) lt_nn_encoder_forward16(a->encoded, in, wte->data16, wpe->data16, B, T, C);
-    else lt_nn_encoder_forward(a->encoded, in, wte->data, wpe->data, B, T, C);
+    const lt_noise nz = neftune_noise(m, T);
+    if (m->pure_bf16) lt_nn_encoder_forward16(a->encoded, in, wte->data16, wpe->data16, B, T, C, &nz);
+    else lt_nn_encoder_forward(a->encoded, in, wte->data, wpe->data, B, T, C, &nz);
     const lt_dropout demb = drop_site(m, c->embd_pdrop, LT_GPT2_DROP_EMBD);
     lt_nn_dropout(a->encoded, a->encoded, N * (size_t)C, 0, &demb, LT_NN_ROUND_NONE); /* fp32, as autocast's */
     const float *residual = a->encoded;

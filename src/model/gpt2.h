@@ -175,6 +175,7 @@ typedef struct lt_gpt2 {
     int drop_active;        /* the last forward applied dropout, with drop_stream's masks (its backward too) */
     uint32_t drop_stream;
     float label_smoothing;  /* lt_gpt2_set_label_smoothing (0: none) */
+    float neftune_alpha;    /* lt_gpt2_set_neftune (0: none) */
     float loss;             /* mean cross-entropy of the last forward (NaN without targets) */
 } lt_gpt2;
 
@@ -303,6 +304,19 @@ void lt_gpt2_set_head_rows(lt_gpt2 *m, int rows);
  * the gradient of that loss. */
 void lt_gpt2_set_label_smoothing(lt_gpt2 *m, float eps);
 
+/* NEFTune (the Trainer's neftune_noise_alpha, its neftune_post_forward_hook;
+ * Jain et al. 2023): every forward that applies dropout (lt_gpt2_set_dropout
+ * on: the trainer's training steps; never lt_gpt2_eval_loss) adds uniform
+ * noise on [-mag, mag), mag = alpha / sqrt(T x n_embd), to each token
+ * embedding before the position embedding joins it. The noise is Philox bits
+ * of (seed, stream, LT_GPT2_NOISE_NEFTUNE, element) (lt_noise_at), so the GPU
+ * adds the same values; it is a constant to the backward (the gradients'
+ * formulas are unchanged). alpha 0, the default: none. */
+void lt_gpt2_set_neftune(lt_gpt2 *m, float alpha);
+
+/* NEFTune's magnitude alpha / sqrt(T C) in float, as the hook computes it (0 for alpha 0). */
+float lt_gpt2_neftune_magnitude(float alpha, int T, int C);
+
 /* The rows the trainer gives lt_gpt2_set_head_rows: chunks of at most 256 MiB
  * of fp32 logits (at least 64 rows; 1335 for GPT-2's vocabulary, hence chunks
  * of 1024 at 2048 or 4096 positions: OpenBLAS runs those as fast as the whole,
@@ -334,6 +348,8 @@ void lt_gpt2_set_dropout(lt_gpt2 *m, int on, uint64_t seed, uint32_t stream);
 #define LT_GPT2_DROP_ATTN(l) (1u + 3u * (uint32_t)(l))
 #define LT_GPT2_DROP_ATTN_OUT(l) (2u + 3u * (uint32_t)(l))
 #define LT_GPT2_DROP_MLP_OUT(l) (3u + 3u * (uint32_t)(l))
+/* the Philox site of NEFTune's noise on the token embeddings (no layer's dropout site reaches it) */
+#define LT_GPT2_NOISE_NEFTUNE 0xFFFFFFFFu
 
 /* Per-block gradients, for stepping the optimizer inside backward: every
  * block's parameters share ONE block-sized gradient buffer (their .grad

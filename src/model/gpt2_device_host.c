@@ -196,6 +196,7 @@ lt_status lt_gpt2_dev_set_batch(lt_gpt2_dev *d, int B, int T, char *err, size_t 
 }
 void lt_gpt2_dev_set_checkpointing(lt_gpt2_dev *d, int on) { (void)d, (void)on; }
 void lt_gpt2_dev_set_label_smoothing(lt_gpt2_dev *d, float eps) { (void)d, (void)eps; }
+void lt_gpt2_dev_set_neftune(lt_gpt2_dev *d, float alpha) { (void)d, (void)alpha; }
 lt_status lt_gpt2_dev_set_precision(lt_gpt2_dev *d, lt_gpt2_precision p, int pure_bf16, char *err, size_t errlen) {
     (void)d, (void)p, (void)pure_bf16;
     return no_cuda(err, errlen);

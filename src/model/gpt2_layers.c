@@ -160,13 +160,26 @@ NN_CLONES void lt_nn_dropout(float *dst, const float *src, size_t n, uint64_t i0
         drop_span(dst + k * EW_CHUNK, src + k * EW_CHUNK, EW_LEN(k, nch, n), i0 + k * EW_CHUNK, d, r);
 }
 
-void lt_nn_encoder_forward(float *out, const int32_t *inp, const float *wte, const float *wpe, int B, int T, int C) {
+/* Row n of the embeddings with NEFTune's noise: (token embedding + noise) + position embedding, the order of
+   GPT2Model adding wpe to the hooked wte output; fp32 rows e, p or bf16 rows e16, p16. */
+static void encode_noisy(float *o, size_t n, int C, const lt_noise *nz, const float *e, const uint16_t *e16,
+                         const float *p, const uint16_t *p16) {
+    for (int c = 0; c < C; c++) {
+        const float x = e ? e[c] : lt_bf16_to_f32(e16[c]), y = p ? p[c] : lt_bf16_to_f32(p16[c]);
+        o[c] = (x + lt_noise_at(nz, n * (size_t)C + (size_t)c)) + y;
+    }
+}
+
+void lt_nn_encoder_forward(float *out, const int32_t *inp, const float *wte, const float *wpe, int B, int T, int C,
+                           const lt_noise *nz) {
     size_t N = (size_t)B * (size_t)T;
 #pragma omp parallel for schedule(static)
     for (size_t n = 0; n < N; n++) {
         const float *e = wte + (size_t)inp[n] * (size_t)C, *p = wpe + (n % (size_t)T) * (size_t)C;
         float *o = out + n * (size_t)C;
-        for (int c = 0; c < C; c++) o[c] = e[c] + p[c];
+        if (nz && nz->mag != 0.0f) encode_noisy(o, n, C, nz, e, NULL, p, NULL);
+        else
+            for (int c = 0; c < C; c++) o[c] = e[c] + p[c];
     }
 }
 
@@ -761,13 +774,15 @@ NN_CLONES void lt_nn_crossentropy_backward_r(float *dlogits, const float *logits
 }
 
 void lt_nn_encoder_forward16(float *out, const int32_t *inp, const uint16_t *wte, const uint16_t *wpe, int B, int T,
-                             int C) {
+                             int C, const lt_noise *nz) {
     size_t N = (size_t)B * (size_t)T;
 #pragma omp parallel for schedule(static)
     for (size_t n = 0; n < N; n++) {
         const uint16_t *e = wte + (size_t)inp[n] * (size_t)C, *p = wpe + (n % (size_t)T) * (size_t)C;
         float *o = out + n * (size_t)C;
-        for (int c = 0; c < C; c++) o[c] = lt_bf16_to_f32(e[c]) + lt_bf16_to_f32(p[c]);
+        if (nz && nz->mag != 0.0f) encode_noisy(o, n, C, nz, NULL, e, NULL, p);
+        else
+            for (int c = 0; c < C; c++) o[c] = lt_bf16_to_f32(e[c]) + lt_bf16_to_f32(p[c]);
     }
 }
 

@@ -20,8 +20,11 @@
  * "Haswell", "Prescott", ...: its own name, chosen when it was loaded). */
 const char *lt_nn_blas_core(void);
 
-/* out[B,T,C] = wte[inp[b,t], :] + wpe[t, :]. Token ids must be in range. */
-void lt_nn_encoder_forward(float *out, const int32_t *inp, const float *wte, const float *wpe, int B, int T, int C);
+/* out[B,T,C] = wte[inp[b,t], :] + wpe[t, :]. Token ids must be in range. With
+ * noise nz (NULL or magnitude 0: none; NEFTune's, lt_noise_at of element
+ * (b T + t) C + c) out = (wte[...] + noise) + wpe[...]. */
+void lt_nn_encoder_forward(float *out, const int32_t *inp, const float *wte, const float *wpe, int B, int T, int C,
+                           const lt_noise *nz);
 
 /* dwte[V,C] += dout rows at their tokens; dwpe[P,C] += dout rows at their
  * positions. dout [B,T,C]. Deterministic: no atomics, fixed order. */
@@ -82,9 +85,9 @@ void lt_nn_pack16(uint16_t *dst, const float *src, size_t n, lt_nn_round r);
 /* dst[n] = src[n] expanded exactly: f16 values when r is LT_NN_ROUND_F16, else bf16. */
 void lt_nn_unpack16(float *dst, const uint16_t *src, size_t n, lt_nn_round r);
 
-/* out[B,T,C] = wte[inp[b,t], :] + wpe[t, :] from bf16 tables (pure bf16 weights). */
+/* lt_nn_encoder_forward from bf16 tables (pure bf16 weights). */
 void lt_nn_encoder_forward16(float *out, const int32_t *inp, const uint16_t *wte, const uint16_t *wpe, int B, int T,
-                             int C);
+                             int C, const lt_noise *nz);
 
 /* The lm head with a 16-bit weight: wte is read `rows` vocabulary rows at a
  * time into wscratch[rows * C], from f32 (rounded with r) or, when wte is

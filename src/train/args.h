@@ -14,6 +14,7 @@ typedef struct lt_train_args {
     char optim_args[256];
     double learning_rate, weight_decay, adam_beta1, adam_beta2, adam_epsilon, max_grad_norm;
     double label_smoothing_factor; /* the Trainer's: LabelSmoother's epsilon, 0 = none */
+    double neftune_noise_alpha;    /* the Trainer's: NEFTune's alpha, 0 = none */
     /* schedule and length */
     char lr_scheduler_type[48];
     char lr_scheduler_kwargs[256];

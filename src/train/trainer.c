@@ -643,6 +643,7 @@ static int train_attempt(const lt_train_args *a, const prep_t *p, int failed, in
     r->planned = 1;
     if (lt_gpt2_create(&cfg, &r->m, r->err, sizeof r->err)) goto out;
     lt_gpt2_set_label_smoothing(r->m, (float)a->label_smoothing_factor);
+    lt_gpt2_set_neftune(r->m, (float)a->neftune_noise_alpha);
     if (on_gpu) {
         /* the host model only carries the weights (loading, initialising, checkpoints), in bf16 when pure */
         if (a->pure_bf16 && lt_gpt2_set_precision(r->m, LT_GPT2_BF16, 1, r->err, sizeof r->err)) goto out;
@@ -678,6 +679,7 @@ static int train_attempt(const lt_train_args *a, const prep_t *p, int failed, in
                                   &r->dev, e2, sizeof e2) ||
             (lt_gpt2_dev_set_checkpointing(r->dev, a->gradient_checkpointing), 0) ||
             (lt_gpt2_dev_set_label_smoothing(r->dev, (float)a->label_smoothing_factor), 0) ||
+            (lt_gpt2_dev_set_neftune(r->dev, (float)a->neftune_noise_alpha), 0) ||
             /* as on the CPU: the logits in chunks, the head's backward in the forward */
             (lt_gpt2_dev_set_head_rows(r->dev, lt_gpt2_head_rows_default(&cfg)), 0) ||
             (a->tf32 && lt_gpt2_dev_set_tf32(r->dev, 1, e2, sizeof e2)) ||
@@ -859,6 +861,11 @@ static int train_attempt(const lt_train_args *a, const prep_t *p, int failed, in
         printf("tf32: %s\n", lt_train_args_precision(a) == LT_GPT2_F32
                                   ? "fp32 matrix multiplies take TF32 inputs on the tensor cores (fp32 sums)"
                                   : "no effect: the matrix multiplies are 16-bit already");
+    if (a->neftune_noise_alpha > 0)
+        printf("NEFTune: training steps add uniform noise of magnitude %g / sqrt(%d x %d) = %.4g to the token "
+               "embeddings (drawn from --seed; evaluation adds none)\n",
+               a->neftune_noise_alpha, r->T, cfg.n_embd,
+               (double)lt_gpt2_neftune_magnitude((float)a->neftune_noise_alpha, r->T, cfg.n_embd));
     if (a->label_smoothing_factor > 0)
         printf("label smoothing %g: the loss (training and evaluation, and eval_perplexity from it) is (1 - %g) x "
                "cross-entropy + %g x the mean over the vocabulary of -log p, as the Trainer's LabelSmoother\n",

@@ -222,6 +222,23 @@ bad "--lr_scheduler_type reduce_lr_on_plateau and greedy are stepped by evaluati
 bad "--lr_scheduler_type reduce_lr_on_plateau and greedy are stepped by evaluations" "${M[@]}" --lr_scheduler_type greedy --eval_strategy no
 bad "--max_train_samples must be >= 0 (0: all)" "${M[@]}" --max_train_samples -3
 bad "--include_num_input_tokens_seen must be no, all, non_padding, true or false" "${M[@]}" --include_num_input_tokens_seen some
+# --neftune_noise_alpha (the Trainer's NEFTune): noise on the token embeddings of training steps only, so the
+# evaluation before step 1 is the plain run's to the bit and step 1's loss is not; alpha 0 is the plain run; the
+# noise comes from (--seed, micro-batch), so a run stopped at step 5 resumes to the uninterrupted run's log and
+# weights (noise drawn by a generator that does not restart in place fails it)
+N=(--max_steps 8 --logging_steps 1 --eval_steps 4 --save_steps 5)
+run nefplain "${N[@]}" --eval_on_start
+run nefzero "${N[@]}" --eval_on_start --neftune_noise_alpha 0
+run nefstart "${N[@]}" --eval_on_start --neftune_noise_alpha 5
+stop_resume nef "${N[@]}" --neftune_noise_alpha 5
+[ "$(notps "$tmp/nefzero/log.jsonl")" = "$(notps "$tmp/nefplain/log.jsonl")" ] &&
+    [ "$(head -1 "$tmp/nefstart/log.jsonl")" = "$(head -1 "$tmp/nefplain/log.jsonl")" ] &&
+    [ "$(sed -n 2p "$tmp/nefstart/log.jsonl" | notps /dev/stdin)" != "$(sed -n 2p "$tmp/nefplain/log.jsonl" | notps /dev/stdin)" ] &&
+    grep -q "^NEFTune: training steps add uniform noise of magnitude 5 / sqrt(32 x 32) = 0.1562" "$tmp/nef.log" &&
+    [ "$(notps "$tmp/nefr/log.jsonl")" = "$(notps "$tmp/nef/log.jsonl")" ] &&
+    cmp -s "$tmp/nefr/model.safetensors" "$tmp/nef/model.safetensors" ||
+    { echo "NEFTune: evaluation not the plain run's, training not apart from it, or the resumed run differs"; cat "$tmp/nef.log"; fail=1; }
+bad "--neftune_noise_alpha must be >= 0" "${M[@]}" --neftune_noise_alpha -1
 bad "--label_smoothing_factor must be in [0, 1]" "${M[@]}" --label_smoothing_factor 1.5
 bad "--label_smoothing_factor must be in [0, 1]" "${M[@]}" --label_smoothing_factor -0.1
 [ $fail -eq 0 ] && rm -rf "$tmp"

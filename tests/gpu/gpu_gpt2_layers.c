@@ -350,10 +350,18 @@ static void run(const shape *s, lt_dtype dt) {
     void *d_wte = dev_put(wte, (size_t)V * C, dt), *d_wpe = dev_put(wpe, (size_t)T * C, dt);
     void *d_x = dalloc(NC * lt_dtype_size(dt));
     float *ref = fbuf(NC);
-    lt_nn_encoder_forward(ref, inp, wte, wpe, B, T, C);
-    ok(lt_cunn_encoder_forward(nn, dt, d_x, d_inp, d_wte, d_wpe, B, T, C), "encoder_forward");
+    lt_nn_encoder_forward(ref, inp, wte, wpe, B, T, C, NULL);
+    ok(lt_cunn_encoder_forward(nn, dt, d_x, d_inp, d_wte, d_wpe, B, T, C, NULL), "encoder_forward");
     float *got = dev_get(d_x, NC, dt);
     expect("encoder_forward out", dt, got, ref, NC, tol_add);
+    free(got);
+    /* with NEFTune's noise (magnitude 0.05: alpha 5 at T C 10^4): the CPU's values, added in its order */
+    const lt_noise nz = lt_noise_make(0.05f, 77, 0xFFFFFFFFu, 3);
+    lt_nn_encoder_forward(ref, inp, wte, wpe, B, T, C, &nz);
+    ok(lt_cunn_encoder_forward(nn, dt, d_x, d_inp, d_wte, d_wpe, B, T, C, &nz), "encoder_forward with noise");
+    got = dev_get(d_x, NC, dt);
+    if (dt == LT_DTYPE_F32) expect_same("encoder_forward with NEFTune noise", dt, got, ref, NC);
+    else expect("encoder_forward with NEFTune noise", dt, got, ref, NC, tol_add);
     free(got);
     free(ref);
 

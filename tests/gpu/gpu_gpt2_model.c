@@ -991,6 +991,31 @@ static void check_head_chunks(uint64_t seed) {
         lt_gpt2_dev_free(dc), lt_gpt2_dev_free(dw);
         lt_gpt2_set_label_smoothing(m, 0.0f);
     }
+    /* NEFTune's noise (alpha 5) on a training forward (dropout on; this config's pdrops are 0): the device adds
+     * the CPU's values, so the loss and gradients are the CPU model's; the evaluation loss has none */
+    {
+        float lcn, ldn, len, lce;
+        lt_gpt2_set_neftune(m, 5.0f);
+        lt_gpt2_set_dropout(m, 1, 4242, 7);
+        cpu_pass(m, in[0], tg[0], B, T, &lcn);
+        lt_gpt2_dev *dc = head_model(m, LT_GPT2_F32, CHUNK_ROWS, 0, 0, B, T);
+        lt_gpt2_dev_set_neftune(dc, 5.0f);
+        lt_gpt2_dev_set_dropout(dc, 1, 4242, 7);
+        dev_pass(dc, in[0], tg[0], B, T, &ldn);
+        MUST(lt_gpt2_dev_download_grads(dc, rc, err, sizeof err));
+        MUST(lt_gpt2_dev_eval_loss(dc, in[0], tg[0], B, T, &len, err, sizeof err));
+        MUST(lt_gpt2_eval_loss(m, in[0], tg[0], B, T, err, sizeof err));
+        lce = m->loss;
+        const double e = rel(ldn, lcn);
+        CHECK(e <= TOL_LOSS && fabs(lcn - lc32) > 1e-4 && rel(len, lce) <= TOL_LOSS,
+              "NEFTune: device loss %.9g, CPU %.9g (plain %.9g); evaluation %.9g, CPU %.9g", ldn, lcn, lc32, len, lce);
+        printf("  %-44s loss %.7f (plain %.7f) vs CPU: err %.2e; evaluation without noise: err %.2e\n",
+               "fp32, NEFTune alpha 5", ldn, lc32, e, rel(len, lce));
+        compare_grads("fp32, NEFTune alpha 5, chunks vs CPU", rc, m, TOL_GRAD);
+        lt_gpt2_dev_free(dc);
+        lt_gpt2_set_neftune(m, 0.0f);
+        lt_gpt2_set_dropout(m, 0, 0, 0);
+    }
     for (int k = 0; k < 2; k++) free(in[k]), free(tg[k]);
     free(absent);
     lt_gpt2_free(m), lt_gpt2_free(rw), lt_gpt2_free(rc), lt_gpt2_free(re);

@@ -35,6 +35,7 @@ struct lt_gpt2_dev {
     int head_rows;     /* lt_gpt2_dev_set_head_rows: > 0, the lm head runs in chunks of at most this many rows */
     float loss_scale;
     float label_smoothing; /* lt_gpt2_dev_set_label_smoothing */
+    float neftune_alpha;   /* lt_gpt2_dev_set_neftune */
 
     float *w32;        /* fp32 master weights (NULL when pure bf16) */
     uint16_t *w16;     /* the 16-bit compute copy (bf16 or fp16 bits, the compute's), or the bf16 parameters when
@@ -536,6 +537,8 @@ void lt_gpt2_dev_set_checkpointing(lt_gpt2_dev *d, int on) {
 
 void lt_gpt2_dev_set_label_smoothing(lt_gpt2_dev *d, float eps) { d->label_smoothing = eps; }
 
+void lt_gpt2_dev_set_neftune(lt_gpt2_dev *d, float alpha) { d->neftune_alpha = alpha; }
+
 void lt_gpt2_dev_set_head_rows(lt_gpt2_dev *d, int rows) {
     cudaStreamSynchronize(d->stream); /* queued kernels may still use the buffer */
     d->head_rows = rows > 0 ? rows : 0;
@@ -713,8 +716,11 @@ lt_status forward(lt_gpt2_dev *d, const int32_t *inputs, const int32_t *targets,
     const int lnf = lnf_index(d);
     void *encoded = buf(d, LT_GPT2_DEV_ENCODED), *lnf_out = buf(d, LT_GPT2_DEV_LNF), *logits = buf(d, LT_GPT2_DEV_LOGITS);
     const lt_dropout demb = drop_site(d, c->embd_pdrop, LT_GPT2_DROP_EMBD);
+    /* NEFTune's noise where this forward applies dropout (the CPU model's rule, its values) */
+    const lt_noise nz = lt_noise_make(d->drop_active ? lt_gpt2_neftune_magnitude(d->neftune_alpha, T, C) : 0.0f,
+                                      d->dropout_seed, LT_GPT2_NOISE_NEFTUNE, d->drop_stream);
     if (lt_cunn_encoder_forward(nn, dt, encoded, ibuf(d, LT_GPT2_DEV_INPUTS), W(d, LT_GPT2_WTE), W(d, LT_GPT2_WPE), B,
-                                T, C) ||
+                                T, C, &nz) ||
         lt_cunn_dropout(nn, dt, encoded, encoded, N * (size_t)C, &demb))
         return nn_fail(d, err, errlen, "forward: embeddings");
     lt_status st;

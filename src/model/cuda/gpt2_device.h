@@ -167,6 +167,10 @@ void lt_gpt2_dev_set_checkpointing(lt_gpt2_dev *d, int on);
  * classifier's gradient. */
 void lt_gpt2_dev_set_label_smoothing(lt_gpt2_dev *d, float eps);
 
+/* NEFTune's noise on the token embeddings of training forwards, as
+ * lt_gpt2_set_neftune: the same values (0, the default: none). */
+void lt_gpt2_dev_set_neftune(lt_gpt2_dev *d, float alpha);
+
 /* The compute precision: LT_GPT2_F32, LT_GPT2_BF16 or LT_GPT2_F16 (see the
  * top of this file). bf16 or fp16 with fp32 masters allocates the 16-bit
  * compute copy (one buffer, kept when switching between the two) and fills

@@ -52,11 +52,14 @@ constexpr int SUM_THREADS = 256; /* the loss sum */
 /* ---- encoder ---- */
 
 template <typename S>
-__global__ void encoder_forward_kernel(S *out, const int32_t *inp, const S *wte, const S *wpe, size_t N, int T, int C) {
+__global__ void encoder_forward_kernel(S *out, const int32_t *inp, const S *wte, const S *wpe, size_t N, int T, int C,
+                                       lt_noise nz) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= N * (size_t)C) return;
     size_t n = i / (size_t)C, c = i % (size_t)C;
-    st(out, i, ld(wte, (size_t)inp[n] * (size_t)C + c) + ld(wpe, (n % (size_t)T) * (size_t)C + c));
+    float x = ld(wte, (size_t)inp[n] * (size_t)C + c);
+    if (nz.mag != 0.0f) x = x + lt_noise_at(&nz, i); /* NEFTune: before the position joins (the CPU's order) */
+    st(out, i, x + ld(wpe, (n % (size_t)T) * (size_t)C + c));
 }
 
 /* One thread per (group, column): the group's rows in increasing order. */
@@ -624,13 +627,16 @@ int lt_cunn_sync(lt_cunn *nn) {
 }
 
 int lt_cunn_encoder_forward(lt_cunn *nn, lt_dtype dt, void *out, const int32_t *inp, const void *wte,
-                            const void *wpe, int B, int T, int C) {
+                            const void *wpe, int B, int T, int C, const lt_noise *nz) {
     const size_t N = (size_t)B * (size_t)T, total = N * (size_t)C;
     if (!total) return 0;
+    lt_noise none;
+    memset(&none, 0, sizeof none);
+    const lt_noise noise = nz ? *nz : none;
     return with_dtype(nn, "encoder_forward", dt, [&](auto z) {
         typedef decltype(z) S;
         LT_LAUNCH(encoder_forward_kernel<S>, blocks_for(total, EW_THREADS), EW_THREADS, 0, nn->stream)(
-            static_cast<S *>(out), inp, static_cast<const S *>(wte), static_cast<const S *>(wpe), N, T, C);
+            static_cast<S *>(out), inp, static_cast<const S *>(wte), static_cast<const S *>(wpe), N, T, C, noise);
     });
 }
 

@@ -71,9 +71,10 @@ int lt_cunn_sync(lt_cunn *nn);
 /* ---- encoder ---- */
 
 /* out[B,T,C] = wte[inp[b,t], :] + wpe[t, :]. inp [B,T] int32 on the device,
- * every id in [0, V). */
+ * every id in [0, V). With noise nz (NULL or magnitude 0: none) the CPU's
+ * lt_nn_encoder_forward: (wte[...] + lt_noise_at(element)) + wpe[...]. */
 int lt_cunn_encoder_forward(lt_cunn *nn, lt_dtype dt, void *out, const int32_t *inp, const void *wte,
-                            const void *wpe, int B, int T, int C);
+                            const void *wpe, int B, int T, int C, const lt_noise *nz);
 
 /* Ints of the bucket list of N tokens: 3 * N + 1. */
 size_t lt_cunn_encoder_plan_ints(size_t N);
