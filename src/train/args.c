@@ -116,6 +116,8 @@ static const arg_def ARGS[] = {
      "no: no checkpoint at all [steps]"},
     {"metric_for_best_model", A_STR, S(metric_for_best_model),
      "loss or perplexity (eval_ prefix optional): the best model's measure [loss when a best model is tracked]"},
+    {"early_stopping_patience", A_INT, S(early_stopping_patience), "stop training after this many evaluations in a row whose metric (--metric_for_best_model) did not improve on the best by more than --early_stopping_threshold (transformers' EarlyStoppingCallback) [0: off]"},
+    {"early_stopping_threshold", A_DOUBLE, S(early_stopping_threshold), "the improvement --early_stopping_patience counts as one [0.0]"},
     {"greater_is_better", A_BOOL, S(greater_is_better), "the best model has the larger metric [false for loss]"},
     {"load_best_model_at_end", A_BOOL, S(load_best_model_at_end),
      "at the end, load the best checkpoint's weights (save and eval strategies must match, or save_strategy best); "
@@ -376,6 +378,14 @@ lt_status lt_train_args_check(const lt_train_args *a, char *err, size_t errlen) 
          "--load_best_model_at_end needs --save_steps to be a multiple of --eval_steps (both whole numbers, or both "
          "ratios), so that every checkpoint has its evaluation"},
         {a->save_total_limit < 0, "--save_total_limit must be >= 0"},
+        {a->early_stopping_patience < 0, "--early_stopping_patience must be >= 0 (0: off)"},
+        {!(a->early_stopping_threshold >= 0), "--early_stopping_threshold must be >= 0"},
+        {a->early_stopping_patience > 0 && !lt_train_args_best_metric(a),
+         "--early_stopping_patience needs the metric it watches: pass --metric_for_best_model loss (or perplexity), or "
+         "--load_best_model_at_end (whose metric is loss)"},
+        {a->early_stopping_patience > 0 &&
+             (!strcmp(a->eval_strategy, "no") || (!strcmp(a->eval_strategy, "steps") && a->eval_steps == 0)),
+         "--early_stopping_patience counts evaluations: set --eval_strategy steps or epoch"},
         {a->eval_delay < 0, "--eval_delay must be >= 0"},
         {a->max_train_samples < 0, "--max_train_samples must be >= 0 (0: all)"},
         {a->max_eval_samples < 0, "--max_eval_samples must be >= 0 (0: all)"},

@@ -15,6 +15,8 @@ typedef struct lt_train_args {
     double learning_rate, weight_decay, adam_beta1, adam_beta2, adam_epsilon, max_grad_norm;
     double label_smoothing_factor; /* the Trainer's: LabelSmoother's epsilon, 0 = none */
     double neftune_noise_alpha;    /* the Trainer's: NEFTune's alpha, 0 = none */
+    int early_stopping_patience;     /* EarlyStoppingCallback's: evaluations without improvement (0: off) */
+    double early_stopping_threshold; /* and the improvement that counts */
     /* schedule and length */
     char lr_scheduler_type[48];
     char lr_scheduler_kwargs[256];

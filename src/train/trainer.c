@@ -60,6 +60,7 @@ typedef struct {
     const char *best_metric_name; /* "eval_loss" or "eval_perplexity" when the best model is tracked, else NULL */
     double best_metric;  /* the best evaluation's value of it (the run's, resumes included) and its step (-1: none) */
     long best_step;
+    int es_counter;      /* --early_stopping_patience: evaluations in a row without improvement */
     int bar;             /* the progress bar is on the terminal's current line */
     int batch_cap;       /* --auto_find_batch_size after an out-of-memory: the batch to start from (0: none) */
     int oom_batch;       /* and the batch that ran out */
@@ -212,6 +213,14 @@ static cJSON *state_json(run_t *r) {
         cJSON_AddNumberToObject(j, "best_global_step", (double)r->best_step);
         if (r->best_step == r->step || stat(best, &sb) == 0) cJSON_AddStringToObject(j, "best_model_checkpoint", best);
     }
+    if (r->a->early_stopping_patience > 0) { /* TrainerState's stateful_callbacks, as the Trainer writes them */
+        cJSON *es = cJSON_AddObjectToObject(cJSON_AddObjectToObject(j, "stateful_callbacks"), "EarlyStoppingCallback");
+        cJSON *ea = cJSON_AddObjectToObject(es, "args");
+        cJSON_AddNumberToObject(ea, "early_stopping_patience", r->a->early_stopping_patience);
+        lt_json_add_number(ea, "early_stopping_threshold", r->a->early_stopping_threshold);
+        cJSON_AddNumberToObject(cJSON_AddObjectToObject(es, "attributes"), "early_stopping_patience_counter",
+                                r->es_counter);
+    }
     cJSON *w = cJSON_AddObjectToObject(j, "logging_window");
     lt_json_add_number(w, "loss_sum", r->loss_sum);
     cJSON_AddNumberToObject(w, "steps", r->loss_count);
@@ -330,6 +339,19 @@ static double tracked_metric(const run_t *r) {
 
 /* After an evaluation of the training loop: whether it is the run's new best by the tracked metric (the
  * Trainer's _determine_best_metric: strictly better than every earlier one). */
+/* EarlyStoppingCallback's check of the evaluation just made, before it may become the best: the counter starts
+   again at an improvement by more than the threshold (or at the first evaluation), else grows; 1 when it reaches
+   the patience (training stops after this step). */
+static int early_stop(run_t *r) {
+    const lt_train_args *a = r->a;
+    if (a->early_stopping_patience <= 0 || !r->best_metric_name) return 0;
+    const double v = tracked_metric(r), best = r->best_metric;
+    const int better = lt_train_args_greater_is_better(a) ? v > best : v < best;
+    if (r->best_step < 0 || (better && fabs(v - best) > a->early_stopping_threshold)) r->es_counter = 0;
+    else r->es_counter++;
+    return r->es_counter >= a->early_stopping_patience;
+}
+
 static int track_best(run_t *r) {
     if (!r->best_metric_name) return 0;
     const double v = tracked_metric(r);
@@ -806,6 +828,14 @@ static int train_attempt(const lt_train_args *a, const prep_t *p, int failed, in
         const cJSON *bm = cJSON_GetObjectItem(state, "best_metric"), *bs = cJSON_GetObjectItem(state, "best_global_step");
         if (cJSON_IsNumber(bm) && cJSON_IsNumber(bs) && bs->valuedouble >= 0 && bs->valuedouble <= (double)r->step)
             r->best_metric = bm->valuedouble, r->best_step = (long)bs->valuedouble;
+        /* the patience counter (the Trainer restores it with restore_callback_states_from_checkpoint; here always,
+           so that a resumed run stops where the uninterrupted one does) */
+        const cJSON *esc = cJSON_GetObjectItem(
+            cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(state, "stateful_callbacks"),
+                                                    "EarlyStoppingCallback"),
+                                "attributes"),
+            "early_stopping_patience_counter");
+        if (cJSON_IsNumber(esc) && esc->valuedouble >= 0 && esc->valuedouble < 1e9) r->es_counter = (int)esc->valuedouble;
         if (lt_sched_metric_driven(&r->sched)) {
             char e2[512];
             if (lt_sched_state_load(&r->sched, cJSON_GetObjectItem(state, "lr_scheduler"), e2, sizeof e2)) {
@@ -1004,9 +1034,10 @@ static int train_attempt(const lt_train_args *a, const prep_t *p, int failed, in
             log_entry(r, e);
             r->loss_sum = 0, r->loss_count = 0, r->tokens_at_log = r->tokens_seen, r->skipped = 0, r->t_last = lt_now_s();
         }
-        int new_best = 0;
+        int new_best = 0, stop_early = 0;
         if ((due & LT_EV_EVAL) && r->data.n_val_blocks > 0) {
             if (eval_and_log(r)) goto out;
+            stop_early = early_stop(r);
             new_best = track_best(r);
             if (lt_sched_metric_driven(&r->sched) && lt_sched_metric_step(&r->sched, tracked_metric(r)))
                 printf("step %ld/%ld  %s: learning_rate now %.4e\n", r->step, r->total_steps, a->lr_scheduler_type,
@@ -1022,6 +1053,14 @@ static int train_attempt(const lt_train_args *a, const prep_t *p, int failed, in
         progress(r, loss);
         if (test_sig && r->step == test_step)
             for (int k = 0; k < test_count; k++) raise(test_sig);
+        if (stop_early) { /* the Trainer's should_training_stop: on to the end of training from this step */
+            end_bar(r);
+            printf("early stopping at step %ld of %ld: %s did not improve on %.6g by more than %g in %d evaluations "
+                   "(--early_stopping_patience)\n",
+                   r->step, r->total_steps, r->best_metric_name, r->best_metric, a->early_stopping_threshold,
+                   r->es_counter);
+            break;
+        }
     }
     end_bar(r);
     /* the end of a run with save_total_limit 1 and a best model: only the best checkpoint stays (the Trainer

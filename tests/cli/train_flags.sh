@@ -238,6 +238,26 @@ stop_resume nef "${N[@]}" --neftune_noise_alpha 5
     [ "$(notps "$tmp/nefr/log.jsonl")" = "$(notps "$tmp/nef/log.jsonl")" ] &&
     cmp -s "$tmp/nefr/model.safetensors" "$tmp/nef/model.safetensors" ||
     { echo "NEFTune: evaluation not the plain run's, training not apart from it, or the resumed run differs"; cat "$tmp/nef.log"; fail=1; }
+# --early_stopping_patience / --early_stopping_threshold (transformers' EarlyStoppingCallback): with the loss as a
+# metric where greater is better, every evaluation after the first fails to improve, so patience 2 stops at the
+# third (step 6 of 20); a threshold larger than any improvement does the same for the usual metric; the steps
+# before are the run without it; trainer_state.json keeps the counter in the Trainer's stateful_callbacks, and a
+# run stopped at step 5 (counter 1) resumes to stop at 6 as well (a counter not restored runs on to 8)
+E=(--max_steps 20 --logging_steps 2 --eval_steps 2 --save_steps 2 --metric_for_best_model loss)
+stop_resume es "${E[@]}" --greater_is_better true --early_stopping_patience 2
+run esthr "${E[@]}" --early_stopping_patience 2 --early_stopping_threshold 10
+run esnone "${E[@]}" --greater_is_better true
+upto6() { notps "$1" | awk -F'"step":' '{ split($2, a, /[,}]/); if (a[1] + 0 <= 6) print }'; }
+grep -q "^early stopping at step 6 of 20: eval_loss did not improve on .* in 2 evaluations" "$tmp/es.log" &&
+    [ "$(steps_of "$tmp/es/log.jsonl" eval_loss)" = "2 4 6 " ] && [ "$(steps_of "$tmp/esthr/log.jsonl" eval_loss)" = "2 4 6 " ] &&
+    [ "$(notps "$tmp/es/log.jsonl")" = "$(upto6 "$tmp/esnone/log.jsonl")" ] &&
+    grep -q '"early_stopping_patience_counter":[[:space:]]*2' "$tmp/es/checkpoint-6/trainer_state.json" &&
+    [ "$(notps "$tmp/esr/log.jsonl")" = "$(notps "$tmp/es/log.jsonl")" ] &&
+    cmp -s "$tmp/esr/model.safetensors" "$tmp/es/model.safetensors" ||
+    { echo "early stopping: not at step 6 as the callback would, or the resumed run differs"; cat "$tmp/es.log" "$tmp/esr.log"; fail=1; }
+bad "--early_stopping_patience needs the metric it watches" "${M[@]}" --early_stopping_patience 2
+bad "--early_stopping_patience counts evaluations" "${M[@]}" --early_stopping_patience 2 --metric_for_best_model loss --eval_strategy no
+bad "--early_stopping_threshold must be >= 0" "${M[@]}" --early_stopping_threshold -1
 bad "--neftune_noise_alpha must be >= 0" "${M[@]}" --neftune_noise_alpha -1
 bad "--label_smoothing_factor must be in [0, 1]" "${M[@]}" --label_smoothing_factor 1.5
 bad "--label_smoothing_factor must be in [0, 1]" "${M[@]}" --label_smoothing_factor -0.1
