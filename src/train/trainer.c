@@ -337,8 +337,6 @@ static double tracked_metric(const run_t *r) {
     return !strcmp(r->best_metric_name, "eval_perplexity") ? r->eval_ppl : r->eval_loss;
 }
 
-/* After an evaluation of the training loop: whether it is the run's new best by the tracked metric (the
- * Trainer's _determine_best_metric: strictly better than every earlier one). */
 /* EarlyStoppingCallback's check of the evaluation just made, before it may become the best: the counter starts
    again at an improvement by more than the threshold (or at the first evaluation), else grows; 1 when it reaches
    the patience (training stops after this step). */
@@ -352,6 +350,8 @@ static int early_stop(run_t *r) {
     return r->es_counter >= a->early_stopping_patience;
 }
 
+/* After an evaluation of the training loop: whether it is the run's new best by the tracked metric (the
+ * Trainer's _determine_best_metric: strictly better than every earlier one). */
 static int track_best(run_t *r) {
     if (!r->best_metric_name) return 0;
     const double v = tracked_metric(r);
