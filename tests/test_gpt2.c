@@ -1381,8 +1381,22 @@ static void test_neftune(void) {
     CHECK(lt_gpt2_forward(m, in, tg, B, T, err, sizeof err) == LT_OK &&
               memcmp(m->acts.encoded, plain, NC * sizeof(float)) == 0,
           "NEFTune: a forward with dropout off added noise");
+    /* pure bf16 weights: the same noise between the bf16 tables' values */
+    CHECK(lt_gpt2_set_precision(m, LT_GPT2_BF16, 1, err, sizeof err) == LT_OK &&
+              lt_gpt2_set_batch(m, B, T, err, sizeof err) == LT_OK,
+          "%s", err);
+    lt_gpt2_set_dropout(m, 1, 0x5eed, 9);
+    CHECK(lt_gpt2_forward(m, in, tg, B, T, err, sizeof err) == LT_OK, "%s", err);
+    bad = 0;
+    for (size_t i = 0; i < NC; i++) {
+        const size_t row = i / (size_t)TINY.n_embd, col = i % (size_t)TINY.n_embd;
+        const float e = lt_bf16_to_f32(m->params[LT_GPT2_WTE].data16[(size_t)in[row] * TINY.n_embd + col]);
+        const float p = lt_bf16_to_f32(m->params[LT_GPT2_WPE].data16[(row % T) * TINY.n_embd + col]);
+        bad += m->acts.encoded[i] != (e + lt_noise_at(&zm, i)) + p;
+    }
+    CHECK(bad == 0, "NEFTune, pure bf16: %d embeddings are not (wte + noise) + wpe", bad);
     printf("NEFTune noise: 2^20 values in [-mag, mag), mean %.2e, variance %.4f of mag^2/3; the model's training "
-           "forward adds it, evaluation not\n", mean, m2 / var);
+           "forward adds it (fp32 and pure bf16 weights), evaluation not\n", mean, m2 / var);
     free(plain);
     lt_gpt2_free(m);
 }
