@@ -1414,16 +1414,9 @@ static void test_neftune(void) {
 static void test_label_smoothing(void) {
     char path[512];
     snprintf(path, sizeof path, "%s/label_smoothing.json", lt_test_data_dir());
-    FILE *f = fopen(path, "rb");
-    CHECK(f != NULL, "%s: cannot open", path);
-    if (!f) return;
-    fseek(f, 0, SEEK_END);
-    const long len = ftell(f);
-    rewind(f);
-    char *text = malloc((size_t)len + 1);
-    const size_t got = fread(text, 1, (size_t)len, f);
-    fclose(f);
-    text[got] = 0;
+    char *text = lt_test_read_file(path, NULL);
+    CHECK(text != NULL, "%s: cannot read", path);
+    if (!text) return;
     cJSON *j = cJSON_Parse(text);
     free(text);
     const cJSON *cases = cJSON_GetObjectItem(j, "cases"), *cs;

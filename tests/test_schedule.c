@@ -8,19 +8,6 @@
 #include "testutil.h"
 #include "train/schedule.h"
 
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) n = 0;
-    if (b) b[n] = 0;
-    fclose(f);
-    return b;
-}
-
 /* "k=v,k=v" as the Trainer's JSON form ('{"k": v}': numbers as numbers, the rest as strings), into out */
 static void kv_to_json(const char *kv, char *out, size_t n) {
     cJSON *o = cJSON_CreateObject();
@@ -43,7 +30,7 @@ static void kv_to_json(const char *kv, char *out, size_t n) {
 int main(void) {
     char path[512], err[512];
     snprintf(path, sizeof path, "%s/schedules.json", lt_test_data_dir());
-    char *text = slurp(path);
+    char *text = lt_test_read_file(path, NULL);
     CHECK(text != NULL, "cannot read %s", path);
     cJSON *root = text ? cJSON_Parse(text) : NULL;
     CHECK(root != NULL, "bad JSON in %s", path);

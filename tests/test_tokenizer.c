@@ -25,22 +25,6 @@ static uint64_t next_u64(void) {
 }
 static size_t rnd(size_t n) { return (size_t)(next_u64() % n); }
 
-static char *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
-    if (b) b[n] = 0, *len = (size_t)n;
-    return b;
-}
-
 static void write_file(const char *path, const char *text) {
     FILE *f = fopen(path, "wb");
     if (!f) {
@@ -81,7 +65,7 @@ static void check_reference(const lt_tokenizer *t, const char *file) {
     char path[512];
     size_t len;
     snprintf(path, sizeof path, "%s/tokenizer/%s", lt_test_data_dir(), file);
-    char *text = slurp(path, &len);
+    char *text = lt_test_read_file(path, &len);
     CHECK(text, "cannot read %s", path);
     if (!text) return;
     cJSON *j = cJSON_Parse(text);
@@ -295,9 +279,9 @@ static void write_tokenizer_json(const char *path, int pairs) {
     char p[512];
     size_t len;
     snprintf(p, sizeof p, "%s/encoder.json", gpt2_dir());
-    char *enc = slurp(p, &len);
+    char *enc = lt_test_read_file(p, &len);
     snprintf(p, sizeof p, "%s/vocab.bpe", gpt2_dir());
-    char *bpe = slurp(p, &len);
+    char *bpe = lt_test_read_file(p, &len);
     cJSON *root = cJSON_CreateObject(), *model = cJSON_CreateObject(), *merges = cJSON_CreateArray();
     cJSON_AddNullToObject(root, "normalizer");
     cJSON *pre = cJSON_AddObjectToObject(root, "pre_tokenizer");
@@ -385,9 +369,9 @@ static void test_formats(const lt_tokenizer *gpt2, const char *tmp) {
     /* merges.txt round-trips byte for byte; vocab.bpe is GPT-2's own */
     size_t l1 = 0, l2 = 0;
     snprintf(path, sizeof path, "%s/merges.txt", dir);
-    char *m1 = slurp(path, &l1);
+    char *m1 = lt_test_read_file(path, &l1);
     snprintf(path, sizeof path, "%s/vocab.bpe", gpt2_dir());
-    char *m2 = slurp(path, &l2);
+    char *m2 = lt_test_read_file(path, &l2);
     CHECK(m1 && m2 && l1 == l2 && !memcmp(m1, m2, l1), "merges.txt differs from vocab.bpe");
     free(m1), free(m2);
     /* a different vocabulary written by Hugging Face tokenizers itself */

@@ -21,6 +21,27 @@ static int lt_test_checks = 0;
         }                                                                       \
     } while (0)
 
+/* The whole file at path, NUL-terminated (malloc'd; the caller frees), its length in *len when len is not NULL;
+ * NULL when it cannot be opened or read whole. */
+static inline char *lt_test_read_file(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
+        free(b);
+        b = NULL;
+    }
+    fclose(f);
+    if (b) {
+        b[n] = 0;
+        if (len) *len = (size_t)n;
+    }
+    return b;
+}
+
 /* Directory of the checked-in test data (tests/data), overridable by LT_TEST_DATA. */
 static inline const char *lt_test_data_dir(void) {
     const char *d = getenv("LT_TEST_DATA");
