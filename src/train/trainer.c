@@ -62,8 +62,7 @@ typedef struct {
     long best_step;
     int es_counter;      /* --early_stopping_patience: evaluations in a row without improvement */
     int bar;             /* the progress bar is on the terminal's current line */
-    int batch_cap;       /* --auto_find_batch_size after an out-of-memory: the batch to start from (0: none) */
-    int oom_batch;       /* and the batch that ran out */
+    int oom_batch;       /* --auto_find_batch_size: the batch whose attempt ran out of memory (0: none) */
     int planned;         /* the batch is chosen (an out-of-memory after this point is the batch's) */
     int wrote_ckpt;      /* this attempt wrote a checkpoint (then an out-of-memory is not retried) */
     int made_dir;        /* this attempt created output_dir (a run that fails before its first step removes it) */
@@ -475,9 +474,10 @@ static int plan_memory(run_t *r, const lt_gpt2_config *cfg, int on_gpu, const cJ
         if (cJSON_IsNumber(tb) && tb->valuedouble >= 1 && tb->valuedouble <= 1 << 20) b0 = (int)tb->valuedouble;
         /* after a batch ran out of memory: the next size of the sequence, whatever the plan said */
         char after[96] = "";
-        if (r->batch_cap && b0 > r->batch_cap) {
+        const int cap = r->oom_batch ? lt_auto_batch_next(r->oom_batch) : 0;
+        if (cap && b0 > cap) {
             snprintf(after, sizeof after, "; batch %d ran out of memory", r->oom_batch);
-            b0 = r->batch_cap;
+            b0 = cap;
         }
         if (!limit) { /* --memory_limit none (or no figure): the Trainer's way, out-of-memory retries only */
             r->B = b0;
@@ -637,7 +637,6 @@ static int train_attempt(const lt_train_args *a, const prep_t *p, int failed, in
     run_t *r = &R;
     r->a = a;
     r->oom_batch = failed;
-    r->batch_cap = failed ? lt_auto_batch_next(failed) : 0;
     *oom = 0;
     r->best_step = -1;
     r->best_metric_name = lt_train_args_best_metric(a);
@@ -1120,9 +1119,9 @@ out:
     }
     if (rc && r->err[0]) {
         fprintf(stderr, "%sleantrain train: %s\n", r->bar ? "\n" : "", r->err);
-        if (!strstr(r->err, "out of memory") || strstr(r->err, "--memory_limit"))
-            ;
-        else if (a->auto_find_batch_size && r->wrote_ckpt)
+        if (!strstr(r->err, "out of memory") || strstr(r->err, "--memory_limit")) {
+            /* no hint: not a lack of memory, or the memory check's own message */
+        } else if (a->auto_find_batch_size && r->wrote_ckpt)
             fprintf(stderr, "leantrain train: --auto_find_batch_size does not restart a run that has written "
                             "checkpoints: run the same command with --resume_from_checkpoint latest (its retries "
                             "start from the checkpoint's batch, %d)\n", r->B);
