@@ -1,8 +1,10 @@
 /* The host's available memory (src/util/sysmem.c): /proc/meminfo's MemAvailable and a control group's limit less
- * its usage (its inactive page cache not counted), parsed from texts as the kernel writes them, and the live figure against this machine's own
- * /proc/meminfo. */
+ * its usage (its inactive page cache not counted), VmSize for the address space left under `ulimit -v`, parsed from
+ * texts as the kernel writes them, and the live figures against this machine's own /proc files and a limit set
+ * here. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "testutil.h"
 #include "util/sysmem.h"
@@ -38,6 +40,45 @@ int main(void) {
     CHECK(lt_cgroup_left("10x\n", "5\n", NULL) == (size_t)-1 && lt_cgroup_left("100\n", "", NULL) == (size_t)-1 &&
               lt_cgroup_left(NULL, "1", NULL) == (size_t)-1,
           "malformed texts should read as no figure");
+
+    /* VmSize of /proc/self/status, the address space mapped (what `ulimit -v` limits) */
+    CHECK(lt_status_vmsize("Name:\tleantrain\nVmPeak:\t  999 kB\nVmSize:\t  307968 kB\nVmLck:\t 0 kB\n") ==
+              (size_t)307968 * 1024,
+          "VmSize: %zu", lt_status_vmsize("VmSize:\t  307968 kB\n"));
+    CHECK(lt_status_vmsize("VmPeak: 5 kB\n") == 0 && lt_status_vmsize("VmSize: x kB\n") == 0 &&
+              lt_status_vmsize("VmSize: 5 MB\n") == 0 && lt_status_vmsize(NULL) == 0,
+          "an absent or malformed VmSize should read as 0");
+
+    /* the live address-space figure: none without a limit; under a soft limit 1 GiB above what is mapped now, at
+     * most 1 GiB (less what was mapped in between), and the available memory then names it; the limit restored */
+    struct rlimit old;
+    CHECK(getrlimit(RLIMIT_AS, &old) == 0, "getrlimit");
+    if (old.rlim_cur == RLIM_INFINITY) {
+        CHECK(lt_address_space_left() == (size_t)-1, "no limit should read as none: %zu", lt_address_space_left());
+        char st[8192];
+        FILE *sf = fopen("/proc/self/status", "r");
+        size_t sn = sf ? fread(st, 1, sizeof st - 1, sf) : 0;
+        if (sf) fclose(sf);
+        st[sn] = 0;
+        size_t vm = lt_status_vmsize(st);
+        CHECK(vm > 0, "no VmSize in /proc/self/status");
+        struct rlimit lim = {vm + ((size_t)1 << 30), old.rlim_max};
+        if (vm > 0 && setrlimit(RLIMIT_AS, &lim) == 0) {
+            size_t left = lt_address_space_left();
+            char asrc[64] = "";
+            size_t avail = lt_host_mem_available(asrc, sizeof asrc);
+            setrlimit(RLIMIT_AS, &old);
+            CHECK(left > ((size_t)1 << 29) && left <= ((size_t)1 << 30), "1 GiB above VmSize left %zu", left);
+            CHECK(avail <= left + ((size_t)1 << 20) && strstr(asrc, "ulimit -v"),
+                  "available %zu (%s) should be the address space left %zu", avail, asrc, left);
+            printf("address space: %.0f MiB left under a limit 1 GiB above VmSize (%s)\n", left / 1048576.0, asrc);
+        } else {
+            CHECK(0, "setrlimit(RLIMIT_AS) to %zu failed", (size_t)lim.rlim_cur);
+        }
+    } else {
+        CHECK(lt_address_space_left() < (size_t)old.rlim_cur, "a limit of %llu left %zu",
+              (unsigned long long)old.rlim_cur, lt_address_space_left());
+    }
 
     /* the live figure: positive, at most MemTotal, and named */
     char src[64] = "";

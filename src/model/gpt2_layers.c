@@ -9,9 +9,12 @@
 #include <cblas.h>
 #include <math.h>
 #include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "leantrain/dtype.h"
+#include "util/sysmem.h"
 
 /* The loops that compute the most, compiled for AVX-512 and AVX2 too (chosen when the program loads); the
  * arithmetic is the same operations in the same order (no contraction into FMAs: -ffp-contract=off), so every
@@ -303,6 +306,54 @@ NN_CLONES void lt_nn_layernorm_backward(float *dinp, float *dw, float *db, const
 const char *lt_nn_blas_core(void) {
     const char *c = openblas_get_corename();
     return c ? c : "unknown";
+}
+
+/* OpenBLAS's buffer allocator (driver/others/memory.c; exported, not in cblas.h): a buffer from its table, mapped
+ * at its first use, and its return to the table. Weak: NULL with a BLAS that has none. */
+extern void *blas_memory_alloc(int procpos) __attribute__((weak));
+extern void blas_memory_free(void *buffer) __attribute__((weak));
+
+int lt_nn_blas_reserve(char *err, size_t errlen) {
+    const int threads = omp_get_max_threads(), nbuf = 2 * threads - 1;
+    const size_t need = (size_t)nbuf * LT_NN_BLAS_BUFFER_BYTES, left = lt_address_space_left();
+    if (left != (size_t)-1 && left < need) {
+        snprintf(err, errlen,
+                 "the address-space limit (ulimit -v) leaves %.0f MiB, and OpenBLAS maps %d buffers of %.0f MiB with "
+                 "%d threads (%.0f MiB: one per thread for a product it splits, one per thread for the products the "
+                 "threads run at once; it would wait forever for one it cannot map): raise `ulimit -v` by %.0f MiB "
+                 "or more, or run with fewer --threads",
+                 left / 1048576.0, nbuf, LT_NN_BLAS_BUFFER_BYTES / 1048576.0, threads, need / 1048576.0,
+                 (need - left) / 1048576.0);
+        return -1;
+    }
+    /* a: 512 x 512 operands (the threaded product: OpenBLAS splits one over all its threads from 4 x 65536
+     * multiply-adds per thread up), then per thread a 256 x 256 result */
+    enum { N = 512, S = 256 };
+    float *a = calloc((size_t)3 * N * N + (size_t)threads * S * S, sizeof(float));
+    if (!a) {
+        snprintf(err, errlen, "out of memory for OpenBLAS's warm-up products");
+        return -1;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, N, N, 1.0f, a, N, a + N * N, N, 0.0f, a + 2 * N * N, N);
+    /* one buffer per product the threads may run at once (the attention runs one per thread): a product takes a
+     * buffer from OpenBLAS's table and gives it back, so products that do not overlap share one, and whether the
+     * threads' products overlap is up to the scheduler. OpenBLAS's own allocator, taking T buffers before giving
+     * them back, fills the table for certain; the products after it are for a build without it */
+    if (blas_memory_alloc && blas_memory_free && threads <= 256) {
+        void *held[256];
+        int n = 0;
+        while (n < threads && (held[n] = blas_memory_alloc(0)) != NULL) n++;
+        while (n > 0) blas_memory_free(held[--n]);
+    }
+    float *c = a + (size_t)3 * N * N;
+#pragma omp parallel
+    {
+        float *ct = c + (size_t)omp_get_thread_num() * S * S;
+#pragma omp barrier
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, S, S, S, 1.0f, a, N, a + N * N, N, 0.0f, ct, S);
+    }
+    free(a);
+    return 0;
 }
 
 void lt_nn_matmul_forward(float *out, const float *inp, const float *w, const float *bias, size_t N, int C, int OC) {

@@ -20,6 +20,19 @@
  * "Haswell", "Prescott", ...: its own name, chosen when it was loaded). */
 const char *lt_nn_blas_core(void);
 
+/* Address space of one OpenBLAS buffer (BUFFER_SIZE of its x86-64 builds: 128 MiB, measured on Debian's 0.3.21).
+ * With T threads it keeps 2T - 1: T - 1 for the workers of a product it splits, and one for each product running
+ * at once (the attention runs one per thread). */
+#define LT_NN_BLAS_BUFFER_BYTES ((size_t)128 << 20)
+
+/* Makes OpenBLAS map now the buffers it keeps for the rest of the process, by a product split over every thread
+ * of omp_get_max_threads and then one product per thread at once, so that no later product allocates. OpenBLAS
+ * retries a buffer it cannot allocate forever, so a product run after the model's allocations had used up an
+ * address-space limit (`ulimit -v`) would hang; call this before allocating. Under such a limit, fails (-1,
+ * err: the limit, what is left, what OpenBLAS needs, what to do) when less than 2T - 1 buffers are left:
+ * OpenBLAS would hang here instead. Without a limit it only runs the products (a few milliseconds). */
+int lt_nn_blas_reserve(char *err, size_t errlen);
+
 /* out[B,T,C] = wte[inp[b,t], :] + wpe[t, :]. Token ids must be in range. With
  * noise nz (NULL or magnitude 0: none; NEFTune's, lt_noise_at of element
  * (b T + t) C + c) out = (wte[...] + noise) + wpe[...]. */

@@ -85,7 +85,7 @@ static const arg_def ARGS[] = {
     {"num_train_epochs", A_DOUBLE, S(num_train_epochs), "[3]"},
     {"per_device_train_batch_size", A_INT, S(per_device_train_batch_size), "sequences per micro-batch [8]"},
     {"auto_find_batch_size", A_BOOL, S(auto_find_batch_size), "train with the first of per_device_train_batch_size, x0.9, x0.9, ... (the Trainer's sequence) whose memory plan fits in --memory_limit (no trial runs; with --memory_limit none the batch given); a run that still runs out of memory starts again with the next size, unless it has written a checkpoint. Without it a run whose plan does not fit stops before it allocates"},
-    {"memory_limit", A_STR, S(memory_limit), "memory the run may use: auto (the GPU's free memory less 512 MiB for the kernels' modules; on the CPU the host's available memory, or what its cgroup leaves), a size (20GB, 512MiB), or none (no check) [auto]"},
+    {"memory_limit", A_STR, S(memory_limit), "memory the run may use: auto (the GPU's free memory less 512 MiB for the kernels' modules; on the CPU the host's available memory, or what its cgroup or ulimit -v leaves), a size (20GB, 512MiB), or none (no check) [auto]"},
     {"per_device_eval_batch_size", A_INT, S(per_device_eval_batch_size), "validation sequences per batch (the unit of eval_max_batches); the forward takes at most per_device_train_batch_size of them at a time, so evaluation needs no memory beyond training's [8]"},
     {"gradient_accumulation_steps", A_INT, S(gradient_accumulation_steps), "micro-batches per step [1]"},
     {"logging_strategy", A_STR, S(logging_strategy),

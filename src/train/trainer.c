@@ -619,6 +619,9 @@ static int prepare(const lt_train_args *a, prep_t *p, char *err, size_t errlen) 
         return 1;
     p->data_open = 1;
     lt_data_limit(&p->data, (size_t)a->max_train_samples, (size_t)a->max_eval_samples);
+    /* OpenBLAS's buffers before the model's memory, so that no product maps one later: under `ulimit -v` a
+       buffer it could not map would hang the run (on the device, the products are cuBLAS's) */
+    if (!lt_train_args_on_gpu(a) && lt_nn_blas_reserve(err, errlen)) return 1;
     return 0;
 }
 

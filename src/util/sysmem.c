@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 size_t lt_meminfo_available(const char *meminfo) {
     const char *p = meminfo ? strstr(meminfo, "MemAvailable:") : NULL;
@@ -53,6 +54,31 @@ static char *slurp(const char *path, char *buf, size_t len) {
     return n ? buf : NULL;
 }
 
+size_t lt_status_vmsize(const char *status) {
+    const char *p = status ? strstr(status, "VmSize:") : NULL;
+    if (!p) return 0;
+    char *end;
+    unsigned long long kb = strtoull(p + strlen("VmSize:"), &end, 10);
+    if (end == p + strlen("VmSize:")) return 0;
+    while (*end == ' ') end++;
+    if (strncmp(end, "kB", 2) != 0) return 0;
+    return (size_t)kb * 1024;
+}
+
+size_t lt_address_space_left(void) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_AS, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return (size_t)-1;
+    char status[4096];
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return (size_t)-1;
+    size_t n = fread(status, 1, sizeof status - 1, f);
+    fclose(f);
+    status[n] = 0;
+    size_t vm = lt_status_vmsize(status);
+    if (!vm) return (size_t)-1;
+    return (size_t)rl.rlim_cur > vm ? (size_t)rl.rlim_cur - vm : 0;
+}
+
 size_t lt_host_mem_available(char *source, size_t len) {
     char info[8192], lim[64], use[64], stat[4096];
     size_t avail = 0;
@@ -76,6 +102,11 @@ size_t lt_host_mem_available(char *source, size_t len) {
     if (what && left != (size_t)-1 && (avail == 0 || left < avail)) {
         avail = left ? left : 1; /* used up: a figure of nothing, not "unknown" */
         if (source && len) snprintf(source, len, "%s", what);
+    }
+    size_t as = lt_address_space_left();
+    if (as != (size_t)-1 && (avail == 0 || as < avail)) {
+        avail = as ? as : 1;
+        if (source && len) snprintf(source, len, "the address-space limit (ulimit -v)");
     }
     return avail;
 }

@@ -1,7 +1,8 @@
 /* How much memory the host can still give this process: what the kernel
  * reports as available (/proc/meminfo's MemAvailable) and, when the process
  * runs in a control group with a limit (a container, a CI job), what is left
- * of that limit. The trainer checks its memory plan against it before it
+ * of that limit, and, under an address-space limit (`ulimit -v`, common on
+ * shared clusters), what is left of that. The trainer checks its memory plan against it before it
  * allocates (train/trainer.c). */
 #ifndef LT_UTIL_SYSMEM_H
 #define LT_UTIL_SYSMEM_H
@@ -22,12 +23,23 @@ size_t lt_meminfo_available(const char *meminfo);
  * the limit. */
 size_t lt_cgroup_left(const char *limit, const char *usage, const char *stat);
 
-/* The memory available to this process now, in bytes: the smaller of
- * MemAvailable and what is left of its control group's limit (v2 at
- * /sys/fs/cgroup, else v1's memory controller; 1 byte when that is used up). `source` receives which one
- * set the figure ("MemAvailable" or "the cgroup's memory.max"). 0 when
- * neither could be read (not Linux, no /proc): the caller then has no figure
- * and should not guess one. */
+/* VmSize (the address space mapped) of a /proc/self/status text, in bytes;
+ * 0 when absent or malformed. */
+size_t lt_status_vmsize(const char *status);
+
+/* The address space this process may still map: the soft RLIMIT_AS
+ * (`ulimit -v`) less its VmSize; (size_t)-1 when there is no such limit or
+ * VmSize cannot be read, 0 when the limit is reached. Under a limit, malloc
+ * fails there whatever memory the host has free. */
+size_t lt_address_space_left(void);
+
+/* The memory available to this process now, in bytes: the smallest of
+ * MemAvailable, what is left of its control group's limit (v2 at
+ * /sys/fs/cgroup, else v1's memory controller; 1 byte when that is used up)
+ * and the address space left under `ulimit -v`. `source` receives which one
+ * set the figure ("MemAvailable", "the cgroup's memory.max", "the
+ * address-space limit (ulimit -v)"). 0 when none could be read (not Linux,
+ * no /proc): the caller then has no figure and should not guess one. */
 size_t lt_host_mem_available(char *source, size_t len);
 
 #endif
