@@ -10,6 +10,7 @@
 
 #include "cli/commands.h"
 #include "model/gpt2.h"
+#include "model/gpt2_layers.h"
 #include "tokenizer/tokenizer.h"
 #include "train/data.h"
 
@@ -122,7 +123,9 @@ int lt_cmd_generate(int argc, char **argv) {
     }
     if (n == 0) /* start from <|endoftext|> or a newline */
         ctx[n++] = tok && lt_tokenizer_eot(tok) >= 0 ? lt_tokenizer_eot(tok) : V == 256 ? '\n' : 50256 < V ? 50256 : 0;
-    if (lt_gpt2_create(&cfg, &m, err, sizeof err) || lt_gpt2_load(m, (snprintf(path, sizeof path, "%s/model.safetensors", dir), path), err, sizeof err) ||
+    /* OpenBLAS's buffers before the model's memory (lt_nn_blas_reserve: no hang under `ulimit -v`) */
+    if (lt_nn_blas_reserve(err, sizeof err) || lt_gpt2_create(&cfg, &m, err, sizeof err) ||
+        lt_gpt2_load(m, (snprintf(path, sizeof path, "%s/model.safetensors", dir), path), err, sizeof err) ||
         lt_gpt2_set_batch(m, 1, P, err, sizeof err)) {
         fprintf(stderr, "leantrain generate: %s\n", err);
         goto out;
