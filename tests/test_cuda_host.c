@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "kernels/cuda/cu_plan.h"
+#include "kernels/cuda/cu_tune.h"
 #include "kernels/quant.h"
 #include "leantrain/optim.h"
 #include "testutil.h"
@@ -678,6 +679,73 @@ static void test_stochastic_rounding(void) {
 }
 
 /* ---- no GPU here: device parameters are refused with a message ---- */
+/* The choice among a kernel's same-bit forms (cu_tune.h): which forms each launch kind has, the order they are
+ * timed in, and the rule that keeps the default unless another is more than the margin faster. */
+static void test_tune(void) {
+    int f[LT_CU_TUNE_MAXC];
+    /* low-bit: the hot step (default), its 64-register instantiation (blocks 128 and 256 only), the general step */
+    CHECK(lt_cu_tune_forms(LT_CU_BNB8_ADAM, 256, 0, f) == 3 && f[0] == 0 && f[1] == 2 && f[2] == 1, "8-bit forms");
+    CHECK(lt_cu_tune_forms(LT_CU_AO4, 128, 0, f) == 3 && f[1] == 2, "4-bit forms at block 128");
+    CHECK(lt_cu_tune_forms(LT_CU_BNB8_LION, 64, 0, f) == 2 && f[0] == 0 && f[1] == 1, "no r64 at block 64");
+    CHECK(lt_cu_tune_forms(LT_CU_AO8, 4096, 0, f) == 2, "no r64 at block 4096");
+    /* Adafactor's vectorized row pass: stage3 (4), stage1 (4|8), plain (0), the launch's own bits kept */
+    CHECK(lt_cu_tune_forms(LT_CU_AF_ROWS, 0, 3, f) == 3 && f[0] == (3 | 4) && f[1] == (3 | 4 | 8) && f[2] == 3,
+          "row pass forms");
+    CHECK(!strcmp(lt_cu_tune_form_name(LT_CU_AF_ROWS, f[0]), "stage3") &&
+              !strcmp(lt_cu_tune_form_name(LT_CU_AF_ROWS, f[1]), "stage1") &&
+              !strcmp(lt_cu_tune_form_name(LT_CU_AF_ROWS, f[2]), "plain"),
+          "row pass form names");
+    CHECK(lt_cu_tune_forms(LT_CU_AF_ROWS, 0, 2, f) == 1 && f[0] == 2, "the scalar row pass has one form");
+    CHECK(lt_cu_tune_forms(LT_CU_AF_APPLY, 0, 0, f) == 2 && f[0] == 0 && f[1] == 16, "apply forms");
+    CHECK(lt_cu_tune_forms(LT_CU_ADAM, 0, 0, f) == 1 && lt_cu_tune_forms(LT_CU_AF_FINAL, 0, 0, f) == 1,
+          "elementwise kinds have one form");
+
+    /* timed in turn, LT_CU_TUNE_SAMPLES each; the best time of each form counts (a first launch that loaded its
+     * module is slow) */
+    lt_cu_tune t;
+    lt_cu_tune_forms(LT_CU_BNB8_ADAM, 256, 0, f);
+    lt_cu_tune_init(&t, LT_CU_BNB8_ADAM, 256, 0, 1000, f, 3);
+    const double ms[3][LT_CU_TUNE_SAMPLES] = {{9.0, 1.00, 1.01}, {5.0, 0.90, 0.95}, {7.0, 1.50, 1.40}};
+    int seen[3] = {0, 0, 0}, timed = 0;
+    for (int k = 0; k < 3 * LT_CU_TUNE_SAMPLES; k++) {
+        CHECK(t.chosen < 0, "chose before every form had its samples (launch %d)", k);
+        int ci = lt_cu_tune_next(&t, &timed);
+        CHECK(timed && ci == k % 3, "launch %d takes form %d (timed %d), expected %d", k, ci, timed, k % 3);
+        lt_cu_tune_sample(&t, ci, ms[ci][seen[ci]++]);
+    }
+    int ci = lt_cu_tune_next(&t, &timed);
+    CHECK(t.chosen == 1 && ci == 1 && !timed, "the fastest form (hot/r64, 0.90 ms) chosen: %d", t.chosen);
+    CHECK(t.best_ms[0] == 1.00 && t.best_ms[1] == 0.90 && t.best_ms[2] == 1.40, "best times");
+    char line[512];
+    lt_cu_tune_describe(&t, line, sizeof line);
+    CHECK(strstr(line, "block 256") && strstr(line, "units: hot/r64") && strstr(line, "hot 1.000 ms") &&
+              strstr(line, "generic 1.400 ms"),
+          "describe: %s", line);
+    char small[24];
+    CHECK(lt_cu_tune_describe(&t, small, sizeof small) == 23 && strlen(small) == 23, "describe truncates");
+
+    /* within the margin of the default: the default stays; failed timings (negative, NaN) are not samples */
+    lt_cu_tune_forms(LT_CU_AF_APPLY, 0, 0, f);
+    lt_cu_tune_init(&t, LT_CU_AF_APPLY, 0, 0, 77, f, 2);
+    lt_cu_tune_sample(&t, 1, -1.0);
+    lt_cu_tune_sample(&t, 1, NAN);
+    CHECK(t.nsamples[1] == 0, "a failed timing counted");
+    for (int k = 0; k < LT_CU_TUNE_SAMPLES; k++) {
+        lt_cu_tune_sample(&t, 0, 1.0);
+        lt_cu_tune_sample(&t, 1, 1.0 * (1.0 - 0.5 * LT_CU_TUNE_MARGIN));
+    }
+    CHECK(t.chosen == 0, "a form within the margin replaced the default");
+    lt_cu_tune_init(&t, LT_CU_AF_APPLY, 0, 0, 77, f, 2);
+    for (int k = 0; k < LT_CU_TUNE_SAMPLES; k++) {
+        lt_cu_tune_sample(&t, 0, 1.0);
+        lt_cu_tune_sample(&t, 1, 1.0 * (1.0 - 2.0 * LT_CU_TUNE_MARGIN));
+    }
+    CHECK(t.chosen == 1, "a form beyond the margin was not chosen");
+    /* one form: chosen at once, never timed */
+    lt_cu_tune_init(&t, LT_CU_ADAM, 0, 0, 5, f, 1);
+    CHECK(t.chosen == 0 && lt_cu_tune_next(&t, &timed) == 0 && !timed, "a single form is timed");
+}
+
 static void test_no_device(void) {
     if (lt_cuda_device_count() > 0) { /* a GPU machine: tests/gpu checks the device */
         printf("a CUDA device is present: the refusal checks are skipped (tests/gpu runs on it)\n");
@@ -698,6 +766,8 @@ static void test_no_device(void) {
     d.device = 0;
     CHECK(lt_optim_add_param(o, &d) == 0, "a host parameter after a refused device one: %s", lt_optim_error(o));
     CHECK(lt_optim_step(o, 1.0f) == LT_OK, "%s", lt_optim_error(o));
+    char rep[64] = "x";
+    CHECK(lt_optim_device_tuning(o, rep, sizeof rep) == 0 && rep[0] == 0, "a host optimizer reported tuning");
     lt_optim_free(o);
 }
 
@@ -712,6 +782,7 @@ int main(void) {
     test_plan();
     test_adafactor();
     test_stochastic_rounding();
+    test_tune();
     test_no_device();
     return lt_test_done("test_cuda_host");
 }

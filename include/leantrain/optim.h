@@ -223,6 +223,17 @@ lt_status lt_optim_check_finite(lt_optim *o, float grad_scale);
  * (a no-op without device parameters). */
 lt_status lt_optim_sync(lt_optim *o);
 
+/* Some device kernels come in forms that give the same bits at different
+ * speeds (the low-bit optimizers' and Adafactor's): a step's launch of such a
+ * kernel takes each form in turn for its first launches, timed with CUDA
+ * events, then keeps the fastest, per launch shape (LT_TUNE=0 in the
+ * environment keeps the default forms; a found-inf flag does too). Writes
+ * one line per launch shape into buf (truncated to len - 1): each form's
+ * best time in ms and the choice, or "choosing". Reads back only the timings
+ * already done (no wait). Returns the number of lines: 0 without device
+ * parameters or such kernels. */
+int lt_optim_device_tuning(lt_optim *o, char *buf, size_t len);
+
 /* ---- the registry of names ---- */
 
 typedef struct lt_optim_info {

@@ -12,6 +12,7 @@
 
 #include "cli/bench_shapes.h"
 #include "cli/commands.h"
+#include "kernels/cuda/cu_tune.h"
 #include "kernels/optim_kernels_cuda.h"
 #include "leantrain/optim.h"
 
@@ -60,7 +61,9 @@ int lt_cmd_bench_optim_cuda(const char *only, const char *oargs, double millions
     printf("# device: %s\n", dev);
     printf("# bytes per step: 12 per parameter (p, g read; p written) + 2 x state bytes; bw_ratio = gb_per_s /\n"
            "# copy_gb_per_s, a device-to-device cudaMemcpy of the parameters (best of 10, timed with events) just before\n"
-           "# each row; ms_per_step: the median over the timed steps, queued back to back\n");
+           "# each row; ms_per_step: the median over the timed steps, queued back to back; the low-bit and Adafactor\n"
+           "# kernels time their forms (the same bits) in the warm-up steps and keep the fastest: the '# form' lines\n"
+           "# (LT_TUNE=0 in the environment keeps the default forms)\n");
     printf("%-20s %12s %10s %10s %22s %14s\n", "optim", "ms_per_step", "gb_per_s", "bw_ratio", "state_bytes_per_param",
            "copy_gb_per_s");
     rc = 0;
@@ -92,8 +95,15 @@ int lt_cmd_bench_optim_cuda(const char *only, const char *oargs, double millions
                 off += (size_t)LT_BENCH_BLOCK[i].rows * (size_t)(LT_BENCH_BLOCK[i].cols ? LT_BENCH_BLOCK[i].cols : 1);
             }
         double best = 0, med = 0;
-        /* warm-up: first launches, the paged state's first migration */
-        if (ok && (lt_optim_step(o, 1.0f) != LT_OK || lt_optim_step(o, 1.0f) != LT_OK || lt_optim_sync(o) != LT_OK)) {
+        /* warm-up: first launches, the paged state's first migration, and the kernels' choice of their forms
+         * (each form of the most, 3, timed LT_CU_TUNE_SAMPLES times; the sync lets the first timed step read the
+         * last of those times back and choose before it launches) */
+        for (int w = 0; ok && w < 3 * LT_CU_TUNE_SAMPLES + 1; w++)
+            if (lt_optim_step(o, 1.0f) != LT_OK) {
+                fprintf(stderr, "leantrain bench: %s: %s\n", name, lt_optim_error(o));
+                ok = 0;
+            }
+        if (ok && lt_optim_sync(o) != LT_OK) {
             fprintf(stderr, "leantrain bench: %s: %s\n", name, lt_optim_error(o));
             ok = 0;
         }
@@ -126,6 +136,10 @@ int lt_cmd_bench_optim_cuda(const char *only, const char *oargs, double millions
         double moved = (12.0 + 2.0 * sbpp) * (double)total;
         double gbs = moved / ms / 1e6, bw = 2.0 * (double)bytes / best / 1e6;
         printf("%-20s %12.3f %10.1f %10.3f %22.4f %14.1f\n", name, ms, gbs, gbs / bw, sbpp, bw);
+        /* the forms the kernels chose by timing (the row above ran the choice): one comment line each */
+        char forms[4096];
+        if (lt_optim_device_tuning(o, forms, sizeof forms) > 0)
+            for (char *line = strtok(forms, "\n"); line; line = strtok(NULL, "\n")) printf("# form %s: %s\n", name, line);
         fflush(stdout);
         lt_optim_free(o);
     }

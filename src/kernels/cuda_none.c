@@ -120,6 +120,11 @@ int lt_cuda_flush(lt_cuda *c) {
     return -1;
 }
 void lt_cuda_discard(lt_cuda *c) { (void)c; }
+int lt_cuda_tune_report(lt_cuda *c, char *buf, size_t len) {
+    (void)c;
+    if (len) buf[0] = 0;
+    return 0;
+}
 int lt_cuda_check_finite(lt_cuda *c, const lt_ktensor *t, int count) {
     (void)c, (void)t, (void)count;
     return -1;

@@ -123,6 +123,10 @@ int lt_kernel_adafactor_cuda(lt_cuda *c, const lt_kaf_args *a);
 int lt_cuda_flush(lt_cuda *c);
 /* Drops what was queued since the last flush. */
 void lt_cuda_discard(lt_cuda *c);
+/* The forms chosen by timing (kernels/cuda/cu_tune.h): one line per launch shape that has forms to choose
+ * among, each form's best time and the choice (or "choosing"), into buf (truncated to len - 1). Reads back
+ * the timed launches that are done; never waits. Returns the number of lines. */
+int lt_cuda_tune_report(lt_cuda *c, char *buf, size_t len);
 /* Runs the found-inf check alone over the gradients of the given tensors (t[i].g, .n, .gscale). */
 int lt_cuda_check_finite(lt_cuda *c, const lt_ktensor *t, int count);
 

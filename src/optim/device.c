@@ -243,3 +243,8 @@ lt_status lt_optim_sync(lt_optim *o) {
     if (!o->cuda) return LT_OK;
     return lt_cuda_sync(o->cuda) ? lt_optim_fail(o, LT_ERR_DEVICE, "sync: %s", lt_cuda_error(o->cuda)) : LT_OK;
 }
+
+int lt_optim_device_tuning(lt_optim *o, char *buf, size_t len) {
+    if (len) buf[0] = 0;
+    return o->cuda ? lt_cuda_tune_report(o->cuda, buf, len) : 0;
+}

@@ -400,6 +400,8 @@ inline cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s = nullptr) {
     return cudaSuccess;
 }
 inline bool lt_emu_event_done(cudaEvent_t e) { return !e->s || e->s->done >= e->seq; }
+/* not ready until the host waits for the stream (the emulation runs queued work only then) */
+inline cudaError_t cudaEventQuery(cudaEvent_t e) { return lt_emu_event_done(e) ? cudaSuccess : cudaErrorNotReady; }
 inline cudaError_t cudaEventSynchronize(cudaEvent_t e) {
     if (e->s) lt_emu_drain(e->s, e->seq);
     return cudaSuccess;

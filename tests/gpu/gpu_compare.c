@@ -11,8 +11,9 @@
  * a bf16 gradient; guard zones around every device buffer must stay intact.
  * Then: the found-inf flag (a skipped step changes nothing and is not
  * counted), the check alone, a user stream, stepping one parameter, stochastic
- * rounding (the CPU's bits), save on one device and load on the other, and a
- * host pointer refused as device memory.
+ * rounding (the CPU's bits), save on one device and load on the other, a
+ * host pointer refused as device memory, and the forms chosen by timing
+ * (kernels/cuda/cu_tune.h) against the default forms, bit for bit.
  *
  * Needs a GPU; built only with CUDA (tests/gpu is not part of `make test`).
  * usage: gpu_compare [--quick] [--seed S] [--only SUBSTRING]   exit 0 when every check passes.
@@ -21,6 +22,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "kernels/cuda/cu_tune.h"
 #include "kernels/optim_kernels_cuda.h"
 #include "leantrain/optim.h"
 #include "optim_cases.h"
@@ -376,6 +378,77 @@ static void test_found_inf(void) {
     pair_free(&P);
 }
 
+/* ---- the choice of a kernel's form by its times (kernels/cuda/cu_tune.h) ----
+ * The same optimizer twice on the same data, one choosing its kernels' forms by timing them (each form runs in
+ * turn in the first steps), one keeping the defaults (LT_TUNE=0): every parameter and state must agree bit for
+ * bit, for every name whose kernels have forms, so that no choice can change a result; and after enough steps
+ * every launch shape has timed each of its forms and chosen one. */
+static void tune_case(const char *name, const char *args, lt_dtype pdt) {
+    optim_case c = {name, args, 1e-3};
+    pair P, Q;
+    const uint64_t seed = rng;
+    int okp = pair_make(&P, &c, pdt) == 0;
+    rng = seed;
+    int okq = pair_make(&Q, &c, pdt) == 0;
+    const int steps = 3 * LT_CU_TUNE_SAMPLES + 1; /* every form of the most (3) timed, then the choice used */
+    for (int s = 1; s <= steps && okp && okq; s++) {
+        const uint64_t at = rng;
+        new_grads(&P);
+        rng = at;
+        new_grads(&Q);
+        setenv("LT_TUNE", "0", 1);
+        okq = lt_optim_step(Q.gpu, 1.0f) == LT_OK && lt_optim_sync(Q.gpu) == LT_OK;
+        unsetenv("LT_TUNE");
+        okp = lt_optim_step(P.gpu, 1.0f) == LT_OK && lt_optim_sync(P.gpu) == LT_OK;
+        CHECK(okp && okq, "%s [%s]: step %d: %s / %s", name, args, s, lt_optim_error(P.gpu), lt_optim_error(Q.gpu));
+    }
+    long differ = 0, count = 0;
+    for (int t = 0; t < NT && okp && okq; t++) {
+        size_t n = numel(&SHAPES[t]), b = n * esz(pdt);
+        char *x = malloc(b), *y = malloc(b);
+        dev_download(x, P.dp[t], b);
+        dev_download(y, Q.dp[t], b);
+        differ += memcmp(x, y, b) != 0;
+        count++;
+        free(x), free(y);
+        const char *names[8];
+        int ns = lt_optim_state_names(P.gpu, t, names, 8);
+        for (int k = 0; k < ns && k < 8; k++) {
+            size_t m = lt_optim_state_numel(P.gpu, t, names[k]);
+            float *u = malloc(m * 4 + 4), *v = malloc(m * 4 + 4);
+            CHECK(lt_optim_read_state(P.gpu, t, names[k], u, m) == LT_OK &&
+                      lt_optim_read_state(Q.gpu, t, names[k], v, m) == LT_OK,
+                  "%s", lt_optim_error(P.gpu));
+            differ += memcmp(u, v, m * 4) != 0;
+            count++;
+            free(u), free(v);
+        }
+    }
+    char rep[4096], none[64];
+    int lines = okp ? lt_optim_device_tuning(P.gpu, rep, sizeof rep) : 0;
+    int qlines = okq ? lt_optim_device_tuning(Q.gpu, none, sizeof none) : -1;
+    printf("%s  tuning %-16s %-4s %-26s %ld of %ld tensors differ from the default forms; %d launch shapes:\n%s",
+           differ == 0 && lines > 0 ? "PASS" : "FAIL", name, pdt == LT_DTYPE_F32 ? "f32" : "bf16",
+           args[0] ? args : "-", differ, count, lines, rep);
+    CHECK(okp && okq && differ == 0, "%s [%s]: the forms chosen by timing changed %ld tensors", name, args, differ);
+    CHECK(lines > 0 && !strstr(rep, "choosing") && !strstr(rep, "untimed"),
+          "%s [%s]: after %d steps not every form was timed and chosen:\n%s", name, args, steps, rep);
+    CHECK(qlines == 0, "%s: LT_TUNE=0 still tuned (%d lines)", name, qlines);
+    pair_free(&P);
+    pair_free(&Q);
+}
+
+static void test_tuning(int quick) {
+    tune_case("adamw_bnb_8bit", "", LT_DTYPE_F32);
+    tune_case("adafactor", "", LT_DTYPE_F32);
+    if (quick) return;
+    tune_case("adamw_bnb_8bit", "", LT_DTYPE_BF16);
+    tune_case("lion_8bit", "", LT_DTYPE_F32);
+    tune_case("adamw_torch_8bit", "", LT_DTYPE_F32);
+    tune_case("adamw_torch_4bit", "block_size=128", LT_DTYPE_F32);
+    tune_case("adafactor", "beta1=0.9,scale_parameter=True", LT_DTYPE_BF16);
+}
+
 /* a user stream, one parameter at a time, save/load across devices, a host pointer refused */
 static void test_api(void) {
     optim_case c = {"adamw_bnb_8bit", "", 1e-3};
@@ -479,6 +552,7 @@ int main(int argc, char **argv) {
     }
     printf("gpu_compare: %d of %d configurations agree\n", passed, total);
     if (!only) test_found_inf();
+    if (!only) test_tuning(quick);
     if (!quick && !only) test_api();
     return lt_test_done("gpu_compare");
 }

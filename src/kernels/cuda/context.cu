@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "kernels/cuda/cu_internal.cuh"
+#include "kernels/cuda/cu_tune.h"
 #include "kernels/optim_kernels_cuda.h"
 #include "kernels/quant.h"
 
@@ -42,6 +43,13 @@ struct Launch {
     int block;
 };
 
+/* a launch timed for the choice of its form (cu_tune.h): read back at a later flush, once its events are done */
+struct Timed {
+    size_t tune;
+    int cand;
+    cudaEvent_t a, b;
+};
+
 } // namespace
 
 struct lt_cuda {
@@ -64,6 +72,9 @@ struct lt_cuda {
     std::vector<Arena> arenas;
     int *pinned; /* LT_CUDA_RECORDS ints */
     cudaEvent_t ev[LT_CUDA_RECORDS];
+    std::vector<lt_cu_tune> tunes; /* per launch shape with forms to choose among */
+    std::vector<Timed> timed;      /* launches whose times are not read yet */
+    std::vector<cudaEvent_t> spare; /* timing events to reuse */
 };
 
 static int fail(lt_cuda *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -200,6 +211,8 @@ void lt_cuda_destroy(lt_cuda *c) {
     for (size_t i = 0; i < c->arenas.size(); i++) cudaFree(c->arenas[i].base);
     for (int i = 0; i < LT_CUDA_RECORDS; i++)
         if (c->ev[i]) cudaEventDestroy(c->ev[i]);
+    for (size_t i = 0; i < c->timed.size(); i++) cudaEventDestroy(c->timed[i].a), cudaEventDestroy(c->timed[i].b);
+    for (size_t i = 0; i < c->spare.size(); i++) cudaEventDestroy(c->spare[i]);
     if (c->pinned) cudaFreeHost(c->pinned);
     cudaGetLastError();
     delete c;
@@ -554,6 +567,78 @@ static int lowbit_variant() {
     return (env_is("LT_LOWBIT_HOT", "0") ? 1 : 0) | (env_is("LT_LOWBIT_REGS", "64") ? 2 : 0);
 }
 
+/* ---- the choice of a kernel's form by its times (cu_tune.h) ---- */
+
+#define LT_CU_TUNE_SHAPES 64 /* launch shapes tuned per context; later ones keep the default form */
+
+/* Reads back the timed launches whose events are done, into their shapes' choices; the others stay queued.
+ * Never waits. */
+static void tune_harvest(lt_cuda *c) {
+    size_t keep = 0;
+    for (size_t i = 0; i < c->timed.size(); i++) {
+        Timed &t = c->timed[i];
+        cudaError_t e = cudaEventQuery(t.b);
+        if (e == cudaErrorNotReady) {
+            cudaGetLastError(); /* some runtimes record "not ready" as the last error, which a launch's check
+                                   would then report as its own */
+            c->timed[keep++] = t;
+            continue;
+        }
+        float ms = -1.0f;
+        if (e != cudaSuccess || cudaEventElapsedTime(&ms, t.a, t.b) != cudaSuccess) ms = -1.0f;
+        cudaGetLastError();
+        lt_cu_tune_sample(&c->tunes[t.tune], t.cand, ms);
+        c->spare.push_back(t.a);
+        c->spare.push_back(t.b);
+    }
+    c->timed.resize(keep);
+}
+
+static cudaEvent_t tune_event(lt_cuda *c) {
+    cudaEvent_t e = NULL;
+    if (!c->spare.empty()) {
+        e = c->spare.back();
+        c->spare.pop_back();
+    } else if (cudaEventCreate(&e) != cudaSuccess) {
+        cudaGetLastError();
+        e = NULL;
+    }
+    return e;
+}
+
+/* The variant bits of launch L: the form its shape chose, or while choosing the next to time (*tune, *cand set
+ * then). The environment's switches (LT_LOWBIT_HOT, LT_LOWBIT_REGS, LT_ADAFACTOR_PIPE, LT_ADAFACTOR_APPLY) fix the
+ * form they name, LT_TUNE=0 keeps every default, and so does a found-inf flag (a skipped step's launches
+ * return at once: their times would mislead). */
+static int launch_form(lt_cuda *c, const Launch &L, long *tune, int *cand) {
+    *tune = -1;
+    const bool q = L.kind >= LT_CU_BNB8_ADAM && L.kind <= LT_CU_AO4;
+    int fixed;
+    bool forced;
+    if (q) fixed = lowbit_variant(), forced = getenv("LT_LOWBIT_HOT") || getenv("LT_LOWBIT_REGS");
+    else if (L.kind == LT_CU_AF_ROWS) fixed = L.variant | af_pipe_bits(), forced = getenv("LT_ADAFACTOR_PIPE") != NULL;
+    else if (L.kind == LT_CU_AF_APPLY) fixed = L.variant | af_apply_bits(), forced = getenv("LT_ADAFACTOR_APPLY") != NULL;
+    else return L.variant | af_pipe_bits() | af_apply_bits();
+    if (forced || c->flag || env_is("LT_TUNE", "0")) return fixed;
+    const int base = q ? 0 : L.variant;
+    size_t i = 0;
+    while (i < c->tunes.size() && !(c->tunes[i].kind == L.kind && c->tunes[i].base == base &&
+                                   c->tunes[i].block == (q ? L.block : 0) && c->tunes[i].nunits == L.nunits))
+        i++;
+    if (i == c->tunes.size()) {
+        int forms[LT_CU_TUNE_MAXC];
+        int n = lt_cu_tune_forms(L.kind, q ? L.block : 0, base, forms);
+        if (n < 2 || c->tunes.size() >= LT_CU_TUNE_SHAPES) return fixed;
+        lt_cu_tune t;
+        lt_cu_tune_init(&t, L.kind, q ? L.block : 0, base, L.nunits, forms, n);
+        c->tunes.push_back(t);
+    }
+    int timed = 0;
+    const int ci = lt_cu_tune_next(&c->tunes[i], &timed);
+    if (timed) *tune = (long)i, *cand = ci;
+    return c->tunes[i].cand[ci];
+}
+
 static int run_plan(lt_cuda *c, std::vector<Launch> &plan, std::vector<lt_cu_item> &items) {
     if (items.empty() || plan.empty()) return 0;
     /* one buffer: per launch its items, then their unit0 values for the search (lt_cu_starts) */
@@ -562,6 +647,10 @@ static int run_plan(lt_cuda *c, std::vector<Launch> &plan, std::vector<lt_cu_ite
     for (size_t k = 0; k < plan.size(); k++) at[k] = bytes, bytes += lt_cu_list_bytes(plan[k].count);
     try {
         c->list.assign(bytes, 0);
+        /* the timing bookkeeping below then never allocates (nothing there may throw) */
+        c->tunes.reserve(LT_CU_TUNE_SHAPES);
+        c->timed.reserve(c->timed.size() + plan.size());
+        c->spare.reserve(c->spare.size() + 2 * (c->timed.size() + plan.size()));
     } catch (...) {
         return fail(c, "out of memory building the tensor list");
     }
@@ -574,17 +663,36 @@ static int run_plan(lt_cuda *c, std::vector<Launch> &plan, std::vector<lt_cu_ite
     if (grow(c, (void **)&c->d_items, &c->d_items_cap, bytes, "allocating the tensor list")) return -1;
     /* pageable source: the copy is staged before the call returns, so the host buffer can be reused */
     CU(c, cudaMemcpyAsync(c->d_items, c->list.data(), bytes, cudaMemcpyHostToDevice, c->stream), "uploading the tensor list");
+    tune_harvest(c);
     for (size_t k = 0; k < plan.size(); k++) {
         const Launch &L = plan[k];
         const lt_cu_item *d = (const lt_cu_item *)(const void *)((const char *)c->d_items + at[k]);
         cudaError_t e;
+        long tune = -1;
+        int cand = 0, form = 0;
+        Timed tm = {0, 0, NULL, NULL};
+        if (L.kind > LT_CU_CHECK) {
+            form = launch_form(c, L, &tune, &cand);
+            /* the timing events go either side of the launch; without them the launch is simply not timed */
+            if (tune >= 0 && (tm.a = tune_event(c)) && (tm.b = tune_event(c)) &&
+                cudaEventRecord(tm.a, c->stream) != cudaSuccess)
+                cudaGetLastError(), tune = -1;
+        }
         if (L.kind == LT_CU_CHECK) e = lt_cu_launch_check(d, L.count, L.nunits, c->flag, c->stream);
         else if (L.kind <= LT_CU_EW_LAST) e = lt_cu_launch_ew(L.kind, d, L.count, L.nunits, c->flag, c->stream);
         else if (L.kind >= LT_CU_BNB8_ADAM && L.kind <= LT_CU_AO4)
-            e = lt_cu_launch_q(L.kind, L.block, d, L.count, L.nunits, L.t0, L.t1, c->flag, lowbit_variant(),
-                               c->sm_count, c->stream);
-        else e = lt_cu_launch_af(L.kind, L.variant | af_pipe_bits() | af_apply_bits(), d, L.count, L.nunits,
-                                 L.maxcols, c->flag, c->stream);
+            e = lt_cu_launch_q(L.kind, L.block, d, L.count, L.nunits, L.t0, L.t1, c->flag, form, c->sm_count,
+                               c->stream);
+        else e = lt_cu_launch_af(L.kind, form, d, L.count, L.nunits, L.maxcols, c->flag, c->stream);
+        if (e == cudaSuccess && tune >= 0 && tm.b && cudaEventRecord(tm.b, c->stream) == cudaSuccess) {
+            tm.tune = (size_t)tune;
+            tm.cand = cand;
+            c->timed.push_back(tm);
+        } else {
+            if (tune >= 0) cudaGetLastError(); /* a failed record: the launch goes untimed */
+            if (tm.a) c->spare.push_back(tm.a);
+            if (tm.b) c->spare.push_back(tm.b);
+        }
         if (e != cudaSuccess) {
             cudaGetLastError();
             return fail(c, "CUDA error launching optimizer kernel (kind %d, %d tensors): %s", L.kind, L.count,
@@ -694,6 +802,19 @@ int lt_cuda_flush(lt_cuda *c) {
     }
     c->queue.clear();
     return run_plan(c, plan, items);
+}
+
+int lt_cuda_tune_report(lt_cuda *c, char *buf, size_t len) {
+    if (len) buf[0] = 0;
+    tune_harvest(c);
+    size_t at = 0;
+    int lines = 0;
+    for (size_t i = 0; i < c->tunes.size() && at + 1 < len; i++) {
+        at += (size_t)lt_cu_tune_describe(&c->tunes[i], buf + at, len - at);
+        if (at + 1 < len) buf[at++] = '\n', buf[at] = 0;
+        lines++;
+    }
+    return lines;
 }
 
 int lt_cuda_check_finite(lt_cuda *c, const lt_ktensor *t, int count) {
