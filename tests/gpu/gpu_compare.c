@@ -16,8 +16,9 @@
  * (kernels/cuda/cu_tune.h) against the default forms, bit for bit.
  *
  * Needs a GPU; built only with CUDA (tests/gpu is not part of `make test`).
- * usage: gpu_compare [--quick] [--seed S] [--only SUBSTRING]   exit 0 when every check passes.
- * --quick: f32 only, 2 steps, no API checks (for compute-sanitizer); --only: the names containing SUBSTRING. */
+ * usage: gpu_compare [--quick] [--no-tuning] [--seed S] [--only SUBSTRING]   exit 0 when every check passes.
+ * --quick: f32 only, 2 steps, no API checks, two of the tuning cases; --no-tuning: none of them (gpu-check's
+ * memcheck run, whose time they would double); --only: the names containing SUBSTRING (no tuning cases). */
 #include <math.h>
 #include <stdint.h>
 #include <time.h>
@@ -518,11 +519,12 @@ static void test_api(void) {
 }
 
 int main(int argc, char **argv) {
-    int quick = 0;
+    int quick = 0, tuning = 1;
     const char *only = NULL;
     rng = (uint64_t)time(NULL);
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) quick = 1;
+        else if (!strcmp(argv[i], "--no-tuning")) tuning = 0;
         else if (!strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
         else if (!strcmp(argv[i], "--seed") && i + 1 < argc) rng = strtoull(argv[++i], NULL, 10);
     }
@@ -552,7 +554,7 @@ int main(int argc, char **argv) {
     }
     printf("gpu_compare: %d of %d configurations agree\n", passed, total);
     if (!only) test_found_inf();
-    if (!only) test_tuning(quick);
+    if (!only && tuning) test_tuning(quick);
     if (!quick && !only) test_api();
     return lt_test_done("gpu_compare");
 }
