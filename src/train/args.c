@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+
 #include "leantrain/optim.h"
 #include "train/events.h"
 #include "train/memplan.h"
@@ -39,6 +41,7 @@ void lt_train_args_default(lt_train_args *a) {
     snprintf(a->save_strategy, sizeof a->save_strategy, "steps");
     a->do_train = 1;
     snprintf(a->report_to, sizeof a->report_to, "none");
+    a->save_safetensors = 1;
     snprintf(a->include_num_input_tokens_seen, sizeof a->include_num_input_tokens_seen, "no");
     a->greater_is_better = -1;
     snprintf(a->output_dir, sizeof a->output_dir, "trainer_output");
@@ -106,6 +109,8 @@ static const arg_def ARGS[] = {
      "evaluate after the last step whatever eval_strategy says, and write output_dir/eval_results.json"},
     {"include_num_input_tokens_seen", A_STR, S(include_num_input_tokens_seen), "no, all or non_padding (the same: blocks have no padding), true (all) or false: each log entry and trainer_state.json carry num_input_tokens_seen [no]"},
     {"report_to", A_STR, S(report_to), "none or all: leantrain has no integrations; its log is output_dir/log.jsonl [none]"},
+    {"disable_tqdm", A_BOOL, S(disable_tqdm), "no progress bar (shown only on a terminal) [false]"},
+    {"save_safetensors", A_BOOL, S(save_safetensors), "every file leantrain writes is safetensors: only true [true]"},
     {"save_steps", A_STEPS, S(save_steps),
      "checkpoint every N steps (or a ratio in (0, 1) of the steps); 0: only at the end [500]"},
     {"save_total_limit", A_INT, S(save_total_limit), "keep the newest N checkpoints; 0: all [0]"},
@@ -128,6 +133,7 @@ static const arg_def ARGS[] = {
     {"seed", A_U64, S(seed), "the initialisation, the dropout masks and (unless --data_seed) the data order [42]"},
     {"data_seed", A_U64, S(data_seed), "the order of the training blocks [--seed]"},
     {"gradient_checkpointing", A_BOOL, S(gradient_checkpointing), "keep only block inputs; recompute in backward"},
+    {"gradient_checkpointing_kwargs", A_STR, S(gradient_checkpointing_kwargs), "the Trainer's JSON object for torch.utils.checkpoint: only use_reentrant (true or false), accepted and without effect (no autograd here: a block's backward recomputes its forward either way) []"},
     {"optim_in_backward", A_BOOL, S(optim_in_backward),
      "step each parameter as soon as its gradient is final (needs --max_grad_norm 0, accumulation 1)"},
     {"bf16", A_BOOL, S(bf16), "mixed precision: bf16 matrix multiplies and stored activations, fp32 master weights"},
@@ -336,6 +342,32 @@ static int steps_multiple(double save, double eval) {
     return e > 0 && s % e == 0;
 }
 
+/* --gradient_checkpointing_kwargs: empty or a JSON object of use_reentrant alone (a boolean). torch's reentrant
+ * and non-reentrant checkpointing differ in how autograd reruns a block, not in what it computes; here a block's
+ * backward recomputes its forward either way. Any other key is an error, not silently dropped. */
+static int checkpoint_kwargs_check(const char *text, char *err, size_t errlen) {
+    if (!text[0]) return 0;
+    cJSON *o = cJSON_Parse(text);
+    int bad = !o || !cJSON_IsObject(o);
+    const cJSON *k = NULL;
+    if (!bad)
+        cJSON_ArrayForEach(k, o) if (strcmp(k->string, "use_reentrant") || !cJSON_IsBool(k)) {
+            bad = 1;
+            break;
+        }
+    const char *why = !k                               ? ""
+                      : strcmp(k->string, "use_reentrant") ? " (no other key: torch.utils.checkpoint's other options "
+                                                             "have no counterpart here)"
+                                                           : " (use_reentrant is true or false)";
+    if (bad)
+        snprintf(err, errlen,
+                 "--gradient_checkpointing_kwargs %s: expected a JSON object with use_reentrant alone, such as "
+                 "'{\"use_reentrant\": false}'%s",
+                 text, why);
+    cJSON_Delete(o);
+    return bad;
+}
+
 lt_status lt_train_args_check(const lt_train_args *a, char *err, size_t errlen) {
     const struct {
         int bad;
@@ -394,6 +426,8 @@ lt_status lt_train_args_check(const lt_train_args *a, char *err, size_t errlen) 
          "--include_num_input_tokens_seen must be no, all, non_padding, true or false"},
         {strcmp(a->report_to, "none") && strcmp(a->report_to, "all"),
          "--report_to: leantrain reports to no service (its log is output_dir/log.jsonl): pass none"},
+        {!a->save_safetensors,
+         "--save_safetensors false: leantrain writes only safetensors (model, optimizer state): drop the flag"},
         {!a->do_train && !a->do_eval, "--do_train false leaves nothing to do: add --do_eval to only evaluate"},
         {a->block_size < 0, "--block_size must be >= 0"},
         {a->threads < 0, "--threads must be >= 0 (0: all cores)"},
@@ -422,6 +456,7 @@ lt_status lt_train_args_check(const lt_train_args *a, char *err, size_t errlen) 
             snprintf(err, errlen, "%s", checks[k].msg);
             return LT_ERR_ARG;
         }
+    if (checkpoint_kwargs_check(a->gradient_checkpointing_kwargs, err, errlen)) return LT_ERR_ARG;
     lt_gpt2_config probe = {0};
     return lt_train_config_overrides(a->config_overrides, &probe, err, errlen);
 }

@@ -37,6 +37,8 @@ typedef struct lt_train_args {
     int logging_first_step, eval_on_start;
     int do_train, do_eval;     /* run_clm's: train (default on: the command's job) and evaluate at the end */
     char report_to[32];        /* "none" or "all": no integration (the log is output_dir/log.jsonl) */
+    int disable_tqdm;          /* no progress bar on a terminal */
+    int save_safetensors;      /* must stay true: every file is safetensors */
     char include_num_input_tokens_seen[16]; /* "no", "all" or "non_padding" (the same here: no padding), or a bool */
     /* the best model: the Trainer's metric_for_best_model (loss or perplexity, with or without eval_; "" until
        needed, then loss), greater_is_better (-1: from the name, lower for a loss or perplexity),
@@ -54,6 +56,7 @@ typedef struct lt_train_args {
     int overwrite_output_dir;
     /* memory methods */
     int gradient_checkpointing, optim_in_backward, bf16, fp16, pure_bf16;
+    char gradient_checkpointing_kwargs[128]; /* the Trainer's JSON object: only use_reentrant, which has no meaning here */
     int tf32;                    /* fp32 matrix multiplies in TF32 on the GPU (the Trainer's tf32=True) */
     double fp16_init_scale;      /* GradScaler's init_scale */
     long fp16_growth_interval;   /* and growth_interval (factors 2 and 0.5) */

@@ -379,7 +379,7 @@ static int write_eval_results(run_t *r) {
 }
 
 static void progress(run_t *r, double loss) {
-    if (!isatty(STDOUT_FILENO)) return;
+    if (r->a->disable_tqdm || !isatty(STDOUT_FILENO)) return;
     double el = lt_now_s() - r->t_start, frac = (double)r->step / (double)r->total_steps;
     double eta = r->step > 0 ? el / (double)r->step * (double)(r->total_steps - r->step) : 0;
     int w = 30, filled = (int)(frac * w);

@@ -7,7 +7,9 @@
 # eval_results.json, whose loss an evaluation-only run of the last checkpoint reproduces bit for bit; the old and
 # run_clm names (--evaluation_strategy, --tokenizer_name) are the same flags; the best model is tracked, kept by
 # save_total_limit, saved by --save_strategy best and loaded by --load_best_model_at_end; output_dir itself holds
-# the final model (the best one, once loaded) unless --save_strategy no; bad values fail with one line.
+# the final model (the best one, once loaded) unless --save_strategy no; flags without an effect here
+# (--gradient_checkpointing_kwargs' use_reentrant, --save_safetensors true, --disable_tqdm's bar) are taken; bad
+# values fail with one line.
 source tests/cli/lib/train_common.bash train_flags 30000
 # 30000 bytes: 892 training blocks of 32 tokens and 46 validation blocks; batch 8 x accumulation 2: 55 optimizer
 # steps per epoch (892 / 8 = 111 micro-batches, / 2)
@@ -261,5 +263,28 @@ bad "--early_stopping_threshold must be >= 0" "${M[@]}" --early_stopping_thresho
 bad "--neftune_noise_alpha must be >= 0" "${M[@]}" --neftune_noise_alpha -1
 bad "--label_smoothing_factor must be in [0, 1]" "${M[@]}" --label_smoothing_factor 1.5
 bad "--label_smoothing_factor must be in [0, 1]" "${M[@]}" --label_smoothing_factor -0.1
+# Flags of the Trainer that change nothing here are taken, not refused: --gradient_checkpointing_kwargs with
+# use_reentrant (either value: the same run as checkpointing without it), --save_safetensors true, --disable_tqdm
+# (the progress bar, drawn only on a terminal: `script` gives the run one, and the bar's ETA shows without the
+# flag only); other values fail with one line
+run ckpt --max_steps 4 --logging_steps 1 --eval_steps 2 --gradient_checkpointing
+run ckptkw --max_steps 4 --logging_steps 1 --eval_steps 2 --gradient_checkpointing \
+    --gradient_checkpointing_kwargs '{"use_reentrant": false}' --save_safetensors true
+[ "$(notps "$tmp/ckptkw/log.jsonl")" = "$(notps "$tmp/ckpt/log.jsonl")" ] &&
+    cmp -s "$tmp/ckptkw/model.safetensors" "$tmp/ckpt/model.safetensors" ||
+    { echo "--gradient_checkpointing_kwargs / --save_safetensors true changed the run"; cat "$tmp/ckptkw.log"; fail=1; }
+tty_run() { # name, args...: the run on a pseudo-terminal, its screen in $tmp/<name>.tty
+    local name=$1; shift
+    local cmd="$LT train ${M[*]} --max_steps 3 --logging_steps 3 --eval_strategy no --output_dir $tmp/$name $*"
+    script -qec "$cmd" /dev/null > "$tmp/$name.tty" 2>&1 || { echo "tty run $name failed"; cat "$tmp/$name.tty"; fail=1; }
+}
+tty_run bar
+tty_run nobar --disable_tqdm true
+grep -q "ETA" "$tmp/bar.tty" && ! grep -q "ETA" "$tmp/nobar.tty" && grep -q "^done: 3 steps" "$tmp/nobar.tty" ||
+    { echo "--disable_tqdm: the progress bar shown on a terminal without it and not with it, expected"; cat "$tmp/bar.tty" "$tmp/nobar.tty"; fail=1; }
+bad "--gradient_checkpointing_kwargs {\"use_reentrant\": 1}: expected a JSON object with use_reentrant alone" "${M[@]}" \
+    --gradient_checkpointing_kwargs '{"use_reentrant": 1}'
+bad "(no other key" "${M[@]}" --gradient_checkpointing_kwargs '{"preserve_rng_state": true}'
+bad "--save_safetensors false: leantrain writes only safetensors" "${M[@]}" --save_safetensors false
 [ $fail -eq 0 ] && rm -rf "$tmp"
 exit $fail
