@@ -6,16 +6,19 @@
 #include <string.h>
 #include <sys/resource.h>
 
-size_t lt_meminfo_available(const char *meminfo) {
-    const char *p = meminfo ? strstr(meminfo, "MemAvailable:") : NULL;
+/* the "Key:   N kB" field of a /proc text (meminfo, status), in bytes; 0 when absent or malformed */
+static size_t proc_kb(const char *text, const char *key) {
+    const char *p = text ? strstr(text, key) : NULL;
     if (!p) return 0;
     char *end;
-    unsigned long long kb = strtoull(p + strlen("MemAvailable:"), &end, 10);
-    if (end == p + strlen("MemAvailable:")) return 0;
+    unsigned long long kb = strtoull(p + strlen(key), &end, 10);
+    if (end == p + strlen(key)) return 0;
     while (*end == ' ') end++;
     if (strncmp(end, "kB", 2) != 0) return 0;
     return (size_t)kb * 1024;
 }
+
+size_t lt_meminfo_available(const char *meminfo) { return proc_kb(meminfo, "MemAvailable:"); }
 
 /* a byte count alone on its line (a trailing newline allowed) into *v; 0 on anything else */
 static int parse_count(const char *s, unsigned long long *v) {
@@ -54,16 +57,7 @@ static char *slurp(const char *path, char *buf, size_t len) {
     return n ? buf : NULL;
 }
 
-size_t lt_status_vmsize(const char *status) {
-    const char *p = status ? strstr(status, "VmSize:") : NULL;
-    if (!p) return 0;
-    char *end;
-    unsigned long long kb = strtoull(p + strlen("VmSize:"), &end, 10);
-    if (end == p + strlen("VmSize:")) return 0;
-    while (*end == ' ') end++;
-    if (strncmp(end, "kB", 2) != 0) return 0;
-    return (size_t)kb * 1024;
-}
+size_t lt_status_vmsize(const char *status) { return proc_kb(status, "VmSize:"); }
 
 size_t lt_address_space_left(void) {
     struct rlimit rl;
