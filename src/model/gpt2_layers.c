@@ -339,10 +339,12 @@ int lt_nn_blas_reserve(char *err, size_t errlen) {
      * buffer from OpenBLAS's table and gives it back, so products that do not overlap share one, and whether the
      * threads' products overlap is up to the scheduler. OpenBLAS's own allocator, taking T buffers before giving
      * them back, fills the table for certain; the products after it are for a build without it */
-    if (blas_memory_alloc && blas_memory_free && threads <= 256) {
-        void *held[256];
+    if (blas_memory_alloc && blas_memory_free) {
+        /* at most 64: Debian's build has MAX_THREADS=64 and a table of 2 x 64 buffers, the workers' 63 included
+         * (more threads than that would overflow OpenBLAS's table with or without this) */
+        void *held[64];
         int n = 0;
-        while (n < threads && (held[n] = blas_memory_alloc(0)) != NULL) n++;
+        while (n < threads && n < 64 && (held[n] = blas_memory_alloc(0)) != NULL) n++;
         while (n > 0) blas_memory_free(held[--n]);
     }
     float *c = a + (size_t)3 * N * N;
