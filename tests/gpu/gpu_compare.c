@@ -391,7 +391,7 @@ static void tune_case(const char *name, const char *args, lt_dtype pdt) {
     int okp = pair_make(&P, &c, pdt) == 0;
     rng = seed;
     int okq = pair_make(&Q, &c, pdt) == 0;
-    const int steps = 3 * LT_CU_TUNE_SAMPLES + 1; /* every form of the most (3) timed, then the choice used */
+    const int steps = LT_CU_TUNE_MAXC * LT_CU_TUNE_SAMPLES + 1; /* every form of every shape timed, then the choice used */
     for (int s = 1; s <= steps && okp && okq; s++) {
         const uint64_t at = rng;
         new_grads(&P);
