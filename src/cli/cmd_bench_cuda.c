@@ -96,8 +96,8 @@ int lt_cmd_bench_optim_cuda(const char *only, const char *oargs, double millions
             }
         double best = 0, med = 0;
         /* warm-up: first launches, the paged state's first migration, and the kernels' choice of their forms
-         * (each of up to LT_CU_TUNE_MAXC forms timed LT_CU_TUNE_SAMPLES times; the sync lets the first timed step read the
-         * last of those times back and choose before it launches) */
+         * (each of up to LT_CU_TUNE_MAXC forms timed LT_CU_TUNE_SAMPLES times; the sync lets the first timed
+         * step read the last of those times back and choose before it launches) */
         for (int w = 0; ok && w < LT_CU_TUNE_MAXC * LT_CU_TUNE_SAMPLES + 1; w++)
             if (lt_optim_step(o, 1.0f) != LT_OK) {
                 fprintf(stderr, "leantrain bench: %s: %s\n", name, lt_optim_error(o));
