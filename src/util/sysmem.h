@@ -2,8 +2,8 @@
  * reports as available (/proc/meminfo's MemAvailable) and, when the process
  * runs in a control group with a limit (a container, a CI job), what is left
  * of that limit, and, under an address-space limit (`ulimit -v`, common on
- * shared clusters), what is left of that. The trainer checks its memory plan against it before it
- * allocates (train/trainer.c). */
+ * shared clusters), what is left of that. The trainer checks its memory
+ * plan against it before it allocates (train/trainer.c). */
 #ifndef LT_UTIL_SYSMEM_H
 #define LT_UTIL_SYSMEM_H
 
