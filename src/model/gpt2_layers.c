@@ -338,7 +338,7 @@ int lt_nn_blas_reserve(char *err, size_t errlen) {
     /* one buffer per product the threads may run at once (the attention runs one per thread): a product takes a
      * buffer from OpenBLAS's table and gives it back, so products that do not overlap share one, and whether the
      * threads' products overlap is up to the scheduler. OpenBLAS's own allocator, taking T buffers before giving
-     * them back, fills the table for certain; the products after it are for a build without it */
+     * them back, fills the table for certain; a build without it gets a product per thread at once instead */
     if (blas_memory_alloc && blas_memory_free) {
         /* at most 64: Debian's build has MAX_THREADS=64 and a table of 2 x 64 buffers, the workers' 63 included
          * (more threads than that would overflow OpenBLAS's table with or without this) */
@@ -346,13 +346,14 @@ int lt_nn_blas_reserve(char *err, size_t errlen) {
         int n = 0;
         while (n < threads && n < 64 && (held[n] = blas_memory_alloc(0)) != NULL) n++;
         while (n > 0) blas_memory_free(held[--n]);
-    }
-    float *c = a + (size_t)3 * N * N;
+    } else {
+        float *c = a + (size_t)3 * N * N;
 #pragma omp parallel
-    {
-        float *ct = c + (size_t)omp_get_thread_num() * S * S;
+        {
+            float *ct = c + (size_t)omp_get_thread_num() * S * S;
 #pragma omp barrier
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, S, S, S, 1.0f, a, N, a + N * N, N, 0.0f, ct, S);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, S, S, S, 1.0f, a, N, a + N * N, N, 0.0f, ct, S);
+        }
     }
     free(a);
     return 0;

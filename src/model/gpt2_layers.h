@@ -27,7 +27,7 @@ const char *lt_nn_blas_core(void);
 
 /* Makes OpenBLAS map now the buffers it keeps for the rest of the process, by a product split over every thread
  * of omp_get_max_threads (the workers' buffers), then its allocator (blas_memory_alloc, weak-linked) holding one
- * buffer per thread at once and a product per thread, so that no later product allocates. OpenBLAS
+ * buffer per thread at once (without it: a product per thread at once), so that no later product allocates. OpenBLAS
  * retries a buffer it cannot allocate forever, so a product run after the model's allocations had used up an
  * address-space limit (`ulimit -v`) would hang; call this before allocating. Under such a limit, fails (-1,
  * err: the limit, what is left, what OpenBLAS needs, what to do) when less than 2T - 1 buffers are left:
