@@ -326,7 +326,7 @@ static void compare_tokenizers(const lt_tokenizer *a, const lt_tokenizer *b, con
     for (size_t id = 0; id < lt_tokenizer_vocab_size(a); id++) {
         size_t la = 0, lb = 0;
         const char *sa = lt_tokenizer_token_bytes(a, (int32_t)id, &la), *sb = lt_tokenizer_token_bytes(b, (int32_t)id, &lb);
-        bad += !sa || !sb || la != lb || memcmp(sa, sb, la);
+        bad += !sa != !sb || (sa && (la != lb || memcmp(sa, sb, la))); /* holes in the same places */
     }
     CHECK(bad == 0, "%s: %d tokens differ", what, bad);
     lt_tok_ctx *ca = lt_tok_ctx_new(a, NULL, 0), *cb = lt_tok_ctx_new(b, NULL, 0);
@@ -392,6 +392,69 @@ static void test_formats(const lt_tokenizer *gpt2, const char *tmp) {
         lt_tok_ctx_free(c);
     }
     lt_tokenizer_free(sm);
+}
+
+/* Added tokens whose content is already a token (found by fuzz/fuzz_tokenizer_files: such a tokenizer saved a
+ * vocab.json with the same key twice, which did not load back; with the added id below the vocabulary's, the file
+ * itself was refused). Hugging Face tokenizers 0.23.3 on this file: "ab" is id 300, ids 256 and 302 are no token,
+ * "xab" encodes as [120, 300]; it gives "<|endoftext|>" id 257, not the file's 301 (it renumbers added ids past
+ * the vocabulary with a warning), where leantrain keeps the file's id. */
+static void test_added_duplicates(const char *tmp) {
+    uint32_t b2u[256];
+    lt_tok_byte_unicode(b2u);
+    cJSON *root = cJSON_CreateObject(), *model = cJSON_CreateObject(), *vocab = cJSON_CreateObject();
+    cJSON *pre = cJSON_AddObjectToObject(root, "pre_tokenizer");
+    cJSON_AddStringToObject(pre, "type", "ByteLevel");
+    for (int b = 0; b < 256; b++) {
+        char u[4] = {0};
+        if (b2u[b] < 0x80) u[0] = (char)b2u[b];
+        else u[0] = (char)(0xc0 | (b2u[b] >> 6)), u[1] = (char)(0x80 | (b2u[b] & 0x3f));
+        cJSON_AddNumberToObject(vocab, u, b);
+    }
+    cJSON_AddNumberToObject(vocab, "ab", 300);
+    cJSON_AddItemToObject(model, "vocab", vocab);
+    const char *pair[2] = {"a", "b"};
+    cJSON *merges = cJSON_AddArrayToObject(model, "merges");
+    cJSON_AddItemToArray(merges, cJSON_CreateStringArray(pair, 2));
+    cJSON_AddItemToObject(root, "model", model);
+    cJSON *added = cJSON_AddArrayToObject(root, "added_tokens");
+    const int ids[3] = {256, 301, 302};
+    const char *content[3] = {"ab", "<|endoftext|>", "ab"};
+    for (int k = 0; k < 3; k++) {
+        cJSON *a = cJSON_CreateObject();
+        cJSON_AddNumberToObject(a, "id", ids[k]);
+        cJSON_AddStringToObject(a, "content", content[k]);
+        cJSON_AddItemToArray(added, a);
+    }
+    char path[512], dir[512], err[1024];
+    snprintf(path, sizeof path, "%.400s/added-duplicates.json", tmp);
+    char *text = cJSON_PrintUnformatted(root);
+    write_file(path, text);
+    free(text);
+    cJSON_Delete(root);
+    lt_tokenizer *t = NULL;
+    CHECK(lt_tokenizer_load(path, &t, err, sizeof err) == LT_OK, "%s", err);
+    if (!t) return;
+    size_t l = 0;
+    const char *s300 = lt_tokenizer_token_bytes(t, 300, &l);
+    CHECK(s300 && l == 2 && !memcmp(s300, "ab", 2), "id 300 is not \"ab\"");
+    CHECK(!lt_tokenizer_token_bytes(t, 256, &l) && !lt_tokenizer_token_bytes(t, 302, &l),
+          "an added token repeating \"ab\" kept an id of its own");
+    CHECK(lt_tokenizer_eot(t) == 301 && lt_tokenizer_vocab_size(t) == 302, "eot %d, vocabulary %zu (want 301, 302)",
+          lt_tokenizer_eot(t), lt_tokenizer_vocab_size(t));
+    lt_tok_ids v = {0};
+    CHECK(lt_tokenizer_encode(t, "xab", 3, &v, err, sizeof err) == LT_OK && v.n == 2 && v.ids[0] == 120 &&
+              v.ids[1] == 300,
+          "\"xab\" does not encode as [120, 300]");
+    lt_tok_ids_free(&v);
+    snprintf(dir, sizeof dir, "%.400s/saved-added", tmp);
+    mkdir(dir, 0777);
+    CHECK(lt_tokenizer_save(t, dir, err, sizeof err) == LT_OK, "%s", err);
+    lt_tokenizer *u = NULL;
+    CHECK(lt_tokenizer_load(dir, &u, err, sizeof err) == LT_OK, "saved, it does not load back: %s", err);
+    if (u) compare_tokenizers(t, u, "added duplicates, saved and loaded back");
+    lt_tokenizer_free(u);
+    lt_tokenizer_free(t);
 }
 
 /* ---- bad files: one message naming the file and the problem ---- */
@@ -682,6 +745,7 @@ int main(void) {
     test_splits(t);
     test_cache_bound(t);
     test_formats(t, tmp);
+    test_added_duplicates(tmp);
     test_bad_files(t, tmp);
     test_stream(t, tmp);
     lt_tokenizer_free(t);

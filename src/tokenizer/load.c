@@ -259,25 +259,38 @@ static lt_status finish_vocab(builder_t *b, lt_tokenizer *t, const char *path, c
         t->tok_present[id] = 1;
     }
     t->tok_off[t->n_vocab] = (uint32_t)off;
+    /* the bytes -> id table: the vocabulary's tokens first (two with the same bytes are an error), then the added
+     * tokens; an added token whose bytes already are a token is that token, as in Hugging Face (which maps its
+     * content to the existing id): its own id is dropped, so that every present id has bytes of its own and the
+     * tokenizer saves as a vocab.json (whose keys are the bytes) and loads back the same */
     for (size_t i = 0; i <= t->bytes_mask; i++) t->bytes_tab[i] = -1;
-    for (size_t id = 0; id < t->n_vocab; id++) {
-        if (!t->tok_present[id]) continue;
-        const char *s = t->tok_bytes + t->tok_off[id];
-        size_t n = t->tok_off[id + 1] - t->tok_off[id];
-        if (lookup_in(t, s, n) >= 0) {
-            if (b->ents[slot[id]].raw) continue; /* an added token spelled like a vocabulary token: decodable, never encoded */
-            char q[96], txt[64];
-            size_t k = 0;
-            for (size_t j = 0; j < n && k + 5 < sizeof txt; j++) /* bytes shown printable */
-                k += (size_t)snprintf(txt + k, sizeof txt - k, (unsigned char)s[j] >= 0x21 && (unsigned char)s[j] < 0x7f ? "%c" : "\\x%02x", (unsigned char)s[j]);
-            free(slot);
-            return fail(err, errlen, LT_ERR_FORMAT, "%s: two tokens stand for the same bytes %s (ids %d and %zu)", path,
-                        shown(txt, q, sizeof q), lookup_in(t, s, n), id);
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t id = 0; id < t->n_vocab; id++) {
+            if (!t->tok_present[id] || b->ents[slot[id]].raw != pass) continue;
+            const char *s = t->tok_bytes + t->tok_off[id];
+            size_t n = t->tok_off[id + 1] - t->tok_off[id];
+            int32_t other = lookup_in(t, s, n);
+            if (other >= 0 && pass == 1) {
+                t->tok_present[id] = 0;
+                continue;
+            }
+            if (other >= 0) {
+                char q[96], txt[64];
+                size_t k = 0;
+                for (size_t j = 0; j < n && k + 5 < sizeof txt; j++) /* bytes shown printable */
+                    k += (size_t)snprintf(txt + k, sizeof txt - k,
+                                          (unsigned char)s[j] >= 0x21 && (unsigned char)s[j] < 0x7f ? "%c" : "\\x%02x",
+                                          (unsigned char)s[j]);
+                free(slot);
+                return fail(err, errlen, LT_ERR_FORMAT, "%s: two tokens stand for the same bytes %s (ids %d and %zu)",
+                            path, shown(txt, q, sizeof q), other, id);
+            }
+            size_t i = (size_t)lt_tok_hash(s, n) & t->bytes_mask;
+            while (t->bytes_tab[i] >= 0) i = (i + 1) & t->bytes_mask;
+            t->bytes_tab[i] = (int32_t)id;
         }
-        size_t i = (size_t)lt_tok_hash(s, n) & t->bytes_mask;
-        while (t->bytes_tab[i] >= 0) i = (i + 1) & t->bytes_mask;
-        t->bytes_tab[i] = (int32_t)id;
-    }
+    /* the largest id left + 1 (ids are laid out in order, so tok_off[n_vocab] still ends the last one's bytes) */
+    while (t->n_vocab > 0 && !t->tok_present[t->n_vocab - 1]) t->n_vocab--;
     free(slot);
     for (int c = 0; c < 256; c++) {
         char ch = (char)c;

@@ -78,7 +78,10 @@ lt_status lt_tokenizer_load_gpt2(const char *encoder_json, const char *merges_pa
 
 /* Loads a Hugging Face tokenizer.json (model BPE, pre_tokenizer ByteLevel;
  * merges as "a b" strings or as ["a", "b"] pairs; added_tokens kept for
- * decoding). Other kinds are refused with a message saying which field. */
+ * decoding, under the file's ids: one whose id is a vocabulary token's, or
+ * whose content is already a token, is that token and has no id of its own,
+ * as in Hugging Face). Other kinds are refused with a message saying which
+ * field. */
 lt_status lt_tokenizer_load_hf(const char *tokenizer_json, lt_tokenizer **out, char *err, size_t errlen);
 
 /* 1 when `dir` holds tokenizer files lt_tokenizer_load would use, else 0. */
