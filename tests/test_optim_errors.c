@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "leantrain/optim.h"
+#include "leantrain/safetensors.h"
 #include "testutil.h"
 
 static void expect_create_error(const char *name, const char *args, const char *want) {
@@ -35,6 +36,28 @@ static void write_bytes(const char *path, const void *buf, size_t n) {
     FILE *f = fopen(path, "wb");
     fwrite(buf, 1, n, f);
     fclose(f);
+}
+
+/* dst: the state file src with metadata entry key set to value (tensors as they are) */
+static void rewrite_meta(const char *src, const char *dst, const char *key, const char *value) {
+    char err[512];
+    lt_st_file *f = NULL;
+    CHECK(lt_st_open(src, &f, err, sizeof err) == LT_OK, "%s", err);
+    if (!f) return;
+    lt_st_writer *w = lt_st_writer_new();
+    for (size_t i = 0; i < lt_st_count(f); i++) {
+        const lt_st_tensor *t = lt_st_at(f, i);
+        CHECK(lt_st_writer_add(w, t->name, (lt_dtype)t->lt_type, t->ndim, t->shape, t->data) == LT_OK, "add %s",
+              t->name);
+    }
+    for (size_t i = 0; i < lt_st_meta_count(f); i++) {
+        const char *k, *v;
+        lt_st_meta_at(f, i, &k, &v);
+        CHECK(lt_st_writer_meta(w, k, strcmp(k, key) ? v : value) == LT_OK, "meta %s", k);
+    }
+    CHECK(lt_st_writer_write(w, dst, err, sizeof err) == LT_OK, "%s", err);
+    lt_st_writer_free(w);
+    lt_st_close(f);
 }
 
 int main(void) {
@@ -126,7 +149,38 @@ int main(void) {
     lt_param_desc extra = {.name = "extra", .data = W, .grad = G, .ndim = 1, .shape = {20}};
     lt_optim_add_param(t, &extra);
     CHECK(lt_optim_load(t, path) == LT_ERR_FORMAT, "missing state accepted");
-    snprintf(bad, sizeof bad, "%s: no valid step count for parameter 'extra'", path);
+    snprintf(bad, sizeof bad, "%s: no valid step count for parameter 'extra' (a whole number from 0 to 2^53)", path);
+    CHECK(!strcmp(lt_optim_error(t), bad), "\n  got:  %s\n  want: %s", lt_optim_error(t), bad);
+    lt_optim_free(t);
+
+    /* step counts a double holds but an int64 does not (their conversion was undefined behaviour, found by
+     * fuzz/fuzz_optim_state under UBSan), negative or fractional ones: refused, the optimizer unchanged */
+    static const char *bad_steps[] = {"{\"w\": 1e300}", "{\"w\": 1e17}", "{\"w\": -1}",
+                                      "{\"w\": 2.5}", "{\"w\": \"3\"}"};
+    char edited[512];
+    snprintf(edited, sizeof edited, "%s/errors_steps.safetensors", lt_test_tmp_dir());
+    for (int k = 0; k < 5; k++) {
+        rewrite_meta(path, edited, "steps", bad_steps[k]);
+        t = make("adamw_torch", "", 4, 5, W2);
+        CHECK(lt_optim_load(t, edited) == LT_ERR_FORMAT, "steps %s accepted", bad_steps[k]);
+        snprintf(bad, sizeof bad, "%s: no valid step count for parameter 'w' (a whole number from 0 to 2^53)", edited);
+        CHECK(!strcmp(lt_optim_error(t), bad), "steps %s:\n  got:  %s\n  want: %s", bad_steps[k], lt_optim_error(t),
+              bad);
+        CHECK(lt_optim_param_step(t, 0) == 0, "a refused step count changed the optimizer");
+        lt_optim_free(t);
+    }
+    rewrite_meta(path, edited, "steps", "{\"w\": 9007199254740992}"); /* 2^53: the largest taken */
+    t = make("adamw_torch", "", 4, 5, W2);
+    CHECK(lt_optim_load(t, edited) == LT_OK, "%s", lt_optim_error(t));
+    CHECK(lt_optim_param_step(t, 0) == 9007199254740992LL, "step %lld", (long long)lt_optim_param_step(t, 0));
+    lt_optim_free(t);
+
+    /* a group's hyperparameters that its family refuses: the message names the file and the group */
+    rewrite_meta(path, edited, "groups",
+                 "[{\"lr\": 0.001, \"beta1\": 1.5, \"beta2\": 0.999, \"eps\": 1e-08, \"weight_decay\": 0}]");
+    t = make("adamw_torch", "", 4, 5, W2);
+    CHECK(lt_optim_load(t, edited) == LT_ERR_ARG || lt_optim_load(t, edited) == LT_ERR_FORMAT, "beta1 1.5 accepted");
+    snprintf(bad, sizeof bad, "%s: group 0: invalid beta1 1.5: must be in [0, 1)", edited);
     CHECK(!strcmp(lt_optim_error(t), bad), "\n  got:  %s\n  want: %s", lt_optim_error(t), bad);
     lt_optim_free(t);
 

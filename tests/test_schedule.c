@@ -147,6 +147,8 @@ int main(void) {
                    {0, "window_size=2000", "window_size in 1..1024"},
                    {0, "max_lr=0", "max_lr > 0"},
                    {0, "smooth=maybe", "smooth 'maybe': expected true or false"},
+                   {0, "reset_start=-1", "reset_start >= 0"},
+                   {0, "warmup=-1e300", "warmup >= 0"}, /* a double past long's range: clamped, then refused */
                    {3, "", "greedy has no warmup"}};
         for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
             CHECK(lt_sched_init(&g, "greedy", bad[i].warmup, 100, 1e-3, bad[i].kw, err, sizeof err) == LT_ERR_ARG &&
@@ -156,6 +158,22 @@ int main(void) {
                       LT_OK && g.smooth && g.factor == 0.95 && g.patience == 10 && g.threshold == 1e-6 &&
                   g.threshold_abs && g.min_lr == 1e-3 && g.max_lr == 1.0 && g.window == 50 && g.reset_start == 500,
               "greedy's defaults: %s", err);
+        CHECK(lt_sched_init(&g, "greedy", 0, 100, 1e-3, "patience=1e300", err, sizeof err) == LT_OK &&
+                  g.patience == 9007199254740992L,
+              "greedy: patience 1e300 is not clamped to 2^53 (%ld): %s", g.patience, err);
+        /* a saved state whose counters are not whole numbers from 0 to 2^53 is refused (their conversion to long
+         * was undefined behaviour) */
+        static const char *bad_state[] = {"{\"lr\": 1e-3, \"num_bad_epochs\": 1e300, \"cooldown_counter\": 0}",
+                                          "{\"lr\": 1e-3, \"num_bad_epochs\": 0, \"cooldown_counter\": -1}",
+                                          "{\"lr\": 1e-3, \"num_bad_epochs\": 0.5, \"cooldown_counter\": 0}"};
+        for (int k = 0; k < 3; k++) {
+            cJSON *j = cJSON_Parse(bad_state[k]);
+            lt_sched_init(&g, "reduce_lr_on_plateau", 0, 100, 1e-3, NULL, err, sizeof err);
+            CHECK(lt_sched_state_load(&g, j, err, sizeof err) == LT_ERR_FORMAT &&
+                      strstr(err, "no reduce_lr_on_plateau state in lr_scheduler"),
+                  "state %s accepted (%s)", bad_state[k], err);
+            cJSON_Delete(j);
+        }
     }
     CHECK(ngreedy >= 4 && nmoves >= 20, "only %d greedy runs (%d moves) in %s", ngreedy, nmoves, path);
     CHECK(njson >= 10, "only %d schedules with options", njson);

@@ -38,6 +38,21 @@ static inline cJSON *lt_json_add_number(cJSON *obj, const char *key, double v) {
     return n;
 }
 
+/* 1 when item is a JSON number that is a whole number from 0 to max, its value then in *out; else 0. Counts read
+ * back from a checkpoint (steps, positions, counters) go through it, so that a damaged or hand-edited file is
+ * refused with a message instead of converted: a double outside an integer type's range converts with undefined
+ * behaviour. max at most 2^53, past which doubles are no longer every whole number. */
+static inline int lt_json_count(const cJSON *item, double max, long long *out) {
+    if (!cJSON_IsNumber(item) || !(item->valuedouble >= 0) || item->valuedouble > max ||
+        item->valuedouble != floor(item->valuedouble))
+        return 0;
+    *out = (long long)item->valuedouble;
+    return 1;
+}
+
+/* The largest count lt_json_count is asked for: 2^53. */
+#define LT_JSON_COUNT_MAX 9007199254740992.0
+
 /* Makes every number in the tree under item (a trainer_state.json read back, say) one that lt_json_number made,
  * so that printing the tree again writes the values it was read with, not 15-digit roundings of them. */
 static inline void lt_json_numbers_exact(cJSON *item) {

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "io/json_number.h"
 #include "leantrain/safetensors.h"
 #include "optim/optim_internal.h"
 
@@ -173,18 +174,24 @@ lt_status lt_optim_load(lt_optim *o, const char *path) {
                 goto out;
             }
         }
-        if (o->fam->validate(o, &ng[g]) != LT_OK) goto out;
+        if (o->fam->validate(o, &ng[g]) != LT_OK) { /* its message, with the file's name before it */
+            char why[600];
+            snprintf(why, sizeof why, "%s", lt_optim_error(o));
+            lt_optim_fail(o, st, "%s: group %d: %s", path, g, why);
+            goto out;
+        }
     }
     /* every state of every parameter present, same dtype and shape; nothing else in the file */
     size_t expected = 0;
     for (int i = 0; i < o->nparams; i++) {
         lt_param *p = &o->params[i];
-        cJSON *sj = cJSON_GetObjectItemCaseSensitive(steps, p->name);
-        if (!cJSON_IsNumber(sj) || sj->valuedouble < 0 || sj->valuedouble != floor(sj->valuedouble)) {
-            lt_optim_fail(o, st, "%s: no valid step count for parameter '%s'", path, p->name);
+        long long sv;
+        if (!lt_json_count(cJSON_GetObjectItemCaseSensitive(steps, p->name), LT_JSON_COUNT_MAX, &sv)) {
+            lt_optim_fail(o, st, "%s: no valid step count for parameter '%s' (a whole number from 0 to 2^53)", path,
+                          p->name);
             goto out;
         }
-        nsteps[i] = (int64_t)sj->valuedouble;
+        nsteps[i] = sv;
         for (int k = 0; k < p->nstate; k++) {
             lt_state *s = &p->st[k];
             char tname[512], want[128], got[128];

@@ -80,25 +80,28 @@ static lt_status apply_kw(lt_sched *s, const char *k, const char *v, char *err, 
         snprintf(err, errlen, "--lr_scheduler_kwargs: bad value '%s' for '%s': expected a number", v, k);
         return LT_ERR_ARG;
     }
+    /* the whole-number keys: d converted after a clamp to +-2^53 (a double past long's range converts with
+     * undefined behaviour; a patience of 1e300 steps is one of 2^53) */
+    const long n = (long)(d > LT_JSON_COUNT_MAX ? LT_JSON_COUNT_MAX : d < -LT_JSON_COUNT_MAX ? -LT_JSON_COUNT_MAX : d);
     if (!strcmp(k, "num_cycles")) s->num_cycles = d;
     else if (!strcmp(k, "power")) s->power = d;
     else if (!strcmp(k, "lr_end")) s->lr_end = d;
-    else if (!strcmp(k, "timescale")) s->timescale = (long)d;
+    else if (!strcmp(k, "timescale")) s->timescale = n;
     else if (!strcmp(k, "min_lr")) s->min_lr = d;
     else if (!strcmp(k, "min_lr_rate")) s->min_lr_rate = d;
-    else if (!strcmp(k, "num_stable_steps")) s->num_stable = (long)d;
-    else if (!strcmp(k, "num_decay_steps")) s->num_decay = (long)d;
+    else if (!strcmp(k, "num_stable_steps")) s->num_stable = n;
+    else if (!strcmp(k, "num_decay_steps")) s->num_decay = n;
     else if (!strcmp(k, "min_lr_ratio")) s->min_lr_ratio = d;
     else if (!strcmp(k, "warmup_lr_rate")) s->warmup_lr_rate = d;
     else if (!strcmp(k, "factor")) s->factor = d;
-    else if (!strcmp(k, "patience")) s->patience = (long)d;
+    else if (!strcmp(k, "patience")) s->patience = n;
     else if (!strcmp(k, "threshold")) s->threshold = d;
-    else if (!strcmp(k, "cooldown")) s->cooldown = (long)d;
+    else if (!strcmp(k, "cooldown")) s->cooldown = n;
     else if (!strcmp(k, "eps")) s->eps = d;
     else if (!strcmp(k, "max_lr")) s->max_lr = d;
-    else if (!strcmp(k, "warmup")) s->g_warmup = (long)d;
-    else if (!strcmp(k, "window_size")) s->window = (long)d;
-    else if (!strcmp(k, "reset_start")) s->reset_start = (long)d;
+    else if (!strcmp(k, "warmup")) s->g_warmup = n;
+    else if (!strcmp(k, "window_size")) s->window = n;
+    else if (!strcmp(k, "reset_start")) s->reset_start = n;
     else {
         snprintf(err, errlen, "--lr_scheduler_kwargs: unknown key '%s'", k);
         return LT_ERR_ARG;
@@ -205,9 +208,11 @@ lt_status lt_sched_init(lt_sched *s, const char *name, long warmup, long total, 
                      "eps >= 0", name, greedy ? "0 <" : "0 <=");
             return LT_ERR_ARG;
         }
-        if (greedy && (s->g_warmup < 0 || s->window < 1 || s->window > LT_SCHED_WINDOW_MAX || !(s->max_lr > 0))) {
+        if (greedy && (s->g_warmup < 0 || s->reset_start < 0 || s->window < 1 || s->window > LT_SCHED_WINDOW_MAX ||
+                       !(s->max_lr > 0))) {
             snprintf(err, errlen,
-                     "--lr_scheduler_kwargs: greedy needs warmup >= 0, max_lr > 0 and window_size in 1..%d",
+                     "--lr_scheduler_kwargs: greedy needs warmup >= 0, reset_start >= 0, max_lr > 0 and window_size in "
+                     "1..%d",
                      LT_SCHED_WINDOW_MAX);
             return LT_ERR_ARG;
         }
@@ -331,27 +336,29 @@ lt_status lt_sched_state_load(lt_sched *s, const cJSON *j, char *err, size_t err
     const cJSON *lr = cJSON_GetObjectItem(j, "lr"), *best = cJSON_GetObjectItem(j, "best");
     const cJSON *nb = cJSON_GetObjectItem(j, "num_bad_epochs"), *cc = cJSON_GetObjectItem(j, "cooldown_counter");
     const char *name = s->type == LT_SCHED_GREEDY ? "greedy" : "reduce_lr_on_plateau";
-    if (!cJSON_IsNumber(lr) || !cJSON_IsNumber(nb) || !cJSON_IsNumber(cc) || nb->valuedouble < 0 ||
-        cc->valuedouble < 0) {
+    long long num_bad, cooldown;
+    if (!cJSON_IsNumber(lr) || !lt_json_count(nb, LT_JSON_COUNT_MAX, &num_bad) ||
+        !lt_json_count(cc, LT_JSON_COUNT_MAX, &cooldown)) {
         snprintf(err, errlen, "no %s state in lr_scheduler (was the run trained with another --lr_scheduler_type?)",
                  name);
         return LT_ERR_FORMAT;
     }
-    s->lr = lr->valuedouble, s->num_bad = (long)nb->valuedouble, s->cooldown_left = (long)cc->valuedouble;
+    s->lr = lr->valuedouble, s->num_bad = (long)num_bad, s->cooldown_left = (long)cooldown;
     if (cJSON_IsNumber(best)) s->best = best->valuedouble;
     if (s->type != LT_SCHED_GREEDY) return LT_OK;
     const cJSON *ng = cJSON_GetObjectItem(j, "num_good_epochs"), *wc = cJSON_GetObjectItem(j, "warmup_counter");
     const cJSON *rs = cJSON_GetObjectItem(j, "reset_start"), *w = cJSON_GetObjectItem(j, "_streaming_avg");
     const cJSON *v = cJSON_GetObjectItem(w, "values"), *sum = cJSON_GetObjectItem(w, "sum");
-    if (!cJSON_IsNumber(ng) || !cJSON_IsNumber(wc) || !cJSON_IsNumber(rs) || ng->valuedouble < 0 ||
-        wc->valuedouble < 0 ||
+    long long num_good, warmup, reset;
+    if (!lt_json_count(ng, LT_JSON_COUNT_MAX, &num_good) || !lt_json_count(wc, LT_JSON_COUNT_MAX, &warmup) ||
+        !lt_json_count(rs, LT_JSON_COUNT_MAX, &reset) ||
         (s->smooth && (!cJSON_IsArray(v) || !cJSON_IsNumber(sum) || cJSON_GetArraySize(v) > s->window))) {
         snprintf(err, errlen, "greedy's state in lr_scheduler is incomplete (num_good_epochs, warmup_counter, "
                  "reset_start%s; or a window longer than window_size %ld)", s->smooth ? ", _streaming_avg" : "",
                  s->window);
         return LT_ERR_FORMAT;
     }
-    s->num_good = (long)ng->valuedouble, s->warmup_left = (long)wc->valuedouble, s->reset_left = (long)rs->valuedouble;
+    s->num_good = (long)num_good, s->warmup_left = (long)warmup, s->reset_left = (long)reset;
     s->win_n = s->win_head = 0, s->win_sum = 0;
     if (s->smooth) {
         const cJSON *e;

@@ -4,6 +4,7 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <omp.h>
 #include <signal.h>
@@ -781,29 +782,35 @@ static int train_attempt(const lt_train_args *a, const prep_t *p, int failed, in
             snprintf(r->err, sizeof r->err, "%s", lt_optim_error(r->o));
             goto out;
         }
-        const cJSON *gs = cJSON_GetObjectItem(state, "global_step"), *dp = cJSON_GetObjectItem(state, "data_position");
-        if (!cJSON_IsNumber(gs) || !cJSON_IsNumber(cJSON_GetObjectItem(dp, "epoch")) ||
-            !cJSON_IsNumber(cJSON_GetObjectItem(dp, "index"))) {
-            snprintf(r->err, sizeof r->err, "%.900s/trainer_state.json: global_step or data_position missing", resume);
+        /* every count read back is a whole number in range (lt_json_count), or the file is refused */
+        const cJSON *dp = cJSON_GetObjectItem(state, "data_position");
+        long long gstep, epoch, index;
+        if (!lt_json_count(cJSON_GetObjectItem(state, "global_step"), LT_JSON_COUNT_MAX, &gstep) ||
+            !lt_json_count(cJSON_GetObjectItem(dp, "epoch"), LT_JSON_COUNT_MAX, &epoch) ||
+            !lt_json_count(cJSON_GetObjectItem(dp, "index"), (double)r->data.n_train_blocks, &index)) {
+            snprintf(r->err, sizeof r->err,
+                     "%.700s/trainer_state.json: global_step or data_position (epoch, index) missing or not a whole "
+                     "number in range (the index at most the %zu training blocks: was the data changed?)",
+                     resume, r->data.n_train_blocks);
             goto out;
         }
-        r->step = (long)gs->valuedouble;
+        r->step = (long)gstep;
         const cJSON *gsc = cJSON_GetObjectItem(state, "grad_scaler");
         if (a->fp16 && gsc) {
             const cJSON *sc = cJSON_GetObjectItem(gsc, "scale"), *gt = cJSON_GetObjectItem(gsc, "growth_tracker");
             const cJSON *sk = cJSON_GetObjectItem(gsc, "skipped_steps");
-            if (!cJSON_IsNumber(sc) || !(sc->valuedouble > 0) || !cJSON_IsNumber(gt) || !cJSON_IsNumber(sk) ||
-                sk->valuedouble < 0 || sk->valuedouble > (double)r->step) {
+            long long growth, skipped;
+            if (!cJSON_IsNumber(sc) || !(sc->valuedouble > 0) || !lt_json_count(gt, LT_JSON_COUNT_MAX, &growth) ||
+                !lt_json_count(sk, (double)r->step, &skipped)) {
                 snprintf(r->err, sizeof r->err,
                          "%.900s/trainer_state.json: grad_scaler.scale, growth_tracker or skipped_steps invalid", resume);
                 goto out;
             }
             r->loss_scale = sc->valuedouble;
-            r->growth_tracker = (long)gt->valuedouble;
-            r->skipped_total = (long)sk->valuedouble;
+            r->growth_tracker = (long)growth;
+            r->skipped_total = (long)skipped;
         }
-        lt_data_seek(&r->data, (long)cJSON_GetObjectItem(dp, "epoch")->valuedouble,
-                     (size_t)cJSON_GetObjectItem(dp, "index")->valuedouble);
+        lt_data_seek(&r->data, (long)epoch, (size_t)index);
         cJSON *h = cJSON_GetObjectItem(state, "log_history");
         if (cJSON_IsArray(h)) {
             cJSON_Delete(r->history);
@@ -815,21 +822,23 @@ static int train_attempt(const lt_train_args *a, const prep_t *p, int failed, in
         if (w) {
             const cJSON *ls = cJSON_GetObjectItem(w, "loss_sum"), *ln = cJSON_GetObjectItem(w, "steps");
             const cJSON *lk = cJSON_GetObjectItem(w, "skipped_steps");
-            if (!cJSON_IsNumber(ls) || !cJSON_IsNumber(ln) || !cJSON_IsNumber(lk) || ln->valuedouble < 0 ||
-                lk->valuedouble < 0 || ln->valuedouble > (double)r->step) {
+            long long wsteps, wskipped;
+            if (!cJSON_IsNumber(ls) || !lt_json_count(ln, r->step < INT_MAX ? (double)r->step : (double)INT_MAX, &wsteps) ||
+                !lt_json_count(lk, (double)r->step, &wskipped)) {
                 snprintf(r->err, sizeof r->err, "%.900s/trainer_state.json: logging_window invalid", resume);
                 goto out;
             }
             r->loss_sum = ls->valuedouble;
-            r->loss_count = (int)ln->valuedouble;
-            r->skipped = (long)lk->valuedouble;
+            r->loss_count = (int)wsteps;
+            r->skipped = (long)wskipped;
         }
         r->saved_step = r->step;
         const cJSON *ts = cJSON_GetObjectItem(state, "num_input_tokens_seen"); /* absent before 2026-11-30: 0 */
-        if (cJSON_IsNumber(ts) && ts->valuedouble >= 0) r->tokens_seen = (long long)ts->valuedouble;
+        long long count;
+        if (lt_json_count(ts, LT_JSON_COUNT_MAX, &count)) r->tokens_seen = count;
         const cJSON *bm = cJSON_GetObjectItem(state, "best_metric"), *bs = cJSON_GetObjectItem(state, "best_global_step");
-        if (cJSON_IsNumber(bm) && cJSON_IsNumber(bs) && bs->valuedouble >= 0 && bs->valuedouble <= (double)r->step)
-            r->best_metric = bm->valuedouble, r->best_step = (long)bs->valuedouble;
+        if (cJSON_IsNumber(bm) && lt_json_count(bs, (double)r->step, &count))
+            r->best_metric = bm->valuedouble, r->best_step = (long)count;
         /* the patience counter (the Trainer restores it with restore_callback_states_from_checkpoint; here always,
            so that a resumed run stops where the uninterrupted one does) */
         const cJSON *esc = cJSON_GetObjectItem(
@@ -837,7 +846,7 @@ static int train_attempt(const lt_train_args *a, const prep_t *p, int failed, in
                                                     "EarlyStoppingCallback"),
                                 "attributes"),
             "early_stopping_patience_counter");
-        if (cJSON_IsNumber(esc) && esc->valuedouble >= 0 && esc->valuedouble < 1e9) r->es_counter = (int)esc->valuedouble;
+        if (lt_json_count(esc, 1e9, &count)) r->es_counter = (int)count;
         if (lt_sched_metric_driven(&r->sched)) {
             char e2[512];
             if (lt_sched_state_load(&r->sched, cJSON_GetObjectItem(state, "lr_scheduler"), e2, sizeof e2)) {

@@ -120,6 +120,24 @@ done
     { echo "dropout: the run equals the one without dropout"; fail=1; }
 echo "dropout: recorded in config.json, resumed run bit-identical, differs from no dropout"
 
+# a damaged trainer_state.json (counts that are negative, fractional, past what a double holds exactly or past the
+# data) is refused with a line naming the file, before a step runs: converting such doubles was undefined behaviour
+for edit in 's/"global_step":[[:space:]]*6/"global_step": 1e300/' 's/"index":[[:space:]]*[0-9]*/"index": 99999999/' \
+            's/"epoch":[[:space:]]*0,/"epoch": -1,/' 's/"global_step":[[:space:]]*6/"global_step": 5.5/'; do
+    rm -rf "$tmp/dmg" && mkdir -p "$tmp/dmg" && cp -r "$tmp/full-adamw_torch/checkpoint-6" "$tmp/dmg/"
+    sed -i "$edit" "$tmp/dmg/checkpoint-6/trainer_state.json"
+    cmp -s "$tmp/dmg/checkpoint-6/trainer_state.json" "$tmp/full-adamw_torch/checkpoint-6/trainer_state.json" && { echo "damaged state: '$edit' changed nothing"; fail=1; }
+    out=$("$LT" train "${SMALL[@]}" --optim adamw_torch --output_dir "$tmp/dmg" --resume_from_checkpoint latest 2>&1); rc=$?
+    [ $rc -ne 0 ] && echo "$out" | grep -qF "$tmp/dmg/checkpoint-6/trainer_state.json: global_step or data_position (epoch, index) missing or not a whole number in range" &&
+        [ "$(ls "$tmp/dmg")" = checkpoint-6 ] || { echo "damaged state ('$edit'): rc=$rc: $out"; ls "$tmp/dmg"; fail=1; }
+done
+rm -rf "$tmp/dmg" && mkdir -p "$tmp/dmg" && cp -r "$tmp/full-adamw_torch/checkpoint-6" "$tmp/dmg/"
+sed -i '/"logging_window"/,/}/s/"steps":[[:space:]]*[0-9]*/"steps": 1e30/' "$tmp/dmg/checkpoint-6/trainer_state.json"
+out=$("$LT" train "${SMALL[@]}" --optim adamw_torch --output_dir "$tmp/dmg" --resume_from_checkpoint latest 2>&1); rc=$?
+[ $rc -ne 0 ] && echo "$out" | grep -qF "$tmp/dmg/checkpoint-6/trainer_state.json: logging_window invalid" ||
+    { echo "damaged logging window: rc=$rc: $out"; fail=1; }
+echo "damaged trainer_state.json: refused"
+
 # bad input: one line naming the thing, non-zero exit, no output folder
 bad "$tmp/missing.txt: cannot open: No such file or directory" --train_file "$tmp/missing.txt"
 printf 'hello' > "$tmp/empty.txt"; : > "$tmp/empty.txt"
