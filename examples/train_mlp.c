@@ -39,10 +39,10 @@ int main(int argc, char **argv) {
     lt_hparams hp = lt_hparams_default();
     hp.lr = argc > 3 ? atof(argv[3]) : 1e-2;
     srand(1);
-    for (int i = 0; i < N * IN; i++) X[i] = (float)rand() / RAND_MAX * 2 - 1;
+    for (int i = 0; i < N * IN; i++) X[i] = (float)rand() / (float)RAND_MAX * 2 - 1;
     for (int n = 0; n < N; n++) Y[n] = sinf(3 * X[n * IN]) * X[n * IN + 1] + 0.5f * X[n * IN + 2];
-    for (int i = 0; i < HID * IN; i++) W1[i] = ((float)rand() / RAND_MAX - 0.5f) * 0.7f;
-    for (int j = 0; j < HID; j++) W2[j] = ((float)rand() / RAND_MAX - 0.5f) * 0.3f;
+    for (int i = 0; i < HID * IN; i++) W1[i] = ((float)rand() / (float)RAND_MAX - 0.5f) * 0.7f;
+    for (int j = 0; j < HID; j++) W2[j] = ((float)rand() / (float)RAND_MAX - 0.5f) * 0.3f;
     char err[512];
     lt_optim *o = lt_optim_create(name, args, &hp, err, sizeof err);
     if (!o) {

@@ -30,6 +30,7 @@
 #define COL_BLOCK 64
 
 #if defined(__x86_64__) && defined(__GNUC__)
+#include <cpuid.h>
 #include <immintrin.h>
 /* f32 -> f16 -> f32 with the F16C instructions: IEEE round to nearest even, overflow to inf, subnormals kept,
  * the same values as lt_f32_to_f16 (a NaN stays a NaN) at a few cycles per 8 floats. */
@@ -45,7 +46,14 @@ static int have_f16c(void) {
     static int have = -1; /* every thread that finds it unset computes the same value */
     int h = __atomic_load_n(&have, __ATOMIC_RELAXED);
     if (h < 0) {
-        h = __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx");
+        /* CPUID's F16C, AVX and OSXSAVE bits, and the OS saving the AVX registers (XCR0 bits 1-2), which is what
+         * gcc's __builtin_cpu_supports("f16c") looks at; clang 14 does not know that name */
+        unsigned a, b, c, d, lo, hi;
+        h = 0;
+        if (__get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C) && (c & bit_AVX) && (c & bit_OSXSAVE)) {
+            __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+            h = (lo & 6) == 6;
+        }
         __atomic_store_n(&have, h, __ATOMIC_RELAXED);
     }
     return h;
