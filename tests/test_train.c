@@ -223,7 +223,8 @@ static void check_trainer_events(void) {
             continue;
         }
         const long per = (long)cJSON_GetObjectItem(c, "steps_per_epoch")->valuedouble;
-        const long total = a.max_steps > 0 ? a.max_steps : (long)ceil(a.num_train_epochs * (double)per);
+        const long total = lt_train_total_steps(&a, per);
+        CHECK(total > 0, "case %d: no length", ncases);
         const lt_events ev = lt_events_make(&a, total, per);
         char ours[512], theirs[512];
         const struct {
@@ -240,6 +241,26 @@ static void check_trainer_events(void) {
         ncases++;
     }
     printf("trainer events: %d cases of the Trainer's log / evaluate / save steps matched\n", ncases);
+    /* lengths past what a long holds are refused (their conversion was undefined behaviour), and an eval_delay
+     * past any run means no evaluation */
+    {
+        lt_train_args a;
+        lt_train_args_default(&a);
+        a.num_train_epochs = 2.5;
+        CHECK(lt_train_total_steps(&a, 10) == 25, "2.5 epochs of 10 steps: %ld", lt_train_total_steps(&a, 10));
+        a.num_train_epochs = 1e300;
+        CHECK(lt_train_total_steps(&a, 10) == -1, "1e300 epochs: %ld", lt_train_total_steps(&a, 10));
+        a.num_train_epochs = 9e14;
+        CHECK(lt_train_total_steps(&a, 10) == 9000000000000000L, "9e14 epochs of 10: %ld", lt_train_total_steps(&a, 10));
+        a.max_steps = 7;
+        CHECK(lt_train_total_steps(&a, 10) == 7, "max_steps 7: %ld", lt_train_total_steps(&a, 10));
+        snprintf(a.eval_strategy, sizeof a.eval_strategy, "steps");
+        a.eval_steps = 1, a.eval_delay = 1e300;
+        const lt_events ev = lt_events_make(&a, 7, 10);
+        int evals = 0;
+        for (long step = 1; step <= 7; step++) evals += (lt_events_at(&ev, step) & LT_EV_EVAL) != 0;
+        CHECK(evals == 0, "eval_delay 1e300: %d evaluations", evals);
+    }
     CHECK(ncases >= 10, "only %d cases in %s", ncases, path);
     check_trainer_best(cJSON_GetObjectItem(root, "best"));
     cJSON_Delete(root);

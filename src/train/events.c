@@ -23,6 +23,12 @@ static lt_event_rule rule(const char *strategy, double steps, long total, long p
     return r;
 }
 
+long lt_train_total_steps(const lt_train_args *a, long steps_per_epoch) {
+    if (a->max_steps > 0) return a->max_steps;
+    const double n = ceil(a->num_train_epochs * (double)(steps_per_epoch > 0 ? steps_per_epoch : 1));
+    return n >= 1 && n <= LT_MAX_RUN_STEPS ? (long)n : -1;
+}
+
 lt_events lt_events_make(const lt_train_args *a, long total_steps, long steps_per_epoch) {
     lt_events ev;
     ev.total = total_steps;
@@ -34,7 +40,8 @@ lt_events lt_events_make(const lt_train_args *a, long total_steps, long steps_pe
     ev.save = rule(a->save_strategy, a->save_steps, total_steps, steps_per_epoch);
     /* eval_delay counts epochs under eval_strategy epoch: an epoch's worth of steps each */
     const double per = eval_kind == LT_EVERY_EPOCH ? (double)(steps_per_epoch > 0 ? steps_per_epoch : 1) : 1.0;
-    ev.eval_from = (long)ceil(a->eval_delay * per - 1e-9);
+    const double from = ceil(a->eval_delay * per - 1e-9); /* past any run's length: never (and no overflow) */
+    ev.eval_from = from > LT_MAX_RUN_STEPS ? (long)LT_MAX_RUN_STEPS + 1 : (long)from;
     ev.log_first = a->logging_first_step; /* the Trainer logs step 1 then whatever logging_strategy says */
     return ev;
 }

@@ -753,7 +753,12 @@ static int train_attempt(const lt_train_args *a, const prep_t *p, int failed, in
     /* length and schedule */
     long per_epoch = (long)(r->data.n_train_blocks / (size_t)r->B) / r->accum;
     if (per_epoch < 1) per_epoch = 1;
-    r->total_steps = a->max_steps > 0 ? a->max_steps : (long)ceil(a->num_train_epochs * (double)per_epoch);
+    if ((r->total_steps = lt_train_total_steps(a, per_epoch)) < 0) {
+        snprintf(r->err, sizeof r->err,
+                 "--num_train_epochs %g of %ld steps each is more than %.0e steps: give fewer epochs or --max_steps",
+                 a->num_train_epochs, per_epoch, LT_MAX_RUN_STEPS);
+        goto out;
+    }
     r->warmup = a->warmup_steps > 0 ? lt_steps_resolve(a->warmup_steps, r->total_steps)
                                     : (long)ceil(a->warmup_ratio * (double)r->total_steps);
     r->ev = lt_events_make(a, r->total_steps, per_epoch);

@@ -156,6 +156,8 @@ bad "header says 100 tokens (1224 bytes) but the file is 1124 bytes" --train_fil
 { python_free_header 20240520 1 100; for i in $(seq 100); do printf '\x2c\x01'; done; } > "$tmp/big.bin"
 bad "token 0 has id 300, not below the model's vocab_size 256" --train_file "$tmp/big.bin" --vocab_size 256
 bad "--block_size 64 is larger than the model's n_positions 32" --train_file "$tmp/text.txt" --n_positions 32 --block_size 64
+bad "--num_train_epochs 1e+300 of 446 steps each is more than 9e+15 steps: give fewer epochs or --max_steps" --train_file "$tmp/text.txt" \
+    --n_layer 1 --n_embd 32 --n_head 2 --n_positions 32 --block_size 32 --per_device_train_batch_size 4 --num_train_epochs 1e300
 bad "unknown flag --learning_rat" --train_file "$tmp/text.txt" --learning_rat 1e-3
 bad "--config_overrides: attn_pdrop=1: expected a dropout probability, 0 <= p < 1" --train_file "$tmp/text.txt" --config_overrides attn_pdrop=1
 bad "--config_overrides: 'n_layer' cannot be overridden" --train_file "$tmp/text.txt" --config_overrides resid_pdrop=0,n_layer=3
