@@ -2,10 +2,12 @@
  * of the parameters, continue; the result must equal an uninterrupted run bit
  * for bit (parameters, states and step counts), for f32 and bf16 parameters.
  * Also: the allocated state bytes equal what the state tensors add up to. */
+#include <dirent.h>
 #include <math.h>
 #include <stdint.h>
 
 #include "leantrain/optim.h"
+#include "leantrain/safetensors.h"
 #include "optim_cases.h"
 #include "testutil.h"
 
@@ -79,6 +81,70 @@ static void teardown(run_t *r) {
     lt_optim_free(r->o);
 }
 
+/* State files written by an earlier build still load: fuzz/corpus-optim holds one per optimizer kind (written by
+ * fuzz_optim_state, committed in e2563a1; after their first byte, the state after one step over parameters h.0.w
+ * [16, 256] and h.0.b [37]). Each
+ * loads into the optimizer its metadata names (optim, optim_args) and saves back the same tensors, bytes and
+ * step counts. A change of the format that breaks old checkpoints fails here. */
+static void old_state_files(const char *tmp_path) {
+    const char *dir = getenv("LT_FUZZ_OPTIM_CORPUS") ? getenv("LT_FUZZ_OPTIM_CORPUS") : "fuzz/corpus-optim";
+    DIR *d = opendir(dir);
+    CHECK(d != NULL, "opendir %s", dir);
+    if (!d) return;
+    int n = 0;
+    static float w[16 * 256], g[16 * 256], bias[37], gb[37];
+    for (struct dirent *e; (e = readdir(d));) {
+        if (e->d_name[0] == '.') continue;
+        char path[1024], err[512];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        FILE *f = fopen(path, "rb");
+        CHECK(f != NULL, "open %s", path);
+        if (!f) continue;
+        fseek(f, 0, SEEK_END);
+        long len = ftell(f);
+        fseek(f, 1, SEEK_SET); /* the fuzzer's first byte chooses the kind */
+        unsigned char *b = malloc((size_t)len);
+        size_t got = fread(b, 1, (size_t)len - 1, f);
+        fclose(f);
+        lt_st_file *want = NULL, *back = NULL;
+        CHECK(got == (size_t)len - 1 && lt_st_parse(b, got, path, &want, err, sizeof err) == LT_OK, "%s: %s", path, err);
+        if (!want) {
+            free(b);
+            continue;
+        }
+        const char *name = lt_st_meta(want, "optim"), *args = lt_st_meta(want, "optim_args");
+        lt_optim *o = name ? lt_optim_create(name, args ? args : "", NULL, err, sizeof err) : NULL;
+        CHECK(o != NULL, "%s: optimizer %s [%s]: %s", path, name ? name : "(none)", args ? args : "", err);
+        lt_param_desc dw = {.name = "h.0.w", .data = w, .grad = g, .ndim = 2, .shape = {16, 256}};
+        lt_param_desc db = {.name = "h.0.b", .data = bias, .grad = gb, .ndim = 1, .shape = {37}};
+        if (o) CHECK(lt_optim_add_param(o, &dw) == 0 && lt_optim_add_param(o, &db) == 1, "%s: %s", path, lt_optim_error(o));
+        /* the file without its first byte, as the optimizer reads it */
+        f = fopen(tmp_path, "wb");
+        CHECK(f && fwrite(b, 1, got, f) == got && fclose(f) == 0, "write %s", tmp_path);
+        if (o && lt_optim_param_count(o) == 2) {
+            CHECK(lt_optim_load(o, tmp_path) == LT_OK, "%s: no longer loads: %s", path, lt_optim_error(o));
+            CHECK(lt_optim_save(o, tmp_path) == LT_OK, "%s: save: %s", path, lt_optim_error(o));
+            CHECK(lt_st_open(tmp_path, &back, err, sizeof err) == LT_OK, "%s", err);
+        }
+        if (back) {
+            int same = lt_st_count(back) == lt_st_count(want);
+            for (size_t i = 0; same && i < lt_st_count(want); i++) {
+                const lt_st_tensor *x = lt_st_at(want, i), *y = lt_st_find(back, x->name);
+                same = y && y->nbytes == x->nbytes && !strcmp(y->dtype, x->dtype) && !memcmp(y->data, x->data, x->nbytes);
+            }
+            const char *s1 = lt_st_meta(want, "steps"), *s2 = lt_st_meta(back, "steps");
+            CHECK(same && s1 && s2 && !strcmp(s1, s2), "%s (%s): saved back differently", path, name);
+            n++;
+        }
+        lt_st_close(back), lt_st_close(want);
+        lt_optim_free(o);
+        free(b);
+    }
+    closedir(d);
+    CHECK(n >= 11, "only %d state files of %s loaded and saved back", n, dir);
+    printf("state files of an earlier build: %d load and save back the same\n", n);
+}
+
 int main(void) {
     char path[512];
     snprintf(path, sizeof path, "%s/resume_state.safetensors", lt_test_tmp_dir());
@@ -135,5 +201,6 @@ int main(void) {
             teardown(&a), teardown(&b), teardown(&b2);
         }
     }
+    old_state_files(path);
     return lt_test_done("test_optim_resume");
 }
