@@ -20,15 +20,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fuzz.h"
 #include "leantrain/optim.h"
-
-#define EXPECT(c)                   \
-    do {                            \
-        if (!(c)) __builtin_trap(); \
-    } while (0)
-
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* names with the options that make their small test tensors take the low-bit path */
 static const struct {

@@ -9,16 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz.h"
 #include "io/safetensors_internal.h"
 #include "leantrain/safetensors.h"
-
-/* Sanitizers catch memory errors; this catches logic errors. */
-#define EXPECT(c)                      \
-    do {                               \
-        if (!(c)) __builtin_trap();    \
-    } while (0)
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* Writes f back through the writer and checks that it reads back the same. */
 static void round_trip(const lt_st_file *f) {

@@ -15,15 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz.h"
 #include "tokenizer/tokenizer_internal.h"
-
-#define EXPECT(c)                   \
-    do {                            \
-        if (!(c)) __builtin_trap(); \
-    } while (0)
-
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static lt_tokenizer *tok;
 static lt_tok_ctx *warm; /* kept across inputs: its cache fills up */

@@ -19,15 +19,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fuzz.h"
 #include "tokenizer/tokenizer_internal.h"
-
-#define EXPECT(c)                   \
-    do {                            \
-        if (!(c)) __builtin_trap(); \
-    } while (0)
-
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static char dir[256], saved[300];
 
