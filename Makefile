@@ -249,12 +249,14 @@ install: all
 	install -m 644 data/gpt2/* $(DESTDIR)$(PREFIX)/share/leantrain/gpt2/
 
 # libFuzzer targets (need clang): the safetensors reader, the GPT-2 encoder, the tokenizer file readers, the
-# optimizer state loader (fuzz/README.md).
+# optimizer state loader, the flags and config files a user writes (fuzz/README.md).
 FUZZ_CC = clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Iinclude -Isrc
 FUZZ_TOK_SRC = $(wildcard src/tokenizer/*.c) $(wildcard src/io/*.c) $(wildcard src/util/*.c)
 FUZZ_OPT_SRC = $(wildcard src/optim/*.c) $(wildcard src/kernels/*.c) $(wildcard src/kernels/cpu/*.c) $(wildcard src/io/*.c) \
                $(wildcard src/util/*.c) $(BUILD)/gen/quant_maps.c
-fuzz: $(BUILD)/fuzz/fuzz_safetensors $(BUILD)/fuzz/fuzz_tokenize $(BUILD)/fuzz/fuzz_tokenizer_files $(BUILD)/fuzz/fuzz_optim_state
+FUZZ_ARGS_SRC = $(LIB_SRC) $(BUILD)/gen/quant_maps.c
+fuzz: $(BUILD)/fuzz/fuzz_safetensors $(BUILD)/fuzz/fuzz_tokenize $(BUILD)/fuzz/fuzz_tokenizer_files $(BUILD)/fuzz/fuzz_optim_state \
+      $(BUILD)/fuzz/fuzz_args
 $(BUILD)/fuzz/fuzz_safetensors: fuzz/fuzz_safetensors.c $(wildcard src/io/*.c) $(wildcard src/util/*.c)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) -o $@ $^ -lcjson -lm
@@ -264,6 +266,10 @@ $(BUILD)/fuzz/fuzz_tokenize $(BUILD)/fuzz/fuzz_tokenizer_files: $(BUILD)/fuzz/%:
 $(BUILD)/fuzz/fuzz_optim_state: fuzz/fuzz_optim_state.c $(FUZZ_OPT_SRC)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) -fopenmp -fno-math-errno -fno-trapping-math -ffp-contract=off -o $@ $^ -lcjson -lm
+$(BUILD)/fuzz/fuzz_args: fuzz/fuzz_args.c $(FUZZ_ARGS_SRC)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(filter -I%,$(CFLAGS_BASE)) -fopenmp -fno-math-errno -fno-trapping-math -ffp-contract=off -o $@ $^ \
+	  $(BLAS_LIBS) -lcjson -lpcre2-8 -lm
 
 clean:
 	rm -rf build build-asan
