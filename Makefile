@@ -158,6 +158,7 @@ cuda-emu: $(EMU)/tests/gpu/gpu_compare $(EMU)/tests/gpu/gpu_lowbit $(EMU)/tests/
 	$(EMU)/tests/gpu/gpu_gpt2_model $(if $(EMU_FULL),,--quick)
 	LT_TEST_TMP=$(BUILD)/tmp tests/gpu/old_gpu.sh $(EMU)/leantrain
 	LT_TEST_TMP=$(BUILD)/tmp tests/gpu/device_memory.sh $(EMU)/leantrain
+	LT_TEST_TMP=$(BUILD)/tmp tests/gpu/kernel_forms.sh $(EMU)/leantrain
 	$(if $(EMU_FULL),LT_TEST_TMP=$(BUILD)/tmp LT_TEST_QUICK=1 $(EMU)/tests/gpu/gpu_lowbit)
 	$(if $(EMU_FULL),GPU_TRAIN_CHECK_SMALL=1 scripts/gpu-train-check compare $(abspath $(EMU)/leantrain) \
 	  $(BUILD)/tmp/train-check)

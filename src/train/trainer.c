@@ -1121,6 +1121,12 @@ static int train_attempt(const lt_train_args *a, const prep_t *p, int failed, in
                                  : (size_t)peak_rss_mb() << 20;
         lt_mem_table_print(stdout, &r->mem, measured);
     }
+    if (r->dev) { /* the forms the optimizer's tunable kernels chose by timing their first launches */
+        char forms[4096], *save = NULL;
+        if (lt_optim_device_tuning(r->o, forms, sizeof forms) > 0)
+            for (char *line = strtok_r(forms, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+                printf("kernel form: %s\n", line);
+    }
     rc = 0;
 out:
     /* the Trainer's retry: the whole run again with the next smaller batch, unless a checkpoint of this attempt
