@@ -1111,9 +1111,16 @@ static int train_attempt(const lt_train_args *a, const prep_t *p, int failed, in
     if (!strcmp(a->save_strategy, "no")) printf("no checkpoint (--save_strategy no)");
     else if (r->saved_step == r->step) printf("model in %s and %s/checkpoint-%ld", a->output_dir, a->output_dir, r->step);
     else printf("model in %s", a->output_dir);
-    if (r->best_step >= 0 && strcmp(a->save_strategy, "no"))
-        printf("; best model (%s %.4f) in %s/checkpoint-%ld", r->best_metric_name, r->best_metric, a->output_dir,
-               r->best_step);
+    if (r->best_step >= 0 && strcmp(a->save_strategy, "no")) {
+        /* an evaluation at a step that saved nothing (eval_steps not a divisor of save_steps) is the best without a
+           checkpoint, as in the Trainer's state (best_global_step, no best_model_checkpoint) */
+        char best[1300];
+        struct stat sb;
+        snprintf(best, sizeof best, "%.1200s/checkpoint-%ld", a->output_dir, r->best_step);
+        if (stat(best, &sb) == 0) printf("; best model (%s %.4f) in %s", r->best_metric_name, r->best_metric, best);
+        else printf("; best evaluation (%s %.4f) at step %ld, which saved no checkpoint", r->best_metric_name,
+                    r->best_metric, r->best_step);
+    }
     printf("\n");
     if (r->mem.total) {
         /* on the GPU: what the model allocated at most, plus the optimizer state and cuBLAS's workspace (as planned) */

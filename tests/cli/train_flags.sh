@@ -109,6 +109,14 @@ got=$(ls "$tmp/sbest" | grep checkpoint- | sort -t- -k2 -n | tr '\n' ' ')
 case "$want" in *checkpoint-16\ ) endline="model in $tmp/sbest and $tmp/sbest/checkpoint-16" ;; *) endline="model in $tmp/sbest; best model" ;; esac
 [ -n "$want" ] && [ "$got" = "$want" ] && grep -qF "$endline" "$tmp/sbest.log" ||
     { echo "--save_strategy best: checkpoints $got, new bests at $want"; cat "$tmp/sbest/log.jsonl"; fail=1; }
+# the best evaluation at a step that saved nothing (evaluations every 3 steps, checkpoints every 4; the highest loss
+# is "best" here, so step 3's): the last line says so instead of naming a checkpoint that does not exist, and the
+# state has best_global_step 3 but no best_model_checkpoint, as the Trainer's
+run bestns --max_steps 8 --logging_steps 4 --eval_steps 3 --save_steps 4 --metric_for_best_model loss --greater_is_better
+grep -qE "; best evaluation \(eval_loss [0-9.]+\) at step 3, which saved no checkpoint$" "$tmp/bestns.log" &&
+    state "$tmp/bestns/checkpoint-8/trainer_state.json" | grep -qx '"best_global_step":3,' &&
+    ! grep -q best_model_checkpoint "$tmp/bestns/checkpoint-8/trainer_state.json" ||
+    { echo "best model at an unsaved step: $(grep '^done:' "$tmp/bestns.log")"; state "$tmp/bestns/checkpoint-8/trainer_state.json"; fail=1; }
 echo "best model: tracked, kept, loaded and resumed as the Trainer does"
 
 # --data_seed orders the data and nothing else: the same initial model as --seed's (its loss on start), other
