@@ -179,7 +179,7 @@ int main(void) {
     rewrite_meta(path, edited, "groups",
                  "[{\"lr\": 0.001, \"beta1\": 1.5, \"beta2\": 0.999, \"eps\": 1e-08, \"weight_decay\": 0}]");
     t = make("adamw_torch", "", 4, 5, W2);
-    CHECK(lt_optim_load(t, edited) == LT_ERR_ARG || lt_optim_load(t, edited) == LT_ERR_FORMAT, "beta1 1.5 accepted");
+    CHECK(lt_optim_load(t, edited) == LT_ERR_FORMAT, "beta1 1.5 accepted");
     snprintf(bad, sizeof bad, "%s: group 0: invalid beta1 1.5: must be in [0, 1)", edited);
     CHECK(!strcmp(lt_optim_error(t), bad), "\n  got:  %s\n  want: %s", lt_optim_error(t), bad);
     lt_optim_free(t);
