@@ -83,9 +83,8 @@ static void teardown(run_t *r) {
 
 /* State files written by an earlier build still load: fuzz/corpus-optim holds one per optimizer kind (written by
  * fuzz_optim_state, committed in e2563a1; after their first byte, the state after one step over parameters h.0.w
- * [16, 256] and h.0.b [37]). Each
- * loads into the optimizer its metadata names (optim, optim_args) and saves back the same tensors, bytes and
- * step counts. A change of the format that breaks old checkpoints fails here. */
+ * [16, 256] and h.0.b [37]). Each loads into the optimizer its metadata names (optim, optim_args) and saves back
+ * the same tensors, bytes and step counts. A change of the format that breaks old checkpoints fails here. */
 static void old_state_files(const char *tmp_path) {
     const char *dir = getenv("LT_FUZZ_OPTIM_CORPUS") ? getenv("LT_FUZZ_OPTIM_CORPUS") : "fuzz/corpus-optim";
     DIR *d = opendir(dir);
