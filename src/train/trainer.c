@@ -165,6 +165,14 @@ static lt_status model_stepped(run_t *r) {
     return r->dev ? lt_gpt2_dev_refresh_bf16(r->dev, r->err, sizeof r->err) : LT_OK;
 }
 
+/* The best evaluation's checkpoint folder, output_dir/checkpoint-<best step>, into buf; 1 when it exists (an
+ * evaluation at a step that saved nothing has none). */
+static int best_checkpoint(const run_t *r, char *buf, size_t len) {
+    struct stat sb;
+    snprintf(buf, len, "%.1200s/checkpoint-%ld", r->a->output_dir, r->best_step);
+    return stat(buf, &sb) == 0;
+}
+
 static cJSON *state_json(run_t *r) {
     cJSON *j = cJSON_CreateObject();
     cJSON_AddNumberToObject(j, "global_step", (double)r->step);
@@ -207,11 +215,10 @@ static cJSON *state_json(run_t *r) {
        the same steps an uninterrupted run's would */
     if (r->best_step >= 0) { /* TrainerState's best model: its measure, step and checkpoint (if it was saved) */
         char best[1300];
-        struct stat sb;
-        snprintf(best, sizeof best, "%.1200s/checkpoint-%ld", r->a->output_dir, r->best_step);
+        const int saved = best_checkpoint(r, best, sizeof best); /* or being written now, with this state */
         lt_json_add_number(j, "best_metric", r->best_metric);
         cJSON_AddNumberToObject(j, "best_global_step", (double)r->best_step);
-        if (r->best_step == r->step || stat(best, &sb) == 0) cJSON_AddStringToObject(j, "best_model_checkpoint", best);
+        if (r->best_step == r->step || saved) cJSON_AddStringToObject(j, "best_model_checkpoint", best);
     }
     if (r->a->early_stopping_patience > 0) { /* TrainerState's stateful_callbacks, as the Trainer writes them */
         cJSON *es = cJSON_AddObjectToObject(cJSON_AddObjectToObject(j, "stateful_callbacks"), "EarlyStoppingCallback");
@@ -1088,13 +1095,14 @@ static int train_attempt(const lt_train_args *a, const prep_t *p, int failed, in
        _load_best_model); --do_eval then measures them */
     const int best_loaded = a->load_best_model_at_end && r->best_step >= 0 && r->best_step != r->step;
     if (best_loaded) {
-        char mp[1400];
-        snprintf(mp, sizeof mp, "%.1200s/checkpoint-%ld/model.safetensors", a->output_dir, r->best_step);
+        char best[1300], mp[1400];
+        best_checkpoint(r, best, sizeof best);
+        snprintf(mp, sizeof mp, "%s/model.safetensors", best);
         if (lt_gpt2_load(r->m, mp, r->err, sizeof r->err) ||
             (r->dev && lt_gpt2_dev_upload(r->dev, r->m, r->err, sizeof r->err)))
             goto out;
-        printf("loaded the best model: %s/checkpoint-%ld (%s %.4f at step %ld)\n", a->output_dir, r->best_step,
-               r->best_metric_name, r->best_metric, r->best_step);
+        printf("loaded the best model: %s (%s %.4f at step %ld)\n", best, r->best_metric_name, r->best_metric,
+               r->best_step);
     }
     /* the final model (the best, once loaded) in output_dir itself, as run_clm's save_model leaves it, unless
        --save_strategy no asked for no files */
@@ -1115,9 +1123,7 @@ static int train_attempt(const lt_train_args *a, const prep_t *p, int failed, in
         /* an evaluation at a step that saved nothing (eval_steps not a divisor of save_steps) is the best without a
            checkpoint, as in the Trainer's state (best_global_step, no best_model_checkpoint) */
         char best[1300];
-        struct stat sb;
-        snprintf(best, sizeof best, "%.1200s/checkpoint-%ld", a->output_dir, r->best_step);
-        if (stat(best, &sb) == 0) printf("; best model (%s %.4f) in %s", r->best_metric_name, r->best_metric, best);
+        if (best_checkpoint(r, best, sizeof best)) printf("; best model (%s %.4f) in %s", r->best_metric_name, r->best_metric, best);
         else printf("; best evaluation (%s %.4f) at step %ld, which saved no checkpoint", r->best_metric_name,
                     r->best_metric, r->best_step);
     }
