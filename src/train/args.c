@@ -223,7 +223,7 @@ static lt_status set_value(lt_train_args *a, const arg_def *d, const char *v, ch
     }
     case A_STEPS: {
         double x = strtod(v, &end);
-        if (!*v || *end || errno || !(x >= 0 && x <= 9e15) || (x >= 1 && x != floor(x))) break;
+        if (!*v || *end || errno || !(x >= 0 && x <= LT_MAX_RUN_STEPS) || (x >= 1 && x != floor(x))) break;
         *(double *)field = x;
         return LT_OK;
     }

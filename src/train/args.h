@@ -8,6 +8,10 @@
 #include "leantrain/status.h"
 #include "model/gpt2.h"
 
+/* The most optimizer steps a run may have, and the largest *_steps / warmup_steps taken (what a double counts
+ * exactly and a long holds, with room). */
+#define LT_MAX_RUN_STEPS 9e15
+
 typedef struct lt_train_args {
     /* optimizer */
     char optim[48];

@@ -15,9 +15,6 @@ int lt_every_parse(const char *s);
  * x >= 1 (a whole number), ceil(total * x) for a ratio in (0, 1), 0 for 0. */
 long lt_steps_resolve(double x, long total);
 
-/* The most optimizer steps a run may have (what a double counts exactly and a long holds, with room). */
-#define LT_MAX_RUN_STEPS 9e15
-
 /* The optimizer steps of a run whose epoch is steps_per_epoch steps: --max_steps when > 0, else
  * ceil(num_train_epochs x steps_per_epoch); -1 when that is not from 1 to LT_MAX_RUN_STEPS. */
 long lt_train_total_steps(const lt_train_args *a, long steps_per_epoch);
