@@ -96,19 +96,20 @@ static void old_state_files(const char *tmp_path) {
         if (e->d_name[0] == '.') continue;
         char path[1024], err[512];
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        FILE *f = fopen(path, "rb");
-        CHECK(f != NULL, "open %s", path);
-        if (!f) continue;
-        fseek(f, 0, SEEK_END);
-        long len = ftell(f);
-        fseek(f, 1, SEEK_SET); /* the fuzzer's first byte chooses the kind */
-        unsigned char *b = malloc((size_t)len);
-        size_t got = fread(b, 1, (size_t)len - 1, f);
-        fclose(f);
+        size_t len = 0;
+        char *raw = lt_test_read_file(path, &len);
+        CHECK(raw != NULL && len > 1, "read %s", path);
+        if (!raw || len < 2) {
+            free(raw);
+            continue;
+        }
+        /* the state file: all but the fuzzer's first byte, which chooses the kind */
+        const unsigned char *b = (const unsigned char *)raw + 1;
+        const size_t got = len - 1;
         lt_st_file *want = NULL, *back = NULL;
-        CHECK(got == (size_t)len - 1 && lt_st_parse(b, got, path, &want, err, sizeof err) == LT_OK, "%s: %s", path, err);
+        CHECK(lt_st_parse(b, got, path, &want, err, sizeof err) == LT_OK, "%s: %s", path, err);
         if (!want) {
-            free(b);
+            free(raw);
             continue;
         }
         const char *name = lt_st_meta(want, "optim"), *args = lt_st_meta(want, "optim_args");
@@ -118,7 +119,7 @@ static void old_state_files(const char *tmp_path) {
         lt_param_desc db = {.name = "h.0.b", .data = bias, .grad = gb, .ndim = 1, .shape = {37}};
         if (o) CHECK(lt_optim_add_param(o, &dw) == 0 && lt_optim_add_param(o, &db) == 1, "%s: %s", path, lt_optim_error(o));
         /* the file without its first byte, as the optimizer reads it */
-        f = fopen(tmp_path, "wb");
+        FILE *f = fopen(tmp_path, "wb");
         CHECK(f && fwrite(b, 1, got, f) == got && fclose(f) == 0, "write %s", tmp_path);
         if (o && lt_optim_param_count(o) == 2) {
             CHECK(lt_optim_load(o, tmp_path) == LT_OK, "%s: no longer loads: %s", path, lt_optim_error(o));
@@ -137,7 +138,7 @@ static void old_state_files(const char *tmp_path) {
         }
         lt_st_close(back), lt_st_close(want);
         lt_optim_free(o);
-        free(b);
+        free(raw);
     }
     closedir(d);
     CHECK(n >= 11, "only %d state files of %s loaded and saved back", n, dir);
