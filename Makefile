@@ -19,6 +19,20 @@ CFLAGS_BASE += -I$(BLAS_INC)
 else
 BLAS_LIBS := -lopenblas
 endif
+# oneDNN (Debian's libdnnl-dev, which scripts/ensure-deps installs): the CPU's bf16 products run on its bf16
+# dot-product instructions (AVX512-BF16, AMX) where the CPU has them (src/model/gemm_bf16.c, which opens the library
+# when a bf16 run first needs it: nothing is linked). Built in when its header is present (also under LT_DEPS_ROOT)
+# and LT_DNNL is not 0; without it bf16 products are sgemms of bf16 values.
+LT_DNNL ?= 1
+DNNL_H := $(if $(filter-out 0,$(LT_DNNL)),$(firstword $(wildcard $(if $(LT_DEPS_ROOT),$(LT_DEPS_ROOT)/usr/include/oneapi/dnnl/dnnl.h) \
+                                                         /usr/include/oneapi/dnnl/dnnl.h)))
+ifneq ($(DNNL_H),)
+CFLAGS_BASE += -DLT_HAVE_DNNL
+else ifneq ($(LT_DNNL),0)
+ifeq ($(MAKELEVEL),0)
+$(info leantrain: oneDNN not found (apt-get install libdnnl-dev): bf16 products on the CPU by sgemm)
+endif
+endif
 LIBS    = $(BLAS_LIBS) -lcjson -lpcre2-8 -lm -fopenmp
 
 # LT_DEPS_ROOT=DIR: headers and libraries unpacked from Debian packages into DIR (dpkg -x), found by rpath

@@ -9,6 +9,7 @@
 #include <math.h>
 
 #include "leantrain/dtype.h"
+#include "model/gemm_bf16.h"
 #include "model/gpt2.h"
 #include "model/gpt2_layers.h"
 #include "testutil.h"
@@ -46,7 +47,8 @@ static float grads(lt_gpt2 *m, const int32_t *in, const int32_t *tg) {
     return m->loss;
 }
 
-static void test_matmul_backward(void) {
+static void test_matmul_backward(const char *path) {
+    printf("matmul backward in bf16: %s\n", path);
     /* dinp = round(dout @ w^T), dw += round(inp^T @ dout), dbias += round(colsum(dout)) with bf16 operands: every
      * product of two bf16 values is exact in double, so the float64 sums are the exact results; fp32 accumulation
      * over K terms may differ by K * 2^-24 of the sum of magnitudes, which can move a result across a bf16
@@ -67,7 +69,7 @@ static void test_matmul_backward(void) {
             double got = dinp[n * C + c], tol = fabs(e) * 0x1p-8 + OC * 0x1p-24 * mag;
             if (got != bf((float)got) || fabs(got - e) > tol) bad++;
         }
-    CHECK(bad == 0, "bf16 dinp: %d of %d elements off the float64 result or not bf16", bad, N * C);
+    CHECK(bad == 0, "bf16 dinp (%s): %d of %d elements off the float64 result or not bf16", path, bad, N * C);
     bad = 0;
     for (int c = 0; c < C; c++)
         for (int o = 0; o < OC; o++) {
@@ -77,14 +79,87 @@ static void test_matmul_backward(void) {
             double tol = fabs(e) * 0x1p-8 + N * 0x1p-24 * mag + 0x1p-24;
             if (fabs(contrib - e) > tol) bad++;
         }
-    CHECK(bad == 0, "bf16 dw: %d of %d elements off the float64 result", bad, C * OC);
+    CHECK(bad == 0, "bf16 dw (%s): %d of %d elements off the float64 result", path, bad, C * OC);
     bad = 0;
     for (int o = 0; o < OC; o++) {
         double e = 0;
         for (int n = 0; n < N; n++) e += dout[n * OC + o];
         if (fabs((db[o] - 0.25) - e) > fabs(e) * 0x1p-8 + 0x1p-24) bad++;
     }
-    CHECK(bad == 0, "bf16 dbias: %d of %d elements off the float64 result", bad, OC);
+    CHECK(bad == 0, "bf16 dbias (%s): %d of %d elements off the float64 result", path, bad, OC);
+}
+
+/* lt_gemm_bf16 (the CPU's bf16 instructions through oneDNN) against float64 sums of the same bf16 products: every
+ * product of two bf16 values is exact, so the exact result is the float64 sum (to 2^-53); fp32 accumulation of K
+ * terms in any order is within K x 2^-24 of the sum of their magnitudes, plus one rounding of the result (and of
+ * the addition to C for beta 1). Shapes with odd sizes and both transposes, beta 0 and 1, C with a row stride
+ * wider than N; the same call twice gives the same bits. Where the path is off it must decline and leave C as it
+ * was. */
+static void test_gemm_bf16(void) {
+    const int on = lt_gemm_bf16_enabled();
+    printf("bf16 products: %s\n", lt_gemm_bf16_describe());
+    static const int shapes[][3] = {{37, 53, 29}, {1, 1, 1}, {64, 96, 1152}, {130, 3, 770}, {5, 300, 17}};
+    uint64_t s = 21;
+    int checked = 0;
+    for (size_t k = 0; k < sizeof shapes / sizeof *shapes; k++)
+        for (int t = 0; t < 8; t++) {
+            const int M = shapes[k][0], N = shapes[k][1], K = shapes[k][2], ta = t & 1, tb = (t >> 1) & 1,
+                      acc = (t >> 2) & 1;
+            const int lda = (ta ? M : K) + (int)(k % 3), ldb = (tb ? K : N) + 1, ldc = N + 2;
+            float *A = malloc(sizeof(float) * (size_t)(ta ? K : M) * lda),
+                  *Bm = malloc(sizeof(float) * (size_t)(tb ? N : K) * ldb), *Cm = malloc(sizeof(float) * (size_t)M * ldc),
+                  *C0 = malloc(sizeof(float) * (size_t)M * ldc), *C2 = malloc(sizeof(float) * (size_t)M * ldc);
+            for (int i = 0; i < (ta ? K : M) * lda; i++) A[i] = bf((float)uni(&s));
+            for (int i = 0; i < (tb ? N : K) * ldb; i++) Bm[i] = bf((float)(uni(&s) * 0.5));
+            for (int i = 0; i < M * ldc; i++) C0[i] = (float)uni(&s);
+            memcpy(Cm, C0, sizeof(float) * (size_t)M * ldc);
+            memcpy(C2, C0, sizeof(float) * (size_t)M * ldc);
+            const int rc = lt_gemm_bf16(ta, tb, M, N, K, A, lda, Bm, ldb, acc ? 1.0f : 0.0f, Cm, ldc);
+            if (!on) {
+                CHECK(rc == -1 && !memcmp(Cm, C0, sizeof(float) * (size_t)M * ldc),
+                      "lt_gemm_bf16 with the path off: rc %d, C %s", rc,
+                      memcmp(Cm, C0, sizeof(float) * (size_t)M * ldc) ? "changed" : "kept");
+            } else {
+                CHECK(rc == 0, "lt_gemm_bf16 %dx%dx%d ta %d tb %d beta %d declined", M, N, K, ta, tb, acc);
+                int bad = 0;
+                for (int i = 0; i < M; i++)
+                    for (int j = 0; j < ldc; j++) {
+                        if (j >= N) { /* past the row's N columns: untouched */
+                            bad += Cm[i * ldc + j] != C0[i * ldc + j];
+                            continue;
+                        }
+                        double e = acc ? C0[i * ldc + j] : 0.0, mag = 0;
+                        for (int q = 0; q < K; q++) {
+                            const double p = (double)(ta ? A[q * lda + i] : A[i * lda + q]) *
+                                             (tb ? Bm[j * ldb + q] : Bm[q * ldb + j]);
+                            e += p, mag += fabs(p);
+                        }
+                        const double tol = K * 0x1p-24 * mag + 2 * 0x1p-24 * (fabs(e) + (acc ? fabs(C0[i * ldc + j]) : 0));
+                        bad += !(fabs(Cm[i * ldc + j] - e) <= tol);
+                    }
+                CHECK(bad == 0, "lt_gemm_bf16 %dx%dx%d ta %d tb %d beta %d: %d elements off the float64 sums", M, N,
+                      K, ta, tb, acc, bad);
+                CHECK(lt_gemm_bf16(ta, tb, M, N, K, A, lda, Bm, ldb, acc ? 1.0f : 0.0f, C2, ldc) == 0 &&
+                          !memcmp(C2, Cm, sizeof(float) * (size_t)M * ldc),
+                      "lt_gemm_bf16 %dx%dx%d ta %d tb %d: a second call gave other bits", M, N, K, ta, tb);
+                checked++;
+            }
+            free(A), free(Bm), free(Cm), free(C0), free(C2);
+        }
+    /* what it declines, with C untouched: beta other than 0 and 1, a row stride below the row */
+    float a[4] = {1, 2, 3, 4}, b[4] = {1, 1, 1, 1}, c[4] = {7, 7, 7, 7};
+    CHECK(lt_gemm_bf16(0, 0, 2, 2, 2, a, 2, b, 2, 0.5f, c, 2) == -1 && c[0] == 7, "beta 0.5 was taken");
+    CHECK(lt_gemm_bf16(0, 0, 2, 2, 2, a, 1, b, 2, 0.0f, c, 2) == -1 && c[0] == 7, "lda 1 < K 2 was taken");
+    if (on) {
+        size_t pack, scratch;
+        lt_gemm_bf16_need(0, 0, 64, 96, 1152, 96, 0.0f, &pack, &scratch);
+        CHECK(pack == (64 * 1152 + 1152 * 96) * 2, "lt_gemm_bf16_need: pack %zu bytes", pack);
+        CHECK(lt_gemm_bf16_held_bytes() >= pack, "held %zu bytes, below one product's pack %zu",
+              lt_gemm_bf16_held_bytes(), pack);
+        printf("lt_gemm_bf16: %d products within the fp32 accumulation bound of float64\n", checked);
+    }
+    lt_gemm_bf16_release();
+    CHECK(lt_gemm_bf16_held_bytes() == 0, "lt_gemm_bf16_release left %zu bytes", lt_gemm_bf16_held_bytes());
 }
 
 /* lt_nn_round_inplace against the scalar conversions of dtype.h, element by element, over edge values and a
@@ -179,7 +254,13 @@ int main(void) {
     char err[1024];
     test_rounding();
     test_fused_rounding();
-    test_matmul_backward();
+    test_gemm_bf16();
+    /* the 16-bit products on both paths: the CPU's bf16 instructions (where lt_gemm_bf16 runs) and sgemm */
+    const int dnnl_on = lt_gemm_bf16_enabled();
+    if (dnnl_on) test_matmul_backward("oneDNN");
+    lt_gemm_bf16_set_enabled(0);
+    test_matmul_backward("sgemm");
+    lt_gemm_bf16_set_enabled(dnnl_on);
 
     lt_gpt2_config cfg = {256, 32, 48, 2, 4, 1e-5, 0, 0, 0};
     lt_gpt2 *m = NULL;
@@ -208,6 +289,23 @@ int main(void) {
     CHECK(fabs(lb - l32) <= 4 * 0x1p-8 * l32, "bf16 loss %.6f too far from fp32 %.6f", lb, l32);
     CHECK(eg < 0.03, "bf16 gradients %.4f from fp32 in relative L2 (bound 0.03)", eg);
     CHECK(eg > 0, "bf16 gradients equal fp32's: the rounding did not happen");
+
+    /* the same step with the products as sgemms of the same bf16 values: the same exact products summed in another
+     * order, so each fp32 result may differ in its last bits and a bf16 rounding of it by one bf16 step; the loss and
+     * gradients agree far inside the bf16-against-fp32 bounds above */
+    if (lt_gemm_bf16_enabled()) {
+        CHECK(lt_gemm_bf16_held_bytes() > 0, "the bf16 step ran no product through lt_gemm_bf16");
+        float *gs = malloc(nf * sizeof *gs);
+        lt_gemm_bf16_set_enabled(0);
+        float ls = grads(m, in, tg);
+        memcpy(gs, m->grad_memory, nf * sizeof *gs);
+        lt_gemm_bf16_set_enabled(1);
+        double es = rel_l2(g16, gs, nf);
+        printf("bf16 on oneDNN against sgemm: loss %.6f vs %.6f; gradients rel. L2 %.2e\n", lb, ls, es);
+        CHECK(fabs(lb - ls) <= 0x1p-8 * ls, "bf16 loss with oneDNN %.6f vs sgemm %.6f", lb, ls);
+        CHECK(es < 0.01, "bf16 gradients with oneDNN %.5f from sgemm's in relative L2 (bound 0.01)", es);
+        free(gs);
+    }
 
     /* checkpointing in bf16: bit-identical */
     lt_gpt2_set_checkpointing(m, 1);

@@ -15,6 +15,7 @@
 #include "util/clock.h"
 #include "cli/commands.h"
 #include "leantrain/optim.h"
+#include "model/gemm_bf16.h"
 #include "model/gpt2.h"
 #include "model/gpt2_layers.h"
 #include "train/data.h"
@@ -106,6 +107,7 @@ int lt_cmd_bench_train(int argc, char **argv) {
            "(OpenBLAS %s) at 1024^3, the best of before and after each row\n",
            steps, omp_get_max_threads(), prec == LT_GPT2_BF16 ? "bf16" : prec == LT_GPT2_F16 ? "fp16" : "fp32",
            lt_nn_blas_core());
+    if (prec == LT_GPT2_BF16) printf("# bf16 products: %s\n", lt_gemm_bf16_describe());
     printf("%-10s %10s %3s %5s %10s %12s %14s %10s\n", "model", "params", "B", "T", "tokens_s", "gflop_per_s",
            "sgemm_gflop_s", "ratio");
     lt_gpt2_config small = {50257, 1024, 256, 4, 4, 1e-5, 0, 0, 0}; /* ~ 16M parameters, 13M of them the embedding */

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "cli/commands.h"
+#include "model/gemm_bf16.h"
 #include "train/args.h"
 #include "train/memplan.h"
 
@@ -43,17 +44,23 @@ static double step_ns(const char *optim, int gpu) {
 #define GPU_F32_FLOPS_PER_S 37.8e12
 #define GPU_16BIT_FLOPS_PER_S 146e12
 
-/* 16-bit compute on the CPU is emulated (operands rounded, sgemm in fp32): the same GEMMs plus the rounding, the
- * 16-bit store and more OpenMP regions. `leantrain bench train --bf16` against the fp32 run, 2026-11-28
- * (bench/RESULTS.md): 1.0-1.2x the time for GPT-2 124M, 1.2-1.4x for the 10-16M models; 1.3 in between. */
+/* 16-bit compute on the CPU where it is emulated (fp16; bf16 without oneDNN or without the CPU's bf16 instructions:
+ * operands rounded, sgemm in fp32): the same GEMMs plus the rounding, the 16-bit store and more OpenMP regions.
+ * `leantrain bench train --bf16` against the fp32 run, 2026-11-28 (bench/RESULTS.md): 1.0-1.2x the time for GPT-2
+ * 124M, 1.2-1.4x for the 10-16M models; 1.3 in between. */
 #define LOWP_TIME_FACTOR 1.3
+/* bf16 products on the CPU's bf16 instructions (model/gemm_bf16.h): `leantrain bench train --bf16` against the fp32
+ * run, 2026-11-30 (bench/RESULTS.md): 0.73x the time for byte-10M, 0.65x for bpe-16M, 0.74x for GPT-2 124M. */
+#define BF16_GEMM_TIME_FACTOR 0.7
 
 static double tokens_per_s(const lt_gpt2_config *c, size_t params, int B, int T, const char *optim, int ckpt,
-                           int lowp, int gpu) {
+                           lt_gpt2_precision prec, int gpu) {
+    const int lowp = prec != LT_GPT2_F32;
     double flops_tok = 6.0 * (double)params + 12.0 * c->n_layer * (double)T * c->n_embd;
     if (ckpt) flops_tok *= 4.0 / 3.0; /* every block's forward runs twice */
     double rate = TRAIN_FLOPS_PER_S;
     if (gpu) rate = lowp ? GPU_16BIT_FLOPS_PER_S : GPU_F32_FLOPS_PER_S; /* the GPU's 16-bit GEMMs are real */
+    else if (prec == LT_GPT2_BF16 && lt_gemm_bf16_enabled()) flops_tok *= BF16_GEMM_TIME_FACTOR;
     else if (lowp) flops_tok *= LOWP_TIME_FACTOR;
     double t = flops_tok * B * T / rate + step_ns(optim, gpu) * 1e-9 * (double)params;
     return (double)B * T / t;
@@ -163,7 +170,7 @@ int lt_cmd_plan(int argc, char **argv) {
     lt_mem_table_print(stdout, &t, 0);
     if (me.device) printf("device memory (cuBLAS workspace included, the CUDA context not)\n");
     printf("predicted speed: %.0f tokens/s %s\n",
-           tokens_per_s(&cfg, mm.num_params, B, T, a.optim, a.gradient_checkpointing, me.precision != LT_GPT2_F32,
+           tokens_per_s(&cfg, mm.num_params, B, T, a.optim, a.gradient_checkpointing, me.precision,
                         me.device),
            me.device ? "on the calibrating H200 (bench/RESULTS.md, 2026-11-28; another GPU scales with its GEMMs)"
                      : "on the calibrated 2-core CPU");
@@ -209,7 +216,7 @@ int lt_cmd_plan(int argc, char **argv) {
                     if (lt_memplan(&cfg, B, T, STEP_COST[k].optim, "", &mk, data, &m, err, sizeof err)) continue;
                     if (m.total > memory) continue;
                     combo c = {STEP_COST[k].optim, ck, ob, pr, (double)m.total,
-                               tokens_per_s(&cfg, mm.num_params, B, T, STEP_COST[k].optim, ck, pr != 0, me.device)};
+                               tokens_per_s(&cfg, mm.num_params, B, T, STEP_COST[k].optim, ck, PREC_OF[pr], me.device)};
                     int j = n++;
                     while (j > 0 && list[j - 1].tps < c.tps) list[j] = list[j - 1], j--;
                     list[j] = c;

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "leantrain/dtype.h"
+#include "model/gemm_bf16.h"
 #include "model/gpt2_layers.h"
 #include "util/errmsg.h"
 
@@ -283,6 +284,46 @@ static size_t store_block_elems(const lt_gpt2_config *c, int B, int T) {
     return padded(rows);
 }
 
+/* bf16 compute on the CPU's bf16 instructions (model/gemm_bf16.h): the largest pack buffer plus the largest
+ * scratchpad over the products of B x T tokens (BT rows; the lm head in chunks of `chunk` rows, the last one
+ * possibly shorter): each linear layer's forward, input and weight gradients, the head's logits, input gradient
+ * and weight gradient (whole, or in pieces of LT_NN_LM_WGRAD_ROWS vocabulary rows when chunked). 0 when that path is
+ * off. */
+static size_t gemm16_bytes(const lt_gpt2_config *c, size_t BT, size_t chunk) {
+    if (!lt_gemm_bf16_enabled() || BT > (size_t)1 << 30) return 0;
+    const int C = c->n_embd, V = c->vocab_size, R = lm_rows(c), N = (int)BT;
+    const int wr = V < LT_NN_LM_WGRAD_ROWS ? V : LT_NN_LM_WGRAD_ROWS;
+    size_t pack = 0, scratch = 0;
+#define NEED(ta, tb, M, Nn, K, ldc, beta)                                                                    \
+    do {                                                                                                   \
+        size_t p_, s_;                                                                                     \
+        lt_gemm_bf16_need(ta, tb, M, Nn, K, ldc, beta, &p_, &s_);                                          \
+        pack = p_ > pack ? p_ : pack, scratch = s_ > scratch ? s_ : scratch;                               \
+    } while (0)
+    const int lin[4][2] = {{C, 3 * C}, {C, C}, {C, 4 * C}, {4 * C, C}}; /* (in, out) of qkv, proj, fc, fc proj */
+    for (int k = 0; k < 4; k++) {
+        const int in = lin[k][0], out = lin[k][1];
+        NEED(0, 0, N, out, in, out, 1.0f);  /* forward: onto the bias */
+        NEED(0, 1, N, in, out, in, 0.0f);   /* d input = dout @ w^T */
+        NEED(1, 0, in, out, N, out, 0.0f);  /* d weight = inp^T @ dout */
+    }
+    const int last = (int)(BT - (BT - 1) / chunk * chunk); /* the last chunk's rows */
+    const int rows[2] = {(int)chunk, last}, nvs[2] = {R < V ? R : V, V % R ? V % R : R};
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 2; j++) {
+            const int n = rows[i], nv = nvs[j];
+            NEED(0, 1, n, nv, C, V, 0.0f);               /* logits */
+            NEED(0, 0, n, C, nv, C, 0.0f);               /* d input, first piece */
+            NEED(0, 0, n, C, nv, C, 1.0f);               /* d input, the others added */
+            NEED(1, 0, nv, C, n, C, 0.0f);               /* d wte, whole head */
+            NEED(1, 0, wr, C, n, C, 0.0f);               /* d wte, chunked: the fp32 sum's pieces */
+            NEED(1, 0, wr, C, n, C, 1.0f);
+            if (V % wr) NEED(1, 0, V % wr, C, n, C, 1.0f);
+        }
+#undef NEED
+    return pack + scratch;
+}
+
 lt_status lt_gpt2_param_table(const lt_gpt2_config *c, lt_gpt2_param **out, int *n, char *err, size_t errlen) {
     lt_status st = lt_gpt2_config_check(c, err, errlen);
     if (st) return st;
@@ -342,6 +383,7 @@ lt_status lt_gpt2_memory_plan(const lt_gpt2_config *c, int B, int T, int checkpo
     out->activation_bytes = (na + nd) * sizeof(float);
     if (lowp && !checkpointing) out->activation_bytes += L * store_block_elems(c, B, T) * sizeof(uint16_t);
     out->token_bytes = 2 * BT * sizeof(int32_t);
+    out->gemm16_bytes = precision == LT_GPT2_BF16 ? gemm16_bytes(c, BT, chunk) : 0;
     return LT_OK;
 }
 
@@ -661,7 +703,7 @@ static void block_forward(lt_gpt2 *m, int l, const float *const W[LT_GPT2_PER_BL
     block_acts b = block_at(m, l);
     lt_nn_layernorm_forward_r(b.ln1, b.ln1_mean, b.ln1_rstd, residual, W[LT_GPT2_LN1_W], W[LT_GPT2_LN1_B], N, C,
                               c->layer_norm_epsilon, r);
-    lt_nn_matmul_forward(b.qkv, b.ln1, W[LT_GPT2_QKV_W], W[LT_GPT2_QKV_B], N, C, 3 * C);
+    lt_nn_matmul_forward_r(b.qkv, b.ln1, W[LT_GPT2_QKV_W], W[LT_GPT2_QKV_B], N, C, 3 * C, r);
     lt_nn_round_inplace(b.qkv, 3 * NC, r);
     /* dbig is free in the forward (and in backward's recompute, which comes before the mlp's backward) */
     const lt_dropout datt = drop_site(m, c->attn_pdrop, LT_GPT2_DROP_ATTN(l)),
@@ -669,14 +711,14 @@ static void block_forward(lt_gpt2 *m, int l, const float *const W[LT_GPT2_PER_BL
                      dout2 = drop_site(m, c->resid_pdrop, LT_GPT2_DROP_MLP_OUT(l));
     lt_nn_attention_forward_r(b.atty, b.att_stats, m->dacts.dbig, att_scratch(m), b.qkv, B, T, C, NH, r, &datt);
     /* c_proj writes into residual2 (then its dropout), then the block input is added in place */
-    lt_nn_matmul_forward(b.res2, b.atty, W[LT_GPT2_ATTPROJ_W], W[LT_GPT2_ATTPROJ_B], N, C, C);
+    lt_nn_matmul_forward_r(b.res2, b.atty, W[LT_GPT2_ATTPROJ_W], W[LT_GPT2_ATTPROJ_B], N, C, C, r);
     lt_nn_dropout(b.res2, b.res2, NC, 0, &dout1, r);
     lt_nn_round_add(b.res2, residual, NC, r);
     lt_nn_layernorm_forward_r(b.ln2, b.ln2_mean, b.ln2_rstd, b.res2, W[LT_GPT2_LN2_W], W[LT_GPT2_LN2_B], N, C,
                               c->layer_norm_epsilon, r);
-    lt_nn_matmul_forward(b.fch, b.ln2, W[LT_GPT2_FC_W], W[LT_GPT2_FC_B], N, C, 4 * C);
+    lt_nn_matmul_forward_r(b.fch, b.ln2, W[LT_GPT2_FC_W], W[LT_GPT2_FC_B], N, C, 4 * C, r);
     lt_nn_gelu_forward_r(b.fchg, b.fch, 4 * NC, r);
-    lt_nn_matmul_forward(b.res3, b.fchg, W[LT_GPT2_FCPROJ_W], W[LT_GPT2_FCPROJ_B], N, 4 * C, C);
+    lt_nn_matmul_forward_r(b.res3, b.fchg, W[LT_GPT2_FCPROJ_W], W[LT_GPT2_FCPROJ_B], N, 4 * C, C, r);
     lt_nn_dropout(b.res3, b.res3, NC, 0, &dout2, r);
     lt_nn_round_add(b.res3, b.res2, NC, r);
     if (m->store) store_block(m, l, &b, 1);

@@ -245,6 +245,7 @@ typedef struct lt_gpt2_memory {
     size_t grad_bytes;       /* f32 gradients (per-block mode: embeddings, ln_f and one block) */
     size_t activation_bytes; /* forward activations + backward scratch for B x T */
     size_t token_bytes;      /* the inputs and targets kept for backward */
+    size_t gemm16_bytes;     /* bf16 compute on the CPU's bf16 instructions: packed operands + oneDNN's scratchpad */
 } lt_gpt2_memory;
 
 /* The parameter table of config c (names, shapes, weight_decay flags; data

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "leantrain/dtype.h"
+#include "model/gemm_bf16.h"
 #include "util/sysmem.h"
 
 /* The loops that compute the most, compiled for AVX-512 and AVX2 too (chosen when the program loads); the
@@ -367,12 +368,26 @@ int lt_nn_blas_reserve(char *err, size_t errlen) {
     return 0;
 }
 
+/* C[M,N] = op(A) @ op(B) + beta * C (row-major; op transposes when ta / tb): on the CPU's bf16 instructions
+ * (lt_gemm_bf16) when r is bf16 and that path is on, the operands being bf16 values; else OpenBLAS's sgemm */
+static void gemm_r(lt_nn_round r, int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B,
+                   int ldb, float beta, float *C, int ldc) {
+    if (r == LT_NN_ROUND_BF16 && !lt_gemm_bf16(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc)) return;
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, 1.0f, A, lda,
+                B, ldb, beta, C, ldc);
+}
+
 void lt_nn_matmul_forward(float *out, const float *inp, const float *w, const float *bias, size_t N, int C, int OC) {
-    /* the bias goes in first and sgemm adds the product onto it (beta = 1),
+    lt_nn_matmul_forward_r(out, inp, w, bias, N, C, OC, LT_NN_ROUND_NONE);
+}
+
+void lt_nn_matmul_forward_r(float *out, const float *inp, const float *w, const float *bias, size_t N, int C, int OC,
+                            lt_nn_round r) {
+    /* the bias goes in first and the product is added onto it (beta = 1),
      * which is torch.addmm's order and saves a second pass over out */
 #pragma omp parallel for schedule(static)
     for (size_t n = 0; n < N; n++) memcpy(out + n * (size_t)OC, bias, (size_t)OC * sizeof(float));
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)N, OC, C, 1.0f, inp, C, w, OC, 1.0f, out, OC);
+    gemm_r(r, 0, 0, (int)N, OC, C, inp, C, w, OC, 1.0f, out, OC);
 }
 
 void lt_nn_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp, const float *w,
@@ -395,10 +410,10 @@ static float round1(float x, lt_nn_round r) {
 
 NN_CLONES void lt_nn_matmul_backward_r(float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
                                        const float *w, size_t N, int C, int OC, lt_nn_round r, float *scratch) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, C, OC, 1.0f, dout, OC, w, OC, 0.0f, dinp, C);
+    gemm_r(r, 0, 1, (int)N, C, OC, dout, OC, w, OC, 0.0f, dinp, C);
     if (r) {
         lt_nn_round_inplace(dinp, N * (size_t)C, r);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, C, OC, (int)N, 1.0f, inp, C, dout, OC, 0.0f, scratch, OC);
+        gemm_r(r, 1, 0, C, OC, (int)N, inp, C, dout, OC, 0.0f, scratch, OC);
         lt_nn_round_inplace(scratch, (size_t)C * (size_t)OC, r);
         add_into(dw, scratch, (size_t)C * (size_t)OC);
     } else {
@@ -753,26 +768,20 @@ void lt_nn_lmhead_forward(float *logits, const float *inp, const float *wte, siz
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, V, C, 1.0f, inp, C, wte, C, 0.0f, logits, V);
 }
 
-/* Vocabulary rows of the head's weight gradient per sgemm. dwte = dlogits^T @ inp as one call over all V rows
- * made OpenBLAS 0.3.21 (SkylakeX kernels) pack a panel of dlogits as wide as V: 87 MiB of extra resident memory
- * for GPT-2's head at 1024 positions, 146 MiB for 256 positions of a 150,000-token vocabulary (about a chunk of
- * logits), none of it in the memory plan; in pieces of 4096 rows the panel is a few MiB. Each element is still
- * one sum over the N positions. */
-#define LM_WGRAD_ROWS 4096
 
-/* dwte[V,C] = dlogits[N,V]^T @ inp[N,C] + beta * dwte, LM_WGRAD_ROWS vocabulary rows at a time */
-static void lmhead_wgrad(float *dwte, const float *dlogits, const float *inp, size_t N, int C, int V, float beta) {
-    for (int v0 = 0; v0 < V; v0 += LM_WGRAD_ROWS) {
-        const int nv = V - v0 < LM_WGRAD_ROWS ? V - v0 : LM_WGRAD_ROWS;
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nv, C, (int)N, 1.0f, dlogits + v0, V, inp, C, beta,
-                    dwte + (size_t)v0 * (size_t)C, C);
+/* dwte[V,C] = dlogits[N,V]^T @ inp[N,C] + beta * dwte, LT_NN_LM_WGRAD_ROWS vocabulary rows at a time */
+static void lmhead_wgrad(float *dwte, const float *dlogits, const float *inp, size_t N, int C, int V, float beta,
+                         lt_nn_round r) {
+    for (int v0 = 0; v0 < V; v0 += LT_NN_LM_WGRAD_ROWS) {
+        const int nv = V - v0 < LT_NN_LM_WGRAD_ROWS ? V - v0 : LT_NN_LM_WGRAD_ROWS;
+        gemm_r(r, 1, 0, nv, C, (int)N, dlogits + v0, V, inp, C, beta, dwte + (size_t)v0 * (size_t)C, C);
     }
 }
 
 void lt_nn_lmhead_backward(float *dinp, float *dwte, const float *dlogits, const float *inp, const float *wte,
                            size_t N, int C, int V) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)N, C, V, 1.0f, dlogits, V, wte, C, 0.0f, dinp, C);
-    lmhead_wgrad(dwte, dlogits, inp, N, C, V, 1.0f);
+    lmhead_wgrad(dwte, dlogits, inp, N, C, V, 1.0f, LT_NN_ROUND_NONE);
 }
 
 NN_CLONES double lt_nn_crossentropy_forward(float *losses, float *lse, const float *logits, const int32_t *targets,
@@ -892,8 +901,7 @@ void lt_nn_lmhead_forward_r(float *logits, const float *inp, const float *wte, c
     for (int v0 = 0; v0 < V; v0 += rows) {
         int v1 = v0 + rows < V ? v0 + rows : V;
         fetch_rows(wscratch, wte, wte16, v0, v1, C, r);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, v1 - v0, C, 1.0f, inp, C, wscratch, C, 0.0f,
-                    logits + v0, V);
+        gemm_r(r, 0, 1, (int)N, v1 - v0, C, inp, C, wscratch, C, 0.0f, logits + v0, V);
     }
     lt_nn_round_inplace(logits, N * (size_t)V, r);
 }
@@ -904,10 +912,8 @@ void lt_nn_lmhead_backward_r(float *dinp, float *dwte, const float *dlogits, con
     for (int v0 = 0; v0 < V; v0 += rows) {
         int v1 = v0 + rows < V ? v0 + rows : V, nv = v1 - v0;
         fetch_rows(wscratch, wte, wte16, v0, v1, C, r);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)N, C, nv, 1.0f, dlogits + v0, V, wscratch, C,
-                    v0 ? 1.0f : 0.0f, dinp, C);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nv, C, (int)N, 1.0f, dlogits + v0, V, inp, C, 0.0f,
-                    gscratch, C);
+        gemm_r(r, 0, 0, (int)N, C, nv, dlogits + v0, V, wscratch, C, v0 ? 1.0f : 0.0f, dinp, C);
+        gemm_r(r, 1, 0, nv, C, (int)N, dlogits + v0, V, inp, C, 0.0f, gscratch, C);
         lt_nn_round_inplace(gscratch, (size_t)nv * (size_t)C, r);
         add_into(dwte + (size_t)v0 * (size_t)C, gscratch, (size_t)nv * (size_t)C);
     }
@@ -920,11 +926,10 @@ void lt_nn_lmhead_backward_sum_r(float *dinp, float *sum, int first, const float
     for (int v0 = 0; v0 < V; v0 += rows) {
         int v1 = v0 + rows < V ? v0 + rows : V;
         fetch_rows(wscratch, wte, wte16, v0, v1, C, r);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)N, C, v1 - v0, 1.0f, dlogits + v0, V, wscratch, C,
-                    v0 ? 1.0f : 0.0f, dinp, C);
+        gemm_r(r, 0, 0, (int)N, C, v1 - v0, dlogits + v0, V, wscratch, C, v0 ? 1.0f : 0.0f, dinp, C);
     }
     lt_nn_round_inplace(dinp, N * (size_t)C, r);
-    lmhead_wgrad(sum, dlogits, inp, N, C, V, first ? 0.0f : 1.0f);
+    lmhead_wgrad(sum, dlogits, inp, N, C, V, first ? 0.0f : 1.0f, r);
 }
 
 void lt_nn_lmhead_sum_finish_r(float *dwte, float *sum, size_t n, lt_nn_round r) {

@@ -67,6 +67,19 @@ void lt_nn_matmul_backward(float *dinp, float *dw, float *dbias, const float *do
  * on 16-bit inputs with fp32 accumulation. */
 typedef enum lt_nn_round { LT_NN_ROUND_NONE = 0, LT_NN_ROUND_BF16 = 1, LT_NN_ROUND_F16 = 2 } lt_nn_round;
 
+/* Vocabulary rows of the head's weight gradient per sgemm. dwte = dlogits^T @ inp as one call over all V rows
+ * made OpenBLAS 0.3.21 (SkylakeX kernels) pack a panel of dlogits as wide as V: 87 MiB of extra resident memory
+ * for GPT-2's head at 1024 positions, 146 MiB for 256 positions of a 150,000-token vocabulary (about a chunk of
+ * logits), none of it in the memory plan; in pieces of 4096 rows the panel is a few MiB. Each element is still
+ * one sum over the N positions. */
+#define LT_NN_LM_WGRAD_ROWS 4096
+
+/* lt_nn_matmul_forward in the compute's precision: with r bf16 (inp, w and bias bf16 values) the product runs on
+ * the CPU's bf16 instructions where lt_gemm_bf16 can (model/gemm_bf16.h), else as sgemm; out is not rounded here.
+ * The 16-bit products below (matmul backward, lm head) take the same path with bf16. */
+void lt_nn_matmul_forward_r(float *out, const float *inp, const float *w, const float *bias, size_t N, int C, int OC,
+                            lt_nn_round r);
+
 /* x[n] = the nearest bf16 / f16 value (round to nearest even; f16 overflows
  * to inf, as a cast does); a no-op for LT_NN_ROUND_NONE. */
 void lt_nn_round_inplace(float *x, size_t n, lt_nn_round r);

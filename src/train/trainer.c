@@ -27,6 +27,7 @@
 #include "train/events.h"
 #include "train/memplan.h"
 #include "train/schedule.h"
+#include "model/gemm_bf16.h"
 #include "tokenizer/tokenizer.h"
 
 typedef struct {
@@ -905,6 +906,7 @@ static int train_attempt(const lt_train_args *a, const prep_t *p, int failed, in
     if (cfg.embd_pdrop > 0 || cfg.resid_pdrop > 0 || cfg.attn_pdrop > 0)
         printf("dropout: embd_pdrop %g, resid_pdrop %g, attn_pdrop %g (training steps only; masks from --seed)\n",
                cfg.embd_pdrop, cfg.resid_pdrop, cfg.attn_pdrop);
+    if (!r->dev && lt_train_args_precision(a) == LT_GPT2_BF16) printf("bf16 products: %s\n", lt_gemm_bf16_describe());
     if (r->tok) printf("tokenizer: %s (%zu tokens); text files encoded with it\n", lt_tokenizer_source(r->tok),
                        lt_tokenizer_vocab_size(r->tok));
     if (r->dev)
