@@ -137,6 +137,8 @@ void lt_gpt2_free(lt_gpt2 *m) {
     free_aligned(m->wscratch);
     free_aligned(m->store);
     free(m->tokens);
+    /* the bf16 products' buffers (a model in use elsewhere in the process allocates them again at its next one) */
+    if (m->precision == LT_GPT2_BF16) lt_gemm_bf16_release();
     free(m);
 }
 

@@ -223,7 +223,8 @@ size_t lt_gpt2_config_num_params(const lt_gpt2_config *cfg);
  * on failure. */
 lt_status lt_gpt2_create(const lt_gpt2_config *cfg, lt_gpt2 **out, char *err, size_t errlen);
 
-/* Frees the model and all its buffers. NULL is a no-op. */
+/* Frees the model and all its buffers (a bf16 model also the bf16 products' buffers: model/gemm_bf16.h). NULL is
+ * a no-op. */
 void lt_gpt2_free(lt_gpt2 *m);
 
 /* Hugging Face's GPT-2 initialisation from `seed` (deterministic, any thread
