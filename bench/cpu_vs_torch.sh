@@ -71,7 +71,7 @@ for s in a b c; do
         function med(v, n,   i, j, t) { for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
                                        return v[int((n + 1) / 2)] }
         END { if (!n) exit; a = med(lt, n); b = med(pt, n); c = med(lr, n); d = med(pr, n)
-              printf "%-4s %14.0f %13.0f %8s %14.0f %13.0f %10s\n", s, a, b, b > 0 ? sprintf("%.2f", a / b) : "na", c, d,
-                     d > 0 ? sprintf("%.2f", c / d) : "na" }' "$tmp/rows"
+              r1 = (b > 0) ? sprintf("%.2f", a / b) : "na"; r2 = (d > 0) ? sprintf("%.2f", c / d) : "na"
+              printf "%-4s %14.0f %13.0f %8s %14.0f %13.0f %10s\n", s, a, b, r1, c, d, r2 }' "$tmp/rows"
 done
 echo "# vs_torch: leantrain's tokens/s over PyTorch's (> 1 faster); mem_ratio: leantrain's peak RSS over PyTorch's (< 1 smaller)"
