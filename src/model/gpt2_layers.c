@@ -768,7 +768,6 @@ void lt_nn_lmhead_forward(float *logits, const float *inp, const float *wte, siz
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, V, C, 1.0f, inp, C, wte, C, 0.0f, logits, V);
 }
 
-
 /* dwte[V,C] = dlogits[N,V]^T @ inp[N,C] + beta * dwte, LT_NN_LM_WGRAD_ROWS vocabulary rows at a time */
 static void lmhead_wgrad(float *dwte, const float *dlogits, const float *inp, size_t N, int C, int V, float beta,
                          lt_nn_round r) {
