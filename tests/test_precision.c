@@ -95,6 +95,28 @@ static void test_matmul_backward(const char *path) {
  * the addition to C for beta 1). Shapes with odd sizes and both transposes, beta 0 and 1, C with a row stride
  * wider than N; the same call twice gives the same bits. Where the path is off it must decline and leave C as it
  * was. */
+/* elements of C (M x N, row stride ldc) off the float64 sums of op(A) op(B) (+ C0 when acc) by more than fp32
+ * accumulation's bound, or changed past column N */
+static int gemm_off_f64(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *Bm, int ldb, int acc,
+                        const float *C0, const float *Cm, int ldc) {
+    int bad = 0;
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < ldc; j++) {
+            if (j >= N) { /* past the row's N columns: untouched */
+                bad += Cm[i * ldc + j] != C0[i * ldc + j];
+                continue;
+            }
+            double e = acc ? C0[i * ldc + j] : 0.0, mag = 0;
+            for (int q = 0; q < K; q++) {
+                const double p = (double)(ta ? A[q * lda + i] : A[i * lda + q]) * (tb ? Bm[j * ldb + q] : Bm[q * ldb + j]);
+                e += p, mag += fabs(p);
+            }
+            const double tol = K * 0x1p-24 * mag + 2 * 0x1p-24 * (fabs(e) + (acc ? fabs(C0[i * ldc + j]) : 0));
+            bad += !(fabs(Cm[i * ldc + j] - e) <= tol);
+        }
+    return bad;
+}
+
 static void test_gemm_bf16(void) {
     const int on = lt_gemm_bf16_enabled();
     printf("bf16 products: %s\n", lt_gemm_bf16_describe());
@@ -116,29 +138,29 @@ static void test_gemm_bf16(void) {
             memcpy(C2, C0, sizeof(float) * (size_t)M * ldc);
             const int rc = lt_gemm_bf16(ta, tb, M, N, K, A, lda, Bm, ldb, acc ? 1.0f : 0.0f, Cm, ldc);
             if (!on) {
+                uint16_t b16[1] = {0};
+                CHECK(lt_gemm_bf16_b16(ta, tb, 1, 1, 1, A, lda, b16, ldb, 0.0f, C2, ldc) == -1 &&
+                          !memcmp(C2, C0, sizeof(float) * (size_t)M * ldc), "lt_gemm_bf16_b16 with the path off was taken");
                 CHECK(rc == -1 && !memcmp(Cm, C0, sizeof(float) * (size_t)M * ldc),
                       "lt_gemm_bf16 with the path off: rc %d, C %s", rc,
                       memcmp(Cm, C0, sizeof(float) * (size_t)M * ldc) ? "changed" : "kept");
             } else {
                 CHECK(rc == 0, "lt_gemm_bf16 %dx%dx%d ta %d tb %d beta %d declined", M, N, K, ta, tb, acc);
-                int bad = 0;
-                for (int i = 0; i < M; i++)
-                    for (int j = 0; j < ldc; j++) {
-                        if (j >= N) { /* past the row's N columns: untouched */
-                            bad += Cm[i * ldc + j] != C0[i * ldc + j];
-                            continue;
-                        }
-                        double e = acc ? C0[i * ldc + j] : 0.0, mag = 0;
-                        for (int q = 0; q < K; q++) {
-                            const double p = (double)(ta ? A[q * lda + i] : A[i * lda + q]) *
-                                             (tb ? Bm[j * ldb + q] : Bm[q * ldb + j]);
-                            e += p, mag += fabs(p);
-                        }
-                        const double tol = K * 0x1p-24 * mag + 2 * 0x1p-24 * (fabs(e) + (acc ? fabs(C0[i * ldc + j]) : 0));
-                        bad += !(fabs(Cm[i * ldc + j] - e) <= tol);
-                    }
+                int bad = gemm_off_f64(ta, tb, M, N, K, A, lda, Bm, ldb, acc, C0, Cm, ldc);
                 CHECK(bad == 0, "lt_gemm_bf16 %dx%dx%d ta %d tb %d beta %d: %d elements off the float64 sums", M, N,
                       K, ta, tb, acc, bad);
+                /* B given as bf16 itself (lt_gemm_bf16_b16, used in place with its row stride) */
+                const size_t nb = (size_t)(tb ? N : K) * ldb;
+                uint16_t *B16 = malloc(nb * sizeof *B16);
+                for (size_t i = 0; i < nb; i++) B16[i] = lt_f32_to_bf16(Bm[i]);
+                memcpy(C2, C0, sizeof(float) * (size_t)M * ldc);
+                CHECK(lt_gemm_bf16_b16(ta, tb, M, N, K, A, lda, B16, ldb, acc ? 1.0f : 0.0f, C2, ldc) == 0,
+                      "lt_gemm_bf16_b16 %dx%dx%d ta %d tb %d declined", M, N, K, ta, tb);
+                bad = gemm_off_f64(ta, tb, M, N, K, A, lda, Bm, ldb, acc, C0, C2, ldc);
+                CHECK(bad == 0, "lt_gemm_bf16_b16 %dx%dx%d ta %d tb %d beta %d: %d elements off the float64 sums", M,
+                      N, K, ta, tb, acc, bad);
+                free(B16);
+                memcpy(C2, C0, sizeof(float) * (size_t)M * ldc);
                 CHECK(lt_gemm_bf16(ta, tb, M, N, K, A, lda, Bm, ldb, acc ? 1.0f : 0.0f, C2, ldc) == 0 &&
                           !memcmp(C2, Cm, sizeof(float) * (size_t)M * ldc),
                       "lt_gemm_bf16 %dx%dx%d ta %d tb %d: a second call gave other bits", M, N, K, ta, tb);
@@ -152,11 +174,12 @@ static void test_gemm_bf16(void) {
     CHECK(lt_gemm_bf16(0, 0, 2, 2, 2, a, 1, b, 2, 0.0f, c, 2) == -1 && c[0] == 7, "lda 1 < K 2 was taken");
     if (on) {
         size_t pack, scratch;
-        lt_gemm_bf16_need(0, 0, 64, 96, 1152, 96, 0.0f, &pack, &scratch);
+        lt_gemm_bf16_need(0, 0, 64, 96, 1152, 96, 0.0f, 0, &pack, &scratch);
         CHECK(pack == (64 * 1152 + 1152 * 96) * 2, "lt_gemm_bf16_need: pack %zu bytes", pack);
         CHECK(lt_gemm_bf16_held_bytes() >= pack, "held %zu bytes, below one product's pack %zu",
               lt_gemm_bf16_held_bytes(), pack);
-        printf("lt_gemm_bf16: %d products within the fp32 accumulation bound of float64\n", checked);
+        printf("lt_gemm_bf16 and lt_gemm_bf16_b16: %d products each within the fp32 accumulation bound of float64\n",
+               checked);
     }
     lt_gemm_bf16_release();
     CHECK(lt_gemm_bf16_held_bytes() == 0, "lt_gemm_bf16_release left %zu bytes", lt_gemm_bf16_held_bytes());

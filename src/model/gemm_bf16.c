@@ -77,7 +77,7 @@ static dnnl_stream_t g_stream;
 /* Primitives by shape: a model runs a dozen shapes, each created once (oneDNN generates its kernels then). */
 #define CACHE_SLOTS 48
 typedef struct {
-    int ta, tb, M, N, K, ldc, acc;
+    int ta, tb, M, N, K, ldc, acc, ldb16;
     dnnl_primitive_t prim;
     dnnl_memory_desc_t scratch_md;
     size_t scratch;
@@ -158,25 +158,26 @@ const char *lt_gemm_bf16_describe(void) {
 }
 
 #ifdef LT_HAVE_DNNL
-/* The memory descriptors of a product: op(A) [M,K] and op(B) [K,N] as packed (see pack_rows), C [M,N] with row
- * stride ldc. */
-static int make_mds(int ta, int tb, int M, int N, int K, int ldc, dnnl_memory_desc_t *a, dnnl_memory_desc_t *b,
-                    dnnl_memory_desc_t *c) {
+/* The memory descriptors of a product: op(A) [M,K] as packed (see pack_rows); op(B) [K,N] as packed, or with
+ * ldb16 > 0 the caller's bf16 B itself with that row stride; C [M,N] with row stride ldc. */
+static int make_mds(int ta, int tb, int M, int N, int K, int ldc, int ldb16, dnnl_memory_desc_t *a,
+                    dnnl_memory_desc_t *b, dnnl_memory_desc_t *c) {
+    const int ldb = ldb16 > 0 ? ldb16 : tb ? K : N;
     dnnl_dims_t da = {M, K}, db = {K, N}, dc = {M, N};
-    dnnl_dims_t sa = {ta ? 1 : K, ta ? M : 1}, sb = {tb ? 1 : N, tb ? K : 1}, sc = {ldc, 1};
+    dnnl_dims_t sa = {ta ? 1 : K, ta ? M : 1}, sb = {tb ? 1 : ldb, tb ? ldb : 1}, sc = {ldc, 1};
     return D(dnnl_memory_desc_init_by_strides)(a, 2, da, dnnl_bf16, sa) != dnnl_success ||
            D(dnnl_memory_desc_init_by_strides)(b, 2, db, dnnl_bf16, sb) != dnnl_success ||
            D(dnnl_memory_desc_init_by_strides)(c, 2, dc, dnnl_f32, sc) != dnnl_success;
 }
 
 /* A primitive descriptor for the shape (user-managed scratchpad; acc: C added to), or NULL. */
-static dnnl_primitive_desc_t make_pd(int ta, int tb, int M, int N, int K, int ldc, int acc) {
+static dnnl_primitive_desc_t make_pd(int ta, int tb, int M, int N, int K, int ldc, int acc, int ldb16) {
     dnnl_memory_desc_t a, b, c;
     dnnl_matmul_desc_t d;
     dnnl_primitive_attr_t attr = NULL;
     dnnl_post_ops_t po = NULL;
     dnnl_primitive_desc_t pd = NULL;
-    if (make_mds(ta, tb, M, N, K, ldc, &a, &b, &c) || D(dnnl_matmul_desc_init)(&d, &a, &b, NULL, &c) != dnnl_success ||
+    if (make_mds(ta, tb, M, N, K, ldc, ldb16, &a, &b, &c) || D(dnnl_matmul_desc_init)(&d, &a, &b, NULL, &c) != dnnl_success ||
         D(dnnl_primitive_attr_create)(&attr) != dnnl_success ||
         D(dnnl_primitive_attr_set_scratchpad_mode)(attr, dnnl_scratchpad_mode_user) != dnnl_success)
         goto out;
@@ -191,18 +192,18 @@ out:
 }
 
 /* The cached primitive of a shape, created on first use; NULL when oneDNN cannot make it. Under g_lock. */
-static entry *lookup(int ta, int tb, int M, int N, int K, int ldc, int acc) {
+static entry *lookup(int ta, int tb, int M, int N, int K, int ldc, int acc, int ldb16) {
     entry *victim = &g_cache[0];
     for (int i = 0; i < CACHE_SLOTS; i++) {
         entry *e = &g_cache[i];
         if (e->prim && e->ta == ta && e->tb == tb && e->M == M && e->N == N && e->K == K && e->ldc == ldc &&
-            e->acc == acc) {
+            e->acc == acc && e->ldb16 == ldb16) {
             e->used = ++g_clock;
             return e;
         }
         if (!e->prim || (victim->prim && e->used < victim->used)) victim = e;
     }
-    dnnl_primitive_desc_t pd = make_pd(ta, tb, M, N, K, ldc, acc);
+    dnnl_primitive_desc_t pd = make_pd(ta, tb, M, N, K, ldc, acc, ldb16);
     if (!pd) return NULL;
     dnnl_primitive_t prim = NULL;
     const dnnl_memory_desc_t *smd = D(dnnl_primitive_desc_query_md)(pd, dnnl_query_scratchpad_md, 0);
@@ -211,7 +212,8 @@ static entry *lookup(int ta, int tb, int M, int N, int K, int ldc, int acc) {
     D(dnnl_primitive_desc_destroy)(pd);
     if (!prim) return NULL;
     if (victim->prim) D(dnnl_primitive_destroy)(victim->prim);
-    *victim = (entry){ta, tb, M, N, K, ldc, acc, prim, scratch_md, D(dnnl_memory_desc_get_size)(&scratch_md), ++g_clock};
+    *victim = (entry){ta, tb, M, N, K, ldc, acc, ldb16, prim, scratch_md, D(dnnl_memory_desc_get_size)(&scratch_md),
+                      ++g_clock};
     return victim;
 }
 
@@ -227,24 +229,26 @@ static void pack_rows(uint16_t *dst, const float *src, int rows, int cols, int l
 }
 #endif
 
-int lt_gemm_bf16(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float beta,
-                 float *C, int ldc) {
+/* The product with B as floats holding bf16 values (B16 NULL: packed) or as bf16 itself (B16, row stride ldb) */
+static int gemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, const uint16_t *B16,
+                int ldb, float beta, float *C, int ldc) {
     if (!lt_gemm_bf16_enabled() || (beta != 0.0f && beta != 1.0f) || M < 1 || N < 1 || K < 1) return -1;
     if (lda < (ta ? M : K) || ldb < (tb ? K : N) || ldc < N) return -1;
 #ifdef LT_HAVE_DNNL
-    const int acc = beta == 1.0f;
+    const int acc = beta == 1.0f, ldb16 = B16 ? ldb : 0;
     int rc = -1;
     pthread_mutex_lock(&g_lock);
-    entry *e = lookup(ta, tb, M, N, K, ldc, acc);
+    entry *e = lookup(ta, tb, M, N, K, ldc, acc, ldb16);
     if (!e) goto out;
-    const size_t pack_bytes = ((size_t)M * (size_t)K + (size_t)K * (size_t)N) * sizeof(uint16_t);
+    const size_t pack_bytes = ((size_t)M * (size_t)K + (B16 ? 0 : (size_t)K * (size_t)N)) * sizeof(uint16_t);
     if (grow(&g_scratch, &g_scratch_cap, e->scratch) || grow((void **)&g_pack, &g_pack_cap, pack_bytes)) goto out;
-    uint16_t *pa = g_pack, *pb = g_pack + (size_t)M * (size_t)K;
+    uint16_t *pa = g_pack, *pb = B16 ? (uint16_t *)(uintptr_t)B16 : g_pack + (size_t)M * (size_t)K;
     pack_rows(pa, A, ta ? K : M, ta ? M : K, lda);
-    pack_rows(pb, B, tb ? N : K, tb ? K : N, ldb);
+    if (!B16) pack_rows(pb, B, tb ? N : K, tb ? K : N, ldb);
     dnnl_memory_desc_t a, b, c;
     dnnl_memory_t ma = NULL, mb = NULL, mc = NULL, ms = NULL;
-    if (!make_mds(ta, tb, M, N, K, ldc, &a, &b, &c) && D(dnnl_memory_create)(&ma, &a, g_engine, pa) == dnnl_success &&
+    if (!make_mds(ta, tb, M, N, K, ldc, ldb16, &a, &b, &c) &&
+        D(dnnl_memory_create)(&ma, &a, g_engine, pa) == dnnl_success &&
         D(dnnl_memory_create)(&mb, &b, g_engine, pb) == dnnl_success &&
         D(dnnl_memory_create)(&mc, &c, g_engine, C) == dnnl_success &&
         D(dnnl_memory_create)(&ms, &e->scratch_md, g_engine, g_scratch) == dnnl_success) {
@@ -263,20 +267,31 @@ out:
     pthread_mutex_unlock(&g_lock);
     return rc;
 #else
-    (void)A, (void)B, (void)C;
+    (void)A, (void)B, (void)B16, (void)C;
     return -1;
 #endif
 }
 
-void lt_gemm_bf16_need(int ta, int tb, int M, int N, int K, int ldc, float beta, size_t *pack, size_t *scratch) {
+int lt_gemm_bf16(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float beta,
+                 float *C, int ldc) {
+    return gemm(ta, tb, M, N, K, A, lda, B, NULL, ldb, beta, C, ldc);
+}
+
+int lt_gemm_bf16_b16(int ta, int tb, int M, int N, int K, const float *A, int lda, const uint16_t *B16, int ldb,
+                     float beta, float *C, int ldc) {
+    return B16 ? gemm(ta, tb, M, N, K, A, lda, NULL, B16, ldb, beta, C, ldc) : -1;
+}
+
+void lt_gemm_bf16_need(int ta, int tb, int M, int N, int K, int ldc, float beta, int ldb16, size_t *pack,
+                       size_t *scratch) {
     *pack = *scratch = 0;
-    if (!lt_gemm_bf16_enabled() || M < 1 || N < 1 || K < 1 || ldc < N) return;
+    if (!lt_gemm_bf16_enabled() || M < 1 || N < 1 || K < 1 || ldc < N || (ldb16 && ldb16 < (tb ? K : N))) return;
 #ifdef LT_HAVE_DNNL
     pthread_mutex_lock(&g_lock);
-    dnnl_primitive_desc_t pd = make_pd(ta, tb, M, N, K, ldc, beta == 1.0f);
+    dnnl_primitive_desc_t pd = make_pd(ta, tb, M, N, K, ldc, beta == 1.0f, ldb16);
     if (pd) {
         *scratch = D(dnnl_memory_desc_get_size)(D(dnnl_primitive_desc_query_md)(pd, dnnl_query_scratchpad_md, 0));
-        *pack = ((size_t)M * (size_t)K + (size_t)K * (size_t)N) * sizeof(uint16_t);
+        *pack = ((size_t)M * (size_t)K + (ldb16 ? 0 : (size_t)K * (size_t)N)) * sizeof(uint16_t);
         D(dnnl_primitive_desc_destroy)(pd);
     }
     pthread_mutex_unlock(&g_lock);

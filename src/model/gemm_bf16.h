@@ -39,10 +39,17 @@ const char *lt_gemm_bf16_describe(void);
 int lt_gemm_bf16(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float beta,
                  float *C, int ldc);
 
-/* What lt_gemm_bf16 of this shape needs held: *pack (the packed operands) and *scratch (oneDNN's scratchpad: the
- * per-thread blocks it copies operands into), in bytes; both 0 when the path is off. Each buffer is kept at the
- * largest size a product has needed, so a model's memory plan counts the largest of each over its products. */
-void lt_gemm_bf16_need(int ta, int tb, int M, int N, int K, int ldc, float beta, size_t *pack, size_t *scratch);
+/* lt_gemm_bf16 with B already bf16: B16 is op(B)'s storage as bf16 values (row stride ldb, as for lt_gemm_bf16),
+ * used in place (only A is packed). The same return values; B16 NULL declines. */
+int lt_gemm_bf16_b16(int ta, int tb, int M, int N, int K, const float *A, int lda, const uint16_t *B16, int ldb,
+                     float beta, float *C, int ldc);
+
+/* What lt_gemm_bf16 (ldb16 0) or lt_gemm_bf16_b16 (ldb16: its ldb) of this shape needs held: *pack (the packed
+ * operands) and *scratch (oneDNN's scratchpad: the per-thread blocks it copies operands into), in bytes; both 0
+ * when the path is off. Each buffer is kept at the largest size a product has needed, so a model's memory plan
+ * counts the largest of each over its products. */
+void lt_gemm_bf16_need(int ta, int tb, int M, int N, int K, int ldc, float beta, int ldb16, size_t *pack,
+                       size_t *scratch);
 
 /* Bytes lt_gemm_bf16 holds now (the pack buffer and the scratchpad). */
 size_t lt_gemm_bf16_held_bytes(void);

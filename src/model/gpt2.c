@@ -296,31 +296,31 @@ static size_t gemm16_bytes(const lt_gpt2_config *c, size_t BT, size_t chunk) {
     const int C = c->n_embd, V = c->vocab_size, R = lm_rows(c), N = (int)BT;
     const int wr = V < LT_NN_LM_WGRAD_ROWS ? V : LT_NN_LM_WGRAD_ROWS;
     size_t pack = 0, scratch = 0;
-#define NEED(ta, tb, M, Nn, K, ldc, beta)                                                                    \
+#define NEED(ta, tb, M, Nn, K, ldc, beta, ldb16)                                                             \
     do {                                                                                                   \
         size_t p_, s_;                                                                                     \
-        lt_gemm_bf16_need(ta, tb, M, Nn, K, ldc, beta, &p_, &s_);                                          \
+        lt_gemm_bf16_need(ta, tb, M, Nn, K, ldc, beta, ldb16, &p_, &s_);                                   \
         pack = p_ > pack ? p_ : pack, scratch = s_ > scratch ? s_ : scratch;                               \
     } while (0)
     const int lin[4][2] = {{C, 3 * C}, {C, C}, {C, 4 * C}, {4 * C, C}}; /* (in, out) of qkv, proj, fc, fc proj */
     for (int k = 0; k < 4; k++) {
         const int in = lin[k][0], out = lin[k][1];
-        NEED(0, 0, N, out, in, out, 1.0f);  /* forward: onto the bias */
-        NEED(0, 1, N, in, out, in, 0.0f);   /* d input = dout @ w^T */
-        NEED(1, 0, in, out, N, out, 0.0f);  /* d weight = inp^T @ dout */
+        NEED(0, 0, N, out, in, out, 1.0f, 0); /* forward: onto the bias */
+        NEED(0, 1, N, in, out, in, 0.0f, 0);  /* d input = dout @ w^T */
+        NEED(1, 0, in, out, N, out, 0.0f, 0); /* d weight = inp^T @ dout */
     }
     const int last = (int)(BT - (BT - 1) / chunk * chunk); /* the last chunk's rows */
     const int rows[2] = {(int)chunk, last}, nvs[2] = {R < V ? R : V, V % R ? V % R : R};
     for (int i = 0; i < 2; i++)
         for (int j = 0; j < 2; j++) {
             const int n = rows[i], nv = nvs[j];
-            NEED(0, 1, n, nv, C, V, 0.0f);               /* logits */
-            NEED(0, 0, n, C, nv, C, 0.0f);               /* d input, first piece */
-            NEED(0, 0, n, C, nv, C, 1.0f);               /* d input, the others added */
-            NEED(1, 0, nv, C, n, C, 0.0f);               /* d wte, whole head */
-            NEED(1, 0, wr, C, n, C, 0.0f);               /* d wte, chunked: the fp32 sum's pieces */
-            NEED(1, 0, wr, C, n, C, 1.0f);
-            if (V % wr) NEED(1, 0, V % wr, C, n, C, 1.0f);
+            NEED(0, 1, n, nv, C, V, 0.0f, C);   /* logits (wte's rows bf16 in place: not packed) */
+            NEED(0, 0, n, C, nv, C, 0.0f, C);   /* d input, first piece (the same) */
+            NEED(0, 0, n, C, nv, C, 1.0f, C);   /* d input, the others added */
+            NEED(1, 0, nv, C, n, C, 0.0f, 0);   /* d wte, whole head */
+            NEED(1, 0, wr, C, n, C, 0.0f, 0);   /* d wte, chunked: the fp32 sum's pieces */
+            NEED(1, 0, wr, C, n, C, 1.0f, 0);
+            if (V % wr) NEED(1, 0, V % wr, C, n, C, 1.0f, 0);
         }
 #undef NEED
     return pack + scratch;
