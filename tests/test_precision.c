@@ -108,7 +108,8 @@ static int gemm_off_f64(int ta, int tb, int M, int N, int K, const float *A, int
             }
             double e = acc ? C0[i * ldc + j] : 0.0, mag = 0;
             for (int q = 0; q < K; q++) {
-                const double p = (double)(ta ? A[q * lda + i] : A[i * lda + q]) * (tb ? Bm[j * ldb + q] : Bm[q * ldb + j]);
+                const double p =
+                    (double)(ta ? A[q * lda + i] : A[i * lda + q]) * (tb ? Bm[j * ldb + q] : Bm[q * ldb + j]);
                 e += p, mag += fabs(p);
             }
             const double tol = K * 0x1p-24 * mag + 2 * 0x1p-24 * (fabs(e) + (acc ? fabs(C0[i * ldc + j]) : 0));
@@ -129,7 +130,8 @@ static void test_gemm_bf16(void) {
                       acc = (t >> 2) & 1;
             const int lda = (ta ? M : K) + (int)(k % 3), ldb = (tb ? K : N) + 1, ldc = N + 2;
             float *A = malloc(sizeof(float) * (size_t)(ta ? K : M) * lda),
-                  *Bm = malloc(sizeof(float) * (size_t)(tb ? N : K) * ldb), *Cm = malloc(sizeof(float) * (size_t)M * ldc),
+                  *Bm = malloc(sizeof(float) * (size_t)(tb ? N : K) * ldb),
+                  *Cm = malloc(sizeof(float) * (size_t)M * ldc),
                   *C0 = malloc(sizeof(float) * (size_t)M * ldc), *C2 = malloc(sizeof(float) * (size_t)M * ldc);
             for (int i = 0; i < (ta ? K : M) * lda; i++) A[i] = bf((float)uni(&s));
             for (int i = 0; i < (tb ? N : K) * ldb; i++) Bm[i] = bf((float)(uni(&s) * 0.5));
@@ -140,7 +142,8 @@ static void test_gemm_bf16(void) {
             if (!on) {
                 uint16_t b16[1] = {0};
                 CHECK(lt_gemm_bf16_b16(ta, tb, 1, 1, 1, A, lda, b16, ldb, 0.0f, C2, ldc) == -1 &&
-                          !memcmp(C2, C0, sizeof(float) * (size_t)M * ldc), "lt_gemm_bf16_b16 with the path off was taken");
+                          !memcmp(C2, C0, sizeof(float) * (size_t)M * ldc),
+                      "lt_gemm_bf16_b16 with the path off was taken");
                 CHECK(rc == -1 && !memcmp(Cm, C0, sizeof(float) * (size_t)M * ldc),
                       "lt_gemm_bf16 with the path off: rc %d, C %s", rc,
                       memcmp(Cm, C0, sizeof(float) * (size_t)M * ldc) ? "changed" : "kept");

@@ -63,6 +63,7 @@ static int open_dnnl(void) {
 #define X(f)                                                                                                    \
     if (!(p_##f = (__typeof__(&f))dlsym(h, #f))) {                                                              \
         snprintf(g_desc, sizeof g_desc, "OpenBLAS sgemm on bf16 values (%s lacks %s)", DNNL_SONAME, #f);         \
+        dlclose(h);                                                                                             \
         return -1;                                                                                              \
     }
     DNNL_FUNCS
@@ -74,7 +75,7 @@ static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 static dnnl_engine_t g_engine;
 static dnnl_stream_t g_stream;
 
-/* Primitives by shape: a model runs a dozen shapes, each created once (oneDNN generates its kernels then). */
+/* Primitives by shape: a model runs a few dozen shapes, each created once (oneDNN generates its kernels then). */
 #define CACHE_SLOTS 48
 typedef struct {
     int ta, tb, M, N, K, ldc, acc, ldb16;
@@ -121,8 +122,9 @@ static void init(void) {
     const dnnl_version_t *v = D(dnnl_version)();
     dnnl_cpu_isa_t isa = D(dnnl_get_effective_cpu_isa)();
     if ((isa & dnnl_cpu_isa_avx512_core_bf16) != dnnl_cpu_isa_avx512_core_bf16) {
-        snprintf(g_desc, sizeof g_desc, "OpenBLAS sgemm on bf16 values (this CPU has no AVX512-BF16 or AMX for oneDNN %d.%d.%d)",
-                 v->major, v->minor, v->patch);
+        snprintf(g_desc, sizeof g_desc,
+                 "OpenBLAS sgemm on bf16 values (this CPU has no AVX512-BF16 or AMX for oneDNN %d.%d.%d)", v->major,
+                 v->minor, v->patch);
         return;
     }
     if (D(dnnl_engine_create)(&g_engine, dnnl_cpu, 0) != dnnl_success ||
@@ -177,7 +179,8 @@ static dnnl_primitive_desc_t make_pd(int ta, int tb, int M, int N, int K, int ld
     dnnl_primitive_attr_t attr = NULL;
     dnnl_post_ops_t po = NULL;
     dnnl_primitive_desc_t pd = NULL;
-    if (make_mds(ta, tb, M, N, K, ldc, ldb16, &a, &b, &c) || D(dnnl_matmul_desc_init)(&d, &a, &b, NULL, &c) != dnnl_success ||
+    if (make_mds(ta, tb, M, N, K, ldc, ldb16, &a, &b, &c) ||
+        D(dnnl_matmul_desc_init)(&d, &a, &b, NULL, &c) != dnnl_success ||
         D(dnnl_primitive_attr_create)(&attr) != dnnl_success ||
         D(dnnl_primitive_attr_set_scratchpad_mode)(attr, dnnl_scratchpad_mode_user) != dnnl_success)
         goto out;

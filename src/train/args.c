@@ -136,7 +136,9 @@ static const arg_def ARGS[] = {
     {"gradient_checkpointing_kwargs", A_STR, S(gradient_checkpointing_kwargs), "the Trainer's JSON object for torch.utils.checkpoint: only use_reentrant (true or false), accepted and without effect (no autograd here: a block's backward recomputes its forward either way) []"},
     {"optim_in_backward", A_BOOL, S(optim_in_backward),
      "step each parameter as soon as its gradient is final (needs --max_grad_norm 0, accumulation 1)"},
-    {"bf16", A_BOOL, S(bf16), "mixed precision: bf16 matrix multiplies and stored activations, fp32 master weights (on a CPU with bf16 instructions the products run on them through oneDNN; LT_CPU_BF16_GEMM=0: sgemm)"},
+    {"bf16", A_BOOL, S(bf16),
+     "mixed precision: bf16 matrix multiplies and stored activations, fp32 master weights (on a CPU with bf16 "
+     "instructions the products run on them through oneDNN; LT_CPU_BF16_GEMM=0: sgemm)"},
     {"fp16", A_BOOL, S(fp16),
      "mixed precision in IEEE half with dynamic loss scaling (65536; x2 after 2000 clean steps; x0.5 and the "
      "step skipped on inf/NaN)"},
