@@ -22,7 +22,7 @@
  * loaded (4.7 MiB of resident memory by itself), its code as it runs and the kernels it generates for each shape.
  * Calibrated on the 2-core AMD EPYC build machine (2026-11-30, `leantrain train --bf16`): 6.5 MiB over the plan for
  * a 3 x 96 model at 12 x 96 tokens, 15 MiB for GPT-2 124M at 256 tokens, where the fp32 runs come out 1-5%
- * over their plans (the tests' small models) and 1% (GPT-2); 8 MiB puts the bf16 runs within 2%. */
+ * over their plans (the tests' small models) and 1% (GPT-2); with 8 MiB the bf16 runs come out -2% to +3%. */
 #define DNNL_BASE_BYTES ((size_t)8 << 20)
 
 lt_status lt_memplan(const lt_gpt2_config *cfg, int B, int T, const char *optim, const char *optim_args,
