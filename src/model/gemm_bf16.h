@@ -10,8 +10,9 @@
  *
  * Used when the library was built with oneDNN (LT_HAVE_DNNL, Debian's libdnnl-dev), oneDNN finds the bf16
  * instructions on this CPU, and the environment variable LT_CPU_BF16_GEMM is not 0; otherwise lt_gemm_bf16
- * declines and the caller's sgemm computes the product. The functions may be called from one thread at a time
- * per process for products (a lock serializes them); they are not called from inside an OpenMP parallel region. */
+ * declines and the caller's sgemm computes the product. Products asked for by several threads at once run one
+ * after another (a lock: one pack buffer and one scratchpad per process); a product runs on oneDNN's OpenMP
+ * threads, so it is not asked for from inside an OpenMP parallel region. */
 #ifndef LT_MODEL_GEMM_BF16_H
 #define LT_MODEL_GEMM_BF16_H
 
@@ -25,8 +26,8 @@ int lt_gemm_bf16_enabled(void);
  * could be 1); returns the previous state. For tests and benchmarks that compare the two paths in one process. */
 int lt_gemm_bf16_set_enabled(int on);
 
-/* One line saying what computes bf16 products on the CPU: "oneDNN 2.6.3, avx512_core_bf16", or "OpenBLAS sgemm
- * on bf16 values (...)" with the reason. */
+/* One line saying what computes bf16 products on the CPU: "oneDNN 2.6.3 matmul on avx512_core_bf16 (fp32 sums)",
+ * or "OpenBLAS sgemm on bf16 values (...)" with the reason. */
 const char *lt_gemm_bf16_describe(void);
 
 /* C[M,N] = op(A)[M,K] @ op(B)[K,N] + beta * C, with beta 0 (C overwritten) or 1 (added; any other value
