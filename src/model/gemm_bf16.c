@@ -220,6 +220,11 @@ static entry *lookup(int ta, int tb, int M, int N, int K, int ldc, int acc, int 
     return victim;
 }
 
+/* Bytes of the pack buffer for a product: op(A)'s M x K bf16 values, and op(B)'s K x N unless B is bf16 already */
+static size_t pack_bytes(int M, int N, int K, int b16) {
+    return ((size_t)M * (size_t)K + (b16 ? 0 : (size_t)K * (size_t)N)) * sizeof(uint16_t);
+}
+
 /* rows x cols floats (row stride ld) -> rows x cols bf16, packed: the upper halves, exact for bf16 values */
 static void pack_rows(uint16_t *dst, const float *src, int rows, int cols, int ld) {
     const size_t work = (size_t)rows * (size_t)cols;
@@ -243,8 +248,9 @@ static int gemm(int ta, int tb, int M, int N, int K, const float *A, int lda, co
     pthread_mutex_lock(&g_lock);
     entry *e = lookup(ta, tb, M, N, K, ldc, acc, ldb16);
     if (!e) goto out;
-    const size_t pack_bytes = ((size_t)M * (size_t)K + (B16 ? 0 : (size_t)K * (size_t)N)) * sizeof(uint16_t);
-    if (grow(&g_scratch, &g_scratch_cap, e->scratch) || grow((void **)&g_pack, &g_pack_cap, pack_bytes)) goto out;
+    if (grow(&g_scratch, &g_scratch_cap, e->scratch) ||
+        grow((void **)&g_pack, &g_pack_cap, pack_bytes(M, N, K, B16 != NULL)))
+        goto out;
     uint16_t *pa = g_pack, *pb = B16 ? (uint16_t *)(uintptr_t)B16 : g_pack + (size_t)M * (size_t)K;
     pack_rows(pa, A, ta ? K : M, ta ? M : K, lda);
     if (!B16) pack_rows(pb, B, tb ? N : K, tb ? K : N, ldb);
@@ -294,7 +300,7 @@ void lt_gemm_bf16_need(int ta, int tb, int M, int N, int K, int ldc, float beta,
     dnnl_primitive_desc_t pd = make_pd(ta, tb, M, N, K, ldc, beta == 1.0f, ldb16);
     if (pd) {
         *scratch = D(dnnl_memory_desc_get_size)(D(dnnl_primitive_desc_query_md)(pd, dnnl_query_scratchpad_md, 0));
-        *pack = ((size_t)M * (size_t)K + (ldb16 ? 0 : (size_t)K * (size_t)N)) * sizeof(uint16_t);
+        *pack = pack_bytes(M, N, K, ldb16 != 0);
         D(dnnl_primitive_desc_destroy)(pd);
     }
     pthread_mutex_unlock(&g_lock);
