@@ -895,26 +895,31 @@ static void fetch_rows(float *dst, const float *wte, const uint16_t *wte16, int 
     lt_nn_fetch16(dst, wte ? wte + off : NULL, wte ? NULL : wte16 + off, n, r);
 }
 
-/* Rows v0..v1 of wte as bf16 for lt_gemm_bf16_b16: wte16's own rows (pure bf16), or wte's rounded into dst16 (the
- * values fetch_rows gives, in half the bytes and one pass); NULL where the bf16 path is off (fp16, or no oneDNN) */
-static const uint16_t *rows16(uint16_t *dst16, const float *wte, const uint16_t *wte16, int v0, int v1, int C,
-                              lt_nn_round r) {
-    if (r != LT_NN_ROUND_BF16 || !lt_gemm_bf16_enabled()) return NULL;
-    const size_t off = (size_t)v0 * (size_t)C;
-    if (!wte) return wte16 + off;
-    lt_nn_pack16(dst16, wte + off, (size_t)(v1 - v0) * (size_t)C, r);
-    return dst16;
+/* C = op(A) @ op(W) + beta * C, W rows v0..v1 of the head's weight ([v1 - v0, C]; op(W) is W^T when tb). With bf16 on
+ * the CPU's bf16 instructions, W goes as bf16 in place (lt_gemm_bf16_b16): wte16's own rows (pure bf16), or wte's
+ * rounded into wscratch as bf16 (the values fetch_rows gives, in half the bytes and one pass); otherwise, or where
+ * that product is declined, fetch_rows puts W into wscratch as floats for gemm_r. */
+static void head_product(lt_nn_round r, int tb, int M, int N, int K, const float *A, int lda, const float *wte,
+                         const uint16_t *wte16, int v0, int v1, int C, float *wscratch, float beta, float *Cm,
+                         int ldc) {
+    if (r == LT_NN_ROUND_BF16 && lt_gemm_bf16_enabled()) {
+        const size_t off = (size_t)v0 * (size_t)C;
+        const uint16_t *w16 = wte16 + off;
+        if (wte) {
+            lt_nn_pack16((uint16_t *)(void *)wscratch, wte + off, (size_t)(v1 - v0) * (size_t)C, r);
+            w16 = (const uint16_t *)(const void *)wscratch;
+        }
+        if (!lt_gemm_bf16_b16(0, tb, M, N, K, A, lda, w16, C, beta, Cm, ldc)) return;
+    }
+    fetch_rows(wscratch, wte, wte16, v0, v1, C, r);
+    gemm_r(r, 0, tb, M, N, K, A, lda, wscratch, C, beta, Cm, ldc);
 }
 
 void lt_nn_lmhead_forward_r(float *logits, const float *inp, const float *wte, const uint16_t *wte16, size_t N, int C,
                             int V, lt_nn_round r, float *wscratch, int rows) {
     for (int v0 = 0; v0 < V; v0 += rows) {
         int v1 = v0 + rows < V ? v0 + rows : V;
-        /* bf16 on the CPU's bf16 instructions: the weight rows as bf16 in place of wscratch's floats */
-        const uint16_t *w16 = rows16((uint16_t *)(void *)wscratch, wte, wte16, v0, v1, C, r);
-        if (w16 && !lt_gemm_bf16_b16(0, 1, (int)N, v1 - v0, C, inp, C, w16, C, 0.0f, logits + v0, V)) continue;
-        fetch_rows(wscratch, wte, wte16, v0, v1, C, r);
-        gemm_r(r, 0, 1, (int)N, v1 - v0, C, inp, C, wscratch, C, 0.0f, logits + v0, V);
+        head_product(r, 1, (int)N, v1 - v0, C, inp, C, wte, wte16, v0, v1, C, wscratch, 0.0f, logits + v0, V);
     }
     lt_nn_round_inplace(logits, N * (size_t)V, r);
 }
@@ -924,11 +929,8 @@ void lt_nn_lmhead_backward_r(float *dinp, float *dwte, const float *dlogits, con
                              float *gscratch, int rows) {
     for (int v0 = 0; v0 < V; v0 += rows) {
         int v1 = v0 + rows < V ? v0 + rows : V, nv = v1 - v0;
-        const uint16_t *w16 = rows16((uint16_t *)(void *)wscratch, wte, wte16, v0, v1, C, r);
-        if (!w16 || lt_gemm_bf16_b16(0, 0, (int)N, C, nv, dlogits + v0, V, w16, C, v0 ? 1.0f : 0.0f, dinp, C)) {
-            fetch_rows(wscratch, wte, wte16, v0, v1, C, r);
-            gemm_r(r, 0, 0, (int)N, C, nv, dlogits + v0, V, wscratch, C, v0 ? 1.0f : 0.0f, dinp, C);
-        }
+        head_product(r, 0, (int)N, C, nv, dlogits + v0, V, wte, wte16, v0, v1, C, wscratch, v0 ? 1.0f : 0.0f, dinp,
+                     C);
         gemm_r(r, 1, 0, nv, C, (int)N, dlogits + v0, V, inp, C, 0.0f, gscratch, C);
         lt_nn_round_inplace(gscratch, (size_t)nv * (size_t)C, r);
         add_into(dwte + (size_t)v0 * (size_t)C, gscratch, (size_t)nv * (size_t)C);
@@ -941,11 +943,8 @@ void lt_nn_lmhead_backward_sum_r(float *dinp, float *sum, int first, const float
                                  float *wscratch, int rows) {
     for (int v0 = 0; v0 < V; v0 += rows) {
         int v1 = v0 + rows < V ? v0 + rows : V;
-        const uint16_t *w16 = rows16((uint16_t *)(void *)wscratch, wte, wte16, v0, v1, C, r);
-        if (w16 && !lt_gemm_bf16_b16(0, 0, (int)N, C, v1 - v0, dlogits + v0, V, w16, C, v0 ? 1.0f : 0.0f, dinp, C))
-            continue;
-        fetch_rows(wscratch, wte, wte16, v0, v1, C, r);
-        gemm_r(r, 0, 0, (int)N, C, v1 - v0, dlogits + v0, V, wscratch, C, v0 ? 1.0f : 0.0f, dinp, C);
+        head_product(r, 0, (int)N, C, v1 - v0, dlogits + v0, V, wte, wte16, v0, v1, C, wscratch, v0 ? 1.0f : 0.0f,
+                     dinp, C);
     }
     lt_nn_round_inplace(dinp, N * (size_t)C, r);
     lmhead_wgrad(sum, dlogits, inp, N, C, V, first ? 0.0f : 1.0f, r);
