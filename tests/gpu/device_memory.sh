@@ -7,11 +7,9 @@
 # (--memory_limit none) the same batch runs out of a device that lacks the room with an error that says so, and
 # --auto_find_batch_size then retries down to the batch that fits.
 set -u
-LT=${1:?usage: tests/gpu/device_memory.sh LEANTRAIN}
-tmp=$(mktemp -d "${LT_TEST_TMP:-build/tmp}/devmem.XXXXXX")
-fail=0
-cc -std=c11 -O2 -o "$tmp/gen_corpus" scripts/gen_corpus.c || exit 1
-"$tmp/gen_corpus" "$tmp/text.txt" 20000 > /dev/null || exit 1
+LEANTRAIN=${1:?usage: tests/gpu/device_memory.sh LEANTRAIN}
+source tests/cli/lib/train_common.bash devmem 20000 # $tmp, fail, $tmp/text.txt
+LT=$LEANTRAIN
 # a vocabulary of 4096 for logits of 0.25 MiB a sequence: plans 0.3 MiB apart from one batch to the next
 M=(--train_file "$tmp/text.txt" --n_layer 1 --n_embd 32 --n_head 2 --n_positions 16 --block_size 16 --vocab_size 4096
    --learning_rate 3e-3 --seed 7 --max_steps 2 --logging_steps 1 --eval_steps 0 --save_strategy no --device cuda)
@@ -32,7 +30,6 @@ fi
     { echo "--auto_find_batch_size failed:"; tail -5 "$tmp/auto.log"; fail=1; }
 "$LT" train "${M[@]}" --per_device_train_batch_size 5 --output_dir "$tmp/five" > "$tmp/five.log" 2>&1 ||
     { echo "batch 5 failed:"; tail -5 "$tmp/five.log"; fail=1; }
-notps() { sed 's/"tokens_per_s":[^,}]*//' "$1"; }
 grep -q "^auto_find_batch_size: batch 5, .*; 8 needs .*, 7 needs .*, 6 needs $t6 MiB" "$tmp/auto.log" &&
     grep -q "^device: cuda" "$tmp/auto.log" && grep -q "measured peak $t5 (+0.0%)" "$tmp/auto.log" &&
     [ "$(notps "$tmp/auto/log.jsonl")" = "$(notps "$tmp/five/log.jsonl")" ] ||

@@ -5,11 +5,9 @@
 # 12 steps (each shape times its up to 3 forms 3 times); LT_TUNE=0 keeps the defaults and reports nothing; a CPU run
 # has no such line.
 set -u
-LT=${1:?usage: tests/gpu/kernel_forms.sh LEANTRAIN}
-tmp=$(mktemp -d "${LT_TEST_TMP:-build/tmp}/forms.XXXXXX")
-fail=0
-cc -std=c11 -O2 -o "$tmp/gen_corpus" scripts/gen_corpus.c || exit 1
-"$tmp/gen_corpus" "$tmp/text.txt" 20000 > /dev/null || exit 1
+LEANTRAIN=${1:?usage: tests/gpu/kernel_forms.sh LEANTRAIN}
+source tests/cli/lib/train_common.bash forms 20000 # $tmp, fail, $tmp/text.txt
+LT=$LEANTRAIN
 SMALL=(--train_file "$tmp/text.txt" --n_layer 1 --n_embd 32 --n_head 2 --n_positions 16 --block_size 16
        --per_device_train_batch_size 2 --max_steps 12 --logging_steps 6 --eval_steps 0 --save_strategy no)
 for o in "adamw_bnb_8bit bitsandbytes 8-bit AdamW" "adamw_torch_4bit torchao 4-bit AdamW" "adafactor Adafactor row pass"; do

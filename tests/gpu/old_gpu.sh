@@ -4,11 +4,9 @@
 # launch: --device cuda is refused in one line that names the device and says to use --device cpu, with no output
 # folder; --device auto trains on the CPU; bench optim --device cuda says why there is no device.
 set -u
-LT=${1:?usage: tests/gpu/old_gpu.sh LEANTRAIN}
-tmp=$(mktemp -d "${LT_TEST_TMP:-build/tmp}/oldgpu.XXXXXX")
-fail=0
-cc -std=c11 -O2 -o "$tmp/gen_corpus" scripts/gen_corpus.c || exit 1
-"$tmp/gen_corpus" "$tmp/text.txt" 20000 || exit 1
+LEANTRAIN=${1:?usage: tests/gpu/old_gpu.sh LEANTRAIN}
+source tests/cli/lib/train_common.bash oldgpu 20000 # $tmp, fail, $tmp/text.txt
+LT=$LEANTRAIN
 SMALL=(--train_file "$tmp/text.txt" --n_layer 1 --n_embd 32 --n_head 2 --n_positions 16 --block_size 16
        --per_device_train_batch_size 2 --max_steps 2 --logging_steps 1 --eval_steps 0 --save_strategy no)
 export LT_EMU_CC=75

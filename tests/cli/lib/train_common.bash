@@ -1,5 +1,6 @@
-# Sourced by the train tests (tests/cli/train*.sh, precision.sh): the binary, a temporary folder named after the test, a
-# generated corpus of $1 bytes in $tmp/text.txt, and two helpers.
+# Sourced by the train tests (tests/cli/train*.sh, precision.sh; tests/gpu/*.sh, which then set LT to the binary
+# they are given): the binary, a temporary folder named after the test, a generated corpus of $1 bytes in
+# $tmp/text.txt, and two helpers.
 #   usage: source tests/cli/lib/train_common.bash NAME BYTES
 set -u
 BUILD=${BUILD:-build}
