@@ -1054,8 +1054,12 @@ static int train_attempt(const lt_train_args *a, const prep_t *p, int failed, in
                 cJSON_AddNumberToObject(e, "skipped_steps", (double)r->skipped);
             }
             end_bar(r);
-            printf("step %ld/%ld  loss %.4f  grad_norm %.4f  learning_rate %.4e  epoch %.3f  tokens/s %.0f\n",
-                   r->step, r->total_steps, r->loss_sum / r->loss_count, norm, lr, lt_data_epoch_float(&r->data), tps);
+            /* the step inside backward takes no norm (each parameter is stepped before the next gradient exists):
+               no grad_norm, as the Trainer logs none without clipping; a norm that was taken prints even as nan */
+            char gn[40] = "";
+            if (!a->optim_in_backward) snprintf(gn, sizeof gn, "  grad_norm %.4f", norm);
+            printf("step %ld/%ld  loss %.4f%s  learning_rate %.4e  epoch %.3f  tokens/s %.0f\n", r->step,
+                   r->total_steps, r->loss_sum / r->loss_count, gn, lr, lt_data_epoch_float(&r->data), tps);
             log_entry(r, e);
             r->loss_sum = 0, r->loss_count = 0, r->tokens_at_log = r->tokens_seen, r->skipped = 0, r->t_last = lt_now_s();
         }

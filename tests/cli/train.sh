@@ -36,6 +36,11 @@ for f in model.safetensors optimizer.safetensors; do
     cmp -s "$tmp/plain2/checkpoint-12/$f" "$tmp/oib2/checkpoint-12/$f" || { echo "optim_in_backward + checkpointing (adafactor) changed $f"; fail=1; }
 done
 echo "memory methods: identical results"
+# the step inside backward takes no gradient norm: its step lines say none (a nan there read as a diverged run)
+# while the plain run's give theirs
+grep -q '^step 12/12  loss [0-9.]*  grad_norm [0-9.]*  learning_rate' "$tmp/plain.log" || { echo "plain run: no grad_norm in its step lines"; grep '^step' "$tmp/plain.log"; fail=1; }
+grep -q '^step 12/12  loss [0-9.]*  learning_rate' "$tmp/oib.log" && ! grep -q 'grad_norm' "$tmp/oib.log" ||
+    { echo "optim_in_backward: its step lines should name no grad_norm"; grep '^step' "$tmp/oib.log"; fail=1; }
 
 # the memory table's prediction against the measured peak (not under the sanitizers: their shadow memory
 # is part of the RSS); and `leantrain plan` prints the same table without training
