@@ -60,7 +60,8 @@ static void test_matmul_backward(const char *path) {
     for (int i = 0; i < N * C; i++) inp[i] = bf((float)uni(&s));
     for (int i = 0; i < C * OC; i++) w[i] = bf((float)(uni(&s) * 0.02)), dw[i] = 0.5f;
     for (int i = 0; i < OC; i++) db[i] = 0.25f;
-    lt_nn_matmul_backward_r(dinp, dw, db, dout, inp, w, N, C, OC, LT_NN_ROUND_BF16, scratch);
+    lt_nn_matmul_backward_r(dinp, dw, db, dout, inp, (lt_nn_weight){w, NULL, NULL}, N, C, OC, LT_NN_ROUND_BF16,
+                            scratch);
     int bad = 0;
     for (int n = 0; n < N; n++)
         for (int c = 0; c < C; c++) {
@@ -87,6 +88,25 @@ static void test_matmul_backward(const char *path) {
         if (fabs((db[o] - 0.25) - e) > fabs(e) * 0x1p-8 + 0x1p-24) bad++;
     }
     CHECK(bad == 0, "bf16 dbias (%s): %d of %d elements off the float64 result", path, bad, OC);
+
+    /* the weight as bf16 in place (pure bf16's matrices): the same products on the same values, so the same bits,
+     * forward and backward; where the bf16 path is off the product declines it and the values are expanded into
+     * buf for sgemm (buf then holds w exactly) */
+    static float dinp2[N * C], dw2[C * OC], db2[OC], buf[C * OC], out[N * OC], out2[N * OC];
+    uint16_t w16[C * OC];
+    for (int i = 0; i < C * OC; i++) w16[i] = lt_f32_to_bf16(w[i]), dw2[i] = 0.5f, buf[i] = -1.0f;
+    for (int i = 0; i < OC; i++) db2[i] = 0.25f;
+    const lt_nn_weight in_place = {NULL, w16, buf};
+    lt_nn_matmul_backward_r(dinp2, dw2, db2, dout, inp, in_place, N, C, OC, LT_NN_ROUND_BF16, scratch);
+    CHECK(!memcmp(dinp, dinp2, sizeof dinp) && !memcmp(dw, dw2, sizeof dw) && !memcmp(db, db2, sizeof db),
+          "bf16 matmul backward (%s): the weight as bf16 in place gave other bits than as floats", path);
+    lt_nn_matmul_forward_r(out, inp, (lt_nn_weight){w, NULL, NULL}, db, N, C, OC, LT_NN_ROUND_BF16);
+    lt_nn_matmul_forward_r(out2, inp, in_place, db, N, C, OC, LT_NN_ROUND_BF16);
+    CHECK(!memcmp(out, out2, sizeof out),
+          "bf16 matmul forward (%s): the weight as bf16 in place gave other bits than as floats", path);
+    const int expanded = !memcmp(buf, w, sizeof buf);
+    CHECK(expanded == !lt_gemm_bf16_enabled(), "bf16 matmul (%s): the in-place weight was %s", path,
+          expanded ? "expanded though the bf16 path is on" : "not expanded for sgemm with the bf16 path off");
 }
 
 /* lt_gemm_bf16 (the CPU's bf16 instructions through oneDNN) against float64 sums of the same bf16 products: every
@@ -349,7 +369,15 @@ int main(void) {
     CHECK(lt_gpt2_set_precision(m, LT_GPT2_BF16, 1, err, sizeof err) == LT_OK, "%s", err);
     CHECK(m->param_memory == NULL && m->params[0].data == NULL && m->params[0].data16, "pure bf16 kept f32 weights");
     CHECK(lt_gpt2_set_batch(m, B, T, err, sizeof err) == LT_OK, "%s", err);
+    /* where the bf16 path is on, pure bf16's block matrices go to their products as bf16 in place: their room in
+     * wscratch (poisoned here) is not written; with the path off they are expanded into it for sgemm */
+    for (size_t i = 0; i < m->scratch_floats; i++) m->wscratch[i] = NAN;
     float lp = grads(m, in, tg);
+    size_t untouched = 0, mats = (size_t)12 * cfg.n_embd * cfg.n_embd; /* qkv 3C^2, proj C^2, fc and its proj 4C^2 */
+    for (size_t i = 0; i < m->scratch_floats; i++) untouched += isnan(m->wscratch[i]);
+    CHECK(lt_gemm_bf16_enabled() ? untouched >= mats : untouched < mats,
+          "pure bf16: %zu wscratch floats untouched by a step (the block's matrices: %zu), bf16 path %s", untouched,
+          mats, lt_gemm_bf16_enabled() ? "on: the matrices were expanded" : "off: they were not expanded");
     CHECK(lp == lm, "pure bf16 loss %.9g vs mixed %.9g", lp, lm);
     CHECK(memcmp(m->grad_memory, g16, nf * sizeof *g16) == 0, "pure bf16 gradients differ from mixed bf16");
     lt_gpt2_memory pm, mm;

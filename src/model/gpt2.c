@@ -291,7 +291,7 @@ static size_t store_block_elems(const lt_gpt2_config *c, int B, int T) {
  * possibly shorter): each linear layer's forward, input and weight gradients, the head's logits, input gradient
  * and weight gradient (whole, or in pieces of LT_NN_LM_WGRAD_ROWS vocabulary rows when chunked). 0 when that path is
  * off. */
-static size_t gemm16_bytes(const lt_gpt2_config *c, size_t BT, size_t chunk) {
+static size_t gemm16_bytes(const lt_gpt2_config *c, size_t BT, size_t chunk, int pure_bf16) {
     if (!lt_gemm_bf16_enabled() || BT > (size_t)1 << 30) return 0;
     const int C = c->n_embd, V = c->vocab_size, R = lm_rows(c), N = (int)BT;
     const int wr = V < LT_NN_LM_WGRAD_ROWS ? V : LT_NN_LM_WGRAD_ROWS;
@@ -305,8 +305,9 @@ static size_t gemm16_bytes(const lt_gpt2_config *c, size_t BT, size_t chunk) {
     const int lin[4][2] = {{C, 3 * C}, {C, C}, {C, 4 * C}, {4 * C, C}}; /* (in, out) of qkv, proj, fc, fc proj */
     for (int k = 0; k < 4; k++) {
         const int in = lin[k][0], out = lin[k][1];
-        NEED(0, 0, N, out, in, out, 1.0f, 0); /* forward: onto the bias */
-        NEED(0, 1, N, in, out, in, 0.0f, 0);  /* d input = dout @ w^T */
+        const int w16 = pure_bf16 ? out : 0;    /* pure bf16: w as bf16 in place (block_weights), not packed */
+        NEED(0, 0, N, out, in, out, 1.0f, w16); /* forward: onto the bias */
+        NEED(0, 1, N, in, out, in, 0.0f, w16);  /* d input = dout @ w^T */
         NEED(1, 0, in, out, N, out, 0.0f, 0); /* d weight = inp^T @ dout */
     }
     const int last = (int)(BT - (BT - 1) / chunk * chunk); /* the last chunk's rows */
@@ -385,7 +386,7 @@ lt_status lt_gpt2_memory_plan(const lt_gpt2_config *c, int B, int T, int checkpo
     out->activation_bytes = (na + nd) * sizeof(float);
     if (lowp && !checkpointing) out->activation_bytes += L * store_block_elems(c, B, T) * sizeof(uint16_t);
     out->token_bytes = 2 * BT * sizeof(int32_t);
-    out->gemm16_bytes = precision == LT_GPT2_BF16 ? gemm16_bytes(c, BT, chunk) : 0;
+    out->gemm16_bytes = precision == LT_GPT2_BF16 ? gemm16_bytes(c, BT, chunk, pure_bf16) : 0;
     return LT_OK;
 }
 
@@ -604,20 +605,29 @@ static void fetch_param(const lt_gpt2 *m, int i, float *dst, int round) {
     lt_nn_fetch16(dst, p->data, p->data16, p->numel, round ? rnd(m) : LT_NN_ROUND_NONE);
 }
 
-/* Block l's weights as the compute uses them: W[k] points at tensor k. fp32 compute reads the parameters; 16-bit
- * compute fills wscratch with them rounded (matrices and linear biases) or exact (layernorm weights and biases). */
-static void block_weights(const lt_gpt2 *m, int l, const float *W[LT_GPT2_PER_BLOCK]) {
+/* Block l's weights as the compute uses them: W[k] is tensor k (lt_nn_weight; .f the floats of all but the
+ * matrices kept in bf16 below). fp32 compute reads the parameters; 16-bit compute fills wscratch with them rounded
+ * (matrices and linear biases) or exact (layernorm weights and biases), except that pure bf16's four matrices,
+ * where the CPU's bf16 path is on, go to their products as bf16 in place (their wscratch room is then used only
+ * by a product that path declines). */
+static void block_weights(const lt_gpt2 *m, int l, lt_nn_weight W[LT_GPT2_PER_BLOCK]) {
     int first = LT_GPT2_BLOCK_FIRST + LT_GPT2_PER_BLOCK * l;
     if (m->precision == LT_GPT2_F32) {
-        for (int k = 0; k < LT_GPT2_PER_BLOCK; k++) W[k] = m->params[first + k].data;
+        for (int k = 0; k < LT_GPT2_PER_BLOCK; k++) W[k] = (lt_nn_weight){m->params[first + k].data, NULL, NULL};
         return;
     }
+    const int in_place = m->pure_bf16 && lt_gemm_bf16_enabled();
     float *dst = m->wscratch;
     for (int k = 0; k < LT_GPT2_PER_BLOCK; k++) {
+        const lt_gpt2_param *p = &m->params[first + k];
         int ln = k == LT_GPT2_LN1_W || k == LT_GPT2_LN1_B || k == LT_GPT2_LN2_W || k == LT_GPT2_LN2_B;
-        fetch_param(m, first + k, dst, !ln);
-        W[k] = dst;
-        dst += padded(m->params[first + k].numel);
+        if (in_place && p->ndim == 2) {
+            W[k] = (lt_nn_weight){NULL, p->data16, dst};
+        } else {
+            fetch_param(m, first + k, dst, !ln);
+            W[k] = (lt_nn_weight){dst, NULL, NULL};
+        }
+        dst += padded(p->numel);
     }
 }
 
@@ -696,16 +706,16 @@ static void store_block(const lt_gpt2 *m, int l, const block_acts *b, int to_sto
 /* Block l's forward from its input `residual` ([B*T, C]) to residual3[l], with the weights W of block_weights
  * (the caller fetches them: backward's recompute reuses them for the block's backward). In 16-bit compute every
  * rounding lt_gpt2_set_precision lists happens here, and the internals go to the store unless checkpointing. */
-static void block_forward(lt_gpt2 *m, int l, const float *const W[LT_GPT2_PER_BLOCK], const float *residual, int B,
+static void block_forward(lt_gpt2 *m, int l, const lt_nn_weight W[LT_GPT2_PER_BLOCK], const float *residual, int B,
                           int T) {
     const lt_gpt2_config *c = &m->cfg;
     int C = c->n_embd, NH = c->n_head;
     size_t N = (size_t)B * (size_t)T, NC = N * (size_t)C;
     lt_nn_round r = rnd(m);
     block_acts b = block_at(m, l);
-    lt_nn_layernorm_forward_r(b.ln1, b.ln1_mean, b.ln1_rstd, residual, W[LT_GPT2_LN1_W], W[LT_GPT2_LN1_B], N, C,
+    lt_nn_layernorm_forward_r(b.ln1, b.ln1_mean, b.ln1_rstd, residual, W[LT_GPT2_LN1_W].f, W[LT_GPT2_LN1_B].f, N, C,
                               c->layer_norm_epsilon, r);
-    lt_nn_matmul_forward_r(b.qkv, b.ln1, W[LT_GPT2_QKV_W], W[LT_GPT2_QKV_B], N, C, 3 * C, r);
+    lt_nn_matmul_forward_r(b.qkv, b.ln1, W[LT_GPT2_QKV_W], W[LT_GPT2_QKV_B].f, N, C, 3 * C, r);
     lt_nn_round_inplace(b.qkv, 3 * NC, r);
     /* dbig is free in the forward (and in backward's recompute, which comes before the mlp's backward) */
     const lt_dropout datt = drop_site(m, c->attn_pdrop, LT_GPT2_DROP_ATTN(l)),
@@ -713,14 +723,14 @@ static void block_forward(lt_gpt2 *m, int l, const float *const W[LT_GPT2_PER_BL
                      dout2 = drop_site(m, c->resid_pdrop, LT_GPT2_DROP_MLP_OUT(l));
     lt_nn_attention_forward_r(b.atty, b.att_stats, m->dacts.dbig, att_scratch(m), b.qkv, B, T, C, NH, r, &datt);
     /* c_proj writes into residual2 (then its dropout), then the block input is added in place */
-    lt_nn_matmul_forward_r(b.res2, b.atty, W[LT_GPT2_ATTPROJ_W], W[LT_GPT2_ATTPROJ_B], N, C, C, r);
+    lt_nn_matmul_forward_r(b.res2, b.atty, W[LT_GPT2_ATTPROJ_W], W[LT_GPT2_ATTPROJ_B].f, N, C, C, r);
     lt_nn_dropout(b.res2, b.res2, NC, 0, &dout1, r);
     lt_nn_round_add(b.res2, residual, NC, r);
-    lt_nn_layernorm_forward_r(b.ln2, b.ln2_mean, b.ln2_rstd, b.res2, W[LT_GPT2_LN2_W], W[LT_GPT2_LN2_B], N, C,
+    lt_nn_layernorm_forward_r(b.ln2, b.ln2_mean, b.ln2_rstd, b.res2, W[LT_GPT2_LN2_W].f, W[LT_GPT2_LN2_B].f, N, C,
                               c->layer_norm_epsilon, r);
-    lt_nn_matmul_forward_r(b.fch, b.ln2, W[LT_GPT2_FC_W], W[LT_GPT2_FC_B], N, C, 4 * C, r);
+    lt_nn_matmul_forward_r(b.fch, b.ln2, W[LT_GPT2_FC_W], W[LT_GPT2_FC_B].f, N, C, 4 * C, r);
     lt_nn_gelu_forward_r(b.fchg, b.fch, 4 * NC, r);
-    lt_nn_matmul_forward_r(b.res3, b.fchg, W[LT_GPT2_FCPROJ_W], W[LT_GPT2_FCPROJ_B], N, 4 * C, C, r);
+    lt_nn_matmul_forward_r(b.res3, b.fchg, W[LT_GPT2_FCPROJ_W], W[LT_GPT2_FCPROJ_B].f, N, 4 * C, C, r);
     lt_nn_dropout(b.res3, b.res3, NC, 0, &dout2, r);
     lt_nn_round_add(b.res3, b.res2, NC, r);
     if (m->store) store_block(m, l, &b, 1);
@@ -813,7 +823,7 @@ static lt_status forward(lt_gpt2 *m, const int32_t *inputs, const int32_t *targe
     lt_nn_dropout(a->encoded, a->encoded, N * (size_t)C, 0, &demb, LT_NN_ROUND_NONE); /* fp32, as autocast's */
     const float *residual = a->encoded;
     for (int l = 0; l < L; l++) {
-        const float *W[LT_GPT2_PER_BLOCK];
+        lt_nn_weight W[LT_GPT2_PER_BLOCK];
         block_weights(m, l, W);
         block_forward(m, l, W, residual, B, T);
         residual = a->residual3 + (size_t)l * cap * (size_t)C;
@@ -901,7 +911,7 @@ lt_status lt_gpt2_backward_cb(lt_gpt2 *m, lt_gpt2_grad_ready ready, void *ctx, c
             memset(p0->grad, 0, (size_t)(pl->grad + pl->numel - p0->grad) * sizeof(float));
         }
         const float *residual = l == 0 ? a->encoded : a->residual3 + (size_t)(l - 1) * cap * (size_t)C;
-        const float *W[LT_GPT2_PER_BLOCK];
+        lt_nn_weight W[LT_GPT2_PER_BLOCK];
         block_weights(m, l, W);
         block_acts b = block_at(m, l);
         /* checkpointing: the block's internals were overwritten; the same computation restores them exactly */
@@ -924,7 +934,7 @@ lt_status lt_gpt2_backward_cb(lt_gpt2 *m, lt_gpt2_grad_ready ready, void *ctx, c
         lt_nn_matmul_backward_r(d->dln, bg(m, l, LT_GPT2_FC_W), bg(m, l, LT_GPT2_FC_B), d->dbig, b.ln2,
                                 W[LT_GPT2_FC_W], N, C, 4 * C, r, gs);
         lt_nn_layernorm_backward(d->dres, bg(m, l, LT_GPT2_LN2_W), bg(m, l, LT_GPT2_LN2_B), d->dln, b.res2,
-                                 W[LT_GPT2_LN2_W], b.ln2_mean, b.ln2_rstd, N, C);
+                                 W[LT_GPT2_LN2_W].f, b.ln2_mean, b.ln2_rstd, N, C);
         /* now dres is d residual2: on to the block input and, through the attention output's dropout (dln is
            free again), into the attention */
         dmm = dres_mm;
@@ -938,7 +948,7 @@ lt_status lt_gpt2_backward_cb(lt_gpt2 *m, lt_gpt2_grad_ready ready, void *ctx, c
         lt_nn_matmul_backward_r(d->dln, bg(m, l, LT_GPT2_QKV_W), bg(m, l, LT_GPT2_QKV_B), d->dqkv, b.ln1,
                                 W[LT_GPT2_QKV_W], N, C, 3 * C, r, gs);
         lt_nn_layernorm_backward(d->dres, bg(m, l, LT_GPT2_LN1_W), bg(m, l, LT_GPT2_LN1_B), d->dln, residual,
-                                 W[LT_GPT2_LN1_W], b.ln1_mean, b.ln1_rstd, N, C);
+                                 W[LT_GPT2_LN1_W].f, b.ln1_mean, b.ln1_rstd, N, C);
         if (ready && (st = ready(ctx, LT_GPT2_BLOCK_FIRST + LT_GPT2_PER_BLOCK * l, LT_GPT2_PER_BLOCK)) != LT_OK)
             return st;
     }

@@ -377,22 +377,36 @@ static void gemm_r(lt_nn_round r, int ta, int tb, int M, int N, int K, const flo
                 B, ldb, beta, C, ldc);
 }
 
-void lt_nn_matmul_forward(float *out, const float *inp, const float *w, const float *bias, size_t N, int C, int OC) {
-    lt_nn_matmul_forward_r(out, inp, w, bias, N, C, OC, LT_NN_ROUND_NONE);
+/* C[M,N] = op(A) @ op(w) + beta * C for a linear layer's weight w [rows, ldw] (op(w) = w^T when tb): its bf16 in
+ * place where it came so and that product is taken, else its floats (from w.b16 into w.buf where it came as bf16) */
+static void gemm_w(lt_nn_round r, int tb, int M, int N, int K, const float *A, int lda, lt_nn_weight w, size_t rows,
+                   int ldw, float beta, float *C, int ldc) {
+    const float *wf = w.f;
+    if (!wf) {
+        if (!lt_gemm_bf16_b16(0, tb, M, N, K, A, lda, w.b16, ldw, beta, C, ldc)) return;
+        lt_nn_unpack16(w.buf, w.b16, rows * (size_t)ldw, LT_NN_ROUND_BF16);
+        wf = w.buf;
+    }
+    gemm_r(r, 0, tb, M, N, K, A, lda, wf, ldw, beta, C, ldc);
 }
 
-void lt_nn_matmul_forward_r(float *out, const float *inp, const float *w, const float *bias, size_t N, int C, int OC,
+void lt_nn_matmul_forward(float *out, const float *inp, const float *w, const float *bias, size_t N, int C, int OC) {
+    lt_nn_matmul_forward_r(out, inp, (lt_nn_weight){w, NULL, NULL}, bias, N, C, OC, LT_NN_ROUND_NONE);
+}
+
+void lt_nn_matmul_forward_r(float *out, const float *inp, lt_nn_weight w, const float *bias, size_t N, int C, int OC,
                             lt_nn_round r) {
     /* the bias goes in first and the product is added onto it (beta = 1),
      * which is torch.addmm's order and saves a second pass over out */
 #pragma omp parallel for schedule(static)
     for (size_t n = 0; n < N; n++) memcpy(out + n * (size_t)OC, bias, (size_t)OC * sizeof(float));
-    gemm_r(r, 0, 0, (int)N, OC, C, inp, C, w, OC, 1.0f, out, OC);
+    gemm_w(r, 0, (int)N, OC, C, inp, C, w, (size_t)C, OC, 1.0f, out, OC);
 }
 
 void lt_nn_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp, const float *w,
                            size_t N, int C, int OC) {
-    lt_nn_matmul_backward_r(dinp, dw, dbias, dout, inp, w, N, C, OC, LT_NN_ROUND_NONE, NULL);
+    lt_nn_matmul_backward_r(dinp, dw, dbias, dout, inp, (lt_nn_weight){w, NULL, NULL}, N, C, OC, LT_NN_ROUND_NONE,
+                            NULL);
 }
 
 /* dst[n] += src[n] */
@@ -409,8 +423,8 @@ static float round1(float x, lt_nn_round r) {
 }
 
 NN_CLONES void lt_nn_matmul_backward_r(float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
-                                       const float *w, size_t N, int C, int OC, lt_nn_round r, float *scratch) {
-    gemm_r(r, 0, 1, (int)N, C, OC, dout, OC, w, OC, 0.0f, dinp, C);
+                                       lt_nn_weight w, size_t N, int C, int OC, lt_nn_round r, float *scratch) {
+    gemm_w(r, 1, (int)N, C, OC, dout, OC, w, (size_t)C, OC, 0.0f, dinp, C);
     if (r) {
         lt_nn_round_inplace(dinp, N * (size_t)C, r);
         gemm_r(r, 1, 0, C, OC, (int)N, inp, C, dout, OC, 0.0f, scratch, OC);

@@ -74,10 +74,20 @@ typedef enum lt_nn_round { LT_NN_ROUND_NONE = 0, LT_NN_ROUND_BF16 = 1, LT_NN_ROU
  * one sum over the N positions. */
 #define LT_NN_LM_WGRAD_ROWS 4096
 
+/* A linear layer's weight w[C, OC] as the 16-bit products read it: f, floats holding the values the compute uses;
+ * or, for weights kept in bf16 (pure bf16) where the CPU's bf16 path is on, b16, those values in place (f NULL),
+ * with buf room for C x OC floats, into which a product that path declines expands them for sgemm. */
+typedef struct lt_nn_weight {
+    const float *f;
+    const uint16_t *b16;
+    float *buf;
+} lt_nn_weight;
+
 /* lt_nn_matmul_forward in the compute's precision: with r bf16 (inp, w and bias bf16 values) the product runs on
- * the CPU's bf16 instructions where lt_gemm_bf16 can (model/gemm_bf16.h), else as sgemm; out is not rounded here.
- * The 16-bit products below (matmul backward, lm head) take the same path with bf16. */
-void lt_nn_matmul_forward_r(float *out, const float *inp, const float *w, const float *bias, size_t N, int C, int OC,
+ * the CPU's bf16 instructions where lt_gemm_bf16 can (model/gemm_bf16.h; w.b16 in place through
+ * lt_gemm_bf16_b16), else as sgemm; out is not rounded here. The 16-bit products below (matmul backward, lm head)
+ * take the same path with bf16. */
+void lt_nn_matmul_forward_r(float *out, const float *inp, lt_nn_weight w, const float *bias, size_t N, int C, int OC,
                             lt_nn_round r);
 
 /* x[n] = the nearest bf16 / f16 value (round to nearest even; f16 overflows
@@ -98,7 +108,7 @@ void lt_nn_layernorm_forward_r(float *out, float *mean, float *rstd, const float
  * weight and bias gradients of this product are rounded with r before they
  * are added to dw / dbias (scratch holds C * OC floats). r = NONE is
  * lt_nn_matmul_backward exactly. */
-void lt_nn_matmul_backward_r(float *dinp, float *dw, float *dbias, const float *dout, const float *inp, const float *w,
+void lt_nn_matmul_backward_r(float *dinp, float *dw, float *dbias, const float *dout, const float *inp, lt_nn_weight w,
                              size_t N, int C, int OC, lt_nn_round r, float *scratch);
 
 /* dst[n] = a weight as the 16-bit compute reads it: src (f32) copied and rounded with r, or, when src is NULL,
