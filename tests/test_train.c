@@ -267,6 +267,72 @@ static void check_trainer_events(void) {
     free(text);
 }
 
+/* training_args.json: the flags written and read back are the same flags (every field: the text written again is
+ * the same), awkward values included: a seed past 2^53 (a JSON number would round it), a learning rate that needs
+ * 17 digits, a ratio of steps, quotes,
+ * a backslash and UTF-8 in a string, a flag left to its default by name (null); the run_clm forms a user writes
+ * by hand are taken (an object for a *_kwargs flag, report_to as a list); a flag after the file overrides it;
+ * text after the object, an unknown flag and a mistyped value are refused with the file and the flag named */
+static void check_args_json(void) {
+    char err[1024], path[600];
+    lt_train_args a, b;
+    char *argv[] = {"--seed", "18446744073709551557", "--data_seed", "9007199254740992", "--warmup_steps", "0.125",
+                    "--run_name", "a \"quoted\" back\\slash \xc3\xbc", "--learning_rate", "3.0000000000000001e-4",
+                    "--lr_scheduler_kwargs", "{\"min_lr_rate\": 0.1}", "--lr_scheduler_type", "cosine_with_min_lr"};
+    lt_train_args_default(&a);
+    CHECK(lt_train_args_parse(&a, (int)(sizeof argv / sizeof *argv), argv, err, sizeof err) == LT_OK, "%s", err);
+    char *j1 = lt_train_args_to_json(&a), *j2 = NULL;
+    CHECK(j1 && strstr(j1, "\"seed\":\t\"18446744073709551557\"") && strstr(j1, "\"data_seed\":\t9007199254740992,") &&
+              strstr(j1, "\"greater_is_better\":\tnull") && !strstr(j1, "evaluation_strategy"),
+          "training_args.json: a seed, the unset flag or an alias written wrongly:\n%s", j1 ? j1 : "(null)");
+    snprintf(path, sizeof path, "%s/training_args.json", lt_test_tmp_dir());
+    CHECK(lt_write_text_file(path, j1 ? j1 : "", err, sizeof err) == LT_OK, "%s", err);
+    char *argv2[] = {path};
+    lt_train_args_default(&b);
+    CHECK(lt_train_args_parse(&b, 1, argv2, err, sizeof err) == LT_OK, "%s", err);
+    j2 = lt_train_args_to_json(&b);
+    CHECK(j1 && j2 && !strcmp(j1, j2), "training_args.json read back wrote other text:\n%s", j2 ? j2 : "(null)");
+    CHECK(b.seed == 18446744073709551557ull && b.warmup_steps == 0.125 && b.learning_rate == a.learning_rate &&
+              a.learning_rate != 3e-4 && /* the double next to 3e-4: 17 digits, which cJSON's printing drops */
+              !strcmp(b.run_name, a.run_name),
+          "training_args.json read back: seed %llu, warmup %g, lr %.17g, run_name %s", b.seed, b.warmup_steps,
+          b.learning_rate, b.run_name);
+    free(j2);
+    char *argv3[] = {path, "--learning_rate", "1e-3", "--seed", "5"};
+    lt_train_args_default(&b);
+    CHECK(lt_train_args_parse(&b, 5, argv3, err, sizeof err) == LT_OK && b.learning_rate == 1e-3 && b.seed == 5 &&
+              b.data_seed == 9007199254740992ull,
+          "flags after training_args.json: lr %g seed %llu data_seed %llu (%s)", b.learning_rate, b.seed, b.data_seed,
+          err);
+    free(j1);
+    /* hand-written run_clm forms */
+    lt_train_args_default(&b);
+    CHECK(lt_train_args_from_json(&b, "{\"report_to\": [\"none\"], \"gradient_checkpointing_kwargs\": "
+                                      "{\"use_reentrant\": false}, \"max_steps\": 12, \"bf16\": true, \"eval_steps\": null}",
+                                  "hand.json", err, sizeof err) == LT_OK &&
+              lt_train_args_check(&b, err, sizeof err) == LT_OK,
+          "hand-written flags refused: %s", err);
+    CHECK(!strcmp(b.report_to, "none") && !strcmp(b.gradient_checkpointing_kwargs, "{\"use_reentrant\":false}") &&
+              b.max_steps == 12 && b.bf16 == 1,
+          "hand-written flags: report_to %s, kwargs %s, max_steps %ld, bf16 %d", b.report_to,
+          b.gradient_checkpointing_kwargs, b.max_steps, b.bf16);
+    static const char *const refused[][2] = {
+        {"{\"max_steps\": 12} {\"bf16\": true}", "x.json: not a JSON object of flags"},
+        {"[\"--max_steps\", 12]", "x.json: not a JSON object of flags"},
+        {"{\"max_step\": 12}", "x.json: unknown flag \"max_step\""},
+        {"{\"max_steps\": 12.5}", "x.json: --max_steps: bad value '12.5': expected an integer"},
+        {"{\"bf16\": \"yes\"}", "x.json: --bf16: bad value 'yes': expected true or false"},
+        {"{\"report_to\": [\"wandb\", \"tensorboard\"]}", "x.json: \"report_to\": expected a string"},
+    };
+    for (size_t k = 0; k < sizeof refused / sizeof *refused; k++) {
+        lt_train_args_default(&b);
+        err[0] = 0;
+        CHECK(lt_train_args_from_json(&b, refused[k][0], "x.json", err, sizeof err) == LT_ERR_ARG &&
+                  strstr(err, refused[k][1]),
+              "flags file %s: got '%s', expected '%s'", refused[k][0], err, refused[k][1]);
+    }
+}
+
 int main(void) {
     char err[1024];
     lt_gpt2_config cfg = {256, 32, 48, 2, 4, 1e-5, 0, 0, 0};
@@ -346,6 +412,7 @@ int main(void) {
           d1.n_train_blocks, d1.n_val_blocks);
     lt_data_close(&d1), lt_data_close(&d2);
     check_trainer_events();
+    check_args_json();
     check_auto_batch();
     return lt_test_done("test_train");
 }

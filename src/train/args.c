@@ -11,6 +11,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "io/json_number.h"
 #include "leantrain/optim.h"
 #include "train/events.h"
 #include "train/memplan.h"
@@ -173,6 +174,8 @@ static const arg_def ARGS[] = {
     {"max_eval_samples", A_LONG, S(max_eval_samples), "evaluate on the first N blocks of the validation split; 0: all [0]"},
     {"threads", A_INT, S(threads), "OpenMP threads; 0: all cores [0]"},
     {"device", A_STR, S(device), "cpu, cuda, or auto: cuda when a GPU is present [auto]"},
+    {"use_cpu", A_BOOL, S(use_cpu), "the Trainer's name of --device cpu [false]"},
+    {"run_name", A_STR, S(run_name), "a name for the run, recorded in training_args.json [output_dir]"},
 };
 #undef S
 #define NARGS (sizeof ARGS / sizeof ARGS[0])
@@ -184,7 +187,8 @@ int lt_train_args_on_gpu(const lt_train_args *a) {
 
 void lt_train_args_usage(void *file) {
     FILE *f = file;
-    fprintf(f, "usage: leantrain train [--flag value ...]\n");
+    fprintf(f, "usage: leantrain train [FLAGS.json] [--flag value ...]\n"
+               "  FLAGS.json: a JSON object of flags and values (a checkpoint's training_args.json), read first\n");
     for (size_t i = 0; i < NARGS; i++) fprintf(f, "  --%-30s %s\n", ARGS[i].flag, ARGS[i].help);
     fprintf(f, "Ctrl-C, SIGTERM or SIGHUP: the run stops after the step in progress with a checkpoint of it (exit 128 +\n"
                "the signal); the same command with --resume_from_checkpoint latest continues it exactly. A second\n"
@@ -242,11 +246,131 @@ static lt_status set_value(lt_train_args *a, const arg_def *d, const char *v, ch
     return LT_ERR_ARG;
 }
 
+static const arg_def *find_arg(const char *name) {
+    for (size_t k = 0; k < NARGS; k++)
+        if (!strcmp(ARGS[k].flag, name)) return &ARGS[k];
+    return NULL;
+}
+
+/* An entry whose field an earlier entry already names (evaluation_strategy, tokenizer_name) */
+static int is_alias(size_t k) {
+    for (size_t i = 0; i < k; i++)
+        if (ARGS[i].off == ARGS[k].off) return 1;
+    return 0;
+}
+
+char *lt_train_args_to_json(const lt_train_args *a) {
+    cJSON *j = cJSON_CreateObject();
+    int ok = j != NULL;
+    for (size_t k = 0; ok && k < NARGS; k++) {
+        const arg_def *d = &ARGS[k];
+        const void *field = (const char *)a + d->off;
+        if (is_alias(k)) continue;
+        cJSON *v = NULL;
+        switch (d->type) {
+        case A_STR: v = cJSON_CreateString(field); break;
+        case A_DOUBLE: /* numbers as lt_json_number writes them: cJSON's own printing may drop their last bits */
+        case A_STEPS: v = lt_json_number(*(const double *)field); break;
+        case A_LONG: v = lt_json_number((double)*(const long *)field); break;
+        case A_INT: v = lt_json_number(*(const int *)field); break;
+        case A_BOOL: v = *(const int *)field < 0 ? cJSON_CreateNull() : cJSON_CreateBool(*(const int *)field); break;
+        case A_U64: {
+            const unsigned long long x = *(const unsigned long long *)field;
+            char text[24];
+            snprintf(text, sizeof text, "%llu", x);
+            v = x <= (1ull << 53) ? lt_json_number((double)x) : cJSON_CreateString(text);
+            break;
+        }
+        }
+        ok = v && cJSON_AddItemToObject(j, d->flag, v);
+        if (!ok) cJSON_Delete(v);
+    }
+    char *text = ok ? cJSON_Print(j) : NULL;
+    cJSON_Delete(j);
+    return text;
+}
+
+/* The flags of JSON file `path` into a (lt_train_args_from_json) */
+static lt_status load_json(lt_train_args *a, const char *path, char *err, size_t errlen) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errlen, "%s: cannot open the flags file: %s", path, strerror(errno));
+        return LT_ERR_ARG;
+    }
+    enum { MAX_BYTES = 1 << 20 };
+    char *text = malloc(MAX_BYTES + 1);
+    size_t n = text ? fread(text, 1, MAX_BYTES + 1, f) : 0;
+    const int failed = ferror(f);
+    fclose(f);
+    if (!text || failed || n > MAX_BYTES) {
+        snprintf(err, errlen, "%s: %s", path,
+                 !text    ? "out of memory"
+                 : failed ? "cannot read the flags file"
+                          : "a flags file of over 1 MiB: expected training_args.json's object of flags");
+        free(text);
+        return LT_ERR_ARG;
+    }
+    text[n] = 0;
+    lt_status st = lt_train_args_from_json(a, text, path, err, errlen);
+    free(text);
+    return st;
+}
+
+lt_status lt_train_args_from_json(lt_train_args *a, const char *text, const char *path, char *err, size_t errlen) {
+    cJSON *j = cJSON_ParseWithOpts(text, NULL, 1); /* the whole text: nothing after the object */
+    lt_status st = LT_OK;
+    if (!cJSON_IsObject(j)) {
+        snprintf(err, errlen, "%s: not a JSON object of flags and values (training_args.json's form)", path);
+        st = LT_ERR_ARG;
+    }
+    for (const cJSON *e = j ? j->child : NULL; !st && e; e = e->next) {
+        const arg_def *d = find_arg(e->string);
+        if (!d) {
+            snprintf(err, errlen, "%s: unknown flag \"%s\" (see leantrain train --help)", path, e->string);
+            st = LT_ERR_ARG;
+            break;
+        }
+        char num[40], *printed = NULL;
+        const char *v = NULL;
+        if (cJSON_IsNull(e) || (cJSON_IsArray(e) && !e->child)) continue; /* the default (an empty report_to list) */
+        if (cJSON_IsString(e)) v = e->valuestring;
+        else if (cJSON_IsBool(e)) v = cJSON_IsTrue(e) ? "true" : "false";
+        else if (cJSON_IsNumber(e)) snprintf(num, sizeof num, "%.17g", e->valuedouble), v = num;
+        else if (cJSON_IsArray(e) && cJSON_GetArraySize(e) == 1 && cJSON_IsString(e->child))
+            v = e->child->valuestring; /* the Trainer writes report_to as a list */
+        else if (cJSON_IsObject(e)) v = printed = cJSON_PrintUnformatted(e); /* the *_kwargs objects */
+        if (!v) {
+            snprintf(err, errlen, "%s: \"%s\": expected a string, a number, true, false or null", path, e->string);
+            st = LT_ERR_ARG;
+        } else if (set_value(a, d, v, err, errlen)) {
+            char msg[512];
+            snprintf(msg, sizeof msg, "%s", err);
+            snprintf(err, errlen, "%s: %s", path, msg);
+            st = LT_ERR_ARG;
+        }
+        cJSON_free(printed);
+    }
+    cJSON_Delete(j);
+    return st;
+}
+
+static int ends_with(const char *s, const char *tail) {
+    const size_t n = strlen(s), t = strlen(tail);
+    return n >= t && !strcmp(s + n - t, tail);
+}
+
 lt_status lt_train_args_parse(lt_train_args *a, int argc, char **argv, char *err, size_t errlen) {
-    for (int i = 0; i < argc; i++) {
+    int first = 0;
+    if (argc > 0 && strncmp(argv[0], "--", 2) && ends_with(argv[0], ".json")) {
+        if (load_json(a, argv[0], err, errlen)) return LT_ERR_ARG;
+        first = 1;
+    }
+    for (int i = first; i < argc; i++) {
         const char *arg = argv[i];
         if (strncmp(arg, "--", 2)) {
-            snprintf(err, errlen, "unexpected argument '%s': flags start with -- (see leantrain train --help)", arg);
+            snprintf(err, errlen,
+                     "unexpected argument '%s': flags start with -- (a JSON file of flags may come first; see "
+                     "leantrain train --help)", arg);
             return LT_ERR_ARG;
         }
         char name[64];
@@ -255,9 +379,7 @@ lt_status lt_train_args_parse(lt_train_args *a, int argc, char **argv, char *err
         if (nlen >= sizeof name) nlen = sizeof name - 1;
         memcpy(name, arg + 2, nlen);
         name[nlen] = 0;
-        const arg_def *d = NULL;
-        for (size_t k = 0; k < NARGS; k++)
-            if (!strcmp(ARGS[k].flag, name)) d = &ARGS[k];
+        const arg_def *d = find_arg(name);
         if (!d) {
             snprintf(err, errlen, "unknown flag --%s (see leantrain train --help)", name);
             return LT_ERR_ARG;
@@ -277,6 +399,12 @@ lt_status lt_train_args_parse(lt_train_args *a, int argc, char **argv, char *err
     }
     if (a->eval_steps < 0) a->eval_steps = a->logging_steps;
     if (a->data_seed == ULLONG_MAX) a->data_seed = a->seed;
+    if (a->use_cpu && !strcmp(a->device, "cuda")) {
+        snprintf(err, errlen, "--use_cpu and --device cuda ask for different devices: pass one of them");
+        return LT_ERR_ARG;
+    }
+    if (a->use_cpu) snprintf(a->device, sizeof a->device, "cpu");
+    if (!a->run_name[0]) snprintf(a->run_name, sizeof a->run_name, "%.255s", a->output_dir);
     return lt_train_args_check(a, err, errlen);
 }
 

@@ -77,14 +77,32 @@ typedef struct lt_train_args {
     long max_train_samples, max_eval_samples; /* run_clm's: the first N training / validation blocks; 0: all */
     int threads;                  /* 0: OpenMP's default */
     char device[16];              /* "cpu", "cuda" or "auto" (cuda when a GPU is present) */
+    int use_cpu;                  /* the Trainer's use_cpu: --device cpu */
+    char run_name[256];           /* the run's name, recorded in training_args.json ("": output_dir, as the Trainer) */
 } lt_train_args;
 
 /* The defaults (the Trainer's where it has them). */
 void lt_train_args_default(lt_train_args *a);
 
 /* Parses argv[0..argc) ("--flag value" or "--flag=value"; boolean flags may
- * stand alone). On error writes one line naming the flag and returns LT_ERR_ARG. */
+ * stand alone). argv[0] may instead be a JSON file of flags (a path ending in .json, as run_clm takes one: an
+ * object of flag names and values, training_args.json's form; null leaves a flag at its default), read first, so
+ * that the flags after it override its values. On error writes one line naming the flag (and the file) and
+ * returns LT_ERR_ARG. */
 lt_status lt_train_args_parse(lt_train_args *a, int argc, char **argv, char *err, size_t errlen);
+
+/* The flags as training_args.json holds them (a checkpoint's record of its run, and a file lt_train_args_parse
+ * reads back to the same arguments): a JSON object of every flag under its name (aliases omitted) with its value,
+ * strings, numbers, true / false, null for a flag left to its default by name (greater_is_better); seeds past 2^53
+ * as decimal strings (a JSON number would round them). A malloc'd string, or NULL when out of memory. */
+char *lt_train_args_to_json(const lt_train_args *a);
+
+/* Sets the flags of JSON text `text` (an object of flag names and values, as lt_train_args_to_json writes it;
+ * null, or an empty list, leaves a flag as it is; an object, for the *_kwargs flags, is taken as its JSON text; a
+ * list of one string, as the Trainer writes report_to, as that string) into a, without the checks and the
+ * resolving of defaults that lt_train_args_parse ends with. Errors name `path` (the file the text came from) and
+ * the flag: LT_ERR_ARG, with a possibly partly set. */
+lt_status lt_train_args_from_json(lt_train_args *a, const char *text, const char *path, char *err, size_t errlen);
 
 /* The checks lt_train_args_parse ends with: every value in range and the
  * flags compatible with each other (e.g. --fp16 refuses --optim_in_backward).

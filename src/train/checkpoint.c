@@ -158,7 +158,8 @@ int lt_ckpt_keep_only(const char *output_dir, long keep) {
 }
 
 lt_status lt_ckpt_save(const char *output_dir, long step, const lt_gpt2 *m, lt_optim *o, const lt_tokenizer *tok,
-                       const char *trainer_state_json, int save_total_limit, long keep, char *err, size_t errlen) {
+                       const char *trainer_state_json, const char *training_args_json, int save_total_limit, long keep,
+                       char *err, size_t errlen) {
     char tmp[1200], fin[1200], path[1400];
     lt_status st = mkdir_p(output_dir, err, errlen);
     if (st) return st;
@@ -181,6 +182,8 @@ lt_status lt_ckpt_save(const char *output_dir, long step, const lt_gpt2 *m, lt_o
     if (tok && (st = lt_tokenizer_save(tok, tmp, err, errlen))) goto fail;
     if (getenv("LT_TEST_KILL_DURING_SAVE") && atol(getenv("LT_TEST_KILL_DURING_SAVE")) == step)
         kill(getpid(), 9); /* the crash-safety test: a real SIGKILL with the checkpoint half written */
+    snprintf(path, sizeof path, "%s/training_args.json", tmp);
+    if (training_args_json && (st = lt_write_text_file(path, training_args_json, err, errlen))) goto fail;
     snprintf(path, sizeof path, "%s/trainer_state.json", tmp);
     if ((st = lt_write_text_file(path, trainer_state_json, err, errlen))) goto fail;
     fsync_dir(tmp);
@@ -207,10 +210,13 @@ fail:
     return st;
 }
 
-lt_status lt_ckpt_save_model(const char *dir, const lt_gpt2 *m, const lt_tokenizer *tok, char *err, size_t errlen) {
+lt_status lt_ckpt_save_model(const char *dir, const lt_gpt2 *m, const lt_tokenizer *tok,
+                             const char *training_args_json, char *err, size_t errlen) {
     char path[1400];
     lt_status st = mkdir_p(dir, err, errlen);
     if (st) return st;
+    snprintf(path, sizeof path, "%.1200s/training_args.json", dir);
+    if (training_args_json && (st = lt_write_text_file(path, training_args_json, err, errlen))) return st;
     snprintf(path, sizeof path, "%.1200s/model.safetensors", dir);
     if ((st = lt_gpt2_save(m, path, err, errlen))) return st;
     if (tok && (st = lt_tokenizer_save(tok, dir, err, errlen))) return st;

@@ -18,13 +18,16 @@
 
 /* Writes checkpoint-<step> under output_dir (created if missing), with the
  * tokenizer's files when tok is not NULL and the optimizer's state when o is
- * not NULL (--save_only_model: NULL), and then deletes the oldest
+ * not NULL (--save_only_model: NULL), trainer_state.json and, when
+ * training_args_json is not NULL, training_args.json (the run's flags,
+ * lt_train_args_to_json), all in one atomic rename; then deletes the oldest
  * checkpoints beyond save_total_limit (0 keeps all), never checkpoint-<keep>
  * (the best model's; -1: none), as the Trainer rotates them: the best counts
  * as the second newest, and a limit of 1 keeps 2 while the best is not the
  * newest. */
 lt_status lt_ckpt_save(const char *output_dir, long step, const lt_gpt2 *m, lt_optim *o, const lt_tokenizer *tok,
-                       const char *trainer_state_json, int save_total_limit, long keep, char *err, size_t errlen);
+                       const char *trainer_state_json, const char *training_args_json, int save_total_limit, long keep,
+                       char *err, size_t errlen);
 
 /* save_total_limit's choice (0 keeps all): given the steps of the checkpoints
  * present in ascending order, reorders them so that the first k returned are
@@ -38,8 +41,10 @@ int lt_ckpt_rotation(long *steps, int n, int save_total_limit, long keep);
 int lt_ckpt_keep_only(const char *output_dir, long keep);
 
 /* The model alone into folder dir (created if missing), as run_clm's final save_model leaves output_dir:
- * model.safetensors, config.json and, when tok is not NULL, the tokenizer's files, each written atomically. */
-lt_status lt_ckpt_save_model(const char *dir, const lt_gpt2 *m, const lt_tokenizer *tok, char *err, size_t errlen);
+ * model.safetensors, config.json and, when tok is not NULL, the tokenizer's files, and when training_args_json is
+ * not NULL training_args.json, each written atomically. */
+lt_status lt_ckpt_save_model(const char *dir, const lt_gpt2 *m, const lt_tokenizer *tok,
+                             const char *training_args_json, char *err, size_t errlen);
 
 /* The newest complete checkpoint folder under output_dir into out; LT_ERR_IO
  * with a message when there is none. */

@@ -249,9 +249,15 @@ static int save(run_t *r) {
        the tokenizer the model was trained with */
     /* the GPU's weights come home first: checkpoints are written from the host model */
     lt_status st = r->dev ? lt_gpt2_dev_download(r->dev, r->m, r->err, sizeof r->err) : LT_OK;
+    char *args = lt_train_args_to_json(r->a);
+    if (st == LT_OK && !args) {
+        snprintf(r->err, sizeof r->err, "out of memory writing training_args.json");
+        st = LT_ERR_NOMEM;
+    }
     if (st == LT_OK)
-        st = lt_ckpt_save(r->a->output_dir, r->step, r->m, r->a->save_only_model ? NULL : r->o, r->tok, text,
+        st = lt_ckpt_save(r->a->output_dir, r->step, r->m, r->a->save_only_model ? NULL : r->o, r->tok, text, args,
                           r->a->save_total_limit, r->best_step, r->err, sizeof r->err);
+    free(args);
     free(text);
     end_bar(r);
     if (st) {
@@ -1113,9 +1119,13 @@ static int train_attempt(const lt_train_args *a, const prep_t *p, int failed, in
     /* the final model (the best, once loaded) in output_dir itself, as run_clm's save_model leaves it, unless
        --save_strategy no asked for no files */
     if (strcmp(a->save_strategy, "no")) {
-        if ((r->dev && !best_loaded && lt_gpt2_dev_download(r->dev, r->m, r->err, sizeof r->err)) ||
-            lt_ckpt_save_model(a->output_dir, r->m, r->tok, r->err, sizeof r->err))
-            goto out;
+        char *args = lt_train_args_to_json(a);
+        if (!args) snprintf(r->err, sizeof r->err, "out of memory writing training_args.json");
+        const int failed =
+            !args || (r->dev && !best_loaded && lt_gpt2_dev_download(r->dev, r->m, r->err, sizeof r->err)) ||
+            lt_ckpt_save_model(a->output_dir, r->m, r->tok, args, r->err, sizeof r->err);
+        free(args);
+        if (failed) goto out;
         printf("saved the %s model in %s\n", best_loaded ? "best" : "final", a->output_dir);
     }
     /* --do_eval: the evaluation after the last step (a run resumed at its end has not made one yet) */

@@ -9,7 +9,7 @@
 # save_total_limit, saved by --save_strategy best and loaded by --load_best_model_at_end; output_dir itself holds
 # the final model (the best one, once loaded) unless --save_strategy no; flags without an effect here
 # (--gradient_checkpointing_kwargs' use_reentrant, --save_safetensors true, --disable_tqdm's bar) are taken; bad
-# values fail with one line.
+# values fail with one line; training_args.json records the flags and, given back, makes the same run.
 source tests/cli/lib/train_common.bash train_flags 30000
 # 30000 bytes: 892 training blocks of 32 tokens and 46 validation blocks; batch 8 x accumulation 2: 55 optimizer
 # steps per epoch (892 / 8 = 111 micro-batches, / 2)
@@ -294,5 +294,40 @@ bad "--gradient_checkpointing_kwargs {\"use_reentrant\": 1}: expected a JSON obj
     --gradient_checkpointing_kwargs '{"use_reentrant": 1}'
 bad "(no other key" "${M[@]}" --gradient_checkpointing_kwargs '{"preserve_rng_state": true}'
 bad "--save_safetensors false: leantrain writes only safetensors" "${M[@]}" --save_safetensors false
+
+# training_args.json: every checkpoint and the final model record the run's flags; given back as the first argument
+# (run_clm's JSON form) they make the same run, bit for bit, and flags after the file override it
+run targs --max_steps 6 --logging_steps 2 --eval_steps 3 --save_steps 3 --optim adamw_bnb_8bit --warmup_steps 0.25 \
+    --weight_decay 0.1 --lr_scheduler_type cosine --use_cpu --run_name "first try"
+ta="$tmp/targs/checkpoint-6/training_args.json"
+grep -q '"learning_rate":[[:space:]]*0.003,' "$ta" && grep -q '"optim":[[:space:]]*"adamw_bnb_8bit",' "$ta" &&
+    grep -q '"warmup_steps":[[:space:]]*0.25,' "$ta" && grep -q '"device":[[:space:]]*"cpu",' "$ta" &&
+    grep -q '"run_name":[[:space:]]*"first try"' "$ta" && grep -q '"greater_is_better":[[:space:]]*null,' "$ta" &&
+    ! grep -q '"evaluation_strategy"' "$ta" && cmp -s "$ta" "$tmp/targs/training_args.json" &&
+    [ -s "$tmp/targs/checkpoint-3/training_args.json" ] ||
+    { echo "training_args.json: not in every checkpoint and output_dir, or without the run's flags"; cat "$ta"; fail=1; }
+"$LT" train "$ta" --output_dir "$tmp/targs2" > "$tmp/targs2.log" 2>&1 || { echo "run from training_args.json failed"; cat "$tmp/targs2.log"; fail=1; }
+for f in model.safetensors optimizer.safetensors; do
+    cmp -s "$tmp/targs/checkpoint-6/$f" "$tmp/targs2/checkpoint-6/$f" || { echo "the run from training_args.json: $f differs"; fail=1; }
+done
+[ "$(notps "$tmp/targs/log.jsonl")" = "$(notps "$tmp/targs2/log.jsonl")" ] &&
+    [ "$(diff "$ta" "$tmp/targs2/checkpoint-6/training_args.json" | grep -c '^[<>]')" = 2 ] &&
+    grep -q "\"output_dir\":[[:space:]]*\"$tmp/targs2\"" "$tmp/targs2/checkpoint-6/training_args.json" ||
+    { echo "the run from training_args.json: another log, or its flags differ by more than output_dir"; fail=1; }
+"$LT" train "$ta" --max_steps 3 --learning_rate 1e-3 --output_dir "$tmp/targs3" > "$tmp/targs3.log" 2>&1 &&
+    grep -q '"learning_rate":[[:space:]]*0.001,' "$tmp/targs3/checkpoint-3/training_args.json" &&
+    ! cmp -s "$tmp/targs/checkpoint-3/model.safetensors" "$tmp/targs3/checkpoint-3/model.safetensors" ||
+    { echo "flags after training_args.json did not override it"; cat "$tmp/targs3.log"; fail=1; }
+printf '{"learning_rate": 0.001, "per_device_train_batch_size": null, "report_to": [], "n_layer": 1,\n "bogus_flag": 1}' > "$tmp/unknown.json"
+bad "$tmp/unknown.json: unknown flag \"bogus_flag\"" "$tmp/unknown.json" "${M[@]}"
+printf '{"learning_rate": "fast"}' > "$tmp/badval.json"
+bad "$tmp/badval.json: --learning_rate: bad value 'fast': expected a number" "$tmp/badval.json" "${M[@]}"
+printf '{"learning_rate": 0.001' > "$tmp/broken.json"
+bad "$tmp/broken.json: not a JSON object of flags" "$tmp/broken.json" "${M[@]}"
+bad "$tmp/missing.json: cannot open the flags file" "$tmp/missing.json" "${M[@]}"
+bad "unexpected argument 'stray': flags start with --" "${M[@]}" stray
+bad "--use_cpu and --device cuda ask for different devices" "${M[@]}" --use_cpu --device cuda
+echo "training_args.json: in every checkpoint; given back, the same run bit for bit; bad files refused"
+
 [ $fail -eq 0 ] && rm -rf "$tmp"
 exit $fail
