@@ -1,8 +1,9 @@
 /* libFuzzer entry for what a user types: the input's first byte chooses
  *   0: `leantrain train` flags (the rest cut at newlines into argv), parsed
- *      and checked, then the run's length and events (for a 1000-step
- *      epoch), the schedule, config overrides and optimizer they name, built
- *      as the trainer builds them;
+ *      and checked, written as training_args.json and read back to the same
+ *      text, then the run's length and events (for a 1000-step epoch), the
+ *      schedule, config overrides and optimizer they name, built as the
+ *      trainer builds them;
  *   1: an optimizer name and optim_args (first and second line);
  *   2: an --lr_scheduler_type and its --lr_scheduler_kwargs, then the factor
  *      at a few steps and a few metric-driven steps;
@@ -61,12 +62,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (mode == 0) {
         static lt_train_args a;
         lt_train_args_default(&a);
-        ln[0] = "train";
-        if (lt_train_args_parse(&a, n + 1, ln, err, sizeof err) != LT_OK ||
+        if (lt_train_args_parse(&a, n, ln + 1, err, sizeof err) != LT_OK ||
             lt_train_args_check(&a, err, sizeof err) != LT_OK) {
             EXPECT(err[0]);
             return 0;
         }
+        /* training_args.json's round trip: the flags written, read back into the defaults and written again are
+           the same text */
+        char *j1 = lt_train_args_to_json(&a), *j2 = NULL;
+        static lt_train_args b;
+        lt_train_args_default(&b);
+        EXPECT(j1 && lt_train_args_from_json(&b, j1, "training_args.json", err, sizeof err) == LT_OK &&
+               lt_train_args_check(&b, err, sizeof err) == LT_OK && (j2 = lt_train_args_to_json(&b)) != NULL &&
+               !strcmp(j1, j2));
+        free(j1), free(j2);
         lt_gpt2_config cfg;
         EXPECT(lt_gpt2_config_preset("gpt2", &cfg, err, sizeof err) == LT_OK);
         if (a.config_overrides[0] && lt_train_config_overrides(a.config_overrides, &cfg, err, sizeof err) != LT_OK)
