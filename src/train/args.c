@@ -290,6 +290,45 @@ char *lt_train_args_to_json(const lt_train_args *a) {
     return text;
 }
 
+/* A flag's value from training_args.json as a user writes it: a number in its shortest exact form */
+static void value_text(const cJSON *v, char *out, size_t n) {
+    if (cJSON_IsNumber(v)) lt_double_shortest(out, n, v->valuedouble);
+    else if (cJSON_IsString(v)) snprintf(out, n, "%s", v->valuestring);
+    else if (cJSON_IsBool(v)) snprintf(out, n, "%s", cJSON_IsTrue(v) ? "true" : "false");
+    else if (cJSON_IsNull(v)) snprintf(out, n, "unset");
+    else snprintf(out, n, "?");
+}
+
+int lt_train_args_changed(const char *before, const lt_train_args *a, char *out, size_t outlen) {
+    char *now_text = lt_train_args_to_json(a);
+    cJSON *old = cJSON_Parse(before), *now = now_text ? cJSON_Parse(now_text) : NULL;
+    free(now_text);
+    int count = -1;
+    if (cJSON_IsObject(old) && now) {
+        count = 0;
+        size_t len = 0;
+        out[0] = 0;
+        for (const cJSON *e = now->child; e; e = e->next) {
+            const cJSON *o = cJSON_GetObjectItemCaseSensitive(old, e->string);
+            if (!o || !strcmp(e->string, "resume_from_checkpoint") || !strcmp(e->string, "overwrite_output_dir"))
+                continue;
+            const int same = cJSON_IsNumber(e) && cJSON_IsNumber(o)   ? e->valuedouble == o->valuedouble
+                             : cJSON_IsString(e) && cJSON_IsString(o) ? !strcmp(e->valuestring, o->valuestring)
+                                                                      : (e->type & 0xff) == (o->type & 0xff);
+            if (same) continue;
+            char v1[600], v0[600];
+            value_text(e, v1, sizeof v1);
+            value_text(o, v0, sizeof v0);
+            if (len < outlen) len += (size_t)snprintf(out + len, outlen - len, "%s--%s %s (was %s)", count ? ", " : "",
+                                                      e->string, v1, v0);
+            count++;
+        }
+    }
+    cJSON_Delete(old);
+    cJSON_Delete(now);
+    return count;
+}
+
 /* The flags of JSON file `path` into a (lt_train_args_from_json) */
 static lt_status load_json(lt_train_args *a, const char *path, char *err, size_t errlen) {
     FILE *f = fopen(path, "rb");

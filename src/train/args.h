@@ -97,6 +97,12 @@ lt_status lt_train_args_parse(lt_train_args *a, int argc, char **argv, char *err
  * as decimal strings (a JSON number would round them). A malloc'd string, or NULL when out of memory. */
 char *lt_train_args_to_json(const lt_train_args *a);
 
+/* The flags of a whose values differ from those of `before` (the JSON text of a checkpoint's training_args.json):
+ * "--flag value (was value), ..." into out (truncated to outlen; "" when none differ), --resume_from_checkpoint and
+ * --overwrite_output_dir left out (a resume changes them by nature), and flags `before` lacks. The number of
+ * flags that differ, or -1 when `before` is not a JSON object (or memory ran out). */
+int lt_train_args_changed(const char *before, const lt_train_args *a, char *out, size_t outlen);
+
 /* Sets the flags of JSON text `text` (an object of flag names and values, as lt_train_args_to_json writes it;
  * null, or an empty list, leaves a flag as it is; an object, for the *_kwargs flags, is taken as its JSON text; a
  * list of one string, as the Trainer writes report_to, as that string) into a, without the checks and the

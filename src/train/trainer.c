@@ -909,6 +909,17 @@ static int train_attempt(const lt_train_args *a, const prep_t *p, int failed, in
                omp_get_max_threads(), r->dev ? "" : " (OpenBLAS ", r->dev ? "" : lt_nn_blas_core(),
                r->dev ? "" : ")", resume[0] ? "; resuming from " : "", resume);
     }
+    if (a->do_train && resume[0]) { /* a resume with other flags is another run: say which */
+        char path[1300], changed[2048];
+        snprintf(path, sizeof path, "%.1200s/training_args.json", resume);
+        char *before = access(path, R_OK) == 0 ? lt_read_text_file(path, r->err, sizeof r->err) : NULL;
+        int n = before ? lt_train_args_changed(before, a, changed, sizeof changed) : 0;
+        if (n < 0) printf("note: %s is not a JSON object of flags: the checkpoint's run's flags are unknown\n", path);
+        if (n > 0) printf("note: %d flag%s differ%s from the checkpoint's run: %s\n", n, n > 1 ? "s" : "",
+                          n > 1 ? "" : "s", changed);
+        free(before);
+        r->err[0] = 0;
+    }
     if (cfg.embd_pdrop > 0 || cfg.resid_pdrop > 0 || cfg.attn_pdrop > 0)
         printf("dropout: embd_pdrop %g, resid_pdrop %g, attn_pdrop %g (training steps only; masks from --seed)\n",
                cfg.embd_pdrop, cfg.resid_pdrop, cfg.attn_pdrop);

@@ -327,7 +327,14 @@ bad "$tmp/broken.json: not a JSON object of flags" "$tmp/broken.json" "${M[@]}"
 bad "$tmp/missing.json: cannot open the flags file" "$tmp/missing.json" "${M[@]}"
 bad "unexpected argument 'stray': flags start with --" "${M[@]}" stray
 bad "--use_cpu and --device cuda ask for different devices" "${M[@]}" --use_cpu --device cuda
-echo "training_args.json: in every checkpoint; given back, the same run bit for bit; bad files refused"
+# a resume says which flags differ from the checkpoint's run, and nothing when none do
+"$LT" train "$ta" --output_dir "$tmp/targs" --resume_from_checkpoint latest --max_steps 8 --weight_decay 0 \
+    > "$tmp/targs-res.log" 2>&1 &&
+    grep -q '^note: 2 flags differ from the checkpoint.s run: --weight_decay 0 (was 0.1), --max_steps 8 (was 6)$' "$tmp/targs-res.log" &&
+    "$LT" train "$tmp/targs/checkpoint-8/training_args.json" --resume_from_checkpoint latest > "$tmp/targs-res2.log" 2>&1 &&
+    grep -q 'resuming from' "$tmp/targs-res2.log" && ! grep -q '^note:' "$tmp/targs-res2.log" ||
+    { echo "resume with other flags: no note naming them, or a note with the same flags"; cat "$tmp/targs-res.log" "$tmp/targs-res2.log"; fail=1; }
+echo "training_args.json: in every checkpoint; given back, the same run bit for bit; bad files refused; a resume names changed flags"
 
 [ $fail -eq 0 ] && rm -rf "$tmp"
 exit $fail
