@@ -268,9 +268,9 @@ static void check_trainer_events(void) {
 }
 
 /* training_args.json: the flags written and read back are the same flags (every field: the text written again is
- * the same), awkward values included: a seed past 2^53 (a JSON number would round it), a learning rate that needs
- * 17 digits, a ratio of steps, quotes,
- * a backslash and UTF-8 in a string, a flag left to its default by name (null); the run_clm forms a user writes
+ * the same), awkward values included: a seed and a count past 2^53 (a JSON number would round them), a learning
+ * rate that needs 17 digits, a ratio of steps, quotes, a backslash and UTF-8 in a string, a flag left to its
+ * default by name (null); the run_clm forms a user writes
  * by hand are taken (an object for a *_kwargs flag, report_to as a list); a flag after the file overrides it;
  * text after the object, an unknown flag and a mistyped value are refused with the file and the flag named */
 static void check_args_json(void) {
@@ -278,7 +278,8 @@ static void check_args_json(void) {
     lt_train_args a, b;
     char *argv[] = {"--seed", "18446744073709551557", "--data_seed", "9007199254740992", "--warmup_steps", "0.125",
                     "--run_name", "a \"quoted\" back\\slash \xc3\xbc", "--learning_rate", "3.0000000000000001e-4",
-                    "--lr_scheduler_kwargs", "{\"min_lr_rate\": 0.1}", "--lr_scheduler_type", "cosine_with_min_lr"};
+                    "--lr_scheduler_kwargs", "{\"min_lr_rate\": 0.1}", "--lr_scheduler_type", "cosine_with_min_lr",
+                    "--max_eval_samples", "3962214748364851516"}; /* (fuzz_args found the count) */
     lt_train_args_default(&a);
     CHECK(lt_train_args_parse(&a, (int)(sizeof argv / sizeof *argv), argv, err, sizeof err) == LT_OK, "%s", err);
     char *j1 = lt_train_args_to_json(&a), *j2 = NULL;
@@ -294,7 +295,7 @@ static void check_args_json(void) {
     CHECK(j1 && j2 && !strcmp(j1, j2), "training_args.json read back wrote other text:\n%s", j2 ? j2 : "(null)");
     CHECK(b.seed == 18446744073709551557ull && b.warmup_steps == 0.125 && b.learning_rate == a.learning_rate &&
               a.learning_rate != 3e-4 && /* the double next to 3e-4: 17 digits, which cJSON's printing drops */
-              !strcmp(b.run_name, a.run_name),
+              !strcmp(b.run_name, a.run_name) && b.max_eval_samples == 3962214748364851516l,
           "training_args.json read back: seed %llu, warmup %g, lr %.17g, run_name %s", b.seed, b.warmup_steps,
           b.learning_rate, b.run_name);
     free(j2);

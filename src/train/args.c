@@ -271,7 +271,13 @@ char *lt_train_args_to_json(const lt_train_args *a) {
         case A_STR: v = cJSON_CreateString(field); break;
         case A_DOUBLE: /* numbers as lt_json_number writes them: cJSON's own printing may drop their last bits */
         case A_STEPS: v = lt_json_number(*(const double *)field); break;
-        case A_LONG: v = lt_json_number((double)*(const long *)field); break;
+        case A_LONG: { /* past 2^53 (a count nobody means, but accepted) as a decimal string, as the seeds */
+            const long x = *(const long *)field;
+            char text[24];
+            snprintf(text, sizeof text, "%ld", x);
+            v = x <= (1l << 53) && x >= -(1l << 53) ? lt_json_number((double)x) : cJSON_CreateString(text);
+            break;
+        }
         case A_INT: v = lt_json_number(*(const int *)field); break;
         case A_BOOL: v = *(const int *)field < 0 ? cJSON_CreateNull() : cJSON_CreateBool(*(const int *)field); break;
         case A_U64: {
