@@ -13,6 +13,7 @@
 
 #include "io/json_number.h"
 #include "leantrain/optim.h"
+#include "train/args_inert.h"
 #include "train/events.h"
 #include "train/memplan.h"
 
@@ -190,6 +191,10 @@ void lt_train_args_usage(void *file) {
     fprintf(f, "usage: leantrain train [FLAGS.json] [--flag value ...]\n"
                "  FLAGS.json: a JSON object of flags and values (a checkpoint's training_args.json), read first\n");
     for (size_t i = 0; i < NARGS; i++) fprintf(f, "  --%-30s %s\n", ARGS[i].flag, ARGS[i].help);
+    fprintf(f, "The Trainer's flags without an effect here (one process on one device, no data loader workers, no Hub,\n"
+               "no predictions kept) are taken, and refused with the reason where their value asks for something\n"
+               "leantrain does not do (--push_to_hub true, --deepspeed, --torch_compile true, ...):\n  %s\n",
+            lt_train_arg_inert_names());
     fprintf(f, "Ctrl-C, SIGTERM or SIGHUP: the run stops after the step in progress with a checkpoint of it (exit 128 +\n"
                "the signal); the same command with --resume_from_checkpoint latest continues it exactly. A second\n"
                "signal quits at once.\n");
@@ -335,6 +340,13 @@ int lt_train_args_changed(const char *before, const lt_train_args *a, char *out,
     return count;
 }
 
+/* err = "path: " + err */
+static void prefix_path(char *err, size_t errlen, const char *path) {
+    char msg[768];
+    snprintf(msg, sizeof msg, "%s", err);
+    snprintf(err, errlen, "%s: %s", path, msg);
+}
+
 /* The flags of JSON file `path` into a (lt_train_args_from_json) */
 static lt_status load_json(lt_train_args *a, const char *path, char *err, size_t errlen) {
     FILE *f = fopen(path, "rb");
@@ -370,13 +382,25 @@ lt_status lt_train_args_from_json(lt_train_args *a, const char *text, const char
     }
     for (const cJSON *e = j ? j->child : NULL; !st && e; e = e->next) {
         const arg_def *d = find_arg(e->string);
-        if (!d) {
-            snprintf(err, errlen, "%s: unknown flag \"%s\" (see leantrain train --help)", path, e->string);
+        char num[40], *printed = NULL;
+        const char *v = NULL;
+        if (!d) { /* one of the Trainer's flags without effect here (any value as its text), or unknown */
+            int k = 1;
+            if (cJSON_IsNull(e)) k = lt_train_arg_inert(e->string, "", err, errlen) > 0;
+            else if (cJSON_IsString(e)) k = lt_train_arg_inert(e->string, e->valuestring, err, errlen);
+            else if (cJSON_IsBool(e)) k = lt_train_arg_inert(e->string, cJSON_IsTrue(e) ? "true" : "false", err, errlen);
+            else if (cJSON_IsNumber(e))
+                k = lt_train_arg_inert(e->string, (snprintf(num, sizeof num, "%.17g", e->valuedouble), num), err,
+                                       errlen);
+            else if ((printed = cJSON_PrintUnformatted(e)) != NULL)
+                k = lt_train_arg_inert(e->string, printed, err, errlen);
+            cJSON_free(printed);
+            if (k == 0) continue;
+            if (k > 0) snprintf(err, errlen, "%s: unknown flag \"%s\" (see leantrain train --help)", path, e->string);
+            else prefix_path(err, errlen, path);
             st = LT_ERR_ARG;
             break;
         }
-        char num[40], *printed = NULL;
-        const char *v = NULL;
         if (cJSON_IsNull(e) || (cJSON_IsArray(e) && !e->child)) continue; /* the default (an empty report_to list) */
         if (cJSON_IsString(e)) v = e->valuestring;
         else if (cJSON_IsBool(e)) v = cJSON_IsTrue(e) ? "true" : "false";
@@ -388,9 +412,7 @@ lt_status lt_train_args_from_json(lt_train_args *a, const char *text, const char
             snprintf(err, errlen, "%s: \"%s\": expected a string, a number, true, false or null", path, e->string);
             st = LT_ERR_ARG;
         } else if (set_value(a, d, v, err, errlen)) {
-            char msg[512];
-            snprintf(msg, sizeof msg, "%s", err);
-            snprintf(err, errlen, "%s: %s", path, msg);
+            prefix_path(err, errlen, path);
             st = LT_ERR_ARG;
         }
         cJSON_free(printed);
@@ -425,8 +447,21 @@ lt_status lt_train_args_parse(lt_train_args *a, int argc, char **argv, char *err
         memcpy(name, arg + 2, nlen);
         name[nlen] = 0;
         const arg_def *d = find_arg(name);
+        if (!d && lt_train_arg_inert_bool(name) && !eq && (i + 1 >= argc || !strncmp(argv[i + 1], "--", 2))) {
+            if (lt_train_arg_inert(name, "true", err, errlen)) return LT_ERR_ARG; /* a boolean given alone */
+            continue;
+        }
+        if (!d && (eq || i + 1 < argc)) { /* one of the Trainer's flags without effect here, or unknown */
+            const int k = lt_train_arg_inert(name, eq ? eq + 1 : argv[i + 1], err, errlen);
+            if (k < 0) return LT_ERR_ARG;
+            if (k == 0) {
+                i += !eq;
+                continue;
+            }
+        }
         if (!d) {
-            snprintf(err, errlen, "unknown flag --%s (see leantrain train --help)", name);
+            const int inert = lt_train_arg_inert(name, "", err, errlen) <= 0;
+            snprintf(err, errlen, inert ? "--%s needs a value" : "unknown flag --%s (see leantrain train --help)", name);
             return LT_ERR_ARG;
         }
         if (eq) {

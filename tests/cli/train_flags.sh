@@ -327,6 +327,22 @@ bad "$tmp/broken.json: not a JSON object of flags" "$tmp/broken.json" "${M[@]}"
 bad "$tmp/missing.json: cannot open the flags file" "$tmp/missing.json" "${M[@]}"
 bad "unexpected argument 'stray': flags start with --" "${M[@]}" stray
 bad "--use_cpu and --device cuda ask for different devices" "${M[@]}" --use_cpu --device cuda
+# the Trainer's own JSON dump (TrainingArguments.to_json_string(): all 114 fields of transformers 5.24, those
+# without an effect here at their defaults) runs as the same flags given to leantrain; a field whose value asks
+# for what leantrain does not do is refused with the file, the flag and the reason
+"$LT" train tests/data/hf_training_args.json "${M[@]}" --output_dir "$tmp/hfjson" > "$tmp/hfjson.log" 2>&1 ||
+    { echo "the Trainer's JSON dump was refused"; cat "$tmp/hfjson.log"; fail=1; }
+run hfflags --max_steps 4 --lr_scheduler_type cosine --warmup_steps 1 --weight_decay 0.1 --logging_steps 1 \
+    --eval_steps 2 --save_steps 2 --optim adamw_torch --use_cpu --dataloader_num_workers 2
+[ "$(notps "$tmp/hfjson/log.jsonl")" = "$(notps "$tmp/hfflags/log.jsonl")" ] && [ -n "$(steps_of "$tmp/hfjson/log.jsonl" loss)" ] &&
+    cmp -s "$tmp/hfjson/checkpoint-4/model.safetensors" "$tmp/hfflags/checkpoint-4/model.safetensors" ||
+    { echo "the Trainer's JSON dump made another run than its flags"; cat "$tmp/hfjson/log.jsonl" "$tmp/hfflags/log.jsonl"; fail=1; }
+sed 's/"push_to_hub": false/"push_to_hub": true/' tests/data/hf_training_args.json > "$tmp/hub.json"
+bad "$tmp/hub.json: --push_to_hub true is not taken: no Hub client" "$tmp/hub.json" "${M[@]}"
+bad "--deepspeed ds_config.json is not taken: one device and no DeepSpeed" "${M[@]}" --deepspeed ds_config.json
+bad "--torch_compile true is not taken" "${M[@]}" --torch_compile
+bad "--local_rank 0 is not taken: one process" "${M[@]}" --local_rank 0
+bad "--dataloader_num_workers: bad value 'many': expected an integer" "${M[@]}" --dataloader_num_workers many
 # a resume says which flags differ from the checkpoint's run, and nothing when none do
 "$LT" train "$ta" --output_dir "$tmp/targs" --resume_from_checkpoint latest --max_steps 8 --weight_decay 0 \
     > "$tmp/targs-res.log" 2>&1 &&
@@ -335,6 +351,7 @@ bad "--use_cpu and --device cuda ask for different devices" "${M[@]}" --use_cpu 
     grep -q 'resuming from' "$tmp/targs-res2.log" && ! grep -q '^note:' "$tmp/targs-res2.log" ||
     { echo "resume with other flags: no note naming them, or a note with the same flags"; cat "$tmp/targs-res.log" "$tmp/targs-res2.log"; fail=1; }
 echo "training_args.json: in every checkpoint; given back, the same run bit for bit; bad files refused; a resume names changed flags"
+echo "the Trainer's JSON dump: taken, the same run as its flags; the Trainer's flags without effect taken, those asking for more refused"
 
 [ $fail -eq 0 ] && rm -rf "$tmp"
 exit $fail
