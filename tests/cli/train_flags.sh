@@ -343,6 +343,11 @@ bad "--deepspeed ds_config.json is not taken: one device and no DeepSpeed" "${M[
 bad "--torch_compile true is not taken" "${M[@]}" --torch_compile
 bad "--local_rank 0 is not taken: one process" "${M[@]}" --local_rank 0
 bad "--dataloader_num_workers: bad value 'many': expected an integer" "${M[@]}" --dataloader_num_workers many
+# plan takes the flags file too: the run's memory table, as its flags give it
+plan_json=$("$LT" plan "$ta" | grep '^memory (MiB)')
+plan_flags=$("$LT" plan "${M[@]}" --optim adamw_bnb_8bit --use_cpu | grep '^memory (MiB)')
+[ -n "$plan_json" ] && [ "$plan_json" = "$plan_flags" ] && grep -qF "${plan_json% *}" "$tmp/targs.log" ||
+    { echo "plan with training_args.json: '$plan_json' against its flags' '$plan_flags' and the run's table"; fail=1; }
 # a resume says which flags differ from the checkpoint's run, and nothing when none do
 "$LT" train "$ta" --output_dir "$tmp/targs" --resume_from_checkpoint latest --max_steps 8 --weight_decay 0 \
     > "$tmp/targs-res.log" 2>&1 &&
