@@ -483,7 +483,10 @@ lt_status lt_train_args_parse(lt_train_args *a, int argc, char **argv, char *err
         snprintf(err, errlen, "--use_cpu and --device cuda ask for different devices: pass one of them");
         return LT_ERR_ARG;
     }
-    if (a->use_cpu) snprintf(a->device, sizeof a->device, "cpu");
+    if (a->use_cpu) { /* resolved into --device: a flags file written by this run may be run again on a GPU */
+        snprintf(a->device, sizeof a->device, "cpu");
+        a->use_cpu = 0;
+    }
     if (!a->run_name[0]) snprintf(a->run_name, sizeof a->run_name, "%.255s", a->output_dir);
     return lt_train_args_check(a, err, errlen);
 }

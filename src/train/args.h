@@ -77,7 +77,7 @@ typedef struct lt_train_args {
     long max_train_samples, max_eval_samples; /* run_clm's: the first N training / validation blocks; 0: all */
     int threads;                  /* 0: OpenMP's default */
     char device[16];              /* "cpu", "cuda" or "auto" (cuda when a GPU is present) */
-    int use_cpu;                  /* the Trainer's use_cpu: --device cpu */
+    int use_cpu;                  /* the Trainer's use_cpu: --device cpu (set there by lt_train_args_parse, then 0) */
     char run_name[256];           /* the run's name, recorded in training_args.json ("": output_dir, as the Trainer) */
 } lt_train_args;
 

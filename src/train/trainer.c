@@ -910,11 +910,12 @@ static int train_attempt(const lt_train_args *a, const prep_t *p, int failed, in
                r->dev ? "" : ")", resume[0] ? "; resuming from " : "", resume);
     }
     if (a->do_train && resume[0]) { /* a resume with other flags is another run: say which */
-        char path[1300], changed[2048];
-        snprintf(path, sizeof path, "%.1200s/training_args.json", resume);
-        char *before = access(path, R_OK) == 0 ? lt_read_text_file(path, r->err, sizeof r->err) : NULL;
+        char args_path[1300], changed[2048];
+        snprintf(args_path, sizeof args_path, "%.1200s/training_args.json", resume);
+        char *before = access(args_path, R_OK) == 0 ? lt_read_text_file(args_path, r->err, sizeof r->err) : NULL;
         int n = before ? lt_train_args_changed(before, a, changed, sizeof changed) : 0;
-        if (n < 0) printf("note: %s is not a JSON object of flags: the checkpoint's run's flags are unknown\n", path);
+        if (n < 0)
+            printf("note: %s is not a JSON object of flags: the checkpoint's run's flags are unknown\n", args_path);
         if (n > 0) printf("note: %d flag%s differ%s from the checkpoint's run: %s\n", n, n > 1 ? "s" : "",
                           n > 1 ? "" : "s", changed);
         free(before);
@@ -1132,11 +1133,11 @@ static int train_attempt(const lt_train_args *a, const prep_t *p, int failed, in
     if (strcmp(a->save_strategy, "no")) {
         char *args = lt_train_args_to_json(a);
         if (!args) snprintf(r->err, sizeof r->err, "out of memory writing training_args.json");
-        const int failed =
+        const int not_saved =
             !args || (r->dev && !best_loaded && lt_gpt2_dev_download(r->dev, r->m, r->err, sizeof r->err)) ||
             lt_ckpt_save_model(a->output_dir, r->m, r->tok, args, r->err, sizeof r->err);
         free(args);
-        if (failed) goto out;
+        if (not_saved) goto out;
         printf("saved the %s model in %s\n", best_loaded ? "best" : "final", a->output_dir);
     }
     /* --do_eval: the evaluation after the last step (a run resumed at its end has not made one yet) */
