@@ -80,9 +80,13 @@ LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/quant_maps.o $(CU_SR
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 EX_BIN  := $(EX_SRC:examples/%.c=$(BUILD)/examples/%)
+# the fuzz targets with fuzz/replay.c in libFuzzer's place (gcc, no instrumentation): tests/cli/fuzz_seeds.sh replays
+# the committed corpora through them (fuzz_tokenize has no corpus)
+FUZZ_REPLAY_BIN := $(patsubst %,$(BUILD)/fuzz-replay/%,fuzz_args fuzz_optim_state fuzz_safetensors fuzz_tokenizer_files)
 
 .PHONY: all deps test test-asan run install clean fuzz bench bench-ceiling bench-scaling cuda-emu cuda-emu-race
-all: $(BUILD)/libleantrain.a $(BUILD)/libleantrain.so $(BUILD)/leantrain $(EX_BIN) $(TEST_BIN) $(GPU_TEST_BIN)
+all: $(BUILD)/libleantrain.a $(BUILD)/libleantrain.so $(BUILD)/leantrain $(EX_BIN) $(TEST_BIN) $(GPU_TEST_BIN) \
+     $(FUZZ_REPLAY_BIN)
 
 $(BUILD)/obj/%.o: %.c $(wildcard include/leantrain/*.h) $(wildcard src/*/*.h) $(wildcard src/*/*/*.h)
 	@mkdir -p $(dir $@)
@@ -116,6 +120,10 @@ $(BUILD)/leantrain: $(CLI_OBJ) $(BUILD)/libleantrain.a
 $(BUILD)/tests/%: tests/%.c tests/testutil.h $(BUILD)/libleantrain.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) $(CFLAGS) -Itests -o $@ $< $(BUILD)/libleantrain.a $(LIBS) $(LT_LDLIBS)
+
+$(BUILD)/fuzz-replay/%: fuzz/%.c fuzz/replay.c fuzz/fuzz.h $(BUILD)/libleantrain.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) $(CFLAGS) -o $@ $< fuzz/replay.c $(BUILD)/libleantrain.a $(LIBS) $(LT_LDLIBS)
 
 # tests/gpu (CUDA builds only; not run by `make test`): gpu_lowbit is tests/test_lowbit.c on the GPU
 $(BUILD)/tests/gpu/gpu_lowbit: tests/test_lowbit.c

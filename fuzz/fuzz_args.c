@@ -52,6 +52,9 @@ static void schedule(const char *type, long warmup, long total, double lr, const
         for (int k = 0; k < 12; k++) lt_sched_metric_step(&s, k % 3 ? 1.0 / (k + 1) : 2.0);
 }
 
+/* flag sets parsed and checked (fuzz/replay.c prints it: the seeds must get past the parser) */
+long lt_fuzz_reached;
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 1 || size > 4096) return 0;
     static char buf[4097];
@@ -67,6 +70,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             EXPECT(err[0]);
             return 0;
         }
+        lt_fuzz_reached++;
         /* training_args.json's round trip: the flags written, read back into the defaults and written again are
            the same text */
         char *j1 = lt_train_args_to_json(&a), *j2 = NULL;
