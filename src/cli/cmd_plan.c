@@ -87,15 +87,18 @@ int lt_cmd_plan(int argc, char **argv) {
     if (!rest) return 1;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("usage: leantrain plan [--model gpt2|... | --model_name_or_path DIR | --n_layer --n_embd --n_head "
-                   "--n_positions --vocab_size] [--per_device_train_batch_size B] [--block_size T] [--optim NAME] "
+            printf("usage: leantrain plan [FLAGS.json] [--model gpt2|... | --model_name_or_path DIR | --n_layer "
+                   "--n_embd --n_head --n_positions --vocab_size] [--per_device_train_batch_size B] [--block_size T] "
+                   "[--optim NAME] "
                    "[--optim_args ...] [--gradient_checkpointing] [--optim_in_backward] [--bf16 | --fp16 | "
                    "--pure_bf16] [--device cpu|cuda] [--train_file FILE] [--memory SIZE|auto [--fit]]\n"
                    "--memory says whether the batch fits in SIZE (auto: what this machine has free now, as train "
                    "--memory_limit auto finds it), the largest batch that does, and the batch "
                    "--auto_find_batch_size would train with; --fit lists every combination of the optimizers with a "
                    "calibrated cost, checkpointing, the step inside backward and fp32 / bf16 / fp16 / pure bf16 that "
-                   "fits in --memory, fastest first\n");
+                   "fits in --memory, fastest first\n"
+                   "FLAGS.json: train's flags file (a checkpoint's training_args.json), read before the flags after "
+                   "it\n");
             free(rest);
             return 0;
         }
