@@ -667,6 +667,17 @@ static void test_bad_files(const lt_tokenizer *gpt2, const char *tmp) {
 
 /* lt_tokenize_file: tiny chunks (cut at safe points, the buffer grown where a
  * stretch has none) give the ids of one encode; failures leave nothing. */
+/* lt_tok_open_tokens_pieces' progress: calls, whether `done` only grew, the last values */
+static void piece_progress(void *user, uint64_t done, uint64_t total, uint64_t tokens) {
+    struct {
+        int calls, monotonic;
+        uint64_t last, total, tokens;
+    } *p = user;
+    p->calls++;
+    p->monotonic &= done > p->last;
+    p->last = done, p->total = total, p->tokens = tokens;
+}
+
 static void test_stream(const lt_tokenizer *t, const char *tmp) {
     char in[512], out[512], err[1024], want_msg[1200];
     snprintf(in, sizeof in, "%s/stream.txt", tmp);
@@ -694,6 +705,22 @@ static void test_stream(const lt_tokenizer *t, const char *tmp) {
         CHECK(bad == 0, "%d threads: %d ids differ from a single encode", th, bad);
         lt_tokens_close(&tk);
     }
+    /* the trainer's in-memory form, in pieces of 4 KiB (the 20000 bytes without a safe point make one longer
+       piece): the ids of the single encode, and progress after each piece up to the whole file */
+    struct {
+        int calls, monotonic;
+        uint64_t last, total, tokens;
+    } pr = {0, 1, 0, 0, 0};
+    lt_tokens mem;
+    CHECK(lt_tok_open_tokens_pieces(t, in, 2, 4096, piece_progress, &pr, &mem, err, sizeof err) == LT_OK, "%s", err);
+    int bad = mem.bytes == 2 && mem.n == want.n ? 0 : -1;
+    for (size_t i = 0; !bad && i < mem.n; i++) bad += lt_tokens_get(&mem, i) != want.ids[i];
+    CHECK(bad == 0, "open_tokens in pieces: %zu tokens of %zu bytes each, %d ids differ from a single encode", mem.n,
+          (size_t)mem.bytes, bad);
+    CHECK(pr.calls >= (int)(n / 8192) && pr.calls <= (int)(n / 4096) + 1 && pr.monotonic && pr.last == n && pr.total == n && pr.tokens == want.n,
+          "open_tokens' progress: %d calls, monotonic %d, last %llu of %llu bytes (%zu), %llu tokens", pr.calls,
+          pr.monotonic, (unsigned long long)pr.last, (unsigned long long)pr.total, n, (unsigned long long)pr.tokens);
+    lt_tokens_close(&mem);
     /* failures: nothing at the output path, no temporary file left */
     unlink(out);
     char missing[600];

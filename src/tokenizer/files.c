@@ -19,8 +19,9 @@ static lt_status fits_u16(const lt_tokenizer *t, const char *path, char *err, si
     return LT_ERR_ARG;
 }
 
-lt_status lt_tokenizer_open_tokens(const lt_tokenizer *t, const char *path, int threads, lt_tokens *out, char *err,
-                                   size_t errlen) {
+lt_status lt_tok_open_tokens_pieces(const lt_tokenizer *t, const char *path, int threads, size_t piece,
+                                    lt_tokenize_progress progress, void *user, lt_tokens *out, char *err,
+                                    size_t errlen) {
     if (!t) return lt_tokens_open(path, out, err, errlen);
     lt_tokens raw;
     lt_status st = lt_tokens_open(path, &raw, err, errlen);
@@ -34,25 +35,57 @@ lt_status lt_tokenizer_open_tokens(const lt_tokenizer *t, const char *path, int 
         lt_tokens_close(&raw);
         return st;
     }
+    const char *text = raw.data;
+    const size_t len = raw.n;
     lt_tok_ids ids = {0};
+    uint16_t *toks = NULL;
+    size_t n = 0, cap = 0;
     char e2[512];
-    st = lt_tokenizer_encode_parallel(t, raw.data, raw.n, threads, NULL, &ids, e2, sizeof e2);
+    for (size_t from = 0; from < len && !st;) {
+        /* the piece ends at the first safe point past `piece` bytes (the text's end when there is none) */
+        const size_t to = len - from > piece ? lt_tokenizer_next_split(t, text, len, from + piece) : len;
+        ids.n = 0;
+        if ((st = lt_tokenizer_encode_parallel(t, text + from, to - from, threads, NULL, &ids, e2, sizeof e2))) {
+            snprintf(err, errlen, "%s: tokenizing: %s", path, e2);
+            break;
+        }
+        if (n + ids.n > cap) { /* about a token per 3 bytes of text to come, then half as much again */
+            size_t want = n + ids.n + (len - to) / 3 + 16;
+            if (want < cap + cap / 2) want = cap + cap / 2;
+            uint16_t *nt = realloc(toks, want * sizeof *toks);
+            if (!nt) {
+                snprintf(err, errlen, "%s: out of memory for %zu tokens", path, want);
+                st = LT_ERR_NOMEM;
+                break;
+            }
+            toks = nt, cap = want;
+        }
+        for (size_t i = 0; i < ids.n; i++) toks[n + i] = (uint16_t)ids.ids[i];
+        n += ids.n;
+        from = to;
+        if (progress) progress(user, from, len, n);
+    }
+    lt_tok_ids_free(&ids);
     lt_tokens_close(&raw);
     if (st) {
-        snprintf(err, errlen, "%s: tokenizing: %s", path, e2);
-        lt_tok_ids_free(&ids);
+        free(toks);
         return st;
     }
-    /* narrowed in place (no second buffer for a large corpus): each uint16 lands at or
-     * below the int32 it came from, which was read before; memcpy keeps it aliasing-safe */
-    char *bytes = (char *)ids.ids;
-    for (size_t i = 0; i < ids.n; i++) {
-        uint16_t v = (uint16_t)ids.ids[i];
-        memcpy(bytes + 2 * i, &v, sizeof v);
+    if (n && n < cap) { /* the estimate's rest given back (kept as it is where realloc cannot) */
+        uint16_t *shrunk = realloc(toks, n * sizeof *toks);
+        if (shrunk) toks = shrunk;
     }
-    uint16_t *shrunk = realloc(ids.ids, (ids.n ? ids.n : 1) * sizeof(uint16_t));
-    lt_tokens_adopt_u16(out, shrunk ? shrunk : (uint16_t *)(void *)ids.ids, ids.n);
+    if (!toks && !(toks = malloc(sizeof *toks))) { /* an empty text: no tokens, a buffer all the same */
+        snprintf(err, errlen, "%s: out of memory", path);
+        return LT_ERR_NOMEM;
+    }
+    lt_tokens_adopt_u16(out, toks, n);
     return LT_OK;
+}
+
+lt_status lt_tokenizer_open_tokens(const lt_tokenizer *t, const char *path, int threads, lt_tokenize_progress progress,
+                                   void *user, lt_tokens *out, char *err, size_t errlen) {
+    return lt_tok_open_tokens_pieces(t, path, threads, (size_t)64 << 20, progress, user, out, err, errlen);
 }
 
 /* Reads until buf holds cap bytes or the input ends; *eof set at the end. */

@@ -151,15 +151,18 @@ lt_status lt_tokenizer_decode(const lt_tokenizer *t, const int32_t *ids, size_t 
 
 /* ---- files ---- */
 
+/* Progress of lt_tokenize_file and lt_tokenizer_open_tokens: bytes of input
+ * read so far and in all (0 when unknown, e.g. a pipe), ids so far. */
+typedef void (*lt_tokenize_progress)(void *user, uint64_t done_bytes, uint64_t total_bytes, uint64_t tokens);
+
 /* Opens `path` for training: an llm.c token file as it is; any other file is
  * text, encoded with t into uint16 tokens held in memory (t's vocabulary must
- * fit 16 bits). t NULL: lt_tokens_open (text as bytes). threads as above. */
-lt_status lt_tokenizer_open_tokens(const lt_tokenizer *t, const char *path, int threads, lt_tokens *out, char *err,
-                                   size_t errlen);
-
-/* Progress of lt_tokenize_file: bytes of input read so far and in all (0 when
- * unknown, e.g. a pipe), ids written so far. */
-typedef void (*lt_tokenize_progress)(void *user, uint64_t done_bytes, uint64_t total_bytes, uint64_t tokens);
+ * fit 16 bits), 64 MiB of text at a time (cut at safe points: the ids of one
+ * encode of the whole; the int32 ids of one piece at a time beside the uint16
+ * ones), with progress(user, ...) after each piece when progress is not NULL.
+ * t NULL: lt_tokens_open (text as bytes). threads as above. */
+lt_status lt_tokenizer_open_tokens(const lt_tokenizer *t, const char *path, int threads, lt_tokenize_progress progress,
+                                   void *user, lt_tokens *out, char *err, size_t errlen);
 
 typedef struct lt_tokenize_opts {
     int threads;              /* OpenMP threads; 0: OpenMP's default */

@@ -63,4 +63,9 @@ lt_status lt_tok_bpe_word(lt_tok_ctx *c, const uint8_t *w, size_t n, int method,
 /* GPT-2's byte-to-unicode table: byte b is written as code point b2u[b] in the files. */
 void lt_tok_byte_unicode(uint32_t b2u[256]);
 
+/* lt_tokenizer_open_tokens with pieces of `piece` bytes of text (the tests' small ones) */
+lt_status lt_tok_open_tokens_pieces(const lt_tokenizer *t, const char *path, int threads, size_t piece,
+                                    lt_tokenize_progress progress, void *user, lt_tokens *out, char *err,
+                                    size_t errlen);
+
 #endif

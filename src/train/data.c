@@ -36,12 +36,13 @@ static lt_status check_ids(const lt_tokens *t, const char *path, int vocab, char
 
 lt_status lt_data_open(lt_data *d, const char *train_file, const char *validation_file, double val_percent, int T,
                        int vocab, unsigned long long seed, char *err, size_t errlen) {
-    return lt_data_open_tok(d, train_file, validation_file, val_percent, T, vocab, seed, NULL, 0, err, errlen);
+    return lt_data_open_tok(d, train_file, validation_file, val_percent, T, vocab, seed, NULL, 0, NULL, NULL, err,
+                            errlen);
 }
 
 lt_status lt_data_open_tok(lt_data *d, const char *train_file, const char *validation_file, double val_percent, int T,
-                           int vocab, unsigned long long seed, const lt_tokenizer *tok, int threads, char *err,
-                           size_t errlen) {
+                           int vocab, unsigned long long seed, const lt_tokenizer *tok, int threads,
+                           lt_tokenize_progress progress, void *user, char *err, size_t errlen) {
     memset(d, 0, sizeof *d);
     d->T = T;
     d->seed = seed;
@@ -49,13 +50,13 @@ lt_status lt_data_open_tok(lt_data *d, const char *train_file, const char *valid
         snprintf(err, errlen, "no training data: give --train_file (UTF-8 text or an llm.c token file)");
         return LT_ERR_ARG;
     }
-    lt_status st = lt_tokenizer_open_tokens(tok, train_file, threads, &d->train, err, errlen);
+    lt_status st = lt_tokenizer_open_tokens(tok, train_file, threads, progress, user, &d->train, err, errlen);
     if (st) return st;
     if ((st = check_ids(&d->train, train_file, vocab, err, errlen))) goto fail;
     d->train_begin = 0;
     d->train_len = d->train.n;
     if (validation_file && *validation_file) {
-        if ((st = lt_tokenizer_open_tokens(tok, validation_file, threads, &d->val, err, errlen))) goto fail;
+        if ((st = lt_tokenizer_open_tokens(tok, validation_file, threads, progress, user, &d->val, err, errlen))) goto fail;
         if ((st = check_ids(&d->val, validation_file, vocab, err, errlen))) goto fail;
         d->val_src = &d->val;
         d->val_begin = 0;

@@ -32,10 +32,12 @@ lt_status lt_data_open(lt_data *d, const char *train_file, const char *validatio
                        int vocab, unsigned long long seed, char *err, size_t errlen);
 
 /* The same, with text files encoded by tok (NULL: text is bytes) on `threads`
- * OpenMP threads (0: all); llm.c token files are read as they are. */
+ * OpenMP threads (0: all), progress(user, ...) after each 64 MiB of a file's
+ * text (lt_tokenizer_open_tokens; NULL: none); llm.c token files are read as
+ * they are. */
 lt_status lt_data_open_tok(lt_data *d, const char *train_file, const char *validation_file, double val_percent, int T,
-                           int vocab, unsigned long long seed, const lt_tokenizer *tok, int threads, char *err,
-                           size_t errlen);
+                           int vocab, unsigned long long seed, const lt_tokenizer *tok, int threads,
+                           lt_tokenize_progress progress, void *user, char *err, size_t errlen);
 
 /* run_clm's max_train_samples / max_eval_samples: keeps the first max_train training blocks and the first max_val
  * validation blocks, in file order (0: all), and draws the order again over what is left. */

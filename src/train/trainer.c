@@ -569,6 +569,22 @@ typedef struct {
     int data_open;
 } prep_t;
 
+/* A text file being tokenized: a line at each tenth of a file of over 64 MiB (a second or more of tokenizing) */
+typedef struct {
+    int tenth; /* tenths of the file in progress printed */
+    double t0; /* when it started */
+} tok_progress;
+static void tokenize_progress(void *user, uint64_t done, uint64_t total, uint64_t tokens) {
+    tok_progress *tp = user;
+    if (total > ((uint64_t)64 << 20) && done * 10 / total > (uint64_t)tp->tenth) {
+        tp->tenth = (int)(done * 10 / total);
+        const double s = lt_now_s() - tp->t0;
+        printf("tokenizing: %.0f of %.0f MB, %.1f M tokens, %.0f MB/s\n", done / 1e6, total / 1e6, tokens / 1e6,
+               s > 0 ? done / 1e6 / s : 0.0);
+    }
+    if (done == total) tp->tenth = 0, tp->t0 = lt_now_s(); /* the next file (validation) starts */
+}
+
 /* 0, or 1 with the reason in err. */
 static int prepare(const lt_train_args *a, prep_t *p, char *err, size_t errlen) {
     if (a->resume_from_checkpoint[0]) {
@@ -629,8 +645,9 @@ static int prepare(const lt_train_args *a, prep_t *p, char *err, size_t errlen) 
                  p->cfg.n_positions);
         return 1;
     }
+    tok_progress tp = {0, lt_now_s()};
     if (lt_data_open_tok(&p->data, train_file, a->validation_file, a->validation_split_percentage, p->T,
-                         p->cfg.vocab_size, a->data_seed, p->tok, a->threads, err, errlen))
+                         p->cfg.vocab_size, a->data_seed, p->tok, a->threads, tokenize_progress, &tp, err, errlen))
         return 1;
     p->data_open = 1;
     lt_data_limit(&p->data, (size_t)a->max_train_samples, (size_t)a->max_eval_samples);
