@@ -272,6 +272,9 @@ char *lt_train_args_to_json(const lt_train_args *a) {
         const void *field = (const char *)a + d->off;
         if (is_alias(k)) continue;
         cJSON *v = NULL;
+        /* how this run started is not the run: the file run again from another output_dir must not look for
+           "latest" there */
+        if (d->off == offsetof(lt_train_args, resume_from_checkpoint)) field = "";
         switch (d->type) {
         case A_STR: v = cJSON_CreateString(field); break;
         case A_DOUBLE: /* numbers as lt_json_number writes them: cJSON's own printing may drop their last bits */

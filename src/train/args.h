@@ -94,7 +94,8 @@ lt_status lt_train_args_parse(lt_train_args *a, int argc, char **argv, char *err
 /* The flags as training_args.json holds them (a checkpoint's record of its run, and a file lt_train_args_parse
  * reads back to the same arguments): a JSON object of every flag under its name (aliases omitted) with its value,
  * strings, numbers, true / false, null for a flag left to its default by name (greater_is_better); seeds and
- * counts past 2^53 as decimal strings (a JSON number would round them). A malloc'd string, or NULL when out of memory. */
+ * counts past 2^53 as decimal strings (a JSON number would round them); resume_from_checkpoint always "" (how the
+ * run was started, not the run). A malloc'd string, or NULL when out of memory. */
 char *lt_train_args_to_json(const lt_train_args *a);
 
 /* The flags of a whose values differ from those of `before` (the JSON text of a checkpoint's training_args.json):

@@ -353,7 +353,8 @@ plan_flags=$("$LT" plan "${M[@]}" --optim adamw_bnb_8bit --use_cpu | grep '^memo
     > "$tmp/targs-res.log" 2>&1 &&
     grep -q '^note: 2 flags differ from the checkpoint.s run: --weight_decay 0 (was 0.1), --max_steps 8 (was 6)$' "$tmp/targs-res.log" &&
     "$LT" train "$tmp/targs/checkpoint-8/training_args.json" --resume_from_checkpoint latest > "$tmp/targs-res2.log" 2>&1 &&
-    grep -q 'resuming from' "$tmp/targs-res2.log" && ! grep -q '^note:' "$tmp/targs-res2.log" ||
+    grep -q 'resuming from' "$tmp/targs-res2.log" && ! grep -q '^note:' "$tmp/targs-res2.log" &&
+    grep -q '"resume_from_checkpoint":[[:space:]]*"",' "$tmp/targs/checkpoint-8/training_args.json" ||
     { echo "resume with other flags: no note naming them, or a note with the same flags"; cat "$tmp/targs-res.log" "$tmp/targs-res2.log"; fail=1; }
 echo "training_args.json: in every checkpoint; given back, the same run bit for bit; bad files refused; a resume names changed flags"
 echo "the Trainer's JSON dump: taken, the same run as its flags; the Trainer's flags without effect taken, those asking for more refused"
