@@ -7,7 +7,9 @@
  *   1: an optimizer name and optim_args (first and second line);
  *   2: an --lr_scheduler_type and its --lr_scheduler_kwargs, then the factor
  *      at a few steps and a few metric-driven steps;
- *   3: a config.json text.
+ *   3: a config.json text;
+ *   4: a flags file (training_args.json's form): refused with a message
+ *      naming it, or read, written and read back to the same text.
  * Each must succeed or fail with a message; the sanitizers (undefined
  * behaviour among them: a number converted to a type it does not fit) do the
  * rest. A broken invariant calls __builtin_trap(). Build with `make fuzz`;
@@ -52,14 +54,15 @@ static void schedule(const char *type, long warmup, long total, double lr, const
         for (int k = 0; k < 12; k++) lt_sched_metric_step(&s, k % 3 ? 1.0 / (k + 1) : 2.0);
 }
 
-/* flag sets parsed and checked (fuzz/replay.c prints it: the seeds must get past the parser) */
+/* flag sets parsed (or flags files read) and checked (fuzz/replay.c prints it: the seeds must get past the
+   parser) */
 long lt_fuzz_reached;
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 1 || size > 4096) return 0;
     static char buf[4097];
     char *ln[34];
-    int mode = data[0] % 4;
+    int mode = data[0] % 5;
     int n = lines(data + 1, size - 1, buf, ln + 1, 32);
     char err[1024] = "";
     if (mode == 0) {
@@ -112,6 +115,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     } else if (mode == 2) {
         schedule(ln[1], 0, 100, 1e-3, n > 1 ? ln[2] : "");
         schedule(ln[1], 10, 100, 1e-3, n > 1 ? ln[2] : "");
+    } else if (mode == 4) {
+        /* a flags file (the whole input after the first byte): refused with the file named, or flags that go
+           through training_args.json and back to the same text */
+        memcpy(buf, data + 1, size - 1);
+        buf[size - 1] = 0;
+        static lt_train_args a, b;
+        lt_train_args_default(&a);
+        lt_status st = lt_train_args_from_json(&a, buf, "flags.json", err, sizeof err);
+        if (st != LT_OK) EXPECT(!strncmp(err, "flags.json: ", 12));
+        if (st != LT_OK || lt_train_args_finish(&a, err, sizeof err) != LT_OK) {
+            EXPECT(err[0]);
+            return 0;
+        }
+        lt_fuzz_reached++;
+        char *j1 = lt_train_args_to_json(&a), *j2 = NULL;
+        lt_train_args_default(&b);
+        EXPECT(j1 && lt_train_args_from_json(&b, j1, "training_args.json", err, sizeof err) == LT_OK &&
+               lt_train_args_finish(&b, err, sizeof err) == LT_OK && (j2 = lt_train_args_to_json(&b)) != NULL &&
+               !strcmp(j1, j2));
+        free(j1), free(j2);
     } else {
         lt_gpt2_config cfg;
         if (lt_gpt2_config_from_json(buf, "config.json", &cfg, err, sizeof err) != LT_OK) {

@@ -480,6 +480,10 @@ lt_status lt_train_args_parse(lt_train_args *a, int argc, char **argv, char *err
         }
         if (set_value(a, d, val, err, errlen)) return LT_ERR_ARG;
     }
+    return lt_train_args_finish(a, err, errlen);
+}
+
+lt_status lt_train_args_finish(lt_train_args *a, char *err, size_t errlen) {
     if (a->eval_steps < 0) a->eval_steps = a->logging_steps;
     if (a->data_seed == ULLONG_MAX) a->data_seed = a->seed;
     if (a->use_cpu && !strcmp(a->device, "cuda")) {

@@ -91,6 +91,11 @@ void lt_train_args_default(lt_train_args *a);
  * returns LT_ERR_ARG. */
 lt_status lt_train_args_parse(lt_train_args *a, int argc, char **argv, char *err, size_t errlen);
 
+/* What lt_train_args_parse ends with, for flags set another way (lt_train_args_from_json): the defaults that
+ * follow other flags (eval_steps from logging_steps, data_seed from seed, run_name from output_dir; use_cpu into
+ * device), then lt_train_args_check. */
+lt_status lt_train_args_finish(lt_train_args *a, char *err, size_t errlen);
+
 /* The flags as training_args.json holds them (a checkpoint's record of its run, and a file lt_train_args_parse
  * reads back to the same arguments): a JSON object of every flag under its name (aliases omitted) with its value,
  * strings, numbers, true / false, null for a flag left to its default by name (greater_is_better); seeds and
@@ -107,7 +112,7 @@ int lt_train_args_changed(const char *before, const lt_train_args *a, char *out,
 /* Sets the flags of JSON text `text` (an object of flag names and values, as lt_train_args_to_json writes it;
  * null, or an empty list, leaves a flag as it is; an object, for the *_kwargs flags, is taken as its JSON text; a
  * list of one string, as the Trainer writes report_to, as that string) into a, without the checks and the
- * resolving of defaults that lt_train_args_parse ends with. Errors name `path` (the file the text came from) and
+ * resolving of defaults that lt_train_args_parse ends with (lt_train_args_finish). Errors name `path` (the file the text came from) and
  * the flag: LT_ERR_ARG, with a possibly partly set. */
 lt_status lt_train_args_from_json(lt_train_args *a, const char *text, const char *path, char *err, size_t errlen);
 
