@@ -60,7 +60,7 @@ static void test_matmul_backward(const char *path) {
     for (int i = 0; i < N * C; i++) inp[i] = bf((float)uni(&s));
     for (int i = 0; i < C * OC; i++) w[i] = bf((float)(uni(&s) * 0.02)), dw[i] = 0.5f;
     for (int i = 0; i < OC; i++) db[i] = 0.25f;
-    lt_nn_matmul_backward_r(dinp, dw, db, dout, inp, (lt_nn_weight){w, NULL, NULL}, N, C, OC, LT_NN_ROUND_BF16,
+    lt_nn_matmul_backward_r(dinp, dw, db, dout, inp, (lt_nn_weight){.f = w}, N, C, OC, LT_NN_ROUND_BF16,
                             scratch);
     int bad = 0;
     for (int n = 0; n < N; n++)
@@ -96,11 +96,11 @@ static void test_matmul_backward(const char *path) {
     uint16_t w16[C * OC];
     for (int i = 0; i < C * OC; i++) w16[i] = lt_f32_to_bf16(w[i]), dw2[i] = 0.5f, buf[i] = -1.0f;
     for (int i = 0; i < OC; i++) db2[i] = 0.25f;
-    const lt_nn_weight in_place = {NULL, w16, buf};
+    const lt_nn_weight in_place = {.b16 = w16, .buf = buf};
     lt_nn_matmul_backward_r(dinp2, dw2, db2, dout, inp, in_place, N, C, OC, LT_NN_ROUND_BF16, scratch);
     CHECK(!memcmp(dinp, dinp2, sizeof dinp) && !memcmp(dw, dw2, sizeof dw) && !memcmp(db, db2, sizeof db),
           "bf16 matmul backward (%s): the weight as bf16 in place gave other bits than as floats", path);
-    lt_nn_matmul_forward_r(out, inp, (lt_nn_weight){w, NULL, NULL}, db, N, C, OC, LT_NN_ROUND_BF16);
+    lt_nn_matmul_forward_r(out, inp, (lt_nn_weight){.f = w}, db, N, C, OC, LT_NN_ROUND_BF16);
     lt_nn_matmul_forward_r(out2, inp, in_place, db, N, C, OC, LT_NN_ROUND_BF16);
     CHECK(!memcmp(out, out2, sizeof out),
           "bf16 matmul forward (%s): the weight as bf16 in place gave other bits than as floats", path);

@@ -377,21 +377,28 @@ static void gemm_r(lt_nn_round r, int ta, int tb, int M, int N, int K, const flo
                 B, ldb, beta, C, ldc);
 }
 
-/* C[M,N] = op(A) @ op(w) + beta * C for a linear layer's weight w [rows, ldw] (op(w) = w^T when tb): its bf16 in
- * place where it came so and that product is taken, else its floats (from w.b16 into w.buf where it came as bf16) */
+/* C[M,N] = op(A) @ op(w) + beta * C for a weight w [rows, ldw] (op(w) = w^T when tb; lt_nn_weight): as bf16 on the
+ * CPU's bf16 path where w came without floats (w.b16 in place, or w.f32 rounded into w.buf) and that product is
+ * taken; else its floats (w.f, or fetched into w.buf) for gemm_r */
 static void gemm_w(lt_nn_round r, int tb, int M, int N, int K, const float *A, int lda, lt_nn_weight w, size_t rows,
                    int ldw, float beta, float *C, int ldc) {
     const float *wf = w.f;
     if (!wf) {
-        if (!lt_gemm_bf16_b16(0, tb, M, N, K, A, lda, w.b16, ldw, beta, C, ldc)) return;
-        lt_nn_unpack16(w.buf, w.b16, rows * (size_t)ldw, LT_NN_ROUND_BF16);
+        const size_t n = rows * (size_t)ldw;
+        const uint16_t *w16 = w.b16;
+        if (!w16 && r == LT_NN_ROUND_BF16 && lt_gemm_bf16_enabled()) { /* the values the fetch gives, as bf16 */
+            lt_nn_pack16((uint16_t *)(void *)w.buf, w.f32, n, r);
+            w16 = (const uint16_t *)(const void *)w.buf;
+        }
+        if (w16 && !lt_gemm_bf16_b16(0, tb, M, N, K, A, lda, w16, ldw, beta, C, ldc)) return;
+        lt_nn_fetch16(w.buf, w.f32, w.b16, n, r);
         wf = w.buf;
     }
     gemm_r(r, 0, tb, M, N, K, A, lda, wf, ldw, beta, C, ldc);
 }
 
 void lt_nn_matmul_forward(float *out, const float *inp, const float *w, const float *bias, size_t N, int C, int OC) {
-    lt_nn_matmul_forward_r(out, inp, (lt_nn_weight){w, NULL, NULL}, bias, N, C, OC, LT_NN_ROUND_NONE);
+    lt_nn_matmul_forward_r(out, inp, (lt_nn_weight){.f = w}, bias, N, C, OC, LT_NN_ROUND_NONE);
 }
 
 void lt_nn_matmul_forward_r(float *out, const float *inp, lt_nn_weight w, const float *bias, size_t N, int C, int OC,
@@ -405,8 +412,7 @@ void lt_nn_matmul_forward_r(float *out, const float *inp, lt_nn_weight w, const 
 
 void lt_nn_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp, const float *w,
                            size_t N, int C, int OC) {
-    lt_nn_matmul_backward_r(dinp, dw, dbias, dout, inp, (lt_nn_weight){w, NULL, NULL}, N, C, OC, LT_NN_ROUND_NONE,
-                            NULL);
+    lt_nn_matmul_backward_r(dinp, dw, dbias, dout, inp, (lt_nn_weight){.f = w}, N, C, OC, LT_NN_ROUND_NONE, NULL);
 }
 
 /* dst[n] += src[n] */
@@ -903,30 +909,14 @@ NN_CLONES void lt_nn_unpack16(float *dst, const uint16_t *src, size_t n, lt_nn_r
     }
 }
 
-/* wscratch[0 .. (v1-v0)*C) = rows v0..v1 of wte as the 16-bit compute sees them */
-static void fetch_rows(float *dst, const float *wte, const uint16_t *wte16, int v0, int v1, int C, lt_nn_round r) {
-    size_t n = (size_t)(v1 - v0) * (size_t)C, off = (size_t)v0 * (size_t)C;
-    lt_nn_fetch16(dst, wte ? wte + off : NULL, wte ? NULL : wte16 + off, n, r);
-}
-
-/* C = op(A) @ op(W) + beta * C, W rows v0..v1 of the head's weight ([v1 - v0, C]; op(W) is W^T when tb). With bf16 on
- * the CPU's bf16 instructions, W goes as bf16 in place (lt_gemm_bf16_b16): wte16's own rows (pure bf16), or wte's
- * rounded into wscratch as bf16 (the values fetch_rows gives, in half the bytes and one pass); otherwise, or where
- * that product is declined, fetch_rows puts W into wscratch as floats for gemm_r. */
+/* C = op(A) @ op(W) + beta * C, W rows v0..v1 of the head's weight ([v1 - v0, C]; op(W) is W^T when tb): wte16's
+ * own rows (pure bf16) or wte's (mixed precision), with wscratch as their room (gemm_w) */
 static void head_product(lt_nn_round r, int tb, int M, int N, int K, const float *A, int lda, const float *wte,
                          const uint16_t *wte16, int v0, int v1, int C, float *wscratch, float beta, float *Cm,
                          int ldc) {
-    if (r == LT_NN_ROUND_BF16 && lt_gemm_bf16_enabled()) {
-        const size_t off = (size_t)v0 * (size_t)C;
-        const uint16_t *w16 = wte16 + off;
-        if (wte) {
-            lt_nn_pack16((uint16_t *)(void *)wscratch, wte + off, (size_t)(v1 - v0) * (size_t)C, r);
-            w16 = (const uint16_t *)(const void *)wscratch;
-        }
-        if (!lt_gemm_bf16_b16(0, tb, M, N, K, A, lda, w16, C, beta, Cm, ldc)) return;
-    }
-    fetch_rows(wscratch, wte, wte16, v0, v1, C, r);
-    gemm_r(r, 0, tb, M, N, K, A, lda, wscratch, C, beta, Cm, ldc);
+    const size_t off = (size_t)v0 * (size_t)C;
+    const lt_nn_weight w = {.b16 = wte ? NULL : wte16 + off, .buf = wscratch, .f32 = wte ? wte + off : NULL};
+    gemm_w(r, tb, M, N, K, A, lda, w, (size_t)(v1 - v0), C, beta, Cm, ldc);
 }
 
 void lt_nn_lmhead_forward_r(float *logits, const float *inp, const float *wte, const uint16_t *wte16, size_t N, int C,

@@ -74,13 +74,16 @@ typedef enum lt_nn_round { LT_NN_ROUND_NONE = 0, LT_NN_ROUND_BF16 = 1, LT_NN_ROU
  * one sum over the N positions. */
 #define LT_NN_LM_WGRAD_ROWS 4096
 
-/* A linear layer's weight w[C, OC] as the 16-bit products read it: f, floats holding the values the compute uses;
- * or, for weights kept in bf16 (pure bf16) where the CPU's bf16 path is on, b16, those values in place (f NULL),
- * with buf room for C x OC floats, into which a product that path declines expands them for sgemm. */
+/* A linear layer's weight w[C, OC] (or an lm-head chunk's rows) as the 16-bit products read it: f, floats holding
+ * the values the compute uses; or (f NULL) the weight itself, each product taking it as bf16 on the CPU's bf16 path:
+ * b16, bf16 values used in place (pure bf16), or f32, an fp32 master rounded into buf as bf16 (mixed bf16, one
+ * pass); buf has room for the weight as floats, into which a product that path does not take fetches them for
+ * sgemm (lt_nn_fetch16: b16 expanded, or f32 rounded with the product's r). */
 typedef struct lt_nn_weight {
     const float *f;
     const uint16_t *b16;
     float *buf;
+    const float *f32;
 } lt_nn_weight;
 
 /* lt_nn_matmul_forward in the compute's precision: with r bf16 (inp, w and bias bf16 values) the product runs on
