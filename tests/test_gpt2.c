@@ -1462,7 +1462,96 @@ static void test_label_smoothing(void) {
            "its largest\n", worst_l, worst_g);
 }
 
+/* lt_nn_top1_hits against torch.argmax (tests/data/top1.json, scripts/make-top1-reference.py): for each row,
+ * a target at torch's index is a hit and a target anywhere else is not (ties, NaNs, infinities) */
+static void test_top1_reference(void) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/top1.json", lt_test_data_dir());
+    char *text = lt_test_read_file(path, NULL);
+    CHECK(text != NULL, "%s: cannot read", path);
+    if (!text) return;
+    cJSON *j = cJSON_Parse(text);
+    free(text);
+    const cJSON *rows = cJSON_GetObjectItem(j, "rows"), *row;
+    int n = 0, bad = 0, ties = 0;
+    cJSON_ArrayForEach(row, rows) {
+        const cJSON *bits = cJSON_GetObjectItem(row, "bits");
+        const int V = cJSON_GetArraySize(bits), want = cJSON_GetObjectItem(row, "argmax")->valueint;
+        float *l = malloc(sizeof(float) * (size_t)V * (size_t)V);
+        int32_t *tg = malloc(sizeof(int32_t) * (size_t)V);
+        for (int v = 0; v < V; v++) {
+            const uint32_t u = (uint32_t)(int32_t)cJSON_GetArrayItem(bits, v)->valuedouble;
+            memcpy(&l[v], &u, sizeof u);
+        }
+        int equal_max = 0;
+        for (int v = 0; v < V; v++) equal_max += l[v] == l[want] && v != want;
+        ties += equal_max > 0;
+        /* the row V times, with every target: exactly one hit, at torch's index */
+        for (int t = 0; t < V; t++) memcpy(l + (size_t)t * V, l, sizeof(float) * (size_t)V), tg[t] = t;
+        const size_t hits = lt_nn_top1_hits(l, tg, (size_t)V, V);
+        size_t at_want = lt_nn_top1_hits(l, &tg[want], 1, V);
+        if (hits != 1 || at_want != 1) {
+            bad++;
+            CHECK(0, "top1 row %d (V %d): %zu hits over all targets, torch's index %d %s", n, V, hits, want,
+                  at_want ? "hit" : "missed");
+        }
+        free(l), free(tg);
+        n++;
+    }
+    cJSON_Delete(j);
+    CHECK(n >= 60 && ties >= 10, "top1.json: %d rows, %d with ties", n, ties);
+    printf("top-1 predictions: torch.argmax's index in %d of %d rows (ties in %d, NaNs, infinities)\n",
+           n - bad, n, ties);
+}
+
+/* lt_gpt2_eval's count: the positions whose logits' first largest value is at the target, the logits those of a
+ * forward without targets; the same count with the head in chunks; fp32 and bf16 */
+static void test_eval_accuracy(void) {
+    lt_gpt2_config cfg = {.vocab_size = 97, .n_positions = 40, .n_embd = 64, .n_layer = 2, .n_head = 4,
+                          .layer_norm_epsilon = 1e-5};
+    enum { B = 3, T = 33, N = B * T, V = 97 };
+    const lt_gpt2_precision precs[2] = {LT_GPT2_F32, LT_GPT2_BF16};
+    char err[512] = "";
+    int32_t in[N], tg[N];
+    for (int i = 0; i < N; i++) in[i] = (int32_t)(urand() * V), tg[i] = (int32_t)(urand() * V);
+    for (int pi = 0; pi < 2; pi++) {
+        lt_gpt2 *m[2] = {NULL, NULL};
+        for (int k = 0; k < 2; k++) {
+            CHECK(lt_gpt2_create(&cfg, &m[k], err, sizeof err) == LT_OK, "%s", err);
+            if (!m[k]) return;
+            lt_gpt2_set_precision(m[k], precs[pi], 0, err, sizeof err);
+            if (k) lt_gpt2_set_head_rows(m[k], 7);
+            CHECK(lt_gpt2_set_batch(m[k], B, T, err, sizeof err) == LT_OK, "%s", err);
+            lt_gpt2_init_random(m[k], 11);
+        }
+        CHECK(lt_gpt2_forward(m[0], in, NULL, B, T, err, sizeof err) == LT_OK, "%s", err);
+        /* every other target set to the row's first largest logit, so that about half are hits */
+        long want = 0;
+        int tied = 0;
+        for (int i = 0; i < N; i++) {
+            const float *l = m[0]->acts.logits + (size_t)i * V;
+            int best = 0;
+            for (int v = 1; v < V; v++)
+                if (l[v] > l[best]) best = v;
+            for (int v = best + 1; v < V; v++) tied += l[v] == l[best];
+            if (i % 2 == 0) tg[i] = best;
+            want += tg[i] == best;
+        }
+        long got[2] = {-1, -1};
+        for (int k = 0; k < 2; k++)
+            CHECK(lt_gpt2_eval(m[k], in, tg, B, T, &got[k], err, sizeof err) == LT_OK, "%s", err);
+        CHECK(got[0] == want && got[1] == want && want >= N / 2,
+              "precision %d: %ld positions predicted right (%ld with the head in chunks), the logits' argmax gives %ld",
+              pi, got[0], got[1], want);
+        printf("eval accuracy (precision %d): %ld of %d positions, whole and in chunks (%d tied maxima after the "
+               "first)\n", pi, want, N, tied);
+        lt_gpt2_free(m[0]), lt_gpt2_free(m[1]);
+    }
+}
+
 int main(void) {
+    test_top1_reference();
+    test_eval_accuracy();
     test_label_smoothing();
     test_neftune();
     test_gelu();

@@ -73,7 +73,7 @@ static void check_layout(const lt_gpt2_config *c, int B, int T, int ckpt, lt_gpt
         [LT_GPT2_DEV_INPUTS] = BT * 4,
         [LT_GPT2_DEV_TARGETS] = BT * 4,
         [LT_GPT2_DEV_PLAN] = (3 * BT + 1) * 4,
-        [LT_GPT2_DEV_LOSS_SUM] = 8,
+        [LT_GPT2_DEV_LOSS_SUM] = 16,
         [LT_GPT2_DEV_NORM] = (LT_GPT2_DEV_NORM_PARTS + 1) * 8,
     };
     size_t at = 0, act = 0, back = 0;

@@ -781,7 +781,7 @@ static void head_finish(lt_gpt2 *m) {
 
 /* grad: a backward may follow (targets given); drop: apply the dropout lt_gpt2_set_dropout turned on */
 static lt_status forward(lt_gpt2 *m, const int32_t *inputs, const int32_t *targets, int B, int T, int grad,
-                         int drop, char *err, size_t errlen) {
+                         int drop, long *hits, char *err, size_t errlen) {
     const lt_gpt2_config *c = &m->cfg;
     if (!m->act_memory) {
         lt_errmsg(err, errlen, "forward: no activation buffers: call lt_gpt2_set_batch first");
@@ -838,15 +838,18 @@ static lt_status forward(lt_gpt2 *m, const int32_t *inputs, const int32_t *targe
        backward; whole mode is one chunk of all rows whose backward lt_gpt2_backward does */
     const size_t R = lt_gpt2_head_chunk(N, m->head_chunk); /* at most the buffer's rows (head_chunk 0: all N) */
     const int fused = m->head_rows && grad;
+    size_t top1 = 0;
     for (size_t r0 = 0; r0 < N; r0 += R) {
         const size_t n = N - r0 < R ? N - r0 : R;
         head_logits(m, r0, n);
         if (targets)
             lt_nn_crossentropy_forward(a->losses + r0, a->lse + r0, a->logits, tg + r0, n, V, m->label_smoothing);
+        if (targets && hits) top1 += lt_nn_top1_hits(a->logits, tg + r0, n, V);
         if (fused) head_backward(m, r0, n, N);
     }
     if (fused && N > R) head_finish(m);
     m->head_done = fused;
+    if (hits) *hits = (long)top1;
     if (targets) {
         /* summed over all positions in order, whatever the chunks (lt_nn_crossentropy_forward's order) */
         double total = 0.0;
@@ -861,16 +864,22 @@ static lt_status forward(lt_gpt2 *m, const int32_t *inputs, const int32_t *targe
 
 lt_status lt_gpt2_forward(lt_gpt2 *m, const int32_t *inputs, const int32_t *targets, int B, int T, char *err,
                           size_t errlen) {
-    return forward(m, inputs, targets, B, T, targets != NULL, 1, err, errlen);
+    return forward(m, inputs, targets, B, T, targets != NULL, 1, NULL, err, errlen);
 }
 
-lt_status lt_gpt2_eval_loss(lt_gpt2 *m, const int32_t *inputs, const int32_t *targets, int B, int T, char *err,
-                            size_t errlen) {
+lt_status lt_gpt2_eval(lt_gpt2 *m, const int32_t *inputs, const int32_t *targets, int B, int T, long *correct,
+                       char *err, size_t errlen) {
+    if (correct) *correct = 0;
     if (!targets) {
         lt_errmsg(err, errlen, "eval_loss: no targets given");
         return LT_ERR_ARG;
     }
-    return forward(m, inputs, targets, B, T, 0, 0, err, errlen);
+    return forward(m, inputs, targets, B, T, 0, 0, correct, err, errlen);
+}
+
+lt_status lt_gpt2_eval_loss(lt_gpt2 *m, const int32_t *inputs, const int32_t *targets, int B, int T, char *err,
+                            size_t errlen) {
+    return lt_gpt2_eval(m, inputs, targets, B, T, NULL, err, errlen);
 }
 
 lt_status lt_gpt2_backward(lt_gpt2 *m, char *err, size_t errlen) { return lt_gpt2_backward_cb(m, NULL, NULL, err, errlen); }

@@ -391,6 +391,14 @@ lt_status lt_gpt2_forward(lt_gpt2 *m, const int32_t *inputs, const int32_t *targ
 lt_status lt_gpt2_eval_loss(lt_gpt2 *m, const int32_t *inputs, const int32_t *targets, int B, int T, char *err,
                             size_t errlen);
 
+/* lt_gpt2_eval_loss, and *correct (may be NULL) = how many of the B*T
+ * positions have their top-1 prediction at the target: the first index of
+ * the largest logit (of the first NaN in a row that has one), torch.argmax's
+ * choice, over the logits as computed (bf16 values in bf16 compute): run_clm's
+ * eval_accuracy is *correct / (B*T). */
+lt_status lt_gpt2_eval(lt_gpt2 *m, const int32_t *inputs, const int32_t *targets, int B, int T, long *correct,
+                       char *err, size_t errlen);
+
 /* Backward pass of the last forward (which must have had targets): adds
  * d loss / d parameter into every gradient (wte's gets both the lm-head and
  * the embedding contributions). Overwrites m->acts.logits with d loss /

@@ -838,6 +838,27 @@ NN_CLONES double lt_nn_crossentropy_forward(float *losses, float *lse, const flo
     return total;
 }
 
+/* Whether t is the row's argmax: for a number x at t, every value before it below x (a NaN is not) and every
+ * value after it at most x (a NaN is not); for a NaN at t, no NaN before it. Branch-free loops, vectorized. */
+static inline int top1_hit(const float *l, int V, int t) {
+    const float x = l[t];
+    int bad = 0;
+    if (x != x) {
+        for (int v = 0; v < t; v++) bad |= l[v] != l[v];
+        return !bad;
+    }
+    for (int v = 0; v < t; v++) bad |= !(l[v] < x);
+    for (int v = t + 1; v < V; v++) bad |= !(l[v] <= x);
+    return !bad;
+}
+
+NN_CLONES size_t lt_nn_top1_hits(const float *logits, const int32_t *targets, size_t N, int V) {
+    size_t hits = 0;
+#pragma omp parallel for reduction(+ : hits) schedule(static)
+    for (size_t n = 0; n < N; n++) hits += (size_t)top1_hit(logits + n * (size_t)V, V, targets[n]);
+    return hits;
+}
+
 void lt_nn_crossentropy_backward(float *dlogits, const float *logits, const float *lse, const int32_t *targets,
                                  size_t N, int V, float scale, float eps) {
     lt_nn_crossentropy_backward_r(dlogits, logits, lse, targets, N, V, scale, eps, LT_NN_ROUND_NONE);

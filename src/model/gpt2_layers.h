@@ -233,6 +233,12 @@ void lt_nn_lmhead_backward(float *dinp, float *dwte, const float *dlogits, const
 double lt_nn_crossentropy_forward(float *losses, float *lse, const float *logits, const int32_t *targets, size_t N,
                                   int V, float eps);
 
+/* How many of the N rows of logits [N,V] have their top-1 prediction at
+ * targets[n]: the first index of the row's largest value, or of its first
+ * NaN if it has one (torch.argmax's answer, which run_clm's accuracy takes).
+ * An integer count: the same for any thread count. */
+size_t lt_nn_top1_hits(const float *logits, const int32_t *targets, size_t N, int V);
+
 /* dlogits[N,V] = (softmax(logits) - (1 - eps) onehot(targets) - eps / V) *
  * scale, from the forward's lse (eps 0: exactly (softmax - onehot) * scale);
  * dlogits may be logits itself (in place). scale is 1/N for a mean loss. */

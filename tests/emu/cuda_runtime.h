@@ -594,6 +594,9 @@ inline int __all_sync(unsigned mask, int pred) {
     return all;
 }
 inline int atomicOr(int *p, int v) { return __atomic_fetch_or(p, v, __ATOMIC_SEQ_CST); }
+inline unsigned long long atomicAdd(unsigned long long *p, unsigned long long v) {
+    return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST);
+}
 /* the block's dynamic shared memory, 128-byte aligned (its vector holds 128 bytes more) */
 inline void *lt_emu_dyn_smem() {
     const uintptr_t p = (uintptr_t)lt_emu_cur->dyn.data();

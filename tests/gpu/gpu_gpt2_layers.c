@@ -554,6 +554,41 @@ static void run(const shape *s, lt_dtype dt) {
         free(lg), free(lg_c), free(losses), free(lse), free(dl);
     }
 
+    /* ---- top-1 predictions: the count of rows whose first largest logit is the target, the CPU's, with
+     * coarse values (ties: a target at a later tied maximum misses), a NaN in some rows, padding columns larger
+     * than every logit (never read) ---- */
+    {
+        const size_t nl = N * (size_t)ldv;
+        float *lg = rand_arr(nl, 4.0f, 0.0f);
+        for (size_t i = 0; i < nl; i++) lg[i] = roundf(lg[i]); /* integers: exact in every dtype, many ties */
+        for (size_t r = 0; r < N; r++)
+            for (int j = V; j < ldv; j++) lg[r * ldv + j] = 1e4f;
+        for (size_t r = 3; r < N; r += 7) lg[r * ldv + (r * 5) % (size_t)V] = NAN;
+        float *lg_c = fbuf(N * (size_t)V);
+        int32_t *tg = malloc(N * sizeof *tg);
+        for (size_t r = 0; r < N; r++) {
+            const float *l = lg + r * ldv;
+            int best = 0, last = 0;
+            for (int v = 1; v < V; v++)
+                if (l[v] > l[best]) best = v;
+            for (int v = 0; v < V; v++)
+                if (l[v] == l[best]) last = v;
+            tg[r] = r % 3 == 0 ? best : r % 3 == 1 ? last : (int32_t)((r * 11) % (size_t)V);
+            memcpy(lg_c + r * V, l, (size_t)V * sizeof *l);
+        }
+        const unsigned long long want = lt_nn_top1_hits(lg_c, tg, N, V), zero = 0;
+        void *d_lg = dev_put(lg, nl, dt);
+        int32_t *d_tg = dalloc(N * sizeof *tg);
+        unsigned long long *d_hits = dalloc(sizeof zero), got = ~0ull;
+        upload(d_tg, tg, N * sizeof *tg);
+        upload(d_hits, &zero, sizeof zero);
+        ok(lt_cunn_top1_hits(nn, dt, d_hits, d_lg, d_tg, N, V, ldv), "top1_hits");
+        download(&got, d_hits, sizeof got);
+        printf("  %-4s %-40s %llu of %zu rows, CPU %llu\n", dtn(dt), "top1_hits", got, N, want);
+        CHECK(got == want && want > 0, "%s top1_hits: %llu rows, the CPU's count %llu", dtn(dt), got, want);
+        free(lg), free(lg_c), free(tg);
+    }
+
     free(x), free(wte), free(wpe), free(inp), free(targets);
     free_all();
 }

@@ -94,6 +94,7 @@
 #include "leantrain/optim.h"
 #include "model/cuda/gpt2_device.h"
 #include "model/gpt2.h"
+#include "model/gpt2_layers.h"
 #include "testutil.h"
 
 #define TOL_LOSS 1e-5
@@ -1021,6 +1022,69 @@ static void check_head_chunks(uint64_t seed) {
     lt_gpt2_free(m), lt_gpt2_free(rw), lt_gpt2_free(rc), lt_gpt2_free(re);
 }
 
+/* Evaluation's top-1 count (run_clm's eval_accuracy) on the device, in fp32, bf16 and fp16: with the head
+ * whole, exactly the count lt_nn_top1_hits gives over the logits the same device model computes without targets
+ * (every other target set to that row's argmax, so about half are hits); with the head in chunks, the same count
+ * but for rows where a chunk's GEMM rounds a near-tied logit the other way (at most one in 16; none in the
+ * emulation, whose GEMMs sum in one order). */
+static void check_eval_top1(uint64_t seed) {
+    const shape *s = &CHUNK_SHAPE;
+    lt_gpt2_config cfg = {.vocab_size = s->V, .n_positions = s->P, .n_embd = s->C, .n_layer = s->L,
+                          .n_head = s->NH, .layer_norm_epsilon = 1e-5};
+    const int B = s->B, T = s->T, V = s->V;
+    const size_t N = (size_t)B * (size_t)T;
+    lt_gpt2 *m = random_model(&cfg, seed + 7);
+    int32_t *in = malloc(N * sizeof *in), *tg = malloc(N * sizeof *tg);
+    if (!in || !tg) exit(2);
+    rng = seed + 7;
+    for (size_t i = 0; i < N; i++) in[i] = (int32_t)(next32() % (uint32_t)V), tg[i] = (int32_t)(next32() % (uint32_t)V);
+    const lt_gpt2_precision precs[3] = {LT_GPT2_F32, LT_GPT2_BF16, LT_GPT2_F16};
+    const char *names[3] = {"fp32", "bf16", "fp16"};
+    for (int k = 0; k < 3; k++) {
+        lt_gpt2_dev *dw = head_model(m, precs[k], 0, 0, 0, B, T), *dc = head_model(m, precs[k], CHUNK_ROWS, 0, 0, B, T);
+        MUST(lt_gpt2_dev_forward(dw, in, NULL, B, T, NULL, err, sizeof err));
+        MUST(lt_gpt2_dev_sync(dw, err, sizeof err));
+        int ldv;
+        lt_dtype dt;
+        const void *dl = lt_gpt2_dev_logits(dw, &ldv, &dt);
+        const size_t es = lt_dtype_size(dt);
+        unsigned char *raw = malloc(N * (size_t)ldv * es);
+        float *lg = malloc(N * (size_t)V * sizeof *lg);
+        if (!raw || !lg) exit(2);
+        MUST(lt_cuda_memcpy_raw(raw, dl, N * (size_t)ldv * es, 1, err, sizeof err) ? LT_ERR_DEVICE : LT_OK);
+        for (size_t r = 0; r < N; r++)
+            for (int v = 0; v < V; v++) {
+                const unsigned char *e = raw + (r * (size_t)ldv + (size_t)v) * es;
+                uint16_t h;
+                float f;
+                if (dt == LT_DTYPE_F32) memcpy(&f, e, 4);
+                else memcpy(&h, e, 2), f = dt == LT_DTYPE_BF16 ? lt_bf16_to_f32(h) : lt_f16_to_f32(h);
+                lg[r * (size_t)V + v] = f;
+            }
+        for (size_t r = 0; r < N; r += 2) {
+            const float *l = lg + r * (size_t)V;
+            int best = 0;
+            for (int v = 1; v < V; v++)
+                if (l[v] > l[best]) best = v;
+            tg[r] = best;
+        }
+        const long want = (long)lt_nn_top1_hits(lg, tg, N, V);
+        long got_w = -1, got_c = -1;
+        float lw, lc;
+        MUST(lt_gpt2_dev_eval(dw, in, tg, B, T, &lw, &got_w, err, sizeof err));
+        MUST(lt_gpt2_dev_eval(dc, in, tg, B, T, &lc, &got_c, err, sizeof err));
+        printf("  %-44s %ld of %zu positions, with the head in chunks %ld; the logits' argmax: %ld\n",
+               names[k], got_w, N, got_c, want);
+        CHECK(got_w == want && want >= (long)N / 2, "%s: device top-1 count %ld, over its logits %ld", names[k], got_w,
+              want);
+        CHECK(labs(got_c - want) * 16 <= (long)N, "%s: top-1 count in chunks %ld, whole %ld", names[k], got_c, want);
+        free(raw), free(lg);
+        lt_gpt2_dev_free(dw), lt_gpt2_dev_free(dc);
+    }
+    free(in), free(tg);
+    lt_gpt2_free(m);
+}
+
 int main(int argc, char **argv) {
     int quick = 0;
     uint64_t seed = 1234;
@@ -1043,5 +1107,6 @@ int main(int argc, char **argv) {
     for (int i = 0; i < n; i++) run_shape(&SHAPES[i], seed + (uint64_t)i);
     for (int i = 0; i < n; i++) check_dropout(&SHAPES[i], seed + (uint64_t)i);
     check_head_chunks(seed);
+    check_eval_top1(seed);
     return lt_test_done("gpu_gpt2_model");
 }

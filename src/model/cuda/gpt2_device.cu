@@ -654,10 +654,12 @@ lt_status head_backward(lt_gpt2_dev *d, size_t r0, size_t n, bool sum, char *err
 }
 
 /* grad: a training forward (targets given; a backward follows, and in chunked mode the head's backward runs
- * here); drop: apply the dropout set_dropout turned on */
+ * here); drop: apply the dropout set_dropout turned on; hits (with targets, not grad): the positions whose top-1
+ * prediction is the target */
 lt_status forward(lt_gpt2_dev *d, const int32_t *inputs, const int32_t *targets, int B, int T, bool grad, bool drop,
-                  float *loss, char *err, size_t errlen) {
+                  float *loss, long *hits, char *err, size_t errlen) {
     if (loss) *loss = NAN;
+    if (hits) *hits = 0;
     if (!d->arena) {
         lt_errmsg(err, errlen, "device GPT-2: forward: no activation buffer: call lt_gpt2_dev_set_batch first");
         return LT_ERR_STATE;
@@ -742,6 +744,12 @@ lt_status forward(lt_gpt2_dev *d, const int32_t *inputs, const int32_t *targets,
         e = cudaMemsetAsync(buf(d, LT_GPT2_DEV_HEADSUM), 0, (size_t)V * (size_t)C * sizeof(float), d->stream);
         if (e != cudaSuccess) return cuda_fail(err, errlen, "forward: zeroing the head's gradient sum", e);
     }
+    /* the loss sum's buffer: [0] the sum (double), [1] the top-1 hits (an integer count) */
+    double *loss_sum = reinterpret_cast<double *>(buf(d, LT_GPT2_DEV_LOSS_SUM));
+    unsigned long long *top1 = reinterpret_cast<unsigned long long *>(loss_sum + 1);
+    const bool count = targets && hits && !grad;
+    if (count && (e = cudaMemsetAsync(top1, 0, sizeof *top1, d->stream)) != cudaSuccess)
+        return cuda_fail(err, errlen, "forward: zeroing the top-1 count", e);
     const size_t S = elem_bytes(d);
     for (size_t r0 = 0; r0 < N; r0 += R) {
         const size_t n = N - r0 < R ? N - r0 : R;
@@ -756,20 +764,24 @@ lt_status forward(lt_gpt2_dev *d, const int32_t *inputs, const int32_t *targets,
                  : lt_cunn_crossentropy_forward(nn, dt, losses, lse, logits, tg, n, V, ldv, d->label_smoothing,
                                                 nullptr))
             return nn_fail(d, err, errlen, "forward: classifier");
+        if (count && lt_cunn_top1_hits(nn, dt, top1, logits, tg, n, V, ldv))
+            return nn_fail(d, err, errlen, "forward: top-1 predictions");
         if (fused && (st = head_backward(d, r0, n, sum16, err, errlen))) return st;
     }
     if (sum16 && lt_cunn_add_rounded(nn, dt, G(d, LT_GPT2_WTE), fbuf(d, LT_GPT2_DEV_HEADSUM), (size_t)V * C))
         return nn_fail(d, err, errlen, "forward: the head's gradient sum");
     if (!targets) return LT_OK;
     /* summed over all positions in one fixed order, whatever the chunks */
-    double *loss_sum = reinterpret_cast<double *>(buf(d, LT_GPT2_DEV_LOSS_SUM));
     if (lt_cunn_loss_sum(nn, loss_sum, fbuf(d, LT_GPT2_DEV_LOSSES), N))
         return nn_fail(d, err, errlen, "forward: loss sum");
     double sum = 0.0;
+    unsigned long long nhit = 0;
     e = cudaMemcpyAsync(&sum, loss_sum, sizeof sum, cudaMemcpyDeviceToHost, d->stream);
+    if (e == cudaSuccess && count) e = cudaMemcpyAsync(&nhit, top1, sizeof nhit, cudaMemcpyDeviceToHost, d->stream);
     if (e != cudaSuccess) return cuda_fail(err, errlen, "forward: reading the loss", e);
     if ((st = wait(d, err, errlen, "forward"))) return st;
     if (loss) *loss = (float)(sum / (double)N);
+    if (count) *hits = (long)nhit;
     d->have_targets = grad;
     d->head_done = fused;
     return LT_OK;
@@ -777,17 +789,23 @@ lt_status forward(lt_gpt2_dev *d, const int32_t *inputs, const int32_t *targets,
 
 lt_status lt_gpt2_dev_forward(lt_gpt2_dev *d, const int32_t *inputs, const int32_t *targets, int B, int T,
                               float *loss, char *err, size_t errlen) {
-    return forward(d, inputs, targets, B, T, targets != nullptr, true, loss, err, errlen);
+    return forward(d, inputs, targets, B, T, targets != nullptr, true, loss, nullptr, err, errlen);
 }
 
-lt_status lt_gpt2_dev_eval_loss(lt_gpt2_dev *d, const int32_t *inputs, const int32_t *targets, int B, int T,
-                                float *loss, char *err, size_t errlen) {
+lt_status lt_gpt2_dev_eval(lt_gpt2_dev *d, const int32_t *inputs, const int32_t *targets, int B, int T, float *loss,
+                           long *correct, char *err, size_t errlen) {
     if (loss) *loss = NAN;
+    if (correct) *correct = 0;
     if (!targets) {
         lt_errmsg(err, errlen, "device GPT-2: eval_loss: no targets given");
         return LT_ERR_ARG;
     }
-    return forward(d, inputs, targets, B, T, false, false, loss, err, errlen);
+    return forward(d, inputs, targets, B, T, false, false, loss, correct, err, errlen);
+}
+
+lt_status lt_gpt2_dev_eval_loss(lt_gpt2_dev *d, const int32_t *inputs, const int32_t *targets, int B, int T,
+                                float *loss, char *err, size_t errlen) {
+    return lt_gpt2_dev_eval(d, inputs, targets, B, T, loss, nullptr, err, errlen);
 }
 
 lt_status lt_gpt2_dev_backward(lt_gpt2_dev *d, char *err, size_t errlen) {

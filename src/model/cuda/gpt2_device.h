@@ -263,6 +263,12 @@ lt_status lt_gpt2_dev_forward(lt_gpt2_dev *d, const int32_t *inputs, const int32
 lt_status lt_gpt2_dev_eval_loss(lt_gpt2_dev *d, const int32_t *inputs, const int32_t *targets, int B, int T,
                                 float *loss, char *err, size_t errlen);
 
+/* lt_gpt2_dev_eval_loss, and *correct (may be NULL) = how many of the B*T
+ * positions have their top-1 prediction at the target, as lt_gpt2_eval
+ * counts them (torch.argmax's choice over the logits in the compute dtype). */
+lt_status lt_gpt2_dev_eval(lt_gpt2_dev *d, const int32_t *inputs, const int32_t *targets, int B, int T, float *loss,
+                           long *correct, char *err, size_t errlen);
+
 /* Backward pass of the last forward (which must have had targets): adds
  * d loss / d parameter into every gradient, queued on the stream.
  * LT_ERR_STATE when no forward with targets preceded it. */
@@ -394,7 +400,7 @@ typedef enum lt_gpt2_dev_buf {
     LT_GPT2_DEV_INPUTS = LT_GPT2_DEV_NBACK, /* i32 [BT] */
     LT_GPT2_DEV_TARGETS,                    /* i32 [BT] */
     LT_GPT2_DEV_PLAN,                       /* i32 [3 BT + 1] the encoder's bucket list */
-    LT_GPT2_DEV_LOSS_SUM,                   /* f64 [1] */
+    LT_GPT2_DEV_LOSS_SUM,                   /* f64 [1] the loss sum, then u64 [1] the evaluation's top-1 hits */
     LT_GPT2_DEV_NORM,                       /* f64 [LT_GPT2_DEV_NORM_PARTS + 1] grad_norm's partial sums, then the sum */
     LT_GPT2_DEV_NBUF
 } lt_gpt2_dev_buf;

@@ -487,6 +487,30 @@ __global__ void crossentropy_backward_kernel(S *dlogits, const S *logits, const 
     }
 }
 
+/* One CTA per row: whether the row's top-1 prediction, torch.argmax's (the first largest value, or the first NaN
+ * of a row that has one), is its target: for a number x at the target, every value before it below x and every
+ * value after it at most x (a NaN is neither); for a NaN there, no NaN before it. *hits grows by one for each row
+ * where it is (an integer sum: the same count in any order). W as classifier_kernel's. */
+template <typename S, int W>
+__global__ void __launch_bounds__(CE_THREADS) top1_kernel(unsigned long long *hits, const S *logits,
+                                                           const int32_t *targets, int V, int ldv) {
+    const size_t n = blockIdx.x;
+    const S *l = logits + n * (size_t)ldv;
+    const int tgt = targets[n], Vw = V - V % W;
+    const float x = ld(l, tgt);
+    const bool xnan = x != x;
+    int bad = 0;
+    auto see = [&](int v, float y) { bad |= xnan ? v < tgt && y != y : v < tgt ? !(y < x) : v > tgt && !(y <= x); };
+    for (int v = (int)threadIdx.x * W; v < Vw; v += CE_THREADS * W) {
+        float y[W];
+        ltnn::ldv(l, (size_t)v, y);
+#pragma unroll
+        for (int k = 0; k < W; k++) see(v + k, y[k]);
+    }
+    for (int v = Vw + (int)threadIdx.x; v < V; v += CE_THREADS) see(v, ld(l, v));
+    if (!__syncthreads_or(bad) && threadIdx.x == 0) atomicAdd(hits, 1ull);
+}
+
 /* *out = sum of x[N] in double, one CTA, a fixed order */
 __global__ void __launch_bounds__(SUM_THREADS) sum_kernel(double *out, const float *x, size_t N) {
     __shared__ double red[32];
@@ -926,6 +950,17 @@ int lt_cunn_crossentropy_backward(lt_cunn *nn, lt_dtype dt, void *dlogits, const
         typedef decltype(z) S;
         LT_LAUNCH(crossentropy_backward_kernel<S>, (unsigned)N, CE_THREADS, 0, nn->stream)(
             static_cast<S *>(dlogits), static_cast<const S *>(logits), lse, targets, V, ldv, scale, eps);
+    });
+}
+
+int lt_cunn_top1_hits(lt_cunn *nn, lt_dtype dt, unsigned long long *hits, const void *logits,
+                      const int32_t *targets, size_t N, int V, int ldv) {
+    if (ldv < V) return fail(nn, "top1_hits: row stride %d is less than V = %d", ldv, V);
+    if (!N) return 0;
+    return with_dtype(nn, "top1_hits", dt, [&](auto z) {
+        typedef decltype(z) S;
+        auto k = classifier_w(ldv, logits) ? top1_kernel<S, 8> : top1_kernel<S, 1>;
+        LT_LAUNCH(k, (unsigned)N, CE_THREADS, 0, nn->stream)(hits, static_cast<const S *>(logits), targets, V, ldv);
     });
 }
 

@@ -293,6 +293,13 @@ int lt_cunn_crossentropy_backward(lt_cunn *nn, lt_dtype dt, void *dlogits, const
  * summed once give the bits of one call over all rows). */
 int lt_cunn_loss_sum(lt_cunn *nn, double *sum, const float *losses, size_t N);
 
+/* *hits (device) += how many of the N rows of logits [N, ldv] (first V
+ * columns) have their top-1 prediction at targets[n]: the first index of the
+ * row's largest value, or of its first NaN if it has one (torch.argmax's
+ * answer; lt_nn_top1_hits on the CPU). */
+int lt_cunn_top1_hits(lt_cunn *nn, lt_dtype dt, unsigned long long *hits, const void *logits,
+                      const int32_t *targets, size_t N, int V, int ldv);
+
 /* The fused classifier: crossentropy_forward and crossentropy_backward in one
  * kernel, one pass to find each row's log-sum-exp (an online max and sum) and
  * one to overwrite the row with its gradient. logits [N, ldv] holds the
