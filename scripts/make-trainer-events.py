@@ -20,7 +20,7 @@ class Tiny(torch.nn.Module):
 
     def forward(self, x, labels=None):
         loss = ((self.w * x - labels) ** 2).mean()
-        return {"loss": loss}
+        return {"loss": loss, "logits": self.w * x}
 
 
 class Data(torch.utils.data.Dataset):
@@ -63,16 +63,24 @@ CASES = [
      "logging_first_step": True},
 ]
 
+def accuracy(p):
+    """an eval_accuracy for metric_for_best_model accuracy: predictions within 0.5 of the label"""
+    return {"accuracy": float((abs(p.predictions - p.label_ids) < 0.5).mean())}
+
+
 def train(case, callback, lr, **extra):
     """Trains the tiny model with the case's flags (save_strategy steps unless given); returns the checkpoint
-    steps left in output_dir and the Trainer's best_global_step."""
+    steps left in output_dir and the Trainer's best_global_step. With metric_for_best_model accuracy the
+    evaluation computes it (compute_metrics), and greater_is_better is left to the Trainer's default."""
     with tempfile.TemporaryDirectory() as d:
         kw = dict(case, **extra)
         kw.setdefault("save_strategy", "steps")
         args = TrainingArguments(output_dir=d, per_device_train_batch_size=BATCH, per_device_eval_batch_size=BATCH,
                                  gradient_accumulation_steps=ACCUM, learning_rate=lr, report_to="none",
                                  use_cpu=True, disable_tqdm=True, save_only_model=True, **kw)
-        t = Trainer(model=Tiny(), args=args, train_dataset=Data(), eval_dataset=Data(), callbacks=[callback])
+        acc = case.get("metric_for_best_model") == "accuracy"
+        t = Trainer(model=Tiny(), args=args, train_dataset=Data(), eval_dataset=Data(), callbacks=[callback],
+                    compute_metrics=accuracy if acc else None)
         t.train()
         kept = sorted(int(n.split("-")[1]) for n in os.listdir(d) if n.startswith("checkpoint-"))
         return kept, t.state.best_global_step
@@ -86,14 +94,16 @@ for case in CASES:
                 "save": ev.save})
     print(case, "log", ev.log, "eval", ev.eval, "save", ev.save)
 
-# the best model: each evaluation's eval_loss, the best step the Trainer settled on and the checkpoints
-# save_total_limit left, with load_best_model_at_end (a learning rate that makes the loss go up and down)
+# the best model: each evaluation's value of the metric (eval_loss, or eval_accuracy), the best step the Trainer
+# settled on and the checkpoints save_total_limit left, with load_best_model_at_end (a learning rate that makes
+# the loss go up and down)
 class Evals(TrainerCallback):
     def __init__(self):
         self.losses = []
 
     def on_evaluate(self, args, state, control, metrics=None, **kw):
-        self.losses.append([state.global_step, metrics["eval_loss"]])
+        key = "eval_accuracy" if args.metric_for_best_model == "accuracy" else "eval_loss"
+        self.losses.append([state.global_step, metrics[key]])
 
 
 BEST = [
@@ -107,6 +117,10 @@ BEST = [
      "metric_for_best_model": "loss"},
     {"max_steps": 12, "eval_strategy": "steps", "eval_steps": 3, "save_steps": 3, "save_total_limit": 3,
      "load_best_model_at_end": True, "greater_is_better": True},
+    {"max_steps": 12, "eval_strategy": "steps", "eval_steps": 1, "save_strategy": "best", "save_total_limit": 2,
+     "metric_for_best_model": "accuracy"},
+    {"max_steps": 12, "eval_strategy": "steps", "eval_steps": 2, "save_steps": 2, "save_total_limit": 1,
+     "load_best_model_at_end": True, "metric_for_best_model": "accuracy", "greater_is_better": False},
 ]
 best_out = []
 for case in BEST:

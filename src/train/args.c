@@ -122,10 +122,12 @@ static const arg_def ARGS[] = {
      "steps: every save_steps and at the end; epoch: each epoch's last step; best: at each new best evaluation; "
      "no: no checkpoint at all [steps]"},
     {"metric_for_best_model", A_STR, S(metric_for_best_model),
-     "loss or perplexity (eval_ prefix optional): the best model's measure [loss when a best model is tracked]"},
+     "loss, perplexity or accuracy (eval_ prefix optional): the best model's measure [loss when a best model is "
+     "tracked]"},
     {"early_stopping_patience", A_INT, S(early_stopping_patience), "stop training after this many evaluations in a row whose metric (--metric_for_best_model) did not improve on the best by more than --early_stopping_threshold (transformers' EarlyStoppingCallback) [0: off]"},
     {"early_stopping_threshold", A_DOUBLE, S(early_stopping_threshold), "the improvement --early_stopping_patience counts as one [0.0]"},
-    {"greater_is_better", A_BOOL, S(greater_is_better), "the best model has the larger metric [false for loss]"},
+    {"greater_is_better", A_BOOL, S(greater_is_better),
+     "the best model has the larger metric [true for accuracy, false for loss and perplexity]"},
     {"load_best_model_at_end", A_BOOL, S(load_best_model_at_end),
      "at the end, load the best checkpoint's weights (save and eval strategies must match, or save_strategy best); "
      "save_total_limit never deletes the best checkpoint"},
@@ -544,10 +546,17 @@ const char *lt_train_args_best_metric(const lt_train_args *a) {
                    ? "eval_loss"
                    : NULL;
     if (!strncmp(m, "eval_", 5)) m += 5;
-    return !strcmp(m, "loss") ? "eval_loss" : !strcmp(m, "perplexity") ? "eval_perplexity" : NULL;
+    return !strcmp(m, "loss")         ? "eval_loss"
+           : !strcmp(m, "perplexity") ? "eval_perplexity"
+           : !strcmp(m, "accuracy")   ? "eval_accuracy"
+                                      : NULL;
 }
 
-int lt_train_args_greater_is_better(const lt_train_args *a) { return a->greater_is_better > 0; }
+int lt_train_args_greater_is_better(const lt_train_args *a) {
+    if (a->greater_is_better >= 0) return a->greater_is_better > 0;
+    const char *m = lt_train_args_best_metric(a);
+    return m && !strcmp(m, "eval_accuracy");
+}
 
 int lt_train_args_count_tokens(const lt_train_args *a) {
     const char *v = a->include_num_input_tokens_seen;
@@ -612,7 +621,8 @@ lt_status lt_train_args_check(const lt_train_args *a, char *err, size_t errlen) 
         {lt_every_parse(a->save_strategy) < 0 && strcmp(a->save_strategy, "best"),
          "--save_strategy must be no, steps, epoch or best"},
         {a->metric_for_best_model[0] && !lt_train_args_best_metric(a),
-         "--metric_for_best_model: leantrain's evaluation measures loss and perplexity (eval_loss, eval_perplexity)"},
+         "--metric_for_best_model: leantrain's evaluation measures loss, perplexity and accuracy (eval_loss, "
+         "eval_perplexity, eval_accuracy)"},
         {(a->load_best_model_at_end || !strcmp(a->save_strategy, "best")) &&
              (!strcmp(a->eval_strategy, "no") || (!strcmp(a->eval_strategy, "steps") && a->eval_steps == 0)),
          "--load_best_model_at_end and --save_strategy best need evaluations: set --eval_strategy steps or epoch"},
@@ -633,7 +643,8 @@ lt_status lt_train_args_check(const lt_train_args *a, char *err, size_t errlen) 
         {a->early_stopping_patience < 0, "--early_stopping_patience must be >= 0 (0: off)"},
         {!(a->early_stopping_threshold >= 0), "--early_stopping_threshold must be >= 0"},
         {a->early_stopping_patience > 0 && !lt_train_args_best_metric(a),
-         "--early_stopping_patience needs the metric it watches: pass --metric_for_best_model loss (or perplexity), or "
+         "--early_stopping_patience needs the metric it watches: pass --metric_for_best_model loss (or perplexity, "
+         "accuracy), or "
          "--load_best_model_at_end (whose metric is loss)"},
         {a->early_stopping_patience > 0 &&
              (!strcmp(a->eval_strategy, "no") || (!strcmp(a->eval_strategy, "steps") && a->eval_steps == 0)),

@@ -44,8 +44,8 @@ typedef struct lt_train_args {
     int disable_tqdm;          /* no progress bar on a terminal */
     int save_safetensors;      /* must stay true: every file is safetensors */
     char include_num_input_tokens_seen[16]; /* "no", "all" or "non_padding" (the same here: no padding), or a bool */
-    /* the best model: the Trainer's metric_for_best_model (loss or perplexity, with or without eval_; "" until
-       needed, then loss), greater_is_better (-1: from the name, lower for a loss or perplexity),
+    /* the best model: the Trainer's metric_for_best_model (loss, perplexity or accuracy, with or without eval_;
+       "" until needed, then loss), greater_is_better (-1: from the name, higher for accuracy),
        load_best_model_at_end; save_strategy "best" saves at each new best evaluation */
     char metric_for_best_model[32];
     int greater_is_better, load_best_model_at_end;
@@ -137,13 +137,14 @@ int lt_train_args_on_gpu(const lt_train_args *a);
  * naming the flag and the item; cfg is then unchanged. */
 lt_status lt_train_config_overrides(const char *overrides, lt_gpt2_config *cfg, char *err, size_t errlen);
 
-/* The metric lt_train_args_check accepted for the best model ("eval_loss" or "eval_perplexity"; also the one
- * reduce_lr_on_plateau and greedy are stepped with), or NULL when no best model is tracked (neither
+/* The metric lt_train_args_check accepted for the best model ("eval_loss", "eval_perplexity" or "eval_accuracy";
+ * also the one reduce_lr_on_plateau and greedy are stepped with), or NULL when no best model is tracked (neither
  * --load_best_model_at_end, --save_strategy best, --metric_for_best_model nor one of those two schedulers). */
 const char *lt_train_args_best_metric(const lt_train_args *a);
 
 /* Whether a larger value of the best-model metric is better (--greater_is_better, else the Trainer's default:
- * not for a name ending in loss; perplexity, a loss's exponential, is lower-better too). */
+ * not for a name ending in loss, so for accuracy; perplexity, a loss's exponential, is lower-better here, where
+ * the Trainer's rule would make it greater-better). */
 int lt_train_args_greater_is_better(const lt_train_args *a);
 
 /* Whether --include_num_input_tokens_seen asks for the count (all, non_padding or true: the training blocks have no

@@ -16,7 +16,7 @@ typedef struct {
 static const inert INERT[] = {
     {"accelerator_config", 's', NULL, "one process on one device: accelerate's options do not apply"},
     {"average_tokens_across_devices", 'b', NULL, "one device: the loss is averaged over its tokens"},
-    {"batch_eval_metrics", 'b', NULL, "evaluation measures loss and perplexity only (no compute_metrics)"},
+    {"batch_eval_metrics", 'b', NULL, "evaluation measures loss, perplexity and accuracy only (no compute_metrics)"},
     {"dataloader_drop_last", 'b', NULL, "an epoch is floor(training blocks / batch) micro-batches: a partial "
                                         "last batch is always dropped"},
     {"dataloader_in_order", 'b', NULL, "the token blocks are read in the training process, in the epoch's order"},
@@ -42,7 +42,7 @@ static const inert INERT[] = {
     {"hub_revision", 's', NULL, "no Hub client (--push_to_hub is refused)"},
     {"hub_strategy", 's', NULL, "no Hub client (--push_to_hub is refused)"},
     {"hub_token", 's', NULL, "no Hub client (--push_to_hub is refused)"},
-    {"include_for_metrics", 's', NULL, "evaluation measures loss and perplexity only (no compute_metrics)"},
+    {"include_for_metrics", 's', NULL, "evaluation measures loss, perplexity and accuracy only (no compute_metrics)"},
     {"label_names", 's', NULL, "the labels are the next tokens of each block"},
     {"length_column_name", 's', NULL, "no dataset columns: the data are token blocks"},
     {"log_level", 's', NULL, "leantrain's output has one level"},

@@ -49,6 +49,8 @@ typedef struct {
     long long tokens_seen; /* the Trainer's num_input_tokens_seen: every training input token, resumes included */
     double loss_sum;
     int loss_count;
+    double train_loss_sum; /* every step's loss since step 0 (resumes included; a checkpoint keeps it): train_loss */
+    long train_loss_steps; /* the steps in it (a checkpoint from before it was kept: this process's only) */
     /* --fp16 dynamic loss scaling (torch.amp.GradScaler's rule) */
     double loss_scale;
     long growth_tracker; /* clean steps since the scale last changed */
@@ -56,10 +58,11 @@ typedef struct {
     long skipped_total;  /* all of them: the scheduler does not advance on a skipped step (the Trainer's rule) */
     long saved_step;     /* the step of the newest checkpoint this run wrote or resumed from (-1: none) */
     lt_events ev;        /* the steps that log, evaluate, save */
-    long eval_step;      /* the step of this process's latest evaluation (-1: none), its loss, perplexity, rows */
-    double eval_loss, eval_ppl;
+    long eval_step;      /* the step of this process's latest evaluation (-1: none), its loss, perplexity, accuracy, */
+    double eval_loss, eval_ppl, eval_acc; /* rows, and seconds */
     long eval_rows;
-    const char *best_metric_name; /* "eval_loss" or "eval_perplexity" when the best model is tracked, else NULL */
+    double eval_runtime;
+    const char *best_metric_name; /* "eval_loss", "eval_perplexity" or "eval_accuracy" when the best model is tracked */
     double best_metric;  /* the best evaluation's value of it (the run's, resumes included) and its step (-1: none) */
     long best_step;
     int es_counter;      /* --early_stopping_patience: evaluations in a row without improvement */
@@ -134,13 +137,18 @@ static void model_set_dropout(run_t *r, int k) {
     else lt_gpt2_set_dropout(r->m, 1, r->a->seed, stream);
 }
 
-/* forward of rows x T tokens and their mean loss into *loss; train: for a backward next (evaluation: not) */
-static lt_status model_forward(run_t *r, int rows, int train, float *loss) {
-    if (r->dev)
-        return train ? lt_gpt2_dev_forward(r->dev, r->inputs, r->targets, rows, r->T, loss, r->err, sizeof r->err)
-                     : lt_gpt2_dev_eval_loss(r->dev, r->inputs, r->targets, rows, r->T, loss, r->err, sizeof r->err);
-    lt_status st = train ? lt_gpt2_forward(r->m, r->inputs, r->targets, rows, r->T, r->err, sizeof r->err)
-                         : lt_gpt2_eval_loss(r->m, r->inputs, r->targets, rows, r->T, r->err, sizeof r->err);
+/* training forward of rows x T tokens and their mean loss into *loss, for a backward next */
+static lt_status model_forward(run_t *r, int rows, float *loss) {
+    if (r->dev) return lt_gpt2_dev_forward(r->dev, r->inputs, r->targets, rows, r->T, loss, r->err, sizeof r->err);
+    lt_status st = lt_gpt2_forward(r->m, r->inputs, r->targets, rows, r->T, r->err, sizeof r->err);
+    *loss = r->m->loss;
+    return st;
+}
+
+/* evaluation forward: the mean loss into *loss, the positions predicted right (top-1) into *hits */
+static lt_status model_eval(run_t *r, int rows, float *loss, long *hits) {
+    if (r->dev) return lt_gpt2_dev_eval(r->dev, r->inputs, r->targets, rows, r->T, loss, hits, r->err, sizeof r->err);
+    lt_status st = lt_gpt2_eval(r->m, r->inputs, r->targets, rows, r->T, hits, r->err, sizeof r->err);
     *loss = r->m->loss;
     return st;
 }
@@ -172,6 +180,15 @@ static int best_checkpoint(const run_t *r, char *buf, size_t len) {
     struct stat sb;
     snprintf(buf, len, "%.1200s/checkpoint-%ld", r->a->output_dir, r->best_step);
     return stat(buf, &sb) == 0;
+}
+
+/* The Trainer's total_flos: 6 x the input tokens trained on x the parameters but the embeddings' (transformers'
+ * floating_point_ops; wte, the tied lm head, is an embedding) */
+static double total_flos(const run_t *r) {
+    double n = 0;
+    for (int i = 0; i < r->m->num_tensors; i++)
+        if (i != LT_GPT2_WTE && i != LT_GPT2_WPE) n += (double)r->m->params[i].numel;
+    return 6.0 * (double)r->tokens_seen * n;
 }
 
 static cJSON *state_json(run_t *r) {
@@ -229,6 +246,8 @@ static cJSON *state_json(run_t *r) {
         cJSON_AddNumberToObject(cJSON_AddObjectToObject(es, "attributes"), "early_stopping_patience_counter",
                                 r->es_counter);
     }
+    cJSON_AddNumberToObject(j, "total_flos", total_flos(r));
+    lt_json_add_number(j, "train_loss_sum", r->train_loss_sum); /* the steps' losses so far, for train_loss */
     cJSON *w = cJSON_AddObjectToObject(j, "logging_window");
     lt_json_add_number(w, "loss_sum", r->loss_sum);
     cJSON_AddNumberToObject(w, "steps", r->loss_count);
@@ -300,47 +319,54 @@ static int write_log(const char *path, const cJSON *history, char *err, size_t e
     return 1;
 }
 
-/* The mean loss over the validation blocks (the first eval_max_batches batches of per_device_eval_batch_size),
- * each forward over at most the training batch: the buffers are the training's, so evaluating needs no memory
- * beyond training's whatever the evaluation batch */
-static double evaluate(run_t *r, double *ppl, long *nrows) {
+/* The validation blocks (the first eval_max_batches batches of per_device_eval_batch_size), each forward over
+ * at most the training batch: the buffers are the training's, so evaluating needs no memory beyond training's
+ * whatever the evaluation batch. Their mean loss, its exp, the fraction of positions whose top-1 prediction is the
+ * next token (run_clm's accuracy) into r->eval_*; 1 on error (r->err). */
+static int evaluate(run_t *r) {
+    const double t0 = lt_now_s();
     const size_t EB = (size_t)r->a->per_device_eval_batch_size;
     size_t nblk = r->data.n_val_blocks;
     if (r->a->eval_max_batches > 0 && nblk > (size_t)r->a->eval_max_batches * EB)
         nblk = (size_t)r->a->eval_max_batches * EB;
     double sum = 0;
-    long rows_total = 0;
+    long rows_total = 0, hits_total = 0;
     for (size_t first = 0; first < nblk;) {
         const int want = nblk - first < (size_t)r->B ? (int)(nblk - first) : r->B;
         const int rows = lt_data_val_rows(&r->data, first, want, r->inputs, r->targets);
         if (rows <= 0) break;
         float l;
-        if (model_forward(r, rows, 0, &l)) return NAN;
+        long hits;
+        if (model_eval(r, rows, &l, &hits)) return 1;
         sum += (double)l * rows;
         rows_total += rows;
+        hits_total += hits;
         first += (size_t)rows;
     }
-    double loss = rows_total ? sum / (double)rows_total : NAN;
-    *ppl = exp(loss);
-    *nrows = rows_total;
-    return loss;
+    r->eval_loss = rows_total ? sum / (double)rows_total : NAN;
+    r->eval_ppl = exp(r->eval_loss);
+    r->eval_acc = rows_total ? (double)hits_total / ((double)rows_total * (double)r->T) : NAN;
+    r->eval_rows = rows_total;
+    r->eval_runtime = lt_now_s() - t0;
+    return 0;
 }
 
 /* An evaluation at the current step: printed, logged, kept for eval_results.json. 1 on error (r->err). */
 static int eval_and_log(run_t *r) {
-    long rows = 0;
-    double ppl = NAN, el = evaluate(r, &ppl, &rows);
-    if (isnan(el) && r->err[0]) return 1;
+    if (evaluate(r)) return 1;
+    const double el = r->eval_loss, ppl = r->eval_ppl;
     cJSON *e = cJSON_CreateObject();
     lt_json_add_number(e, "eval_loss", el);
     lt_json_add_number(e, "eval_perplexity", ppl);
+    lt_json_add_number(e, "eval_accuracy", r->eval_acc);
     lt_json_add_number(e, "epoch", lt_data_epoch_float(&r->data));
     if (lt_train_args_count_tokens(r->a)) cJSON_AddNumberToObject(e, "num_input_tokens_seen", (double)r->tokens_seen);
     cJSON_AddNumberToObject(e, "step", (double)r->step);
     end_bar(r);
-    printf("step %ld/%ld  eval_loss %.4f  eval_perplexity %.3f\n", r->step, r->total_steps, el, ppl);
+    printf("step %ld/%ld  eval_loss %.4f  eval_perplexity %.3f  eval_accuracy %.4f\n", r->step, r->total_steps, el, ppl,
+           r->eval_acc);
     log_entry(r, e);
-    r->eval_step = r->step, r->eval_loss = el, r->eval_ppl = ppl, r->eval_rows = rows;
+    r->eval_step = r->step;
     r->t_last = lt_now_s();
     return 0;
 }
@@ -348,7 +374,9 @@ static int eval_and_log(run_t *r) {
 /* The latest evaluation's value of the best-model metric (also what reduce_lr_on_plateau and greedy are stepped
    with). */
 static double tracked_metric(const run_t *r) {
-    return !strcmp(r->best_metric_name, "eval_perplexity") ? r->eval_ppl : r->eval_loss;
+    return !strcmp(r->best_metric_name, "eval_perplexity") ? r->eval_ppl
+           : !strcmp(r->best_metric_name, "eval_accuracy") ? r->eval_acc
+                                                           : r->eval_loss;
 }
 
 /* EarlyStoppingCallback's check of the evaluation just made, before it may become the best: the counter starts
@@ -374,23 +402,102 @@ static int track_best(run_t *r) {
     return better;
 }
 
-/* --do_eval: output_dir/eval_results.json (run_clm's file: the last evaluation's loss and perplexity), atomically */
-static int write_eval_results(run_t *r) {
-    char path[1100];
-    snprintf(path, sizeof path, "%.1000s/eval_results.json", r->a->output_dir);
-    cJSON *j = cJSON_CreateObject();
-    lt_json_add_number(j, "epoch", lt_data_epoch_float(&r->data));
-    lt_json_add_number(j, "eval_loss", r->eval_loss);
-    cJSON_AddNumberToObject(j, "eval_samples", (double)r->eval_rows);
-    lt_json_add_number(j, "perplexity", r->eval_ppl);
-    cJSON_AddNumberToObject(j, "step", (double)r->eval_step);
+/* HF's speed_metrics: the runtime in seconds to 4 decimals, the rates to 3 */
+static void add_speed(cJSON *j, const char *split, double runtime, double samples, double steps) {
+    char key[64];
+    runtime = round(runtime * 1e4) / 1e4;
+    snprintf(key, sizeof key, "%s_runtime", split);
+    cJSON_AddNumberToObject(j, key, runtime);
+    snprintf(key, sizeof key, "%s_samples_per_second", split);
+    cJSON_AddNumberToObject(j, key, runtime > 0 ? round(samples / runtime * 1e3) / 1e3 : 0.0);
+    snprintf(key, sizeof key, "%s_steps_per_second", split);
+    cJSON_AddNumberToObject(j, key, runtime > 0 ? round(steps / runtime * 1e3) / 1e3 : 0.0);
+}
+
+static int key_order(const void *a, const void *b) {
+    return strcmp((*(cJSON *const *)a)->string, (*(cJSON *const *)b)->string);
+}
+
+/* An object's members in key order (the Trainer's save_metrics writes json with sort_keys) */
+static void sort_keys(cJSON *j) {
+    int n = cJSON_GetArraySize(j);
+    cJSON **items = n ? malloc((size_t)n * sizeof *items) : NULL;
+    if (!items) return; /* out of memory: left in the order built */
+    for (int i = 0; i < n; i++) items[i] = cJSON_DetachItemFromArray(j, 0);
+    qsort(items, (size_t)n, sizeof *items, key_order);
+    for (int i = 0; i < n; i++) cJSON_AddItemToArray(j, items[i]);
+    free(items);
+}
+
+/* j written to path as text with a final newline, atomically; 1 on error (r->err) */
+static int write_json(run_t *r, const char *path, const cJSON *j) {
     char *text = cJSON_Print(j), *line = text ? malloc(strlen(text) + 2) : NULL;
-    cJSON_Delete(j);
     if (line) sprintf(line, "%s\n", text);
     lt_status st = line ? lt_write_text_file(path, line, r->err, sizeof r->err) : LT_ERR_NOMEM;
     free(text), free(line);
     if (st == LT_ERR_NOMEM) snprintf(r->err, sizeof r->err, "%.900s: out of memory", path);
     return st != LT_OK;
+}
+
+/* run_clm's save_metrics(split, metrics): output_dir/<split>_results.json, and all_results.json with these keys
+ * added to (or replacing) those it holds, each atomically and in key order; takes metrics. 1 on error (r->err). */
+static int save_metrics(run_t *r, const char *split, cJSON *metrics) {
+    char path[1100];
+    snprintf(path, sizeof path, "%.1000s/%s_results.json", r->a->output_dir, split);
+    sort_keys(metrics);
+    int bad = write_json(r, path, metrics);
+    snprintf(path, sizeof path, "%.1000s/all_results.json", r->a->output_dir);
+    struct stat sb;
+    char *old = !bad && stat(path, &sb) == 0 ? lt_read_text_file(path, r->err, sizeof r->err) : NULL;
+    cJSON *all = old ? cJSON_Parse(old) : NULL;
+    free(old);
+    if (!cJSON_IsObject(all)) cJSON_Delete(all), all = cJSON_CreateObject(); /* none yet, or not ours: written anew */
+    lt_json_numbers_exact(all); /* written again as read */
+    for (cJSON *m = metrics->child; all && m && !bad; m = m->next) {
+        cJSON_DeleteItemFromObjectCaseSensitive(all, m->string);
+        cJSON_AddItemToObject(all, m->string, cJSON_Duplicate(m, 1));
+    }
+    r->err[0] = 0; /* an unreadable old file is replaced */
+    if (!bad) {
+        sort_keys(all);
+        bad = write_json(r, path, all);
+    }
+    cJSON_Delete(all), cJSON_Delete(metrics);
+    return bad;
+}
+
+/* --do_eval: eval_results.json (run_clm's file: the last evaluation's loss, accuracy, perplexity and speed) */
+static int write_eval_results(run_t *r) {
+    cJSON *j = cJSON_CreateObject();
+    const long EB = r->a->per_device_eval_batch_size;
+    lt_json_add_number(j, "epoch", lt_data_epoch_float(&r->data));
+    lt_json_add_number(j, "eval_accuracy", r->eval_acc);
+    lt_json_add_number(j, "eval_loss", r->eval_loss);
+    add_speed(j, "eval", r->eval_runtime, (double)r->eval_rows, (double)((r->eval_rows + EB - 1) / EB));
+    cJSON_AddNumberToObject(j, "eval_samples", (double)r->eval_rows);
+    lt_json_add_number(j, "perplexity", r->eval_ppl);
+    cJSON_AddNumberToObject(j, "step", (double)r->eval_step);
+    return save_metrics(r, "eval", j);
+}
+
+/* After training: train_results.json (run_clm's: the mean training loss over every step, resumes included; the
+ * training blocks; total_flos; the runtime and rates of the steps this process ran) and trainer_state.json in
+ * output_dir (run_clm's save_state) */
+static int write_train_results(run_t *r, double runtime) {
+    cJSON *j = cJSON_CreateObject();
+    const double steps = (double)(r->step - r->first_step);
+    lt_json_add_number(j, "epoch", lt_data_epoch_float(&r->data));
+    cJSON_AddNumberToObject(j, "total_flos", total_flos(r));
+    lt_json_add_number(j, "train_loss", r->train_loss_steps ? r->train_loss_sum / (double)r->train_loss_steps : NAN);
+    add_speed(j, "train", runtime, steps * r->B * r->accum, steps);
+    cJSON_AddNumberToObject(j, "train_samples", (double)r->data.n_train_blocks);
+    if (save_metrics(r, "train", j)) return 1;
+    char path[1100];
+    snprintf(path, sizeof path, "%.1000s/trainer_state.json", r->a->output_dir);
+    cJSON *st = state_json(r);
+    const int bad = write_json(r, path, st);
+    cJSON_Delete(st);
+    return bad;
 }
 
 static void progress(run_t *r, double loss) {
@@ -869,6 +976,8 @@ static int train_attempt(const lt_train_args *a, const prep_t *p, int failed, in
             r->skipped = (long)wskipped;
         }
         r->saved_step = r->step;
+        const cJSON *tl = cJSON_GetObjectItem(state, "train_loss_sum"); /* absent before 2026-11-30 */
+        if (cJSON_IsNumber(tl)) r->train_loss_sum = tl->valuedouble, r->train_loss_steps = r->step;
         const cJSON *ts = cJSON_GetObjectItem(state, "num_input_tokens_seen"); /* absent before 2026-11-30: 0 */
         long long count;
         if (lt_json_count(ts, LT_JSON_COUNT_MAX, &count)) r->tokens_seen = count;
@@ -1026,13 +1135,13 @@ static int train_attempt(const lt_train_args *a, const prep_t *p, int failed, in
             /* each parameter group is stepped by the callback as soon as backward finishes it */
             lt_data_next(&r->data, r->B, r->inputs, r->targets);
             model_set_dropout(r, 0);
-            if (model_forward(r, r->B, 1, &l) || model_backward(r, step_in_backward) || model_stepped(r)) goto out;
+            if (model_forward(r, r->B, &l) || model_backward(r, step_in_backward) || model_stepped(r)) goto out;
             loss = l;
         } else {
             for (int k = 0; k < r->accum; k++) {
                 lt_data_next(&r->data, r->B, r->inputs, r->targets);
                 model_set_dropout(r, k);
-                if (model_forward(r, r->B, 1, &l) || model_backward(r, NULL)) goto out;
+                if (model_forward(r, r->B, &l) || model_backward(r, NULL)) goto out;
                 loss += l;
             }
             loss /= r->accum;
@@ -1066,6 +1175,8 @@ static int train_attempt(const lt_train_args *a, const prep_t *p, int failed, in
         r->step++;
         r->loss_sum += loss;
         r->loss_count++;
+        r->train_loss_sum += loss;
+        r->train_loss_steps++;
         r->tokens_seen += (long long)r->B * r->T * r->accum;
         if (!isfinite(loss)) {
             snprintf(r->err, sizeof r->err, "the loss is %g at step %ld: lower --learning_rate%s", loss, r->step,
@@ -1127,6 +1238,7 @@ static int train_attempt(const lt_train_args *a, const prep_t *p, int failed, in
         }
     }
     end_bar(r);
+    const double train_runtime = lt_now_s() - r->t_start;
     /* the end of a run with save_total_limit 1 and a best model: only the best checkpoint stays (the Trainer
        deletes the others, the last one included, when training ends) */
     if (a->save_total_limit == 1 && r->best_step >= 0 && strcmp(a->save_strategy, "no") &&
@@ -1157,6 +1269,7 @@ static int train_attempt(const lt_train_args *a, const prep_t *p, int failed, in
         if (not_saved) goto out;
         printf("saved the %s model in %s\n", best_loaded ? "best" : "final", a->output_dir);
     }
+    if (write_train_results(r, train_runtime)) goto out;
     /* --do_eval: the evaluation after the last step (a run resumed at its end has not made one yet) */
     if (a->do_eval && (((r->eval_step != r->step || best_loaded) && eval_and_log(r)) || write_eval_results(r)))
         goto out;

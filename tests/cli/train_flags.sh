@@ -4,8 +4,9 @@
 # that whole number); logging_first_step adds step 1; the "epoch" strategies act at each epoch's last step (the
 # same as "steps" every steps-per-epoch); eval_on_start evaluates the model before step 1 (the loss an
 # evaluation-only run gives for the same initial model); --do_eval evaluates after the last step and writes
-# eval_results.json, whose loss an evaluation-only run of the last checkpoint reproduces bit for bit; the old and
-# run_clm names (--evaluation_strategy, --tokenizer_name) are the same flags; the best model is tracked, kept by
+# eval_results.json, whose loss and accuracy an evaluation-only run of the last checkpoint reproduces bit for bit;
+# the old and run_clm names (--evaluation_strategy, --tokenizer_name) are the same flags; the best model (by loss,
+# or by accuracy, greater-better by default) is tracked, kept by
 # save_total_limit, saved by --save_strategy best and loaded by --load_best_model_at_end; output_dir itself holds
 # the final model (the best one, once loaded) unless --save_strategy no; flags without an effect here
 # (--gradient_checkpointing_kwargs' use_reentrant, --save_safetensors true, --disable_tqdm's bar) are taken; bad
@@ -66,6 +67,23 @@ again=$(sed -nE 's/.*"eval_loss":[[:space:]]*([^,]*),.*/\1/p' "$tmp/final/eval_r
     cmp -s "$tmp/final/log.jsonl" "$tmp/final.jsonl" && grep -q "without training (--do_train false)" "$tmp/final-eval.log" &&
     cmp -s "$tmp/final/model.safetensors" "$tmp/final/checkpoint-6/model.safetensors" && [ -s "$tmp/final/config.json" ] ||
     { echo "--do_eval: log $last, eval_results.json $res, evaluation-only $again"; cat "$tmp/final/log.jsonl"; fail=1; }
+# run_clm's eval_accuracy (the fraction of positions whose top-1 prediction is the next token): logged with each
+# evaluation, in eval_results.json beside the evaluation's speed, and the evaluation-only run's to the last bit
+acc_log=$(grep eval_loss "$tmp/final.jsonl" | tail -1 | sed -nE 's/.*"eval_accuracy":([^,]*),.*"step":6}$/\1/p')
+acc_again=$(sed -nE 's/.*"eval_accuracy":[[:space:]]*([^,]*),.*/\1/p' "$tmp/final/eval_results.json")
+[ -n "$acc_log" ] && [ "$acc_log" = "$acc_again" ] && awk -v a="$acc_log" 'BEGIN { exit !(a > 0 && a < 1) }' &&
+    grep -q '"eval_runtime":' "$tmp/final/eval_results.json" && grep -q '"eval_samples_per_second":' "$tmp/final/eval_results.json" &&
+    grep -q "step 6/6  eval_loss [0-9.]*  eval_perplexity [0-9.]*  eval_accuracy 0\.[0-9]*$" "$tmp/final.log" ||
+    { echo "eval_accuracy: log '$acc_log', evaluation-only '$acc_again'"; cat "$tmp/final/eval_results.json"; fail=1; }
+
+# --metric_for_best_model accuracy: greater is better unless told (the Trainer's default for a name not ending in
+# loss), so --save_strategy best saves exactly at each evaluation whose accuracy beats every earlier one
+run bestacc --max_steps 10 --logging_steps 5 --eval_steps 1 --save_strategy best --metric_for_best_model accuracy
+records=$(grep eval_accuracy "$tmp/bestacc/log.jsonl" | sed -E 's/.*"eval_accuracy":([^,]*),.*"step":([0-9]+)}$/\2 \1/' |
+    awk 'NR == 1 || $2 > best { best = $2; printf "checkpoint-%s ", $1 }')
+[ -n "$records" ] && [ "$(ls "$tmp/bestacc" | grep checkpoint- | sort -t- -k2 -n | tr '\n' ' ')" = "$records" ] &&
+    [ "$(echo "$records" | wc -w)" -ge 2 ] ||
+    { echo "best accuracy: saved $(ls "$tmp/bestacc" | grep checkpoint- | tr '\n' ' '), records: $records"; cat "$tmp/bestacc/log.jsonl"; fail=1; }
 
 # the run_clm / old names are the same flags
 run tokold --max_steps 2 --tokenizer_name none --evaluation_strategy no --save_strategy no --report_to none --do_train
@@ -99,7 +117,7 @@ LT_TEST_SIGNAL=TERM@6 "$LT" train "${M[@]}" "${B[@]}" --output_dir "$tmp/bestr" 
 "$LT" train "${M[@]}" "${B[@]}" --output_dir "$tmp/bestr" --resume_from_checkpoint latest >> "$tmp/bestr.log" 2>&1 ||
     { echo "best model: the resumed run failed"; cat "$tmp/bestr.log"; fail=1; }
 [ "$(ls "$tmp/bestr" | grep checkpoint- | tr '\n' ' ')" = "checkpoint-3 " ] &&
-    cmp -s "$tmp/bestr/eval_results.json" "$tmp/best/eval_results.json" ||
+    [ "$(nospeed "$tmp/bestr/eval_results.json")" = "$(nospeed "$tmp/best/eval_results.json")" ] ||
     { echo "best model: a resumed run lost the best: $(ls "$tmp/bestr")"; fail=1; }
 # --save_strategy best: a checkpoint exactly at each evaluation that set a new lowest loss (read off the log)
 run sbest --max_steps 16 --learning_rate 3e-2 --logging_steps 2 --eval_steps 2 --save_strategy best --eval_max_batches 1
@@ -194,6 +212,25 @@ ntok_bad=$(sed -nE 's/.*"num_input_tokens_seen":([0-9]+),"step":([0-9]+).*/\1 \2
     { echo "num_input_tokens_seen: $ntok_bad entries wrong, or the resumed log differs"; cat "$tmp/ntok/log.jsonl"; fail=1; }
 echo "data_seed, save_only_model, reduce_lr_on_plateau, greedy, num_input_tokens_seen: as the Trainer's"
 
+# run_clm's results files: train_results.json's train_loss is the mean of every step's loss (each logged here), a
+# run stopped at step 5 and resumed gives the same one (its sum kept by the checkpoint), total_flos is 6 x the
+# input tokens x the parameters but the embeddings (1 block of C 32: 12 C^2 + 13 C, ln_f 2 C: 12768);
+# all_results.json holds the train and eval keys; output_dir gets trainer_state.json (save_state)
+stop_resume res --max_steps 8 --logging_steps 1 --eval_steps 4 --save_steps 5 --do_eval
+mean=$(sed -nE 's/^\{"loss":([^,]*),.*/\1/p' "$tmp/res/log.jsonl" | awk '{ s += $1; n++ } END { if (n) printf "%.17g", s / n }')
+tl=$(sed -nE 's/.*"train_loss":[[:space:]]*([^,]*),?$/\1/p' "$tmp/res/train_results.json")
+flos=$(sed -nE 's/.*"total_flos":[[:space:]]*([^,]*),?$/\1/p' "$tmp/res/train_results.json")
+awk -v a="$mean" -v b="$tl" -v f="$flos" 'BEGIN { exit !(a != "" && b != "" && (a - b) ^ 2 <= (1e-15 * b) ^ 2 &&
+                                                          f == 6 * 8 * 8 * 2 * 32 * 12768) }' &&
+    [ "$(nospeed "$tmp/resr/train_results.json")" = "$(nospeed "$tmp/res/train_results.json")" ] &&
+    grep -q '"train_samples":[[:space:]]*892,' "$tmp/res/train_results.json" &&
+    grep -q '"train_runtime":' "$tmp/res/train_results.json" &&
+    grep -q '"eval_accuracy":' "$tmp/res/all_results.json" && grep -q '"train_loss":' "$tmp/res/all_results.json" &&
+    grep -q '"global_step":[[:space:]]*8,' "$tmp/res/trainer_state.json" ||
+    { echo "results files: mean step loss $mean, train_loss $tl, total_flos $flos"; cat "$tmp/res/train_results.json"
+      diff <(nospeed "$tmp/resr/train_results.json") <(nospeed "$tmp/res/train_results.json"); fail=1; }
+echo "train_results.json, all_results.json, trainer_state.json: run_clm's, resumes included"
+
 # --label_smoothing_factor f (the Trainer's LabelSmoother: (1 - f) x cross-entropy + f x the mean of -log p; its
 # numbers are held to transformers' in test_gpt2): the evaluation loss of one model is affine in f, so f 0.5 gives
 # the mean of f 0 and f 1 (to float rounding; a factor applied to training only, or not at all, fails it); f 0 is
@@ -225,7 +262,7 @@ bad "--load_best_model_at_end and --save_strategy best need evaluations" "${M[@]
 bad "--load_best_model_at_end needs --save_strategy to match --eval_strategy" "${M[@]}" --load_best_model_at_end --save_strategy epoch
 bad "--load_best_model_at_end needs --save_steps to be a multiple of --eval_steps" "${M[@]}" --load_best_model_at_end --save_steps 5 --eval_steps 2
 bad "--load_best_model_at_end needs --save_steps to be a multiple of --eval_steps" "${M[@]}" --load_best_model_at_end --save_steps 4 --eval_steps 0.5
-bad "--metric_for_best_model: leantrain's evaluation measures loss and perplexity" "${M[@]}" --metric_for_best_model accuracy
+bad "--metric_for_best_model: leantrain's evaluation measures loss, perplexity and accuracy" "${M[@]}" --metric_for_best_model bleu
 bad "--save_strategy must be no, steps, epoch or best" "${M[@]}" --save_strategy sometimes
 bad "--eval_delay must be >= 0" "${M[@]}" --eval_delay -1
 bad "--lr_scheduler_type reduce_lr_on_plateau and greedy are stepped by evaluations" "${M[@]}" --lr_scheduler_type reduce_lr_on_plateau --eval_steps 0

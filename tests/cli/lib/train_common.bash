@@ -12,6 +12,8 @@ cc -std=c11 -O2 -o "$tmp/gen_corpus" scripts/gen_corpus.c || exit 1
 
 # a log.jsonl without its tokens_per_s fields (the one thing two runs of the same steps may differ in)
 notps() { sed 's/"tokens_per_s":[^,}]*//' "$1"; }
+# a results file (eval_results.json, ...) without its speed fields (the Trainer's speed_metrics: runtime and rates)
+nospeed() { grep -vE '"[a-z]+_(runtime|samples_per_second|steps_per_second)":' "$1"; }
 
 # bad MESSAGE ARGS...: `leantrain train ARGS` must fail with MESSAGE in its output and create no output folder
 bad() {
