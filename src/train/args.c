@@ -106,6 +106,8 @@ static const arg_def ARGS[] = {
     {"eval_delay", A_DOUBLE, S(eval_delay),
      "no evaluation before this step (eval_strategy steps) or epoch (epoch); the --do_eval one is not delayed [0]"},
     {"eval_max_batches", A_LONG, S(eval_max_batches), "cap on validation batches per evaluation; 0: all [0]"},
+    {"prediction_loss_only", A_BOOL, S(prediction_loss_only),
+     "evaluation measures the loss (and perplexity) only, no eval_accuracy, as the Trainer's [false]"},
     {"do_train", A_BOOL, S(do_train), "train (run_clm's flag); false with --do_eval: only evaluate [true]"},
     {"do_eval", A_BOOL, S(do_eval),
      "evaluate after the last step whatever eval_strategy says, and write output_dir/eval_results.json"},
@@ -620,6 +622,9 @@ lt_status lt_train_args_check(const lt_train_args *a, char *err, size_t errlen) 
         {lt_every_parse(a->eval_strategy) < 0, "--eval_strategy must be no, steps or epoch"},
         {lt_every_parse(a->save_strategy) < 0 && strcmp(a->save_strategy, "best"),
          "--save_strategy must be no, steps, epoch or best"},
+        {a->prediction_loss_only && lt_train_args_best_metric(a) &&
+             !strcmp(lt_train_args_best_metric(a), "eval_accuracy"),
+         "--metric_for_best_model accuracy needs the evaluation's predictions: drop --prediction_loss_only"},
         {a->metric_for_best_model[0] && !lt_train_args_best_metric(a),
          "--metric_for_best_model: leantrain's evaluation measures loss, perplexity and accuracy (eval_loss, "
          "eval_perplexity, eval_accuracy)"},

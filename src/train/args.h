@@ -42,6 +42,7 @@ typedef struct lt_train_args {
     int do_train, do_eval;     /* run_clm's: train (default on: the command's job) and evaluate at the end */
     char report_to[32];        /* "none" or "all": no integration (the log is output_dir/log.jsonl) */
     int disable_tqdm;          /* no progress bar on a terminal */
+    int prediction_loss_only;  /* evaluation without the top-1 count: no eval_accuracy */
     int save_safetensors;      /* must stay true: every file is safetensors */
     char include_num_input_tokens_seen[16]; /* "no", "all" or "non_padding" (the same here: no padding), or a bool */
     /* the best model: the Trainer's metric_for_best_model (loss, perplexity or accuracy, with or without eval_;

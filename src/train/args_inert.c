@@ -31,8 +31,8 @@ static const inert INERT[] = {
     {"ddp_find_unused_parameters", 'b', NULL, "one process: no distributed data parallel"},
     {"ddp_static_graph", 'b', NULL, "one process: no distributed data parallel"},
     {"ddp_timeout", 'i', NULL, "one process: no distributed data parallel"},
-    {"eval_accumulation_steps", 'i', NULL, "evaluation keeps no predictions, only the loss"},
-    {"eval_do_concat_batches", 'b', NULL, "evaluation keeps no predictions, only the loss"},
+    {"eval_accumulation_steps", 'i', NULL, "evaluation keeps no predictions: its loss and top-1 count are sums"},
+    {"eval_do_concat_batches", 'b', NULL, "evaluation keeps no predictions: its loss and top-1 count are sums"},
     {"eval_use_gather_object", 'b', NULL, "one process: nothing to gather"},
     {"full_determinism", 'b', NULL, "leantrain's sums run in a fixed order: the same flags, threads and device "
                                     "repeat a run bit for bit"},
@@ -50,7 +50,6 @@ static const inert INERT[] = {
     {"log_on_each_node", 'b', NULL, "one node"},
     {"logging_nan_inf_filter", 'b', NULL, "a non-finite loss stops the run (with the step and what to do), so no "
                                           "logged loss is nan or inf"},
-    {"prediction_loss_only", 'b', NULL, "evaluation keeps no predictions, only the loss"},
     {"project", 's', NULL, "no integration (--report_to none): the log is output_dir/log.jsonl"},
     {"remove_unused_columns", 'b', NULL, "no dataset columns: the data are token blocks"},
     {"restore_callback_states_from_checkpoint", 'b', NULL, "a resume always restores early stopping's counter"},

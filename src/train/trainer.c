@@ -336,8 +336,8 @@ static int evaluate(run_t *r) {
         const int rows = lt_data_val_rows(&r->data, first, want, r->inputs, r->targets);
         if (rows <= 0) break;
         float l;
-        long hits;
-        if (model_eval(r, rows, &l, &hits)) return 1;
+        long hits = 0;
+        if (model_eval(r, rows, &l, r->a->prediction_loss_only ? NULL : &hits)) return 1;
         sum += (double)l * rows;
         rows_total += rows;
         hits_total += hits;
@@ -345,7 +345,8 @@ static int evaluate(run_t *r) {
     }
     r->eval_loss = rows_total ? sum / (double)rows_total : NAN;
     r->eval_ppl = exp(r->eval_loss);
-    r->eval_acc = rows_total ? (double)hits_total / ((double)rows_total * (double)r->T) : NAN;
+    r->eval_acc = rows_total && !r->a->prediction_loss_only ? (double)hits_total / ((double)rows_total * (double)r->T)
+                                                            : NAN;
     r->eval_rows = rows_total;
     r->eval_runtime = lt_now_s() - t0;
     return 0;
@@ -358,13 +359,14 @@ static int eval_and_log(run_t *r) {
     cJSON *e = cJSON_CreateObject();
     lt_json_add_number(e, "eval_loss", el);
     lt_json_add_number(e, "eval_perplexity", ppl);
-    lt_json_add_number(e, "eval_accuracy", r->eval_acc);
+    if (!isnan(r->eval_acc)) lt_json_add_number(e, "eval_accuracy", r->eval_acc);
     lt_json_add_number(e, "epoch", lt_data_epoch_float(&r->data));
     if (lt_train_args_count_tokens(r->a)) cJSON_AddNumberToObject(e, "num_input_tokens_seen", (double)r->tokens_seen);
     cJSON_AddNumberToObject(e, "step", (double)r->step);
     end_bar(r);
-    printf("step %ld/%ld  eval_loss %.4f  eval_perplexity %.3f  eval_accuracy %.4f\n", r->step, r->total_steps, el, ppl,
-           r->eval_acc);
+    printf("step %ld/%ld  eval_loss %.4f  eval_perplexity %.3f", r->step, r->total_steps, el, ppl);
+    if (!isnan(r->eval_acc)) printf("  eval_accuracy %.4f", r->eval_acc);
+    printf("\n");
     log_entry(r, e);
     r->eval_step = r->step;
     r->t_last = lt_now_s();
@@ -471,7 +473,7 @@ static int write_eval_results(run_t *r) {
     cJSON *j = cJSON_CreateObject();
     const long EB = r->a->per_device_eval_batch_size;
     lt_json_add_number(j, "epoch", lt_data_epoch_float(&r->data));
-    lt_json_add_number(j, "eval_accuracy", r->eval_acc);
+    if (!isnan(r->eval_acc)) lt_json_add_number(j, "eval_accuracy", r->eval_acc);
     lt_json_add_number(j, "eval_loss", r->eval_loss);
     add_speed(j, "eval", r->eval_runtime, (double)r->eval_rows, (double)((r->eval_rows + EB - 1) / EB));
     cJSON_AddNumberToObject(j, "eval_samples", (double)r->eval_rows);

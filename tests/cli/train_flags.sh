@@ -76,6 +76,12 @@ acc_again=$(sed -nE 's/.*"eval_accuracy":[[:space:]]*([^,]*),.*/\1/p' "$tmp/fina
     grep -q "step 6/6  eval_loss [0-9.]*  eval_perplexity [0-9.]*  eval_accuracy 0\.[0-9]*$" "$tmp/final.log" ||
     { echo "eval_accuracy: log '$acc_log', evaluation-only '$acc_again'"; cat "$tmp/final/eval_results.json"; fail=1; }
 
+# --prediction_loss_only: the Trainer's evaluation without predictions, so no eval_accuracy (the same loss)
+run plo --max_steps 6 --logging_steps 3 --eval_steps 4 --save_steps 3 --do_eval --prediction_loss_only
+[ "$(grep -c eval_loss "$tmp/plo/log.jsonl")" = 2 ] && ! grep -q eval_accuracy "$tmp/plo/log.jsonl" "$tmp/plo/eval_results.json" &&
+    [ "$(notps "$tmp/final.jsonl" | sed 's/,"eval_accuracy":[^,]*//')" = "$(notps "$tmp/plo/log.jsonl")" ] ||
+    { echo "--prediction_loss_only: an accuracy, or another loss"; cat "$tmp/plo/log.jsonl"; fail=1; }
+
 # --metric_for_best_model accuracy: greater is better unless told (the Trainer's default for a name not ending in
 # loss), so --save_strategy best saves exactly at each evaluation whose accuracy beats every earlier one
 run bestacc --max_steps 10 --logging_steps 5 --eval_steps 1 --save_strategy best --metric_for_best_model accuracy
@@ -263,6 +269,7 @@ bad "--load_best_model_at_end needs --save_strategy to match --eval_strategy" "$
 bad "--load_best_model_at_end needs --save_steps to be a multiple of --eval_steps" "${M[@]}" --load_best_model_at_end --save_steps 5 --eval_steps 2
 bad "--load_best_model_at_end needs --save_steps to be a multiple of --eval_steps" "${M[@]}" --load_best_model_at_end --save_steps 4 --eval_steps 0.5
 bad "--metric_for_best_model: leantrain's evaluation measures loss, perplexity and accuracy" "${M[@]}" --metric_for_best_model bleu
+bad "--metric_for_best_model accuracy needs the evaluation's predictions: drop --prediction_loss_only" "${M[@]}" --metric_for_best_model eval_accuracy --prediction_loss_only
 bad "--save_strategy must be no, steps, epoch or best" "${M[@]}" --save_strategy sometimes
 bad "--eval_delay must be >= 0" "${M[@]}" --eval_delay -1
 bad "--lr_scheduler_type reduce_lr_on_plateau and greedy are stepped by evaluations" "${M[@]}" --lr_scheduler_type reduce_lr_on_plateau --eval_steps 0
