@@ -72,11 +72,7 @@ static int model_config(const lt_train_args *a, lt_gpt2_config *cfg, char *err, 
         snprintf(path, sizeof path, "%s/config.json", a->model_name_or_path);
         return lt_gpt2_config_load(path, cfg, err, errlen) != LT_OK;
     }
-    if (strcmp(a->model_preset, "custom")) return lt_gpt2_config_preset(a->model_preset, cfg, err, errlen) != LT_OK;
-    lt_gpt2_config c = {a->vocab_size > 0 ? a->vocab_size : 256, a->n_positions, a->n_embd, a->n_layer, a->n_head,
-                        1e-5, 0, 0, 0};
-    *cfg = c;
-    return lt_gpt2_config_check(cfg, err, errlen) != LT_OK;
+    return lt_train_args_scratch_config(a, 256, cfg, err, errlen) != LT_OK;
 }
 
 int lt_cmd_plan(int argc, char **argv) {

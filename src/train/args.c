@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <cjson/cJSON.h>
 
@@ -163,6 +164,10 @@ static const arg_def ARGS[] = {
      "tokenizer.json) or gpt2; default: the one in model_name_or_path, if any; none: text is bytes"},
     {"tokenizer_name", A_STR, S(tokenizer_name_or_path), "run_clm's name of --tokenizer_name_or_path"},
     {"model", A_STR, S(model_preset), "gpt2, gpt2-medium, gpt2-large, gpt2-xl or custom [custom]"},
+    {"config_name", A_STR, S(config_name),
+     "run_clm's: train from scratch with this config: a preset name (openai-community/ allowed) or a config.json "
+     "or its folder []"},
+    {"model_type", A_STR, S(model_type), "run_clm's: gpt2 alone trains GPT2Config()'s size from scratch (--model gpt2) []"},
     {"config_overrides", A_STR, S(config_overrides),
      "the model config's dropout, as run_clm's flag: embd_pdrop=P,resid_pdrop=P,attn_pdrop=P (training only; "
      "a preset or custom model has none, a config.json gives its own, GPT2Config's 0.1 where absent) []"},
@@ -502,6 +507,48 @@ lt_status lt_train_args_finish(lt_train_args *a, char *err, size_t errlen) {
     return lt_train_args_check(a, err, errlen);
 }
 
+/* whether the custom size flags are at their defaults */
+static int custom_size_default(const lt_train_args *a) {
+    lt_train_args d;
+    lt_train_args_default(&d);
+    return a->n_layer == d.n_layer && a->n_embd == d.n_embd && a->n_head == d.n_head &&
+           a->n_positions == d.n_positions && a->vocab_size == d.vocab_size;
+}
+
+lt_status lt_train_args_scratch_config(const lt_train_args *a, int data_vocab, lt_gpt2_config *cfg, char *err,
+                                       size_t errlen) {
+    char e[1024];
+    if (a->config_name[0]) {
+        const char *name = a->config_name;
+        if (!strncmp(name, "openai-community/", 17)) name += 17;
+        if (lt_gpt2_config_preset(name, cfg, e, sizeof e) == LT_OK) { /* the Hub's config.json of that name */
+            cfg->embd_pdrop = cfg->resid_pdrop = cfg->attn_pdrop = 0.1;
+            return LT_OK;
+        }
+        char path[600];
+        struct stat sb;
+        if (stat(a->config_name, &sb) != 0) {
+            snprintf(err, errlen, "--config_name %.400s: neither a GPT-2 preset (gpt2, gpt2-medium, gpt2-large, "
+                     "gpt2-xl) nor a config.json or a folder holding one", a->config_name);
+            return LT_ERR_ARG;
+        }
+        snprintf(path, sizeof path, S_ISDIR(sb.st_mode) ? "%.500s/config.json" : "%.500s", a->config_name);
+        lt_status st = lt_gpt2_config_load(path, cfg, e, sizeof e);
+        if (st) snprintf(err, errlen, "--config_name: %s", e);
+        return st;
+    }
+    if (strcmp(a->model_preset, "custom") || a->model_type[0]) {
+        const lt_status st = lt_gpt2_config_preset(a->model_type[0] ? "gpt2" : a->model_preset, cfg, e, sizeof e);
+        if (st) snprintf(err, errlen, "--model: %s", e);
+        if (a->model_type[0]) cfg->embd_pdrop = cfg->resid_pdrop = cfg->attn_pdrop = 0.1; /* GPT2Config()'s */
+        return st;
+    }
+    *cfg = (lt_gpt2_config){.vocab_size = a->vocab_size > 0 ? a->vocab_size : data_vocab, .n_positions = a->n_positions,
+                            .n_embd = a->n_embd, .n_layer = a->n_layer, .n_head = a->n_head,
+                            .layer_norm_epsilon = 1e-5};
+    return lt_gpt2_config_check(cfg, err, errlen);
+}
+
 lt_status lt_train_config_overrides(const char *overrides, lt_gpt2_config *cfg, char *err, size_t errlen) {
     lt_gpt2_config c = *cfg;
     const char *s = overrides;
@@ -625,6 +672,16 @@ lt_status lt_train_args_check(const lt_train_args *a, char *err, size_t errlen) 
         {a->prediction_loss_only && lt_train_args_best_metric(a) &&
              !strcmp(lt_train_args_best_metric(a), "eval_accuracy"),
          "--metric_for_best_model accuracy needs the evaluation's predictions: drop --prediction_loss_only"},
+        {a->model_type[0] && strcmp(a->model_type, "gpt2"),
+         "--model_type: leantrain trains GPT-2 only (gpt2)"},
+        {a->config_name[0] && a->model_name_or_path[0],
+         "--config_name and --model_name_or_path both give the model's config: pass one (the model folder's "
+         "config.json comes with its weights)"},
+        {(a->config_name[0] || a->model_type[0]) && strcmp(a->model_preset, "custom"),
+         "--config_name or --model_type with --model: pass one of them"},
+        {a->model_type[0] && !a->config_name[0] && !a->model_name_or_path[0] && !custom_size_default(a),
+         "--model_type gpt2 trains GPT2Config()'s size (the gpt2 preset), as run_clm does: drop it to train the "
+         "size of --n_layer / --n_embd / --n_head / --n_positions / --vocab_size"},
         {a->metric_for_best_model[0] && !lt_train_args_best_metric(a),
          "--metric_for_best_model: leantrain's evaluation measures loss, perplexity and accuracy (eval_loss, "
          "eval_perplexity, eval_accuracy)"},

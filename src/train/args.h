@@ -69,6 +69,8 @@ typedef struct lt_train_args {
     char model_name_or_path[512]; /* a folder with config.json + model.safetensors, or empty */
     char tokenizer_name_or_path[512]; /* tokenizer files' folder or "gpt2"; empty: the model's or checkpoint's, if any */
     char model_preset[48];        /* gpt2, gpt2-medium, ... or "custom" */
+    char config_name[512];        /* run_clm's: a preset name or a config.json (or its folder) to train from scratch */
+    char model_type[32];          /* run_clm's: "" or gpt2 (GPT2Config()'s size, the gpt2 preset, from scratch) */
     char config_overrides[256];   /* run_clm's "key=value,key=value" over the model's config (the pdrops) */
     int n_layer, n_embd, n_head, n_positions, vocab_size;
     /* data */
@@ -137,6 +139,14 @@ int lt_train_args_on_gpu(const lt_train_args *a);
  * not a number in [0, 1) or a malformed item is LT_ERR_ARG with one line
  * naming the flag and the item; cfg is then unchanged. */
 lt_status lt_train_config_overrides(const char *overrides, lt_gpt2_config *cfg, char *err, size_t errlen);
+
+/* The config of a model trained from scratch (no --model_name_or_path, no checkpoint): --config_name's (a preset
+ * name, "openai-community/" allowed, with the dropout 0.1 of the Hub's config.json of that name; or a config.json
+ * or the folder holding one), --model's preset (no dropout), --model_type gpt2's (GPT2Config(): the gpt2 preset
+ * with its dropout 0.1), or the custom size flags with data_vocab as the vocabulary unless --vocab_size says
+ * otherwise. Without --config_overrides, which the caller applies. Messages name the flag. */
+lt_status lt_train_args_scratch_config(const lt_train_args *a, int data_vocab, lt_gpt2_config *cfg, char *err,
+                                       size_t errlen);
 
 /* The metric lt_train_args_check accepted for the best model ("eval_loss", "eval_perplexity" or "eval_accuracy";
  * also the one reduce_lr_on_plateau and greedy are stepped with), or NULL when no best model is tracked (neither

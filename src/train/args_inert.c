@@ -1,4 +1,4 @@
-/* The Trainer's flags taken without effect, and the values of theirs refused (see args_inert.h). */
+/* The Trainer's and run_clm's flags taken without effect, and the values of theirs refused (see args_inert.h). */
 #include "train/args_inert.h"
 
 #include <stdio.h>
@@ -84,6 +84,26 @@ static const inert INERT[] = {
     {"torch_compile", 'b', "false", "no torch: the kernels are compiled C and CUDA already"},
     {"torch_compile_backend", 's', "", "no torch: the kernels are compiled C and CUDA already"},
     {"torch_compile_mode", 's', "", "no torch: the kernels are compiled C and CUDA already"},
+    /* run_clm's ModelArguments and DataTrainingArguments (transformers' examples/pytorch/language-modeling) */
+    {"cache_dir", 's', NULL, "no Hub downloads and no datasets cache: models, tokenizers and texts are local files"},
+    {"low_cpu_mem_usage", 'b', NULL, "the model is created once, in its final layout"},
+    {"overwrite_cache", 'b', NULL, "no preprocessing cache: a text is tokenized at each start"},
+    {"preprocessing_num_workers", 'i', NULL, "tokenization runs on the --threads OpenMP threads"},
+    {"token", 's', NULL, "no Hub client: nothing is downloaded"},
+    {"trust_remote_code", 'b', NULL, "no remote code is run: the model is leantrain's GPT-2"},
+    {"use_fast_tokenizer", 'b', NULL, "one GPT-2 byte-level BPE (the fast and the slow tokenizer give the same ids)"},
+    {"keep_linebreaks", 'b', "true", "a text file is read with its line breaks (run_clm's default)"},
+    {"dataset_name", 's', "", "no datasets library or Hub: give the text as --train_file (and --validation_file), "
+                              "e.g. the dataset's text column written to a file"},
+    {"dataset_config_name", 's', "", "no datasets library or Hub: give the text as --train_file (and "
+                                     "--validation_file)"},
+    {"dtype", 's', "|auto|float32", "the weights are fp32 (the optimizer's master copy); to keep them only in bf16: "
+                                    "--pure_bf16"},
+    {"torch_dtype", 's', "|auto|float32", "the weights are fp32 (the optimizer's master copy); to keep them only in "
+                                          "bf16: --pure_bf16"},
+    {"model_revision", 's', "main", "no Hub client: a model is a local folder (--model_name_or_path DIR)"},
+    {"streaming", 'b', "false", "a text is tokenized 64 MiB at a time without its text held whole, so no streaming "
+                                "is needed; streaming's own split and unshuffled order are not emulated"},
 };
 #define NINERT (sizeof INERT / sizeof INERT[0])
 

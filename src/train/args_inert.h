@@ -1,7 +1,7 @@
-/* The Trainer's flags that `leantrain train` takes without an effect (one process on one device, no Python data
- * loader, no Hub client, no predictions kept), so that a run_clm command line or a TrainingArguments JSON dump
- * runs as it is; and the values of theirs that ask for something leantrain does not do, which it refuses with the
- * reason. */
+/* The Trainer's flags, and run_clm's own, that `leantrain train` takes without an effect (one process on one
+ * device, no Python data loader, no Hub client or cache, no predictions kept), so that a run_clm command line or a
+ * TrainingArguments JSON dump runs as it is; and the values of theirs that ask for something leantrain does not
+ * do, which it refuses with the reason. */
 #ifndef LT_TRAIN_ARGS_INERT_H
 #define LT_TRAIN_ARGS_INERT_H
 

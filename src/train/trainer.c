@@ -550,21 +550,8 @@ static int setup_model(const lt_train_args *a, const char *resume_dir, int data_
     } else if (a->model_name_or_path[0]) {
         snprintf(path, sizeof path, "%s/config.json", a->model_name_or_path);
         if (lt_gpt2_config_load(path, cfg, err, errlen)) return 1;
-    } else if (strcmp(a->model_preset, "custom")) {
-        if (lt_gpt2_config_preset(a->model_preset, cfg, err, errlen)) {
-            char e2[1024];
-            snprintf(e2, sizeof e2, "--model: %.1000s", err);
-            snprintf(err, errlen, "%s", e2);
-            return 1;
-        }
-    } else {
-        cfg->vocab_size = a->vocab_size > 0 ? a->vocab_size : data_vocab;
-        cfg->n_positions = a->n_positions;
-        cfg->n_embd = a->n_embd;
-        cfg->n_layer = a->n_layer;
-        cfg->n_head = a->n_head;
-        cfg->layer_norm_epsilon = 1e-5;
-        if (lt_gpt2_config_check(cfg, err, errlen)) return 1;
+    } else if (lt_train_args_scratch_config(a, data_vocab, cfg, err, errlen)) {
+        return 1;
     }
     /* the dropout the checkpoint's (or model's) config.json records, unless the flag says otherwise */
     return lt_train_config_overrides(a->config_overrides, cfg, err, errlen) != LT_OK;

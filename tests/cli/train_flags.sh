@@ -403,5 +403,40 @@ plan_flags=$("$LT" plan "${M[@]}" --optim adamw_bnb_8bit --use_cpu | grep '^memo
 echo "training_args.json: in every checkpoint; given back, the same run bit for bit; bad files refused; a resume names changed flags"
 echo "the Trainer's JSON dump: taken, the same run as its flags; the Trainer's flags without effect taken, those asking for more refused"
 
+# run_clm's own flags: those with nothing to act on are taken (a run_clm command line runs as it is); --config_name
+# trains from scratch with a config.json (its sizes, and GPT2Config's dropout 0.1 where it names none, as
+# transformers reads it) or a preset name (the Hub config of that name: --model's table); --model_type gpt2 is
+# GPT2Config(), the gpt2 preset's size; what needs the Hub or the datasets library is refused with what to do
+printf '{"model_type": "gpt2", "n_embd": 32, "n_layer": 1, "n_head": 2, "n_positions": 32, "vocab_size": 256, "attn_pdrop": 0.2}\n' > "$tmp/cfg.json"
+C=(--train_file "$tmp/text.txt" --block_size 32 --per_device_train_batch_size 4 --max_steps 2 --seed 7 --threads 2
+   --eval_strategy no --save_steps 2)
+"$LT" train "${C[@]}" --config_name "$tmp/cfg.json" --output_dir "$tmp/clm" --cache_dir "$tmp/cache" \
+    --use_fast_tokenizer --overwrite_cache --preprocessing_num_workers 4 --keep_linebreaks true \
+    --trust_remote_code false --dtype auto --torch_dtype float32 --low_cpu_mem_usage --model_revision main \
+    --token hf_x > "$tmp/clm.log" 2>&1 &&
+    grep -q '"n_embd":[[:space:]]*32,' "$tmp/clm/config.json" && grep -q '"attn_pdrop":[[:space:]]*0.2,' "$tmp/clm/config.json" &&
+    grep -q '"resid_pdrop":[[:space:]]*0.1,' "$tmp/clm/config.json" && [ ! -e "$tmp/cache" ] ||
+    { echo "run_clm flags: the run failed or did not take the config"; cat "$tmp/clm.log" "$tmp/clm/config.json"; fail=1; }
+for c in openai-community/gpt2-medium "$tmp/clm"; do
+    want=$("$LT" plan --model gpt2-medium --block_size 64 --per_device_train_batch_size 1 | grep '^memory (MiB)')
+    [ "$c" = "$tmp/clm" ] && want=$("$LT" plan --model_name_or_path "$tmp/clm" --block_size 32 --per_device_train_batch_size 1 | grep '^memory (MiB)')
+    got=$("$LT" plan --config_name "$c" --block_size $([ "$c" = "$tmp/clm" ] && echo 32 || echo 64) --per_device_train_batch_size 1 | grep '^memory (MiB)')
+    [ -n "$got" ] && [ "$got" = "$want" ] || { echo "plan --config_name $c: '$got', expected '$want'"; fail=1; }
+done
+got=$("$LT" plan --model_type gpt2 --block_size 64 --per_device_train_batch_size 1 | grep '^memory (MiB)')
+[ "$got" = "$("$LT" plan --model gpt2 --block_size 64 --per_device_train_batch_size 1 | grep '^memory (MiB)')" ] ||
+    { echo "plan --model_type gpt2: '$got', not the gpt2 preset's"; fail=1; }
+bad "--dataset_name wikitext is not taken: no datasets library or Hub: give the text as --train_file" "${M[@]}" --dataset_name wikitext
+bad "--dtype bfloat16 is not taken: the weights are fp32" "${M[@]}" --dtype bfloat16
+bad "--streaming true is not taken" "${M[@]}" --streaming
+bad "--model_revision v2 is not taken: no Hub client" "${M[@]}" --model_revision v2
+bad "--keep_linebreaks false is not taken" "${M[@]}" --keep_linebreaks false
+bad "--model_type: leantrain trains GPT-2 only" "${M[@]}" --model_type llama
+bad "--model_type gpt2 trains GPT2Config()'s size" "${M[@]}" --model_type gpt2
+bad "--config_name and --model_name_or_path both give the model's config" "${M[@]}" --config_name gpt2 --model_name_or_path "$tmp/clm"
+bad "--config_name or --model_type with --model: pass one of them" "${M[@]}" --config_name gpt2 --model gpt2
+bad "--config_name $tmp/none: neither a GPT-2 preset" "${M[@]}" --config_name "$tmp/none"
+echo "run_clm's flags: taken where they have nothing to act on, --config_name and --model_type train from scratch, the Hub's refused"
+
 [ $fail -eq 0 ] && rm -rf "$tmp"
 exit $fail
