@@ -1403,6 +1403,16 @@ static void test_neftune(void) {
 
 /* ---------------------------------------------------------------- label smoothing */
 
+/* tests/data/NAME parsed (its path into path), or NULL after a failed check */
+static cJSON *data_json(const char *name, char *path, size_t len) {
+    snprintf(path, len, "%s/%s", lt_test_data_dir(), name);
+    char *text = lt_test_read_file(path, NULL);
+    cJSON *j = text ? cJSON_Parse(text) : NULL;
+    free(text);
+    CHECK(j != NULL, "%s: cannot read or parse", path);
+    return j;
+}
+
 /* The classifier with label smoothing against the Trainer's own LabelSmoother (tests/data/label_smoothing.json,
  * scripts/make-label-smoothing-reference.py: transformers 5.24 on float32 logits): the mean loss and its gradient
  * with respect to the logits (scale 1 / N) by autograd, for factors 0 to 0.9 and V up to 1031. Both sides compute
@@ -1413,12 +1423,8 @@ static void test_neftune(void) {
  * to 1 and so do the smoothed targets), checked in double. */
 static void test_label_smoothing(void) {
     char path[512];
-    snprintf(path, sizeof path, "%s/label_smoothing.json", lt_test_data_dir());
-    char *text = lt_test_read_file(path, NULL);
-    CHECK(text != NULL, "%s: cannot read", path);
-    if (!text) return;
-    cJSON *j = cJSON_Parse(text);
-    free(text);
+    cJSON *j = data_json("label_smoothing.json", path, sizeof path);
+    if (!j) return;
     const cJSON *cases = cJSON_GetObjectItem(j, "cases"), *cs;
     CHECK(cJSON_GetArraySize(cases) == 5, "%s: expected 5 cases", path);
     double worst_l = 0, worst_g = 0;
@@ -1466,12 +1472,8 @@ static void test_label_smoothing(void) {
  * a target at torch's index is a hit and a target anywhere else is not (ties, NaNs, infinities) */
 static void test_top1_reference(void) {
     char path[512];
-    snprintf(path, sizeof path, "%s/top1.json", lt_test_data_dir());
-    char *text = lt_test_read_file(path, NULL);
-    CHECK(text != NULL, "%s: cannot read", path);
-    if (!text) return;
-    cJSON *j = cJSON_Parse(text);
-    free(text);
+    cJSON *j = data_json("top1.json", path, sizeof path);
+    if (!j) return;
     const cJSON *rows = cJSON_GetObjectItem(j, "rows"), *row;
     int n = 0, bad = 0, ties = 0;
     cJSON_ArrayForEach(row, rows) {
