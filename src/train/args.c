@@ -167,7 +167,8 @@ static const arg_def ARGS[] = {
     {"config_name", A_STR, S(config_name),
      "run_clm's: train from scratch with this config: a preset name (openai-community/ allowed) or a config.json "
      "or its folder []"},
-    {"model_type", A_STR, S(model_type), "run_clm's: gpt2 alone trains GPT2Config()'s size from scratch (--model gpt2) []"},
+    {"model_type", A_STR, S(model_type),
+     "run_clm's: gpt2 alone trains GPT2Config() from scratch (the gpt2 preset's size, dropout 0.1) []"},
     {"config_overrides", A_STR, S(config_overrides),
      "the model config's dropout, as run_clm's flag: embd_pdrop=P,resid_pdrop=P,attn_pdrop=P (training only; "
      "a preset or custom model has none, a config.json gives its own, GPT2Config's 0.1 where absent) []"},
@@ -706,8 +707,7 @@ lt_status lt_train_args_check(const lt_train_args *a, char *err, size_t errlen) 
         {!(a->early_stopping_threshold >= 0), "--early_stopping_threshold must be >= 0"},
         {a->early_stopping_patience > 0 && !lt_train_args_best_metric(a),
          "--early_stopping_patience needs the metric it watches: pass --metric_for_best_model loss (or perplexity, "
-         "accuracy), or "
-         "--load_best_model_at_end (whose metric is loss)"},
+         "accuracy), or --load_best_model_at_end (whose metric is loss)"},
         {a->early_stopping_patience > 0 &&
              (!strcmp(a->eval_strategy, "no") || (!strcmp(a->eval_strategy, "steps") && a->eval_steps == 0)),
          "--early_stopping_patience counts evaluations: set --eval_strategy steps or epoch"},
