@@ -146,7 +146,7 @@ $(BUILD)/examples/%: examples/%.c $(BUILD)/libleantrain.a
 # training checks (scripts/gpu-train-check compare, gpt2 and gpt2-7b) in their small mode (about 30 minutes more).
 # Timings are meaningless there. gpu_gpt2_model's CPU reference multiplies by OpenBLAS sgemm (LT_CPU_BF16_GEMM=0):
 # with oneDNN's bf16 path beside the emulator's threads, LeakSanitizer's tracer crashed at exit after every check
-# had passed (2026-11-30; `make test-asan` covers the oneDNN path).
+# had passed (found 2026-11-30; `make test-asan` covers the oneDNN path).
 EMU      := $(BUILD)/emu
 EMU_SAN  := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 EMU_SRC  := $(LIB_SRC)
