@@ -11,20 +11,25 @@
 #include "cli/commands.h"
 #include "model/gpt2.h"
 #include "model/gpt2_layers.h"
+#include "model/sample.h"
 #include "tokenizer/tokenizer.h"
 #include "train/data.h"
 
 static void usage(void) {
     fprintf(stderr, "usage: leantrain generate --model_name_or_path DIR [--prompt TEXT | --prompt_ids 1,2,3]\n"
-                    "                          [--max_new_tokens N (100)] [--temperature T (1.0; 0 = greedy)]\n"
-                    "                          [--top_k K (40; 0 = all)] [--seed S (42)]\n"
+                    "                          [--max_new_tokens N (100)] [--do_sample true|false (true; false: "
+                    "greedy)]\n"
+                    "                          [--temperature T (1.0; 0: greedy)] [--top_k K (50; 0: all)]\n"
+                    "                          [--top_p P (1.0: all)] [--repetition_penalty R (1.0: none)] [--seed S "
+                    "(42)]\n"
                     "                          [--tokenizer_name_or_path DIR (default: the model folder's, if any)]\n");
 }
 
 int lt_cmd_generate(int argc, char **argv) {
     const char *dir = NULL, *prompt = "", *prompt_ids = NULL, *tok_path = NULL;
-    long max_new = 100, top_k = 40;
-    double temperature = 1.0;
+    long max_new = 100;
+    lt_sample_params sp = lt_sample_defaults();
+    sp.do_sample = 1; /* leantrain samples unless told otherwise (generate()'s default is greedy) */
     unsigned long long seed = 42;
     for (int i = 1; i < argc; i++) {
         const char *f = argv[i];
@@ -40,8 +45,20 @@ int lt_cmd_generate(int argc, char **argv) {
         else if (!strcmp(f, "--prompt_ids")) prompt_ids = v;
         else if (!strcmp(f, "--tokenizer_name_or_path")) tok_path = v;
         else if (!strcmp(f, "--max_new_tokens")) max_new = strtol(v, &end, 10);
-        else if (!strcmp(f, "--temperature")) temperature = strtod(v, &end);
-        else if (!strcmp(f, "--top_k")) top_k = strtol(v, &end, 10);
+        else if (!strcmp(f, "--temperature")) sp.temperature = strtod(v, &end);
+        else if (!strcmp(f, "--top_k")) {
+            const long k = strtol(v, &end, 10);
+            sp.top_k = k < 0 ? -1 : k > INT32_MAX ? INT32_MAX : (int)k;
+        } else if (!strcmp(f, "--top_p")) sp.top_p = strtod(v, &end);
+        else if (!strcmp(f, "--repetition_penalty")) sp.repetition_penalty = strtod(v, &end);
+        else if (!strcmp(f, "--do_sample")) {
+            const int t = !strcmp(v, "true") || !strcmp(v, "True") || !strcmp(v, "1");
+            if (!t && strcmp(v, "false") && strcmp(v, "False") && strcmp(v, "0")) {
+                fprintf(stderr, "leantrain generate: --do_sample: bad value '%s': expected true or false\n", v);
+                return 2;
+            }
+            sp.do_sample = t;
+        }
         else if (!strcmp(f, "--seed")) seed = strtoull(v, &end, 10);
         else {
             fprintf(stderr, "leantrain generate: unknown flag '%s'\n", f);
@@ -58,11 +75,16 @@ int lt_cmd_generate(int argc, char **argv) {
         usage();
         return 2;
     }
-    if (max_new < 0 || top_k < 0 || !(temperature >= 0)) {
-        fprintf(stderr, "leantrain generate: --max_new_tokens, --top_k and --temperature must be >= 0\n");
+    char err[1024], path[1100];
+    if (sp.temperature == 0) sp.do_sample = 0, sp.temperature = 1.0; /* temperature 0: greedy */
+    if (max_new < 0) {
+        fprintf(stderr, "leantrain generate: --max_new_tokens must be >= 0\n");
         return 2;
     }
-    char err[1024], path[1100];
+    if (lt_sample_check(&sp, err, sizeof err)) {
+        fprintf(stderr, "leantrain generate: %s\n", err);
+        return 2;
+    }
     lt_gpt2_config cfg;
     snprintf(path, sizeof path, "%s/config.json", dir);
     if (lt_gpt2_config_load(path, &cfg, err, sizeof err)) {
@@ -83,11 +105,11 @@ int lt_cmd_generate(int argc, char **argv) {
         return 1;
     }
     int32_t *ctx = malloc((size_t)P * sizeof *ctx);
-    float *probs = malloc((size_t)V * sizeof *probs);
+    float *scores = malloc((size_t)V * sizeof *scores);
     int *idx = malloc((size_t)V * sizeof *idx);
     lt_gpt2 *m = NULL;
     int rc = 1, n = 0;
-    if (!ctx || !probs || !idx) goto out;
+    if (!ctx || !scores || !idx) goto out;
     if (prompt_ids) {
         for (const char *s = prompt_ids; *s && n < P;) {
             char *end;
@@ -151,34 +173,11 @@ int lt_cmd_generate(int argc, char **argv) {
             fprintf(stderr, "\nleantrain generate: %s\n", err);
             goto out;
         }
-        const float *logits = m->acts.logits + (size_t)(T - 1) * (size_t)V;
-        int next = 0;
-        if (temperature == 0) {
-            for (int v = 1; v < V; v++)
-                if (logits[v] > logits[next]) next = v;
-        } else {
-            int K = top_k > 0 && top_k < V ? (int)top_k : V;
-            for (int v = 0; v < V; v++) idx[v] = v;
-            for (int k = 0; k < K; k++) { /* partial selection of the K largest */
-                int best = k;
-                for (int v = k + 1; v < V; v++)
-                    if (logits[idx[v]] > logits[idx[best]]) best = v;
-                int tmp = idx[k];
-                idx[k] = idx[best];
-                idx[best] = tmp;
-                if (K == V && k > 64) break; /* unbounded: the tail below handles the rest */
-            }
-            double mx = logits[idx[0]], sum = 0;
-            int cnt = K == V ? V : K;
-            for (int k = 0; k < cnt; k++) sum += (probs[k] = (float)exp((logits[idx[k]] - mx) / temperature));
-            double u = (double)(lt_splitmix64(&rng) >> 11) / 9007199254740992.0 * sum, c = 0;
-            next = idx[cnt - 1];
-            for (int k = 0; k < cnt; k++)
-                if ((c += probs[k]) >= u) {
-                    next = idx[k];
-                    break;
-                }
-        }
+        /* generate()'s processors over the window's tokens, then its choice */
+        memcpy(scores, m->acts.logits + (size_t)(T - 1) * (size_t)V, (size_t)V * sizeof *scores);
+        lt_sample_process(scores, V, &sp, ctx + start, (size_t)T, idx);
+        const double u = (double)(lt_splitmix64(&rng) >> 11) / 9007199254740992.0;
+        const int next = lt_sample_pick(scores, V, sp.do_sample, u);
         ctx[n++] = next;
         size_t len;
         const char *bytes = tok ? lt_tokenizer_token_bytes(tok, next, &len) : NULL;
@@ -193,6 +192,6 @@ int lt_cmd_generate(int argc, char **argv) {
 out:
     lt_gpt2_free(m);
     lt_tokenizer_free(tok);
-    free(ctx), free(probs), free(idx);
+    free(ctx), free(scores), free(idx);
     return rc;
 }
