@@ -13,7 +13,23 @@
 #include "model/gpt2_layers.h"
 #include "model/sample.h"
 #include "tokenizer/tokenizer.h"
+#include "train/checkpoint.h"
 #include "train/data.h"
+
+#include <cjson/cJSON.h>
+
+/* generate()'s default end of text: config.json's eos_token_id, else GPT2Config's (50256); -1 when outside the
+ * vocabulary (a byte model never ends) */
+static long config_eos(const char *config_path, int V) {
+    char e[256];
+    char *text = lt_read_text_file(config_path, e, sizeof e);
+    cJSON *j = text ? cJSON_Parse(text) : NULL;
+    free(text);
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, "eos_token_id");
+    long id = cJSON_IsNumber(v) ? (long)v->valuedouble : 50256;
+    cJSON_Delete(j);
+    return id >= 0 && id < V ? id : -1;
+}
 
 static void usage(void) {
     fprintf(stderr, "usage: leantrain generate --model_name_or_path DIR [--prompt TEXT | --prompt_ids 1,2,3]\n"
@@ -22,12 +38,14 @@ static void usage(void) {
                     "                          [--temperature T (1.0; 0: greedy)] [--top_k K (50; 0: all)]\n"
                     "                          [--top_p P (1.0: all)] [--repetition_penalty R (1.0: none)] [--seed S "
                     "(42)]\n"
+                    "                          [--eos_token_id ID (config.json's, else 50256; -1: none): stop "
+                    "after it]\n"
                     "                          [--tokenizer_name_or_path DIR (default: the model folder's, if any)]\n");
 }
 
 int lt_cmd_generate(int argc, char **argv) {
     const char *dir = NULL, *prompt = "", *prompt_ids = NULL, *tok_path = NULL;
-    long max_new = 100;
+    long max_new = 100, eos = -2; /* -2: config.json's */
     lt_sample_params sp = lt_sample_defaults();
     sp.do_sample = 1; /* leantrain samples unless told otherwise (generate()'s default is greedy) */
     unsigned long long seed = 42;
@@ -60,6 +78,7 @@ int lt_cmd_generate(int argc, char **argv) {
             sp.do_sample = t;
         }
         else if (!strcmp(f, "--seed")) seed = strtoull(v, &end, 10);
+        else if (!strcmp(f, "--eos_token_id")) eos = strtol(v, &end, 10);
         else {
             fprintf(stderr, "leantrain generate: unknown flag '%s'\n", f);
             usage();
@@ -92,6 +111,12 @@ int lt_cmd_generate(int argc, char **argv) {
         return 1;
     }
     int P = cfg.n_positions, V = cfg.vocab_size;
+    if (eos == -2) eos = config_eos(path, V);
+    if (eos < -1 || eos >= V) {
+        fprintf(stderr, "leantrain generate: --eos_token_id %ld is not a token of this model (0 to %d; -1: none)\n",
+                eos, V - 1);
+        return 2;
+    }
     lt_tokenizer *tok = NULL;
     if (!tok_path && lt_tokenizer_present(dir)) tok_path = dir;
     if (tok_path && lt_tokenizer_load(tok_path, &tok, err, sizeof err)) {
@@ -186,6 +211,7 @@ int lt_cmd_generate(int argc, char **argv) {
         else if (V == 256) putchar(next);
         else printf(",%d", next);
         fflush(stdout);
+        if (next == eos) break; /* generate()'s end: the end-of-text token, printed, then no more */
     }
     printf("\n");
     rc = 0;

@@ -2,7 +2,8 @@
 # `leantrain generate` against transformers' generate() (tests/data/generate: a tiny random GPT-2 and what
 # generate() made of a prompt, scripts/make-generate-reference.py): with --do_sample false, the same 6 tokens,
 # plain and with --repetition_penalty 1.5 (the model's forward and the processors together); a sampled run
-# repeats itself for a seed and its tokens are ids of the model; bad values are refused with the flag named.
+# repeats itself for a seed and its tokens are ids of the model; generation ends after the end-of-text id
+# (--eos_token_id, by default config.json's); bad values are refused with the flag named.
 set -u
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
@@ -29,7 +30,18 @@ s3=$("$bin" generate --model_name_or_path "$d" --prompt_ids $prompt --max_new_to
 [ "$s1" = "$s2" ] && [ "$s1" != "$s3" ] && [ "$(echo "$s1" | tr ',' '\n' | awk '$1 < 0 || $1 >= 300' | wc -l)" = 0 ] &&
     [ "$(echo "$s1" | tr ',' '\n' | wc -l)" = 47 ] ||
     { echo "FAIL: sampling: '$s1' / '$s2' / '$s3'"; fail=1; }
-for bad in "--top_p 0:--top_p must be in (0, 1]" "--temperature -1:--temperature must be > 0" \
+# the end of text: generation stops after --eos_token_id (here the second greedy token, 219), and by default after
+# config.json's eos_token_id (a copy of the model whose config names 219)
+tmp=$(mktemp -d "${LT_TEST_TMP:-$BUILD/tmp}/generate.XXXXXX")
+cp "$d/model.safetensors" "$tmp/"
+sed 's/"eos_token_id": 299/"eos_token_id": 219/' "$d/config.json" > "$tmp/config.json"
+e1=$("$bin" generate --model_name_or_path "$d" --prompt_ids $prompt --max_new_tokens 6 --do_sample false --eos_token_id 219)
+e2=$("$bin" generate --model_name_or_path "$tmp" --prompt_ids $prompt --max_new_tokens 6 --do_sample false)
+e3=$("$bin" generate --model_name_or_path "$tmp" --prompt_ids $prompt --max_new_tokens 6 --do_sample false --eos_token_id -1)
+[ "$e1" = "$prompt,276,219" ] && [ "$e2" = "$e1" ] && [ "$e3" = "$(want 1)" ] && grep -q '"eos_token_id": 219' "$tmp/config.json" ||
+    { echo "FAIL: end of text: '$e1', from config.json '$e2', with -1 '$e3'"; fail=1; }
+rm -rf "$tmp"
+for bad in "--eos_token_id 300:--eos_token_id 300 is not a token of this model" "--top_p 0:--top_p must be in (0, 1]" "--temperature -1:--temperature must be > 0" \
            "--repetition_penalty 0:--repetition_penalty must be > 0" "--top_k -2:--top_k must be >= 0" \
            "--do_sample maybe:--do_sample: bad value 'maybe'"; do
     flag=${bad%%:*} msg=${bad#*:}
