@@ -10,6 +10,7 @@
 #include "leantrain/optim.h"
 #include "leantrain/safetensors.h"
 #include "model/gpt2.h"
+#include "model/gpt2_decode.h"
 #include "model/gpt2_layers.h"
 #include "testutil.h"
 #include <cjson/cJSON.h>
@@ -1551,7 +1552,65 @@ static void test_eval_accuracy(void) {
     }
 }
 
+/* lt_gpt2_kv_step, one token at a time with the key / value cache, against lt_gpt2_forward over the whole
+ * sequence: every position's logits within fp32 rounding (1e-5 of the largest); a reset starts again with the
+ * same bits; a full cache and a bad token are refused and change nothing */
+static void test_kv_decode(void) {
+    lt_gpt2_config cfg = {.vocab_size = 97, .n_positions = 40, .n_embd = 64, .n_layer = 2, .n_head = 4,
+                          .layer_norm_epsilon = 1e-5};
+    enum { T = 33, V = 97 };
+    char err[512] = "";
+    lt_gpt2 *m = NULL;
+    CHECK(lt_gpt2_create(&cfg, &m, err, sizeof err) == LT_OK, "%s", err);
+    if (!m) return;
+    CHECK(lt_gpt2_set_batch(m, 1, T, err, sizeof err) == LT_OK, "%s", err);
+    lt_gpt2_init_random(m, 5);
+    for (size_t i = 0; i < m->params[LT_GPT2_WTE].numel; i++) m->params[LT_GPT2_WTE].data[i] *= 10.0f; /* spread */
+    int32_t in[T];
+    for (int i = 0; i < T; i++) in[i] = (int32_t)(urand() * V);
+    CHECK(lt_gpt2_forward(m, in, NULL, 1, T, err, sizeof err) == LT_OK, "%s", err);
+    lt_gpt2_kv *kv = NULL;
+    CHECK(lt_gpt2_kv_create(m, T, &kv, err, sizeof err) == LT_OK, "%s", err);
+    if (!kv) return;
+    float lg[V], first[V];
+    double worst = 0, scale = 0;
+    for (int t = 0; t < T; t++) {
+        CHECK(lt_gpt2_kv_step(m, kv, in[t], lg, err, sizeof err) == LT_OK, "%s", err);
+        const float *ref = m->acts.logits + (size_t)t * V;
+        for (int v = 0; v < V; v++) scale = fmax(scale, fabs(ref[v]));
+        for (int v = 0; v < V; v++) worst = fmax(worst, fabs((double)lg[v] - ref[v]));
+        if (t == 0) memcpy(first, lg, sizeof lg);
+    }
+    CHECK(scale > 1 && worst <= 1e-5 * scale, "kv decode: logits off by %.3g (largest %.3g)", worst, scale);
+    CHECK(lt_gpt2_kv_step(m, kv, in[0], lg, err, sizeof err) == LT_ERR_STATE && strstr(err, "full") &&
+              lt_gpt2_kv_len(kv) == T,
+          "a full cache took a step: %s", err);
+    lt_gpt2_kv_reset(kv);
+    CHECK(lt_gpt2_kv_step(m, kv, V, lg, err, sizeof err) == LT_ERR_ARG && lt_gpt2_kv_len(kv) == 0,
+          "a bad token was taken");
+    CHECK(lt_gpt2_kv_step(m, kv, in[0], lg, err, sizeof err) == LT_OK && memcmp(lg, first, sizeof lg) == 0,
+          "after a reset, position 0 differs");
+    /* the first 20 tokens in one forward, the rest one at a time: the same logits */
+    double worst2 = 0;
+    CHECK(lt_gpt2_kv_prefill(m, kv, in, 20, lg, err, sizeof err) == LT_OK && lt_gpt2_kv_len(kv) == 20, "%s", err);
+    float *full = malloc(sizeof(float) * T * V);
+    CHECK(lt_gpt2_forward(m, in, NULL, 1, T, err, sizeof err) == LT_OK, "%s", err);
+    memcpy(full, m->acts.logits, sizeof(float) * T * V);
+    for (int v = 0; v < V; v++) worst2 = fmax(worst2, fabs((double)lg[v] - full[19 * V + v]));
+    for (int t = 20; t < T; t++) {
+        CHECK(lt_gpt2_kv_step(m, kv, in[t], lg, err, sizeof err) == LT_OK, "%s", err);
+        for (int v = 0; v < V; v++) worst2 = fmax(worst2, fabs((double)lg[v] - full[(size_t)t * V + v]));
+    }
+    CHECK(worst2 <= 1e-5 * scale, "kv prefill then steps: logits off by %.3g", worst2);
+    free(full);
+    printf("kv-cache decoding: %d positions, logits within %.2e of the full forward's (largest %.2f); after a "
+           "20-token prefill within %.2e\n", T, worst, scale, worst2);
+    lt_gpt2_kv_free(kv);
+    lt_gpt2_free(m);
+}
+
 int main(void) {
+    test_kv_decode();
     test_top1_reference();
     test_eval_accuracy();
     test_label_smoothing();

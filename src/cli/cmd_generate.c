@@ -10,6 +10,7 @@
 
 #include "cli/commands.h"
 #include "model/gpt2.h"
+#include "model/gpt2_decode.h"
 #include "model/gpt2_layers.h"
 #include "model/sample.h"
 #include "tokenizer/tokenizer.h"
@@ -130,11 +131,12 @@ int lt_cmd_generate(int argc, char **argv) {
         return 1;
     }
     int32_t *ctx = malloc((size_t)P * sizeof *ctx);
-    float *scores = malloc((size_t)V * sizeof *scores);
+    float *scores = malloc((size_t)V * sizeof *scores), *logits = malloc((size_t)V * sizeof *logits);
+    lt_gpt2_kv *kv = NULL;
     int *idx = malloc((size_t)V * sizeof *idx);
     lt_gpt2 *m = NULL;
     int rc = 1, n = 0;
-    if (!ctx || !scores || !idx) goto out;
+    if (!ctx || !scores || !logits || !idx) goto out;
     if (prompt_ids) {
         for (const char *s = prompt_ids; *s && n < P;) {
             char *end;
@@ -188,21 +190,21 @@ int lt_cmd_generate(int argc, char **argv) {
     else
         for (int i = 0; i < n; i++) printf("%s%d", i ? "," : "", ctx[i]);
     uint64_t rng = seed;
+    /* the prompt in one forward into the key / value cache; then one token's forward per step. Once the context
+       fills the model's positions, the window slides by one token a step (the oldest dropped), and each step is a
+       forward of the whole window (the cache's positions would all move) */
+    if (lt_gpt2_kv_create(m, P, &kv, err, sizeof err) || lt_gpt2_kv_prefill(m, kv, ctx, n, logits, err, sizeof err)) {
+        fprintf(stderr, "leantrain generate: %s\n", err);
+        goto out;
+    }
     for (long t = 0; t < max_new; t++) {
-        int start = n > P ? n - P : 0, T = n - start; /* a sliding window when the context is full */
-        if (n == P) { /* keep the last P-1 tokens */
-            memmove(ctx, ctx + 1, (size_t)(P - 1) * sizeof *ctx);
-            n = P - 1, start = 0, T = n;
-        }
-        if (lt_gpt2_forward(m, ctx + start, NULL, 1, T, err, sizeof err)) {
-            fprintf(stderr, "\nleantrain generate: %s\n", err);
-            goto out;
-        }
-        /* generate()'s processors over the window's tokens, then its choice */
-        memcpy(scores, m->acts.logits + (size_t)(T - 1) * (size_t)V, (size_t)V * sizeof *scores);
-        lt_sample_process(scores, V, &sp, ctx + start, (size_t)T, idx);
+        /* generate()'s processors over the context's tokens, then its choice */
+        memcpy(scores, logits, (size_t)V * sizeof *scores);
+        lt_sample_process(scores, V, &sp, ctx, (size_t)n, idx);
         const double u = (double)(lt_splitmix64(&rng) >> 11) / 9007199254740992.0;
         const int next = lt_sample_pick(scores, V, sp.do_sample, u);
+        const int slide = n == P; /* keep the last P-1 tokens */
+        if (slide) memmove(ctx, ctx + 1, (size_t)(P - 1) * sizeof *ctx), n = P - 1;
         ctx[n++] = next;
         size_t len;
         const char *bytes = tok ? lt_tokenizer_token_bytes(tok, next, &len) : NULL;
@@ -211,13 +213,22 @@ int lt_cmd_generate(int argc, char **argv) {
         else if (V == 256) putchar(next);
         else printf(",%d", next);
         fflush(stdout);
-        if (next == eos) break; /* generate()'s end: the end-of-text token, printed, then no more */
+        if (next == eos || t + 1 == max_new) break; /* generate()'s end: the end-of-text token, printed */
+        lt_status st = LT_OK;
+        if (!slide && lt_gpt2_kv_len(kv) == n - 1) st = lt_gpt2_kv_step(m, kv, next, logits, err, sizeof err);
+        else if ((st = lt_gpt2_forward(m, ctx, NULL, 1, n, err, sizeof err)) == LT_OK)
+            memcpy(logits, m->acts.logits + (size_t)(n - 1) * (size_t)V, (size_t)V * sizeof *logits);
+        if (st) {
+            fprintf(stderr, "\nleantrain generate: %s\n", err);
+            goto out;
+        }
     }
     printf("\n");
     rc = 0;
 out:
+    lt_gpt2_kv_free(kv);
     lt_gpt2_free(m);
     lt_tokenizer_free(tok);
-    free(ctx), free(scores), free(idx);
+    free(ctx), free(scores), free(logits), free(idx);
     return rc;
 }
