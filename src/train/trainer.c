@@ -1262,7 +1262,9 @@ static int train_attempt(const lt_train_args *a, const prep_t *p, int failed, in
     /* --do_eval: the evaluation after the last step (a run resumed at its end has not made one yet) */
     if (a->do_eval && (((r->eval_step != r->step || best_loaded) && eval_and_log(r)) || write_eval_results(r)))
         goto out;
-    printf("done: %ld steps in %.1f s; peak memory (RSS) %ld MiB; ", r->step, lt_now_s() - r->t_start, peak_rss_mb());
+    printf("done: %ld steps in %.1f s", r->step, lt_now_s() - r->t_start);
+    if (r->train_loss_steps) printf(" (train_loss %.4f)", r->train_loss_sum / (double)r->train_loss_steps);
+    printf("; peak memory (RSS) %ld MiB; ", peak_rss_mb());
     if (!strcmp(a->save_strategy, "no")) printf("no checkpoint (--save_strategy no)");
     else if (r->saved_step == r->step) printf("model in %s and %s/checkpoint-%ld", a->output_dir, a->output_dir, r->step);
     else printf("model in %s", a->output_dir);
