@@ -46,13 +46,15 @@ static void usage(void) {
                     "                             [--optim_args K=V,...] [--device cpu|cuda] [--dtype f32|bf16]\n"
                     "       leantrain bench quality [--steps N] [--learning_rate LR]\n"
                     "       leantrain bench train [--steps N] [--small_only]\n"
-                    "       leantrain bench tokenize [--input FILE] [--mb M] [--threads N] [--reps R]\n");
+                    "       leantrain bench tokenize [--input FILE] [--mb M] [--threads N] [--reps R]\n"
+                    "       leantrain bench generate [--model gpt2|...] [--prompt P] [--tokens N] [--no_full]\n");
 }
 
 int lt_cmd_bench(int argc, char **argv) {
     if (argc >= 2 && !strcmp(argv[1], "quality")) return lt_cmd_bench_quality(argc, argv);
     if (argc >= 2 && !strcmp(argv[1], "train")) return lt_cmd_bench_train(argc, argv);
     if (argc >= 2 && !strcmp(argv[1], "tokenize")) return lt_cmd_bench_tokenize(argc, argv);
+    if (argc >= 2 && !strcmp(argv[1], "generate")) return lt_cmd_bench_generate(argc, argv);
     if (argc < 2 || strcmp(argv[1], "optim")) {
         usage();
         return 2;

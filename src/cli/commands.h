@@ -51,6 +51,10 @@ int lt_cmd_bench_train(int argc, char **argv);
  * GPT-2 encoding MB/s with one thread and with N (all) threads, on a file or a generated text. */
 int lt_cmd_bench_tokenize(int argc, char **argv);
 
+/* `leantrain bench generate`: ms per token of GPT-2 inference with the key / value cache, against the weights'
+ * read floor and a whole-context forward per token, measured in the same run. */
+int lt_cmd_bench_generate(int argc, char **argv);
+
 /* `leantrain tokenize --input FILE --output FILE.bin [--tokenizer_name_or_path DIR] [--threads N]
  * [--chunk_mb M]`: streams text into an llm.c token file (atomically: nothing is left on failure);
  * `--decode` turns a token file back into text. */

@@ -1,6 +1,7 @@
 /* GPT-2 one token at a time with a key / value cache (see gpt2_decode.h). */
 #include "model/gpt2_decode.h"
 
+#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +56,13 @@ void lt_gpt2_kv_free(lt_gpt2_kv *kv) {
 void lt_gpt2_kv_reset(lt_gpt2_kv *kv) { kv->len = 0; }
 
 int lt_gpt2_kv_len(const lt_gpt2_kv *kv) { return kv->len; }
+
+/* out[OC] = x[C] @ w[C, OC] + bias: one row, so a matrix-vector product (sgemm would pack the whole weight matrix
+ * for a single row, reading and writing it once more) */
+static void row_matmul(float *out, const float *x, const float *w, const float *bias, int C, int OC) {
+    memcpy(out, bias, (size_t)OC * sizeof(float));
+    cblas_sgemv(CblasRowMajor, CblasTrans, C, OC, 1.0f, w, OC, x, 1, 1.0f, out, 1);
+}
 
 /* the row's attention over the cached positions 0..t of layer l: per head softmax(q.k / sqrt(hs)) . v, the
  * scores divided by sqrt(hs) as the model's (and transformers') attention does */
@@ -130,23 +138,24 @@ lt_status lt_gpt2_kv_step(const lt_gpt2 *m, lt_gpt2_kv *kv, int32_t token, float
         const lt_gpt2_param *W = P + LT_GPT2_BLOCK_FIRST + LT_GPT2_PER_BLOCK * l;
         lt_nn_layernorm_forward(kv->ln, &kv->mean, &kv->rstd, kv->x, W[LT_GPT2_LN1_W].data, W[LT_GPT2_LN1_B].data, 1,
                                 C, eps);
-        lt_nn_matmul_forward(kv->qkv, kv->ln, W[LT_GPT2_QKV_W].data, W[LT_GPT2_QKV_B].data, 1, C, 3 * C);
+        row_matmul(kv->qkv, kv->ln, W[LT_GPT2_QKV_W].data, W[LT_GPT2_QKV_B].data, C, 3 * C);
         const size_t at = ((size_t)l * (size_t)kv->max_T + (size_t)t) * (size_t)C;
         memcpy(kv->k + at, kv->qkv + C, (size_t)C * sizeof(float));
         memcpy(kv->v + at, kv->qkv + 2 * C, (size_t)C * sizeof(float));
         attend(kv, l, t);
-        lt_nn_matmul_forward(kv->tmp, kv->att, W[LT_GPT2_ATTPROJ_W].data, W[LT_GPT2_ATTPROJ_B].data, 1, C, C);
+        row_matmul(kv->tmp, kv->att, W[LT_GPT2_ATTPROJ_W].data, W[LT_GPT2_ATTPROJ_B].data, C, C);
         for (int i = 0; i < C; i++) kv->x[i] += kv->tmp[i];
         lt_nn_layernorm_forward(kv->ln, &kv->mean, &kv->rstd, kv->x, W[LT_GPT2_LN2_W].data, W[LT_GPT2_LN2_B].data, 1,
                                 C, eps);
-        lt_nn_matmul_forward(kv->fc, kv->ln, W[LT_GPT2_FC_W].data, W[LT_GPT2_FC_B].data, 1, C, 4 * C);
+        row_matmul(kv->fc, kv->ln, W[LT_GPT2_FC_W].data, W[LT_GPT2_FC_B].data, C, 4 * C);
         lt_nn_gelu_forward(kv->fc, kv->fc, 4 * (size_t)C);
-        lt_nn_matmul_forward(kv->tmp, kv->fc, W[LT_GPT2_FCPROJ_W].data, W[LT_GPT2_FCPROJ_B].data, 1, 4 * C, C);
+        row_matmul(kv->tmp, kv->fc, W[LT_GPT2_FCPROJ_W].data, W[LT_GPT2_FCPROJ_B].data, 4 * C, C);
         for (int i = 0; i < C; i++) kv->x[i] += kv->tmp[i];
     }
     const int lnf = LT_GPT2_BLOCK_FIRST + LT_GPT2_PER_BLOCK * kv->L;
     lt_nn_layernorm_forward(kv->ln, &kv->mean, &kv->rstd, kv->x, P[lnf].data, P[lnf + 1].data, 1, C, eps);
-    if (logits) lt_nn_lmhead_forward(logits, kv->ln, P[LT_GPT2_WTE].data, 1, C, kv->V);
+    if (logits) /* the lm head: wte [V, C] times the row */
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, kv->V, C, 1.0f, P[LT_GPT2_WTE].data, C, kv->ln, 1, 0.0f, logits, 1);
     kv->len++;
     return LT_OK;
 }
