@@ -553,6 +553,24 @@ static void test_repeat_and_capacity(void) {
 
 /* ------------------------------------------ the lm head in chunks */
 
+/* m[0] with the lm head whole and m[1] with it in chunks of `rows`, both at precision p (checkpointing ckpt),
+ * batch B x T, the same random weights (seed 11); 0 when either could not be made (a failed check) */
+static int head_pair(const lt_gpt2_config *cfg, lt_gpt2_precision p, int ckpt, int rows, int B, int T,
+                     lt_gpt2 *m[2]) {
+    char err[512] = "";
+    m[0] = m[1] = NULL;
+    for (int k = 0; k < 2; k++) {
+        CHECK(lt_gpt2_create(cfg, &m[k], err, sizeof err) == LT_OK, "%s", err);
+        if (!m[k]) return 0;
+        lt_gpt2_set_precision(m[k], p, 0, err, sizeof err);
+        lt_gpt2_set_checkpointing(m[k], ckpt);
+        if (k) lt_gpt2_set_head_rows(m[k], rows);
+        CHECK(lt_gpt2_set_batch(m[k], B, T, err, sizeof err) == LT_OK, "%s", err);
+        lt_gpt2_init_random(m[k], 11);
+    }
+    return 1;
+}
+
 /* Chunked mode (lt_gpt2_set_head_rows, the trainer's) against whole mode on
  * the same weights and tokens. The loss: the same. The gradients: the same
  * math, but OpenBLAS picks other kernels for a 7-row multiply than for a
@@ -575,15 +593,9 @@ static void test_head_chunks(void) {
     int32_t in[B * T], tg[B * T];
     for (int i = 0; i < B * T; i++) in[i] = (int32_t)(urand() * 97), tg[i] = (int32_t)(urand() * 97);
     for (int pi = 0; pi < 3; pi++) {
-        lt_gpt2 *m[2] = {NULL, NULL};
+        lt_gpt2 *m[2];
+        if (!head_pair(&cfg, precs[pi], pi == 1, R, B, T, m)) return; /* bf16 with checkpointing */
         for (int k = 0; k < 2; k++) {
-            CHECK(lt_gpt2_create(&cfg, &m[k], err, sizeof err) == LT_OK, "%s", err);
-            if (!m[k]) return;
-            lt_gpt2_set_precision(m[k], precs[pi], 0, err, sizeof err);
-            lt_gpt2_set_checkpointing(m[k], pi == 1); /* bf16 with checkpointing, the others without */
-            if (k) lt_gpt2_set_head_rows(m[k], R);
-            CHECK(lt_gpt2_set_batch(m[k], B, T, err, sizeof err) == LT_OK, "%s", err);
-            lt_gpt2_init_random(m[k], 11);
             m[k]->loss_scale = precs[pi] == LT_GPT2_F16 ? 1024.0f : 1.0f;
             lt_gpt2_zero_grad(m[k]);
             CHECK(lt_gpt2_forward(m[k], in, tg, B, T, err, sizeof err) == LT_OK, "%s", err);
@@ -1518,15 +1530,8 @@ static void test_eval_accuracy(void) {
     int32_t in[N], tg[N];
     for (int i = 0; i < N; i++) in[i] = (int32_t)(urand() * V), tg[i] = (int32_t)(urand() * V);
     for (int pi = 0; pi < 2; pi++) {
-        lt_gpt2 *m[2] = {NULL, NULL};
-        for (int k = 0; k < 2; k++) {
-            CHECK(lt_gpt2_create(&cfg, &m[k], err, sizeof err) == LT_OK, "%s", err);
-            if (!m[k]) return;
-            lt_gpt2_set_precision(m[k], precs[pi], 0, err, sizeof err);
-            if (k) lt_gpt2_set_head_rows(m[k], 7);
-            CHECK(lt_gpt2_set_batch(m[k], B, T, err, sizeof err) == LT_OK, "%s", err);
-            lt_gpt2_init_random(m[k], 11);
-        }
+        lt_gpt2 *m[2];
+        if (!head_pair(&cfg, precs[pi], 0, 7, B, T, m)) return;
         CHECK(lt_gpt2_forward(m[0], in, NULL, B, T, err, sizeof err) == LT_OK, "%s", err);
         /* every other target set to the row's first largest logit, so that about half are hits */
         long want = 0;
