@@ -12,53 +12,64 @@ typedef struct {
     const char *why;  /* why the flag has no effect here, or what to use instead of a refused value */
 } inert;
 
+/* the reasons several flags share */
+#define WHY_LOADER "the token blocks are read in the training process"
+#define WHY_DDP "one process: no distributed data parallel"
+#define WHY_HUB "no Hub client (--push_to_hub is refused)"
+#define WHY_METRICS "evaluation measures loss, perplexity and accuracy only (no compute_metrics)"
+#define WHY_PREDICTIONS "evaluation keeps no predictions: its loss and top-1 count are sums"
+#define WHY_COLUMNS "no dataset columns: the data are token blocks"
+#define WHY_INTEGRATION "no integration (--report_to none)"
+#define WHY_TORCH_COMPILE "no torch: the kernels are compiled C and CUDA already"
+#define WHY_DTYPE "the weights are fp32 (the optimizer's master copy); to keep them only in bf16: --pure_bf16"
+
 /* transformers 5.24's TrainingArguments fields that leantrain has no flag of its own for */
 static const inert INERT[] = {
     {"accelerator_config", 's', NULL, "one process on one device: accelerate's options do not apply"},
     {"average_tokens_across_devices", 'b', NULL, "one device: the loss is averaged over its tokens"},
-    {"batch_eval_metrics", 'b', NULL, "evaluation measures loss, perplexity and accuracy only (no compute_metrics)"},
+    {"batch_eval_metrics", 'b', NULL, WHY_METRICS},
     {"dataloader_drop_last", 'b', NULL, "an epoch is floor(training blocks / batch) micro-batches: a partial "
                                         "last batch is always dropped"},
     {"dataloader_in_order", 'b', NULL, "the token blocks are read in the training process, in the epoch's order"},
-    {"dataloader_multiprocessing_context", 's', NULL, "the token blocks are read in the training process"},
+    {"dataloader_multiprocessing_context", 's', NULL, WHY_LOADER},
     {"dataloader_num_workers", 'i', NULL, "the token blocks are read in the training process (no loader workers)"},
-    {"dataloader_persistent_workers", 'b', NULL, "the token blocks are read in the training process"},
-    {"dataloader_pin_memory", 'b', NULL, "the token blocks are read in the training process"},
-    {"dataloader_prefetch_factor", 'i', NULL, "the token blocks are read in the training process"},
-    {"ddp_backend", 's', NULL, "one process: no distributed data parallel"},
-    {"ddp_broadcast_buffers", 'b', NULL, "one process: no distributed data parallel"},
-    {"ddp_bucket_cap_mb", 'i', NULL, "one process: no distributed data parallel"},
-    {"ddp_find_unused_parameters", 'b', NULL, "one process: no distributed data parallel"},
-    {"ddp_static_graph", 'b', NULL, "one process: no distributed data parallel"},
-    {"ddp_timeout", 'i', NULL, "one process: no distributed data parallel"},
-    {"eval_accumulation_steps", 'i', NULL, "evaluation keeps no predictions: its loss and top-1 count are sums"},
-    {"eval_do_concat_batches", 'b', NULL, "evaluation keeps no predictions: its loss and top-1 count are sums"},
+    {"dataloader_persistent_workers", 'b', NULL, WHY_LOADER},
+    {"dataloader_pin_memory", 'b', NULL, WHY_LOADER},
+    {"dataloader_prefetch_factor", 'i', NULL, WHY_LOADER},
+    {"ddp_backend", 's', NULL, WHY_DDP},
+    {"ddp_broadcast_buffers", 'b', NULL, WHY_DDP},
+    {"ddp_bucket_cap_mb", 'i', NULL, WHY_DDP},
+    {"ddp_find_unused_parameters", 'b', NULL, WHY_DDP},
+    {"ddp_static_graph", 'b', NULL, WHY_DDP},
+    {"ddp_timeout", 'i', NULL, WHY_DDP},
+    {"eval_accumulation_steps", 'i', NULL, WHY_PREDICTIONS},
+    {"eval_do_concat_batches", 'b', NULL, WHY_PREDICTIONS},
     {"eval_use_gather_object", 'b', NULL, "one process: nothing to gather"},
     {"full_determinism", 'b', NULL, "leantrain's sums run in a fixed order: the same flags, threads and device "
                                     "repeat a run bit for bit"},
-    {"hub_always_push", 'b', NULL, "no Hub client (--push_to_hub is refused)"},
-    {"hub_model_id", 's', NULL, "no Hub client (--push_to_hub is refused)"},
-    {"hub_private_repo", 'b', NULL, "no Hub client (--push_to_hub is refused)"},
-    {"hub_revision", 's', NULL, "no Hub client (--push_to_hub is refused)"},
-    {"hub_strategy", 's', NULL, "no Hub client (--push_to_hub is refused)"},
-    {"hub_token", 's', NULL, "no Hub client (--push_to_hub is refused)"},
-    {"include_for_metrics", 's', NULL, "evaluation measures loss, perplexity and accuracy only (no compute_metrics)"},
+    {"hub_always_push", 'b', NULL, WHY_HUB},
+    {"hub_model_id", 's', NULL, WHY_HUB},
+    {"hub_private_repo", 'b', NULL, WHY_HUB},
+    {"hub_revision", 's', NULL, WHY_HUB},
+    {"hub_strategy", 's', NULL, WHY_HUB},
+    {"hub_token", 's', NULL, WHY_HUB},
+    {"include_for_metrics", 's', NULL, WHY_METRICS},
     {"label_names", 's', NULL, "the labels are the next tokens of each block"},
-    {"length_column_name", 's', NULL, "no dataset columns: the data are token blocks"},
+    {"length_column_name", 's', NULL, WHY_COLUMNS},
     {"log_level", 's', NULL, "leantrain's output has one level"},
     {"log_level_replica", 's', NULL, "one process: no replicas"},
     {"log_on_each_node", 'b', NULL, "one node"},
     {"logging_nan_inf_filter", 'b', NULL, "a non-finite loss stops the run (with the step and what to do), so no "
                                           "logged loss is nan or inf"},
     {"project", 's', NULL, "no integration (--report_to none): the log is output_dir/log.jsonl"},
-    {"remove_unused_columns", 'b', NULL, "no dataset columns: the data are token blocks"},
+    {"remove_unused_columns", 'b', NULL, WHY_COLUMNS},
     {"restore_callback_states_from_checkpoint", 'b', NULL, "a resume always restores early stopping's counter"},
     {"save_on_each_node", 'b', NULL, "one node"},
     {"skip_memory_metrics", 'b', NULL, "the memory table (plan and measured peak) is always printed"},
     {"torch_empty_cache_steps", 'i', NULL, "no caching allocator to empty"},
-    {"trackio_bucket_id", 's', NULL, "no integration (--report_to none)"},
-    {"trackio_space_id", 's', NULL, "no integration (--report_to none)"},
-    {"trackio_static_space_id", 's', NULL, "no integration (--report_to none)"},
+    {"trackio_bucket_id", 's', NULL, WHY_INTEGRATION},
+    {"trackio_space_id", 's', NULL, WHY_INTEGRATION},
+    {"trackio_static_space_id", 's', NULL, WHY_INTEGRATION},
     {"use_cache", 'b', NULL, "training keeps no key / value cache"},
     {"local_rank", 'i', "-1", "one process: a torch.distributed launch is not supported; run leantrain directly"},
     {"debug", 's', "|[]", "leantrain has no debug modes"},
@@ -81,9 +92,9 @@ static const inert INERT[] = {
     {"use_liger_kernel", 'b', "false", "leantrain's kernels are its own (no Liger)"},
     {"optim_target_modules", 's', "|[]", "no GaLore or APOLLO optimizer (see leantrain optimizers)"},
     {"push_to_hub", 'b', "false", "no Hub client: upload output_dir yourself (hf upload)"},
-    {"torch_compile", 'b', "false", "no torch: the kernels are compiled C and CUDA already"},
-    {"torch_compile_backend", 's', "", "no torch: the kernels are compiled C and CUDA already"},
-    {"torch_compile_mode", 's', "", "no torch: the kernels are compiled C and CUDA already"},
+    {"torch_compile", 'b', "false", WHY_TORCH_COMPILE},
+    {"torch_compile_backend", 's', "", WHY_TORCH_COMPILE},
+    {"torch_compile_mode", 's', "", WHY_TORCH_COMPILE},
     /* run_clm's ModelArguments and DataTrainingArguments (transformers' examples/pytorch/language-modeling) */
     {"cache_dir", 's', NULL, "no Hub downloads and no datasets cache: models, tokenizers and texts are local files"},
     {"low_cpu_mem_usage", 'b', NULL, "the model is created once, in its final layout"},
@@ -97,10 +108,8 @@ static const inert INERT[] = {
                               "e.g. the dataset's text column written to a file"},
     {"dataset_config_name", 's', "", "no datasets library or Hub: give the text as --train_file (and "
                                      "--validation_file)"},
-    {"dtype", 's', "|auto|float32", "the weights are fp32 (the optimizer's master copy); to keep them only in bf16: "
-                                    "--pure_bf16"},
-    {"torch_dtype", 's', "|auto|float32", "the weights are fp32 (the optimizer's master copy); to keep them only in "
-                                          "bf16: --pure_bf16"},
+    {"dtype", 's', "|auto|float32", WHY_DTYPE},
+    {"torch_dtype", 's', "|auto|float32", WHY_DTYPE},
     {"model_revision", 's', "main", "no Hub client: a model is a local folder (--model_name_or_path DIR)"},
     {"streaming", 'b', "false", "a text is tokenized 64 MiB at a time without its text held whole, so no streaming "
                                 "is needed; streaming's own split and unshuffled order are not emulated"},
