@@ -12,6 +12,7 @@
 #include "model/gpt2.h"
 #include "model/gpt2_decode.h"
 #include "model/gpt2_layers.h"
+#include "model/sample.h"
 #include "util/clock.h"
 
 /* the best of `reps` parallel sums over x[n] (16 independent lanes a thread, so the loads, not the adds, set the
@@ -39,13 +40,6 @@ static double read_bandwidth(const float *x, size_t n, int reps) {
     }
     (void)sink;
     return (double)n * sizeof(float) / best / 1e9;
-}
-
-static int argmax(const float *x, int n) {
-    int b = 0;
-    for (int i = 1; i < n; i++)
-        if (x[i] > x[b]) b = i;
-    return b;
 }
 
 int lt_cmd_bench_generate(int argc, char **argv) {
@@ -116,7 +110,7 @@ int lt_cmd_bench_generate(int argc, char **argv) {
     const double t_prefill = lt_now_s() - t0;
     t0 = lt_now_s();
     for (int t = prompt; t < T; t++) {
-        seq[t] = argmax(logits, V);
+        seq[t] = lt_sample_pick(logits, V, 0, 0.0); /* greedy */
         if (t + 1 < T && lt_gpt2_kv_step(m, kv, seq[t], logits, err, sizeof err)) goto fail;
     }
     const double ms_kv = (lt_now_s() - t0) * 1e3 / (double)(tokens > 1 ? tokens - 1 : 1);
