@@ -48,7 +48,7 @@ echo "# $(python3 -c 'import torch, transformers; print("torch", torch.__version
 for r in $(seq 1 "$ROUNDS"); do
     for s in a b c; do
         # shellcheck disable=SC2086
-        /usr/bin/time -f "maxrss_kb %M" "$LT" train --model gpt2 --train_file "$BUILD/data/stories.txt" \
+        /usr/bin/time -f "maxrss_kb %M" "$LT" train --model gpt2 --train_file "$BUILD/data/stories.txt" --data_layout stream \
             --block_size "$SEQ" --per_device_train_batch_size "$BATCH" --max_steps "$STEPS" --logging_steps 1 \
             --eval_steps 0 --save_strategy no --learning_rate 1e-4 --seed 1 --output_dir "$tmp/out" ${LTF[$s]} \
             > "$tmp/lt.log" 2>&1 || { echo "round $r set $s: leantrain failed: $(tail -1 "$tmp/lt.log")"; continue; }

@@ -148,6 +148,24 @@ int lt_cmd_plan(int argc, char **argv) {
                 cfg.n_positions);
         return 2;
     }
+    /* the positions a block predicts, as train runs them: block_size - 1 in run_clm's layout (text), block_size in
+       the stream's (an llm.c token file, or --data_layout stream); without --train_file, text */
+    int token_file = 0;
+    if (a.train_file[0]) {
+        lt_tokens probe;
+        if (lt_tokens_open(a.train_file, &probe, err, sizeof err) == LT_OK) {
+            token_file = probe.bytes == 2;
+            lt_tokens_close(&probe);
+        }
+    }
+    const int run_clm = lt_train_args_data_layout(&a, token_file) == LT_DATA_RUN_CLM;
+    if (run_clm) {
+        if (T < 2) {
+            fprintf(stderr, "leantrain plan: --block_size %d: run_clm's blocks need at least 2 tokens\n", T);
+            return 2;
+        }
+        T--;
+    }
     size_t data = 0;
     struct stat sb;
     if (a.train_file[0] && stat(a.train_file, &sb) == 0) data = (size_t)sb.st_size;
@@ -162,8 +180,10 @@ int lt_cmd_plan(int argc, char **argv) {
     lt_gpt2_memory mm;
     lt_gpt2_memory_plan(&cfg, B, T, 0, 0, LT_GPT2_F32, 0, 0, &mm, err, sizeof err);
     const char *precision = a.pure_bf16 ? " + pure bf16" : a.bf16 ? " + bf16" : a.fp16 ? " + fp16" : "";
-    printf("GPT-2 %d layers, %d embd, %d heads, vocab %d, %zu parameters; batch %d x %d; %s%s%s%s\n", cfg.n_layer,
-           cfg.n_embd, cfg.n_head, cfg.vocab_size, mm.num_params, B, T, a.optim,
+    char rows[96] = "";
+    if (run_clm) snprintf(rows, sizeof rows, " (run_clm's blocks of %d tokens, %d predictions each)", T + 1, T);
+    printf("GPT-2 %d layers, %d embd, %d heads, vocab %d, %zu parameters; batch %d x %d%s; %s%s%s%s\n", cfg.n_layer,
+           cfg.n_embd, cfg.n_head, cfg.vocab_size, mm.num_params, B, T, rows, a.optim,
            a.gradient_checkpointing ? " + gradient checkpointing" : "",
            a.optim_in_backward ? " + step inside backward" : "", precision);
     lt_mem_table_print(stdout, &t, 0);

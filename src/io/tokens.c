@@ -89,6 +89,19 @@ void lt_tokens_adopt_u16(lt_tokens *t, uint16_t *ids, size_t n) {
     t->max_id = mx;
 }
 
+void lt_tokens_adopt_u8(lt_tokens *t, uint8_t *ids, size_t n) {
+    memset(t, 0, sizeof *t);
+    t->bytes = 1;
+    t->n = n;
+    t->data = ids;
+    t->owned = ids;
+    t->map_len = n;
+    int mx = 0;
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] > mx) mx = ids[i];
+    t->max_id = mx;
+}
+
 void lt_tokens_close(lt_tokens *t) {
     if (t->map) munmap(t->map, t->map_len);
     free(t->owned);

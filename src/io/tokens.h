@@ -40,6 +40,9 @@ static inline int lt_tokens_get(const lt_tokens *t, size_t i) {
  * buffer (freed by lt_tokens_close): text encoded in memory. */
 void lt_tokens_adopt_u16(lt_tokens *t, uint16_t *ids, size_t n);
 
+/* The same for n byte tokens (text as bytes, made in memory). */
+void lt_tokens_adopt_u8(lt_tokens *t, uint8_t *ids, size_t n);
+
 /* Unmaps (or frees). Safe on a zeroed struct. */
 void lt_tokens_close(lt_tokens *t);
 

@@ -57,6 +57,7 @@ void lt_train_args_default(lt_train_args *a) {
     a->n_positions = 256;
     a->vocab_size = 0; /* custom: from the data (256 for text) */
     a->validation_split_percentage = 5.0;
+    snprintf(a->data_layout, sizeof a->data_layout, "auto");
     snprintf(a->device, sizeof a->device, "auto");
     a->fp16_init_scale = 65536.0;
     a->fp16_growth_interval = 2000;
@@ -180,7 +181,9 @@ static const arg_def ARGS[] = {
     {"train_file", A_STR, S(train_file), "UTF-8 text (tokenized, or read as bytes without a tokenizer) or an llm.c token file"},
     {"validation_file", A_STR, S(validation_file), "default: the last validation_split_percentage of train_file"},
     {"validation_split_percentage", A_DOUBLE, S(validation_split_percentage), "[5]"},
-    {"block_size", A_INT, S(block_size), "tokens per sequence; 0: n_positions [0]"},
+    {"block_size", A_INT, S(block_size), "tokens per block (run_clm's layout: a block predicts block_size - 1 of them); 0: n_positions [0]"},
+    {"data_layout", A_STR, S(data_layout), "run_clm: a text's lines tokenized one by one, the first validation_split_percentage of the lines held out, blocks grouped per 1000 lines (run_clm's numbers); stream: one token stream, its last tokens held out, blocks of block_size + 1 tokens (llm.c's); auto: run_clm for text, stream for llm.c token files [auto]"},
+    {"preprocessing_num_workers", A_INT, S(preprocessing_num_workers), "run_clm's: with N, its grouping of blocks per 1000 lines restarts in each of N equal runs of the lines (as datasets' map with num_proc N does); tokenization runs on --threads [0: one]"},
     {"max_train_samples", A_LONG, S(max_train_samples), "train on the first N blocks of the training split; 0: all [0]"},
     {"max_eval_samples", A_LONG, S(max_eval_samples), "evaluate on the first N blocks of the validation split; 0: all [0]"},
     {"threads", A_INT, S(threads), "OpenMP threads; 0: all cores [0]"},
@@ -190,6 +193,12 @@ static const arg_def ARGS[] = {
 };
 #undef S
 #define NARGS (sizeof ARGS / sizeof ARGS[0])
+
+lt_data_layout lt_train_args_data_layout(const lt_train_args *a, int token_file) {
+    if (!strcmp(a->data_layout, "run_clm")) return LT_DATA_RUN_CLM;
+    if (!strcmp(a->data_layout, "stream")) return LT_DATA_STREAM;
+    return token_file ? LT_DATA_STREAM : LT_DATA_RUN_CLM;
+}
 
 int lt_train_args_on_gpu(const lt_train_args *a) {
     if (!strcmp(a->device, "cuda")) return 1;
@@ -723,6 +732,9 @@ lt_status lt_train_args_check(const lt_train_args *a, char *err, size_t errlen) 
          "--save_safetensors false: leantrain writes only safetensors (model, optimizer state): drop the flag"},
         {!a->do_train && !a->do_eval, "--do_train false leaves nothing to do: add --do_eval to only evaluate"},
         {a->block_size < 0, "--block_size must be >= 0"},
+        {strcmp(a->data_layout, "auto") && strcmp(a->data_layout, "run_clm") && strcmp(a->data_layout, "stream"),
+         "--data_layout must be auto, run_clm or stream"},
+        {a->preprocessing_num_workers < 0, "--preprocessing_num_workers must be >= 0"},
         {a->threads < 0, "--threads must be >= 0 (0: all cores)"},
         {a->validation_split_percentage < 0 || a->validation_split_percentage >= 100,
          "--validation_split_percentage must be in [0, 100)"},

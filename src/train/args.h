@@ -7,6 +7,7 @@
 
 #include "leantrain/status.h"
 #include "model/gpt2.h"
+#include "train/data.h"
 
 /* The most optimizer steps a run may have, and the largest *_steps / warmup_steps taken (what a double counts
  * exactly and a long holds, with room). */
@@ -77,6 +78,8 @@ typedef struct lt_train_args {
     char train_file[512], validation_file[512];
     double validation_split_percentage;
     int block_size;               /* 0: the model's n_positions */
+    char data_layout[16];         /* "auto" (run_clm for text, stream for token files), "run_clm" or "stream" */
+    int preprocessing_num_workers; /* run_clm's: the line shards whose 1000-line batches are grouped apart; 0: one */
     long max_train_samples, max_eval_samples; /* run_clm's: the first N training / validation blocks; 0: all */
     int threads;                  /* 0: OpenMP's default */
     char device[16];              /* "cpu", "cuda" or "auto" (cuda when a GPU is present) */
@@ -129,6 +132,10 @@ lt_status lt_train_args_check(const lt_train_args *a, char *err, size_t errlen);
 static inline lt_gpt2_precision lt_train_args_precision(const lt_train_args *a) {
     return a->fp16 ? LT_GPT2_F16 : a->bf16 || a->pure_bf16 ? LT_GPT2_BF16 : LT_GPT2_F32;
 }
+
+/* The data layout --data_layout asks for (train/data.h): auto is run_clm's
+ * for text and the stream's for an llm.c token file (token_file non-zero). */
+lt_data_layout lt_train_args_data_layout(const lt_train_args *a, int token_file);
 
 /* Whether the run trains on the GPU: --device cuda, or auto with a CUDA
  * device present (every precision: fp32, --bf16, --pure_bf16 and --fp16). */

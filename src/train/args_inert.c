@@ -99,7 +99,6 @@ static const inert INERT[] = {
     {"cache_dir", 's', NULL, "no Hub downloads and no datasets cache: models, tokenizers and texts are local files"},
     {"low_cpu_mem_usage", 'b', NULL, "the model is created once, in its final layout"},
     {"overwrite_cache", 'b', NULL, "no preprocessing cache: a text is tokenized at each start"},
-    {"preprocessing_num_workers", 'i', NULL, "tokenization runs on the --threads OpenMP threads"},
     {"token", 's', NULL, "no Hub client: nothing is downloaded"},
     {"trust_remote_code", 'b', NULL, "no remote code is run: the model is leantrain's GPT-2"},
     {"use_fast_tokenizer", 'b', NULL, "one GPT-2 byte-level BPE (the fast and the slow tokenizer give the same ids)"},

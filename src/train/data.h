@@ -1,8 +1,20 @@
-/* Training data: token sequences cut into blocks of block_size + 1 tokens
- * (inputs and next-token targets), a train / validation split, and the
- * per-epoch shuffled order of the training blocks. The order of epoch e is a
- * permutation drawn from (seed, e) alone, so a position (epoch, index) is all
- * a checkpoint needs to resume the exact same batches. */
+/* Training data: token sequences cut into blocks (windows of T + 1 tokens: T
+ * inputs and their next-token targets), a train / validation split, and the
+ * per-epoch shuffled order of the training blocks. Two layouts:
+ * - run_clm's (LT_DATA_RUN_CLM, for text): the text's lines tokenized one by
+ *   one (lt_tokenizer_open_lines), the first val_percent of the lines held out
+ *   (datasets' "train[:p%]", rounded half to even), and each split grouped as
+ *   run_clm's group_texts does: per batch of 1000 lines (per line shard of
+ *   `workers` when run_clm's preprocessing_num_workers is given), the lines'
+ *   ids concatenated and cut into blocks of block_size tokens, the remainder
+ *   dropped. A block of block_size tokens predicts block_size - 1 positions
+ *   (the model's labels are its inputs, shifted), so T = block_size - 1.
+ * - a token stream's (LT_DATA_STREAM, llm.c's): the file's ids as one stream,
+ *   the last val_percent of them held out, block k the window starting at
+ *   k * T, T = block_size: block_size positions from block_size + 1 tokens.
+ * The order of epoch e is a permutation drawn from (seed, e) alone, so a
+ * position (epoch, index) is all a checkpoint needs to resume the exact same
+ * batches. */
 #ifndef LT_TRAIN_DATA_H
 #define LT_TRAIN_DATA_H
 
@@ -13,11 +25,15 @@
 #include "leantrain/status.h"
 #include "tokenizer/tokenizer.h"
 
+typedef enum lt_data_layout { LT_DATA_STREAM = 0, LT_DATA_RUN_CLM = 1 } lt_data_layout;
+
 typedef struct lt_data {
     lt_tokens train, val;   /* val is zeroed when validation shares the training file */
-    size_t train_begin, train_len, val_begin, val_len; /* token ranges */
+    size_t train_begin, train_len, val_begin, val_len; /* token ranges (stream layout) */
     const lt_tokens *val_src;
-    int T;                  /* block size */
+    size_t *train_start, *val_start; /* run_clm layout: each block's first token (NULL: k * T + begin) */
+    lt_data_layout layout;
+    int T;                  /* positions a block predicts (rows of the model's batches) */
     size_t n_train_blocks, n_val_blocks;
     unsigned long long seed;
     long epoch;             /* the position: epoch and next index into its order */
@@ -25,19 +41,30 @@ typedef struct lt_data {
     uint32_t *order;        /* the current epoch's permutation of training blocks */
 } lt_data;
 
-/* Opens the data. validation_file may be NULL/"" (then the last val_percent of
- * the training tokens are held out). Every token id must be < vocab. Messages
- * name the file and the flag to change. */
+typedef struct lt_data_opts {
+    const char *train_file;
+    const char *validation_file; /* NULL or "": val_percent of the training file is held out */
+    double val_percent;
+    int block_size;              /* tokens of a run_clm block; the stream layout's T */
+    int vocab;                   /* every id must be below it */
+    unsigned long long seed;     /* of the training order */
+    lt_data_layout layout;
+    int workers;                 /* run_clm layout: preprocessing_num_workers (0 or 1: one shard) */
+    const lt_tokenizer *tok;     /* encodes text (NULL: text is bytes) */
+    int threads;                 /* OpenMP threads for encoding (0: all) */
+    lt_tokenize_progress progress; /* after each 64 MiB of a file's text (NULL: none) */
+    void *user;
+} lt_data_opts;
+
+/* Opens the data as o says (see the layouts above). llm.c token files are
+ * read as they are (the stream layout only). Messages name the file and the
+ * flag to change. */
+lt_status lt_data_open_opts(lt_data *d, const lt_data_opts *o, char *err, size_t errlen);
+
+/* The stream layout of a file read as bytes (tests): lt_data_open_opts with
+ * block_size T, no tokenizer, one thread. */
 lt_status lt_data_open(lt_data *d, const char *train_file, const char *validation_file, double val_percent, int T,
                        int vocab, unsigned long long seed, char *err, size_t errlen);
-
-/* The same, with text files encoded by tok (NULL: text is bytes) on `threads`
- * OpenMP threads (0: all), progress(user, ...) after each 64 MiB of a file's
- * text (lt_tokenizer_open_tokens; NULL: none); llm.c token files are read as
- * they are. */
-lt_status lt_data_open_tok(lt_data *d, const char *train_file, const char *validation_file, double val_percent, int T,
-                           int vocab, unsigned long long seed, const lt_tokenizer *tok, int threads,
-                           lt_tokenize_progress progress, void *user, char *err, size_t errlen);
 
 /* run_clm's max_train_samples / max_eval_samples: keeps the first max_train training blocks and the first max_val
  * validation blocks, in file order (0: all), and draws the order again over what is left. */

@@ -184,6 +184,22 @@ static int best_checkpoint(const run_t *r, char *buf, size_t len) {
 
 /* The Trainer's total_flos: 6 x the input tokens trained on x the parameters but the embeddings' (transformers'
  * floating_point_ops; wte, the tied lm head, is an embedding) */
+/* A row's input tokens, as the Trainer counts input_ids: block_size (run_clm's layout, whose row predicts
+   block_size - 1 positions, is T + 1 tokens; the stream's rows are T). */
+static int row_tokens(const run_t *r) { return r->T + (r->data.layout == LT_DATA_RUN_CLM); }
+
+/* NEFTune's alpha for a model of T positions whose noise must be the Trainer's: alpha / sqrt(L x n_embd) with L
+   the input length, row_tokens (the model divides by sqrt(T x n_embd)). */
+static float neftune_alpha(const run_t *r) {
+    return (float)(r->a->neftune_noise_alpha * sqrt((double)r->T / (double)row_tokens(r)));
+}
+
+static const char *layout_name(const run_t *r) {
+    return r->data.layout == LT_DATA_RUN_CLM ? "run_clm's layout: lines tokenized one by one, block_size - 1 "
+                                               "predictions a block"
+                                             : "one token stream, targets the next tokens";
+}
+
 static double total_flos(const run_t *r) {
     double n = 0;
     for (int i = 0; i < r->m->num_tensors; i++)
@@ -219,7 +235,7 @@ static cJSON *state_json(run_t *r) {
     cJSON_AddNumberToObject(j, "train_batch_size", r->B);
     cJSON_AddNumberToObject(j, "num_input_tokens_seen", (double)r->tokens_seen);
     cJSON_AddNumberToObject(j, "gradient_accumulation_steps", r->accum);
-    cJSON_AddNumberToObject(j, "block_size", r->T);
+    cJSON_AddNumberToObject(j, "block_size", row_tokens(r));
     if (r->a->fp16) {
         cJSON *g = cJSON_AddObjectToObject(j, "grad_scaler");
         lt_json_add_number(g, "scale", r->loss_scale);
@@ -719,7 +735,7 @@ static int prepare(const lt_train_args *a, prep_t *p, char *err, size_t errlen) 
         if (tp && lt_tokenizer_load(tp, &p->tok, err, errlen)) return 1;
     }
     /* the model's vocabulary for a custom model: 256 for text (the tokenizer's with one), 50257 for token files */
-    int data_vocab = 256;
+    int data_vocab = 256, token_file = 0;
     /* evaluation only (--do_train false) needs no training file: the validation file stands in for it */
     const char *train_file = a->train_file[0] || a->do_train ? a->train_file : a->validation_file;
     {
@@ -731,20 +747,32 @@ static int prepare(const lt_train_args *a, prep_t *p, char *err, size_t errlen) 
             return 1;
         }
         if (lt_tokens_open(train_file, &probe, err, errlen)) return 1;
-        data_vocab = probe.bytes == 2 ? 50257 : p->tok ? (int)lt_tokenizer_vocab_size(p->tok) : 256;
+        token_file = probe.bytes == 2;
+        data_vocab = token_file ? 50257 : p->tok ? (int)lt_tokenizer_vocab_size(p->tok) : 256;
         lt_tokens_close(&probe);
     }
     if (setup_model(a, p->resume[0] ? p->resume : NULL, data_vocab, &p->cfg, err, errlen)) return 1;
-    p->T = a->block_size > 0 ? a->block_size : p->cfg.n_positions;
-    if (p->T > p->cfg.n_positions) {
-        snprintf(err, errlen, "--block_size %d is larger than the model's n_positions %d", p->T,
+    const int block = a->block_size > 0 ? a->block_size : p->cfg.n_positions;
+    if (block > p->cfg.n_positions) {
+        snprintf(err, errlen, "--block_size %d is larger than the model's n_positions %d", block,
                  p->cfg.n_positions);
         return 1;
     }
     tok_progress tp = {0, lt_now_s()};
-    if (lt_data_open_tok(&p->data, train_file, a->validation_file, a->validation_split_percentage, p->T,
-                         p->cfg.vocab_size, a->data_seed, p->tok, a->threads, tokenize_progress, &tp, err, errlen))
-        return 1;
+    const lt_data_opts dop = {.train_file = train_file,
+                              .validation_file = a->validation_file,
+                              .val_percent = a->validation_split_percentage,
+                              .block_size = block,
+                              .vocab = p->cfg.vocab_size,
+                              .seed = a->data_seed,
+                              .layout = lt_train_args_data_layout(a, token_file),
+                              .workers = a->preprocessing_num_workers,
+                              .tok = p->tok,
+                              .threads = a->threads,
+                              .progress = tokenize_progress,
+                              .user = &tp};
+    if (lt_data_open_opts(&p->data, &dop, err, errlen)) return 1;
+    p->T = p->data.T; /* the positions a block predicts: block_size - 1 in run_clm's layout */
     p->data_open = 1;
     lt_data_limit(&p->data, (size_t)a->max_train_samples, (size_t)a->max_eval_samples);
     /* OpenBLAS's buffers before the model's memory, so that no product maps one later: under `ulimit -v` a
@@ -795,7 +823,7 @@ static int train_attempt(const lt_train_args *a, const prep_t *p, int failed, in
     r->planned = 1;
     if (lt_gpt2_create(&cfg, &r->m, r->err, sizeof r->err)) goto out;
     lt_gpt2_set_label_smoothing(r->m, (float)a->label_smoothing_factor);
-    lt_gpt2_set_neftune(r->m, (float)a->neftune_noise_alpha);
+    lt_gpt2_set_neftune(r->m, neftune_alpha(r));
     if (on_gpu) {
         /* the host model only carries the weights (loading, initialising, checkpoints), in bf16 when pure */
         if (a->pure_bf16 && lt_gpt2_set_precision(r->m, LT_GPT2_BF16, 1, r->err, sizeof r->err)) goto out;
@@ -831,7 +859,7 @@ static int train_attempt(const lt_train_args *a, const prep_t *p, int failed, in
                                   &r->dev, e2, sizeof e2) ||
             (lt_gpt2_dev_set_checkpointing(r->dev, a->gradient_checkpointing), 0) ||
             (lt_gpt2_dev_set_label_smoothing(r->dev, (float)a->label_smoothing_factor), 0) ||
-            (lt_gpt2_dev_set_neftune(r->dev, (float)a->neftune_noise_alpha), 0) ||
+            (lt_gpt2_dev_set_neftune(r->dev, neftune_alpha(r)), 0) ||
             /* as on the CPU: the logits in chunks, the head's backward in the forward */
             (lt_gpt2_dev_set_head_rows(r->dev, lt_gpt2_head_rows_default(&cfg)), 0) ||
             (a->tf32 && lt_gpt2_dev_set_tf32(r->dev, 1, e2, sizeof e2)) ||
@@ -892,7 +920,7 @@ static int train_attempt(const lt_train_args *a, const prep_t *p, int failed, in
     r->eval_step = -1;
     if ((a->do_eval || !a->do_train) && r->data.n_val_blocks == 0) {
         snprintf(r->err, sizeof r->err, "--do_eval: the validation split is empty (give --validation_file, or a "
-                 "--validation_split_percentage that leaves at least one block of %d tokens)", r->T);
+                 "--validation_split_percentage that leaves at least one block of %d tokens)", row_tokens(r));
         goto out;
     }
     if (lt_sched_init(&r->sched, a->lr_scheduler_type, r->warmup, r->total_steps, a->learning_rate,
@@ -1015,12 +1043,12 @@ static int train_attempt(const lt_train_args *a, const prep_t *p, int failed, in
            cfg.n_layer, cfg.n_embd, cfg.n_head, cfg.vocab_size, r->m->num_params, lt_optim_name(r->o),
            lt_optim_state_bytes(r->o));
     if (!a->do_train) {
-        printf("data: %zu validation blocks of %d tokens, evaluated in batches of %d; no training (--do_train false)\n",
-               r->data.n_val_blocks, r->T, r->B);
+        printf("data: %zu validation blocks of %d tokens (%s), evaluated in batches of %d; no training (--do_train "
+               "false)\n", r->data.n_val_blocks, row_tokens(r), layout_name(r), r->B);
     } else {
-        printf("data: %zu training blocks of %d tokens, %zu validation blocks; batch %d x %d accumulation; %ld steps "
-               "(%ld warmup), %d threads%s%s%s%s%s\n",
-               r->data.n_train_blocks, r->T, r->data.n_val_blocks, r->B, r->accum, r->total_steps, r->warmup,
+        printf("data: %zu training blocks of %d tokens (%s), %zu validation blocks; batch %d x %d accumulation; %ld "
+               "steps (%ld warmup), %d threads%s%s%s%s%s\n",
+               r->data.n_train_blocks, row_tokens(r), layout_name(r), r->data.n_val_blocks, r->B, r->accum, r->total_steps, r->warmup,
                omp_get_max_threads(), r->dev ? "" : " (OpenBLAS ", r->dev ? "" : lt_nn_blas_core(),
                r->dev ? "" : ")", resume[0] ? "; resuming from " : "", resume);
     }
@@ -1052,8 +1080,8 @@ static int train_attempt(const lt_train_args *a, const prep_t *p, int failed, in
     if (a->neftune_noise_alpha > 0)
         printf("NEFTune: training steps add uniform noise of magnitude %g / sqrt(%d x %d) = %.4g to the token "
                "embeddings (drawn from --seed; evaluation adds none)\n",
-               a->neftune_noise_alpha, r->T, cfg.n_embd,
-               (double)lt_gpt2_neftune_magnitude((float)a->neftune_noise_alpha, r->T, cfg.n_embd));
+               a->neftune_noise_alpha, row_tokens(r), cfg.n_embd,
+               (double)lt_gpt2_neftune_magnitude((float)a->neftune_noise_alpha, row_tokens(r), cfg.n_embd));
     if (a->label_smoothing_factor > 0)
         printf("label smoothing %g: the loss (training and evaluation, and eval_perplexity from it) is (1 - %g) x "
                "cross-entropy + %g x the mean over the vocabulary of -log p, as the Trainer's LabelSmoother\n",
@@ -1166,7 +1194,7 @@ static int train_attempt(const lt_train_args *a, const prep_t *p, int failed, in
         r->loss_count++;
         r->train_loss_sum += loss;
         r->train_loss_steps++;
-        r->tokens_seen += (long long)r->B * r->T * r->accum;
+        r->tokens_seen += (long long)r->B * row_tokens(r) * r->accum;
         if (!isfinite(loss)) {
             snprintf(r->err, sizeof r->err, "the loss is %g at step %ld: lower --learning_rate%s", loss, r->step,
                      a->fp16 ? " (or use --bf16: fp16 activations overflow above 65504)" : "");

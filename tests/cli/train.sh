@@ -192,10 +192,11 @@ d16=$(awk -v a="$(num "$p16" activations)" -v b="$(num "$pb16" activations)" -v 
 [ -n "$p16" ] && [ "$d16" = ok ] || { echo "plan --device cuda --fp16 ($p16) is not --bf16's ($pb16) + the head sum"; fail=1; }
 # evaluation runs in pieces of the training batch: the plan does not depend on the evaluation batch (its table
 # was once the batch-8 evaluation's for a batch-4 training), nor do a run's memory table and eval_loss over the
-# whole split (the same pieces); eval_max_batches still counts evaluation batches
+# whole split (the same pieces); eval_max_batches still counts evaluation batches. (Without --train_file the plan
+# is for text: run_clm's blocks of block_size tokens, block_size - 1 positions a row.)
 pl() { "$LT" plan --model gpt2 --block_size 1024 --per_device_train_batch_size 4 "$@" | grep -v '^speed'; }
 [ "$(pl)" = "$(pl --per_device_eval_batch_size 1)" ] && [ "$(pl --per_device_eval_batch_size 64)" = "$(pl --eval_steps 0)" ] &&
-    pl | grep -q "parameters; batch 4 x 1024" || { echo "plan: the evaluation batch changes the plan"; pl; fail=1; }
+    pl | grep -q "parameters; batch 4 x 1023 (run_clm's blocks of 1024 tokens" || { echo "plan: the evaluation batch changes the plan"; pl; fail=1; }
 EV=("${SMALL[@]}" --optim adamw_torch --max_steps 6 --eval_max_batches 0 --save_strategy no)
 for eb in 1 32; do
     "$LT" train "${EV[@]}" --per_device_eval_batch_size $eb --output_dir "$tmp/ev$eb" > "$tmp/ev$eb.log" 2>&1 || { echo "eval batch $eb: run failed"; cat "$tmp/ev$eb.log"; fail=1; }

@@ -12,8 +12,8 @@
 # (--gradient_checkpointing_kwargs' use_reentrant, --save_safetensors true, --disable_tqdm's bar) are taken; bad
 # values fail with one line; training_args.json records the flags and, given back, makes the same run.
 source tests/cli/lib/train_common.bash train_flags 30000
-# 30000 bytes: 892 training blocks of 32 tokens and 46 validation blocks; batch 8 x accumulation 2: 55 optimizer
-# steps per epoch (892 / 8 = 111 micro-batches, / 2)
+# 30000 bytes in run_clm's layout: 894 training blocks of 32 tokens (31 predictions each) and 45 validation
+# blocks; batch 8 x accumulation 2: 55 optimizer steps per epoch (894 / 8 = 111 micro-batches, / 2)
 M=(--train_file "$tmp/text.txt" --n_layer 1 --n_embd 32 --n_head 2 --n_positions 32 --block_size 32
    --per_device_train_batch_size 8 --gradient_accumulation_steps 2 --learning_rate 3e-3 --seed 7 --threads 2
    --eval_max_batches 2)
@@ -229,7 +229,7 @@ flos=$(sed -nE 's/.*"total_flos":[[:space:]]*([^,]*),?$/\1/p' "$tmp/res/train_re
 awk -v a="$mean" -v b="$tl" -v f="$flos" 'BEGIN { exit !(a != "" && b != "" && (a - b) ^ 2 <= (1e-15 * b) ^ 2 &&
                                                           f == 6 * 8 * 8 * 2 * 32 * 12768) }' &&
     [ "$(nospeed "$tmp/resr/train_results.json")" = "$(nospeed "$tmp/res/train_results.json")" ] &&
-    grep -q '"train_samples":[[:space:]]*892,' "$tmp/res/train_results.json" &&
+    grep -q '"train_samples":[[:space:]]*894,' "$tmp/res/train_results.json" &&
     grep -q '"train_runtime":' "$tmp/res/train_results.json" &&
     grep -q '"eval_accuracy":' "$tmp/res/all_results.json" && grep -q '"train_loss":' "$tmp/res/all_results.json" &&
     grep -q '"global_step":[[:space:]]*8,' "$tmp/res/trainer_state.json" ||

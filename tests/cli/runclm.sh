@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# `leantrain train` on run_clm's data against transformers' Trainer on the blocks run_clm.py's data path made
+# (tests/data/runclm, scripts/make-runclm-reference.py: a tiny random GPT-2, the small tokenizer, block_size 32,
+# 5% of the lines held out): evaluated as it is, eval_loss is the model's own mean loss over the validation
+# blocks (GPT2LMHeadModel's, block_size - 1 positions a block) and eval_accuracy is the Trainer's; after one AdamW
+# step on the first 4 training blocks (batch 4: every block in the one batch, whatever the sampler's order), the
+# step's loss and grad_norm are the Trainer's over 31/32 (transformers 5.24's Trainer divides the summed loss by
+# all 32 labels of a block, not the 31 positions it has: see the script), and eval_loss / eval_accuracy after the
+# step match again. Then the flags: --data_layout's values, run_clm's layout refused for a token file.
+set -u
+cd "$(dirname "$0")/../.."
+BUILD=${BUILD:-build}
+LT="$BUILD/leantrain"
+fail=0
+tmp=$(mktemp -d "${LT_TEST_TMP:-$BUILD/tmp}/runclm.XXXXXX")
+d=tests/data/runclm
+ref="$d/blocks.json"
+# the k-th value of KEY in the reference's Trainer record (keys as json.dump writes them)
+refv() { grep -o "\"$1\": [-0-9.e+]*" "$ref" | sed -n "${2:-1}p" | sed 's/.*: //'; }
+# KEY's value in a JSON line or file of leantrain's (cJSON or log.jsonl)
+getv() { grep -o "\"$1\":[[:space:]]*[-0-9.e+]*" "$2" | head -1 | sed 's/.*:[[:space:]]*//'; }
+# close A B REL [SCALE]: |A * SCALE - B| <= REL * |B|
+close() { awk -v a="$1" -v b="$2" -v r="$3" -v s="${4:-1}" \
+    'BEGIN { d = a * s - b; if (d < 0) d = -d; m = b < 0 ? -b : b; exit !(a != "" && b != "" && d <= r * m) }'; }
+check() { # check WHAT GOT WANT REL [SCALE]
+    if close "$2" "$3" "$4" "${5:-1}"; then echo "$1: $2 (reference $3${5:+, scaled by $5})"
+    else echo "FAIL: $1: $2, reference $3 (scale ${5:-1}, tolerance $4 relative)"; fail=1; fi
+}
+common=(--model_name_or_path "$d/model" --tokenizer_name tests/data/tokenizer/small-tokenizer.json
+        --train_file "$d/text.txt" --block_size 32 --per_device_eval_batch_size 8 --threads 2)
+
+# the model as it is
+"$LT" train "${common[@]}" --do_train false --do_eval --output_dir "$tmp/eval" > "$tmp/eval.log" 2>&1 ||
+    { echo "FAIL: evaluation run:"; tail -5 "$tmp/eval.log"; fail=1; }
+grep -q "64 validation blocks of 32 tokens (run_clm's layout" "$tmp/eval.log" ||
+    { echo "FAIL: the data line does not say 64 blocks of 32 tokens in run_clm's layout:"; grep '^data' "$tmp/eval.log"; fail=1; }
+check "eval_loss, the model as saved" "$(getv eval_loss "$tmp/eval/eval_results.json")" "$(refv model_loss 1)" 1e-5
+check "eval_accuracy, the model as saved" "$(getv eval_accuracy "$tmp/eval/eval_results.json")" "$(refv eval_accuracy 1)" 1e-12
+
+# one step on the first 4 training blocks, then the evaluation
+"$LT" train "${common[@]}" --max_train_samples 4 --per_device_train_batch_size 4 --max_steps 1 --learning_rate 1e-2 \
+    --weight_decay 0 --logging_steps 1 --do_eval --save_strategy no --output_dir "$tmp/step" > "$tmp/step.log" 2>&1 ||
+    { echo "FAIL: training run:"; tail -5 "$tmp/step.log"; fail=1; }
+first=$(head -1 "$tmp/step/log.jsonl" 2>/dev/null)
+echo "$first" > "$tmp/first.json"
+check "step 1 loss" "$(getv loss "$tmp/first.json")" "$(refv loss)" 1e-5 0.96875
+check "step 1 grad_norm" "$(getv grad_norm "$tmp/first.json")" "$(refv grad_norm)" 1e-5 0.96875
+check "eval_loss after the step" "$(getv eval_loss "$tmp/step/eval_results.json")" "$(refv model_loss 2)" 1e-5
+check "eval_accuracy after the step" "$(getv eval_accuracy "$tmp/step/eval_results.json")" "$(refv eval_accuracy 2)" 1e-12
+
+# --data_layout stream on the same text: one token stream, 32 positions a row (the data line says so)
+"$LT" train "${common[@]}" --data_layout stream --do_train false --do_eval --output_dir "$tmp/stream" > "$tmp/stream.log" 2>&1 &&
+    grep -q "validation blocks of 32 tokens (one token stream" "$tmp/stream.log" ||
+    { echo "FAIL: --data_layout stream:"; tail -3 "$tmp/stream.log"; fail=1; }
+# refusals
+out=$("$LT" train "${common[@]}" --data_layout lines --output_dir "$tmp/bad1" 2>&1) &&
+    { echo "FAIL: --data_layout lines was taken"; fail=1; }
+echo "$out" | grep -q -- "--data_layout must be auto, run_clm or stream" || { echo "FAIL: --data_layout lines: $out"; fail=1; }
+"$LT" tokenize --tokenizer_name_or_path tests/data/tokenizer/small-tokenizer.json --input "$d/validation.txt" --output "$tmp/val.bin" > /dev/null 2>&1 ||
+    { echo "FAIL: tokenize"; fail=1; }
+out=$("$LT" train "${common[@]}" --train_file "$tmp/val.bin" --data_layout run_clm --output_dir "$tmp/bad2" 2>&1) &&
+    { echo "FAIL: run_clm's layout was taken for a token file"; fail=1; }
+echo "$out" | grep -q "is an llm.c token file: it has no lines" && [ ! -e "$tmp/bad2" ] ||
+    { echo "FAIL: run_clm's layout on a token file: $out"; fail=1; }
+# the token file with auto: the stream layout
+"$LT" train "${common[@]}" --train_file "$tmp/val.bin" --do_train false --do_eval --output_dir "$tmp/tok" > "$tmp/tok.log" 2>&1 &&
+    grep -q "(one token stream" "$tmp/tok.log" || { echo "FAIL: a token file with --data_layout auto:"; tail -3 "$tmp/tok.log"; fail=1; }
+
+[ $fail = 0 ] && rm -rf "$tmp"
+[ $fail = 0 ] && echo "runclm: ok" || echo "runclm: FAILED"
+exit $fail
