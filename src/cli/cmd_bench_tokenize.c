@@ -1,10 +1,12 @@
 /* `leantrain bench tokenize`: GPT-2 encoding speed in MB/s, one thread and all
- * threads, on a text file or on a generated English-like text. */
+ * threads, on a text file or on a generated English-like text; then run_clm's
+ * line-by-line reading of the same text. */
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "util/clock.h"
 #include "cli/commands.h"
@@ -190,6 +192,36 @@ int lt_cmd_bench_tokenize(int argc, char **argv) {
             fflush(stdout);
         }
         lt_tok_ids_free(&ids);
+    }
+    /* run_clm's reading (the training data's default for text): the same text from a file, line by line, each line
+       encoded on its own (lt_tokenizer_open_lines, nt threads), against the whole-text encoder's rate above */
+    if (!rc) {
+        char tmp_path[64] = "";
+        const char *path = input;
+        if (!path) { /* the generated text goes through a temporary file */
+            snprintf(tmp_path, sizeof tmp_path, "/tmp/leantrain-bench-lines.XXXXXX");
+            int fd = mkstemp(tmp_path);
+            FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
+            if (!f || fwrite(text, 1, len, f) != len) rc = 1, snprintf(err, sizeof err, "cannot write %s", tmp_path);
+            if (f) fclose(f);
+            path = tmp_path;
+        }
+        for (long r = -1; r < reps && !rc; r++) {
+            lt_text_lines lines;
+            double t0 = lt_now_s();
+            if (lt_tokenizer_open_lines(t, path, nt, NULL, NULL, &lines, err, sizeof err)) rc = 1;
+            if (r >= 0) times[r] = lt_now_s() - t0;
+            if (!rc && r == reps - 1) {
+                qsort(times, (size_t)reps, sizeof *times, cmp_double);
+                const double med = times[reps / 2];
+                printf("%-8s %10.2f %14.0f %16.3f\n", "lines", (double)len / 1e6 / med, (double)lines.tokens.n / med,
+                       (double)len / (double)lines.tokens.n);
+                printf("# lines: run_clm's reading with %d threads (the file read, each of its %zu lines encoded on "
+                       "its own), as train --data_layout run_clm reads a text\n", nt, lines.n_lines);
+            }
+            if (!rc) lt_text_lines_close(&lines);
+        }
+        if (tmp_path[0]) remove(tmp_path);
     }
     if (rc) fprintf(stderr, "leantrain bench tokenize: %s\n", err[0] ? err : "out of memory");
     for (int k = 0; ctxs && k < nt; k++) lt_tok_ctx_free(ctxs[k]);

@@ -91,5 +91,11 @@ out=$("$LT" generate --model_name_or_path "$tmp/run-text/checkpoint-2" --prompt 
 case "$out" in "Ada had a"*) ;; *) echo "generate did not print text: $out"; fail=1 ;; esac
 echo "generate: $out"
 
+# bench tokenize times run_clm's line-by-line reading after the whole-text encoder; on this text every line end
+# lies between two non-spaces (a safe cut), so the lines' ids are the whole text's: the same bytes per token
+bt=$("$LT" bench tokenize --input "$tmp/small.txt" --threads 1 --reps 1 2>&1) || { echo "bench tokenize failed: $bt"; fail=1; }
+whole=$(echo "$bt" | awk '$1 == "1" { print $4 }'); lines=$(echo "$bt" | awk '$1 == "lines" { print $4 }')
+[ -n "$whole" ] && [ "$whole" = "$lines" ] || { echo "bench tokenize: bytes per token $whole whole, $lines by lines: $bt"; fail=1; }
+
 rm -rf "$tmp"
 exit $fail
