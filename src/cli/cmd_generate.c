@@ -112,6 +112,11 @@ int lt_cmd_generate(int argc, char **argv) {
         return 1;
     }
     int P = cfg.n_positions, V = cfg.vocab_size;
+    /* the context holds at most W = n_positions - 1 tokens: a model trained on run_clm's blocks (leantrain's
+       default for text, and run_clm's own) never trained its last position, whose logits have no label (it
+       sees only itself), so its embedding is still the initial one; one token less of context costs a model
+       that did train it next to nothing */
+    const int W = P > 1 ? P - 1 : P;
     if (eos == -2) eos = config_eos(path, V);
     if (eos < -1 || eos >= V) {
         fprintf(stderr, "leantrain generate: --eos_token_id %ld is not a token of this model (0 to %d; -1: none)\n",
@@ -138,7 +143,7 @@ int lt_cmd_generate(int argc, char **argv) {
     int rc = 1, n = 0;
     if (!ctx || !scores || !logits || !idx) goto out;
     if (prompt_ids) {
-        for (const char *s = prompt_ids; *s && n < P;) {
+        for (const char *s = prompt_ids; *s && n < W;) {
             char *end;
             long id = strtol(s, &end, 10);
             if (end == s || id < 0 || id >= V) {
@@ -155,7 +160,7 @@ int lt_cmd_generate(int argc, char **argv) {
             lt_tok_ids_free(&ids);
             goto out;
         }
-        size_t skip = ids.n > (size_t)P - 1 ? ids.n - ((size_t)P - 1) : 0; /* the prompt's end, if too long */
+        size_t skip = ids.n > (size_t)W ? ids.n - (size_t)W : 0; /* the prompt's end, if too long */
         for (size_t i = skip; i < ids.n; i++) ctx[n++] = ids.ids[i];
         lt_tok_ids_free(&ids);
     } else {
@@ -168,7 +173,7 @@ int lt_cmd_generate(int argc, char **argv) {
                             "--tokenizer_name_or_path (gpt2 for GPT-2's) or --prompt_ids\n", V, dir);
             goto out;
         }
-        for (const unsigned char *s = (const unsigned char *)prompt; *s && n < P; s++) ctx[n++] = *s;
+        for (const unsigned char *s = (const unsigned char *)prompt; *s && n < W; s++) ctx[n++] = *s;
     }
     if (n == 0) /* start from <|endoftext|> or a newline */
         ctx[n++] = tok && lt_tokenizer_eot(tok) >= 0 ? lt_tokenizer_eot(tok) : V == 256 ? '\n' : 50256 < V ? 50256 : 0;
@@ -191,7 +196,7 @@ int lt_cmd_generate(int argc, char **argv) {
         for (int i = 0; i < n; i++) printf("%s%d", i ? "," : "", ctx[i]);
     uint64_t rng = seed;
     /* the prompt in one forward into the key / value cache; then one token's forward per step. Once the context
-       fills the model's positions, the window slides by one token a step (the oldest dropped), and each step is a
+       fills W positions, the window slides by one token a step (the oldest dropped), and each step is a
        forward of the whole window (the cache's positions would all move) */
     if (lt_gpt2_kv_create(m, P, &kv, err, sizeof err) || lt_gpt2_kv_prefill(m, kv, ctx, n, logits, err, sizeof err)) {
         fprintf(stderr, "leantrain generate: %s\n", err);
@@ -203,8 +208,8 @@ int lt_cmd_generate(int argc, char **argv) {
         lt_sample_process(scores, V, &sp, ctx, (size_t)n, idx);
         const double u = (double)(lt_splitmix64(&rng) >> 11) / 9007199254740992.0;
         const int next = lt_sample_pick(scores, V, sp.do_sample, u);
-        const int slide = n == P; /* keep the last P-1 tokens */
-        if (slide) memmove(ctx, ctx + 1, (size_t)(P - 1) * sizeof *ctx), n = P - 1;
+        const int slide = n == W; /* keep the last W - 1 tokens */
+        if (slide) memmove(ctx, ctx + 1, (size_t)(W - 1) * sizeof *ctx), n = W - 1;
         ctx[n++] = next;
         size_t len;
         const char *bytes = tok ? lt_tokenizer_token_bytes(tok, next, &len) : NULL;

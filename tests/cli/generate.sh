@@ -20,7 +20,7 @@ for k in 1 2; do
     [ -n "$w" ] && [ "$got" = "$w" ] && echo "greedy ${extra[*]:-plain}: generate()'s tokens $w" ||
         { echo "FAIL: greedy ${extra[*]:-}: $got, generate() gave $w"; fail=1; }
 done
-# past the model's 64 positions the window slides (a whole-window forward a step): 70 new tokens, generate()'s
+# past 63 tokens (the model's 64 positions less the last) the window slides (a whole-window forward a step): 70 new tokens, generate()'s
 # first 6 among them
 long=$("$bin" generate --model_name_or_path "$d" --prompt_ids $prompt --max_new_tokens 70 --do_sample false)
 case "$long" in "$(want 1)"*) [ "$(echo "$long" | tr ',' '\n' | wc -l)" = 77 ] ;; *) false ;; esac ||
