@@ -8,7 +8,7 @@ tests/cli/runclm.sh.
 - blocks.json: run_clm's data pipeline run by the real libraries: datasets' "text" loader (keep_linebreaks
   True), the train[:p%] / train[p%:] split when there is no validation file, the tokenizer on every line, and
   run_clm's group_texts mapped in batches of 1000 lines (num_proc shards each batched on their own); for
-  several tokenizers, block sizes, percentages and num_proc, the blocks' ids of both splits.
+  several tokenizers, block sizes, percentages, num_proc and keep_linebreaks, the blocks' ids of both splits.
 - model/ (config.json, model.safetensors): a tiny random GPT-2 (vocab 1000, dropout 0), and in blocks.json's
   "trainer": what transformers' Trainer reported with it on run_clm's blocks of text.txt (small tokenizer,
   block_size 32): evaluate() before and after one training step on the first 4 training blocks (batch 4, so
@@ -99,12 +99,12 @@ small_tok = PreTrainedTokenizerFast(tokenizer_file=os.path.join(root, "tests", "
 TOKS = {"gpt2": gpt2_tok, "small": small_tok}
 
 
-def run_clm_blocks(tok, train_file, validation_file, pct, block_size, num_proc, cache):
+def run_clm_blocks(tok, train_file, validation_file, pct, block_size, num_proc, keep_linebreaks, cache):
     """run_clm.py's data path, its calls and arguments as it makes them."""
     data_files = {"train": train_file}
     if validation_file:
         data_files["validation"] = validation_file
-    kw = dict(data_files=data_files, cache_dir=cache, keep_linebreaks=True)
+    kw = dict(data_files=data_files, cache_dir=cache, keep_linebreaks=keep_linebreaks)
     raw = datasets.load_dataset("text", **kw)
     if "validation" not in raw.keys():
         raw["validation"] = datasets.load_dataset("text", split=f"train[:{pct}%]", **kw)
@@ -127,6 +127,8 @@ CASES = [
     {"tokenizer": "gpt2", "block_size": 16, "pct": 5, "num_proc": 1, "validation_file": None},
     {"tokenizer": "gpt2", "block_size": 7, "pct": 1, "num_proc": 3, "validation_file": None},
     {"tokenizer": "small", "block_size": 16, "pct": 5, "num_proc": 1, "validation_file": "validation.txt"},
+    {"tokenizer": "gpt2", "block_size": 16, "pct": 5, "num_proc": 1, "validation_file": None,
+     "keep_linebreaks": False},
     {"tokenizer": "small", "block_size": 32, "pct": 5, "num_proc": 1, "validation_file": None},
 ]
 
@@ -136,7 +138,7 @@ lm_trainer = None
 for c in CASES:
     vf = os.path.join(out, c["validation_file"]) if c["validation_file"] else None
     raw, lm = run_clm_blocks(TOKS[c["tokenizer"]], os.path.join(out, "text.txt"), vf, c["pct"], c["block_size"],
-                             c["num_proc"], cache)
+                             c["num_proc"], c.get("keep_linebreaks", True), cache)
     r = dict(c)
     r["lines"] = {"train": raw["train"].num_rows, "validation": raw["validation"].num_rows}
     r["train"] = list(chain(*lm["train"]["input_ids"]))

@@ -2,7 +2,7 @@
  * path run by the real libraries (tests/data/runclm/blocks.json, scripts/make-runclm-reference.py: datasets'
  * text loader, its percent split, the tokenizer per line, group_texts per 1000 lines and per num_proc shard):
  * for the GPT-2 and a small tokenizer, block sizes 7 to 32, 1 and 5 percent held out (26.5 lines rounded to
- * even), a validation file, and 3 workers, every block of both splits has run_clm's ids, and a block of
+ * even), a validation file, 3 workers and keep_linebreaks false, every block of both splits has run_clm's ids, and a block of
  * block_size tokens gives block_size - 1 inputs and their next tokens. Then the line reader's own rules on
  * small texts (CR LF and lone CR, a last line without LF, bytes without a tokenizer), its refusals (an llm.c
  * token file, bytes that are not UTF-8, a block of 1 token), and that the stream layout is unchanged: block k
@@ -67,6 +67,7 @@ static void test_against_run_clm(void) {
                                     .seed = 1,
                                     .layout = LT_DATA_RUN_CLM,
                                     .workers = cJSON_GetObjectItem(c, "num_proc")->valueint,
+                                    .drop_linebreaks = cJSON_IsFalse(cJSON_GetObjectItem(c, "keep_linebreaks")),
                                     .tok = strcmp(tk, "gpt2") ? small : gpt2,
                                     .threads = threads};
             lt_data d;
@@ -93,7 +94,7 @@ static void test_against_run_clm(void) {
         }
         ncase++;
     }
-    CHECK(ncase == 4, "%d cases in %s", ncase, path);
+    CHECK(ncase == 5, "%d cases in %s", ncase, path);
     lt_tokenizer_free(gpt2);
     lt_tokenizer_free(small);
     cJSON_Delete(j);
@@ -113,7 +114,7 @@ static void test_line_rules(void) {
     const char *want[] = {"ab\n", "cd\n", "\n", "x\n", "\n", "y"};
     write_bytes(path, raw, sizeof raw - 1);
     lt_text_lines L;
-    CHECK(lt_tokenizer_open_lines(NULL, path, 1, NULL, NULL, &L, err, sizeof err) == LT_OK, "%s", err);
+    CHECK(lt_tokenizer_open_lines(NULL, path, 1, 1, NULL, NULL, &L, err, sizeof err) == LT_OK, "%s", err);
     CHECK(L.n_lines == 6, "%zu lines, want 6", L.n_lines);
     for (size_t l = 0; l < L.n_lines && l < 6; l++) {
         const size_t n = L.first[l + 1] - L.first[l];
@@ -122,19 +123,25 @@ static void test_line_rules(void) {
         CHECK(same, "line %zu is not \"%s\" with its LF", l, want[l]);
     }
     lt_text_lines_close(&L);
+    /* keep_linebreaks false: the same lines without their LF (an empty line is no token) */
+    CHECK(lt_tokenizer_open_lines(NULL, path, 0, 1, NULL, NULL, &L, err, sizeof err) == LT_OK, "%s", err);
+    CHECK(L.n_lines == 6 && L.tokens.n == 6 && L.first[3] == 4 && lt_tokens_get(&L.tokens, 4) == 'x' &&
+              lt_tokens_get(&L.tokens, 5) == 'y',
+          "without line breaks: %zu lines, %zu tokens", L.n_lines, L.tokens.n);
+    lt_text_lines_close(&L);
 
     /* refusals, each naming the file: bytes that are not UTF-8 (and where), a token file, a block of 1 */
     const char bad[] = "fine\n\xff\xfe bad\n";
     write_bytes(path, bad, sizeof bad - 1);
     err[0] = 0;
-    CHECK(lt_tokenizer_open_lines(NULL, path, 1, NULL, NULL, &L, err, sizeof err) == LT_ERR_FORMAT &&
+    CHECK(lt_tokenizer_open_lines(NULL, path, 1, 1, NULL, NULL, &L, err, sizeof err) == LT_ERR_FORMAT &&
               strstr(err, "byte 5 is not UTF-8") && strstr(err, path),
           "not UTF-8: %s", err);
     char tpath[512];
     snprintf(tpath, sizeof tpath, "%s/data_lines.bin", lt_test_tmp_dir());
     const int32_t ids[] = {1, 2, 3, 4, 5};
     CHECK(lt_tokens_write(tpath, ids, 5, err, sizeof err) == LT_OK, "%s", err);
-    CHECK(lt_tokenizer_open_lines(NULL, tpath, 1, NULL, NULL, &L, err, sizeof err) == LT_ERR_ARG &&
+    CHECK(lt_tokenizer_open_lines(NULL, tpath, 1, 1, NULL, NULL, &L, err, sizeof err) == LT_ERR_ARG &&
               strstr(err, "llm.c token file") && strstr(err, "--data_layout stream"),
           "token file: %s", err);
     write_bytes(path, raw, sizeof raw - 1);

@@ -209,7 +209,7 @@ int lt_cmd_bench_tokenize(int argc, char **argv) {
         for (long r = -1; r < reps && !rc; r++) {
             lt_text_lines lines;
             double t0 = lt_now_s();
-            if (lt_tokenizer_open_lines(t, path, nt, NULL, NULL, &lines, err, sizeof err)) rc = 1;
+            if (lt_tokenizer_open_lines(t, path, 1, nt, NULL, NULL, &lines, err, sizeof err)) rc = 1;
             if (r >= 0) times[r] = lt_now_s() - t0;
             if (!rc && r == reps - 1) {
                 qsort(times, (size_t)reps, sizeof *times, cmp_double);

@@ -37,10 +37,17 @@ static lt_status grow(void **p, size_t *cap, size_t need, size_t elem, const cha
     return LT_OK;
 }
 
-/* Encodes each line buf[start[l] .. start[l + 1]) on its own, the lines of group g (gfirst[g] <= l <
+/* Where line l's text ends: its next line's start, less its LF unless the line breaks are kept. */
+static size_t line_end(const char *buf, const size_t *start, size_t l, int keep) {
+    const size_t e = start[l + 1];
+    return !keep && e > start[l] && buf[e - 1] == '\n' ? e - 1 : e;
+}
+
+/* Encodes each line buf[start[l] .. line_end(l)) on its own, the lines of group g (gfirst[g] <= l <
  * gfirst[g + 1]) one after another into part[g], the groups on up to `threads` threads; cnt[l]: line l's ids. */
-static lt_status encode_lines(const lt_tokenizer *t, const char *buf, const size_t *start, const size_t *gfirst,
-                              size_t ng, int threads, lt_tok_ids *part, size_t *cnt, char *err, size_t errlen) {
+static lt_status encode_lines(const lt_tokenizer *t, const char *buf, const size_t *start, int keep,
+                              const size_t *gfirst, size_t ng, int threads, lt_tok_ids *part, size_t *cnt, char *err,
+                              size_t errlen) {
     int nt = threads > 0 ? threads : omp_get_max_threads();
     if (nt > (int)ng) nt = (int)ng;
     if (nt < 1) nt = 1;
@@ -62,7 +69,7 @@ static lt_status encode_lines(const lt_tokenizer *t, const char *buf, const size
         for (size_t g = 0; g < ng; g++)
             for (size_t l = gfirst[g]; l < gfirst[g + 1] && c && sts[tid] == LT_OK; l++) {
                 const size_t before = part[g].n;
-                sts[tid] = lt_tok_encode(c, buf + start[l], start[l + 1] - start[l], &part[g], e, 512);
+                sts[tid] = lt_tok_encode(c, buf + start[l], line_end(buf, start, l, keep) - start[l], &part[g], e, 512);
                 cnt[l] = part[g].n - before;
             }
         lt_tok_ctx_free(c);
@@ -76,8 +83,9 @@ static lt_status encode_lines(const lt_tokenizer *t, const char *buf, const size
     return st;
 }
 
-lt_status lt_tokenizer_open_lines(const lt_tokenizer *t, const char *path, int threads, lt_tokenize_progress progress,
-                                  void *user, lt_text_lines *out, char *err, size_t errlen) {
+lt_status lt_tokenizer_open_lines(const lt_tokenizer *t, const char *path, int keep_linebreaks, int threads,
+                                  lt_tokenize_progress progress, void *user, lt_text_lines *out, char *err,
+                                  size_t errlen) {
     memset(out, 0, sizeof *out);
     lt_tokens raw;
     lt_status st = lt_tokens_open(path, &raw, err, errlen);
@@ -158,12 +166,12 @@ lt_status lt_tokenizer_open_lines(const lt_tokenizer *t, const char *path, int t
         }
         for (size_t g = 0; g < ng; g++) part[g].n = 0;
         if (t) {
-            if ((st = encode_lines(t, buf, start, gfirst, ng, threads, part, cnt, e2, sizeof e2))) {
+            if ((st = encode_lines(t, buf, start, keep_linebreaks, gfirst, ng, threads, part, cnt, e2, sizeof e2))) {
                 snprintf(err, errlen, "%s: tokenizing: %s", path, e2);
                 break;
             }
         } else { /* no tokenizer: a byte is a token */
-            for (size_t l = 0; l < nl; l++) cnt[l] = start[l + 1] - start[l];
+            for (size_t l = 0; l < nl; l++) cnt[l] = line_end(buf, start, l, keep_linebreaks) - start[l];
         }
         size_t pn = t ? 0 : blen;
         for (size_t g = 0; t && g < ng; g++) pn += part[g].n;
@@ -174,7 +182,8 @@ lt_status lt_tokenizer_open_lines(const lt_tokenizer *t, const char *path, int t
             for (size_t g = 0; g < ng; g++)
                 for (size_t i = 0; i < part[g].n; i++) ((uint16_t *)toks)[n++] = (uint16_t)part[g].ids[i];
         else
-            for (size_t i = 0; i < blen; i++) ((uint8_t *)toks)[n++] = (uint8_t)buf[i];
+            for (size_t l = 0; l < nl; l++)
+                for (size_t i = start[l]; i < start[l] + cnt[l]; i++) ((uint8_t *)toks)[n++] = (uint8_t)buf[i];
         for (size_t l = 0; l < nl; l++) {
             first[nlines + 1] = first[nlines] + cnt[l];
             nlines++;

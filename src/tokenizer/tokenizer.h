@@ -164,9 +164,9 @@ typedef void (*lt_tokenize_progress)(void *user, uint64_t done_bytes, uint64_t t
 lt_status lt_tokenizer_open_tokens(const lt_tokenizer *t, const char *path, int threads, lt_tokenize_progress progress,
                                    void *user, lt_tokens *out, char *err, size_t errlen);
 
-/* A text file read line by line as run_clm reads it (datasets' "text" loader with keep_linebreaks): UTF-8
- * text with universal newlines (CR LF and a lone CR become LF), cut after every LF, each line encoded on its
- * own (so "\n\n" is two ids where the whole text's encoding has one). */
+/* A text file read line by line as run_clm reads it (datasets' "text" loader): UTF-8 text with universal
+ * newlines (CR LF and a lone CR become LF), cut after every LF, each line encoded on its own (so "\n\n" is two
+ * ids where the whole text's encoding has one), with its LF (keep_linebreaks, run_clm's default) or without. */
 typedef struct lt_text_lines {
     lt_tokens tokens; /* every line's ids in file order (owned: 16-bit, or bytes without a tokenizer) */
     size_t n_lines;
@@ -177,8 +177,9 @@ typedef struct lt_text_lines {
  * OpenMP threads (0: OpenMP's default), progress(user, ...) after each piece when not NULL. t NULL: each byte
  * of the normalized text is a token. Fails, naming the file, on an llm.c token file (it has no lines), on bytes
  * that are not UTF-8 (with the offset), on an empty file, or when t's ids do not fit 16 bits. */
-lt_status lt_tokenizer_open_lines(const lt_tokenizer *t, const char *path, int threads, lt_tokenize_progress progress,
-                                  void *user, lt_text_lines *out, char *err, size_t errlen);
+lt_status lt_tokenizer_open_lines(const lt_tokenizer *t, const char *path, int keep_linebreaks, int threads,
+                                  lt_tokenize_progress progress, void *user, lt_text_lines *out, char *err,
+                                  size_t errlen);
 
 /* Releases what lt_tokenizer_open_lines made (a zeroed *l too). */
 void lt_text_lines_close(lt_text_lines *l);

@@ -58,6 +58,7 @@ void lt_train_args_default(lt_train_args *a) {
     a->vocab_size = 0; /* custom: from the data (256 for text) */
     a->validation_split_percentage = 5.0;
     snprintf(a->data_layout, sizeof a->data_layout, "auto");
+    a->keep_linebreaks = 1;
     snprintf(a->device, sizeof a->device, "auto");
     a->fp16_init_scale = 65536.0;
     a->fp16_growth_interval = 2000;
@@ -183,6 +184,7 @@ static const arg_def ARGS[] = {
     {"validation_split_percentage", A_DOUBLE, S(validation_split_percentage), "[5]"},
     {"block_size", A_INT, S(block_size), "tokens per block (run_clm's layout: a block predicts block_size - 1 of them); 0: n_positions [0]"},
     {"data_layout", A_STR, S(data_layout), "run_clm: a text's lines tokenized one by one, the first validation_split_percentage of the lines held out, blocks grouped per 1000 lines (run_clm's numbers); stream: one token stream, its last tokens held out, blocks of block_size + 1 tokens (llm.c's); auto: run_clm for text, stream for llm.c token files [auto]"},
+    {"keep_linebreaks", A_BOOL, S(keep_linebreaks), "run_clm's: each line is tokenized with its line break; false: without it (run_clm's layout only) [true]"},
     {"preprocessing_num_workers", A_INT, S(preprocessing_num_workers), "run_clm's: with N, its grouping of blocks per 1000 lines restarts in each of N equal runs of the lines (as datasets' map with num_proc N does); tokenization runs on --threads [0: one]"},
     {"max_train_samples", A_LONG, S(max_train_samples), "train on the first N blocks of the training split; 0: all [0]"},
     {"max_eval_samples", A_LONG, S(max_eval_samples), "evaluate on the first N blocks of the validation split; 0: all [0]"},

@@ -102,7 +102,6 @@ static const inert INERT[] = {
     {"token", 's', NULL, "no Hub client: nothing is downloaded"},
     {"trust_remote_code", 'b', NULL, "no remote code is run: the model is leantrain's GPT-2"},
     {"use_fast_tokenizer", 'b', NULL, "one GPT-2 byte-level BPE (the fast and the slow tokenizer give the same ids)"},
-    {"keep_linebreaks", 'b', "true", "a text file is read with its line breaks (run_clm's default)"},
     {"dataset_name", 's', "", "no datasets library or Hub: give the text as --train_file (and --validation_file), "
                               "e.g. the dataset's text column written to a file"},
     {"dataset_config_name", 's', "", "no datasets library or Hub: give the text as --train_file (and "

@@ -50,6 +50,7 @@ typedef struct lt_data_opts {
     unsigned long long seed;     /* of the training order */
     lt_data_layout layout;
     int workers;                 /* run_clm layout: preprocessing_num_workers (0 or 1: one shard) */
+    int drop_linebreaks;         /* run_clm layout: keep_linebreaks false (lines encoded without their LF) */
     const lt_tokenizer *tok;     /* encodes text (NULL: text is bytes) */
     int threads;                 /* OpenMP threads for encoding (0: all) */
     lt_tokenize_progress progress; /* after each 64 MiB of a file's text (NULL: none) */

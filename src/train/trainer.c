@@ -767,10 +767,16 @@ static int prepare(const lt_train_args *a, prep_t *p, char *err, size_t errlen) 
                               .seed = a->data_seed,
                               .layout = lt_train_args_data_layout(a, token_file),
                               .workers = a->preprocessing_num_workers,
+                              .drop_linebreaks = !a->keep_linebreaks,
                               .tok = p->tok,
                               .threads = a->threads,
                               .progress = tokenize_progress,
                               .user = &tp};
+    if (!a->keep_linebreaks && dop.layout != LT_DATA_RUN_CLM) {
+        snprintf(err, errlen, "--keep_linebreaks false drops each line's line break, which needs run_clm's layout: "
+                 "%s", token_file ? "an llm.c token file has no lines (drop the flag)" : "drop --data_layout stream");
+        return 1;
+    }
     if (lt_data_open_opts(&p->data, &dop, err, errlen)) return 1;
     p->T = p->data.T; /* the positions a block predicts: block_size - 1 in run_clm's layout */
     p->data_open = 1;

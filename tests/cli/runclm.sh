@@ -6,7 +6,8 @@
 # step on the first 4 training blocks (batch 4: every block in the one batch, whatever the sampler's order), the
 # step's loss and grad_norm are the Trainer's over 31/32 (transformers 5.24's Trainer divides the summed loss by
 # all 32 labels of a block, not the 31 positions it has: see the script), and eval_loss / eval_accuracy after the
-# step match again. Then the flags: --data_layout's values, run_clm's layout refused for a token file.
+# step match again. Then the flags: --data_layout's values, run_clm's layout refused for a token file,
+# --keep_linebreaks false (run_clm's layout only).
 set -u
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
@@ -62,6 +63,14 @@ out=$("$LT" train "${common[@]}" --train_file "$tmp/val.bin" --data_layout run_c
     { echo "FAIL: run_clm's layout was taken for a token file"; fail=1; }
 echo "$out" | grep -q "is an llm.c token file: it has no lines" && [ ! -e "$tmp/bad2" ] ||
     { echo "FAIL: run_clm's layout on a token file: $out"; fail=1; }
+out=$("$LT" train "${common[@]}" --keep_linebreaks false --data_layout stream --output_dir "$tmp/bad3" 2>&1) &&
+    { echo "FAIL: --keep_linebreaks false was taken with the stream layout"; fail=1; }
+echo "$out" | grep -q -- "--keep_linebreaks false drops each line's line break, which needs run_clm's layout" ||
+    { echo "FAIL: --keep_linebreaks false with --data_layout stream: $out"; fail=1; }
+# keep_linebreaks false: the lines without their LF (fewer tokens: fewer blocks than the 64 above)
+"$LT" train "${common[@]}" --keep_linebreaks False --do_train false --do_eval --output_dir "$tmp/nolf" > "$tmp/nolf.log" 2>&1 &&
+    grep -q "^data: [0-9]* validation blocks" "$tmp/nolf.log" && ! grep -q "^data: 64 validation" "$tmp/nolf.log" ||
+    { echo "FAIL: --keep_linebreaks False:"; tail -3 "$tmp/nolf.log"; fail=1; }
 # the token file with auto: the stream layout
 "$LT" train "${common[@]}" --train_file "$tmp/val.bin" --do_train false --do_eval --output_dir "$tmp/tok" > "$tmp/tok.log" 2>&1 &&
     grep -q "(one token stream" "$tmp/tok.log" || { echo "FAIL: a token file with --data_layout auto:"; tail -3 "$tmp/tok.log"; fail=1; }

@@ -407,6 +407,7 @@ echo "the Trainer's JSON dump: taken, the same run as its flags; the Trainer's f
 # trains from scratch with a config.json (its sizes, and GPT2Config's dropout 0.1 where it names none, as
 # transformers reads it) or a preset name (the Hub config of that name: --model's table); --model_type gpt2 is
 # GPT2Config(), the gpt2 preset's size; what needs the Hub or the datasets library is refused with what to do
+# (--preprocessing_num_workers and --keep_linebreaks shape run_clm's blocks: tests/test_data.c, tests/cli/runclm.sh)
 printf '{"model_type": "gpt2", "n_embd": 32, "n_layer": 1, "n_head": 2, "n_positions": 32, "vocab_size": 256, "attn_pdrop": 0.2}\n' > "$tmp/cfg.json"
 C=(--train_file "$tmp/text.txt" --block_size 32 --per_device_train_batch_size 4 --max_steps 2 --seed 7 --threads 2
    --eval_strategy no --save_steps 2)
@@ -430,7 +431,6 @@ bad "--dataset_name wikitext is not taken: no datasets library or Hub: give the 
 bad "--dtype bfloat16 is not taken: the weights are fp32" "${M[@]}" --dtype bfloat16
 bad "--streaming true is not taken" "${M[@]}" --streaming
 bad "--model_revision v2 is not taken: no Hub client" "${M[@]}" --model_revision v2
-bad "--keep_linebreaks false is not taken" "${M[@]}" --keep_linebreaks false
 bad "--model_type: leantrain trains GPT-2 only" "${M[@]}" --model_type llama
 bad "--model_type gpt2 trains GPT2Config()'s size" "${M[@]}" --model_type gpt2
 bad "--config_name and --model_name_or_path both give the model's config" "${M[@]}" --config_name gpt2 --model_name_or_path "$tmp/clm"
