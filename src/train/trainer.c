@@ -236,6 +236,7 @@ static cJSON *state_json(run_t *r) {
     cJSON_AddNumberToObject(j, "num_input_tokens_seen", (double)r->tokens_seen);
     cJSON_AddNumberToObject(j, "gradient_accumulation_steps", r->accum);
     cJSON_AddNumberToObject(j, "block_size", row_tokens(r));
+    cJSON_AddStringToObject(j, "data_layout", r->data.layout == LT_DATA_RUN_CLM ? "run_clm" : "stream");
     if (r->a->fp16) {
         cJSON *g = cJSON_AddObjectToObject(j, "grad_scaler");
         lt_json_add_number(g, "scale", r->loss_scale);
@@ -669,6 +670,27 @@ static int plan_memory(run_t *r, const lt_gpt2_config *cfg, int on_gpu, const cJ
     return 1;
 }
 
+/* A resumed run reads its data in the layout the checkpoint's run used (trainer_state.json's data_layout; a
+   checkpoint written before it existed used the stream layout): with --data_layout auto that one, and another
+   asked for explicitly is refused (the data position would point into other blocks). */
+static int resume_layout(const lt_train_args *a, const cJSON *state, lt_data_layout *layout, char *err,
+                         size_t errlen) {
+    const cJSON *v = cJSON_GetObjectItem(state, "data_layout");
+    const char *was = cJSON_IsString(v) ? v->valuestring : "stream";
+    const lt_data_layout rec = !strcmp(was, "run_clm") ? LT_DATA_RUN_CLM : LT_DATA_STREAM;
+    if (!strcmp(was, "run_clm") || !strcmp(was, "stream")) {
+        if (!strcmp(a->data_layout, "auto") || rec == *layout) {
+            *layout = rec;
+            return 0;
+        }
+    }
+    snprintf(err, errlen, "the checkpoint's run read its data in the %s layout (trainer_state.json's data_layout%s): "
+             "resuming with --data_layout %s would put its data position into other blocks; pass --data_layout %s "
+             "(or drop the flag)", was, cJSON_IsString(v) ? "" : ": none, a checkpoint older than the flag",
+             a->data_layout, was);
+    return 1;
+}
+
 /* What every attempt of a run shares, made once: the checkpoint to resume and its trainer_state.json, the
    tokenizer, the model's configuration and block size, the data (a text corpus tokenized once). */
 typedef struct {
@@ -759,19 +781,20 @@ static int prepare(const lt_train_args *a, prep_t *p, char *err, size_t errlen) 
         return 1;
     }
     tok_progress tp = {0, lt_now_s()};
-    const lt_data_opts dop = {.train_file = train_file,
-                              .validation_file = a->validation_file,
-                              .val_percent = a->validation_split_percentage,
-                              .block_size = block,
-                              .vocab = p->cfg.vocab_size,
-                              .seed = a->data_seed,
-                              .layout = lt_train_args_data_layout(a, token_file),
-                              .workers = a->preprocessing_num_workers,
-                              .drop_linebreaks = !a->keep_linebreaks,
-                              .tok = p->tok,
-                              .threads = a->threads,
-                              .progress = tokenize_progress,
-                              .user = &tp};
+    lt_data_opts dop = {.train_file = train_file,
+                        .validation_file = a->validation_file,
+                        .val_percent = a->validation_split_percentage,
+                        .block_size = block,
+                        .vocab = p->cfg.vocab_size,
+                        .seed = a->data_seed,
+                        .layout = lt_train_args_data_layout(a, token_file),
+                        .workers = a->preprocessing_num_workers,
+                        .drop_linebreaks = !a->keep_linebreaks,
+                        .tok = p->tok,
+                        .threads = a->threads,
+                        .progress = tokenize_progress,
+                        .user = &tp};
+    if (p->state && resume_layout(a, p->state, &dop.layout, err, errlen)) return 1;
     if (!a->keep_linebreaks && dop.layout != LT_DATA_RUN_CLM) {
         snprintf(err, errlen, "--keep_linebreaks false drops each line's line break, which needs run_clm's layout: "
                  "%s", token_file ? "an llm.c token file has no lines (drop the flag)" : "drop --data_layout stream");

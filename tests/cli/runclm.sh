@@ -7,7 +7,7 @@
 # step's loss and grad_norm are the Trainer's over 31/32 (transformers 5.24's Trainer divides the summed loss by
 # all 32 labels of a block, not the 31 positions it has: see the script), and eval_loss / eval_accuracy after the
 # step match again. Then the flags: --data_layout's values, run_clm's layout refused for a token file,
-# --keep_linebreaks false (run_clm's layout only).
+# --keep_linebreaks false (run_clm's layout only); a resume keeps its checkpoint's layout.
 set -u
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
@@ -71,6 +71,17 @@ echo "$out" | grep -q -- "--keep_linebreaks false drops each line's line break, 
 "$LT" train "${common[@]}" --keep_linebreaks False --do_train false --do_eval --output_dir "$tmp/nolf" > "$tmp/nolf.log" 2>&1 &&
     grep -q "^data: [0-9]* validation blocks" "$tmp/nolf.log" && ! grep -q "^data: 64 validation" "$tmp/nolf.log" ||
     { echo "FAIL: --keep_linebreaks False:"; tail -3 "$tmp/nolf.log"; fail=1; }
+# a resume reads the data in its checkpoint's layout (trainer_state.json's data_layout): another one asked for is
+# refused; a checkpoint without the field (older than the flag) resumes in the stream layout, its layout then
+R=("${common[@]}" --per_device_train_batch_size 4 --max_steps 3 --save_steps 2 --eval_strategy no --output_dir "$tmp/res")
+"$LT" train "${R[@]}" --max_steps 2 > "$tmp/res.log" 2>&1 && grep -q '"data_layout":[[:space:]]*"run_clm"' "$tmp/res/checkpoint-2/trainer_state.json" ||
+    { echo "FAIL: trainer_state.json does not record the run_clm layout"; tail -3 "$tmp/res.log"; fail=1; }
+out=$("$LT" train "${R[@]}" --resume_from_checkpoint latest --data_layout stream 2>&1) &&
+    { echo "FAIL: a resume in another layout was taken"; fail=1; }
+echo "$out" | grep -q "the checkpoint's run read its data in the run_clm layout" || { echo "FAIL: layout change on resume: $out"; fail=1; }
+sed -i '/"data_layout"/d' "$tmp/res/checkpoint-2/trainer_state.json"
+"$LT" train "${R[@]}" --resume_from_checkpoint latest > "$tmp/res2.log" 2>&1 && grep -q "(one token stream" "$tmp/res2.log" ||
+    { echo "FAIL: an older checkpoint does not resume in the stream layout:"; tail -3 "$tmp/res2.log"; fail=1; }
 # the token file with auto: the stream layout
 "$LT" train "${common[@]}" --train_file "$tmp/val.bin" --do_train false --do_eval --output_dir "$tmp/tok" > "$tmp/tok.log" 2>&1 &&
     grep -q "(one token stream" "$tmp/tok.log" || { echo "FAIL: a token file with --data_layout auto:"; tail -3 "$tmp/tok.log"; fail=1; }
