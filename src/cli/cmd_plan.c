@@ -142,12 +142,6 @@ int lt_cmd_plan(int argc, char **argv) {
         return 1;
     }
     const int B = a.per_device_train_batch_size; /* evaluation runs in pieces of the training batch */
-    int T = a.block_size > 0 ? a.block_size : cfg.n_positions;
-    if (T > cfg.n_positions) {
-        fprintf(stderr, "leantrain plan: --block_size %d is larger than the model's n_positions %d\n", T,
-                cfg.n_positions);
-        return 2;
-    }
     /* the positions a block predicts, as train runs them: block_size - 1 in run_clm's layout (text), block_size in
        the stream's (an llm.c token file, or --data_layout stream); without --train_file, text */
     int token_file = 0;
@@ -159,6 +153,12 @@ int lt_cmd_plan(int argc, char **argv) {
         }
     }
     const int run_clm = lt_train_args_data_layout(&a, token_file) == LT_DATA_RUN_CLM;
+    int T = lt_train_args_block_size(&a, cfg.n_positions, run_clm ? LT_DATA_RUN_CLM : LT_DATA_STREAM);
+    if (T > cfg.n_positions) {
+        fprintf(stderr, "leantrain plan: --block_size %d is larger than the model's n_positions %d\n", T,
+                cfg.n_positions);
+        return 2;
+    }
     if (run_clm) {
         if (T < 2) {
             fprintf(stderr, "leantrain plan: --block_size %d: run_clm's blocks need at least 2 tokens\n", T);

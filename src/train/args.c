@@ -182,7 +182,7 @@ static const arg_def ARGS[] = {
     {"train_file", A_STR, S(train_file), "UTF-8 text (tokenized, or read as bytes without a tokenizer) or an llm.c token file"},
     {"validation_file", A_STR, S(validation_file), "default: the last validation_split_percentage of train_file"},
     {"validation_split_percentage", A_DOUBLE, S(validation_split_percentage), "[5]"},
-    {"block_size", A_INT, S(block_size), "tokens per block (run_clm's layout: a block predicts block_size - 1 of them); 0: n_positions [0]"},
+    {"block_size", A_INT, S(block_size), "tokens per block (run_clm's layout: a block predicts block_size - 1 of them); 0: run_clm's default min(1024, n_positions) in its layout, n_positions in the stream layout [0]"},
     {"data_layout", A_STR, S(data_layout), "run_clm: a text's lines tokenized one by one, the first validation_split_percentage of the lines held out, blocks grouped per 1000 lines (run_clm's numbers); stream: one token stream, its last tokens held out, blocks of block_size + 1 tokens (llm.c's); auto: run_clm for text, stream for llm.c token files [auto]"},
     {"keep_linebreaks", A_BOOL, S(keep_linebreaks), "run_clm's: each line is tokenized with its line break; false: without it (run_clm's layout only) [true]"},
     {"preprocessing_num_workers", A_INT, S(preprocessing_num_workers), "run_clm's: with N, its grouping of blocks per 1000 lines restarts in each of N equal runs of the lines (as datasets' map with num_proc N does); tokenization runs on --threads [0: one]"},
@@ -200,6 +200,11 @@ lt_data_layout lt_train_args_data_layout(const lt_train_args *a, int token_file)
     if (!strcmp(a->data_layout, "run_clm")) return LT_DATA_RUN_CLM;
     if (!strcmp(a->data_layout, "stream")) return LT_DATA_STREAM;
     return token_file ? LT_DATA_STREAM : LT_DATA_RUN_CLM;
+}
+
+int lt_train_args_block_size(const lt_train_args *a, int n_positions, lt_data_layout layout) {
+    if (a->block_size > 0) return a->block_size;
+    return layout == LT_DATA_RUN_CLM && n_positions > 1024 ? 1024 : n_positions;
 }
 
 int lt_train_args_on_gpu(const lt_train_args *a) {

@@ -138,6 +138,10 @@ static inline lt_gpt2_precision lt_train_args_precision(const lt_train_args *a) 
  * for text and the stream's for an llm.c token file (token_file non-zero). */
 lt_data_layout lt_train_args_data_layout(const lt_train_args *a, int token_file);
 
+/* The block size: --block_size, else run_clm's default in its layout (min(1024, n_positions): GPT-2's
+ * tokenizer's model_max_length, capped by the model), else the model's n_positions. */
+int lt_train_args_block_size(const lt_train_args *a, int n_positions, lt_data_layout layout);
+
 /* Whether the run trains on the GPU: --device cuda, or auto with a CUDA
  * device present (every precision: fp32, --bf16, --pure_bf16 and --fp16). */
 int lt_train_args_on_gpu(const lt_train_args *a);

@@ -774,17 +774,11 @@ static int prepare(const lt_train_args *a, prep_t *p, char *err, size_t errlen) 
         lt_tokens_close(&probe);
     }
     if (setup_model(a, p->resume[0] ? p->resume : NULL, data_vocab, &p->cfg, err, errlen)) return 1;
-    const int block = a->block_size > 0 ? a->block_size : p->cfg.n_positions;
-    if (block > p->cfg.n_positions) {
-        snprintf(err, errlen, "--block_size %d is larger than the model's n_positions %d", block,
-                 p->cfg.n_positions);
-        return 1;
-    }
     tok_progress tp = {0, lt_now_s()};
     lt_data_opts dop = {.train_file = train_file,
                         .validation_file = a->validation_file,
                         .val_percent = a->validation_split_percentage,
-                        .block_size = block,
+                        .block_size = 0, /* below, once the layout is known */
                         .vocab = p->cfg.vocab_size,
                         .seed = a->data_seed,
                         .layout = lt_train_args_data_layout(a, token_file),
@@ -795,6 +789,12 @@ static int prepare(const lt_train_args *a, prep_t *p, char *err, size_t errlen) 
                         .progress = tokenize_progress,
                         .user = &tp};
     if (p->state && resume_layout(a, p->state, &dop.layout, err, errlen)) return 1;
+    dop.block_size = lt_train_args_block_size(a, p->cfg.n_positions, dop.layout);
+    if (dop.block_size > p->cfg.n_positions) {
+        snprintf(err, errlen, "--block_size %d is larger than the model's n_positions %d", dop.block_size,
+                 p->cfg.n_positions);
+        return 1;
+    }
     if (!a->keep_linebreaks && dop.layout != LT_DATA_RUN_CLM) {
         snprintf(err, errlen, "--keep_linebreaks false drops each line's line break, which needs run_clm's layout: "
                  "%s", token_file ? "an llm.c token file has no lines (drop the flag)" : "drop --data_layout stream");
