@@ -1,5 +1,8 @@
 /* Text files line by line, as run_clm reads them (lt_tokenizer_open_lines). */
 #include <omp.h>
+#include <stdint.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,7 +10,9 @@
 #include "io/utf8.h"
 #include "tokenizer/tokenizer_internal.h"
 
-#define PIECE ((size_t)64 << 20) /* text normalized and encoded at a time (then cut after the next line end) */
+/* text normalized and encoded at a time (then cut after the next line end): its copy and its lines' 4-byte ids
+   are what reading adds to the tokens it keeps */
+#define PIECE ((size_t)8 << 20)
 #define GROUP ((size_t)64 << 10) /* about this much text of whole lines per unit of parallel work */
 
 /* Universal newlines, as Python's text mode reads: CR LF and a lone CR become LF. Returns the bytes written. */
@@ -104,13 +109,6 @@ lt_status lt_tokenizer_open_lines(const lt_tokenizer *t, const char *path, int k
     }
     const char *text = raw.data;
     const size_t len = raw.n;
-    const size_t bad = lt_utf8_check(text, len);
-    if (bad < len) {
-        snprintf(err, errlen, "%s: byte %zu is not UTF-8: run_clm's text loader reads UTF-8 text only (fix the "
-                 "file, or give --data_layout stream to read its bytes as they are)", path, bad);
-        lt_tokens_close(&raw);
-        return LT_ERR_FORMAT;
-    }
     void *toks = NULL; /* uint16 ids, or without a tokenizer uint8 bytes */
     const size_t esz = t ? sizeof(uint16_t) : 1;
     size_t n = 0, cap = 0, *first = NULL, nlines = 0, lcap = 0;
@@ -125,6 +123,13 @@ lt_status lt_tokenizer_open_lines(const lt_tokenizer *t, const char *path, int k
         if (len - from > PIECE) {
             const char *lf = memchr(text + from + PIECE - 1, '\n', len - (from + PIECE - 1));
             if (lf) to = (size_t)(lf - text) + 1;
+        }
+        const size_t bad = lt_utf8_check(text + from, to - from); /* a piece ends after an LF: whole characters */
+        if (bad < to - from) {
+            snprintf(err, errlen, "%s: byte %zu is not UTF-8: run_clm's text loader reads UTF-8 text only (fix the "
+                     "file, or give --data_layout stream to read its bytes as they are)", path, from + bad);
+            st = LT_ERR_FORMAT;
+            break;
         }
         char *nb = realloc(buf, to - from);
         if (!nb) {
@@ -188,6 +193,10 @@ lt_status lt_tokenizer_open_lines(const lt_tokenizer *t, const char *path, int k
             first[nlines + 1] = first[nlines] + cnt[l];
             nlines++;
         }
+        /* the file's pages read so far are done with: out of the resident set (the mapping is read-only and private) */
+        const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), base = (uintptr_t)text;
+        const uintptr_t done = (base + to) / page * page;
+        if (raw.map && done > base) madvise(raw.map, done - base, MADV_DONTNEED);
         from = to;
         if (progress) progress(user, from, len, n);
     }
