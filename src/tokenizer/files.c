@@ -3,9 +3,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <omp.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -62,6 +64,10 @@ lt_status lt_tok_open_tokens_pieces(const lt_tokenizer *t, const char *path, int
         }
         for (size_t i = 0; i < ids.n; i++) toks[n + i] = (uint16_t)ids.ids[i];
         n += ids.n;
+        /* the file's pages read so far are done with: out of the resident set (a read-only private mapping) */
+        const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), base = (uintptr_t)text;
+        const uintptr_t done = (base + to) / page * page;
+        if (raw.map && done > base) madvise(raw.map, done - base, MADV_DONTNEED);
         from = to;
         if (progress) progress(user, from, len, n);
     }
@@ -85,7 +91,7 @@ lt_status lt_tok_open_tokens_pieces(const lt_tokenizer *t, const char *path, int
 
 lt_status lt_tokenizer_open_tokens(const lt_tokenizer *t, const char *path, int threads, lt_tokenize_progress progress,
                                    void *user, lt_tokens *out, char *err, size_t errlen) {
-    return lt_tok_open_tokens_pieces(t, path, threads, (size_t)64 << 20, progress, user, out, err, errlen);
+    return lt_tok_open_tokens_pieces(t, path, threads, (size_t)8 << 20, progress, user, out, err, errlen);
 }
 
 /* Reads until buf holds cap bytes or the input ends; *eof set at the end. */

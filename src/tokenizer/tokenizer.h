@@ -157,7 +157,7 @@ typedef void (*lt_tokenize_progress)(void *user, uint64_t done_bytes, uint64_t t
 
 /* Opens `path` for training: an llm.c token file as it is; any other file is
  * text, encoded with t into uint16 tokens held in memory (t's vocabulary must
- * fit 16 bits), 64 MiB of text at a time (cut at safe points: the ids of one
+ * fit 16 bits), 8 MiB of text at a time (cut at safe points: the ids of one
  * encode of the whole; the int32 ids of one piece at a time beside the uint16
  * ones), with progress(user, ...) after each piece when progress is not NULL.
  * t NULL: lt_tokens_open (text as bytes). threads as above. */
@@ -173,7 +173,7 @@ typedef struct lt_text_lines {
     size_t *first;    /* n_lines + 1 entries: line l's ids are tokens[first[l] .. first[l + 1]) */
 } lt_text_lines;
 
-/* Reads `path` into *out as above, 64 MiB of text at a time, the lines of a piece encoded on up to `threads`
+/* Reads `path` into *out as above, 8 MiB of text at a time, the lines of a piece encoded on up to `threads`
  * OpenMP threads (0: OpenMP's default), progress(user, ...) after each piece when not NULL. t NULL: each byte
  * of the normalized text is a token. Fails, naming the file, on an llm.c token file (it has no lines), on bytes
  * that are not UTF-8 (with the offset), on an empty file, or when t's ids do not fit 16 bits. */

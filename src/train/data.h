@@ -53,7 +53,7 @@ typedef struct lt_data_opts {
     int drop_linebreaks;         /* run_clm layout: keep_linebreaks false (lines encoded without their LF) */
     const lt_tokenizer *tok;     /* encodes text (NULL: text is bytes) */
     int threads;                 /* OpenMP threads for encoding (0: all) */
-    lt_tokenize_progress progress; /* after each 64 MiB of a file's text (NULL: none) */
+    lt_tokenize_progress progress; /* after each 8 MiB of a file's text (NULL: none) */
     void *user;
 } lt_data_opts;
 
