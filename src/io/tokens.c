@@ -76,31 +76,23 @@ bad:
     return LT_ERR_FORMAT;
 }
 
-void lt_tokens_adopt_u16(lt_tokens *t, uint16_t *ids, size_t n) {
+/* Makes t the n ids at `owned` (bytes 1 or 2 each), taking the buffer. */
+static void adopt(lt_tokens *t, void *owned, size_t n, int bytes) {
     memset(t, 0, sizeof *t);
-    t->bytes = 2;
+    t->bytes = bytes;
     t->n = n;
-    t->data = ids;
-    t->owned = ids;
-    t->map_len = n * sizeof *ids;
+    t->data = owned;
+    t->owned = owned;
+    t->map_len = n * (size_t)bytes;
     int mx = 0;
     for (size_t i = 0; i < n; i++)
-        if (ids[i] > mx) mx = ids[i];
+        if (lt_tokens_get(t, i) > mx) mx = lt_tokens_get(t, i);
     t->max_id = mx;
 }
 
-void lt_tokens_adopt_u8(lt_tokens *t, uint8_t *ids, size_t n) {
-    memset(t, 0, sizeof *t);
-    t->bytes = 1;
-    t->n = n;
-    t->data = ids;
-    t->owned = ids;
-    t->map_len = n;
-    int mx = 0;
-    for (size_t i = 0; i < n; i++)
-        if (ids[i] > mx) mx = ids[i];
-    t->max_id = mx;
-}
+void lt_tokens_adopt_u16(lt_tokens *t, uint16_t *ids, size_t n) { adopt(t, ids, n, 2); }
+
+void lt_tokens_adopt_u8(lt_tokens *t, uint8_t *ids, size_t n) { adopt(t, ids, n, 1); }
 
 void lt_tokens_close(lt_tokens *t) {
     if (t->map) munmap(t->map, t->map_len);
