@@ -131,12 +131,14 @@ static lt_status open_run_clm(lt_data *d, const lt_data_opts *o, char *err, size
         return LT_ERR_ARG;
     }
     lt_text_lines tl = {0}, vl = {0};
-    lt_status st = lt_tokenizer_open_lines(o->tok, o->train_file, !o->drop_linebreaks, o->threads, o->progress, o->user, &tl, err, errlen);
+    const int keep = !o->drop_linebreaks;
+    lt_status st = lt_tokenizer_open_lines(o->tok, o->train_file, keep, o->threads, o->progress, o->user, &tl, err,
+                                           errlen);
     if (st) return st;
     const bool vfile = o->validation_file && *o->validation_file;
     if ((st = check_ids(&tl.tokens, o->train_file, o->vocab, err, errlen))) goto out;
-    if (vfile && ((st = lt_tokenizer_open_lines(o->tok, o->validation_file, !o->drop_linebreaks, o->threads, o->progress, o->user, &vl,
-                                                err, errlen)) ||
+    if (vfile && ((st = lt_tokenizer_open_lines(o->tok, o->validation_file, keep, o->threads, o->progress, o->user,
+                                                &vl, err, errlen)) ||
                   (st = check_ids(&vl.tokens, o->validation_file, o->vocab, err, errlen))))
         goto out;
     /* datasets' "train[:p%]" and "train[p%:]": round(p * lines / 100), halves to even */
