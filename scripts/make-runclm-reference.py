@@ -18,6 +18,11 @@ tests/cli/runclm.sh.
   count of all its labels, block_size a block, not by the block_size - 1 positions the loss has (its shifted
   count applies only to models whose loss_type is set, and GPT-2's is None): the loss, eval_loss and gradients
   it reports are (block_size - 1) / block_size of the model's mean (31/32 here). leantrain reports the mean.
+  And "curve": 6 optimizer steps over 2 epochs of the first 24 training blocks (batch 4 x accumulation 2) in the
+  Trainer's order (accelerate's seedable sampler: torch.randperm from seed + epoch), each step's logged loss and
+  the model's own validation loss after them.
+- randperm.json: torch.randperm(n, generator=torch.Generator().manual_seed(seed)) for several n and seeds (the
+  first and last 8 values of the long ones), for leantrain's copy of that order (src/util/mt19937.c).
 
 Needs torch, transformers and datasets; the tests do not.
 usage: python3 scripts/make-runclm-reference.py"""
@@ -200,18 +205,45 @@ step = [h for h in trainer.state.log_history if "loss" in h][0]
 after = trainer.evaluate()
 after["model_loss"] = model_loss()
 print("before", before, "\nstep", step, "\nafter", after)
+
+# several steps in the Trainer's order: 24 blocks, batch 4 x accumulation 2, 2 epochs (6 optimizer steps), no
+# clipping (the Trainer's gradients are 31/32 of the mean's: a clipping threshold between the two norms would
+# clip one run and not the other); AdamW's step hardly sees a common scale of its gradients
+model2 = GPT2LMHeadModel.from_pretrained(model_dir)
+args2 = TrainingArguments(output_dir=tmp_out, per_device_train_batch_size=4, gradient_accumulation_steps=2,
+                          num_train_epochs=2, learning_rate=3e-3, weight_decay=0.0, max_grad_norm=0.0,
+                          logging_steps=1, report_to=[], save_strategy="no", eval_strategy="no", seed=42,
+                          use_cpu=True, dataloader_num_workers=0)
+trainer2 = Trainer(model=model2, args=args2, train_dataset=lm_trainer["train"].select(range(24)))
+trainer2.train()
+curve = [h["loss"] for h in trainer2.state.log_history if "loss" in h]
+model = model2
+curve_eval = model_loss()
+print("curve", curve, "eval after", curve_eval)
+
 keep = ("eval_loss", "eval_accuracy", "model_loss")
 trainer_ref = {"case": len(results) - 1, "model": "model", "per_device_train_batch_size": 4,
                "per_device_eval_batch_size": 8, "max_train_samples": 4, "max_steps": 1, "learning_rate": 1e-2,
                "weight_decay": 0.0, "optim": args.optim.value if hasattr(args.optim, "value") else str(args.optim),
                "before": {k: before[k] for k in keep}, "loss": step["loss"],
                "grad_norm": step["grad_norm"],
-               "after": {k: after[k] for k in keep}}
+               "after": {k: after[k] for k in keep},
+               "curve": {"max_train_samples": 24, "per_device_train_batch_size": 4,
+                         "gradient_accumulation_steps": 2, "num_train_epochs": 2, "learning_rate": 3e-3,
+                         "max_grad_norm": 0.0, "losses": curve, "eval_model_loss": curve_eval}}
 
 with open(os.path.join(out, "blocks.json"), "w") as f:
     json.dump({"producer": f"run_clm.py's data path: datasets {datasets.__version__}, transformers "
                            f"{transformers.__version__}, torch {torch.__version__}",
                "text": "text.txt", "cases": results, "trainer": trainer_ref}, f)
+    f.write("\n")
+perms = []
+for n, seed in ((1, 0), (2, 42), (7, 42), (100, 43), (1000, 7), (4096, 2**32 + 5), (65537, 123456789),
+                (2**24 + 3, 1)):
+    p = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
+    perms.append({"n": n, "seed": seed, "head": p[:8], "tail": p[-8:], "all": p if n <= 1000 else None})
+with open(os.path.join(out, "randperm.json"), "w") as f:
+    json.dump({"producer": f"torch {torch.__version__} randperm", "cases": perms}, f)
     f.write("\n")
 shutil.rmtree(cache, ignore_errors=True)
 shutil.rmtree(tmp_out, ignore_errors=True)

@@ -17,6 +17,7 @@
 #include "testutil.h"
 #include "tokenizer/tokenizer.h"
 #include "train/data.h"
+#include "util/mt19937.h"
 
 static const char *gpt2_dir(void) {
     const char *d = getenv("LT_GPT2_TOKENIZER");
@@ -167,7 +168,42 @@ static void test_line_rules(void) {
     remove(path), remove(tpath);
 }
 
+/* The training order against torch.randperm itself (tests/data/runclm/randperm.json): whole permutations up to
+ * 1000, the first and last 8 of longer ones (to 2^24 + 3), a seed past 32 bits. */
+static void test_randperm(void) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/runclm/randperm.json", lt_test_data_dir());
+    char *text = lt_test_read_file(path, NULL);
+    cJSON *j = text ? cJSON_Parse(text) : NULL;
+    free(text);
+    CHECK(j != NULL, "%s: cannot read or parse", path);
+    if (!j) return;
+    const cJSON *c;
+    int ncase = 0;
+    cJSON_ArrayForEach(c, cJSON_GetObjectItem(j, "cases")) {
+        const size_t n = (size_t)cJSON_GetObjectItem(c, "n")->valuedouble;
+        const uint64_t seed = (uint64_t)cJSON_GetObjectItem(c, "seed")->valuedouble;
+        uint32_t *p = malloc(n * sizeof *p);
+        if (!p) break;
+        lt_randperm_torch(p, n, seed);
+        const cJSON *all = cJSON_GetObjectItem(c, "all"), *head = cJSON_GetObjectItem(c, "head"),
+                    *tail = cJSON_GetObjectItem(c, "tail");
+        size_t bad = 0;
+        if (cJSON_IsArray(all))
+            for (size_t i = 0; i < n; i++) bad += p[i] != (uint32_t)cJSON_GetArrayItem(all, (int)i)->valuedouble;
+        const int nh = cJSON_GetArraySize(head), nt = cJSON_GetArraySize(tail);
+        for (int i = 0; i < nh; i++) bad += p[i] != (uint32_t)cJSON_GetArrayItem(head, i)->valuedouble;
+        for (int i = 0; i < nt; i++) bad += p[n - (size_t)nt + (size_t)i] != (uint32_t)cJSON_GetArrayItem(tail, i)->valuedouble;
+        CHECK(bad == 0, "randperm(%zu, seed %llu): %zu values differ from torch's", n, (unsigned long long)seed, bad);
+        free(p);
+        ncase++;
+    }
+    CHECK(ncase == 8, "%d randperm cases", ncase);
+    cJSON_Delete(j);
+}
+
 int main(void) {
+    test_randperm();
     test_against_run_clm();
     test_line_rules();
     return lt_test_done("test_data");

@@ -140,7 +140,7 @@ static const arg_def ARGS[] = {
     {"overwrite_output_dir", A_BOOL, S(overwrite_output_dir), "train into an output_dir that has checkpoints"},
     {"resume_from_checkpoint", A_STR, S(resume_from_checkpoint), "a checkpoint directory, or latest"},
     {"seed", A_U64, S(seed), "the initialisation, the dropout masks and (unless --data_seed) the data order [42]"},
-    {"data_seed", A_U64, S(data_seed), "the order of the training blocks [--seed]"},
+    {"data_seed", A_U64, S(data_seed), "the order of the training blocks: the Trainer's torch.randperm from data_seed + epoch [--seed]"},
     {"gradient_checkpointing", A_BOOL, S(gradient_checkpointing), "keep only block inputs; recompute in backward"},
     {"gradient_checkpointing_kwargs", A_STR, S(gradient_checkpointing_kwargs), "the Trainer's JSON object for torch.utils.checkpoint: only use_reentrant (true or false), accepted and without effect (no autograd here: a block's backward recomputes its forward either way) []"},
     {"optim_in_backward", A_BOOL, S(optim_in_backward),

@@ -1,5 +1,6 @@
 /* Training data: the two layouts' blocks, the split, the per-epoch order (see data.h). */
 #include "train/data.h"
+#include "util/mt19937.h"
 
 #include <math.h>
 #include <stdbool.h>
@@ -14,16 +15,9 @@ uint64_t lt_splitmix64(uint64_t *state) {
     return z ^ (z >> 31);
 }
 
-static void make_order(lt_data *d) {
-    uint64_t st = d->seed * 0x9e3779b97f4a7c15ull + (uint64_t)d->epoch * 0xd1b54a32d192ed03ull + 1;
-    for (size_t i = 0; i < d->n_train_blocks; i++) d->order[i] = (uint32_t)i;
-    for (size_t i = d->n_train_blocks; i > 1; i--) { /* Fisher-Yates */
-        size_t j = (size_t)(lt_splitmix64(&st) % i);
-        uint32_t t = d->order[i - 1];
-        d->order[i - 1] = d->order[j];
-        d->order[j] = t;
-    }
-}
+/* The Trainer's order: its sampler (accelerate's SeedableRandomSampler) draws epoch e's permutation as
+   torch.randperm(n, generator seeded data_seed + e) (data_seed: the seed when not given). */
+static void make_order(lt_data *d) { lt_randperm_torch(d->order, d->n_train_blocks, d->seed + (uint64_t)d->epoch); }
 
 static lt_status check_ids(const lt_tokens *t, const char *path, int vocab, char *err, size_t errlen) {
     if (t->max_id < vocab) return LT_OK;

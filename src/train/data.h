@@ -12,9 +12,10 @@
  * - a token stream's (LT_DATA_STREAM, llm.c's): the file's ids as one stream,
  *   the last val_percent of them held out, block k the window starting at
  *   k * T, T = block_size: block_size positions from block_size + 1 tokens.
- * The order of epoch e is a permutation drawn from (seed, e) alone, so a
- * position (epoch, index) is all a checkpoint needs to resume the exact same
- * batches. */
+ * The order of epoch e is the Trainer's: torch.randperm(n_train_blocks) from a
+ * torch generator seeded seed + e (its sampler's; lt_randperm_torch), drawn
+ * from (seed, e) alone, so a position (epoch, index) is all a checkpoint needs
+ * to resume the exact same batches. */
 #ifndef LT_TRAIN_DATA_H
 #define LT_TRAIN_DATA_H
 

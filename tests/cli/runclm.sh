@@ -6,7 +6,7 @@
 # step on the first 4 training blocks (batch 4: every block in the one batch, whatever the sampler's order), the
 # step's loss and grad_norm are the Trainer's over 31/32 (transformers 5.24's Trainer divides the summed loss by
 # all 32 labels of a block, not the 31 positions it has: see the script), and eval_loss / eval_accuracy after the
-# step match again. Then the flags: --data_layout's values, run_clm's layout refused for a token file,
+# step match again; six steps over two epochs in the Trainer's order follow its loss curve. Then the flags: --data_layout's values, run_clm's layout refused for a token file,
 # --keep_linebreaks false (run_clm's layout only); a resume keeps its checkpoint's layout.
 set -u
 cd "$(dirname "$0")/../.."
@@ -48,6 +48,23 @@ check "step 1 loss" "$(getv loss "$tmp/first.json")" "$(refv loss)" 1e-5 0.96875
 check "step 1 grad_norm" "$(getv grad_norm "$tmp/first.json")" "$(refv grad_norm)" 1e-5 0.96875
 check "eval_loss after the step" "$(getv eval_loss "$tmp/step/eval_results.json")" "$(refv model_loss 2)" 1e-5
 check "eval_accuracy after the step" "$(getv eval_accuracy "$tmp/step/eval_results.json")" "$(refv eval_accuracy 2)" 1e-12
+
+# six steps over two epochs of the first 24 blocks (batch 4 x accumulation 2, no clipping) in the Trainer's order
+# (torch.randperm from seed + epoch, as its sampler draws it): every step's loss is the Trainer's over 31/32, and
+# the validation loss after them the model's own
+"$LT" train "${common[@]}" --max_train_samples 24 --per_device_train_batch_size 4 --gradient_accumulation_steps 2 \
+    --num_train_epochs 2 --learning_rate 3e-3 --weight_decay 0 --max_grad_norm 0 --logging_steps 1 --do_eval \
+    --eval_strategy no --save_strategy no --output_dir "$tmp/curve" > "$tmp/curve.log" 2>&1 ||
+    { echo "FAIL: the six-step run:"; tail -5 "$tmp/curve.log"; fail=1; }
+hf=$(grep -o '"losses": \[[^]]*\]' "$ref" | sed 's/.*\[//; s/\]//; s/,/ /g')
+lt=$(grep -o '^{"loss":[-0-9.e+]*' "$tmp/curve/log.jsonl" 2>/dev/null | sed 's/.*://' | tr '\n' ' ')
+[ "$(echo $hf | wc -w)" = 6 ] && [ "$(echo $lt | wc -w)" = 6 ] || { echo "FAIL: six losses expected: '$lt' / '$hf'"; fail=1; }
+k=1
+for h in $hf; do
+    check "step $k loss in the Trainer's order" "$(echo $lt | cut -d' ' -f$k)" "$h" 1e-5 0.96875
+    k=$((k + 1))
+done
+check "eval_loss after six steps" "$(getv eval_loss "$tmp/curve/eval_results.json")" "$(refv eval_model_loss)" 1e-5
 
 # --data_layout stream on the same text: one token stream, 32 positions a row (the data line says so)
 "$LT" train "${common[@]}" --data_layout stream --do_train false --do_eval --output_dir "$tmp/stream" > "$tmp/stream.log" 2>&1 &&
