@@ -24,6 +24,17 @@ static const char *gpt2_dir(void) {
     return d ? d : "data/gpt2";
 }
 
+/* tests/data/runclm/NAME parsed (NULL, with a failed check, when it cannot be read or parsed). */
+static cJSON *load_json(const char *name) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/runclm/%s", lt_test_data_dir(), name);
+    char *text = lt_test_read_file(path, NULL);
+    cJSON *j = text ? cJSON_Parse(text) : NULL;
+    free(text);
+    CHECK(j != NULL, "%s: cannot read or parse", path);
+    return j;
+}
+
 /* The blocks of one split against the reference's flat ids (nb blocks of bs). */
 static void check_split(const char *what, const lt_data *d, const lt_tokens *src, const size_t *starts, size_t n,
                         const cJSON *ref, int bs) {
@@ -40,12 +51,8 @@ static void check_split(const char *what, const lt_data *d, const lt_tokens *src
 }
 
 static void test_against_run_clm(void) {
-    char path[512], tpath[600], vpath[600], err[512];
-    snprintf(path, sizeof path, "%s/runclm/blocks.json", lt_test_data_dir());
-    char *text = lt_test_read_file(path, NULL);
-    cJSON *j = text ? cJSON_Parse(text) : NULL;
-    free(text);
-    CHECK(j != NULL, "%s: cannot read or parse", path);
+    char tpath[600], vpath[600], err[512];
+    cJSON *j = load_json("blocks.json");
     if (!j) return;
     lt_tokenizer *gpt2 = NULL, *small = NULL;
     CHECK(lt_tokenizer_load(gpt2_dir(), &gpt2, err, sizeof err) == LT_OK, "%s", err);
@@ -95,7 +102,7 @@ static void test_against_run_clm(void) {
         }
         ncase++;
     }
-    CHECK(ncase == 5, "%d cases in %s", ncase, path);
+    CHECK(ncase == 5, "%d cases in blocks.json", ncase);
     lt_tokenizer_free(gpt2);
     lt_tokenizer_free(small);
     cJSON_Delete(j);
@@ -171,12 +178,7 @@ static void test_line_rules(void) {
 /* The training order against torch.randperm itself (tests/data/runclm/randperm.json): whole permutations up to
  * 1000, the first and last 8 of longer ones (to 2^24 + 3), a seed past 32 bits. */
 static void test_randperm(void) {
-    char path[512];
-    snprintf(path, sizeof path, "%s/runclm/randperm.json", lt_test_data_dir());
-    char *text = lt_test_read_file(path, NULL);
-    cJSON *j = text ? cJSON_Parse(text) : NULL;
-    free(text);
-    CHECK(j != NULL, "%s: cannot read or parse", path);
+    cJSON *j = load_json("randperm.json");
     if (!j) return;
     const cJSON *c;
     int ncase = 0;
