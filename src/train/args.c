@@ -180,7 +180,7 @@ static const arg_def ARGS[] = {
     {"n_positions", A_INT, S(n_positions), "custom model [256]"},
     {"vocab_size", A_INT, S(vocab_size), "custom model; 0: 256 for text, 50257 for token files [0]"},
     {"train_file", A_STR, S(train_file), "UTF-8 text (tokenized, or read as bytes without a tokenizer) or an llm.c token file"},
-    {"validation_file", A_STR, S(validation_file), "default: the last validation_split_percentage of train_file"},
+    {"validation_file", A_STR, S(validation_file), "default: validation_split_percentage of train_file (run_clm's layout: its first lines; the stream layout: its last tokens)"},
     {"validation_split_percentage", A_DOUBLE, S(validation_split_percentage), "[5]"},
     {"block_size", A_INT, S(block_size), "tokens per block (run_clm's layout: a block predicts block_size - 1 of them); 0: run_clm's default min(1024, n_positions) in its layout, n_positions in the stream layout [0]"},
     {"data_layout", A_STR, S(data_layout), "run_clm: a text's lines tokenized one by one, the first validation_split_percentage of the lines held out, blocks grouped per 1000 lines (run_clm's numbers); stream: one token stream, its last tokens held out, blocks of block_size + 1 tokens (llm.c's); auto: run_clm for text, stream for llm.c token files [auto]"},

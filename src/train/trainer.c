@@ -182,8 +182,6 @@ static int best_checkpoint(const run_t *r, char *buf, size_t len) {
     return stat(buf, &sb) == 0;
 }
 
-/* The Trainer's total_flos: 6 x the input tokens trained on x the parameters but the embeddings' (transformers'
- * floating_point_ops; wte, the tied lm head, is an embedding) */
 /* A row's input tokens, as the Trainer counts input_ids: block_size (run_clm's layout, whose row predicts
    block_size - 1 positions, is T + 1 tokens; the stream's rows are T). */
 static int row_tokens(const run_t *r) { return r->T + (r->data.layout == LT_DATA_RUN_CLM); }
@@ -200,6 +198,8 @@ static const char *layout_name(const run_t *r) {
                                              : "one token stream, targets the next tokens";
 }
 
+/* The Trainer's total_flos: 6 x the input tokens trained on x the parameters but the embeddings' (transformers'
+ * floating_point_ops; wte, the tied lm head, is an embedding) */
 static double total_flos(const run_t *r) {
     double n = 0;
     for (int i = 0; i < r->m->num_tensors; i++)
