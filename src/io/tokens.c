@@ -94,6 +94,12 @@ void lt_tokens_adopt_u16(lt_tokens *t, uint16_t *ids, size_t n) { adopt(t, ids, 
 
 void lt_tokens_adopt_u8(lt_tokens *t, uint8_t *ids, size_t n) { adopt(t, ids, n, 1); }
 
+void lt_tokens_release_before(const lt_tokens *t, size_t upto) {
+    if (!t->map || upto == 0) return;
+    const size_t page = (size_t)sysconf(_SC_PAGESIZE), whole = upto / page * page;
+    if (whole) madvise(t->map, whole, MADV_DONTNEED);
+}
+
 void lt_tokens_close(lt_tokens *t) {
     if (t->map) munmap(t->map, t->map_len);
     free(t->owned);

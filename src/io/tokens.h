@@ -43,6 +43,11 @@ void lt_tokens_adopt_u16(lt_tokens *t, uint16_t *ids, size_t n);
 /* The same for n byte tokens (text as bytes, made in memory). */
 void lt_tokens_adopt_u8(lt_tokens *t, uint8_t *ids, size_t n);
 
+/* A mapped file read once from its start: gives its pages before byte `upto`
+ * back to the system (out of the resident set; the mapping is read-only and
+ * private, so nothing is lost). Nothing for tokens held in memory. */
+void lt_tokens_release_before(const lt_tokens *t, size_t upto);
+
 /* Unmaps (or frees). Safe on a zeroed struct. */
 void lt_tokens_close(lt_tokens *t);
 

@@ -3,18 +3,16 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <omp.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "io/atomic_file.h"
 #include "tokenizer/tokenizer_internal.h"
 
-static lt_status fits_u16(const lt_tokenizer *t, const char *path, char *err, size_t errlen) {
+lt_status lt_tok_fits_u16(const lt_tokenizer *t, const char *path, char *err, size_t errlen) {
     if (t->n_vocab <= 65536) return LT_OK;
     snprintf(err, errlen, "%s: the tokenizer has %zu tokens; llm.c token files and training data hold 16-bit ids (65536)",
              path, t->n_vocab);
@@ -33,7 +31,7 @@ lt_status lt_tok_open_tokens_pieces(const lt_tokenizer *t, const char *path, int
         return LT_OK;
     }
     memset(out, 0, sizeof *out);
-    if ((st = fits_u16(t, path, err, errlen))) {
+    if ((st = lt_tok_fits_u16(t, path, err, errlen))) {
         lt_tokens_close(&raw);
         return st;
     }
@@ -64,10 +62,7 @@ lt_status lt_tok_open_tokens_pieces(const lt_tokenizer *t, const char *path, int
         }
         for (size_t i = 0; i < ids.n; i++) toks[n + i] = (uint16_t)ids.ids[i];
         n += ids.n;
-        /* the file's pages read so far are done with: out of the resident set (a read-only private mapping) */
-        const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), base = (uintptr_t)text;
-        const uintptr_t done = (base + to) / page * page;
-        if (raw.map && done > base) madvise(raw.map, done - base, MADV_DONTNEED);
+        lt_tokens_release_before(&raw, to); /* the file's pages read so far are done with */
         from = to;
         if (progress) progress(user, from, len, n);
     }
@@ -125,7 +120,7 @@ lt_status lt_tokenize_file(const lt_tokenizer *t, const char *input, const char 
     int threads = o.threads > 0 ? o.threads : omp_get_max_threads();
     size_t cap = o.chunk_bytes ? o.chunk_bytes : (size_t)16 << 20;
     if (cap < 4096) cap = 4096;
-    lt_status st = fits_u16(t, lt_tokenizer_source(t), err, errlen);
+    lt_status st = lt_tok_fits_u16(t, lt_tokenizer_source(t), err, errlen);
     if (st) return st;
     int is_stdin = !strcmp(input, "-");
     int fd = is_stdin ? STDIN_FILENO : open(input, O_RDONLY | O_CLOEXEC);

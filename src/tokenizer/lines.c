@@ -1,8 +1,5 @@
 /* Text files line by line, as run_clm reads them (lt_tokenizer_open_lines). */
 #include <omp.h>
-#include <stdint.h>
-#include <sys/mman.h>
-#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,11 +98,9 @@ lt_status lt_tokenizer_open_lines(const lt_tokenizer *t, const char *path, int k
         lt_tokens_close(&raw);
         return LT_ERR_ARG;
     }
-    if (t && t->n_vocab > 65536) {
-        snprintf(err, errlen, "%s: the tokenizer has %zu tokens; training data holds 16-bit ids (65536)", path,
-                 t->n_vocab);
+    if (t && (st = lt_tok_fits_u16(t, path, err, errlen))) {
         lt_tokens_close(&raw);
-        return LT_ERR_ARG;
+        return st;
     }
     const char *text = raw.data;
     const size_t len = raw.n;
@@ -193,10 +188,7 @@ lt_status lt_tokenizer_open_lines(const lt_tokenizer *t, const char *path, int k
             first[nlines + 1] = first[nlines] + cnt[l];
             nlines++;
         }
-        /* the file's pages read so far are done with: out of the resident set (the mapping is read-only and private) */
-        const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), base = (uintptr_t)text;
-        const uintptr_t done = (base + to) / page * page;
-        if (raw.map && done > base) madvise(raw.map, done - base, MADV_DONTNEED);
+        lt_tokens_release_before(&raw, to); /* the file's pages read so far are done with */
         from = to;
         if (progress) progress(user, from, len, n);
     }

@@ -63,6 +63,10 @@ lt_status lt_tok_bpe_word(lt_tok_ctx *c, const uint8_t *w, size_t n, int method,
 /* GPT-2's byte-to-unicode table: byte b is written as code point b2u[b] in the files. */
 void lt_tok_byte_unicode(uint32_t b2u[256]);
 
+/* LT_OK when t's ids fit the 16 bits training data and llm.c token files hold; else LT_ERR_ARG with a message
+ * naming path (files.c). */
+lt_status lt_tok_fits_u16(const lt_tokenizer *t, const char *path, char *err, size_t errlen);
+
 /* lt_tokenizer_open_tokens with pieces of `piece` bytes of text (the tests' small ones) */
 lt_status lt_tok_open_tokens_pieces(const lt_tokenizer *t, const char *path, int threads, size_t piece,
                                     lt_tokenize_progress progress, void *user, lt_tokens *out, char *err,
