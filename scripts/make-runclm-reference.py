@@ -20,7 +20,10 @@ tests/cli/runclm.sh.
   it reports are (block_size - 1) / block_size of the model's mean (31/32 here). leantrain reports the mean.
   And "curve": 6 optimizer steps over 2 epochs of the first 24 training blocks (batch 4 x accumulation 2) in the
   Trainer's order (accelerate's seedable sampler: torch.randperm from seed + epoch), each step's logged loss and
-  the model's own validation loss after them.
+  the model's own validation loss after them. And "partial": the same over the first 18 blocks, which do not
+  fill the last batch (batch 4 x accumulation 3, 3 epochs): the Trainer keeps the short batch (2 blocks) and
+  ends the epoch's last step after it (2 batches, not 3, a mean over their 6 blocks): 2 steps an epoch, each
+  step's loss and logged epoch, and the validation loss after them.
 - randperm.json: torch.randperm(n, generator=torch.Generator().manual_seed(seed)) for several n and seeds (the
   first and last 8 values of the long ones), for leantrain's copy of that order (src/util/mt19937.c).
 
@@ -221,6 +224,22 @@ model = model2
 curve_eval = model_loss()
 print("curve", curve, "eval after", curve_eval)
 
+# blocks that do not fill the last batch: 18 blocks, batch 4 x accumulation 3, 3 epochs. The Trainer's dataloader
+# keeps the short batch (dataloader_drop_last False): 5 batches an epoch (4 4 4 4 2); 2 optimizer steps an epoch,
+# the second of 2 batches (its "remainder"), 4 blocks and 2; each step's loss divided by its own label count
+# (num_items_in_batch), so the second step is the mean over its 6 blocks, not the mean of its 2 batches' means
+model3 = GPT2LMHeadModel.from_pretrained(model_dir)
+args3 = TrainingArguments(output_dir=tmp_out, per_device_train_batch_size=4, gradient_accumulation_steps=3,
+                          num_train_epochs=3, learning_rate=3e-3, weight_decay=0.0, max_grad_norm=0.0,
+                          logging_steps=1, report_to=[], save_strategy="no", eval_strategy="no", seed=42,
+                          use_cpu=True, dataloader_num_workers=0)
+trainer3 = Trainer(model=model3, args=args3, train_dataset=lm_trainer["train"].select(range(18)))
+trainer3.train()
+logged3 = [h for h in trainer3.state.log_history if "loss" in h]
+model = model3
+partial_eval = model_loss()
+print("partial", [(h["loss"], h["epoch"]) for h in logged3], "eval after", partial_eval)
+
 keep = ("eval_loss", "eval_accuracy", "model_loss")
 trainer_ref = {"case": len(results) - 1, "model": "model", "per_device_train_batch_size": 4,
                "per_device_eval_batch_size": 8, "max_train_samples": 4, "max_steps": 1, "learning_rate": 1e-2,
@@ -230,7 +249,11 @@ trainer_ref = {"case": len(results) - 1, "model": "model", "per_device_train_bat
                "after": {k: after[k] for k in keep},
                "curve": {"max_train_samples": 24, "per_device_train_batch_size": 4,
                          "gradient_accumulation_steps": 2, "num_train_epochs": 2, "learning_rate": 3e-3,
-                         "max_grad_norm": 0.0, "losses": curve, "eval_model_loss": curve_eval}}
+                         "max_grad_norm": 0.0, "losses": curve, "eval_model_loss": curve_eval},
+               "partial": {"max_train_samples": 18, "per_device_train_batch_size": 4,
+                           "gradient_accumulation_steps": 3, "num_train_epochs": 3, "learning_rate": 3e-3,
+                           "max_grad_norm": 0.0, "losses": [h["loss"] for h in logged3],
+                           "epochs": [h["epoch"] for h in logged3], "eval_model_loss": partial_eval}}
 
 with open(os.path.join(out, "blocks.json"), "w") as f:
     json.dump({"producer": f"run_clm.py's data path: datasets {datasets.__version__}, transformers "

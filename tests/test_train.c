@@ -411,6 +411,47 @@ int main(void) {
     CHECK(shift_ok, "targets are not the inputs shifted by one");
     CHECK(d1.n_train_blocks == (4500 - 1) / 16 && d1.n_val_blocks == (500 - 1) / 16, "split: %zu / %zu blocks",
           d1.n_train_blocks, d1.n_val_blocks);
+    /* short batches (run_clm's layout, the Trainer's dataloader): 281 blocks in batches of 8 are 35 whole batches
+     * and one of 1; with accumulation 10, 3 steps of 10 batches and a last of 6 (5 whole, the short one);
+     * the step's rows are known before it is drawn, an epoch's end starts the next epoch's first batch, and every
+     * block of an epoch is drawn once */
+    lt_data_seek(&d1, 0, 0);
+    d1.short_batches = 1;
+    CHECK(lt_data_steps_per_epoch(&d1, 8, 10) == 4 && lt_data_steps_per_epoch(&d1, 8, 4) == 9 &&
+              lt_data_steps_per_epoch(&d1, 8, 1) == 36 && lt_data_steps_per_epoch(&d1, 300, 4) == 1,
+          "steps per epoch with short batches: %ld %ld %ld %ld (4 9 36 1 expected)",
+          lt_data_steps_per_epoch(&d1, 8, 10), lt_data_steps_per_epoch(&d1, 8, 4), lt_data_steps_per_epoch(&d1, 8, 1),
+          lt_data_steps_per_epoch(&d1, 300, 4));
+    int32_t s_in[8 * 16], s_tg[8 * 16];
+    static unsigned char seen[281];
+    long total = 0;
+    for (int st = 0; st < 4; st++) {
+        int micro;
+        const long want = lt_data_step_rows(&d1, 8, 10, &micro);
+        long got = 0;
+        for (int k = 0; k < micro; k++) {
+            const int rows = lt_data_next(&d1, 8, s_in, s_tg);
+            for (int r = 0; r < rows; r++) seen[d1.order[d1.index - (size_t)rows + (size_t)r]]++;
+            got += rows;
+        }
+        CHECK(got == want && micro == (st < 3 ? 10 : 6) && want == (st < 3 ? 80 : 41),
+              "step %d: %ld rows in %d micro-batches, %ld announced", st, got, micro, want);
+        total += got;
+    }
+    int once = 1;
+    for (int i = 0; i < 281; i++) once &= seen[i] == 1;
+    CHECK(total == 281 && once && d1.epoch == 0 && d1.index == 281, "an epoch of short batches: %ld rows", total);
+    CHECK(fabs(lt_data_epoch_float(&d1) - 1.0) < 1e-15, "epoch float at the epoch's end: %.17g",
+          lt_data_epoch_float(&d1));
+    int micro1;
+    CHECK(lt_data_step_rows(&d1, 8, 4, &micro1) == 32 && micro1 == 4 && lt_data_next(&d1, 8, s_in, s_tg) == 8 &&
+              d1.epoch == 1 && d1.index == 8,
+          "after the short batch the next epoch begins (epoch %ld, index %zu)", d1.epoch, d1.index);
+    CHECK(fabs(lt_data_epoch_float(&d1) - (1.0 + 1.0 / 36.0)) < 1e-15, "epoch float after one batch: %.17g",
+          lt_data_epoch_float(&d1));
+    d1.short_batches = 0; /* the stream layout's whole batches: floor(floor(281 / 8) / 4) steps */
+    CHECK(lt_data_steps_per_epoch(&d1, 8, 4) == 8 && lt_data_step_rows(&d1, 8, 4, &micro1) == 32 && micro1 == 4,
+          "whole batches: %ld steps an epoch", lt_data_steps_per_epoch(&d1, 8, 4));
     lt_data_close(&d1), lt_data_close(&d2);
     check_trainer_events();
     check_args_json();

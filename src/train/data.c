@@ -170,6 +170,7 @@ lt_status lt_data_open_opts(lt_data *d, const lt_data_opts *o, char *err, size_t
     memset(d, 0, sizeof *d);
     d->seed = o->seed;
     d->layout = o->layout;
+    d->short_batches = o->layout == LT_DATA_RUN_CLM; /* the Trainer's dataloader; llm.c's whole batches */
     if (!o->train_file || !*o->train_file) {
         snprintf(err, errlen, "no training data: give --train_file (UTF-8 text or an llm.c token file)");
         return LT_ERR_ARG;
@@ -219,14 +220,46 @@ static void copy_block(const lt_tokens *t, size_t start, int T, int32_t *in, int
     }
 }
 
-void lt_data_next(lt_data *d, int B, int32_t *inputs, int32_t *targets) {
-    if (d->index + (size_t)B > d->n_train_blocks && d->n_train_blocks >= (size_t)B) lt_data_seek(d, d->epoch + 1, 0);
-    for (int b = 0; b < B; b++) {
+int lt_data_next(lt_data *d, int B, int32_t *inputs, int32_t *targets) {
+    d->batch = B;
+    int rows = B;
+    if (d->short_batches) {
+        if (d->index >= d->n_train_blocks) lt_data_seek(d, d->epoch + 1, 0);
+        if (d->n_train_blocks - d->index < (size_t)B) rows = (int)(d->n_train_blocks - d->index);
+    } else if (d->index + (size_t)B > d->n_train_blocks && d->n_train_blocks >= (size_t)B) {
+        lt_data_seek(d, d->epoch + 1, 0);
+    }
+    for (int b = 0; b < rows; b++) {
         if (d->index >= d->n_train_blocks) lt_data_seek(d, d->epoch + 1, 0); /* fewer blocks than B: wrap */
         size_t blk = d->order[d->index++];
         copy_block(&d->train, block_start(d->train_start, d->train_begin, blk, d->T), d->T, inputs + (size_t)b * d->T,
                    targets + (size_t)b * d->T);
     }
+    return rows;
+}
+
+long lt_data_step_rows(const lt_data *d, int B, int accum, int *micro) {
+    if (!d->short_batches || d->n_train_blocks == 0) {
+        *micro = accum;
+        return (long)B * accum;
+    }
+    size_t at = d->index >= d->n_train_blocks ? 0 : d->index; /* as lt_data_next moves to the next epoch */
+    long rows = 0;
+    int k = 0;
+    while (k < accum) {
+        const size_t r = d->n_train_blocks - at < (size_t)B ? d->n_train_blocks - at : (size_t)B;
+        rows += (long)r, at += r, k++;
+        if (at >= d->n_train_blocks) break; /* the epoch's last batch ends the step */
+    }
+    *micro = k;
+    return rows;
+}
+
+long lt_data_steps_per_epoch(const lt_data *d, int B, int accum) {
+    const size_t n = d->n_train_blocks;
+    long per = d->short_batches ? (long)(((n + (size_t)B - 1) / (size_t)B + (size_t)accum - 1) / (size_t)accum)
+                                : (long)(n / (size_t)B) / accum;
+    return per < 1 ? 1 : per;
 }
 
 int lt_data_val_rows(const lt_data *d, size_t first, int rows, int32_t *inputs, int32_t *targets) {
@@ -240,5 +273,9 @@ int lt_data_val_rows(const lt_data *d, size_t first, int rows, int32_t *inputs, 
 }
 
 double lt_data_epoch_float(const lt_data *d) {
+    if (d->short_batches && d->batch > 0) { /* the Trainer's: epoch + batches done / batches in an epoch */
+        const size_t B = (size_t)d->batch;
+        return (double)d->epoch + (double)((d->index + B - 1) / B) / (double)((d->n_train_blocks + B - 1) / B);
+    }
     return (double)d->epoch + (double)d->index / (double)d->n_train_blocks;
 }

@@ -15,7 +15,12 @@
  * The order of epoch e is the Trainer's: torch.randperm(n_train_blocks) from a
  * torch generator seeded seed + e (its sampler's; lt_randperm_torch), drawn
  * from (seed, e) alone, so a position (epoch, index) is all a checkpoint needs
- * to resume the exact same batches. */
+ * to resume the exact same batches.
+ * Batches: in run_clm's layout an epoch's last batch is short when the blocks
+ * do not fill it (the Trainer's dataloader keeps it: dataloader_drop_last is
+ * False), and the epoch's last optimizer step ends with it (its fewer
+ * micro-batches are the Trainer's "remainder"); in the stream layout every
+ * batch is whole (llm.c's), a short end of an epoch left for the next epoch. */
 #ifndef LT_TRAIN_DATA_H
 #define LT_TRAIN_DATA_H
 
@@ -40,6 +45,8 @@ typedef struct lt_data {
     long epoch;             /* the position: epoch and next index into its order */
     size_t index;
     uint32_t *order;        /* the current epoch's permutation of training blocks */
+    int short_batches;      /* run_clm layout: an epoch's last batch may be short (see above) */
+    int batch;              /* the B of the last lt_data_next (for lt_data_epoch_float) */
 } lt_data;
 
 typedef struct lt_data_opts {
@@ -77,16 +84,30 @@ void lt_data_close(lt_data *d);
 /* Moves to (epoch, index): the position a checkpoint recorded. */
 void lt_data_seek(lt_data *d, long epoch, size_t index);
 
-/* Fills B rows of inputs and targets ([B, T] each) with the next training
- * blocks; an epoch that has fewer than B blocks left ends and the next begins. */
-void lt_data_next(lt_data *d, int B, int32_t *inputs, int32_t *targets);
+/* Fills rows of inputs and targets ([B, T] each) with the next training
+ * blocks and returns how many: B, or with short_batches the fewer blocks the
+ * epoch has left (an epoch with none left ends and the next begins first);
+ * without short_batches an epoch that has fewer than B blocks left ends and
+ * the next begins (B is always returned). */
+int lt_data_next(lt_data *d, int B, int32_t *inputs, int32_t *targets);
+
+/* The next optimizer step's micro-batches of B rows, at most accum of them
+ * (fewer at the end of an epoch with short_batches), into *micro, and its rows
+ * in all, as lt_data_next will give them; nothing is consumed. */
+long lt_data_step_rows(const lt_data *d, int B, int accum, int *micro);
+
+/* Optimizer steps in an epoch of batches of B rows, accum micro-batches a
+ * step: the Trainer's ceil(ceil(n / B) / accum) with short_batches, else
+ * floor(floor(n / B) / accum); at least 1. */
+long lt_data_steps_per_epoch(const lt_data *d, int B, int accum);
 
 /* Up to `rows` validation blocks from block `first` on into inputs and
  * targets ([rows, T] each); returns how many there were (fewer at the end of
  * the split, 0 past it). */
 int lt_data_val_rows(const lt_data *d, size_t first, int rows, int32_t *inputs, int32_t *targets);
 
-/* Epochs done, as a fraction (for logs). */
+/* Epochs done, as a fraction (for logs): with short_batches the Trainer's
+ * batches done over batches in the epoch, else blocks done over blocks. */
 double lt_data_epoch_float(const lt_data *d);
 
 /* The next 64-bit value of a splitmix64 generator (used for shuffles and sampling). */

@@ -935,8 +935,7 @@ static int train_attempt(const lt_train_args *a, const prep_t *p, int failed, in
         }
     }
     /* length and schedule */
-    long per_epoch = (long)(r->data.n_train_blocks / (size_t)r->B) / r->accum;
-    if (per_epoch < 1) per_epoch = 1;
+    long per_epoch = lt_data_steps_per_epoch(&r->data, r->B, r->accum);
     if ((r->total_steps = lt_train_total_steps(a, per_epoch)) < 0) {
         snprintf(r->err, sizeof r->err,
                  "--num_train_epochs %g of %ld steps each is more than %.0e steps: give fewer epochs or --max_steps",
@@ -1177,24 +1176,34 @@ static int train_attempt(const lt_train_args *a, const prep_t *p, int failed, in
         double norm = NAN;
         float l;
         model_set_loss_scale(r, (float)r->loss_scale);
+        /* this step's micro-batches and rows: accum batches of B, or at an epoch's end in run_clm's layout fewer,
+           the last one short (the Trainer's remainder and short batch) */
+        int micro;
+        const long step_rows = lt_data_step_rows(&r->data, r->B, r->accum, &micro);
         if (a->optim_in_backward) {
             /* each parameter group is stepped by the callback as soon as backward finishes it */
-            lt_data_next(&r->data, r->B, r->inputs, r->targets);
+            const int rows = lt_data_next(&r->data, r->B, r->inputs, r->targets);
             model_set_dropout(r, 0);
-            if (model_forward(r, r->B, &l) || model_backward(r, step_in_backward) || model_stepped(r)) goto out;
+            if (model_forward(r, rows, &l) || model_backward(r, step_in_backward) || model_stepped(r)) goto out;
             loss = l;
         } else {
-            for (int k = 0; k < r->accum; k++) {
-                lt_data_next(&r->data, r->B, r->inputs, r->targets);
+            for (int k = 0; k < micro; k++) {
+                const int rows = lt_data_next(&r->data, r->B, r->inputs, r->targets);
+                /* the step's loss is the mean over all its rows (the Trainer's num_items_in_batch): a micro-batch's
+                   mean counts rows / step_rows of it, folded into its backward's scale beside 1 / micro below
+                   (exactly 1 when every micro-batch is whole) */
+                const double w = (double)rows * (double)micro / (double)step_rows;
+                if (w != 1.0) model_set_loss_scale(r, (float)(r->loss_scale * w));
                 model_set_dropout(r, k);
-                if (model_forward(r, r->B, &l) || model_backward(r, NULL)) goto out;
-                loss += l;
+                if (model_forward(r, rows, &l) || model_backward(r, NULL)) goto out;
+                if (w != 1.0) model_set_loss_scale(r, (float)r->loss_scale);
+                loss += (double)l * w;
             }
-            loss /= r->accum;
+            loss /= micro;
             /* the gradient of the mean loss over the accumulated micro-batches (unscaled), then clipping */
             double gn;
             if (model_grad_norm(r, &gn)) goto out;
-            norm = gn / r->accum / r->loss_scale;
+            norm = gn / micro / r->loss_scale;
             if (a->fp16 && !isfinite(norm)) {
                 /* GradScaler: an overflowed step is skipped and the scale halved */
                 end_bar(r);
@@ -1207,7 +1216,7 @@ static int train_attempt(const lt_train_args *a, const prep_t *p, int failed, in
                 norm = NAN;
             } else {
                 double clip = a->max_grad_norm > 0 && norm > a->max_grad_norm ? a->max_grad_norm / (norm + 1e-6) : 1.0;
-                if (lt_optim_step(r->o, (float)(clip / r->accum / r->loss_scale)) != LT_OK) {
+                if (lt_optim_step(r->o, (float)(clip / micro / r->loss_scale)) != LT_OK) {
                     snprintf(r->err, sizeof r->err, "%s", lt_optim_error(r->o));
                     goto out;
                 }
@@ -1223,7 +1232,7 @@ static int train_attempt(const lt_train_args *a, const prep_t *p, int failed, in
         r->loss_count++;
         r->train_loss_sum += loss;
         r->train_loss_steps++;
-        r->tokens_seen += (long long)r->B * row_tokens(r) * r->accum;
+        r->tokens_seen += (long long)step_rows * row_tokens(r);
         if (!isfinite(loss)) {
             snprintf(r->err, sizeof r->err, "the loss is %g at step %ld: lower --learning_rate%s", loss, r->step,
                      a->fp16 ? " (or use --bf16: fp16 activations overflow above 65504)" : "");

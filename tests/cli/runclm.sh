@@ -56,7 +56,7 @@ check "eval_accuracy after the step" "$(getv eval_accuracy "$tmp/step/eval_resul
     --num_train_epochs 2 --learning_rate 3e-3 --weight_decay 0 --max_grad_norm 0 --logging_steps 1 --do_eval \
     --eval_strategy no --save_strategy no --output_dir "$tmp/curve" > "$tmp/curve.log" 2>&1 ||
     { echo "FAIL: the six-step run:"; tail -5 "$tmp/curve.log"; fail=1; }
-hf=$(grep -o '"losses": \[[^]]*\]' "$ref" | sed 's/.*\[//; s/\]//; s/,/ /g')
+hf=$(grep -o '"losses": \[[^]]*\]' "$ref" | sed -n 1p | sed 's/.*\[//; s/\]//; s/,/ /g')
 lt=$(grep -o '^{"loss":[-0-9.e+]*' "$tmp/curve/log.jsonl" 2>/dev/null | sed 's/.*://' | tr '\n' ' ')
 [ "$(echo $hf | wc -w)" = 6 ] && [ "$(echo $lt | wc -w)" = 6 ] || { echo "FAIL: six losses expected: '$lt' / '$hf'"; fail=1; }
 k=1
@@ -65,6 +65,30 @@ for h in $hf; do
     k=$((k + 1))
 done
 check "eval_loss after six steps" "$(getv eval_loss "$tmp/curve/eval_results.json")" "$(refv eval_model_loss)" 1e-5
+
+# blocks that do not fill the last batch (the first 18, batch 4 x accumulation 3: batches of 4 4 4 4 2 an epoch):
+# the Trainer keeps the short batch and ends the epoch's last step with it, 2 micro-batches instead of 3, its loss
+# the mean over their 6 blocks (not the mean of the two batches' means): 2 steps an epoch, 6 in 3 epochs; each
+# step's loss the Trainer's over 31/32, its logged epoch the Trainer's (batches done over batches in the epoch:
+# 0.6 1 1.6 ...), num_input_tokens_seen 3 x 18 blocks of 32 tokens
+"$LT" train "${common[@]}" --max_train_samples 18 --per_device_train_batch_size 4 --gradient_accumulation_steps 3 \
+    --num_train_epochs 3 --learning_rate 3e-3 --weight_decay 0 --max_grad_norm 0 --logging_steps 1 --do_eval \
+    --eval_strategy no --save_strategy no --include_num_input_tokens_seen all --output_dir "$tmp/short" > "$tmp/short.log" 2>&1 ||
+    { echo "FAIL: the short-batch run:"; tail -5 "$tmp/short.log"; fail=1; }
+hf=$(grep -o '"losses": \[[^]]*\]' "$ref" | sed -n 2p | sed 's/.*\[//; s/\]//; s/,/ /g')
+he=$(grep -o '"epochs": \[[^]]*\]' "$ref" | sed 's/.*\[//; s/\]//; s/,/ /g')
+lt=$(grep -o '^{"loss":[-0-9.e+]*' "$tmp/short/log.jsonl" 2>/dev/null | sed 's/.*://' | tr '\n' ' ')
+le=$(grep '^{"loss"' "$tmp/short/log.jsonl" 2>/dev/null | grep -o '"epoch":[-0-9.e+]*' | sed 's/.*://' | tr '\n' ' ')
+[ "$(echo $hf | wc -w)" = 6 ] && [ "$(echo $lt | wc -w)" = 6 ] && [ "$(echo $le | wc -w)" = 6 ] ||
+    { echo "FAIL: six losses and epochs expected: '$lt' / '$hf', '$le' / '$he'"; fail=1; }
+k=1
+for h in $hf; do
+    check "short batches: step $k loss" "$(echo $lt | cut -d' ' -f$k)" "$h" 1e-5 0.96875
+    check "short batches: step $k epoch" "$(echo $le | cut -d' ' -f$k)" "$(echo $he | cut -d' ' -f$k)" 1e-12
+    k=$((k + 1))
+done
+check "short batches: eval_loss after six steps" "$(getv eval_loss "$tmp/short/eval_results.json")" "$(refv eval_model_loss 2)" 1e-5
+check "short batches: num_input_tokens_seen" "$(grep -o '"num_input_tokens_seen":[0-9]*' "$tmp/short/log.jsonl" | tail -1 | sed 's/.*://')" 1728 0
 
 # --data_layout stream on the same text: one token stream, 32 positions a row (the data line says so)
 "$LT" train "${common[@]}" --data_layout stream --do_train false --do_eval --output_dir "$tmp/stream" > "$tmp/stream.log" 2>&1 &&

@@ -13,7 +13,8 @@
 # values fail with one line; training_args.json records the flags and, given back, makes the same run.
 source tests/cli/lib/train_common.bash train_flags 30000
 # 30000 bytes in run_clm's layout: 894 training blocks of 32 tokens (31 predictions each) and 45 validation
-# blocks; batch 8 x accumulation 2: 55 optimizer steps per epoch (894 / 8 = 111 micro-batches, / 2)
+# blocks; batch 8 x accumulation 2: 56 optimizer steps per epoch, the Trainer's (894 / 8: 111 whole micro-batches
+# and one of 6 blocks, 112 in pairs)
 M=(--train_file "$tmp/text.txt" --n_layer 1 --n_embd 32 --n_head 2 --n_positions 32 --block_size 32
    --per_device_train_batch_size 8 --gradient_accumulation_steps 2 --learning_rate 3e-3 --seed 7 --threads 2
    --eval_max_batches 2)
@@ -32,12 +33,12 @@ run whole --max_steps 10 --warmup_steps 3 --logging_steps 3 --eval_steps 3 --sav
     [ "$(ls "$tmp/ratio" | grep checkpoint- | sort -t- -k2 -n | tr '\n' ' ')" = "checkpoint-3 checkpoint-6 checkpoint-9 checkpoint-10 " ] ||
     { echo "ratio steps: not the run of 3 steps, or not logged at 1 3 6 9 10"; cat "$tmp/ratio/log.jsonl"; ls "$tmp/ratio"; fail=1; }
 
-# epoch strategies over 2 epochs of 55 steps: at 55 and 110, the same as steps every 55
+# epoch strategies over 2 epochs of 56 steps: at 56 and 112, the same as steps every 56
 run epoch --num_train_epochs 2 --logging_strategy epoch --eval_strategy epoch --save_strategy epoch
-run every55 --num_train_epochs 2 --logging_steps 55 --eval_steps 55 --save_steps 55
-grep -q "110 steps" "$tmp/epoch.log" && [ "$(notps "$tmp/epoch/log.jsonl")" = "$(notps "$tmp/every55/log.jsonl")" ] &&
-    [ "$(steps_of "$tmp/epoch/log.jsonl" loss)" = "55 110 " ] && [ "$(steps_of "$tmp/epoch/log.jsonl" eval_loss)" = "55 110 " ] &&
-    [ "$(ls "$tmp/epoch" | grep checkpoint- | sort | tr '\n' ' ')" = "checkpoint-110 checkpoint-55 " ] ||
+run every56 --num_train_epochs 2 --logging_steps 56 --eval_steps 56 --save_steps 56
+grep -q "112 steps" "$tmp/epoch.log" && [ "$(notps "$tmp/epoch/log.jsonl")" = "$(notps "$tmp/every56/log.jsonl")" ] &&
+    [ "$(steps_of "$tmp/epoch/log.jsonl" loss)" = "56 112 " ] && [ "$(steps_of "$tmp/epoch/log.jsonl" eval_loss)" = "56 112 " ] &&
+    [ "$(ls "$tmp/epoch" | grep checkpoint- | sort | tr '\n' ' ')" = "checkpoint-112 checkpoint-56 " ] ||
     { echo "epoch strategies: not at each epoch's last step"; grep '^data' "$tmp/epoch.log"; cat "$tmp/epoch/log.jsonl"; fail=1; }
 
 # no: nothing logged, evaluated or saved during the run; --do_eval still evaluates after the last step
@@ -99,7 +100,7 @@ run toknew --max_steps 2 --tokenizer_name_or_path none --eval_strategy no --save
 # eval_delay: steps for eval_strategy steps (none before step 5), epochs for epoch (none before the second epoch)
 run delay --max_steps 10 --eval_steps 2 --eval_delay 5 --save_strategy no
 run delayep --num_train_epochs 3 --eval_strategy epoch --eval_delay 2 --logging_steps 1000 --save_strategy no
-[ "$(steps_of "$tmp/delay/log.jsonl" eval_loss)" = "6 8 10 " ] && [ "$(steps_of "$tmp/delayep/log.jsonl" eval_loss)" = "110 165 " ] ||
+[ "$(steps_of "$tmp/delay/log.jsonl" eval_loss)" = "6 8 10 " ] && [ "$(steps_of "$tmp/delayep/log.jsonl" eval_loss)" = "112 168 " ] ||
     { echo "eval_delay: evaluations at $(steps_of "$tmp/delay/log.jsonl" eval_loss) / $(steps_of "$tmp/delayep/log.jsonl" eval_loss)"; fail=1; }
 echo "when-flags: ratios, epochs, first step, on start, do_eval as the Trainer's rules say"
 
