@@ -209,35 +209,32 @@ after = trainer.evaluate()
 after["model_loss"] = model_loss()
 print("before", before, "\nstep", step, "\nafter", after)
 
-# several steps in the Trainer's order: 24 blocks, batch 4 x accumulation 2, 2 epochs (6 optimizer steps), no
-# clipping (the Trainer's gradients are 31/32 of the mean's: a clipping threshold between the two norms would
-# clip one run and not the other); AdamW's step hardly sees a common scale of its gradients
-model2 = GPT2LMHeadModel.from_pretrained(model_dir)
-args2 = TrainingArguments(output_dir=tmp_out, per_device_train_batch_size=4, gradient_accumulation_steps=2,
-                          num_train_epochs=2, learning_rate=3e-3, weight_decay=0.0, max_grad_norm=0.0,
-                          logging_steps=1, report_to=[], save_strategy="no", eval_strategy="no", seed=42,
-                          use_cpu=True, dataloader_num_workers=0)
-trainer2 = Trainer(model=model2, args=args2, train_dataset=lm_trainer["train"].select(range(24)))
-trainer2.train()
-curve = [h["loss"] for h in trainer2.state.log_history if "loss" in h]
-model = model2
-curve_eval = model_loss()
+def trainer_run(blocks, accum, epochs):
+    """The Trainer on the first `blocks` training blocks (batch 4 x accumulation `accum`, `epochs` epochs, no
+    clipping: the Trainer's gradients are 31/32 of the mean's, so a clipping threshold between the two norms
+    would clip one run and not the other; AdamW's step hardly sees a common scale of its gradients) from the
+    saved model: its log entries with a loss, and the model's own validation loss after them."""
+    global model
+    model = GPT2LMHeadModel.from_pretrained(model_dir)
+    targs = TrainingArguments(output_dir=tmp_out, per_device_train_batch_size=4, gradient_accumulation_steps=accum,
+                              num_train_epochs=epochs, learning_rate=3e-3, weight_decay=0.0, max_grad_norm=0.0,
+                              logging_steps=1, report_to=[], save_strategy="no", eval_strategy="no", seed=42,
+                              use_cpu=True, dataloader_num_workers=0)
+    t = Trainer(model=model, args=targs, train_dataset=lm_trainer["train"].select(range(blocks)))
+    t.train()
+    return [h for h in t.state.log_history if "loss" in h], model_loss()
+
+
+# several steps in the Trainer's order: 24 blocks, batch 4 x accumulation 2, 2 epochs (6 optimizer steps)
+logged2, curve_eval = trainer_run(24, 2, 2)
+curve = [h["loss"] for h in logged2]
 print("curve", curve, "eval after", curve_eval)
 
 # blocks that do not fill the last batch: 18 blocks, batch 4 x accumulation 3, 3 epochs. The Trainer's dataloader
 # keeps the short batch (dataloader_drop_last False): 5 batches an epoch (4 4 4 4 2); 2 optimizer steps an epoch,
 # the second of 2 batches (its "remainder"), 4 blocks and 2; each step's loss divided by its own label count
 # (num_items_in_batch), so the second step is the mean over its 6 blocks, not the mean of its 2 batches' means
-model3 = GPT2LMHeadModel.from_pretrained(model_dir)
-args3 = TrainingArguments(output_dir=tmp_out, per_device_train_batch_size=4, gradient_accumulation_steps=3,
-                          num_train_epochs=3, learning_rate=3e-3, weight_decay=0.0, max_grad_norm=0.0,
-                          logging_steps=1, report_to=[], save_strategy="no", eval_strategy="no", seed=42,
-                          use_cpu=True, dataloader_num_workers=0)
-trainer3 = Trainer(model=model3, args=args3, train_dataset=lm_trainer["train"].select(range(18)))
-trainer3.train()
-logged3 = [h for h in trainer3.state.log_history if "loss" in h]
-model = model3
-partial_eval = model_loss()
+logged3, partial_eval = trainer_run(18, 3, 3)
 print("partial", [(h["loss"], h["epoch"]) for h in logged3], "eval after", partial_eval)
 
 keep = ("eval_loss", "eval_accuracy", "model_loss")
