@@ -20,7 +20,8 @@
  * do not fill it (the Trainer's dataloader keeps it: dataloader_drop_last is
  * False), and the epoch's last optimizer step ends with it (its fewer
  * micro-batches are the Trainer's "remainder"); in the stream layout every
- * batch is whole (llm.c's), a short end of an epoch left for the next epoch. */
+ * batch is whole (llm.c's): an epoch's last blocks that do not fill one are
+ * left out of it. */
 #ifndef LT_TRAIN_DATA_H
 #define LT_TRAIN_DATA_H
 
