@@ -936,6 +936,7 @@ static int train_attempt(const lt_train_args *a, const prep_t *p, int failed, in
     }
     /* length and schedule */
     long per_epoch = lt_data_steps_per_epoch(&r->data, r->B, r->accum);
+    r->data.batch = r->B; /* the logged epoch counts batches of B from the start, a resume's first entries too */
     if ((r->total_steps = lt_train_total_steps(a, per_epoch)) < 0) {
         snprintf(r->err, sizeof r->err,
                  "--num_train_epochs %g of %ld steps each is more than %.0e steps: give fewer epochs or --max_steps",

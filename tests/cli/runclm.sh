@@ -89,6 +89,17 @@ for h in $hf; do
 done
 check "short batches: eval_loss after six steps" "$(getv eval_loss "$tmp/short/eval_results.json")" "$(refv eval_model_loss 2)" 1e-5
 check "short batches: num_input_tokens_seen" "$(grep -o '"num_input_tokens_seen":[0-9]*' "$tmp/short/log.jsonl" | tail -1 | sed 's/.*://')" 1728 0
+# ... and stopped after step 3 (mid-epoch: 12 of its 18 blocks drawn) and resumed, the same weights and log
+S=("${common[@]}" --max_train_samples 18 --per_device_train_batch_size 4 --gradient_accumulation_steps 3
+   --num_train_epochs 3 --learning_rate 3e-3 --logging_steps 1 --eval_strategy no --save_steps 3)
+"$LT" train "${S[@]}" --output_dir "$tmp/sfull" > "$tmp/sfull.log" 2>&1 && mkdir -p "$tmp/sres" &&
+    cp -r "$tmp/sfull/checkpoint-3" "$tmp/sres/" &&
+    "$LT" train "${S[@]}" --output_dir "$tmp/sres" --resume_from_checkpoint latest > "$tmp/sres.log" 2>&1 &&
+    cmp -s "$tmp/sfull/checkpoint-6/model.safetensors" "$tmp/sres/checkpoint-6/model.safetensors" &&
+    [ "$(tail -3 "$tmp/sfull/log.jsonl" | sed 's/"tokens_per_s":[-0-9.e+]*//')" = \
+      "$(tail -3 "$tmp/sres/log.jsonl" | sed 's/"tokens_per_s":[-0-9.e+]*//')" ] &&
+    echo "short batches: resumed from step 3 of 6, the uninterrupted run's weights and log" ||
+    { echo "FAIL: short batches: the run resumed from step 3 differs from the uninterrupted one"; tail -3 "$tmp/sres.log"; fail=1; }
 
 # --data_layout stream on the same text: one token stream, 32 positions a row (the data line says so)
 "$LT" train "${common[@]}" --data_layout stream --do_train false --do_eval --output_dir "$tmp/stream" > "$tmp/stream.log" 2>&1 &&
