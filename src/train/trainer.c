@@ -72,6 +72,7 @@ typedef struct {
     int wrote_ckpt;      /* this attempt wrote a checkpoint (then an out-of-memory is not retried) */
     int made_dir;        /* this attempt created output_dir (a run that fails before its first step removes it) */
     long first_step;     /* the step it started from */
+    long long first_tokens; /* tokens_seen when its first step began (for the rows it stepped) */
     char err[1024];
 } run_t;
 
@@ -508,7 +509,8 @@ static int write_train_results(run_t *r, double runtime) {
     lt_json_add_number(j, "epoch", lt_data_epoch_float(&r->data));
     cJSON_AddNumberToObject(j, "total_flos", total_flos(r));
     lt_json_add_number(j, "train_loss", r->train_loss_steps ? r->train_loss_sum / (double)r->train_loss_steps : NAN);
-    add_speed(j, "train", runtime, steps * r->B * r->accum, steps);
+    /* the blocks this process stepped (an epoch's short batches counted as they were) */
+    add_speed(j, "train", runtime, (double)(r->tokens_seen - r->first_tokens) / row_tokens(r), steps);
     cJSON_AddNumberToObject(j, "train_samples", (double)r->data.n_train_blocks);
     if (save_metrics(r, "train", j)) return 1;
     char path[1100];
@@ -1145,7 +1147,7 @@ static int train_attempt(const lt_train_args *a, const prep_t *p, int failed, in
     }
     if (a->eval_on_start && eval_and_log(r)) goto out;
     r->t_start = r->t_last = lt_now_s();
-    r->tokens_at_log = r->tokens_seen; /* a resumed run's count starts where the checkpoint's ended */
+    r->tokens_at_log = r->first_tokens = r->tokens_seen; /* a resumed run's count starts where the checkpoint's ended */
     /* tests: LT_TEST_SIGNAL=TERM@K (or INT@K, HUP@K; xN: N times) raises the signal at the end of step K */
     int test_sig = 0, test_count = 1;
     long test_step = -1;
