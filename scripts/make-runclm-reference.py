@@ -23,7 +23,8 @@ tests/cli/runclm.sh.
   the model's own validation loss after them. And "partial": the same over the first 18 blocks, which do not
   fill the last batch (batch 4 x accumulation 3, 3 epochs): the Trainer keeps the short batch (2 blocks) and
   ends the epoch's last step after it (2 batches, not 3, a mean over their 6 blocks): 2 steps an epoch, each
-  step's loss and logged epoch, and the validation loss after them.
+  step's loss and logged epoch, and the validation loss after them. And "drop_last": the same with
+  dataloader_drop_last (the short batch left out: 4 batches an epoch, the second step of one).
 - randperm.json: torch.randperm(n, generator=torch.Generator().manual_seed(seed)) for several n and seeds (the
   first and last 8 values of the long ones), for leantrain's copy of that order (src/util/mt19937.c).
 
@@ -209,7 +210,7 @@ after = trainer.evaluate()
 after["model_loss"] = model_loss()
 print("before", before, "\nstep", step, "\nafter", after)
 
-def trainer_run(blocks, accum, epochs):
+def trainer_run(blocks, accum, epochs, drop_last=False):
     """The Trainer on the first `blocks` training blocks (batch 4 x accumulation `accum`, `epochs` epochs, no
     clipping: the Trainer's gradients are 31/32 of the mean's, so a clipping threshold between the two norms
     would clip one run and not the other; AdamW's step hardly sees a common scale of its gradients) from the
@@ -219,7 +220,7 @@ def trainer_run(blocks, accum, epochs):
     targs = TrainingArguments(output_dir=tmp_out, per_device_train_batch_size=4, gradient_accumulation_steps=accum,
                               num_train_epochs=epochs, learning_rate=3e-3, weight_decay=0.0, max_grad_norm=0.0,
                               logging_steps=1, report_to=[], save_strategy="no", eval_strategy="no", seed=42,
-                              use_cpu=True, dataloader_num_workers=0)
+                              use_cpu=True, dataloader_num_workers=0, dataloader_drop_last=drop_last)
     t = Trainer(model=model, args=targs, train_dataset=lm_trainer["train"].select(range(blocks)))
     t.train()
     return [h for h in t.state.log_history if "loss" in h], model_loss()
@@ -236,6 +237,10 @@ print("curve", curve, "eval after", curve_eval)
 # (num_items_in_batch), so the second step is the mean over its 6 blocks, not the mean of its 2 batches' means
 logged3, partial_eval = trainer_run(18, 3, 3)
 print("partial", [(h["loss"], h["epoch"]) for h in logged3], "eval after", partial_eval)
+# the same with dataloader_drop_last: 4 whole batches an epoch (2 blocks left out), 2 steps an epoch, the second of
+# one batch
+logged4, drop_eval = trainer_run(18, 3, 3, drop_last=True)
+print("drop_last", [(h["loss"], h["epoch"]) for h in logged4], "eval after", drop_eval)
 
 keep = ("eval_loss", "eval_accuracy", "model_loss")
 trainer_ref = {"case": len(results) - 1, "model": "model", "per_device_train_batch_size": 4,
@@ -250,7 +255,12 @@ trainer_ref = {"case": len(results) - 1, "model": "model", "per_device_train_bat
                "partial": {"max_train_samples": 18, "per_device_train_batch_size": 4,
                            "gradient_accumulation_steps": 3, "num_train_epochs": 3, "learning_rate": 3e-3,
                            "max_grad_norm": 0.0, "losses": [h["loss"] for h in logged3],
-                           "epochs": [h["epoch"] for h in logged3], "eval_model_loss": partial_eval}}
+                           "epochs": [h["epoch"] for h in logged3], "eval_model_loss": partial_eval},
+               "drop_last": {"max_train_samples": 18, "per_device_train_batch_size": 4,
+                             "gradient_accumulation_steps": 3, "num_train_epochs": 3, "learning_rate": 3e-3,
+                             "max_grad_norm": 0.0, "dataloader_drop_last": True,
+                             "losses": [h["loss"] for h in logged4], "epochs": [h["epoch"] for h in logged4],
+                             "eval_model_loss": drop_eval}}
 
 with open(os.path.join(out, "blocks.json"), "w") as f:
     json.dump({"producer": f"run_clm.py's data path: datasets {datasets.__version__}, transformers "

@@ -185,6 +185,7 @@ static const arg_def ARGS[] = {
     {"block_size", A_INT, S(block_size), "tokens per block (run_clm's layout: a block predicts block_size - 1 of them); 0: run_clm's default min(1024, n_positions) in its layout, n_positions in the stream layout [0]"},
     {"data_layout", A_STR, S(data_layout), "run_clm: a text's lines tokenized one by one, the first validation_split_percentage of the lines held out, blocks grouped per 1000 lines (run_clm's numbers); stream: one token stream, its last tokens held out, blocks of block_size + 1 tokens (llm.c's); auto: run_clm for text, stream for llm.c token files [auto]"},
     {"keep_linebreaks", A_BOOL, S(keep_linebreaks), "run_clm's: each line is tokenized with its line break; false: without it (run_clm's layout only) [true]"},
+    {"dataloader_drop_last", A_BOOL, S(dataloader_drop_last), "the Trainer's: in run_clm's layout an epoch's last batch, short when the blocks do not fill it, is left out (false: it is run short, and the epoch's last step ends with it); the stream layout's batches are always whole [false]"},
     {"preprocessing_num_workers", A_INT, S(preprocessing_num_workers), "run_clm's: with N, its grouping of blocks per 1000 lines restarts in each of N equal runs of the lines (as datasets' map with num_proc N does); tokenization runs on --threads [0: one]"},
     {"max_train_samples", A_LONG, S(max_train_samples), "train on the first N blocks of the training split; 0: all [0]"},
     {"max_eval_samples", A_LONG, S(max_eval_samples), "evaluate on the first N blocks of the validation split; 0: all [0]"},

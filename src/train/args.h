@@ -81,6 +81,7 @@ typedef struct lt_train_args {
     char data_layout[16];         /* "auto" (run_clm for text, stream for token files), "run_clm" or "stream" */
     int preprocessing_num_workers; /* run_clm's: the line shards whose 1000-line batches are grouped apart; 0: one */
     int keep_linebreaks;          /* run_clm's: a line's LF is part of its text (default 1) */
+    int dataloader_drop_last;     /* the Trainer's: an epoch's short last batch left out (run_clm's layout) */
     long max_train_samples, max_eval_samples; /* run_clm's: the first N training / validation blocks; 0: all */
     int threads;                  /* 0: OpenMP's default */
     char device[16];              /* "cpu", "cuda" or "auto" (cuda when a GPU is present) */

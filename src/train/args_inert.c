@@ -28,8 +28,6 @@ static const inert INERT[] = {
     {"accelerator_config", 's', NULL, "one process on one device: accelerate's options do not apply"},
     {"average_tokens_across_devices", 'b', NULL, "one device: the loss is averaged over its tokens"},
     {"batch_eval_metrics", 'b', NULL, WHY_METRICS},
-    {"dataloader_drop_last", 'b', NULL, "an epoch is floor(training blocks / batch) micro-batches: a partial "
-                                        "last batch is always dropped"},
     {"dataloader_in_order", 'b', NULL, "the token blocks are read in the training process, in the epoch's order"},
     {"dataloader_multiprocessing_context", 's', NULL, WHY_LOADER},
     {"dataloader_num_workers", 'i', NULL, "the token blocks are read in the training process (no loader workers)"},

@@ -17,9 +17,10 @@
  * from (seed, e) alone, so a position (epoch, index) is all a checkpoint needs
  * to resume the exact same batches.
  * Batches: in run_clm's layout an epoch's last batch is short when the blocks
- * do not fill it (the Trainer's dataloader keeps it: dataloader_drop_last is
- * False), and the epoch's last optimizer step ends with it (its fewer
- * micro-batches are the Trainer's "remainder"); in the stream layout every
+ * do not fill it (the Trainer's dataloader keeps it; with drop_last, the
+ * Trainer's dataloader_drop_last, it is left out), and the epoch's last
+ * optimizer step ends with the epoch's last batch (its fewer micro-batches are
+ * the Trainer's "remainder"); in the stream layout every
  * batch is whole (llm.c's): an epoch's last blocks that do not fill one are
  * left out of it. */
 #ifndef LT_TRAIN_DATA_H
@@ -46,7 +47,8 @@ typedef struct lt_data {
     long epoch;             /* the position: epoch and next index into its order */
     size_t index;
     uint32_t *order;        /* the current epoch's permutation of training blocks */
-    int short_batches;      /* run_clm layout: an epoch's last batch may be short (see above) */
+    int trainer_epochs;     /* run_clm layout: the Trainer's epochs (see above) */
+    int drop_last;          /* with trainer_epochs: the short last batch is left out (dataloader_drop_last) */
     int batch;              /* the B of the last lt_data_next (for lt_data_epoch_float) */
 } lt_data;
 
@@ -60,6 +62,7 @@ typedef struct lt_data_opts {
     lt_data_layout layout;
     int workers;                 /* run_clm layout: preprocessing_num_workers (0 or 1: one shard) */
     int drop_linebreaks;         /* run_clm layout: keep_linebreaks false (lines encoded without their LF) */
+    int drop_last;               /* run_clm layout: dataloader_drop_last (an epoch's short last batch left out) */
     const lt_tokenizer *tok;     /* encodes text (NULL: text is bytes) */
     int threads;                 /* OpenMP threads for encoding (0: all) */
     lt_tokenize_progress progress; /* after each 8 MiB of a file's text (NULL: none) */
@@ -86,20 +89,21 @@ void lt_data_close(lt_data *d);
 void lt_data_seek(lt_data *d, long epoch, size_t index);
 
 /* Fills rows of inputs and targets ([B, T] each) with the next training
- * blocks and returns how many: B, or with short_batches the fewer blocks the
- * epoch has left (an epoch with none left ends and the next begins first);
- * without short_batches an epoch that has fewer than B blocks left ends and
- * the next begins (B is always returned). */
+ * blocks and returns how many: B, or with trainer_epochs the fewer blocks the
+ * epoch has left (an epoch with none left, or with drop_last fewer than B,
+ * ends and the next begins first); without trainer_epochs an epoch that has
+ * fewer than B blocks left ends and the next begins (B is always returned). */
 int lt_data_next(lt_data *d, int B, int32_t *inputs, int32_t *targets);
 
 /* The next optimizer step's micro-batches of B rows, at most accum of them
- * (fewer at the end of an epoch with short_batches), into *micro, and its rows
+ * (fewer at the end of an epoch with trainer_epochs), into *micro, and its rows
  * in all, as lt_data_next will give them; nothing is consumed. */
 long lt_data_step_rows(const lt_data *d, int B, int accum, int *micro);
 
 /* Optimizer steps in an epoch of batches of B rows, accum micro-batches a
- * step: the Trainer's ceil(ceil(n / B) / accum) with short_batches, else
- * floor(floor(n / B) / accum); at least 1. */
+ * step: with trainer_epochs the Trainer's ceil(batches / accum), batches being
+ * ceil(n / B) (floor with drop_last); else floor(floor(n / B) / accum); at
+ * least 1. */
 long lt_data_steps_per_epoch(const lt_data *d, int B, int accum);
 
 /* Up to `rows` validation blocks from block `first` on into inputs and
@@ -107,7 +111,7 @@ long lt_data_steps_per_epoch(const lt_data *d, int B, int accum);
  * the split, 0 past it). */
 int lt_data_val_rows(const lt_data *d, size_t first, int rows, int32_t *inputs, int32_t *targets);
 
-/* Epochs done, as a fraction (for logs): with short_batches the Trainer's
+/* Epochs done, as a fraction (for logs): with trainer_epochs the Trainer's
  * batches done over batches in the epoch, else blocks done over blocks. */
 double lt_data_epoch_float(const lt_data *d);
 

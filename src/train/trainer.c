@@ -786,6 +786,7 @@ static int prepare(const lt_train_args *a, prep_t *p, char *err, size_t errlen) 
                         .layout = lt_train_args_data_layout(a, token_file),
                         .workers = a->preprocessing_num_workers,
                         .drop_linebreaks = !a->keep_linebreaks,
+                        .drop_last = a->dataloader_drop_last,
                         .tok = p->tok,
                         .threads = a->threads,
                         .progress = tokenize_progress,
@@ -937,6 +938,13 @@ static int train_attempt(const lt_train_args *a, const prep_t *p, int failed, in
         }
     }
     /* length and schedule */
+    if (a->do_train && r->data.drop_last && r->data.n_train_blocks < (size_t)r->B) {
+        snprintf(r->err, sizeof r->err,
+                 "--dataloader_drop_last: the %zu training blocks do not fill one batch of %d, so every epoch would be "
+                 "empty: lower --per_device_train_batch_size or drop the flag (the short batch is then run)",
+                 r->data.n_train_blocks, r->B);
+        goto out;
+    }
     long per_epoch = lt_data_steps_per_epoch(&r->data, r->B, r->accum);
     r->data.batch = r->B; /* the logged epoch counts batches of B from the start, a resume's first entries too */
     if ((r->total_steps = lt_train_total_steps(a, per_epoch)) < 0) {

@@ -89,6 +89,31 @@ for h in $hf; do
 done
 check "short batches: eval_loss after six steps" "$(getv eval_loss "$tmp/short/eval_results.json")" "$(refv eval_model_loss 2)" 1e-5
 check "short batches: num_input_tokens_seen" "$(grep -o '"num_input_tokens_seen":[0-9]*' "$tmp/short/log.jsonl" | tail -1 | sed 's/.*://')" 1728 0
+# ... and with --dataloader_drop_last (the Trainer's): the short batch left out, 4 batches an epoch, the second step
+# of one: the Trainer's six losses and epochs (0.75 1 1.75 ...)
+"$LT" train "${common[@]}" --max_train_samples 18 --per_device_train_batch_size 4 --gradient_accumulation_steps 3 \
+    --num_train_epochs 3 --learning_rate 3e-3 --weight_decay 0 --max_grad_norm 0 --logging_steps 1 --do_eval \
+    --eval_strategy no --save_strategy no --dataloader_drop_last --output_dir "$tmp/dropl" > "$tmp/dropl.log" 2>&1 ||
+    { echo "FAIL: the drop_last run:"; tail -5 "$tmp/dropl.log"; fail=1; }
+hf=$(grep -o '"losses": \[[^]]*\]' "$ref" | sed -n 3p | sed 's/.*\[//; s/\]//; s/,/ /g')
+he=$(grep -o '"epochs": \[[^]]*\]' "$ref" | sed -n 2p | sed 's/.*\[//; s/\]//; s/,/ /g')
+lt=$(grep -o '^{"loss":[-0-9.e+]*' "$tmp/dropl/log.jsonl" 2>/dev/null | sed 's/.*://' | tr '\n' ' ')
+le=$(grep '^{"loss"' "$tmp/dropl/log.jsonl" 2>/dev/null | grep -o '"epoch":[-0-9.e+]*' | sed 's/.*://' | tr '\n' ' ')
+[ "$(echo $hf | wc -w)" = 6 ] && [ "$(echo $lt | wc -w)" = 6 ] && [ "$(echo $le | wc -w)" = 6 ] ||
+    { echo "FAIL: drop_last: six losses and epochs expected: '$lt' / '$hf', '$le' / '$he'"; fail=1; }
+k=1
+for h in $hf; do
+    check "drop_last: step $k loss" "$(echo $lt | cut -d' ' -f$k)" "$h" 1e-5 0.96875
+    check "drop_last: step $k epoch" "$(echo $le | cut -d' ' -f$k)" "$(echo $he | cut -d' ' -f$k)" 1e-12
+    k=$((k + 1))
+done
+check "drop_last: eval_loss after six steps" "$(getv eval_loss "$tmp/dropl/eval_results.json")" "$(refv eval_model_loss 3)" 1e-5
+# fewer blocks than one batch: every epoch would be empty, refused before anything is written
+out=$("$LT" train "${common[@]}" --max_train_samples 3 --per_device_train_batch_size 4 --max_steps 2 \
+    --dataloader_drop_last true --output_dir "$tmp/dropbad" 2>&1) && { echo "FAIL: drop_last with 3 blocks of a batch of 4 was taken"; fail=1; }
+echo "$out" | grep -q -- "--dataloader_drop_last: the 3 training blocks do not fill one batch of 4" && [ ! -e "$tmp/dropbad" ] ||
+    { echo "FAIL: drop_last with too few blocks: $out"; fail=1; }
+
 # ... and stopped after step 3 (mid-epoch: 12 of its 18 blocks drawn) and resumed, the same weights and log
 S=("${common[@]}" --max_train_samples 18 --per_device_train_batch_size 4 --gradient_accumulation_steps 3
    --num_train_epochs 3 --learning_rate 3e-3 --logging_steps 1 --eval_strategy no --save_steps 3)
