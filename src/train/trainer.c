@@ -1085,11 +1085,18 @@ static int train_attempt(const lt_train_args *a, const prep_t *p, int failed, in
         printf("data: %zu validation blocks of %d tokens (%s), evaluated in batches of %d; no training (--do_train "
                "false)\n", r->data.n_val_blocks, row_tokens(r), layout_name(r), r->B);
     } else {
-        printf("data: %zu training blocks of %d tokens (%s), %zu validation blocks; batch %d x %d accumulation; %ld "
+        /* the Trainer's epoch end when the blocks do not fill the last batch: a short batch, or blocks left out */
+        char tail[160] = "";
+        const size_t left = r->data.n_train_blocks % (size_t)r->B;
+        if (r->data.trainer_epochs && left && r->data.n_train_blocks > (size_t)r->B)
+            snprintf(tail, sizeof tail, r->data.drop_last ? " (each epoch leaves %zu blocks out: --dataloader_drop_last)"
+                                                          : " (each epoch ends with a batch of %zu, as the Trainer's)",
+                     left);
+        printf("data: %zu training blocks of %d tokens (%s), %zu validation blocks; batch %d x %d accumulation%s; %ld "
                "steps (%ld warmup), %d threads%s%s%s%s%s\n",
-               r->data.n_train_blocks, row_tokens(r), layout_name(r), r->data.n_val_blocks, r->B, r->accum, r->total_steps, r->warmup,
-               omp_get_max_threads(), r->dev ? "" : " (OpenBLAS ", r->dev ? "" : lt_nn_blas_core(),
-               r->dev ? "" : ")", resume[0] ? "; resuming from " : "", resume);
+               r->data.n_train_blocks, row_tokens(r), layout_name(r), r->data.n_val_blocks, r->B, r->accum, tail,
+               r->total_steps, r->warmup, omp_get_max_threads(), r->dev ? "" : " (OpenBLAS ",
+               r->dev ? "" : lt_nn_blas_core(), r->dev ? "" : ")", resume[0] ? "; resuming from " : "", resume);
     }
     if (a->do_train && resume[0]) { /* a resume with other flags is another run: say which */
         char args_path[1300], changed[2048];

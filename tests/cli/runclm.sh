@@ -88,6 +88,8 @@ for h in $hf; do
     k=$((k + 1))
 done
 check "short batches: eval_loss after six steps" "$(getv eval_loss "$tmp/short/eval_results.json")" "$(refv eval_model_loss 2)" 1e-5
+grep -q "batch 4 x 3 accumulation (each epoch ends with a batch of 2, as the Trainer's); 6 steps" "$tmp/short.log" ||
+    { echo "FAIL: the data line does not name the short batch:"; grep '^data' "$tmp/short.log"; fail=1; }
 check "short batches: num_input_tokens_seen" "$(grep -o '"num_input_tokens_seen":[0-9]*' "$tmp/short/log.jsonl" | tail -1 | sed 's/.*://')" 1728 0
 # ... and with --dataloader_drop_last (the Trainer's): the short batch left out, 4 batches an epoch, the second step
 # of one: the Trainer's six losses and epochs (0.75 1 1.75 ...)
@@ -107,6 +109,8 @@ for h in $hf; do
     check "drop_last: step $k epoch" "$(echo $le | cut -d' ' -f$k)" "$(echo $he | cut -d' ' -f$k)" 1e-12
     k=$((k + 1))
 done
+grep -q "batch 4 x 3 accumulation (each epoch leaves 2 blocks out: --dataloader_drop_last); 6 steps" "$tmp/dropl.log" ||
+    { echo "FAIL: the data line does not name the blocks left out:"; grep '^data' "$tmp/dropl.log"; fail=1; }
 check "drop_last: eval_loss after six steps" "$(getv eval_loss "$tmp/dropl/eval_results.json")" "$(refv eval_model_loss 3)" 1e-5
 # fewer blocks than one batch: every epoch would be empty, refused before anything is written
 out=$("$LT" train "${common[@]}" --max_train_samples 3 --per_device_train_batch_size 4 --max_steps 2 \
