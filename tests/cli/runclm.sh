@@ -70,48 +70,36 @@ check "eval_loss after six steps" "$(getv eval_loss "$tmp/curve/eval_results.jso
 # the Trainer keeps the short batch and ends the epoch's last step with it, 2 micro-batches instead of 3, its loss
 # the mean over their 6 blocks (not the mean of the two batches' means): 2 steps an epoch, 6 in 3 epochs; each
 # step's loss the Trainer's over 31/32, its logged epoch the Trainer's (batches done over batches in the epoch:
-# 0.6 1 1.6 ...), num_input_tokens_seen 3 x 18 blocks of 32 tokens
-"$LT" train "${common[@]}" --max_train_samples 18 --per_device_train_batch_size 4 --gradient_accumulation_steps 3 \
-    --num_train_epochs 3 --learning_rate 3e-3 --weight_decay 0 --max_grad_norm 0 --logging_steps 1 --do_eval \
-    --eval_strategy no --save_strategy no --include_num_input_tokens_seen all --output_dir "$tmp/short" > "$tmp/short.log" 2>&1 ||
-    { echo "FAIL: the short-batch run:"; tail -5 "$tmp/short.log"; fail=1; }
-hf=$(grep -o '"losses": \[[^]]*\]' "$ref" | sed -n 2p | sed 's/.*\[//; s/\]//; s/,/ /g')
-he=$(grep -o '"epochs": \[[^]]*\]' "$ref" | sed 's/.*\[//; s/\]//; s/,/ /g')
-lt=$(grep -o '^{"loss":[-0-9.e+]*' "$tmp/short/log.jsonl" 2>/dev/null | sed 's/.*://' | tr '\n' ' ')
-le=$(grep '^{"loss"' "$tmp/short/log.jsonl" 2>/dev/null | grep -o '"epoch":[-0-9.e+]*' | sed 's/.*://' | tr '\n' ' ')
-[ "$(echo $hf | wc -w)" = 6 ] && [ "$(echo $lt | wc -w)" = 6 ] && [ "$(echo $le | wc -w)" = 6 ] ||
-    { echo "FAIL: six losses and epochs expected: '$lt' / '$hf', '$le' / '$he'"; fail=1; }
-k=1
-for h in $hf; do
-    check "short batches: step $k loss" "$(echo $lt | cut -d' ' -f$k)" "$h" 1e-5 0.96875
-    check "short batches: step $k epoch" "$(echo $le | cut -d' ' -f$k)" "$(echo $he | cut -d' ' -f$k)" 1e-12
-    k=$((k + 1))
-done
-check "short batches: eval_loss after six steps" "$(getv eval_loss "$tmp/short/eval_results.json")" "$(refv eval_model_loss 2)" 1e-5
-grep -q "batch 4 x 3 accumulation (each epoch ends with a batch of 2, as the Trainer's); 6 steps" "$tmp/short.log" ||
-    { echo "FAIL: the data line does not name the short batch:"; grep '^data' "$tmp/short.log"; fail=1; }
-check "short batches: num_input_tokens_seen" "$(grep -o '"num_input_tokens_seen":[0-9]*' "$tmp/short/log.jsonl" | tail -1 | sed 's/.*://')" 1728 0
-# ... and with --dataloader_drop_last (the Trainer's): the short batch left out, 4 batches an epoch, the second step
-# of one: the Trainer's six losses and epochs (0.75 1 1.75 ...)
-"$LT" train "${common[@]}" --max_train_samples 18 --per_device_train_batch_size 4 --gradient_accumulation_steps 3 \
-    --num_train_epochs 3 --learning_rate 3e-3 --weight_decay 0 --max_grad_norm 0 --logging_steps 1 --do_eval \
-    --eval_strategy no --save_strategy no --dataloader_drop_last --output_dir "$tmp/dropl" > "$tmp/dropl.log" 2>&1 ||
-    { echo "FAIL: the drop_last run:"; tail -5 "$tmp/dropl.log"; fail=1; }
-hf=$(grep -o '"losses": \[[^]]*\]' "$ref" | sed -n 3p | sed 's/.*\[//; s/\]//; s/,/ /g')
-he=$(grep -o '"epochs": \[[^]]*\]' "$ref" | sed -n 2p | sed 's/.*\[//; s/\]//; s/,/ /g')
-lt=$(grep -o '^{"loss":[-0-9.e+]*' "$tmp/dropl/log.jsonl" 2>/dev/null | sed 's/.*://' | tr '\n' ' ')
-le=$(grep '^{"loss"' "$tmp/dropl/log.jsonl" 2>/dev/null | grep -o '"epoch":[-0-9.e+]*' | sed 's/.*://' | tr '\n' ' ')
-[ "$(echo $hf | wc -w)" = 6 ] && [ "$(echo $lt | wc -w)" = 6 ] && [ "$(echo $le | wc -w)" = 6 ] ||
-    { echo "FAIL: drop_last: six losses and epochs expected: '$lt' / '$hf', '$le' / '$he'"; fail=1; }
-k=1
-for h in $hf; do
-    check "drop_last: step $k loss" "$(echo $lt | cut -d' ' -f$k)" "$h" 1e-5 0.96875
-    check "drop_last: step $k epoch" "$(echo $le | cut -d' ' -f$k)" "$(echo $he | cut -d' ' -f$k)" 1e-12
-    k=$((k + 1))
-done
-grep -q "batch 4 x 3 accumulation (each epoch leaves 2 blocks out: --dataloader_drop_last); 6 steps" "$tmp/dropl.log" ||
-    { echo "FAIL: the data line does not name the blocks left out:"; grep '^data' "$tmp/dropl.log"; fail=1; }
-check "drop_last: eval_loss after six steps" "$(getv eval_loss "$tmp/dropl/eval_results.json")" "$(refv eval_model_loss 3)" 1e-5
+# 0.6 1 1.6 ...), num_input_tokens_seen 3 x 18 blocks of 32 tokens. With --dataloader_drop_last (the Trainer's)
+# the short batch is left out: 4 batches an epoch, the second step of one, epochs 0.75 1 1.75 ...
+# short_run NAME K DATA_LINE FLAGS...: the run against the reference's K-th short-batch record ("partial" 1,
+# "drop_last" 2: losses K + 1, epochs K, eval_model_loss K + 1), its data line saying DATA_LINE
+short_run() {
+    local name=$1 k=$2 line=$3 i=1 h
+    shift 3
+    "$LT" train "${common[@]}" --max_train_samples 18 --per_device_train_batch_size 4 --gradient_accumulation_steps 3 \
+        --num_train_epochs 3 --learning_rate 3e-3 --weight_decay 0 --max_grad_norm 0 --logging_steps 1 --do_eval \
+        --eval_strategy no --save_strategy no "$@" --output_dir "$tmp/$name" > "$tmp/$name.log" 2>&1 ||
+        { echo "FAIL: the $name run:"; tail -5 "$tmp/$name.log"; fail=1; }
+    local hf he lt le
+    hf=$(grep -o '"losses": \[[^]]*\]' "$ref" | sed -n "$((k + 1))p" | sed 's/.*\[//; s/\]//; s/,/ /g')
+    he=$(grep -o '"epochs": \[[^]]*\]' "$ref" | sed -n "${k}p" | sed 's/.*\[//; s/\]//; s/,/ /g')
+    lt=$(grep -o '^{"loss":[-0-9.e+]*' "$tmp/$name/log.jsonl" 2>/dev/null | sed 's/.*://' | tr '\n' ' ')
+    le=$(grep '^{"loss"' "$tmp/$name/log.jsonl" 2>/dev/null | grep -o '"epoch":[-0-9.e+]*' | sed 's/.*://' | tr '\n' ' ')
+    [ "$(echo $hf | wc -w)" = 6 ] && [ "$(echo $lt | wc -w)" = 6 ] && [ "$(echo $le | wc -w)" = 6 ] ||
+        { echo "FAIL: $name: six losses and epochs expected: '$lt' / '$hf', '$le' / '$he'"; fail=1; }
+    for h in $hf; do
+        check "$name: step $i loss" "$(echo $lt | cut -d' ' -f$i)" "$h" 1e-5 0.96875
+        check "$name: step $i epoch" "$(echo $le | cut -d' ' -f$i)" "$(echo $he | cut -d' ' -f$i)" 1e-12
+        i=$((i + 1))
+    done
+    check "$name: eval_loss after six steps" "$(getv eval_loss "$tmp/$name/eval_results.json")" "$(refv eval_model_loss $((k + 1)))" 1e-5
+    grep -q "batch 4 x 3 accumulation ($line); 6 steps" "$tmp/$name.log" ||
+        { echo "FAIL: $name: the data line does not say '$line':"; grep '^data' "$tmp/$name.log"; fail=1; }
+}
+short_run short 1 "each epoch ends with a batch of 2, as the Trainer's" --include_num_input_tokens_seen all
+check "short: num_input_tokens_seen" "$(grep -o '"num_input_tokens_seen":[0-9]*' "$tmp/short/log.jsonl" | tail -1 | sed 's/.*://')" 1728 0
+short_run dropl 2 "each epoch leaves 2 blocks out: --dataloader_drop_last" --dataloader_drop_last
 # fewer blocks than one batch: every epoch would be empty, refused before anything is written
 out=$("$LT" train "${common[@]}" --max_train_samples 3 --per_device_train_batch_size 4 --max_steps 2 \
     --dataloader_drop_last true --output_dir "$tmp/dropbad" 2>&1) && { echo "FAIL: drop_last with 3 blocks of a batch of 4 was taken"; fail=1; }
