@@ -7,7 +7,8 @@
 # the block step and the loop tail, per block and per element (one thread: 8 elements of its block),
 # and warp instructions per element (the figure Nsight Compute's issued-instruction count gives when
 # divided by the elements: 7.0 for bnb 8-bit AdamW on an H200 at ce969f5, bench/gpu-logs). kind/r64: the
-# LT_LOWBIT_REGS=64 instantiation (64 registers, 4 CTAs of 256 threads per SM instead of 3); kind/bf16: the
+# instantiation held to 64 registers (4 CTAs of 256 threads per SM instead of 3; the default since 2026-11-30,
+# LT_LOWBIT_REGS=80 selects the other); kind/bf16: the
 # step of bf16 parameters and gradients (pure bf16 training).
 # usage: bench/sass_count.sh [OUTDIR]    (NVDISASM=path overrides the search for nvdisasm)
 set -euo pipefail
@@ -38,7 +39,7 @@ for spec in "bnb8_adam 10 32 256" "bnb8_lion 11 32 256" "ao8 12 32 256" "ao4 13 
     nvcc -std=c++17 -Iinclude -Isrc -DLT_HAVE_CUDA -DLT_SASS_MARKS -gencode arch=compute_90,code=sm_90 -fmad=false \
         -Xptxas -v -cubin -o "$cubin" "src/kernels/cuda/lowbit_$kind.cu" 2> "$out/ptxas_$kind.txt"
     "$nvd" -c "$cubin" > "$out/lowbit_$kind.sass"
-    # the default instantiation (up to 80 registers, 3 CTAs per SM) and LT_LOWBIT_REGS=64's (4 CTAs); the hot
+    # the instantiation of up to 80 registers (3 CTAs per SM; LT_LOWBIT_REGS=80) and the one of 64 (4 CTAs); the hot
     # step of fp32 parameters (marks 11-17, entered at 9) and of bf16 ones (21-27, at 19; default only)
     for form in 3:f32 4:f32 3:bf16; do
     minb=${form%%:*} dt=${form#*:}

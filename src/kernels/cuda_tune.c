@@ -16,12 +16,21 @@ int lt_cu_tune_forms(int kind, int block, int base, int *cand) {
     int n = 0;
     cand[n++] = base;
     if (lowbit_kind(kind)) {
-        if (block == 128 || block == 256) cand[n++] = base | Q_R64;
-        cand[n++] = base | Q_GENERIC;
+        /* where the block allows it (128 or 256) the default is the instantiation held to 64 registers, 4 CTAs per
+           SM (the fastest form of every low-bit kind on an H200, 2026-11-30), then the 80-register one; the
+           general step last (in the default instantiation, as LT_LOWBIT_HOT=0 gives it) */
+        if (block == 128 || block == 256) {
+            cand[0] = base | Q_R64;
+            cand[n++] = base;
+            cand[n++] = base | Q_R64 | Q_GENERIC;
+        } else {
+            cand[n++] = base | Q_GENERIC;
+        }
     } else if (kind == LT_CU_AF_ROWS && (base & AF_VEC)) {
-        /* the default stages three tiles ahead; the other two forms as the LT_ADAFACTOR_PIPE switch gives them */
-        cand[0] = base | AF_STAGED;
-        cand[n++] = base | AF_STAGED | AF_ONE_AHEAD;
+        /* the default stages one tile ahead (the fastest on an H200, 2026-11-30: 0.48 ms a 262M step against 0.64
+           three tiles ahead and 0.71 unstaged); the other two forms as the LT_ADAFACTOR_PIPE switch gives them */
+        cand[0] = base | AF_STAGED | AF_ONE_AHEAD;
+        cand[n++] = base | AF_STAGED;
         cand[n++] = base & ~(AF_STAGED | AF_ONE_AHEAD);
     } else if (kind == LT_CU_AF_APPLY) {
         cand[n++] = base | AF_APPLY2;

@@ -9,8 +9,8 @@
  *          u = (g*gs)^2 + eps1 and of (g*gs)^2 / R: the latter give the
  *          unclipped update's norm without another pass over g; the first
  *          read goes through shared memory (cp.async) a tile ahead of the
- *          arithmetic, AF_STAGES - 1 tiles ahead (LT_ADAFACTOR_PIPE=0: plain
- *          loads; =2: one tile ahead; the same bits)
+ *          arithmetic, one tile ahead (LT_ADAFACTOR_PIPE=0: plain loads;
+ *          =4: AF_STAGES - 1 tiles ahead; the same bits)
  *   vec    vectors, per chunk: the new V and the update's squared norm
  *   final  per tensor: C from the column sums, the row and column factors,
  *          lr_t, the clipping divisor, the decay
@@ -73,9 +73,9 @@ __global__ void __launch_bounds__(LT_CU_THREADS) af_psum(const lt_cu_item *__res
 
 /* The staged row pass's tiles: LT_CU_ROWB rows x one chunk of LT_CU_THREADS * 4 columns, each thread's 4
  * columns of each row in its own 16-byte slot (8 bytes used for a 16-bit g), 16 KB a stage. AF_STAGES stages
- * keep AF_STAGES - 1 tiles in flight: with 2 (one ahead) the pass read a 262M-parameter step's 1 GB of
- * gradients in 483 us on an H200, 0.51 of its copy bandwidth, each CTA waiting for its tile at every group of
- * rows; 4 stages (64 KB) are unmeasured (LT_ADAFACTOR_PIPE=2 selects 2). */
+ * keep AF_STAGES - 1 tiles in flight: with 2 (one ahead, the default) the pass read a 262M-parameter step's 1 GB
+ * of gradients in 480-483 us on an H200, 0.51 of its copy bandwidth, each CTA waiting for its tile at every group
+ * of rows; 4 stages (64 KB, LT_ADAFACTOR_PIPE=4) took 641-647 us there (2026-11-30). */
 constexpr int AF_STAGES = 4;
 LT_KHD constexpr size_t af_stage_bytes(int nst) { return (size_t)nst * LT_CU_ROWB * LT_CU_THREADS * sizeof(float4); }
 /* af_rows' static shared memory (lt_cu_af_smcols counts it): the per-warp sums of each row read together, and

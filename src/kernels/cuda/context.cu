@@ -547,12 +547,12 @@ static bool env_is(const char *name, const char *value) {
 }
 
 /* LT_ADAFACTOR_PIPE=0 selects the Adafactor row pass that loads each group of
- * rows when it starts instead of staging the next tiles of g, =2 the one that
- * stages one tile ahead instead of three (the default): identical results, for
- * timing one against another. Read at each flush, so a test may switch it
- * between steps. Returns the lt_cu_launch_af variant bits. */
+ * rows when it starts instead of staging the next tiles of g, =4 the one that
+ * stages three tiles ahead (4 stages) instead of one (=2, the default):
+ * identical results, for timing one against another. Read at each flush, so a
+ * test may switch it between steps. Returns the lt_cu_launch_af variant bits. */
 static int af_pipe_bits() {
-    return env_is("LT_ADAFACTOR_PIPE", "0") ? 0 : env_is("LT_ADAFACTOR_PIPE", "2") ? 4 | 8 : 4;
+    return env_is("LT_ADAFACTOR_PIPE", "0") ? 0 : env_is("LT_ADAFACTOR_PIPE", "4") ? 4 : 4 | 8;
 }
 
 /* LT_ADAFACTOR_APPLY=2 selects the Adafactor apply pass that loads two groups of 4 elements per thread before
@@ -561,10 +561,11 @@ static int af_pipe_bits() {
 static int af_apply_bits() { return env_is("LT_ADAFACTOR_APPLY", "2") ? 16 : 0; }
 
 /* The low-bit kernels' variants (lt_cu_launch_q), for timing them against the default: LT_LOWBIT_HOT=0 makes
- * every warp take the general step, LT_LOWBIT_REGS=64 selects the instantiation held to 64 registers (4 CTAs
- * per SM instead of 3). The same results. Read at each flush. */
+ * every warp take the general step, LT_LOWBIT_REGS=80 selects the instantiation of up to 80 registers (3 CTAs
+ * per SM) instead of the one held to 64 (4 CTAs, the default; blocks of 128 and 256 only, others have the one).
+ * The same results. Read at each flush. */
 static int lowbit_variant() {
-    return (env_is("LT_LOWBIT_HOT", "0") ? 1 : 0) | (env_is("LT_LOWBIT_REGS", "64") ? 2 : 0);
+    return (env_is("LT_LOWBIT_HOT", "0") ? 1 : 0) | (env_is("LT_LOWBIT_REGS", "80") ? 0 : 2);
 }
 
 /* ---- the choice of a kernel's form by its times (cu_tune.h) ---- */
