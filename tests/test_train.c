@@ -416,7 +416,7 @@ int main(void) {
      * the step's rows are known before it is drawn, an epoch's end starts the next epoch's first batch, and every
      * block of an epoch is drawn once */
     lt_data_seek(&d1, 0, 0);
-    d1.trainer_epochs = 1;
+    d1.layout = LT_DATA_RUN_CLM; /* the Trainer's epochs */
     CHECK(lt_data_steps_per_epoch(&d1, 8, 10) == 4 && lt_data_steps_per_epoch(&d1, 8, 4) == 9 &&
               lt_data_steps_per_epoch(&d1, 8, 1) == 36 && lt_data_steps_per_epoch(&d1, 300, 4) == 1,
           "steps per epoch with short batches: %ld %ld %ld %ld (4 9 36 1 expected)",
@@ -441,14 +441,14 @@ int main(void) {
     int once = 1;
     for (int i = 0; i < 281; i++) once &= seen[i] == 1;
     CHECK(total == 281 && once && d1.epoch == 0 && d1.index == 281, "an epoch of short batches: %ld rows", total);
-    CHECK(fabs(lt_data_epoch_float(&d1) - 1.0) < 1e-15, "epoch float at the epoch's end: %.17g",
-          lt_data_epoch_float(&d1));
+    CHECK(fabs(lt_data_epoch_float(&d1, 8) - 1.0) < 1e-15, "epoch float at the epoch's end: %.17g",
+          lt_data_epoch_float(&d1, 8));
     int micro1;
     CHECK(lt_data_step_rows(&d1, 8, 4, &micro1) == 32 && micro1 == 4 && lt_data_next(&d1, 8, s_in, s_tg) == 8 &&
               d1.epoch == 1 && d1.index == 8,
           "after the short batch the next epoch begins (epoch %ld, index %zu)", d1.epoch, d1.index);
-    CHECK(fabs(lt_data_epoch_float(&d1) - (1.0 + 1.0 / 36.0)) < 1e-15, "epoch float after one batch: %.17g",
-          lt_data_epoch_float(&d1));
+    CHECK(fabs(lt_data_epoch_float(&d1, 8) - (1.0 + 1.0 / 36.0)) < 1e-15, "epoch float after one batch: %.17g",
+          lt_data_epoch_float(&d1, 8));
     /* drop_last (dataloader_drop_last): 35 whole batches an epoch, the last block left out; steps of 10 10 10 5 */
     d1.drop_last = 1;
     lt_data_seek(&d1, 0, 0);
@@ -463,14 +463,14 @@ int main(void) {
         CHECK(got == want && micro == (st < 3 ? 10 : 5) && want == (st < 3 ? 80 : 40),
               "drop_last step %d: %ld rows in %d micro-batches, %ld announced", st, got, micro, want);
     }
-    CHECK(d1.epoch == 0 && d1.index == 280 && fabs(lt_data_epoch_float(&d1) - 1.0) < 1e-15,
+    CHECK(d1.epoch == 0 && d1.index == 280 && fabs(lt_data_epoch_float(&d1, 8) - 1.0) < 1e-15,
           "drop_last: the epoch ends at block 280 (epoch %ld, index %zu, %.17g)", d1.epoch, d1.index,
-          lt_data_epoch_float(&d1));
+          lt_data_epoch_float(&d1, 8));
     CHECK(lt_data_step_rows(&d1, 8, 10, &micro1) == 80 && lt_data_next(&d1, 8, s_in, s_tg) == 8 && d1.epoch == 1 &&
               d1.index == 8,
           "drop_last: the block left over starts no batch (epoch %ld, index %zu)", d1.epoch, d1.index);
     d1.drop_last = 0;
-    d1.trainer_epochs = 0; /* the stream layout's whole batches: floor(floor(281 / 8) / 4) steps */
+    d1.layout = LT_DATA_STREAM; /* the stream layout's whole batches: floor(floor(281 / 8) / 4) steps */
     CHECK(lt_data_steps_per_epoch(&d1, 8, 4) == 8 && lt_data_step_rows(&d1, 8, 4, &micro1) == 32 && micro1 == 4,
           "whole batches: %ld steps an epoch", lt_data_steps_per_epoch(&d1, 8, 4));
     lt_data_close(&d1), lt_data_close(&d2);

@@ -170,8 +170,7 @@ lt_status lt_data_open_opts(lt_data *d, const lt_data_opts *o, char *err, size_t
     memset(d, 0, sizeof *d);
     d->seed = o->seed;
     d->layout = o->layout;
-    d->trainer_epochs = o->layout == LT_DATA_RUN_CLM; /* the Trainer's dataloader; llm.c's whole batches */
-    d->drop_last = d->trainer_epochs && o->drop_last;
+    d->drop_last = lt_data_trainer_epochs(d) && o->drop_last; /* the Trainer's dataloader; llm.c's whole batches */
     if (!o->train_file || !*o->train_file) {
         snprintf(err, errlen, "no training data: give --train_file (UTF-8 text or an llm.c token file)");
         return LT_ERR_ARG;
@@ -221,16 +220,21 @@ static void copy_block(const lt_tokens *t, size_t start, int T, int32_t *in, int
     }
 }
 
-/* With trainer_epochs: whether an epoch at index `at` has no batch left (none of its blocks, or with drop_last
- * fewer than B) */
+/* With the Trainer's epochs: whether an epoch at index `at` has no batch left (none of its blocks, or with
+ * drop_last fewer than B) */
 static int epoch_over(const lt_data *d, size_t at, int B) {
     return at >= d->n_train_blocks || (d->drop_last && d->n_train_blocks - at < (size_t)B);
 }
 
+/* With the Trainer's epochs: the batches of B in an epoch (the short one counted unless drop_last) */
+static size_t epoch_batches(const lt_data *d, int B) {
+    const size_t n = d->n_train_blocks;
+    return d->drop_last ? n / (size_t)B : (n + (size_t)B - 1) / (size_t)B;
+}
+
 int lt_data_next(lt_data *d, int B, int32_t *inputs, int32_t *targets) {
-    d->batch = B;
     int rows = B;
-    if (d->trainer_epochs) {
+    if (lt_data_trainer_epochs(d)) {
         if (epoch_over(d, d->index, B)) lt_data_seek(d, d->epoch + 1, 0);
         if (d->n_train_blocks - d->index < (size_t)B) rows = (int)(d->n_train_blocks - d->index);
     } else if (d->index + (size_t)B > d->n_train_blocks && d->n_train_blocks >= (size_t)B) {
@@ -246,7 +250,7 @@ int lt_data_next(lt_data *d, int B, int32_t *inputs, int32_t *targets) {
 }
 
 long lt_data_step_rows(const lt_data *d, int B, int accum, int *micro) {
-    if (!d->trainer_epochs || d->n_train_blocks == 0) {
+    if (!lt_data_trainer_epochs(d) || d->n_train_blocks == 0) {
         *micro = accum;
         return (long)B * accum;
     }
@@ -263,8 +267,8 @@ long lt_data_step_rows(const lt_data *d, int B, int accum, int *micro) {
 }
 
 long lt_data_steps_per_epoch(const lt_data *d, int B, int accum) {
-    const size_t n = d->n_train_blocks, batches = d->drop_last ? n / (size_t)B : (n + (size_t)B - 1) / (size_t)B;
-    long per = d->trainer_epochs ? (long)((batches + (size_t)accum - 1) / (size_t)accum) : (long)(n / (size_t)B) / accum;
+    long per = lt_data_trainer_epochs(d) ? (long)((epoch_batches(d, B) + (size_t)accum - 1) / (size_t)accum)
+                                         : (long)(d->n_train_blocks / (size_t)B) / accum;
     return per < 1 ? 1 : per;
 }
 
@@ -278,11 +282,9 @@ int lt_data_val_rows(const lt_data *d, size_t first, int rows, int32_t *inputs, 
     return n;
 }
 
-double lt_data_epoch_float(const lt_data *d) {
-    if (d->trainer_epochs && d->batch > 0) { /* the Trainer's: epoch + batches done / batches in an epoch */
-        const size_t B = (size_t)d->batch, n = d->n_train_blocks;
-        const size_t batches = d->drop_last ? n / B : (n + B - 1) / B;
-        if (batches > 0) return (double)d->epoch + (double)((d->index + B - 1) / B) / (double)batches;
-    }
+double lt_data_epoch_float(const lt_data *d, int B) {
+    const size_t batches = lt_data_trainer_epochs(d) && B > 0 ? epoch_batches(d, B) : 0;
+    if (batches > 0) /* the Trainer's: epoch + batches done / batches in an epoch */
+        return (double)d->epoch + (double)((d->index + (size_t)B - 1) / (size_t)B) / (double)batches;
     return (double)d->epoch + (double)d->index / (double)d->n_train_blocks;
 }

@@ -47,10 +47,12 @@ typedef struct lt_data {
     long epoch;             /* the position: epoch and next index into its order */
     size_t index;
     uint32_t *order;        /* the current epoch's permutation of training blocks */
-    int trainer_epochs;     /* run_clm layout: the Trainer's epochs (see above) */
-    int drop_last;          /* with trainer_epochs: the short last batch is left out (dataloader_drop_last) */
-    int batch;              /* the B of the last lt_data_next (for lt_data_epoch_float) */
+    int drop_last;          /* run_clm layout: the short last batch is left out (dataloader_drop_last) */
 } lt_data;
+
+/* Whether d's epochs are the Trainer's (run_clm's layout; see above): a short last batch (unless drop_last), an
+ * optimizer step ending at an epoch's end. */
+static inline int lt_data_trainer_epochs(const lt_data *d) { return d->layout == LT_DATA_RUN_CLM; }
 
 typedef struct lt_data_opts {
     const char *train_file;
@@ -89,19 +91,19 @@ void lt_data_close(lt_data *d);
 void lt_data_seek(lt_data *d, long epoch, size_t index);
 
 /* Fills rows of inputs and targets ([B, T] each) with the next training
- * blocks and returns how many: B, or with trainer_epochs the fewer blocks the
- * epoch has left (an epoch with none left, or with drop_last fewer than B,
- * ends and the next begins first); without trainer_epochs an epoch that has
- * fewer than B blocks left ends and the next begins (B is always returned). */
+ * blocks and returns how many: B, or with the Trainer's epochs the fewer
+ * blocks the epoch has left (an epoch with none left, or with drop_last fewer
+ * than B, ends and the next begins first); otherwise an epoch that has fewer
+ * than B blocks left ends and the next begins (B is always returned). */
 int lt_data_next(lt_data *d, int B, int32_t *inputs, int32_t *targets);
 
 /* The next optimizer step's micro-batches of B rows, at most accum of them
- * (fewer at the end of an epoch with trainer_epochs), into *micro, and its rows
+ * (fewer at the end of an epoch with the Trainer's epochs), into *micro, and its rows
  * in all, as lt_data_next will give them; nothing is consumed. */
 long lt_data_step_rows(const lt_data *d, int B, int accum, int *micro);
 
 /* Optimizer steps in an epoch of batches of B rows, accum micro-batches a
- * step: with trainer_epochs the Trainer's ceil(batches / accum), batches being
+ * step: with the Trainer's epochs its ceil(batches / accum), batches being
  * ceil(n / B) (floor with drop_last); else floor(floor(n / B) / accum); at
  * least 1. */
 long lt_data_steps_per_epoch(const lt_data *d, int B, int accum);
@@ -111,9 +113,10 @@ long lt_data_steps_per_epoch(const lt_data *d, int B, int accum);
  * the split, 0 past it). */
 int lt_data_val_rows(const lt_data *d, size_t first, int rows, int32_t *inputs, int32_t *targets);
 
-/* Epochs done, as a fraction (for logs): with trainer_epochs the Trainer's
- * batches done over batches in the epoch, else blocks done over blocks. */
-double lt_data_epoch_float(const lt_data *d);
+/* Epochs done, as a fraction (for logs), in batches of B: with the Trainer's
+ * epochs its batches done over batches in the epoch, else blocks done over
+ * blocks. */
+double lt_data_epoch_float(const lt_data *d, int B);
 
 /* The next 64-bit value of a splitmix64 generator (used for shuffles and sampling). */
 uint64_t lt_splitmix64(uint64_t *state);

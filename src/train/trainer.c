@@ -211,7 +211,7 @@ static double total_flos(const run_t *r) {
 static cJSON *state_json(run_t *r) {
     cJSON *j = cJSON_CreateObject();
     cJSON_AddNumberToObject(j, "global_step", (double)r->step);
-    lt_json_add_number(j, "epoch", lt_data_epoch_float(&r->data));
+    lt_json_add_number(j, "epoch", lt_data_epoch_float(&r->data, r->B));
     cJSON_AddNumberToObject(j, "max_steps", (double)r->total_steps);
     /* the Trainer's TrainerState keeps the periods it resolved (0: none at multiples of steps) */
     cJSON_AddNumberToObject(j, "logging_steps", (double)r->ev.log.every);
@@ -378,7 +378,7 @@ static int eval_and_log(run_t *r) {
     lt_json_add_number(e, "eval_loss", el);
     lt_json_add_number(e, "eval_perplexity", ppl);
     if (!isnan(r->eval_acc)) lt_json_add_number(e, "eval_accuracy", r->eval_acc);
-    lt_json_add_number(e, "epoch", lt_data_epoch_float(&r->data));
+    lt_json_add_number(e, "epoch", lt_data_epoch_float(&r->data, r->B));
     if (lt_train_args_count_tokens(r->a)) cJSON_AddNumberToObject(e, "num_input_tokens_seen", (double)r->tokens_seen);
     cJSON_AddNumberToObject(e, "step", (double)r->step);
     end_bar(r);
@@ -490,7 +490,7 @@ static int save_metrics(run_t *r, const char *split, cJSON *metrics) {
 static int write_eval_results(run_t *r) {
     cJSON *j = cJSON_CreateObject();
     const long EB = r->a->per_device_eval_batch_size;
-    lt_json_add_number(j, "epoch", lt_data_epoch_float(&r->data));
+    lt_json_add_number(j, "epoch", lt_data_epoch_float(&r->data, r->B));
     if (!isnan(r->eval_acc)) lt_json_add_number(j, "eval_accuracy", r->eval_acc);
     lt_json_add_number(j, "eval_loss", r->eval_loss);
     add_speed(j, "eval", r->eval_runtime, (double)r->eval_rows, (double)((r->eval_rows + EB - 1) / EB));
@@ -506,7 +506,7 @@ static int write_eval_results(run_t *r) {
 static int write_train_results(run_t *r, double runtime) {
     cJSON *j = cJSON_CreateObject();
     const double steps = (double)(r->step - r->first_step);
-    lt_json_add_number(j, "epoch", lt_data_epoch_float(&r->data));
+    lt_json_add_number(j, "epoch", lt_data_epoch_float(&r->data, r->B));
     cJSON_AddNumberToObject(j, "total_flos", total_flos(r));
     lt_json_add_number(j, "train_loss", r->train_loss_steps ? r->train_loss_sum / (double)r->train_loss_steps : NAN);
     /* the blocks this process stepped (an epoch's short batches counted as they were) */
@@ -946,7 +946,6 @@ static int train_attempt(const lt_train_args *a, const prep_t *p, int failed, in
         goto out;
     }
     long per_epoch = lt_data_steps_per_epoch(&r->data, r->B, r->accum);
-    r->data.batch = r->B; /* the logged epoch counts batches of B from the start, a resume's first entries too */
     if ((r->total_steps = lt_train_total_steps(a, per_epoch)) < 0) {
         snprintf(r->err, sizeof r->err,
                  "--num_train_epochs %g of %ld steps each is more than %.0e steps: give fewer epochs or --max_steps",
@@ -1088,7 +1087,7 @@ static int train_attempt(const lt_train_args *a, const prep_t *p, int failed, in
         /* the Trainer's epoch end when the blocks do not fill the last batch: a short batch, or blocks left out */
         char tail[160] = "";
         const size_t left = r->data.n_train_blocks % (size_t)r->B;
-        if (r->data.trainer_epochs && left && r->data.n_train_blocks > (size_t)r->B)
+        if (lt_data_trainer_epochs(&r->data) && left && r->data.n_train_blocks > (size_t)r->B)
             snprintf(tail, sizeof tail, r->data.drop_last ? " (each epoch leaves %zu blocks out: --dataloader_drop_last)"
                                                           : " (each epoch ends with a batch of %zu, as the Trainer's)",
                      left);
@@ -1263,7 +1262,7 @@ static int train_attempt(const lt_train_args *a, const prep_t *p, int failed, in
             lt_json_add_number(e, "loss", r->loss_sum / r->loss_count);
             if (!isnan(norm)) lt_json_add_number(e, "grad_norm", norm);
             lt_json_add_number(e, "learning_rate", lr);
-            lt_json_add_number(e, "epoch", lt_data_epoch_float(&r->data));
+            lt_json_add_number(e, "epoch", lt_data_epoch_float(&r->data, r->B));
             if (lt_train_args_count_tokens(a))
                 cJSON_AddNumberToObject(e, "num_input_tokens_seen", (double)r->tokens_seen);
             cJSON_AddNumberToObject(e, "step", (double)r->step);
@@ -1278,7 +1277,7 @@ static int train_attempt(const lt_train_args *a, const prep_t *p, int failed, in
             char gn[40] = "";
             if (!a->optim_in_backward) snprintf(gn, sizeof gn, "  grad_norm %.4f", norm);
             printf("step %ld/%ld  loss %.4f%s  learning_rate %.4e  epoch %.3f  tokens/s %.0f\n", r->step,
-                   r->total_steps, r->loss_sum / r->loss_count, gn, lr, lt_data_epoch_float(&r->data), tps);
+                   r->total_steps, r->loss_sum / r->loss_count, gn, lr, lt_data_epoch_float(&r->data, r->B), tps);
             log_entry(r, e);
             r->loss_sum = 0, r->loss_count = 0, r->tokens_at_log = r->tokens_seen, r->skipped = 0, r->t_last = lt_now_s();
         }
