@@ -7,7 +7,9 @@ instructions in program order until mark STOP and counts them, deciding each
 branch as the common case runs it:
   - a conditional branch whose target (or fall-through) reaches one of the
     PREFER marks first is taken (or not): the common case of a runtime choice
-    the source marks (the warp's hot step, the branch-free code search);
+    the source marks (the warp's hot step, the branch-free code search); a
+    PREFER entry -n names a mark to avoid: a branch whose fall-through
+    reaches it first is taken (the voted step's rare retry);
   - a conditional branch that skips at most 8 instructions holding a CALL
     jumps over a slow path (IEEE division and square root's rare operands);
   - a backward branch is taken once (the loop back to the top), then not;
@@ -21,7 +23,9 @@ import sys
 
 def main():
     path, kern, start, stop = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-    prefer = [int(x) for x in sys.argv[5].split(",")] if len(sys.argv) > 5 else []
+    marks_arg = [int(x) for x in sys.argv[5].split(",")] if len(sys.argv) > 5 else []
+    prefer = [x for x in marks_arg if x >= 0]
+    avoid = [-x for x in marks_arg if x < 0]
     ins, labels, on = [], {}, False
     for line in open(path):
         m = re.match(r"\.text\.(\S+):", line)
@@ -86,6 +90,9 @@ def main():
                 continue
             if first_mark(pc + 1) in prefer:
                 pc += 1
+                continue
+            if avoid and first_mark(pc + 1) in avoid:
+                pc = t
                 continue
             if t <= pc:
                 if pc not in seen:

@@ -6,6 +6,9 @@
  *    functions and search table, gives the CPU kernels' parameters, codes and
  *    scales (bitsandbytes 8-bit AdamW and Lion, torchao 8-bit and 4-bit),
  *    partial and all-zero blocks and overflow included;
+ *  - the square roots and divisions of the 8-bit AdamW kernel's voted step:
+ *    the operands each takes and refuses, the fast sequences behind them, and
+ *    the element step with them against its twin;
  *  - the device's nearest-code search equals lt_q_nearest for every shipped
  *    map and rule (sampled over all floats, every threshold and its
  *    neighbours, inf and NaN), and the dtype conversions equal dtype.h's;
@@ -17,6 +20,7 @@
  *    neighbours of the f32 result, reproducible, unbiased;
  *  - without a GPU (or CUDA support) a device parameter is refused with a
  *    message (checked where lt_cuda_device_count is 0). */
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 
@@ -268,7 +272,7 @@ static void device_q(int kind, float *p, const float *g, float gs, size_t n, uin
              * finite values with a maximum in range (lt_cu_qfast) */
             const lt_cu_qdiv d1 = lt_cu_qdiv_make(T->d[0], am1), d2 = lt_cu_qdiv_make(T->d[1], two ? am2 : am1);
             const lt_cu_qfast f1 = lt_cu_qfast_make(T->d[0]), f2 = lt_cu_qfast_make(T->d[1]);
-            const int fast = lt_cu_qfast_ok(&d1, a1) && (!two || lt_cu_qfast_ok(&d2, a2));
+            const int fast = lt_cu_qfast_ok(&d1, a1) && (ao || f1.sfok) && (!two || lt_cu_qfast_ok(&d2, a2));
             int k1 = fast ? lt_cu_quantize_f(T->d[0], &f1, &d1, m[j], !ao) : lt_cu_quantize_d(T->d[0], &d1, m[j], !ao);
             int k2 = !two ? 0 : fast ? lt_cu_quantize_f(T->d[1], &f2, &d2, v[j], 0) : lt_cu_quantize_d(T->d[1], &d2, v[j], 0);
             if (four) {
@@ -387,7 +391,10 @@ static void test_qdiv(void) {
         d[mi] = dqt(t);
         free(t);
     }
-    long bad_q = 0, bad_c = 0, bad_f = 0, n = 0, nf = 0, fast = 0;
+    /* the signed maps take the sign fix as a clamp (lt_cu_qtab_build); for the others it is never asked */
+    CHECK(d[0]->sfclamp && d[2]->sfclamp && !d[1]->sfclamp && !d[3]->sfclamp, "sfclamp %d %d %d %d", d[0]->sfclamp,
+          d[1]->sfclamp, d[2]->sfclamp, d[3]->sfclamp);
+    long bad_q = 0, bad_c = 0, bad_f = 0, n = 0, nf = 0, fast = 0, used = 0;
     for (int trial = 0; trial < 40000; trial++) {
         float a;
         switch (trial % 50) {
@@ -427,8 +434,10 @@ static void test_qdiv(void) {
                     const int want_c = lt_cu_quantize(d[mi], x, a, sf);
                     bad_c += lt_cu_quantize_d(d[mi], &q, x, sf) != want_c;
                     /* the branch-free form, for the blocks it is used for: finite values within the maximum */
-                    if (lt_cu_qfast_ok(&q, bits(a) & 0x7fffffffu) && fabsf(x) <= a) {
-                        const lt_cu_qfast f = lt_cu_qfast_make(d[mi]);
+                    /* (with the sign fix only where the kernels ask for it: the signed maps) */
+                    const lt_cu_qfast f = lt_cu_qfast_make(d[mi]);
+                    used += !sf || f.sfok;
+                    if (lt_cu_qfast_ok(&q, bits(a) & 0x7fffffffu) && (!sf || f.sfok) && fabsf(x) <= a) {
                         bad_f += lt_cu_quantize_f(d[mi], &f, &q, x, sf) != want_c;
                         nf++;
                     }
@@ -440,9 +449,96 @@ static void test_qdiv(void) {
     CHECK(fast > n / 2, "the fast quotient should cover most cases (%ld of %ld)", fast, n);
     CHECK(bad_q == 0, "lt_cu_qdiv: %ld of %ld quotients differ from x / amax", bad_q, n);
     CHECK(bad_c == 0, "lt_cu_quantize_d: %ld of %ld codes differ from lt_cu_quantize's", bad_c, 2 * n);
-    CHECK(nf > n, "the branch-free search should be tried on most cases (%ld of %ld)", nf, 2 * n);
+    CHECK(nf > used / 2, "the branch-free search should be tried on most cases (%ld of %ld)", nf, used);
     CHECK(bad_f == 0, "lt_cu_quantize_f: %ld of %ld codes differ from lt_cu_quantize's", bad_f, nf);
     for (int mi = 0; mi < 4; mi++) free(d[mi]);
+}
+
+/* ---- square roots and divisions without a slow-path branch (cu_math.h lt_cu_sqrt_nb, lt_cu_div_nb) ----
+ * The operands each takes and the ones it must refuse (clearing ok, so that the kernel steps them with sqrtf and
+ * `/`); nvcc's fast sequences behind them, fed here a correctly rounded approximation, equal to sqrtf and `/` on
+ * sampled operands of those ranges (the device feeds them MUFU.RSQ / MUFU.RCP, which only a GPU runs:
+ * gpu_compare's tuning and vote checks hold that path to the CPU's bits); and the 8-bit AdamW element with them
+ * (lt_em_bnb8_adam_nb) giving its twin's bits wherever ok stays set, a gradient that is not finite clearing it. */
+static void test_nb(void) {
+    const struct {
+        float x;
+        int ok;
+    } sq[] = {{0.0f, 1},  {-0.0f, 0},    {0x1p-101f, 1}, {0x1.fffffep-102f, 0}, {1e-40f, 0}, {FLT_MAX, 1},
+              {1.0f, 1}, {INFINITY, 0}, {NAN, 0},        {-1.0f, 0},            {-0x1p-101f, 0}};
+    for (size_t i = 0; i < sizeof sq / sizeof sq[0]; i++) {
+        int ok = 1;
+        const float r = lt_cu_sqrt_nb(sq[i].x, &ok);
+        CHECK(ok == sq[i].ok, "lt_cu_sqrt_nb(%a): ok %d, expected %d", sq[i].x, ok, sq[i].ok);
+        CHECK(!ok || bits(r) == bits(sqrtf(sq[i].x)), "lt_cu_sqrt_nb(%a) = %a", sq[i].x, r);
+    }
+    const struct {
+        float a;
+        int ok;
+    } dv[] = {{0.0f, 1},       {-0.0f, 1},    {0x1p-60f, 1},  {-0x1p-60f, 1}, {0x1.fffffep-61f, 0},
+              {0x1p60f, 1},    {-0x1p60f, 1}, {0x1.000002p60f, 0}, {1e-30f, 0}, {1e-44f, 0},
+              {INFINITY, 0},   {-NAN, 0},     {1.0f, 1}};
+    for (size_t i = 0; i < sizeof dv / sizeof dv[0]; i++) {
+        int ok = 1;
+        const float q = lt_cu_div_nb(dv[i].a, 3.0f, &ok);
+        CHECK(ok == dv[i].ok, "lt_cu_div_nb(%a, 3): ok %d, expected %d", dv[i].a, ok, dv[i].ok);
+        CHECK(!ok || bits(q) == bits(dv[i].a / 3.0f), "lt_cu_div_nb(%a, 3) = %a", dv[i].a, q);
+    }
+    int ok = 1;
+    lt_cu_sqrt_nb(4.0f, &ok), lt_cu_div_nb(NAN, 3.0f, &ok), lt_cu_sqrt_nb(4.0f, &ok), lt_cu_div_nb(1.0f, 3.0f, &ok);
+    CHECK(ok == 0, "a refused operand's ok was set again by later ones");
+
+    /* the sequences over their ranges: x in [2^-101, FLT_MAX], a in [2^-60, 2^60] of either sign, b in
+     * [2^-60, 2^64]; half of the significands near all ones or near a power of two */
+    long bad_s = 0, bad_d = 0;
+    const long n = 1000000;
+    for (long i = 0; i < n; i++) {
+        uint32_t m = rnd32() & 0x7fffffu;
+        if (i % 4 == 1) m = 0x7fffffu - (m & 63u);
+        if (i % 4 == 2) m &= 63u;
+        const float x = from_bits((26u + rnd32() % 229u) << 23 | m);
+        bad_s += bits(lt_cu_sqrt_seq(x, (float)(1.0 / sqrt((double)x)))) != bits(sqrtf(x));
+        const float a = from_bits((67u + rnd32() % 121u) << 23 | (rnd32() & 0x7fffffu) | (rnd32() & 0x80000000u));
+        const float b = from_bits((67u + rnd32() % 125u) << 23 | m);
+        bad_d += bits(lt_cu_div_seq(a, b, 1.0f / b)) != bits(a / b);
+    }
+    CHECK(bad_s == 0, "the square-root sequence differs from sqrtf for %ld of %ld operands", bad_s, n);
+    CHECK(bad_d == 0, "the division sequence differs from / for %ld of %ld operands", bad_d, n);
+
+    /* the element step against its twin */
+    const lt_kbnb kb = {0.9f, 0.1f, 0.999f, 0.001f, -1e-3f * 0.0447f / 0.1f, 0.0447f * 1e-8f, 1.0f - 1e-5f, 1e-4f, 1, 256};
+    CHECK(lt_cu_bnb8_nb_usable(&kb), "the usual hyperparameters refused");
+    lt_kbnb k0 = kb;
+    k0.c2eps = 0.0f;
+    CHECK(!lt_cu_bnb8_nb_usable(&k0), "eps 0 accepted (the divisor could be 0)");
+    long taken = 0, bad = 0, nonfinite_taken = 0;
+    const long trials = 400000;
+    for (long i = 0; i < trials; i++) {
+        float g = sym(0.05f), p = sym(1.0f), m = sym(0.01f), v = 1e-4f * uni(), gs = i % 3 ? 1.0f : 0.25f;
+        switch (i % 16) {
+        case 0: g = 0.0f, m = 0.0f, v = 0.0f; break; /* a row that never had a gradient */
+        case 1: g = -0.0f, m = 0.0f; break;
+        case 2: g = 1e-30f; break;
+        case 3: g = 1e30f; break;
+        case 4: g = INFINITY; break;
+        case 5: g = NAN; break;
+        case 6: g = 3e38f, gs = 4.0f; break; /* finite, overflowing when scaled */
+        case 7: m = 1e-25f, g = 0.0f; break;  /* tiny moment */
+        case 8: p = -0.0f, g = 0.0f, m = 0.0f; break;
+        }
+        float p1 = p, m1 = m, v1 = v, p2 = p, m2 = m, v2 = v;
+        int k = 1;
+        lt_em_bnb8_adam(&kb, gs, &p1, g, &m1, &v1);
+        lt_em_bnb8_adam_nb(&kb, gs, &p2, g, &m2, &v2, &k);
+        if (!k) continue;
+        taken++;
+        nonfinite_taken += !(fabsf(g * gs) <= FLT_MAX);
+        bad += bits(p1) != bits(p2) || bits(m1) != bits(m2) || bits(v1) != bits(v2);
+    }
+    printf("voted 8-bit AdamW step: %ld of %ld elements take the fast sequences\n", taken, trials);
+    CHECK(bad == 0, "lt_em_bnb8_adam_nb differs from lt_em_bnb8_adam on %ld of %ld elements it takes", bad, taken);
+    CHECK(nonfinite_taken == 0, "%ld elements with a gradient that is not finite were taken", nonfinite_taken);
+    CHECK(taken > trials / 2, "too few elements take the fast sequences: %ld of %ld", taken, trials);
 }
 
 static void test_lowbit(void) {
@@ -684,8 +780,13 @@ static void test_stochastic_rounding(void) {
 static void test_tune(void) {
     int f[LT_CU_TUNE_MAXC];
     /* low-bit: the hot step held to 64 registers (the default, blocks 128 and 256 only), its 80-register
-     * instantiation, the general step */
-    CHECK(lt_cu_tune_forms(LT_CU_BNB8_ADAM, 256, 0, f) == 3 && f[0] == 2 && f[1] == 0 && f[2] == 3, "8-bit forms");
+     * instantiation, (8-bit AdamW) the 64-register one's voted step, the general step */
+    CHECK(lt_cu_tune_forms(LT_CU_BNB8_ADAM, 256, 0, f) == 4 && f[0] == 2 && f[1] == 0 && f[2] == 6 && f[3] == 3,
+          "8-bit forms");
+    CHECK(!strcmp(lt_cu_tune_form_name(LT_CU_BNB8_ADAM, f[2]), "hot/vote") &&
+              !strcmp(lt_cu_tune_form_name(LT_CU_BNB8_ADAM, f[3]), "generic"),
+          "8-bit form names");
+    CHECK(lt_cu_tune_forms(LT_CU_BNB8_LION, 256, 0, f) == 3 && f[2] == 3, "no voted step for Lion");
     CHECK(lt_cu_tune_forms(LT_CU_AO4, 128, 0, f) == 3 && f[0] == 2 && f[1] == 0, "4-bit forms at block 128");
     CHECK(lt_cu_tune_forms(LT_CU_BNB8_LION, 64, 0, f) == 2 && f[0] == 0 && f[1] == 1, "no r64 at block 64");
     CHECK(lt_cu_tune_forms(LT_CU_AO8, 4096, 0, f) == 2, "no r64 at block 4096");
@@ -720,7 +821,7 @@ static void test_tune(void) {
     char line[512];
     lt_cu_tune_describe(&t, line, sizeof line);
     CHECK(strstr(line, "block 256") && strstr(line, "units: hot (") && strstr(line, "hot/r64 1.000 ms") &&
-              strstr(line, "generic 1.400 ms"),
+              strstr(line, "hot/vote 1.400 ms"),
           "describe: %s", line);
     char small[24];
     CHECK(lt_cu_tune_describe(&t, small, sizeof small) == 23 && strlen(small) == 23, "describe truncates");
@@ -779,6 +880,7 @@ int main(void) {
     test_elementwise();
     test_qcode();
     test_qdiv();
+    test_nb();
     test_lowbit();
     test_plan();
     test_adafactor();

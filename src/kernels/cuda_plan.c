@@ -65,6 +65,14 @@ int lt_cu_qtab_build(lt_cu_qtab *d, const lt_qtable *t) {
     for (int i = 0; i < 256; i++) d->th[i] = t->th[i];
     d->n = t->n;
     d->nneg = t->nneg;
+    /* bitsandbytes' sign fix (lt_cu_signfix) moves a code one step toward x's side of the table when its side
+     * (c < nneg: negative) is not x's. When code nneg is 0 with thresholds of both signs around it (th[nneg-1]
+     * <= 0 < th[nneg]), a quotient of either sign lands at most one code past its side: a positive one (+0
+     * included) on nneg or above, a negative one (-0 included) on nneg or below. So only a negative non-zero x
+     * on code nneg moves, to nneg - 1: the fix is min(c, nneg - 1) for those x, nothing for the rest
+     * (lt_cu_quantize_f; the quotient keeps x's sign: the maximum is positive) */
+    d->sfclamp = t->nneg >= 1 && t->nneg < t->n && t->map[t->nneg] == 0.0f && t->th[t->nneg - 1] <= 0.0f &&
+                 t->th[t->nneg] > 0.0f;
     /* inf and NaN: whatever the CPU search gives them (it is called with NaN
      * when a block overflows; see lowbit_cpu.c) */
     const uint32_t special[2][2] = {{0x7f800000u, 0xff800000u}, {0x7fc00000u, 0xffc00000u}};

@@ -8,7 +8,7 @@
 #include "kernels/cuda/cu_tune.h"
 
 /* variant bits of the low-bit launch (lt_cu_launch_q) and of Adafactor's (lt_cu_launch_af) */
-enum { Q_GENERIC = 1, Q_R64 = 2, AF_VEC = 1, AF_STAGED = 4, AF_ONE_AHEAD = 8, AF_APPLY2 = 16 };
+enum { Q_GENERIC = 1, Q_R64 = 2, Q_VOTE = 4, AF_VEC = 1, AF_STAGED = 4, AF_ONE_AHEAD = 8, AF_APPLY2 = 16 };
 
 static int lowbit_kind(int kind) { return kind >= LT_CU_BNB8_ADAM && kind <= LT_CU_AO4; }
 
@@ -22,6 +22,9 @@ int lt_cu_tune_forms(int kind, int block, int base, int *cand) {
         if (block == 128 || block == 256) {
             cand[0] = base | Q_R64;
             cand[n++] = base;
+            /* bnb 8-bit AdamW: the 64-register one with the voted step (its square roots and divisions without
+               a slow-path branch each; unmeasured on a GPU when added, 2026-12-01) */
+            if (kind == LT_CU_BNB8_ADAM) cand[n++] = base | Q_R64 | Q_VOTE;
             cand[n++] = base | Q_R64 | Q_GENERIC;
         } else {
             cand[n++] = base | Q_GENERIC;
@@ -71,7 +74,8 @@ void lt_cu_tune_sample(lt_cu_tune *t, int ci, double ms) {
 }
 
 const char *lt_cu_tune_form_name(int kind, int bits) {
-    if (lowbit_kind(kind)) return (bits & Q_GENERIC) ? "generic" : (bits & Q_R64) ? "hot/r64" : "hot";
+    if (lowbit_kind(kind))
+        return (bits & Q_GENERIC) ? "generic" : !(bits & Q_R64) ? "hot" : (bits & Q_VOTE) ? "hot/vote" : "hot/r64";
     if (kind == LT_CU_AF_ROWS) {
         if (!(bits & AF_VEC)) return "scalar";
         return !(bits & AF_STAGED) ? "plain" : (bits & AF_ONE_AHEAD) ? "stage1" : "stage3";

@@ -10,7 +10,9 @@
  * chunks, several Adafactor row groups, 1-D, 3-D and one-element tensors, and
  * a bf16 gradient; guard zones around every device buffer must stay intact.
  * Then: the found-inf flag (a skipped step changes nothing and is not
- * counted), the check alone, a user stream, stepping one parameter, stochastic
+ * counted), the check alone, the 8-bit AdamW kernel's voted step on zero,
+ * tiny, huge and non-finite gradients (also under --only with a SUBSTRING of
+ * adamw_bnb_8bit), a user stream, stepping one parameter, stochastic
  * rounding (the CPU's bits), save on one device and load on the other, a
  * host pointer refused as device memory, and the forms chosen by timing
  * (kernels/cuda/cu_tune.h) against the default forms, bit for bit.
@@ -188,12 +190,24 @@ static void pair_free(pair *P) {
     free(P->tmp);
 }
 
+/* test_vote's gradients: besides the random ones, zeros (single elements and a whole tensor), tiny and huge
+ * values, inf and NaN (each in a few blocks) */
+static int edge_grads;
+static float edge_grad(int t, size_t i, float v) {
+    if (!edge_grads) return v;
+    if (t == 4 || i % 97 == 0) return i % 2 ? -0.0f : 0.0f;
+    if (i % 389 == 5) return 1e-30f;
+    if (i % 1021 == 9) return -1e18f;
+    if (i % 3001 == 11) return i % 2 ? NAN : -INFINITY;
+    return v;
+}
+
 static void new_grads(pair *P) {
     for (int t = 0; t < NT; t++) {
         const tshape *s = &SHAPES[t];
         size_t n = numel(s);
         for (size_t i = 0; i < n; i++) {
-            float v = sym(0.02f) * (i % 13 == 0 ? 10.0f : 1.0f);
+            float v = edge_grad(t, i, sym(0.02f) * (i % 13 == 0 ? 10.0f : 1.0f));
             if (s->bf16_grad) ((uint16_t *)P->hg[t])[i] = lt_f32_to_bf16(v);
             else ((float *)P->hg[t])[i] = v;
         }
@@ -439,6 +453,22 @@ static void tune_case(const char *name, const char *args, lt_dtype pdt) {
     pair_free(&Q);
 }
 
+/* ---- the voted 8-bit AdamW step (LT_LOWBIT_VOTE=1, kernels/cuda/lowbit.cuh) ----
+ * That form against the CPU, bit for bit, on gradients with zeros, tiny and huge values, inf and NaN: the blocks
+ * holding the last ones fail the vote and are stepped again with the exact square roots and divisions, the zeros
+ * (whole rows of states at zero too) take the voted path. */
+static void test_vote(int quick) {
+    setenv("LT_LOWBIT_VOTE", "1", 1);
+    edge_grads = 1;
+    optim_case plain = {"adamw_bnb_8bit", "", 1e-3}, wd = {"adamw_bnb_8bit", "weight_decay=0.1", 1e-3};
+    int ok = run_case(&plain, LT_DTYPE_F32, quick ? 2 : STEPS);
+    ok &= run_case(&wd, LT_DTYPE_F32, quick ? 2 : STEPS);
+    edge_grads = 0;
+    unsetenv("LT_LOWBIT_VOTE");
+    printf("%s  voted 8-bit AdamW step (LT_LOWBIT_VOTE=1) with zero, tiny, huge and non-finite gradients\n",
+           ok ? "PASS" : "FAIL");
+}
+
 static void test_tuning(int quick) {
     tune_case("adamw_bnb_8bit", "", LT_DTYPE_F32);
     tune_case("adafactor", "", LT_DTYPE_F32);
@@ -554,6 +584,7 @@ int main(int argc, char **argv) {
     }
     printf("gpu_compare: %d of %d configurations agree\n", passed, total);
     if (!only) test_found_inf();
+    if (!only || strstr("adamw_bnb_8bit", only)) test_vote(quick);
     if (!only && tuning) test_tuning(quick);
     if (!quick && !only) test_api();
     return lt_test_done("gpu_compare");

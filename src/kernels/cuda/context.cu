@@ -418,6 +418,7 @@ static int push_q(lt_cuda *c, int kind, lt_karr p, lt_karr g, float gscale, size
     q.tab[0] = m->tab;
     q.tab[1] = v ? v->tab : NULL;
     q.it.vec = (uint8_t)lt_cu_vec_ok(&q.it, kind);
+    if (kind == LT_CU_BNB8_ADAM && lt_cu_bnb8_nb_usable(static_cast<const lt_kbnb *>(h))) q.it.flags |= LT_CU_ITEM_NB;
     try {
         c->queue.push_back(q);
     } catch (...) {
@@ -562,10 +563,12 @@ static int af_apply_bits() { return env_is("LT_ADAFACTOR_APPLY", "2") ? 16 : 0; 
 
 /* The low-bit kernels' variants (lt_cu_launch_q), for timing them against the default: LT_LOWBIT_HOT=0 makes
  * every warp take the general step, LT_LOWBIT_REGS=80 selects the instantiation of up to 80 registers (3 CTAs
- * per SM) instead of the one held to 64 (4 CTAs, the default; blocks of 128 and 256 only, others have the one).
- * The same results. Read at each flush. */
+ * per SM) instead of the one held to 64 (4 CTAs, the default; blocks of 128 and 256 only, others have the one),
+ * LT_LOWBIT_VOTE=1 the 64-register one's voted step (bnb 8-bit AdamW; lowbit.cuh). The same results. Read at
+ * each flush. */
 static int lowbit_variant() {
-    return (env_is("LT_LOWBIT_HOT", "0") ? 1 : 0) | (env_is("LT_LOWBIT_REGS", "80") ? 0 : 2);
+    const int r64 = env_is("LT_LOWBIT_REGS", "80") ? 0 : 2;
+    return (env_is("LT_LOWBIT_HOT", "0") ? 1 : 0) | r64 | (r64 && env_is("LT_LOWBIT_VOTE", "1") ? 4 : 0);
 }
 
 /* ---- the choice of a kernel's form by its times (cu_tune.h) ---- */
@@ -608,15 +611,18 @@ static cudaEvent_t tune_event(lt_cuda *c) {
 }
 
 /* The variant bits of launch L: the form its shape chose, or while choosing the next to time (*tune, *cand set
- * then). The environment's switches (LT_LOWBIT_HOT, LT_LOWBIT_REGS, LT_ADAFACTOR_PIPE, LT_ADAFACTOR_APPLY) fix the
- * form they name, LT_TUNE=0 keeps every default, and so does a found-inf flag (a skipped step's launches
- * return at once: their times would mislead). */
+ * then). The environment's switches (LT_LOWBIT_HOT, LT_LOWBIT_REGS, LT_LOWBIT_VOTE, LT_ADAFACTOR_PIPE,
+ * LT_ADAFACTOR_APPLY) fix the form they name, LT_TUNE=0 keeps every default, and so does a found-inf flag (a
+ * skipped step's launches return at once: their times would mislead). */
 static int launch_form(lt_cuda *c, const Launch &L, long *tune, int *cand) {
     *tune = -1;
     const bool q = L.kind >= LT_CU_BNB8_ADAM && L.kind <= LT_CU_AO4;
     int fixed;
     bool forced;
-    if (q) fixed = lowbit_variant(), forced = getenv("LT_LOWBIT_HOT") || getenv("LT_LOWBIT_REGS");
+    if (q) {
+        fixed = lowbit_variant();
+        forced = getenv("LT_LOWBIT_HOT") || getenv("LT_LOWBIT_REGS") || getenv("LT_LOWBIT_VOTE");
+    }
     else if (L.kind == LT_CU_AF_ROWS) fixed = L.variant | af_pipe_bits(), forced = getenv("LT_ADAFACTOR_PIPE") != NULL;
     else if (L.kind == LT_CU_AF_APPLY) fixed = L.variant | af_apply_bits(), forced = getenv("LT_ADAFACTOR_APPLY") != NULL;
     else return L.variant | af_pipe_bits() | af_apply_bits();

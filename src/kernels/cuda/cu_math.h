@@ -252,6 +252,64 @@ LT_KHD static inline void lt_em_ao_plain(const lt_kao *h, float gs, int sdt, flo
     *p = pi - (h->lr * (mi / h->bc1)) / (sqrtf(vi) / h->bc2_sqrt + h->eps);
 }
 
+/* ---- IEEE square root and division without a branch per element ----
+ * nvcc compiles sqrtf and `/` (-prec-sqrt, -prec-div) to a short fast sequence
+ * (an approximate MUFU.RSQ / MUFU.RCP refined by FMAs) guarded by a range test
+ * that branches to a slow routine for other operands: a convergence barrier
+ * and two branches per operation (BSSY, BRA, BSYNC). lt_cu_sqrt_nb and
+ * lt_cu_div_nb give the fast sequence's result unconditionally and clear *ok
+ * where the operand lies outside a range in which that sequence is the
+ * correctly rounded result; the caller then recomputes with sqrtf and `/`
+ * (for a whole warp: one vote instead of a branch per element). On the device
+ * they are the instructions nvcc emits for its fast paths (sm_90, CUDA 12;
+ * lt_cu_sqrt_seq, lt_cu_div_seq), so where *ok stays set they give sqrtf's
+ * and `/`'s bits; on the host (tests, the emulated device) they are sqrtf and
+ * `/` themselves. */
+
+/* nvcc's fast sequence for sqrtf(x), x a positive normal, from r ~ 1/sqrt(x) (MUFU.RSQ's result): its two
+ * products are FTZ ones there, which changes nothing for such x */
+LT_KHD static inline float lt_cu_sqrt_seq(float x, float r) {
+    const float s = x * r, h = r * 0.5f;
+    return fmaf(fmaf(-s, s, x), h, s);
+}
+
+/* nvcc's fast sequence for a / b from y0 ~ 1/b (MUFU.RCP's result): one Newton step on the reciprocal, the
+ * quotient, one correction by its remainder */
+LT_KHD static inline float lt_cu_div_seq(float a, float b, float y0) {
+    const float y1 = fmaf(y0, fmaf(-b, y0, 1.0f), y0), q0 = fmaf(a, y1, 0.0f);
+    return fmaf(y1, fmaf(-b, q0, a), q0);
+}
+
+/* sqrtf(x); *ok cleared unless x is +0 or a positive normal (bits 0x0d000000 up to FLT_MAX: nvcc's own
+ * fast-path test, the rest being +0) */
+LT_KHD static inline float lt_cu_sqrt_nb(float x, int *ok) {
+    const uint32_t u = lt_cu_f2u(x);
+    *ok &= (u - 0x0d000000u <= 0x727fffffu) | (u == 0u);
+#ifdef __CUDA_ARCH__
+    float r;
+    asm("rsqrt.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(x));
+    return u == 0u ? x : lt_cu_sqrt_seq(x, r);
+#else
+    return sqrtf(x);
+#endif
+}
+
+/* a / b for b in [2^-60, 2^64] (the caller's to ensure); *ok cleared unless a is zero or |a| is in
+ * [2^-60, 2^60]: every operand, intermediate and quotient is then a normal number far from overflow and
+ * underflow, well inside the range nvcc's FCHK test sends down the fast path. A zero a gives a (the
+ * sequence's +0 takes a's sign; b is positive). */
+LT_KHD static inline float lt_cu_div_nb(float a, float b, int *ok) {
+    const uint32_t ua = lt_cu_f2u(a) & 0x7fffffffu;
+    *ok &= (ua - 0x21800000u <= 0x5d800000u - 0x21800000u) | (ua == 0u);
+#ifdef __CUDA_ARCH__
+    float y0;
+    asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(y0) : "f"(b));
+    return lt_cu_u2f(lt_cu_f2u(lt_cu_div_seq(a, b, y0)) | (lt_cu_f2u(a) & 0x80000000u));
+#else
+    return a / b;
+#endif
+}
+
 /* ---- low-bit blocks (lowbit_cpu.c): one element of the block update ---- */
 
 /* bnb_adam_block: *fin is 0 for a non-finite gradient (the states reset, p stays) */
@@ -263,6 +321,32 @@ LT_KHD static inline void lt_em_bnb8_adam(const lt_kbnb *h, float gs, float *p, 
     float mi = (*m * h->b1 + h->omb1 * gz) * fin;
     float pi = (*p + h->step * (mi / (sqrtf(vi) + h->c2eps))) * decay;
     *p = fin != 0.0f ? pi : *p;
+    *m = mi;
+    *v = vi;
+}
+
+
+/* lt_em_bnb8_adam with lt_cu_sqrt_nb and lt_cu_div_nb (the 8-bit kernel's
+ * voted step, lowbit.cuh): where *ok stays set it gives its twin's bits; where
+ * it is cleared the caller steps the element with the twin. Only for the
+ * hyperparameters lt_cu_bnb8_nb_usable accepts (the divisor's range follows
+ * from them). A gradient that is not finite clears *ok by itself: v's update
+ * is then inf or NaN, outside lt_cu_sqrt_nb's range; so wherever *ok stays
+ * set the twin's finite-gradient mask is 1 and its products by it are exact
+ * (v, m and p are finite there: a product by 1 returns them unchanged). */
+LT_KHD static inline int lt_cu_bnb8_nb_usable(const lt_kbnb *h) {
+    return h->c2eps >= 0x1p-60f && h->c2eps <= 1.0f && h->omb2 >= 0.0f;
+}
+
+LT_KHD static inline void lt_em_bnb8_adam_nb(const lt_kbnb *h, float gs, float *p, float g, float *m, float *v,
+                                             int *ok) {
+    const float decay = h->has_decay ? h->decay : 1.0f;
+    const float gi = g * gs;
+    const float vi = *v * h->b2 + (h->omb2 * gi) * gi;
+    const float mi = *m * h->b1 + h->omb1 * gi;
+    /* the divisor: at least c2eps, at most sqrt(FLT_MAX) + 1 rounded, 2^64 */
+    const float den = lt_cu_sqrt_nb(vi, ok) + h->c2eps;
+    *p = (*p + h->step * lt_cu_div_nb(mi, den, ok)) * decay;
     *m = mi;
     *v = vi;
 }
@@ -290,6 +374,8 @@ LT_KHD static inline void lt_em_ao_adam(const lt_kao *h, float gs, float *p, flo
     *p = pi - (h->lr * (mi / h->bc1)) / (sqrtf(vi) / h->bc2_sqrt + h->eps);
 }
 
+LT_KHD static inline int lt_cu_mini(int a, int b) { return a < b ? a : b; }
+
 /* |x|'s bits, the operand of the block absmax (an integer max orders them like
  * the values; a NaN wins, as in lowbit_cpu.c absmax) */
 LT_KHD static inline uint32_t lt_cu_absbits(float x) { return lt_cu_f2u(x) & 0x7fffffffu; }
@@ -313,7 +399,8 @@ typedef struct lt_cu_qtab {
     int32_t n, nneg, fast;
     int32_t inf_code[2], nan_code[2];
     int32_t base, half; /* (emin-1) * 128; the rows of one sign, times 128 */
-    int32_t pad[3]; /* sizeof a multiple of 16: copy_table (lowbit.cuh) moves it in 16-byte pieces */
+    int32_t sfclamp;    /* bitsandbytes' sign fix is a clamp here (lt_cu_quantize_f) */
+    int32_t pad[2];     /* sizeof a multiple of 16: copy_table (lowbit.cuh) moves it in 16-byte pieces */
     uint8_t near[LT_CU_QNEAR];
 } lt_cu_qtab;
 
@@ -398,6 +485,8 @@ LT_KHD static inline int lt_cu_quantize_d(const lt_cu_qtab *t, const lt_cu_qdiv 
  * tests/test_cuda_host.c). */
 typedef struct lt_cu_qfast {
     int32_t base, half;
+    int32_t sfneg; /* nneg - 1: the sign fix's bound for negative values */
+    int32_t sfok;  /* the table's sfclamp: lt_cu_quantize_f may apply the sign fix */
 } lt_cu_qfast;
 
 /* amax_bits: the block's largest |x| as lt_cu_absbits gives it, before any
@@ -410,6 +499,8 @@ LT_KHD static inline lt_cu_qfast lt_cu_qfast_make(const lt_cu_qtab *t) {
     lt_cu_qfast f;
     f.base = t->base;
     f.half = t->half;
+    f.sfneg = t->nneg - 1;
+    f.sfok = t->sfclamp;
     return f;
 }
 
@@ -419,7 +510,10 @@ LT_KHD static inline int lt_cu_quantize_f(const lt_cu_qtab *t, const lt_cu_qfast
     const float q = fabsf(x) < d->lo ? q0 : q1;
     int c = t->near[lt_cu_qbucket(lt_cu_f2u(q), f->base, f->half)];
     c += q >= t->th[c];
-    return signfix ? lt_cu_signfix(t, c, x) : c;
+    /* the sign fix, for tables with f->sfok only (the caller's to check): a negative non-zero x takes at most
+     * code nneg - 1, nothing else moves (lt_cu_qtab_build says why) */
+    if (signfix) c = lt_cu_mini(c, lt_cu_f2u(x) > 0x80000000u ? f->sfneg : 255);
+    return c;
 }
 
 /* the same with a plain division (the reference the fast form is tested against) */

@@ -76,7 +76,7 @@ typedef struct lt_cu_item {
     uint8_t pdt, gdt;
     uint8_t sdt[4];
     uint8_t vec;     /* every operand is aligned for 4-element vector access */
-    uint8_t flags;
+    uint8_t flags;   /* LT_CU_ITEM_* */
     union {
         lt_kadam adam;
         lt_kanyprec anyprec;
@@ -89,6 +89,10 @@ typedef struct lt_cu_item {
         lt_kaf_dev af;
     } h;
 } lt_cu_item;
+
+/* lt_cu_item.flags: bnb 8-bit Adam hyperparameters that allow the kernel's voted step (cu_math.h
+ * lt_cu_bnb8_nb_usable), decided when the tensor is queued */
+#define LT_CU_ITEM_NB 1
 
 /* the uploaded list keeps each launch's unit0 values right after its items: both 16-byte aligned */
 #ifdef __cplusplus

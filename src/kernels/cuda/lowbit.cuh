@@ -31,6 +31,25 @@ template <bool AO> __device__ __forceinline__ uint64_t q_block(const lt_cu_item 
     else return it->h.bnb.block;
 }
 
+/* Keeps the compiler from reusing values it loaded before this point for loads after it */
+#ifdef LT_CUDA_EMU
+static inline void lt_compiler_fence() { asm volatile("" ::: "memory"); }
+#else
+__device__ __forceinline__ void lt_compiler_fence() { asm volatile("" ::: "memory"); }
+#endif
+
+/* The codes of a thread's 4 elements from their words (8 bits: one byte each; 4 bits: element 2j in the
+ * high nibble of byte j) */
+template <int BITS> __device__ __forceinline__ void q_codes(uint32_t w1, uint32_t w2, int (&c1)[4], int (&c2)[4]) {
+    if constexpr (BITS == 8) {
+#pragma unroll
+        for (int k = 0; k < 4; k++) c1[k] = (w1 >> (8 * k)) & 0xff, c2[k] = (w2 >> (8 * k)) & 0xff;
+    } else {
+        c1[0] = (w1 >> 4) & 0xf, c1[1] = w1 & 0xf, c1[2] = (w1 >> 12) & 0xf, c1[3] = (w1 >> 8) & 0xf;
+        c2[0] = (w2 >> 4) & 0xf, c2[1] = w2 & 0xf, c2[2] = (w2 >> 12) & 0xf, c2[3] = (w2 >> 8) & 0xf;
+    }
+}
+
 /* LT_SASS_MARK(n): an instruction that names a place in the machine code
  * (a NANOSLEEP of n), for bench/sass_count.sh: a static count of the kernels'
  * common path; nothing unless LT_SASS_MARKS is defined (never in the library). */
@@ -57,18 +76,22 @@ __device__ __forceinline__ int q_find(const lt_cu_item *items, int count, uint64
  * whole block with every operand aligned for vectors, and parameter and
  * gradient both fp32 (1) or both bf16 (2, pure bf16 training; stochastic
  * rounding or not); those facts are then constants, and the step is
- * straight-line code. 0: anything else. Each thread keeps its new states (not
+ * straight-line code. 3 (bnb 8-bit Adam): as 1, with the square roots and
+ * divisions in their fast sequences (cu_math.h lt_cu_sqrt_nb) and one vote
+ * for the block before its parameters are stored: false when it fails, the
+ * block untouched, for the caller to step it with 1. 0: anything else.
+ * Returns true otherwise. Each thread keeps its new states (not
  * the parameter, stored as soon as it is computed) in registers across the
  * block's absmax. */
 template <int KIND, int TPB, int HOT>
-__device__ __forceinline__ void q_step(const lt_cu_item *it, uint64_t unit, int lane, int gid, const lt_cu_qtab *T0,
+__device__ __forceinline__ bool q_step(const lt_cu_item *it, uint64_t unit, int lane, int gid, const lt_cu_qtab *T0,
                                        const lt_cu_qtab *T1, const lt_cu_qfast &f1, const lt_cu_qfast &f2,
                                        uint32_t (*red)[QCfg<TPB>::NW]) {
     constexpr bool TWO = KIND != LT_CU_BNB8_LION;
     constexpr bool AO = KIND == LT_CU_AO8 || KIND == LT_CU_AO4;
     constexpr int BITS = KIND == LT_CU_AO4 ? 4 : 8;
-    float m[8], v[8];
-    int cnt[2] = {0, 0};
+    float m[8], v[8], pn[8]; /* pn: HOT 3's new parameters */
+    int cnt[2] = {0, 0}, ok = 1;
     uint32_t a1 = 0, a2 = 0;
     uint64_t off = 0, blk = 0;
     /* the descriptor's fields, read once (stores through p could alias it otherwise) */
@@ -81,10 +104,10 @@ __device__ __forceinline__ void q_step(const lt_cu_item *it, uint64_t unit, int 
         LT_SASS_MARK(1 + 10 * HOT);
         P = it->p;
         const void *Gp = it->g;
-        pdt = HOT == 1 ? (int)LT_DTYPE_F32 : HOT == 2 ? (int)LT_DTYPE_BF16 : (int)it->pdt;
-        const int gdt = HOT == 1 ? (int)LT_DTYPE_F32 : HOT == 2 ? (int)LT_DTYPE_BF16 : (int)it->gdt;
+        pdt = HOT == 1 || HOT == 3 ? (int)LT_DTYPE_F32 : HOT == 2 ? (int)LT_DTYPE_BF16 : (int)it->pdt;
+        const int gdt = HOT == 1 || HOT == 3 ? (int)LT_DTYPE_F32 : HOT == 2 ? (int)LT_DTYPE_BF16 : (int)it->gdt;
         vec = HOT ? 1 : it->vec;
-        sr = HOT == 1 ? 0u : it->sr;
+        sr = HOT == 1 || HOT == 3 ? 0u : it->sr;
         c1p = static_cast<uint8_t *>(it->q[0]);
         s1p = static_cast<float *>(it->q[1]);
         c2p = static_cast<uint8_t *>(it->q[2]);
@@ -110,16 +133,12 @@ __device__ __forceinline__ void q_step(const lt_cu_item *it, uint64_t unit, int 
                 lt_ld<4>(Gp, gdt, i, gv);
                 if (BITS == 8) {
                     LT_ALIGNED(c1p + i, 4);
-                    const uint32_t w1 = *reinterpret_cast<const uint32_t *>(c1p + i);
-                    const uint32_t w2 = TWO ? *reinterpret_cast<const uint32_t *>(c2p + i) : 0u;
-#pragma unroll
-                    for (int k = 0; k < 4; k++) c1[k] = (w1 >> (8 * k)) & 0xff, c2[k] = (w2 >> (8 * k)) & 0xff;
-                } else { /* element 2j in the high nibble */
+                    q_codes<8>(*reinterpret_cast<const uint32_t *>(c1p + i),
+                               TWO ? *reinterpret_cast<const uint32_t *>(c2p + i) : 0u, c1, c2);
+                } else {
                     LT_ALIGNED(c1p + i / 2, 2);
-                    const uint32_t w1 = *reinterpret_cast<const uint16_t *>(c1p + i / 2);
-                    const uint32_t w2 = *reinterpret_cast<const uint16_t *>(c2p + i / 2);
-                    c1[0] = (w1 >> 4) & 0xf, c1[1] = w1 & 0xf, c1[2] = (w1 >> 12) & 0xf, c1[3] = (w1 >> 8) & 0xf;
-                    c2[0] = (w2 >> 4) & 0xf, c2[1] = w2 & 0xf, c2[2] = (w2 >> 12) & 0xf, c2[3] = (w2 >> 8) & 0xf;
+                    q_codes<4>(*reinterpret_cast<const uint16_t *>(c1p + i / 2),
+                               *reinterpret_cast<const uint16_t *>(c2p + i / 2), c1, c2);
                 }
             } else {
 #pragma unroll
@@ -140,28 +159,53 @@ __device__ __forceinline__ void q_step(const lt_cu_item *it, uint64_t unit, int 
                     }
                 }
             }
+            if constexpr (HOT == 3) {
+                /* the Adam step with its square roots and divisions in their fast sequences; the block's
+                 * parameters are stored after one vote (below) */
 #pragma unroll
-            for (int k = 0; k < 4; k++) {
-                float mk = T0->map[c1[k]] * sc1, vk = TWO ? T1->map[c2[k]] * sc2 : 0.0f, pk = pv[k];
-                if (k < cnt[h]) {
-                    if constexpr (KIND == LT_CU_BNB8_ADAM) lt_em_bnb8_adam(&hb, gs, &pk, gv[k], &mk, &vk);
-                    else if constexpr (KIND == LT_CU_BNB8_LION) lt_em_bnb8_lion(&hb, gs, &pk, gv[k], &mk);
-                    else lt_em_ao_adam(&ha, gs, &pk, gv[k], &mk, &vk);
+                for (int k = 0; k < 4; k++) {
+                    float pk = pv[k], mk = T0->map[c1[k]] * sc1, vk = T1->map[c2[k]] * sc2;
+                    lt_em_bnb8_adam_nb(&hb, gs, &pk, gv[k], &mk, &vk, &ok);
                     a1 = max(a1, lt_cu_absbits(mk));
                     a2 = max(a2, lt_cu_absbits(vk));
+                    pn[4 * h + k] = pk, m[4 * h + k] = mk, v[4 * h + k] = vk;
                 }
-                pv[k] = pk, m[4 * h + k] = mk, v[4 * h + k] = vk;
-            }
-            /* the parameter does not wait for the absmax */
-            if (HOT || (cnt[h] == 4 && vec)) {
-                lt_st<4>(P, pdt, i, pv, sr);
             } else {
 #pragma unroll
                 for (int k = 0; k < 4; k++) {
-                    if (k >= cnt[h]) break;
-                    float x[1] = {pv[k]};
-                    lt_st<1>(P, pdt, i + k, x, sr);
+                    float mk = T0->map[c1[k]] * sc1, vk = TWO ? T1->map[c2[k]] * sc2 : 0.0f, pk = pv[k];
+                    if (k < cnt[h]) {
+                        if constexpr (KIND == LT_CU_BNB8_ADAM) lt_em_bnb8_adam(&hb, gs, &pk, gv[k], &mk, &vk);
+                        else if constexpr (KIND == LT_CU_BNB8_LION) lt_em_bnb8_lion(&hb, gs, &pk, gv[k], &mk);
+                        else lt_em_ao_adam(&ha, gs, &pk, gv[k], &mk, &vk);
+                        a1 = max(a1, lt_cu_absbits(mk));
+                        a2 = max(a2, lt_cu_absbits(vk));
+                    }
+                    pv[k] = pk, m[4 * h + k] = mk, v[4 * h + k] = vk;
                 }
+            }
+            /* the parameter does not wait for the absmax (HOT 3's waits for the vote, below) */
+            if constexpr (HOT != 3) {
+                if (HOT || (cnt[h] == 4 && vec)) {
+                    lt_st<4>(P, pdt, i, pv, sr);
+                } else {
+#pragma unroll
+                    for (int k = 0; k < 4; k++) {
+                        if (k >= cnt[h]) break;
+                        float x[1] = {pv[k]};
+                        lt_st<1>(P, pdt, i + k, x, sr);
+                    }
+                }
+            }
+        }
+        if constexpr (HOT == 3) {
+            /* a warp with an operand outside the fast sequences' ranges, or a gradient not finite, has stored
+             * nothing: its caller steps these blocks again with the exact operations */
+            if (!__all_sync(0xffffffffu, ok)) return false;
+#pragma unroll
+            for (int h = 0; h < 2; h++) {
+                float x[4] = {pn[4 * h], pn[4 * h + 1], pn[4 * h + 2], pn[4 * h + 3]};
+                lt_st<4>(P, pdt, off + (uint64_t)h * 4 * TPB + (uint64_t)lane * 4, x, sr);
             }
         }
         LT_SASS_MARK(2 + 10 * HOT);
@@ -192,7 +236,7 @@ __device__ __forceinline__ void q_step(const lt_cu_item *it, uint64_t unit, int 
          * block of finite values with a maximum in range (every block of a healthy run) takes the
          * branch-free search, the same for all of the block's threads */
         const lt_cu_qdiv d1 = lt_cu_qdiv_make(T0, am1), d2 = lt_cu_qdiv_make(T1, TWO ? am2 : am1);
-        const bool fast = lt_cu_qfast_ok(&d1, a1) && (!TWO || lt_cu_qfast_ok(&d2, a2));
+        const bool fast = lt_cu_qfast_ok(&d1, a1) && (AO || f1.sfok) && (!TWO || lt_cu_qfast_ok(&d2, a2));
         LT_SASS_MARK(4 + 10 * HOT);
 #pragma unroll
         for (int h = 0; h < 2; h++) {
@@ -245,6 +289,7 @@ __device__ __forceinline__ void q_step(const lt_cu_item *it, uint64_t unit, int 
         }
         LT_SASS_MARK(5 + 10 * HOT);
     }
+    return true;
 }
 
 /* The kernel: a persistent grid, each CTA over its own run of blocks; each group of TPB threads steps one
@@ -252,8 +297,9 @@ __device__ __forceinline__ void q_step(const lt_cu_item *it, uint64_t unit, int 
  * a variant that staged the next block through shared memory with cp.async
  * measured slower on an H200, 2026-11-28, bench/RESULTS.md). A warp whose
  * blocks are all common ones (q_step's HOT, fp32 or bf16) takes a
- * straight-line step. */
-template <int KIND, int TPB, int MINB>
+ * straight-line step; with VOTE (bnb 8-bit Adam) the fp32 one is HOT 3 where
+ * the tensor's hyperparameters allow it (LT_CU_ITEM_NB). */
+template <int KIND, int TPB, int MINB, int VOTE>
 __global__ void __launch_bounds__(QCfg<TPB>::CTA, MINB)
     q_kernel(const lt_cu_item *__restrict__ items, int count, uint64_t nunits, const lt_cu_qtab *__restrict__ t0,
              const lt_cu_qtab *__restrict__ t1, const int *flag, int hot_ok) {
@@ -284,10 +330,22 @@ __global__ void __launch_bounds__(QCfg<TPB>::CTA, MINB)
             it = items + hint;
         }
         if constexpr (TPB <= 32) {
-            int whole = 0, pdt = -1, gdt = -2;
+            int whole = 0, pdt = -1, gdt = -2, nb = 0;
             if (it) { /* one test of each (none has a side effect) */
                 whole = (it->vec != 0) & (it->n - (unit - it->unit0) * q_block<AO>(it) >= q_block<AO>(it));
                 pdt = it->pdt, gdt = it->gdt;
+                nb = it->flags & LT_CU_ITEM_NB;
+            }
+            if constexpr (VOTE) {
+                if (__all_sync(0xffffffffu, whole & nb & (pdt == LT_DTYPE_F32) & (gdt == LT_DTYPE_F32)) && hot_ok) {
+                    LT_SASS_MARK(29);
+                    if (q_step<KIND, TPB, 3>(it, unit, lane, gid, &T[0], T1, f1, f2, red)) continue;
+                    /* rare: the block again (nothing of it was stored), its operands loaded anew, not kept */
+                    LT_SASS_MARK(30);
+                    lt_compiler_fence();
+                    q_step<KIND, TPB, 1>(it, unit, lane, gid, &T[0], T1, f1, f2, red);
+                    continue;
+                }
             }
             if (__all_sync(0xffffffffu, whole & (pdt == LT_DTYPE_F32) & (gdt == LT_DTYPE_F32)) && hot_ok) {
                 LT_SASS_MARK(9);
@@ -307,12 +365,14 @@ __global__ void __launch_bounds__(QCfg<TPB>::CTA, MINB)
 /* variant bit 0: every warp takes the general step (LT_LOWBIT_HOT=0, for timing the hot steps against it);
  * bit 1: the instantiation held to 64 registers, 4 CTAs of 256 threads per SM instead of 3 at up to 80
  * (blocks of 128 and 256 only; the default, LT_LOWBIT_REGS=80 clears it): more warps to hide the loads'
- * latency against spills, 8% faster on an H200 (2026-11-30). The same results either way. */
-template <int KIND, int TPB, int MINB>
+ * latency against spills, 8% faster on an H200 (2026-11-30); bit 2 with bit 1 (bnb 8-bit Adam, the same blocks):
+ * that instantiation with the voted fp32 step (q_step's HOT 3, LT_LOWBIT_VOTE=1; unmeasured on a GPU so far).
+ * The same results either way. */
+template <int KIND, int TPB, int MINB, int VOTE>
 cudaError_t launch_m(const lt_cu_item *items, int count, uint64_t nunits, const lt_cu_qtab *t0, const lt_cu_qtab *t1,
                      const int *flag, int variant, int sm_count, cudaStream_t s) {
     typedef QCfg<TPB> C;
-    auto kernel = q_kernel<KIND, TPB, MINB>;
+    auto kernel = q_kernel<KIND, TPB, MINB, VOTE>;
     int per_sm = 0;
     cudaError_t e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, C::CTA, 0);
     if (e != cudaSuccess) return e;
@@ -327,9 +387,14 @@ template <int KIND, int TPB>
 cudaError_t launch_t(const lt_cu_item *items, int count, uint64_t nunits, const lt_cu_qtab *t0, const lt_cu_qtab *t1,
                      const int *flag, int variant, int sm_count, cudaStream_t s) {
     constexpr int CTA = QCfg<TPB>::CTA;
-    if constexpr (TPB == 16 || TPB == 32)
-        if (variant & 2) return launch_m<KIND, TPB, 2048 / CTA / 2>(items, count, nunits, t0, t1, flag, variant, sm_count, s);
-    return launch_m<KIND, TPB, 2048 / CTA * 3 / 8>(items, count, nunits, t0, t1, flag, variant, sm_count, s);
+    if constexpr (TPB == 16 || TPB == 32) {
+        if constexpr (KIND == LT_CU_BNB8_ADAM)
+            if ((variant & 6) == 6)
+                return launch_m<KIND, TPB, 2048 / CTA / 2, 1>(items, count, nunits, t0, t1, flag, variant, sm_count, s);
+        if (variant & 2)
+            return launch_m<KIND, TPB, 2048 / CTA / 2, 0>(items, count, nunits, t0, t1, flag, variant, sm_count, s);
+    }
+    return launch_m<KIND, TPB, 2048 / CTA * 3 / 8, 0>(items, count, nunits, t0, t1, flag, variant, sm_count, s);
 }
 
 template <int KIND>
