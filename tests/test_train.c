@@ -161,7 +161,8 @@ static void check_auto_batch(void) {
 
     lt_gpt2_config cfg = {256, 64, 64, 2, 2, 1e-5, 0, 0, 0};
     for (int device = 0; device < 2; device++) {
-        lt_mem_methods me = {device, 0, device ? LT_GPT2_BF16 : LT_GPT2_F32, 0, device};
+        lt_mem_methods me = {
+            .gradient_checkpointing = device, .precision = device ? LT_GPT2_BF16 : LT_GPT2_F32, .device = device};
         char err[512];
         lt_mem_table t, tf;
         size_t plan[40];

@@ -10,6 +10,7 @@
 #include "cli/commands.h"
 #include "model/gemm_bf16.h"
 #include "train/args.h"
+#include "tokenizer/tokenizer.h"
 #include "train/memplan.h"
 
 /* The cost model, calibrated by `leantrain bench train` and `leantrain bench optim` on the 2-core
@@ -66,13 +67,13 @@ static double tokens_per_s(const lt_gpt2_config *c, size_t params, int B, int T,
     return (double)B * T / t;
 }
 
-static int model_config(const lt_train_args *a, lt_gpt2_config *cfg, char *err, size_t errlen) {
+static int model_config(const lt_train_args *a, int data_vocab, lt_gpt2_config *cfg, char *err, size_t errlen) {
     if (a->model_name_or_path[0]) {
         char path[600];
         snprintf(path, sizeof path, "%s/config.json", a->model_name_or_path);
         return lt_gpt2_config_load(path, cfg, err, errlen) != LT_OK;
     }
-    return lt_train_args_scratch_config(a, 256, cfg, err, errlen) != LT_OK;
+    return lt_train_args_scratch_config(a, data_vocab, cfg, err, errlen) != LT_OK;
 }
 
 int lt_cmd_plan(int argc, char **argv) {
@@ -136,11 +137,6 @@ int lt_cmd_plan(int argc, char **argv) {
             return 1;
         }
     }
-    lt_gpt2_config cfg;
-    if (model_config(&a, &cfg, err, sizeof err)) {
-        fprintf(stderr, "leantrain plan: %s\n", err);
-        return 1;
-    }
     const int B = a.per_device_train_batch_size; /* evaluation runs in pieces of the training batch */
     /* the positions a block predicts, as train runs them: block_size - 1 in run_clm's layout (text), block_size in
        the stream's (an llm.c token file, or --data_layout stream); without --train_file, text */
@@ -151,6 +147,28 @@ int lt_cmd_plan(int argc, char **argv) {
             token_file = probe.bytes == 2;
             lt_tokens_close(&probe);
         }
+    }
+    /* the tokenizer the trainer would keep (the flag's, else the model folder's) and the vocabulary a model from
+       scratch gets, as train decides them: 50257 for a token file, the tokenizer's for text, else 256 */
+    size_t tokenizer_bytes = 0;
+    int data_vocab = token_file ? 50257 : 256;
+    if (strcmp(a.tokenizer_name_or_path, "none")) {
+        const char *tp = a.tokenizer_name_or_path[0] ? a.tokenizer_name_or_path
+                         : lt_tokenizer_present(a.model_name_or_path) ? a.model_name_or_path
+                                                                      : NULL;
+        lt_tokenizer *tok = NULL;
+        if (tp && lt_tokenizer_load(tp, &tok, err, sizeof err)) {
+            fprintf(stderr, "leantrain plan: %s\n", err);
+            return 1;
+        }
+        tokenizer_bytes = lt_tokenizer_memory(tok);
+        if (tok && !token_file) data_vocab = (int)lt_tokenizer_vocab_size(tok);
+        lt_tokenizer_free(tok);
+    }
+    lt_gpt2_config cfg;
+    if (model_config(&a, data_vocab, &cfg, err, sizeof err)) {
+        fprintf(stderr, "leantrain plan: %s\n", err);
+        return 1;
     }
     const int run_clm = lt_train_args_data_layout(&a, token_file) == LT_DATA_RUN_CLM;
     int T = lt_train_args_block_size(&a, cfg.n_positions, run_clm ? LT_DATA_RUN_CLM : LT_DATA_STREAM);
@@ -172,7 +190,7 @@ int lt_cmd_plan(int argc, char **argv) {
     lt_mem_table t;
     /* --device cuda plans device memory; auto and cpu plan the CPU (a plan should not depend on this machine) */
     lt_mem_methods me = {a.gradient_checkpointing, a.optim_in_backward, lt_train_args_precision(&a), a.pure_bf16,
-                         !strcmp(a.device, "cuda")};
+                         !strcmp(a.device, "cuda"), run_clm, tokenizer_bytes};
     if (lt_memplan(&cfg, B, T, a.optim, a.optim_args, &me, data, &t, err, sizeof err)) {
         fprintf(stderr, "leantrain plan: %s\n", err);
         return 1;
@@ -231,7 +249,7 @@ int lt_cmd_plan(int argc, char **argv) {
                     if (lt_train_args_check(&ak, err, sizeof err) != LT_OK) continue;
                     ncombo++;
                     lt_mem_table m;
-                    lt_mem_methods mk = {ck, ob, PREC_OF[pr], pr == 3, me.device};
+                    lt_mem_methods mk = {ck, ob, PREC_OF[pr], pr == 3, me.device, me.run_clm, me.tokenizer_bytes};
                     if (lt_memplan(&cfg, B, T, STEP_COST[k].optim, "", &mk, data, &m, err, sizeof err)) continue;
                     if (m.total > memory) continue;
                     combo c = {STEP_COST[k].optim, ck, ob, pr, (double)m.total,

@@ -231,6 +231,8 @@ static lt_status finish_vocab(builder_t *b, lt_tokenizer *t, const char *path, c
     t->tok_bytes = malloc(b->alen + 1);
     t->bytes_mask = pow2_at_least(b->n * 2) - 1;
     t->bytes_tab = malloc((t->bytes_mask + 1) * sizeof *t->bytes_tab);
+    t->held += (t->n_vocab + 1) * sizeof *t->tok_off + t->n_vocab + b->alen + 1 +
+               (t->bytes_mask + 1) * sizeof *t->bytes_tab;
     if (!slot || !t->tok_off || !t->tok_present || !t->tok_bytes || !t->bytes_tab) {
         free(slot);
         return fail(err, errlen, LT_ERR_NOMEM, "%s: out of memory for %zu tokens", path, t->n_vocab);
@@ -314,6 +316,7 @@ static lt_status alloc_merges(lt_tokenizer *t, size_t n, const char *path, char 
     t->merges_mask = pow2_at_least(n * 2) - 1;
     t->merges = malloc((t->merges_mask + 1) * sizeof *t->merges);
     t->merge_list = malloc((n ? n : 1) * sizeof *t->merge_list);
+    t->held += (t->merges_mask + 1) * sizeof *t->merges + (n ? n : 1) * sizeof *t->merge_list;
     if (!t->merges || !t->merge_list) return fail(err, errlen, LT_ERR_NOMEM, "%s: out of memory for %zu merges", path, n);
     for (size_t i = 0; i <= t->merges_mask; i++) t->merges[i] = (lt_tok_merge){LT_TOK_EMPTY_KEY, 0, 0};
     return LT_OK;
@@ -692,6 +695,20 @@ void lt_tokenizer_free(lt_tokenizer *t) {
 }
 
 /* ---- facts, decoding, saving ---- */
+
+size_t lt_tokenizer_memory(const lt_tokenizer *t) {
+    if (!t) return 0;
+    size_t n = sizeof *t + t->held;
+    const pcre2_code *re[2] = {t->re, t->split_re};
+    const int jit[2] = {t->re_jit, t->split_jit};
+    for (int k = 0; k < 2; k++) {
+        size_t sz = 0;
+        if (re[k] && pcre2_pattern_info(re[k], PCRE2_INFO_SIZE, &sz) == 0) n += sz;
+        sz = 0;
+        if (re[k] && jit[k] && pcre2_pattern_info(re[k], PCRE2_INFO_JITSIZE, &sz) == 0) n += sz;
+    }
+    return n;
+}
 
 size_t lt_tokenizer_vocab_size(const lt_tokenizer *t) { return t->n_vocab; }
 int32_t lt_tokenizer_eot(const lt_tokenizer *t) { return t->eot; }

@@ -94,6 +94,10 @@ lt_status lt_tokenizer_save(const lt_tokenizer *t, const char *dir, char *err, s
 
 void lt_tokenizer_free(lt_tokenizer *t);
 
+/* The bytes t holds: its vocabulary and merge tables and its compiled patterns (JIT code included), what a
+ * process keeps of it once loaded (the trainer's memory plan counts them); 0 for NULL. */
+size_t lt_tokenizer_memory(const lt_tokenizer *t);
+
 /* ---- facts ---- */
 
 /* The vocabulary size: the largest id + 1 (50257 for GPT-2). */

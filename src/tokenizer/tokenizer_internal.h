@@ -42,6 +42,7 @@ struct lt_tokenizer {
     pcre2_code *re, *split_re;
     int re_jit, split_jit;
     char source[1100];
+    size_t held; /* bytes of the tables above as allocated (lt_tokenizer_memory adds the patterns) */
 };
 
 /* Compiles the two PCRE2 patterns into t (encode.c). */

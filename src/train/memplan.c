@@ -81,8 +81,8 @@ lt_status lt_memplan(const lt_gpt2_config *cfg, int B, int T, const char *optim,
         t->grads = mm.grad_bytes;
         t->activations = mm.activation_bytes;
         t->workspace = mm.token_bytes + 2 * (size_t)B * (size_t)T * sizeof(int32_t) + blocks * sizeof(uint32_t) +
-                       data_bytes + BASE_BYTES + threads * BLAS_BYTES_PER_THREAD + mm.gemm16_bytes +
-                       (mm.gemm16_bytes ? DNNL_BASE_BYTES : 0);
+                       (me->run_clm ? blocks * sizeof(size_t) : 0) + me->tokenizer_bytes + data_bytes + BASE_BYTES +
+                       threads * BLAS_BYTES_PER_THREAD + mm.gemm16_bytes + (mm.gemm16_bytes ? DNNL_BASE_BYTES : 0);
     }
     t->total = t->weights + t->master + t->grads + t->optim_state + t->activations + t->workspace;
     return LT_OK;

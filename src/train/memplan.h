@@ -15,7 +15,8 @@ typedef struct lt_mem_table {
     size_t grads;        /* gradients (one block's with the step inside backward) */
     size_t optim_state;  /* optimizer state, exactly as the library allocates it */
     size_t activations;  /* forward activations + backward scratch */
-    size_t workspace;    /* tokens, data order, optimizer scratch, the BLAS's buffers, the program itself */
+    size_t workspace;    /* tokens, data order (run_clm's block starts), the tokenizer, optimizer scratch, the
+                            BLAS's buffers, the program itself */
     size_t total;
     size_t cublas;       /* GPU: cuBLAS's workspace, part of workspace (planned: the model's counters do not see it) */
 } lt_mem_table;
@@ -27,6 +28,9 @@ typedef struct lt_mem_methods {
     lt_gpt2_precision precision; /* --bf16 / --fp16 */
     int pure_bf16;               /* --pure_bf16: no f32 master weights */
     int device;                  /* 1: the GPU (device memory as lt_gpt2_dev allocates it), 0: the CPU (RSS) */
+    /* what else the host holds through a run (the CPU's table counts them in workspace) */
+    int run_clm;                 /* run_clm's layout: each block's first token in a table, 8 bytes a block */
+    size_t tokenizer_bytes;      /* the tokenizer the run keeps for its text (lt_tokenizer_memory) */
 } lt_mem_methods;
 
 /* Fills t for cfg trained with batch B x T, the optimizer `optim`/`optim_args`

@@ -29,6 +29,7 @@
 #include "train/schedule.h"
 #include "model/gemm_bf16.h"
 #include "tokenizer/tokenizer.h"
+#include "util/sysmem.h"
 
 typedef struct {
     const lt_train_args *a;
@@ -583,8 +584,13 @@ static int setup_model(const lt_train_args *a, const char *resume_dir, int data_
 static int plan_memory(run_t *r, const lt_gpt2_config *cfg, int on_gpu, const cJSON *state, char *note,
                        size_t notelen) {
     const lt_train_args *a = r->a;
-    const lt_mem_methods me = {a->gradient_checkpointing, a->optim_in_backward, lt_train_args_precision(a),
-                               a->pure_bf16, on_gpu};
+    const lt_mem_methods me = {a->gradient_checkpointing,
+                               a->optim_in_backward,
+                               lt_train_args_precision(a),
+                               a->pure_bf16,
+                               on_gpu,
+                               r->data.layout == LT_DATA_RUN_CLM,
+                               lt_tokenizer_memory(r->tok)};
     const size_t data = r->data.train.map_len + r->data.val.map_len;
     const double M = 1048576.0;
     char src[128], perr[512];
@@ -804,6 +810,9 @@ static int prepare(const lt_train_args *a, prep_t *p, char *err, size_t errlen) 
         return 1;
     }
     if (lt_data_open_opts(&p->data, &dop, err, errlen)) return 1;
+    /* what loading the tokenizer and reading the text freed goes back to the system (the memory plan counts
+       what is kept: the tokenizer's tables, the tokens) */
+    lt_release_free_memory();
     p->T = p->data.T; /* the positions a block predicts: block_size - 1 in run_clm's layout */
     p->data_open = 1;
     lt_data_limit(&p->data, (size_t)a->max_train_samples, (size_t)a->max_eval_samples);

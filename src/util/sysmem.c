@@ -5,6 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 /* the "Key:   N kB" field of a /proc text (meminfo, status), in bytes; 0 when absent or malformed */
 static size_t proc_kb(const char *text, const char *key) {
@@ -103,4 +106,10 @@ size_t lt_host_mem_available(char *source, size_t len) {
         if (source && len) snprintf(source, len, "the address-space limit (ulimit -v)");
     }
     return avail;
+}
+
+void lt_release_free_memory(void) {
+#ifdef __GLIBC__
+    malloc_trim(0);
+#endif
 }

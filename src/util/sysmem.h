@@ -42,4 +42,8 @@ size_t lt_address_space_left(void);
  * no /proc): the caller then has no figure and should not guess one. */
 size_t lt_host_mem_available(char *source, size_t len);
 
+/* Gives the pages of freed heap memory back to the system (glibc's malloc_trim: freed blocks in the middle of
+ * the heap stay resident otherwise); nothing where the C library has no such call. */
+void lt_release_free_memory(void);
+
 #endif

@@ -59,6 +59,20 @@ if [ "$BUILD" = build ]; then
               --block_size 96 --per_device_train_batch_size 12 $extra | grep '^memory')
         echo "$out" | grep -qF "$planned" || { echo "plan and train disagree ($extra): $planned"; fail=1; }
     done
+    # a text read with the GPT-2 tokenizer: the table counts the tokenizer the run keeps (its tables and compiled
+    # patterns) and what reading gives back is returned; `leantrain plan` gives a model from scratch the
+    # tokenizer's vocabulary as train does (it planned one of 256 tokens) and the same tensors
+    G=(--train_file "$tmp/text.txt" --tokenizer_name_or_path data/gpt2 --n_layer 1 --n_embd 32 --n_head 2
+       --n_positions 64 --block_size 64 --per_device_train_batch_size 4)
+    out=$("$LT" train "${G[@]}" --max_steps 2 --save_strategy no --eval_steps 0 --output_dir "$tmp/memtok" 2>&1) ||
+        { echo "memory run with the GPT-2 tokenizer failed: $out"; fail=1; }
+    pct=$(echo "$out" | sed -n 's/.*measured peak [0-9.]* (\([-+][0-9.]*\)%).*/\1/p')
+    echo "memory table (GPT-2 tokenizer): measured vs predicted ${pct}%"
+    awk -v p="$pct" 'BEGIN { exit !(p != "" && p > -10 && p < 10) }' || { echo "prediction off by ${pct}% (GPT-2 tokenizer)"; fail=1; }
+    tensors() { grep '^memory' | head -1 | sed 's/  workspace.*//'; }
+    planned=$("$LT" plan "${G[@]}" | tensors)
+    [ -n "$planned" ] && [ "$planned" = "$(echo "$out" | tensors)" ] ||
+        { echo "plan with a tokenizer: '$planned', train: '$(echo "$out" | tensors)'"; fail=1; }
 fi
 
 # the kill test: SIGKILL while checkpoint-12 is half written
