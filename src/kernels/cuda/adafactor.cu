@@ -266,9 +266,11 @@ __global__ void __launch_bounds__(LT_CU_THREADS) af_vec(const lt_cu_item *__rest
     if (threadIdx.x == 0) a->part[u] = s;
 }
 
-/* af_final's loops load 8 values ahead of using them, in the order a plain loop would (lt_cu_loads_ahead,
+/* af_final's loops load ahead of using them, in the order a plain loop would (lt_cu_loads_ahead,
  * lt_cu_ordered_sum): otherwise each thread waits out one memory latency per value (the pass took 61 us for
- * 262M parameters on an H200 while reading 33 MB; the column sums' loop over the row groups is the longest). */
+ * 262M parameters on an H200 while reading 33 MB, 8 values ahead and the two column sums one after the other;
+ * the column sums' loop over the row groups is the longest). Since 2026-12-01 (unmeasured on a GPU) the two
+ * column sums load together: the same additions in the same order. */
 
 /* one CTA per tensor: the scalars of optim/adafactor.c af_step */
 __global__ void __launch_bounds__(LT_CU_THREADS) af_final(const lt_cu_item *__restrict__ items, int count,
@@ -300,8 +302,16 @@ __global__ void __launch_bounds__(LT_CU_THREADS) af_final(const lt_cu_item *__re
             double ws_t = 0.0;
             for (uint64_t c = threadIdx.x; c < cols; c += LT_CU_THREADS) {
                 const float *col = a->colpart + b * ng * 2 * cols + c; /* group g's two sums: col[2 g cols (+ cols)] */
-                const double cs = lt_cu_ordered_sum<double>(col, 0, ng * 2 * cols, 2 * cols);
-                const double ws = lt_cu_ordered_sum<double>(col + cols, 0, ng * 2 * cols, 2 * cols);
+                /* both sums over the row groups in order, their loads together, 8 groups ahead (16 in flight; the
+                   two were summed one after the other: the longest columns, 48 groups in GPT-2's c_proj, waited
+                   out 12 latencies each instead of 6; 16 ahead spills at this kernel's 64 registers) */
+                struct sums {
+                    float c, w;
+                };
+                double cs = 0.0, ws = 0.0;
+                lt_cu_loads_ahead<8>(
+                    0, ng * 2 * cols, 2 * cols, [&](uint64_t j) { return sums{col[j], col[j + cols]}; },
+                    [&](uint64_t, sums v) { cs += v.c, ws += v.w; });
                 float cn = fmaf(omb2t, (float)cs / (float)rows, Cb[c] * b2t);
                 Cb[c] = cn;
                 cfb[c] = 1.0f / sqrtf(cn);
