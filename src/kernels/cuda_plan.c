@@ -67,10 +67,10 @@ int lt_cu_qtab_build(lt_cu_qtab *d, const lt_qtable *t) {
     d->nneg = t->nneg;
     /* bitsandbytes' sign fix (lt_cu_signfix) moves a code one step toward x's side of the table when its side
      * (c < nneg: negative) is not x's. When code nneg is 0 with thresholds of both signs around it (th[nneg-1]
-     * <= 0 < th[nneg]), a quotient of either sign lands at most one code past its side: a positive one (+0
-     * included) on nneg or above, a negative one (-0 included) on nneg or below. So only a negative non-zero x
-     * on code nneg moves, to nneg - 1: the fix is min(c, nneg - 1) for those x, nothing for the rest
-     * (lt_cu_quantize_f; the quotient keeps x's sign: the maximum is positive) */
+     * <= 0 < th[nneg]), a positive quotient (+0 included) lands on code nneg or above, never on the wrong side,
+     * and a negative one (-0 included) on nneg or below, at most one code past its side. So only a negative
+     * non-zero x on code nneg moves, to nneg - 1: the fix is min(c, nneg - 1) for those x and nothing for the
+     * rest (lt_cu_quantize_f; the quotient keeps x's sign, the maximum being positive) */
     d->sfclamp = t->nneg >= 1 && t->nneg < t->n && t->map[t->nneg] == 0.0f && t->th[t->nneg - 1] <= 0.0f &&
                  t->th[t->nneg] > 0.0f;
     /* inf and NaN: whatever the CPU search gives them (it is called with NaN

@@ -622,8 +622,7 @@ static int launch_form(lt_cuda *c, const Launch &L, long *tune, int *cand) {
     if (q) {
         fixed = lowbit_variant();
         forced = getenv("LT_LOWBIT_HOT") || getenv("LT_LOWBIT_REGS") || getenv("LT_LOWBIT_VOTE");
-    }
-    else if (L.kind == LT_CU_AF_ROWS) fixed = L.variant | af_pipe_bits(), forced = getenv("LT_ADAFACTOR_PIPE") != NULL;
+    } else if (L.kind == LT_CU_AF_ROWS) fixed = L.variant | af_pipe_bits(), forced = getenv("LT_ADAFACTOR_PIPE") != NULL;
     else if (L.kind == LT_CU_AF_APPLY) fixed = L.variant | af_apply_bits(), forced = getenv("LT_ADAFACTOR_APPLY") != NULL;
     else return L.variant | af_pipe_bits() | af_apply_bits();
     if (forced || c->flag || env_is("LT_TUNE", "0")) return fixed;

@@ -261,10 +261,10 @@ LT_KHD static inline void lt_em_ao_plain(const lt_kao *h, float gs, int sdt, flo
  * where the operand lies outside a range in which that sequence is the
  * correctly rounded result; the caller then recomputes with sqrtf and `/`
  * (for a whole warp: one vote instead of a branch per element). On the device
- * they are the instructions nvcc emits for its fast paths (sm_90, CUDA 12;
- * lt_cu_sqrt_seq, lt_cu_div_seq), so where *ok stays set they give sqrtf's
- * and `/`'s bits; on the host (tests, the emulated device) they are sqrtf and
- * `/` themselves. */
+ * they are the instructions nvcc emits for its fast paths (lt_cu_sqrt_seq,
+ * lt_cu_div_seq: as nvcc 13 compiles sqrtf and `/` for sm_90, read in the
+ * SASS), so where *ok stays set they give sqrtf's and `/`'s bits; on the host
+ * (tests, the emulated device) they are sqrtf and `/` themselves. */
 
 /* nvcc's fast sequence for sqrtf(x), x a positive normal, from r ~ 1/sqrt(x) (MUFU.RSQ's result): its two
  * products are FTZ ones there, which changes nothing for such x */
@@ -280,8 +280,8 @@ LT_KHD static inline float lt_cu_div_seq(float a, float b, float y0) {
     return fmaf(y1, fmaf(-b, q0, a), q0);
 }
 
-/* sqrtf(x); *ok cleared unless x is +0 or a positive normal (bits 0x0d000000 up to FLT_MAX: nvcc's own
- * fast-path test, the rest being +0) */
+/* sqrtf(x); *ok cleared unless x is +0 or in [2^-101, FLT_MAX] (bits 0x0d000000 to 0x7f7fffff: nvcc's own
+ * fast-path test) */
 LT_KHD static inline float lt_cu_sqrt_nb(float x, int *ok) {
     const uint32_t u = lt_cu_f2u(x);
     *ok &= (u - 0x0d000000u <= 0x727fffffu) | (u == 0u);
@@ -325,15 +325,14 @@ LT_KHD static inline void lt_em_bnb8_adam(const lt_kbnb *h, float gs, float *p, 
     *v = vi;
 }
 
-
 /* lt_em_bnb8_adam with lt_cu_sqrt_nb and lt_cu_div_nb (the 8-bit kernel's
  * voted step, lowbit.cuh): where *ok stays set it gives its twin's bits; where
  * it is cleared the caller steps the element with the twin. Only for the
  * hyperparameters lt_cu_bnb8_nb_usable accepts (the divisor's range follows
  * from them). A gradient that is not finite clears *ok by itself: v's update
  * is then inf or NaN, outside lt_cu_sqrt_nb's range; so wherever *ok stays
- * set the twin's finite-gradient mask is 1 and its products by it are exact
- * (v, m and p are finite there: a product by 1 returns them unchanged). */
+ * set the twin's finite-gradient mask is 1 and its products by it change
+ * nothing (the new v and m are finite there: a product by 1 returns them). */
 LT_KHD static inline int lt_cu_bnb8_nb_usable(const lt_kbnb *h) {
     return h->c2eps >= 0x1p-60f && h->c2eps <= 1.0f && h->omb2 >= 0.0f;
 }
@@ -374,6 +373,7 @@ LT_KHD static inline void lt_em_ao_adam(const lt_kao *h, float gs, float *p, flo
     *p = pi - (h->lr * (mi / h->bc1)) / (sqrtf(vi) / h->bc2_sqrt + h->eps);
 }
 
+/* the smaller of two ints (host and device) */
 LT_KHD static inline int lt_cu_mini(int a, int b) { return a < b ? a : b; }
 
 /* |x|'s bits, the operand of the block absmax (an integer max orders them like
