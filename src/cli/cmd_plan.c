@@ -150,21 +150,15 @@ int lt_cmd_plan(int argc, char **argv) {
     }
     /* the tokenizer the trainer would keep (the flag's, else the model folder's) and the vocabulary a model from
        scratch gets, as train decides them: 50257 for a token file, the tokenizer's for text, else 256 */
-    size_t tokenizer_bytes = 0;
-    int data_vocab = token_file ? 50257 : 256;
-    if (strcmp(a.tokenizer_name_or_path, "none")) {
-        const char *tp = a.tokenizer_name_or_path[0] ? a.tokenizer_name_or_path
-                         : lt_tokenizer_present(a.model_name_or_path) ? a.model_name_or_path
-                                                                      : NULL;
-        lt_tokenizer *tok = NULL;
-        if (tp && lt_tokenizer_load(tp, &tok, err, sizeof err)) {
-            fprintf(stderr, "leantrain plan: %s\n", err);
-            return 1;
-        }
-        tokenizer_bytes = lt_tokenizer_memory(tok);
-        if (tok && !token_file) data_vocab = (int)lt_tokenizer_vocab_size(tok);
-        lt_tokenizer_free(tok);
+    lt_tokenizer *tok = NULL;
+    const char *tp = lt_train_args_tokenizer_path(&a, NULL);
+    if (tp && lt_tokenizer_load(tp, &tok, err, sizeof err)) {
+        fprintf(stderr, "leantrain plan: %s\n", err);
+        return 1;
     }
+    const size_t tokenizer_bytes = lt_tokenizer_memory(tok);
+    const int data_vocab = lt_train_data_vocab(token_file, tok ? lt_tokenizer_vocab_size(tok) : 0);
+    lt_tokenizer_free(tok);
     lt_gpt2_config cfg;
     if (model_config(&a, data_vocab, &cfg, err, sizeof err)) {
         fprintf(stderr, "leantrain plan: %s\n", err);

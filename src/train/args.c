@@ -14,6 +14,7 @@
 
 #include "io/json_number.h"
 #include "leantrain/optim.h"
+#include "tokenizer/tokenizer.h"
 #include "train/args_inert.h"
 #include "train/events.h"
 #include "train/memplan.h"
@@ -201,6 +202,17 @@ lt_data_layout lt_train_args_data_layout(const lt_train_args *a, int token_file)
     if (!strcmp(a->data_layout, "run_clm")) return LT_DATA_RUN_CLM;
     if (!strcmp(a->data_layout, "stream")) return LT_DATA_STREAM;
     return token_file ? LT_DATA_STREAM : LT_DATA_RUN_CLM;
+}
+
+const char *lt_train_args_tokenizer_path(const lt_train_args *a, const char *resume) {
+    if (!strcmp(a->tokenizer_name_or_path, "none")) return NULL;
+    if (a->tokenizer_name_or_path[0]) return a->tokenizer_name_or_path;
+    if (resume && resume[0] && lt_tokenizer_present(resume)) return resume;
+    return lt_tokenizer_present(a->model_name_or_path) ? a->model_name_or_path : NULL;
+}
+
+int lt_train_data_vocab(int token_file, size_t tok_vocab) {
+    return token_file ? 50257 : tok_vocab > 0 ? (int)tok_vocab : 256;
 }
 
 int lt_train_args_block_size(const lt_train_args *a, int n_positions, lt_data_layout layout) {

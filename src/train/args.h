@@ -139,6 +139,15 @@ static inline lt_gpt2_precision lt_train_args_precision(const lt_train_args *a) 
  * for text and the stream's for an llm.c token file (token_file non-zero). */
 lt_data_layout lt_train_args_data_layout(const lt_train_args *a, int token_file);
 
+/* The tokenizer a run reads its text with: --tokenizer_name_or_path's (NULL for "none": the text is bytes), else
+ * the one saved in the checkpoint it resumes (resume: its folder, or NULL), else the model folder's; NULL when
+ * there is none. */
+const char *lt_train_args_tokenizer_path(const lt_train_args *a, const char *resume);
+
+/* The vocabulary of a model from scratch for its data: 50257 for an llm.c token file, the tokenizer's
+ * vocabulary for text read with one (tok_vocab > 0), else 256 (bytes). */
+int lt_train_data_vocab(int token_file, size_t tok_vocab);
+
 /* The block size: --block_size, else run_clm's default in its layout (min(1024, n_positions): GPT-2's
  * tokenizer's model_max_length, capped by the model), else the model's n_positions. */
 int lt_train_args_block_size(const lt_train_args *a, int n_positions, lt_data_layout layout);

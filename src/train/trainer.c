@@ -755,15 +755,8 @@ static int prepare(const lt_train_args *a, prep_t *p, char *err, size_t errlen) 
         }
     }
     /* the tokenizer for text files: the flag's, else the one saved in the checkpoint or the model folder */
-    {
-        const int none = !strcmp(a->tokenizer_name_or_path, "none"); /* text read as bytes, whatever else has one */
-        const char *tp = none                                          ? NULL
-                         : a->tokenizer_name_or_path[0]                ? a->tokenizer_name_or_path
-                         : p->resume[0] && lt_tokenizer_present(p->resume) ? p->resume
-                         : lt_tokenizer_present(a->model_name_or_path) ? a->model_name_or_path
-                                                                       : NULL;
-        if (tp && lt_tokenizer_load(tp, &p->tok, err, errlen)) return 1;
-    }
+    const char *tok_path = lt_train_args_tokenizer_path(a, p->resume);
+    if (tok_path && lt_tokenizer_load(tok_path, &p->tok, err, errlen)) return 1;
     /* the model's vocabulary for a custom model: 256 for text (the tokenizer's with one), 50257 for token files */
     int data_vocab = 256, token_file = 0;
     /* evaluation only (--do_train false) needs no training file: the validation file stands in for it */
@@ -778,7 +771,7 @@ static int prepare(const lt_train_args *a, prep_t *p, char *err, size_t errlen) 
         }
         if (lt_tokens_open(train_file, &probe, err, errlen)) return 1;
         token_file = probe.bytes == 2;
-        data_vocab = token_file ? 50257 : p->tok ? (int)lt_tokenizer_vocab_size(p->tok) : 256;
+        data_vocab = lt_train_data_vocab(token_file, p->tok ? lt_tokenizer_vocab_size(p->tok) : 0);
         lt_tokens_close(&probe);
     }
     if (setup_model(a, p->resume[0] ? p->resume : NULL, data_vocab, &p->cfg, err, errlen)) return 1;

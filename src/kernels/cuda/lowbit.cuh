@@ -32,11 +32,7 @@ template <bool AO> __device__ __forceinline__ uint64_t q_block(const lt_cu_item 
 }
 
 /* Keeps the compiler from reusing values it loaded before this point for loads after it */
-#ifdef LT_CUDA_EMU
-static inline void lt_compiler_fence() { asm volatile("" ::: "memory"); }
-#else
 __device__ __forceinline__ void lt_compiler_fence() { asm volatile("" ::: "memory"); }
-#endif
 
 /* The codes of a thread's 4 elements from their words (8 bits: one byte each; 4 bits: element 2j in the
  * high nibble of byte j) */
