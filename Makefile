@@ -136,8 +136,8 @@ $(BUILD)/examples/%: examples/%.c $(BUILD)/libleantrain.a
 # `make cuda-emu`: the CUDA backend's sources run on the CPU (tests/emu: an emulation of the CUDA runtime and thread
 # model, asynchronous: a stream's work runs when the host waits for it; no GPU or nvcc needed) under
 # AddressSanitizer + UBSan: the traces replayed with --device cuda, the GPU
-# benchmark's code path, gpu_compare --quick (and its Adafactor configurations twice more: with LT_ADAFACTOR_PIPE=0,
-# the row pass without cp.async staging, and on an emulated device that allows a block 99 KB of shared memory
+# benchmark's code path, gpu_compare --quick (and its Adafactor configurations three times more: with
+# LT_ADAFACTOR_PIPE=0, the row pass without cp.async staging, with =1b, the one with one barrier a group of rows, and on an emulated device that allows a block 99 KB of shared memory
 # like an RTX 4090, LT_EMU_SMEM_OPTIN=101376), the GPT-2 layer kernels against the CPU's, the whole GPT-2 model on
 # the device against the CPU model (gpu_gpt2_model --quick), a GPU older than compute capability 8.0 refused
 # (tests/gpu/old_gpu.sh), and the trainer's memory check and --auto_find_batch_size against an emulated device of
@@ -177,6 +177,7 @@ cuda-emu: $(EMU)/tests/gpu/gpu_compare $(EMU)/tests/gpu/gpu_lowbit $(EMU)/tests/
 	$(EMU)/leantrain bench optim --device cuda --optim adamw_torch --params 0.5 --steps 2
 	LT_TEST_TMP=$(BUILD)/tmp $(EMU)/tests/gpu/gpu_compare $(if $(EMU_FULL),,--quick)
 	LT_ADAFACTOR_PIPE=0 LT_TEST_TMP=$(BUILD)/tmp $(EMU)/tests/gpu/gpu_compare --quick --only adafactor
+	LT_ADAFACTOR_PIPE=1b LT_TEST_TMP=$(BUILD)/tmp $(EMU)/tests/gpu/gpu_compare --quick --only adafactor
 	LT_EMU_SMEM_OPTIN=101376 LT_TEST_TMP=$(BUILD)/tmp $(EMU)/tests/gpu/gpu_compare --quick --only adafactor
 	$(EMU)/tests/gpu/gpu_gpt2_layers
 	LT_CPU_BF16_GEMM=0 $(EMU)/tests/gpu/gpu_gpt2_model $(if $(EMU_FULL),,--quick)

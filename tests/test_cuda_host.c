@@ -790,12 +790,16 @@ static void test_tune(void) {
     CHECK(lt_cu_tune_forms(LT_CU_AO4, 128, 0, f) == 3 && f[0] == 2 && f[1] == 0, "4-bit forms at block 128");
     CHECK(lt_cu_tune_forms(LT_CU_BNB8_LION, 64, 0, f) == 2 && f[0] == 0 && f[1] == 1, "no r64 at block 64");
     CHECK(lt_cu_tune_forms(LT_CU_AO8, 4096, 0, f) == 2, "no r64 at block 4096");
-    /* Adafactor's vectorized row pass: stage1 (4|8), stage3 (4), plain (0), the launch's own bits kept */
-    CHECK(lt_cu_tune_forms(LT_CU_AF_ROWS, 0, 3, f) == 3 && f[0] == (3 | 4 | 8) && f[1] == (3 | 4) && f[2] == 3,
+    /* Adafactor's vectorized row pass: stage1 (4|8), stage3 (4), plain (0), one and two tiles ahead with one
+     * barrier a row group (4|8|32, 4|32|64), the launch's own bits kept */
+    CHECK(lt_cu_tune_forms(LT_CU_AF_ROWS, 0, 3, f) == 5 && f[0] == (3 | 4 | 8) && f[1] == (3 | 4) && f[2] == 3 &&
+              f[3] == (3 | 4 | 8 | 32) && f[4] == (3 | 4 | 32 | 64),
           "row pass forms");
     CHECK(!strcmp(lt_cu_tune_form_name(LT_CU_AF_ROWS, f[0]), "stage1") &&
               !strcmp(lt_cu_tune_form_name(LT_CU_AF_ROWS, f[1]), "stage3") &&
-              !strcmp(lt_cu_tune_form_name(LT_CU_AF_ROWS, f[2]), "plain"),
+              !strcmp(lt_cu_tune_form_name(LT_CU_AF_ROWS, f[2]), "plain") &&
+              !strcmp(lt_cu_tune_form_name(LT_CU_AF_ROWS, f[3]), "stage1/bar1") &&
+              !strcmp(lt_cu_tune_form_name(LT_CU_AF_ROWS, f[4]), "stage2/bar1"),
           "row pass form names");
     CHECK(lt_cu_tune_forms(LT_CU_AF_ROWS, 0, 2, f) == 1 && f[0] == 2, "the scalar row pass has one form");
     CHECK(lt_cu_tune_forms(LT_CU_AF_APPLY, 0, 0, f) == 2 && f[0] == 0 && f[1] == 16, "apply forms");

@@ -8,7 +8,8 @@
 #include "kernels/cuda/cu_tune.h"
 
 /* variant bits of the low-bit launch (lt_cu_launch_q) and of Adafactor's (lt_cu_launch_af) */
-enum { Q_GENERIC = 1, Q_R64 = 2, Q_VOTE = 4, AF_VEC = 1, AF_STAGED = 4, AF_ONE_AHEAD = 8, AF_APPLY2 = 16 };
+enum { Q_GENERIC = 1, Q_R64 = 2, Q_VOTE = 4, AF_VEC = 1, AF_STAGED = 4, AF_ONE_AHEAD = 8, AF_APPLY2 = 16,
+       AF_BAR1 = 32, AF_TWO_AHEAD = 64 };
 
 static int lowbit_kind(int kind) { return kind >= LT_CU_BNB8_ADAM && kind <= LT_CU_AO4; }
 
@@ -35,6 +36,11 @@ int lt_cu_tune_forms(int kind, int block, int base, int *cand) {
         cand[0] = base | AF_STAGED | AF_ONE_AHEAD;
         cand[n++] = base | AF_STAGED;
         cand[n++] = base & ~(AF_STAGED | AF_ONE_AHEAD);
+        /* one barrier a group of rows (the old row moments read when the unit starts), one tile ahead and two
+           (48 KB of stages: with the column sums of up to 3072 columns still 3 CTAs an SM, which the 64 KB of
+           stage3 are not); both unmeasured on a GPU when added, 2026-12-01 */
+        cand[n++] = base | AF_STAGED | AF_ONE_AHEAD | AF_BAR1;
+        cand[n++] = base | AF_STAGED | AF_BAR1 | AF_TWO_AHEAD;
     } else if (kind == LT_CU_AF_APPLY) {
         cand[n++] = base | AF_APPLY2;
     }
@@ -78,7 +84,9 @@ const char *lt_cu_tune_form_name(int kind, int bits) {
         return (bits & Q_GENERIC) ? "generic" : !(bits & Q_R64) ? "hot" : (bits & Q_VOTE) ? "hot/vote" : "hot/r64";
     if (kind == LT_CU_AF_ROWS) {
         if (!(bits & AF_VEC)) return "scalar";
-        return !(bits & AF_STAGED) ? "plain" : (bits & AF_ONE_AHEAD) ? "stage1" : "stage3";
+        if (!(bits & AF_STAGED)) return "plain";
+        if (bits & AF_BAR1) return (bits & AF_TWO_AHEAD) ? "stage2/bar1" : "stage1/bar1";
+        return (bits & AF_ONE_AHEAD) ? "stage1" : "stage3";
     }
     if (kind == LT_CU_AF_APPLY) return (bits & AF_APPLY2) ? "apply2" : "apply1";
     return "default";

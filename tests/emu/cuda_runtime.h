@@ -566,7 +566,8 @@ inline int __syncthreads_or(int v) {
     lt_emu_block_barrier(b);
     return r;
 }
-template <class T> T __shfl_xor_sync(unsigned mask, T v, int lanemask) {
+/* a whole warp's shuffle: every lane publishes v, then reads lane src(lane)'s */
+template <class T, class F> T lt_emu_shfl(unsigned mask, T v, F src) {
     static_assert(sizeof(T) <= 8, "shuffle of at most 8 bytes");
     if (mask != 0xffffffffu) abort();
     lt_emu_block *b = lt_emu_cur;
@@ -575,11 +576,18 @@ template <class T> T __shfl_xor_sync(unsigned mask, T v, int lanemask) {
     memcpy(&bits, &v, sizeof v);
     b->shfl[tid] = bits;
     lt_emu_warp_barrier(b);
-    uint64_t got = b->shfl[warp * 32 + (lane ^ lanemask)];
+    uint64_t got = b->shfl[warp * 32 + (src(lane) & 31)];
     lt_emu_warp_barrier(b);
     T r;
     memcpy(&r, &got, sizeof r);
     return r;
+}
+template <class T> T __shfl_xor_sync(unsigned mask, T v, int lanemask) {
+    return lt_emu_shfl(mask, v, [lanemask](int lane) { return lane ^ lanemask; });
+}
+/* srcLane modulo the warp's 32 lanes, as CUDA's with the default width */
+template <class T> T __shfl_sync(unsigned mask, T v, int srcLane) {
+    return lt_emu_shfl(mask, v, [srcLane](int) { return srcLane; });
 }
 /* every lane of the (whole) warp votes; all of them get whether every vote was nonzero */
 inline int __all_sync(unsigned mask, int pred) {

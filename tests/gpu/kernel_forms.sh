@@ -2,14 +2,14 @@
 # tests/gpu/kernel_forms.sh LEANTRAIN: a training run on the GPU (the CUDA emulation; `make cuda-emu` runs this with
 # build/emu/leantrain) reports, after its memory table, the form each tunable optimizer kernel chose by timing its
 # first launches (lt_optim_device_tuning): one "kernel form:" line per launch shape, every one chosen by the end of
-# 16 steps (each shape times its up to 4 forms 3 times); LT_TUNE=0 keeps the defaults and reports nothing; a CPU run
+# 20 steps (each shape times its up to 5 forms 3 times); LT_TUNE=0 keeps the defaults and reports nothing; a CPU run
 # has no such line.
 set -u
 LEANTRAIN=${1:?usage: tests/gpu/kernel_forms.sh LEANTRAIN}
 source tests/cli/lib/train_common.bash forms 20000 # $tmp, fail, $tmp/text.txt
 LT=$LEANTRAIN
 SMALL=(--train_file "$tmp/text.txt" --n_layer 1 --n_embd 32 --n_head 2 --n_positions 16 --block_size 16
-       --per_device_train_batch_size 2 --max_steps 16 --logging_steps 8 --eval_steps 0 --save_strategy no)
+       --per_device_train_batch_size 2 --max_steps 20 --logging_steps 10 --eval_steps 0 --save_strategy no)
 for o in "adamw_bnb_8bit bitsandbytes 8-bit AdamW" "adamw_torch_4bit torchao 4-bit AdamW" "adafactor Adafactor row pass"; do
     set -- $o; optim=$1; shift; kind="$*"
     args=("${SMALL[@]}" --optim "$optim")

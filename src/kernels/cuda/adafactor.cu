@@ -78,27 +78,37 @@ __global__ void __launch_bounds__(LT_CU_THREADS) af_psum(const lt_cu_item *__res
  * of rows; 4 stages (64 KB, LT_ADAFACTOR_PIPE=4) took 641-647 us there (2026-11-30). */
 constexpr int AF_STAGES = 4;
 LT_KHD constexpr size_t af_stage_bytes(int nst) { return (size_t)nst * LT_CU_ROWB * LT_CU_THREADS * sizeof(float4); }
-/* af_rows' static shared memory (lt_cu_af_smcols counts it): the per-warp sums of each row read together, and
- * those rows' 1 / R */
-struct AfRowsShared {
+/* af_rows' static shared memory (lt_cu_af_smcols counts the larger): the per-warp sums of each row read
+ * together, and those rows' 1 / R; with one barrier a row group (B1), the per-warp sums in two buffers, used in
+ * turn, and the unit's old row moments, read when it starts */
+template <bool B1> struct AfRowsShared {
     double red[LT_CU_ROWB][LT_CU_THREADS / 32];
     float inv_s[LT_CU_ROWB];
 };
+template <> struct AfRowsShared<true> {
+    double red[2][LT_CU_ROWB][LT_CU_THREADS / 32];
+    float rold[LT_CU_ROWS];
+};
+static_assert(LT_CU_ROWS <= LT_CU_THREADS && LT_CU_ROWB <= 32, "B1: a thread per old row moment, a lane per row");
 
 /* V: vector width (4 or 1); SM: column sums in shared memory, else in the group's workspace slot; NST > 0 (V = 4
  * only): the first sweep's tiles of g come through shared memory with cp.async in NST stages, the next NST - 1
  * tiles in flight while this one is summed and while a row group is reduced and swept again, so that the CTA's
- * loads do not stop at every group of rows. The same operations in the same order either way: the same bits. */
-template <int V, bool SM, int NST>
+ * loads do not stop at every group of rows. B1: one barrier a row group instead of two: the unit's old row
+ * moments are read into shared memory when it starts (not by 4 threads between the barriers, a memory latency
+ * each group of rows while the CTA waits), and lanes 0..3 of every warp each sum one row's per-warp sums and
+ * compute its R and 1 / R, which the warp's shuffles hand to the other lanes; the per-warp sums alternate
+ * between two buffers, so a group's writes never meet the previous group's reads (a thread writes buffer i
+ * again only after the barrier of group i + 1, which every thread passes after reading buffer i). The same
+ * operations in the same order in every form: the same bits. */
+template <int V, bool SM, int NST, bool B1 = false>
 __global__ void __launch_bounds__(LT_CU_THREADS, 3) af_rows(const lt_cu_item *__restrict__ items, int count,
                                                          const int *flag) {
     constexpr bool PIPE = NST > 0;
     constexpr int NS = PIPE ? NST : 1; /* the modulus of a tile's stage */
     static_assert(!PIPE || V == 4, "the staged row pass moves 4 columns per copy");
     LT_DYN_SMEM(float4, dsm0);
-    __shared__ AfRowsShared sh;
-    auto &red = sh.red;
-    auto &inv_s = sh.inv_s;
+    __shared__ AfRowsShared<B1> sh;
     if (lt_cu_flag_set(flag)) return;
     const uint64_t unit = blockIdx.x;
     const lt_cu_item *it = find_item(items, count, unit);
@@ -115,6 +125,8 @@ __global__ void __launch_bounds__(LT_CU_THREADS, 3) af_rows(const lt_cu_item *__
     float4 *dsm = dsm0 + af_stage_bytes(NST) / sizeof(float4); /* past the stages */
     float *colp = SM ? reinterpret_cast<float *>(dsm) : slot, *wp = colp + cols;
     const uint64_t gbase = b * rows * cols;
+    if constexpr (B1)
+        if (threadIdx.x < r1 - r0) sh.rold[threadIdx.x] = R[r0 + threadIdx.x];
     /* each thread owns the columns c = (tid + k*THREADS)*V .. +V-1: no sharing, no barriers for them */
     for (uint64_t c = (uint64_t)threadIdx.x * V; c < cols; c += (uint64_t)LT_CU_THREADS * V)
 #pragma unroll
@@ -174,26 +186,50 @@ __global__ void __launch_bounds__(LT_CU_THREADS, 3) af_rows(const lt_cu_item *__
             acc<V>(colp, c, cs);
         }
         /* the rows' sums over the CTA, in double, in a fixed order */
-#pragma unroll
-        for (int k = 0; k < LT_CU_ROWB; k++) {
-            double d = racc[k];
-#pragma unroll
-            for (int o = 16; o > 0; o >>= 1) d += __shfl_xor_sync(0xffffffffu, d, o);
-            if (lane == 0) red[k][warp] = d;
-        }
-        __syncthreads();
-        if (threadIdx.x < (unsigned)nr) {
-            double s = 0.0;
-            for (int w = 0; w < LT_CU_THREADS / 32; w++) s += red[threadIdx.x][w];
-            /* lt_kernel_adafactor_rowcol: R = fmaf(omb2t, rowsum/cols, R*b2t) */
-            float rn = fmaf(omb2t, (float)s / (float)cols, R[r + threadIdx.x] * b2t);
-            R[r + threadIdx.x] = rn;
-            inv_s[threadIdx.x] = 1.0f / rn;
-        }
-        __syncthreads();
         float inv[LT_CU_ROWB];
+        if constexpr (B1) {
+            const int buf = (int)((r - r0) / LT_CU_ROWB) & 1;
 #pragma unroll
-        for (int k = 0; k < LT_CU_ROWB; k++) inv[k] = inv_s[k];
+            for (int k = 0; k < LT_CU_ROWB; k++) {
+                double d = racc[k];
+#pragma unroll
+                for (int o = 16; o > 0; o >>= 1) d += __shfl_xor_sync(0xffffffffu, d, o);
+                if (lane == 0) sh.red[buf][k][warp] = d;
+            }
+            __syncthreads();
+            float il = 0.0f;
+            if (lane < nr) { /* every warp's lane k: row r + k, as thread k of the two-barrier form */
+                double s = 0.0;
+                for (int w = 0; w < LT_CU_THREADS / 32; w++) s += sh.red[buf][lane][w];
+                float rn = fmaf(omb2t, (float)s / (float)cols, sh.rold[r - r0 + lane] * b2t);
+                if (warp == 0) R[r + lane] = rn;
+                il = 1.0f / rn;
+            }
+#pragma unroll
+            for (int k = 0; k < LT_CU_ROWB; k++) inv[k] = __shfl_sync(0xffffffffu, il, k);
+        } else {
+            auto &red = sh.red;
+            auto &inv_s = sh.inv_s;
+#pragma unroll
+            for (int k = 0; k < LT_CU_ROWB; k++) {
+                double d = racc[k];
+#pragma unroll
+                for (int o = 16; o > 0; o >>= 1) d += __shfl_xor_sync(0xffffffffu, d, o);
+                if (lane == 0) red[k][warp] = d;
+            }
+            __syncthreads();
+            if (threadIdx.x < (unsigned)nr) {
+                double s = 0.0;
+                for (int w = 0; w < LT_CU_THREADS / 32; w++) s += red[threadIdx.x][w];
+                /* lt_kernel_adafactor_rowcol: R = fmaf(omb2t, rowsum/cols, R*b2t) */
+                float rn = fmaf(omb2t, (float)s / (float)cols, R[r + threadIdx.x] * b2t);
+                R[r + threadIdx.x] = rn;
+                inv_s[threadIdx.x] = 1.0f / rn;
+            }
+            __syncthreads();
+#pragma unroll
+            for (int k = 0; k < LT_CU_ROWB; k++) inv[k] = inv_s[k];
+        }
         /* second sweep over the same rows: they are still in L2, and the group's last tile (its only one when
          * cols <= 1024) still in this thread's stage slots: a stage is refilled by the issue one tile later, which
          * comes with the next row group */
@@ -457,11 +493,11 @@ __global__ void __launch_bounds__(LT_CU_THREADS, AH == 1 ? 6 : 4) af_apply(const
     }
 }
 
-template <int V, bool SM, int NST>
+template <int V, bool SM, int NST, bool B1 = false>
 cudaError_t launch_rows(const lt_cu_item *items, int count, uint64_t nunits, uint64_t maxcols, const int *flag,
                         cudaStream_t s) {
     const size_t smem = (SM ? 2 * maxcols * sizeof(float) : 0) + af_stage_bytes(NST);
-    auto kernel = af_rows<V, SM, NST>;
+    auto kernel = af_rows<V, SM, NST, B1>;
     if (smem > 0) { /* past 48 KB a launch needs the attribute raised first */
         cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
         if (e != cudaSuccess) return e;
@@ -470,10 +506,24 @@ cudaError_t launch_rows(const lt_cu_item *items, int count, uint64_t nunits, uin
     return cudaGetLastError();
 }
 
+/* the staged vectorized row pass: variant bit 32 one barrier a group of rows, then bit 64 two tiles ahead (else
+ * one); without bit 32, bit 8 one tile ahead (else AF_STAGES - 1) */
+template <bool SM>
+cudaError_t launch_staged(int variant, const lt_cu_item *items, int count, uint64_t nunits, uint64_t maxcols,
+                          const int *flag, cudaStream_t s) {
+    if (variant & 32)
+        return variant & 64 ? launch_rows<4, SM, 3, true>(items, count, nunits, maxcols, flag, s)
+                            : launch_rows<4, SM, 2, true>(items, count, nunits, maxcols, flag, s);
+    return variant & 8 ? launch_rows<4, SM, 2>(items, count, nunits, maxcols, flag, s)
+                       : launch_rows<4, SM, AF_STAGES>(items, count, nunits, maxcols, flag, s);
+}
+
 } // namespace
 
 uint64_t lt_cu_af_smcols(int optin_bytes) {
-    const size_t fixed = af_stage_bytes(AF_STAGES) + sizeof(AfRowsShared); /* the most stages a launch takes */
+    const size_t stat = sizeof(AfRowsShared<false>) > sizeof(AfRowsShared<true>) ? sizeof(AfRowsShared<false>)
+                                                                                   : sizeof(AfRowsShared<true>);
+    const size_t fixed = af_stage_bytes(AF_STAGES) + stat; /* the most stages a launch takes */
     if (optin_bytes <= 0 || (size_t)optin_bytes <= fixed) return 0;
     const uint64_t fit = ((size_t)optin_bytes - fixed) / (2 * sizeof(float)); /* two floats a column */
     return fit < LT_CU_AF_SMCOLS ? fit : LT_CU_AF_SMCOLS;
@@ -493,12 +543,8 @@ cudaError_t lt_cu_launch_af(int kind, int variant, const lt_cu_item *items, int 
         case 2:
         case 6: return launch_rows<1, true, 0>(items, count, nunits, maxcols, flag, s);
         case 3: return launch_rows<4, true, 0>(items, count, nunits, maxcols, flag, s);
-        case 5:
-            return variant & 8 ? launch_rows<4, false, 2>(items, count, nunits, maxcols, flag, s)
-                               : launch_rows<4, false, AF_STAGES>(items, count, nunits, maxcols, flag, s);
-        default:
-            return variant & 8 ? launch_rows<4, true, 2>(items, count, nunits, maxcols, flag, s)
-                               : launch_rows<4, true, AF_STAGES>(items, count, nunits, maxcols, flag, s);
+        case 5: return launch_staged<false>(variant, items, count, nunits, maxcols, flag, s);
+        default: return launch_staged<true>(variant, items, count, nunits, maxcols, flag, s);
         }
     case LT_CU_AF_VEC: LT_LAUNCH(af_vec, (unsigned)nunits, LT_CU_THREADS, 0, s)(items, count, flag); break;
     case LT_CU_AF_FINAL: LT_LAUNCH(af_final, (unsigned)nunits, LT_CU_THREADS, 0, s)(items, count, flag); break;

@@ -549,11 +549,17 @@ static bool env_is(const char *name, const char *value) {
 
 /* LT_ADAFACTOR_PIPE=0 selects the Adafactor row pass that loads each group of
  * rows when it starts instead of staging the next tiles of g, =4 the one that
- * stages three tiles ahead (4 stages) instead of one (=2, the default):
+ * stages three tiles ahead (4 stages) instead of one (=2, the default), =1b
+ * the one that stages one tile ahead with one barrier a group of rows, =2b
+ * two tiles ahead with one barrier:
  * identical results, for timing one against another. Read at each flush, so a
  * test may switch it between steps. Returns the lt_cu_launch_af variant bits. */
 static int af_pipe_bits() {
-    return env_is("LT_ADAFACTOR_PIPE", "0") ? 0 : env_is("LT_ADAFACTOR_PIPE", "4") ? 4 : 4 | 8;
+    return env_is("LT_ADAFACTOR_PIPE", "0")    ? 0
+           : env_is("LT_ADAFACTOR_PIPE", "4")  ? 4
+           : env_is("LT_ADAFACTOR_PIPE", "1b") ? 4 | 8 | 32
+           : env_is("LT_ADAFACTOR_PIPE", "2b") ? 4 | 32 | 64
+                                               : 4 | 8;
 }
 
 /* LT_ADAFACTOR_APPLY=2 selects the Adafactor apply pass that loads two groups of 4 elements per thread before

@@ -6,7 +6,8 @@
  * in speed: the low-bit kernels' straight-line step for common blocks against
  * the general one, their 64-register instantiation against the 80-register
  * one, and (8-bit AdamW) the step whose square roots and divisions have no
- * slow-path branch of their own; Adafactor's row pass staged three tiles ahead, one, or none, and its
+ * slow-path branch of their own; Adafactor's row pass staged three tiles ahead, one (with two barriers a
+ * group of rows or one), two (with one), or none, and its
  * apply pass loading one or two groups ahead. Which is fastest depends on the
  * GPU (an H100 and an H200 differ in bandwidth, not in issue rate) and was
  * measured for few of them. So a launch of such a kind tries each form in turn
@@ -26,7 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define LT_CU_TUNE_MAXC 4     /* forms per launch shape */
+#define LT_CU_TUNE_MAXC 5     /* forms per launch shape */
 #define LT_CU_TUNE_SAMPLES 3  /* timed launches of each form before choosing */
 #define LT_CU_TUNE_MARGIN 0.02 /* another form must be this much faster than the default (relative) */
 
@@ -63,8 +64,8 @@ int lt_cu_tune_next(lt_cu_tune *t, int *timed);
  * LT_CU_TUNE_SAMPLES times: the lowest best time, unless it is within LT_CU_TUNE_MARGIN of the default's. */
 void lt_cu_tune_sample(lt_cu_tune *t, int ci, double ms);
 
-/* A form's name: "hot", "hot/r64", "hot/vote" or "generic" (low-bit), "stage3", "stage1" or "plain" (Adafactor's row
- * pass), "apply1" or "apply2" (its apply pass). */
+/* A form's name: "hot", "hot/r64", "hot/vote" or "generic" (low-bit), "stage3", "stage1", "stage1/bar1", "stage2/bar1"
+ * or "plain" (Adafactor's row pass), "apply1" or "apply2" (its apply pass). */
 const char *lt_cu_tune_form_name(int kind, int bits);
 
 /* One line about t into buf: the launch, each form's best time and the choice (or "choosing"). Returns the
