@@ -465,15 +465,27 @@ template <class F> cudaError_t cudaOccupancyMaxActiveBlocksPerMultiprocessor(int
  * between) give the same wrong result every run: a reader that runs before the
  * writer finds the old value (one of the two orders puts it first). Threads
  * that wait at different barriers, or for a thread that has exited, are
- * reported (a deadlock, or undefined behaviour, on a GPU). Unset: the threads
- * run concurrently, in the order the operating system gives them. */
+ * reported (a deadlock, or undefined behaviour, on a GPU). In those two orders
+ * the warps keep step: every thread runs to its next warp barrier before any
+ * warp's opens. LT_EMU_SCHED=warps or warps-reverse: one warp at a time
+ * instead (the first in order with a thread that can run, its warp barriers
+ * opened as it reaches them), so that a warp runs from one __syncthreads to
+ * the next before the next warp leaves the first: a warp that writes shared
+ * memory after its warp-level steps while another warp still has to read the
+ * old value (a buffer reused one barrier too early) is then caught as well.
+ * Unset: the threads run concurrently, in the order the operating system
+ * gives them. Returns 0 (unset), 1 / -1 (forward / reverse) or 2 / -2 (warps,
+ * warps-reverse). */
 inline int lt_emu_sched_order() {
     static const int order = [] {
         const char *e = getenv("LT_EMU_SCHED");
         if (!e || !*e) return 0;
         if (strcmp(e, "forward") == 0) return 1;
         if (strcmp(e, "reverse") == 0) return -1;
-        fprintf(stderr, "cuda emu: LT_EMU_SCHED=%s: use forward or reverse (or leave it unset)\n", e);
+        if (strcmp(e, "warps") == 0) return 2;
+        if (strcmp(e, "warps-reverse") == 0) return -2;
+        fprintf(stderr, "cuda emu: LT_EMU_SCHED=%s: use forward, reverse, warps or warps-reverse (or leave it unset)\n",
+                e);
         abort();
     }();
     return order;
@@ -503,6 +515,23 @@ inline void lt_emu_serial_pass(lt_emu_block *b, int tid) {
     lt_emu_serial &s = *b->ser;
     const int n = b->nthreads;
     auto pick = [&] {
+        if (s.order == 2 || s.order == -2) { /* a warp at a time, its own warp barriers opened as it needs them */
+            const int nw = (n + 31) / 32;
+            for (int k = 0; k < nw; k++) {
+                const int w = s.order > 0 ? k : nw - 1 - k, lo = 32 * w, hi = std::min(n, lo + 32);
+                int at = 0;
+                for (int j = 0; j < hi - lo; j++) {
+                    const int i = s.order > 0 ? lo + j : hi - 1 - j;
+                    if (s.state[(size_t)i] == lt_emu_serial::READY) return i;
+                    at += s.state[(size_t)i] == lt_emu_serial::AT_WARP;
+                }
+                if (at == hi - lo) {
+                    for (int i = lo; i < hi; i++) s.state[(size_t)i] = lt_emu_serial::READY;
+                    return s.order > 0 ? lo : hi - 1;
+                }
+            }
+            return -1;
+        }
         for (int k = 0; k < n; k++) {
             const int i = s.order > 0 ? k : n - 1 - k;
             if (s.state[(size_t)i] == lt_emu_serial::READY) return i;

@@ -10,7 +10,9 @@
  *          unclipped update's norm without another pass over g; the first
  *          read goes through shared memory (cp.async) a tile ahead of the
  *          arithmetic, one tile ahead (LT_ADAFACTOR_PIPE=0: plain loads;
- *          =4: AF_STAGES - 1 tiles ahead; the same bits)
+ *          =4: AF_STAGES - 1 tiles ahead; =1b, =2b: one or two ahead with
+ *          one barrier a group of rows instead of two; the same bits, the
+ *          tuner's forms: cu_tune.h)
  *   vec    vectors, per chunk: the new V and the update's squared norm
  *   final  per tensor: C from the column sums, the row and column factors,
  *          lr_t, the clipping divisor, the decay
