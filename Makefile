@@ -197,7 +197,10 @@ cuda-emu: $(EMU)/tests/gpu/gpu_compare $(EMU)/tests/gpu/gpu_lowbit $(EMU)/tests/
 # at its issue (LT_EMU_CP=issue), so a read of shared memory another thread writes with no barrier between, or
 # a copy into a buffer other warps still read, gives wrong numbers every run in one of the two orders; threads
 # at different barriers are reported. gpu_compare (every kernel of the optimizers), the layer kernels and the
-# model, both orders (about an hour on 2 cores).
+# model, both orders (about an hour on 2 cores). Then the optimizers' kernels and the layer kernels once more a
+# warp at a time (LT_EMU_SCHED=warps, warps-reverse: a warp runs from one __syncthreads to the next before the
+# next warp starts, which catches a shared buffer that one warp refills while another has yet to read it;
+# roughly an hour more per order on 2 cores).
 cuda-emu-race: $(EMU)/tests/gpu/gpu_compare $(EMU)/tests/gpu/gpu_gpt2_layers $(EMU)/tests/gpu/gpu_gpt2_model
 	@mkdir -p $(BUILD)/tmp
 	set -e; for order in forward reverse; do \
@@ -205,6 +208,11 @@ cuda-emu-race: $(EMU)/tests/gpu/gpu_compare $(EMU)/tests/gpu/gpu_gpt2_layers $(E
 	  LT_EMU_SCHED=$$order LT_EMU_CP=issue LT_TEST_TMP=$(BUILD)/tmp $(EMU)/tests/gpu/gpu_compare --quick; \
 	  LT_EMU_SCHED=$$order LT_EMU_CP=issue $(EMU)/tests/gpu/gpu_gpt2_layers; \
 	  LT_CPU_BF16_GEMM=0 LT_EMU_SCHED=$$order LT_EMU_CP=issue $(EMU)/tests/gpu/gpu_gpt2_model --quick; \
+	done; \
+	for order in warps warps-reverse; do \
+	  echo "== LT_EMU_SCHED=$$order LT_EMU_CP=issue"; \
+	  LT_EMU_SCHED=$$order LT_EMU_CP=issue LT_TEST_TMP=$(BUILD)/tmp $(EMU)/tests/gpu/gpu_compare --quick; \
+	  LT_EMU_SCHED=$$order LT_EMU_CP=issue $(EMU)/tests/gpu/gpu_gpt2_layers; \
 	done
 
 deps:
